@@ -1,1 +1,19 @@
-//! placeholder
+//! The real runtime: feeds the sans-IO control plane (`flotilla-control`) wall-clock time,
+//! real processes (`flotilla-compute`) and real health probes, and turns its decisions into
+//! data-plane snapshots (`flotilla-proxy`). The admin API reads and changes it through
+//! [`AdminBackend`](flotilla_admin::AdminBackend).
+//!
+//! Everything that decides lives in `flotilla-control`; everything here only carries out.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod backend;
+mod clock;
+mod control;
+mod error;
+mod launch;
+mod probe;
+mod run;
+
+pub use error::RuntimeError;
+pub use run::{run, RunOptions};

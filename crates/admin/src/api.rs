@@ -1,0 +1,114 @@
+//! JSON shapes of the admin API (spec §4). Field names are part of the user-facing contract.
+
+use serde::{Deserialize, Serialize};
+
+/// One auto scaling group in `GET /v1/groups`: the capacity numbers an operator checks first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Group name from the config.
+    pub name: String,
+    /// Lower bound for every capacity change (AWS `MinSize`).
+    pub min_size: u32,
+    /// Upper bound for every capacity change (AWS `MaxSize`).
+    pub max_size: u32,
+    /// Capacity the group converges to (AWS `DesiredCapacity`).
+    pub desired_capacity: u32,
+    /// Instances in service right now, to compare with `desired_capacity`.
+    pub in_service: u32,
+}
+
+/// `GET /v1/groups/{name}`: the group and every instance it currently owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupDetail {
+    /// Group name from the config.
+    pub name: String,
+    /// Lower bound for every capacity change.
+    pub min_size: u32,
+    /// Upper bound for every capacity change.
+    pub max_size: u32,
+    /// Capacity the group converges to.
+    pub desired_capacity: u32,
+    /// Instances in service right now.
+    pub in_service: u32,
+    /// Zones the group spreads over, in config order.
+    pub zones: Vec<String>,
+    /// Instances not yet terminated.
+    pub instances: Vec<InstanceInfo>,
+}
+
+/// One instance as an operator sees it: where it runs and whether it is serving.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// AWS-style id, e.g. `i-0a1b2c3d4e5f`.
+    pub id: String,
+    /// Availability zone the instance was placed in.
+    pub zone: String,
+    /// Lifecycle state: `pending`, `in_service`, `terminating`, `terminated`.
+    pub state: String,
+    /// `healthy` or `unhealthy` as the group judges it (process and, with ELB checks, target health).
+    pub health: String,
+    /// Address the instance listens on, once launched.
+    pub address: Option<String>,
+    /// Process id of the instance, once launched.
+    pub pid: Option<u32>,
+    /// When the launch started (RFC 3339).
+    pub launched_at: String,
+}
+
+/// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityInfo {
+    /// When the activity started (RFC 3339).
+    pub time: String,
+    /// Why it happened, in words: operator, health check, capacity difference, …
+    pub cause: String,
+    /// What was done, e.g. "Launching a new instance: i-…".
+    pub description: String,
+    /// `in_progress`, `successful` or `failed`.
+    pub status: String,
+}
+
+/// One target's health in a target group (`GET /v1/target-groups/{name}/health`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetHealthInfo {
+    /// `host:port` the load balancer sends requests to.
+    pub target: String,
+    /// Instance behind the target, when an auto scaling group registered it.
+    pub instance_id: Option<String>,
+    /// Zone of the instance, when known.
+    pub zone: Option<String>,
+    /// `initial`, `healthy`, `unhealthy`, `draining` or `unused`.
+    pub state: String,
+    /// AWS-style reason code, e.g. `Target.ResponseCodeMismatch`.
+    pub reason: Option<String>,
+}
+
+/// One listener of a load balancer, so `flotilla status` can say where to send traffic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListenerInfo {
+    /// Load balancer the listener belongs to.
+    pub load_balancer: String,
+    /// Address it accepts on.
+    pub bind: String,
+    /// `http`, `https` or `tcp`.
+    pub protocol: String,
+    /// Target groups its default action forwards to.
+    pub target_groups: Vec<String>,
+}
+
+/// Body of `PUT /v1/groups/{name}/capacity`. Unknown fields are refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityRequest {
+    /// New desired capacity; must lie within min_size..=max_size.
+    pub desired_capacity: u32,
+}
+
+/// The error body of every 4xx/5xx answer: a sentence for people and a code for scripts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for a person.
+    pub error: String,
+    /// A stable machine-readable code, e.g. `not_found`, `out_of_range`.
+    pub code: String,
+}

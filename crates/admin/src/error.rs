@@ -1,0 +1,50 @@
+//! Errors the backend reports to the API, each mapped to one HTTP status and code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::api::ErrorBody;
+
+/// Why an admin request was refused; every variant becomes a JSON error with a 4xx/5xx status.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The named group, target group or instance does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request is well-formed but asks for something impossible (e.g. capacity outside min..max).
+    #[error("{0}")]
+    OutOfRange(String),
+    /// The request body or parameters could not be understood.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Missing or wrong bearer token.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The runtime could not carry the request out.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl AdminError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            AdminError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            AdminError::OutOfRange(_) => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_range"),
+            AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            AdminError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = ErrorBody {
+            error: self.to_string(),
+            code: code.to_string(),
+        };
+        (status, Json(body)).into_response()
+    }
+}

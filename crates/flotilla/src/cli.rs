@@ -1,0 +1,69 @@
+//! Command-line interface (spec §1).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Flotilla: an application/network load balancer and auto scaler in one binary.
+#[derive(Debug, Parser)]
+#[command(name = "flotilla", version, about)]
+pub(crate) struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub(crate) log_format: LogFormat,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Where the admin API of a running `flotilla up` is.
+#[derive(Debug, clap::Args)]
+pub(crate) struct AdminArgs {
+    /// Admin API base URL.
+    #[arg(long = "admin", default_value = "http://127.0.0.1:9090")]
+    pub(crate) url: String,
+    /// Bearer token for a non-loopback admin API.
+    #[arg(long, env = "FLOTILLA_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the load balancers, target groups and auto scaling groups of CONFIG in the foreground.
+    Up {
+        /// The config file (TOML).
+        config: PathBuf,
+    },
+    /// Check CONFIG without starting anything; print every error as FILE:LINE:COL: message.
+    Validate {
+        /// The config file (TOML).
+        config: PathBuf,
+    },
+    /// Show groups, instances, target health and listeners of a running flotilla.
+    Status {
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Set the desired capacity of an auto scaling group.
+    Scale {
+        /// Group name.
+        group: String,
+        /// New desired capacity (within the group's min..max).
+        desired: u32,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
+    DemoApp,
+}

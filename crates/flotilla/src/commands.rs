@@ -1,0 +1,231 @@
+//! One function per subcommand.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use flotilla_admin::api::{
+    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, TargetHealthInfo,
+};
+use flotilla_admin::AdminClient;
+use flotilla_config::ConfigError;
+
+use crate::cli::{AdminArgs, Cli, Command};
+
+pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up { config } => up(&config),
+        Command::Validate { config } => Ok(validate(&config)),
+        Command::Status { json, admin } => block_on(status(admin, json)),
+        Command::Scale {
+            group,
+            desired,
+            admin,
+        } => block_on(scale(admin, &group, desired)),
+        Command::DemoApp => {
+            flotilla_demo::main_blocking().context("demo app")?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    f: F,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(f)
+}
+
+/// Prints config errors as FILE:LINE:COL lines; returns whether the config was usable.
+fn load_config(path: &std::path::Path) -> Option<flotilla_config::Config> {
+    match flotilla_config::load(path) {
+        Ok(config) => Some(config),
+        Err(ConfigError::Invalid(diagnostics)) => {
+            for d in &diagnostics.0 {
+                eprintln!("{d}");
+            }
+            let n = diagnostics.0.len();
+            eprintln!(
+                "{}: {n} error{} found; nothing was started",
+                path.display(),
+                if n == 1 { "" } else { "s" }
+            );
+            None
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+fn validate(path: &std::path::Path) -> ExitCode {
+    match load_config(path) {
+        Some(_) => {
+            println!("{}: valid", path.display());
+            ExitCode::SUCCESS
+        }
+        None => ExitCode::FAILURE,
+    }
+}
+
+fn up(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let Some(config) = load_config(path) else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let admin_token = std::env::var(&config.cluster.admin_token_env)
+        .ok()
+        .filter(|t| !t.is_empty());
+    let flotilla_exe = std::env::current_exe().context("finding the flotilla binary")?;
+    let id_seed = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let options = flotilla_runtime::RunOptions {
+        flotilla_exe,
+        id_seed,
+        admin_token,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
+        flotilla_runtime::run(config, options, shutdown)
+            .await
+            .context("flotilla up")
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+    })
+}
+
+fn client(admin: &AdminArgs) -> anyhow::Result<AdminClient> {
+    Ok(AdminClient::new(&admin.url, admin.token.clone())?)
+}
+
+async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let summaries: Vec<GroupSummary> = client.get("/v1/groups").await?;
+    let mut groups = Vec::new();
+    for s in &summaries {
+        let detail: GroupDetail = client.get(&format!("/v1/groups/{}", s.name)).await?;
+        groups.push(detail);
+    }
+    let listeners: Vec<ListenerInfo> = client.get("/v1/listeners").await?;
+    let mut tg_names: Vec<String> = listeners
+        .iter()
+        .flat_map(|l| l.target_groups.iter().cloned())
+        .collect();
+    tg_names.sort();
+    tg_names.dedup();
+    let mut health = Vec::new();
+    for name in &tg_names {
+        let targets: Vec<TargetHealthInfo> =
+            client.get(&format!("/v1/target-groups/{name}/health")).await?;
+        health.push((name.clone(), targets));
+    }
+    if json {
+        let value = serde_json::json!({
+            "groups": groups,
+            "listeners": listeners,
+            "target_groups": health
+                .iter()
+                .map(|(name, targets)| serde_json::json!({"name": name, "targets": targets}))
+                .collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for l in &listeners {
+        println!(
+            "listener {} {} {} -> {}",
+            l.load_balancer,
+            l.protocol,
+            l.bind,
+            l.target_groups.join(", ")
+        );
+    }
+    for g in &groups {
+        println!(
+            "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}",
+            g.name,
+            g.desired_capacity,
+            g.in_service,
+            g.min_size,
+            g.max_size,
+            g.zones.join(", ")
+        );
+        println!(
+            "  {:<16} {:<6} {:<12} {:<10} {:<22} {:>8}",
+            "INSTANCE", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
+        );
+        for i in &g.instances {
+            println!(
+                "  {:<16} {:<6} {:<12} {:<10} {:<22} {:>8}",
+                i.id,
+                i.zone,
+                i.state,
+                i.health,
+                i.address.as_deref().unwrap_or("-"),
+                i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+            );
+        }
+    }
+    for (name, targets) in &health {
+        println!("\ntarget group {name}");
+        println!("  {:<22} {:<16} {:<6} {:<10} REASON", "TARGET", "INSTANCE", "ZONE", "STATE");
+        for t in targets {
+            println!(
+                "  {:<22} {:<16} {:<6} {:<10} {}",
+                t.target,
+                t.instance_id.as_deref().unwrap_or("-"),
+                t.zone.as_deref().unwrap_or("-"),
+                t.state,
+                t.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<GroupSummary, _> = client
+        .put(
+            &format!("/v1/groups/{group}/capacity"),
+            &CapacityRequest {
+                desired_capacity: desired,
+            },
+        )
+        .await;
+    match result {
+        Ok(s) => {
+            println!(
+                "group {}: desired capacity {} (min {}, max {}, in service {})",
+                s.name, s.desired_capacity, s.min_size, s.max_size, s.in_service
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

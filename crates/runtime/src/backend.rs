@@ -1,0 +1,159 @@
+//! The admin API's view of the runtime: answers from the shared control state, and wakes the
+//! control loop when an operator changes something.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use flotilla_admin::api::{
+    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
+};
+use flotilla_admin::{AdminBackend, AdminError};
+use flotilla_control::{ActivityStatus, CapacityError, InstanceHealth, LifecycleState};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::control::{zone_of, Control, GroupRuntime};
+
+/// Shared between the control loop and the admin API.
+pub(crate) struct Shared {
+    pub(crate) control: Mutex<Control>,
+    pub(crate) wake: Notify,
+    pub(crate) clock: Clock,
+    pub(crate) listeners: Vec<ListenerInfo>,
+}
+
+impl Shared {
+    /// Locks the control state. A poisoned lock means a control-plane bug already panicked a
+    /// thread; the state machines keep no invariant that a half-finished call could break
+    /// badly enough to be worse than stopping, so we carry on with the inner value.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn summary(name: &str, g: &GroupRuntime) -> GroupSummary {
+    let spec = g.asg.spec();
+    GroupSummary {
+        name: name.to_string(),
+        min_size: spec.min_size,
+        max_size: spec.max_size,
+        desired_capacity: g.asg.desired_capacity(),
+        in_service: g.asg.in_service_count(),
+    }
+}
+
+fn lifecycle_str(state: LifecycleState) -> &'static str {
+    match state {
+        LifecycleState::Pending => "pending",
+        LifecycleState::InService => "in_service",
+        LifecycleState::Terminating => "terminating",
+        LifecycleState::Terminated => "terminated",
+    }
+}
+
+impl AdminBackend for Arc<Shared> {
+    fn groups(&self) -> Vec<GroupSummary> {
+        let c = self.lock();
+        c.groups.iter().map(|(n, g)| summary(n, g)).collect()
+    }
+
+    fn group(&self, name: &str) -> Option<GroupDetail> {
+        let c = self.lock();
+        let g = c.groups.get(name)?;
+        let s = summary(name, g);
+        let instances = g
+            .asg
+            .instances()
+            .map(|i| {
+                let record = c.instances.get(&i.id);
+                InstanceInfo {
+                    id: i.id.to_string(),
+                    zone: i.zone.clone(),
+                    state: lifecycle_str(i.lifecycle).to_string(),
+                    health: match i.health {
+                        InstanceHealth::Healthy => "healthy",
+                        InstanceHealth::Unhealthy => "unhealthy",
+                    }
+                    .to_string(),
+                    address: record.and_then(|r| r.address).map(|a| a.to_string()),
+                    pid: record.and_then(|r| r.pid),
+                    launched_at: self.clock.rfc3339(i.launched_at),
+                }
+            })
+            .collect();
+        Some(GroupDetail {
+            name: s.name,
+            min_size: s.min_size,
+            max_size: s.max_size,
+            desired_capacity: s.desired_capacity,
+            in_service: s.in_service,
+            zones: g.asg.spec().zones.clone(),
+            instances,
+        })
+    }
+
+    fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<GroupSummary, AdminError> {
+        let now = self.clock.now();
+        let mut c = self.lock();
+        let g = c
+            .groups
+            .get_mut(name)
+            .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))?;
+        let before = g.asg.desired_capacity();
+        g.asg
+            .set_desired_capacity(
+                now,
+                desired,
+                format!("an operator set the desired capacity from {before} to {desired}"),
+            )
+            .map_err(|e: CapacityError| AdminError::OutOfRange(e.to_string()))?;
+        let s = summary(name, g);
+        drop(c);
+        self.wake.notify_one();
+        Ok(s)
+    }
+
+    fn activities(&self, name: &str) -> Option<Vec<ActivityInfo>> {
+        let c = self.lock();
+        let g = c.groups.get(name)?;
+        Some(
+            g.asg
+                .activities()
+                .map(|a| ActivityInfo {
+                    time: self.clock.rfc3339(a.time),
+                    cause: a.cause.clone(),
+                    description: a.description.clone(),
+                    status: match a.status {
+                        ActivityStatus::InProgress => "in_progress",
+                        ActivityStatus::Successful => "successful",
+                        ActivityStatus::Failed => "failed",
+                    }
+                    .to_string(),
+                })
+                .collect(),
+        )
+    }
+
+    fn target_health(&self, name: &str) -> Option<Vec<TargetHealthInfo>> {
+        let c = self.lock();
+        let tg = c.target_groups.get(name)?;
+        Some(
+            tg.health
+                .targets()
+                .map(|t| {
+                    let instance = c.instance_at(t.target);
+                    TargetHealthInfo {
+                        target: t.target.to_string(),
+                        instance_id: instance.map(|i| i.to_string()),
+                        zone: instance.and_then(|i| zone_of(&c.groups, &c.instances, i)),
+                        state: t.state.as_str().to_string(),
+                        reason: t.reason.clone(),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    fn listeners(&self) -> Vec<ListenerInfo> {
+        self.listeners.clone()
+    }
+}

@@ -1,0 +1,423 @@
+//! The control plane's state as the runtime holds it: the sans-IO machines plus the facts
+//! only the runtime knows (addresses and pids of launched instances), and `pump`, which
+//! moves actions between the machines until they are quiet and returns the I/O to do.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flotilla_config::Matcher;
+use flotilla_control::{
+    AutoScalingGroup, GroupAction, HealthAction, InstanceId, TargetGroupHealth, TargetState, Time,
+};
+use flotilla_proxy::{RouteState, TargetUpdate};
+
+/// Something the control plane asked for that needs I/O.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Start a process for a new instance.
+    Launch {
+        group: String,
+        id: InstanceId,
+        zone: String,
+    },
+    /// Gracefully stop an instance (stop signal, then SIGKILL after its stop timeout).
+    Stop { id: InstanceId },
+    /// Run one health check.
+    Probe {
+        target_group: String,
+        target: SocketAddr,
+        check: ProbeSpec,
+    },
+}
+
+/// How to probe a target group's targets.
+#[derive(Clone, Debug)]
+pub(crate) struct ProbeSpec {
+    pub(crate) http_path: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) matcher: Matcher,
+}
+
+/// One auto scaling group and what the runtime needs to act for it.
+pub(crate) struct GroupRuntime {
+    pub(crate) asg: AutoScalingGroup,
+    pub(crate) launch_template: String,
+    pub(crate) target_groups: Vec<String>,
+    last_logged_activity: Option<u64>,
+}
+
+impl GroupRuntime {
+    pub(crate) fn new(asg: AutoScalingGroup, launch_template: String, target_groups: Vec<String>) -> Self {
+        Self {
+            asg,
+            launch_template,
+            target_groups,
+            last_logged_activity: None,
+        }
+    }
+}
+
+/// One target group: its health machine and the data plane's view of it.
+pub(crate) struct TargetGroupRuntime {
+    pub(crate) health: TargetGroupHealth,
+    pub(crate) proxy: Arc<flotilla_proxy::TargetGroup>,
+    pub(crate) probe: ProbeSpec,
+    dirty: bool,
+}
+
+impl TargetGroupRuntime {
+    pub(crate) fn new(
+        health: TargetGroupHealth,
+        proxy: Arc<flotilla_proxy::TargetGroup>,
+        probe: ProbeSpec,
+    ) -> Self {
+        Self {
+            health,
+            proxy,
+            probe,
+            dirty: true,
+        }
+    }
+}
+
+/// A launched instance's process facts.
+#[derive(Clone, Debug)]
+pub(crate) struct InstanceRecord {
+    pub(crate) group: String,
+    pub(crate) address: Option<SocketAddr>,
+    pub(crate) pid: Option<u32>,
+}
+
+/// Everything the control loop and the admin API share (behind one mutex, never held across I/O).
+pub(crate) struct Control {
+    pub(crate) groups: BTreeMap<String, GroupRuntime>,
+    pub(crate) target_groups: BTreeMap<String, TargetGroupRuntime>,
+    pub(crate) instances: HashMap<InstanceId, InstanceRecord>,
+    by_address: HashMap<SocketAddr, InstanceId>,
+    /// Instances being drained: how many target groups still drain them.
+    draining: HashMap<InstanceId, usize>,
+}
+
+impl Control {
+    pub(crate) fn new(
+        groups: BTreeMap<String, GroupRuntime>,
+        target_groups: BTreeMap<String, TargetGroupRuntime>,
+    ) -> Self {
+        Self {
+            groups,
+            target_groups,
+            instances: HashMap::new(),
+            by_address: HashMap::new(),
+            draining: HashMap::new(),
+        }
+    }
+
+    /// The instance a target address belongs to, if an auto scaling group registered it.
+    pub(crate) fn instance_at(&self, addr: SocketAddr) -> Option<&InstanceId> {
+        self.by_address.get(&addr)
+    }
+
+    /// Records where a launched instance listens and tells its group it is running.
+    pub(crate) fn launched(&mut self, now: Time, group: &str, id: &InstanceId, address: SocketAddr, pid: u32) {
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
+        if !g.asg.instances().any(|i| &i.id == id) {
+            // The group gave up on it meanwhile; the exit event will clean up the process.
+            return;
+        }
+        self.instances.insert(
+            id.clone(),
+            InstanceRecord {
+                group: group.to_string(),
+                address: Some(address),
+                pid: Some(pid),
+            },
+        );
+        self.by_address.insert(address, id.clone());
+        g.asg.handle_launched(now, id);
+    }
+
+    pub(crate) fn launch_failed(&mut self, now: Time, group: &str, id: &InstanceId, reason: &str) {
+        if let Some(g) = self.groups.get_mut(group) {
+            g.asg.handle_launch_failed(now, id, reason);
+        }
+    }
+
+    /// A process exited (asked to or not).
+    pub(crate) fn exited(&mut self, now: Time, id: &InstanceId, status: &str) {
+        let Some(record) = self.instances.remove(id) else {
+            return;
+        };
+        if let Some(addr) = record.address {
+            self.by_address.remove(&addr);
+        }
+        self.draining.remove(id);
+        if let Some(g) = self.groups.get_mut(&record.group) {
+            g.asg.handle_instance_exited(now, id, status);
+        }
+    }
+
+    /// Feeds a health check result to its target group.
+    pub(crate) fn probed(&mut self, now: Time, target_group: &str, target: SocketAddr, result: flotilla_control::ProbeResult) {
+        if let Some(tg) = self.target_groups.get_mut(target_group) {
+            tg.health.handle_probe_result(now, target, result);
+        }
+    }
+
+    /// Lets every machine act on the time that has passed.
+    pub(crate) fn tick(&mut self, now: Time) {
+        for g in self.groups.values_mut() {
+            if g.asg.poll_timeout().is_some_and(|t| t <= now) {
+                g.asg.handle_timeout(now);
+            }
+        }
+        for tg in self.target_groups.values_mut() {
+            if tg.health.poll_timeout().is_some_and(|t| t <= now) {
+                tg.health.handle_timeout(now);
+            }
+            // Draining finishes early once the data plane has nothing in flight to the target.
+            let draining: Vec<SocketAddr> = tg
+                .health
+                .targets()
+                .filter(|t| t.state == TargetState::Draining)
+                .map(|t| t.target)
+                .collect();
+            for addr in draining {
+                if tg.proxy.in_flight(addr).unwrap_or(0) == 0 {
+                    tg.health.handle_target_idle(now, addr);
+                }
+            }
+        }
+    }
+
+    /// Whether a target group is draining something (the loop then polls in-flight counts).
+    pub(crate) fn any_draining(&self) -> bool {
+        self.target_groups
+            .values()
+            .any(|tg| tg.health.targets().any(|t| t.state == TargetState::Draining))
+    }
+
+    /// The earliest time any machine wants `handle_timeout`.
+    pub(crate) fn next_timeout(&self) -> Option<Time> {
+        let groups = self.groups.values().filter_map(|g| g.asg.poll_timeout());
+        let tgs = self.target_groups.values().filter_map(|tg| tg.health.poll_timeout());
+        groups.chain(tgs).min()
+    }
+
+    /// Moves actions between the machines until all are quiet; returns the I/O to perform.
+    pub(crate) fn pump(&mut self, now: Time) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        loop {
+            let mut progressed = false;
+            let group_names: Vec<String> = self.groups.keys().cloned().collect();
+            for name in &group_names {
+                while let Some(action) = self.groups.get_mut(name).and_then(|g| g.asg.poll_action()) {
+                    progressed = true;
+                    self.apply_group_action(now, name, action, &mut effects);
+                }
+            }
+            let tg_names: Vec<String> = self.target_groups.keys().cloned().collect();
+            for name in &tg_names {
+                while let Some(action) = self
+                    .target_groups
+                    .get_mut(name)
+                    .and_then(|tg| tg.health.poll_action())
+                {
+                    progressed = true;
+                    self.apply_health_action(now, name, action, &mut effects);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.publish();
+        self.log_activities();
+        effects
+    }
+
+    fn apply_group_action(&mut self, now: Time, group: &str, action: GroupAction, effects: &mut Vec<Effect>) {
+        match action {
+            GroupAction::Launch { id, zone, .. } => {
+                self.instances.insert(
+                    id.clone(),
+                    InstanceRecord {
+                        group: group.to_string(),
+                        address: None,
+                        pid: None,
+                    },
+                );
+                effects.push(Effect::Launch {
+                    group: group.to_string(),
+                    id,
+                    zone,
+                });
+            }
+            GroupAction::RegisterTargets { id } => {
+                let addr = self.instances.get(&id).and_then(|r| r.address);
+                let tgs = self.groups.get(group).map(|g| g.target_groups.clone()).unwrap_or_default();
+                if let Some(addr) = addr {
+                    for tg in tgs.iter().filter_map(|n| self.target_groups.get_mut(n)) {
+                        tg.health.register(now, addr);
+                        tg.dirty = true;
+                    }
+                }
+            }
+            GroupAction::DeregisterTargets { id } => {
+                let addr = self.instances.get(&id).and_then(|r| r.address);
+                let tgs = self.groups.get(group).map(|g| g.target_groups.clone()).unwrap_or_default();
+                match addr {
+                    Some(addr) if !tgs.is_empty() => {
+                        let mut count = 0;
+                        for tg in tgs.iter().filter_map(|n| self.target_groups.get_mut(n)) {
+                            tg.health.deregister(now, addr);
+                            tg.dirty = true;
+                            count += 1;
+                        }
+                        if count > 0 {
+                            self.draining.insert(id, count);
+                        } else if let Some(g) = self.groups.get_mut(group) {
+                            g.asg.handle_drained(now, &id);
+                        }
+                    }
+                    _ => {
+                        if let Some(g) = self.groups.get_mut(group) {
+                            g.asg.handle_drained(now, &id);
+                        }
+                    }
+                }
+            }
+            GroupAction::Terminate { id } => effects.push(Effect::Stop { id }),
+        }
+    }
+
+    fn apply_health_action(&mut self, now: Time, tg_name: &str, action: HealthAction, effects: &mut Vec<Effect>) {
+        match action {
+            HealthAction::Probe { target } => {
+                if let Some(tg) = self.target_groups.get(tg_name) {
+                    effects.push(Effect::Probe {
+                        target_group: tg_name.to_string(),
+                        target,
+                        check: tg.probe.clone(),
+                    });
+                }
+            }
+            HealthAction::StateChanged { target, from, to, reason } => {
+                if let Some(tg) = self.target_groups.get_mut(tg_name) {
+                    tg.dirty = true;
+                }
+                let instance = self.by_address.get(&target).cloned();
+                tracing::info!(
+                    target_group = tg_name,
+                    target = %target,
+                    instance = instance.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+                    "target {} → {}{}",
+                    from.as_str(),
+                    to.as_str(),
+                    reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()
+                );
+                let healthy = match to {
+                    TargetState::Healthy => true,
+                    TargetState::Unhealthy => false,
+                    _ => return,
+                };
+                if let Some(id) = instance {
+                    if let Some(group) = self.instances.get(&id).map(|r| r.group.clone()) {
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.asg.handle_target_health(now, &id, healthy, reason.as_deref().unwrap_or(""));
+                        }
+                    }
+                }
+            }
+            HealthAction::DrainComplete { target } => {
+                if let Some(tg) = self.target_groups.get_mut(tg_name) {
+                    tg.dirty = true;
+                }
+                let Some(id) = self.by_address.get(&target).cloned() else {
+                    return;
+                };
+                let done = match self.draining.get_mut(&id) {
+                    Some(left) => {
+                        *left = left.saturating_sub(1);
+                        *left == 0
+                    }
+                    None => false,
+                };
+                if done {
+                    self.draining.remove(&id);
+                    if let Some(group) = self.instances.get(&id).map(|r| r.group.clone()) {
+                        if let Some(g) = self.groups.get_mut(&group) {
+                            g.asg.handle_drained(now, &id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Pushes changed target sets to the data plane (an atomic snapshot swap there).
+    fn publish(&mut self) {
+        for tg in self.target_groups.values_mut().filter(|tg| tg.dirty) {
+            tg.dirty = false;
+            let updates = tg
+                .health
+                .targets()
+                .filter_map(|t| {
+                    let state = match t.state {
+                        TargetState::Initial => RouteState::Initial,
+                        TargetState::Healthy => RouteState::Healthy,
+                        TargetState::Unhealthy => RouteState::Unhealthy,
+                        TargetState::Draining => RouteState::Draining,
+                        TargetState::Unused => return None,
+                    };
+                    let instance = self.by_address.get(&t.target);
+                    let zone = instance.and_then(|id| zone_of(&self.groups, &self.instances, id));
+                    Some(TargetUpdate {
+                        addr: t.target,
+                        instance_id: instance.map(|i| i.to_string()),
+                        zone,
+                        state,
+                    })
+                })
+                .collect();
+            tg.proxy.update(updates);
+        }
+    }
+
+    /// Writes each new activity to the log once, so the console explains every decision.
+    fn log_activities(&mut self) {
+        for (name, g) in self.groups.iter_mut() {
+            let newest = g.asg.activities().next().map(|a| a.id);
+            let mut fresh: Vec<_> = g
+                .asg
+                .activities()
+                .take_while(|a| Some(a.id) > g.last_logged_activity)
+                .collect();
+            fresh.reverse();
+            for a in fresh {
+                tracing::info!(group = name.as_str(), "{} — {}", a.description, a.cause);
+            }
+            if newest.is_some() {
+                g.last_logged_activity = newest;
+            }
+        }
+    }
+}
+
+/// Zone of an instance, from its group's record of it.
+pub(crate) fn zone_of(
+    groups: &BTreeMap<String, GroupRuntime>,
+    instances: &HashMap<InstanceId, InstanceRecord>,
+    id: &InstanceId,
+) -> Option<String> {
+    let group = &instances.get(id)?.group;
+    groups
+        .get(group)?
+        .asg
+        .instances()
+        .find(|i| &i.id == id)
+        .map(|i| i.zone.clone())
+}

@@ -1,0 +1,36 @@
+//! Errors that stop `flotilla up` before or while it starts.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Why the runtime could not start or keep running.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// A listener or the admin API could not bind its address.
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        /// Address from the config.
+        addr: SocketAddr,
+        /// The OS error (often: address already in use).
+        source: std::io::Error,
+    },
+    /// The state directory could not be created.
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The compute provider could not start.
+    #[error("compute provider: {0}")]
+    Compute(#[from] flotilla_compute::ComputeError),
+    /// The admin API is reachable from other machines but no token protects it.
+    #[error("admin_bind {addr} is not a loopback address, so a token is required: set the environment variable {env}")]
+    AdminTokenRequired {
+        /// The non-loopback admin address.
+        addr: SocketAddr,
+        /// The variable that should hold the token.
+        env: String,
+    },
+}

@@ -1,0 +1,38 @@
+//! Turns a launch template into the compute provider's launch request.
+
+use std::path::Path;
+
+use flotilla_compute::{LaunchSpec, Signal};
+use flotilla_config::LaunchTemplate;
+use flotilla_control::InstanceId;
+
+/// The placeholder in a launch template's command that stands for the running binary, so the
+/// demo app and examples work wherever Flotilla is installed.
+const SELF_PLACEHOLDER: &str = "{flotilla}";
+
+/// Builds the launch request for one instance of `group` in `zone`.
+pub(crate) fn launch_spec(
+    template: &LaunchTemplate,
+    flotilla_exe: &Path,
+    id: &InstanceId,
+    group: &str,
+    zone: &str,
+) -> LaunchSpec {
+    let exe = flotilla_exe.to_string_lossy();
+    let command = template
+        .command
+        .iter()
+        .map(|arg| arg.replace(SELF_PLACEHOLDER, &exe))
+        .collect();
+    LaunchSpec {
+        instance_id: id.to_string(),
+        zone: zone.to_string(),
+        group: group.to_string(),
+        command,
+        env: template.env.clone(),
+        working_dir: template.working_dir.clone(),
+        // The config only accepts signals the compute layer knows; TERM is the safe fallback.
+        stop_signal: Signal::from_name(template.stop_signal.as_str()).unwrap_or(Signal::TERM),
+        stop_timeout: template.stop_timeout,
+    }
+}

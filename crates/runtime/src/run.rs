@@ -1,0 +1,362 @@
+//! `flotilla up`: binds every listener, starts the control loop, and on shutdown stops
+//! accepting, lets in-flight requests finish, then stops every instance.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use flotilla_admin::api::ListenerInfo;
+use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
+use flotilla_config::{Action, Config, ListenerProtocol};
+use flotilla_control::{
+    AutoScalingGroup, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceId, TargetGroupHealth,
+    TerminationPolicy,
+};
+use flotilla_proxy::{ListenerConfig, RouteAction, Router};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::backend::Shared;
+use crate::clock::Clock;
+use crate::control::{Control, Effect, GroupRuntime, ProbeSpec, TargetGroupRuntime};
+use crate::launch::launch_spec;
+use crate::probe::run_probe;
+use crate::RuntimeError;
+
+/// How long shutdown waits for in-flight client requests before stopping instances anyway.
+const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(30);
+/// How often the loop looks at in-flight counts while a target drains.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+/// AWS's target connect timeout (→ 504).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `flotilla up` needs besides the config.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Path substituted for `{flotilla}` in launch template commands.
+    pub flotilla_exe: PathBuf,
+    /// Seed for instance ids, so every run gets fresh ids while tests can fix them.
+    pub id_seed: u64,
+    /// Admin API token; required when `admin_bind` is not loopback.
+    pub admin_token: Option<String>,
+}
+
+/// Results coming back from I/O the loop started.
+enum Event {
+    Probe {
+        target_group: String,
+        target: std::net::SocketAddr,
+        result: flotilla_control::ProbeResult,
+    },
+}
+
+/// Runs the cluster described by `config` until `shutdown` completes, then stops cleanly.
+pub async fn run(
+    config: Config,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RuntimeError> {
+    let clock = Clock::start();
+    let admin_addr = config.cluster.admin_bind;
+    if !admin_addr.ip().is_loopback() && options.admin_token.is_none() {
+        return Err(RuntimeError::AdminTokenRequired {
+            addr: admin_addr,
+            env: config.cluster.admin_token_env.clone(),
+        });
+    }
+    let log_dir = config.cluster.state_dir.join("logs");
+    std::fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::StateDir {
+        path: log_dir.clone(),
+        source,
+    })?;
+
+    // Bind everything first: a taken port fails the start before any instance exists.
+    let admin_listener = TcpListener::bind(admin_addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { addr: admin_addr, source })?;
+    let mut bound = Vec::new();
+    for lb in config.load_balancers.values() {
+        for l in &lb.listeners {
+            let listener = TcpListener::bind(l.bind)
+                .await
+                .map_err(|source| RuntimeError::Bind { addr: l.bind, source })?;
+            bound.push((listener, lb.idle_timeout, l.default_action.clone()));
+        }
+    }
+
+    let (provider, mut compute_events) = LocalProcessProvider::new(log_dir)?;
+    let provider = Arc::new(provider);
+    let now = clock.now();
+
+    // Target groups: health machines plus their data-plane views.
+    let mut target_groups = BTreeMap::new();
+    for (name, tg) in &config.target_groups {
+        let hc = &tg.health_check;
+        let mut health = TargetGroupHealth::new(
+            HealthCheckSpec {
+                interval: hc.interval,
+                timeout: hc.timeout,
+                healthy_threshold: hc.healthy_threshold,
+                unhealthy_threshold: hc.unhealthy_threshold,
+            },
+            tg.deregistration_delay,
+        );
+        for target in &tg.targets {
+            health.register(now, *target);
+        }
+        let probe = ProbeSpec {
+            http_path: (hc.protocol == flotilla_config::Protocol::Http).then(|| hc.path.clone()),
+            timeout: hc.timeout,
+            matcher: hc.matcher.clone(),
+        };
+        target_groups.insert(
+            name.clone(),
+            TargetGroupRuntime::new(health, flotilla_proxy::TargetGroup::new(name.clone()), probe),
+        );
+    }
+
+    // Auto scaling groups.
+    let mut groups = BTreeMap::new();
+    for (i, (name, asg)) in config.auto_scaling_groups.iter().enumerate() {
+        let spec = GroupSpec {
+            name: name.clone(),
+            zones: asg.zones.clone(),
+            min_size: asg.min_size,
+            max_size: asg.max_size,
+            desired_capacity: asg.desired_capacity,
+            health_check_type: match asg.health_check_type {
+                flotilla_config::HealthCheckType::Process => HealthCheckType::Process,
+                flotilla_config::HealthCheckType::Elb => HealthCheckType::Elb,
+            },
+            health_check_grace_period: asg.health_check_grace_period,
+            termination_policies: asg
+                .termination_policies
+                .iter()
+                .map(|p| match p {
+                    flotilla_config::TerminationPolicy::Default => TerminationPolicy::Default,
+                    flotilla_config::TerminationPolicy::OldestInstance => TerminationPolicy::OldestInstance,
+                    flotilla_config::TerminationPolicy::NewestInstance => TerminationPolicy::NewestInstance,
+                    flotilla_config::TerminationPolicy::OldestLaunchTemplate => {
+                        TerminationPolicy::OldestLaunchTemplate
+                    }
+                })
+                .collect(),
+            launch_template_version: 1,
+            has_target_groups: !asg.target_groups.is_empty(),
+        };
+        let seed = options.id_seed.wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        groups.insert(
+            name.clone(),
+            GroupRuntime::new(
+                AutoScalingGroup::new(spec, seed, now),
+                asg.launch_template.clone(),
+                asg.target_groups.clone(),
+            ),
+        );
+    }
+
+    // Listeners: routers over the data-plane target groups.
+    let mut listeners_info = Vec::new();
+    for (lb_name, lb) in &config.load_balancers {
+        for l in &lb.listeners {
+            listeners_info.push(ListenerInfo {
+                load_balancer: lb_name.clone(),
+                bind: l.bind.to_string(),
+                protocol: match l.protocol {
+                    ListenerProtocol::Http => "http",
+                    ListenerProtocol::Https => "https",
+                    ListenerProtocol::Tcp => "tcp",
+                }
+                .to_string(),
+                target_groups: forwarded_groups(&l.default_action),
+            });
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut proxies = JoinSet::new();
+    for (listener, idle_timeout, action) in bound {
+        let router = Router {
+            default_action: route_action(&action, &target_groups),
+        };
+        let cfg = ListenerConfig {
+            idle_timeout,
+            connect_timeout: CONNECT_TIMEOUT,
+        };
+        let router = Arc::new(ArcSwap::from_pointee(router));
+        proxies.spawn(flotilla_proxy::serve(listener, router, cfg, stop_rx.clone()));
+    }
+
+    let shared = Arc::new(Shared {
+        control: Mutex::new(Control::new(groups, target_groups)),
+        wake: tokio::sync::Notify::new(),
+        clock,
+        listeners: listeners_info,
+    });
+    let admin = tokio::spawn(flotilla_admin::serve(
+        admin_listener,
+        Arc::new(shared.clone()),
+        options.admin_token.clone().map(Arc::from),
+        stop_rx.clone(),
+    ));
+    tracing::info!(admin = %admin_addr, "flotilla is up");
+
+    // The control loop.
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    let templates = config.launch_templates.clone();
+    tokio::pin!(shutdown);
+    loop {
+        let now = clock.now();
+        let (effects, deadline) = {
+            let mut c = shared.lock();
+            c.tick(now);
+            let effects = c.pump(now);
+            let mut deadline = c.next_timeout().map(|t| clock.instant(t));
+            if c.any_draining() {
+                let poll = tokio::time::Instant::now().into_std() + DRAIN_POLL;
+                deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
+            }
+            (effects, deadline)
+        };
+        for effect in effects {
+            match effect {
+                Effect::Launch { group, id, zone } => {
+                    launch(&shared, &provider, &templates, &options, &group, &id, &zone).await;
+                    shared.wake.notify_one();
+                }
+                Effect::Stop { id } => provider.stop(id.as_str()),
+                Effect::Probe {
+                    target_group,
+                    target,
+                    check,
+                } => {
+                    let tx = event_tx.clone();
+                    tokio::spawn(async move {
+                        let result = run_probe(target, &check).await;
+                        // The loop is gone only during shutdown; the result no longer matters.
+                        let _ = tx.send(Event::Probe {
+                            target_group,
+                            target,
+                            result,
+                        });
+                    });
+                }
+            }
+        }
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => break,
+            _ = sleep => {}
+            _ = shared.wake.notified() => {}
+            Some(event) = event_rx.recv() => {
+                let Event::Probe { target_group, target, result } = event;
+                shared.lock().probed(clock.now(), &target_group, target, result);
+            }
+            Some(event) = compute_events.recv() => {
+                let ComputeEvent::Exited { instance_id, status, .. } = event;
+                shared.lock().exited(clock.now(), &InstanceId::from(instance_id), &status);
+            }
+        }
+    }
+
+    // Shutdown: stop accepting and let in-flight requests finish, then stop the instances.
+    tracing::info!("shutting down: draining listeners");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
+        while let Some(result) = proxies.join_next().await {
+            if let Ok(Err(e)) = result {
+                tracing::warn!("listener stopped with an error: {e}");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("in-flight requests still running after {DRAIN_ON_SHUTDOWN:?}; stopping anyway");
+        proxies.abort_all();
+    }
+    tracing::info!("stopping every instance");
+    provider.shutdown().await;
+    let _ = admin.await;
+    tracing::info!("flotilla stopped");
+    Ok(())
+}
+
+async fn launch(
+    shared: &Arc<Shared>,
+    provider: &Arc<LocalProcessProvider>,
+    templates: &BTreeMap<String, flotilla_config::LaunchTemplate>,
+    options: &RunOptions,
+    group: &str,
+    id: &InstanceId,
+    zone: &str,
+) {
+    let template_name = shared.lock().groups.get(group).map(|g| g.launch_template.clone());
+    let Some(template) = template_name.and_then(|n| templates.get(&n)) else {
+        let now = shared.clock.now();
+        shared.lock().launch_failed(now, group, id, "launch template not found");
+        return;
+    };
+    let spec = launch_spec(template, &options.flotilla_exe, id, group, zone);
+    let result = provider.launch(spec).await;
+    let now = shared.clock.now();
+    let mut c = shared.lock();
+    match result {
+        Ok(launched) => c.launched(now, group, id, launched.address, launched.pid),
+        Err(e) => {
+            tracing::warn!(group, instance = %id, "launch failed: {e}");
+            c.launch_failed(now, group, id, &e.to_string());
+        }
+    }
+}
+
+fn forwarded_groups(action: &Action) -> Vec<String> {
+    match action {
+        Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The data-plane action for a listener's default action.
+fn route_action(action: &Action, target_groups: &BTreeMap<String, TargetGroupRuntime>) -> RouteAction {
+    match action {
+        Action::Forward { target_groups: tgs } => {
+            // Weighted forwarding to several groups comes with listener rules; until then the
+            // first group with weight takes all traffic (config validation guarantees it exists).
+            let tg = tgs
+                .iter()
+                .find(|t| t.weight > 0)
+                .or(tgs.first())
+                .and_then(|t| target_groups.get(&t.name));
+            match tg {
+                Some(tg) => RouteAction::Forward(tg.proxy.clone()),
+                None => fixed(503, "no target group to forward to\n"),
+            }
+        }
+        Action::FixedResponse {
+            status,
+            content_type,
+            body,
+        } => RouteAction::FixedResponse {
+            status: *status,
+            content_type: content_type.clone(),
+            body: body.clone(),
+        },
+        Action::Redirect(_) => fixed(501, "redirect actions are not supported yet\n"),
+    }
+}
+
+fn fixed(status: u16, body: &str) -> RouteAction {
+    RouteAction::FixedResponse {
+        status,
+        content_type: "text/plain".into(),
+        body: body.into(),
+    }
+}
