@@ -1,1 +1,30 @@
-//! placeholder
+//! Flotilla's control plane as pure state machines, in the sans-IO shape of `quinn-proto`.
+//!
+//! Nothing in this crate reads a clock, opens a socket, spawns a thread or draws a random
+//! number. Every entry point takes `now: Time`; decisions come back as actions read with
+//! `poll_action()`, and `poll_timeout()` says when `handle_timeout(now)` must next be called.
+//! The runtime drives these machines with wall-clock time and real processes; tests and
+//! simulations drive them in virtual time, bit-for-bit repeatably.
+//!
+//! * [`AutoScalingGroup`] — the EC2 Auto Scaling group reconciler: keeps the number of live
+//!   instances equal to the desired capacity, balanced across zones, replacing unhealthy ones.
+//! * [`TargetGroupHealth`] — one target group's health checks: probe schedule, thresholds,
+//!   draining, and the fail-open routing rule.
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+#![deny(clippy::disallowed_methods)]
+
+mod group;
+mod health;
+mod id;
+mod time;
+
+pub use group::{
+    Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
+    HealthCheckType, Instance, InstanceHealth, LifecycleState, TerminationPolicy,
+};
+pub use health::{
+    HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,
+};
+pub use id::{IdGenerator, InstanceId};
+pub use time::Time;

@@ -1,0 +1,214 @@
+//! The core promise, end to end with the real binary: traffic over three zones, a killed
+//! instance healed with no failed request, an unhealthy one replaced, scaling by operator,
+//! and a clean stop that leaves no process behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::*;
+use flotilla_admin::api::{ActivityInfo, CapacityRequest, GroupSummary};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_is_answered_by_three_instances_in_three_zones() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 3, "");
+    let f = Flotilla::start("three-zones", ports, &config);
+    let group = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let zones: BTreeSet<_> = group.instances.iter().map(|i| i.zone.clone()).collect();
+    assert_eq!(zones.len(), 3, "one instance per zone: {group:?}");
+
+    let client = http_client();
+    let mut served_by = BTreeSet::new();
+    let mut served_in = BTreeSet::new();
+    for _ in 0..30 {
+        let (status, headers, body) = get(&client, &f.listener_url("/")).await.expect("GET /");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("It is "), "{body}");
+        served_by.insert(headers["x-instance-id"].to_str().unwrap().to_string());
+        served_in.insert(headers["x-zone"].to_str().unwrap().to_string());
+    }
+    assert_eq!(served_by.len(), 3, "round robin reaches every instance");
+    assert_eq!(served_in, zones);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_instance_is_replaced_with_zero_failed_requests() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 3, "");
+    let f = Flotilla::start("kill-9", ports, &config);
+    let before = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 8, 2000, stop_rx));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+
+    let victim = &before.instances[0];
+    let pid = victim.pid.expect("victim pid");
+    signal(pid, libc::SIGKILL);
+
+    // Back to 3 healthy in-service instances, without the victim.
+    let after = wait_for("replacement of the killed instance", Duration::from_secs(20), || async {
+        let g = f.wait_in_service("web", 3, Duration::from_secs(20)).await;
+        (!g.instances.iter().any(|i| i.id == victim.id)).then_some(g)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop_tx.send(true).unwrap();
+    let (ok, failed) = load.await.unwrap();
+
+    assert!(ok > 100, "steady traffic flowed ({ok} ok)");
+    assert!(failed.is_empty(), "{} failed requests: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(!alive(pid), "the killed process is gone");
+    let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
+    assert!(
+        activities.iter().any(|a| a.cause.contains(&victim.id)),
+        "an activity explains the replacement of {}: {activities:#?}",
+        victim.id
+    );
+    assert_eq!(after.desired_capacity, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_failing_its_health_check_is_replaced() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 2, "");
+    let f = Flotilla::start("unhealthy", ports, &config);
+    let before = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let sick = &before.instances[0];
+    let addr = sick.address.clone().expect("address");
+
+    // Make the instance's /health answer 503 from now on.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let req = hyper::Request::post(format!("http://{addr}/health/fail"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    let resp = client.request(req).await.expect("POST /health/fail");
+    assert!(resp.status().is_success());
+
+    let after = wait_for("replacement of the unhealthy instance", Duration::from_secs(30), || async {
+        let g = f.group("web").await?;
+        let replaced = !g.instances.iter().any(|i| i.id == sick.id)
+            && g.instances.len() == 2
+            && g.instances.iter().all(|i| i.state == "in_service" && i.health == "healthy");
+        replaced.then_some(g)
+    })
+    .await;
+    assert_eq!(after.instances.len(), 2);
+    let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
+    assert!(
+        activities
+            .iter()
+            .any(|a| a.cause.contains(&sick.id) && a.cause.to_lowercase().contains("health")),
+        "an activity names the health check as the cause: {activities:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_scales_out_and_in_within_bounds() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 4, 1, "");
+    let f = Flotilla::start("scale", ports, &config);
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+
+    let s: GroupSummary = f
+        .admin
+        .put("/v1/groups/web/capacity", &CapacityRequest { desired_capacity: 3 })
+        .await
+        .expect("scale to 3");
+    assert_eq!(s.desired_capacity, 3);
+    let g = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let zones: BTreeSet<_> = g.instances.iter().map(|i| i.zone.clone()).collect();
+    assert_eq!(zones.len(), 3, "scale-out spreads over zones");
+
+    // Outside min..max: refused with a JSON reason, nothing changes.
+    let err = f
+        .admin
+        .put::<_, GroupSummary>("/v1/groups/web/capacity", &CapacityRequest { desired_capacity: 9 })
+        .await
+        .expect_err("9 > max_size");
+    match err {
+        flotilla_admin::ClientError::Api { status, error, .. } => {
+            assert_eq!(status, 422);
+            assert!(error.contains('9') && error.contains('4'), "{error}");
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    // The CLI says the same and exits 1.
+    let out = std::process::Command::new(flotilla_bin())
+        .args(["scale", "web", "9", "--admin"])
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("outside"), "{out:?}");
+
+    // Scale in through the CLI.
+    let out = std::process::Command::new(flotilla_bin())
+        .args(["scale", "web", "1", "--admin"])
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+
+    // Status shows the group in a table and in JSON.
+    let out = std::process::Command::new(flotilla_bin())
+        .args(["status", "--json", "--admin"])
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["groups"][0]["desired_capacity"], 1);
+    let out = std::process::Command::new(flotilla_bin())
+        .args(["status", "--admin"])
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("group web") && text.contains("in_service"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_everything_and_exits_zero() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 3, "");
+    let mut f = Flotilla::start("sigterm", ports, &config);
+    let g = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(pids.len(), 3);
+    let status = f.terminate(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "exit status {status:?}\n{}", f.log());
+    for pid in pids {
+        assert!(!alive(pid), "instance pid {pid} outlived flotilla");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_of_flotilla_leaves_no_instance_behind() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 2, "");
+    let mut f = Flotilla::start("sigkill", ports, &config);
+    let g = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
+    let mut child = f.child.take().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("instances to die with their parent", Duration::from_secs(10), || async {
+        pids.iter().all(|p| !alive(*p)).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quickstart_example_is_valid() {
+    let out = std::process::Command::new(flotilla_bin())
+        .arg("validate")
+        .arg(repo_path("examples/whatisthetime.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}

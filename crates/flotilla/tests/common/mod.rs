@@ -1,0 +1,336 @@
+//! Test harness: starts the real `flotilla` binary on ephemeral loopback ports, waits by
+//! polling with deadlines, and always ends the processes it started (by PID) on drop.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use flotilla_admin::api::GroupDetail;
+use flotilla_admin::AdminClient;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Path of the binary under test.
+pub fn flotilla_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_flotilla")
+}
+
+/// A port nobody listens on right now (bound, read, released).
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A fresh private directory for one test.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "flotilla-test-{}-{}-{}",
+        name,
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Ports of one test cluster.
+pub struct Ports {
+    pub listener: u16,
+    pub admin: u16,
+}
+
+impl Ports {
+    pub fn new() -> Self {
+        Self {
+            listener: free_port(),
+            admin: free_port(),
+        }
+    }
+}
+
+/// A config for the demo app behind one ALB listener, with fast health checks.
+pub fn demo_config(ports: &Ports, min: u32, max: u32, desired: u32, extra_group: &str) -> String {
+    format!(
+        r#"
+[cluster]
+name = "test"
+zones = ["az-a", "az-b", "az-c"]
+admin_bind = "127.0.0.1:{admin}"
+
+[launch_templates.web]
+command = ["{{flotilla}}", "demo-app"]
+stop_timeout = "5s"
+
+[target_groups.web]
+deregistration_delay = "2s"
+
+[target_groups.web.health_check]
+path = "/health"
+interval = "500ms"
+timeout = "250ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+matcher = "200"
+
+[load_balancers.front]
+type = "application"
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:{listener}"
+default_action = {{ type = "forward", target_group = "web" }}
+
+[auto_scaling_groups.web]
+launch_template = "web"
+target_groups = ["web"]
+min_size = {min}
+max_size = {max}
+desired_capacity = {desired}
+health_check_type = "elb"
+health_check_grace_period = "1s"
+{extra_group}
+"#,
+        admin = ports.admin,
+        listener = ports.listener,
+    )
+}
+
+/// A running `flotilla up`; stopped (SIGTERM, then SIGKILL) on drop.
+pub struct Flotilla {
+    pub child: Option<Child>,
+    pub dir: PathBuf,
+    pub ports: Ports,
+    pub admin: AdminClient,
+    log: PathBuf,
+}
+
+impl Flotilla {
+    /// Writes `config` into a fresh directory and starts `flotilla up` on it.
+    pub fn start(name: &str, ports: Ports, config: &str) -> Self {
+        let dir = temp_dir(name);
+        let config_path = dir.join("flotilla.toml");
+        std::fs::write(&config_path, config).expect("write config");
+        let log = dir.join("flotilla.log");
+        let out = std::fs::File::create(&log).expect("create log");
+        let err = out.try_clone().expect("clone log handle");
+        let child = Command::new(flotilla_bin())
+            .arg("up")
+            .arg(&config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("start flotilla");
+        let admin = AdminClient::new(&format!("http://127.0.0.1:{}", ports.admin), None)
+            .expect("admin client");
+        Self {
+            child: Some(child),
+            dir,
+            ports,
+            admin,
+            log,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn listener_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.ports.listener, path)
+    }
+
+    pub async fn group(&self, name: &str) -> Option<GroupDetail> {
+        self.admin.get(&format!("/v1/groups/{name}")).await.ok()
+    }
+
+    /// Waits until `name` has exactly `n` instances, all in service and healthy, and the
+    /// target group reports them all healthy.
+    pub async fn wait_in_service(&self, name: &str, n: usize, timeout: Duration) -> GroupDetail {
+        wait_for(&format!("{n} healthy instances in {name}"), timeout, || async {
+            let g = self.group(name).await?;
+            let ok = g.instances.len() == n
+                && g.instances.iter().all(|i| i.state == "in_service" && i.health == "healthy");
+            if !ok {
+                return None;
+            }
+            let targets: Vec<flotilla_admin::api::TargetHealthInfo> = self
+                .admin
+                .get(&format!("/v1/target-groups/{name}/health"))
+                .await
+                .ok()?;
+            let healthy = targets.iter().filter(|t| t.state == "healthy").count();
+            (healthy == n && targets.len() == n).then_some(g)
+        })
+        .await
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("flotilla running");
+        signal(child.id(), libc::SIGTERM);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("wait flotilla") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("flotilla did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Flotilla {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), libc::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- flotilla log ({}) ---\n{}", self.log.display(), self.log());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Sends `sig` to `pid` (a process this test started or that flotilla reported).
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// Whether a process with `pid` still exists (and is not a zombie we could reap).
+pub fn alive(pid: u32) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+    match stat {
+        Ok(s) => !s
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// An HTTP client that never retries on its own, so every failure is counted.
+pub fn http_client() -> Client<HttpConnector, Empty<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .retry_canceled_requests(false)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build_http()
+}
+
+/// One GET: status, headers and body text.
+pub async fn get(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    url: &str,
+) -> Result<(u16, hyper::HeaderMap, String), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("{e}"))?;
+    let response = tokio::time::timeout(Duration::from_secs(10), client.get(uri))
+        .await
+        .map_err(|_| "timed out".to_string())?
+        .map_err(|e| format!("{e}"))?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{e}"))?
+        .to_bytes();
+    Ok((status, headers, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// Steady traffic: `workers` clients each sending GETs one after another until `stop`
+/// (bounded by `max_per_worker`). Returns (ok, failures with reasons).
+pub async fn steady_load(
+    url: String,
+    workers: usize,
+    max_per_worker: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, Vec<String>) {
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let url = url.clone();
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            let client = http_client();
+            let mut ok = 0;
+            let mut failed = Vec::new();
+            for _ in 0..max_per_worker {
+                if *stop.borrow() {
+                    break;
+                }
+                match get(&client, &url).await {
+                    Ok((200, _, _)) => ok += 1,
+                    Ok((status, _, body)) => failed.push(format!("{status}: {body}")),
+                    Err(e) => failed.push(e),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (ok, failed)
+        }));
+    }
+    let mut ok = 0;
+    let mut failed = Vec::new();
+    for t in tasks {
+        let (o, f) = t.await.expect("load worker");
+        ok += o;
+        failed.extend(f);
+    }
+    (ok, failed)
+}
+
+/// Reads a file path relative to the repository root (for the shipped examples).
+pub fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+}
+
+/// Sockets the kernel reports for an address, used to wait until a port is free again.
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
