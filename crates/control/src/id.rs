@@ -68,7 +68,9 @@ mod tests {
         let s = first.as_str();
         assert_eq!(s.len(), 14);
         assert!(s.starts_with("i-"));
-        assert!(s[2..].chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
+        assert!(s[2..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)));
         assert_ne!(a.next_id(), first);
         assert_ne!(IdGenerator::new(8).next_id(), first);
         assert_eq!(InstanceId::from(s.to_string()).to_string(), s);

@@ -64,6 +64,9 @@ mod tests {
         let mut u = t;
         u += Duration::from_secs(1);
         assert_eq!(u, Time::from_millis(2500));
-        assert_eq!(Time::from_duration(Duration::MAX) + Duration::from_secs(1), Time::from_duration(Duration::MAX));
+        assert_eq!(
+            Time::from_duration(Duration::MAX) + Duration::from_secs(1),
+            Time::from_duration(Duration::MAX)
+        );
     }
 }

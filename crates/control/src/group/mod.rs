@@ -1,0 +1,617 @@
+//! The EC2 Auto Scaling group reconciler (AWS §5): keeps live instances equal to the desired
+//! capacity, spread over zones, and replaces the unhealthy.
+//!
+//! Lifecycle of one instance, and the actions that move it:
+//!
+//! ```text
+//! Launch ─▶ Pending ─handle_launched─▶ InService (RegisterTargets) ─┐
+//!              │                                                     │ scale-in / unhealthy
+//!              └──── scale-in: Terminate ──┐                         ▼
+//!                                          │   Terminating: DeregisterTargets ─handle_drained─▶ Terminate
+//!                                          ▼                                                      │
+//!                                     Terminated ◀──────────────── handle_instance_exited ◀──────┘
+//! ```
+
+mod activity;
+mod placement;
+mod termination;
+mod types;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+pub use activity::{Activity, ActivityStatus};
+pub use termination::TerminationPolicy;
+pub use types::{
+    CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
+    LifecycleState,
+};
+
+use activity::ActivityLog;
+use termination::Candidate;
+
+use crate::id::{IdGenerator, InstanceId};
+use crate::time::Time;
+
+/// Shortest wait before retrying after a failed launch.
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest wait between launch retries; also how long a zone that failed a launch is avoided.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// How far a terminating instance has got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stopping {
+    /// Not being terminated.
+    No,
+    /// DeregisterTargets sent; waiting for `handle_drained`.
+    Draining,
+    /// Terminate sent (or to be answered by an exit); waiting for `handle_instance_exited`.
+    Killing,
+}
+
+#[derive(Clone, Debug)]
+struct Member {
+    instance: Instance,
+    launch_activity: Option<u64>,
+    terminate_activity: Option<u64>,
+    stopping: Stopping,
+    /// Being replaced because it is unhealthy (counts against the replacement batch limit).
+    replacing: bool,
+    /// An Elb unhealthy report received inside the grace period, acted on at its end.
+    unhealthy_report: Option<String>,
+}
+
+impl Member {
+    fn is_live(&self) -> bool {
+        matches!(
+            self.instance.lifecycle,
+            LifecycleState::Pending | LifecycleState::InService
+        ) && self.instance.health == InstanceHealth::Healthy
+    }
+
+    fn grace_end(&self, grace: Duration) -> Option<Time> {
+        self.instance.in_service_at.map(|t| t + grace)
+    }
+}
+
+/// The Auto Scaling group reconciler for one group.
+///
+/// Feed it events (`handle_*`), read its decisions with [`poll_action`](Self::poll_action), and
+/// call [`handle_timeout`](Self::handle_timeout) at [`poll_timeout`](Self::poll_timeout). It
+/// launches and terminates so that the live instances (Pending or InService, healthy, not
+/// terminating) equal the desired capacity, balanced across zones, and records every change as
+/// an [`Activity`].
+#[derive(Debug)]
+pub struct AutoScalingGroup {
+    spec: GroupSpec,
+    desired: u32,
+    ids: IdGenerator,
+    members: Vec<Member>,
+    actions: VecDeque<GroupAction>,
+    activities: ActivityLog,
+    created_at: Time,
+    reconciled: bool,
+    /// Why the capacity differs, prefixed to the cause of the launches/terminations it leads to.
+    pending_cause: Option<String>,
+    launch_failures: u32,
+    launch_not_before: Option<Time>,
+    zone_failed_at: Vec<(String, Time)>,
+}
+
+impl AutoScalingGroup {
+    /// A group with no instances yet; the first [`handle_timeout`](Self::handle_timeout) (due at
+    /// `now`) launches the desired capacity. `id_seed` fixes the instance ids, for replay.
+    pub fn new(spec: GroupSpec, id_seed: u64, now: Time) -> Self {
+        let desired = spec.desired_capacity.max(spec.min_size).min(spec.max_size);
+        let pending_cause = Some(format!(
+            "group {} was created with desired capacity {desired}",
+            spec.name
+        ));
+        AutoScalingGroup {
+            spec,
+            desired,
+            ids: IdGenerator::new(id_seed),
+            members: Vec::new(),
+            actions: VecDeque::new(),
+            activities: ActivityLog::default(),
+            created_at: now,
+            reconciled: false,
+            pending_cause,
+            launch_failures: 0,
+            launch_not_before: None,
+            zone_failed_at: Vec::new(),
+        }
+    }
+
+    /// The group's configuration.
+    pub fn spec(&self) -> &GroupSpec {
+        &self.spec
+    }
+
+    /// How many live instances the group is converging to.
+    pub fn desired_capacity(&self) -> u32 {
+        self.desired
+    }
+
+    /// Changes the desired capacity (operator, scaling policy or schedule); `cause` names who,
+    /// e.g. "operator" or "target tracking policy keep-rps", and is recorded with the launches
+    /// or terminations that follow. Refused outside `min_size..=max_size`.
+    pub fn set_desired_capacity(
+        &mut self,
+        now: Time,
+        desired: u32,
+        cause: impl Into<String>,
+    ) -> Result<(), CapacityError> {
+        if desired < self.spec.min_size || desired > self.spec.max_size {
+            return Err(CapacityError::OutOfRange {
+                requested: desired,
+                min: self.spec.min_size,
+                max: self.spec.max_size,
+            });
+        }
+        if desired != self.desired {
+            let cause = format!(
+                "{} set desired capacity from {} to {desired}",
+                cause.into(),
+                self.desired
+            );
+            self.activities.record(
+                now,
+                cause.clone(),
+                format!(
+                    "Setting desired capacity of group {} to {desired}",
+                    self.spec.name
+                ),
+                ActivityStatus::Successful,
+            );
+            self.desired = desired;
+            self.pending_cause = Some(cause);
+        }
+        self.reconcile(now);
+        Ok(())
+    }
+
+    /// Sets the launch template version for instances launched from now on; running instances
+    /// keep theirs (as in AWS), so `OldestLaunchTemplate` can retire them on scale-in.
+    pub fn set_launch_template_version(&mut self, version: u64) {
+        self.spec.launch_template_version = version;
+    }
+
+    /// Takes one instance out of service on request (AWS `TerminateInstanceInAutoScalingGroup`):
+    /// drains and stops it; with `decrement_desired` the desired capacity drops by one (never
+    /// below `min_size`: then the instance is replaced anyway), otherwise it is replaced.
+    /// Returns false if the instance is unknown or already terminating.
+    pub fn terminate_instance(
+        &mut self,
+        now: Time,
+        id: &InstanceId,
+        decrement_desired: bool,
+        cause: impl Into<String>,
+    ) -> bool {
+        let Some(i) = self.index_of(id) else {
+            return false;
+        };
+        if !self.members[i].is_live() {
+            return false;
+        }
+        let mut cause = format!("{} requested termination of instance {id}", cause.into());
+        if decrement_desired && self.desired > self.spec.min_size {
+            cause.push_str(&format!(
+                ", decrementing desired capacity from {} to {}",
+                self.desired,
+                self.desired - 1
+            ));
+            self.desired -= 1;
+        } else {
+            cause.push_str(" — replacing it");
+            self.pending_cause = Some(cause.clone());
+        }
+        self.start_terminating(now, i, cause);
+        self.reconcile(now);
+        true
+    }
+
+    /// The runtime started the instance's process: it goes InService, is registered with the
+    /// target groups, its grace period starts, and the launch back-off resets.
+    pub fn handle_launched(&mut self, now: Time, id: &InstanceId) {
+        let Some(i) = self.index_of(id) else { return };
+        let m = &mut self.members[i];
+        if m.instance.lifecycle != LifecycleState::Pending {
+            return;
+        }
+        if let Some(a) = m.launch_activity.take() {
+            self.activities
+                .finish(a, now, ActivityStatus::Successful, None);
+        }
+        self.launch_failures = 0;
+        self.launch_not_before = None;
+        let zone = m.instance.zone.clone();
+        self.zone_failed_at.retain(|(z, _)| *z != zone);
+        if m.stopping != Stopping::No {
+            // Scale-in chose it while pending and Terminate is already on its way.
+            return;
+        }
+        m.instance.lifecycle = LifecycleState::InService;
+        m.instance.in_service_at = Some(now);
+        if self.spec.has_target_groups {
+            self.actions
+                .push_back(GroupAction::RegisterTargets { id: id.clone() });
+        }
+        self.reconcile(now);
+    }
+
+    /// The instance could not be started: it is Terminated, its launch activity Failed, and a
+    /// retry is scheduled with exponential back-off (1 s doubling to 30 s over consecutive
+    /// failures), preferring another zone.
+    pub fn handle_launch_failed(&mut self, now: Time, id: &InstanceId, reason: &str) {
+        let Some(i) = self.index_of(id) else { return };
+        let m = &self.members[i];
+        if m.instance.lifecycle != LifecycleState::Pending {
+            return;
+        }
+        if m.stopping != Stopping::No {
+            // We were cancelling this launch anyway: not a failure worth backing off for.
+            self.handle_instance_exited(now, id, reason);
+            return;
+        }
+        self.launch_failed(now, i, &format!("failed: {reason}"));
+        self.reconcile(now);
+    }
+
+    /// The instance's process ended. Expected if the group was terminating it; otherwise the
+    /// instance is unhealthy: it is deregistered (no drain, it is dead) and replaced at once. A
+    /// process that dies before it came up counts as a failed launch (back-off applies, so a
+    /// crashing application is not restarted in a tight loop).
+    pub fn handle_instance_exited(&mut self, now: Time, id: &InstanceId, status: &str) {
+        let Some(i) = self.index_of(id) else { return };
+        let m = &self.members[i];
+        if m.stopping != Stopping::No {
+            let m = self.members.remove(i);
+            if let Some(a) = m.launch_activity {
+                self.activities.finish(
+                    a,
+                    now,
+                    ActivityStatus::Failed,
+                    Some(" — stopped before it came up"),
+                );
+            }
+            if let Some(a) = m.terminate_activity {
+                self.activities
+                    .finish(a, now, ActivityStatus::Successful, None);
+            }
+        } else if m.instance.lifecycle == LifecycleState::Pending {
+            self.launch_failed(
+                now,
+                i,
+                &format!("exited before it was in service ({status})"),
+            );
+            self.pending_cause = Some(format!("instance {id} exited during launch ({status})"));
+        } else {
+            let m = self.members.remove(i);
+            let cause = format!("instance {id} exited unexpectedly ({status})");
+            if self.spec.has_target_groups {
+                self.actions
+                    .push_back(GroupAction::DeregisterTargets { id: id.clone() });
+            }
+            self.activities.record(
+                now,
+                cause.clone(),
+                format!(
+                    "Terminating instance: {id} in {} (it had already exited)",
+                    m.instance.zone
+                ),
+                ActivityStatus::Successful,
+            );
+            self.pending_cause = Some(format!("{cause} — replacing it"));
+        }
+        self.reconcile(now);
+    }
+
+    /// The target group's verdict on the instance changed. Only for `Elb` groups, and only for
+    /// InService instances: after the grace period an unhealthy verdict takes the instance out of
+    /// service (drain, terminate) and launches a replacement at once; inside it the verdict is
+    /// remembered and acted on at grace end unless a healthy verdict arrives first.
+    pub fn handle_target_health(
+        &mut self,
+        now: Time,
+        id: &InstanceId,
+        healthy: bool,
+        reason: &str,
+    ) {
+        if self.spec.health_check_type != HealthCheckType::Elb {
+            return;
+        }
+        let Some(i) = self.index_of(id) else { return };
+        let m = &mut self.members[i];
+        if m.instance.lifecycle != LifecycleState::InService || m.stopping != Stopping::No {
+            return;
+        }
+        m.unhealthy_report = if healthy {
+            None
+        } else if reason.is_empty() {
+            Some("Target.FailedHealthChecks".to_string())
+        } else {
+            Some(reason.to_string())
+        };
+        self.reconcile(now);
+    }
+
+    /// The target groups finished draining the instance: now it can be stopped.
+    pub fn handle_drained(&mut self, now: Time, id: &InstanceId) {
+        let _ = now;
+        let Some(i) = self.index_of(id) else { return };
+        let m = &mut self.members[i];
+        if m.stopping == Stopping::Draining {
+            m.stopping = Stopping::Killing;
+            self.actions
+                .push_back(GroupAction::Terminate { id: id.clone() });
+        }
+    }
+
+    /// Time-driven work: the first reconcile, launch retries after back-off, and unhealthy
+    /// reports whose grace period has ended.
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.reconcile(now);
+    }
+
+    /// The next thing the runtime must do, if any.
+    pub fn poll_action(&mut self) -> Option<GroupAction> {
+        self.actions.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` when only an
+    /// event can change anything.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        if !self.reconciled {
+            return Some(self.created_at);
+        }
+        let grace = self.spec.health_check_grace_period;
+        // While the replacement batch is full, due reports wait for an event (an exit frees a
+        // slot), not for a timer: returning a past time here would spin the driver.
+        let batch_full =
+            self.members.iter().filter(|m| m.replacing).count() >= self.replace_limit();
+        let grace_ends = self
+            .members
+            .iter()
+            .filter(|m| !batch_full && m.unhealthy_report.is_some() && m.stopping == Stopping::No)
+            .filter_map(|m| m.grace_end(grace));
+        let retry = self
+            .launch_not_before
+            .filter(|_| self.live_count() < self.desired as usize && !self.spec.zones.is_empty());
+        grace_ends.chain(retry).min()
+    }
+
+    /// Every instance not yet Terminated, oldest launch first.
+    pub fn instances(&self) -> impl Iterator<Item = &Instance> {
+        self.members.iter().map(|m| &m.instance)
+    }
+
+    /// The activity history, newest first (at most 1000 kept).
+    pub fn activities(&self) -> impl Iterator<Item = &Activity> {
+        self.activities.iter()
+    }
+
+    /// Instances InService (running and registered), for the `in_service_instances` metric.
+    pub fn in_service_count(&self) -> u32 {
+        let n = self
+            .members
+            .iter()
+            .filter(|m| m.instance.lifecycle == LifecycleState::InService)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    // ---------- internals ----------
+
+    fn index_of(&self, id: &InstanceId) -> Option<usize> {
+        self.members.iter().position(|m| m.instance.id == *id)
+    }
+
+    fn live_count(&self) -> usize {
+        self.members.iter().filter(|m| m.is_live()).count()
+    }
+
+    fn live_in_zone(&self, zone: &str) -> usize {
+        self.members
+            .iter()
+            .filter(|m| m.is_live() && m.instance.zone == zone)
+            .count()
+    }
+
+    /// Removes a pending instance whose launch failed and arms the back-off.
+    fn launch_failed(&mut self, now: Time, i: usize, note: &str) {
+        let m = self.members.remove(i);
+        if let Some(a) = m.launch_activity {
+            self.activities
+                .finish(a, now, ActivityStatus::Failed, Some(&format!(" — {note}")));
+        }
+        if let Some(a) = m.terminate_activity {
+            self.activities
+                .finish(a, now, ActivityStatus::Successful, None);
+        }
+        self.launch_failures = self.launch_failures.saturating_add(1);
+        let exp = self.launch_failures.saturating_sub(1).min(16);
+        let backoff = MIN_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
+        self.launch_not_before = Some(now + backoff);
+        self.zone_failed_at.retain(|(z, _)| *z != m.instance.zone);
+        self.zone_failed_at.push((m.instance.zone, now));
+    }
+
+    /// Brings the group toward its desired state: acts on unhealthy reports whose grace ended,
+    /// then launches or terminates the difference.
+    fn reconcile(&mut self, now: Time) {
+        self.reconciled = true;
+        if self.launch_not_before.is_some_and(|t| now >= t) {
+            self.launch_not_before = None;
+        }
+        self.replace_unhealthy(now);
+        let desired = self.desired as usize;
+        let mut live = self.live_count();
+        let mut acted = false;
+        while live < desired && self.launch_not_before.is_none() {
+            if !self.launch_one(now, live) {
+                break;
+            }
+            live += 1;
+            acted = true;
+        }
+        while live > desired {
+            let Some(i) = self.choose_victim(now) else {
+                break;
+            };
+            let cause = self.with_pending_cause(format!(
+                "an instance was taken out of service in response to a difference between desired \
+                 and actual capacity, shrinking the capacity from {live} to {}",
+                live - 1
+            ));
+            self.start_terminating(now, i, cause);
+            live -= 1;
+            acted = true;
+        }
+        if acted {
+            self.pending_cause = None;
+        }
+    }
+
+    fn with_pending_cause(&self, body: String) -> String {
+        match &self.pending_cause {
+            Some(why) => format!("{why}; {body}"),
+            None => body,
+        }
+    }
+
+    fn launch_one(&mut self, now: Time, live: usize) -> bool {
+        let failed_recently = |z: &str| {
+            self.zone_failed_at
+                .iter()
+                .any(|(fz, t)| fz == z && now < *t + MAX_BACKOFF)
+        };
+        let Some(zone) =
+            placement::choose_zone(&self.spec.zones, |z| self.live_in_zone(z), failed_recently)
+        else {
+            return false;
+        };
+        let zone = zone.to_string();
+        let id = self.ids.next_id();
+        let cause = self.with_pending_cause(format!(
+            "an instance was started in response to a difference between desired and actual \
+             capacity, increasing the capacity from {live} to {}",
+            live + 1
+        ));
+        let activity = self.activities.record(
+            now,
+            cause,
+            format!("Launching a new instance: {id} in {zone}"),
+            ActivityStatus::InProgress,
+        );
+        let version = self.spec.launch_template_version;
+        self.actions.push_back(GroupAction::Launch {
+            id: id.clone(),
+            zone: zone.clone(),
+            launch_template_version: version,
+        });
+        self.members.push(Member {
+            instance: Instance {
+                id,
+                zone,
+                lifecycle: LifecycleState::Pending,
+                health: InstanceHealth::Healthy,
+                launched_at: now,
+                in_service_at: None,
+                launch_template_version: version,
+            },
+            launch_activity: Some(activity),
+            terminate_activity: None,
+            stopping: Stopping::No,
+            replacing: false,
+            unhealthy_report: None,
+        });
+        true
+    }
+
+    fn choose_victim(&self, now: Time) -> Option<usize> {
+        let live: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].is_live())
+            .collect();
+        let candidates: Vec<Candidate<'_>> = live
+            .iter()
+            .map(|&i| {
+                let inst = &self.members[i].instance;
+                Candidate {
+                    id: &inst.id,
+                    zone: &inst.zone,
+                    pending: inst.lifecycle == LifecycleState::Pending,
+                    launch_template_version: inst.launch_template_version,
+                    launched_at: inst.launched_at,
+                }
+            })
+            .collect();
+        let pick = termination::choose_victim(
+            now,
+            &self.spec.zones,
+            &self.spec.termination_policies,
+            &candidates,
+        )?;
+        live.get(pick).copied()
+    }
+
+    /// Starts taking member `i` out of service: drain first if it is registered, then stop.
+    fn start_terminating(&mut self, now: Time, i: usize, cause: String) {
+        let has_tg = self.spec.has_target_groups;
+        let m = &mut self.members[i];
+        let was_in_service = m.instance.lifecycle == LifecycleState::InService;
+        m.instance.lifecycle = LifecycleState::Terminating;
+        m.unhealthy_report = None;
+        let id = m.instance.id.clone();
+        let description = format!("Terminating instance: {id} in {}", m.instance.zone);
+        m.terminate_activity =
+            Some(
+                self.activities
+                    .record(now, cause, description, ActivityStatus::InProgress),
+            );
+        if has_tg && was_in_service {
+            m.stopping = Stopping::Draining;
+            self.actions
+                .push_back(GroupAction::DeregisterTargets { id });
+        } else {
+            m.stopping = Stopping::Killing;
+            self.actions.push_back(GroupAction::Terminate { id });
+        }
+    }
+
+    /// How many unhealthy instances may be in replacement at once: max(1, 10 % of desired).
+    fn replace_limit(&self) -> usize {
+        (self.desired as usize / 10).max(1)
+    }
+
+    /// Acts on unhealthy reports whose grace period has ended, replacing at most
+    /// max(1, 10 % of desired) instances at a time (AWS §5.3) so a group-wide health-check
+    /// failure does not wipe out every instance at once.
+    fn replace_unhealthy(&mut self, now: Time) {
+        let grace = self.spec.health_check_grace_period;
+        let limit = self.replace_limit();
+        loop {
+            let in_flight = self.members.iter().filter(|m| m.replacing).count();
+            if in_flight >= limit {
+                return;
+            }
+            let due = self.members.iter().position(|m| {
+                m.unhealthy_report.is_some()
+                    && m.stopping == Stopping::No
+                    && m.grace_end(grace).is_some_and(|t| now >= t)
+            });
+            let Some(i) = due else { return };
+            let m = &mut self.members[i];
+            let reason = m.unhealthy_report.take().unwrap_or_default();
+            m.instance.health = InstanceHealth::Unhealthy;
+            m.replacing = true;
+            let cause = format!(
+                "instance {} was taken out of service because its target group health check \
+                 failed: {reason} — replacing it",
+                m.instance.id
+            );
+            self.pending_cause = Some(cause.clone());
+            self.start_terminating(now, i, cause);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The group's public data: its spec, its instances, the actions it asks for, its errors.
+
+use std::time::Duration;
+
+use super::TerminationPolicy;
+use crate::id::InstanceId;
+use crate::time::Time;
+
+/// Which signals count as "this instance is unhealthy", as AWS `HealthCheckType`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HealthCheckType {
+    /// Only the process itself: an exit is unhealthy (AWS `EC2` status checks).
+    #[default]
+    Process,
+    /// Also the target group's health checks, after the grace period (AWS `ELB`).
+    Elb,
+}
+
+/// An Auto Scaling group's configuration, as AWS `CreateAutoScalingGroup` takes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSpec {
+    /// Group name, used in activity descriptions and by the runtime.
+    pub name: String,
+    /// Zones to spread instances over (failure domains); order breaks placement ties.
+    pub zones: Vec<String>,
+    /// Floor for the desired capacity: no policy or operator can go below it.
+    pub min_size: u32,
+    /// Ceiling for the desired capacity.
+    pub max_size: u32,
+    /// Initial desired capacity; clamped into `min_size..=max_size`.
+    pub desired_capacity: u32,
+    /// Whether target-group health (besides process exit) can mark instances unhealthy.
+    pub health_check_type: HealthCheckType,
+    /// Time after an instance goes InService during which target-group failures are not acted
+    /// on, so a slow-starting application is not killed before it is ready.
+    pub health_check_grace_period: Duration,
+    /// Scale-in tie-breakers inside the chosen zone, in order; `Default` is always applied last.
+    pub termination_policies: Vec<TerminationPolicy>,
+    /// Launch template version given to new instances; `OldestLaunchTemplate` compares these.
+    pub launch_template_version: u64,
+    /// Whether instances are registered with target groups: then scale-in drains before it
+    /// terminates, and new instances are registered when they come up.
+    pub has_target_groups: bool,
+}
+
+/// Where an instance is in its life, as AWS `LifecycleState` (without hooks or standby).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LifecycleState {
+    /// Launch requested; the process is not yet running. Counts toward capacity.
+    Pending,
+    /// Running and registered with its target groups.
+    InService,
+    /// Being drained and stopped; no longer counts toward capacity.
+    Terminating,
+    /// Gone. Terminated instances are dropped from [`AutoScalingGroup::instances`].
+    Terminated,
+}
+
+impl LifecycleState {
+    /// The snake_case name of the admin API (`pending`, `in_service`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleState::Pending => "pending",
+            LifecycleState::InService => "in_service",
+            LifecycleState::Terminating => "terminating",
+            LifecycleState::Terminated => "terminated",
+        }
+    }
+}
+
+/// The group's verdict on an instance (AWS `HealthStatus`); an unhealthy one gets replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InstanceHealth {
+    /// Counts toward capacity.
+    Healthy,
+    /// Marked for replacement (exited, or failed target-group checks after the grace period).
+    Unhealthy,
+}
+
+impl InstanceHealth {
+    /// The lowercase name of the admin API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceHealth::Healthy => "healthy",
+            InstanceHealth::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// One instance of the group, as `DescribeAutoScalingInstances` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    /// Its id, e.g. `i-0a1b2c3d4e5f`.
+    pub id: InstanceId,
+    /// The zone it was launched into.
+    pub zone: String,
+    /// Where it is in its life.
+    pub lifecycle: LifecycleState,
+    /// Whether the group considers it healthy.
+    pub health: InstanceHealth,
+    /// When the launch was requested (used by the age-based termination policies).
+    pub launched_at: Time,
+    /// When it went InService; the health check grace period counts from here.
+    pub in_service_at: Option<Time>,
+    /// The launch template version it was started from.
+    pub launch_template_version: u64,
+}
+
+/// Something the group needs the runtime to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupAction {
+    /// Start a process for a new instance; answer with `handle_launched` or
+    /// `handle_launch_failed`.
+    Launch {
+        /// Id to give the instance (`FLOTILLA_INSTANCE_ID`).
+        id: InstanceId,
+        /// Zone to start it in (`FLOTILLA_ZONE`).
+        zone: String,
+        /// Launch template version to start it from.
+        launch_template_version: u64,
+    },
+    /// Register the instance with the group's target groups (it is now InService).
+    RegisterTargets {
+        /// The instance to register.
+        id: InstanceId,
+    },
+    /// Deregister the instance from the target groups. For an instance being terminated the
+    /// group waits for `handle_drained` before it sends `Terminate`; for one that already died it
+    /// only cleans up.
+    DeregisterTargets {
+        /// The instance to deregister.
+        id: InstanceId,
+    },
+    /// Stop the instance's process; answer with `handle_instance_exited`.
+    Terminate {
+        /// The instance to stop.
+        id: InstanceId,
+    },
+}
+
+/// Refusal of a capacity change, so the operator learns the bounds.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CapacityError {
+    /// The requested desired capacity is outside `min_size..=max_size`.
+    #[error("desired capacity {requested} is outside min_size..max_size ({min}..{max})")]
+    OutOfRange {
+        /// What was asked for.
+        requested: u32,
+        /// The group's `min_size`.
+        min: u32,
+        /// The group's `max_size`.
+        max: u32,
+    },
+}
