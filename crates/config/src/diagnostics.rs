@@ -131,7 +131,11 @@ impl<'s> LineIndex<'s> {
             offset -= 1;
         }
         let line = self.line_starts.partition_point(|&s| s <= offset);
-        let start = self.line_starts.get(line.wrapping_sub(1)).copied().unwrap_or(0);
+        let start = self
+            .line_starts
+            .get(line.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0);
         let column = self
             .source
             .get(start..offset)

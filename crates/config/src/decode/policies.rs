@@ -1,0 +1,426 @@
+//! `[auto_scaling_groups.NAME]` with its scaling policies and scheduled actions.
+
+use std::time::Duration;
+
+use super::alarms::{decode_alarm, decode_steps, metric, period};
+use super::{Ctx, RefKind, Reference, Tbl, Val};
+use crate::scaling::{
+    AdjustmentType, AutoScalingGroup, HealthCheckType, ScalingPolicy, ScalingPolicyKind,
+    ScheduledAction, TerminationPolicy,
+};
+
+pub(crate) fn decode_group(
+    ctx: &mut Ctx,
+    v: &Val<'_>,
+    path: String,
+    cluster_zones: &[String],
+) -> Option<AutoScalingGroup> {
+    let keys = [
+        "launch_template",
+        "target_groups",
+        "zones",
+        "min_size",
+        "max_size",
+        "desired_capacity",
+        "health_check_type",
+        "health_check_grace_period",
+        "default_instance_warmup",
+        "default_cooldown",
+        "termination_policies",
+        "scaling_policies",
+        "scheduled_actions",
+    ];
+    let t = ctx.table(v, path, &keys)?;
+    let launch_template = t.req(ctx, "launch_template", |ctx, v| {
+        let name = ctx.nonempty(v)?;
+        ctx.refs.push(Reference {
+            kind: RefKind::LaunchTemplate,
+            name: name.clone(),
+            span: v.span(),
+        });
+        Some(name)
+    });
+    let target_groups = t
+        .opt(ctx, "target_groups", |ctx, v| {
+            let names = ctx.distinct_names(v, "target group")?;
+            for (name, span) in &names {
+                ctx.refs.push(Reference {
+                    kind: RefKind::TargetGroup,
+                    name: name.clone(),
+                    span: span.clone(),
+                });
+            }
+            Some(names.into_iter().map(|(s, _)| s).collect())
+        })
+        .unwrap_or_default();
+    let zones = t
+        .opt(ctx, "zones", |ctx, v| {
+            let names = ctx.distinct_names(v, "zone")?;
+            if names.is_empty() {
+                ctx.err(v.span(), "zones must list at least one zone");
+                return None;
+            }
+            for (name, span) in &names {
+                ctx.refs.push(Reference {
+                    kind: RefKind::Zone,
+                    name: name.clone(),
+                    span: span.clone(),
+                });
+            }
+            Some(names.into_iter().map(|(s, _)| s).collect())
+        })
+        .unwrap_or_else(|| cluster_zones.to_vec());
+    let min_size = t.req(ctx, "min_size", |c, v| c.u32(v, "min_size"));
+    let max_size = t.req(ctx, "max_size", |c, v| c.u32(v, "max_size"));
+    let desired = t.opt(ctx, "desired_capacity", |c, v| c.u32(v, "desired_capacity"));
+    if let (Some(min), Some(max)) = (min_size, max_size) {
+        if min > max {
+            let at = t.get("min_size").map_or(t.span.clone(), |v| v.span());
+            ctx.err(
+                at,
+                format!("min_size ({min}) must not be greater than max_size ({max})"),
+            );
+        } else if let (Some(d), Some(dv)) = (desired, t.get("desired_capacity")) {
+            if d < min || d > max {
+                ctx.err(
+                    dv.span(),
+                    format!("desired_capacity ({d}) must be between min_size ({min}) and max_size ({max})"),
+                );
+            }
+        }
+    }
+    let hc_types = [
+        ("process", HealthCheckType::Process),
+        ("elb", HealthCheckType::Elb),
+    ];
+    let health_check_type = t
+        .opt(ctx, "health_check_type", |c, v| {
+            c.choice(v, "health_check_type", &hc_types)
+        })
+        .unwrap_or_default();
+    let health_check_grace_period = t
+        .opt(ctx, "health_check_grace_period", Ctx::duration)
+        .unwrap_or(Duration::from_secs(30));
+    let default_instance_warmup = t.opt(ctx, "default_instance_warmup", Ctx::duration);
+    let default_cooldown = t
+        .opt(ctx, "default_cooldown", Ctx::duration)
+        .unwrap_or(Duration::from_secs(300));
+    let termination_policies = t
+        .opt(ctx, "termination_policies", decode_termination)
+        .unwrap_or_else(|| vec![TerminationPolicy::Default]);
+    let scaling_policies = decode_list(ctx, &t, "scaling_policies", decode_policy);
+    let scheduled_actions = decode_list(ctx, &t, "scheduled_actions", decode_scheduled);
+    let min_size = min_size?;
+    Some(AutoScalingGroup {
+        launch_template: launch_template?,
+        target_groups,
+        zones,
+        min_size,
+        max_size: max_size?,
+        desired_capacity: desired.unwrap_or(min_size),
+        health_check_type,
+        health_check_grace_period,
+        default_instance_warmup,
+        default_cooldown,
+        termination_policies,
+        scaling_policies,
+        scheduled_actions,
+    })
+}
+
+fn decode_termination(ctx: &mut Ctx, v: &Val<'_>) -> Option<Vec<TerminationPolicy>> {
+    let opts = [
+        ("default", TerminationPolicy::Default),
+        ("oldest_instance", TerminationPolicy::OldestInstance),
+        ("newest_instance", TerminationPolicy::NewestInstance),
+        (
+            "oldest_launch_template",
+            TerminationPolicy::OldestLaunchTemplate,
+        ),
+    ];
+    let items = ctx.array(v)?;
+    if items.is_empty() {
+        ctx.err(
+            v.span(),
+            "termination_policies must list at least one policy",
+        );
+        return None;
+    }
+    let mut out = Vec::new();
+    for item in items {
+        if let Some(p) = ctx.choice(item, "termination policy", &opts) {
+            if out.contains(&p) {
+                ctx.err(
+                    item.span(),
+                    format!("duplicate termination policy `{}`", p.as_str()),
+                );
+            }
+            out.push(p);
+        }
+    }
+    Some(out)
+}
+
+/// Decodes an array of named tables, reporting duplicate names at the later one.
+fn decode_list<T>(
+    ctx: &mut Ctx,
+    t: &Tbl<'_, '_>,
+    key: &str,
+    f: fn(&mut Ctx, &Val<'_>, String) -> Option<(String, T)>,
+) -> Vec<T> {
+    let Some(items) = t.opt(ctx, key, Ctx::array) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("{}[{i}]", t.child(key));
+        if let Some((name, x)) = f(ctx, item, path) {
+            if names.contains(&name) {
+                let at = item.get_ref().get("name").map_or(item.span(), |v| v.span());
+                ctx.err(at, format!("duplicate name `{name}` in {key}"));
+            }
+            names.push(name);
+            out.push(x);
+        }
+    }
+    out
+}
+
+fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, ScalingPolicy)> {
+    const COMMON: &[&str] = &["name", "type"];
+    const TT: &[&str] = &[
+        "metric",
+        "target_value",
+        "period",
+        "scale_in_stabilization",
+        "disable_scale_in",
+    ];
+    const STEP: &[&str] = &[
+        "adjustment_type",
+        "alarm",
+        "steps",
+        "min_adjustment_magnitude",
+    ];
+    const SIMPLE: &[&str] = &["adjustment_type", "alarm", "adjustment", "cooldown"];
+    #[derive(Clone, Copy)]
+    enum K {
+        Tt,
+        Step,
+        Simple,
+    }
+    let kinds = [
+        ("target_tracking", K::Tt),
+        ("step", K::Step),
+        ("simple", K::Simple),
+    ];
+    let kind = v
+        .get_ref()
+        .get("type")
+        .and_then(|tv| ctx.choice(tv, "scaling policy type", &kinds));
+    let keys = match kind {
+        Some(K::Tt) => [COMMON, TT].concat(),
+        Some(K::Step) => [COMMON, STEP].concat(),
+        Some(K::Simple) => [COMMON, SIMPLE].concat(),
+        None => [COMMON, TT, STEP, SIMPLE].concat(),
+    };
+    let t = ctx.table(v, path, &keys)?;
+    let name = t.req(ctx, "name", Ctx::nonempty);
+    if t.get("type").is_none() {
+        ctx.err(
+            t.span.clone(),
+            format!("missing required key `type` in {}", t.label()),
+        );
+    }
+    let kind = match kind? {
+        K::Tt => {
+            let metric = t.req(ctx, "metric", metric);
+            let target_value = t.req(ctx, "target_value", |ctx, v| {
+                let x = ctx.number(v)?;
+                if x <= 0.0 {
+                    ctx.err(v.span(), "target_value must be greater than zero");
+                    return None;
+                }
+                Some(x)
+            });
+            let period = t
+                .opt(ctx, "period", period)
+                .unwrap_or(Duration::from_secs(10));
+            let scale_in_stabilization = t
+                .opt(ctx, "scale_in_stabilization", Ctx::duration)
+                .unwrap_or(Duration::from_secs(300));
+            let disable_scale_in = t
+                .opt(ctx, "disable_scale_in", Ctx::boolean)
+                .unwrap_or(false);
+            ScalingPolicyKind::TargetTracking {
+                metric: metric?,
+                target_value: target_value?,
+                period,
+                scale_in_stabilization,
+                disable_scale_in,
+            }
+        }
+        K::Step => {
+            let adjustment_type = adjustment_type(ctx, &t);
+            let alarm = t.req(ctx, "alarm", |c, v| decode_alarm(c, v, t.child("alarm")));
+            let steps = t.req(ctx, "steps", |c, v| decode_steps(c, v, &t, adjustment_type));
+            let mam = t.opt(ctx, "min_adjustment_magnitude", |ctx, v| {
+                let n = ctx.int_in(v, "min_adjustment_magnitude", 1..=i64::from(u32::MAX))?;
+                if adjustment_type != AdjustmentType::PercentChangeInCapacity {
+                    ctx.err(
+                        v.span(),
+                        "min_adjustment_magnitude only applies to percent_change_in_capacity",
+                    );
+                }
+                u32::try_from(n).ok()
+            });
+            ScalingPolicyKind::Step {
+                adjustment_type,
+                alarm: alarm?,
+                steps: steps?,
+                min_adjustment_magnitude: mam,
+            }
+        }
+        K::Simple => {
+            let adjustment_type = adjustment_type(ctx, &t);
+            let alarm = t.req(ctx, "alarm", |c, v| decode_alarm(c, v, t.child("alarm")));
+            let adjustment = t.req(ctx, "adjustment", |ctx, v| {
+                let n = ctx.integer(v)?;
+                check_adjustment(ctx, v, n, adjustment_type);
+                Some(n)
+            });
+            let cooldown = t.opt(ctx, "cooldown", Ctx::duration);
+            ScalingPolicyKind::Simple {
+                adjustment_type,
+                alarm: alarm?,
+                adjustment: adjustment?,
+                cooldown,
+            }
+        }
+    };
+    let name = name?;
+    Some((name.clone(), ScalingPolicy { name, kind }))
+}
+
+fn adjustment_type(ctx: &mut Ctx, t: &Tbl<'_, '_>) -> AdjustmentType {
+    let opts = [
+        ("change_in_capacity", AdjustmentType::ChangeInCapacity),
+        ("exact_capacity", AdjustmentType::ExactCapacity),
+        (
+            "percent_change_in_capacity",
+            AdjustmentType::PercentChangeInCapacity,
+        ),
+    ];
+    t.opt(ctx, "adjustment_type", |c, v| {
+        c.choice(v, "adjustment_type", &opts)
+    })
+    .unwrap_or_default()
+}
+
+pub(crate) fn check_adjustment(ctx: &mut Ctx, v: &Val<'_>, n: i64, ty: AdjustmentType) {
+    if ty == AdjustmentType::ExactCapacity && n < 0 {
+        ctx.err(
+            v.span(),
+            "an exact_capacity adjustment must not be negative",
+        );
+    }
+}
+
+fn decode_scheduled(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, ScheduledAction)> {
+    let keys = [
+        "name",
+        "recurrence",
+        "time_zone",
+        "start_time",
+        "end_time",
+        "min_size",
+        "max_size",
+        "desired_capacity",
+    ];
+    let t = ctx.table(v, path, &keys)?;
+    let name = t.req(ctx, "name", Ctx::nonempty);
+    let recurrence = t.opt(ctx, "recurrence", |ctx, v| {
+        let s = ctx.string(v)?;
+        let fields = s.split_whitespace().count();
+        if fields != 5 {
+            ctx.err(
+                v.span(),
+                format!("recurrence `{s}` must be a cron expression with 5 fields (minute hour day month weekday), found {fields}"),
+            );
+            return None;
+        }
+        Some(s)
+    });
+    let time_zone = t
+        .opt(ctx, "time_zone", Ctx::nonempty)
+        .unwrap_or_else(|| "UTC".into());
+    let start_time = t.opt(ctx, "start_time", timestamp);
+    let end_time = t.opt(ctx, "end_time", timestamp);
+    if recurrence.is_none()
+        && start_time.is_none()
+        && t.get("recurrence").is_none()
+        && t.get("start_time").is_none()
+    {
+        ctx.err(
+            t.span.clone(),
+            format!("{} needs `recurrence` or `start_time`", t.label()),
+        );
+    }
+    let min = t.opt(ctx, "min_size", |c, v| c.u32(v, "min_size"));
+    let max = t.opt(ctx, "max_size", |c, v| c.u32(v, "max_size"));
+    let desired = t.opt(ctx, "desired_capacity", |c, v| c.u32(v, "desired_capacity"));
+    let any_size = ["min_size", "max_size", "desired_capacity"]
+        .iter()
+        .any(|k| t.get(k).is_some());
+    if !any_size {
+        ctx.err(
+            t.span.clone(),
+            format!(
+                "{} must set at least one of min_size, max_size, desired_capacity",
+                t.label()
+            ),
+        );
+    }
+    if let (Some(lo), Some(hi)) = (min, max) {
+        if lo > hi {
+            let at = t.get("min_size").map_or(t.span.clone(), |v| v.span());
+            ctx.err(
+                at,
+                format!("min_size ({lo}) must not be greater than max_size ({hi})"),
+            );
+        }
+    }
+    let name = name?;
+    Some((
+        name.clone(),
+        ScheduledAction {
+            name,
+            recurrence,
+            time_zone,
+            start_time,
+            end_time,
+            min_size: min,
+            max_size: max,
+            desired_capacity: desired,
+        },
+    ))
+}
+
+/// An RFC 3339 time, written either as a TOML datetime or a string.
+fn timestamp(ctx: &mut Ctx, v: &Val<'_>) -> Option<String> {
+    let s = match v.get_ref() {
+        toml::de::DeValue::Datetime(d) => d.to_string(),
+        _ => ctx.string(v)?,
+    };
+    let full = s
+        .parse::<toml::value::Datetime>()
+        .is_ok_and(|d| d.date.is_some() && d.time.is_some());
+    if !full {
+        ctx.err(
+            v.span(),
+            format!("invalid time `{s}`; expected RFC 3339 like \"2025-01-31T08:00:00Z\""),
+        );
+        return None;
+    }
+    Some(s)
+}

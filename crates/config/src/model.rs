@@ -1,0 +1,286 @@
+//! The typed configuration: the cluster, launch templates and target groups.
+//!
+//! Every value here has had its defaults applied and passed validation, so the data plane and
+//! control plane can use it without re-checking.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::matching::Matcher;
+use crate::routing::LoadBalancer;
+use crate::scaling::AutoScalingGroup;
+
+/// A whole, validated Flotilla config file: everything one `flotilla up` runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The config file as the caller named it; used in messages and by `POST /v1/reload`.
+    pub path: PathBuf,
+    /// Absolute directory of the config file; relative paths in the file are resolved against it.
+    pub base_dir: PathBuf,
+    /// Settings of the whole installation (`[cluster]`).
+    pub cluster: Cluster,
+    /// Recipes for starting instances (`[launch_templates.NAME]`), as EC2 launch templates.
+    pub launch_templates: BTreeMap<String, LaunchTemplate>,
+    /// Pools of targets the load balancers route to (`[target_groups.NAME]`).
+    pub target_groups: BTreeMap<String, TargetGroup>,
+    /// Application (HTTP) and network (TCP) load balancers (`[load_balancers.NAME]`).
+    pub load_balancers: BTreeMap<String, LoadBalancer>,
+    /// Groups of instances kept at a desired size (`[auto_scaling_groups.NAME]`).
+    pub auto_scaling_groups: BTreeMap<String, AutoScalingGroup>,
+}
+
+/// Installation-wide settings (`[cluster]`): the simulated region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Display name, shown in status output and metrics labels. Default `"flotilla"`.
+    pub name: String,
+    /// Simulated availability zones (failure domains) that groups spread instances across.
+    /// Default `["az-a", "az-b", "az-c"]`; never empty and without duplicates.
+    pub zones: Vec<String>,
+    /// Where the state database and instance logs live; resolved against the config's
+    /// directory. Default `.flotilla`.
+    pub state_dir: PathBuf,
+    /// Address of the admin API and dashboard. Default `127.0.0.1:9090`; a non-loopback
+    /// address makes the bearer token mandatory.
+    pub admin_bind: SocketAddr,
+    /// Name of the environment variable holding the admin bearer token.
+    /// Default `FLOTILLA_ADMIN_TOKEN`.
+    pub admin_token_env: String,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Self {
+            name: "flotilla".into(),
+            zones: vec!["az-a".into(), "az-b".into(), "az-c".into()],
+            state_dir: PathBuf::from(".flotilla"),
+            admin_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
+            admin_token_env: "FLOTILLA_ADMIN_TOKEN".into(),
+        }
+    }
+}
+
+/// How to start one instance (`[launch_templates.NAME]`), like an EC2 launch template: here an
+/// instance is a local process rather than a VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchTemplate {
+    /// Program and arguments. Never empty. The placeholder `{flotilla}` is kept verbatim; the
+    /// runtime replaces it with the path of the running `flotilla` binary.
+    pub command: Vec<String>,
+    /// Extra environment variables (beside `PORT`, `FLOTILLA_INSTANCE_ID`, … which the runtime sets).
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the process, resolved against the config's directory. Default `.`.
+    pub working_dir: PathBuf,
+    /// Signal sent to stop the instance gracefully. Default `SIGTERM`.
+    pub stop_signal: StopSignal,
+    /// How long to wait after `stop_signal` before `SIGKILL`. Default 10 s; never zero.
+    pub stop_timeout: Duration,
+    /// A label standing in for the EC2 instance type (used for pricing). Default `t3.micro`.
+    pub instance_type: String,
+}
+
+/// The signal used to ask an instance to shut down (`stop_signal`), before the hard kill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum StopSignal {
+    /// `SIGTERM`, the conventional "please exit" (default).
+    #[default]
+    Term,
+    /// `SIGINT`, as Ctrl-C would send.
+    Int,
+    /// `SIGQUIT`.
+    Quit,
+    /// `SIGHUP`.
+    Hup,
+    /// `SIGUSR1`.
+    Usr1,
+    /// `SIGUSR2`.
+    Usr2,
+    /// `SIGKILL`: no graceful shutdown at all.
+    Kill,
+}
+
+impl StopSignal {
+    /// Every signal with its canonical name, for parsing and messages.
+    pub const ALL: [(StopSignal, &'static str); 7] = [
+        (StopSignal::Term, "SIGTERM"),
+        (StopSignal::Int, "SIGINT"),
+        (StopSignal::Quit, "SIGQUIT"),
+        (StopSignal::Hup, "SIGHUP"),
+        (StopSignal::Usr1, "SIGUSR1"),
+        (StopSignal::Usr2, "SIGUSR2"),
+        (StopSignal::Kill, "SIGKILL"),
+    ];
+
+    /// Canonical name such as `"SIGTERM"`.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map_or("SIGTERM", |(_, n)| n)
+    }
+
+    /// Linux signal number, for callers sending the signal with `libc::kill`.
+    pub fn number(self) -> i32 {
+        match self {
+            StopSignal::Hup => 1,
+            StopSignal::Int => 2,
+            StopSignal::Quit => 3,
+            StopSignal::Kill => 9,
+            StopSignal::Usr1 => 10,
+            StopSignal::Usr2 => 12,
+            StopSignal::Term => 15,
+        }
+    }
+
+    /// Parses `"SIGTERM"`, `"TERM"` or `"term"`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let upper = s.trim().to_ascii_uppercase();
+        let full = if upper.starts_with("SIG") {
+            upper
+        } else {
+            format!("SIG{upper}")
+        };
+        Self::ALL.iter().find(|(_, n)| *n == full).map(|(s, _)| *s)
+    }
+}
+
+impl std::fmt::Display for StopSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Protocol of a target group or of its health check (`http` | `tcp`).
+///
+/// As in ELB, an application load balancer forwards to `http` groups and a network load
+/// balancer to `tcp` groups; the health check protocol may differ from the traffic protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Protocol {
+    /// HTTP/1.1 (default).
+    #[default]
+    Http,
+    /// Plain TCP: connect succeeds = healthy.
+    Tcp,
+}
+
+impl Protocol {
+    /// `"http"` or `"tcp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Http => "http",
+            Protocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// How a target group spreads requests over its healthy targets (ALB `load_balancing.algorithm.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Algorithm {
+    /// Each target in turn (default).
+    #[default]
+    RoundRobin,
+    /// The target with the fewest requests in flight.
+    LeastOutstandingRequests,
+    /// A random target, weighted (ALB's anomaly-mitigation-capable mode).
+    WeightedRandom,
+}
+
+impl Algorithm {
+    /// The config spelling, e.g. `"round_robin"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::LeastOutstandingRequests => "least_outstanding_requests",
+            Algorithm::WeightedRandom => "weighted_random",
+        }
+    }
+}
+
+/// A pool of targets a load balancer forwards to (`[target_groups.NAME]`), with its health
+/// check and draining settings, as an ELB target group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetGroup {
+    /// Traffic protocol. Default `http`.
+    pub protocol: Protocol,
+    /// Routing algorithm among healthy targets. Default `round_robin`.
+    pub algorithm: Algorithm,
+    /// How long a deregistered target keeps serving in-flight requests (draining).
+    /// Default 300 s as in AWS.
+    pub deregistration_delay: Duration,
+    /// Ramp-up time for a new target's share of traffic; zero disables it. Default 0.
+    pub slow_start: Duration,
+    /// Static targets registered beside those an auto scaling group registers.
+    pub targets: Vec<SocketAddr>,
+    /// How targets are probed.
+    pub health_check: HealthCheck,
+    /// Load-balancer-generated cookie stickiness.
+    pub stickiness: Stickiness,
+}
+
+impl Default for TargetGroup {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Http,
+            algorithm: Algorithm::RoundRobin,
+            deregistration_delay: Duration::from_secs(300),
+            slow_start: Duration::ZERO,
+            targets: Vec::new(),
+            health_check: HealthCheck::default(),
+            stickiness: Stickiness::default(),
+        }
+    }
+}
+
+/// Active health check of a target group; defaults are AWS ALB's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Probe protocol; defaults to the target group's protocol.
+    pub protocol: Protocol,
+    /// Path requested by HTTP probes. Default `/`.
+    pub path: String,
+    /// Time between probes. Default 30 s; always greater than `timeout`.
+    pub interval: Duration,
+    /// A probe without an answer within this time fails. Default 5 s.
+    pub timeout: Duration,
+    /// Consecutive successes before an unhealthy target is healthy again (1–10). Default 5.
+    pub healthy_threshold: u32,
+    /// Consecutive failures before a target is unhealthy (1–10). Default 2.
+    pub unhealthy_threshold: u32,
+    /// HTTP status codes that count as success. Default `200`.
+    pub matcher: Matcher,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            protocol: Protocol::Http,
+            path: "/".into(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            healthy_threshold: 5,
+            unhealthy_threshold: 2,
+            matcher: Matcher::default(),
+        }
+    }
+}
+
+/// Load-balancer-generated cookie stickiness (ALB `stickiness.type = lb_cookie`): a client keeps
+/// going to the same target while the cookie is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stickiness {
+    /// Off by default, as in AWS.
+    pub enabled: bool,
+    /// Cookie lifetime, 1 s – 7 days. Default 1 day as in AWS.
+    pub duration: Duration,
+}
+
+impl Default for Stickiness {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            duration: Duration::from_secs(86_400),
+        }
+    }
+}
