@@ -1,0 +1,165 @@
+//! Header rewriting between client and target (AWS ALB §3.1): hop-by-hop headers are dropped in
+//! both directions, `X-Forwarded-*` headers are added toward the target.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::Uri;
+
+/// Headers that describe one connection rather than the message (RFC 9110 §7.6.1).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+
+/// Per client connection values added to every request it sends, prepared once.
+#[derive(Debug, Clone)]
+pub(crate) struct Forwarded {
+    /// The client's IP address, as text.
+    pub(crate) client_ip: HeaderValue,
+    /// The listener port the client connected to.
+    pub(crate) port: HeaderValue,
+}
+
+/// Remove hop-by-hop headers, including every header named by `Connection`.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        // Named headers are collected first: the map cannot be edited while it is read.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty()
+                    && !t.eq_ignore_ascii_case("close")
+                    && !t.eq_ignore_ascii_case("keep-alive")
+            })
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            // Never let a client make us drop the target-visible Host.
+            .filter(|n| *n != header::HOST)
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Rewrite a client's request head for the target.
+pub(crate) fn prepare_request(uri: &mut Uri, headers: &mut HeaderMap, fwd: &Forwarded) {
+    strip_hop_by_hop(headers);
+    // The listener already answered any `Expect: 100-continue`; the target must not wait for it.
+    headers.remove(header::EXPECT);
+
+    // Targets get origin-form; an absolute-form request's authority becomes the Host.
+    if uri.scheme().is_some() || uri.authority().is_some() {
+        if let Some(authority) = uri.authority() {
+            if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                headers.insert(header::HOST, host);
+            }
+        }
+        let path = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse::<Uri>()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+        *uri = path;
+    }
+
+    append_forwarded_for(headers, &fwd.client_ip);
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PORT.clone(), fwd.port.clone());
+}
+
+/// `append` mode of ALB: add the client IP to the end of any existing list, or create it.
+fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+    let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    if existing.peek().is_none() {
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        return;
+    }
+    let mut list: Vec<u8> = Vec::with_capacity(64);
+    for v in existing {
+        let v = v.as_bytes();
+        let v = v.trim_ascii();
+        if v.is_empty() {
+            continue;
+        }
+        list.extend_from_slice(v);
+        list.extend_from_slice(b", ");
+    }
+    list.extend_from_slice(client_ip.as_bytes());
+    match HeaderValue::from_bytes(&list) {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR.clone(), v);
+        }
+        // Cannot happen (built from valid values), but never fail a request over it.
+        Err(_) => {
+            headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fwd() -> Forwarded {
+        Forwarded {
+            client_ip: HeaderValue::from_static("127.0.0.1"),
+            port: HeaderValue::from_static("8080"),
+        }
+    }
+
+    #[test]
+    fn strips_connection_named_and_fixed_hop_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("close, X-Foo"));
+        h.insert("x-foo", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert("x-keep", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.get("x-foo").is_none());
+        assert!(h.get(header::CONNECTION).is_none());
+        assert!(h.get("keep-alive").is_none());
+        assert!(h.get(header::TE).is_none());
+        assert_eq!(h.get("x-keep").unwrap(), "yes");
+    }
+
+    #[test]
+    fn appends_to_existing_xff() {
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", HeaderValue::from_static("1.1.1.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("2.2.2.2"));
+        let mut uri = Uri::from_static("/a?b=c");
+        prepare_request(&mut uri, &mut h, &fwd());
+        assert_eq!(
+            h.get("x-forwarded-for").unwrap(),
+            "1.1.1.1, 2.2.2.2, 127.0.0.1"
+        );
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+        assert_eq!(h.get("x-forwarded-port").unwrap(), "8080");
+        assert_eq!(uri, "/a?b=c");
+    }
+
+    #[test]
+    fn absolute_form_becomes_origin_form() {
+        let mut h = HeaderMap::new();
+        let mut uri: Uri = "http://example.com:81/x?y".parse().unwrap();
+        prepare_request(&mut uri, &mut h, &fwd());
+        assert_eq!(uri, "/x?y");
+        assert_eq!(h.get(header::HOST).unwrap(), "example.com:81");
+    }
+}
