@@ -1,1 +1,28 @@
-//! placeholder
+//! Where Flotilla's instances run.
+//!
+//! The auto scaler decides *how many* instances a group needs; this crate decides *where and
+//! how* they run. [`ComputeProvider`] is the seam: the embedded default,
+//! [`LocalProcessProvider`], runs every instance as a local child process, and later providers
+//! can run them on other hosts without the control plane noticing.
+//!
+//! Guarantees of the local provider, all of which exist so that an instance behaves like a
+//! disposable VM that Flotilla alone controls:
+//! - each instance gets a free loopback `PORT` and the `FLOTILLA_*` identity variables;
+//! - its stdout and stderr go to `<log_dir>/<instance_id>.log`;
+//! - it runs in its own process group, so a terminal Ctrl-C reaches Flotilla only (which drains
+//!   before stopping) and stop/kill reach the instance's whole process tree;
+//! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal).
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+mod local;
+mod provider;
+mod signal;
+mod types;
+
+pub use error::ComputeError;
+pub use local::LocalProcessProvider;
+pub use provider::ComputeProvider;
+pub use signal::Signal;
+pub use types::{ComputeEvent, LaunchSpec, LaunchedInstance};

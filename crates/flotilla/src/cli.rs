@@ -41,6 +41,9 @@ pub(crate) enum Command {
     Up {
         /// The config file (TOML).
         config: PathBuf,
+        /// Data-plane worker threads (default: one per core).
+        #[arg(long)]
+        worker_threads: Option<usize>,
     },
     /// Check CONFIG without starting anything; print every error as FILE:LINE:COL: message.
     Validate {

@@ -14,7 +14,10 @@ use crate::cli::{AdminArgs, Cli, Command};
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Up { config } => up(&config),
+        Command::Up {
+            config,
+            worker_threads,
+        } => up(&config, worker_threads),
         Command::Validate { config } => Ok(validate(&config)),
         Command::Status { json, admin } => block_on(status(admin, json)),
         Command::Scale {
@@ -72,7 +75,7 @@ fn validate(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn up(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn up(path: &std::path::Path, worker_threads: Option<usize>) -> anyhow::Result<ExitCode> {
     let Some(config) = load_config(path) else {
         return Ok(ExitCode::FAILURE);
     };
@@ -90,7 +93,11 @@ fn up(path: &std::path::Path) -> anyhow::Result<ExitCode> {
         id_seed,
         admin_token,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = worker_threads {
+        builder.worker_threads(n.max(1));
+    }
+    let runtime = builder
         .enable_all()
         .build()
         .context("starting the async runtime")?;

@@ -1,0 +1,43 @@
+"""Reads wrk or h2load output on stdin; prints "rps p50_ms p99_ms" (nan when absent)."""
+import re
+import sys
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def ms(value, unit):
+    return float(value) * UNITS[unit]
+
+
+def main():
+    case = sys.argv[1]
+    text = sys.stdin.read()
+    rps = p50 = p99 = float("nan")
+    if case.startswith("h2"):
+        m = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", text)
+        if m:
+            rps = float(m.group(1))
+        # h2load prints mean/sd, not percentiles; report the mean as p50 and max as p99 bound.
+        m = re.search(r"time for request:\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", text)
+        if m:
+            p50 = ms(m.group(5), m.group(6))
+            p99 = ms(m.group(3), m.group(4))
+        ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", text)
+        if ok and int(ok.group(2)) > 0:
+            rps = float("nan")
+    else:
+        m = re.search(r"Requests/sec:\s+([\d.]+)", text)
+        if m:
+            rps = float(m.group(1))
+        m = re.search(r"50%\s+([\d.]+)(us|ms|s)", text)
+        if m:
+            p50 = ms(m.group(1), m.group(2))
+        m = re.search(r"99%\s+([\d.]+)(us|ms|s)", text)
+        if m:
+            p99 = ms(m.group(1), m.group(2))
+        if re.search(r"Non-2xx or 3xx responses", text):
+            rps = float("nan")
+    print(f"{rps} {p50} {p99}")
+
+
+main()

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Data-plane benchmark: HAProxy, nginx and Flotilla as round-robin proxies over the same three
+# loopback nginx backends, interleaved in one run, ratios against HAProxy per round.
+#
+#   bench/proxy-bench.sh [ROUNDS] [SECONDS]        (defaults: 30 rounds × 2 s)
+#
+# On this 2-core machine the proxy under test is pinned to core 0 and everything else (load
+# generator, backends) to core 1. Every proxy runs one worker thread, with upstream keep-alive
+# pools at least as large as the client connection count. A second, identical HAProxy runs as
+# a noise control: its ratio to the first must cover 1.0. The proxy's CPU time per round is
+# read from /proc/PID/stat (all threads), giving requests per CPU-second.
+#
+# Traffic goes only to 127.0.0.1; every load run is bounded by its duration.
+set -euo pipefail
+
+ROUNDS=${1:-30}
+SECS=${2:-2}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+WORK=$(mktemp -d /tmp/flotilla-bench.XXXXXX)
+RESULTS="$WORK/results.csv"
+PIDS=()
+
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+need=()
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v nginx >/dev/null || need+=(nginx)
+command -v wrk >/dev/null || need+=(wrk)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} from Debian's packages"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+echo "building flotilla (release)"
+(cd "$ROOT" && cargo build --release -q -p flotilla)
+FLOTILLA="$ROOT/target/release/flotilla"
+
+# Ports.
+B1=19101 B2=19102 B3=19103
+P_HAPROXY=19201 P_HAPROXY2=19202 P_NGINX=19203 P_FLOTILLA=19204
+H2_HAPROXY=19211 H2_HAPROXY2=19212 H2_NGINX=19213 H2_FLOTILLA=19214
+ADMIN=19290
+
+# --- backends: one nginx, one worker, three ports, tiny answer -----------------------------
+mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy"
+cat > "$WORK/backend/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/backend/nginx.pid;
+error_log $WORK/backend/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  server { listen 127.0.0.1:$B1 reuseport; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$B2 reuseport; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$B3 reuseport; location / { return 200 "ok\n"; } }
+}
+CONF
+taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -e "$WORK/backend/error.log" &
+PIDS+=($!)
+
+# --- HAProxy (twice: the second is the noise control) --------------------------------------
+haproxy_conf() { # port h2port
+  cat <<CONF
+global
+  nbthread 1
+  maxconn 20000
+defaults
+  mode http
+  timeout connect 10s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$1
+  bind 127.0.0.1:$2 proto h2
+  default_backend be
+backend be
+  balance roundrobin
+  server b1 127.0.0.1:$B1 maxconn 1000
+  server b2 127.0.0.1:$B2 maxconn 1000
+  server b3 127.0.0.1:$B3 maxconn 1000
+CONF
+}
+haproxy_conf $P_HAPROXY $H2_HAPROXY > "$WORK/haproxy/a.cfg"
+haproxy_conf $P_HAPROXY2 $H2_HAPROXY2 > "$WORK/haproxy/b.cfg"
+taskset -c 0 haproxy -f "$WORK/haproxy/a.cfg" -db &
+HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
+taskset -c 0 haproxy -f "$WORK/haproxy/b.cfg" -db &
+HAPROXY2_PID=$!; PIDS+=($HAPROXY2_PID)
+
+# --- nginx as proxy ------------------------------------------------------------------------
+cat > "$WORK/nginx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream be {
+    server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3;
+    keepalive 512;
+    keepalive_requests 1000000;
+  }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    listen 127.0.0.1:$H2_NGINX http2;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
+NGINX_PID=$!; PIDS+=($NGINX_PID)
+
+# --- Flotilla ------------------------------------------------------------------------------
+cat > "$WORK/flotilla.toml" <<CONF
+[cluster]
+admin_bind = "127.0.0.1:$ADMIN"
+state_dir = "$WORK/flotilla-state"
+
+[target_groups.be]
+targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
+[target_groups.be.health_check]
+interval = "5s"
+timeout = "2s"
+healthy_threshold = 2
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:$P_FLOTILLA"
+default_action = { type = "forward", target_group = "be" }
+CONF
+RUST_LOG=warn taskset -c 0 "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" &
+FLOTILLA_PID=$!; PIDS+=($FLOTILLA_PID)
+
+# Wait until every proxy answers (bounded).
+for port in $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA; do
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
+    sleep 0.1
+  done
+  curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "proxy on $port does not answer"; exit 1; }
+done
+
+# CPU ticks (user+system, all threads) of a process.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# name → "pid port h2port"
+declare -A PROXY=(
+  [haproxy]="$HAPROXY_PID $P_HAPROXY $H2_HAPROXY"
+  [haproxy2]="$HAPROXY2_PID $P_HAPROXY2 $H2_HAPROXY2"
+  [nginx]="$NGINX_PID $P_NGINX $H2_NGINX"
+  [flotilla]="$FLOTILLA_PID $P_FLOTILLA $H2_FLOTILLA"
+)
+CASES=(h1-c64 h1-c256 h1-close h2-c64)
+
+# One measurement: prints "rps p50_ms p99_ms" (or "nan nan nan" if the tool failed).
+measure() { # case port h2port
+  local out
+  case "$1" in
+    h1-c64)  out=$(taskset -c 1 wrk -t1 -c64  -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1) || true ;;
+    h1-c256) out=$(taskset -c 1 wrk -t1 -c256 -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1) || true ;;
+    h1-close) out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency -H "Connection: close" "http://127.0.0.1:$2/" 2>&1) || true ;;
+    h2-c64)  out=$(taskset -c 1 h2load -c64 -m1 -D "$SECS" --warm-up-time=0 "http://127.0.0.1:$3/" 2>&1) || true ;;
+  esac
+  python3 "$HERE/parse_load.py" "$1" <<<"$out"
+}
+
+echo "case,round,proxy,secs,rps,p50_ms,p99_ms,cpu_s" > "$RESULTS"
+echo "running $ROUNDS rounds × ${SECS}s × ${#CASES[@]} cases × ${#PROXY[@]} proxies (results: $RESULTS)"
+for round in $(seq 1 "$ROUNDS"); do
+  for case in "${CASES[@]}"; do
+    for name in $(printf '%s\n' "${!PROXY[@]}" | shuf); do
+      read -r pid port h2port <<<"${PROXY[$name]}"
+      before=$(ticks "$pid")
+      read -r rps p50 p99 <<<"$(measure "$case" "$port" "$h2port")"
+      after=$(ticks "$pid")
+      cpu=$(python3 -c "print(($after - $before) / $HZ)")
+      echo "$case,$round,$name,$SECS,$rps,$p50,$p99,$cpu" >> "$RESULTS"
+    done
+  done
+  echo "round $round/$ROUNDS done"
+done
+
+python3 "$HERE/report.py" "$RESULTS" | tee "$WORK/report.md"
+cp "$RESULTS" "$HERE/last-results.csv"
+cp "$WORK/report.md" "$HERE/last-report.md"

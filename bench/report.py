@@ -1,0 +1,56 @@
+"""Turns bench results (CSV) into the markdown table of docs/benchmarks.md.
+
+Per case and proxy: median requests/s, p50, p99 and requests per CPU-second; and, paired by
+round with HAProxy's figures, the median ratio with a 95 % bootstrap confidence interval
+(fixed seed, so the same CSV always gives the same table).
+"""
+import csv
+import math
+import random
+import statistics
+import sys
+from collections import defaultdict
+
+
+def ci(values, reps=2000, seed=7):
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return (float("nan"),) * 3
+    rng = random.Random(seed)
+    meds = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(reps))
+    return statistics.median(values), meds[int(0.025 * reps)], meds[int(0.975 * reps) - 1]
+
+
+def main():
+    rows = defaultdict(dict)  # (case, round) -> proxy -> row
+    for r in csv.DictReader(open(sys.argv[1])):
+        cpu = float(r["cpu_s"])
+        rps = float(r["rps"])
+        r["per_cpu"] = (rps * cpu_secs_total(r)) / cpu if cpu > 0 else float("nan")
+        rows[(r["case"], r["round"])][r["proxy"]] = r
+    cases = sorted({c for c, _ in rows}, key=lambda c: ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64"].index(c) if c in ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64"] else 99)
+    proxies = ["haproxy", "haproxy2", "nginx", "flotilla"]
+    print("| case | proxy | req/s | p50 ms | p99 ms | req per CPU-s | ratio req/s vs HAProxy (95% CI) | ratio req per CPU-s vs HAProxy (95% CI) |")
+    print("|---|---|---:|---:|---:|---:|---|---|")
+    for case in cases:
+        rounds = [v for (c, _), v in rows.items() if c == case]
+        for p in proxies:
+            mine = [r[p] for r in rounds if p in r]
+            if not mine:
+                continue
+            med = lambda key: statistics.median([float(x[key]) for x in mine if not math.isnan(float(x[key]))] or [float("nan")])
+            rr = [float(r[p]["rps"]) / float(r["haproxy"]["rps"]) for r in rounds if p in r and "haproxy" in r]
+            cr = [r[p]["per_cpu"] / r["haproxy"]["per_cpu"] for r in rounds if p in r and "haproxy" in r]
+            m1, lo1, hi1 = ci(rr)
+            m2, lo2, hi2 = ci(cr)
+            per_cpu = statistics.median([x["per_cpu"] for x in mine if not math.isnan(x["per_cpu"])] or [float("nan")])
+            print(f"| {case} | {p} | {med('rps'):,.0f} | {med('p50_ms'):.3f} | {med('p99_ms'):.3f} | {per_cpu:,.0f} | "
+                  f"{m1:.3f} ({lo1:.3f}–{hi1:.3f}) | {m2:.3f} ({lo2:.3f}–{hi2:.3f}) |")
+
+
+def cpu_secs_total(r):
+    """Seconds of load in the round: requests/s times this is the round's request count."""
+    return float(r["secs"])
+
+
+main()

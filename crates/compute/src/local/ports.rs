@@ -1,0 +1,69 @@
+//! Choosing a free loopback port per instance.
+
+use std::collections::HashSet;
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+
+/// How many candidates to try before giving up (bounded: collisions are rare).
+const MAX_ATTEMPTS: usize = 64;
+
+/// Asks the kernel for a free port on 127.0.0.1 by binding port 0 and releasing it at once.
+pub(crate) fn ephemeral_port() -> io::Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Picks a port from `candidate` that no live instance holds.
+///
+/// The kernel may hand back a port that a live instance was given but has not bound yet (it is
+/// still starting), so candidates are checked against `held`. `candidate` is a parameter so the
+/// skip logic can be tested deterministically.
+pub(crate) fn pick_port(
+    held: &HashSet<u16>,
+    mut candidate: impl FnMut() -> io::Result<u16>,
+) -> io::Result<u16> {
+    let mut last_error = None;
+    for _ in 0..MAX_ATTEMPTS {
+        match candidate() {
+            Ok(port) if !held.contains(&port) => return Ok(port),
+            Ok(_) => {}
+            Err(err) => last_error = Some(err),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "every candidate port is held by a live instance",
+        )
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skips_ports_held_by_live_instances() {
+        let held: HashSet<u16> = [5000, 5001].into_iter().collect();
+        let mut seq = [5000, 5001, 5000, 5002].into_iter();
+        let port = pick_port(&held, || Ok(seq.next().unwrap_or(0))).unwrap();
+        assert_eq!(port, 5002);
+    }
+
+    #[test]
+    fn gives_up_after_bounded_attempts() {
+        let held: HashSet<u16> = [5000].into_iter().collect();
+        let mut calls = 0;
+        let result = pick_port(&held, || {
+            calls += 1;
+            Ok(5000)
+        });
+        assert!(result.is_err());
+        assert_eq!(calls, MAX_ATTEMPTS);
+    }
+
+    #[test]
+    fn ephemeral_port_is_nonzero() {
+        assert_ne!(ephemeral_port().unwrap(), 0);
+    }
+}

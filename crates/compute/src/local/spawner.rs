@@ -1,0 +1,117 @@
+//! The dedicated thread that forks every instance.
+//!
+//! WHY a dedicated thread: instances are started with `PR_SET_PDEATHSIG = SIGKILL` so that none
+//! outlives Flotilla. The kernel delivers that signal when the *thread* that forked the child
+//! exits, not when the process does. Tokio's blocking-pool and worker threads come and go (idle
+//! blocking threads exit after a few seconds), which would SIGKILL perfectly healthy instances.
+//! So every fork happens on this one long-lived std thread. It lives exactly as long as the
+//! provider: dropping the provider closes the request channel, the thread ends, and the kernel
+//! kills every instance it started — the same guarantee as when Flotilla dies.
+//!
+//! The thread enters the Tokio runtime handle so that the children are `tokio::process` children
+//! whose exits are awaited by ordinary tasks (no waiter thread per instance).
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+
+use tokio::runtime::Handle;
+use tokio::sync::oneshot;
+
+use crate::ComputeError;
+
+/// One fork request: a fully built command, its log file and where to send the result.
+pub(crate) struct SpawnRequest {
+    pub(crate) instance_id: String,
+    pub(crate) command: Command,
+    pub(crate) log_path: PathBuf,
+    pub(crate) reply: oneshot::Sender<Result<tokio::process::Child, ComputeError>>,
+}
+
+/// Handle to the spawner thread; dropping it ends the thread (and, via the parent-death signal,
+/// every instance the thread started).
+pub(crate) struct Spawner {
+    requests: mpsc::Sender<SpawnRequest>,
+}
+
+impl Spawner {
+    /// Starts the spawner thread bound to `runtime`.
+    pub(crate) fn start(runtime: Handle) -> Result<Self, ComputeError> {
+        let (requests, receiver) = mpsc::channel::<SpawnRequest>();
+        thread::Builder::new()
+            .name("flotilla-spawner".into())
+            .spawn(move || {
+                let _entered = runtime.enter();
+                // Ends when the provider (the only sender) is dropped.
+                while let Ok(request) = receiver.recv() {
+                    let SpawnRequest {
+                        instance_id,
+                        command,
+                        log_path,
+                        reply,
+                    } = request;
+                    let result = spawn_one(&instance_id, command, &log_path);
+                    // The launcher may have given up (its future was dropped); then the child is
+                    // dropped here, and tokio keeps reaping it in the background.
+                    let _ = reply.send(result);
+                }
+                tracing::debug!("spawner thread stopping");
+            })
+            .map_err(|err| ComputeError::Spawner(err.to_string()))?;
+        Ok(Self { requests })
+    }
+
+    /// Hands a request to the thread.
+    pub(crate) fn submit(&self, request: SpawnRequest) -> Result<(), ComputeError> {
+        self.requests
+            .send(request)
+            .map_err(|_| ComputeError::Spawner("thread has stopped".into()))
+    }
+}
+
+/// Opens the log file and forks the command. Runs on the spawner thread.
+fn spawn_one(
+    instance_id: &str,
+    mut command: Command,
+    log_path: &Path,
+) -> Result<tokio::process::Child, ComputeError> {
+    let log = open_log(log_path)?;
+    let log_err = log.try_clone().map_err(|source| ComputeError::Log {
+        path: log_path.to_path_buf(),
+        source,
+    })?;
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    let program = command.get_program().to_string_lossy().into_owned();
+    let mut command = tokio::process::Command::from(command);
+    // Instances are stopped deliberately (stop/kill) or by the parent-death signal, never because
+    // a handle went out of scope.
+    command.kill_on_drop(false);
+    command.spawn().map_err(|source| ComputeError::Spawn {
+        instance_id: instance_id.to_owned(),
+        program,
+        source,
+    })
+}
+
+/// Creates the log directory and opens `<instance_id>.log` for appending.
+fn open_log(path: &Path) -> Result<File, ComputeError> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|source| ComputeError::Log {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ComputeError::Log {
+            path: path.to_path_buf(),
+            source,
+        })
+}

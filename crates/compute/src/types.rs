@@ -1,0 +1,63 @@
+//! The values exchanged between the control plane and a compute provider.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::Signal;
+
+/// Everything a provider needs to start one instance, already resolved from the launch template.
+///
+/// The control plane substitutes placeholders (`{flotilla}`) and resolves paths before building
+/// this, so providers never need to understand configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchSpec {
+    /// Unique id of the instance (like `i-0a1b2c3d4e5f`); also names its log file.
+    pub instance_id: String,
+    /// Availability zone the instance is placed in; given to it as `FLOTILLA_ZONE`.
+    pub zone: String,
+    /// Auto scaling group that owns the instance; given to it as `FLOTILLA_GROUP`.
+    pub group: String,
+    /// Program and arguments, placeholders already substituted.
+    pub command: Vec<String>,
+    /// Extra environment from the launch template (Flotilla's own variables win on conflict).
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the process.
+    pub working_dir: PathBuf,
+    /// Signal that asks the instance to stop gracefully.
+    pub stop_signal: Signal,
+    /// How long a graceful stop may take before the instance is SIGKILLed.
+    pub stop_timeout: Duration,
+}
+
+/// A started instance: where to reach it and where its output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchedInstance {
+    /// The id from the [`LaunchSpec`].
+    pub instance_id: String,
+    /// Process id (and process group id) of the instance's main process.
+    pub pid: u32,
+    /// `127.0.0.1:PORT`: where the instance must listen, i.e. the target to register.
+    pub address: SocketAddr,
+    /// The file that receives the instance's stdout and stderr.
+    pub log_path: PathBuf,
+}
+
+/// Something that happened to an instance outside a direct call, reported on the event channel.
+///
+/// Exits are events rather than return values because they happen whenever they happen: a crash,
+/// a graceful stop finishing, or a kill. The control plane uses `requested` to tell a planned
+/// termination from an unhealthy instance that must be replaced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ComputeEvent {
+    /// The instance's main process has exited.
+    Exited {
+        /// The instance that exited.
+        instance_id: String,
+        /// Human-readable status: `"exit code 0"`, `"signal 9 (SIGKILL)"`.
+        status: String,
+        /// `true` if Flotilla asked it to stop or killed it; `false` for an unexpected exit.
+        requested: bool,
+    },
+}
