@@ -108,9 +108,12 @@ impl AdminClient {
             .to_bytes();
         if !status.is_success() {
             let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
-            let (error, code) = parsed
-                .map(|b| (b.error, b.code))
-                .unwrap_or_else(|| (String::from_utf8_lossy(&bytes).into_owned(), "unknown".into()));
+            let (error, code) = parsed.map(|b| (b.error, b.code)).unwrap_or_else(|| {
+                (
+                    String::from_utf8_lossy(&bytes).into_owned(),
+                    "unknown".into(),
+                )
+            });
             return Err(ClientError::Api {
                 status: status.as_u16(),
                 error,

@@ -71,9 +71,7 @@ async fn get_group(
     State(b): State<Backend>,
     Path(name): Path<String>,
 ) -> Result<Json<GroupDetail>, AdminError> {
-    b.group(&name)
-        .map(Json)
-        .ok_or_else(|| no_group(&name))
+    b.group(&name).map(Json).ok_or_else(|| no_group(&name))
 }
 
 async fn put_capacity(
@@ -90,9 +88,7 @@ async fn get_activities(
     State(b): State<Backend>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<ActivityInfo>>, AdminError> {
-    b.activities(&name)
-        .map(Json)
-        .ok_or_else(|| no_group(&name))
+    b.activities(&name).map(Json).ok_or_else(|| no_group(&name))
 }
 
 async fn get_target_health(

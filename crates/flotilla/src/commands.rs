@@ -144,8 +144,9 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     tg_names.dedup();
     let mut health = Vec::new();
     for name in &tg_names {
-        let targets: Vec<TargetHealthInfo> =
-            client.get(&format!("/v1/target-groups/{name}/health")).await?;
+        let targets: Vec<TargetHealthInfo> = client
+            .get(&format!("/v1/target-groups/{name}/health"))
+            .await?;
         health.push((name.clone(), targets));
     }
     if json {
@@ -197,7 +198,10 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
     for (name, targets) in &health {
         println!("\ntarget group {name}");
-        println!("  {:<22} {:<16} {:<6} {:<10} REASON", "TARGET", "INSTANCE", "ZONE", "STATE");
+        println!(
+            "  {:<22} {:<16} {:<6} {:<10} REASON",
+            "TARGET", "INSTANCE", "ZONE", "STATE"
+        );
         for t in targets {
             println!(
                 "  {:<22} {:<16} {:<6} {:<10} {}",

@@ -49,17 +49,26 @@ async fn killed_instance_is_replaced_with_zero_failed_requests() {
     signal(pid, libc::SIGKILL);
 
     // Back to 3 healthy in-service instances, without the victim.
-    let after = wait_for("replacement of the killed instance", Duration::from_secs(20), || async {
-        let g = f.wait_in_service("web", 3, Duration::from_secs(20)).await;
-        (!g.instances.iter().any(|i| i.id == victim.id)).then_some(g)
-    })
+    let after = wait_for(
+        "replacement of the killed instance",
+        Duration::from_secs(20),
+        || async {
+            let g = f.wait_in_service("web", 3, Duration::from_secs(20)).await;
+            (!g.instances.iter().any(|i| i.id == victim.id)).then_some(g)
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop_tx.send(true).unwrap();
     let (ok, failed) = load.await.unwrap();
 
     assert!(ok > 100, "steady traffic flowed ({ok} ok)");
-    assert!(failed.is_empty(), "{} failed requests: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(!alive(pid), "the killed process is gone");
     let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
     assert!(
@@ -88,13 +97,19 @@ async fn instance_failing_its_health_check_is_replaced() {
     let resp = client.request(req).await.expect("POST /health/fail");
     assert!(resp.status().is_success());
 
-    let after = wait_for("replacement of the unhealthy instance", Duration::from_secs(30), || async {
-        let g = f.group("web").await?;
-        let replaced = !g.instances.iter().any(|i| i.id == sick.id)
-            && g.instances.len() == 2
-            && g.instances.iter().all(|i| i.state == "in_service" && i.health == "healthy");
-        replaced.then_some(g)
-    })
+    let after = wait_for(
+        "replacement of the unhealthy instance",
+        Duration::from_secs(30),
+        || async {
+            let g = f.group("web").await?;
+            let replaced = !g.instances.iter().any(|i| i.id == sick.id)
+                && g.instances.len() == 2
+                && g.instances
+                    .iter()
+                    .all(|i| i.state == "in_service" && i.health == "healthy");
+            replaced.then_some(g)
+        },
+    )
     .await;
     assert_eq!(after.instances.len(), 2);
     let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
@@ -115,7 +130,12 @@ async fn operator_scales_out_and_in_within_bounds() {
 
     let s: GroupSummary = f
         .admin
-        .put("/v1/groups/web/capacity", &CapacityRequest { desired_capacity: 3 })
+        .put(
+            "/v1/groups/web/capacity",
+            &CapacityRequest {
+                desired_capacity: 3,
+            },
+        )
         .await
         .expect("scale to 3");
     assert_eq!(s.desired_capacity, 3);
@@ -126,7 +146,12 @@ async fn operator_scales_out_and_in_within_bounds() {
     // Outside min..max: refused with a JSON reason, nothing changes.
     let err = f
         .admin
-        .put::<_, GroupSummary>("/v1/groups/web/capacity", &CapacityRequest { desired_capacity: 9 })
+        .put::<_, GroupSummary>(
+            "/v1/groups/web/capacity",
+            &CapacityRequest {
+                desired_capacity: 9,
+            },
+        )
         .await
         .expect_err("9 > max_size");
     match err {
@@ -143,7 +168,10 @@ async fn operator_scales_out_and_in_within_bounds() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("outside"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("outside"),
+        "{out:?}"
+    );
 
     // Scale in through the CLI.
     let out = std::process::Command::new(flotilla_bin())
@@ -169,7 +197,10 @@ async fn operator_scales_out_and_in_within_bounds() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("group web") && text.contains("in_service"), "{text}");
+    assert!(
+        text.contains("group web") && text.contains("in_service"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +212,12 @@ async fn sigterm_stops_everything_and_exits_zero() {
     let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
     assert_eq!(pids.len(), 3);
     let status = f.terminate(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(0), "exit status {status:?}\n{}", f.log());
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status:?}\n{}",
+        f.log()
+    );
     for pid in pids {
         assert!(!alive(pid), "instance pid {pid} outlived flotilla");
     }
@@ -197,9 +233,11 @@ async fn sigkill_of_flotilla_leaves_no_instance_behind() {
     let mut child = f.child.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    wait_for("instances to die with their parent", Duration::from_secs(10), || async {
-        pids.iter().all(|p| !alive(*p)).then_some(())
-    })
+    wait_for(
+        "instances to die with their parent",
+        Duration::from_secs(10),
+        || async { pids.iter().all(|p| !alive(*p)).then_some(()) },
+    )
     .await;
 }
 

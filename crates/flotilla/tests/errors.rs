@@ -53,7 +53,10 @@ zones = ["az-z"]
     assert!(has(5, "did you mean `command`"), "{stderr}");
     assert!(has(9, "interval"), "timeout >= interval: {stderr}");
     assert!(has(13, "nope"), "dangling target group: {stderr}");
-    assert!(lines.iter().any(|l| l.contains("min_size")), "min > max: {stderr}");
+    assert!(
+        lines.iter().any(|l| l.contains("min_size")),
+        "min > max: {stderr}"
+    );
     assert!(has(19, "az-z"), "unknown zone: {stderr}");
     assert!(lines.len() >= 5, "{stderr}");
     let _ = std::fs::remove_dir_all(dir);
@@ -170,19 +173,45 @@ max_size = 2
                 "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes()).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(&mut s, req.as_bytes())
+                .await
+                .unwrap();
             let mut out = String::new();
-            tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out).await.unwrap();
+            tokio::io::AsyncReadExt::read_to_string(&mut s, &mut out)
+                .await
+                .unwrap();
             out
         }
     };
     let r = raw("GET", "/v1/groups/nope", "").await;
-    assert!(r.starts_with("HTTP/1.1 404") && r.contains("\"code\":\"not_found\""), "{r}");
-    let r = raw("PUT", "/v1/groups/web/capacity", r#"{"desired_capacity": 1, "extra": 1}"#).await;
-    assert!(r.starts_with("HTTP/1.1 400") && r.contains("\"error\""), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 404") && r.contains("\"code\":\"not_found\""),
+        "{r}"
+    );
+    let r = raw(
+        "PUT",
+        "/v1/groups/web/capacity",
+        r#"{"desired_capacity": 1, "extra": 1}"#,
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 400") && r.contains("\"error\""),
+        "{r}"
+    );
     let r = raw("PUT", "/v1/groups/web/capacity", "{not json").await;
-    assert!(r.starts_with("HTTP/1.1 400") && r.contains("\"error\""), "{r}");
-    let r = raw("PUT", "/v1/groups/web/capacity", r#"{"desired_capacity": 3}"#).await;
-    assert!(r.starts_with("HTTP/1.1 422") && r.contains("out_of_range"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 400") && r.contains("\"error\""),
+        "{r}"
+    );
+    let r = raw(
+        "PUT",
+        "/v1/groups/web/capacity",
+        r#"{"desired_capacity": 3}"#,
+    )
+    .await;
+    assert!(
+        r.starts_with("HTTP/1.1 422") && r.contains("out_of_range"),
+        "{r}"
+    );
     let _ = Duration::from_secs(0);
 }

@@ -26,7 +26,9 @@ impl Shared {
     /// thread; the state machines keep no invariant that a half-finished call could break
     /// badly enough to be worse than stopping, so we carry on with the inner value.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Control> {
-        self.control.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.control
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -50,7 +52,17 @@ fn lifecycle_str(state: LifecycleState) -> &'static str {
     }
 }
 
-impl AdminBackend for Arc<Shared> {
+/// The admin API's handle on the shared state.
+pub(crate) struct AdminView(pub(crate) Arc<Shared>);
+
+impl std::ops::Deref for AdminView {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AdminBackend for AdminView {
     fn groups(&self) -> Vec<GroupSummary> {
         let c = self.lock();
         c.groups.iter().map(|(n, g)| summary(n, g)).collect()

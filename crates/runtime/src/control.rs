@@ -49,7 +49,11 @@ pub(crate) struct GroupRuntime {
 }
 
 impl GroupRuntime {
-    pub(crate) fn new(asg: AutoScalingGroup, launch_template: String, target_groups: Vec<String>) -> Self {
+    pub(crate) fn new(
+        asg: AutoScalingGroup,
+        launch_template: String,
+        target_groups: Vec<String>,
+    ) -> Self {
         Self {
             asg,
             launch_template,
@@ -120,7 +124,14 @@ impl Control {
     }
 
     /// Records where a launched instance listens and tells its group it is running.
-    pub(crate) fn launched(&mut self, now: Time, group: &str, id: &InstanceId, address: SocketAddr, pid: u32) {
+    pub(crate) fn launched(
+        &mut self,
+        now: Time,
+        group: &str,
+        id: &InstanceId,
+        address: SocketAddr,
+        pid: u32,
+    ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
@@ -147,21 +158,45 @@ impl Control {
     }
 
     /// A process exited (asked to or not).
+    ///
+    /// The record stays until the group lets go of the instance: the group's answer to an
+    /// unexpected exit (deregistering the dead target) still needs its address.
     pub(crate) fn exited(&mut self, now: Time, id: &InstanceId, status: &str) {
-        let Some(record) = self.instances.remove(id) else {
+        let Some(group) = self.instances.get(id).map(|r| r.group.clone()) else {
             return;
         };
-        if let Some(addr) = record.address {
-            self.by_address.remove(&addr);
-        }
-        self.draining.remove(id);
-        if let Some(g) = self.groups.get_mut(&record.group) {
+        if let Some(g) = self.groups.get_mut(&group) {
             g.asg.handle_instance_exited(now, id, status);
         }
     }
 
+    /// Forgets instances their group no longer has, and addresses no target group lists.
+    fn collect_garbage(&mut self) {
+        let groups = &self.groups;
+        self.instances.retain(|id, record| {
+            groups
+                .get(&record.group)
+                .is_some_and(|g| g.asg.instances().any(|i| &i.id == id))
+        });
+        let instances = &self.instances;
+        self.draining.retain(|id, _| instances.contains_key(id));
+        let target_groups = &self.target_groups;
+        self.by_address.retain(|addr, id| {
+            instances.contains_key(id)
+                || target_groups
+                    .values()
+                    .any(|tg| tg.health.state(*addr).is_some())
+        });
+    }
+
     /// Feeds a health check result to its target group.
-    pub(crate) fn probed(&mut self, now: Time, target_group: &str, target: SocketAddr, result: flotilla_control::ProbeResult) {
+    pub(crate) fn probed(
+        &mut self,
+        now: Time,
+        target_group: &str,
+        target: SocketAddr,
+        result: flotilla_control::ProbeResult,
+    ) {
         if let Some(tg) = self.target_groups.get_mut(target_group) {
             tg.health.handle_probe_result(now, target, result);
         }
@@ -195,15 +230,20 @@ impl Control {
 
     /// Whether a target group is draining something (the loop then polls in-flight counts).
     pub(crate) fn any_draining(&self) -> bool {
-        self.target_groups
-            .values()
-            .any(|tg| tg.health.targets().any(|t| t.state == TargetState::Draining))
+        self.target_groups.values().any(|tg| {
+            tg.health
+                .targets()
+                .any(|t| t.state == TargetState::Draining)
+        })
     }
 
     /// The earliest time any machine wants `handle_timeout`.
     pub(crate) fn next_timeout(&self) -> Option<Time> {
         let groups = self.groups.values().filter_map(|g| g.asg.poll_timeout());
-        let tgs = self.target_groups.values().filter_map(|tg| tg.health.poll_timeout());
+        let tgs = self
+            .target_groups
+            .values()
+            .filter_map(|tg| tg.health.poll_timeout());
         groups.chain(tgs).min()
     }
 
@@ -214,7 +254,8 @@ impl Control {
             let mut progressed = false;
             let group_names: Vec<String> = self.groups.keys().cloned().collect();
             for name in &group_names {
-                while let Some(action) = self.groups.get_mut(name).and_then(|g| g.asg.poll_action()) {
+                while let Some(action) = self.groups.get_mut(name).and_then(|g| g.asg.poll_action())
+                {
                     progressed = true;
                     self.apply_group_action(now, name, action, &mut effects);
                 }
@@ -236,10 +277,17 @@ impl Control {
         }
         self.publish();
         self.log_activities();
+        self.collect_garbage();
         effects
     }
 
-    fn apply_group_action(&mut self, now: Time, group: &str, action: GroupAction, effects: &mut Vec<Effect>) {
+    fn apply_group_action(
+        &mut self,
+        now: Time,
+        group: &str,
+        action: GroupAction,
+        effects: &mut Vec<Effect>,
+    ) {
         match action {
             GroupAction::Launch { id, zone, .. } => {
                 self.instances.insert(
@@ -258,24 +306,36 @@ impl Control {
             }
             GroupAction::RegisterTargets { id } => {
                 let addr = self.instances.get(&id).and_then(|r| r.address);
-                let tgs = self.groups.get(group).map(|g| g.target_groups.clone()).unwrap_or_default();
+                let tgs = self
+                    .groups
+                    .get(group)
+                    .map(|g| g.target_groups.clone())
+                    .unwrap_or_default();
                 if let Some(addr) = addr {
-                    for tg in tgs.iter().filter_map(|n| self.target_groups.get_mut(n)) {
-                        tg.health.register(now, addr);
-                        tg.dirty = true;
+                    for name in &tgs {
+                        if let Some(tg) = self.target_groups.get_mut(name) {
+                            tg.health.register(now, addr);
+                            tg.dirty = true;
+                        }
                     }
                 }
             }
             GroupAction::DeregisterTargets { id } => {
                 let addr = self.instances.get(&id).and_then(|r| r.address);
-                let tgs = self.groups.get(group).map(|g| g.target_groups.clone()).unwrap_or_default();
+                let tgs = self
+                    .groups
+                    .get(group)
+                    .map(|g| g.target_groups.clone())
+                    .unwrap_or_default();
                 match addr {
                     Some(addr) if !tgs.is_empty() => {
                         let mut count = 0;
-                        for tg in tgs.iter().filter_map(|n| self.target_groups.get_mut(n)) {
-                            tg.health.deregister(now, addr);
-                            tg.dirty = true;
-                            count += 1;
+                        for name in &tgs {
+                            if let Some(tg) = self.target_groups.get_mut(name) {
+                                tg.health.deregister(now, addr);
+                                tg.dirty = true;
+                                count += 1;
+                            }
                         }
                         if count > 0 {
                             self.draining.insert(id, count);
@@ -294,7 +354,13 @@ impl Control {
         }
     }
 
-    fn apply_health_action(&mut self, now: Time, tg_name: &str, action: HealthAction, effects: &mut Vec<Effect>) {
+    fn apply_health_action(
+        &mut self,
+        now: Time,
+        tg_name: &str,
+        action: HealthAction,
+        effects: &mut Vec<Effect>,
+    ) {
         match action {
             HealthAction::Probe { target } => {
                 if let Some(tg) = self.target_groups.get(tg_name) {
@@ -305,7 +371,12 @@ impl Control {
                     });
                 }
             }
-            HealthAction::StateChanged { target, from, to, reason } => {
+            HealthAction::StateChanged {
+                target,
+                from,
+                to,
+                reason,
+            } => {
                 if let Some(tg) = self.target_groups.get_mut(tg_name) {
                     tg.dirty = true;
                 }
@@ -327,7 +398,12 @@ impl Control {
                 if let Some(id) = instance {
                     if let Some(group) = self.instances.get(&id).map(|r| r.group.clone()) {
                         if let Some(g) = self.groups.get_mut(&group) {
-                            g.asg.handle_target_health(now, &id, healthy, reason.as_deref().unwrap_or(""));
+                            g.asg.handle_target_health(
+                                now,
+                                &id,
+                                healthy,
+                                reason.as_deref().unwrap_or(""),
+                            );
                         }
                     }
                 }

@@ -24,7 +24,9 @@ pub(crate) async fn run_probe(target: SocketAddr, check: &ProbeSpec) -> ProbeRes
                 reason: format!("Target.FailedHealthChecks: {e}"),
             },
         },
-        None => match tokio::time::timeout(check.timeout, tokio::net::TcpStream::connect(target)).await {
+        None => match tokio::time::timeout(check.timeout, tokio::net::TcpStream::connect(target))
+            .await
+        {
             Ok(Ok(_)) => ProbeResult::Success,
             Ok(Err(e)) => ProbeResult::Failure {
                 reason: format!("Target.FailedHealthChecks: {e}"),

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::backend::Shared;
+use crate::backend::{AdminView, Shared};
 use crate::clock::Clock;
 use crate::control::{Control, Effect, GroupRuntime, ProbeSpec, TargetGroupRuntime};
 use crate::launch::launch_spec;
@@ -75,15 +75,23 @@ pub async fn run(
     })?;
 
     // Bind everything first: a taken port fails the start before any instance exists.
-    let admin_listener = TcpListener::bind(admin_addr)
-        .await
-        .map_err(|source| RuntimeError::Bind { addr: admin_addr, source })?;
+    let admin_listener =
+        TcpListener::bind(admin_addr)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                addr: admin_addr,
+                source,
+            })?;
     let mut bound = Vec::new();
     for lb in config.load_balancers.values() {
         for l in &lb.listeners {
-            let listener = TcpListener::bind(l.bind)
-                .await
-                .map_err(|source| RuntimeError::Bind { addr: l.bind, source })?;
+            let listener =
+                TcpListener::bind(l.bind)
+                    .await
+                    .map_err(|source| RuntimeError::Bind {
+                        addr: l.bind,
+                        source,
+                    })?;
             bound.push((listener, lb.idle_timeout, l.default_action.clone()));
         }
     }
@@ -115,7 +123,11 @@ pub async fn run(
         };
         target_groups.insert(
             name.clone(),
-            TargetGroupRuntime::new(health, flotilla_proxy::TargetGroup::new(name.clone()), probe),
+            TargetGroupRuntime::new(
+                health,
+                flotilla_proxy::TargetGroup::new(name.clone()),
+                probe,
+            ),
         );
     }
 
@@ -138,8 +150,12 @@ pub async fn run(
                 .iter()
                 .map(|p| match p {
                     flotilla_config::TerminationPolicy::Default => TerminationPolicy::Default,
-                    flotilla_config::TerminationPolicy::OldestInstance => TerminationPolicy::OldestInstance,
-                    flotilla_config::TerminationPolicy::NewestInstance => TerminationPolicy::NewestInstance,
+                    flotilla_config::TerminationPolicy::OldestInstance => {
+                        TerminationPolicy::OldestInstance
+                    }
+                    flotilla_config::TerminationPolicy::NewestInstance => {
+                        TerminationPolicy::NewestInstance
+                    }
                     flotilla_config::TerminationPolicy::OldestLaunchTemplate => {
                         TerminationPolicy::OldestLaunchTemplate
                     }
@@ -148,7 +164,9 @@ pub async fn run(
             launch_template_version: 1,
             has_target_groups: !asg.target_groups.is_empty(),
         };
-        let seed = options.id_seed.wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let seed = options
+            .id_seed
+            .wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         groups.insert(
             name.clone(),
             GroupRuntime::new(
@@ -187,7 +205,12 @@ pub async fn run(
             connect_timeout: CONNECT_TIMEOUT,
         };
         let router = Arc::new(ArcSwap::from_pointee(router));
-        proxies.spawn(flotilla_proxy::serve(listener, router, cfg, stop_rx.clone()));
+        proxies.spawn(flotilla_proxy::serve(
+            listener,
+            router,
+            cfg,
+            stop_rx.clone(),
+        ));
     }
 
     let shared = Arc::new(Shared {
@@ -198,7 +221,7 @@ pub async fn run(
     });
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
-        Arc::new(shared.clone()),
+        Arc::new(AdminView(shared.clone())),
         options.admin_token.clone().map(Arc::from),
         stop_rx.clone(),
     ));
@@ -279,7 +302,9 @@ pub async fn run(
     })
     .await;
     if drained.is_err() {
-        tracing::warn!("in-flight requests still running after {DRAIN_ON_SHUTDOWN:?}; stopping anyway");
+        tracing::warn!(
+            "in-flight requests still running after {DRAIN_ON_SHUTDOWN:?}; stopping anyway"
+        );
         proxies.abort_all();
     }
     tracing::info!("stopping every instance");
@@ -298,10 +323,16 @@ async fn launch(
     id: &InstanceId,
     zone: &str,
 ) {
-    let template_name = shared.lock().groups.get(group).map(|g| g.launch_template.clone());
+    let template_name = shared
+        .lock()
+        .groups
+        .get(group)
+        .map(|g| g.launch_template.clone());
     let Some(template) = template_name.and_then(|n| templates.get(&n)) else {
         let now = shared.clock.now();
-        shared.lock().launch_failed(now, group, id, "launch template not found");
+        shared
+            .lock()
+            .launch_failed(now, group, id, "launch template not found");
         return;
     };
     let spec = launch_spec(template, &options.flotilla_exe, id, group, zone);
@@ -325,7 +356,10 @@ fn forwarded_groups(action: &Action) -> Vec<String> {
 }
 
 /// The data-plane action for a listener's default action.
-fn route_action(action: &Action, target_groups: &BTreeMap<String, TargetGroupRuntime>) -> RouteAction {
+fn route_action(
+    action: &Action,
+    target_groups: &BTreeMap<String, TargetGroupRuntime>,
+) -> RouteAction {
     match action {
         Action::Forward { target_groups: tgs } => {
             // Weighted forwarding to several groups comes with listener rules; until then the

@@ -177,21 +177,27 @@ impl Flotilla {
     /// Waits until `name` has exactly `n` instances, all in service and healthy, and the
     /// target group reports them all healthy.
     pub async fn wait_in_service(&self, name: &str, n: usize, timeout: Duration) -> GroupDetail {
-        wait_for(&format!("{n} healthy instances in {name}"), timeout, || async {
-            let g = self.group(name).await?;
-            let ok = g.instances.len() == n
-                && g.instances.iter().all(|i| i.state == "in_service" && i.health == "healthy");
-            if !ok {
-                return None;
-            }
-            let targets: Vec<flotilla_admin::api::TargetHealthInfo> = self
-                .admin
-                .get(&format!("/v1/target-groups/{name}/health"))
-                .await
-                .ok()?;
-            let healthy = targets.iter().filter(|t| t.state == "healthy").count();
-            (healthy == n && targets.len() == n).then_some(g)
-        })
+        wait_for(
+            &format!("{n} healthy instances in {name}"),
+            timeout,
+            || async {
+                let g = self.group(name).await?;
+                let ok = g.instances.len() == n
+                    && g.instances
+                        .iter()
+                        .all(|i| i.state == "in_service" && i.health == "healthy");
+                if !ok {
+                    return None;
+                }
+                let targets: Vec<flotilla_admin::api::TargetHealthInfo> = self
+                    .admin
+                    .get(&format!("/v1/target-groups/{name}/health"))
+                    .await
+                    .ok()?;
+                let healthy = targets.iter().filter(|t| t.state == "healthy").count();
+                (healthy == n && targets.len() == n).then_some(g)
+            },
+        )
         .await
     }
 
@@ -229,7 +235,11 @@ impl Drop for Flotilla {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- flotilla log ({}) ---\n{}", self.log.display(), self.log());
+            eprintln!(
+                "--- flotilla log ({}) ---\n{}",
+                self.log.display(),
+                self.log()
+            );
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
@@ -327,7 +337,9 @@ pub async fn steady_load(
 
 /// Reads a file path relative to the repository root (for the shipped examples).
 pub fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// Sockets the kernel reports for an address, used to wait until a port is free again.
