@@ -23,8 +23,8 @@ def main():
             p50 = ms(m.group(5), m.group(6))
             p99 = ms(m.group(3), m.group(4))
         ok = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed", text)
-        if ok and int(ok.group(2)) > 0:
-            rps = float("nan")
+        if not ok or int(ok.group(1)) == 0 or int(ok.group(2)) > 0:
+            rps = p50 = p99 = float("nan")
     else:
         m = re.search(r"Requests/sec:\s+([\d.]+)", text)
         if m:

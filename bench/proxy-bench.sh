@@ -74,7 +74,7 @@ haproxy_conf() { # port h2port
   cat <<CONF
 global
   nbthread 1
-  maxconn 20000
+  maxconn 8000
 defaults
   mode http
   timeout connect 10s
@@ -158,8 +158,14 @@ for port in $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA; do
   curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "proxy on $port does not answer"; exit 1; }
 done
 
-# CPU ticks (user+system, all threads) of a process.
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# CPU ticks (user+system, all threads) of a process and its children (nginx's workers).
+ticks() {
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1"); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 HZ=$(getconf CLK_TCK)
 
 # name → "pid port h2port"
