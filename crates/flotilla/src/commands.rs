@@ -93,10 +93,17 @@ fn up(path: &std::path::Path, worker_threads: Option<usize>) -> anyhow::Result<E
         id_seed,
         admin_token,
     };
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = worker_threads {
-        builder.worker_threads(n.max(1));
-    }
+    // One worker: a current-thread runtime, like one HAProxy thread or one nginx worker — no
+    // cross-thread wake-ups or work-stealing bookkeeping on the request path.
+    let mut builder = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = builder
         .enable_all()
         .build()
