@@ -679,5 +679,8 @@ fn slow_start_is_incompatible_with_least_outstanding_requests() {
         "{TG}algorithm = \"least_outstanding_requests\"\nslow_start = \"0s\"\n"
     ))
     .is_empty());
-    assert!(errs(&format!("{TG}algorithm = \"round_robin\"\nslow_start = \"30s\"\n")).is_empty());
+    assert!(errs(&format!(
+        "{TG}algorithm = \"round_robin\"\nslow_start = \"30s\"\n"
+    ))
+    .is_empty());
 }
