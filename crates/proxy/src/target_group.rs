@@ -367,30 +367,38 @@ impl TargetGroup {
         }
     }
 
-    /// Fewest in-flight requests; ties are broken round robin by starting the scan at the
-    /// rotating cursor.
+    /// Fewest in-flight requests; ties are broken round robin: the rotating cursor chooses
+    /// among the tied targets (two scans, no allocation).
     fn least_outstanding(
         &self,
         routable: &[Arc<Backend>],
         exclude: Option<&Arc<Backend>>,
     ) -> Option<Arc<Backend>> {
-        let len = routable.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut best: Option<(&Arc<Backend>, usize)> = None;
-        for i in 0..len {
-            let b = &routable[start.wrapping_add(i) % len];
-            if exclude.is_some_and(|x| Arc::ptr_eq(x, b)) || b.is_ejected() {
-                continue;
-            }
+        let eligible =
+            |b: &Arc<Backend>| !exclude.is_some_and(|x| Arc::ptr_eq(x, b)) && !b.is_ejected();
+        let mut min = usize::MAX;
+        let mut ties = 0usize;
+        let mut first: Option<&Arc<Backend>> = None;
+        for b in routable.iter().filter(|b| eligible(b)) {
             let n = b.in_flight.load(Ordering::Relaxed);
-            if best.is_none_or(|(_, m)| n < m) {
-                best = Some((b, n));
+            if n < min {
+                (min, ties, first) = (n, 1, Some(b));
+            } else if n == min {
+                ties += 1;
             }
         }
-        match best {
-            Some((b, _)) => Some(Arc::clone(b)),
-            None => rotate(routable, start, exclude),
-        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(first) = first else {
+            return rotate(routable, start, exclude);
+        };
+        let nth = start % ties;
+        let chosen = routable
+            .iter()
+            .filter(|b| eligible(b) && b.in_flight.load(Ordering::Relaxed) == min)
+            .nth(nth)
+            // Counts moved between the scans: the first minimum is still a fine answer.
+            .unwrap_or(first);
+        Some(Arc::clone(chosen))
     }
 
     /// Slow start: a weighted random pick where a ramping target weighs in proportion to the

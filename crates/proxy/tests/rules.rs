@@ -39,11 +39,8 @@ impl Fixture {
             groups.insert(name.to_string(), g);
             backends.push(b);
         }
-        let proxy = TestProxy::start(
-            RouteAction::Forward(groups["a"].clone()),
-            test_config(),
-        )
-        .await;
+        let proxy =
+            TestProxy::start(RouteAction::Forward(groups["a"].clone()), test_config()).await;
         let src = format!(
             "[target_groups.a]\n[target_groups.b]\n[target_groups.c]\n\
              [[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\n\
@@ -120,8 +117,16 @@ fn rule(priority: u32, conditions: &str, group: &str) -> String {
 async fn host_header_is_case_insensitive_with_wildcards_and_ignores_the_port() {
     let f = Fixture::new(&format!(
         "{}{}",
-        rule(1, r#"{ field = "host-header", values = ["API.example.com"] }"#, "b"),
-        rule(2, r#"{ field = "host-header", values = ["*.example.com", "w?.test.org"] }"#, "c"),
+        rule(
+            1,
+            r#"{ field = "host-header", values = ["API.example.com"] }"#,
+            "b"
+        ),
+        rule(
+            2,
+            r#"{ field = "host-header", values = ["*.example.com", "w?.test.org"] }"#,
+            "c"
+        ),
     ))
     .await;
     assert_eq!(f.who("/", &[("host", "api.example.com")]).await, "b");
@@ -153,7 +158,11 @@ async fn path_pattern_is_case_sensitive_and_never_sees_the_query() {
     let f = Fixture::new(&format!(
         "{}{}",
         rule(1, r#"{ field = "path-pattern", values = ["/API/*"] }"#, "b"),
-        rule(2, r#"{ field = "path-pattern", values = ["/img/*", "/v?/x"] }"#, "c"),
+        rule(
+            2,
+            r#"{ field = "path-pattern", values = ["/img/*", "/v?/x"] }"#,
+            "c"
+        ),
     ))
     .await;
     assert_eq!(f.who("/API/x", &[]).await, "b");
@@ -205,8 +214,16 @@ async fn request_method_is_exact() {
 async fn query_string_pairs_are_case_insensitive_decoded_and_keyless_values_match_any_key() {
     let f = Fixture::new(&format!(
         "{}{}",
-        rule(1, r#"{ field = "query-string", values = ["version=v1"] }"#, "b"),
-        rule(2, r#"{ field = "query-string", values = ["blue", "size=x*l"] }"#, "c"),
+        rule(
+            1,
+            r#"{ field = "query-string", values = ["version=v1"] }"#,
+            "b"
+        ),
+        rule(
+            2,
+            r#"{ field = "query-string", values = ["blue", "size=x*l"] }"#,
+            "c"
+        ),
     ))
     .await;
     assert_eq!(f.who("/?VERSION=V1", &[]).await, "b");
@@ -235,9 +252,7 @@ async fn source_ip_is_the_tcp_peer_not_x_forwarded_for() {
     let mut conn = HttpConnector::new();
     conn.set_local_address(Some("127.0.0.2".parse::<IpAddr>().unwrap()));
     let from2: TestClient = Client::builder(TokioExecutor::new()).build(conn);
-    let a = f
-        .ask_with(&from2, Request::get(f.proxy.url("/")))
-        .await;
+    let a = f.ask_with(&from2, Request::get(f.proxy.url("/"))).await;
     assert_eq!((a.status, a.backend.as_str()), (200, "b"));
 }
 
@@ -246,7 +261,11 @@ async fn conditions_and_across_or_within_and_priority_order_first_match_wins() {
     // Declared out of order on purpose; priority 5 must still be tried before 10.
     let f = Fixture::new(&format!(
         "{}{}{}",
-        rule(10, r#"{ field = "host-header", values = ["*.x.com"] }"#, "c"),
+        rule(
+            10,
+            r#"{ field = "host-header", values = ["*.x.com"] }"#,
+            "c"
+        ),
         rule(5, r#"{ field = "path-pattern", values = ["/a*"] }"#, "b"),
         rule(
             7,
@@ -365,7 +384,11 @@ async fn weighted_forward_splits_by_weight_and_weight_zero_gets_nothing() {
     }
     let a = counts.get("a").copied().unwrap_or(0);
     let b = counts.get("b").copied().unwrap_or(0);
-    assert_eq!(counts.get("c"), None, "weight 0 gets no traffic: {counts:?}");
+    assert_eq!(
+        counts.get("c"),
+        None,
+        "weight 0 gets no traffic: {counts:?}"
+    );
     assert_eq!(a + b, n);
     // Expected 750/250; ±60 is more than 4 standard deviations (σ ≈ 13.7).
     assert!((690..=810).contains(&a), "{counts:?}");
