@@ -16,15 +16,18 @@ use tokio::net::TcpListener;
 
 /// A static target: answers every request with `static:<path>`.
 async fn static_backend() -> (u16, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind backend");
     let port = listener.local_addr().expect("backend addr").port();
     let task = tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
         while let Ok((stream, _)) = listener.accept().await {
-            let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                let body = format!("static:{}", req.uri().path());
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-            });
+            let svc =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let body = format!("static:{}", req.uri().path());
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
+                });
             conns.spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), svc)
@@ -69,12 +72,16 @@ action = {{ type = "fixed-response", status = 403, content_type = "text/plain", 
     let client = http_client();
 
     // The static group's target turns healthy, then the rule reaches it.
-    let body = wait_for("the static target to answer", Duration::from_secs(20), || async {
-        match get(&client, &f.listener_url("/static/a.css")).await {
-            Ok((200, _, body)) if body.starts_with("static:") => Some(body),
-            _ => None,
-        }
-    })
+    let body = wait_for(
+        "the static target to answer",
+        Duration::from_secs(20),
+        || async {
+            match get(&client, &f.listener_url("/static/a.css")).await {
+                Ok((200, _, body)) if body.starts_with("static:") => Some(body),
+                _ => None,
+            }
+        },
+    )
     .await;
     assert_eq!(body, "static:/static/a.css");
 

@@ -3,7 +3,7 @@
 //! lock-free per-thread random generator, and the `AWSALB` stickiness cookie.
 
 use std::cell::Cell;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{BuildHasher, Hash};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -91,9 +91,7 @@ fn keys() -> &'static std::collections::hash_map::RandomState {
 }
 
 fn keyed_hash(parts: impl Hash) -> u64 {
-    let mut h = keys().build_hasher();
-    parts.hash(&mut h);
-    h.finish()
+    keys().hash_one(parts)
 }
 
 /// The opaque identity of a target inside stickiness cookies.
@@ -102,7 +100,7 @@ pub(crate) fn target_id(addr: SocketAddr) -> u64 {
 }
 
 thread_local! {
-    static RNG: Cell<u64> = Cell::new(0);
+    static RNG: Cell<u64> = const { Cell::new(0) };
 }
 
 /// A cheap random number (xorshift64*, one state per thread: no lock, no contention).

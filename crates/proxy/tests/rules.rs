@@ -367,12 +367,14 @@ action = { type = "fixed-response", status = 403, content_type = "application/js
 
 #[tokio::test]
 async fn weighted_forward_splits_by_weight_and_weight_zero_gets_nothing() {
-    let f = Fixture::new(&format!(
-        "[[load_balancers.front.listeners.rules]]\npriority = 1\n\
-         conditions = [ {{ field = \"path-pattern\", values = [\"/*\"] }} ]\n\
-         action = {{ type = \"forward\", target_groups = [ {{ name = \"a\", weight = 3 }}, \
-         {{ name = \"b\", weight = 1 }}, {{ name = \"c\", weight = 0 }} ] }}\n"
-    ))
+    let f = Fixture::new(
+        r#"
+[[load_balancers.front.listeners.rules]]
+priority = 1
+conditions = [ { field = "path-pattern", values = ["/*"] } ]
+action = { type = "forward", target_groups = [ { name = "a", weight = 3 }, { name = "b", weight = 1 }, { name = "c", weight = 0 } ] }
+"#,
+    )
     .await;
     let c = client();
     let mut counts: HashMap<String, usize> = HashMap::new();
