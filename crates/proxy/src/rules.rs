@@ -512,6 +512,50 @@ mod tests {
         assert_eq!(&*percent_decode("%41%zz"), b"A%zz");
     }
 
+    fn redirect(r: flotilla_config::Redirect) -> RedirectAction {
+        match compile_action(&Action::Redirect(r), &HashMap::new()) {
+            RouteAction::Redirect(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn parts(uri: &str, host: &str) -> Parts {
+        http::Request::get(uri)
+            .header("host", host)
+            .body(())
+            .unwrap()
+            .into_parts()
+            .0
+    }
+
+    #[test]
+    fn redirect_keywords_in_every_component() {
+        let r = redirect(flotilla_config::Redirect {
+            status: 302,
+            protocol: Some("#{protocol}".into()),
+            host: Some("#{host}".into()),
+            port: Some("#{port}".into()),
+            path: Some("/#{host}/#{port}/#{path}".into()),
+            query: Some("p=#{protocol}&#{query}".into()),
+        });
+        let (status, loc) = r.location(&parts("/a/b?x=1", "Ex.com:8443"), "https", 8443);
+        assert_eq!(status, StatusCode::FOUND);
+        assert_eq!(loc, "https://Ex.com:8443/Ex.com/8443/a/b?p=https&x=1");
+        // A path template without the leading slash still yields an absolute path; an empty
+        // query drops the `?`.
+        let r = redirect(flotilla_config::Redirect {
+            status: 301,
+            protocol: Some("HTTPS".into()),
+            host: None,
+            port: Some("443".into()),
+            path: Some("#{path}".into()),
+            query: None,
+        });
+        let (status, loc) = r.location(&parts("/x", "[::1]:80"), "http", 80);
+        assert_eq!(status, StatusCode::MOVED_PERMANENTLY);
+        assert_eq!(loc, "https://[::1]:443/x");
+    }
+
     #[test]
     fn host_port_is_ignored() {
         assert_eq!(strip_port("a.example.com:8080"), "a.example.com");
