@@ -3,8 +3,11 @@
 //!
 //! The control plane decides which targets exist and how healthy they are; it pushes immutable
 //! snapshots into a [`TargetGroup`] with [`TargetGroup::update`]. The request path only reads
-//! those snapshots (lock-free, through `arc-swap`), picks a backend round robin, and forwards the
-//! request over a pooled keep-alive connection, streaming bodies both ways. Failures that happen
+//! those snapshots (lock-free, through `arc-swap`), routes each request by the listener's rules
+//! ([`rules::compile`] builds the [`Router`]), picks a backend with the target group's
+//! algorithm (round robin, least outstanding requests, weighted random; slow start; `AWSALB`
+//! stickiness), and forwards the request over a pooled keep-alive connection, streaming
+//! bodies both ways. Failures that happen
 //! before the target produced any response are retried once on another target, so that killing
 //! an instance under steady traffic costs clients nothing; everything else becomes one of the
 //! load-balancer-generated status codes of AWS (502, 503, 504).
