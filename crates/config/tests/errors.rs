@@ -667,3 +667,20 @@ fn never_panics_on_odd_input() {
         assert!(r.is_err(), "{src:?} should be invalid");
     }
 }
+
+#[test]
+fn slow_start_is_incompatible_with_least_outstanding_requests() {
+    one(
+        &format!("{TG}algorithm = \"least_outstanding_requests\"\nslow_start = \"30s\"\n"),
+        "\"30s\"",
+        "slow_start cannot be used with algorithm = \"least_outstanding_requests\"",
+    );
+    assert!(errs(&format!(
+        "{TG}algorithm = \"least_outstanding_requests\"\nslow_start = \"0s\"\n"
+    ))
+    .is_empty());
+    assert!(errs(&format!(
+        "{TG}algorithm = \"round_robin\"\nslow_start = \"30s\"\n"
+    ))
+    .is_empty());
+}

@@ -111,14 +111,18 @@ pub(crate) async fn forward(
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
     });
+    let sticky = group.sticky_pick(&parts.headers);
     let req = Request::from_parts(parts, body);
 
-    let Some(first) = group.pick(None) else {
+    let Some(first) = sticky.or_else(|| group.pick(None)) else {
         tracing::debug!(group = group.name(), "no routable target");
         return Generated::NoTargets.response();
     };
     let failure = match attempt(&first, req, replay.as_ref(), cfg).await {
-        Ok(resp) => return resp,
+        Ok(mut resp) => {
+            group.stick(resp.headers_mut(), &first);
+            return resp;
+        }
         Err(f) => f,
     };
     if !failure.kind.retryable() {
@@ -135,7 +139,10 @@ pub(crate) async fn forward(
     };
     tracing::debug!(group = group.name(), failed = %first.addr, retry = %second.addr, kind = ?failure.kind, "retrying on another target");
     match attempt(&second, req, replay.as_ref(), cfg).await {
-        Ok(resp) => resp,
+        Ok(mut resp) => {
+            group.stick(resp.headers_mut(), &second);
+            resp
+        }
         Err(f) => give_up(group, &second, f.kind),
     }
 }

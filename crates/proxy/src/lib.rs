@@ -3,8 +3,11 @@
 //!
 //! The control plane decides which targets exist and how healthy they are; it pushes immutable
 //! snapshots into a [`TargetGroup`] with [`TargetGroup::update`]. The request path only reads
-//! those snapshots (lock-free, through `arc-swap`), picks a backend round robin, and forwards the
-//! request over a pooled keep-alive connection, streaming bodies both ways. Failures that happen
+//! those snapshots (lock-free, through `arc-swap`), routes each request by the listener's rules
+//! ([`rules::compile`] builds the [`Router`]), picks a backend with the target group's
+//! algorithm (round robin, least outstanding requests, weighted random; slow start; `AWSALB`
+//! stickiness), and forwards the request over a pooled keep-alive connection, streaming
+//! bodies both ways. Failures that happen
 //! before the target produced any response are retried once on another target, so that killing
 //! an instance under steady traffic costs clients nothing; everything else becomes one of the
 //! load-balancer-generated status codes of AWS (502, 503, 504).
@@ -13,63 +16,28 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod balance;
 mod body;
 mod errors;
 mod forward;
 mod headers;
 mod pool;
 mod probe;
+mod router;
+pub mod rules;
 mod server;
 mod stats;
 mod target_group;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+pub use balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
 pub use probe::{probe_http, ProbeError};
+pub use router::{Decision, RouteAction, Router, WeightedGroups};
+pub use rules::RedirectAction;
 pub use server::{serve, serve_with_stats};
 pub use stats::ListenerStats;
 pub use target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};
-
-/// What a listener does with a request.
-///
-/// Only the default action exists for now; listener rules (ordered by priority, first match
-/// wins) will be added beside it, and [`Router::route`] is the single place that will evaluate
-/// them, so callers of `route` do not change when rules arrive.
-#[derive(Debug, Clone)]
-pub struct Router {
-    /// Applied to every request that matches no rule (today: every request).
-    pub default_action: RouteAction,
-}
-
-impl Router {
-    /// A router that applies `default_action` to every request.
-    pub fn new(default_action: RouteAction) -> Self {
-        Router { default_action }
-    }
-
-    /// The action for a request. Takes the request head so that rule conditions (host, path,
-    /// method, headers, query, source IP) can be evaluated here later without changing callers.
-    pub fn route(&self, _req: &http::request::Parts) -> &RouteAction {
-        &self.default_action
-    }
-}
-
-/// One listener action, as in ELBv2 (`forward`, `fixed-response`).
-#[derive(Debug, Clone)]
-pub enum RouteAction {
-    /// Forward to the routable targets of a target group (round robin).
-    Forward(Arc<TargetGroup>),
-    /// Answer directly from the load balancer without involving any target.
-    FixedResponse {
-        /// HTTP status code; an invalid code is answered as 500.
-        status: u16,
-        /// `Content-Type` of the answer.
-        content_type: String,
-        /// Body of the answer.
-        body: String,
-    },
-}
 
 /// Per-listener settings that shape timeouts, mirroring the ALB attributes.
 #[derive(Debug, Clone, Copy)]

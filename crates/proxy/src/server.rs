@@ -2,6 +2,7 @@
 //! each request, and shuts down gracefully.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,10 +18,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::body::ProxyBody;
-use crate::errors;
 use crate::forward::forward;
 use crate::headers::Forwarded;
-use crate::{ListenerConfig, ListenerStats, ProxyError, RouteAction, Router};
+use crate::{Decision, ListenerConfig, ListenerStats, ProxyError, Router};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -31,6 +31,8 @@ struct ConnCtx {
     config: ListenerConfig,
     stats: Arc<ListenerStats>,
     fwd: Forwarded,
+    /// The TCP peer's address (`source-ip` conditions; never X-Forwarded-For).
+    peer: IpAddr,
 }
 
 /// Decrements the active-connection count when a client connection task ends, however it ends.
@@ -105,6 +107,7 @@ pub async fn serve_with_stats(
                     .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
                 port: port.clone(),
             },
+            peer: peer.ip(),
         });
         let service = service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
@@ -137,13 +140,9 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
     let group = {
         let router = ctx.router.load();
-        match router.route(&parts) {
-            RouteAction::Forward(group) => Arc::clone(group),
-            RouteAction::FixedResponse {
-                status,
-                content_type,
-                body,
-            } => return errors::fixed_response(*status, content_type, body),
+        match router.route(&parts, ctx.peer) {
+            Decision::Forward(group) => Arc::clone(group),
+            other => return other.respond(),
         }
     };
     forward(&group, parts, body, &ctx.fwd, &ctx.config).await

@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use http::header::{HeaderMap, SET_COOKIE};
 
+use crate::balance::{self, Algorithm, TargetGroupSettings};
 use crate::pool::Pool;
 
 /// How long a backend that refused a connection is skipped when picking, so that the requests
@@ -60,6 +62,8 @@ pub struct BackendStats {
 /// Shared by `Arc` between snapshots so it survives membership updates.
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
+    /// Opaque identity in stickiness cookies (a keyed hash of the address).
+    id: u64,
     pub(crate) requests_total: AtomicU64,
     pub(crate) errors_total: AtomicU64,
     pub(crate) in_flight: AtomicUsize,
@@ -84,6 +88,7 @@ impl Backend {
     fn new(addr: SocketAddr) -> Self {
         Backend {
             addr,
+            id: balance::target_id(addr),
             requests_total: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
@@ -129,6 +134,8 @@ struct Member {
     #[allow(dead_code)]
     zone: Option<String>,
     state: RouteState,
+    /// Slow start: monotonic milliseconds when the target became healthy and began its ramp.
+    ramp_start: Option<u64>,
 }
 
 /// An immutable view of the group: every registered target, and those that get new requests.
@@ -136,6 +143,12 @@ struct Member {
 struct Snapshot {
     members: Vec<Member>,
     routable: Vec<Arc<Backend>>,
+    /// Ramp start of each routable backend (same order), for slow start.
+    ramp: Vec<Option<u64>>,
+    /// When the last ramp of this snapshot ends; 0 = nobody is in slow start.
+    ramp_until: u64,
+    /// Set once a pick saw `ramp_until` pass, so later picks skip the clock.
+    ramp_over: AtomicBool,
 }
 
 /// One target group as the data plane sees it: its backends and which of them may get new
@@ -145,6 +158,7 @@ struct Snapshot {
 /// with [`TargetGroup::update`] while requests keep flowing.
 pub struct TargetGroup {
     name: String,
+    settings: TargetGroupSettings,
     snapshot: ArcSwap<Snapshot>,
     /// Round-robin cursor; lives in the group so that updates do not restart the rotation.
     next: AtomicUsize,
@@ -162,10 +176,21 @@ impl fmt::Debug for TargetGroup {
 }
 
 impl TargetGroup {
-    /// An empty group (requests forwarded to it are answered 503 until targets are registered).
+    /// An empty group (requests forwarded to it are answered 503 until targets are registered)
+    /// with the AWS default settings: round robin, no slow start, no stickiness.
     pub fn new(name: impl Into<String>) -> Arc<TargetGroup> {
+        TargetGroup::with_settings(name, TargetGroupSettings::default())
+    }
+
+    /// An empty group that balances according to `settings` (algorithm, slow start,
+    /// stickiness), usually [`TargetGroupSettings::from_config`].
+    pub fn with_settings(
+        name: impl Into<String>,
+        settings: TargetGroupSettings,
+    ) -> Arc<TargetGroup> {
         Arc::new(TargetGroup {
             name: name.into(),
+            settings,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next: AtomicUsize::new(0),
             update_lock: Mutex::new(()),
@@ -184,6 +209,11 @@ impl TargetGroup {
     /// healthy the group fails open to every non-draining target, as AWS does; draining targets
     /// never get new requests. A target missing from `targets` is removed: its idle connections
     /// close once the last request using it finishes.
+    ///
+    /// With slow start on, a target that turns healthy while at least one other target is
+    /// healthy and past its own ramp starts a linear ramp of its share (AWS: targets registered
+    /// into an empty group, or healthy when the feature is enabled, do not); a target that stops
+    /// being healthy leaves slow start.
     pub fn update(&self, targets: Vec<TargetUpdate>) {
         // A poisoned lock only means another updater panicked; the snapshot is still consistent.
         let _writer = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
@@ -192,6 +222,11 @@ impl TargetGroup {
             .members
             .iter()
             .map(|m| (m.backend.addr, &m.backend))
+            .collect();
+        let before: HashMap<SocketAddr, (RouteState, Option<u64>)> = old
+            .members
+            .iter()
+            .map(|m| (m.backend.addr, (m.state, m.ramp_start)))
             .collect();
         let mut members: Vec<Member> = Vec::with_capacity(targets.len());
         for t in targets {
@@ -211,25 +246,69 @@ impl TargetGroup {
                 instance_id: t.instance_id,
                 zone: t.zone,
                 state: t.state,
+                ramp_start: None,
             });
         }
-        let healthy: Vec<Arc<Backend>> = members
+        self.start_ramps(&mut members, &before);
+        let healthy: Vec<&Member> = members
             .iter()
             .filter(|m| m.state == RouteState::Healthy)
-            .map(|m| Arc::clone(&m.backend))
             .collect();
-        let routable = if healthy.is_empty() {
+        let chosen: Vec<&Member> = if healthy.is_empty() {
             members
                 .iter()
                 .filter(|m| m.state != RouteState::Draining)
-                .map(|m| Arc::clone(&m.backend))
                 .collect()
         } else {
             healthy
         };
+        let routable = chosen.iter().map(|m| Arc::clone(&m.backend)).collect();
+        let ramp: Vec<Option<u64>> = chosen.iter().map(|m| m.ramp_start).collect();
+        let slow_ms = duration_ms(self.settings.slow_start);
+        let ramp_until = ramp
+            .iter()
+            .flatten()
+            .map(|s| s.saturating_add(slow_ms).max(1))
+            .max()
+            .unwrap_or(0);
         drop(known);
-        self.snapshot
-            .store(Arc::new(Snapshot { members, routable }));
+        self.snapshot.store(Arc::new(Snapshot {
+            members,
+            routable,
+            ramp,
+            ramp_until,
+            ramp_over: AtomicBool::new(false),
+        }));
+    }
+
+    /// Slow start (AWS §2.5): decide which members ramp, carrying ramps over from `before`.
+    fn start_ramps(
+        &self,
+        members: &mut [Member],
+        before: &HashMap<SocketAddr, (RouteState, Option<u64>)>,
+    ) {
+        let slow_ms = duration_ms(self.settings.slow_start);
+        if slow_ms == 0 {
+            return;
+        }
+        let now = self.settings.clock.mono_ms();
+        let ramping = |start: Option<u64>| start.is_some_and(|s| now < s.saturating_add(slow_ms));
+        // A healthy target that is done ramping must remain, or nobody ramps (empty group).
+        let anchor = members.iter().any(|m| {
+            m.state == RouteState::Healthy
+                && before
+                    .get(&m.backend.addr)
+                    .is_some_and(|&(st, start)| st == RouteState::Healthy && !ramping(start))
+        });
+        for m in members.iter_mut() {
+            let prev = before.get(&m.backend.addr).copied();
+            m.ramp_start = match prev {
+                _ if m.state != RouteState::Healthy => None,
+                Some((RouteState::Healthy, start)) => start.filter(|&s| ramping(Some(s))),
+                _ if anchor => Some(now),
+                _ => None,
+            };
+        }
     }
 
     /// In-flight request count of a backend (draining completes when it reaches 0); `None` if
@@ -253,28 +332,163 @@ impl TargetGroup {
             .collect()
     }
 
-    /// Pick the next backend round robin among the routable ones, skipping `exclude` (the target
-    /// that just failed) and recently ejected backends. Ejection is ignored when it would leave
-    /// nothing; `None` means no candidate at all.
+    /// Pick a backend among the routable ones with the group's algorithm (slow start
+    /// overriding it while a target ramps), skipping `exclude` (the target that just failed) and
+    /// recently ejected backends. Ejection is ignored when it would leave nothing; `None` means
+    /// no candidate at all.
     pub(crate) fn pick(&self, exclude: Option<&Arc<Backend>>) -> Option<Arc<Backend>> {
         let snap = self.snapshot.load();
-        let routable = &snap.routable;
-        let len = routable.len();
+        let len = snap.routable.len();
         if len == 0 {
             return None;
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut fallback: Option<&Arc<Backend>> = None;
-        for i in 0..len {
-            let b = &routable[start.wrapping_add(i) % len];
-            if exclude.is_some_and(|x| Arc::ptr_eq(x, b)) {
-                continue;
+        if snap.ramp_until != 0 && !snap.ramp_over.load(Ordering::Relaxed) {
+            // The only clock read of the pick, and only while someone ramps.
+            let now = self.settings.clock.mono_ms();
+            if now < snap.ramp_until {
+                if let Some(b) = self.pick_ramped(&snap, exclude, now) {
+                    return Some(b);
+                }
+            } else {
+                snap.ramp_over.store(true, Ordering::Relaxed);
             }
-            if !b.is_ejected() {
+        }
+        match self.settings.algorithm {
+            Algorithm::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                rotate(&snap.routable, start, exclude)
+            }
+            Algorithm::WeightedRandom => {
+                // Equal weights for now (no anomaly mitigation): a uniform random start.
+                let start = balance::below(len as u64) as usize;
+                rotate(&snap.routable, start, exclude)
+            }
+            Algorithm::LeastOutstandingRequests => self.least_outstanding(&snap.routable, exclude),
+        }
+    }
+
+    /// Fewest in-flight requests; ties are broken round robin: the rotating cursor chooses
+    /// among the tied targets (two scans, no allocation).
+    fn least_outstanding(
+        &self,
+        routable: &[Arc<Backend>],
+        exclude: Option<&Arc<Backend>>,
+    ) -> Option<Arc<Backend>> {
+        let eligible =
+            |b: &Arc<Backend>| !exclude.is_some_and(|x| Arc::ptr_eq(x, b)) && !b.is_ejected();
+        let mut min = usize::MAX;
+        let mut ties = 0usize;
+        let mut first: Option<&Arc<Backend>> = None;
+        for b in routable.iter().filter(|b| eligible(b)) {
+            let n = b.in_flight.load(Ordering::Relaxed);
+            if n < min {
+                (min, ties, first) = (n, 1, Some(b));
+            } else if n == min {
+                ties += 1;
+            }
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let Some(first) = first else {
+            return rotate(routable, start, exclude);
+        };
+        let nth = start % ties;
+        let chosen = routable
+            .iter()
+            .filter(|b| eligible(b) && b.in_flight.load(Ordering::Relaxed) == min)
+            .nth(nth)
+            // Counts moved between the scans: the first minimum is still a fine answer.
+            .unwrap_or(first);
+        Some(Arc::clone(chosen))
+    }
+
+    /// Slow start: a weighted random pick where a ramping target weighs in proportion to the
+    /// time since it became healthy (linear from ~0 to full over the duration). `None` when
+    /// every candidate is excluded or ejected.
+    fn pick_ramped(
+        &self,
+        snap: &Snapshot,
+        exclude: Option<&Arc<Backend>>,
+        now: u64,
+    ) -> Option<Arc<Backend>> {
+        const FULL: u64 = 1024;
+        let slow_ms = duration_ms(self.settings.slow_start).max(1);
+        let weight = |i: usize, b: &Arc<Backend>| -> u64 {
+            if exclude.is_some_and(|x| Arc::ptr_eq(x, b)) || b.is_ejected() {
+                return 0;
+            }
+            match snap.ramp[i] {
+                Some(start) => (FULL * now.saturating_sub(start).min(slow_ms) / slow_ms).max(1),
+                None => FULL,
+            }
+        };
+        let total: u64 = snap
+            .routable
+            .iter()
+            .enumerate()
+            .map(|(i, b)| weight(i, b))
+            .sum();
+        if total == 0 {
+            return None;
+        }
+        let mut r = balance::below(total);
+        for (i, b) in snap.routable.iter().enumerate() {
+            let w = weight(i, b);
+            if r < w {
                 return Some(Arc::clone(b));
             }
-            fallback.get_or_insert(b);
+            r -= w;
         }
-        fallback.map(Arc::clone)
+        None
     }
+
+    /// Stickiness: the routable, non-ejected target named by a valid `AWSALB` cookie in the
+    /// request. `None` when stickiness is off, there is no valid cookie, or its target is gone
+    /// or unhealthy (the caller then picks normally and the response re-issues the cookie).
+    pub(crate) fn sticky_pick(&self, headers: &HeaderMap) -> Option<Arc<Backend>> {
+        let duration = self.settings.stickiness?;
+        let id = balance::sticky_target(headers, &self.settings.clock, duration)?;
+        self.snapshot
+            .load()
+            .routable
+            .iter()
+            .find(|b| b.id == id && !b.is_ejected())
+            .cloned()
+    }
+
+    /// Stickiness: add the `AWSALB` cookie naming `backend` to a response (re-issued on every
+    /// response, so the duration slides as in AWS). Does nothing when stickiness is off.
+    pub(crate) fn stick(&self, headers: &mut HeaderMap, backend: &Backend) {
+        if self.settings.stickiness.is_none() {
+            return;
+        }
+        if let Some(v) = balance::set_cookie(backend.id, &self.settings.clock) {
+            headers.append(SET_COOKIE, v);
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The first non-excluded, non-ejected backend from `start` on (wrapping); an ejected one when
+/// nothing else is left.
+fn rotate(
+    routable: &[Arc<Backend>],
+    start: usize,
+    exclude: Option<&Arc<Backend>>,
+) -> Option<Arc<Backend>> {
+    let len = routable.len();
+    let mut fallback: Option<&Arc<Backend>> = None;
+    for i in 0..len {
+        let b = &routable[start.wrapping_add(i) % len];
+        if exclude.is_some_and(|x| Arc::ptr_eq(x, b)) {
+            continue;
+        }
+        if !b.is_ejected() {
+            return Some(Arc::clone(b));
+        }
+        fallback.get_or_insert(b);
+    }
+    fallback.map(Arc::clone)
 }

@@ -1,7 +1,7 @@
 //! `flotilla up`: binds every listener, starts the control loop, and on shutdown stops
 //! accepting, lets in-flight requests finish, then stops every instance.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use flotilla_control::{
     AutoScalingGroup, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceId, TargetGroupHealth,
     TerminationPolicy,
 };
-use flotilla_proxy::{ListenerConfig, RouteAction, Router};
+use flotilla_proxy::ListenerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -92,7 +92,12 @@ pub async fn run(
                         addr: l.bind,
                         source,
                     })?;
-            bound.push((listener, lb.idle_timeout, l.default_action.clone()));
+            // Redirects keep the listener's real port (`#{port}`), also when bound to port 0.
+            let mut l = l.clone();
+            if let Ok(local) = listener.local_addr() {
+                l.bind = local;
+            }
+            bound.push((listener, lb.idle_timeout, l));
         }
     }
 
@@ -125,7 +130,10 @@ pub async fn run(
             name.clone(),
             TargetGroupRuntime::new(
                 health,
-                flotilla_proxy::TargetGroup::new(name.clone()),
+                flotilla_proxy::TargetGroup::with_settings(
+                    name.clone(),
+                    flotilla_proxy::TargetGroupSettings::from_config(tg),
+                ),
                 probe,
             ),
         );
@@ -196,10 +204,12 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut proxies = JoinSet::new();
-    for (listener, idle_timeout, action) in bound {
-        let router = Router {
-            default_action: route_action(&action, &target_groups),
-        };
+    let proxy_groups: HashMap<String, Arc<flotilla_proxy::TargetGroup>> = target_groups
+        .iter()
+        .map(|(name, tg)| (name.clone(), tg.proxy.clone()))
+        .collect();
+    for (listener, idle_timeout, l) in bound {
+        let router = flotilla_proxy::rules::compile(&l, &proxy_groups);
         let cfg = ListenerConfig {
             idle_timeout,
             connect_timeout: CONNECT_TIMEOUT,
@@ -352,45 +362,5 @@ fn forwarded_groups(action: &Action) -> Vec<String> {
     match action {
         Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
         _ => Vec::new(),
-    }
-}
-
-/// The data-plane action for a listener's default action.
-fn route_action(
-    action: &Action,
-    target_groups: &BTreeMap<String, TargetGroupRuntime>,
-) -> RouteAction {
-    match action {
-        Action::Forward { target_groups: tgs } => {
-            // Weighted forwarding to several groups comes with listener rules; until then the
-            // first group with weight takes all traffic (config validation guarantees it exists).
-            let tg = tgs
-                .iter()
-                .find(|t| t.weight > 0)
-                .or(tgs.first())
-                .and_then(|t| target_groups.get(&t.name));
-            match tg {
-                Some(tg) => RouteAction::Forward(tg.proxy.clone()),
-                None => fixed(503, "no target group to forward to\n"),
-            }
-        }
-        Action::FixedResponse {
-            status,
-            content_type,
-            body,
-        } => RouteAction::FixedResponse {
-            status: *status,
-            content_type: content_type.clone(),
-            body: body.clone(),
-        },
-        Action::Redirect(_) => fixed(501, "redirect actions are not supported yet\n"),
-    }
-}
-
-fn fixed(status: u16, body: &str) -> RouteAction {
-    RouteAction::FixedResponse {
-        status,
-        content_type: "text/plain".into(),
-        body: body.into(),
     }
 }

@@ -43,6 +43,15 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
     let slow_start = t
         .opt(ctx, "slow_start", Ctx::duration)
         .unwrap_or(d.slow_start);
+    // AWS: slow start mode is not supported with the least outstanding requests algorithm.
+    if algorithm == Algorithm::LeastOutstandingRequests && !slow_start.is_zero() {
+        if let Some(v) = t.get("slow_start") {
+            ctx.err(
+                v.span(),
+                "slow_start cannot be used with algorithm = \"least_outstanding_requests\" (set it to \"0s\" or use round_robin)",
+            );
+        }
+    }
     let targets = t
         .opt(ctx, "targets", |ctx, v| {
             let items = ctx.array(v)?;

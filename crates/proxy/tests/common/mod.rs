@@ -294,9 +294,7 @@ impl TestProxy {
     pub async fn start(action: RouteAction, config: ListenerConfig) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let router = Arc::new(ArcSwap::from_pointee(Router {
-            default_action: action,
-        }));
+        let router = Arc::new(ArcSwap::from_pointee(Router::new(action)));
         let (shutdown, rx) = watch::channel(false);
         let stats = Arc::new(ListenerStats::default());
         let handle = tokio::spawn(serve_with_stats(
