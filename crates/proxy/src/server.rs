@@ -16,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access_log;
 use crate::body::ProxyBody;
 use crate::errors;
 use crate::forward::forward;
@@ -27,6 +28,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Everything a client connection needs, shared by all of its requests.
 struct ConnCtx {
+    /// The client's and the listener's address, for the access log.
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
     router: Arc<ArcSwap<Router>>,
     config: ListenerConfig,
     stats: Arc<ListenerStats>,
@@ -96,6 +100,8 @@ pub async fn serve_with_stats(
         stats.connection_opened();
         let guard = ConnectionGuard(Arc::clone(&stats));
         let ctx = Arc::new(ConnCtx {
+            peer,
+            local,
             router: Arc::clone(&router),
             config,
             stats: Arc::clone(&stats),
@@ -126,10 +132,15 @@ pub async fn serve_with_stats(
 }
 
 /// Route one request, produce its response, and count it.
-async fn handle(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+async fn handle(mut req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+    let log = ctx.stats.access_log();
+    let pending = log.map(|_| access_log::Pending::start(&mut req, ctx.peer, ctx.local));
     let resp = route(req, ctx).await;
     let generated = matches!(resp.body(), ProxyBody::Full(_));
     ctx.stats.record(resp.status(), generated);
+    if let (Some(log), Some(p)) = (log, pending) {
+        log.log(p.finish(&resp));
+    }
     resp
 }
 
