@@ -667,3 +667,15 @@ fn never_panics_on_odd_input() {
         assert!(r.is_err(), "{src:?} should be invalid");
     }
 }
+
+#[test]
+fn proxy_protocol_v2_is_for_tcp_target_groups() {
+    let src = "[target_groups.web]\nproxy_protocol_v2 = true\n";
+    one(src, "true", "only used by tcp target groups");
+    let src = "[target_groups.raw]\nprotocol = \"tcp\"\nproxy_protocol = true\n";
+    one(src, "proxy_protocol", "did you mean `proxy_protocol_v2`?");
+    let src = "[target_groups.raw]\nprotocol = \"tcp\"\nproxy_protocol_v2 = \"yes\"\n";
+    one(src, "\"yes\"", "expected true or false");
+    let src = "[load_balancers.front]\naccess_log = \"\"\n";
+    one(src, "\"\"", "empty");
+}
