@@ -207,7 +207,11 @@ async fn flows_spread_over_targets_and_each_connection_sticks() {
         Backend::echo("b").await,
         Backend::echo("c").await,
     ];
-    let g = group(&bs.iter().map(|b| (b.addr, RouteState::Healthy)).collect::<Vec<_>>());
+    let g = group(
+        &bs.iter()
+            .map(|b| (b.addr, RouteState::Healthy))
+            .collect::<Vec<_>>(),
+    );
     let lb = nlb(&g, config()).await;
 
     let mut per_target: BTreeMap<String, usize> = BTreeMap::new();
@@ -220,12 +224,21 @@ async fn flows_spread_over_targets_and_each_connection_sticks() {
 
     // One connection stays on its target for life.
     let mut c = connect(lb.addr).await;
-    let before: usize = bs.iter().map(|b| b.connections.load(Ordering::SeqCst)).sum();
+    let before: usize = bs
+        .iter()
+        .map(|b| b.connections.load(Ordering::SeqCst))
+        .sum();
     for i in 0..20 {
         assert_eq!(c.echo(&format!("msg {i}")).await, format!("msg {i}"));
     }
-    let after: usize = bs.iter().map(|b| b.connections.load(Ordering::SeqCst)).sum();
-    assert_eq!(before, after, "no new upstream connection for the same flow");
+    let after: usize = bs
+        .iter()
+        .map(|b| b.connections.load(Ordering::SeqCst))
+        .sum();
+    assert_eq!(
+        before, after,
+        "no new upstream connection for the same flow"
+    );
     assert!(bs.iter().any(|b| b.name == c.served_by));
 
     let flows: u64 = g.stats().iter().map(|s| s.flows_total).sum();
@@ -294,7 +307,10 @@ async fn refusing_addr() -> SocketAddr {
 async fn a_refused_flow_is_retried_on_another_target_and_the_refuser_ejected() {
     let live = Backend::echo("live").await;
     let dead = refusing_addr().await;
-    let g = group(&[(dead, RouteState::Healthy), (live.addr, RouteState::Healthy)]);
+    let g = group(&[
+        (dead, RouteState::Healthy),
+        (live.addr, RouteState::Healthy),
+    ]);
     let lb = nlb(&g, config()).await;
     for _ in 0..20 {
         let c = connect(lb.addr).await;
