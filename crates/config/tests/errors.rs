@@ -678,4 +678,6 @@ fn proxy_protocol_v2_is_for_tcp_target_groups() {
     one(src, "\"yes\"", "expected true or false");
     let src = "[load_balancers.front]\naccess_log = \"\"\n";
     one(src, "\"\"", "empty");
+    let src = "[load_balancers.net]\ntype = \"network\"\naccess_log = \"a.log\"\n";
+    one(src, "\"a.log\"", "a network load balancer has none");
 }

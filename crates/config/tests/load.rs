@@ -445,7 +445,6 @@ proxy_protocol_v2 = true
 [load_balancers.net]
 type = "network"
 idle_timeout = "20s"
-access_log = "logs/net.jsonl"
 [[load_balancers.net.listeners]]
 bind = "127.0.0.1:8081"
 default_action = { type = "forward", target_group = "raw" }
@@ -460,8 +459,22 @@ default_action = { type = "forward", target_group = "raw" }
     );
     let lb = &cfg.load_balancers["net"];
     assert_eq!(lb.idle_timeout, Duration::from_secs(20));
+    assert_eq!(lb.access_log, None);
+}
+
+#[test]
+fn access_log_resolves_against_the_config_dir() {
+    let src = r#"
+[target_groups.web]
+[load_balancers.front]
+access_log = "logs/front.jsonl"
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:8080"
+default_action = { type = "forward", target_group = "web" }
+"#;
+    let cfg = parse(src, Path::new("/srv/conf/f.toml")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        lb.access_log.as_deref(),
-        Some(Path::new("/srv/conf/logs/net.jsonl"))
+        cfg.load_balancers["front"].access_log.as_deref(),
+        Some(Path::new("/srv/conf/logs/front.jsonl"))
     );
 }

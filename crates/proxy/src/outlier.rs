@@ -100,6 +100,52 @@ mod tests {
         assert_eq!(e.consecutive_failures(), 7);
     }
 
+    fn group_of_two() -> std::sync::Arc<crate::TargetGroup> {
+        let g = crate::TargetGroup::new("t");
+        g.update(
+            ["127.0.0.1:1", "127.0.0.1:2"]
+                .iter()
+                .map(|a| crate::TargetUpdate {
+                    addr: a.parse().unwrap(),
+                    instance_id: None,
+                    zone: None,
+                    state: crate::RouteState::Healthy,
+                })
+                .collect(),
+        );
+        g
+    }
+
+    #[test]
+    fn picking_skips_an_ejected_target() {
+        let g = group_of_two();
+        let a = g.pick(None).unwrap();
+        a.eject();
+        for _ in 0..10 {
+            assert!(!std::sync::Arc::ptr_eq(&g.pick(None).unwrap(), &a));
+            assert!(!std::sync::Arc::ptr_eq(&g.pick_flow(7, None).unwrap(), &a));
+        }
+    }
+
+    #[test]
+    fn the_whole_routable_set_is_never_ejected() {
+        let g = group_of_two();
+        let a = g.pick(None).unwrap();
+        let b = g.pick(None).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&a, &b));
+        a.eject();
+        b.eject();
+        // Every target ejected: ejection is ignored rather than refusing all traffic.
+        assert!(g.pick(None).is_some());
+        assert!(g.pick_flow(1, None).is_some());
+        // Excluding the one that just failed still leaves the other, ejected or not.
+        assert!(std::sync::Arc::ptr_eq(&g.pick(Some(&a)).unwrap(), &b));
+        assert!(std::sync::Arc::ptr_eq(
+            &g.pick_flow(0, Some(&b)).unwrap(),
+            &a
+        ));
+    }
+
     #[test]
     fn a_success_resets_the_backoff() {
         let e = Ejection::default();

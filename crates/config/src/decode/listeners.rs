@@ -41,6 +41,13 @@ pub(crate) fn decode_load_balancer(
             LoadBalancerType::Network => Duration::from_secs(350),
         });
     let access_log = t.opt(ctx, "access_log", Ctx::path);
+    if let (LoadBalancerType::Network, Some(_), Some(v)) = (kind, &access_log, t.get("access_log"))
+    {
+        ctx.err(
+            v.span(),
+            "access logs record HTTP requests; a network load balancer has none",
+        );
+    }
     let mut listeners = Vec::new();
     if let Some(items) = t.opt(ctx, "listeners", Ctx::array) {
         for (i, item) in items.iter().enumerate() {
