@@ -19,6 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::body::InFlight;
 use crate::proxy_protocol;
@@ -108,7 +109,8 @@ pub async fn serve_tcp_with_stats(
             config,
             stats: Arc::clone(&stats),
         };
-        flows.spawn(flow.run(stream));
+        let span = tracing::debug_span!("flow", client = %peer, listener = %local);
+        flows.spawn(flow.run(stream).instrument(span));
     }
     drop(listener);
     tracing::info!(addr = %local, open = flows.len(), "tcp listener stopping; waiting for open flows");
@@ -158,8 +160,8 @@ impl Flow {
             }
         }
         let activity = AtomicU64::new(now_ms());
-        let mut a = Tracked::new(client, &activity);
-        let mut b = Tracked::new(upstream, &activity);
+        let mut a = Tracked::new(client, &activity, &self.stats);
+        let mut b = Tracked::new(upstream, &activity, &self.stats);
         let end = {
             let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
             let watch = self.watchdog(&backend, &activity);
@@ -168,7 +170,6 @@ impl Flow {
                 end = watch => end,
             }
         };
-        self.stats.bytes(a.read + b.read);
         match end {
             End::Closed(Ok(_)) => {}
             End::Closed(Err(e)) => {
@@ -189,9 +190,6 @@ impl Flow {
                 tracing::debug!(group = self.group.name(), client = %self.peer, "no routable target for the flow");
                 return None;
             };
-            if failed.as_ref().is_some_and(|f| Arc::ptr_eq(f, &backend)) {
-                return None;
-            }
             let res = tokio::time::timeout(
                 self.config.connect_timeout,
                 TcpStream::connect(backend.addr),
@@ -244,19 +242,20 @@ impl Drop for OpenConnection {
     }
 }
 
-/// A stream that notes when it last delivered data (for the idle timeout) and how much.
+/// A stream that notes when it last delivered data (for the idle timeout) and counts the bytes
+/// as they pass (so per-second byte metrics of long flows stay current).
 struct Tracked<'a> {
     inner: TcpStream,
     activity: &'a AtomicU64,
-    read: u64,
+    stats: &'a ListenerStats,
 }
 
 impl<'a> Tracked<'a> {
-    fn new(inner: TcpStream, activity: &'a AtomicU64) -> Self {
+    fn new(inner: TcpStream, activity: &'a AtomicU64, stats: &'a ListenerStats) -> Self {
         Tracked {
             inner,
             activity,
-            read: 0,
+            stats,
         }
     }
 }
@@ -272,7 +271,7 @@ impl AsyncRead for Tracked<'_> {
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
         let n = buf.filled().len() - before;
         if n > 0 {
-            this.read += n as u64;
+            this.stats.bytes(n as u64);
             this.activity.store(now_ms(), Ordering::Relaxed);
         }
         res
