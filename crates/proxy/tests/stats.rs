@@ -214,3 +214,29 @@ async fn access_log_writes_one_json_line_per_request() {
     assert_eq!(log.dropped(), 0);
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+#[tokio::test]
+async fn a_refusing_target_is_ejected_after_its_first_refusal() {
+    let live = TestBackend::start("live").await;
+    let dead = TestBackend::start("dead").await;
+    dead.kill();
+    let group = group_of(&[(dead.addr, Healthy), (live.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let c = client();
+    for _ in 0..20 {
+        let (status, backend, _) = get(&c, &proxy.url("/")).await;
+        assert_eq!(
+            (status, backend.as_str()),
+            (200, "live"),
+            "retried elsewhere"
+        );
+    }
+    let stats = group.stats();
+    let d = stats.iter().find(|s| s.addr == dead.addr).unwrap();
+    // Round robin would send it every other request; ejection keeps it out after the first.
+    assert!(d.errors_total >= 1 && d.errors_total < 10, "{d:?}");
+    assert!(d.consecutive_failures >= 1);
+    let l = stats.iter().find(|s| s.addr == live.addr).unwrap();
+    assert_eq!(l.consecutive_failures, 0);
+    assert_eq!(proxy.stats.snapshot().elb_5xx, 0);
+}
