@@ -217,6 +217,9 @@ pub struct TargetGroup {
     pub health_check: HealthCheck,
     /// Load-balancer-generated cookie stickiness.
     pub stickiness: Stickiness,
+    /// Send a PROXY protocol v2 header with the client's address to targets before the client's
+    /// bytes (AWS attribute `proxy_protocol_v2.enabled`; tcp target groups only). Default false.
+    pub proxy_protocol_v2: bool,
 }
 
 impl Default for TargetGroup {
@@ -229,6 +232,7 @@ impl Default for TargetGroup {
             targets: Vec::new(),
             health_check: HealthCheck::default(),
             stickiness: Stickiness::default(),
+            proxy_protocol_v2: false,
         }
     }
 }

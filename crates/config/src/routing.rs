@@ -14,8 +14,12 @@ pub struct LoadBalancer {
     /// Whether every target in every zone gets traffic (true, ALB default) or each zone's node
     /// only sends to its own zone's targets.
     pub cross_zone: bool,
-    /// How long an idle client connection is kept open. Default 60 s; never zero.
+    /// How long an idle client connection is kept open. Default 60 s for application load
+    /// balancers and 350 s for network ones (AWS); never zero.
     pub idle_timeout: Duration,
+    /// Where to write the access log (JSON lines, one per request), resolved against the
+    /// config's directory; `None` (default) = no access log, as in AWS.
+    pub access_log: Option<PathBuf>,
     /// The ports it listens on.
     pub listeners: Vec<Listener>,
 }

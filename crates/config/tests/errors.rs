@@ -684,3 +684,17 @@ fn slow_start_is_incompatible_with_least_outstanding_requests() {
     ))
     .is_empty());
 }
+
+#[test]
+fn proxy_protocol_v2_is_for_tcp_target_groups() {
+    let src = "[target_groups.web]\nproxy_protocol_v2 = true\n";
+    one(src, "true", "only used by tcp target groups");
+    let src = "[target_groups.raw]\nprotocol = \"tcp\"\nproxy_protocol = true\n";
+    one(src, "proxy_protocol", "did you mean `proxy_protocol_v2`?");
+    let src = "[target_groups.raw]\nprotocol = \"tcp\"\nproxy_protocol_v2 = \"yes\"\n";
+    one(src, "\"yes\"", "expected true or false");
+    let src = "[load_balancers.front]\naccess_log = \"\"\n";
+    one(src, "\"\"", "empty");
+    let src = "[load_balancers.net]\ntype = \"network\"\naccess_log = \"a.log\"\n";
+    one(src, "\"a.log\"", "a network load balancer has none");
+}

@@ -241,6 +241,7 @@ max_size = 4
     assert_eq!((hc.healthy_threshold, hc.unhealthy_threshold), (5, 2));
     assert_eq!(hc.matcher.to_string(), "200");
     assert_eq!(tg.stickiness.duration, Duration::from_secs(86_400));
+    assert!(!tg.proxy_protocol_v2);
     assert_eq!(
         cfg.target_groups["raw"].health_check.protocol,
         Protocol::Tcp
@@ -251,6 +252,12 @@ max_size = 4
     assert!(lb.cross_zone);
     assert_eq!(lb.idle_timeout, Duration::from_secs(60));
     assert_eq!(lb.listeners[0].protocol, ListenerProtocol::Http);
+    assert_eq!(lb.access_log, None);
+    assert_eq!(
+        cfg.load_balancers["net"].idle_timeout,
+        Duration::from_secs(350),
+        "AWS NLB idle timeout"
+    );
     assert_eq!(
         cfg.load_balancers["net"].listeners[0].protocol,
         ListenerProtocol::Tcp
@@ -426,4 +433,48 @@ fn missing_file_is_an_io_error() {
     assert!(matches!(err, ConfigError::Io { .. }));
     assert!(err.to_string().starts_with("/nonexistent/flotilla.toml: "));
     assert!(err.diagnostics().is_empty());
+}
+
+#[test]
+fn network_load_balancer_keys() {
+    let src = r#"
+[target_groups.raw]
+protocol = "tcp"
+proxy_protocol_v2 = true
+
+[load_balancers.net]
+type = "network"
+idle_timeout = "20s"
+[[load_balancers.net.listeners]]
+bind = "127.0.0.1:8081"
+default_action = { type = "forward", target_group = "raw" }
+"#;
+    let cfg = parse(src, Path::new("/srv/conf/f.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let tg = &cfg.target_groups["raw"];
+    assert!(tg.proxy_protocol_v2);
+    assert_eq!(
+        tg.health_check.protocol,
+        Protocol::Tcp,
+        "tcp group, tcp check"
+    );
+    let lb = &cfg.load_balancers["net"];
+    assert_eq!(lb.idle_timeout, Duration::from_secs(20));
+    assert_eq!(lb.access_log, None);
+}
+
+#[test]
+fn access_log_resolves_against_the_config_dir() {
+    let src = r#"
+[target_groups.web]
+[load_balancers.front]
+access_log = "logs/front.jsonl"
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:8080"
+default_action = { type = "forward", target_group = "web" }
+"#;
+    let cfg = parse(src, Path::new("/srv/conf/f.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        cfg.load_balancers["front"].access_log.as_deref(),
+        Some(Path::new("/srv/conf/logs/front.jsonl"))
+    );
 }

@@ -5,12 +5,13 @@ use std::error::Error as _;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 
+use crate::access_log::{Logged, UpstreamTiming};
 use crate::body::{InFlight, ProxyBody, ReqBody, UpstreamBody};
 use crate::errors::Generated;
 use crate::headers::{self, Forwarded};
@@ -112,13 +113,14 @@ pub(crate) async fn forward(
         headers: parts.headers.clone(),
     });
     let sticky = group.sticky_pick(&parts.headers);
+    let logged = parts.extensions.get::<Logged>().is_some();
     let req = Request::from_parts(parts, body);
 
     let Some(first) = sticky.or_else(|| group.pick(None)) else {
         tracing::debug!(group = group.name(), "no routable target");
         return Generated::NoTargets.response();
     };
-    let failure = match attempt(&first, req, replay.as_ref(), cfg).await {
+    let failure = match attempt(&first, req, replay.as_ref(), cfg, logged).await {
         Ok(mut resp) => {
             group.stick(resp.headers_mut(), &first);
             return resp;
@@ -138,7 +140,7 @@ pub(crate) async fn forward(
         return give_up(group, &first, failure.kind);
     };
     tracing::debug!(group = group.name(), failed = %first.addr, retry = %second.addr, kind = ?failure.kind, "retrying on another target");
-    match attempt(&second, req, replay.as_ref(), cfg).await {
+    match attempt(&second, req, replay.as_ref(), cfg, logged).await {
         Ok(mut resp) => {
             group.stick(resp.headers_mut(), &second);
             resp
@@ -159,6 +161,7 @@ async fn attempt(
     mut req: Request<ReqBody>,
     replay: Option<&Replay>,
     cfg: &ListenerConfig,
+    logged: bool,
 ) -> Result<Response<ProxyBody>, Failure> {
     let in_flight = InFlight::start(backend);
     backend.requests_total.fetch_add(1, Ordering::Relaxed);
@@ -192,12 +195,24 @@ async fn attempt(
             },
         };
         let activity = req.body().activity();
+        let sent_at = Instant::now();
         let sent =
             with_header_timeout(conn.try_send_request(req), cfg.idle_timeout, activity).await;
         match sent {
             None => return Err(fail(FailKind::NoHeaders, None)),
             Some(Ok(resp)) => {
                 let (mut parts, body) = resp.into_parts();
+                let headers_at = Instant::now();
+                backend.connected();
+                backend.metrics.response(parts.status, headers_at - sent_at);
+                if logged {
+                    parts.extensions.insert(UpstreamTiming {
+                        target: backend.addr,
+                        status: parts.status.as_u16(),
+                        sent_at,
+                        headers_at,
+                    });
+                }
                 headers::strip_hop_by_hop(&mut parts.headers);
                 let body = UpstreamBody::new(body, in_flight, conn, cfg.idle_timeout);
                 return Ok(Response::from_parts(parts, ProxyBody::Upstream(body)));

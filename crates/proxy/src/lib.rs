@@ -12,32 +12,44 @@
 //! an instance under steady traffic costs clients nothing; everything else becomes one of the
 //! load-balancer-generated status codes of AWS (502, 503, 504).
 //!
-//! Entry points: [`serve`] runs a listener, [`probe_http`] performs one active health check.
+//! Network load balancer listeners ([`serve_tcp`]) splice TCP connections to targets chosen by
+//! flow hash, optionally announcing the client with a PROXY protocol v2 header.
+//!
+//! Entry points: [`serve`] runs an HTTP listener, [`serve_tcp`] a TCP one, [`probe_http`] and
+//! [`probe_tcp`] perform one active health check; [`TargetGroup::stats`] and
+//! [`ListenerStats::snapshot`] feed the metrics.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod access_log;
 mod balance;
 mod body;
 mod errors;
 mod forward;
 mod headers;
+mod outlier;
 mod pool;
 mod probe;
+pub mod proxy_protocol;
 mod router;
 pub mod rules;
 mod server;
 mod stats;
 mod target_group;
+mod tcp;
 
 use std::time::Duration;
 
 pub use balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
-pub use probe::{probe_http, ProbeError};
+
+pub use access_log::AccessLog;
+pub use probe::{probe_http, probe_tcp, ProbeError};
 pub use router::{Decision, RouteAction, Router, WeightedGroups};
 pub use rules::RedirectAction;
 pub use server::{serve, serve_with_stats};
-pub use stats::ListenerStats;
+pub use stats::{Histogram, HistogramSnapshot, ListenerStats, ListenerStatsSnapshot};
 pub use target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};
+pub use tcp::{serve_tcp, serve_tcp_with_stats, TcpListenerConfig};
 
 /// Per-listener settings that shape timeouts, mirroring the ALB attributes.
 #[derive(Debug, Clone, Copy)]

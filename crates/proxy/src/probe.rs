@@ -1,4 +1,5 @@
-//! Active HTTP health checks, as the ELB health checker performs them.
+//! Active health checks (HTTP and TCP), as the ELB health checker performs them: the one place
+//! where probes live.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -81,5 +82,15 @@ async fn probe(addr: SocketAddr, path: &str) -> Result<u16, ProbeError> {
             Err(ProbeError::Malformed(e.to_string()))
         }
         Err(e) => Err(ProbeError::Connect(e.to_string())),
+    }
+}
+
+/// Active TCP health check of one target (NLB's default): healthy when a connection is accepted
+/// within `timeout`. The connection is closed at once.
+pub async fn probe_tcp(addr: SocketAddr, timeout: Duration) -> Result<(), ProbeError> {
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(_stream)) => Ok(()),
+        Ok(Err(e)) => Err(ProbeError::Connect(e.to_string())),
+        Err(_) => Err(ProbeError::Timeout),
     }
 }

@@ -2,7 +2,6 @@
 //! each request, and shuts down gracefully.
 
 use std::convert::Infallible;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::access_log;
 use crate::body::ProxyBody;
 use crate::forward::forward;
 use crate::headers::Forwarded;
@@ -27,12 +27,15 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Everything a client connection needs, shared by all of its requests.
 struct ConnCtx {
+    /// The client's address: the access log, and `source-ip` conditions (the TCP peer,
+    /// never X-Forwarded-For).
+    peer: std::net::SocketAddr,
+    /// The listener's address, for the access log.
+    local: std::net::SocketAddr,
     router: Arc<ArcSwap<Router>>,
     config: ListenerConfig,
     stats: Arc<ListenerStats>,
     fwd: Forwarded,
-    /// The TCP peer's address (`source-ip` conditions; never X-Forwarded-For).
-    peer: IpAddr,
 }
 
 /// Decrements the active-connection count when a client connection task ends, however it ends.
@@ -98,6 +101,8 @@ pub async fn serve_with_stats(
         stats.connection_opened();
         let guard = ConnectionGuard(Arc::clone(&stats));
         let ctx = Arc::new(ConnCtx {
+            peer,
+            local,
             router: Arc::clone(&router),
             config,
             stats: Arc::clone(&stats),
@@ -107,7 +112,6 @@ pub async fn serve_with_stats(
                     .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
                 port: port.clone(),
             },
-            peer: peer.ip(),
         });
         let service = service_fn(move |req| {
             let ctx = Arc::clone(&ctx);
@@ -129,10 +133,15 @@ pub async fn serve_with_stats(
 }
 
 /// Route one request, produce its response, and count it.
-async fn handle(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+async fn handle(mut req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+    let log = ctx.stats.access_log();
+    let pending = log.map(|_| access_log::Pending::start(&mut req, ctx.peer, ctx.local));
     let resp = route(req, ctx).await;
     let generated = matches!(resp.body(), ProxyBody::Full(_));
     ctx.stats.record(resp.status(), generated);
+    if let (Some(log), Some(p)) = (log, pending) {
+        log.log(p.finish(&resp));
+    }
     resp
 }
 
@@ -140,7 +149,7 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
     let (parts, body) = req.into_parts();
     let group = {
         let router = ctx.router.load();
-        match router.route(&parts, ctx.peer) {
+        match router.route(&parts, ctx.peer.ip()) {
             Decision::Forward(group) => Arc::clone(group),
             other => return other.respond(),
         }

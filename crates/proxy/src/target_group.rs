@@ -6,17 +6,17 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::header::{HeaderMap, SET_COOKIE};
 
 use crate::balance::{self, Algorithm, TargetGroupSettings};
+use crate::outlier::Ejection;
 use crate::pool::Pool;
-
-/// How long a backend that refused a connection is skipped when picking, so that the requests
-/// right after a crash do not each pay for a failed connect before being retried.
-const EJECT_FOR: Duration = Duration::from_secs(1);
+use crate::stats::{HistogramSnapshot, TargetMetrics};
 
 /// What the control plane says about a target, reduced to what routing needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,8 +44,9 @@ pub struct TargetUpdate {
     pub state: RouteState,
 }
 
-/// Counters of one backend, for metrics and the admin API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Counters of one backend, for metrics and the admin API. Cumulative since the backend was
+/// registered (a snapshot of atomics; take differences for per-period values).
+#[derive(Debug, Clone, PartialEq)]
 pub struct BackendStats {
     /// The target's address.
     pub addr: SocketAddr,
@@ -56,6 +57,16 @@ pub struct BackendStats {
     /// Attempts on this target that failed at the connection level (refused, reset, closed,
     /// timed out, malformed response), i.e. those that led to a retry or a generated 5xx.
     pub errors_total: u64,
+    /// Responses received from the target by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`
+    /// (`http_target_5xx_count` is the last).
+    pub responses_by_class: [u64; 5],
+    /// Time from sending a request to the target until its response headers
+    /// (`target_response_time`).
+    pub response_time: HistogramSnapshot,
+    /// TCP flows opened to the target by network load balancer listeners.
+    pub flows_total: u64,
+    /// Connection failures in a row (0 after any success); > 0 means ejected or about to be.
+    pub consecutive_failures: u32,
 }
 
 /// A target as the forwarding path uses it: counters, ejection mark and connection pool.
@@ -67,8 +78,10 @@ pub(crate) struct Backend {
     pub(crate) requests_total: AtomicU64,
     pub(crate) errors_total: AtomicU64,
     pub(crate) in_flight: AtomicUsize,
-    /// Milliseconds since [`epoch`] until which picking skips this backend; 0 = not ejected.
-    ejected_until: AtomicU64,
+    /// Passive health: skipped by picking for a back-off after connection failures.
+    ejection: Ejection,
+    /// Response times, status classes and TCP flows, for metrics.
+    pub(crate) metrics: TargetMetrics,
     pub(crate) pool: Pool,
 }
 
@@ -92,21 +105,25 @@ impl Backend {
             requests_total: AtomicU64::new(0),
             errors_total: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
-            ejected_until: AtomicU64::new(0),
+            ejection: Ejection::default(),
+            metrics: TargetMetrics::default(),
             pool: Pool::default(),
         }
     }
 
-    /// Skip this backend for new requests for a moment (it just refused a connection).
+    /// Skip this backend for new requests for a back-off that grows with consecutive failures
+    /// (it just refused a connection or did not accept one in time).
     pub(crate) fn eject(&self) {
-        let until = now_ms().saturating_add(EJECT_FOR.as_millis() as u64);
-        self.ejected_until.store(until, Ordering::Relaxed);
+        self.ejection.fail(now_ms());
+    }
+
+    /// The backend accepted a connection or answered: reset its ejection back-off.
+    pub(crate) fn connected(&self) {
+        self.ejection.succeed();
     }
 
     fn is_ejected(&self) -> bool {
-        let until = self.ejected_until.load(Ordering::Relaxed);
-        // Fast path without reading the clock: the backend was never ejected.
-        until != 0 && now_ms() < until
+        self.ejection.is_ejected(now_ms)
     }
 
     fn stats(&self) -> BackendStats {
@@ -115,6 +132,10 @@ impl Backend {
             requests_total: self.requests_total.load(Ordering::Relaxed),
             in_flight: self.in_flight.load(Ordering::Relaxed),
             errors_total: self.errors_total.load(Ordering::Relaxed),
+            responses_by_class: self.metrics.responses_snapshot(),
+            response_time: self.metrics.response_time.snapshot(),
+            flows_total: self.metrics.flows.load(Ordering::Relaxed),
+            consecutive_failures: self.ejection.consecutive_failures(),
         }
     }
 }
@@ -464,6 +485,46 @@ impl TargetGroup {
         if let Some(v) = balance::set_cookie(backend.id, &self.settings.clock) {
             headers.append(SET_COOKIE, v);
         }
+    }
+
+    /// Pick a backend for a new TCP flow by its flow hash (network load balancers): the same
+    /// hash lands on the same routable backend while the set does not change. Skips `exclude`
+    /// (the target that just refused the flow) and ejected backends, unless that leaves nothing.
+    pub(crate) fn pick_flow(
+        &self,
+        hash: u64,
+        exclude: Option<&Arc<Backend>>,
+    ) -> Option<Arc<Backend>> {
+        let snap = self.snapshot.load();
+        let routable = &snap.routable;
+        let len = routable.len();
+        if len == 0 {
+            return None;
+        }
+        // Fits: the remainder is below `len`, a usize.
+        let start = (hash % len as u64) as usize;
+        let mut fallback: Option<&Arc<Backend>> = None;
+        for i in 0..len {
+            let b = &routable[(start + i) % len];
+            if exclude.is_some_and(|x| Arc::ptr_eq(x, b)) {
+                continue;
+            }
+            if !b.is_ejected() {
+                return Some(Arc::clone(b));
+            }
+            fallback.get_or_insert(b);
+        }
+        fallback.map(Arc::clone)
+    }
+
+    /// Whether `backend` is still registered (draining included). A TCP flow to a backend that
+    /// is no longer registered is closed: its deregistration delay is over.
+    pub(crate) fn is_registered(&self, backend: &Arc<Backend>) -> bool {
+        self.snapshot
+            .load()
+            .members
+            .iter()
+            .any(|m| Arc::ptr_eq(&m.backend, backend))
     }
 }
 

@@ -22,6 +22,14 @@ pub enum RuntimeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A load balancer's access log file could not be opened.
+    #[error("cannot open access log {path}: {source}")]
+    AccessLog {
+        /// The file from the config.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The compute provider could not start.
     #[error("compute provider: {0}")]
     Compute(#[from] flotilla_compute::ComputeError),

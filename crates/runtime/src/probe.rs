@@ -24,15 +24,13 @@ pub(crate) async fn run_probe(target: SocketAddr, check: &ProbeSpec) -> ProbeRes
                 reason: format!("Target.FailedHealthChecks: {e}"),
             },
         },
-        None => match tokio::time::timeout(check.timeout, tokio::net::TcpStream::connect(target))
-            .await
-        {
-            Ok(Ok(_)) => ProbeResult::Success,
-            Ok(Err(e)) => ProbeResult::Failure {
-                reason: format!("Target.FailedHealthChecks: {e}"),
-            },
-            Err(_) => ProbeResult::Failure {
+        None => match flotilla_proxy::probe_tcp(target, check.timeout).await {
+            Ok(()) => ProbeResult::Success,
+            Err(ProbeError::Timeout) => ProbeResult::Failure {
                 reason: "Target.Timeout: connection timed out".into(),
+            },
+            Err(e) => ProbeResult::Failure {
+                reason: format!("Target.FailedHealthChecks: {e}"),
             },
         },
     }

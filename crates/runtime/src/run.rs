@@ -10,12 +10,12 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use flotilla_admin::api::ListenerInfo;
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
-use flotilla_config::{Action, Config, ListenerProtocol};
+use flotilla_config::{Action, Config, ListenerProtocol, LoadBalancerType};
 use flotilla_control::{
     AutoScalingGroup, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceId, TargetGroupHealth,
     TerminationPolicy,
 };
-use flotilla_proxy::ListenerConfig;
+use flotilla_proxy::{AccessLog, ListenerConfig, ListenerStats, TcpListenerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -83,7 +83,19 @@ pub async fn run(
                 source,
             })?;
     let mut bound = Vec::new();
-    for lb in config.load_balancers.values() {
+    for (lb_name, lb) in &config.load_balancers {
+        // One access log per load balancer, shared by its listeners; opened before anything
+        // starts so that an unwritable path fails the start.
+        let access_log =
+            match &lb.access_log {
+                Some(path) => Some(AccessLog::open(path, lb_name).map_err(|source| {
+                    RuntimeError::AccessLog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
         for l in &lb.listeners {
             let listener =
                 TcpListener::bind(l.bind)
@@ -97,7 +109,11 @@ pub async fn run(
             if let Ok(local) = listener.local_addr() {
                 l.bind = local;
             }
-            bound.push((listener, lb.idle_timeout, l));
+            let stats = Arc::new(ListenerStats::default());
+            if let Some(log) = &access_log {
+                stats.set_access_log(log.clone());
+            }
+            bound.push((listener, lb.kind, lb.idle_timeout, l, stats));
         }
     }
 
@@ -208,17 +224,46 @@ pub async fn run(
         .iter()
         .map(|(name, tg)| (name.clone(), tg.proxy.clone()))
         .collect();
-    for (listener, idle_timeout, l) in bound {
+    for (listener, kind, idle_timeout, l, stats) in bound {
+        let action = &l.default_action;
+        if kind == LoadBalancerType::Network {
+            // Network load balancers forward every connection to one tcp target group (config
+            // validation guarantees a forward action to an existing one).
+            let Some((tg_name, tg)) = forwarded_groups(action)
+                .into_iter()
+                .find_map(|n| target_groups.get(&n).map(|tg| (n, tg)))
+            else {
+                tracing::warn!(action = ?action, "network listener without a target group; not served");
+                continue;
+            };
+            let cfg = TcpListenerConfig {
+                idle_timeout,
+                connect_timeout: CONNECT_TIMEOUT,
+                proxy_protocol_v2: config
+                    .target_groups
+                    .get(&tg_name)
+                    .is_some_and(|t| t.proxy_protocol_v2),
+            };
+            proxies.spawn(flotilla_proxy::serve_tcp_with_stats(
+                listener,
+                tg.proxy.clone(),
+                cfg,
+                stats,
+                stop_rx.clone(),
+            ));
+            continue;
+        }
         let router = flotilla_proxy::rules::compile(&l, &proxy_groups);
         let cfg = ListenerConfig {
             idle_timeout,
             connect_timeout: CONNECT_TIMEOUT,
         };
         let router = Arc::new(ArcSwap::from_pointee(router));
-        proxies.spawn(flotilla_proxy::serve(
+        proxies.spawn(flotilla_proxy::serve_with_stats(
             listener,
             router,
             cfg,
+            stats,
             stop_rx.clone(),
         ));
     }

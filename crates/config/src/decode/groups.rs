@@ -18,6 +18,7 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
         "targets",
         "health_check",
         "stickiness",
+        "proxy_protocol_v2",
     ];
     let t = ctx.table(v, path, &keys)?;
     let d = TargetGroup::default();
@@ -82,8 +83,20 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
             decode_stickiness(ctx, v, st_path)
         })
         .unwrap_or_default();
+    let proxy_protocol_v2 = t
+        .opt(ctx, "proxy_protocol_v2", Ctx::boolean)
+        .unwrap_or(d.proxy_protocol_v2);
+    if proxy_protocol_v2 && protocol != Protocol::Tcp {
+        if let Some(v) = t.get("proxy_protocol_v2") {
+            ctx.err(
+                v.span(),
+                "proxy_protocol_v2 is only used by tcp target groups (network load balancers)",
+            );
+        }
+    }
     Some(TargetGroup {
         protocol,
+        proxy_protocol_v2,
         algorithm,
         deregistration_delay,
         slow_start,

@@ -14,7 +14,13 @@ pub(crate) fn decode_load_balancer(
     v: &Val<'_>,
     path: String,
 ) -> Option<LoadBalancer> {
-    let keys = ["type", "cross_zone", "idle_timeout", "listeners"];
+    let keys = [
+        "type",
+        "cross_zone",
+        "idle_timeout",
+        "access_log",
+        "listeners",
+    ];
     let t = ctx.table(v, path, &keys)?;
     let types = [
         ("application", LoadBalancerType::Application),
@@ -30,7 +36,18 @@ pub(crate) fn decode_load_balancer(
         .opt(ctx, "idle_timeout", |c, v| {
             c.positive_duration(v, "idle_timeout")
         })
-        .unwrap_or(Duration::from_secs(60));
+        .unwrap_or(match kind {
+            LoadBalancerType::Application => Duration::from_secs(60),
+            LoadBalancerType::Network => Duration::from_secs(350),
+        });
+    let access_log = t.opt(ctx, "access_log", Ctx::path);
+    if let (LoadBalancerType::Network, Some(_), Some(v)) = (kind, &access_log, t.get("access_log"))
+    {
+        ctx.err(
+            v.span(),
+            "access logs record HTTP requests; a network load balancer has none",
+        );
+    }
     let mut listeners = Vec::new();
     if let Some(items) = t.opt(ctx, "listeners", Ctx::array) {
         for (i, item) in items.iter().enumerate() {
@@ -44,6 +61,7 @@ pub(crate) fn decode_load_balancer(
         kind,
         cross_zone,
         idle_timeout,
+        access_log,
         listeners,
     })
 }
