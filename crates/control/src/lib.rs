@@ -14,6 +14,7 @@
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::disallowed_methods)]
 
+pub mod alarm;
 mod group;
 mod health;
 mod id;
@@ -21,7 +22,8 @@ mod time;
 
 pub use group::{
     Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
-    HealthCheckType, Instance, InstanceHealth, LifecycleState, TerminationPolicy,
+    HealthCheckType, Instance, InstanceHealth, LifecycleState, ScalingProcess, TerminationPolicy,
+    UnknownProcess,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,
