@@ -179,6 +179,40 @@ impl AutoScalingGroup {
         Ok(())
     }
 
+    /// Changes the desired capacity on behalf of a scaling policy: like
+    /// [`set_desired_capacity`](Self::set_desired_capacity), but `cause` is recorded verbatim
+    /// (the controller writes complete sentences such as "policy keep-rps:
+    /// request_rate_per_target 212.4 > target 100 for 2 periods; desired 2 → 5").
+    pub fn scale_to(
+        &mut self,
+        now: Time,
+        desired: u32,
+        cause: String,
+    ) -> Result<(), CapacityError> {
+        if desired < self.spec.min_size || desired > self.spec.max_size {
+            return Err(CapacityError::OutOfRange {
+                requested: desired,
+                min: self.spec.min_size,
+                max: self.spec.max_size,
+            });
+        }
+        if desired != self.desired {
+            self.activities.record(
+                now,
+                cause.clone(),
+                format!(
+                    "Setting desired capacity of group {} to {desired}",
+                    self.spec.name
+                ),
+                ActivityStatus::Successful,
+            );
+            self.desired = desired;
+            self.pending_cause = Some(cause);
+        }
+        self.reconcile(now);
+        Ok(())
+    }
+
     /// Sets the launch template version for instances launched from now on; running instances
     /// keep theirs (as in AWS), so `OldestLaunchTemplate` can retire them on scale-in.
     pub fn set_launch_template_version(&mut self, version: u64) {
