@@ -19,6 +19,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
     pub(crate) listeners: Vec<ListenerInfo>,
+    /// Metrics store and scaling controllers; lock after `control` when both are needed.
+    pub(crate) scaling: Mutex<crate::scaling::Scaling>,
 }
 
 impl Shared {
@@ -167,5 +169,18 @@ impl AdminBackend for AdminView {
 
     fn listeners(&self) -> Vec<ListenerInfo> {
         self.listeners.clone()
+    }
+
+    fn metric(
+        &self,
+        metric: &str,
+        params: &flotilla_admin::api::MetricParams,
+    ) -> Result<flotilla_admin::api::MetricDatapoints, AdminError> {
+        let groups: Vec<String> = self.lock().groups.keys().cloned().collect();
+        let scaling = self
+            .scaling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        scaling.read(&self.clock, &groups, metric, params)
     }
 }
