@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use flotilla_admin::api::{
-    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, TargetHealthInfo,
+    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
+    TargetHealthInfo,
 };
 use flotilla_admin::AdminClient;
 use flotilla_config::ConfigError;
@@ -25,6 +26,25 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             desired,
             admin,
         } => block_on(scale(admin, &group, desired)),
+        Command::Metrics {
+            metric,
+            scope,
+            period,
+            statistic,
+            since,
+            json,
+            admin,
+        } => {
+            let mut query = vec![
+                ("period", period),
+                ("statistic", statistic),
+                ("since", since),
+            ];
+            if let Some(scope) = scope {
+                query.push(("scope", scope));
+            }
+            block_on(metrics(admin, &metric, &query, json))
+        }
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -214,6 +234,49 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn metrics(
+    admin: AdminArgs,
+    metric: &str,
+    query: &[(&str, String)],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let qs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    let path = format!("/v1/metrics/{}?{}", encode(metric), qs.join("&"));
+    let result: Result<MetricDatapoints, _> = client.get(&path).await;
+    match result {
+        Ok(m) if json => {
+            println!("{}", serde_json::to_string_pretty(&m)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(m) => {
+            for d in &m.datapoints {
+                println!("{}  {}", d.time, d.value);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<ExitCode> {

@@ -1,0 +1,113 @@
+//! Auto scaling end to end with the real binary: a bounded load step makes a target tracking
+//! policy on `request_rate_per_target` scale out; when the load ends the group scales back in,
+//! and no request fails along the way. The metrics API and CLI show what the policy saw.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use flotilla_admin::api::{ActivityInfo, GroupSummary, MetricDatapoints};
+
+const POLICY: &str = r#"
+default_instance_warmup = "1s"
+default_cooldown = "5s"
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "keep-rps"
+type = "target_tracking"
+metric = "request_rate_per_target"
+target_value = 60.0
+period = "2s"
+scale_in_stabilization = "4s"
+"#;
+
+async fn group(f: &Flotilla) -> GroupSummary {
+    let groups: Vec<GroupSummary> = f.admin.get("/v1/groups").await.expect("groups");
+    groups.into_iter().find(|g| g.name == "web").expect("group web")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 4, 1, POLICY);
+    let f = Flotilla::start("scaling", ports, &config);
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+
+    // A bounded load step: 4 clients, at most 2000 requests each, stopped once scaled out.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 2000, stop_rx));
+    let scaled = wait_for("scale-out under load", Duration::from_secs(30), || async {
+        let g = group(&f).await;
+        (g.desired_capacity >= 2 && g.in_service >= 2).then_some(g)
+    })
+    .await;
+    assert!(scaled.desired_capacity <= 4);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stop_tx.send(true).expect("stop load");
+    let (ok, failed) = load.await.expect("load");
+    assert!(ok > 100, "traffic flowed ({ok} ok)");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+
+    // The policy saw the load.
+    let m: MetricDatapoints = f
+        .admin
+        .get("/v1/metrics/request_rate_per_target?scope=group/web&period=1s&since=2m")
+        .await
+        .expect("metrics");
+    assert!(
+        m.datapoints.iter().any(|d| d.value > 60.0),
+        "request rate above target was recorded: {m:?}"
+    );
+    let out = std::process::Command::new(flotilla_bin())
+        .args(["metrics", "request_count", "--scope", "target-group/web"])
+        .args(["--statistic", "sum", "--period", "5s", "--since", "2m"])
+        .args(["--admin", &format!("http://127.0.0.1:{}", f.ports.admin)])
+        .output()
+        .expect("flotilla metrics");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.split_whitespace().nth(1).is_some_and(|v| v != "0")),
+        "request counts listed: {text}"
+    );
+    let bad: Result<MetricDatapoints, _> = f
+        .admin
+        .get("/v1/metrics/request_count?scope=group/web&statistic=p42")
+        .await;
+    assert!(
+        matches!(bad, Err(flotilla_admin::ClientError::Api { status: 400, .. })),
+        "{bad:?}"
+    );
+
+    // Load over: back to one instance (min), drained, no request was lost above.
+    wait_for("scale-in after the load", Duration::from_secs(40), || async {
+        let g = group(&f).await;
+        (g.desired_capacity == 1 && g.in_service == 1).then_some(())
+    })
+    .await;
+    let activities: Vec<ActivityInfo> = f
+        .admin
+        .get("/v1/groups/web/activities")
+        .await
+        .expect("activities");
+    assert!(
+        activities.iter().any(|a| a
+            .cause
+            .starts_with("policy keep-rps: request_rate_per_target")
+            && a.cause.contains("> target 60")),
+        "scale-out cause recorded: {activities:#?}"
+    );
+    assert!(
+        activities
+            .iter()
+            .any(|a| a.cause.contains("< target 60") && a.cause.ends_with("→ 1")),
+        "scale-in cause recorded: {activities:#?}"
+    );
+}
