@@ -5,8 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use flotilla_admin::api::{
-    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
-    TargetHealthInfo,
+    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints, TargetHealthInfo,
 };
 use flotilla_admin::AdminClient;
 use flotilla_config::ConfigError;

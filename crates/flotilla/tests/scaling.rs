@@ -24,7 +24,10 @@ scale_in_stabilization = "4s"
 
 async fn group(f: &Flotilla) -> GroupSummary {
     let groups: Vec<GroupSummary> = f.admin.get("/v1/groups").await.expect("groups");
-    groups.into_iter().find(|g| g.name == "web").expect("group web")
+    groups
+        .into_iter()
+        .find(|g| g.name == "web")
+        .expect("group web")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,7 +73,11 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
         .args(["--admin", &format!("http://127.0.0.1:{}", f.ports.admin)])
         .output()
         .expect("flotilla metrics");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines()
@@ -82,15 +89,22 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
         .get("/v1/metrics/request_count?scope=group/web&statistic=p42")
         .await;
     assert!(
-        matches!(bad, Err(flotilla_admin::ClientError::Api { status: 400, .. })),
+        matches!(
+            bad,
+            Err(flotilla_admin::ClientError::Api { status: 400, .. })
+        ),
         "{bad:?}"
     );
 
     // Load over: back to one instance (min), drained, no request was lost above.
-    wait_for("scale-in after the load", Duration::from_secs(40), || async {
-        let g = group(&f).await;
-        (g.desired_capacity == 1 && g.in_service == 1).then_some(())
-    })
+    wait_for(
+        "scale-in after the load",
+        Duration::from_secs(40),
+        || async {
+            let g = group(&f).await;
+            (g.desired_capacity == 1 && g.in_service == 1).then_some(())
+        },
+    )
     .await;
     let activities: Vec<ActivityInfo> = f
         .admin

@@ -120,7 +120,9 @@ impl Scaling {
                     a.desired_capacity,
                 ) {
                     Ok(s) => spec.scheduled.push(s),
-                    Err(e) => tracing::error!(group = name.as_str(), "scheduled action skipped: {e}"),
+                    Err(e) => {
+                        tracing::error!(group = name.as_str(), "scheduled action skipped: {e}")
+                    }
                 }
             }
             controllers.insert(name.clone(), ScalingController::new(spec, now));
@@ -169,7 +171,9 @@ impl Scaling {
             for b in tg.proxy.stats() {
                 let key = (tg_name.clone(), b.addr);
                 let prev = self.last_requests.insert(key, b.requests_total);
-                let delta = b.requests_total.saturating_sub(prev.unwrap_or(b.requests_total));
+                let delta = b
+                    .requests_total
+                    .saturating_sub(prev.unwrap_or(b.requests_total));
                 total += delta;
                 self.store.record(
                     "request_count",
@@ -182,7 +186,8 @@ impl Scaling {
                 }
             }
             let scope = format!("target-group/{tg_name}");
-            self.store.record("request_count", &scope, now, total as f64);
+            self.store
+                .record("request_count", &scope, now, total as f64);
             let healthy = tg
                 .health
                 .targets()
