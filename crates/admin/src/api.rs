@@ -143,3 +143,26 @@ pub struct DatapointInfo {
     /// The statistic's value over the period.
     pub value: f64,
 }
+
+/// Answer of `GET /v1/groups/{name}/scaling`: the group's policies and suspended processes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScalingInfo {
+    /// Every dynamic scaling policy with what it last saw.
+    pub policies: Vec<PolicyInfo>,
+    /// Suspended scaling processes, by AWS name (e.g. `Launch`).
+    pub suspended_processes: Vec<String>,
+}
+
+/// One scaling policy's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// Policy name.
+    pub name: String,
+    /// `target_tracking`, `step` or `simple`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA` for step and simple policies' alarms.
+    pub alarm_state: Option<String>,
+    /// The metric value the policy last evaluated, if it had data.
+    pub last_value: Option<f64>,
+}

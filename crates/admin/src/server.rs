@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::{
     ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
-    MetricParams, TargetHealthInfo,
+    MetricParams, ScalingInfo, TargetHealthInfo,
 };
 use crate::auth::require_token;
 use crate::AdminError;
@@ -38,6 +38,11 @@ pub trait AdminBackend: Send + Sync + 'static {
         let _ = params;
         Err(AdminError::NotFound(format!("no metric named `{metric}`")))
     }
+    /// A group's scaling policies and suspended processes, or `None` when there is no such
+    /// group. The default reports none, for backends without a scaling controller.
+    fn scaling(&self, name: &str) -> Option<ScalingInfo> {
+        self.group(name).map(|_| ScalingInfo::default())
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
@@ -52,6 +57,7 @@ pub fn router(backend: Backend, token: Option<Arc<str>>) -> Router {
         .route("/v1/target-groups/{name}/health", get(get_target_health))
         .route("/v1/listeners", get(get_listeners))
         .route("/v1/metrics/{metric}", get(get_metric))
+        .route("/v1/groups/{name}/scaling", get(get_scaling))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(token, require_token))
         .with_state(backend)
@@ -120,6 +126,13 @@ async fn get_metric(
 ) -> Result<Json<MetricDatapoints>, AdminError> {
     let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
     b.metric(&metric, &params).map(Json)
+}
+
+async fn get_scaling(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+) -> Result<Json<ScalingInfo>, AdminError> {
+    b.scaling(&name).map(Json).ok_or_else(|| no_group(&name))
 }
 
 async fn not_found() -> AdminError {

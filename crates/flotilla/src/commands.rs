@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use flotilla_admin::api::{
-    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints, TargetHealthInfo,
+    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints, ScalingInfo,
+    TargetHealthInfo,
 };
 use flotilla_admin::AdminClient;
 use flotilla_config::ConfigError;
@@ -150,9 +151,16 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     let client = client(&admin)?;
     let summaries: Vec<GroupSummary> = client.get("/v1/groups").await?;
     let mut groups = Vec::new();
+    let mut scaling = Vec::new();
     for s in &summaries {
         let detail: GroupDetail = client.get(&format!("/v1/groups/{}", s.name)).await?;
         groups.push(detail);
+        // Older servers lack the endpoint: show no policies rather than fail.
+        let info: ScalingInfo = client
+            .get(&format!("/v1/groups/{}/scaling", s.name))
+            .await
+            .unwrap_or_default();
+        scaling.push(info);
     }
     let listeners: Vec<ListenerInfo> = client.get("/v1/listeners").await?;
     let mut tg_names: Vec<String> = listeners
@@ -171,6 +179,15 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         let value = serde_json::json!({
             "groups": groups,
+            "scaling": groups
+                .iter()
+                .zip(&scaling)
+                .map(|(g, s)| serde_json::json!({
+                    "group": g.name,
+                    "policies": s.policies,
+                    "suspended_processes": s.suspended_processes,
+                }))
+                .collect::<Vec<_>>(),
             "listeners": listeners,
             "target_groups": health
                 .iter()
@@ -189,7 +206,7 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             l.target_groups.join(", ")
         );
     }
-    for g in &groups {
+    for (g, s) in groups.iter().zip(&scaling) {
         println!(
             "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}",
             g.name,
@@ -213,6 +230,23 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 i.address.as_deref().unwrap_or("-"),
                 i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
             );
+        }
+        for p in &s.policies {
+            println!(
+                "  policy {} ({}){}{}",
+                p.name,
+                p.kind,
+                p.alarm_state
+                    .as_deref()
+                    .map(|a| format!("  alarm {a}"))
+                    .unwrap_or_default(),
+                p.last_value
+                    .map(|v| format!("  last value {v:.1}"))
+                    .unwrap_or_default()
+            );
+        }
+        if !s.suspended_processes.is_empty() {
+            println!("  suspended: {}", s.suspended_processes.join(", "));
         }
     }
     for (name, targets) in &health {

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use flotilla_admin::api::{ActivityInfo, GroupSummary, MetricDatapoints};
+use flotilla_admin::api::{ActivityInfo, GroupSummary, MetricDatapoints, ScalingInfo};
 
 const POLICY: &str = r#"
 default_instance_warmup = "1s"
@@ -91,6 +91,29 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
             .any(|l| l.split_whitespace().nth(1).is_some_and(|v| v != "0")),
         "request counts listed: {text}"
     );
+    let info: ScalingInfo = f
+        .admin
+        .get("/v1/groups/web/scaling")
+        .await
+        .expect("scaling");
+    assert_eq!(info.policies.len(), 1, "{info:?}");
+    assert_eq!(
+        (
+            info.policies[0].name.as_str(),
+            info.policies[0].kind.as_str()
+        ),
+        ("keep-rps", "target_tracking")
+    );
+    let status = std::process::Command::new(flotilla_bin())
+        .args([
+            "status",
+            "--admin",
+            &format!("http://127.0.0.1:{}", f.ports.admin),
+        ])
+        .output()
+        .expect("flotilla status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("policy keep-rps (target_tracking)"), "{text}");
     let bad: Result<MetricDatapoints, _> = f
         .admin
         .get("/v1/metrics/request_count?scope=group/web&statistic=p42")

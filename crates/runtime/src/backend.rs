@@ -171,6 +171,25 @@ impl AdminBackend for AdminView {
         self.listeners.clone()
     }
 
+    fn scaling(&self, name: &str) -> Option<flotilla_admin::api::ScalingInfo> {
+        let suspended: Vec<String> = {
+            let c = self.lock();
+            let g = c.groups.get(name)?;
+            g.asg
+                .suspended_processes()
+                .map(|p| p.as_str().to_string())
+                .collect()
+        };
+        let scaling = self
+            .scaling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(flotilla_admin::api::ScalingInfo {
+            policies: scaling.policies(name),
+            suspended_processes: suspended,
+        })
+    }
+
     fn metric(
         &self,
         metric: &str,

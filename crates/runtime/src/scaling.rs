@@ -136,6 +136,24 @@ impl Scaling {
         }
     }
 
+    /// Policy states of one group, for `GET /v1/groups/{name}/scaling`.
+    pub(crate) fn policies(&self, group: &str) -> Vec<flotilla_admin::api::PolicyInfo> {
+        self.controllers
+            .get(group)
+            .map(|c| {
+                c.policy_status()
+                    .into_iter()
+                    .map(|p| flotilla_admin::api::PolicyInfo {
+                        name: p.name,
+                        kind: p.kind.to_string(),
+                        alarm_state: p.alarm_state.map(|s| s.as_str().to_string()),
+                        last_value: p.last_value,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// When the next sample is due, for the control loop's sleep.
     pub(crate) fn next_sample(&self) -> Time {
         self.next_sample
