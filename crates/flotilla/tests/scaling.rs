@@ -91,6 +91,15 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
             .any(|l| l.split_whitespace().nth(1).is_some_and(|v| v != "0")),
         "request counts listed: {text}"
     );
+    let cpu: MetricDatapoints = f
+        .admin
+        .get("/v1/metrics/cpu_utilization?scope=group/web&since=2m")
+        .await
+        .expect("cpu metric");
+    assert!(
+        !cpu.datapoints.is_empty() && cpu.datapoints.iter().all(|d| d.value >= 0.0),
+        "CPU of the instances' process trees is sampled: {cpu:?}"
+    );
     let info: ScalingInfo = f
         .admin
         .get("/v1/groups/web/scaling")

@@ -184,10 +184,12 @@ impl Scaling {
     fn sample(&mut self, c: &Control, now: Time) {
         // Requests per backend since the last sample, per target group, target and instance.
         let mut per_instance: HashMap<InstanceId, u64> = HashMap::new();
+        let mut seen = std::collections::HashSet::new();
         for (tg_name, tg) in &c.target_groups {
             let mut total = 0u64;
             for b in tg.proxy.stats() {
                 let key = (tg_name.clone(), b.addr);
+                seen.insert(key.clone());
                 let prev = self.last_requests.insert(key, b.requests_total);
                 let delta = b
                     .requests_total
@@ -229,9 +231,12 @@ impl Scaling {
                 );
             }
         }
+        // Counters of targets that left are forgotten (a reused address starts afresh).
+        self.last_requests.retain(|k, _| seen.contains(k));
         // Per instance: requests and CPU; per group: gauges and averages.
         let live_pids: Vec<u32> = c.instances.values().filter_map(|r| r.pid).collect();
         self.last_cpu.retain(|pid, _| live_pids.contains(pid));
+        let tree_ticks = process_group_ticks();
         for (name, g) in &c.groups {
             let scope = format!("group/{name}");
             let mut requests = 0u64;
@@ -248,7 +253,11 @@ impl Scaling {
                 requests += n;
                 self.store.record("request_count", &iscope, now, n as f64);
                 let pid = c.instances.get(&i.id).and_then(|r| r.pid);
-                if let Some(cpu) = pid.and_then(|p| self.cpu_percent(p, now)) {
+                let ticks = pid.and_then(|p| tree_ticks.get(&p).copied());
+                if let Some(cpu) = pid
+                    .zip(ticks)
+                    .and_then(|(p, t)| self.cpu_percent(p, t, now))
+                {
                     self.store.record("cpu_utilization", &iscope, now, cpu);
                     cpu_sum += cpu;
                     cpu_n += 1;
@@ -293,9 +302,9 @@ impl Scaling {
         }
     }
 
-    /// Percent of one core the process used since the last sample (first sample: none).
-    fn cpu_percent(&mut self, pid: u32, now: Time) -> Option<f64> {
-        let ticks = read_cpu_ticks(pid)?;
+    /// Percent of one core the instance used since the last sample (first sample: none),
+    /// from the CPU ticks of its whole process tree.
+    fn cpu_percent(&mut self, pid: u32, ticks: u64, now: Time) -> Option<f64> {
         let prev = self.last_cpu.insert(pid, (ticks, now));
         let (prev_ticks, prev_time) = prev?;
         let dt = now.saturating_since(prev_time).as_secs_f64();
@@ -382,15 +391,40 @@ fn since_time(clock: &Clock, now: Time, s: &str) -> Result<Time, AdminError> {
     Ok(Time::from_duration(now.as_duration().saturating_sub(ago)))
 }
 
-/// utime + stime of a process, in clock ticks.
-fn read_cpu_ticks(pid: u32) -> Option<u64> {
+/// (process group, utime + stime in clock ticks) of a process, from `/proc/<pid>/stat`.
+fn read_cpu_ticks(pid: u32) -> Option<(u32, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name may contain spaces and parentheses: fields start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
+    let pgrp: u32 = fields.get(2)?.parse().ok()?;
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    Some((pgrp, utime + stime))
+}
+
+/// CPU ticks per process group. Each instance runs in its own process group led by its
+/// process (see `flotilla-compute`), so this is the CPU of the instance's whole process tree,
+/// children included; one scan of `/proc` per second serves every instance.
+fn process_group_ticks() -> HashMap<u32, u64> {
+    let mut by_group = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return by_group;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit between listing and reading: skip it.
+        if let Some((pgrp, ticks)) = read_cpu_ticks(pid) {
+            *by_group.entry(pgrp).or_insert(0) += ticks;
+        }
+    }
+    by_group
 }
 
 /// One group's view of the store, as its controller reads it.
@@ -480,10 +514,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_own_cpu_ticks() {
-        let ticks = read_cpu_ticks(std::process::id());
-        assert!(ticks.is_some());
+    fn reads_cpu_ticks_per_process_group() {
+        let (pgrp, ticks) = read_cpu_ticks(std::process::id()).expect("own stat");
         assert_eq!(read_cpu_ticks(u32::MAX), None);
+        let groups = process_group_ticks();
+        assert!(groups.get(&pgrp).is_some_and(|t| *t >= ticks));
     }
 
     #[test]
