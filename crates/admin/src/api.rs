@@ -166,3 +166,13 @@ pub struct PolicyInfo {
     /// The metric value the policy last evaluated, if it had data.
     pub last_value: Option<f64>,
 }
+
+/// Body of `PUT /v1/groups/{name}/suspended-processes`: the complete set of suspended
+/// processes (AWS names: Launch, Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance,
+/// AlarmNotification, ScheduledActions); an empty list resumes everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendedProcessesRequest {
+    /// Processes to have suspended after the call.
+    pub processes: Vec<String>,
+}

@@ -12,7 +12,7 @@ use tokio::sync::watch;
 
 use crate::api::{
     ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
-    MetricParams, ScalingInfo, TargetHealthInfo,
+    MetricParams, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
 };
 use crate::auth::require_token;
 use crate::AdminError;
@@ -43,6 +43,18 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn scaling(&self, name: &str) -> Option<ScalingInfo> {
         self.group(name).map(|_| ScalingInfo::default())
     }
+    /// Sets the group's suspended processes to exactly `processes` (AWS `SuspendProcesses` /
+    /// `ResumeProcesses`); unknown names are a bad request. Default: not supported.
+    fn set_suspended_processes(
+        &self,
+        name: &str,
+        processes: &[String],
+    ) -> Result<ScalingInfo, AdminError> {
+        let _ = processes;
+        Err(AdminError::NotFound(format!(
+            "suspending processes of `{name}` is not supported here"
+        )))
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
@@ -58,6 +70,10 @@ pub fn router(backend: Backend, token: Option<Arc<str>>) -> Router {
         .route("/v1/listeners", get(get_listeners))
         .route("/v1/metrics/{metric}", get(get_metric))
         .route("/v1/groups/{name}/scaling", get(get_scaling))
+        .route(
+            "/v1/groups/{name}/suspended-processes",
+            put(put_suspended_processes),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(token, require_token))
         .with_state(backend)
@@ -133,6 +149,16 @@ async fn get_scaling(
     Path(name): Path<String>,
 ) -> Result<Json<ScalingInfo>, AdminError> {
     b.scaling(&name).map(Json).ok_or_else(|| no_group(&name))
+}
+
+async fn put_suspended_processes(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+    body: Result<Json<SuspendedProcessesRequest>, JsonRejection>,
+) -> Result<Json<ScalingInfo>, AdminError> {
+    let Json(request) = body.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.set_suspended_processes(&name, &request.processes)
+        .map(Json)
 }
 
 async fn not_found() -> AdminError {

@@ -67,6 +67,25 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Suspend scaling processes of a group (all when none are named), as AWS SuspendProcesses.
+    Suspend {
+        /// Group name.
+        group: String,
+        /// Launch, Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance, AlarmNotification,
+        /// ScheduledActions.
+        processes: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Resume suspended scaling processes of a group (all when none are named).
+    Resume {
+        /// Group name.
+        group: String,
+        /// Processes to resume.
+        processes: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Read a metric (e.g. request_rate_per_target) from a running flotilla.
     Metrics {
         /// Metric name (see the interface spec §3).

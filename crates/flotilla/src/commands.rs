@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use flotilla_admin::api::{
     CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints, ScalingInfo,
-    TargetHealthInfo,
+    SuspendedProcessesRequest, TargetHealthInfo,
 };
 use flotilla_admin::AdminClient;
 use flotilla_config::ConfigError;
@@ -26,6 +26,16 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             desired,
             admin,
         } => block_on(scale(admin, &group, desired)),
+        Command::Suspend {
+            group,
+            processes,
+            admin,
+        } => block_on(suspend(admin, &group, processes, true)),
+        Command::Resume {
+            group,
+            processes,
+            admin,
+        } => block_on(suspend(admin, &group, processes, false)),
         Command::Metrics {
             metric,
             scope,
@@ -303,6 +313,72 @@ async fn metrics(
             for d in &m.datapoints {
                 println!("{}  {}", d.time, d.value);
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// All AWS process names, for "suspend/resume everything".
+const ALL_PROCESSES: [&str; 7] = [
+    "Launch",
+    "Terminate",
+    "HealthCheck",
+    "ReplaceUnhealthy",
+    "AZRebalance",
+    "AlarmNotification",
+    "ScheduledActions",
+];
+
+async fn suspend(
+    admin: AdminArgs,
+    group: &str,
+    processes: Vec<String>,
+    suspend: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let named: Vec<String> = if processes.is_empty() {
+        ALL_PROCESSES.iter().map(|p| p.to_string()).collect()
+    } else {
+        processes
+    };
+    let current: ScalingInfo = match client.get(&format!("/v1/groups/{group}/scaling")).await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let same = |a: &str, b: &str| a.replace('_', "").eq_ignore_ascii_case(&b.replace('_', ""));
+    let mut set: Vec<String> = current
+        .suspended_processes
+        .into_iter()
+        .filter(|p| suspend || !named.iter().any(|n| same(n, p)))
+        .collect();
+    if suspend {
+        for n in named {
+            if !set.iter().any(|p| same(p, &n)) {
+                set.push(n);
+            }
+        }
+    }
+    let result: Result<ScalingInfo, _> = client
+        .put(
+            &format!("/v1/groups/{group}/suspended-processes"),
+            &SuspendedProcessesRequest { processes: set },
+        )
+        .await;
+    match result {
+        Ok(info) => {
+            let list = if info.suspended_processes.is_empty() {
+                "none".to_string()
+            } else {
+                info.suspended_processes.join(", ")
+            };
+            println!("group {group}: suspended processes: {list}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -168,3 +168,55 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
         "scale-in cause recorded: {activities:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processes_are_suspended_and_resumed_from_the_cli() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 4, 1, POLICY);
+    let f = Flotilla::start("suspend", ports, &config);
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    let admin = format!("http://127.0.0.1:{}", f.ports.admin);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(flotilla_bin())
+            .args(args)
+            .args(["--admin", &admin])
+            .output()
+            .expect("flotilla")
+    };
+    let out = cli(&["suspend", "web", "Launch", "alarm_notification"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let info: ScalingInfo = f
+        .admin
+        .get("/v1/groups/web/scaling")
+        .await
+        .expect("scaling");
+    assert_eq!(
+        info.suspended_processes,
+        vec!["Launch".to_string(), "AlarmNotification".to_string()]
+    );
+    // Launch suspended: a capacity increase launches nothing.
+    let s: GroupSummary = f
+        .admin
+        .put(
+            "/v1/groups/web/capacity",
+            &flotilla_admin::api::CapacityRequest {
+                desired_capacity: 2,
+            },
+        )
+        .await
+        .expect("scale");
+    assert_eq!(s.desired_capacity, 2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let g = f.group("web").await.expect("group");
+    assert_eq!(g.instances.len(), 1, "{g:?}");
+    let bad = cli(&["suspend", "web", "Reboot"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown scaling process"));
+    let out = cli(&["resume", "web"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("suspended processes: none"));
+    f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+}

@@ -7,7 +7,9 @@ use flotilla_admin::api::{
     ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
-use flotilla_control::{ActivityStatus, CapacityError, InstanceHealth, LifecycleState};
+use flotilla_control::{
+    ActivityStatus, CapacityError, InstanceHealth, LifecycleState, ScalingProcess,
+};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -188,6 +190,35 @@ impl AdminBackend for AdminView {
             policies: scaling.policies(name),
             suspended_processes: suspended,
         })
+    }
+
+    fn set_suspended_processes(
+        &self,
+        name: &str,
+        processes: &[String],
+    ) -> Result<flotilla_admin::api::ScalingInfo, AdminError> {
+        let wanted = processes
+            .iter()
+            .map(|p| p.parse::<ScalingProcess>())
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        let now = self.clock.now();
+        {
+            let mut c = self.lock();
+            let g = c.groups.get_mut(name).ok_or_else(|| {
+                AdminError::NotFound(format!("no auto scaling group named `{name}`"))
+            })?;
+            for p in ScalingProcess::ALL {
+                if wanted.contains(&p) {
+                    g.asg.suspend_process(p);
+                } else if g.asg.is_suspended(p) {
+                    g.asg.resume_process(now, p);
+                }
+            }
+        }
+        self.wake.notify_one();
+        self.scaling(name)
+            .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))
     }
 
     fn metric(
