@@ -284,18 +284,22 @@ impl Scaling {
                     .record("cpu_utilization", &scope, now, cpu_sum / f64::from(cpu_n));
             }
         }
-        // Series of instances that are gone are dropped so memory follows the live fleet.
-        let live: Vec<String> = c
+        // Series of instances and targets that are gone are dropped so memory follows the live
+        // fleet (every new instance listens on a new port).
+        let live: std::collections::HashSet<String> = c
             .instances
             .keys()
             .map(|id| format!("instance/{id}"))
+            .chain(seen.iter().map(|(_, addr)| format!("target/{addr}")))
             .collect();
         let stale: Vec<String> = self
             .store
             .series_names()
             .into_iter()
             .map(|(_, s)| s)
-            .filter(|s| s.starts_with("instance/") && !live.contains(s))
+            .filter(|s| {
+                (s.starts_with("instance/") || s.starts_with("target/")) && !live.contains(s)
+            })
             .collect();
         for s in stale {
             self.store.remove_scope(&s);
