@@ -112,3 +112,67 @@ pub struct ErrorBody {
     /// A stable machine-readable code, e.g. `not_found`, `out_of_range`.
     pub code: String,
 }
+
+/// Query parameters of `GET /v1/metrics/{metric}`; all optional, checked by the backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricParams {
+    /// Series scope, e.g. `group/web`, `target-group/web`, `instance/i-…` (default: the only
+    /// group, when there is one).
+    pub scope: Option<String>,
+    /// Period as a duration, e.g. `10s` (default `1s`).
+    pub period: Option<String>,
+    /// `average` (default), `sum`, `minimum`, `maximum`, `sample_count`, `p50`, `p90`, `p99`.
+    pub statistic: Option<String>,
+    /// Start: RFC 3339 time, or a duration meaning "that long ago" (default `5m`).
+    pub since: Option<String>,
+}
+
+/// Answer of `GET /v1/metrics/{metric}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricDatapoints {
+    /// One per period with data, oldest first.
+    pub datapoints: Vec<DatapointInfo>,
+}
+
+/// One datapoint of a metric read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DatapointInfo {
+    /// Start of the period, RFC 3339.
+    pub time: String,
+    /// The statistic's value over the period.
+    pub value: f64,
+}
+
+/// Answer of `GET /v1/groups/{name}/scaling`: the group's policies and suspended processes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ScalingInfo {
+    /// Every dynamic scaling policy with what it last saw.
+    pub policies: Vec<PolicyInfo>,
+    /// Suspended scaling processes, by AWS name (e.g. `Launch`).
+    pub suspended_processes: Vec<String>,
+}
+
+/// One scaling policy's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyInfo {
+    /// Policy name.
+    pub name: String,
+    /// `target_tracking`, `step` or `simple`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA` for step and simple policies' alarms.
+    pub alarm_state: Option<String>,
+    /// The metric value the policy last evaluated, if it had data.
+    pub last_value: Option<f64>,
+}
+
+/// Body of `PUT /v1/groups/{name}/suspended-processes`: the complete set of suspended
+/// processes (AWS names: Launch, Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance,
+/// AlarmNotification, ScheduledActions); an empty list resumes everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuspendedProcessesRequest {
+    /// Processes to have suspended after the call.
+    pub processes: Vec<String>,
+}

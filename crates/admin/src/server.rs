@@ -3,14 +3,16 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::routing::{get, put};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::{
-    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, TargetHealthInfo,
+    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
+    MetricParams, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
 };
 use crate::auth::require_token;
 use crate::AdminError;
@@ -30,6 +32,29 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn target_health(&self, name: &str) -> Option<Vec<TargetHealthInfo>>;
     /// Every listener of every load balancer.
     fn listeners(&self) -> Vec<ListenerInfo>;
+    /// Datapoints of one metric (interface §3). The default answers 404 so backends without a
+    /// metrics store (tests, older runtimes) need not implement it.
+    fn metric(&self, metric: &str, params: &MetricParams) -> Result<MetricDatapoints, AdminError> {
+        let _ = params;
+        Err(AdminError::NotFound(format!("no metric named `{metric}`")))
+    }
+    /// A group's scaling policies and suspended processes, or `None` when there is no such
+    /// group. The default reports none, for backends without a scaling controller.
+    fn scaling(&self, name: &str) -> Option<ScalingInfo> {
+        self.group(name).map(|_| ScalingInfo::default())
+    }
+    /// Sets the group's suspended processes to exactly `processes` (AWS `SuspendProcesses` /
+    /// `ResumeProcesses`); unknown names are a bad request. Default: not supported.
+    fn set_suspended_processes(
+        &self,
+        name: &str,
+        processes: &[String],
+    ) -> Result<ScalingInfo, AdminError> {
+        let _ = processes;
+        Err(AdminError::NotFound(format!(
+            "suspending processes of `{name}` is not supported here"
+        )))
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
@@ -43,6 +68,12 @@ pub fn router(backend: Backend, token: Option<Arc<str>>) -> Router {
         .route("/v1/groups/{name}/activities", get(get_activities))
         .route("/v1/target-groups/{name}/health", get(get_target_health))
         .route("/v1/listeners", get(get_listeners))
+        .route("/v1/metrics/{metric}", get(get_metric))
+        .route("/v1/groups/{name}/scaling", get(get_scaling))
+        .route(
+            "/v1/groups/{name}/suspended-processes",
+            put(put_suspended_processes),
+        )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(token, require_token))
         .with_state(backend)
@@ -102,6 +133,32 @@ async fn get_target_health(
 
 async fn get_listeners(State(b): State<Backend>) -> Json<Vec<ListenerInfo>> {
     Json(b.listeners())
+}
+
+async fn get_metric(
+    State(b): State<Backend>,
+    Path(metric): Path<String>,
+    params: Result<Query<MetricParams>, QueryRejection>,
+) -> Result<Json<MetricDatapoints>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.metric(&metric, &params).map(Json)
+}
+
+async fn get_scaling(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+) -> Result<Json<ScalingInfo>, AdminError> {
+    b.scaling(&name).map(Json).ok_or_else(|| no_group(&name))
+}
+
+async fn put_suspended_processes(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+    body: Result<Json<SuspendedProcessesRequest>, JsonRejection>,
+) -> Result<Json<ScalingInfo>, AdminError> {
+    let Json(request) = body.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.set_suspended_processes(&name, &request.processes)
+        .map(Json)
 }
 
 async fn not_found() -> AdminError {

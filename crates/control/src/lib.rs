@@ -10,18 +10,30 @@
 //!   instances equal to the desired capacity, balanced across zones, replacing unhealthy ones.
 //! * [`TargetGroupHealth`] — one target group's health checks: probe schedule, thresholds,
 //!   draining, and the fail-open routing rule.
+//! * [`ScalingController`] — a group's dynamic scaling policies ([`policy`]), their
+//!   [`alarm`]s and its [`schedule`]d actions, turning metrics into capacity changes with causes.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::disallowed_methods)]
 
+pub mod alarm;
+mod controller;
+mod cron;
 mod group;
 mod health;
 mod id;
+pub mod policy;
+pub mod schedule;
 mod time;
 
+pub use controller::{
+    ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,
+};
+pub use cron::{Cron, CronError};
 pub use group::{
     Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
-    HealthCheckType, Instance, InstanceHealth, LifecycleState, TerminationPolicy,
+    HealthCheckType, Instance, InstanceHealth, LifecycleState, ScalingProcess, TerminationPolicy,
+    UnknownProcess,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,

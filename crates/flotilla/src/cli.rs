@@ -67,6 +67,47 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Suspend scaling processes of a group (all when none are named), as AWS SuspendProcesses.
+    Suspend {
+        /// Group name.
+        group: String,
+        /// Launch, Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance, AlarmNotification,
+        /// ScheduledActions.
+        processes: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Resume suspended scaling processes of a group (all when none are named).
+    Resume {
+        /// Group name.
+        group: String,
+        /// Processes to resume.
+        processes: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Read a metric (e.g. request_rate_per_target) from a running flotilla.
+    Metrics {
+        /// Metric name (see the interface spec §3).
+        metric: String,
+        /// Series scope, e.g. group/web, target-group/web, instance/i-… (default: the only group).
+        #[arg(long)]
+        scope: Option<String>,
+        /// Period, e.g. 10s.
+        #[arg(long, default_value = "1s")]
+        period: String,
+        /// average, sum, minimum, maximum, sample_count, p50, p90 or p99.
+        #[arg(long, default_value = "average")]
+        statistic: String,
+        /// Start: a duration ago (5m) or an RFC 3339 time.
+        #[arg(long, default_value = "5m")]
+        since: String,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
     DemoApp,
 }

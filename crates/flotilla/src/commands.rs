@@ -5,7 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use flotilla_admin::api::{
-    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, TargetHealthInfo,
+    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints, ScalingInfo,
+    SuspendedProcessesRequest, TargetHealthInfo,
 };
 use flotilla_admin::AdminClient;
 use flotilla_config::ConfigError;
@@ -25,6 +26,35 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             desired,
             admin,
         } => block_on(scale(admin, &group, desired)),
+        Command::Suspend {
+            group,
+            processes,
+            admin,
+        } => block_on(suspend(admin, &group, processes, true)),
+        Command::Resume {
+            group,
+            processes,
+            admin,
+        } => block_on(suspend(admin, &group, processes, false)),
+        Command::Metrics {
+            metric,
+            scope,
+            period,
+            statistic,
+            since,
+            json,
+            admin,
+        } => {
+            let mut query = vec![
+                ("period", period),
+                ("statistic", statistic),
+                ("since", since),
+            ];
+            if let Some(scope) = scope {
+                query.push(("scope", scope));
+            }
+            block_on(metrics(admin, &metric, &query, json))
+        }
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -138,9 +168,16 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     let client = client(&admin)?;
     let summaries: Vec<GroupSummary> = client.get("/v1/groups").await?;
     let mut groups = Vec::new();
+    let mut scaling = Vec::new();
     for s in &summaries {
         let detail: GroupDetail = client.get(&format!("/v1/groups/{}", s.name)).await?;
         groups.push(detail);
+        // Older servers lack the endpoint: show no policies rather than fail.
+        let info: ScalingInfo = client
+            .get(&format!("/v1/groups/{}/scaling", s.name))
+            .await
+            .unwrap_or_default();
+        scaling.push(info);
     }
     let listeners: Vec<ListenerInfo> = client.get("/v1/listeners").await?;
     let mut tg_names: Vec<String> = listeners
@@ -159,6 +196,15 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         let value = serde_json::json!({
             "groups": groups,
+            "scaling": groups
+                .iter()
+                .zip(&scaling)
+                .map(|(g, s)| serde_json::json!({
+                    "group": g.name,
+                    "policies": s.policies,
+                    "suspended_processes": s.suspended_processes,
+                }))
+                .collect::<Vec<_>>(),
             "listeners": listeners,
             "target_groups": health
                 .iter()
@@ -177,7 +223,7 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             l.target_groups.join(", ")
         );
     }
-    for g in &groups {
+    for (g, s) in groups.iter().zip(&scaling) {
         println!(
             "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}",
             g.name,
@@ -202,6 +248,23 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
             );
         }
+        for p in &s.policies {
+            println!(
+                "  policy {} ({}){}{}",
+                p.name,
+                p.kind,
+                p.alarm_state
+                    .as_deref()
+                    .map(|a| format!("  alarm {a}"))
+                    .unwrap_or_default(),
+                p.last_value
+                    .map(|v| format!("  last value {v:.1}"))
+                    .unwrap_or_default()
+            );
+        }
+        if !s.suspended_processes.is_empty() {
+            println!("  suspended: {}", s.suspended_processes.join(", "));
+        }
     }
     for (name, targets) in &health {
         println!("\ntarget group {name}");
@@ -221,6 +284,115 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Percent-encodes a query value (RFC 3986 unreserved characters pass through).
+fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn metrics(
+    admin: AdminArgs,
+    metric: &str,
+    query: &[(&str, String)],
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let qs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    let path = format!("/v1/metrics/{}?{}", encode(metric), qs.join("&"));
+    let result: Result<MetricDatapoints, _> = client.get(&path).await;
+    match result {
+        Ok(m) if json => {
+            println!("{}", serde_json::to_string_pretty(&m)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(m) => {
+            for d in &m.datapoints {
+                println!("{}  {}", d.time, d.value);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// All AWS process names, for "suspend/resume everything".
+const ALL_PROCESSES: [&str; 7] = [
+    "Launch",
+    "Terminate",
+    "HealthCheck",
+    "ReplaceUnhealthy",
+    "AZRebalance",
+    "AlarmNotification",
+    "ScheduledActions",
+];
+
+async fn suspend(
+    admin: AdminArgs,
+    group: &str,
+    processes: Vec<String>,
+    suspend: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let named: Vec<String> = if processes.is_empty() {
+        ALL_PROCESSES.iter().map(|p| p.to_string()).collect()
+    } else {
+        processes
+    };
+    let current: ScalingInfo = match client.get(&format!("/v1/groups/{group}/scaling")).await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let same = |a: &str, b: &str| a.replace('_', "").eq_ignore_ascii_case(&b.replace('_', ""));
+    let mut set: Vec<String> = current
+        .suspended_processes
+        .into_iter()
+        .filter(|p| suspend || !named.iter().any(|n| same(n, p)))
+        .collect();
+    if suspend {
+        for n in named {
+            if !set.iter().any(|p| same(p, &n)) {
+                set.push(n);
+            }
+        }
+    }
+    let result: Result<ScalingInfo, _> = client
+        .put(
+            &format!("/v1/groups/{group}/suspended-processes"),
+            &SuspendedProcessesRequest { processes: set },
+        )
+        .await;
+    match result {
+        Ok(info) => {
+            let list = if info.suspended_processes.is_empty() {
+                "none".to_string()
+            } else {
+                info.suspended_processes.join(", ")
+            };
+            println!("group {group}: suspended processes: {list}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }
 
 async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<ExitCode> {

@@ -7,7 +7,9 @@ use flotilla_admin::api::{
     ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
-use flotilla_control::{ActivityStatus, CapacityError, InstanceHealth, LifecycleState};
+use flotilla_control::{
+    ActivityStatus, CapacityError, InstanceHealth, LifecycleState, ScalingProcess,
+};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -19,6 +21,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
     pub(crate) listeners: Vec<ListenerInfo>,
+    /// Metrics store and scaling controllers; lock after `control` when both are needed.
+    pub(crate) scaling: Mutex<crate::scaling::Scaling>,
 }
 
 impl Shared {
@@ -167,5 +171,66 @@ impl AdminBackend for AdminView {
 
     fn listeners(&self) -> Vec<ListenerInfo> {
         self.listeners.clone()
+    }
+
+    fn scaling(&self, name: &str) -> Option<flotilla_admin::api::ScalingInfo> {
+        let suspended: Vec<String> = {
+            let c = self.lock();
+            let g = c.groups.get(name)?;
+            g.asg
+                .suspended_processes()
+                .map(|p| p.as_str().to_string())
+                .collect()
+        };
+        let scaling = self
+            .scaling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(flotilla_admin::api::ScalingInfo {
+            policies: scaling.policies(name),
+            suspended_processes: suspended,
+        })
+    }
+
+    fn set_suspended_processes(
+        &self,
+        name: &str,
+        processes: &[String],
+    ) -> Result<flotilla_admin::api::ScalingInfo, AdminError> {
+        let wanted = processes
+            .iter()
+            .map(|p| p.parse::<ScalingProcess>())
+            .collect::<Result<std::collections::BTreeSet<_>, _>>()
+            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+        let now = self.clock.now();
+        {
+            let mut c = self.lock();
+            let g = c.groups.get_mut(name).ok_or_else(|| {
+                AdminError::NotFound(format!("no auto scaling group named `{name}`"))
+            })?;
+            for p in ScalingProcess::ALL {
+                if wanted.contains(&p) {
+                    g.asg.suspend_process(p);
+                } else if g.asg.is_suspended(p) {
+                    g.asg.resume_process(now, p);
+                }
+            }
+        }
+        self.wake.notify_one();
+        self.scaling(name)
+            .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))
+    }
+
+    fn metric(
+        &self,
+        metric: &str,
+        params: &flotilla_admin::api::MetricParams,
+    ) -> Result<flotilla_admin::api::MetricDatapoints, AdminError> {
+        let groups: Vec<String> = self.lock().groups.keys().cloned().collect();
+        let scaling = self
+            .scaling
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        scaling.read(&self.clock, &groups, metric, params)
     }
 }

@@ -14,6 +14,7 @@ mod error;
 mod launch;
 mod probe;
 mod run;
+mod scaling;
 
 pub use error::RuntimeError;
 pub use run::{run, RunOptions};

@@ -268,7 +268,9 @@ pub async fn run(
         ));
     }
 
+    let scaling = Mutex::new(crate::scaling::Scaling::new(&config, now));
     let shared = Arc::new(Shared {
+        scaling,
         control: Mutex::new(Control::new(groups, target_groups)),
         wake: tokio::sync::Notify::new(),
         clock,
@@ -291,8 +293,19 @@ pub async fn run(
         let (effects, deadline) = {
             let mut c = shared.lock();
             c.tick(now);
+            // Once a second: sample metrics and let the scaling policies act.
+            let next_sample = {
+                let mut s = shared
+                    .scaling
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                s.tick(&mut c, now, jiff::Timestamp::now());
+                s.next_sample()
+            };
             let effects = c.pump(now);
             let mut deadline = c.next_timeout().map(|t| clock.instant(t));
+            let sample_at = clock.instant(next_sample);
+            deadline = Some(deadline.map_or(sample_at, |d| d.min(sample_at)));
             if c.any_draining() {
                 let poll = tokio::time::Instant::now().into_std() + DRAIN_POLL;
                 deadline = Some(deadline.map_or(poll, |d| d.min(poll)));

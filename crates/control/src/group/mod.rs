@@ -14,13 +14,15 @@
 
 mod activity;
 mod placement;
+mod processes;
 mod termination;
 mod types;
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 pub use activity::{Activity, ActivityStatus};
+pub use processes::{ScalingProcess, UnknownProcess};
 pub use termination::TerminationPolicy;
 pub use types::{
     CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
@@ -96,6 +98,10 @@ pub struct AutoScalingGroup {
     launch_failures: u32,
     launch_not_before: Option<Time>,
     zone_failed_at: Vec<(String, Time)>,
+    /// Processes an operator suspended (AWS `SuspendProcesses`).
+    suspended: BTreeSet<ScalingProcess>,
+    /// Whether instances launched from now on start protected from scale-in.
+    new_instances_protected: bool,
 }
 
 impl AutoScalingGroup {
@@ -120,6 +126,8 @@ impl AutoScalingGroup {
             launch_failures: 0,
             launch_not_before: None,
             zone_failed_at: Vec::new(),
+            suspended: BTreeSet::new(),
+            new_instances_protected: false,
         }
     }
 
@@ -155,6 +163,40 @@ impl AutoScalingGroup {
                 cause.into(),
                 self.desired
             );
+            self.activities.record(
+                now,
+                cause.clone(),
+                format!(
+                    "Setting desired capacity of group {} to {desired}",
+                    self.spec.name
+                ),
+                ActivityStatus::Successful,
+            );
+            self.desired = desired;
+            self.pending_cause = Some(cause);
+        }
+        self.reconcile(now);
+        Ok(())
+    }
+
+    /// Changes the desired capacity on behalf of a scaling policy: like
+    /// [`set_desired_capacity`](Self::set_desired_capacity), but `cause` is recorded verbatim
+    /// (the controller writes complete sentences such as "policy keep-rps:
+    /// request_rate_per_target 212.4 > target 100 for 2 periods; desired 2 → 5").
+    pub fn scale_to(
+        &mut self,
+        now: Time,
+        desired: u32,
+        cause: String,
+    ) -> Result<(), CapacityError> {
+        if desired < self.spec.min_size || desired > self.spec.max_size {
+            return Err(CapacityError::OutOfRange {
+                requested: desired,
+                min: self.spec.min_size,
+                max: self.spec.max_size,
+            });
+        }
+        if desired != self.desired {
             self.activities.record(
                 now,
                 cause.clone(),
@@ -318,7 +360,9 @@ impl AutoScalingGroup {
         healthy: bool,
         reason: &str,
     ) {
-        if self.spec.health_check_type != HealthCheckType::Elb {
+        if self.spec.health_check_type != HealthCheckType::Elb
+            || self.is_suspended(ScalingProcess::HealthCheck)
+        {
             return;
         }
         let Some(i) = self.index_of(id) else { return };
@@ -368,16 +412,20 @@ impl AutoScalingGroup {
         let grace = self.spec.health_check_grace_period;
         // While the replacement batch is full, due reports wait for an event (an exit frees a
         // slot), not for a timer: returning a past time here would spin the driver.
-        let batch_full =
-            self.members.iter().filter(|m| m.replacing).count() >= self.replace_limit();
+        let batch_full = self.members.iter().filter(|m| m.replacing).count()
+            >= self.replace_limit()
+            || self.is_suspended(ScalingProcess::ReplaceUnhealthy)
+            || self.is_suspended(ScalingProcess::Terminate);
         let grace_ends = self
             .members
             .iter()
             .filter(|m| !batch_full && m.unhealthy_report.is_some() && m.stopping == Stopping::No)
             .filter_map(|m| m.grace_end(grace));
-        let retry = self
-            .launch_not_before
-            .filter(|_| self.live_count() < self.desired as usize && !self.spec.zones.is_empty());
+        let retry = self.launch_not_before.filter(|_| {
+            self.live_count() < self.desired as usize
+                && !self.spec.zones.is_empty()
+                && !self.is_suspended(ScalingProcess::Launch)
+        });
         grace_ends.chain(retry).min()
     }
 
@@ -399,6 +447,104 @@ impl AutoScalingGroup {
             .filter(|m| m.instance.lifecycle == LifecycleState::InService)
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Changes any of min, max and desired at once (scheduled actions, `UpdateAutoScalingGroup`).
+    /// When only the bounds change, the desired capacity is moved into them (AWS raises desired
+    /// to a new min and lowers it to a new max). Refused when min > max or the given desired
+    /// falls outside the new bounds; nothing changes then.
+    pub fn update_capacity(
+        &mut self,
+        now: Time,
+        min: Option<u32>,
+        max: Option<u32>,
+        desired: Option<u32>,
+        cause: impl Into<String>,
+    ) -> Result<(), CapacityError> {
+        let new_min = min.unwrap_or(self.spec.min_size);
+        let new_max = max.unwrap_or(self.spec.max_size);
+        let new_desired = desired.unwrap_or(self.desired.clamp(new_min.min(new_max), new_max));
+        if new_min > new_max || new_desired < new_min || new_desired > new_max {
+            return Err(CapacityError::OutOfRange {
+                requested: new_desired,
+                min: new_min,
+                max: new_max,
+            });
+        }
+        let cause = cause.into();
+        if (new_min, new_max) != (self.spec.min_size, self.spec.max_size) {
+            self.activities.record(
+                now,
+                format!(
+                    "{cause} set min/max size from {}/{} to {new_min}/{new_max}",
+                    self.spec.min_size, self.spec.max_size
+                ),
+                format!("Updating size bounds of group {}", self.spec.name),
+                ActivityStatus::Successful,
+            );
+            self.spec.min_size = new_min;
+            self.spec.max_size = new_max;
+        }
+        self.set_desired_capacity(now, new_desired, cause)
+    }
+
+    /// Suspends a scaling process (AWS `SuspendProcesses`); suspending twice is harmless.
+    pub fn suspend_process(&mut self, process: ScalingProcess) {
+        self.suspended.insert(process);
+    }
+
+    /// Resumes a scaling process; work it held back (launches, terminations, replacements)
+    /// starts at once.
+    pub fn resume_process(&mut self, now: Time, process: ScalingProcess) {
+        if self.suspended.remove(&process) {
+            self.reconcile(now);
+        }
+    }
+
+    /// Whether a process is suspended, so policies and schedules can stand down.
+    pub fn is_suspended(&self, process: ScalingProcess) -> bool {
+        self.suspended.contains(&process)
+    }
+
+    /// The suspended processes, in a stable order, for status output.
+    pub fn suspended_processes(&self) -> impl Iterator<Item = ScalingProcess> + '_ {
+        self.suspended.iter().copied()
+    }
+
+    /// Sets or clears one instance's scale-in protection (AWS `SetInstanceProtection`): a
+    /// protected instance is never chosen by scale-in (health replacement and explicit
+    /// termination still apply). Returns false for an unknown instance.
+    pub fn set_instance_protection(&mut self, now: Time, id: &InstanceId, protected: bool) -> bool {
+        let Some(i) = self.index_of(id) else {
+            return false;
+        };
+        self.members[i].instance.protected_from_scale_in = protected;
+        if !protected {
+            // Scale-in that was waiting for an unprotected instance can proceed now.
+            self.reconcile(now);
+        }
+        true
+    }
+
+    /// Whether instances launched from now on start protected from scale-in (AWS
+    /// `NewInstancesProtectedFromScaleIn`).
+    pub fn set_new_instances_protected_from_scale_in(&mut self, protected: bool) {
+        self.new_instances_protected = protected;
+    }
+
+    /// Whether no launch or termination is in progress, so a simple policy's cooldown can start
+    /// (AWS starts it when the activity's last instance finished).
+    pub fn is_settled(&self) -> bool {
+        self.members.iter().all(|m| {
+            m.instance.lifecycle == LifecycleState::InService && m.stopping == Stopping::No
+        }) && self.live_count() == self.desired as usize
+    }
+
+    /// Whether the instance is being drained (deregistered, not yet told to stop), so tests and
+    /// simulations can check nothing kills it early.
+    pub fn is_draining(&self, id: &InstanceId) -> bool {
+        self.index_of(id)
+            .is_some_and(|i| self.members[i].stopping == Stopping::Draining)
     }
 
     // ---------- internals ----------
@@ -448,14 +594,16 @@ impl AutoScalingGroup {
         let desired = self.desired as usize;
         let mut live = self.live_count();
         let mut acted = false;
-        while live < desired && self.launch_not_before.is_none() {
+        let can_launch = !self.is_suspended(ScalingProcess::Launch);
+        let can_terminate = !self.is_suspended(ScalingProcess::Terminate);
+        while can_launch && live < desired && self.launch_not_before.is_none() {
             if !self.launch_one(now, live) {
                 break;
             }
             live += 1;
             acted = true;
         }
-        while live > desired {
+        while can_terminate && live > desired {
             let Some(i) = self.choose_victim(now) else {
                 break;
             };
@@ -519,6 +667,7 @@ impl AutoScalingGroup {
                 launched_at: now,
                 in_service_at: None,
                 launch_template_version: version,
+                protected_from_scale_in: self.new_instances_protected,
             },
             launch_activity: Some(activity),
             terminate_activity: None,
@@ -531,7 +680,9 @@ impl AutoScalingGroup {
 
     fn choose_victim(&self, now: Time) -> Option<usize> {
         let live: Vec<usize> = (0..self.members.len())
-            .filter(|&i| self.members[i].is_live())
+            .filter(|&i| {
+                self.members[i].is_live() && !self.members[i].instance.protected_from_scale_in
+            })
             .collect();
         let candidates: Vec<Candidate<'_>> = live
             .iter()
@@ -588,6 +739,11 @@ impl AutoScalingGroup {
     /// max(1, 10 % of desired) instances at a time (AWS §5.3) so a group-wide health-check
     /// failure does not wipe out every instance at once.
     fn replace_unhealthy(&mut self, now: Time) {
+        if self.is_suspended(ScalingProcess::ReplaceUnhealthy)
+            || self.is_suspended(ScalingProcess::Terminate)
+        {
+            return;
+        }
         let grace = self.spec.health_check_grace_period;
         let limit = self.replace_limit();
         loop {

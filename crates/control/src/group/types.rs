@@ -104,6 +104,8 @@ pub struct Instance {
     pub in_service_at: Option<Time>,
     /// The launch template version it was started from.
     pub launch_template_version: u64,
+    /// Never chosen by scale-in while set (AWS `ProtectedFromScaleIn`).
+    pub protected_from_scale_in: bool,
 }
 
 /// Something the group needs the runtime to do.

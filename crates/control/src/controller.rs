@@ -1,0 +1,446 @@
+//! The per-group scaling controller: owns the group's policies, alarms and scheduled actions
+//! and turns metric readings into desired-capacity changes with causes.
+//!
+//! The runtime calls [`ScalingController::tick`] about once a second with the monotonic time,
+//! the wall time (for scheduled actions) and a [`MetricSource`] over its metrics store. Each
+//! policy evaluates at its own period; their proposals are combined by AWS's rules (§6.1) and
+//! the result is applied to the [`AutoScalingGroup`], whose activity log records the cause.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+
+use crate::group::{AutoScalingGroup, LifecycleState, ScalingProcess};
+use crate::id::InstanceId;
+use crate::policy::{
+    combine, Proposal, SimplePolicy, SimpleSpec, StepPolicy, StepSpec, TargetTrackingPolicy,
+    TargetTrackingSpec,
+};
+use crate::schedule::ScheduledActionSpec;
+use crate::time::Time;
+
+/// What a policy asks the metrics store for.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricQuery<'a> {
+    /// Metric name (interface §3), e.g. `request_rate_per_target`.
+    pub metric: &'a str,
+    /// Statistic name, e.g. `average` or `p90`.
+    pub statistic: &'a str,
+    /// The period the value is aggregated over, ending at `end`.
+    pub period: Duration,
+    /// End of the period (inclusive).
+    pub end: Time,
+    /// The instances whose data counts: in service and past warm-up (AWS excludes warming
+    /// instances from the aggregated metric).
+    pub instances: &'a [InstanceId],
+}
+
+/// The runtime's (or a simulation's) metrics, as the controller reads them.
+pub trait MetricSource {
+    /// The group-level value of the query over its instances, or `None` when there is no data
+    /// for the period (the alarm then treats it as missing).
+    fn group_metric(&self, query: &MetricQuery<'_>) -> Option<f64>;
+}
+
+/// The group-wide settings the controller needs besides its policies.
+#[derive(Clone, Debug, Default)]
+pub struct ControllerSpec {
+    /// Seconds a new instance needs before its metrics count (AWS `DefaultInstanceWarmup`);
+    /// falls back to `default_cooldown` when unset, as in AWS.
+    pub default_instance_warmup: Option<Duration>,
+    /// Cooldown of simple policies without their own (AWS `DefaultCooldown`).
+    pub default_cooldown: Duration,
+    /// Target tracking policies.
+    pub target_tracking: Vec<TargetTrackingSpec>,
+    /// Step scaling policies.
+    pub step: Vec<StepSpec>,
+    /// Simple scaling policies.
+    pub simple: Vec<SimpleSpec>,
+    /// Scheduled actions.
+    pub scheduled: Vec<ScheduledActionSpec>,
+}
+
+/// One capacity change the controller made, for logs and tests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScalingDecision {
+    /// Desired capacity before.
+    pub from: u32,
+    /// Desired capacity after.
+    pub to: u32,
+    /// The cause recorded in the group's activity log.
+    pub cause: String,
+}
+
+#[derive(Debug)]
+struct Scheduled<P> {
+    policy: P,
+    period: Duration,
+    next_eval: Time,
+}
+
+#[derive(Debug)]
+struct ScheduledAction {
+    spec: ScheduledActionSpec,
+    next_run: Option<Timestamp>,
+}
+
+/// A policy's state for status output.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PolicyStatus {
+    /// Policy name.
+    pub name: String,
+    /// `target_tracking`, `step` or `simple`.
+    pub kind: &'static str,
+    /// Alarm state for step/simple policies.
+    pub alarm_state: Option<crate::alarm::AlarmState>,
+    /// Latest value the policy saw.
+    pub last_value: Option<f64>,
+}
+
+/// The scaling controller of one Auto Scaling group.
+#[derive(Debug)]
+pub struct ScalingController {
+    warmup: Duration,
+    target_tracking: Vec<Scheduled<TargetTrackingPolicy>>,
+    step: Vec<Scheduled<StepPolicy>>,
+    simple: Vec<Scheduled<SimplePolicy>>,
+    scheduled: Vec<ScheduledAction>,
+    last_wall: Option<Timestamp>,
+    last_values: Vec<(String, Option<f64>)>,
+}
+
+impl ScalingController {
+    /// A controller whose policies first evaluate one period after `now`.
+    pub fn new(spec: ControllerSpec, now: Time) -> Self {
+        let warmup = spec
+            .default_instance_warmup
+            .unwrap_or(spec.default_cooldown);
+        let sched = |period: Duration| now + period.max(Duration::from_secs(1));
+        ScalingController {
+            warmup,
+            target_tracking: spec
+                .target_tracking
+                .into_iter()
+                .map(|s| Scheduled {
+                    period: s.period.max(Duration::from_secs(1)),
+                    next_eval: sched(s.period),
+                    policy: TargetTrackingPolicy::new(s),
+                })
+                .collect(),
+            step: spec
+                .step
+                .into_iter()
+                .map(|s| Scheduled {
+                    period: s.alarm.period.max(Duration::from_secs(1)),
+                    next_eval: sched(s.alarm.period),
+                    policy: StepPolicy::new(s),
+                })
+                .collect(),
+            simple: spec
+                .simple
+                .into_iter()
+                .map(|s| Scheduled {
+                    period: s.alarm.period.max(Duration::from_secs(1)),
+                    next_eval: sched(s.alarm.period),
+                    policy: SimplePolicy::new(s, spec.default_cooldown),
+                })
+                .collect(),
+            scheduled: spec
+                .scheduled
+                .into_iter()
+                .map(|spec| ScheduledAction {
+                    spec,
+                    next_run: None,
+                })
+                .collect(),
+            last_wall: None,
+            last_values: Vec::new(),
+        }
+    }
+
+    /// The warm-up in force (default instance warm-up, else the default cooldown).
+    pub fn instance_warmup(&self) -> Duration {
+        self.warmup
+    }
+
+    /// The target tracking policies, e.g. to check stabilization in simulations.
+    pub fn target_tracking_policies(&self) -> impl Iterator<Item = &TargetTrackingPolicy> {
+        self.target_tracking.iter().map(|s| &s.policy)
+    }
+
+    /// Every policy's state, for `flotilla status`.
+    pub fn policy_status(&self) -> Vec<PolicyStatus> {
+        let last = |name: &str| {
+            self.last_values
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| *v)
+        };
+        let mut out = Vec::new();
+        for s in &self.target_tracking {
+            let name = s.policy.spec().name.clone();
+            out.push(PolicyStatus {
+                last_value: last(&name),
+                name,
+                kind: "target_tracking",
+                alarm_state: None,
+            });
+        }
+        for s in &self.step {
+            let name = s.policy.spec().name.clone();
+            out.push(PolicyStatus {
+                last_value: last(&name),
+                name,
+                kind: "step",
+                alarm_state: Some(s.policy.alarm().state()),
+            });
+        }
+        for s in &self.simple {
+            let name = s.policy.spec().name.clone();
+            out.push(PolicyStatus {
+                last_value: last(&name),
+                name,
+                kind: "simple",
+                alarm_state: Some(s.policy.alarm().state()),
+            });
+        }
+        out
+    }
+
+    /// Whether an instance is warming up at `now`: pending, or in service for less than the
+    /// warm-up. Warming instances' data is left out of policy metrics.
+    pub fn is_warming(&self, group: &AutoScalingGroup, id: &InstanceId, now: Time) -> bool {
+        group
+            .instances()
+            .find(|i| i.id == *id)
+            .is_some_and(|i| match i.lifecycle {
+                LifecycleState::Pending => true,
+                LifecycleState::InService => i.in_service_at.is_none_or(|t| now < t + self.warmup),
+                _ => false,
+            })
+    }
+
+    /// When the next policy evaluation is due, so a driver can sleep until then.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.target_tracking
+            .iter()
+            .map(|s| s.next_eval)
+            .chain(self.step.iter().map(|s| s.next_eval))
+            .chain(self.simple.iter().map(|s| s.next_eval))
+            .min()
+    }
+
+    /// Runs due scheduled actions (when `wall` is given) and due policy evaluations, applies
+    /// the combined result to `group`, and returns the changes made.
+    pub fn tick(
+        &mut self,
+        now: Time,
+        wall: Option<Timestamp>,
+        group: &mut AutoScalingGroup,
+        metrics: &dyn MetricSource,
+    ) -> Vec<ScalingDecision> {
+        let mut decisions = Vec::new();
+        if let Some(wall) = wall {
+            self.run_schedules(now, wall, group, &mut decisions);
+        }
+        self.run_policies(now, group, metrics, &mut decisions);
+        decisions
+    }
+
+    fn run_schedules(
+        &mut self,
+        now: Time,
+        wall: Timestamp,
+        group: &mut AutoScalingGroup,
+        decisions: &mut Vec<ScalingDecision>,
+    ) {
+        let Some(last) = self.last_wall.replace(wall) else {
+            // First tick: only runs after now count (AWS runs nothing retroactively).
+            for a in &mut self.scheduled {
+                a.next_run = a.spec.next_run_after(wall);
+            }
+            return;
+        };
+        if wall < last {
+            return; // the wall clock stepped back: wait for it to catch up
+        }
+        let suspended = group.is_suspended(ScalingProcess::ScheduledActions);
+        for a in &mut self.scheduled {
+            let Some(due) = a.next_run.filter(|t| *t <= wall) else {
+                continue;
+            };
+            a.next_run = a.spec.next_run_after(wall);
+            if suspended {
+                continue; // actions due while suspended are skipped
+            }
+            let from = group.desired_capacity();
+            let cause = format!(
+                "scheduled action {} (due {due}): {}",
+                a.spec.name,
+                a.spec.describe()
+            );
+            if group
+                .update_capacity(
+                    now,
+                    a.spec.min_size,
+                    a.spec.max_size,
+                    a.spec.desired_capacity,
+                    cause.clone(),
+                )
+                .is_ok()
+            {
+                let to = group.desired_capacity();
+                if to != from {
+                    decisions.push(ScalingDecision { from, to, cause });
+                }
+            }
+        }
+    }
+
+    fn run_policies(
+        &mut self,
+        now: Time,
+        group: &mut AutoScalingGroup,
+        metrics: &dyn MetricSource,
+        decisions: &mut Vec<ScalingDecision>,
+    ) {
+        let settled = group.is_settled();
+        for s in &mut self.simple {
+            s.policy.tick(now, settled);
+        }
+        let due = |next: Time| now >= next;
+        if !self.target_tracking.iter().any(|s| due(s.next_eval))
+            && !self.step.iter().any(|s| due(s.next_eval))
+            && !self.simple.iter().any(|s| due(s.next_eval))
+        {
+            return;
+        }
+        let warmup = self.warmup;
+        let measured: Vec<InstanceId> = group
+            .instances()
+            .filter(|i| {
+                i.lifecycle == LifecycleState::InService
+                    && i.in_service_at.is_some_and(|t| now >= t + warmup)
+            })
+            .map(|i| i.id.clone())
+            .collect();
+        let live = group
+            .instances()
+            .filter(|i| {
+                matches!(
+                    i.lifecycle,
+                    LifecycleState::Pending | LifecycleState::InService
+                )
+            })
+            .count();
+        let warming = u32::try_from(live.saturating_sub(measured.len())).unwrap_or(u32::MAX);
+        let measured_n = u32::try_from(measured.len()).unwrap_or(u32::MAX);
+        let desired = group.desired_capacity();
+        let mut proposals: Vec<Proposal> = Vec::new();
+        let mut simple_sources: Vec<(usize, usize)> = Vec::new();
+        let mut tt_voters = 0;
+        let mut last_values = Vec::new();
+
+        for s in &mut self.target_tracking {
+            if !due(s.next_eval) {
+                continue;
+            }
+            s.next_eval = next_eval(s.next_eval, s.period, now);
+            let spec = s.policy.spec();
+            let value = metrics.group_metric(&MetricQuery {
+                metric: &spec.metric,
+                statistic: &spec.statistic,
+                period: s.period,
+                end: now,
+                instances: &measured,
+            });
+            last_values.push((spec.name.clone(), value));
+            if !spec.disable_scale_in {
+                tt_voters += 1;
+            }
+            if let Some(p) = s
+                .policy
+                .evaluate(now, value, measured_n, desired, warming > 0)
+            {
+                proposals.push(p);
+            }
+        }
+        for s in &mut self.step {
+            if !due(s.next_eval) {
+                continue;
+            }
+            s.next_eval = next_eval(s.next_eval, s.period, now);
+            let a = &s.policy.spec().alarm;
+            let value = metrics.group_metric(&MetricQuery {
+                metric: &a.metric,
+                statistic: &a.statistic,
+                period: s.period,
+                end: now,
+                instances: &measured,
+            });
+            last_values.push((s.policy.spec().name.clone(), value));
+            if let Some(p) = s.policy.evaluate(value, desired, warming) {
+                proposals.push(p);
+            }
+        }
+        for (i, s) in self.simple.iter_mut().enumerate() {
+            if !due(s.next_eval) {
+                continue;
+            }
+            s.next_eval = next_eval(s.next_eval, s.period, now);
+            let a = &s.policy.spec().alarm;
+            let value = metrics.group_metric(&MetricQuery {
+                metric: &a.metric,
+                statistic: &a.statistic,
+                period: s.period,
+                end: now,
+                instances: &measured,
+            });
+            last_values.push((s.policy.spec().name.clone(), value));
+            if let Some(p) = s.policy.evaluate(value, desired) {
+                simple_sources.push((i, proposals.len()));
+                proposals.push(p);
+            }
+        }
+        for (name, v) in last_values {
+            match self.last_values.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = v,
+                None => self.last_values.push((name, v)),
+            }
+        }
+        if group.is_suspended(ScalingProcess::AlarmNotification) {
+            return; // alarms keep their state; policies are not invoked
+        }
+        let Some(chosen) = combine(desired, &proposals, tt_voters) else {
+            return;
+        };
+        let spec = group.spec();
+        let to = chosen.capacity.clamp(spec.min_size, spec.max_size);
+        if to == desired {
+            return;
+        }
+        let cause = format!("{}; desired {desired} → {to}", chosen.cause);
+        if group.scale_to(now, to, cause.clone()).is_ok() {
+            // A simple policy whose proposal was executed waits for its activity and cooldown.
+            for (i, p) in simple_sources {
+                if proposals[p].cause == chosen.cause {
+                    self.simple[i].policy.executed();
+                }
+            }
+            decisions.push(ScalingDecision {
+                from: desired,
+                to,
+                cause,
+            });
+        }
+    }
+}
+
+/// The next evaluation time after `now`, on the policy's period grid (skipping missed ones).
+fn next_eval(prev: Time, period: Duration, now: Time) -> Time {
+    let mut next = prev + period;
+    if next <= now {
+        next = now + period;
+    }
+    next
+}

@@ -1,0 +1,250 @@
+//! Target tracking (AWS §6.2): keep a metric near a target value, like a thermostat.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::{fmt_value, Proposal};
+use crate::time::Time;
+
+/// A target tracking policy's settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TargetTrackingSpec {
+    /// Policy name, used in causes.
+    pub name: String,
+    /// The metric tracked; must fall as capacity rises (e.g. `request_rate_per_target`).
+    pub metric: String,
+    /// Statistic over each period (`average`, or `p90` for response time).
+    pub statistic: String,
+    /// Value to keep the metric at; greater than zero.
+    pub target_value: f64,
+    /// How often the policy evaluates, and the period its metric is aggregated over.
+    pub period: Duration,
+    /// Scale in only to the highest recommendation seen in this window, so a dip does not
+    /// remove capacity the next peak needs.
+    pub scale_in_stabilization: Duration,
+    /// Only ever scale out.
+    pub disable_scale_in: bool,
+}
+
+/// A target tracking policy with its recommendation history.
+#[derive(Clone, Debug)]
+pub struct TargetTrackingPolicy {
+    spec: TargetTrackingSpec,
+    recommendations: VecDeque<(Time, u32)>,
+    above: u32,
+    below: u32,
+}
+
+impl TargetTrackingPolicy {
+    /// A policy with no history.
+    pub fn new(spec: TargetTrackingSpec) -> Self {
+        TargetTrackingPolicy {
+            spec,
+            recommendations: VecDeque::new(),
+            above: 0,
+            below: 0,
+        }
+    }
+
+    /// The policy's settings.
+    pub fn spec(&self) -> &TargetTrackingSpec {
+        &self.spec
+    }
+
+    /// The highest recommendation inside the stabilization window: scale-in may not go below
+    /// it. `None` before the first evaluation.
+    pub fn scale_in_floor(&self, now: Time) -> Option<u32> {
+        self.recommendations
+            .iter()
+            .filter(|(t, _)| now.saturating_since(*t) <= self.spec.scale_in_stabilization)
+            .map(|(_, c)| *c)
+            .max()
+    }
+
+    /// Evaluates one period.
+    ///
+    /// `value` is the metric over the period aggregated over the `measured` instances that are
+    /// in service and past warm-up (`None`: no data, so no scaling, as INSUFFICIENT_DATA in AWS).
+    /// The recommendation is ceil(measured × value / target): rounding up adds capacity when
+    /// scaling out and removes only whole instances when scaling in. `scale_in_blocked` is set
+    /// while any instance warms up. Returns a wish to scale out (any time) or in (after the
+    /// stabilization window), else `None`.
+    pub fn evaluate(
+        &mut self,
+        now: Time,
+        value: Option<f64>,
+        measured: u32,
+        desired: u32,
+        scale_in_blocked: bool,
+    ) -> Option<Proposal> {
+        let Some(value) = value.filter(|v| v.is_finite() && *v >= 0.0) else {
+            self.above = 0;
+            self.below = 0;
+            return None;
+        };
+        let target = self.spec.target_value;
+        let rec = if measured == 0 {
+            if value > 0.0 {
+                desired.max(1)
+            } else {
+                0
+            }
+        } else {
+            let raw = f64::from(measured) * value / target;
+            // Float noise (e.g. 2.0000000001) must not add an instance.
+            let c = (raw - 1e-9).ceil().max(0.0);
+            if c >= f64::from(u32::MAX) {
+                u32::MAX
+            } else {
+                c as u32
+            }
+        };
+        if value > target {
+            self.above += 1;
+            self.below = 0;
+        } else if value < target {
+            self.below += 1;
+            self.above = 0;
+        } else {
+            self.above = 0;
+            self.below = 0;
+        }
+        self.recommendations.push_back((now, rec));
+        let window = self.spec.scale_in_stabilization;
+        while self
+            .recommendations
+            .front()
+            .is_some_and(|(t, _)| now.saturating_since(*t) > window)
+        {
+            self.recommendations.pop_front();
+        }
+        let name = &self.spec.name;
+        let metric = &self.spec.metric;
+        let v = fmt_value(value);
+        let t = fmt_value(target);
+        if rec > desired {
+            let n = self.above.max(1);
+            let periods = if n == 1 { "period" } else { "periods" };
+            return Some(Proposal {
+                capacity: rec,
+                cause: format!("policy {name}: {metric} {v} > target {t} for {n} {periods}"),
+                target_tracking: true,
+            });
+        }
+        if rec < desired && !self.spec.disable_scale_in && !scale_in_blocked {
+            let floor = self.scale_in_floor(now).unwrap_or(rec);
+            if floor < desired {
+                let n = self.below.max(1);
+                let periods = if n == 1 { "period" } else { "periods" };
+                return Some(Proposal {
+                    capacity: floor,
+                    cause: format!(
+                        "policy {name}: {metric} {v} < target {t} for {n} {periods} (highest \
+                         recommendation in the last {}s: {floor})",
+                        window.as_secs()
+                    ),
+                    target_tracking: true,
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(stab: u64) -> TargetTrackingPolicy {
+        TargetTrackingPolicy::new(TargetTrackingSpec {
+            name: "keep-rps".into(),
+            metric: "request_rate_per_target".into(),
+            statistic: "average".into(),
+            target_value: 100.0,
+            period: Duration::from_secs(10),
+            scale_in_stabilization: Duration::from_secs(stab),
+            disable_scale_in: false,
+        })
+    }
+
+    fn t(s: u64) -> Time {
+        Time::from_millis(s * 1000)
+    }
+
+    #[test]
+    fn proportional_round_up_out_round_down_in() {
+        let mut p = policy(0);
+        // 2 instances at 212.4 each: 4.248 → 5.
+        let out = p.evaluate(t(10), Some(212.4), 2, 2, false).unwrap();
+        assert_eq!(out.capacity, 5);
+        assert_eq!(
+            out.cause,
+            "policy keep-rps: request_rate_per_target 212.4 > target 100 for 1 period"
+        );
+        // 10 instances at 85: could remove 1.5 → remove 1 → 9 (ceil 8.5).
+        let mut p = policy(0);
+        assert_eq!(
+            p.evaluate(t(10), Some(85.0), 10, 10, false)
+                .unwrap()
+                .capacity,
+            9
+        );
+        // Exactly on target: nothing.
+        assert_eq!(p.evaluate(t(20), Some(100.0), 10, 10, false), None);
+        // No data: nothing (INSUFFICIENT_DATA).
+        assert_eq!(p.evaluate(t(30), None, 10, 10, false), None);
+        // Real zero: to zero (clamped to min by the controller).
+        assert_eq!(
+            p.evaluate(t(40), Some(0.0), 3, 3, false).unwrap().capacity,
+            0
+        );
+    }
+
+    #[test]
+    fn stabilization_window_holds_the_highest_recommendation() {
+        let mut p = policy(60);
+        assert_eq!(
+            p.evaluate(t(0), Some(300.0), 2, 2, false).unwrap().capacity,
+            6
+        );
+        // Load drops; the 6 from t=0 is within 60 s, so no scale-in.
+        assert_eq!(p.evaluate(t(10), Some(50.0), 6, 6, false), None);
+        assert_eq!(p.evaluate(t(50), Some(50.0), 6, 6, false), None);
+        // t=70: the 6 fell out of the window; highest since is 3.
+        let d = p.evaluate(t(70), Some(50.0), 6, 6, false).unwrap();
+        assert_eq!(d.capacity, 3);
+        assert_eq!(p.scale_in_floor(t(70)), Some(3));
+    }
+
+    #[test]
+    fn warm_up_blocks_scale_in_and_disable_scale_in() {
+        let mut p = policy(0);
+        assert_eq!(p.evaluate(t(10), Some(10.0), 4, 4, true), None);
+        assert_eq!(
+            p.evaluate(t(20), Some(10.0), 4, 4, false).unwrap().capacity,
+            1
+        );
+        let mut p = policy(0);
+        p.spec.disable_scale_in = true;
+        assert_eq!(p.evaluate(t(10), Some(10.0), 4, 4, false), None);
+        assert_eq!(
+            p.evaluate(t(20), Some(300.0), 4, 4, false)
+                .unwrap()
+                .capacity,
+            12
+        );
+    }
+
+    #[test]
+    fn warming_instances_do_not_double_scale() {
+        let mut p = policy(0);
+        // 2 serving at 200 → 4; 2 more warming (not measured); still 200 on the 2 → 4 = desired.
+        assert_eq!(
+            p.evaluate(t(10), Some(200.0), 2, 2, false)
+                .unwrap()
+                .capacity,
+            4
+        );
+        assert_eq!(p.evaluate(t(20), Some(200.0), 2, 4, true), None);
+    }
+}

@@ -1,0 +1,387 @@
+//! Flotilla's metrics store: one datapoint per second per series, kept for a bounded window.
+//!
+//! Scaling has to react within seconds, so metrics are kept at one-second resolution (CloudWatch
+//! keeps one minute). A series is named by a metric (`request_count`, `cpu_utilization`, ...,
+//! interface §3) and a scope (`group/web`, `target-group/web`, `target/127.0.0.1:1234`,
+//! `load-balancer/front`, `instance/i-…`). Each series is a fixed-size ring buffer, so memory per
+//! series is fixed however long Flotilla runs; distribution series (response times) also keep a
+//! small bucket histogram per second so percentiles can be read over any period.
+//!
+//! Like the control plane, the store never reads a clock: every write and read says what time it
+//! is, in whole seconds of [`flotilla_control::Time`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs, unreachable_pub)]
+
+mod histogram;
+mod series;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use flotilla_control::Time;
+
+pub use series::Datapoint;
+use series::Series;
+
+/// Default number of seconds each series remembers (one hour).
+pub const DEFAULT_WINDOW_SECS: u64 = 3600;
+
+/// How the datapoints of one period are combined into one value (interface §3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Statistic {
+    /// Sum divided by the number of samples.
+    Average,
+    /// Total of all samples.
+    Sum,
+    /// Smallest sample.
+    Minimum,
+    /// Largest sample.
+    Maximum,
+    /// Number of samples.
+    SampleCount,
+    /// Median (distribution series only).
+    P50,
+    /// 90th percentile (distribution series only).
+    P90,
+    /// 99th percentile (distribution series only).
+    P99,
+}
+
+impl Statistic {
+    /// The spelling used in config, API and CLI, e.g. `"sample_count"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Statistic::Average => "average",
+            Statistic::Sum => "sum",
+            Statistic::Minimum => "minimum",
+            Statistic::Maximum => "maximum",
+            Statistic::SampleCount => "sample_count",
+            Statistic::P50 => "p50",
+            Statistic::P90 => "p90",
+            Statistic::P99 => "p99",
+        }
+    }
+
+    /// The quantile for percentile statistics, `None` for the others.
+    fn quantile(self) -> Option<f64> {
+        match self {
+            Statistic::P50 => Some(0.50),
+            Statistic::P90 => Some(0.90),
+            Statistic::P99 => Some(0.99),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Statistic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Statistic {
+    type Err = MetricsError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "average" => Statistic::Average,
+            "sum" => Statistic::Sum,
+            "minimum" => Statistic::Minimum,
+            "maximum" => Statistic::Maximum,
+            "sample_count" => Statistic::SampleCount,
+            "p50" => Statistic::P50,
+            "p90" => Statistic::P90,
+            "p99" => Statistic::P99,
+            other => return Err(MetricsError::UnknownStatistic(other.to_string())),
+        })
+    }
+}
+
+/// Why a read was refused, so the API can answer 400/404 with a reason.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MetricsError {
+    /// The statistic name is not one of interface §3.
+    #[error("unknown statistic {0:?} (expected average, sum, minimum, maximum, sample_count, p50, p90 or p99)")]
+    UnknownStatistic(String),
+    /// No series has this metric and scope.
+    #[error("no metric {metric:?} with scope {scope:?}")]
+    NoSuchSeries {
+        /// The metric asked for.
+        metric: String,
+        /// The scope asked for.
+        scope: String,
+    },
+    /// A percentile was asked of a series that keeps no histogram.
+    #[error("metric {0:?} is not a distribution; percentiles are not available")]
+    NotADistribution(String),
+    /// Period zero cannot partition time.
+    #[error("period must be at least 1 second")]
+    ZeroPeriod,
+}
+
+/// All series of a Flotilla process.
+#[derive(Debug)]
+pub struct MetricsStore {
+    window: u64,
+    series: HashMap<(String, String), Series>,
+}
+
+impl Default for MetricsStore {
+    fn default() -> Self {
+        MetricsStore::new(DEFAULT_WINDOW_SECS)
+    }
+}
+
+impl MetricsStore {
+    /// A store remembering `window_secs` seconds (at least 1) of every series.
+    pub fn new(window_secs: u64) -> Self {
+        MetricsStore {
+            window: window_secs.max(1),
+            series: HashMap::new(),
+        }
+    }
+
+    /// Adds one sample (a count, a rate, a percentage) at second `now` to a plain series,
+    /// creating it on first use.
+    pub fn record(&mut self, metric: &str, scope: &str, now: Time, value: f64) {
+        self.series_mut(metric, scope, false)
+            .record(secs(now), value);
+    }
+
+    /// Adds one sample to a distribution series (e.g. `target_response_time` in seconds), which
+    /// also keeps a histogram so p50/p90/p99 can be read.
+    pub fn record_distribution(&mut self, metric: &str, scope: &str, now: Time, value: f64) {
+        self.series_mut(metric, scope, true)
+            .record(secs(now), value);
+    }
+
+    /// Every (metric, scope) pair held, sorted, for listings and the Prometheus export.
+    pub fn series_names(&self) -> Vec<(String, String)> {
+        let mut names: Vec<_> = self.series.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Drops a series (e.g. an instance that terminated) so memory tracks live scopes.
+    pub fn remove(&mut self, metric: &str, scope: &str) {
+        self.series.remove(&(metric.to_string(), scope.to_string()));
+    }
+
+    /// Drops every series of a scope.
+    pub fn remove_scope(&mut self, scope: &str) {
+        self.series.retain(|(_, s), _| s != scope);
+    }
+
+    /// Datapoints of `metric` in `scope`, one per `period_secs` period (aligned to multiples of
+    /// the period) that has samples, between `since` and `until` inclusive, oldest first.
+    /// Periods without samples are absent, as in CloudWatch, so alarms can tell missing data.
+    pub fn read(
+        &self,
+        metric: &str,
+        scope: &str,
+        period_secs: u64,
+        statistic: Statistic,
+        since: Time,
+        until: Time,
+    ) -> Result<Vec<Datapoint>, MetricsError> {
+        if period_secs == 0 {
+            return Err(MetricsError::ZeroPeriod);
+        }
+        let series = self
+            .series
+            .get(&(metric.to_string(), scope.to_string()))
+            .ok_or_else(|| MetricsError::NoSuchSeries {
+                metric: metric.to_string(),
+                scope: scope.to_string(),
+            })?;
+        if statistic.quantile().is_some() && !series.is_distribution() {
+            return Err(MetricsError::NotADistribution(metric.to_string()));
+        }
+        Ok(series.read(period_secs, statistic, secs(since), secs(until)))
+    }
+
+    /// The single value of the period `[end - period_secs + 1, end]`, or `None` when it has no
+    /// samples (or the series does not exist) — what an alarm or policy evaluates each period.
+    pub fn aggregate(
+        &self,
+        metric: &str,
+        scope: &str,
+        period_secs: u64,
+        statistic: Statistic,
+        end: Time,
+    ) -> Option<f64> {
+        let series = self.series.get(&(metric.to_string(), scope.to_string()))?;
+        if period_secs == 0 || (statistic.quantile().is_some() && !series.is_distribution()) {
+            return None;
+        }
+        let end = secs(end);
+        let start = end.saturating_sub(period_secs - 1);
+        series.aggregate(start, end, statistic)
+    }
+
+    fn series_mut(&mut self, metric: &str, scope: &str, distribution: bool) -> &mut Series {
+        let window = self.window;
+        self.series
+            .entry((metric.to_string(), scope.to_string()))
+            .or_insert_with(|| Series::new(window, distribution))
+    }
+}
+
+/// Whole seconds since the driver's epoch.
+fn secs(t: Time) -> u64 {
+    t.as_duration().as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: u64) -> Time {
+        Time::from_millis(s * 1000)
+    }
+
+    #[test]
+    fn statistics_over_periods() {
+        let mut m = MetricsStore::new(100);
+        for s in 0..10u64 {
+            m.record("request_count", "target-group/web", t(s), s as f64);
+        }
+        // Second 3 has two samples.
+        m.record("request_count", "target-group/web", t(3), 7.0);
+        let read = |stat| {
+            m.read("request_count", "target-group/web", 5, stat, t(0), t(9))
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.time, d.value))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(read(Statistic::Sum), vec![(t(0), 17.0), (t(5), 35.0)]);
+        assert_eq!(read(Statistic::SampleCount), vec![(t(0), 6.0), (t(5), 5.0)]);
+        assert_eq!(read(Statistic::Minimum), vec![(t(0), 0.0), (t(5), 5.0)]);
+        assert_eq!(read(Statistic::Maximum), vec![(t(0), 7.0), (t(5), 9.0)]);
+        let avg = read(Statistic::Average);
+        assert!((avg[0].1 - 17.0 / 6.0).abs() < 1e-9);
+        assert_eq!(avg[1].1, 7.0);
+    }
+
+    #[test]
+    fn missing_periods_are_absent_and_ranges_clip() {
+        let mut m = MetricsStore::new(100);
+        m.record("cpu_utilization", "instance/i-1", t(2), 50.0);
+        m.record("cpu_utilization", "instance/i-1", t(25), 70.0);
+        let d = m
+            .read(
+                "cpu_utilization",
+                "instance/i-1",
+                10,
+                Statistic::Average,
+                t(0),
+                t(29),
+            )
+            .unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!((d[0].time, d[0].value), (t(0), 50.0));
+        assert_eq!((d[1].time, d[1].value), (t(20), 70.0));
+        let d = m
+            .read(
+                "cpu_utilization",
+                "instance/i-1",
+                1,
+                Statistic::Average,
+                t(3),
+                t(24),
+            )
+            .unwrap();
+        assert!(d.is_empty());
+        assert_eq!(
+            m.aggregate(
+                "cpu_utilization",
+                "instance/i-1",
+                5,
+                Statistic::Maximum,
+                t(26)
+            ),
+            Some(70.0)
+        );
+        assert_eq!(
+            m.aggregate(
+                "cpu_utilization",
+                "instance/i-1",
+                5,
+                Statistic::Maximum,
+                t(20)
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn ring_buffer_forgets_beyond_window() {
+        let mut m = MetricsStore::new(10);
+        for s in 0..25u64 {
+            m.record("request_count", "lb", t(s), 1.0);
+        }
+        let d = m
+            .read("request_count", "lb", 100, Statistic::Sum, t(0), t(24))
+            .unwrap();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].value, 10.0, "only the last 10 seconds remain");
+        // A stale slot (same index, older second) is overwritten, not merged.
+        m.record("request_count", "lb", t(40), 5.0);
+        assert_eq!(
+            m.aggregate("request_count", "lb", 1, Statistic::Sum, t(40)),
+            Some(5.0)
+        );
+        assert_eq!(
+            m.aggregate("request_count", "lb", 1, Statistic::Sum, t(30)),
+            None
+        );
+    }
+
+    #[test]
+    fn percentiles_from_histograms() {
+        let mut m = MetricsStore::new(60);
+        // 100 samples per second: 1 ms .. 100 ms.
+        for s in 0..4u64 {
+            for i in 1..=100u32 {
+                m.record_distribution("target_response_time", "tg", t(s), f64::from(i) / 1000.0);
+            }
+        }
+        let p = |stat| {
+            m.aggregate("target_response_time", "tg", 4, stat, t(3))
+                .unwrap()
+        };
+        let (p50, p90, p99) = (p(Statistic::P50), p(Statistic::P90), p(Statistic::P99));
+        assert!((0.040..=0.060).contains(&p50), "p50 {p50}");
+        assert!((0.080..=0.100).contains(&p90), "p90 {p90}");
+        assert!((0.090..=0.100).contains(&p99), "p99 {p99}");
+        assert!(p50 < p90 && p90 <= p99);
+        assert_eq!(p(Statistic::Maximum), 0.1);
+    }
+
+    #[test]
+    fn bad_reads_are_errors() {
+        let mut m = MetricsStore::new(60);
+        m.record("request_count", "lb", t(1), 1.0);
+        assert_eq!(
+            m.read("request_count", "lb", 1, Statistic::P90, t(0), t(1)),
+            Err(MetricsError::NotADistribution("request_count".into()))
+        );
+        assert!(matches!(
+            m.read("nope", "lb", 1, Statistic::Sum, t(0), t(1)),
+            Err(MetricsError::NoSuchSeries { .. })
+        ));
+        assert_eq!(
+            m.read("request_count", "lb", 0, Statistic::Sum, t(0), t(1)),
+            Err(MetricsError::ZeroPeriod)
+        );
+        assert!("p42".parse::<Statistic>().is_err());
+        assert_eq!(
+            "sample_count".parse::<Statistic>(),
+            Ok(Statistic::SampleCount)
+        );
+        m.remove_scope("lb");
+        assert!(m.series_names().is_empty());
+    }
+}

@@ -1,0 +1,174 @@
+//! One series: a ring buffer with a slot per second.
+
+use flotilla_control::Time;
+
+use crate::histogram::{self, Counts, BUCKETS};
+use crate::Statistic;
+
+/// One value of a series read at some period: the period's start and its statistic.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Datapoint {
+    /// Start of the period (aligned to a multiple of the period).
+    pub time: Time,
+    /// The statistic over the period.
+    pub value: f64,
+}
+
+/// What one second (or, merged, one period) holds.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// The second this slot holds; `u64::MAX` when it never held one.
+    second: u64,
+    sum: f64,
+    count: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        second: u64::MAX,
+        sum: 0.0,
+        count: 0,
+        min: f64::INFINITY,
+        max: f64::NEG_INFINITY,
+    };
+}
+
+/// A fixed-size ring buffer of per-second slots (plus histograms for distributions).
+#[derive(Debug)]
+pub(crate) struct Series {
+    slots: Vec<Slot>,
+    hist: Option<Vec<Counts>>,
+    latest: Option<u64>,
+}
+
+impl Series {
+    pub(crate) fn new(window: u64, distribution: bool) -> Self {
+        let n = usize::try_from(window).unwrap_or(usize::MAX).max(1);
+        Series {
+            slots: vec![Slot::EMPTY; n],
+            hist: distribution.then(|| vec![[0; BUCKETS]; n]),
+            latest: None,
+        }
+    }
+
+    pub(crate) fn is_distribution(&self) -> bool {
+        self.hist.is_some()
+    }
+
+    fn window(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    fn index(&self, second: u64) -> usize {
+        // The remainder is below slots.len(), which is a usize.
+        (second % self.window()) as usize
+    }
+
+    /// The oldest second still held.
+    fn oldest(&self) -> u64 {
+        self.latest
+            .map_or(0, |l| l.saturating_sub(self.window() - 1))
+    }
+
+    pub(crate) fn record(&mut self, second: u64, value: f64) {
+        if !value.is_finite() || second < self.oldest() {
+            return;
+        }
+        let i = self.index(second);
+        let slot = &mut self.slots[i];
+        if slot.second != second {
+            if slot.second != u64::MAX && slot.second > second {
+                return;
+            }
+            *slot = Slot {
+                second,
+                ..Slot::EMPTY
+            };
+            if let Some(h) = &mut self.hist {
+                h[i] = [0; BUCKETS];
+            }
+        }
+        slot.sum += value;
+        slot.count += 1;
+        slot.min = slot.min.min(value);
+        slot.max = slot.max.max(value);
+        if let Some(h) = &mut self.hist {
+            let b = &mut h[i][histogram::bucket_of(value)];
+            *b = b.saturating_add(1);
+        }
+        self.latest = Some(self.latest.map_or(second, |l| l.max(second)));
+    }
+
+    /// The statistic over seconds `start..=end`; `None` without samples.
+    pub(crate) fn aggregate(&self, start: u64, end: u64, stat: Statistic) -> Option<f64> {
+        let latest = self.latest?;
+        let start = start.max(self.oldest());
+        let end = end.min(latest);
+        let mut acc = Slot::EMPTY;
+        let mut counts = [0u32; BUCKETS];
+        for s in start..=end {
+            let i = self.index(s);
+            let slot = &self.slots[i];
+            if slot.second != s {
+                continue;
+            }
+            acc.sum += slot.sum;
+            acc.count += slot.count;
+            acc.min = acc.min.min(slot.min);
+            acc.max = acc.max.max(slot.max);
+            if let Some(h) = &self.hist {
+                for (c, x) in counts.iter_mut().zip(h[i].iter()) {
+                    *c = c.saturating_add(*x);
+                }
+            }
+        }
+        if acc.count == 0 {
+            return None;
+        }
+        Some(match stat {
+            Statistic::Average => acc.sum / acc.count as f64,
+            Statistic::Sum => acc.sum,
+            Statistic::Minimum => acc.min,
+            Statistic::Maximum => acc.max,
+            Statistic::SampleCount => acc.count as f64,
+            Statistic::P50 => histogram::quantile(&counts, 0.50, acc.min, acc.max)?,
+            Statistic::P90 => histogram::quantile(&counts, 0.90, acc.min, acc.max)?,
+            Statistic::P99 => histogram::quantile(&counts, 0.99, acc.min, acc.max)?,
+        })
+    }
+
+    pub(crate) fn read(
+        &self,
+        period: u64,
+        stat: Statistic,
+        since: u64,
+        until: u64,
+    ) -> Vec<Datapoint> {
+        let Some(latest) = self.latest else {
+            return Vec::new();
+        };
+        let since = since.max(self.oldest());
+        let until = until.min(latest);
+        let mut out = Vec::new();
+        if since > until {
+            return out;
+        }
+        let mut start = since - since % period;
+        while start <= until {
+            let end = start.saturating_add(period - 1);
+            if let Some(value) = self.aggregate(start.max(since), end.min(until), stat) {
+                out.push(Datapoint {
+                    time: Time::from_millis(start.saturating_mul(1000)),
+                    value,
+                });
+            }
+            start = match start.checked_add(period) {
+                Some(s) => s,
+                None => break,
+            };
+        }
+        out
+    }
+}
