@@ -17,17 +17,22 @@ mod body;
 mod errors;
 mod forward;
 mod headers;
+mod limits;
 mod pool;
 mod probe;
 mod server;
+mod smuggling;
 mod stats;
 mod target_group;
+pub mod tls;
+mod upgrade;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use probe::{probe_http, ProbeError};
-pub use server::{serve, serve_with_stats};
+pub use limits::Limits;
+pub use server::{serve, serve_listener, serve_with_stats, ListenerOptions};
 pub use stats::ListenerStats;
 pub use target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};
 
