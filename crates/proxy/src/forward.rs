@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::body::{InFlight, ProxyBody, ReqBody, UpstreamBody};
 use crate::errors::Generated;
@@ -98,13 +97,12 @@ fn is_idempotent(method: &Method) -> bool {
 pub(crate) async fn forward(
     group: &TargetGroup,
     mut parts: Parts,
-    body: Incoming,
+    body: ReqBody,
     fwd: &Forwarded,
     cfg: &ListenerConfig,
 ) -> Response<ProxyBody> {
     headers::prepare_request(&mut parts.uri, &mut parts.headers, fwd);
     parts.version = Version::HTTP_11;
-    let body = ReqBody::new(body);
     // Only bodiless idempotent requests can be rebuilt after hyper consumed them.
     let replay = (is_idempotent(&parts.method) && body.is_empty()).then(|| Replay {
         method: parts.method.clone(),

@@ -30,8 +30,8 @@ mod upgrade;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use probe::{probe_http, ProbeError};
 pub use limits::Limits;
+pub use probe::{probe_http, ProbeError};
 pub use server::{serve, serve_listener, serve_with_stats, ListenerOptions};
 pub use stats::ListenerStats;
 pub use target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};

@@ -14,12 +14,12 @@
 //! response body (or when an upgraded tunnel closes). While nothing is active the bytes read are
 //! the next request head.
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -61,6 +61,9 @@ pub(crate) struct ConnState {
     active: AtomicUsize,
     /// The connection speaks HTTP/2 (ALPN or preface): no HTTP/1 head checks apply.
     h2: AtomicBool,
+    /// The reader that found the connection busy and waits; woken when it becomes idle so
+    /// that the idle timer starts.
+    reader: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
@@ -68,6 +71,7 @@ impl ConnState {
         Arc::new(ConnState {
             active: AtomicUsize::new(0),
             h2: AtomicBool::new(h2),
+            reader: Mutex::new(None),
         })
     }
 
@@ -84,7 +88,13 @@ pub(crate) struct ActiveGuard(Arc<ConnState>);
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        self.0.active.fetch_sub(1, Ordering::AcqRel);
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The lock is never held across anything but a swap.
+            let waiting = self.0.reader.lock().map(|mut w| w.take());
+            if let Ok(Some(w)) = waiting {
+                w.wake();
+            }
+        }
     }
 }
 
@@ -227,6 +237,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<T> {
             this.armed = Armed::None;
             this.head_done = false;
             this.head.clear();
+            if res.is_pending() {
+                if let Ok(mut w) = this.state.reader.lock() {
+                    *w = Some(cx.waker().clone());
+                }
+                if this.state.active.load(Ordering::Acquire) == 0 {
+                    // Became idle meanwhile: make sure the idle timer gets armed.
+                    cx.waker().wake_by_ref();
+                }
+            }
             return res;
         }
         match res {

@@ -5,6 +5,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -23,7 +24,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::body::ProxyBody;
+use crate::body::{BodyLimit, ProxyBody, ReqBody};
 use crate::errors;
 use crate::forward::forward;
 use crate::headers::Forwarded;
@@ -315,7 +316,22 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
     if upgrade::is_upgrade(&parts) {
         return upgrade::forward_upgrade(&group, parts, ctx).await;
     }
-    forward(&group, parts, body, &ctx.fwd, &ctx.config).await
+    let mut body = ReqBody::new(body);
+    let mut exceeded = None;
+    if let Some(left) = ctx.limits.max_request_body {
+        let flag = Arc::new(AtomicBool::new(false));
+        body = body.with_limit(BodyLimit {
+            left,
+            exceeded: Arc::clone(&flag),
+        });
+        exceeded = Some(flag);
+    }
+    let version = parts.version;
+    let resp = forward(&group, parts, body, &ctx.fwd, &ctx.config).await;
+    if exceeded.is_some_and(|e| e.load(Ordering::Relaxed)) {
+        return payload_too_large(version);
+    }
+    resp
 }
 
 /// 413 for a request whose declared length exceeds the body limit (checked before anything is
@@ -326,14 +342,19 @@ fn over_body_limit(req: &Request<Incoming>, max: u64) -> Option<Response<ProxyBo
     if declared <= max {
         return None;
     }
+    Some(payload_too_large(req.version()))
+}
+
+/// The 413 answer; HTTP/1 connections are closed after it.
+fn payload_too_large(version: Version) -> Response<ProxyBody> {
     let mut resp = errors::text_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
         Bytes::from_static(b"413 Payload Too Large: the request body exceeds the limit\n"),
     );
-    if req.version() < Version::HTTP_2 {
+    if version < Version::HTTP_2 {
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    Some(resp)
+    resp
 }

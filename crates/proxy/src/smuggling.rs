@@ -126,10 +126,18 @@ mod tests {
 
     #[test]
     fn canned_answers_have_the_right_length() {
-        for a in [BAD_REQUEST, REQUEST_TIMEOUT, HEADERS_TOO_LARGE, NOT_IMPLEMENTED] {
+        for a in [
+            BAD_REQUEST,
+            REQUEST_TIMEOUT,
+            HEADERS_TOO_LARGE,
+            NOT_IMPLEMENTED,
+        ] {
             let text = std::str::from_utf8(a).unwrap();
             let (head, body) = text.split_once("\r\n\r\n").unwrap();
-            assert!(head.contains(&format!("Content-Length: {}", body.len())), "{head}");
+            assert!(
+                head.contains(&format!("Content-Length: {}", body.len())),
+                "{head}"
+            );
         }
     }
 

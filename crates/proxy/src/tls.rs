@@ -108,7 +108,9 @@ struct SniResolver {
 impl fmt::Debug for SniResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&Vec<String>> = self.certs.iter().map(|c| &c.names).collect();
-        f.debug_struct("SniResolver").field("names", &names).finish()
+        f.debug_struct("SniResolver")
+            .field("names", &names)
+            .finish()
     }
 }
 

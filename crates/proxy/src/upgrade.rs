@@ -33,7 +33,10 @@ pub(crate) fn is_upgrade(parts: &Parts) -> bool {
         .headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("websocket")));
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("websocket"))
+        });
     upgrade
         && parts
             .headers
