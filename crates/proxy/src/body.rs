@@ -168,6 +168,20 @@ impl UpstreamBody {
     }
 }
 
+impl UpstreamBody {
+    /// A body whose connection is not pooled here (multiplexed HTTP/2 connections stay in
+    /// use by other streams; upgraded ones are spliced).
+    pub(crate) fn unpooled(inner: Incoming, in_flight: InFlight, idle_timeout: Duration) -> Self {
+        UpstreamBody {
+            inner,
+            in_flight,
+            conn: None,
+            idle_timeout,
+            done: false,
+        }
+    }
+}
+
 impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {

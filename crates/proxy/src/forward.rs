@@ -12,6 +12,7 @@ use http::{HeaderMap, Method, Request, Response, Uri, Version};
 
 use crate::body::{InFlight, ProxyBody, ReqBody, UpstreamBody};
 use crate::errors::Generated;
+use crate::h2_upstream::{self, ProtocolVersion};
 use crate::headers::{self, Forwarded};
 use crate::pool::{self, ConnectError};
 use crate::target_group::{now_ms, Backend, TargetGroup};
@@ -101,6 +102,9 @@ pub(crate) async fn forward(
     fwd: &Forwarded,
     cfg: &ListenerConfig,
 ) -> Response<ProxyBody> {
+    if group.protocol_version() != ProtocolVersion::Http1 {
+        return h2_upstream::forward(group, parts, body, fwd, cfg).await;
+    }
     headers::prepare_request(&mut parts.uri, &mut parts.headers, fwd);
     parts.version = Version::HTTP_11;
     // Only bodiless idempotent requests can be rebuilt after hyper consumed them.

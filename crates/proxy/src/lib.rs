@@ -16,6 +16,7 @@
 mod body;
 mod errors;
 mod forward;
+mod h2_upstream;
 mod headers;
 mod limits;
 mod pool;
@@ -30,6 +31,7 @@ mod upgrade;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use h2_upstream::ProtocolVersion;
 pub use limits::Limits;
 pub use probe::{probe_http, ProbeError};
 pub use server::{serve, serve_listener, serve_with_stats, ListenerOptions};

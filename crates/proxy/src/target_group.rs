@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use crate::h2_upstream::ProtocolVersion;
 use crate::pool::Pool;
 
 /// How long a backend that refused a connection is skipped when picking, so that the requests
@@ -150,6 +151,8 @@ pub struct TargetGroup {
     next: AtomicUsize,
     /// Serialises writers only (updates are rare); readers never take it.
     update_lock: Mutex<()>,
+    /// HTTP version spoken to the targets (AWS `ProtocolVersion`).
+    protocol_version: ProtocolVersion,
 }
 
 impl fmt::Debug for TargetGroup {
@@ -164,12 +167,26 @@ impl fmt::Debug for TargetGroup {
 impl TargetGroup {
     /// An empty group (requests forwarded to it are answered 503 until targets are registered).
     pub fn new(name: impl Into<String>) -> Arc<TargetGroup> {
+        TargetGroup::with_protocol_version(name, ProtocolVersion::Http1)
+    }
+
+    /// An empty group whose targets are spoken to in `version` (HTTP/2 for gRPC services).
+    pub fn with_protocol_version(
+        name: impl Into<String>,
+        version: ProtocolVersion,
+    ) -> Arc<TargetGroup> {
         Arc::new(TargetGroup {
             name: name.into(),
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next: AtomicUsize::new(0),
             update_lock: Mutex::new(()),
+            protocol_version: version,
         })
+    }
+
+    /// The HTTP version spoken to this group's targets.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.protocol_version
     }
 
     /// The group's configured name, for logs and metrics.

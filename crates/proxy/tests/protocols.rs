@@ -381,3 +381,78 @@ async fn idle_time_between_requests_is_not_header_time() {
     assert_eq!(n, 0);
     assert_eq!(backend.requests(), 2);
 }
+
+/// An HTTP/2-only (h2c) backend that answers like a gRPC server: the request body echoed, then
+/// `grpc-status` trailers. Reports what it saw in response headers.
+async fn grpc_backend() -> SocketAddr {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let te = req
+                        .headers()
+                        .get("te")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    let version = format!("{:?}", req.version());
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    trailers.insert("grpc-message", "ok".parse().unwrap());
+                    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
+                        vec![Ok(Frame::data(body)), Ok(Frame::trailers(trailers))];
+                    let resp = hyper::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("x-seen-te", te)
+                        .header("x-seen-version", version)
+                        .body(StreamBody::new(futures_util::stream::iter(frames)))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(resp)
+                });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn grpc_trailers_pass_through_over_http2() {
+    let backend = grpc_backend().await;
+    let group = TargetGroup::with_protocol_version("grpc", flotilla_proxy::ProtocolVersion::Grpc);
+    group.update(vec![target(backend, Healthy)]);
+    let lb = plain(&group).await;
+    let stream = TcpStream::connect(lb.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        let payload = format!("\0\0\0\0\x05call{i}");
+        let req = Request::post(format!("http://{}/echo.Echo/Say", lb.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(Bytes::from(payload.clone())))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-seen-te"], "trailers");
+        assert_eq!(resp.headers()["x-seen-version"], "HTTP/2.0");
+        let collected = resp.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().expect("no trailers");
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(trailers["grpc-message"], "ok");
+        assert_eq!(collected.to_bytes(), payload);
+    }
+    // One multiplexed connection carried every call.
+    assert_eq!(group.stats()[0].requests_total, 3);
+    assert_eq!(group.in_flight(backend), Some(0));
+}
