@@ -92,7 +92,8 @@ pub async fn run(
                         addr: l.bind,
                         source,
                     })?;
-            bound.push((listener, lb.idle_timeout, l.default_action.clone()));
+            let options = crate::protocols::listener_options(lb, l)?;
+            bound.push((listener, lb.idle_timeout, l.default_action.clone(), options));
         }
     }
 
@@ -125,7 +126,10 @@ pub async fn run(
             name.clone(),
             TargetGroupRuntime::new(
                 health,
-                flotilla_proxy::TargetGroup::new(name.clone()),
+                flotilla_proxy::TargetGroup::with_protocol_version(
+                    name.clone(),
+                    crate::protocols::protocol_version(tg.protocol_version),
+                ),
                 probe,
             ),
         );
@@ -196,7 +200,7 @@ pub async fn run(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut proxies = JoinSet::new();
-    for (listener, idle_timeout, action) in bound {
+    for (listener, idle_timeout, action, options) in bound {
         let router = Router {
             default_action: route_action(&action, &target_groups),
         };
@@ -205,10 +209,12 @@ pub async fn run(
             connect_timeout: CONNECT_TIMEOUT,
         };
         let router = Arc::new(ArcSwap::from_pointee(router));
-        proxies.spawn(flotilla_proxy::serve(
+        proxies.spawn(flotilla_proxy::serve_listener(
             listener,
             router,
             cfg,
+            options,
+            Arc::new(flotilla_proxy::ListenerStats::default()),
             stop_rx.clone(),
         ));
     }
