@@ -167,7 +167,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ClientIo<T> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        if let Poll::Pending = Pin::new(&mut self.inner).poll_flush(cx) {
+        if Pin::new(&mut self.inner).poll_flush(cx).is_pending() {
             return Poll::Pending;
         }
         // Shut down our side so the client reads EOF right after the answer.
