@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
-use crate::smuggling::{self, Verdict};
+use crate::smuggling::{self, Fed, Framing};
 
 /// The HTTP/2 connection preface; a client sending it speaks h2c with prior knowledge.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
@@ -61,6 +61,8 @@ pub(crate) struct ConnState {
     active: AtomicUsize,
     /// The connection speaks HTTP/2 (ALPN or preface): no HTTP/1 head checks apply.
     h2: AtomicBool,
+    /// The connection was upgraded (WebSocket): the bytes are no longer HTTP messages.
+    upgraded: AtomicBool,
     /// The reader that found the connection busy and waits; woken when it becomes idle so
     /// that the idle timer starts.
     reader: Mutex<Option<Waker>>,
@@ -71,8 +73,14 @@ impl ConnState {
         Arc::new(ConnState {
             active: AtomicUsize::new(0),
             h2: AtomicBool::new(h2),
+            upgraded: AtomicBool::new(false),
             reader: Mutex::new(None),
         })
+    }
+
+    /// The connection is about to be upgraded: stop looking for HTTP/1 requests in it.
+    pub(crate) fn upgrading(&self) {
+        self.upgraded.store(true, Ordering::Release);
     }
 
     /// Mark one request as being served until the guard drops.
@@ -98,7 +106,7 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Which timer is armed while the connection waits for a request head.
+/// Which timer is armed while no request is being served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Armed {
     None,
@@ -116,13 +124,14 @@ pub(crate) struct ClientIo<T> {
     limits: Limits,
     timer: Pin<Box<Sleep>>,
     armed: Armed,
-    /// The head read so far, when it spans several reads.
-    head: Vec<u8>,
-    /// The current head was already checked (the rest of the bytes are its body).
-    head_done: bool,
+    /// HTTP/1 message boundaries, so every head is checked (`Off` for HTTP/2 and tunnels).
+    framing: Framing,
     /// Whether the first bytes were looked at for the HTTP/2 preface.
     sniffed: bool,
-    /// A refusal being written: the bytes left, then the read fails.
+    /// A refused head, answered once no request is being served (so the answer cannot land
+    /// in the middle of another response).
+    pending: Option<&'static [u8]>,
+    /// A refusal being written: the bytes and how many are written; then the read fails.
     refusal: Option<(&'static [u8], usize)>,
 }
 
@@ -133,6 +142,10 @@ impl<T> ClientIo<T> {
         idle_timeout: Duration,
         limits: Limits,
     ) -> Self {
+        let mut framing = Framing::new(limits.max_header_bytes);
+        if state.h2.load(Ordering::Relaxed) {
+            framing.stop();
+        }
         ClientIo {
             inner,
             state,
@@ -140,9 +153,9 @@ impl<T> ClientIo<T> {
             limits,
             timer: Box::pin(tokio::time::sleep(idle_timeout)),
             armed: Armed::None,
-            head: Vec::new(),
-            head_done: false,
+            framing,
             sniffed: false,
+            pending: None,
             refusal: None,
         }
     }
@@ -150,6 +163,32 @@ impl<T> ClientIo<T> {
     fn arm(&mut self, which: Armed, after: Duration) {
         self.armed = which;
         self.timer.as_mut().reset(Instant::now() + after);
+    }
+
+    /// Arm the timer that fits where the stream is, keeping a running header timer.
+    fn arm_for_stage(&mut self) {
+        if self.framing.in_head() {
+            if self.armed != Armed::Head {
+                self.arm(Armed::Head, self.limits.header_read_timeout);
+            }
+        } else {
+            self.arm(Armed::Idle, self.idle_timeout);
+        }
+    }
+
+    /// Be woken when the request being served ends.
+    fn wait_until_idle(&self, cx: &mut Context<'_>) {
+        if let Ok(mut w) = self.state.reader.lock() {
+            *w = Some(cx.waker().clone());
+        }
+        if self.state.active.load(Ordering::Acquire) == 0 {
+            // Became idle meanwhile.
+            cx.waker().wake_by_ref();
+        }
+    }
+
+    fn busy(&self) -> bool {
+        self.state.active.load(Ordering::Acquire) > 0
     }
 }
 
@@ -183,37 +222,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> ClientIo<T> {
         self.poll_refuse(cx)
     }
 
-    /// Look at newly read head bytes: `Some(answer)` refuses the request.
-    fn check_head(&mut self, new: &[u8]) -> Option<&'static [u8]> {
+    /// Sniff the HTTP/2 preface and follow the HTTP/1 framing of newly read bytes.
+    fn look_at(&mut self, new: &[u8]) -> Fed {
         if !self.sniffed {
             self.sniffed = true;
             if new.starts_with(&H2_PREFACE[..new.len().min(H2_PREFACE.len())]) {
-                // A preface split over reads is unusual; the prefix is enough to stop checking.
+                // A preface split over reads is unusual; its prefix is enough to stop checking.
                 self.state.h2.store(true, Ordering::Relaxed);
-                return None;
+                self.framing.stop();
             }
         }
-        let verdict = if self.head.is_empty() {
-            match smuggling::check(new, self.limits.max_header_bytes) {
-                Verdict::Incomplete => {
-                    self.head.extend_from_slice(new);
-                    return None;
-                }
-                v => v,
-            }
-        } else {
-            self.head.extend_from_slice(new);
-            smuggling::check(&self.head, self.limits.max_header_bytes)
-        };
-        match verdict {
-            Verdict::Incomplete => None,
-            Verdict::Ok => {
-                self.head.clear();
-                self.head_done = true;
-                None
-            }
-            Verdict::Refuse(answer) => Some(answer),
+        if self.state.upgraded.load(Ordering::Acquire) {
+            self.framing.stop();
         }
+        self.framing.feed(new)
     }
 }
 
@@ -227,59 +249,56 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<T> {
         if this.refusal.is_some() {
             return this.poll_refuse(cx);
         }
+        if let Some(answer) = this.pending {
+            if this.busy() {
+                this.wait_until_idle(cx);
+                return Poll::Pending;
+            }
+            return this.refuse(cx, answer);
+        }
         let before = buf.filled().len();
         let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let busy = this.state.active.load(Ordering::Acquire) > 0;
-        let h2 = this.state.h2.load(Ordering::Relaxed);
-        if busy {
-            // A request is being served: the forwarding path has its own timeouts. The next
-            // bytes after it ends start a new head.
-            this.armed = Armed::None;
-            this.head_done = false;
-            this.head.clear();
-            if res.is_pending() {
-                if let Ok(mut w) = this.state.reader.lock() {
-                    *w = Some(cx.waker().clone());
-                }
-                if this.state.active.load(Ordering::Acquire) == 0 {
-                    // Became idle meanwhile: make sure the idle timer gets armed.
-                    cx.waker().wake_by_ref();
-                }
-            }
-            return res;
-        }
         match res {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                if h2 {
-                    this.arm(Armed::Idle, this.idle_timeout);
+                let fed = this.look_at(&buf.filled()[before..]);
+                if let Fed::Refuse { answer, at } = fed {
+                    // Hand hyper the bytes of earlier messages only; the refused head never
+                    // reaches it whole.
+                    buf.set_filled(before + at);
+                    this.pending = Some(answer);
+                    if at == 0 {
+                        if this.busy() {
+                            this.wait_until_idle(cx);
+                            return Poll::Pending;
+                        }
+                        return this.refuse(cx, answer);
+                    }
                     return Poll::Ready(Ok(()));
                 }
-                if this.head_done {
-                    // Body bytes of a request hyper has not handed to the service yet.
-                    return Poll::Ready(Ok(()));
-                }
-                if this.armed != Armed::Head {
-                    this.arm(Armed::Head, this.limits.header_read_timeout);
-                }
-                let new = &buf.filled()[before..];
-                if let Some(answer) = this.check_head(new) {
-                    buf.set_filled(before);
-                    return this.refuse(cx, answer);
-                }
-                if this.state.h2.load(Ordering::Relaxed) {
-                    this.arm(Armed::Idle, this.idle_timeout);
+                if this.busy() {
+                    this.armed = Armed::None;
+                } else {
+                    this.arm_for_stage();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                if this.armed == Armed::None {
-                    this.arm(Armed::Idle, this.idle_timeout);
+                if this.busy() {
+                    // A request is being served: the forwarding path has its own timeouts.
+                    this.armed = Armed::None;
+                    this.wait_until_idle(cx);
+                    return Poll::Pending;
+                }
+                if this.armed == Armed::None
+                    || (this.armed == Armed::Idle && this.framing.in_head())
+                {
+                    this.arm_for_stage();
                 }
                 if this.timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
                 match this.armed {
-                    Armed::Head if !h2 => {
+                    Armed::Head if this.framing.in_head() => {
                         tracing::debug!("request head not received in time; answering 408");
                         this.refuse(cx, smuggling::REQUEST_TIMEOUT)
                     }

@@ -108,6 +108,7 @@ pub(crate) async fn forward_upgrade(
     }
     let target_side = hyper::upgrade::on(&mut resp);
     let busy = ctx.state.begin();
+    ctx.state.upgrading();
     let addr = backend.addr;
     tokio::spawn(async move {
         let _in_flight = in_flight;

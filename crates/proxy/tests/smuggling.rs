@@ -204,3 +204,23 @@ async fn a_clean_request_still_passes_and_keeps_the_connection() {
     }
     assert_eq!(backend.requests(), 2);
 }
+
+#[tokio::test]
+async fn a_pipelined_ambiguous_request_is_refused_after_the_good_one() {
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let (answer, closed) = exchange(
+        proxy.addr,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\n\r\nhello"), "{answer}");
+    let second = answer
+        .find("HTTP/1.1 400")
+        .expect("no 400 for the second request");
+    assert!(second > answer.find("hello").unwrap(), "{answer}");
+    assert!(closed);
+    assert_eq!(backend.requests(), 1);
+}
