@@ -397,7 +397,13 @@ async fn grpc_backend() -> SocketAddr {
                         .map(|v| v.to_str().unwrap().to_string())
                         .unwrap_or_default();
                     let version = format!("{:?}", req.version());
-                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let collected = req.into_body().collect().await.unwrap();
+                    let req_trailer = collected
+                        .trailers()
+                        .and_then(|t| t.get("x-client-trailer"))
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    let body = collected.to_bytes();
                     let mut trailers = http::HeaderMap::new();
                     trailers.insert("grpc-status", "0".parse().unwrap());
                     trailers.insert("grpc-message", "ok".parse().unwrap());
@@ -407,6 +413,7 @@ async fn grpc_backend() -> SocketAddr {
                         .header("content-type", "application/grpc")
                         .header("x-seen-te", te)
                         .header("x-seen-version", version)
+                        .header("x-seen-request-trailer", req_trailer)
                         .body(StreamBody::new(futures_util::stream::iter(frames)))
                         .unwrap();
                     Ok::<_, std::convert::Infallible>(resp)
@@ -435,15 +442,28 @@ async fn grpc_trailers_pass_through_over_http2() {
     tokio::spawn(conn);
     for i in 0..3 {
         let payload = format!("\0\0\0\0\x05call{i}");
+        let mut req_trailers = http::HeaderMap::new();
+        req_trailers.insert("x-client-trailer", format!("t{i}").parse().unwrap());
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(hyper::body::Frame::data(Bytes::from(payload.clone()))),
+            Ok(hyper::body::Frame::trailers(req_trailers)),
+        ];
         let req = Request::post(format!("http://{}/echo.Echo/Say", lb.addr))
             .header("content-type", "application/grpc")
             .header("te", "trailers")
-            .body(Full::new(Bytes::from(payload.clone())))
+            .body(http_body_util::StreamBody::new(futures_util::stream::iter(
+                frames,
+            )))
             .unwrap();
         let resp = send.send_request(req).await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.headers()["x-seen-te"], "trailers");
         assert_eq!(resp.headers()["x-seen-version"], "HTTP/2.0");
+        // Request trailers reached the target too.
+        assert_eq!(
+            resp.headers()["x-seen-request-trailer"],
+            format!("t{i}").as_str()
+        );
         let collected = resp.into_body().collect().await.unwrap();
         let trailers = collected.trailers().cloned().expect("no trailers");
         assert_eq!(trailers["grpc-status"], "0");
