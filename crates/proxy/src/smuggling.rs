@@ -69,13 +69,12 @@ fn resume_point(buf: &[u8]) -> usize {
 }
 
 fn check_head(head: &[u8], len: usize) -> Verdict {
-    let lines: Vec<&[u8]> = head
+    let lines = head
         .split(|&b| b == b'\n')
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
         .skip_while(|l| l.is_empty())
-        .take_while(|l| !l.is_empty())
-        .collect();
-    match check_lines(&lines) {
+        .take_while(|l| !l.is_empty());
+    match check_lines(lines) {
         Ok(body) => Verdict::Ok { len, body },
         Err(answer) => Verdict::Refuse(answer),
     }
@@ -298,10 +297,11 @@ impl Chunk {
     }
 }
 
-fn check_lines(lines: &[&[u8]]) -> Result<BodyKind, &'static [u8]> {
-    let Some((request_line, headers)) = lines.split_first() else {
+fn check_lines<'a>(mut lines: impl Iterator<Item = &'a [u8]>) -> Result<BodyKind, &'static [u8]> {
+    let Some(request_line) = lines.next() else {
         return Err(BAD_REQUEST);
     };
+    let headers = lines;
     if request_line.iter().any(|&b| b.is_ascii_control()) {
         return Err(BAD_REQUEST);
     }
