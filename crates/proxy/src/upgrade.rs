@@ -5,8 +5,12 @@
 //! Every other request has its `Upgrade` header stripped as hop-by-hop (see `headers.rs`); only
 //! here is it deliberately passed on.
 
+use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -15,13 +19,14 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::body::{InFlight, ProxyBody, ReqBody, UpstreamBody};
 use crate::errors::Generated;
 use crate::headers;
 use crate::server::ConnCtx;
-use crate::target_group::TargetGroup;
+use crate::target_group::{now_ms, TargetGroup};
 
 /// Whether a request asks for a WebSocket upgrade (HTTP/1.1, `Upgrade: websocket` and
 /// `Connection: upgrade`).
@@ -120,12 +125,19 @@ pub(crate) async fn forward_upgrade(
                 return;
             }
         };
-        let (mut client, mut target) = (TokioIo::new(client), TokioIo::new(target));
-        match tokio::io::copy_bidirectional(&mut client, &mut target).await {
-            Ok((up, down)) => {
-                tracing::debug!(target = %addr, up, down, "upgraded connection closed")
+        let last = Arc::new(AtomicU64::new(now_ms()));
+        let mut client = Active::new(TokioIo::new(client), &last);
+        let mut target = Active::new(TokioIo::new(target), &last);
+        tokio::select! {
+            res = tokio::io::copy_bidirectional(&mut client, &mut target) => match res {
+                Ok((up, down)) => {
+                    tracing::debug!(target = %addr, up, down, "upgraded connection closed")
+                }
+                Err(e) => tracing::debug!(target = %addr, error = %e, "upgraded connection failed"),
+            },
+            () = idle_watch(&last, idle) => {
+                tracing::debug!(target = %addr, "upgraded connection idle too long; closing");
             }
-            Err(e) => tracing::debug!(target = %addr, error = %e, "upgraded connection failed"),
         }
     });
     // The 101 goes to the client with the target's handshake headers (Sec-WebSocket-Accept,
@@ -134,6 +146,67 @@ pub(crate) async fn forward_upgrade(
     *out.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *out.headers_mut() = std::mem::take(resp.headers_mut());
     out
+}
+
+/// Resolves once nothing moved in either direction for `idle` (ALB applies its idle timeout
+/// to WebSocket connections too).
+async fn idle_watch(last: &AtomicU64, idle: Duration) {
+    let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        let quiet = now_ms().saturating_sub(last.load(Ordering::Relaxed));
+        if quiet >= idle_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(idle_ms - quiet)).await;
+    }
+}
+
+/// One side of a tunnel, recording when it last read anything.
+struct Active<T> {
+    inner: T,
+    last: Arc<AtomicU64>,
+}
+
+impl<T> Active<T> {
+    fn new(inner: T, last: &Arc<AtomicU64>) -> Self {
+        Active {
+            inner,
+            last: Arc::clone(last),
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Active<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if res.is_ready() {
+            this.last.store(now_ms(), Ordering::Relaxed);
+        }
+        res
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Active<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 /// A fresh HTTP/1.1 connection whose connection task supports upgrades.

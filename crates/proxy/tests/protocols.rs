@@ -258,6 +258,31 @@ async fn websocket_echo_through_the_proxy() {
 }
 
 #[tokio::test]
+async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
+    use tokio_tungstenite::tungstenite::Message;
+    let backend = ws_echo_backend().await;
+    let group = group_of(&[(backend, Healthy)]);
+    let config = ListenerConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
+    let lb = start(&group, config, ListenerOptions::default()).await;
+    let tcp = TcpStream::connect(lb.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/", lb.addr), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::text("ping")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "ping");
+    // Then silence: the proxy ends the tunnel and the client sees the connection end.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("idle tunnel not closed");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    wait_for("tunnel to close", || group.in_flight(backend) == Some(0)).await;
+}
+
+#[tokio::test]
 async fn oversized_headers_get_431_and_a_closed_connection() {
     let backend = TestBackend::start("b1").await;
     let group = group_of(&[(backend.addr, Healthy)]);
