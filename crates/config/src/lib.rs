@@ -35,8 +35,8 @@ use toml::Spanned;
 pub use diagnostics::{ConfigError, Diagnostic, Diagnostics};
 pub use matching::{Cidr, Matcher, QueryPair};
 pub use model::{
-    Algorithm, Cluster, Config, HealthCheck, LaunchTemplate, Protocol, Stickiness, StopSignal,
-    TargetGroup,
+    Algorithm, Cluster, Config, HealthCheck, LaunchTemplate, Protocol, ProtocolVersion, Stickiness,
+    StopSignal, TargetGroup,
 };
 pub use routing::{
     Action, Certificate, Condition, Listener, ListenerProtocol, LoadBalancer, LoadBalancerType,
@@ -48,13 +48,14 @@ pub use scaling::{
     KNOWN_METRICS, KNOWN_STATISTICS,
 };
 
-/// Reads the file at `path` and [`parse`]s it.
+/// Reads the file at `path` and [`parse`]s it; also checks that the files the config names
+/// (listener certificates and keys) exist, reporting a missing one at its value.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let source = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
     })?;
-    parse(&source, path)
+    parse_checked(&source, path, true)
 }
 
 /// Parses and validates config text.
@@ -63,6 +64,10 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// file (`state_dir`, `working_dir`, certificates) against its parent directory, made absolute
 /// with the current directory. The file system is not otherwise touched.
 pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_checked(source, path, false)
+}
+
+fn parse_checked(source: &str, path: &Path, check_files: bool) -> Result<Config, ConfigError> {
     let index = diagnostics::LineIndex::new(source);
     let root = match DeTable::parse(source) {
         Ok(root) => root,
@@ -78,6 +83,7 @@ pub fn parse(source: &str, path: &Path) -> Result<Config, ConfigError> {
 
     let mut ctx = decode::Ctx {
         base_dir: base_dir(path),
+        check_files,
         ..Default::default()
     };
     let config = decode::decode_config(&mut ctx, &root, path);

@@ -198,12 +198,26 @@ impl Algorithm {
     }
 }
 
+/// HTTP version a target group speaks to its targets, as ELB's `ProtocolVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProtocolVersion {
+    /// HTTP/1.1, whatever the client spoke (default).
+    #[default]
+    Http1,
+    /// HTTP/2 (cleartext, prior knowledge).
+    Http2,
+    /// gRPC: HTTP/2 with trailers passed through.
+    Grpc,
+}
+
 /// A pool of targets a load balancer forwards to (`[target_groups.NAME]`), with its health
 /// check and draining settings, as an ELB target group.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TargetGroup {
     /// Traffic protocol. Default `http`.
     pub protocol: Protocol,
+    /// HTTP version spoken to the targets (AWS `ProtocolVersion`). Default `http1`.
+    pub protocol_version: ProtocolVersion,
     /// Routing algorithm among healthy targets. Default `round_robin`.
     pub algorithm: Algorithm,
     /// How long a deregistered target keeps serving in-flight requests (draining).
@@ -226,6 +240,7 @@ impl Default for TargetGroup {
     fn default() -> Self {
         Self {
             protocol: Protocol::Http,
+            protocol_version: ProtocolVersion::Http1,
             algorithm: Algorithm::RoundRobin,
             deregistration_delay: Duration::from_secs(300),
             slow_start: Duration::ZERO,

@@ -20,6 +20,12 @@ pub struct LoadBalancer {
     /// Where to write the access log (JSON lines, one per request), resolved against the
     /// config's directory; `None` (default) = no access log, as in AWS.
     pub access_log: Option<PathBuf>,
+    /// How long a client may take to send a complete request head once it has started one;
+    /// slower clients get 408 and a closed connection. Default 10 s. (Not an AWS attribute.)
+    pub header_read_timeout: Duration,
+    /// Largest request body in bytes (`max_request_body`, an integer or a size such as
+    /// `"10MiB"`); larger ones get 413. Default `None`: unlimited, as ALB.
+    pub max_request_body: Option<u64>,
     /// The ports it listens on.
     pub listeners: Vec<Listener>,
 }

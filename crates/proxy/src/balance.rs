@@ -2,6 +2,7 @@
 //! settings of a group (algorithm, slow start, stickiness), a clock that tests can drive, a
 //! lock-free per-thread random generator, and the `AWSALB` stickiness cookie.
 
+use crate::h2_upstream::ProtocolVersion;
 use std::cell::Cell;
 use std::hash::{BuildHasher, Hash};
 use std::net::SocketAddr;
@@ -69,6 +70,8 @@ pub struct TargetGroupSettings {
     pub stickiness: Option<Duration>,
     /// Time source for slow start and cookie expiry.
     pub clock: Clock,
+    /// The HTTP version spoken to the targets (AWS `ProtocolVersion`; HTTP/2 for gRPC).
+    pub protocol_version: ProtocolVersion,
 }
 
 impl TargetGroupSettings {
@@ -79,6 +82,11 @@ impl TargetGroupSettings {
             slow_start: tg.slow_start,
             stickiness: tg.stickiness.enabled.then_some(tg.stickiness.duration),
             clock: Clock::System,
+            protocol_version: match tg.protocol_version {
+                flotilla_config::ProtocolVersion::Http1 => ProtocolVersion::Http1,
+                flotilla_config::ProtocolVersion::Http2 => ProtocolVersion::Http2,
+                flotilla_config::ProtocolVersion::Grpc => ProtocolVersion::Grpc,
+            },
         }
     }
 }

@@ -2,7 +2,7 @@
 //! Both stream frame by frame; nothing is buffered whole.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -21,21 +21,42 @@ use crate::target_group::{now_ms, Backend};
 ///
 /// A streamed body records when it last produced data, so that the wait for the target's
 /// response headers counts from the end of the upload rather than from its start.
+///
+/// It may carry a size limit: a body that grows past it fails (so the target never gets a
+/// truncated request that looks complete) and records that in its flag, for a 413.
 #[derive(Debug)]
-pub(crate) struct ReqBody(Option<(Incoming, Arc<AtomicU64>)>);
+pub(crate) struct ReqBody(Option<(Incoming, Arc<AtomicU64>)>, Option<BodyLimit>);
+
+/// What is left of a request body's size limit, and where exceeding it is recorded.
+#[derive(Debug)]
+pub(crate) struct BodyLimit {
+    pub(crate) left: u64,
+    pub(crate) exceeded: Arc<AtomicBool>,
+}
+
+/// The error of a request body that grew past its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds the limit")]
+pub(crate) struct TooLarge;
 
 impl ReqBody {
     /// Wrap a client body, dropping it right away if it is already known to be empty.
     pub(crate) fn new(body: Incoming) -> Self {
         if body.is_end_stream() {
-            ReqBody(None)
+            ReqBody(None, None)
         } else {
-            ReqBody(Some((body, Arc::new(AtomicU64::new(now_ms())))))
+            ReqBody(Some((body, Arc::new(AtomicU64::new(now_ms())))), None)
         }
     }
 
+    /// Fail the body once more than `limit.left` bytes have come.
+    pub(crate) fn with_limit(mut self, limit: BodyLimit) -> Self {
+        self.1 = Some(limit);
+        self
+    }
+
     pub(crate) fn empty() -> Self {
-        ReqBody(None)
+        ReqBody(None, None)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -51,19 +72,30 @@ impl ReqBody {
 
 impl Body for ReqBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match &mut self.get_mut().0 {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        match &mut this.0 {
             Some((b, activity)) => {
                 let res = Pin::new(b).poll_frame(cx);
                 if res.is_ready() {
                     activity.store(now_ms(), Ordering::Relaxed);
                 }
-                res
+                if let (Poll::Ready(Some(Ok(frame))), Some(limit)) = (&res, &mut this.1) {
+                    let len = frame.data_ref().map_or(0, |d| d.len() as u64);
+                    match limit.left.checked_sub(len) {
+                        Some(left) => limit.left = left,
+                        None => {
+                            limit.exceeded.store(true, Ordering::Relaxed);
+                            return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                        }
+                    }
+                }
+                res.map(|r| r.map(|f| f.map_err(Into::into)))
             }
             None => Poll::Ready(None),
         }
@@ -130,6 +162,20 @@ impl UpstreamBody {
             inner,
             in_flight,
             conn: Some(conn),
+            idle_timeout,
+            done: false,
+        }
+    }
+}
+
+impl UpstreamBody {
+    /// A body whose connection is not pooled here (multiplexed HTTP/2 connections stay in
+    /// use by other streams; upgraded ones are spliced).
+    pub(crate) fn unpooled(inner: Incoming, in_flight: InFlight, idle_timeout: Duration) -> Self {
+        UpstreamBody {
+            inner,
+            in_flight,
+            conn: None,
             idle_timeout,
             done: false,
         }

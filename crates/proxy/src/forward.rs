@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
 
 use crate::access_log::{Logged, UpstreamTiming};
 use crate::body::{InFlight, ProxyBody, ReqBody, UpstreamBody};
 use crate::errors::Generated;
+use crate::h2_upstream::{self, ProtocolVersion};
 use crate::headers::{self, Forwarded};
 use crate::pool::{self, ConnectError};
 use crate::target_group::{now_ms, Backend, TargetGroup};
@@ -99,13 +99,15 @@ fn is_idempotent(method: &Method) -> bool {
 pub(crate) async fn forward(
     group: &TargetGroup,
     mut parts: Parts,
-    body: Incoming,
+    body: ReqBody,
     fwd: &Forwarded,
     cfg: &ListenerConfig,
 ) -> Response<ProxyBody> {
+    if group.protocol_version() != ProtocolVersion::Http1 {
+        return h2_upstream::forward(group, parts, body, fwd, cfg).await;
+    }
     headers::prepare_request(&mut parts.uri, &mut parts.headers, fwd);
     parts.version = Version::HTTP_11;
-    let body = ReqBody::new(body);
     // Only bodiless idempotent requests can be rebuilt after hyper consumed them.
     let replay = (is_idempotent(&parts.method) && body.is_empty()).then(|| Replay {
         method: parts.method.clone(),

@@ -26,6 +26,8 @@ pub(crate) struct Forwarded {
     pub(crate) client_ip: HeaderValue,
     /// The listener port the client connected to.
     pub(crate) port: HeaderValue,
+    /// `http` or `https`: the listener's protocol, for `X-Forwarded-Proto`.
+    pub(crate) proto: HeaderValue,
 }
 
 /// Remove hop-by-hop headers, including every header named by `Connection`.
@@ -78,7 +80,7 @@ pub(crate) fn prepare_request(uri: &mut Uri, headers: &mut HeaderMap, fwd: &Forw
     }
 
     append_forwarded_for(headers, &fwd.client_ip);
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    headers.insert(X_FORWARDED_PROTO.clone(), fwd.proto.clone());
     headers.insert(X_FORWARDED_PORT.clone(), fwd.port.clone());
 }
 
@@ -119,6 +121,7 @@ mod tests {
         Forwarded {
             client_ip: HeaderValue::from_static("127.0.0.1"),
             port: HeaderValue::from_static("8080"),
+            proto: HeaderValue::from_static("http"),
         }
     }
 

@@ -26,7 +26,9 @@ mod balance;
 mod body;
 mod errors;
 mod forward;
+mod h2_upstream;
 mod headers;
+mod limits;
 mod outlier;
 mod pool;
 mod probe;
@@ -34,19 +36,24 @@ pub mod proxy_protocol;
 mod router;
 pub mod rules;
 mod server;
+mod smuggling;
 mod stats;
 mod target_group;
 mod tcp;
+pub mod tls;
+mod upgrade;
 
 use std::time::Duration;
 
 pub use balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
 
 pub use access_log::AccessLog;
+pub use h2_upstream::ProtocolVersion;
+pub use limits::Limits;
 pub use probe::{probe_http, probe_tcp, ProbeError};
 pub use router::{Decision, RouteAction, Router, WeightedGroups};
 pub use rules::RedirectAction;
-pub use server::{serve, serve_with_stats};
+pub use server::{serve, serve_listener, serve_with_stats, ListenerOptions};
 pub use stats::{Histogram, HistogramSnapshot, ListenerStats, ListenerStatsSnapshot};
 pub use target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};
 pub use tcp::{serve_tcp, serve_tcp_with_stats, TcpListenerConfig};

@@ -35,6 +35,8 @@ struct Idle {
 #[derive(Default)]
 pub(crate) struct Pool {
     idle: Mutex<VecDeque<Idle>>,
+    /// The one multiplexed HTTP/2 connection used for target groups that speak HTTP/2 or gRPC.
+    pub(crate) h2: Mutex<Option<hyper::client::conn::http2::SendRequest<ReqBody>>>,
 }
 
 impl std::fmt::Debug for Pool {

@@ -1,41 +1,76 @@
-//! The listener: accepts client connections, serves HTTP/1.1 on them with keep-alive, routes
-//! each request, and shuts down gracefully.
+//! The listener: accepts client connections (plain or TLS), serves HTTP/1.1 and HTTP/2 on them
+//! (h2c with prior knowledge on plain listeners, ALPN over TLS), routes each request, and shuts
+//! down gracefully.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::header::HeaderValue;
-use http::{Request, Response};
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::access_log;
-use crate::body::ProxyBody;
+use crate::body::{BodyLimit, ProxyBody, ReqBody};
+use crate::errors;
 use crate::forward::forward;
 use crate::headers::Forwarded;
+use crate::limits::{ActiveGuard, ClientIo, ConnState, Limits};
+use crate::upgrade;
 use crate::{Decision, ListenerConfig, ListenerStats, ProxyError, Router};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// How a listener talks to clients beyond the timeouts of [`ListenerConfig`]: TLS (for `https`
+/// listeners) and the request limits. Separate from `ListenerConfig` so that adding protocol
+/// options does not touch every caller that only sets timeouts.
+#[derive(Clone, Default)]
+pub struct ListenerOptions {
+    /// TLS server configuration of an `https` listener (see [`crate::tls::server_config`]);
+    /// `None` serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Header/body size limits and the header read timeout.
+    pub limits: Limits,
+}
+
+impl std::fmt::Debug for ListenerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerOptions")
+            .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
+
 /// Everything a client connection needs, shared by all of its requests.
-struct ConnCtx {
+pub(crate) struct ConnCtx {
     /// The client's address: the access log, and `source-ip` conditions (the TCP peer,
     /// never X-Forwarded-For).
-    peer: std::net::SocketAddr,
+    peer: SocketAddr,
     /// The listener's address, for the access log.
-    local: std::net::SocketAddr,
+    local: SocketAddr,
     router: Arc<ArcSwap<Router>>,
-    config: ListenerConfig,
+    pub(crate) config: ListenerConfig,
+    limits: Limits,
     stats: Arc<ListenerStats>,
-    fwd: Forwarded,
+    pub(crate) fwd: Forwarded,
+    /// What the byte-level limits know about this connection.
+    pub(crate) state: Arc<ConnState>,
 }
 
 /// Decrements the active-connection count when a client connection task ends, however it ends.
@@ -70,17 +105,42 @@ pub async fn serve_with_stats(
     router: Arc<ArcSwap<Router>>,
     config: ListenerConfig,
     stats: Arc<ListenerStats>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), ProxyError> {
+    let options = ListenerOptions::default();
+    serve_listener(listener, router, config, options, stats, shutdown).await
+}
+
+/// [`serve_with_stats`] with TLS and request limits: the entry point of `https` listeners and
+/// of listeners with non-default limits.
+pub async fn serve_listener(
+    listener: TcpListener,
+    router: Arc<ArcSwap<Router>>,
+    config: ListenerConfig,
+    options: ListenerOptions,
+    stats: Arc<ListenerStats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProxyError> {
     let local = listener.local_addr().map_err(ProxyError::Listener)?;
     let port = HeaderValue::from(local.port());
-    let mut builder = http1::Builder::new();
+    let limits = options.limits;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
+        .http1()
         .timer(TokioTimer::new())
         .keep_alive(true)
-        .header_read_timeout(config.idle_timeout);
+        // The idle and header read timeouts are enforced by `ClientIo`, which can answer 408.
+        .header_read_timeout(None)
+        // hyper's read buffer must hold a whole head; the head limit itself is `ClientIo`'s.
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
-    tracing::info!(addr = %local, "listener started");
+    tracing::info!(addr = %local, tls = tls.is_some(), "listener started");
 
     loop {
         let accepted = tokio::select! {
@@ -100,28 +160,42 @@ pub async fn serve_with_stats(
         }
         stats.connection_opened();
         let guard = ConnectionGuard(Arc::clone(&stats));
-        let ctx = Arc::new(ConnCtx {
-            peer,
-            local,
+        let fwd = Forwarded {
+            // An IP address in text form is always a valid header value.
+            client_ip: HeaderValue::from_str(&peer.ip().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            port: port.clone(),
+            proto: HeaderValue::from_static(if tls.is_some() { "https" } else { "http" }),
+        };
+        let conn = Conn {
             router: Arc::clone(&router),
             config,
+            limits,
             stats: Arc::clone(&stats),
-            fwd: Forwarded {
-                // An IP address in text form is always a valid header value.
-                client_ip: HeaderValue::from_str(&peer.ip().to_string())
-                    .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
-                port: port.clone(),
-            },
-        });
-        let service = service_fn(move |req| {
-            let ctx = Arc::clone(&ctx);
-            async move { Ok::<_, Infallible>(handle(req, &ctx).await) }
-        });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+            fwd,
+            builder: Arc::clone(&builder),
+            watcher: graceful.watcher(),
+            peer,
+            local,
+        };
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _guard = guard;
-            if let Err(e) = conn.await {
-                tracing::debug!(client = %peer, error = %e, "client connection ended with an error");
+            match tls {
+                None => conn.serve(stream, false).await,
+                Some(acceptor) => {
+                    let handshake = acceptor.accept(stream);
+                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
+                        Ok(Ok(tls_stream)) => {
+                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                            conn.serve(tls_stream, h2).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+                    }
+                }
             }
         });
     }
@@ -132,8 +206,96 @@ pub async fn serve_with_stats(
     Ok(())
 }
 
+/// One accepted client connection, before its protocol is known.
+struct Conn {
+    router: Arc<ArcSwap<Router>>,
+    config: ListenerConfig,
+    limits: Limits,
+    stats: Arc<ListenerStats>,
+    fwd: Forwarded,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    watcher: Watcher,
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
+impl Conn {
+    async fn serve<S>(self, stream: S, h2: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let state = ConnState::new(h2);
+        let io = ClientIo::new(
+            stream,
+            Arc::clone(&state),
+            self.config.idle_timeout,
+            self.limits,
+        );
+        let ctx = Arc::new(ConnCtx {
+            peer: self.peer,
+            local: self.local,
+            router: self.router,
+            config: self.config,
+            limits: self.limits,
+            stats: self.stats,
+            fwd: self.fwd,
+            state,
+        });
+        let service = service_fn(move |req| {
+            // Taken synchronously, when hyper hands over the parsed head: from here until the
+            // response body is dropped the connection is busy, not idle.
+            let active = ctx.state.begin();
+            let ctx = Arc::clone(&ctx);
+            async move { Ok::<_, Infallible>(handle(req, &ctx, active).await) }
+        });
+        let builder = if h2 {
+            // ALPN chose h2: no need to sniff for the preface.
+            let mut b = (*self.builder).clone();
+            b = b.http2_only();
+            Arc::new(b)
+        } else {
+            self.builder
+        };
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        if let Err(e) = self.watcher.watch(conn).await {
+            tracing::debug!(client = %self.peer, error = %e, "client connection ended with an error");
+        }
+    }
+}
+
+/// The body of every response to a client: the proxy's body plus the mark that keeps the
+/// connection busy until it has been sent.
+pub(crate) struct ClientBody {
+    inner: ProxyBody,
+    _active: ActiveGuard,
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Route one request, produce its response, and count it.
-async fn handle(mut req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+async fn handle(
+    mut req: Request<Incoming>,
+    ctx: &ConnCtx,
+    active: ActiveGuard,
+) -> Response<ClientBody> {
     let log = ctx.stats.access_log();
     let pending = log.map(|_| access_log::Pending::start(&mut req, ctx.peer, ctx.local));
     let resp = route(req, ctx).await;
@@ -142,10 +304,18 @@ async fn handle(mut req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody
     if let (Some(log), Some(p)) = (log, pending) {
         log.log(p.finish(&resp));
     }
-    resp
+    resp.map(|inner| ClientBody {
+        inner,
+        _active: active,
+    })
 }
 
 async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+    if let Some(max) = ctx.limits.max_request_body {
+        if let Some(resp) = over_body_limit(&req, max) {
+            return resp;
+        }
+    }
     let (parts, body) = req.into_parts();
     let group = {
         let router = ctx.router.load();
@@ -154,5 +324,48 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
             other => return other.respond(),
         }
     };
-    forward(&group, parts, body, &ctx.fwd, &ctx.config).await
+    if upgrade::is_upgrade(&parts) {
+        return upgrade::forward_upgrade(&group, parts, ctx).await;
+    }
+    let mut body = ReqBody::new(body);
+    let mut exceeded = None;
+    if let Some(left) = ctx.limits.max_request_body {
+        let flag = Arc::new(AtomicBool::new(false));
+        body = body.with_limit(BodyLimit {
+            left,
+            exceeded: Arc::clone(&flag),
+        });
+        exceeded = Some(flag);
+    }
+    let version = parts.version;
+    let resp = forward(&group, parts, body, &ctx.fwd, &ctx.config).await;
+    if exceeded.is_some_and(|e| e.load(Ordering::Relaxed)) {
+        return payload_too_large(version);
+    }
+    resp
+}
+
+/// 413 for a request whose declared length exceeds the body limit (checked before anything is
+/// forwarded). The connection is closed after the answer: the unread body must not be taken
+/// for the next request.
+fn over_body_limit(req: &Request<Incoming>, max: u64) -> Option<Response<ProxyBody>> {
+    let declared = http_body::Body::size_hint(req.body()).lower();
+    if declared <= max {
+        return None;
+    }
+    Some(payload_too_large(req.version()))
+}
+
+/// The 413 answer; HTTP/1 connections are closed after it.
+fn payload_too_large(version: Version) -> Response<ProxyBody> {
+    let mut resp = errors::text_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+        Bytes::from_static(b"413 Payload Too Large: the request body exceeds the limit\n"),
+    );
+    if version < Version::HTTP_2 {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }

@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use http::header::{HeaderMap, SET_COOKIE};
 
 use crate::balance::{self, Algorithm, TargetGroupSettings};
+use crate::h2_upstream::ProtocolVersion;
 use crate::outlier::Ejection;
 use crate::pool::Pool;
 use crate::stats::{HistogramSnapshot, TargetMetrics};
@@ -185,6 +186,8 @@ pub struct TargetGroup {
     next: AtomicUsize,
     /// Serialises writers only (updates are rare); readers never take it.
     update_lock: Mutex<()>,
+    /// HTTP version spoken to the targets (AWS `ProtocolVersion`).
+    protocol_version: ProtocolVersion,
 }
 
 impl fmt::Debug for TargetGroup {
@@ -203,19 +206,41 @@ impl TargetGroup {
         TargetGroup::with_settings(name, TargetGroupSettings::default())
     }
 
+    /// An empty group whose targets are spoken to in `version` (HTTP/2 for gRPC services),
+    /// otherwise with the default settings.
+    pub fn with_protocol_version(
+        name: impl Into<String>,
+        version: ProtocolVersion,
+    ) -> Arc<TargetGroup> {
+        TargetGroup::with_settings(
+            name,
+            TargetGroupSettings {
+                protocol_version: version,
+                ..TargetGroupSettings::default()
+            },
+        )
+    }
+
     /// An empty group that balances according to `settings` (algorithm, slow start,
-    /// stickiness), usually [`TargetGroupSettings::from_config`].
+    /// stickiness, protocol version), usually [`TargetGroupSettings::from_config`].
     pub fn with_settings(
         name: impl Into<String>,
         settings: TargetGroupSettings,
     ) -> Arc<TargetGroup> {
+        let version = settings.protocol_version;
         Arc::new(TargetGroup {
             name: name.into(),
             settings,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next: AtomicUsize::new(0),
             update_lock: Mutex::new(()),
+            protocol_version: version,
         })
+    }
+
+    /// The HTTP version spoken to this group's targets.
+    pub fn protocol_version(&self) -> ProtocolVersion {
+        self.protocol_version
     }
 
     /// The group's configured name, for logs and metrics.

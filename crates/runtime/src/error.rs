@@ -41,4 +41,12 @@ pub enum RuntimeError {
         /// The variable that should hold the token.
         env: String,
     },
+    /// An https listener's certificates could not be loaded.
+    #[error("https listener {addr}: {source}")]
+    Tls {
+        /// The listener's bind address.
+        addr: SocketAddr,
+        /// What was wrong, naming the file.
+        source: flotilla_proxy::tls::TlsError,
+    },
 }

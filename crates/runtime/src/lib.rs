@@ -13,6 +13,7 @@ mod control;
 mod error;
 mod launch;
 mod probe;
+mod protocols;
 mod run;
 mod scaling;
 

@@ -105,6 +105,7 @@ pub async fn run(
                         source,
                     })?;
             // Redirects keep the listener's real port (`#{port}`), also when bound to port 0.
+            let options = crate::protocols::listener_options(lb, l)?;
             let mut l = l.clone();
             if let Ok(local) = listener.local_addr() {
                 l.bind = local;
@@ -113,7 +114,7 @@ pub async fn run(
             if let Some(log) = &access_log {
                 stats.set_access_log(log.clone());
             }
-            bound.push((listener, lb.kind, lb.idle_timeout, l, stats));
+            bound.push((listener, lb.kind, lb.idle_timeout, l, stats, options));
         }
     }
 
@@ -224,7 +225,7 @@ pub async fn run(
         .iter()
         .map(|(name, tg)| (name.clone(), tg.proxy.clone()))
         .collect();
-    for (listener, kind, idle_timeout, l, stats) in bound {
+    for (listener, kind, idle_timeout, l, stats, options) in bound {
         let action = &l.default_action;
         if kind == LoadBalancerType::Network {
             // Network load balancers forward every connection to one tcp target group (config
@@ -259,10 +260,11 @@ pub async fn run(
             connect_timeout: CONNECT_TIMEOUT,
         };
         let router = Arc::new(ArcSwap::from_pointee(router));
-        proxies.spawn(flotilla_proxy::serve_with_stats(
+        proxies.spawn(flotilla_proxy::serve_listener(
             listener,
             router,
             cfg,
+            options,
             stats,
             stop_rx.clone(),
         ));

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{Ctx, Val};
 use crate::matching::Matcher;
-use crate::model::{Algorithm, HealthCheck, Protocol, Stickiness, TargetGroup};
+use crate::model::{Algorithm, HealthCheck, Protocol, ProtocolVersion, Stickiness, TargetGroup};
 
 pub(crate) const PROTOCOLS: &[(&str, Protocol)] =
     &[("http", Protocol::Http), ("tcp", Protocol::Tcp)];
@@ -12,6 +12,7 @@ pub(crate) const PROTOCOLS: &[(&str, Protocol)] =
 pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<TargetGroup> {
     let keys = [
         "protocol",
+        "protocol_version",
         "algorithm",
         "deregistration_delay",
         "slow_start",
@@ -25,6 +26,23 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
     let protocol = t
         .opt(ctx, "protocol", |c, v| c.choice(v, "protocol", PROTOCOLS))
         .unwrap_or(d.protocol);
+    let versions = [
+        ("http1", ProtocolVersion::Http1),
+        ("http2", ProtocolVersion::Http2),
+        ("grpc", ProtocolVersion::Grpc),
+    ];
+    let protocol_version = t
+        .opt(ctx, "protocol_version", |c, v| {
+            let pv = c.choice(v, "protocol version", &versions)?;
+            if protocol != Protocol::Http {
+                c.err(
+                    v.span(),
+                    "protocol_version only applies to http target groups",
+                );
+            }
+            Some(pv)
+        })
+        .unwrap_or(d.protocol_version);
     let algorithms = [
         ("round_robin", Algorithm::RoundRobin),
         (
@@ -97,6 +115,7 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
     Some(TargetGroup {
         protocol,
         proxy_protocol_v2,
+        protocol_version,
         algorithm,
         deregistration_delay,
         slow_start,

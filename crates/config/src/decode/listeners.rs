@@ -19,6 +19,8 @@ pub(crate) fn decode_load_balancer(
         "cross_zone",
         "idle_timeout",
         "access_log",
+        "header_read_timeout",
+        "max_request_body",
         "listeners",
     ];
     let t = ctx.table(v, path, &keys)?;
@@ -48,6 +50,14 @@ pub(crate) fn decode_load_balancer(
             "access logs record HTTP requests; a network load balancer has none",
         );
     }
+    let header_read_timeout = t
+        .opt(ctx, "header_read_timeout", |c, v| {
+            c.positive_duration(v, "header_read_timeout")
+        })
+        .unwrap_or(Duration::from_secs(10));
+    let max_request_body = t.opt(ctx, "max_request_body", |c, v| {
+        c.byte_size(v, "max_request_body")
+    });
     let mut listeners = Vec::new();
     if let Some(items) = t.opt(ctx, "listeners", Ctx::array) {
         for (i, item) in items.iter().enumerate() {
@@ -62,6 +72,8 @@ pub(crate) fn decode_load_balancer(
         cross_zone,
         idle_timeout,
         access_log,
+        header_read_timeout,
+        max_request_body,
         listeners,
     })
 }
@@ -182,13 +194,25 @@ fn decode_certificates(
         let Some(c) = ctx.table(item, path, &["cert", "key"]) else {
             continue;
         };
-        let cert = c.req(ctx, "cert", Ctx::path);
-        let key = c.req(ctx, "key", Ctx::path);
+        let cert = c.req(ctx, "cert", |ctx, v| existing_file(ctx, v, "certificate"));
+        let key = c.req(ctx, "key", |ctx, v| existing_file(ctx, v, "private key"));
         if let (Some(cert), Some(key)) = (cert, key) {
             out.push(Certificate { cert, key });
         }
     }
     Some(out)
+}
+
+/// A path that, when the config is loaded from disk, must name a readable file.
+fn existing_file(ctx: &mut Ctx, v: &Val<'_>, what: &str) -> Option<std::path::PathBuf> {
+    let p = ctx.path(v)?;
+    if ctx.check_files && !p.is_file() {
+        ctx.err(
+            v.span(),
+            format!("{what} file `{}` does not exist", p.display()),
+        );
+    }
+    Some(p)
 }
 
 fn decode_rule(

@@ -73,6 +73,8 @@ pub(crate) struct Ctx {
     /// False when `[cluster] zones` itself is broken: zone references are then not checked.
     pub zones_known: bool,
     pub base_dir: PathBuf,
+    /// Whether files named by the config (certificates) must exist (`load`, not `parse`).
+    pub check_files: bool,
 }
 
 impl Ctx {
@@ -257,6 +259,36 @@ impl Ctx {
             return None;
         }
         Some(d)
+    }
+
+    /// A positive size in bytes: an integer, or a string with a unit (`B`, `KB`, `KiB`, `MB`,
+    /// `MiB`, `GB`, `GiB`), e.g. `"10MiB"`.
+    pub(crate) fn byte_size(&mut self, v: &Val<'_>, what: &str) -> Option<u64> {
+        let n = match v.get_ref() {
+            DeValue::Integer(_) => {
+                let n = self.integer(v)?;
+                u64::try_from(n).ok()
+            }
+            DeValue::String(s) => parse_size(s.trim()),
+            _ => {
+                self.expected(v, "a size like \"10MiB\" or a number of bytes");
+                return None;
+            }
+        };
+        match n {
+            Some(n) if n > 0 => Some(n),
+            Some(_) => {
+                self.err(v.span(), format!("{what} must be greater than zero"));
+                None
+            }
+            None => {
+                self.err(
+                    v.span(),
+                    format!("invalid {what}: write a number of bytes or a size like \"512KiB\", \"10MiB\", \"1GB\""),
+                );
+                None
+            }
+        }
     }
 
     /// One of a fixed set of spellings, with a suggestion when it is close to one.
@@ -473,5 +505,38 @@ fn quote_key(key: &str) -> String {
         key.to_string()
     } else {
         format!("{key:?}")
+    }
+}
+
+/// `"10MiB"` → 10485760; `None` for anything else than digits and a known unit.
+fn parse_size(s: &str) -> Option<u64> {
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(digits);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_with_units() {
+        assert_eq!(parse_size("10MiB"), Some(10 << 20));
+        assert_eq!(parse_size("512 KiB"), Some(512 << 10));
+        assert_eq!(parse_size("1GB"), Some(1_000_000_000));
+        assert_eq!(parse_size("42"), Some(42));
+        assert_eq!(parse_size("10 parsecs"), None);
+        assert_eq!(parse_size("MiB"), None);
     }
 }

@@ -1,0 +1,501 @@
+//! Protocols and limits on the client side: HTTP/2 (h2c prior knowledge and ALPN over TLS),
+//! TLS certificates chosen by SNI, WebSocket upgrades, gRPC-style trailers, and the header,
+//! body, idle and header-read limits.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use common::*;
+use flotilla_proxy::tls::{server_config, PemCertificate};
+use flotilla_proxy::RouteState::Healthy;
+use flotilla_proxy::{
+    serve_listener, Limits, ListenerConfig, ListenerOptions, ListenerStats, RouteAction, Router,
+    TargetGroup,
+};
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::Request;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A proxy listener with explicit options; stops when dropped.
+struct Lb {
+    addr: SocketAddr,
+    _stop: watch::Sender<bool>,
+}
+
+async fn start(group: &Arc<TargetGroup>, config: ListenerConfig, options: ListenerOptions) -> Lb {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = Arc::new(ArcSwap::from_pointee(Router::new(RouteAction::Forward(
+        group.clone(),
+    ))));
+    let (stop, rx) = watch::channel(false);
+    let stats = Arc::new(ListenerStats::default());
+    tokio::spawn(serve_listener(listener, router, config, options, stats, rx));
+    Lb { addr, _stop: stop }
+}
+
+async fn plain(group: &Arc<TargetGroup>) -> Lb {
+    start(group, test_config(), ListenerOptions::default()).await
+}
+
+/// Send a request over an HTTP/2 connection on `io`; returns status and body.
+async fn h2_get<I>(io: I, uri: &str) -> (u16, http::Version, Bytes)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let (status, version) = (resp.status().as_u16(), resp.version());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, version, body)
+}
+
+#[tokio::test]
+async fn http2_prior_knowledge_on_a_plain_listener() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let lb = plain(&group).await;
+    let stream = TcpStream::connect(lb.addr).await.unwrap();
+    let (status, version, body) = h2_get(stream, &format!("http://{}/", lb.addr)).await;
+    assert_eq!(status, 200);
+    assert_eq!(version, http::Version::HTTP_2);
+    // The target (an HTTP/1.1-only server) was reached over HTTP/1.1.
+    assert_eq!(body, "b1");
+    assert_eq!(backend.requests(), 1);
+    // HTTP/1.1 still works on the same port.
+    let (status, name, _) = get(&client(), &format!("http://{}/", lb.addr)).await;
+    assert_eq!((status, name.as_str()), (200, "b1"));
+}
+
+/// A test CA and two leaf certificates it signed, in PEM, for `alpha.test` and `*.beta.test`.
+struct Pki {
+    ca: CertificateDer<'static>,
+    alpha: PemCertificate,
+    alpha_der: CertificateDer<'static>,
+    beta: PemCertificate,
+    beta_der: CertificateDer<'static>,
+}
+
+fn pki() -> Pki {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf = |name: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca, &ca_key)
+            .unwrap();
+        let pem = PemCertificate {
+            cert_path: format!("{name}.crt").into(),
+            cert_pem: cert.pem().into_bytes(),
+            key_path: format!("{name}.key").into(),
+            key_pem: key.serialize_pem().into_bytes(),
+        };
+        (pem, cert.der().clone())
+    };
+    let (alpha, alpha_der) = leaf("alpha.test");
+    let (beta, beta_der) = leaf("*.beta.test");
+    Pki {
+        ca: ca.der().clone(),
+        alpha,
+        alpha_der,
+        beta,
+        beta_der,
+    }
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    ca: &CertificateDer<'static>,
+    sni: &str,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from(sni.to_string()).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+async fn tls_lb(group: &Arc<TargetGroup>, pki: &Pki) -> Lb {
+    let tls = server_config(&[pki.alpha.clone(), pki.beta.clone()]).unwrap();
+    let options = ListenerOptions {
+        tls: Some(tls),
+        ..ListenerOptions::default()
+    };
+    start(group, test_config(), options).await
+}
+
+#[tokio::test]
+async fn tls_certificate_is_chosen_by_sni() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let pki = pki();
+    let lb = tls_lb(&group, &pki).await;
+
+    let alpha = tls_connect(lb.addr, &pki.ca, "alpha.test", &[b"http/1.1"]).await;
+    assert_eq!(
+        alpha.get_ref().1.peer_certificates().unwrap()[0],
+        pki.alpha_der
+    );
+    let beta = tls_connect(lb.addr, &pki.ca, "www.beta.test", &[b"http/1.1"]).await;
+    assert_eq!(
+        beta.get_ref().1.peer_certificates().unwrap()[0],
+        pki.beta_der
+    );
+
+    // HTTP/1.1 through TLS reaches the target, which is told the client used https.
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(beta))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/headers")
+        .header("host", "www.beta.test")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("x-forwarded-proto: https"), "{text}");
+}
+
+#[tokio::test]
+async fn alpn_h2_over_tls() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let pki = pki();
+    let lb = tls_lb(&group, &pki).await;
+    let stream = tls_connect(lb.addr, &pki.ca, "alpha.test", &[b"h2", b"http/1.1"]).await;
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (status, version, body) = h2_get(stream, "https://alpha.test/").await;
+    assert_eq!((status, version), (200, http::Version::HTTP_2));
+    assert_eq!(body, "b1");
+}
+
+/// A WebSocket server that echoes every message; counts accepted upgrades.
+async fn ws_echo_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_proxy() {
+    use tokio_tungstenite::tungstenite::Message;
+    let backend = ws_echo_backend().await;
+    let group = group_of(&[(backend, Healthy)]);
+    let lb = plain(&group).await;
+    let tcp = TcpStream::connect(lb.addr).await.unwrap();
+    let (mut ws, resp) = tokio_tungstenite::client_async(format!("ws://{}/chat", lb.addr), tcp)
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    for text in ["hello", "world"] {
+        ws.send(Message::text(text)).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echoed.into_text().unwrap().as_str(), text);
+    }
+    // The open tunnel counts as a request in flight on its target, until it closes.
+    assert_eq!(group.in_flight(backend), Some(1));
+    ws.close(None).await.unwrap();
+    drop(ws);
+    wait_for("tunnel to close", || group.in_flight(backend) == Some(0)).await;
+}
+
+#[tokio::test]
+async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
+    use tokio_tungstenite::tungstenite::Message;
+    let backend = ws_echo_backend().await;
+    let group = group_of(&[(backend, Healthy)]);
+    let config = ListenerConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..test_config()
+    };
+    let lb = start(&group, config, ListenerOptions::default()).await;
+    let tcp = TcpStream::connect(lb.addr).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::client_async(format!("ws://{}/", lb.addr), tcp)
+        .await
+        .unwrap();
+    ws.send(Message::text("ping")).await.unwrap();
+    let echoed = ws.next().await.unwrap().unwrap();
+    assert_eq!(echoed.into_text().unwrap().as_str(), "ping");
+    // Then silence: the proxy ends the tunnel and the client sees the connection end.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .expect("idle tunnel not closed");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    wait_for("tunnel to close", || group.in_flight(backend) == Some(0)).await;
+}
+
+#[tokio::test]
+async fn oversized_headers_get_431_and_a_closed_connection() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let lb = plain(&group).await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let answer = raw_exchange(lb.addr, big.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer:.200}");
+    // Just under the limit passes.
+    let fits = format!(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(60 * 1024)
+    );
+    let answer = raw_exchange(lb.addr, fits.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.200}");
+    assert_eq!(backend.requests(), 1);
+}
+
+#[tokio::test]
+async fn oversized_body_gets_413() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let options = ListenerOptions {
+        limits: Limits {
+            max_request_body: Some(10),
+            ..Limits::default()
+        },
+        ..ListenerOptions::default()
+    };
+    let lb = start(&group, test_config(), options).await;
+    let c = client();
+    let post = |body: &'static str| {
+        Request::post(format!("http://{}/echo", lb.addr))
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap()
+    };
+    let (status, _, body) = send(&c, post("0123456789")).await;
+    assert_eq!((status, &body[..]), (200, &b"0123456789"[..]));
+    let (status, _, _) = send(&c, post("0123456789a")).await;
+    assert_eq!(status, 413);
+    assert_eq!(backend.requests(), 1);
+    // A chunked body that grows past the limit is cut off with 413 too.
+    let answer = raw_exchange(
+        lb.addr,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n6\r\nghijkl\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+}
+
+#[tokio::test]
+async fn slowloris_gets_408_and_a_closed_socket() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let options = ListenerOptions {
+        limits: Limits {
+            header_read_timeout: Duration::from_millis(400),
+            ..Limits::default()
+        },
+        ..ListenerOptions::default()
+    };
+    let lb = start(&group, test_config(), options).await;
+    let mut s = TcpStream::connect(lb.addr).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+    // One header byte at a time, never finishing the head; bounded in count.
+    let mut out = Vec::new();
+    for b in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".iter() {
+        if s.write_all(&[*b]).await.is_err() {
+            break;
+        }
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_millis(100), s.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let rest = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    assert!(rest.is_ok(), "socket not closed");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert_eq!(backend.requests(), 0);
+}
+
+#[tokio::test]
+async fn idle_time_between_requests_is_not_header_time() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let config = ListenerConfig {
+        idle_timeout: Duration::from_millis(600),
+        ..test_config()
+    };
+    let options = ListenerOptions {
+        limits: Limits {
+            header_read_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        },
+        ..ListenerOptions::default()
+    };
+    let lb = start(&group, config, options).await;
+    let mut s = TcpStream::connect(lb.addr).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+        // Idle longer than the header read timeout but shorter than the idle timeout.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Idle past the idle timeout: the proxy closes the connection without a word.
+    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+        .await
+        .expect("idle connection not closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert_eq!(backend.requests(), 2);
+}
+
+/// An HTTP/2-only (h2c) backend that answers like a gRPC server: the request body echoed, then
+/// `grpc-status` trailers. Reports what it saw in response headers.
+async fn grpc_backend() -> SocketAddr {
+    use http_body_util::StreamBody;
+    use hyper::body::Frame;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let svc =
+                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let te = req
+                        .headers()
+                        .get("te")
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    let version = format!("{:?}", req.version());
+                    let collected = req.into_body().collect().await.unwrap();
+                    let req_trailer = collected
+                        .trailers()
+                        .and_then(|t| t.get("x-client-trailer"))
+                        .map(|v| v.to_str().unwrap().to_string())
+                        .unwrap_or_default();
+                    let body = collected.to_bytes();
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", "0".parse().unwrap());
+                    trailers.insert("grpc-message", "ok".parse().unwrap());
+                    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
+                        vec![Ok(Frame::data(body)), Ok(Frame::trailers(trailers))];
+                    let resp = hyper::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .header("x-seen-te", te)
+                        .header("x-seen-version", version)
+                        .header("x-seen-request-trailer", req_trailer)
+                        .body(StreamBody::new(futures_util::stream::iter(frames)))
+                        .unwrap();
+                    Ok::<_, std::convert::Infallible>(resp)
+                });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn grpc_trailers_pass_through_over_http2() {
+    let backend = grpc_backend().await;
+    let group = TargetGroup::with_protocol_version("grpc", flotilla_proxy::ProtocolVersion::Grpc);
+    group.update(vec![target(backend, Healthy)]);
+    let lb = plain(&group).await;
+    let stream = TcpStream::connect(lb.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    for i in 0..3 {
+        let payload = format!("\0\0\0\0\x05call{i}");
+        let mut req_trailers = http::HeaderMap::new();
+        req_trailers.insert("x-client-trailer", format!("t{i}").parse().unwrap());
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::convert::Infallible>> = vec![
+            Ok(hyper::body::Frame::data(Bytes::from(payload.clone()))),
+            Ok(hyper::body::Frame::trailers(req_trailers)),
+        ];
+        let req = Request::post(format!("http://{}/echo.Echo/Say", lb.addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(http_body_util::StreamBody::new(futures_util::stream::iter(
+                frames,
+            )))
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-seen-te"], "trailers");
+        assert_eq!(resp.headers()["x-seen-version"], "HTTP/2.0");
+        // Request trailers reached the target too.
+        assert_eq!(
+            resp.headers()["x-seen-request-trailer"],
+            format!("t{i}").as_str()
+        );
+        let collected = resp.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().expect("no trailers");
+        assert_eq!(trailers["grpc-status"], "0");
+        assert_eq!(trailers["grpc-message"], "ok");
+        assert_eq!(collected.to_bytes(), payload);
+    }
+    // One multiplexed connection carried every call.
+    assert_eq!(group.stats()[0].requests_total, 3);
+    assert_eq!(group.in_flight(backend), Some(0));
+}

@@ -1,0 +1,226 @@
+//! Request smuggling: every ambiguous or malformed HTTP/1.1 framing is answered 400 (501 for an
+//! unknown `Transfer-Encoding`, as AWS) on a connection that is then closed, and nothing reaches
+//! the target.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use flotilla_proxy::RouteState::Healthy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Send `bytes` on a fresh connection; return what came back and whether the proxy closed the
+/// connection (EOF) within the deadline.
+async fn exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(bytes).await.unwrap();
+    let mut out = Vec::new();
+    let closed = matches!(
+        tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await,
+        Ok(Ok(_)) | Ok(Err(_))
+    );
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+async fn refused_with(case: &str, bytes: &[u8], status: &str) {
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let (answer, closed) = exchange(proxy.addr, bytes).await;
+    assert!(
+        answer.starts_with(&format!("HTTP/1.1 {status}")),
+        "{case}: expected {status}, got {answer:?}"
+    );
+    assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{case}: {answer:?}");
+    assert!(closed, "{case}: connection left open after {status}");
+    assert_eq!(backend.requests(), 0, "{case}: request reached the target");
+}
+
+#[tokio::test]
+async fn content_length_with_transfer_encoding() {
+    refused_with(
+        "CL then TE",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "TE then CL",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        "400",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_content_length() {
+    refused_with(
+        "same value twice",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc",
+        "400",
+    )
+    .await;
+    refused_with(
+        "differing values",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 5\r\n\r\nabcde",
+        "400",
+    )
+    .await;
+    refused_with(
+        "list value",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\nabc",
+        "400",
+    )
+    .await;
+    refused_with(
+        "signed value",
+        b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\nabc",
+        "400",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bad_chunk_size() {
+    refused_with(
+        "non-hex chunk size",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "overflowing chunk size",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff1\r\nhello\r\n0\r\n\r\n",
+        "400",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn obs_fold() {
+    refused_with(
+        "continuation line",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX-Folded: one\r\n two\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "folded transfer-encoding",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+        "400",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn unknown_transfer_encoding_is_501() {
+    refused_with(
+        "gzip",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "501",
+    )
+    .await;
+    refused_with(
+        "chunked not last",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        "501",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn transfer_encoding_in_http10_or_twice() {
+    refused_with(
+        "HTTP/1.0 with TE",
+        b"POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "two TE headers",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "400",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn bare_lf_and_control_characters() {
+    refused_with(
+        "bare LF after request line",
+        b"GET / HTTP/1.1\nHost: a\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "bare LF after a header",
+        b"GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "NUL in a header value",
+        b"GET / HTTP/1.1\r\nHost: a\r\nX: a\0b\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "control character in the request line",
+        b"GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n",
+        "400",
+    )
+    .await;
+    refused_with(
+        "whitespace before the colon",
+        b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length : 3\r\n\r\nabc",
+        "400",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_clean_request_still_passes_and_keeps_the_connection() {
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let mut got = String::new();
+        while !got.ends_with("abc\r\n0\r\n\r\n") && !got.ends_with("\r\n\r\nabc") {
+            let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed early: {got:?}");
+            got.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    }
+    assert_eq!(backend.requests(), 2);
+}
+
+#[tokio::test]
+async fn a_pipelined_ambiguous_request_is_refused_after_the_good_one() {
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let (answer, closed) = exchange(
+        proxy.addr,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhelloPOST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\r\n\r\nhello"), "{answer}");
+    let second = answer
+        .find("HTTP/1.1 400")
+        .expect("no 400 for the second request");
+    assert!(second > answer.find("hello").unwrap(), "{answer}");
+    assert!(closed);
+    assert_eq!(backend.requests(), 1);
+}
