@@ -12,10 +12,7 @@ use flotilla_compute::{
 };
 
 fn log_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!(
-        "flotilla-adopt-test-{}-{name}",
-        std::process::id()
-    ))
+    std::env::temp_dir().join(format!("flotilla-adopt-test-{}-{name}", std::process::id()))
 }
 
 /// A process of our own, in its own process group, as an instance from before a restart.
@@ -68,10 +65,22 @@ async fn adopted_process_is_stopped_by_process_group_and_its_exit_reported() {
     let pid = child.id();
     assert!(process_start_time(pid).is_some());
     provider
-        .adopt("i-adopted1", pid, addr(), Signal::TERM, Duration::from_secs(5))
+        .adopt(
+            "i-adopted1",
+            pid,
+            addr(),
+            Signal::TERM,
+            Duration::from_secs(5),
+        )
         .expect("adopt");
     // Adopting the same id twice is refused.
-    let again = provider.adopt("i-adopted1", pid, addr(), Signal::TERM, Duration::from_secs(5));
+    let again = provider.adopt(
+        "i-adopted1",
+        pid,
+        addr(),
+        Signal::TERM,
+        Duration::from_secs(5),
+    );
     assert!(matches!(again, Err(ComputeError::DuplicateInstance(_))));
 
     provider.stop("i-adopted1");
@@ -92,7 +101,13 @@ async fn adopted_process_dying_on_its_own_is_an_unexpected_exit() {
     let (provider, mut events) = LocalProcessProvider::new(log_dir("die")).expect("provider");
     let mut child = spawn_sleeper();
     provider
-        .adopt("i-adopted2", child.id(), addr(), Signal::TERM, Duration::from_secs(5))
+        .adopt(
+            "i-adopted2",
+            child.id(),
+            addr(),
+            Signal::TERM,
+            Duration::from_secs(5),
+        )
         .expect("adopt");
     child.kill().expect("kill our own child");
     child.wait().expect("reap");
@@ -109,5 +124,8 @@ async fn a_dead_pid_cannot_be_adopted() {
     child.kill().expect("kill");
     child.wait().expect("reap");
     let result = provider.adopt("i-gone", pid, addr(), Signal::TERM, Duration::from_secs(1));
-    assert!(matches!(result, Err(ComputeError::NotRunning { .. })), "{result:?}");
+    assert!(
+        matches!(result, Err(ComputeError::NotRunning { .. })),
+        "{result:?}"
+    );
 }

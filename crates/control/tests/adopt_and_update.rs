@@ -85,7 +85,10 @@ fn update_spec_keeps_the_current_desired_within_new_bounds() {
     assert_eq!(d.group.spec().max_size, 3);
     d.run_for(secs(30));
     assert_eq!(d.group.in_service_count(), 3);
-    let cause = d.group.activities().find(|a| a.description.contains("Terminating"));
+    let cause = d
+        .group
+        .activities()
+        .find(|a| a.description.contains("Terminating"));
     assert!(cause.is_some_and(|a| a.cause.contains("configuration reload")));
 
     // max raised, desired unchanged in the file: the current desired stays.

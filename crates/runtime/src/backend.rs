@@ -7,11 +7,12 @@ use flotilla_admin::api::{
     ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
-use flotilla_control::{ActivityStatus, CapacityError, InstanceHealth, LifecycleState};
+use flotilla_control::{CapacityError, InstanceHealth, LifecycleState};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::control::{zone_of, Control, GroupRuntime};
+use crate::persist::status_str;
 
 /// Shared between the control loop and the admin API.
 pub(crate) struct Shared {
@@ -19,6 +20,8 @@ pub(crate) struct Shared {
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
     pub(crate) listeners: Vec<ListenerInfo>,
+    /// Activities of earlier runs (from the state store), newest first, per group.
+    pub(crate) history: std::collections::BTreeMap<String, Vec<ActivityInfo>>,
 }
 
 impl Shared {
@@ -119,6 +122,9 @@ impl AdminBackend for AdminView {
             )
             .map_err(|e: CapacityError| AdminError::OutOfRange(e.to_string()))?;
         let s = summary(name, g);
+        if let Some(p) = &c.persist {
+            p.desired(name, desired);
+        }
         drop(c);
         self.wake.notify_one();
         Ok(s)
@@ -127,22 +133,14 @@ impl AdminBackend for AdminView {
     fn activities(&self, name: &str) -> Option<Vec<ActivityInfo>> {
         let c = self.lock();
         let g = c.groups.get(name)?;
-        Some(
-            g.asg
-                .activities()
-                .map(|a| ActivityInfo {
-                    time: self.clock.rfc3339(a.time),
-                    cause: a.cause.clone(),
-                    description: a.description.clone(),
-                    status: match a.status {
-                        ActivityStatus::InProgress => "in_progress",
-                        ActivityStatus::Successful => "successful",
-                        ActivityStatus::Failed => "failed",
-                    }
-                    .to_string(),
-                })
-                .collect(),
-        )
+        let current = g.asg.activities().map(|a| ActivityInfo {
+            time: self.clock.rfc3339(a.time),
+            cause: a.cause.clone(),
+            description: a.description.clone(),
+            status: status_str(a.status).to_string(),
+        });
+        let earlier = self.history.get(name).into_iter().flatten().cloned();
+        Some(current.chain(earlier).collect())
     }
 
     fn target_health(&self, name: &str) -> Option<Vec<TargetHealthInfo>> {

@@ -33,4 +33,7 @@ pub enum RuntimeError {
         /// The variable that should hold the token.
         env: String,
     },
+    /// The durable state under `state_dir` could not be opened or read.
+    #[error("{0}")]
+    State(#[from] flotilla_state::StateError),
 }

@@ -12,6 +12,7 @@ mod clock;
 mod control;
 mod error;
 mod launch;
+mod persist;
 mod probe;
 mod run;
 

@@ -24,6 +24,7 @@ use crate::backend::{AdminView, Shared};
 use crate::clock::Clock;
 use crate::control::{Control, Effect, GroupRuntime, ProbeSpec, TargetGroupRuntime};
 use crate::launch::launch_spec;
+use crate::persist;
 use crate::probe::run_probe;
 use crate::RuntimeError;
 
@@ -73,6 +74,10 @@ pub async fn run(
         path: log_dir.clone(),
         source,
     })?;
+
+    // Durable state of earlier runs: operator capacities, activity history, live instances.
+    let (store, restored) =
+        persist::open(&config.cluster.state_dir, config.auto_scaling_groups.keys())?;
 
     // Bind everything first: a taken port fails the start before any instance exists.
     let admin_listener =
@@ -164,6 +169,29 @@ pub async fn run(
             launch_template_version: 1,
             has_target_groups: !asg.target_groups.is_empty(),
         };
+        let mut spec = spec;
+        if let Some(&d) = restored.desired.get(name) {
+            if (spec.min_size..=spec.max_size).contains(&d) {
+                if d != spec.desired_capacity {
+                    tracing::info!(
+                        group = name.as_str(),
+                        "restoring the desired capacity {d} an operator set before the restart \
+                         (the config says {})",
+                        spec.desired_capacity
+                    );
+                }
+                spec.desired_capacity = d;
+            } else {
+                tracing::warn!(
+                    group = name.as_str(),
+                    "the desired capacity {d} an operator set before the restart is outside \
+                     the config's {}..{}; using the config's {}",
+                    spec.min_size,
+                    spec.max_size,
+                    spec.desired_capacity
+                );
+            }
+        }
         let seed = options
             .id_seed
             .wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -213,11 +241,36 @@ pub async fn run(
         ));
     }
 
+    let mut control = Control::new(groups, target_groups);
+    let persister =
+        persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
+            .map_err(|source| RuntimeError::StateDir {
+                path: config.cluster.state_dir.clone(),
+                source,
+            })?;
+    for (name, d) in &restored.desired {
+        if control
+            .groups
+            .get(name)
+            .is_some_and(|g| g.asg.desired_capacity() != *d)
+        {
+            persister.clear_desired(name);
+        }
+    }
+    control.persist = Some(persister);
+    persist::adopt_survivors(
+        &mut control,
+        &provider,
+        &config.launch_templates,
+        restored.instances,
+        now,
+    );
     let shared = Arc::new(Shared {
-        control: Mutex::new(Control::new(groups, target_groups)),
+        control: Mutex::new(control),
         wake: tokio::sync::Notify::new(),
         clock,
         listeners: listeners_info,
+        history: restored.history,
     });
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
@@ -309,6 +362,17 @@ pub async fn run(
     }
     tracing::info!("stopping every instance");
     provider.shutdown().await;
+    // Every instance is stopped: none is left for a later run to adopt.
+    let writer = {
+        let mut c = shared.lock();
+        c.persist.as_mut().and_then(|p| {
+            p.clear_instances();
+            p.close()
+        })
+    };
+    if let Some(writer) = writer {
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
     let _ = admin.await;
     tracing::info!("flotilla stopped");
     Ok(())
@@ -340,7 +404,10 @@ async fn launch(
     let now = shared.clock.now();
     let mut c = shared.lock();
     match result {
-        Ok(launched) => c.launched(now, group, id, launched.address, launched.pid),
+        Ok(launched) => {
+            let start_time = flotilla_compute::process_start_time(launched.pid);
+            c.launched(now, group, id, launched.address, launched.pid, start_time)
+        }
         Err(e) => {
             tracing::warn!(group, instance = %id, "launch failed: {e}");
             c.launch_failed(now, group, id, &e.to_string());

@@ -262,7 +262,10 @@ mod tests {
             .unwrap();
         drop(conn);
         let err = SqliteStore::open(&path).unwrap_err();
-        assert!(matches!(err, StateError::TooNew { found: 999, .. }), "{err}");
+        assert!(
+            matches!(err, StateError::TooNew { found: 999, .. }),
+            "{err}"
+        );
     }
 
     #[test]

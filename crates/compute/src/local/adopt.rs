@@ -60,13 +60,15 @@ impl LocalProcessProvider {
             self.shared.publish_live(&state);
         }
         tracing::info!(instance_id, pid, %address, "adopted a running instance");
-        self.shared.runtime.spawn(Arc::clone(&self.shared).watch_adopted(
-            instance_id.to_owned(),
-            pid,
-            start_time,
-            address.port(),
-            exited_tx,
-        ));
+        self.shared
+            .runtime
+            .spawn(Arc::clone(&self.shared).watch_adopted(
+                instance_id.to_owned(),
+                pid,
+                start_time,
+                address.port(),
+                exited_tx,
+            ));
         Ok(())
     }
 }

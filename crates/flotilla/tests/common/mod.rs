@@ -132,7 +132,12 @@ pub struct Flotilla {
 impl Flotilla {
     /// Writes `config` into a fresh directory and starts `flotilla up` on it.
     pub fn start(name: &str, ports: Ports, config: &str) -> Self {
-        let dir = temp_dir(name);
+        Self::start_in(temp_dir(name), ports, config)
+    }
+
+    /// Starts `flotilla up` in an existing directory (e.g. again after a restart, so the state
+    /// under `.flotilla` is reused).
+    pub fn start_in(dir: PathBuf, ports: Ports, config: &str) -> Self {
         let config_path = dir.join("flotilla.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = dir.join("flotilla.log");
