@@ -14,7 +14,9 @@ async fn operator_capacity_and_activities_survive_a_graceful_restart() {
     let (listener, admin) = (ports.listener, ports.admin);
     let config = demo_config(&ports, 1, 5, 2, "");
     let mut first = Flotilla::start("restart", ports, &config);
-    first.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    first
+        .wait_in_service("web", 2, Duration::from_secs(30))
+        .await;
     let scaled: GroupSummary = first
         .admin
         .put(
@@ -26,16 +28,29 @@ async fn operator_capacity_and_activities_survive_a_graceful_restart() {
         .await
         .expect("scale to 3");
     assert_eq!(scaled.desired_capacity, 3);
-    let before_group = first.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let before_group = first
+        .wait_in_service("web", 3, Duration::from_secs(30))
+        .await;
     let before: Vec<ActivityInfo> = first
         .admin
         .get("/v1/groups/web/activities")
         .await
         .expect("activities");
     assert!(before.iter().any(|a| a.cause.contains("operator")));
-    assert!(before.iter().all(|a| a.status == "successful"), "{before:#?}");
-    let old_pids: Vec<u32> = before_group.instances.iter().filter_map(|i| i.pid).collect();
-    let old_ids: Vec<String> = before_group.instances.iter().map(|i| i.id.clone()).collect();
+    assert!(
+        before.iter().all(|a| a.status == "successful"),
+        "{before:#?}"
+    );
+    let old_pids: Vec<u32> = before_group
+        .instances
+        .iter()
+        .filter_map(|i| i.pid)
+        .collect();
+    let old_ids: Vec<String> = before_group
+        .instances
+        .iter()
+        .map(|i| i.id.clone())
+        .collect();
     assert_eq!(old_pids.len(), 3);
 
     let status = first.terminate(Duration::from_secs(30));
@@ -46,7 +61,9 @@ async fn operator_capacity_and_activities_survive_a_graceful_restart() {
     assert!(first.dir.join(".flotilla/state.db").exists());
 
     let second = Flotilla::start_in(first.dir.clone(), Ports { listener, admin }, &config);
-    let after_group = second.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let after_group = second
+        .wait_in_service("web", 3, Duration::from_secs(30))
+        .await;
     assert_eq!(
         after_group.desired_capacity, 3,
         "the operator's desired capacity (config says 2) is back"
@@ -62,11 +79,20 @@ async fn operator_capacity_and_activities_survive_a_graceful_restart() {
         .await
         .expect("activities after restart");
     for a in &before {
-        assert!(after.contains(a), "lost activity {a:?}; after restart: {after:#?}");
+        assert!(
+            after.contains(a),
+            "lost activity {a:?}; after restart: {after:#?}"
+        );
     }
     // Newest first: this run's launches come before the earlier run's history.
-    let first_old = after.iter().position(|a| a == &before[0]).expect("old activity");
-    assert!(first_old >= 3, "this run's three launches come first: {after:#?}");
+    let first_old = after
+        .iter()
+        .position(|a| a == &before[0])
+        .expect("old activity");
+    assert!(
+        first_old >= 3,
+        "this run's three launches come first: {after:#?}"
+    );
     assert!(after[..first_old]
         .iter()
         .all(|a| a.description.starts_with("Launching a new instance")));

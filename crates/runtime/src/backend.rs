@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::{
     ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
+    TerminateResponse,
 };
 use flotilla_admin::{AdminBackend, AdminError};
-use flotilla_control::{CapacityError, InstanceHealth, LifecycleState};
+use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -165,5 +166,49 @@ impl AdminBackend for AdminView {
 
     fn listeners(&self) -> Vec<ListenerInfo> {
         self.listeners.clone()
+    }
+
+    fn terminate_instance(
+        &self,
+        id: &str,
+        decrement_desired: bool,
+    ) -> Result<TerminateResponse, AdminError> {
+        let now = self.clock.now();
+        let instance_id = InstanceId::from(id.to_string());
+        let mut c = self.lock();
+        let found = c
+            .groups
+            .iter()
+            .find(|(_, g)| g.asg.instances().any(|i| i.id == instance_id))
+            .map(|(name, _)| name.clone());
+        let Some(group) = found else {
+            return Err(AdminError::NotFound(format!("no instance with id `{id}`")));
+        };
+        let Some(g) = c.groups.get_mut(&group) else {
+            return Err(AdminError::NotFound(format!("no instance with id `{id}`")));
+        };
+        let before = g.asg.desired_capacity();
+        if !g
+            .asg
+            .terminate_instance(now, &instance_id, decrement_desired, "an operator")
+        {
+            return Err(AdminError::Conflict(format!(
+                "instance {id} is not in service (it is pending, unhealthy or already terminating)"
+            )));
+        }
+        let desired = g.asg.desired_capacity();
+        if desired != before {
+            if let Some(p) = &c.persist {
+                p.desired(&group, desired);
+            }
+        }
+        drop(c);
+        self.wake.notify_one();
+        Ok(TerminateResponse {
+            instance_id: id.to_string(),
+            group,
+            desired_capacity: desired,
+            replaced: desired == before,
+        })
     }
 }

@@ -1,0 +1,111 @@
+//! The operator endpoints and CLI commands against a real `flotilla up`.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{demo_config, flotilla_bin, wait_for, Flotilla, Ports};
+use flotilla_admin::api::{TerminateRequest, TerminateResponse};
+use flotilla_admin::ClientError;
+
+fn cli(f: &Flotilla, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(flotilla_bin())
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .env_remove("FLOTILLA_ADMIN_TOKEN")
+        .output()
+        .expect("run the CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminate_replaces_or_decrements_and_the_cli_shows_it() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 4, 3, "");
+    let f = Flotilla::start("admin-api", ports, &config);
+    let g = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+
+    // `flotilla instances --json` lists the three, with their group.
+    let (ok, out, err) = cli(&f, &["instances", "--json"]);
+    assert!(ok, "{err}");
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|i| i["group"] == "web"));
+    let (ok, table, _) = cli(&f, &["instances"]);
+    assert!(ok && table.starts_with("INSTANCE") && table.contains(&g.instances[0].id));
+
+    // Terminate without decrement: replaced, desired stays 3.
+    let victim = g.instances[0].id.clone();
+    let r: TerminateResponse = f
+        .admin
+        .post(
+            &format!("/v1/instances/{victim}/terminate"),
+            &TerminateRequest::default(),
+        )
+        .await
+        .expect("terminate");
+    assert_eq!(
+        (r.group.as_str(), r.desired_capacity, r.replaced),
+        ("web", 3, true)
+    );
+    // A second request for the same instance conflicts while it terminates.
+    let again = f
+        .admin
+        .post::<_, TerminateResponse>(
+            &format!("/v1/instances/{victim}/terminate"),
+            &TerminateRequest::default(),
+        )
+        .await;
+    match again {
+        Err(ClientError::Api { status, .. }) => assert!(status == 409 || status == 404),
+        other => panic!("expected 409, got {other:?}"),
+    }
+    let g = wait_for("the replacement", Duration::from_secs(30), || async {
+        let g = f.group("web").await?;
+        let ok = g.instances.len() == 3
+            && !g.instances.iter().any(|i| i.id == victim)
+            && g.instances.iter().all(|i| i.state == "in_service");
+        ok.then_some(g)
+    })
+    .await;
+
+    // Through the CLI, with --decrement-desired: not replaced, desired 2.
+    let second = g.instances[0].id.clone();
+    let (ok, out, err) = cli(&f, &["terminate", &second, "--decrement-desired"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("not replaced") && out.contains("desired capacity 2"),
+        "{out}"
+    );
+    f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+
+    // Unknown instance: a clear error and a failing exit code.
+    let (ok, _, err) = cli(&f, &["terminate", "i-000000000000"]);
+    assert!(!ok && err.contains("no instance"), "{err}");
+
+    // The activity feed explains both, newest first.
+    let (ok, out, err) = cli(&f, &["activities", "web", "--json", "--limit", "50"]);
+    assert!(ok, "{err}");
+    let acts: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+    let causes: Vec<&str> = acts.iter().filter_map(|a| a["cause"].as_str()).collect();
+    assert!(causes.iter().any(|c| c.contains(&format!(
+        "an operator requested termination of instance {victim}"
+    ))));
+    assert!(causes
+        .iter()
+        .any(|c| c.contains("decrementing desired capacity from 3 to 2")));
+    let (ok, text, _) = cli(&f, &["activities", "web"]);
+    assert!(ok && text.contains("cause: "), "{text}");
+    let (ok, _, err) = cli(&f, &["activities", "nope"]);
+    assert!(!ok && err.contains("no auto scaling group"), "{err}");
+
+    // The document is served by the real binary too.
+    let doc: serde_json::Value = f.admin.get("/openapi.json").await.expect("openapi");
+    assert!(doc["paths"]["/v1/instances/{id}/terminate"]["post"].is_object());
+}
