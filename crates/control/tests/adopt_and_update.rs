@@ -105,3 +105,31 @@ fn update_spec_keeps_the_current_desired_within_new_bounds() {
     let now = d.now;
     assert!(d.group.set_desired_capacity(now, 9, "operator").is_err());
 }
+
+#[test]
+fn target_group_health_spec_changes_apply_to_the_next_probes() {
+    use flotilla_control::{HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth};
+    use std::time::Duration;
+    let spec = |healthy| HealthCheckSpec {
+        interval: Duration::from_secs(2),
+        timeout: Duration::from_secs(1),
+        healthy_threshold: healthy,
+        unhealthy_threshold: 2,
+    };
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], 8080));
+    let mut h = TargetGroupHealth::new(spec(5), Duration::from_secs(10));
+    h.register(at(0), target);
+    h.handle_timeout(at(0));
+    while h.poll_action().is_some() {}
+    // Reloaded: one success is now enough.
+    h.update_spec(spec(1), Duration::from_secs(1));
+    assert_eq!(h.spec().healthy_threshold, 1);
+    h.handle_probe_result(at(0), target, ProbeResult::Success);
+    let changes: Vec<_> = std::iter::from_fn(|| h.poll_action())
+        .filter_map(|a| match a {
+            HealthAction::StateChanged { to, .. } => Some(to),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changes, vec![flotilla_control::TargetState::Healthy]);
+}

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
-    TerminateResponse,
+    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, ReloadResponse,
+    TargetHealthInfo, TerminateResponse,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState};
@@ -23,6 +23,10 @@ pub(crate) struct Shared {
     pub(crate) listeners: Vec<ListenerInfo>,
     /// Activities of earlier runs (from the state store), newest first, per group.
     pub(crate) history: std::collections::BTreeMap<String, Vec<ActivityInfo>>,
+    /// The config file to re-read on reload.
+    pub(crate) config_path: Option<std::path::PathBuf>,
+    /// The config in force; replaced by a successful reload (see `reload.rs`).
+    pub(crate) config: Mutex<flotilla_config::Config>,
 }
 
 impl Shared {
@@ -166,6 +170,10 @@ impl AdminBackend for AdminView {
 
     fn listeners(&self) -> Vec<ListenerInfo> {
         self.listeners.clone()
+    }
+
+    fn reload(&self) -> Result<ReloadResponse, AdminError> {
+        crate::reload::reload(self)
     }
 
     fn terminate_instance(

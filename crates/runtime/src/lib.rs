@@ -14,6 +14,7 @@ mod error;
 mod launch;
 mod persist;
 mod probe;
+mod reload;
 mod run;
 
 pub use error::RuntimeError;

@@ -11,10 +11,7 @@ use arc_swap::ArcSwap;
 use flotilla_admin::api::ListenerInfo;
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
 use flotilla_config::{Action, Config, ListenerProtocol};
-use flotilla_control::{
-    AutoScalingGroup, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceId, TargetGroupHealth,
-    TerminationPolicy,
-};
+use flotilla_control::{AutoScalingGroup, InstanceId, TargetGroupHealth};
 use flotilla_proxy::{ListenerConfig, RouteAction, Router};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -22,10 +19,11 @@ use tokio::task::JoinSet;
 
 use crate::backend::{AdminView, Shared};
 use crate::clock::Clock;
-use crate::control::{Control, Effect, GroupRuntime, ProbeSpec, TargetGroupRuntime};
+use crate::control::{Control, Effect, GroupRuntime, TargetGroupRuntime};
 use crate::launch::launch_spec;
 use crate::persist;
 use crate::probe::run_probe;
+use crate::reload;
 use crate::RuntimeError;
 
 /// How long shutdown waits for in-flight client requests before stopping instances anyway.
@@ -108,24 +106,11 @@ pub async fn run(
     // Target groups: health machines plus their data-plane views.
     let mut target_groups = BTreeMap::new();
     for (name, tg) in &config.target_groups {
-        let hc = &tg.health_check;
-        let mut health = TargetGroupHealth::new(
-            HealthCheckSpec {
-                interval: hc.interval,
-                timeout: hc.timeout,
-                healthy_threshold: hc.healthy_threshold,
-                unhealthy_threshold: hc.unhealthy_threshold,
-            },
-            tg.deregistration_delay,
-        );
+        let (spec, probe) = reload::health_specs(tg);
+        let mut health = TargetGroupHealth::new(spec, tg.deregistration_delay);
         for target in &tg.targets {
             health.register(now, *target);
         }
-        let probe = ProbeSpec {
-            http_path: (hc.protocol == flotilla_config::Protocol::Http).then(|| hc.path.clone()),
-            timeout: hc.timeout,
-            matcher: hc.matcher.clone(),
-        };
         target_groups.insert(
             name.clone(),
             TargetGroupRuntime::new(
@@ -139,36 +124,7 @@ pub async fn run(
     // Auto scaling groups.
     let mut groups = BTreeMap::new();
     for (i, (name, asg)) in config.auto_scaling_groups.iter().enumerate() {
-        let spec = GroupSpec {
-            name: name.clone(),
-            zones: asg.zones.clone(),
-            min_size: asg.min_size,
-            max_size: asg.max_size,
-            desired_capacity: asg.desired_capacity,
-            health_check_type: match asg.health_check_type {
-                flotilla_config::HealthCheckType::Process => HealthCheckType::Process,
-                flotilla_config::HealthCheckType::Elb => HealthCheckType::Elb,
-            },
-            health_check_grace_period: asg.health_check_grace_period,
-            termination_policies: asg
-                .termination_policies
-                .iter()
-                .map(|p| match p {
-                    flotilla_config::TerminationPolicy::Default => TerminationPolicy::Default,
-                    flotilla_config::TerminationPolicy::OldestInstance => {
-                        TerminationPolicy::OldestInstance
-                    }
-                    flotilla_config::TerminationPolicy::NewestInstance => {
-                        TerminationPolicy::NewestInstance
-                    }
-                    flotilla_config::TerminationPolicy::OldestLaunchTemplate => {
-                        TerminationPolicy::OldestLaunchTemplate
-                    }
-                })
-                .collect(),
-            launch_template_version: 1,
-            has_target_groups: !asg.target_groups.is_empty(),
-        };
+        let spec = reload::group_spec(name, asg, 1);
         let mut spec = spec;
         if let Some(&d) = restored.desired.get(name) {
             if (spec.min_size..=spec.max_size).contains(&d) {
@@ -271,6 +227,8 @@ pub async fn run(
         clock,
         listeners: listeners_info,
         history: restored.history,
+        config_path: (!config.path.as_os_str().is_empty()).then(|| config.path.clone()),
+        config: Mutex::new(config),
     });
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
@@ -282,7 +240,8 @@ pub async fn run(
 
     // The control loop.
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
-    let templates = config.launch_templates.clone();
+    // SIGHUP reloads the config; without the handler it would end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::pin!(shutdown);
     loop {
         let now = clock.now();
@@ -300,7 +259,7 @@ pub async fn run(
         for effect in effects {
             match effect {
                 Effect::Launch { group, id, zone } => {
-                    launch(&shared, &provider, &templates, &options, &group, &id, &zone).await;
+                    launch(&shared, &provider, &options, &group, &id, &zone).await;
                     shared.wake.notify_one();
                 }
                 Effect::Stop { id } => provider.stop(id.as_str()),
@@ -332,6 +291,16 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = sleep => {}
             _ = shared.wake.notified() => {}
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::info!("SIGHUP received: reloading the config");
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || reload::reload_and_log(&shared));
+            }
             Some(event) = event_rx.recv() => {
                 let Event::Probe { target_group, target, result } = event;
                 shared.lock().probed(clock.now(), &target_group, target, result);
@@ -381,7 +350,6 @@ pub async fn run(
 async fn launch(
     shared: &Arc<Shared>,
     provider: &Arc<LocalProcessProvider>,
-    templates: &BTreeMap<String, flotilla_config::LaunchTemplate>,
     options: &RunOptions,
     group: &str,
     id: &InstanceId,
@@ -392,14 +360,15 @@ async fn launch(
         .groups
         .get(group)
         .map(|g| g.launch_template.clone());
-    let Some(template) = template_name.and_then(|n| templates.get(&n)) else {
+    let template = template_name.and_then(|n| shared.config().launch_templates.get(&n).cloned());
+    let Some(template) = template else {
         let now = shared.clock.now();
         shared
             .lock()
             .launch_failed(now, group, id, "launch template not found");
         return;
     };
-    let spec = launch_spec(template, &options.flotilla_exe, id, group, zone);
+    let spec = launch_spec(&template, &options.flotilla_exe, id, group, zone);
     let result = provider.launch(spec).await;
     let now = shared.clock.now();
     let mut c = shared.lock();
