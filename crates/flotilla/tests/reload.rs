@@ -13,9 +13,7 @@ use flotilla_admin::ClientError;
 async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     let ports = Ports::new();
     let (listener, admin) = (ports.listener, ports.admin);
-    let config = |max: u32, extra: &str| {
-        demo_config(&Ports { listener, admin }, 1, max, 2, extra)
-    };
+    let config = |max: u32, extra: &str| demo_config(&Ports { listener, admin }, 1, max, 2, extra);
     let f = Flotilla::start("reload", ports, &config(3, ""));
     let path = f.dir.join("flotilla.toml");
     f.wait_in_service("web", 2, Duration::from_secs(30)).await;
@@ -72,7 +70,11 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
         other => panic!("a bad config must be refused, got {other:?}"),
     }
     let g = f.group("web").await.expect("group");
-    assert_eq!((g.max_size, g.desired_capacity), (6, 5), "the running config is unchanged");
+    assert_eq!(
+        (g.max_size, g.desired_capacity),
+        (6, 5),
+        "the running config is unchanged"
+    );
 
     // SIGHUP: max_size 6 → 5 (desired 5 stays inside).
     std::fs::write(&path, config(5, "")).expect("write config");
@@ -84,9 +86,65 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     .await;
     f.wait_in_service("web", 5, Duration::from_secs(40)).await;
 
+    // A new load balancer listener is bound by a reload, and drained by the next one.
+    let second = common::free_port();
+    let extra = format!(
+        "\n[load_balancers.second]\ntype = \"application\"\n\n\
+         [[load_balancers.second.listeners]]\nbind = \"127.0.0.1:{second}\"\n\
+         default_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    std::fs::write(&path, config(5, &extra)).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload adding a listener");
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c.contains(&format!("listener 127.0.0.1:{second} of second: added"))),
+        "{:?}",
+        r.changes
+    );
+    let client = common::http_client();
+    let (status, _, body) = common::get(&client, &format!("http://127.0.0.1:{second}/"))
+        .await
+        .expect("the new listener answers");
+    assert_eq!(status, 200, "{body}");
+    let listeners: Vec<flotilla_admin::api::ListenerInfo> =
+        f.admin.get("/v1/listeners").await.expect("listeners");
+    assert_eq!(listeners.len(), 2);
+    drop(client);
+    std::fs::write(&path, config(5, "")).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload removing a listener");
+    assert!(
+        r.changes.iter().any(|c| c.contains("removed")),
+        "{:?}",
+        r.changes
+    );
+    wait_for(
+        "the removed listener to close",
+        Duration::from_secs(10),
+        || async {
+            std::net::TcpStream::connect(("127.0.0.1", second))
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+
     let _ = stop_tx.send(true);
     let (ok, failed) = load.await.expect("load task");
     assert!(ok > 0);
-    assert!(failed.is_empty(), "{} failed requests: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(f.log().contains("reload refused") || f.log().contains("config reloaded"));
 }

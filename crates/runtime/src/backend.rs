@@ -20,7 +20,7 @@ pub(crate) struct Shared {
     pub(crate) control: Mutex<Control>,
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
-    pub(crate) listeners: Vec<ListenerInfo>,
+    pub(crate) listener_set: crate::reload::ListenerSet,
     /// Activities of earlier runs (from the state store), newest first, per group.
     pub(crate) history: std::collections::BTreeMap<String, Vec<ActivityInfo>>,
     /// The config file to re-read on reload.
@@ -169,7 +169,7 @@ impl AdminBackend for AdminView {
     }
 
     fn listeners(&self) -> Vec<ListenerInfo> {
-        self.listeners.clone()
+        self.listener_set.infos()
     }
 
     fn reload(&self) -> Result<ReloadResponse, AdminError> {

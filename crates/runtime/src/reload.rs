@@ -6,15 +6,22 @@
 //! bind, the state directory, adding or removing groups, ...) refuse the whole reload, so a
 //! reload is never half-applied.
 
-use std::sync::MutexGuard;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use flotilla_admin::api::ReloadResponse;
+use arc_swap::ArcSwap;
+use flotilla_admin::api::{ListenerInfo, ReloadResponse};
 use flotilla_admin::AdminError;
 use flotilla_config::{Config, ConfigError};
 use flotilla_control::{GroupSpec, HealthCheckSpec, HealthCheckType, TargetGroupHealth};
 
 use crate::backend::Shared;
 use crate::control::{ProbeSpec, TargetGroupRuntime};
+use crate::run::CONNECT_TIMEOUT;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// The control plane's spec of a group as the config describes it.
 pub(crate) fn group_spec(
@@ -105,7 +112,10 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadResponse, AdminError> {
             blockers.join("; ")
         )));
     }
-    let changes = apply(shared, &current, &new);
+    let bound = bind_new_listeners(&shared.listener_set, &new)?;
+    let mut changes = apply(shared, &current, &new);
+    // After the target groups: new listeners may forward to new target groups.
+    changes.extend(apply_listeners(shared, &new, bound));
     *current = new;
     drop(current);
     shared.wake.notify_one();
@@ -165,9 +175,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
             _ => {}
         }
     }
-    if old.load_balancers != new.load_balancers {
-        why.push("load balancers or listeners changed".to_string());
-    }
+    // A removed target group must not be used by a listener that stays: validation of the new
+    // file guarantees the new listeners only name target groups that exist in it.
+    let _ = &old.load_balancers; // listeners are added, swapped and drained in place
     why
 }
 
@@ -270,4 +280,201 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// One running listener: what the API shows, its routing snapshot, and its own stop switch
+/// (so a reload can drain it alone).
+struct ListenerEntry {
+    info: ListenerInfo,
+    load_balancer: String,
+    listener: flotilla_config::Listener,
+    idle_timeout: std::time::Duration,
+    router: Arc<ArcSwap<flotilla_proxy::Router>>,
+    stop: watch::Sender<bool>,
+}
+
+/// Every listener of every load balancer, by bind address; a reload adds, swaps and drains
+/// them one by one, shutdown stops them all.
+#[derive(Default)]
+pub(crate) struct ListenerSet {
+    entries: Mutex<BTreeMap<SocketAddr, ListenerEntry>>,
+    tasks: Mutex<JoinSet<Result<(), flotilla_proxy::ProxyError>>>,
+}
+
+type ProxyTask = Result<(), flotilla_proxy::ProxyError>;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoned only if a panic happened mid-insert; the map is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ListenerSet {
+    /// Starts serving an already-bound listener of load balancer `lb`.
+    pub(crate) fn start(
+        &self,
+        lb: &str,
+        config: &flotilla_config::Listener,
+        listener: TcpListener,
+        idle_timeout: std::time::Duration,
+        action: flotilla_proxy::RouteAction,
+    ) {
+        let router = Arc::new(ArcSwap::from_pointee(flotilla_proxy::Router {
+            default_action: action,
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        let cfg = flotilla_proxy::ListenerConfig {
+            idle_timeout,
+            connect_timeout: CONNECT_TIMEOUT,
+        };
+        lock(&self.tasks).spawn(flotilla_proxy::serve(
+            listener,
+            Arc::clone(&router),
+            cfg,
+            stop_rx,
+        ));
+        let info = ListenerInfo {
+            load_balancer: lb.to_string(),
+            bind: config.bind.to_string(),
+            protocol: match config.protocol {
+                flotilla_config::ListenerProtocol::Http => "http",
+                flotilla_config::ListenerProtocol::Https => "https",
+                flotilla_config::ListenerProtocol::Tcp => "tcp",
+            }
+            .to_string(),
+            target_groups: crate::run::forwarded_groups(&config.default_action),
+        };
+        lock(&self.entries).insert(
+            config.bind,
+            ListenerEntry {
+                info,
+                load_balancer: lb.to_string(),
+                listener: config.clone(),
+                idle_timeout,
+                router,
+                stop,
+            },
+        );
+    }
+
+    /// What `GET /v1/listeners` shows.
+    pub(crate) fn infos(&self) -> Vec<ListenerInfo> {
+        lock(&self.entries)
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
+    }
+
+    /// Stops every listener from accepting (in-flight requests finish) and hands back their
+    /// tasks to await.
+    pub(crate) fn stop_all(&self) -> JoinSet<ProxyTask> {
+        for e in lock(&self.entries).values() {
+            let _ = e.stop.send(true);
+        }
+        std::mem::take(&mut *lock(&self.tasks))
+    }
+}
+
+/// Brings the listeners to the new config: binds new ones first (a taken port refuses the
+/// whole reload before anything changed), swaps the routing of changed ones (no connection is
+/// touched), drains removed ones. Returns the change lines, or the bind error.
+fn bind_new_listeners(
+    set: &ListenerSet,
+    new: &Config,
+) -> Result<
+    Vec<(
+        String,
+        flotilla_config::Listener,
+        TcpListener,
+        std::time::Duration,
+    )>,
+    AdminError,
+> {
+    let existing: Vec<SocketAddr> = lock(&set.entries).keys().copied().collect();
+    let mut bound = Vec::new();
+    for (lb_name, lb) in &new.load_balancers {
+        for l in &lb.listeners {
+            if existing.contains(&l.bind) {
+                continue;
+            }
+            let listener = std::net::TcpListener::bind(l.bind)
+                .and_then(|s| {
+                    s.set_nonblocking(true)?;
+                    TcpListener::from_std(s)
+                })
+                .map_err(|e| {
+                    AdminError::Conflict(format!(
+                        "cannot bind new listener {}: {e}; nothing was changed",
+                        l.bind
+                    ))
+                })?;
+            bound.push((lb_name.clone(), l.clone(), listener, lb.idle_timeout));
+        }
+    }
+    Ok(bound)
+}
+
+fn apply_listeners(
+    shared: &Shared,
+    new: &Config,
+    bound: Vec<(
+        String,
+        flotilla_config::Listener,
+        TcpListener,
+        std::time::Duration,
+    )>,
+) -> Vec<String> {
+    let mut changes = Vec::new();
+    let c = shared.lock();
+    let set = &shared.listener_set;
+    let wanted: BTreeMap<SocketAddr, (&String, &flotilla_config::Listener, std::time::Duration)> =
+        new.load_balancers
+            .iter()
+            .flat_map(|(n, lb)| {
+                lb.listeners
+                    .iter()
+                    .map(move |l| (l.bind, (n, l, lb.idle_timeout)))
+            })
+            .collect();
+    {
+        let mut entries = lock(&set.entries);
+        let removed: Vec<SocketAddr> = entries
+            .keys()
+            .filter(|a| !wanted.contains_key(a))
+            .copied()
+            .collect();
+        for addr in removed {
+            if let Some(e) = entries.remove(&addr) {
+                let _ = e.stop.send(true);
+                changes.push(format!(
+                    "listener {addr} of {}: removed (draining in-flight requests)",
+                    e.load_balancer
+                ));
+            }
+        }
+        for (addr, (lb, l, idle)) in &wanted {
+            let Some(e) = entries.get_mut(addr) else {
+                continue;
+            };
+            if &e.listener != *l || e.load_balancer != **lb {
+                e.router.store(Arc::new(flotilla_proxy::Router {
+                    default_action: crate::run::route_action(&l.default_action, &c.target_groups),
+                }));
+                e.info.target_groups = crate::run::forwarded_groups(&l.default_action);
+                e.info.load_balancer = (*lb).clone();
+                e.listener = (*l).clone();
+                changes.push(format!("listener {addr} of {lb}: routing updated"));
+            }
+            if e.idle_timeout != *idle {
+                changes.push(format!(
+                    "listener {addr} of {lb}: the new idle_timeout applies after a restart"
+                ));
+            }
+        }
+    }
+    for (lb, l, listener, idle) in bound {
+        let action = crate::run::route_action(&l.default_action, &c.target_groups);
+        set.start(&lb, &l, listener, idle, action);
+        changes.push(format!("listener {} of {lb}: added", l.bind));
+    }
+    changes
 }

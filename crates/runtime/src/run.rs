@@ -7,15 +7,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use flotilla_admin::api::ListenerInfo;
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
-use flotilla_config::{Action, Config, ListenerProtocol};
+use flotilla_config::{Action, Config};
 use flotilla_control::{AutoScalingGroup, InstanceId, TargetGroupHealth};
-use flotilla_proxy::{ListenerConfig, RouteAction, Router};
+use flotilla_proxy::RouteAction;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::backend::{AdminView, Shared};
 use crate::clock::Clock;
@@ -31,7 +28,7 @@ const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 /// How often the loop looks at in-flight counts while a target drains.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// AWS's target connect timeout (→ 504).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `flotilla up` needs besides the config.
 #[derive(Clone, Debug)]
@@ -86,7 +83,7 @@ pub async fn run(
                 source,
             })?;
     let mut bound = Vec::new();
-    for lb in config.load_balancers.values() {
+    for (lb_name, lb) in &config.load_balancers {
         for l in &lb.listeners {
             let listener =
                 TcpListener::bind(l.bind)
@@ -95,7 +92,7 @@ pub async fn run(
                         addr: l.bind,
                         source,
                     })?;
-            bound.push((listener, lb.idle_timeout, l.default_action.clone()));
+            bound.push((lb_name.clone(), l.clone(), listener, lb.idle_timeout));
         }
     }
 
@@ -162,39 +159,11 @@ pub async fn run(
     }
 
     // Listeners: routers over the data-plane target groups.
-    let mut listeners_info = Vec::new();
-    for (lb_name, lb) in &config.load_balancers {
-        for l in &lb.listeners {
-            listeners_info.push(ListenerInfo {
-                load_balancer: lb_name.clone(),
-                bind: l.bind.to_string(),
-                protocol: match l.protocol {
-                    ListenerProtocol::Http => "http",
-                    ListenerProtocol::Https => "https",
-                    ListenerProtocol::Tcp => "tcp",
-                }
-                .to_string(),
-                target_groups: forwarded_groups(&l.default_action),
-            });
-        }
-    }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut proxies = JoinSet::new();
-    for (listener, idle_timeout, action) in bound {
-        let router = Router {
-            default_action: route_action(&action, &target_groups),
-        };
-        let cfg = ListenerConfig {
-            idle_timeout,
-            connect_timeout: CONNECT_TIMEOUT,
-        };
-        let router = Arc::new(ArcSwap::from_pointee(router));
-        proxies.spawn(flotilla_proxy::serve(
-            listener,
-            router,
-            cfg,
-            stop_rx.clone(),
-        ));
+    let listener_set = reload::ListenerSet::default();
+    for (lb_name, l, listener, idle_timeout) in bound {
+        let action = route_action(&l.default_action, &target_groups);
+        listener_set.start(&lb_name, &l, listener, idle_timeout, action);
     }
 
     let mut control = Control::new(groups, target_groups);
@@ -225,7 +194,7 @@ pub async fn run(
         control: Mutex::new(control),
         wake: tokio::sync::Notify::new(),
         clock,
-        listeners: listeners_info,
+        listener_set,
         history: restored.history,
         config_path: (!config.path.as_os_str().is_empty()).then(|| config.path.clone()),
         config: Mutex::new(config),
@@ -315,6 +284,7 @@ pub async fn run(
     // Shutdown: stop accepting and let in-flight requests finish, then stop the instances.
     tracing::info!("shutting down: draining listeners");
     let _ = stop_tx.send(true);
+    let mut proxies = shared.listener_set.stop_all();
     let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
         while let Some(result) = proxies.join_next().await {
             if let Ok(Err(e)) = result {
@@ -384,7 +354,7 @@ async fn launch(
     }
 }
 
-fn forwarded_groups(action: &Action) -> Vec<String> {
+pub(crate) fn forwarded_groups(action: &Action) -> Vec<String> {
     match action {
         Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
         _ => Vec::new(),
@@ -392,7 +362,7 @@ fn forwarded_groups(action: &Action) -> Vec<String> {
 }
 
 /// The data-plane action for a listener's default action.
-fn route_action(
+pub(crate) fn route_action(
     action: &Action,
     target_groups: &BTreeMap<String, TargetGroupRuntime>,
 ) -> RouteAction {
