@@ -48,6 +48,10 @@ pub trait AdminBackend: Send + Sync + 'static {
             "terminating instances is not supported here".into(),
         ))
     }
+    /// Every metric in Prometheus (OpenMetrics) text format, names prefixed `flotilla_`.
+    fn prometheus(&self) -> String {
+        String::from("# EOF\n")
+    }
     /// Re-reads the config file: validated first, applied as a diff only when valid.
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
         Err(AdminError::Internal("reload is not supported here".into()))
@@ -95,6 +99,7 @@ fn api() -> (Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_listeners))
         .routes(routes!(terminate_instance))
         .routes(routes!(reload))
+        .routes(routes!(prometheus_metrics))
         .split_for_parts()
 }
 
@@ -268,6 +273,24 @@ async fn reload(State(b): State<Backend>) -> Result<Json<ReloadResponse>, AdminE
         .await
         .map_err(|e| AdminError::Internal(format!("reload task failed: {e}")))?
         .map(Json)
+}
+
+/// Every metric in Prometheus text format (OpenMetrics), names prefixed `flotilla_`, with
+/// labels `load_balancer`, `listener`, `target_group`, `target`, `zone`, `group`.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses(
+        (status = 200, description = "Metrics", body = String,
+         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
+async fn prometheus_metrics(State(b): State<Backend>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        b.prometheus(),
+    )
 }
 
 async fn not_found() -> AdminError {

@@ -109,3 +109,45 @@ async fn terminate_replaces_or_decrements_and_the_cli_shows_it() {
     let doc: serde_json::Value = f.admin.get("/openapi.json").await.expect("openapi");
     assert!(doc["paths"]["/v1/instances/{id}/terminate"]["post"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_metrics_count_requests_and_capacity() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 4, 2, "");
+    let f = Flotilla::start("metrics", ports, &config);
+    f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let client = common::http_client();
+    for _ in 0..5 {
+        let (status, _, _) = common::get(&client, &f.listener_url("/"))
+            .await
+            .expect("request");
+        assert_eq!(status, 200);
+    }
+    let url = format!("http://127.0.0.1:{}/metrics", f.ports.admin);
+    let (status, headers, text) = common::get(&client, &url).await.expect("metrics");
+    assert_eq!(status, 200);
+    assert!(headers["content-type"]
+        .to_str()
+        .unwrap_or("")
+        .starts_with("application/openmetrics-text"));
+    let value = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"))
+    };
+    assert!(value("flotilla_request_count_total{load_balancer=\"front\"") >= 5.0);
+    assert_eq!(value("flotilla_desired_capacity{group=\"web\"}"), 2.0);
+    assert_eq!(value("flotilla_in_service_instances{group=\"web\"}"), 2.0);
+    let healthy: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("flotilla_healthy_host_count{target_group=\"web\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(healthy, 2.0, "{text}");
+    assert!(text
+        .contains("flotilla_target_request_count_total{target_group=\"web\",target=\"127.0.0.1:"));
+    assert!(text.contains("zone=\"az-"));
+    assert!(text.trim_end().ends_with("# EOF"));
+}

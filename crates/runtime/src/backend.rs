@@ -172,6 +172,10 @@ impl AdminBackend for AdminView {
         self.listener_set.infos()
     }
 
+    fn prometheus(&self) -> String {
+        crate::prometheus::render(self)
+    }
+
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
         crate::reload::reload(self)
     }

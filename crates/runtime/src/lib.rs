@@ -14,6 +14,7 @@ mod error;
 mod launch;
 mod persist;
 mod probe;
+mod prometheus;
 mod reload;
 mod run;
 

@@ -291,6 +291,7 @@ struct ListenerEntry {
     idle_timeout: std::time::Duration,
     router: Arc<ArcSwap<flotilla_proxy::Router>>,
     stop: watch::Sender<bool>,
+    stats: Arc<flotilla_proxy::ListenerStats>,
 }
 
 /// Every listener of every load balancer, by bind address; a reload adds, swaps and drains
@@ -326,10 +327,12 @@ impl ListenerSet {
             idle_timeout,
             connect_timeout: CONNECT_TIMEOUT,
         };
-        lock(&self.tasks).spawn(flotilla_proxy::serve(
+        let stats = Arc::new(flotilla_proxy::ListenerStats::default());
+        lock(&self.tasks).spawn(flotilla_proxy::serve_with_stats(
             listener,
             Arc::clone(&router),
             cfg,
+            Arc::clone(&stats),
             stop_rx,
         ));
         let info = ListenerInfo {
@@ -352,8 +355,23 @@ impl ListenerSet {
                 idle_timeout,
                 router,
                 stop,
+                stats,
             },
         );
+    }
+
+    /// Counters of every listener: (load balancer, bind address, counters).
+    pub(crate) fn stats(&self) -> Vec<(String, String, Arc<flotilla_proxy::ListenerStats>)> {
+        lock(&self.entries)
+            .values()
+            .map(|e| {
+                (
+                    e.load_balancer.clone(),
+                    e.info.bind.clone(),
+                    Arc::clone(&e.stats),
+                )
+            })
+            .collect()
     }
 
     /// What `GET /v1/listeners` shows.
