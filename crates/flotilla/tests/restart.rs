@@ -98,3 +98,54 @@ async fn operator_capacity_and_activities_survive_a_graceful_restart() {
         .all(|a| a.description.starts_with("Launching a new instance")));
     assert!(second.log().contains("restoring the desired capacity 3"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_sigkill_dead_instances_are_forgotten_and_replaced_once() {
+    let ports = Ports::new();
+    let (listener, admin) = (ports.listener, ports.admin);
+    let config = demo_config(&ports, 1, 5, 1, "");
+    let mut first = Flotilla::start("restart-kill", ports, &config);
+    first
+        .wait_in_service("web", 1, Duration::from_secs(30))
+        .await;
+    let _: GroupSummary = first
+        .admin
+        .put(
+            "/v1/groups/web/capacity",
+            &CapacityRequest {
+                desired_capacity: 2,
+            },
+        )
+        .await
+        .expect("scale to 2");
+    let before = first
+        .wait_in_service("web", 2, Duration::from_secs(30))
+        .await;
+    let old_pids: Vec<u32> = before.instances.iter().filter_map(|i| i.pid).collect();
+
+    // SIGKILL: no chance to clean up; the parent-death signal takes the instances along.
+    let mut child = first.child.take().expect("running");
+    child.kill().expect("SIGKILL flotilla");
+    child.wait().expect("reap flotilla");
+    common::wait_for(
+        "instances to die with flotilla",
+        Duration::from_secs(10),
+        || async { old_pids.iter().all(|p| !alive(*p)).then_some(()) },
+    )
+    .await;
+
+    let second = Flotilla::start_in(first.dir.clone(), Ports { listener, admin }, &config);
+    let after = second
+        .wait_in_service("web", 2, Duration::from_secs(30))
+        .await;
+    assert_eq!(
+        after.desired_capacity, 2,
+        "the operator's change was durable before the kill"
+    );
+    assert_eq!(
+        after.instances.len(),
+        2,
+        "dead records were not adopted nor doubled"
+    );
+    assert!(second.log().contains("from the previous run is gone"));
+}

@@ -414,10 +414,18 @@ fn bind_new_listeners(
             if existing.contains(&l.bind) {
                 continue;
             }
-            let listener = std::net::TcpListener::bind(l.bind)
+            // Like tokio's `TcpListener::bind`: SO_REUSEADDR, so a port a listener released a
+            // moment ago (connections in TIME_WAIT) can be bound again.
+            let socket = if l.bind.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()
+            } else {
+                tokio::net::TcpSocket::new_v6()
+            };
+            let listener = socket
                 .and_then(|s| {
-                    s.set_nonblocking(true)?;
-                    TcpListener::from_std(s)
+                    s.set_reuseaddr(true)?;
+                    s.bind(l.bind)?;
+                    s.listen(1024)
                 })
                 .map_err(|e| {
                     AdminError::Conflict(format!(
