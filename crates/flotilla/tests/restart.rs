@@ -149,3 +149,95 @@ async fn after_sigkill_dead_instances_are_forgotten_and_replaced_once() {
     );
     assert!(second.log().contains("from the previous run is gone"));
 }
+
+/// Kills (by PID) and reaps a process this test started, whatever happens.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
+    use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
+    use std::os::unix::process::CommandExt;
+
+    // An instance left by an earlier run (here: started by the test, in its own process group).
+    let id = "i-0adopted00001";
+    let port = common::free_port();
+    let app = std::process::Command::new(common::flotilla_bin())
+        .arg("demo-app")
+        .env("PORT", port.to_string())
+        .env("FLOTILLA_INSTANCE_ID", id)
+        .env("FLOTILLA_ZONE", "az-b")
+        .env("FLOTILLA_GROUP", "web")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start the demo app");
+    let mut app = Reaped(app);
+    let pid = app.0.id();
+    let client = common::http_client();
+    let health = format!("http://127.0.0.1:{port}/health");
+    common::wait_for("the demo app", Duration::from_secs(10), || async {
+        matches!(common::get(&client, &health).await, Ok((200, _, _))).then_some(())
+    })
+    .await;
+
+    // Its record, as the earlier run would have written it.
+    let dir = common::temp_dir("adopt");
+    std::fs::create_dir_all(dir.join(".flotilla")).expect("state dir");
+    let mut store = SqliteStore::open(&dir.join(".flotilla/state.db")).expect("state db");
+    store
+        .put_instance(&InstanceRecord {
+            id: id.into(),
+            group: "web".into(),
+            zone: "az-b".into(),
+            pid,
+            start_time: flotilla_compute::process_start_time(pid).expect("running"),
+            address: format!("127.0.0.1:{port}"),
+            launch_template_version: 1,
+            launched_at_ms: 0,
+        })
+        .expect("write record");
+    drop(store);
+
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 3, 1, "");
+    let mut f = Flotilla::start_in(dir, ports, &config);
+    let g = f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    assert_eq!(g.instances[0].id, id, "adopted, no new launch");
+    assert_eq!(g.instances[0].pid, Some(pid));
+    let (status, headers, _) = common::get(&client, &f.listener_url("/"))
+        .await
+        .expect("request through the load balancer");
+    assert_eq!(status, 200);
+    assert_eq!(headers["x-instance-id"], id);
+    let activities: Vec<ActivityInfo> = f
+        .admin
+        .get("/v1/groups/web/activities")
+        .await
+        .expect("activities");
+    assert!(activities
+        .iter()
+        .any(|a| a.description == format!("Adopting instance: {id} in az-b")));
+
+    // A graceful stop stops the adopted instance as well.
+    let status = f.terminate(Duration::from_secs(30));
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if app.0.try_wait().expect("wait demo app").is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flotilla's shutdown did not stop the adopted instance"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
