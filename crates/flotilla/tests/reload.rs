@@ -91,7 +91,8 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     let extra = format!(
         "\n[load_balancers.second]\ntype = \"application\"\n\n\
          [[load_balancers.second.listeners]]\nbind = \"127.0.0.1:{second}\"\n\
-         default_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+         default_action = {{ type = \"forward\", target_group = \"web\" }}\n\n\
+         [target_groups.spare]\nderegistration_delay = \"1s\"\n"
     );
     std::fs::write(&path, config(5, &extra)).expect("write config");
     let r: ReloadResponse = f
@@ -114,6 +115,11 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     let listeners: Vec<flotilla_admin::api::ListenerInfo> =
         f.admin.get("/v1/listeners").await.expect("listeners");
     assert_eq!(listeners.len(), 2);
+    assert!(
+        r.changes.iter().any(|c| c == "target group spare: added"),
+        "{:?}",
+        r.changes
+    );
     drop(client);
     std::fs::write(&path, config(5, "")).expect("write config");
     let r: ReloadResponse = f
@@ -123,6 +129,11 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
         .expect("reload removing a listener");
     assert!(
         r.changes.iter().any(|c| c.contains("removed")),
+        "{:?}",
+        r.changes
+    );
+    assert!(
+        r.changes.iter().any(|c| c == "target group spare: removed"),
         "{:?}",
         r.changes
     );

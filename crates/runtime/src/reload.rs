@@ -2,9 +2,10 @@
 //! refused with every error as FILE:LINE:COL and the running config keeps serving; a valid one
 //! is applied as a diff, in place, without touching a connection: group bounds and desired
 //! capacity (`update_spec`), target groups' health-check settings, new target groups, launch
-//! template changes (a new version for later launches). Changes that need a restart (the admin
-//! bind, the state directory, adding or removing groups, ...) refuse the whole reload, so a
-//! reload is never half-applied.
+//! template changes (a new version for later launches), target groups added or removed,
+//! listeners added (bound before anything else changes), re-routed or drained. Changes that
+//! need a restart (the admin bind, the state directory, adding or removing auto scaling
+//! groups, ...) refuse the whole reload, so a reload is never half-applied.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -116,6 +117,8 @@ pub(crate) fn reload(shared: &Shared) -> Result<ReloadResponse, AdminError> {
     let mut changes = apply(shared, &current, &new);
     // After the target groups: new listeners may forward to new target groups.
     changes.extend(apply_listeners(shared, &new, bound));
+    // Last: a removed target group may have been a listener's until the line above.
+    changes.extend(remove_target_groups(shared, &new));
     *current = new;
     drop(current);
     shared.wake.notify_one();
@@ -168,7 +171,9 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     }
     for (name, tg) in &old.target_groups {
         match new.target_groups.get(name) {
-            None => why.push(format!("target group {name} removed")),
+            // Removal is applied in place: no group can name it (their target groups did not
+            // change, and the new file validated), listeners are re-routed first.
+            None => {}
             Some(n) if n.targets != tg.targets => {
                 why.push(format!("static targets of target group {name} changed"))
             }
@@ -280,6 +285,24 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// Forgets target groups the new config no longer has (requests in flight to them finish:
+/// the data plane holds its own reference until they do).
+fn remove_target_groups(shared: &Shared, new: &Config) -> Vec<String> {
+    let mut c = shared.lock();
+    let gone: Vec<String> = c
+        .target_groups
+        .keys()
+        .filter(|n| !new.target_groups.contains_key(*n))
+        .cloned()
+        .collect();
+    gone.into_iter()
+        .map(|name| {
+            c.target_groups.remove(&name);
+            format!("target group {name}: removed")
+        })
+        .collect()
 }
 
 /// One running listener: what the API shows, its routing snapshot, and its own stop switch
