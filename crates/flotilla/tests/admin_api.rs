@@ -151,3 +151,71 @@ async fn prometheus_metrics_count_requests_and_capacity() {
     assert!(text.contains("zone=\"az-"));
     assert!(text.trim_end().ends_with("# EOF"));
 }
+
+/// A config whose admin API listens on every interface (tests still connect over loopback).
+fn exposed_config(ports: &Ports) -> String {
+    demo_config(ports, 1, 2, 1, "").replace(
+        &format!("admin_bind = \"127.0.0.1:{}\"", ports.admin),
+        &format!("admin_bind = \"0.0.0.0:{}\"", ports.admin),
+    )
+}
+
+#[test]
+fn a_non_loopback_admin_bind_without_a_token_refuses_to_start() {
+    let ports = Ports::new();
+    let dir = common::temp_dir("no-token");
+    let path = dir.join("flotilla.toml");
+    std::fs::write(&path, exposed_config(&ports)).expect("write config");
+    let out = Command::new(flotilla_bin())
+        .arg("up")
+        .arg(&path)
+        .env_remove("FLOTILLA_ADMIN_TOKEN")
+        .output()
+        .expect("run flotilla");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("FLOTILLA_ADMIN_TOKEN"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_loopback_admin_bind_needs_the_bearer_token() {
+    let ports = Ports::new();
+    let admin_port = ports.admin;
+    let dir = common::temp_dir("token");
+    let config = exposed_config(&ports);
+    let _flotilla =
+        Flotilla::start_with_env(dir, ports, &config, &[("FLOTILLA_ADMIN_TOKEN", "t0ken")]);
+    let url = format!("http://127.0.0.1:{admin_port}");
+    let anonymous = flotilla_admin::AdminClient::new(&url, None).expect("client");
+    let wrong = flotilla_admin::AdminClient::new(&url, Some("nope".into())).expect("client");
+    let right = flotilla_admin::AdminClient::new(&url, Some("t0ken".into())).expect("client");
+    let groups: Vec<flotilla_admin::api::GroupSummary> =
+        wait_for("the admin API", Duration::from_secs(20), || async {
+            right.get("/v1/groups").await.ok()
+        })
+        .await;
+    assert_eq!(groups[0].desired_capacity, 1);
+    for client in [&anonymous, &wrong] {
+        let refused = client
+            .put::<_, flotilla_admin::api::GroupSummary>(
+                "/v1/groups/web/capacity",
+                &flotilla_admin::api::CapacityRequest {
+                    desired_capacity: 2,
+                },
+            )
+            .await;
+        match refused {
+            Err(ClientError::Api { status, code, .. }) => {
+                assert_eq!((status, code.as_str()), (401, "unauthorized"))
+            }
+            other => panic!("expected 401, got {other:?}"),
+        }
+    }
+    let groups: Vec<flotilla_admin::api::GroupSummary> =
+        right.get("/v1/groups").await.expect("groups");
+    assert_eq!(
+        groups[0].desired_capacity, 1,
+        "a refused request changed nothing"
+    );
+}
