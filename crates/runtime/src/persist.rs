@@ -261,3 +261,77 @@ pub(crate) fn adopt_survivors(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_control::Time;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("flotilla-persist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir
+    }
+
+    fn record(id: &str) -> InstanceRecord {
+        InstanceRecord {
+            id: id.into(),
+            group: "web".into(),
+            zone: "az-a".into(),
+            pid: 4242,
+            start_time: 7,
+            address: "127.0.0.1:4000".into(),
+            launch_template_version: 1,
+            launched_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn writes_reach_the_store_and_are_restored() {
+        let dir = temp_dir("roundtrip");
+        let groups = ["web".to_string()];
+        let (store, restored) = open(&dir, groups.iter()).expect("open");
+        assert!(restored.desired.is_empty() && restored.instances.is_empty());
+        let clock = Clock::start();
+        let mut p = Persister::start(Box::new(store), clock, "run1".into()).expect("start");
+        let mut activity = Activity {
+            id: 0,
+            time: Time::ZERO,
+            end_time: None,
+            cause: "an operator set the desired capacity".into(),
+            description: "Launching a new instance: i-1 in az-a".into(),
+            status: ActivityStatus::InProgress,
+        };
+        p.activity("web", &activity);
+        activity.status = ActivityStatus::Successful;
+        p.activity("web", &activity);
+        p.desired("web", 4);
+        p.put_instance(record("i-1"));
+        p.put_instance(record("i-2"));
+        p.remove_instance("i-1");
+        p.close().expect("writer thread").join().expect("joined");
+
+        let (_, restored) = open(&dir, groups.iter()).expect("reopen");
+        assert_eq!(restored.desired.get("web"), Some(&4));
+        assert_eq!(restored.instances, vec![record("i-2")]);
+        let history = &restored.history["web"];
+        assert_eq!(
+            history.len(),
+            1,
+            "the status change updated the same activity"
+        );
+        assert_eq!(history[0].status, "successful");
+        assert_eq!(history[0].time, clock.rfc3339(Time::ZERO));
+
+        let (store, _) = open(&dir, groups.iter()).expect("reopen");
+        let mut p = Persister::start(Box::new(store), clock, "run2".into()).expect("start");
+        p.clear_desired("web");
+        p.clear_instances();
+        p.close().expect("writer thread").join().expect("joined");
+        let (_, restored) = open(&dir, groups.iter()).expect("reopen");
+        assert!(restored.desired.is_empty() && restored.instances.is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -190,7 +190,8 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
 fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
     let now = shared.clock.now();
     let mut changes = Vec::new();
-    let mut c = shared.lock();
+    let mut guard = shared.lock();
+    let c = &mut *guard;
 
     for (name, tg) in &new.target_groups {
         let (spec, probe) = health_specs(tg);
@@ -247,6 +248,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
         if before.desired_capacity == asg.desired_capacity {
             // Not changed in the file: keep the group's own desired (operator, policy).
             spec.desired_capacity = current.desired_capacity;
+        } else if let Some(p) = &c.persist {
+            // Changed in the file: the newer intent replaces an operator's earlier one, also
+            // for the next restart.
+            p.clear_desired(name);
         }
         let desired_before = g.asg.desired_capacity();
         g.asg.update_spec(now, spec);
@@ -270,7 +275,7 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
             ));
         }
     }
-    drop(c);
+    drop(guard);
     for change in &changes {
         tracing::info!("reload: {change}");
     }
