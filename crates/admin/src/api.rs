@@ -1,9 +1,10 @@
 //! JSON shapes of the admin API (spec §4). Field names are part of the user-facing contract.
 
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// One auto scaling group in `GET /v1/groups`: the capacity numbers an operator checks first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {
     /// Group name from the config.
     pub name: String,
@@ -18,7 +19,7 @@ pub struct GroupSummary {
 }
 
 /// `GET /v1/groups/{name}`: the group and every instance it currently owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupDetail {
     /// Group name from the config.
     pub name: String,
@@ -37,7 +38,7 @@ pub struct GroupDetail {
 }
 
 /// One instance as an operator sees it: where it runs and whether it is serving.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceInfo {
     /// AWS-style id, e.g. `i-0a1b2c3d4e5f`.
     pub id: String,
@@ -56,7 +57,7 @@ pub struct InstanceInfo {
 }
 
 /// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ActivityInfo {
     /// When the activity started (RFC 3339).
     pub time: String,
@@ -69,7 +70,7 @@ pub struct ActivityInfo {
 }
 
 /// One target's health in a target group (`GET /v1/target-groups/{name}/health`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TargetHealthInfo {
     /// `host:port` the load balancer sends requests to.
     pub target: String,
@@ -84,7 +85,7 @@ pub struct TargetHealthInfo {
 }
 
 /// One listener of a load balancer, so `flotilla status` can say where to send traffic.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ListenerInfo {
     /// Load balancer the listener belongs to.
     pub load_balancer: String,
@@ -97,7 +98,7 @@ pub struct ListenerInfo {
 }
 
 /// Body of `PUT /v1/groups/{name}/capacity`. Unknown fields are refused.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityRequest {
     /// New desired capacity; must lie within min_size..=max_size.
@@ -105,16 +106,53 @@ pub struct CapacityRequest {
 }
 
 /// The error body of every 4xx/5xx answer: a sentence for people and a code for scripts.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for a person.
     pub error: String,
     /// A stable machine-readable code, e.g. `not_found`, `out_of_range`.
     pub code: String,
+    /// For a refused reload (`invalid_config`): every problem in the file, each as
+    /// `FILE:LINE:COL: message`. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+/// Body of `POST /v1/instances/{id}/terminate` (AWS `TerminateInstanceInAutoScalingGroup`).
+/// Unknown fields are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateRequest {
+    /// Lower the desired capacity by one instead of replacing the instance (never below
+    /// `min_size`: then it is replaced anyway). Default false.
+    #[serde(default)]
+    pub decrement_desired: bool,
+}
+
+/// Answer of `POST /v1/instances/{id}/terminate`: the termination has started (the instance
+/// drains, then stops).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TerminateResponse {
+    /// The instance being terminated.
+    pub instance_id: String,
+    /// Its auto scaling group.
+    pub group: String,
+    /// The group's desired capacity after the request (lower by one when decremented).
+    pub desired_capacity: u32,
+    /// Whether a replacement will be launched.
+    pub replaced: bool,
+}
+
+/// Answer of a successful `POST /v1/reload`: what the new config changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReloadResponse {
+    /// One line per change applied, e.g. `auto scaling group web: max_size 5 → 8`.
+    pub changes: Vec<String>,
 }
 
 /// Query parameters of `GET /v1/metrics/{metric}`; all optional, checked by the backend.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MetricParams {
     /// Series scope, e.g. `group/web`, `target-group/web`, `instance/i-…` (default: the only
@@ -129,14 +167,14 @@ pub struct MetricParams {
 }
 
 /// Answer of `GET /v1/metrics/{metric}`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct MetricDatapoints {
     /// One per period with data, oldest first.
     pub datapoints: Vec<DatapointInfo>,
 }
 
 /// One datapoint of a metric read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DatapointInfo {
     /// Start of the period, RFC 3339.
     pub time: String,
@@ -145,7 +183,7 @@ pub struct DatapointInfo {
 }
 
 /// Answer of `GET /v1/groups/{name}/scaling`: the group's policies and suspended processes.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ScalingInfo {
     /// Every dynamic scaling policy with what it last saw.
     pub policies: Vec<PolicyInfo>,
@@ -154,7 +192,7 @@ pub struct ScalingInfo {
 }
 
 /// One scaling policy's state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PolicyInfo {
     /// Policy name.
     pub name: String,
@@ -170,7 +208,7 @@ pub struct PolicyInfo {
 /// Body of `PUT /v1/groups/{name}/suspended-processes`: the complete set of suspended
 /// processes (AWS names: Launch, Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance,
 /// AlarmNotification, ScheduledActions); an empty list resumes everything.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendedProcessesRequest {
     /// Processes to have suspended after the call.

@@ -35,6 +35,8 @@ pub enum ClientError {
         error: String,
         /// Code from the JSON body.
         code: String,
+        /// Itemised problems (a refused reload lists every config error here).
+        details: Vec<String>,
     },
     /// The answer was not the JSON expected.
     #[error("unexpected answer from the admin API: {0}")]
@@ -73,6 +75,16 @@ impl AdminClient {
         self.call(Method::PUT, path, Some(body)).await
     }
 
+    /// `POST path` with a JSON body, answer decoded as `T`.
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let body = serde_json::to_vec(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+        self.call(Method::POST, path, Some(body)).await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -108,16 +120,20 @@ impl AdminClient {
             .to_bytes();
         if !status.is_success() {
             let parsed: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
-            let (error, code) = parsed.map(|b| (b.error, b.code)).unwrap_or_else(|| {
-                (
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                    "unknown".into(),
-                )
-            });
+            let (error, code, details) = parsed
+                .map(|b| (b.error, b.code, b.errors))
+                .unwrap_or_else(|| {
+                    (
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                        "unknown".into(),
+                        Vec::new(),
+                    )
+                });
             return Err(ClientError::Api {
                 status: status.as_u16(),
                 error,
                 code,
+                details,
             });
         }
         serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode(e.to_string()))

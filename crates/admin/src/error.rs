@@ -21,6 +21,17 @@ pub enum AdminError {
     /// Missing or wrong bearer token.
     #[error("{0}")]
     Unauthorized(String),
+    /// The request conflicts with the object's state (e.g. the instance is already terminating).
+    #[error("{0}")]
+    Conflict(String),
+    /// A reload was refused because the config file is invalid; nothing changed.
+    #[error("{summary}")]
+    InvalidConfig {
+        /// One sentence for a person.
+        summary: String,
+        /// Every problem, `FILE:LINE:COL: message`.
+        errors: Vec<String>,
+    },
     /// The runtime could not carry the request out.
     #[error("{0}")]
     Internal(String),
@@ -33,6 +44,8 @@ impl AdminError {
             AdminError::OutOfRange(_) => (StatusCode::UNPROCESSABLE_ENTITY, "out_of_range"),
             AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             AdminError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            AdminError::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -41,9 +54,15 @@ impl AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let error = self.to_string();
+        let errors = match self {
+            AdminError::InvalidConfig { errors, .. } => errors,
+            _ => Vec::new(),
+        };
         let body = ErrorBody {
-            error: self.to_string(),
+            error,
             code: code.to_string(),
+            errors,
         };
         (status, Json(body)).into_response()
     }

@@ -14,4 +14,4 @@ pub mod server;
 
 pub use client::{AdminClient, ClientError};
 pub use error::AdminError;
-pub use server::{router, serve, AdminBackend};
+pub use server::{openapi, router, serve, AdminBackend};

@@ -1,18 +1,25 @@
-//! The axum router of the admin API and the trait the runtime implements behind it.
+//! The axum router of the admin API and the trait the runtime implements behind it. Every
+//! route is declared with `#[utoipa::path]`, so `/openapi.json` is generated from the
+//! handlers themselves and cannot drift from them.
 
 use std::sync::Arc;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::routing::{get, put};
+use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::api::{
-    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
-    MetricParams, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
+    ActivityInfo, CapacityRequest, ErrorBody, GroupDetail, GroupSummary, ListenerInfo,
+    MetricDatapoints, MetricParams, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
+    TargetHealthInfo, TerminateRequest, TerminateResponse,
 };
 use crate::auth::require_token;
 use crate::AdminError;
@@ -55,24 +62,100 @@ pub trait AdminBackend: Send + Sync + 'static {
             "suspending processes of `{name}` is not supported here"
         )))
     }
+    /// Operator termination of one instance (drain, stop, replace unless decremented).
+    fn terminate_instance(
+        &self,
+        id: &str,
+        decrement_desired: bool,
+    ) -> Result<TerminateResponse, AdminError> {
+        let _ = (id, decrement_desired);
+        Err(AdminError::Internal(
+            "terminating instances is not supported here".into(),
+        ))
+    }
+    /// Every metric in Prometheus (OpenMetrics) text format, names prefixed `flotilla_`.
+    fn prometheus(&self) -> String {
+        String::from("# EOF\n")
+    }
+    /// Re-reads the config file: validated first, applied as a diff only when valid.
+    fn reload(&self) -> Result<ReloadResponse, AdminError> {
+        Err(AdminError::Internal("reload is not supported here".into()))
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
 
+/// The document's fixed parts: title, the error schema, the bearer scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Flotilla admin API",
+        description = "Operate a running `flotilla up`: groups, instances, activities, target \
+                       health, listeners, reloads. Errors are JSON `{\"error\", \"code\"}` with a \
+                       4xx/5xx status. When the admin API is bound to a non-loopback address every \
+                       request needs `Authorization: Bearer <token>`."
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth),
+    security((), ("bearer" = []))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The routes and the OpenAPI document generated from them.
+fn api() -> (Router<Backend>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_groups))
+        .routes(routes!(get_group))
+        .routes(routes!(put_capacity))
+        .routes(routes!(get_activities))
+        .routes(routes!(get_target_health))
+        .routes(routes!(get_listeners))
+        .routes(routes!(terminate_instance))
+        .routes(routes!(reload))
+        .routes(routes!(prometheus_metrics))
+        .routes(routes!(get_metric))
+        .routes(routes!(get_scaling))
+        .routes(routes!(put_suspended_processes))
+        .split_for_parts()
+}
+
+/// The OpenAPI document of the admin API (what `/openapi.json` serves).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
 /// Builds the admin API. With `token` set, every request needs `Authorization: Bearer <token>`.
 pub fn router(backend: Backend, token: Option<Arc<str>>) -> Router {
-    Router::new()
-        .route("/v1/groups", get(list_groups))
-        .route("/v1/groups/{name}", get(get_group))
-        .route("/v1/groups/{name}/capacity", put(put_capacity))
-        .route("/v1/groups/{name}/activities", get(get_activities))
-        .route("/v1/target-groups/{name}/health", get(get_target_health))
-        .route("/v1/listeners", get(get_listeners))
-        .route("/v1/metrics/{metric}", get(get_metric))
-        .route("/v1/groups/{name}/scaling", get(get_scaling))
+    let (routes, doc) = api();
+    // Rendered once: the document is fixed for the life of the process.
+    let doc: Arc<str> = doc
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"cannot render the document: {e}\"}}"))
+        .into();
+    routes
         .route(
-            "/v1/groups/{name}/suspended-processes",
-            put(put_suspended_processes),
+            "/openapi.json",
+            get(move || {
+                let doc = Arc::clone(&doc);
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc.to_string(),
+                    )
+                }
+            }),
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(token, require_token))
@@ -94,10 +177,24 @@ pub async fn serve(
         .await
 }
 
+/// Every auto scaling group with its capacity numbers.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups",
+    responses(
+        (status = 200, description = "Groups in name order", body = Vec<GroupSummary>),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
 async fn list_groups(State(b): State<Backend>) -> Json<Vec<GroupSummary>> {
     Json(b.groups())
 }
 
+/// One group and its instances.
+#[utoipa::path(get, path = "/v1/groups/{name}", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "The group", body = GroupDetail),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+    ))]
 async fn get_group(
     State(b): State<Backend>,
     Path(name): Path<String>,
@@ -105,16 +202,35 @@ async fn get_group(
     b.group(&name).map(Json).ok_or_else(|| no_group(&name))
 }
 
+/// Sets a group's desired capacity (an operator change; it survives restarts).
+#[utoipa::path(put, path = "/v1/groups/{name}/capacity", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    request_body = CapacityRequest,
+    responses(
+        (status = 200, description = "The group after the change", body = GroupSummary),
+        (status = 400, description = "Body is not a valid request (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 422, description = "Outside min_size..max_size", body = ErrorBody),
+    ))]
 async fn put_capacity(
     State(b): State<Backend>,
     Path(name): Path<String>,
     body: Result<Json<CapacityRequest>, JsonRejection>,
 ) -> Result<Json<GroupSummary>, AdminError> {
-    let Json(request) = body.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let Json(request) = body.map_err(bad_body)?;
     b.set_desired_capacity(&name, request.desired_capacity)
         .map(Json)
 }
 
+/// A group's scaling activities, newest first, across restarts.
+#[utoipa::path(get, path = "/v1/groups/{name}/activities", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "Activities, newest first", body = Vec<ActivityInfo>),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+    ))]
 async fn get_activities(
     State(b): State<Backend>,
     Path(name): Path<String>,
@@ -122,6 +238,14 @@ async fn get_activities(
     b.activities(&name).map(Json).ok_or_else(|| no_group(&name))
 }
 
+/// Health of every target of a target group.
+#[utoipa::path(get, path = "/v1/target-groups/{name}/health", tag = "target groups",
+    params(("name" = String, Path, description = "Target group name")),
+    responses(
+        (status = 200, description = "Targets and their health", body = Vec<TargetHealthInfo>),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such target group", body = ErrorBody),
+    ))]
 async fn get_target_health(
     State(b): State<Backend>,
     Path(name): Path<String>,
@@ -131,10 +255,81 @@ async fn get_target_health(
         .ok_or_else(|| AdminError::NotFound(format!("no target group named `{name}`")))
 }
 
+/// Every listener of every load balancer.
+#[utoipa::path(get, path = "/v1/listeners", tag = "load balancers",
+    responses(
+        (status = 200, description = "Listeners", body = Vec<ListenerInfo>),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
 async fn get_listeners(State(b): State<Backend>) -> Json<Vec<ListenerInfo>> {
     Json(b.listeners())
 }
 
+/// Terminates one instance: it drains, stops, and is replaced unless `decrement_desired`.
+#[utoipa::path(post, path = "/v1/instances/{id}/terminate", tag = "instances",
+    params(("id" = String, Path, description = "Instance id, e.g. i-0a1b2c3d4e5f")),
+    request_body = TerminateRequest,
+    responses(
+        (status = 200, description = "Termination started", body = TerminateResponse),
+        (status = 400, description = "Body is not a valid request (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+        (status = 409, description = "The instance is not in service (pending or already terminating)", body = ErrorBody),
+    ))]
+async fn terminate_instance(
+    State(b): State<Backend>,
+    Path(id): Path<String>,
+    body: Result<Json<TerminateRequest>, JsonRejection>,
+) -> Result<Json<TerminateResponse>, AdminError> {
+    let Json(request) = body.map_err(bad_body)?;
+    b.terminate_instance(&id, request.decrement_desired)
+        .map(Json)
+}
+
+/// Re-reads the config file. It is validated first: an invalid file changes nothing and the
+/// answer lists its errors as FILE:LINE:COL; a valid one is applied as a diff.
+#[utoipa::path(post, path = "/v1/reload", tag = "cluster",
+    responses(
+        (status = 200, description = "Applied; what changed", body = ReloadResponse),
+        (status = 400, description = "The config is invalid (`code` = `invalid_config`, `errors` lists every problem); nothing changed", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
+async fn reload(State(b): State<Backend>) -> Result<Json<ReloadResponse>, AdminError> {
+    let backend = Arc::clone(&b);
+    // Reading and validating a file is blocking work: keep it off the async workers.
+    tokio::task::spawn_blocking(move || backend.reload())
+        .await
+        .map_err(|e| AdminError::Internal(format!("reload task failed: {e}")))?
+        .map(Json)
+}
+
+/// Every metric in Prometheus text format (OpenMetrics), names prefixed `flotilla_`, with
+/// labels `load_balancer`, `listener`, `target_group`, `target`, `zone`, `group`.
+#[utoipa::path(get, path = "/metrics", tag = "metrics",
+    responses(
+        (status = 200, description = "Metrics", body = String,
+         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
+async fn prometheus_metrics(State(b): State<Backend>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        b.prometheus(),
+    )
+}
+
+/// Datapoints of one metric (interface §3) at any period and statistic.
+#[utoipa::path(get, path = "/v1/metrics/{metric}", tag = "metrics",
+    params(("metric" = String, Path, description = "Metric name, e.g. request_rate_per_target"), MetricParams),
+    responses(
+        (status = 200, description = "Datapoints, oldest first", body = MetricDatapoints),
+        (status = 400, description = "Bad parameters", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such metric or scope", body = ErrorBody),
+    ))]
 async fn get_metric(
     State(b): State<Backend>,
     Path(metric): Path<String>,
@@ -144,6 +339,14 @@ async fn get_metric(
     b.metric(&metric, &params).map(Json)
 }
 
+/// A group's scaling policies (with alarm states and last values) and suspended processes.
+#[utoipa::path(get, path = "/v1/groups/{name}/scaling", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "Policies and suspended processes", body = ScalingInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+    ))]
 async fn get_scaling(
     State(b): State<Backend>,
     Path(name): Path<String>,
@@ -151,6 +354,16 @@ async fn get_scaling(
     b.scaling(&name).map(Json).ok_or_else(|| no_group(&name))
 }
 
+/// Sets the complete list of suspended scaling processes (AWS Suspend/ResumeProcesses).
+#[utoipa::path(put, path = "/v1/groups/{name}/suspended-processes", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    request_body = SuspendedProcessesRequest,
+    responses(
+        (status = 200, description = "The group's scaling state after the change", body = ScalingInfo),
+        (status = 400, description = "Unknown process name or bad body (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+    ))]
 async fn put_suspended_processes(
     State(b): State<Backend>,
     Path(name): Path<String>,
@@ -162,7 +375,11 @@ async fn put_suspended_processes(
 }
 
 async fn not_found() -> AdminError {
-    AdminError::NotFound("no such endpoint; see /v1/groups".into())
+    AdminError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+fn bad_body(e: JsonRejection) -> AdminError {
+    AdminError::BadRequest(e.body_text())
 }
 
 fn no_group(name: &str) -> AdminError {

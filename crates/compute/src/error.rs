@@ -59,4 +59,12 @@ pub enum ComputeError {
     /// The dedicated spawner thread could not be started or is gone.
     #[error("the process spawner thread is unavailable: {0}")]
     Spawner(String),
+    /// A process to adopt is not running (or its pid now belongs to another process).
+    #[error("cannot adopt instance {instance_id}: process {pid} is not running")]
+    NotRunning {
+        /// The instance that was to be adopted.
+        instance_id: String,
+        /// The pid recorded for it.
+        pid: u32,
+    },
 }

@@ -22,6 +22,7 @@ mod signal;
 mod types;
 
 pub use error::ComputeError;
+pub use local::procfs::process_start_time;
 pub use local::LocalProcessProvider;
 pub use provider::ComputeProvider;
 pub use signal::Signal;

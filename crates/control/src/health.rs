@@ -149,6 +149,19 @@ impl TargetGroupHealth {
         }
     }
 
+    /// Applies changed health-check settings (hot reload) in place: targets keep their state
+    /// and counts; the new interval, timeout and thresholds apply from the next probe on, the
+    /// new deregistration delay to drains that start from now on.
+    pub fn update_spec(&mut self, spec: HealthCheckSpec, deregistration_delay: Duration) {
+        self.spec = spec;
+        self.deregistration_delay = deregistration_delay;
+    }
+
+    /// The health-check settings in force.
+    pub fn spec(&self) -> &HealthCheckSpec {
+        &self.spec
+    }
+
     fn interval(&self) -> Duration {
         self.spec.interval.max(MIN_INTERVAL)
     }

@@ -108,6 +108,42 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// List every instance of every auto scaling group.
+    Instances {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Show the scaling activities of a group, newest first, with their causes.
+    Activities {
+        /// Group name.
+        group: String,
+        /// Show at most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Terminate one instance: it drains, stops, and is replaced (unless --decrement-desired).
+    Terminate {
+        /// Instance id, e.g. i-0a1b2c3d4e5f.
+        id: String,
+        /// Lower the group's desired capacity by one instead of replacing the instance.
+        #[arg(long)]
+        decrement_desired: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Make a running flotilla re-read its config file (validated first; nothing changes if invalid).
+    Reload {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
     DemoApp,
 }

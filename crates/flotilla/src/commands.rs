@@ -5,10 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use flotilla_admin::api::{
-    CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints, ScalingInfo,
-    SuspendedProcessesRequest, TargetHealthInfo,
+    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
+    ReloadResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest,
+    TerminateResponse,
 };
-use flotilla_admin::AdminClient;
+use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
 
 use crate::cli::{AdminArgs, Cli, Command};
@@ -55,6 +56,19 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             block_on(metrics(admin, &metric, &query, json))
         }
+        Command::Instances { json, admin } => block_on(instances(admin, json)),
+        Command::Activities {
+            group,
+            limit,
+            json,
+            admin,
+        } => block_on(activities(admin, &group, limit, json)),
+        Command::Terminate {
+            id,
+            decrement_desired,
+            admin,
+        } => block_on(terminate(admin, &id, decrement_desired)),
+        Command::Reload { admin } => block_on(reload(admin)),
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -417,5 +431,147 @@ async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<Ex
             eprintln!("error: {e}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// Prints an admin API refusal (with every itemised problem) and returns the failure code.
+fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
+    match e {
+        ClientError::Api { details, .. } if !details.is_empty() => {
+            for d in &details {
+                eprintln!("{d}");
+            }
+            eprintln!(
+                "error: {} problem(s) found; nothing was changed",
+                details.len()
+            );
+        }
+        e => eprintln!("error: {e}"),
+    }
+    Ok(ExitCode::FAILURE)
+}
+
+async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let summaries: Vec<GroupSummary> = client.get("/v1/groups").await?;
+    let mut rows = Vec::new();
+    for s in &summaries {
+        let detail: GroupDetail = client.get(&format!("/v1/groups/{}", s.name)).await?;
+        for i in detail.instances {
+            rows.push((s.name.clone(), i));
+        }
+    }
+    if json {
+        let value: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(group, i)| {
+                let mut v = serde_json::to_value(i).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("group".into(), group.clone().into());
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no instances");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<16} {:<12} {:<8} {:<12} {:<10} {:<22} {:>8}  LAUNCHED",
+        "INSTANCE", "GROUP", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
+    );
+    for (group, i) in &rows {
+        println!(
+            "{:<16} {:<12} {:<8} {:<12} {:<10} {:<22} {:>8}  {}",
+            i.id,
+            group,
+            i.zone,
+            i.state,
+            i.health,
+            i.address.as_deref().unwrap_or("-"),
+            i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+            i.launched_at
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn activities(
+    admin: AdminArgs,
+    group: &str,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<Vec<ActivityInfo>, _> =
+        client.get(&format!("/v1/groups/{group}/activities")).await;
+    let mut list = match result {
+        Ok(list) => list,
+        Err(e) => return refused(e),
+    };
+    list.truncate(limit);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        println!("no activities for group {group}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for a in &list {
+        println!("{}  {:<11}  {}", a.time, a.status, a.description);
+        println!("    cause: {}", a.cause);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn terminate(
+    admin: AdminArgs,
+    id: &str,
+    decrement_desired: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<TerminateResponse, _> = client
+        .post(
+            &format!("/v1/instances/{id}/terminate"),
+            &TerminateRequest { decrement_desired },
+        )
+        .await;
+    match result {
+        Ok(r) => {
+            let then = if r.replaced {
+                "a replacement will be launched"
+            } else {
+                "not replaced"
+            };
+            println!(
+                "instance {} of group {}: terminating (draining, then stopping); {then}; desired capacity {}",
+                r.instance_id, r.group, r.desired_capacity
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+async fn reload(admin: AdminArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<ReloadResponse, _> = client.post("/v1/reload", &serde_json::json!({})).await;
+    match result {
+        Ok(r) if r.changes.is_empty() => {
+            println!("config reloaded: nothing changed");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(r) => {
+            println!("config reloaded:");
+            for c in &r.changes {
+                println!("  {c}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
     }
 }

@@ -4,25 +4,31 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, TargetHealthInfo,
+    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, ReloadResponse,
+    TargetHealthInfo, TerminateResponse,
 };
 use flotilla_admin::{AdminBackend, AdminError};
-use flotilla_control::{
-    ActivityStatus, CapacityError, InstanceHealth, LifecycleState, ScalingProcess,
-};
+use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState, ScalingProcess};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::control::{zone_of, Control, GroupRuntime};
+use crate::persist::status_str;
 
 /// Shared between the control loop and the admin API.
 pub(crate) struct Shared {
     pub(crate) control: Mutex<Control>,
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
-    pub(crate) listeners: Vec<ListenerInfo>,
     /// Metrics store and scaling controllers; lock after `control` when both are needed.
     pub(crate) scaling: Mutex<crate::scaling::Scaling>,
+    pub(crate) listener_set: crate::reload::ListenerSet,
+    /// Activities of earlier runs (from the state store), newest first, per group.
+    pub(crate) history: std::collections::BTreeMap<String, Vec<ActivityInfo>>,
+    /// The config file to re-read on reload.
+    pub(crate) config_path: Option<std::path::PathBuf>,
+    /// The config in force; replaced by a successful reload (see `reload.rs`).
+    pub(crate) config: Mutex<flotilla_config::Config>,
 }
 
 impl Shared {
@@ -123,6 +129,9 @@ impl AdminBackend for AdminView {
             )
             .map_err(|e: CapacityError| AdminError::OutOfRange(e.to_string()))?;
         let s = summary(name, g);
+        if let Some(p) = &c.persist {
+            p.desired(name, desired);
+        }
         drop(c);
         self.wake.notify_one();
         Ok(s)
@@ -131,22 +140,14 @@ impl AdminBackend for AdminView {
     fn activities(&self, name: &str) -> Option<Vec<ActivityInfo>> {
         let c = self.lock();
         let g = c.groups.get(name)?;
-        Some(
-            g.asg
-                .activities()
-                .map(|a| ActivityInfo {
-                    time: self.clock.rfc3339(a.time),
-                    cause: a.cause.clone(),
-                    description: a.description.clone(),
-                    status: match a.status {
-                        ActivityStatus::InProgress => "in_progress",
-                        ActivityStatus::Successful => "successful",
-                        ActivityStatus::Failed => "failed",
-                    }
-                    .to_string(),
-                })
-                .collect(),
-        )
+        let current = g.asg.activities().map(|a| ActivityInfo {
+            time: self.clock.rfc3339(a.time),
+            cause: a.cause.clone(),
+            description: a.description.clone(),
+            status: status_str(a.status).to_string(),
+        });
+        let earlier = self.history.get(name).into_iter().flatten().cloned();
+        Some(current.chain(earlier).collect())
     }
 
     fn target_health(&self, name: &str) -> Option<Vec<TargetHealthInfo>> {
@@ -170,7 +171,59 @@ impl AdminBackend for AdminView {
     }
 
     fn listeners(&self) -> Vec<ListenerInfo> {
-        self.listeners.clone()
+        self.listener_set.infos()
+    }
+
+    fn prometheus(&self) -> String {
+        crate::prometheus::render(self)
+    }
+
+    fn reload(&self) -> Result<ReloadResponse, AdminError> {
+        crate::reload::reload(self)
+    }
+
+    fn terminate_instance(
+        &self,
+        id: &str,
+        decrement_desired: bool,
+    ) -> Result<TerminateResponse, AdminError> {
+        let now = self.clock.now();
+        let instance_id = InstanceId::from(id.to_string());
+        let mut c = self.lock();
+        let found = c
+            .groups
+            .iter()
+            .find(|(_, g)| g.asg.instances().any(|i| i.id == instance_id))
+            .map(|(name, _)| name.clone());
+        let Some(group) = found else {
+            return Err(AdminError::NotFound(format!("no instance with id `{id}`")));
+        };
+        let Some(g) = c.groups.get_mut(&group) else {
+            return Err(AdminError::NotFound(format!("no instance with id `{id}`")));
+        };
+        let before = g.asg.desired_capacity();
+        if !g
+            .asg
+            .terminate_instance(now, &instance_id, decrement_desired, "an operator")
+        {
+            return Err(AdminError::Conflict(format!(
+                "instance {id} is not in service (it is pending, unhealthy or already terminating)"
+            )));
+        }
+        let desired = g.asg.desired_capacity();
+        if desired != before {
+            if let Some(p) = &c.persist {
+                p.desired(&group, desired);
+            }
+        }
+        drop(c);
+        self.wake.notify_one();
+        Ok(TerminateResponse {
+            instance_id: id.to_string(),
+            group,
+            desired_capacity: desired,
+            replaced: desired == before,
+        })
     }
 
     fn scaling(&self, name: &str) -> Option<flotilla_admin::api::ScalingInfo> {

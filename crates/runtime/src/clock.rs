@@ -42,3 +42,13 @@ impl Clock {
         self.instant(time).saturating_duration_since(Instant::now())
     }
 }
+
+impl Clock {
+    /// Milliseconds since the Unix epoch of a control-plane time, for durable records.
+    pub(crate) fn wall_ms(&self, time: Time) -> i64 {
+        let wall = self.epoch_wall + time.as_duration();
+        wall.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+            .unwrap_or(0)
+    }
+}

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use flotilla_config::Matcher;
 use flotilla_control::{
-    AutoScalingGroup, GroupAction, HealthAction, InstanceId, TargetGroupHealth, TargetState, Time,
+    ActivityStatus, AutoScalingGroup, GroupAction, HealthAction, InstanceId, TargetGroupHealth,
+    TargetState, Time,
 };
 use flotilla_proxy::{RouteState, TargetUpdate};
+
+use crate::persist::Persister;
 
 /// Something the control plane asked for that needs I/O.
 #[derive(Debug)]
@@ -46,6 +49,8 @@ pub(crate) struct GroupRuntime {
     pub(crate) launch_template: String,
     pub(crate) target_groups: Vec<String>,
     last_logged_activity: Option<u64>,
+    /// Activities written to the store while still in progress, to write again once finished.
+    unfinished: Vec<u64>,
 }
 
 impl GroupRuntime {
@@ -59,6 +64,7 @@ impl GroupRuntime {
             launch_template,
             target_groups,
             last_logged_activity: None,
+            unfinished: Vec::new(),
         }
     }
 }
@@ -102,6 +108,8 @@ pub(crate) struct Control {
     by_address: HashMap<SocketAddr, InstanceId>,
     /// Instances being drained: how many target groups still drain them.
     draining: HashMap<InstanceId, usize>,
+    /// Where changes are made durable (none in tests that do not need it).
+    pub(crate) persist: Option<Persister>,
 }
 
 impl Control {
@@ -115,6 +123,7 @@ impl Control {
             instances: HashMap::new(),
             by_address: HashMap::new(),
             draining: HashMap::new(),
+            persist: None,
         }
     }
 
@@ -131,6 +140,7 @@ impl Control {
         id: &InstanceId,
         address: SocketAddr,
         pid: u32,
+        start_time: Option<u64>,
     ) {
         let Some(g) = self.groups.get_mut(group) else {
             return;
@@ -148,7 +158,41 @@ impl Control {
             },
         );
         self.by_address.insert(address, id.clone());
+        if let (Some(persist), Some(start_time)) = (&self.persist, start_time) {
+            if let Some(i) = g.asg.instances().find(|i| &i.id == id) {
+                persist.put_instance(flotilla_state::InstanceRecord {
+                    id: id.to_string(),
+                    group: group.to_string(),
+                    zone: i.zone.clone(),
+                    pid,
+                    start_time,
+                    address: address.to_string(),
+                    launch_template_version: i.launch_template_version,
+                    launched_at_ms: crate::persist::now_ms(),
+                });
+            }
+        }
         g.asg.handle_launched(now, id);
+    }
+
+    /// Records the process facts of an instance adopted after a restart (its group has
+    /// already taken it in with `adopt_instance`).
+    pub(crate) fn record_adopted(
+        &mut self,
+        group: &str,
+        id: &InstanceId,
+        address: SocketAddr,
+        pid: u32,
+    ) {
+        self.instances.insert(
+            id.clone(),
+            InstanceRecord {
+                group: group.to_string(),
+                address: Some(address),
+                pid: Some(pid),
+            },
+        );
+        self.by_address.insert(address, id.clone());
     }
 
     pub(crate) fn launch_failed(&mut self, now: Time, group: &str, id: &InstanceId, reason: &str) {
@@ -173,10 +217,17 @@ impl Control {
     /// Forgets instances their group no longer has, and addresses no target group lists.
     fn collect_garbage(&mut self) {
         let groups = &self.groups;
+        let persist = &self.persist;
         self.instances.retain(|id, record| {
-            groups
+            let keep = groups
                 .get(&record.group)
-                .is_some_and(|g| g.asg.instances().any(|i| &i.id == id))
+                .is_some_and(|g| g.asg.instances().any(|i| &i.id == id));
+            if !keep && record.pid.is_some() {
+                if let Some(p) = persist {
+                    p.remove_instance(id.as_str());
+                }
+            }
+            keep
         });
         let instances = &self.instances;
         self.draining.retain(|id, _| instances.contains_key(id));
@@ -463,9 +514,23 @@ impl Control {
         }
     }
 
-    /// Writes each new activity to the log once, so the console explains every decision.
+    /// Writes each new activity to the log once, so the console explains every decision, and
+    /// to the durable store (again when an in-progress one finishes).
     fn log_activities(&mut self) {
         for (name, g) in self.groups.iter_mut() {
+            if let Some(p) = &self.persist {
+                let asg = &g.asg;
+                g.unfinished.retain(|id| {
+                    match asg.activities().find(|a| a.id == *id) {
+                        Some(a) if a.status != ActivityStatus::InProgress => {
+                            p.activity(name, a);
+                            false
+                        }
+                        Some(_) => true,
+                        None => false, // forgotten (the in-memory history is bounded)
+                    }
+                });
+            }
             let newest = g.asg.activities().next().map(|a| a.id);
             let mut fresh: Vec<_> = g
                 .asg
@@ -475,6 +540,12 @@ impl Control {
             fresh.reverse();
             for a in fresh {
                 tracing::info!(group = name.as_str(), "{} — {}", a.description, a.cause);
+                if let Some(p) = &self.persist {
+                    p.activity(name, a);
+                    if a.status == ActivityStatus::InProgress {
+                        g.unfinished.push(a.id);
+                    }
+                }
             }
             if newest.is_some() {
                 g.last_logged_activity = newest;

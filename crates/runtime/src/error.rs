@@ -49,4 +49,7 @@ pub enum RuntimeError {
         /// What was wrong, naming the file.
         source: flotilla_proxy::tls::TlsError,
     },
+    /// The durable state under `state_dir` could not be opened or read.
+    #[error("{0}")]
+    State(#[from] flotilla_state::StateError),
 }

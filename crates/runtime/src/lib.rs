@@ -12,8 +12,11 @@ mod clock;
 mod control;
 mod error;
 mod launch;
+mod persist;
 mod probe;
+mod prometheus;
 mod protocols;
+mod reload;
 mod run;
 mod scaling;
 

@@ -1,30 +1,26 @@
 //! `flotilla up`: binds every listener, starts the control loop, and on shutdown stops
 //! accepting, lets in-flight requests finish, then stops every instance.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use flotilla_admin::api::ListenerInfo;
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
-use flotilla_config::{Action, Config, ListenerProtocol, LoadBalancerType};
-use flotilla_control::{
-    AutoScalingGroup, GroupSpec, HealthCheckSpec, HealthCheckType, InstanceId, TargetGroupHealth,
-    TerminationPolicy,
-};
-use flotilla_proxy::{AccessLog, ListenerConfig, ListenerStats, TcpListenerConfig};
+use flotilla_config::{Action, Config};
+use flotilla_control::{AutoScalingGroup, InstanceId, TargetGroupHealth};
+use flotilla_proxy::AccessLog;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
 
 use crate::backend::{AdminView, Shared};
 use crate::clock::Clock;
-use crate::control::{Control, Effect, GroupRuntime, ProbeSpec, TargetGroupRuntime};
+use crate::control::{Control, Effect, GroupRuntime, TargetGroupRuntime};
 use crate::launch::launch_spec;
+use crate::persist;
 use crate::probe::run_probe;
+use crate::reload;
 use crate::RuntimeError;
 
 /// How long shutdown waits for in-flight client requests before stopping instances anyway.
@@ -32,7 +28,7 @@ const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 /// How often the loop looks at in-flight counts while a target drains.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// AWS's target connect timeout (→ 504).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `flotilla up` needs besides the config.
 #[derive(Clone, Debug)]
@@ -74,6 +70,10 @@ pub async fn run(
         source,
     })?;
 
+    // Durable state of earlier runs: operator capacities, activity history, live instances.
+    let (store, restored) =
+        persist::open(&config.cluster.state_dir, config.auto_scaling_groups.keys())?;
+
     // Bind everything first: a taken port fails the start before any instance exists.
     let admin_listener =
         TcpListener::bind(admin_addr)
@@ -104,17 +104,16 @@ pub async fn run(
                         addr: l.bind,
                         source,
                     })?;
-            // Redirects keep the listener's real port (`#{port}`), also when bound to port 0.
+            // TLS certificates are loaded now, so a bad one fails the start, naming the file.
             let options = crate::protocols::listener_options(lb, l)?;
-            let mut l = l.clone();
-            if let Ok(local) = listener.local_addr() {
-                l.bind = local;
-            }
-            let stats = Arc::new(ListenerStats::default());
-            if let Some(log) = &access_log {
-                stats.set_access_log(log.clone());
-            }
-            bound.push((listener, lb.kind, lb.idle_timeout, l, stats, options));
+            bound.push(reload::BoundListener {
+                lb_name: lb_name.clone(),
+                lb: lb.clone(),
+                listener: l.clone(),
+                socket: listener,
+                access_log: access_log.clone(),
+                options,
+            });
         }
     }
 
@@ -125,24 +124,11 @@ pub async fn run(
     // Target groups: health machines plus their data-plane views.
     let mut target_groups = BTreeMap::new();
     for (name, tg) in &config.target_groups {
-        let hc = &tg.health_check;
-        let mut health = TargetGroupHealth::new(
-            HealthCheckSpec {
-                interval: hc.interval,
-                timeout: hc.timeout,
-                healthy_threshold: hc.healthy_threshold,
-                unhealthy_threshold: hc.unhealthy_threshold,
-            },
-            tg.deregistration_delay,
-        );
+        let (spec, probe) = reload::health_specs(tg);
+        let mut health = TargetGroupHealth::new(spec, tg.deregistration_delay);
         for target in &tg.targets {
             health.register(now, *target);
         }
-        let probe = ProbeSpec {
-            http_path: (hc.protocol == flotilla_config::Protocol::Http).then(|| hc.path.clone()),
-            timeout: hc.timeout,
-            matcher: hc.matcher.clone(),
-        };
         target_groups.insert(
             name.clone(),
             TargetGroupRuntime::new(
@@ -159,36 +145,30 @@ pub async fn run(
     // Auto scaling groups.
     let mut groups = BTreeMap::new();
     for (i, (name, asg)) in config.auto_scaling_groups.iter().enumerate() {
-        let spec = GroupSpec {
-            name: name.clone(),
-            zones: asg.zones.clone(),
-            min_size: asg.min_size,
-            max_size: asg.max_size,
-            desired_capacity: asg.desired_capacity,
-            health_check_type: match asg.health_check_type {
-                flotilla_config::HealthCheckType::Process => HealthCheckType::Process,
-                flotilla_config::HealthCheckType::Elb => HealthCheckType::Elb,
-            },
-            health_check_grace_period: asg.health_check_grace_period,
-            termination_policies: asg
-                .termination_policies
-                .iter()
-                .map(|p| match p {
-                    flotilla_config::TerminationPolicy::Default => TerminationPolicy::Default,
-                    flotilla_config::TerminationPolicy::OldestInstance => {
-                        TerminationPolicy::OldestInstance
-                    }
-                    flotilla_config::TerminationPolicy::NewestInstance => {
-                        TerminationPolicy::NewestInstance
-                    }
-                    flotilla_config::TerminationPolicy::OldestLaunchTemplate => {
-                        TerminationPolicy::OldestLaunchTemplate
-                    }
-                })
-                .collect(),
-            launch_template_version: 1,
-            has_target_groups: !asg.target_groups.is_empty(),
-        };
+        let spec = reload::group_spec(name, asg, 1);
+        let mut spec = spec;
+        if let Some(&d) = restored.desired.get(name) {
+            if (spec.min_size..=spec.max_size).contains(&d) {
+                if d != spec.desired_capacity {
+                    tracing::info!(
+                        group = name.as_str(),
+                        "restoring the desired capacity {d} an operator set before the restart \
+                         (the config says {})",
+                        spec.desired_capacity
+                    );
+                }
+                spec.desired_capacity = d;
+            } else {
+                tracing::warn!(
+                    group = name.as_str(),
+                    "the desired capacity {d} an operator set before the restart is outside \
+                     the config's {}..{}; using the config's {}",
+                    spec.min_size,
+                    spec.max_size,
+                    spec.desired_capacity
+                );
+            }
+        }
         let seed = options
             .id_seed
             .wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -203,80 +183,46 @@ pub async fn run(
     }
 
     // Listeners: routers over the data-plane target groups.
-    let mut listeners_info = Vec::new();
-    for (lb_name, lb) in &config.load_balancers {
-        for l in &lb.listeners {
-            listeners_info.push(ListenerInfo {
-                load_balancer: lb_name.clone(),
-                bind: l.bind.to_string(),
-                protocol: match l.protocol {
-                    ListenerProtocol::Http => "http",
-                    ListenerProtocol::Https => "https",
-                    ListenerProtocol::Tcp => "tcp",
-                }
-                .to_string(),
-                target_groups: forwarded_groups(&l.default_action),
-            });
-        }
-    }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut proxies = JoinSet::new();
-    let proxy_groups: HashMap<String, Arc<flotilla_proxy::TargetGroup>> = target_groups
-        .iter()
-        .map(|(name, tg)| (name.clone(), tg.proxy.clone()))
-        .collect();
-    for (listener, kind, idle_timeout, l, stats, options) in bound {
-        let action = &l.default_action;
-        if kind == LoadBalancerType::Network {
-            // Network load balancers forward every connection to one tcp target group (config
-            // validation guarantees a forward action to an existing one).
-            let Some((tg_name, tg)) = forwarded_groups(action)
-                .into_iter()
-                .find_map(|n| target_groups.get(&n).map(|tg| (n, tg)))
-            else {
-                tracing::warn!(action = ?action, "network listener without a target group; not served");
-                continue;
-            };
-            let cfg = TcpListenerConfig {
-                idle_timeout,
-                connect_timeout: CONNECT_TIMEOUT,
-                proxy_protocol_v2: config
-                    .target_groups
-                    .get(&tg_name)
-                    .is_some_and(|t| t.proxy_protocol_v2),
-            };
-            proxies.spawn(flotilla_proxy::serve_tcp_with_stats(
-                listener,
-                tg.proxy.clone(),
-                cfg,
-                stats,
-                stop_rx.clone(),
-            ));
-            continue;
-        }
-        let router = flotilla_proxy::rules::compile(&l, &proxy_groups);
-        let cfg = ListenerConfig {
-            idle_timeout,
-            connect_timeout: CONNECT_TIMEOUT,
-        };
-        let router = Arc::new(ArcSwap::from_pointee(router));
-        proxies.spawn(flotilla_proxy::serve_listener(
-            listener,
-            router,
-            cfg,
-            options,
-            stats,
-            stop_rx.clone(),
-        ));
+    let listener_set = reload::ListenerSet::default();
+    for b in bound {
+        listener_set.start(b, &target_groups, &config.target_groups);
     }
 
+    let mut control = Control::new(groups, target_groups);
+    let persister =
+        persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
+            .map_err(|source| RuntimeError::StateDir {
+                path: config.cluster.state_dir.clone(),
+                source,
+            })?;
+    for (name, d) in &restored.desired {
+        if control
+            .groups
+            .get(name)
+            .is_some_and(|g| g.asg.desired_capacity() != *d)
+        {
+            persister.clear_desired(name);
+        }
+    }
+    control.persist = Some(persister);
+    persist::adopt_survivors(
+        &mut control,
+        &provider,
+        &config.launch_templates,
+        restored.instances,
+        now,
+    );
     let scaling = Mutex::new(crate::scaling::Scaling::new(&config, now));
     let shared = Arc::new(Shared {
         scaling,
-        control: Mutex::new(Control::new(groups, target_groups)),
+        control: Mutex::new(control),
         wake: tokio::sync::Notify::new(),
         clock,
-        listeners: listeners_info,
+        listener_set,
+        history: restored.history,
+        config_path: (!config.path.as_os_str().is_empty()).then(|| config.path.clone()),
+        config: Mutex::new(config),
     });
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
@@ -288,7 +234,8 @@ pub async fn run(
 
     // The control loop.
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
-    let templates = config.launch_templates.clone();
+    // SIGHUP reloads the config; without the handler it would end the process.
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::pin!(shutdown);
     loop {
         let now = clock.now();
@@ -317,7 +264,7 @@ pub async fn run(
         for effect in effects {
             match effect {
                 Effect::Launch { group, id, zone } => {
-                    launch(&shared, &provider, &templates, &options, &group, &id, &zone).await;
+                    launch(&shared, &provider, &options, &group, &id, &zone).await;
                     shared.wake.notify_one();
                 }
                 Effect::Stop { id } => provider.stop(id.as_str()),
@@ -349,6 +296,16 @@ pub async fn run(
             _ = &mut shutdown => break,
             _ = sleep => {}
             _ = shared.wake.notified() => {}
+            Some(()) = async {
+                match hangup.as_mut() {
+                    Some(h) => h.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::info!("SIGHUP received: reloading the config");
+                let shared = Arc::clone(&shared);
+                tokio::task::spawn_blocking(move || reload::reload_and_log(&shared));
+            }
             Some(event) = event_rx.recv() => {
                 let Event::Probe { target_group, target, result } = event;
                 shared.lock().probed(clock.now(), &target_group, target, result);
@@ -363,6 +320,7 @@ pub async fn run(
     // Shutdown: stop accepting and let in-flight requests finish, then stop the instances.
     tracing::info!("shutting down: draining listeners");
     let _ = stop_tx.send(true);
+    let mut proxies = shared.listener_set.stop_all();
     let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
         while let Some(result) = proxies.join_next().await {
             if let Ok(Err(e)) = result {
@@ -379,6 +337,17 @@ pub async fn run(
     }
     tracing::info!("stopping every instance");
     provider.shutdown().await;
+    // Every instance is stopped: none is left for a later run to adopt.
+    let writer = {
+        let mut c = shared.lock();
+        c.persist.as_mut().and_then(|p| {
+            p.clear_instances();
+            p.close()
+        })
+    };
+    if let Some(writer) = writer {
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
     let _ = admin.await;
     tracing::info!("flotilla stopped");
     Ok(())
@@ -387,7 +356,6 @@ pub async fn run(
 async fn launch(
     shared: &Arc<Shared>,
     provider: &Arc<LocalProcessProvider>,
-    templates: &BTreeMap<String, flotilla_config::LaunchTemplate>,
     options: &RunOptions,
     group: &str,
     id: &InstanceId,
@@ -398,19 +366,23 @@ async fn launch(
         .groups
         .get(group)
         .map(|g| g.launch_template.clone());
-    let Some(template) = template_name.and_then(|n| templates.get(&n)) else {
+    let template = template_name.and_then(|n| shared.config().launch_templates.get(&n).cloned());
+    let Some(template) = template else {
         let now = shared.clock.now();
         shared
             .lock()
             .launch_failed(now, group, id, "launch template not found");
         return;
     };
-    let spec = launch_spec(template, &options.flotilla_exe, id, group, zone);
+    let spec = launch_spec(&template, &options.flotilla_exe, id, group, zone);
     let result = provider.launch(spec).await;
     let now = shared.clock.now();
     let mut c = shared.lock();
     match result {
-        Ok(launched) => c.launched(now, group, id, launched.address, launched.pid),
+        Ok(launched) => {
+            let start_time = flotilla_compute::process_start_time(launched.pid);
+            c.launched(now, group, id, launched.address, launched.pid, start_time)
+        }
         Err(e) => {
             tracing::warn!(group, instance = %id, "launch failed: {e}");
             c.launch_failed(now, group, id, &e.to_string());
@@ -418,7 +390,7 @@ async fn launch(
     }
 }
 
-fn forwarded_groups(action: &Action) -> Vec<String> {
+pub(crate) fn forwarded_groups(action: &Action) -> Vec<String> {
     match action {
         Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
         _ => Vec::new(),

@@ -1,6 +1,8 @@
 //! The embedded provider: every instance is a local child process.
 
+mod adopt;
 mod ports;
+pub(crate) mod procfs;
 mod spawner;
 mod sys;
 

@@ -65,3 +65,8 @@ pub(crate) fn signal_group(pgid: u32, signal: Signal) -> bool {
     }
     true
 }
+
+/// Whether any process (including a zombie) has id `pid`.
+pub(crate) fn pid_exists(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}

@@ -213,6 +213,42 @@ impl AutoScalingGroup {
         Ok(())
     }
 
+    /// Applies a changed configuration (hot reload) in place: bounds, zones, health checks and
+    /// policies take effect at once; running instances are kept. The desired capacity follows
+    /// the new spec's `desired_capacity` when that value changed, otherwise the current one
+    /// (which may be an operator's or a policy's) is kept; either way it is clamped into the new
+    /// `min_size..=max_size`, and the group then launches or terminates the difference.
+    pub fn update_spec(&mut self, now: Time, spec: GroupSpec) {
+        let desired_changed = spec.desired_capacity != self.spec.desired_capacity;
+        let wanted = if desired_changed {
+            spec.desired_capacity
+        } else {
+            self.desired
+        };
+        let desired = wanted.max(spec.min_size).min(spec.max_size);
+        let (old_min, old_max) = (self.spec.min_size, self.spec.max_size);
+        let name = spec.name.clone();
+        self.spec = spec;
+        if desired != self.desired {
+            let cause = format!(
+                "a configuration reload (min {old_min}→{}, max {old_max}→{}) set desired \
+                 capacity from {} to {desired}",
+                self.spec.min_size, self.spec.max_size, self.desired
+            );
+            self.activities.record(
+                now,
+                cause.clone(),
+                format!("Setting desired capacity of group {name} to {desired}"),
+                ActivityStatus::Successful,
+            );
+            self.desired = desired;
+            self.pending_cause = Some(cause);
+        }
+        if self.reconciled {
+            self.reconcile(now);
+        }
+    }
+
     /// Sets the launch template version for instances launched from now on; running instances
     /// keep theirs (as in AWS), so `OldestLaunchTemplate` can retire them on scale-in.
     pub fn set_launch_template_version(&mut self, version: u64) {
@@ -250,6 +286,58 @@ impl AutoScalingGroup {
         }
         self.start_terminating(now, i, cause);
         self.reconcile(now);
+        true
+    }
+
+    /// Takes over an instance that was already running before this group existed (a restarted
+    /// Flotilla found its process alive, pid and start time matching): it joins InService,
+    /// healthy, is registered with the target groups, and counts toward capacity, so the group
+    /// launches only the difference. Refused (false) when the id is already known, the zone is
+    /// not one of the group's, or the group is already at `max_size`.
+    pub fn adopt_instance(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        zone: String,
+        launched_at: Time,
+        launch_template_version: u64,
+    ) -> bool {
+        if self.index_of(&id).is_some()
+            || !self.spec.zones.contains(&zone)
+            || self.live_count() >= self.spec.max_size as usize
+        {
+            return false;
+        }
+        self.activities.record(
+            now,
+            "the instance was still running when Flotilla restarted (pid and process start \
+             time matched its record)"
+                .to_string(),
+            format!("Adopting instance: {id} in {zone}"),
+            ActivityStatus::Successful,
+        );
+        if self.spec.has_target_groups {
+            self.actions
+                .push_back(GroupAction::RegisterTargets { id: id.clone() });
+        }
+        self.members.push(Member {
+            instance: Instance {
+                id,
+                zone,
+                lifecycle: LifecycleState::InService,
+                health: InstanceHealth::Healthy,
+                launched_at,
+                in_service_at: Some(now),
+                launch_template_version,
+                // AWS: re-attached instances inherit the group's setting.
+                protected_from_scale_in: self.new_instances_protected,
+            },
+            launch_activity: None,
+            terminate_activity: None,
+            stopping: Stopping::No,
+            replacing: false,
+            unhealthy_report: None,
+        });
         true
     }
 

@@ -132,7 +132,17 @@ pub struct Flotilla {
 impl Flotilla {
     /// Writes `config` into a fresh directory and starts `flotilla up` on it.
     pub fn start(name: &str, ports: Ports, config: &str) -> Self {
-        let dir = temp_dir(name);
+        Self::start_in(temp_dir(name), ports, config)
+    }
+
+    /// Starts `flotilla up` in an existing directory (e.g. again after a restart, so the state
+    /// under `.flotilla` is reused).
+    pub fn start_in(dir: PathBuf, ports: Ports, config: &str) -> Self {
+        Self::start_with_env(dir, ports, config, &[])
+    }
+
+    /// [`start_in`](Self::start_in) with extra environment variables for `flotilla up`.
+    pub fn start_with_env(dir: PathBuf, ports: Ports, config: &str, env: &[(&str, &str)]) -> Self {
         let config_path = dir.join("flotilla.toml");
         std::fs::write(&config_path, config).expect("write config");
         let log = dir.join("flotilla.log");
@@ -142,6 +152,7 @@ impl Flotilla {
             .arg("up")
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

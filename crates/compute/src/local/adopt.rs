@@ -1,0 +1,119 @@
+//! Adopting an instance process that this provider did not start (it was running before a
+//! Flotilla restart): it is not our child, so its exit is noticed by polling `/proc`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::procfs::process_start_time;
+use super::{Entry, LocalProcessProvider, Shared};
+use crate::{ComputeError, ComputeEvent, Signal};
+
+/// How often an adopted process is checked for exit.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
+
+impl LocalProcessProvider {
+    /// Takes charge of a running process as instance `instance_id`: it can then be stopped or
+    /// killed (by process group, like launched instances) and its exit is reported on the event
+    /// channel. The caller has checked that `pid` and its start time match the instance's
+    /// record; the start time read here guards the watcher against pid reuse afterwards.
+    ///
+    /// Fails if the process is not running, the id is taken, or the provider is shutting down.
+    pub fn adopt(
+        &self,
+        instance_id: &str,
+        pid: u32,
+        address: SocketAddr,
+        stop_signal: Signal,
+        stop_timeout: Duration,
+    ) -> Result<(), ComputeError> {
+        super::validate_id(instance_id)?;
+        let Some(start_time) = process_start_time(pid) else {
+            return Err(ComputeError::NotRunning {
+                instance_id: instance_id.to_owned(),
+                pid,
+            });
+        };
+        let (exited_tx, exited_rx) = watch::channel(false);
+        {
+            let mut state = self.shared.lock();
+            if state.shutting_down {
+                return Err(ComputeError::ShuttingDown);
+            }
+            if state.instances.contains_key(instance_id) {
+                return Err(ComputeError::DuplicateInstance(instance_id.to_owned()));
+            }
+            state.held_ports.insert(address.port());
+            state.instances.insert(
+                instance_id.to_owned(),
+                Entry {
+                    pid,
+                    stop_signal,
+                    stop_timeout,
+                    requested: false,
+                    stopping: false,
+                    exited: exited_rx,
+                },
+            );
+            self.shared.publish_live(&state);
+        }
+        tracing::info!(instance_id, pid, %address, "adopted a running instance");
+        self.shared
+            .runtime
+            .spawn(Arc::clone(&self.shared).watch_adopted(
+                instance_id.to_owned(),
+                pid,
+                start_time,
+                address.port(),
+                exited_tx,
+            ));
+        Ok(())
+    }
+}
+
+impl Shared {
+    /// Polls until the adopted process is gone, then forgets it and reports the exit.
+    async fn watch_adopted(
+        self: Arc<Self>,
+        instance_id: String,
+        pid: u32,
+        start_time: u64,
+        port: u16,
+        exited: watch::Sender<bool>,
+    ) {
+        while process_start_time(pid) == Some(start_time) {
+            tokio::time::sleep(ADOPTED_POLL).await;
+        }
+        // The exit code belongs to the process's real parent; we only know that it ended.
+        // Helpers it left in its process group go with it, as for launched instances — but only
+        // while no other process holds the pid (a group id is never reused while it has
+        // members, a pid may be once the group is empty).
+        if process_start_time(pid).is_none() && !super::sys::pid_exists(pid) {
+            super::sys::signal_group(pid, Signal::KILL);
+        }
+        let requested = {
+            let mut state = self.lock();
+            let requested = state
+                .instances
+                .remove(&instance_id)
+                .is_some_and(|entry| entry.requested);
+            state.held_ports.remove(&port);
+            self.publish_live(&state);
+            requested
+        };
+        exited.send_replace(true);
+        let status = "exited (adopted process; exit status unknown)".to_string();
+        if requested {
+            tracing::info!(%instance_id, pid, "adopted instance exited");
+        } else {
+            tracing::warn!(%instance_id, pid, "adopted instance exited unexpectedly");
+        }
+        let _ = self.events.send(ComputeEvent::Exited {
+            instance_id,
+            status,
+            requested,
+        });
+    }
+}

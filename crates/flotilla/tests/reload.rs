@@ -1,0 +1,161 @@
+//! Hot reload under traffic: a good config is applied in place, a bad one is refused with its
+//! FILE:LINE:COL errors while the running config keeps serving, and no request fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{demo_config, signal, steady_load, wait_for, Flotilla, Ports};
+use flotilla_admin::api::{CapacityRequest, GroupSummary, ReloadResponse};
+use flotilla_admin::ClientError;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
+    let ports = Ports::new();
+    let (listener, admin) = (ports.listener, ports.admin);
+    let config = |max: u32, extra: &str| demo_config(&Ports { listener, admin }, 1, max, 2, extra);
+    let f = Flotilla::start("reload", ports, &config(3, ""));
+    let path = f.dir.join("flotilla.toml");
+    f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 3000, stop_rx));
+
+    // A good config through the API: max_size 3 → 6, applied in place.
+    std::fs::write(&path, config(6, "")).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload");
+    assert!(
+        r.changes.iter().any(|c| c.contains("max_size 3 → 6")),
+        "{:?}",
+        r.changes
+    );
+    // The new bound is in force: 5 was out of range before.
+    let s: GroupSummary = f
+        .admin
+        .put(
+            "/v1/groups/web/capacity",
+            &CapacityRequest {
+                desired_capacity: 5,
+            },
+        )
+        .await
+        .expect("scale within the new bounds");
+    assert_eq!(s.max_size, 6);
+
+    // A bad config: refused with FILE:LINE:COL, nothing changes.
+    std::fs::write(&path, config(4, "max_sise = 9")).expect("write bad config");
+    let refused = f
+        .admin
+        .post::<_, ReloadResponse>("/v1/reload", &serde_json::json!({}))
+        .await;
+    match refused {
+        Err(ClientError::Api {
+            status,
+            code,
+            details,
+            ..
+        }) => {
+            assert_eq!((status, code.as_str()), (400, "invalid_config"));
+            assert!(
+                details
+                    .iter()
+                    .any(|d| d.contains("flotilla.toml:") && d.contains("max_sise")),
+                "{details:?}"
+            );
+        }
+        other => panic!("a bad config must be refused, got {other:?}"),
+    }
+    let g = f.group("web").await.expect("group");
+    assert_eq!(
+        (g.max_size, g.desired_capacity),
+        (6, 5),
+        "the running config is unchanged"
+    );
+
+    // SIGHUP: max_size 6 → 5 (desired 5 stays inside).
+    std::fs::write(&path, config(5, "")).expect("write config");
+    signal(f.pid(), libc::SIGHUP);
+    wait_for("SIGHUP reload", Duration::from_secs(10), || async {
+        let g = f.group("web").await?;
+        (g.max_size == 5).then_some(())
+    })
+    .await;
+    f.wait_in_service("web", 5, Duration::from_secs(40)).await;
+
+    // A new load balancer listener is bound by a reload, and drained by the next one.
+    let second = common::free_port();
+    let extra = format!(
+        "\n[load_balancers.second]\ntype = \"application\"\n\n\
+         [[load_balancers.second.listeners]]\nbind = \"127.0.0.1:{second}\"\n\
+         default_action = {{ type = \"forward\", target_group = \"web\" }}\n\n\
+         [target_groups.spare]\nderegistration_delay = \"1s\"\n"
+    );
+    std::fs::write(&path, config(5, &extra)).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload adding a listener");
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c.contains(&format!("listener 127.0.0.1:{second} of second: added"))),
+        "{:?}",
+        r.changes
+    );
+    let client = common::http_client();
+    let (status, _, body) = common::get(&client, &format!("http://127.0.0.1:{second}/"))
+        .await
+        .expect("the new listener answers");
+    assert_eq!(status, 200, "{body}");
+    let listeners: Vec<flotilla_admin::api::ListenerInfo> =
+        f.admin.get("/v1/listeners").await.expect("listeners");
+    assert_eq!(listeners.len(), 2);
+    assert!(
+        r.changes.iter().any(|c| c == "target group spare: added"),
+        "{:?}",
+        r.changes
+    );
+    drop(client);
+    std::fs::write(&path, config(5, "")).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload removing a listener");
+    assert!(
+        r.changes.iter().any(|c| c.contains("removed")),
+        "{:?}",
+        r.changes
+    );
+    assert!(
+        r.changes.iter().any(|c| c == "target group spare: removed"),
+        "{:?}",
+        r.changes
+    );
+    wait_for(
+        "the removed listener to close",
+        Duration::from_secs(10),
+        || async {
+            std::net::TcpStream::connect(("127.0.0.1", second))
+                .is_err()
+                .then_some(())
+        },
+    )
+    .await;
+
+    let _ = stop_tx.send(true);
+    let (ok, failed) = load.await.expect("load task");
+    assert!(ok > 0);
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(f.log().contains("reload refused") || f.log().contains("config reloaded"));
+}

@@ -1,0 +1,199 @@
+//! `GET /metrics`: the current counters and gauges in Prometheus (OpenMetrics) text format,
+//! built at scrape time from the data plane's counters and the control plane's state, so
+//! there is no second copy of any number to keep in sync.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::backend::Shared;
+use crate::control::zone_of;
+
+type Labels = Vec<(String, String)>;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+fn gauge(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Renders every metric, names prefixed `flotilla_`.
+pub(crate) fn render(shared: &Shared) -> String {
+    let mut registry = Registry::with_prefix("flotilla");
+    let lb_requests = Family::<Labels, Counter>::default();
+    let lb_elb_5xx = Family::<Labels, Counter>::default();
+    let lb_elb_4xx = Family::<Labels, Counter>::default();
+    let lb_target_5xx = Family::<Labels, Counter>::default();
+    let lb_new_connections = Family::<Labels, Counter>::default();
+    let lb_active_connections = Family::<Labels, Gauge>::default();
+    let target_requests = Family::<Labels, Counter>::default();
+    let target_errors = Family::<Labels, Counter>::default();
+    let target_in_flight = Family::<Labels, Gauge>::default();
+    let healthy = Family::<Labels, Gauge>::default();
+    let unhealthy = Family::<Labels, Gauge>::default();
+    let desired = Family::<Labels, Gauge>::default();
+    let in_service = Family::<Labels, Gauge>::default();
+    let min_size = Family::<Labels, Gauge>::default();
+    let max_size = Family::<Labels, Gauge>::default();
+
+    for (lb, bind, stats) in shared.listener_set.stats() {
+        let l = labels(&[("load_balancer", &lb), ("listener", &bind)]);
+        lb_requests.get_or_create(&l).inc_by(stats.requests_total());
+        lb_elb_5xx.get_or_create(&l).inc_by(stats.elb_5xx_total());
+        lb_elb_4xx.get_or_create(&l).inc_by(stats.elb_4xx_total());
+        lb_target_5xx
+            .get_or_create(&l)
+            .inc_by(stats.target_5xx_total());
+        lb_new_connections
+            .get_or_create(&l)
+            .inc_by(stats.connections_total());
+        lb_active_connections
+            .get_or_create(&l)
+            .set(gauge(stats.active_connections()));
+    }
+
+    {
+        let c = shared.lock();
+        for (tg_name, tg) in &c.target_groups {
+            for b in tg.proxy.stats() {
+                let addr = b.addr.to_string();
+                let zone = c
+                    .instance_at(b.addr)
+                    .and_then(|id| zone_of(&c.groups, &c.instances, id))
+                    .unwrap_or_default();
+                let l = labels(&[
+                    ("target_group", tg_name),
+                    ("target", &addr),
+                    ("zone", &zone),
+                ]);
+                target_requests.get_or_create(&l).inc_by(b.requests_total);
+                target_errors.get_or_create(&l).inc_by(b.errors_total);
+                target_in_flight
+                    .get_or_create(&l)
+                    .set(gauge(b.in_flight as u64));
+            }
+            for t in tg.health.targets() {
+                let zone = c
+                    .instance_at(t.target)
+                    .and_then(|id| zone_of(&c.groups, &c.instances, id))
+                    .unwrap_or_default();
+                let l = labels(&[("target_group", tg_name), ("zone", &zone)]);
+                let family = match t.state.as_str() {
+                    "healthy" => &healthy,
+                    "unhealthy" => &unhealthy,
+                    _ => continue,
+                };
+                family.get_or_create(&l).inc();
+            }
+            // Report zero rather than nothing for a target group with no healthy target.
+            let l = labels(&[("target_group", tg_name), ("zone", "")]);
+            if tg.health.targets().next().is_none() {
+                healthy.get_or_create(&l).set(0);
+            }
+        }
+        for (name, g) in &c.groups {
+            let l = labels(&[("group", name)]);
+            desired
+                .get_or_create(&l)
+                .set(i64::from(g.asg.desired_capacity()));
+            in_service
+                .get_or_create(&l)
+                .set(i64::from(g.asg.in_service_count()));
+            min_size
+                .get_or_create(&l)
+                .set(i64::from(g.asg.spec().min_size));
+            max_size
+                .get_or_create(&l)
+                .set(i64::from(g.asg.spec().max_size));
+        }
+    }
+
+    registry.register(
+        "request_count",
+        "Requests received by the load balancer",
+        lb_requests,
+    );
+    registry.register(
+        "http_elb_5xx_count",
+        "5xx answers generated by the load balancer",
+        lb_elb_5xx,
+    );
+    registry.register(
+        "http_elb_4xx_count",
+        "4xx answers generated by the load balancer",
+        lb_elb_4xx,
+    );
+    registry.register(
+        "http_target_5xx_count",
+        "5xx answers from targets",
+        lb_target_5xx,
+    );
+    registry.register(
+        "new_connections",
+        "Client connections accepted",
+        lb_new_connections,
+    );
+    registry.register(
+        "active_connections",
+        "Client connections open now",
+        lb_active_connections,
+    );
+    registry.register(
+        "target_request_count",
+        "Requests sent to a target (each attempt)",
+        target_requests,
+    );
+    registry.register(
+        "target_connection_error_count",
+        "Attempts on a target that failed at the connection level",
+        target_errors,
+    );
+    registry.register(
+        "target_in_flight_requests",
+        "Requests a target is serving now",
+        target_in_flight,
+    );
+    registry.register(
+        "healthy_host_count",
+        "Healthy targets per target group and zone",
+        healthy,
+    );
+    registry.register(
+        "unhealthy_host_count",
+        "Unhealthy targets per target group and zone",
+        unhealthy,
+    );
+    registry.register(
+        "desired_capacity",
+        "Desired capacity of an auto scaling group",
+        desired,
+    );
+    registry.register(
+        "in_service_instances",
+        "Instances in service in an auto scaling group",
+        in_service,
+    );
+    registry.register(
+        "group_min_size",
+        "min_size of an auto scaling group",
+        min_size,
+    );
+    registry.register(
+        "group_max_size",
+        "max_size of an auto scaling group",
+        max_size,
+    );
+
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::warn!("cannot encode metrics: {e}");
+    }
+    out
+}

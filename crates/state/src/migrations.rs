@@ -1,0 +1,76 @@
+//! Versioned schema migrations: migration `n` (1-based) turns schema version `n - 1` into `n`.
+//! Append new migrations at the end; never edit one that has shipped.
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::StateError;
+
+/// Every migration, in order.
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE activities (
+        grp TEXT NOT NULL,
+        run_id TEXT NOT NULL,
+        activity_id INTEGER NOT NULL,
+        time_ms INTEGER NOT NULL,
+        cause TEXT NOT NULL,
+        description TEXT NOT NULL,
+        status TEXT NOT NULL,
+        PRIMARY KEY (grp, run_id, activity_id)
+    );
+    CREATE INDEX activities_by_time ON activities (grp, time_ms);
+    CREATE TABLE operator_capacity (
+        grp TEXT PRIMARY KEY,
+        desired INTEGER NOT NULL
+    );
+    CREATE TABLE suspended_processes (
+        grp TEXT NOT NULL,
+        process TEXT NOT NULL,
+        PRIMARY KEY (grp, process)
+    );
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        grp TEXT NOT NULL,
+        zone TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        start_time INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        launch_template_version INTEGER NOT NULL,
+        launched_at_ms INTEGER NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+pub(crate) fn latest() -> u32 {
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// Brings the database to the latest schema, each migration in its own transaction.
+pub(crate) fn apply(conn: &mut Connection) -> Result<u32, StateError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")?;
+    let current: u32 = conn
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| {
+            r.get::<_, Option<u32>>(0)
+        })
+        .optional()?
+        .flatten()
+        .unwrap_or(0);
+    if current > latest() {
+        return Err(StateError::TooNew {
+            found: current,
+            known: latest(),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i as u32 + 1;
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.execute("DELETE FROM schema_version", [])?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [version],
+        )?;
+        tx.commit()?;
+    }
+    Ok(latest())
+}

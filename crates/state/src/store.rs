@@ -1,0 +1,82 @@
+//! The records Flotilla keeps across restarts and the trait every store implements.
+
+use crate::StateError;
+
+/// One scaling activity as persisted: enough to answer `GET /v1/groups/{name}/activities`
+/// after a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityRecord {
+    /// Auto scaling group the activity belongs to.
+    pub group: String,
+    /// Which run of Flotilla recorded it (activity ids restart at zero every run).
+    pub run_id: String,
+    /// The activity's id within that run; with `group` and `run_id` it names the activity, so a
+    /// status change overwrites the same row.
+    pub activity_id: u64,
+    /// Wall-clock start, milliseconds since the Unix epoch (orders the history).
+    pub time_ms: i64,
+    /// Why it happened.
+    pub cause: String,
+    /// What was done.
+    pub description: String,
+    /// `in_progress`, `successful` or `failed`.
+    pub status: String,
+}
+
+/// A launched instance, so a restarted Flotilla can find (and adopt or stop) its process.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceRecord {
+    /// Instance id, e.g. `i-0a1b2c3d4e5f`.
+    pub id: String,
+    /// Auto scaling group that owns it.
+    pub group: String,
+    /// Zone it was placed in.
+    pub zone: String,
+    /// Process id of its main process (also its process group id).
+    pub pid: u32,
+    /// Process start time in clock ticks since boot (`/proc/<pid>/stat` field 22): with the
+    /// pid it identifies the process, so a recycled pid is never mistaken for the instance.
+    pub start_time: u64,
+    /// `host:port` it listens on.
+    pub address: String,
+    /// Launch template version it was started from.
+    pub launch_template_version: u64,
+    /// Wall-clock launch time, milliseconds since the Unix epoch.
+    pub launched_at_ms: i64,
+}
+
+/// Durable storage for everything that must outlive one run of Flotilla.
+///
+/// A trait so the embedded SQLite store can later be replaced (e.g. by etcd for several
+/// Flotilla nodes) without the runtime noticing. Calls are synchronous and short; the runtime
+/// makes them from a dedicated writer thread, never under its control lock.
+pub trait StateStore: Send {
+    /// Inserts an activity, or updates it (status, description) when it was stored before.
+    fn put_activity(&mut self, activity: &ActivityRecord) -> Result<(), StateError>;
+    /// A group's activities, newest first, at most `limit`.
+    fn activities(&self, group: &str, limit: usize) -> Result<Vec<ActivityRecord>, StateError>;
+
+    /// Records the desired capacity an operator set for a group.
+    fn set_desired_capacity(&mut self, group: &str, desired: u32) -> Result<(), StateError>;
+    /// The desired capacity an operator last set for a group, if any.
+    fn desired_capacity(&self, group: &str) -> Result<Option<u32>, StateError>;
+    /// Forgets the operator's desired capacity (e.g. when the config's bounds exclude it).
+    fn clear_desired_capacity(&mut self, group: &str) -> Result<(), StateError>;
+
+    /// Replaces the set of scaling processes an operator suspended for a group
+    /// (AWS `SuspendProcesses`: `Launch`, `Terminate`, `HealthCheck`, ...).
+    fn set_suspended_processes(
+        &mut self,
+        group: &str,
+        processes: &[String],
+    ) -> Result<(), StateError>;
+    /// The processes suspended for a group, sorted.
+    fn suspended_processes(&self, group: &str) -> Result<Vec<String>, StateError>;
+
+    /// Inserts or replaces an instance record.
+    fn put_instance(&mut self, instance: &InstanceRecord) -> Result<(), StateError>;
+    /// Removes an instance record (the instance was terminated).
+    fn remove_instance(&mut self, id: &str) -> Result<(), StateError>;
+    /// Every instance record, in id order.
+    fn instances(&self) -> Result<Vec<InstanceRecord>, StateError>;
+}
