@@ -118,7 +118,11 @@ pub(crate) async fn forward(
     let logged = parts.extensions.get::<Logged>().is_some();
     let req = Request::from_parts(parts, body);
 
-    let Some(first) = sticky.or_else(|| group.pick(None)) else {
+    let first = match sticky {
+        Some(b) => Some(b),
+        None => group.pick_or_wait().await,
+    };
+    let Some(first) = first else {
         tracing::debug!(group = group.name(), "no routable target");
         return Generated::NoTargets.response();
     };

@@ -28,6 +28,7 @@ mod errors;
 mod forward;
 mod h2_upstream;
 mod headers;
+mod hold;
 mod limits;
 mod outlier;
 mod pool;
@@ -49,6 +50,7 @@ pub use balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
 
 pub use access_log::AccessLog;
 pub use h2_upstream::ProtocolVersion;
+pub use hold::{DemandHook, HoldConfig};
 pub use limits::Limits;
 pub use probe::{probe_http, probe_tcp, ProbeError};
 pub use router::{Decision, RouteAction, Router, WeightedGroups};

@@ -15,6 +15,7 @@ use http::header::{HeaderMap, SET_COOKIE};
 
 use crate::balance::{self, Algorithm, TargetGroupSettings};
 use crate::h2_upstream::ProtocolVersion;
+use crate::hold::{DemandHook, Hold, HoldConfig};
 use crate::outlier::Ejection;
 use crate::pool::Pool;
 use crate::stats::{HistogramSnapshot, TargetMetrics};
@@ -171,6 +172,9 @@ struct Snapshot {
     ramp_until: u64,
     /// Set once a pick saw `ramp_until` pass, so later picks skip the clock.
     ramp_over: AtomicBool,
+    /// No target is healthy or unhealthy yet: the group is coming up from nothing, so its
+    /// fail-open targets (still `initial`) may not even listen yet (scale from zero waits).
+    starting: bool,
 }
 
 /// One target group as the data plane sees it: its backends and which of them may get new
@@ -188,6 +192,8 @@ pub struct TargetGroup {
     update_lock: Mutex<()>,
     /// HTTP version spoken to the targets (AWS `ProtocolVersion`).
     protocol_version: ProtocolVersion,
+    /// Where requests wait while the group has no routable target (scale from zero).
+    hold: Hold,
 }
 
 impl fmt::Debug for TargetGroup {
@@ -235,6 +241,7 @@ impl TargetGroup {
             next: AtomicUsize::new(0),
             update_lock: Mutex::new(()),
             protocol_version: version,
+            hold: Hold::default(),
         })
     }
 
@@ -308,7 +315,7 @@ impl TargetGroup {
         } else {
             healthy
         };
-        let routable = chosen.iter().map(|m| Arc::clone(&m.backend)).collect();
+        let routable: Vec<Arc<Backend>> = chosen.iter().map(|m| Arc::clone(&m.backend)).collect();
         let ramp: Vec<Option<u64>> = chosen.iter().map(|m| m.ramp_start).collect();
         let slow_ms = duration_ms(self.settings.slow_start);
         let ramp_until = ramp
@@ -318,13 +325,56 @@ impl TargetGroup {
             .max()
             .unwrap_or(0);
         drop(known);
+        let starting = members
+            .iter()
+            .all(|m| matches!(m.state, RouteState::Initial | RouteState::Draining));
+        let ready = !routable.is_empty() && !starting;
         self.snapshot.store(Arc::new(Snapshot {
             members,
             routable,
             ramp,
             ramp_until,
             ramp_over: AtomicBool::new(false),
+            starting,
         }));
+        if ready {
+            self.hold.targets_arrived();
+        }
+    }
+
+    /// Scale from zero: from now on a request that finds no routable target waits (bounded
+    /// by `config`) for one instead of getting 503, and `on_demand` tells the control plane
+    /// that capacity is wanted.
+    pub fn enable_hold(&self, config: HoldConfig, on_demand: DemandHook) {
+        self.hold.enable(config, on_demand);
+    }
+
+    /// Requests waiting for a routable target right now (scale from zero).
+    pub fn held_requests(&self) -> usize {
+        self.hold.waiting()
+    }
+
+    /// A routable target, waiting for one if the group holds requests (scale from zero).
+    ///
+    /// A group coming up from nothing (every target still `initial`) is waited on too: those
+    /// targets may not listen yet. When the wait times out, the fail-open pick is used.
+    pub(crate) async fn pick_or_wait(&self) -> Option<Arc<Backend>> {
+        if !self.hold.is_enabled() || !self.snapshot.load().starting {
+            if let Some(b) = self.pick(None) {
+                return Some(b);
+            }
+        }
+        let ready = || {
+            if self.snapshot.load().starting {
+                None
+            } else {
+                self.pick(None)
+            }
+        };
+        match self.hold.wait_for(ready).await {
+            Some(b) => Some(b),
+            None => self.pick(None),
+        }
     }
 
     /// Slow start (AWS §2.5): decide which members ramp, carrying ramps over from `before`.

@@ -255,6 +255,7 @@ impl Control {
 
     /// Lets every machine act on the time that has passed.
     pub(crate) fn tick(&mut self, now: Time) {
+        crate::scale_from_zero::activate(self, now);
         for g in self.groups.values_mut() {
             if g.asg.poll_timeout().is_some_and(|t| t <= now) {
                 g.asg.handle_timeout(now);

@@ -18,6 +18,7 @@ mod prometheus;
 mod protocols;
 mod reload;
 mod run;
+mod scale_from_zero;
 mod scaling;
 
 pub use error::RuntimeError;

@@ -224,6 +224,10 @@ pub async fn run(
         config_path: (!config.path.as_os_str().is_empty()).then(|| config.path.clone()),
         config: Mutex::new(config),
     });
+    {
+        let config = shared.config();
+        crate::scale_from_zero::enable(&shared, &config);
+    }
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
         Arc::new(AdminView(shared.clone())),
