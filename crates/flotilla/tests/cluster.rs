@@ -31,6 +31,16 @@ async fn traffic_is_answered_by_three_instances_in_three_zones() {
     }
     assert_eq!(served_by.len(), 3, "round robin reaches every instance");
     assert_eq!(served_in, zones);
+    // `up` showed its progress until the group was ready.
+    let log = f.log();
+    assert!(
+        log.contains("web: 0 of 3 instance(s) in service and healthy"),
+        "{log}"
+    );
+    assert!(
+        log.contains("web: all 3 instance(s) in service and healthy — ready"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

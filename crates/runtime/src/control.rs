@@ -49,6 +49,9 @@ pub(crate) struct GroupRuntime {
     pub(crate) launch_template: String,
     pub(crate) target_groups: Vec<String>,
     last_logged_activity: Option<u64>,
+    /// Start-up progress: `None` once the group first had all its desired instances in
+    /// service; until then the last (in service, desired) reported.
+    startup: Option<(u32, u32)>,
     /// Activities written to the store while still in progress, to write again once finished.
     unfinished: Vec<u64>,
 }
@@ -64,6 +67,7 @@ impl GroupRuntime {
             launch_template,
             target_groups,
             last_logged_activity: None,
+            startup: Some((u32::MAX, u32::MAX)),
             unfinished: Vec::new(),
         }
     }
@@ -110,6 +114,8 @@ pub(crate) struct Control {
     draining: HashMap<InstanceId, usize>,
     /// Where changes are made durable (none in tests that do not need it).
     pub(crate) persist: Option<Persister>,
+    /// Scratch list for start-up progress updates (kept to avoid allocating per pump).
+    startup_updates: Vec<(String, Option<(u32, u32)>)>,
 }
 
 impl Control {
@@ -124,6 +130,7 @@ impl Control {
             by_address: HashMap::new(),
             draining: HashMap::new(),
             persist: None,
+            startup_updates: Vec::new(),
         }
     }
 
@@ -329,6 +336,7 @@ impl Control {
         }
         self.publish();
         self.log_activities();
+        self.log_startup_progress();
         self.collect_garbage();
         effects
     }
@@ -512,6 +520,54 @@ impl Control {
                 })
                 .collect();
             tg.proxy.update(updates);
+        }
+    }
+
+    /// While `flotilla up` brings the first instances into service, says how far each group
+    /// is ("web: 2 of 3 instances in service (az-a, az-b)"), then once that it is ready.
+    fn log_startup_progress(&mut self) {
+        for (name, g) in self.groups.iter() {
+            let Some(last) = g.startup else {
+                continue;
+            };
+            let desired = g.asg.desired_capacity();
+            // Ready = in service and, when the group has target groups, healthy in all of them.
+            let mut zones: Vec<&str> = g
+                .asg
+                .instances()
+                .filter(|i| i.lifecycle == flotilla_control::LifecycleState::InService)
+                .filter(|i| {
+                    let addr = self.instances.get(&i.id).and_then(|r| r.address);
+                    g.target_groups.iter().all(|tg| {
+                        addr.zip(self.target_groups.get(tg))
+                            .is_some_and(|(a, tg)| tg.health.state(a) == Some(TargetState::Healthy))
+                    })
+                })
+                .map(|i| i.zone.as_str())
+                .collect();
+            zones.sort_unstable();
+            let ready = u32::try_from(zones.len()).unwrap_or(u32::MAX);
+            if (ready, desired) == last {
+                continue;
+            }
+            let line = if ready >= desired {
+                format!("{name}: all {desired} instance(s) in service and healthy — ready")
+            } else if zones.is_empty() {
+                format!("{name}: 0 of {desired} instance(s) in service and healthy")
+            } else {
+                format!(
+                    "{name}: {ready} of {desired} instance(s) in service and healthy ({})",
+                    zones.join(", ")
+                )
+            };
+            tracing::info!(group = name.as_str(), "{line}");
+            self.startup_updates
+                .push((name.clone(), (ready < desired).then_some((ready, desired))));
+        }
+        for (name, state) in self.startup_updates.drain(..) {
+            if let Some(g) = self.groups.get_mut(&name) {
+                g.startup = state;
+            }
         }
     }
 
