@@ -31,6 +31,38 @@ async fn traffic_is_answered_by_three_instances_in_three_zones() {
     }
     assert_eq!(served_by.len(), 3, "round robin reaches every instance");
     assert_eq!(served_in, zones);
+    // The load balancer's metrics (spec §3) count those requests, and no 5xx.
+    let requests = wait_for("request_count at load-balancer scope", Duration::from_secs(10), || async {
+        let m: flotilla_admin::api::MetricDatapoints = f
+            .admin
+            .get("/v1/metrics/request_count?scope=load-balancer/front&period=1s&statistic=sum&since=5m")
+            .await
+            .ok()?;
+        let sum: f64 = m.datapoints.iter().map(|d| d.value).sum();
+        (sum >= 30.0).then_some(sum)
+    })
+    .await;
+    assert!(requests >= 30.0);
+    for (metric, scope) in [
+        ("http_elb_5xx_count", "load-balancer/front"),
+        ("http_target_5xx_count", "target-group/web"),
+        ("new_connections", "load-balancer/front"),
+    ] {
+        let m: flotilla_admin::api::MetricDatapoints = f
+            .admin
+            .get(&format!(
+                "/v1/metrics/{metric}?scope={scope}&period=1s&statistic=sum&since=5m"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{metric}: {e}"));
+        let sum: f64 = m.datapoints.iter().map(|d| d.value).sum();
+        if metric == "new_connections" {
+            assert!(sum >= 1.0, "{metric} {sum}");
+        } else {
+            assert_eq!(sum, 0.0, "{metric}");
+        }
+    }
+
     // `up` showed its progress until the group was ready.
     let log = f.log();
     assert!(

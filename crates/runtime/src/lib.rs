@@ -12,6 +12,7 @@ mod clock;
 mod control;
 mod error;
 mod launch;
+mod lb_metrics;
 mod persist;
 mod probe;
 mod prometheus;

@@ -240,6 +240,7 @@ pub async fn run(
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
     // SIGHUP reloads the config; without the handler it would end the process.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut lb_metrics = crate::lb_metrics::LoadBalancerMetrics::default();
     tokio::pin!(shutdown);
     loop {
         let now = clock.now();
@@ -253,6 +254,9 @@ pub async fn run(
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 s.tick(&mut c, now, jiff::Timestamp::now());
+                if lb_metrics.due(now) {
+                    lb_metrics.sample(&mut s.store, &shared.listener_set.stats(), &c, now);
+                }
                 s.next_sample()
             };
             let effects = c.pump(now);
