@@ -63,6 +63,18 @@ async fn traffic_is_answered_by_three_instances_in_three_zones() {
         }
     }
 
+    // Healthy hosts per zone: one in each.
+    for zone in &zones {
+        let m: flotilla_admin::api::MetricDatapoints = f
+            .admin
+            .get(&format!(
+                "/v1/metrics/healthy_host_count?scope=target-group/web/zone/{zone}&period=1s&statistic=maximum&since=5m"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("healthy_host_count in {zone}: {e}"));
+        assert_eq!(m.datapoints.last().map(|d| d.value), Some(1.0), "{zone}");
+    }
+
     // `up` showed its progress until the group was ready.
     let log = f.log();
     assert!(

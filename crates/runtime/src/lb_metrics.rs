@@ -1,17 +1,18 @@
 //! Load-balancer-scope metrics of spec §3 for the metrics store: requests, ELB- and
 //! target-generated 5xx, active and new client connections, sampled once a second from the
-//! listeners' counters (and the targets' status classes for target-group 5xx).
+//! listeners' counters (and the targets' status classes for target-group 5xx), plus healthy
+//! and unhealthy hosts per target group and zone.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_control::Time;
+use flotilla_control::{TargetState, Time};
 use flotilla_metrics::MetricsStore;
 use flotilla_proxy::{ListenerStats, ListenerStatsSnapshot};
 
-use crate::control::Control;
+use crate::control::{zone_of, Control};
 
 /// Last counter values seen, to record per-second differences.
 #[derive(Default)]
@@ -78,6 +79,27 @@ impl LoadBalancerMetrics {
                 now,
                 total as f64,
             );
+            // Healthy and unhealthy hosts per zone (AWS `AvailabilityZone` dimension).
+            let mut per_zone: HashMap<String, (u32, u32)> = HashMap::new();
+            for t in tg.health.targets() {
+                let Some(zone) = control
+                    .instance_at(t.target)
+                    .and_then(|id| zone_of(&control.groups, &control.instances, id))
+                else {
+                    continue;
+                };
+                let counts = per_zone.entry(zone).or_default();
+                match t.state {
+                    TargetState::Healthy => counts.0 += 1,
+                    TargetState::Unhealthy => counts.1 += 1,
+                    _ => {}
+                }
+            }
+            for (zone, (healthy, unhealthy)) in per_zone {
+                let scope = format!("target-group/{tg_name}/zone/{zone}");
+                store.record("healthy_host_count", &scope, now, f64::from(healthy));
+                store.record("unhealthy_host_count", &scope, now, f64::from(unhealthy));
+            }
         }
     }
 }
