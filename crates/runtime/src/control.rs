@@ -156,15 +156,10 @@ impl Control {
             // The group gave up on it meanwhile; the exit event will clean up the process.
             return;
         }
-        self.instances.insert(
-            id.clone(),
-            InstanceRecord {
-                group: group.to_string(),
-                address: Some(address),
-                pid: Some(pid),
-            },
-        );
-        self.by_address.insert(address, id.clone());
+        self.record_process(group, id, address, pid);
+        let Some(g) = self.groups.get_mut(group) else {
+            return;
+        };
         if let (Some(persist), Some(start_time)) = (&self.persist, start_time) {
             if let Some(i) = g.asg.instances().find(|i| &i.id == id) {
                 persist.put_instance(flotilla_state::InstanceRecord {
@@ -191,6 +186,11 @@ impl Control {
         address: SocketAddr,
         pid: u32,
     ) {
+        self.record_process(group, id, address, pid);
+    }
+
+    /// Where a running instance listens and its pid, indexed by address for target health.
+    fn record_process(&mut self, group: &str, id: &InstanceId, address: SocketAddr, pid: u32) {
         self.instances.insert(
             id.clone(),
             InstanceRecord {

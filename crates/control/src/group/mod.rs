@@ -150,33 +150,12 @@ impl AutoScalingGroup {
         desired: u32,
         cause: impl Into<String>,
     ) -> Result<(), CapacityError> {
-        if desired < self.spec.min_size || desired > self.spec.max_size {
-            return Err(CapacityError::OutOfRange {
-                requested: desired,
-                min: self.spec.min_size,
-                max: self.spec.max_size,
-            });
-        }
-        if desired != self.desired {
-            let cause = format!(
-                "{} set desired capacity from {} to {desired}",
-                cause.into(),
-                self.desired
-            );
-            self.activities.record(
-                now,
-                cause.clone(),
-                format!(
-                    "Setting desired capacity of group {} to {desired}",
-                    self.spec.name
-                ),
-                ActivityStatus::Successful,
-            );
-            self.desired = desired;
-            self.pending_cause = Some(cause);
-        }
-        self.reconcile(now);
-        Ok(())
+        let cause = format!(
+            "{} set desired capacity from {} to {desired}",
+            cause.into(),
+            self.desired
+        );
+        self.scale_to(now, desired, cause)
     }
 
     /// Changes the desired capacity on behalf of a scaling policy: like
