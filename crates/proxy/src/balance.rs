@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::header::{HeaderMap, HeaderValue, COOKIE};
+use http::header::HeaderValue;
 
 pub use flotilla_config::Algorithm;
 
@@ -132,11 +132,18 @@ pub(crate) fn below(n: u64) -> u64 {
     random() % n.max(1)
 }
 
-/// The target id carried by a valid, unexpired `AWSALB` cookie in `headers`.
-pub(crate) fn sticky_target(headers: &HeaderMap, clock: &Clock, duration: Duration) -> Option<u64> {
+/// The target id carried by a valid, unexpired `AWSALB` cookie among the values of a
+/// request's `Cookie` headers.
+pub(crate) fn sticky_target<'a>(
+    cookies: impl Iterator<Item = &'a [u8]>,
+    clock: &Clock,
+    duration: Duration,
+) -> Option<u64> {
     let now = clock.unix_secs();
-    for header in headers.get_all(COOKIE) {
-        let Ok(text) = header.to_str() else { continue };
+    for header in cookies {
+        let Ok(text) = std::str::from_utf8(header) else {
+            continue;
+        };
         for pair in text.split(';') {
             let Some((name, value)) = pair.trim().split_once('=') else {
                 continue;
@@ -184,6 +191,7 @@ pub(crate) fn set_cookie(id: u64, clock: &Clock) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::{HeaderMap, COOKIE};
 
     #[test]
     fn cookie_round_trips_and_rejects_tampering_and_expiry() {
@@ -201,15 +209,43 @@ mod tests {
             COOKIE,
             HeaderValue::from_str(&format!("a=b; {value}")).unwrap(),
         );
-        assert_eq!(sticky_target(&h, &clock, Duration::from_secs(60)), Some(id));
+        assert_eq!(
+            sticky_target(
+                h.get_all(COOKIE).iter().map(|v| v.as_bytes()),
+                &clock,
+                Duration::from_secs(60)
+            ),
+            Some(id)
+        );
         ms.fetch_add(61_000, Ordering::Relaxed);
-        assert_eq!(sticky_target(&h, &clock, Duration::from_secs(60)), None);
+        assert_eq!(
+            sticky_target(
+                h.get_all(COOKIE).iter().map(|v| v.as_bytes()),
+                &clock,
+                Duration::from_secs(60)
+            ),
+            None
+        );
         // A forged id fails the MAC.
         let forged = format!("{STICKY_COOKIE}=0000000000000001{}", &value[23..]);
         h.insert(COOKIE, HeaderValue::from_str(&forged).unwrap());
-        assert_eq!(sticky_target(&h, &clock, Duration::from_secs(600)), None);
+        assert_eq!(
+            sticky_target(
+                h.get_all(COOKIE).iter().map(|v| v.as_bytes()),
+                &clock,
+                Duration::from_secs(600)
+            ),
+            None
+        );
         h.insert(COOKIE, HeaderValue::from_static("AWSALB=zz"));
-        assert_eq!(sticky_target(&h, &clock, Duration::from_secs(600)), None);
+        assert_eq!(
+            sticky_target(
+                h.get_all(COOKIE).iter().map(|v| v.as_bytes()),
+                &clock,
+                Duration::from_secs(600)
+            ),
+            None
+        );
     }
 
     #[test]

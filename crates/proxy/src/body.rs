@@ -25,7 +25,16 @@ use crate::target_group::{now_ms, Backend};
 /// It may carry a size limit: a body that grows past it fails (so the target never gets a
 /// truncated request that looks complete) and records that in its flag, for a 413.
 #[derive(Debug)]
-pub(crate) struct ReqBody(Option<(Incoming, Arc<AtomicU64>)>, Option<BodyLimit>);
+pub(crate) struct ReqBody(Option<(Source, Arc<AtomicU64>)>, Option<BodyLimit>);
+
+/// Where a non-empty request body comes from.
+#[derive(Debug)]
+enum Source {
+    /// Streamed from an HTTP/2 client, as hyper delivers it.
+    Incoming(Incoming),
+    /// Read whole already (an HTTP/1 client's body bridged to an HTTP/2 target).
+    Full(Option<Bytes>),
+}
 
 /// What is left of a request body's size limit, and where exceeding it is recorded.
 #[derive(Debug)]
@@ -45,8 +54,18 @@ impl ReqBody {
         if body.is_end_stream() {
             ReqBody(None, None)
         } else {
-            ReqBody(Some((body, Arc::new(AtomicU64::new(now_ms())))), None)
+            let activity = Arc::new(AtomicU64::new(now_ms()));
+            ReqBody(Some((Source::Incoming(body), activity)), None)
         }
+    }
+
+    /// A body already read whole.
+    pub(crate) fn full(data: Bytes) -> Self {
+        if data.is_empty() {
+            return ReqBody(None, None);
+        }
+        let activity = Arc::new(AtomicU64::new(now_ms()));
+        ReqBody(Some((Source::Full(Some(data)), activity)), None)
     }
 
     /// Fail the body once more than `limit.left` bytes have come.
@@ -80,8 +99,13 @@ impl Body for ReqBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         match &mut this.0 {
-            Some((b, activity)) => {
-                let res = Pin::new(b).poll_frame(cx);
+            Some((source, activity)) => {
+                let res = match source {
+                    Source::Incoming(b) => Pin::new(b)
+                        .poll_frame(cx)
+                        .map(|r| r.map(|f| f.map_err(Into::into))),
+                    Source::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+                };
                 if res.is_ready() {
                     activity.store(now_ms(), Ordering::Relaxed);
                 }
@@ -95,19 +119,26 @@ impl Body for ReqBody {
                         }
                     }
                 }
-                res.map(|r| r.map(|f| f.map_err(Into::into)))
+                res
             }
             None => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.as_ref().is_none_or(|(b, _)| b.is_end_stream())
+        match &self.0 {
+            None => true,
+            Some((Source::Incoming(b), _)) => b.is_end_stream(),
+            Some((Source::Full(d), _)) => d.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            Some((b, _)) => b.size_hint(),
+            Some((Source::Incoming(b), _)) => b.size_hint(),
+            Some((Source::Full(d), _)) => {
+                SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64))
+            }
             None => SizeHint::with_exact(0),
         }
     }

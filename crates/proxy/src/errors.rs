@@ -12,6 +12,8 @@ use crate::body::ProxyBody;
 pub(crate) enum Generated {
     /// 400: the client's request body broke off while it was being forwarded.
     BadRequest,
+    /// 408: the client stopped sending its request body for longer than the idle timeout.
+    RequestTimeout,
     /// 502: the target refused, reset or closed the connection with the request outstanding,
     /// or answered something that is not HTTP.
     BadGateway,
@@ -26,6 +28,7 @@ impl Generated {
     fn status(self) -> StatusCode {
         match self {
             Generated::BadRequest => StatusCode::BAD_REQUEST,
+            Generated::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Generated::BadGateway => StatusCode::BAD_GATEWAY,
             Generated::NoTargets => StatusCode::SERVICE_UNAVAILABLE,
             Generated::GatewayTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -35,6 +38,7 @@ impl Generated {
     fn body(self) -> &'static str {
         match self {
             Generated::BadRequest => "400 Bad Request: the request body could not be read\n",
+            Generated::RequestTimeout => "408 Request Timeout: the request body stopped arriving\n",
             Generated::BadGateway => "502 Bad Gateway: the target failed to answer the request\n",
             Generated::NoTargets => {
                 "503 Service Unavailable: no registered targets in the target group\n"

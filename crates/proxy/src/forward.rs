@@ -114,7 +114,7 @@ pub(crate) async fn forward(
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
     });
-    let sticky = group.sticky_pick(&parts.headers);
+    let sticky = group.sticky_pick(&parts);
     let logged = parts.extensions.get::<Logged>().is_some();
     let req = Request::from_parts(parts, body);
 

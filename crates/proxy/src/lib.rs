@@ -24,8 +24,10 @@
 mod access_log;
 mod balance;
 mod body;
+mod drain;
 mod errors;
 mod forward;
+mod h1;
 mod h2_upstream;
 mod headers;
 mod hold;
@@ -34,6 +36,7 @@ mod outlier;
 mod pool;
 mod probe;
 pub mod proxy_protocol;
+mod request;
 mod router;
 pub mod rules;
 mod server;
@@ -42,7 +45,6 @@ mod stats;
 mod target_group;
 mod tcp;
 pub mod tls;
-mod upgrade;
 
 use std::time::Duration;
 

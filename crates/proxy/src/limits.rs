@@ -78,11 +78,6 @@ impl ConnState {
         })
     }
 
-    /// The connection is about to be upgraded: stop looking for HTTP/1 requests in it.
-    pub(crate) fn upgrading(&self) {
-        self.upgraded.store(true, Ordering::Release);
-    }
-
     /// Mark one request as being served until the guard drops.
     pub(crate) fn begin(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::AcqRel);

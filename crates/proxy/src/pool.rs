@@ -34,6 +34,8 @@ struct Idle {
 /// The mutex guards two `VecDeque` operations and is never held across an await.
 #[derive(Default)]
 pub(crate) struct Pool {
+    /// Plain HTTP/1.1 connections used by the HTTP/1 engine.
+    pub(crate) h1: crate::h1::Pool,
     idle: Mutex<VecDeque<Idle>>,
     /// The one multiplexed HTTP/2 connection used for target groups that speak HTTP/2 or gRPC.
     pub(crate) h2: Mutex<Option<hyper::client::conn::http2::SendRequest<ReqBody>>>,

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::request::Parts;
 use http::{Response, StatusCode};
 
 use crate::balance;
 use crate::body::ProxyBody;
 use crate::errors::{self, Generated};
+use crate::request::RequestView;
 use crate::rules::{CompiledRule, RedirectAction};
 use crate::target_group::TargetGroup;
 
@@ -44,7 +44,13 @@ impl Router {
     /// The decision for a request, given its head and the TCP peer's address (for
     /// `source-ip`). Rules are tried by ascending priority; the first whose conditions all
     /// match decides. Allocates nothing except to build a redirect's `Location`.
-    pub fn route(&self, req: &Parts, peer: IpAddr) -> Decision<'_> {
+    pub fn route(&self, req: &http::request::Parts, peer: IpAddr) -> Decision<'_> {
+        self.route_view(req, peer)
+    }
+
+    /// [`Router::route`] for any protocol's view of a request (the HTTP/1 engine routes its
+    /// borrowed head without building `Parts`).
+    pub(crate) fn route_view<R: RequestView>(&self, req: &R, peer: IpAddr) -> Decision<'_> {
         let action = self
             .rules
             .iter()

@@ -7,10 +7,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use flotilla_config::{Action, Cidr, Condition, Listener, ListenerProtocol, QueryPair};
-use http::header::{HeaderName, HeaderValue, HOST};
-use http::request::Parts;
+use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
 
+use crate::request::RequestView;
 use crate::router::{RouteAction, Router, WeightedGroups};
 use crate::target_group::TargetGroup;
 
@@ -99,7 +99,7 @@ pub(crate) struct CompiledRule {
 }
 
 impl CompiledRule {
-    pub(crate) fn matches(&self, req: &Parts, peer: IpAddr) -> bool {
+    pub(crate) fn matches<R: RequestView>(&self, req: &R, peer: IpAddr) -> bool {
         self.conditions.iter().all(|c| c.matches(req, peer))
     }
 }
@@ -145,25 +145,23 @@ fn compile_condition(c: &Condition) -> Matcher {
 }
 
 impl Matcher {
-    fn matches(&self, req: &Parts, peer: IpAddr) -> bool {
+    fn matches<R: RequestView>(&self, req: &R, peer: IpAddr) -> bool {
         match self {
             Matcher::Host(globs) => {
                 let host = request_host(req);
                 globs.iter().any(|g| g.matches(host.as_bytes()))
             }
             Matcher::Path(globs) => {
-                let path = req.uri.path().as_bytes();
+                let path = req.path().as_bytes();
                 globs.iter().any(|g| g.matches(path))
             }
             Matcher::Header(name, globs) => req
-                .headers
-                .get_all(name)
-                .iter()
-                .any(|v| globs.iter().any(|g| g.matches(v.as_bytes()))),
+                .header_values(name.as_str())
+                .any(|v| globs.iter().any(|g| g.matches(v))),
             Matcher::NoHeader => false,
-            Matcher::Method(ms) => ms.iter().any(|m| m == req.method.as_str()),
+            Matcher::Method(ms) => ms.iter().any(|m| m == req.method()),
             Matcher::Query(pairs) => {
-                let query = req.uri.query().unwrap_or("");
+                let query = req.query().unwrap_or("");
                 query_matches(query, pairs)
             }
             Matcher::SourceIp(cidrs) => cidrs.iter().any(|c| c.contains(peer)),
@@ -171,16 +169,9 @@ impl Matcher {
     }
 }
 
-/// The host a request is for, without its port: the first `Host` header, else the URI's
-/// authority (absolute-form and HTTP/2 requests).
-fn request_host(req: &Parts) -> &str {
-    let raw = req
-        .headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.authority().map(|a| a.as_str()))
-        .unwrap_or("");
-    strip_port(raw)
+/// The host a request is for, without its port.
+fn request_host<R: RequestView>(req: &R) -> &str {
+    strip_port(req.host_port())
 }
 
 fn strip_port(hostport: &str) -> &str {
@@ -342,9 +333,9 @@ pub struct RedirectAction {
 impl RedirectAction {
     /// Status and `Location` for `req` on a listener speaking `protocol` on `port`:
     /// `protocol://host:port/path?query`, each component from the template or the request.
-    pub(crate) fn location(
+    pub(crate) fn location<R: RequestView>(
         &self,
-        req: &Parts,
+        req: &R,
         protocol: &str,
         port: u16,
     ) -> (StatusCode, HeaderValue) {
@@ -354,8 +345,8 @@ impl RedirectAction {
             host: request_host(req),
             port: &port_buf,
             // `#{path}` is the path without its leading slash.
-            path: req.uri.path().strip_prefix('/').unwrap_or(req.uri.path()),
-            query: req.uri.query().unwrap_or(""),
+            path: req.path().strip_prefix('/').unwrap_or(req.path()),
+            query: req.query().unwrap_or(""),
         };
         let mut out = String::with_capacity(64);
         let expand = |out: &mut String, t: &Option<Template>, original: &str| match t {
@@ -519,7 +510,7 @@ mod tests {
         }
     }
 
-    fn parts(uri: &str, host: &str) -> Parts {
+    fn parts(uri: &str, host: &str) -> http::request::Parts {
         http::Request::get(uri)
             .header("host", host)
             .body(())

@@ -16,21 +16,21 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::access_log;
 use crate::body::{BodyLimit, ProxyBody, ReqBody};
+use crate::drain::Drain;
 use crate::errors;
 use crate::forward::forward;
+use crate::h1;
 use crate::headers::Forwarded;
 use crate::limits::{ActiveGuard, ClientIo, ConnState, Limits};
-use crate::upgrade;
 use crate::{Decision, ListenerConfig, ListenerStats, ProxyError, Router};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
@@ -61,16 +61,18 @@ impl std::fmt::Debug for ListenerOptions {
 pub(crate) struct ConnCtx {
     /// The client's address: the access log, and `source-ip` conditions (the TCP peer,
     /// never X-Forwarded-For).
-    peer: SocketAddr,
+    pub(crate) peer: SocketAddr,
     /// The listener's address, for the access log.
-    local: SocketAddr,
-    router: Arc<ArcSwap<Router>>,
+    pub(crate) local: SocketAddr,
+    pub(crate) router: Arc<ArcSwap<Router>>,
     pub(crate) config: ListenerConfig,
-    limits: Limits,
-    stats: Arc<ListenerStats>,
+    pub(crate) limits: Limits,
+    pub(crate) stats: Arc<ListenerStats>,
     pub(crate) fwd: Forwarded,
-    /// What the byte-level limits know about this connection.
-    pub(crate) state: Arc<ConnState>,
+    /// The listener's shutdown, which every connection watches.
+    pub(crate) drain: Arc<Drain>,
+    /// The connection is TLS (it ends with close_notify).
+    pub(crate) tls: bool,
 }
 
 /// Decrements the active-connection count when a client connection task ends, however it ends.
@@ -124,22 +126,13 @@ pub async fn serve_listener(
     let local = listener.local_addr().map_err(ProxyError::Listener)?;
     let port = HeaderValue::from(local.port());
     let limits = options.limits;
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        // The idle and header read timeouts are enforced by `ClientIo`, which can answer 408.
-        .header_read_timeout(None)
-        // hyper's read buffer must hold a whole head; the head limit itself is `ClientIo`'s.
-        .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
-    builder
-        .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
+    let drain = Arc::new(Drain::default());
     tracing::info!(addr = %local, tls = tls.is_some(), "listener started");
 
     loop {
@@ -174,7 +167,8 @@ pub async fn serve_listener(
             stats: Arc::clone(&stats),
             fwd,
             builder: Arc::clone(&builder),
-            watcher: graceful.watcher(),
+            live: drain.enter(),
+            drain: Arc::clone(&drain),
             peer,
             local,
         };
@@ -182,13 +176,13 @@ pub async fn serve_listener(
         tokio::spawn(async move {
             let _guard = guard;
             match tls {
-                None => conn.serve(stream, false).await,
+                None => conn.serve(stream, false, false).await,
                 Some(acceptor) => {
                     let handshake = acceptor.accept(stream);
                     match tokio::time::timeout(limits.header_read_timeout, handshake).await {
                         Ok(Ok(tls_stream)) => {
                             let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            conn.serve(tls_stream, h2).await;
+                            conn.serve(tls_stream, true, h2).await;
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
@@ -202,7 +196,7 @@ pub async fn serve_listener(
 
     drop(listener);
     tracing::info!(addr = %local, "listener stopping; waiting for in-flight requests");
-    graceful.shutdown().await;
+    drain.shutdown().await;
     Ok(())
 }
 
@@ -213,53 +207,130 @@ struct Conn {
     limits: Limits,
     stats: Arc<ListenerStats>,
     fwd: Forwarded,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    watcher: Watcher,
+    builder: Arc<http2::Builder<TokioExecutor>>,
+    drain: Arc<Drain>,
+    /// Keeps the listener's shutdown waiting until this connection ends.
+    live: crate::drain::Live,
     peer: SocketAddr,
     local: SocketAddr,
 }
 
 impl Conn {
-    async fn serve<S>(self, stream: S, h2: bool)
+    /// Serve HTTP/1 with the engine of [`crate::h1`], or HTTP/2 with hyper when ALPN chose
+    /// `h2` or a plain-listener client opens with the HTTP/2 preface.
+    async fn serve<S>(self, stream: S, tls: bool, h2: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let state = ConnState::new(h2);
+        let ctx = Arc::new(ConnCtx {
+            peer: self.peer,
+            local: self.local,
+            router: Arc::clone(&self.router),
+            config: self.config,
+            limits: self.limits,
+            stats: Arc::clone(&self.stats),
+            fwd: self.fwd.clone(),
+            drain: Arc::clone(&self.drain),
+            tls,
+        });
+        if h2 {
+            self.serve_h2(stream, ctx).await;
+            return;
+        }
+        match h1::serve(stream, Arc::clone(&ctx), !tls).await {
+            h1::Ended::Done => {}
+            h1::Ended::Http2 { io, read } => {
+                self.serve_h2(Prefixed::new(read, io), ctx).await;
+            }
+        }
+    }
+
+    async fn serve_h2<S>(self, stream: S, ctx: Arc<ConnCtx>)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let _live = self.live;
+        let state = ConnState::new(true);
         let io = ClientIo::new(
             stream,
             Arc::clone(&state),
             self.config.idle_timeout,
             self.limits,
         );
-        let ctx = Arc::new(ConnCtx {
-            peer: self.peer,
-            local: self.local,
-            router: self.router,
-            config: self.config,
-            limits: self.limits,
-            stats: self.stats,
-            fwd: self.fwd,
-            state,
-        });
         let service = service_fn(move |req| {
             // Taken synchronously, when hyper hands over the parsed head: from here until the
             // response body is dropped the connection is busy, not idle.
-            let active = ctx.state.begin();
+            let active = state.begin();
             let ctx = Arc::clone(&ctx);
             async move { Ok::<_, Infallible>(handle(req, &ctx, active).await) }
         });
-        let builder = if h2 {
-            // ALPN chose h2: no need to sniff for the preface.
-            let mut b = (*self.builder).clone();
-            b = b.http2_only();
-            Arc::new(b)
-        } else {
-            self.builder
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        let stopped = self.drain.stopped();
+        tokio::pin!(stopped);
+        let res = tokio::select! {
+            res = conn.as_mut() => res,
+            () = stopped => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         };
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-        if let Err(e) = self.watcher.watch(conn).await {
+        if let Err(e) = res {
             tracing::debug!(client = %self.peer, error = %e, "client connection ended with an error");
         }
+    }
+}
+
+/// A stream that first yields bytes already read from it (the HTTP/1 engine's look at the
+/// start of a connection that turned out to be HTTP/2).
+struct Prefixed<S> {
+    prefix: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    fn new(prefix: Vec<u8>, inner: S) -> Self {
+        Prefixed {
+            prefix,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if this.at < this.prefix.len() {
+            let n = (this.prefix.len() - this.at).min(buf.remaining());
+            buf.put_slice(&this.prefix[this.at..this.at + n]);
+            this.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -324,9 +395,6 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
             other => return other.respond(),
         }
     };
-    if upgrade::is_upgrade(&parts) {
-        return upgrade::forward_upgrade(&group, parts, ctx).await;
-    }
     let mut body = ReqBody::new(body);
     let mut exceeded = None;
     if let Some(left) = ctx.limits.max_request_body {

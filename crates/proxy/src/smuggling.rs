@@ -38,7 +38,11 @@ pub(crate) const NOT_IMPLEMENTED: &[u8] = b"HTTP/1.1 501 Not Implemented\r\nServ
 /// Where the head in `buf` ends (just past its empty line), looking at lines from `from` on
 /// (the start of a line: earlier lines were already looked at). `Err` for a bare LF or a head
 /// over the limit.
-fn find_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, &'static [u8]> {
+pub(crate) fn find_end(
+    buf: &[u8],
+    from: usize,
+    max: usize,
+) -> Result<Option<usize>, &'static [u8]> {
     let mut pos = from;
     while let Some(nl) = buf[pos..].iter().position(|&b| b == b'\n') {
         let nl = pos + nl;
@@ -64,7 +68,7 @@ fn find_end(buf: &[u8], from: usize, max: usize) -> Result<Option<usize>, &'stat
 }
 
 /// Where the last complete line of a partial head ends (to resume [`find_end`] there).
-fn resume_point(buf: &[u8]) -> usize {
+pub(crate) fn resume_point(buf: &[u8]) -> usize {
     buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
 }
 
@@ -222,7 +226,7 @@ impl Framing {
 
 /// Position inside a chunked body (RFC 9112 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Chunk {
+pub(crate) enum Chunk {
     Size { digits: u8, size: u64 },
     Extension { size: u64 },
     SizeLf { size: u64 },
@@ -235,7 +239,7 @@ enum Chunk {
     EndLf,
 }
 
-enum ChunkFed {
+pub(crate) enum ChunkFed {
     /// The body continues past these bytes.
     More,
     /// The body ended after this many bytes.
@@ -245,7 +249,23 @@ enum ChunkFed {
 }
 
 impl Chunk {
-    fn feed(&mut self, bytes: &[u8]) -> ChunkFed {
+    /// The start of a chunked body.
+    pub(crate) fn start() -> Chunk {
+        Chunk::Size { digits: 0, size: 0 }
+    }
+
+    /// Follow the framing through `bytes`.
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> ChunkFed {
+        self.feed_with(bytes, &mut |_, _| {})
+    }
+
+    /// [`Chunk::feed`], telling `data` where chunk data lies in `bytes` (`start..end`), for
+    /// counting a body's size or taking the framing off.
+    pub(crate) fn feed_with(
+        &mut self,
+        bytes: &[u8],
+        data: &mut dyn FnMut(usize, usize),
+    ) -> ChunkFed {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -274,6 +294,7 @@ impl Chunk {
                 Chunk::Data { left } => {
                     let take = left.min((bytes.len() - i) as u64);
                     // `take` is at most the bytes left in this read.
+                    data(i, i + take as usize);
                     i += take as usize;
                     *self = if left == take {
                         Chunk::DataCr
@@ -360,7 +381,7 @@ fn check_lines<'a>(mut lines: impl Iterator<Item = &'a [u8]>) -> Result<BodyKind
 }
 
 /// RFC 9110 `tchar`.
-fn is_token(b: u8) -> bool {
+pub(crate) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

@@ -11,13 +11,14 @@ use std::time::Instant;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use http::header::{HeaderMap, SET_COOKIE};
+use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
 
 use crate::balance::{self, Algorithm, TargetGroupSettings};
 use crate::h2_upstream::ProtocolVersion;
 use crate::hold::{DemandHook, Hold, HoldConfig};
 use crate::outlier::Ejection;
 use crate::pool::Pool;
+use crate::request::RequestView;
 use crate::stats::{HistogramSnapshot, TargetMetrics};
 
 /// What the control plane says about a target, reduced to what routing needs.
@@ -540,9 +541,10 @@ impl TargetGroup {
     /// Stickiness: the routable, non-ejected target named by a valid `AWSALB` cookie in the
     /// request. `None` when stickiness is off, there is no valid cookie, or its target is gone
     /// or unhealthy (the caller then picks normally and the response re-issues the cookie).
-    pub(crate) fn sticky_pick(&self, headers: &HeaderMap) -> Option<Arc<Backend>> {
+    pub(crate) fn sticky_pick<R: RequestView>(&self, req: &R) -> Option<Arc<Backend>> {
         let duration = self.settings.stickiness?;
-        let id = balance::sticky_target(headers, &self.settings.clock, duration)?;
+        let cookies = req.header_values("cookie");
+        let id = balance::sticky_target(cookies, &self.settings.clock, duration)?;
         self.snapshot
             .load()
             .routable
@@ -554,12 +556,15 @@ impl TargetGroup {
     /// Stickiness: add the `AWSALB` cookie naming `backend` to a response (re-issued on every
     /// response, so the duration slides as in AWS). Does nothing when stickiness is off.
     pub(crate) fn stick(&self, headers: &mut HeaderMap, backend: &Backend) {
-        if self.settings.stickiness.is_none() {
-            return;
-        }
-        if let Some(v) = balance::set_cookie(backend.id, &self.settings.clock) {
+        if let Some(v) = self.sticky_cookie(backend) {
             headers.append(SET_COOKIE, v);
         }
+    }
+
+    /// The `Set-Cookie` value that pins a client to `backend`; `None` when stickiness is off.
+    pub(crate) fn sticky_cookie(&self, backend: &Backend) -> Option<HeaderValue> {
+        self.settings.stickiness?;
+        balance::set_cookie(backend.id, &self.settings.clock)
     }
 
     /// Pick a backend for a new TCP flow by its flow hash (network load balancers): the same

@@ -1,0 +1,106 @@
+//! Graceful shutdown of a listener's client connections: once it begins, idle connections
+//! close at once, busy ones after their current response (which says `Connection: close`), and
+//! the listener waits until every connection is gone.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+/// The shutdown state shared by a listener and its connections.
+#[derive(Debug, Default)]
+pub(crate) struct Drain {
+    stopping: AtomicBool,
+    stop: Notify,
+    live: AtomicUsize,
+    gone: Notify,
+}
+
+/// Counts one connection as live until dropped.
+#[derive(Debug)]
+pub(crate) struct Live(Arc<Drain>);
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.gone.notify_waiters();
+        }
+    }
+}
+
+impl Drain {
+    /// Count a new connection.
+    pub(crate) fn enter(self: &Arc<Self>) -> Live {
+        self.live.fetch_add(1, Ordering::AcqRel);
+        Live(Arc::clone(self))
+    }
+
+    /// Whether shutdown has begun: the response being written is the connection's last.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Resolves once shutdown has begun. Create it when the connection starts and poll it
+    /// whenever the connection is idle: it is registered from creation, so no shutdown is
+    /// missed in between.
+    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + '_ {
+        let notified = self.stop.notified();
+        async move {
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_stopping() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Begin shutdown and wait until every connection has ended.
+    pub(crate) async fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.stop.notify_waiters();
+        loop {
+            let gone = self.gone.notified();
+            tokio::pin!(gone);
+            gone.as_mut().enable();
+            if self.live.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            gone.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn shutdown_wakes_idle_connections_and_waits_for_the_busy_one() {
+        let drain = Arc::new(Drain::default());
+        let idle = {
+            let drain = Arc::clone(&drain);
+            let live = drain.enter();
+            tokio::spawn(async move {
+                drain.stopped().await;
+                drop(live);
+            })
+        };
+        let busy = drain.enter();
+        let waiter = {
+            let drain = Arc::clone(&drain);
+            tokio::spawn(async move { drain.shutdown().await })
+        };
+        idle.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "a busy connection is still live");
+        assert!(drain.is_stopping());
+        drop(busy);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}

@@ -1,0 +1,71 @@
+//! One timer per connection, re-armed lazily.
+//!
+//! Every request moves a connection's deadline (idle timeout after a response, response-header
+//! timeout after a request was sent). Resetting a tokio timer each time would cost a timer-wheel
+//! update per request; instead the deadline is only recorded, and when the armed timer fires
+//! early it is re-armed for the recorded deadline. Moving a deadline earlier (a header read
+//! timeout shorter than the idle timeout) re-arms at once.
+
+use std::pin::Pin;
+
+use tokio::time::{Instant, Sleep};
+
+/// The deadline of whatever the connection waits for now.
+#[derive(Debug)]
+pub(crate) struct Deadline {
+    sleep: Pin<Box<Sleep>>,
+    /// When the timer is set to fire (never later than `at`).
+    armed: Instant,
+    /// When the deadline really is.
+    at: Instant,
+}
+
+impl Deadline {
+    pub(crate) fn new(at: Instant) -> Deadline {
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep_until(at)),
+            armed: at,
+            at,
+        }
+    }
+
+    /// Expire at `at` instead.
+    pub(crate) fn set(&mut self, at: Instant) {
+        self.at = at;
+        if at < self.armed {
+            self.armed = at;
+            self.sleep.as_mut().reset(at);
+        }
+    }
+
+    /// Resolves once the deadline has passed.
+    pub(crate) async fn expired(&mut self) {
+        loop {
+            self.sleep.as_mut().await;
+            if self.at <= self.armed {
+                return;
+            }
+            self.armed = self.at;
+            self.sleep.as_mut().reset(self.at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_later_deadline_fires_at_its_time_and_an_earlier_one_at_once() {
+        let start = Instant::now();
+        let mut d = Deadline::new(start + Duration::from_secs(1));
+        d.set(start + Duration::from_secs(5));
+        d.expired().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(5));
+        d.set(Instant::now() + Duration::from_secs(60));
+        d.set(Instant::now() + Duration::from_secs(2));
+        d.expired().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(7));
+    }
+}

@@ -1,0 +1,23 @@
+//! The HTTP/1 engine of application load balancer listeners.
+//!
+//! hyper serves HTTP/2 clients; HTTP/1.x clients, nearly all of the traffic a load balancer
+//! sees, are served here, because a proxy needs less than a general HTTP library and can do it
+//! with fewer system calls and copies: the head is parsed in place (strictly, see
+//! [`crate::smuggling`]) and routed without building a `HeaderMap`; the request head for the
+//! target is written from the client's bytes; bodies are relayed as they are framed instead of
+//! being decoded and re-encoded; target connections are plain sockets owned by the client
+//! connection's task for one exchange, so no connection task, channel or wake-up sits between
+//! the client and the target.
+
+mod buf;
+mod conn;
+mod cursor;
+mod deadline;
+mod head;
+mod response;
+mod rewrite;
+mod tunnel;
+mod upstream;
+
+pub(crate) use conn::{serve, Ended};
+pub(crate) use upstream::Pool;

@@ -1,0 +1,128 @@
+//! Keep-alive HTTP/1.1 connections to one target, owned by the client connection that uses
+//! them for the length of one exchange and parked in the target's pool in between.
+//!
+//! There is no connection task and no channel: the client connection's own task writes the
+//! request and reads the response on the socket directly, which is what makes an exchange cost
+//! four system calls and no wake-up of another task.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpStream;
+
+use super::buf::InBuf;
+
+/// Most idle connections kept per target; beyond this the oldest is closed.
+const MAX_IDLE: usize = 512;
+
+/// One connection to a target, with its read buffer.
+#[derive(Debug)]
+pub(crate) struct UpConn {
+    pub(crate) stream: TcpStream,
+    pub(crate) buf: InBuf,
+}
+
+/// Why a new connection to a target could not be made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("connect timed out")]
+    Timeout,
+    #[error("connect failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl UpConn {
+    /// Open a new connection (`TCP_NODELAY`: every write is a complete message).
+    pub(crate) async fn connect(addr: SocketAddr, timeout: Duration) -> Result<Self, ConnectError> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ConnectError::Timeout)??;
+        stream.set_nodelay(true)?;
+        Ok(UpConn {
+            stream,
+            buf: InBuf::new(),
+        })
+    }
+
+    /// Whether an idle connection is still usable: the target has neither closed it nor sent
+    /// anything unasked. Costs a system call only when the reactor saw the socket become
+    /// readable (which, for an idle connection, means bad news).
+    fn still_open(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut cx = Context::from_waker(Waker::noop());
+        match self.stream.poll_read_ready(&mut cx) {
+            Poll::Pending => true,
+            Poll::Ready(Err(_)) => false,
+            Poll::Ready(Ok(())) => {
+                let mut probe = [0u8; 1];
+                matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+            }
+        }
+    }
+}
+
+struct Idle {
+    conn: UpConn,
+    since: Instant,
+}
+
+/// The idle keep-alive connections of one target, reused last-in first-out (the most recently
+/// used is the least likely to have been closed by the target). The mutex guards a push or a
+/// pop and is never held across an await.
+#[derive(Default)]
+pub(crate) struct Pool {
+    idle: Mutex<Vec<Idle>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("idle", &self.lock().len())
+            .finish()
+    }
+}
+
+impl Pool {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        // The list is consistent even if a holder panicked.
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The most recently parked connection that is still open and idle for less than
+    /// `max_idle`; others met on the way are closed.
+    pub(crate) fn take(&self, max_idle: Duration) -> Option<UpConn> {
+        loop {
+            let Idle { mut conn, since } = self.lock().pop()?;
+            if since.elapsed() < max_idle && conn.still_open() {
+                return Some(conn);
+            }
+        }
+    }
+
+    /// Park a connection whose last response was read completely.
+    pub(crate) fn put(&self, conn: UpConn, max_idle: Duration) {
+        let now = Instant::now();
+        let mut idle = self.lock();
+        // The oldest sit at the front: drop those that outlived the idle timeout.
+        let expired = idle
+            .iter()
+            .take_while(|i| now.duration_since(i.since) >= max_idle)
+            .count();
+        idle.drain(..expired);
+        if idle.len() >= MAX_IDLE {
+            idle.remove(0);
+        }
+        idle.push(Idle { conn, since: now });
+    }
+
+    /// Idle connections parked now (tests and diagnostics).
+    #[allow(dead_code)]
+    pub(crate) fn idle_len(&self) -> usize {
+        self.lock().len()
+    }
+}
