@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, ReloadResponse,
-    TargetHealthInfo, TerminateResponse,
+    ActivityInfo, ClusterInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo,
+    ReloadResponse, TargetHealthInfo, TerminateResponse,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState, ScalingProcess};
@@ -73,6 +73,14 @@ impl std::ops::Deref for AdminView {
 }
 
 impl AdminBackend for AdminView {
+    fn cluster(&self) -> ClusterInfo {
+        let config = self.config();
+        ClusterInfo {
+            name: config.cluster.name.clone(),
+            zones: config.cluster.zones.clone(),
+        }
+    }
+
     fn groups(&self) -> Vec<GroupSummary> {
         let c = self.lock();
         c.groups.iter().map(|(n, g)| summary(n, g)).collect()
