@@ -297,8 +297,8 @@ def main():
         check("the newest activity's cause is in the feed",
               newest["cause"] in body and newest["description"] in body, newest)
         check("the operator's scale is in the feed", any(
-            "operator" in a["cause"].lower() and a["cause"] in body for a in activities),
-            [a["cause"] for a in activities])
+            a["cause"].startswith("an operator set desired capacity from 2 to 3")
+            and a["cause"] in body for a in activities), [a["cause"] for a in activities])
         listener = status["listeners"][0]["bind"]
         check("the header names the listener", listener in dom.one(id="listeners")["text"],
               listener)
