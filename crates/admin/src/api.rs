@@ -3,6 +3,15 @@
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+/// `GET /v1/cluster`: what the dashboard's header shows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ClusterInfo {
+    /// `[cluster] name` from the config.
+    pub name: String,
+    /// The cluster's availability zones, in config order.
+    pub zones: Vec<String>,
+}
+
 /// One auto scaling group in `GET /v1/groups`: the capacity numbers an operator checks first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {

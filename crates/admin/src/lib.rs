@@ -9,6 +9,7 @@
 pub mod api;
 mod auth;
 pub mod client;
+mod dashboard;
 mod error;
 pub mod server;
 

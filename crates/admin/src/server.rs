@@ -17,16 +17,22 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::{
-    ActivityInfo, CapacityRequest, ErrorBody, GroupDetail, GroupSummary, ListenerInfo,
+    ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary, ListenerInfo,
     MetricDatapoints, MetricParams, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
     TargetHealthInfo, TerminateRequest, TerminateResponse,
 };
 use crate::auth::require_token;
+use crate::dashboard;
 use crate::AdminError;
 
 /// What the admin API needs from a running cluster. Calls are short and synchronous: the
 /// runtime answers from its current state and wakes its control loop for changes.
 pub trait AdminBackend: Send + Sync + 'static {
+    /// The cluster's name and zones. The default is an unnamed cluster without zones, for
+    /// backends without a config (tests).
+    fn cluster(&self) -> ClusterInfo {
+        ClusterInfo::default()
+    }
     /// Every auto scaling group, in name order.
     fn groups(&self) -> Vec<GroupSummary>;
     /// One group with its instances, or `None` when there is no such group.
@@ -113,9 +119,15 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The routes and the OpenAPI document generated from them.
-fn api() -> (Router<Backend>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// The routes behind the token, the routes without it (the static dashboard), and the
+/// OpenAPI document generated from both.
+fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
+    let (public, public_doc) = OpenApiRouter::new()
+        .routes(routes!(dashboard::index))
+        .split_for_parts();
+    let public = public.route("/dashboard.js", get(dashboard::script));
+    let (private, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(get_cluster))
         .routes(routes!(list_groups))
         .routes(routes!(get_group))
         .routes(routes!(put_capacity))
@@ -128,17 +140,20 @@ fn api() -> (Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_metric))
         .routes(routes!(get_scaling))
         .routes(routes!(put_suspended_processes))
-        .split_for_parts()
+        .split_for_parts();
+    doc.merge(public_doc);
+    (private, public, doc)
 }
 
 /// The OpenAPI document of the admin API (what `/openapi.json` serves).
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().1
+    api().2
 }
 
-/// Builds the admin API. With `token` set, every request needs `Authorization: Bearer <token>`.
+/// Builds the admin API. With `token` set, every request needs `Authorization: Bearer <token>`,
+/// except the static dashboard files (see [`crate::dashboard`]).
 pub fn router(backend: Backend, token: Option<Arc<str>>) -> Router {
-    let (routes, doc) = api();
+    let (routes, public, doc) = api();
     // Rendered once: the document is fixed for the life of the process.
     let doc: Arc<str> = doc
         .to_pretty_json()
@@ -159,6 +174,7 @@ pub fn router(backend: Backend, token: Option<Arc<str>>) -> Router {
         )
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(token, require_token))
+        .merge(public)
         .with_state(backend)
 }
 
@@ -175,6 +191,16 @@ pub async fn serve(
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
         .await
+}
+
+/// The cluster's name and zones.
+#[utoipa::path(get, path = "/v1/cluster", tag = "cluster",
+    responses(
+        (status = 200, description = "Name and zones", body = ClusterInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
+async fn get_cluster(State(b): State<Backend>) -> Json<ClusterInfo> {
+    Json(b.cluster())
 }
 
 /// Every auto scaling group with its capacity numbers.

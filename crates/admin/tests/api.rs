@@ -201,6 +201,8 @@ async fn the_openapi_document_covers_every_endpoint() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for (path, method) in [
+        ("/", "get"),
+        ("/v1/cluster", "get"),
         ("/v1/groups", "get"),
         ("/v1/groups/{name}", "get"),
         ("/v1/groups/{name}/capacity", "put"),
@@ -230,4 +232,9 @@ async fn the_openapi_document_covers_every_endpoint() {
         "unknown fields are refused, and the document says so"
     );
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    assert_eq!(
+        doc["paths"]["/"]["get"]["security"],
+        serde_json::json!([{}]),
+        "the static dashboard is documented as needing no token"
+    );
 }

@@ -219,3 +219,48 @@ async fn a_non_loopback_admin_bind_needs_the_bearer_token() {
         "a refused request changed nothing"
     );
 }
+
+/// The dashboard (`GET /` and its script) is static, so it is served without the token even on
+/// a non-loopback bind; the cluster data it shows stays behind the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_is_served_at_root_and_its_data_needs_the_token() {
+    let ports = Ports::new();
+    let admin_port = ports.admin;
+    let dir = common::temp_dir("dashboard");
+    let config = exposed_config(&ports);
+    let _flotilla =
+        Flotilla::start_with_env(dir, ports, &config, &[("FLOTILLA_ADMIN_TOKEN", "t0ken")]);
+    let url = format!("http://127.0.0.1:{admin_port}");
+    let client = common::http_client();
+    let (status, headers, page) = wait_for("the dashboard", Duration::from_secs(20), || async {
+        common::get(&client, &format!("{url}/")).await.ok()
+    })
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(headers["content-type"], "text/html; charset=utf-8");
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(page.contains(r#"<script src="/dashboard.js"></script>"#));
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(policy.contains("connect-src 'self'"), "{policy}");
+    let (status, headers, script) = common::get(&client, &format!("{url}/dashboard.js"))
+        .await
+        .expect("GET /dashboard.js");
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
+    assert!(script.contains("/v1/groups"), "the script polls the API");
+
+    let anonymous = flotilla_admin::AdminClient::new(&url, None).expect("client");
+    match anonymous
+        .get::<flotilla_admin::api::ClusterInfo>("/v1/cluster")
+        .await
+    {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 401),
+        other => panic!("expected 401, got {other:?}"),
+    }
+    let right = flotilla_admin::AdminClient::new(&url, Some("t0ken".into())).expect("client");
+    let cluster: flotilla_admin::api::ClusterInfo =
+        right.get("/v1/cluster").await.expect("GET /v1/cluster");
+    assert_eq!(cluster.name, "test");
+    assert_eq!(cluster.zones, ["az-a", "az-b", "az-c"]);
+}

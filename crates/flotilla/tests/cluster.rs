@@ -63,6 +63,28 @@ async fn traffic_is_answered_by_three_instances_in_three_zones() {
         }
     }
 
+    // Response times of those requests, as a distribution with percentiles.
+    let p99 = wait_for("target_response_time of 30 requests", Duration::from_secs(10), || async {
+        let read = |statistic: &'static str| {
+            let admin = &f.admin;
+            async move {
+                let m: flotilla_admin::api::MetricDatapoints = admin
+                    .get(&format!("/v1/metrics/target_response_time?scope=target-group/web&period=60s&statistic={statistic}&since=5m"))
+                    .await
+                    .ok()?;
+                Some(m.datapoints.iter().map(|d| d.value).collect::<Vec<f64>>())
+            }
+        };
+        let count: f64 = read("sample_count").await?.iter().sum();
+        (count >= 30.0).then_some(())?;
+        read("p99").await?.into_iter().reduce(f64::max)
+    })
+    .await;
+    assert!(
+        p99 > 0.0 && p99 < 1.0,
+        "p99 {p99} s for a demo app answering at once"
+    );
+
     // Healthy hosts per zone: one in each.
     for zone in &zones {
         let m: flotilla_admin::api::MetricDatapoints = f

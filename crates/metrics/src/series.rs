@@ -72,8 +72,10 @@ impl Series {
             .map_or(0, |l| l.saturating_sub(self.window() - 1))
     }
 
-    pub(crate) fn record(&mut self, second: u64, value: f64) {
-        if !value.is_finite() || second < self.oldest() {
+    /// Adds `n` samples of `value` at `second` (n = 1 for a plain sample; more when a
+    /// histogram bucket of the data plane is copied in).
+    pub(crate) fn record(&mut self, second: u64, value: f64, n: u32) {
+        if n == 0 || !value.is_finite() || second < self.oldest() {
             return;
         }
         let i = self.index(second);
@@ -90,13 +92,13 @@ impl Series {
                 h[i] = [0; BUCKETS];
             }
         }
-        slot.sum += value;
-        slot.count += 1;
+        slot.sum += value * f64::from(n);
+        slot.count += u64::from(n);
         slot.min = slot.min.min(value);
         slot.max = slot.max.max(value);
         if let Some(h) = &mut self.hist {
             let b = &mut h[i][histogram::bucket_of(value)];
-            *b = b.saturating_add(1);
+            *b = b.saturating_add(n);
         }
         self.latest = Some(self.latest.map_or(second, |l| l.max(second)));
     }

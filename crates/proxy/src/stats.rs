@@ -168,6 +168,19 @@ impl HistogramSnapshot {
         None
     }
 
+    /// Every non-empty bucket as (its middle, its count), lowest first: how the runtime copies
+    /// a period's window into the metrics store's own distribution series.
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, u64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c > 0)
+            .map(|(i, &c)| {
+                let (lo, hi) = bucket_bounds(i);
+                (Duration::from_micros(lo + (hi - lo) / 2), c)
+            })
+    }
+
     /// Lower bound of the smallest observation's bucket (`minimum`, to bucket accuracy).
     pub fn min(&self) -> Option<Duration> {
         let i = self.buckets.iter().position(|&c| c > 0)?;
@@ -376,6 +389,22 @@ mod tests {
             prev_hi = hi;
         }
         assert_eq!(bucket_of(u64::MAX), HISTOGRAM_BUCKETS - 1);
+    }
+
+    #[test]
+    fn buckets_list_each_observation_once_near_its_value() {
+        let h = Histogram::default();
+        for ms in [1u64, 1, 40, 900] {
+            h.record(Duration::from_millis(ms));
+        }
+        let buckets: Vec<_> = h.snapshot().buckets().collect();
+        assert_eq!(buckets.iter().map(|(_, c)| c).sum::<u64>(), 4);
+        assert_eq!(buckets.len(), 3, "{buckets:?}");
+        for ((mid, _), want) in buckets.iter().zip([1u64, 40, 900]) {
+            let want = Duration::from_millis(want);
+            let off = mid.abs_diff(want);
+            assert!(off * 8 <= want, "{mid:?} stands for {want:?}");
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, ReloadResponse,
-    TargetHealthInfo, TerminateResponse,
+    ActivityInfo, ClusterInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo,
+    ReloadResponse, TargetHealthInfo, TerminateResponse,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState, ScalingProcess};
@@ -73,6 +73,14 @@ impl std::ops::Deref for AdminView {
 }
 
 impl AdminBackend for AdminView {
+    fn cluster(&self) -> ClusterInfo {
+        let config = self.config();
+        ClusterInfo {
+            name: config.cluster.name.clone(),
+            zones: config.cluster.zones.clone(),
+        }
+    }
+
     fn groups(&self) -> Vec<GroupSummary> {
         let c = self.lock();
         c.groups.iter().map(|(n, g)| summary(n, g)).collect()
@@ -120,13 +128,9 @@ impl AdminBackend for AdminView {
             .groups
             .get_mut(name)
             .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))?;
-        let before = g.asg.desired_capacity();
+        // `set_desired_capacity` words the rest: "… set desired capacity from N to M".
         g.asg
-            .set_desired_capacity(
-                now,
-                desired,
-                format!("an operator set the desired capacity from {before} to {desired}"),
-            )
+            .set_desired_capacity(now, desired, "an operator")
             .map_err(|e: CapacityError| AdminError::OutOfRange(e.to_string()))?;
         let s = summary(name, g);
         if let Some(p) = &c.persist {
