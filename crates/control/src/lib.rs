@@ -12,6 +12,7 @@
 //!   draining, and the fail-open routing rule.
 //! * [`ScalingController`] — a group's dynamic scaling policies ([`policy`]), their
 //!   [`alarm`]s and its [`schedule`]d actions, turning metrics into capacity changes with causes.
+//! * [`ZoneDrills`] — the cluster's zones and the outage and zonal-shift drills run on them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::disallowed_methods)]
@@ -25,6 +26,7 @@ mod id;
 pub mod policy;
 pub mod schedule;
 mod time;
+mod zones;
 
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,
@@ -32,11 +34,12 @@ pub use controller::{
 pub use cron::{Cron, CronError};
 pub use group::{
     Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
-    HealthCheckType, Instance, InstanceHealth, LifecycleState, ScalingProcess, TerminationPolicy,
-    UnknownProcess,
+    HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleState, RefreshError,
+    RefreshPreferences, RefreshStatus, ScalingProcess, TerminationPolicy, UnknownProcess,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,
 };
 pub use id::{IdGenerator, InstanceId};
 pub use time::Time;
+pub use zones::{ZoneDrill, ZoneDrills, ZoneError, ZoneEvent, ZoneStatus, MAX_DRILL_DURATION};

@@ -605,6 +605,7 @@ fn random_operations_keep_invariants() {
     s.has_target_groups = true;
     s.health_check_grace_period = secs(3);
     let mut d = Driver::new(s);
+    d.health_delay = Some(secs(1));
     for step in 0..2000 {
         let ids: Vec<InstanceId> = d.group.instances().map(|i| i.id.clone()).collect();
         let pick = |k: u64| {
@@ -650,8 +651,9 @@ fn random_operations_keep_invariants() {
                 ) && i.health == InstanceHealth::Healthy
             })
             .count();
+        // One above desired while AZRebalance launches before it terminates.
         assert!(
-            live <= g.desired_capacity() as usize,
+            live <= g.desired_capacity() as usize + 1,
             "step {step}: over-launched"
         );
         assert!(g.activities().count() <= 1000);

@@ -1,5 +1,6 @@
 //! Deterministic simulation of a group and its scaling controller under random load, crashes,
-//! hangs, slow starts and operator actions, checking invariants after every step.
+//! hangs, slow starts, zone outages, instance refreshes and operator actions, checking
+//! invariants after every step.
 //!
 //! Every run is a function of its seed. A failure prints the seed; replay it exactly with
 //! `FLOTILLA_SIM_SEED=<seed> cargo test -p flotilla-control --test sim`. Run more seeds with
@@ -11,8 +12,8 @@ use std::time::Duration;
 use flotilla_control::policy::TargetTrackingSpec;
 use flotilla_control::{
     AutoScalingGroup, ControllerSpec, GroupAction, GroupSpec, HealthCheckType, InstanceId,
-    LifecycleState, MetricQuery, MetricSource, ScalingController, ScalingProcess,
-    TerminationPolicy, Time,
+    LifecycleState, MetricQuery, MetricSource, RefreshPreferences, ScalingController,
+    ScalingProcess, TerminationPolicy, Time,
 };
 
 /// SplitMix64: tiny, fast, good enough for choosing events.
@@ -46,8 +47,10 @@ enum Event {
     LaunchFailed(InstanceId),
     Drained(InstanceId),
     Exited(InstanceId),
+    Healthy(InstanceId),
 }
 
+const ZONES: [&str; 3] = ["az-a", "az-b", "az-c"];
 const MIN: u32 = 1;
 const MAX: u32 = 12;
 const STABILIZATION: u64 = 30;
@@ -168,7 +171,11 @@ impl World {
     fn pump(&mut self) {
         while let Some(a) = self.group.poll_action() {
             match a {
-                GroupAction::Launch { id, .. } => {
+                GroupAction::Launch { id, zone, .. } => {
+                    assert!(
+                        self.group.is_zone_in_service(&zone),
+                        "launch of {id} into {zone}, which is in an outage"
+                    );
                     // Start-up takes 0-4 s; 5 % never come up.
                     let delay = secs(self.rng.below(5));
                     let e = if self.rng.chance(50) {
@@ -179,7 +186,9 @@ impl World {
                     self.schedule(delay, e);
                 }
                 GroupAction::RegisterTargets { id } => {
-                    self.registered.insert(id);
+                    self.registered.insert(id.clone());
+                    let d = secs(self.rng.below(3));
+                    self.schedule(d, Event::Healthy(id));
                 }
                 GroupAction::DeregisterTargets { id } => {
                     self.registered.remove(&id);
@@ -204,6 +213,12 @@ impl World {
                         secs(self.rng.below(2))
                     };
                     self.schedule(d, Event::Exited(id));
+                }
+                GroupAction::Kill { id } => {
+                    self.draining.remove(&id);
+                    self.events
+                        .retain(|e| !matches!(&e.2, Event::Exited(x) if *x == id));
+                    self.schedule(Duration::ZERO, Event::Exited(id));
                 }
             }
         }
@@ -233,6 +248,11 @@ impl World {
                 Event::Exited(id) => {
                     self.draining.remove(&id);
                     self.group.handle_instance_exited(now, &id, "exit status 0");
+                }
+                Event::Healthy(id) => {
+                    if self.registered.contains(&id) {
+                        self.group.handle_target_health(now, &id, true, "");
+                    }
                 }
             }
             self.pump();
@@ -290,6 +310,33 @@ impl World {
                 }
                 self.operator_actions += 1;
             }
+            34..=35 => {
+                // A zone outage, or the end of one.
+                let zone = ZONES[self.rng.below(3) as usize];
+                if self.group.is_zone_in_service(zone) {
+                    self.trace.push(format!("{:?} outage {zone}", self.now));
+                    self.group
+                        .handle_zone_outage(self.now, zone, "zone outage drill");
+                } else {
+                    self.trace.push(format!("{:?} {zone} recovered", self.now));
+                    self.group.handle_zone_recovered(self.now, zone);
+                }
+                self.operator_actions += 1;
+            }
+            36..=37 => {
+                if self.rng.chance(300) {
+                    let _ = self.group.cancel_instance_refresh(self.now, "operator");
+                } else {
+                    let prefs = RefreshPreferences {
+                        min_healthy_percentage: self.rng.below(101) as u32,
+                        instance_warmup: secs(self.rng.below(6)),
+                    };
+                    let _ = self
+                        .group
+                        .start_instance_refresh(self.now, prefs, "operator");
+                }
+                self.operator_actions += 1;
+            }
             24..=33 => {
                 self.traffic.burst = if self.rng.chance(500) {
                     self.rng.unit() * 600.0
@@ -315,8 +362,8 @@ impl World {
                 )
             })
             .count() as u32;
-        // AWS allows max + max(10 %, 1) only while rebalancing; we never rebalance.
-        assert!(live <= MAX, "{live} live instances above max {MAX}");
+        // AWS allows max + max(10 %, 1) while rebalancing or refreshing; we launch one ahead.
+        assert!(live <= MAX + 1, "{live} live instances above max {MAX} + 1");
     }
 
     fn step(&mut self) {
@@ -375,7 +422,9 @@ impl World {
     }
 }
 
-fn run_seed(seed: u64) {
+/// Runs one seed; returns how many instance refreshes succeeded and AZRebalance moves began,
+/// so the test can tell that the drills were exercised at all.
+fn run_seed(seed: u64) -> (usize, usize) {
     let mut w = World::new(seed);
     w.group.handle_timeout(Time::ZERO);
     w.pump();
@@ -383,6 +432,20 @@ fn run_seed(seed: u64) {
         w.step();
     }
     w.finish();
+    let refreshed = w
+        .group
+        .activities()
+        .filter(|a| {
+            a.description.starts_with("Instance refresh")
+                && a.status == flotilla_control::ActivityStatus::Successful
+        })
+        .count();
+    let rebalanced = w
+        .group
+        .activities()
+        .filter(|a| a.cause.starts_with("AZRebalance: instances per zone"))
+        .count();
+    (refreshed, rebalanced)
 }
 
 fn trace_of(seed: u64) -> Vec<String> {
@@ -407,8 +470,14 @@ fn simulation_holds_invariants() {
             (0..n).collect()
         }
     };
+    let many = seeds.len() >= 100;
+    let (mut refreshed, mut rebalanced) = (0, 0);
     for seed in seeds {
         let result = std::panic::catch_unwind(|| run_seed(seed));
+        if let Ok((r, b)) = &result {
+            refreshed += r;
+            rebalanced += b;
+        }
         if let Err(e) = result {
             let msg = e
                 .downcast_ref::<String>()
@@ -420,6 +489,13 @@ fn simulation_holds_invariants() {
             );
         }
     }
+    if many {
+        assert!(
+            refreshed > 0 && rebalanced > 0,
+            "the drills were not exercised: {refreshed} refreshes, {rebalanced} rebalances"
+        );
+    }
+    eprintln!("{refreshed} instance refreshes succeeded, {rebalanced} AZRebalance moves");
 }
 
 #[test]

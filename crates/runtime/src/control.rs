@@ -27,6 +27,8 @@ pub(crate) enum Effect {
     },
     /// Gracefully stop an instance (stop signal, then SIGKILL after its stop timeout).
     Stop { id: InstanceId },
+    /// SIGKILL an instance now (its zone had an outage).
+    Kill { id: InstanceId },
     /// Run one health check.
     Probe {
         target_group: String,
@@ -411,6 +413,7 @@ impl Control {
                 }
             }
             GroupAction::Terminate { id } => effects.push(Effect::Stop { id }),
+            GroupAction::Kill { id } => effects.push(Effect::Kill { id }),
         }
     }
 

@@ -194,6 +194,7 @@ pub(crate) fn status_str(s: ActivityStatus) -> &'static str {
         ActivityStatus::InProgress => "in_progress",
         ActivityStatus::Successful => "successful",
         ActivityStatus::Failed => "failed",
+        ActivityStatus::Cancelled => "cancelled",
     }
 }
 

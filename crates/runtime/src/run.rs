@@ -276,6 +276,7 @@ pub async fn run(
                     shared.wake.notify_one();
                 }
                 Effect::Stop { id } => provider.stop(id.as_str()),
+                Effect::Kill { id } => provider.kill(id.as_str()),
                 Effect::Probe {
                     target_group,
                     target,

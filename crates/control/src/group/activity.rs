@@ -37,6 +37,8 @@ pub enum ActivityStatus {
     Successful,
     /// Could not be completed (e.g. the instance failed to launch).
     Failed,
+    /// Stopped on request before it completed (e.g. a cancelled instance refresh).
+    Cancelled,
 }
 
 impl ActivityStatus {
@@ -46,6 +48,7 @@ impl ActivityStatus {
             ActivityStatus::InProgress => "in_progress",
             ActivityStatus::Successful => "successful",
             ActivityStatus::Failed => "failed",
+            ActivityStatus::Cancelled => "cancelled",
         }
     }
 }

@@ -15,6 +15,8 @@
 mod activity;
 mod placement;
 mod processes;
+mod rebalance;
+mod refresh;
 mod termination;
 mod types;
 
@@ -23,6 +25,7 @@ use std::time::Duration;
 
 pub use activity::{Activity, ActivityStatus};
 pub use processes::{ScalingProcess, UnknownProcess};
+pub use refresh::{InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus};
 pub use termination::TerminationPolicy;
 pub use types::{
     CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
@@ -61,14 +64,61 @@ struct Member {
     replacing: bool,
     /// An Elb unhealthy report received inside the grace period, acted on at its end.
     unhealthy_report: Option<String>,
+    /// Since when its target groups have reported it healthy (for a group without target
+    /// groups: since it went InService); `None` while not healthy. Instance refresh counts
+    /// healthy capacity and warm-up with it.
+    healthy_at: Option<Time>,
+    /// Launched above the desired capacity, to be paired with a termination once it is
+    /// healthy: not counted as capacity until then.
+    surge: Option<Surge>,
+}
+
+/// Why an instance was launched above the desired capacity ("launch before terminate").
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Surge {
+    /// Instance refresh: it replaces this old instance, terminated once the new one is warm.
+    Refresh { replaces: InstanceId },
+    /// AZRebalance: it moves one instance into an emptier zone; the fullest zone loses one.
+    Rebalance,
 }
 
 impl Member {
+    fn new(instance: Instance, launch_activity: Option<u64>, surge: Option<Surge>) -> Self {
+        Member {
+            instance,
+            launch_activity,
+            terminate_activity: None,
+            stopping: Stopping::No,
+            replacing: false,
+            unhealthy_report: None,
+            healthy_at: None,
+            surge,
+        }
+    }
+
     fn is_live(&self) -> bool {
         matches!(
             self.instance.lifecycle,
             LifecycleState::Pending | LifecycleState::InService
         ) && self.instance.health == InstanceHealth::Healthy
+    }
+
+    /// Live and counted toward the desired capacity (a surge is not, until it is paired).
+    fn is_capacity(&self) -> bool {
+        self.is_live() && self.surge.is_none()
+    }
+
+    /// In service, not terminating, and healthy in its target groups: serving traffic.
+    fn is_healthy_in_service(&self) -> bool {
+        self.instance.lifecycle == LifecycleState::InService
+            && self.stopping == Stopping::No
+            && self.instance.health == InstanceHealth::Healthy
+            && self.healthy_at.is_some()
+    }
+
+    /// Healthy in service for at least `warmup`.
+    fn is_warm(&self, now: Time, warmup: Duration) -> bool {
+        self.is_healthy_in_service() && self.healthy_at.is_some_and(|t| now >= t + warmup)
     }
 
     fn grace_end(&self, grace: Duration) -> Option<Time> {
@@ -102,6 +152,10 @@ pub struct AutoScalingGroup {
     suspended: BTreeSet<ScalingProcess>,
     /// Whether instances launched from now on start protected from scale-in.
     new_instances_protected: bool,
+    /// The latest instance refresh (running or finished), if any was started.
+    refresh: Option<refresh::RefreshRun>,
+    /// Zones taking no launches right now (a zone outage drill).
+    out_of_service_zones: BTreeSet<String>,
 }
 
 impl AutoScalingGroup {
@@ -128,6 +182,8 @@ impl AutoScalingGroup {
             zone_failed_at: Vec::new(),
             suspended: BTreeSet::new(),
             new_instances_protected: false,
+            refresh: None,
+            out_of_service_zones: BTreeSet::new(),
         }
     }
 
@@ -299,8 +355,8 @@ impl AutoScalingGroup {
             self.actions
                 .push_back(GroupAction::RegisterTargets { id: id.clone() });
         }
-        self.members.push(Member {
-            instance: Instance {
+        let mut member = Member::new(
+            Instance {
                 id,
                 zone,
                 lifecycle: LifecycleState::InService,
@@ -311,12 +367,13 @@ impl AutoScalingGroup {
                 // AWS: re-attached instances inherit the group's setting.
                 protected_from_scale_in: self.new_instances_protected,
             },
-            launch_activity: None,
-            terminate_activity: None,
-            stopping: Stopping::No,
-            replacing: false,
-            unhealthy_report: None,
-        });
+            None,
+            None,
+        );
+        if !self.spec.has_target_groups {
+            member.healthy_at = Some(now);
+        }
+        self.members.push(member);
         true
     }
 
@@ -342,6 +399,9 @@ impl AutoScalingGroup {
         }
         m.instance.lifecycle = LifecycleState::InService;
         m.instance.in_service_at = Some(now);
+        if !self.spec.has_target_groups {
+            m.healthy_at = Some(now);
+        }
         if self.spec.has_target_groups {
             self.actions
                 .push_back(GroupAction::RegisterTargets { id: id.clone() });
@@ -416,10 +476,11 @@ impl AutoScalingGroup {
         self.reconcile(now);
     }
 
-    /// The target group's verdict on the instance changed. Only for `Elb` groups, and only for
-    /// InService instances: after the grace period an unhealthy verdict takes the instance out of
-    /// service (drain, terminate) and launches a replacement at once; inside it the verdict is
-    /// remembered and acted on at grace end unless a healthy verdict arrives first.
+    /// The target group's verdict on the instance changed (InService instances only). It
+    /// always counts for healthy capacity (instance refresh, AZRebalance). For `Elb` groups an
+    /// unhealthy verdict after the grace period also takes the instance out of service (drain,
+    /// terminate) and launches a replacement at once; inside it the verdict is remembered and
+    /// acted on at grace end unless a healthy verdict arrives first.
     pub fn handle_target_health(
         &mut self,
         now: Time,
@@ -427,14 +488,20 @@ impl AutoScalingGroup {
         healthy: bool,
         reason: &str,
     ) {
-        if self.spec.health_check_type != HealthCheckType::Elb
-            || self.is_suspended(ScalingProcess::HealthCheck)
-        {
-            return;
-        }
+        let elb = self.spec.health_check_type == HealthCheckType::Elb
+            && !self.is_suspended(ScalingProcess::HealthCheck);
         let Some(i) = self.index_of(id) else { return };
         let m = &mut self.members[i];
         if m.instance.lifecycle != LifecycleState::InService || m.stopping != Stopping::No {
+            return;
+        }
+        if healthy {
+            m.healthy_at.get_or_insert(now);
+        } else {
+            m.healthy_at = None;
+        }
+        if !elb {
+            self.reconcile(now);
             return;
         }
         m.unhealthy_report = if healthy {
@@ -489,11 +556,11 @@ impl AutoScalingGroup {
             .filter(|m| !batch_full && m.unhealthy_report.is_some() && m.stopping == Stopping::No)
             .filter_map(|m| m.grace_end(grace));
         let retry = self.launch_not_before.filter(|_| {
-            self.live_count() < self.desired as usize
+            self.capacity_count() < self.desired as usize
                 && !self.spec.zones.is_empty()
                 && !self.is_suspended(ScalingProcess::Launch)
         });
-        grace_ends.chain(retry).min()
+        grace_ends.chain(retry).chain(self.refresh_wake_at()).min()
     }
 
     /// Every instance not yet Terminated, oldest launch first.
@@ -603,8 +670,10 @@ impl AutoScalingGroup {
     /// (AWS starts it when the activity's last instance finished).
     pub fn is_settled(&self) -> bool {
         self.members.iter().all(|m| {
-            m.instance.lifecycle == LifecycleState::InService && m.stopping == Stopping::No
-        }) && self.live_count() == self.desired as usize
+            m.instance.lifecycle == LifecycleState::InService
+                && m.stopping == Stopping::No
+                && m.surge.is_none()
+        }) && self.capacity_count() == self.desired as usize
     }
 
     /// Whether the instance is being drained (deregistered, not yet told to stop), so tests and
@@ -622,6 +691,11 @@ impl AutoScalingGroup {
 
     fn live_count(&self) -> usize {
         self.members.iter().filter(|m| m.is_live()).count()
+    }
+
+    /// Live instances that count toward the desired capacity (surges excluded).
+    fn capacity_count(&self) -> usize {
+        self.members.iter().filter(|m| m.is_capacity()).count()
     }
 
     fn live_in_zone(&self, zone: &str) -> usize {
@@ -658,8 +732,9 @@ impl AutoScalingGroup {
             self.launch_not_before = None;
         }
         self.replace_unhealthy(now);
+        self.refresh_step(now);
         let desired = self.desired as usize;
-        let mut live = self.live_count();
+        let mut live = self.capacity_count();
         let mut acted = false;
         let can_launch = !self.is_suspended(ScalingProcess::Launch);
         let can_terminate = !self.is_suspended(ScalingProcess::Terminate);
@@ -685,6 +760,8 @@ impl AutoScalingGroup {
         }
         if acted {
             self.pending_cause = None;
+        } else {
+            self.rebalance_step(now);
         }
     }
 
@@ -696,23 +773,40 @@ impl AutoScalingGroup {
     }
 
     fn launch_one(&mut self, now: Time, live: usize) -> bool {
-        let failed_recently = |z: &str| {
-            self.zone_failed_at
-                .iter()
-                .any(|(fz, t)| fz == z && now < *t + MAX_BACKOFF)
-        };
-        let Some(zone) =
-            placement::choose_zone(&self.spec.zones, |z| self.live_in_zone(z), failed_recently)
-        else {
+        let Some(zone) = self.placement_zone(now) else {
             return false;
         };
-        let zone = zone.to_string();
-        let id = self.ids.next_id();
         let cause = self.with_pending_cause(format!(
             "an instance was started in response to a difference between desired and actual \
              capacity, increasing the capacity from {live} to {}",
             live + 1
         ));
+        self.launch_in(now, zone, cause, None);
+        true
+    }
+
+    /// The zone for the next launch: the in-service zone with the fewest live instances,
+    /// avoiding one that just failed a launch; `None` when no zone takes launches.
+    fn placement_zone(&self, now: Time) -> Option<String> {
+        let zones = self.zones_in_service();
+        let failed_recently = |z: &str| {
+            self.zone_failed_at
+                .iter()
+                .any(|(fz, t)| fz == z && now < *t + MAX_BACKOFF)
+        };
+        placement::choose_zone(&zones, |z| self.live_in_zone(z), failed_recently)
+            .map(str::to_string)
+    }
+
+    /// Launches one instance into `zone`, recording `cause`; returns its id.
+    fn launch_in(
+        &mut self,
+        now: Time,
+        zone: String,
+        cause: String,
+        surge: Option<Surge>,
+    ) -> InstanceId {
+        let id = self.ids.next_id();
         let activity = self.activities.record(
             now,
             cause,
@@ -725,9 +819,9 @@ impl AutoScalingGroup {
             zone: zone.clone(),
             launch_template_version: version,
         });
-        self.members.push(Member {
-            instance: Instance {
-                id,
+        self.members.push(Member::new(
+            Instance {
+                id: id.clone(),
                 zone,
                 lifecycle: LifecycleState::Pending,
                 health: InstanceHealth::Healthy,
@@ -736,20 +830,24 @@ impl AutoScalingGroup {
                 launch_template_version: version,
                 protected_from_scale_in: self.new_instances_protected,
             },
-            launch_activity: Some(activity),
-            terminate_activity: None,
-            stopping: Stopping::No,
-            replacing: false,
-            unhealthy_report: None,
-        });
-        true
+            Some(activity),
+            surge,
+        ));
+        id
     }
 
+    /// The scale-in victim: zone balance, then the termination policies, among the live
+    /// capacity not protected from scale-in.
     fn choose_victim(&self, now: Time) -> Option<usize> {
+        self.choose_victim_among(now, |m| {
+            m.is_capacity() && !m.instance.protected_from_scale_in
+        })
+    }
+
+    /// [`choose_victim`](Self::choose_victim)'s rules applied to the members `eligible` admits.
+    fn choose_victim_among(&self, now: Time, eligible: impl Fn(&Member) -> bool) -> Option<usize> {
         let live: Vec<usize> = (0..self.members.len())
-            .filter(|&i| {
-                self.members[i].is_live() && !self.members[i].instance.protected_from_scale_in
-            })
+            .filter(|&i| eligible(&self.members[i]))
             .collect();
         let candidates: Vec<Candidate<'_>> = live
             .iter()

@@ -138,6 +138,12 @@ pub enum GroupAction {
         /// The instance to stop.
         id: InstanceId,
     },
+    /// Kill the instance's process at once (SIGKILL: no stop signal, no stop timeout, no
+    /// draining), because its zone had an outage; answer with `handle_instance_exited`.
+    Kill {
+        /// The instance to kill.
+        id: InstanceId,
+    },
 }
 
 /// Refusal of a capacity change, so the operator learns the bounds.

@@ -42,6 +42,7 @@ enum Event {
     LaunchFailed(InstanceId),
     Drained(InstanceId),
     Exited(InstanceId),
+    Healthy(InstanceId),
 }
 
 /// Plays the runtime for one group.
@@ -60,6 +61,13 @@ pub struct Driver {
     pub log: Vec<(Time, GroupAction)>,
     /// Instances currently registered with the (pretend) target group.
     pub registered: BTreeSet<InstanceId>,
+    /// Time from RegisterTargets to the target group reporting the instance healthy; `None`:
+    /// the target group never reports.
+    pub health_delay: Option<Duration>,
+    /// Registered instances the target group reports healthy.
+    pub healthy: BTreeSet<InstanceId>,
+    /// Fewest healthy in-service instances seen after any step, once set to `Some`.
+    pub lowest_healthy: Option<usize>,
     events: Vec<(Time, u64, Event)>,
     seq: u64,
 }
@@ -75,6 +83,9 @@ impl Driver {
             failing_zones: BTreeSet::new(),
             log: Vec::new(),
             registered: BTreeSet::new(),
+            health_delay: None,
+            healthy: BTreeSet::new(),
+            lowest_healthy: None,
             events: Vec::new(),
             seq: 0,
         }
@@ -99,13 +110,22 @@ impl Driver {
                     self.schedule(self.launch_delay, e);
                 }
                 GroupAction::RegisterTargets { id } => {
-                    self.registered.insert(id);
+                    self.registered.insert(id.clone());
+                    if let Some(d) = self.health_delay {
+                        self.schedule(d, Event::Healthy(id));
+                    }
                 }
                 GroupAction::DeregisterTargets { id } => {
                     self.registered.remove(&id);
+                    self.healthy.remove(&id);
                     self.schedule(self.drain_delay, Event::Drained(id));
                 }
                 GroupAction::Terminate { id } => self.schedule(self.stop_delay, Event::Exited(id)),
+                GroupAction::Kill { id } => {
+                    self.events
+                        .retain(|e| !matches!(&e.2, Event::Exited(x) if *x == id));
+                    self.schedule(Duration::ZERO, Event::Exited(id));
+                }
             }
         }
     }
@@ -143,6 +163,7 @@ impl Driver {
             } else {
                 self.group.handle_timeout(self.now);
             }
+            self.watch_floor();
         }
         self.pump();
         self.now = self.now.max(until);
@@ -161,6 +182,29 @@ impl Driver {
             Event::LaunchFailed(id) => self.group.handle_launch_failed(now, &id, "zone outage"),
             Event::Drained(id) => self.group.handle_drained(now, &id),
             Event::Exited(id) => self.group.handle_instance_exited(now, &id, "exit status 0"),
+            Event::Healthy(id) => {
+                if self.registered.contains(&id) {
+                    self.healthy.insert(id.clone());
+                    self.group.handle_target_health(now, &id, true, "");
+                }
+            }
+        }
+    }
+
+    /// Instances in service that the target group reports healthy (all in-service ones for a
+    /// group without target groups).
+    pub fn healthy_in_service(&self) -> usize {
+        let tg = self.group.spec().has_target_groups;
+        self.group
+            .instances()
+            .filter(|i| i.lifecycle == LifecycleState::InService)
+            .filter(|i| !tg || self.healthy.contains(&i.id))
+            .count()
+    }
+
+    fn watch_floor(&mut self) {
+        if let Some(low) = self.lowest_healthy {
+            self.lowest_healthy = Some(low.min(self.healthy_in_service()));
         }
     }
 
@@ -217,6 +261,7 @@ impl Driver {
                 GroupAction::RegisterTargets { id } => (*t, "register", id.clone()),
                 GroupAction::DeregisterTargets { id } => (*t, "deregister", id.clone()),
                 GroupAction::Terminate { id } => (*t, "terminate", id.clone()),
+                GroupAction::Kill { id } => (*t, "kill", id.clone()),
             })
             .collect()
     }

@@ -1,0 +1,513 @@
+//! Instance refresh (AWS `StartInstanceRefresh`, §7.3): rolling replacement of every instance
+//! the group had when the refresh started, never letting healthy in-service capacity fall below
+//! the floor, ceil(min_healthy_percentage × desired capacity / 100).
+//!
+//! Each step waits until the group is whole (no launch in progress, the desired capacity
+//! reached, every instance that is not being replaced healthy for the warm-up), then either
+//! - terminates as many old instances at once as the floor leaves room for (their replacements
+//!   are launched by the ordinary capacity difference, in the same zones), or
+//! - when the floor leaves no room, launches a replacement first, one above the desired
+//!   capacity and in the old instance's zone, and terminates the old instance once the new one
+//!   is healthy and warm (AWS's launch-before-terminate, `MaxHealthyPercentage` > 100).
+//!
+//! So a group at its floor (e.g. 3 instances at 90 %) is replaced one at a time without ever
+//! having fewer healthy instances, and `min_healthy_percentage = 0` replaces everything at once.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::{ActivityStatus, AutoScalingGroup, ScalingProcess, Surge};
+use crate::id::InstanceId;
+use crate::time::Time;
+
+/// How long a refresh may go without being able to replace anything before it fails (AWS
+/// retries blocked replacements for an hour).
+pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// How to run an instance refresh, as AWS `RefreshPreferences`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefreshPreferences {
+    /// Share of the desired capacity (0..=100) that must stay healthy and in service while
+    /// instances are replaced; AWS's default is 90. 100 replaces one at a time, launching
+    /// first; 0 replaces everything at once.
+    pub min_healthy_percentage: u32,
+    /// How long a new instance must have been healthy before the refresh counts it as done and
+    /// moves on (AWS `InstanceWarmup`; defaults to the group's default instance warm-up).
+    pub instance_warmup: Duration,
+}
+
+/// Where an instance refresh is, as AWS reports its `Status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RefreshStatus {
+    /// Accepted, not yet begun (e.g. the Launch or Terminate process is suspended).
+    Pending,
+    /// Replacing instances.
+    InProgress,
+    /// Every instance the group had at the start was replaced.
+    Successful,
+    /// Stopped by an operator; instances already replaced stay (no rollback).
+    Cancelled,
+    /// Gave up: nothing could be replaced for an hour.
+    Failed,
+}
+
+impl RefreshStatus {
+    /// The AWS name, e.g. `"InProgress"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshStatus::Pending => "Pending",
+            RefreshStatus::InProgress => "InProgress",
+            RefreshStatus::Successful => "Successful",
+            RefreshStatus::Cancelled => "Cancelled",
+            RefreshStatus::Failed => "Failed",
+        }
+    }
+
+    /// Whether the refresh is still running (a second one is refused meanwhile).
+    pub fn is_active(self) -> bool {
+        matches!(self, RefreshStatus::Pending | RefreshStatus::InProgress)
+    }
+}
+
+/// One instance refresh and its progress, as `DescribeInstanceRefreshes` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceRefresh {
+    /// Its id, e.g. `ir-0a1b2c3d4e5f`.
+    pub id: String,
+    /// Where it is.
+    pub status: RefreshStatus,
+    /// What it is doing or waiting for, or why it ended, for a person.
+    pub status_reason: String,
+    /// The preferences it runs with.
+    pub preferences: RefreshPreferences,
+    /// When it was started.
+    pub start_time: Time,
+    /// When it ended; `None` while active.
+    pub end_time: Option<Time>,
+    /// Instances the group had at the start (the ones to replace).
+    pub instances_total: u32,
+    /// Of those, how many are still in service, waiting for their replacement.
+    pub instances_to_update: u32,
+    /// Share of `instances_total` replaced so far, 0..=100.
+    pub percentage_complete: u32,
+}
+
+/// Why an instance refresh request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// Only one refresh runs at a time (AWS `InstanceRefreshInProgress`).
+    #[error("instance refresh {id} is already in progress; cancel it or wait for it to end")]
+    InProgress {
+        /// The running refresh.
+        id: String,
+    },
+    /// `min_healthy_percentage` must lie in 0..=100.
+    #[error("min_healthy_percentage {0} is outside 0..=100")]
+    MinHealthyPercentage(u32),
+    /// There is no active refresh to cancel (AWS `ActiveInstanceRefreshNotFound`).
+    #[error("no instance refresh is in progress")]
+    NotInProgress,
+}
+
+/// A refresh as the group tracks it.
+#[derive(Clone, Debug)]
+pub(crate) struct RefreshRun {
+    info: InstanceRefresh,
+    /// The instances to replace that the group still has (terminating ones included).
+    to_replace: BTreeSet<InstanceId>,
+    /// The activity recording the whole refresh.
+    activity: u64,
+    /// When it last launched or terminated for the refresh (or started).
+    last_progress: Time,
+    /// When a waiting step can next move on: a warm-up ending, or the stall deadline.
+    wake_at: Option<Time>,
+}
+
+impl AutoScalingGroup {
+    /// Starts replacing every live instance (AWS `StartInstanceRefresh`): `cause` names who,
+    /// e.g. "an operator". Refused while another refresh is active or when
+    /// `min_healthy_percentage` exceeds 100. Instances launched after this call (replacements,
+    /// scale-outs) already use the group's current launch template version.
+    pub fn start_instance_refresh(
+        &mut self,
+        now: Time,
+        preferences: RefreshPreferences,
+        cause: impl Into<String>,
+    ) -> Result<InstanceRefresh, RefreshError> {
+        if preferences.min_healthy_percentage > 100 {
+            return Err(RefreshError::MinHealthyPercentage(
+                preferences.min_healthy_percentage,
+            ));
+        }
+        if let Some(run) = self.refresh.as_ref().filter(|r| r.info.status.is_active()) {
+            return Err(RefreshError::InProgress {
+                id: run.info.id.clone(),
+            });
+        }
+        let to_replace: BTreeSet<InstanceId> = self
+            .members
+            .iter()
+            .filter(|m| m.is_live())
+            .map(|m| m.instance.id.clone())
+            .collect();
+        let id = format!(
+            "ir-{}",
+            self.ids.next_id().as_str().trim_start_matches("i-")
+        );
+        let total = u32::try_from(to_replace.len()).unwrap_or(u32::MAX);
+        let activity = self.activities.record(
+            now,
+            format!(
+                "{} started instance refresh {id} (min_healthy_percentage {}, instance_warmup \
+                 {:?})",
+                cause.into(),
+                preferences.min_healthy_percentage,
+                preferences.instance_warmup
+            ),
+            format!(
+                "Instance refresh {id}: replacing {total} instance(s) of group {}",
+                self.spec.name
+            ),
+            ActivityStatus::InProgress,
+        );
+        self.refresh = Some(RefreshRun {
+            info: InstanceRefresh {
+                id,
+                status: RefreshStatus::Pending,
+                status_reason: "waiting to start".to_string(),
+                preferences,
+                start_time: now,
+                end_time: None,
+                instances_total: total,
+                instances_to_update: total,
+                percentage_complete: if total == 0 { 100 } else { 0 },
+            },
+            to_replace,
+            activity,
+            last_progress: now,
+            wake_at: None,
+        });
+        self.reconcile(now);
+        self.instance_refresh()
+            .cloned()
+            .ok_or(RefreshError::NotInProgress)
+    }
+
+    /// Stops the active refresh (AWS `CancelInstanceRefresh`): no further replacements;
+    /// instances already replaced stay, terminations already started finish, and a replacement
+    /// launched ahead of its old instance becomes ordinary capacity (scale-in trims the extra).
+    pub fn cancel_instance_refresh(
+        &mut self,
+        now: Time,
+        cause: impl Into<String>,
+    ) -> Result<InstanceRefresh, RefreshError> {
+        let Some(mut run) = self.refresh.take_if(|r| r.info.status.is_active()) else {
+            return Err(RefreshError::NotInProgress);
+        };
+        let replaced = run
+            .info
+            .instances_total
+            .saturating_sub(run.info.instances_to_update);
+        let reason = format!(
+            "{} cancelled it after {replaced} of {} instance(s) were replaced; those stay",
+            cause.into(),
+            run.info.instances_total
+        );
+        self.finish_refresh(now, &mut run, RefreshStatus::Cancelled, reason);
+        let info = run.info.clone();
+        self.refresh = Some(run);
+        self.reconcile(now);
+        Ok(info)
+    }
+
+    /// The latest instance refresh (active or ended), if one was ever started.
+    pub fn instance_refresh(&self) -> Option<&InstanceRefresh> {
+        self.refresh.as_ref().map(|r| &r.info)
+    }
+
+    pub(super) fn refresh_is_active(&self) -> bool {
+        self.refresh
+            .as_ref()
+            .is_some_and(|r| r.info.status.is_active())
+    }
+
+    /// When the active refresh wants `handle_timeout`.
+    pub(super) fn refresh_wake_at(&self) -> Option<Time> {
+        self.refresh
+            .as_ref()
+            .filter(|r| r.info.status.is_active())
+            .and_then(|r| r.wake_at)
+    }
+
+    /// Moves the active refresh on as far as the group's state allows (part of `reconcile`).
+    pub(super) fn refresh_step(&mut self, now: Time) {
+        let Some(mut run) = self.refresh.take() else {
+            return;
+        };
+        if run.info.status.is_active() {
+            self.advance_refresh(now, &mut run);
+            let remaining = self.members.iter().filter(|m| is_old_live(&run, m)).count();
+            let remaining = u32::try_from(remaining).unwrap_or(u32::MAX);
+            let total = run.info.instances_total;
+            run.info.instances_to_update = remaining;
+            run.info.percentage_complete =
+                if run.info.status == RefreshStatus::Successful || total == 0 {
+                    100
+                } else {
+                    (total.saturating_sub(remaining) * 100 / total).min(100)
+                };
+        }
+        self.refresh = Some(run);
+    }
+
+    fn advance_refresh(&mut self, now: Time, run: &mut RefreshRun) {
+        run.wake_at = None;
+        if let Some(p) = [ScalingProcess::Launch, ScalingProcess::Terminate]
+            .into_iter()
+            .find(|p| self.is_suspended(*p))
+        {
+            run.info.status_reason = format!("paused: the {p} process is suspended");
+            return;
+        }
+        run.info.status = RefreshStatus::InProgress;
+        let members = &self.members;
+        run.to_replace
+            .retain(|id| members.iter().any(|m| m.instance.id == *id));
+        let warmup = run.info.preferences.instance_warmup;
+
+        // Replacements launched ahead that are now warm: their old instances go.
+        let warm: Vec<(InstanceId, InstanceId)> = self
+            .members
+            .iter()
+            .filter(|m| m.is_warm(now, warmup))
+            .filter_map(|m| match &m.surge {
+                Some(Surge::Refresh { replaces }) => {
+                    Some((m.instance.id.clone(), replaces.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (new_id, old_id) in warm {
+            if let Some(i) = self.index_of(&new_id) {
+                self.members[i].surge = None;
+            }
+            let victim = self
+                .index_of(&old_id)
+                .filter(|&i| is_old_live(run, &self.members[i]))
+                .or_else(|| self.choose_old(now, run));
+            if let Some(v) = victim {
+                let detail = format!("its replacement {new_id} is healthy and warm");
+                self.terminate_old(now, run, v, &detail);
+            }
+            run.last_progress = now;
+        }
+
+        if now >= run.last_progress + STALL_TIMEOUT {
+            let reason = format!(
+                "nothing could be replaced for {STALL_TIMEOUT:?} (last: {})",
+                run.info.status_reason
+            );
+            self.finish_refresh(now, run, RefreshStatus::Failed, reason);
+            return;
+        }
+        let stall_at = run.last_progress + STALL_TIMEOUT;
+        if let Some((reason, warm_at)) = self.refresh_wait(now, run, warmup) {
+            run.info.status_reason = reason;
+            run.wake_at = Some(warm_at.map_or(stall_at, |t| t.min(stall_at)));
+            return;
+        }
+        if run.to_replace.is_empty() {
+            let reason = format!("all {} instance(s) were replaced", run.info.instances_total);
+            self.finish_refresh(now, run, RefreshStatus::Successful, reason);
+            return;
+        }
+        let old_live = self.members.iter().filter(|m| is_old_live(run, m)).count();
+        if old_live == 0 {
+            run.info.status_reason = format!(
+                "waiting for {} replaced instance(s) to finish terminating",
+                run.to_replace.len()
+            );
+            run.wake_at = Some(stall_at);
+            return;
+        }
+
+        let p = run.info.preferences.min_healthy_percentage;
+        let floor = (p as usize * self.desired as usize).div_ceil(100);
+        let healthy = self
+            .members
+            .iter()
+            .filter(|m| m.is_healthy_in_service())
+            .count();
+        let room = healthy.saturating_sub(floor).min(old_live);
+        if room > 0 {
+            // Terminate-first, within the floor; the capacity difference launches replacements.
+            let mut replaced = Vec::new();
+            for _ in 0..room {
+                let Some(v) = self.choose_old(now, run) else {
+                    break;
+                };
+                replaced.push(self.members[v].instance.id.to_string());
+                let detail = format!(
+                    "at least {floor} instance(s) stay healthy (min_healthy_percentage {p})"
+                );
+                self.terminate_old(now, run, v, &detail);
+            }
+            self.pending_cause = Some(format!(
+                "instance refresh {}: replacing {}",
+                run.info.id,
+                replaced.join(", ")
+            ));
+            run.info.status_reason = format!(
+                "replacing {} instance(s) while at least {floor} stay healthy",
+                replaced.len()
+            );
+        } else {
+            // No room under the floor: launch the replacement first, in the old one's zone.
+            let Some(v) = self.choose_old(now, run) else {
+                return;
+            };
+            let old = &self.members[v].instance;
+            let (old_id, old_zone, from) = (
+                old.id.clone(),
+                old.zone.clone(),
+                old.launch_template_version,
+            );
+            let zone = if self.zones_in_service().contains(&old_zone) {
+                Some(old_zone)
+            } else {
+                self.placement_zone(now)
+            };
+            let Some(zone) = zone else {
+                run.info.status_reason = "waiting for a zone that takes launches".to_string();
+                run.wake_at = Some(stall_at);
+                return;
+            };
+            let cause = format!(
+                "instance refresh {}: launching a replacement for {old_id} before terminating \
+                 it (launch template version {from} → {}), to keep at least {floor} \
+                 instance(s) healthy (min_healthy_percentage {p})",
+                run.info.id, self.spec.launch_template_version
+            );
+            let new_id = self.launch_in(
+                now,
+                zone,
+                cause,
+                Some(Surge::Refresh {
+                    replaces: old_id.clone(),
+                }),
+            );
+            run.info.status_reason = format!(
+                "launched {new_id} to replace {old_id}; waiting for it to be healthy and warm"
+            );
+        }
+        run.last_progress = now;
+        run.wake_at = Some(now + STALL_TIMEOUT);
+    }
+
+    /// Why the refresh cannot take its next step yet, and when a warm-up ends (the earliest
+    /// time waiting could be over without another event); `None` when it can.
+    fn refresh_wait(
+        &self,
+        now: Time,
+        run: &RefreshRun,
+        warmup: Duration,
+    ) -> Option<(String, Option<Time>)> {
+        if let Some(m) = self
+            .members
+            .iter()
+            .find(|m| m.instance.lifecycle == super::LifecycleState::Pending)
+        {
+            return Some((
+                format!("waiting for instance {} to launch", m.instance.id),
+                None,
+            ));
+        }
+        let waiting: Vec<&super::Member> = self
+            .members
+            .iter()
+            .filter(|m| {
+                m.is_live() && !run.to_replace.contains(&m.instance.id) && !m.is_warm(now, warmup)
+            })
+            .collect();
+        if let Some(first) = waiting.first() {
+            let warm_at = waiting
+                .iter()
+                .filter_map(|m| m.healthy_at.map(|t| t + warmup))
+                .min();
+            return Some((
+                format!(
+                    "waiting for instance {} to be healthy and warm ({warmup:?} warm-up)",
+                    first.instance.id
+                ),
+                warm_at,
+            ));
+        }
+        if self.capacity_count() < self.desired as usize {
+            return Some((
+                "waiting for the group to reach its desired capacity".to_string(),
+                None,
+            ));
+        }
+        None
+    }
+
+    /// The next old instance to replace: the zone with the most old instances first, then the
+    /// termination policies.
+    fn choose_old(&self, now: Time, run: &RefreshRun) -> Option<usize> {
+        self.choose_victim_among(now, |m| is_old_live(run, m))
+    }
+
+    fn terminate_old(&mut self, now: Time, run: &RefreshRun, i: usize, detail: &str) {
+        let old = &self.members[i].instance;
+        let cause = format!(
+            "instance refresh {}: replacing {} (launch template version {} → {}); {detail}",
+            run.info.id, old.id, old.launch_template_version, self.spec.launch_template_version
+        );
+        self.start_terminating(now, i, cause);
+    }
+
+    fn finish_refresh(
+        &mut self,
+        now: Time,
+        run: &mut RefreshRun,
+        status: RefreshStatus,
+        reason: String,
+    ) {
+        run.info.status = status;
+        run.info.end_time = Some(now);
+        run.wake_at = None;
+        let activity_status = match status {
+            RefreshStatus::Successful => ActivityStatus::Successful,
+            RefreshStatus::Cancelled => ActivityStatus::Cancelled,
+            _ => ActivityStatus::Failed,
+        };
+        self.activities.finish(
+            run.activity,
+            now,
+            activity_status,
+            Some(&format!(" — {} ({reason})", status.as_str())),
+        );
+        run.info.status_reason = reason;
+        // A replacement launched ahead of its old instance is ordinary capacity now.
+        let mut released = false;
+        for m in &mut self.members {
+            if matches!(m.surge, Some(Surge::Refresh { .. })) {
+                m.surge = None;
+                released = true;
+            }
+        }
+        if released {
+            self.pending_cause = Some(format!(
+                "instance refresh {} ended ({}) with a replacement launched ahead of its old \
+                 instance",
+                run.info.id,
+                status.as_str()
+            ));
+        }
+    }
+}
+
+/// Whether the member is one the refresh still has to replace and it is still serving.
+fn is_old_live(run: &RefreshRun, m: &super::Member) -> bool {
+    run.to_replace.contains(&m.instance.id) && m.is_live() && m.surge.is_none()
+}

@@ -1,0 +1,409 @@
+//! Operations and drills in virtual time: instance refresh (never below the healthy floor),
+//! zone outages (launches avoid the zone) and AZRebalance when the zone returns.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use flotilla_control::{
+    ActivityStatus, GroupSpec, InstanceId, LifecycleState, RefreshError, RefreshPreferences,
+    RefreshStatus, ScalingProcess,
+};
+use util::{secs, spec, Driver};
+
+/// A group of `desired` behind a target group that reports new instances healthy after 1 s.
+fn elb_group(desired: u32, max: u32) -> Driver {
+    let mut s: GroupSpec = spec(0, max, desired);
+    s.has_target_groups = true;
+    let mut d = Driver::new(s);
+    d.health_delay = Some(secs(1));
+    d.run_for(secs(20));
+    assert_eq!(d.healthy_in_service(), desired as usize);
+    d
+}
+
+fn prefs(min_healthy_percentage: u32, warmup: u64) -> RefreshPreferences {
+    RefreshPreferences {
+        min_healthy_percentage,
+        instance_warmup: secs(warmup),
+    }
+}
+
+fn ids(d: &Driver) -> BTreeSet<InstanceId> {
+    d.group.instances().map(|i| i.id.clone()).collect()
+}
+
+fn status(d: &Driver) -> RefreshStatus {
+    d.group.instance_refresh().map(|r| r.status).unwrap()
+}
+
+/// Runs until the refresh ends (bounded), returning how long it took.
+fn run_refresh(d: &mut Driver) -> Duration {
+    let start = d.now;
+    for _ in 0..600 {
+        if !status(d).is_active() {
+            break;
+        }
+        d.run_for(secs(1));
+    }
+    d.now.saturating_since(start)
+}
+
+#[test]
+fn refresh_at_the_floor_launches_first_and_never_drops_below_it() {
+    let mut d = elb_group(3, 6);
+    let old = ids(&d);
+    d.group.set_launch_template_version(2);
+    d.lowest_healthy = Some(usize::MAX);
+    let r = d
+        .group
+        .start_instance_refresh(d.now, prefs(90, 5), "an operator")
+        .unwrap();
+    assert_eq!((r.instances_total, r.percentage_complete), (3, 0));
+    assert!(r.status.is_active());
+    // 90 % of 3 rounds up to 3: nothing may go before its replacement is warm.
+    let from = d.log.len();
+    d.run_for(secs(3));
+    let first = d.actions_since(from);
+    assert_eq!(first[0].1, "launch", "launch before terminate: {first:?}");
+    assert!(first.iter().all(|a| a.1 != "deregister"), "{first:?}");
+    let took = run_refresh(&mut d);
+    let r = d.group.instance_refresh().unwrap().clone();
+    assert_eq!(r.status, RefreshStatus::Successful, "{}", r.status_reason);
+    assert_eq!((r.percentage_complete, r.instances_to_update), (100, 0));
+    assert!(r.end_time.is_some());
+    // Three rounds of launch, healthy (1 s), warm-up (5 s).
+    assert!(took >= secs(3 * 6), "warm-up respected: took {took:?}");
+    assert_eq!(d.lowest_healthy, Some(3), "never below the floor of 3");
+    let now_ids = ids(&d);
+    assert!(now_ids.is_disjoint(&old), "every instance replaced");
+    assert_eq!(now_ids.len(), 3);
+    assert!(d.group.instances().all(|i| i.launch_template_version == 2));
+    assert_eq!(d.zone_counts(), vec![1, 1, 1], "zones stay balanced");
+    let causes: Vec<&str> = d.group.activities().map(|a| a.cause.as_str()).collect();
+    for id in &old {
+        assert!(
+            causes.iter().any(|c| c.contains(&format!(
+                "instance refresh {}: replacing {id} (launch template version 1 → 2)",
+                r.id
+            ))),
+            "{causes:?}"
+        );
+    }
+    let summary = d
+        .group
+        .activities()
+        .find(|a| {
+            a.description
+                .starts_with(&format!("Instance refresh {}", r.id))
+        })
+        .unwrap();
+    assert_eq!(summary.status, ActivityStatus::Successful);
+    assert!(summary
+        .cause
+        .contains("an operator started instance refresh"));
+}
+
+#[test]
+fn refresh_with_room_under_the_floor_replaces_in_batches() {
+    let mut d = elb_group(10, 12);
+    d.lowest_healthy = Some(usize::MAX);
+    let from = d.log.len();
+    d.group
+        .start_instance_refresh(d.now, prefs(80, 2), "an operator")
+        .unwrap();
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+    assert_eq!(d.lowest_healthy, Some(8), "floor ceil(0.8 × 10) = 8 held");
+    // Two at a time, terminate first: the first step deregisters two at once, launches none
+    // above desired.
+    let acts = d.actions_since(from);
+    let first_t = acts[0].0;
+    let first: Vec<_> = acts.iter().filter(|a| a.0 == first_t).collect();
+    assert_eq!(
+        first.iter().filter(|a| a.1 == "deregister").count(),
+        2,
+        "{first:?}"
+    );
+    let max_live = d.group.instances().count();
+    assert_eq!(max_live, 10);
+    assert_eq!(d.group.in_service_count(), 10);
+}
+
+#[test]
+fn min_healthy_zero_replaces_everything_at_once_and_bad_preferences_are_refused() {
+    let mut d = elb_group(4, 6);
+    assert_eq!(
+        d.group
+            .start_instance_refresh(d.now, prefs(101, 0), "an operator")
+            .unwrap_err(),
+        RefreshError::MinHealthyPercentage(101)
+    );
+    assert!(d.group.instance_refresh().is_none(), "nothing started");
+    let from = d.log.len();
+    d.group
+        .start_instance_refresh(d.now, prefs(0, 0), "an operator")
+        .unwrap();
+    d.pump();
+    let acts = d.actions_since(from);
+    assert_eq!(acts.iter().filter(|a| a.1 == "deregister").count(), 4);
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+}
+
+#[test]
+fn one_refresh_at_a_time_and_cancel_stops_further_replacements() {
+    let mut d = elb_group(3, 6);
+    let old = ids(&d);
+    let r = d
+        .group
+        .start_instance_refresh(d.now, prefs(100, 5), "an operator")
+        .unwrap();
+    assert_eq!(
+        d.group
+            .start_instance_refresh(d.now, prefs(90, 5), "an operator")
+            .unwrap_err(),
+        RefreshError::InProgress { id: r.id.clone() }
+    );
+    // Let the first replacement finish (launch 2 s + healthy 1 s + warm 5 s), then cancel.
+    d.run_for(secs(9));
+    let mid = d.group.instance_refresh().unwrap().clone();
+    assert!(mid.percentage_complete > 0, "{mid:?}");
+    let c = d
+        .group
+        .cancel_instance_refresh(d.now, "an operator")
+        .unwrap();
+    assert_eq!(c.status, RefreshStatus::Cancelled);
+    assert!(c.status_reason.contains("an operator cancelled it"));
+    assert_eq!(
+        d.group.cancel_instance_refresh(d.now, "an operator"),
+        Err(RefreshError::NotInProgress)
+    );
+    d.run_for(secs(60));
+    let kept = ids(&d).intersection(&old).count();
+    assert_eq!(kept, 2, "no further replacements after the cancel");
+    assert_eq!(
+        d.group.in_service_count(),
+        3,
+        "any launched-ahead extra is trimmed"
+    );
+    assert!(d
+        .group
+        .activities()
+        .any(|a| a.status == ActivityStatus::Cancelled && a.description.contains(&r.id)));
+    // A new refresh may start now.
+    d.group
+        .start_instance_refresh(d.now, prefs(90, 1), "an operator")
+        .unwrap();
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+    assert!(ids(&d).is_disjoint(&old));
+}
+
+#[test]
+fn scale_out_and_in_during_a_refresh() {
+    let mut d = elb_group(4, 8);
+    let old = ids(&d);
+    d.group.set_launch_template_version(2);
+    d.group
+        .start_instance_refresh(d.now, prefs(75, 2), "an operator")
+        .unwrap();
+    d.run_for(secs(4));
+    d.group
+        .set_desired_capacity(d.now, 6, "an operator")
+        .unwrap();
+    d.run_for(secs(10));
+    d.group
+        .set_desired_capacity(d.now, 3, "an operator")
+        .unwrap();
+    let took = run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful, "took {took:?}");
+    d.run_for(secs(30));
+    assert!(ids(&d).is_disjoint(&old));
+    assert_eq!(d.group.in_service_count(), 3);
+    assert!(d.group.instances().all(|i| i.launch_template_version == 2));
+}
+
+#[test]
+fn a_refresh_whose_replacements_never_get_healthy_fails_after_an_hour() {
+    let mut d = elb_group(2, 4);
+    d.health_delay = None; // new instances never pass their health checks
+    d.group
+        .start_instance_refresh(d.now, prefs(100, 0), "an operator")
+        .unwrap();
+    d.run_for(secs(3599));
+    assert_eq!(status(&d), RefreshStatus::InProgress);
+    assert!(d
+        .group
+        .instance_refresh()
+        .unwrap()
+        .status_reason
+        .contains("to be healthy and warm"));
+    d.run_for(secs(10));
+    let r = d.group.instance_refresh().unwrap();
+    assert_eq!(r.status, RefreshStatus::Failed);
+    assert!(r.status_reason.contains("nothing could be replaced"));
+    d.run_for(secs(30));
+    // The replacement launched ahead became ordinary capacity and was trimmed.
+    assert_eq!(d.group.in_service_count(), 2);
+}
+
+#[test]
+fn a_suspended_launch_process_pauses_the_refresh() {
+    let mut d = elb_group(2, 4);
+    d.group.suspend_process(ScalingProcess::Launch);
+    d.group
+        .start_instance_refresh(d.now, prefs(90, 0), "an operator")
+        .unwrap();
+    d.run_for(secs(30));
+    let r = d.group.instance_refresh().unwrap();
+    assert_eq!(r.status, RefreshStatus::Pending);
+    assert!(r.status_reason.contains("Launch process is suspended"));
+    d.group.resume_process(d.now, ScalingProcess::Launch);
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+}
+
+#[test]
+fn refresh_without_target_groups_counts_in_service_as_healthy() {
+    let mut d = Driver::new(spec(0, 4, 2));
+    d.run_for(secs(10));
+    let old = ids(&d);
+    d.lowest_healthy = Some(usize::MAX);
+    d.group
+        .start_instance_refresh(d.now, prefs(100, 1), "an operator")
+        .unwrap();
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+    assert!(ids(&d).is_disjoint(&old));
+    assert_eq!(d.lowest_healthy, Some(2));
+}
+
+#[test]
+fn a_zone_outage_kills_its_instances_and_launches_avoid_it_until_it_recovers() {
+    let mut d = elb_group(3, 6);
+    let lost = d.id_in_zone("az-a");
+    let from = d.log.len();
+    d.group
+        .handle_zone_outage(d.now, "az-a", "zone outage drill");
+    assert!(!d.group.is_zone_in_service("az-a"));
+    d.pump();
+    let acts = d.actions_since(from);
+    assert!(acts.contains(&(d.now, "kill", lost.clone())), "{acts:?}");
+    assert!(acts.contains(&(d.now, "deregister", lost.clone())));
+    assert!(
+        acts.iter().all(|a| a.1 != "terminate"),
+        "no graceful stop: {acts:?}"
+    );
+    d.run_for(secs(10));
+    assert_eq!(
+        d.zone_counts(),
+        vec![0, 2, 1],
+        "replaced in the other zones"
+    );
+    assert_eq!(d.group.in_service_count(), 3);
+    let kill = d
+        .group
+        .activities()
+        .find(|a| {
+            a.description
+                .contains(&format!("{lost} in az-a (lost to the zone outage)"))
+        })
+        .unwrap();
+    assert!(kill.cause.contains("zone outage drill"));
+    assert!(kill.cause.contains("SIGKILL, no draining"));
+    let replacement = d
+        .group
+        .activities()
+        .find(|a| a.description.starts_with("Launching") && a.cause.contains("were lost"))
+        .unwrap();
+    assert!(replacement.cause.contains("takes no launches"));
+    // Scale-out during the outage stays out of az-a too.
+    d.group
+        .set_desired_capacity(d.now, 5, "an operator")
+        .unwrap();
+    d.run_for(secs(10));
+    assert_eq!(d.zone_counts(), vec![0, 3, 2]);
+    assert!(d.launches().iter().skip(3).all(|(_, z)| z != "az-a"));
+
+    // Back: AZRebalance launches into az-a first, then terminates from the fullest zones.
+    let from = d.log.len();
+    d.lowest_healthy = Some(usize::MAX);
+    d.group.handle_zone_recovered(d.now, "az-a");
+    d.run_for(secs(60));
+    let counts = d.zone_counts();
+    assert_eq!(counts.iter().sum::<usize>(), 5);
+    assert!(
+        counts[0] >= 1 && counts.iter().max() <= Some(&2),
+        "{counts:?}"
+    );
+    assert_eq!(d.group.in_service_count(), 5);
+    assert_eq!(
+        d.lowest_healthy,
+        Some(5),
+        "rebalancing never drops capacity"
+    );
+    let acts = d.actions_since(from);
+    let first_launch = acts.iter().position(|a| a.1 == "launch").unwrap();
+    let first_deregister = acts.iter().position(|a| a.1 == "deregister").unwrap();
+    assert!(first_launch < first_deregister, "launch first: {acts:?}");
+    assert!(d
+        .group
+        .activities()
+        .any(|a| a.cause.starts_with("AZRebalance: instances per zone")));
+}
+
+#[test]
+fn az_rebalance_respects_suspended_processes() {
+    let mut d = elb_group(3, 6);
+    d.group
+        .handle_zone_outage(d.now, "az-c", "zone outage drill");
+    d.run_for(secs(10));
+    assert_eq!(d.zone_counts(), vec![2, 1, 0]);
+    d.group.suspend_process(ScalingProcess::AzRebalance);
+    d.group.handle_zone_recovered(d.now, "az-c");
+    d.run_for(secs(60));
+    assert_eq!(
+        d.zone_counts(),
+        vec![2, 1, 0],
+        "no rebalance while suspended"
+    );
+    d.group.resume_process(d.now, ScalingProcess::AzRebalance);
+    d.run_for(secs(60));
+    assert_eq!(d.zone_counts(), vec![1, 1, 1]);
+}
+
+#[test]
+fn with_every_zone_out_nothing_launches_until_one_returns() {
+    let mut d = elb_group(2, 4);
+    for z in util::ZONES {
+        d.group.handle_zone_outage(d.now, z, "zone outage drill");
+    }
+    d.run_for(secs(60));
+    assert_eq!(d.group.instances().count(), 0);
+    assert_eq!(d.group.poll_timeout(), None, "no busy retry");
+    d.group.handle_zone_recovered(d.now, "az-b");
+    d.run_for(secs(10));
+    assert_eq!(d.zone_counts(), vec![0, 2, 0]);
+}
+
+#[test]
+fn a_refresh_during_an_outage_replaces_into_the_zones_in_service() {
+    let mut d = elb_group(3, 6);
+    d.group
+        .handle_zone_outage(d.now, "az-b", "zone outage drill");
+    d.run_for(secs(10));
+    let old = ids(&d);
+    d.group
+        .start_instance_refresh(d.now, prefs(100, 1), "an operator")
+        .unwrap();
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+    assert!(ids(&d).is_disjoint(&old));
+    assert!(d.group.instances().all(|i| i.zone != "az-b"));
+    assert!(d
+        .group
+        .instances()
+        .all(|i| i.lifecycle == LifecycleState::InService));
+}
