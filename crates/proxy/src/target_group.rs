@@ -153,9 +153,9 @@ impl fmt::Debug for Backend {
 #[derive(Debug)]
 struct Member {
     backend: Arc<Backend>,
-    #[allow(dead_code)] // kept for zonal routing and diagnostics
+    #[allow(dead_code)] // kept for diagnostics
     instance_id: Option<String>,
-    #[allow(dead_code)]
+    /// Its availability zone: a zonal shift takes it out of the routable set.
     zone: Option<String>,
     state: RouteState,
     /// Slow start: monotonic milliseconds when the target became healthy and began its ramp.
@@ -189,8 +189,9 @@ pub struct TargetGroup {
     snapshot: ArcSwap<Snapshot>,
     /// Round-robin cursor; lives in the group so that updates do not restart the rotation.
     next: AtomicUsize,
-    /// Serialises writers only (updates are rare); readers never take it.
-    update_lock: Mutex<()>,
+    /// Serialises writers only (updates are rare); readers never take it. Holds the zones
+    /// under a zonal shift, which every snapshot is built with.
+    update_lock: Mutex<Vec<String>>,
     /// HTTP version spoken to the targets (AWS `ProtocolVersion`).
     protocol_version: ProtocolVersion,
     /// Where requests wait while the group has no routable target (scale from zero).
@@ -240,7 +241,7 @@ impl TargetGroup {
             settings,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next: AtomicUsize::new(0),
-            update_lock: Mutex::new(()),
+            update_lock: Mutex::new(Vec::new()),
             protocol_version: version,
             hold: Hold::default(),
         })
@@ -268,9 +269,12 @@ impl TargetGroup {
     /// healthy and past its own ramp starts a linear ramp of its share (AWS: targets registered
     /// into an empty group, or healthy when the feature is enabled, do not); a target that stops
     /// being healthy leaves slow start.
+    ///
+    /// Targets in a zone under a zonal shift ([`set_shifted_zones`](Self::set_shifted_zones))
+    /// are left out of the routable set, unless that would leave it empty (fail open, as AWS).
     pub fn update(&self, targets: Vec<TargetUpdate>) {
         // A poisoned lock only means another updater panicked; the snapshot is still consistent.
-        let _writer = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let shifted = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot.load();
         let mut known: HashMap<SocketAddr, &Arc<Backend>> = old
             .members
@@ -304,11 +308,43 @@ impl TargetGroup {
             });
         }
         self.start_ramps(&mut members, &before);
+        drop(known);
+        self.publish(members, &shifted);
+    }
+
+    /// Sets the zones under a zonal shift (spec §6): their targets get no new requests (those
+    /// in flight finish; health checks go on) unless every routable target is in them. The
+    /// routable set is rebuilt once here, so picking stays lock-free.
+    pub fn set_shifted_zones(&self, zones: Vec<String>) {
+        let mut shifted = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if *shifted == zones {
+            return;
+        }
+        *shifted = zones;
+        let members = self
+            .snapshot
+            .load()
+            .members
+            .iter()
+            .map(|m| Member {
+                backend: Arc::clone(&m.backend),
+                instance_id: m.instance_id.clone(),
+                zone: m.zone.clone(),
+                state: m.state,
+                ramp_start: m.ramp_start,
+            })
+            .collect();
+        self.publish(members, &shifted);
+    }
+
+    /// Builds the snapshot of `members` (routable set, slow-start ramps) and swaps it in.
+    /// Called with the writer lock held.
+    fn publish(&self, members: Vec<Member>, shifted: &[String]) {
         let healthy: Vec<&Member> = members
             .iter()
             .filter(|m| m.state == RouteState::Healthy)
             .collect();
-        let chosen: Vec<&Member> = if healthy.is_empty() {
+        let mut chosen: Vec<&Member> = if healthy.is_empty() {
             members
                 .iter()
                 .filter(|m| m.state != RouteState::Draining)
@@ -316,6 +352,16 @@ impl TargetGroup {
         } else {
             healthy
         };
+        if !shifted.is_empty() {
+            let outside: Vec<&Member> = chosen
+                .iter()
+                .copied()
+                .filter(|m| !m.zone.as_ref().is_some_and(|z| shifted.contains(z)))
+                .collect();
+            if !outside.is_empty() {
+                chosen = outside;
+            }
+        }
         let routable: Vec<Arc<Backend>> = chosen.iter().map(|m| Arc::clone(&m.backend)).collect();
         let ramp: Vec<Option<u64>> = chosen.iter().map(|m| m.ramp_start).collect();
         let slow_ms = duration_ms(self.settings.slow_start);
@@ -325,7 +371,6 @@ impl TargetGroup {
             .map(|s| s.saturating_add(slow_ms).max(1))
             .max()
             .unwrap_or(0);
-        drop(known);
         let starting = members
             .iter()
             .all(|m| matches!(m.state, RouteState::Initial | RouteState::Draining));
@@ -632,4 +677,60 @@ fn rotate(
         fallback.get_or_insert(b);
     }
     fallback.map(Arc::clone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(port: u16, zone: &str, state: RouteState) -> TargetUpdate {
+        TargetUpdate {
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            instance_id: None,
+            zone: Some(zone.to_string()),
+            state,
+        }
+    }
+
+    /// Ports picked by `n` round-robin picks.
+    fn picked(tg: &TargetGroup, n: usize) -> std::collections::BTreeSet<u16> {
+        (0..n)
+            .filter_map(|_| tg.pick(None))
+            .map(|b| b.addr.port())
+            .collect()
+    }
+
+    #[test]
+    fn a_zonal_shift_skips_its_zone_and_fails_open_when_nothing_else_is_left() {
+        let tg = TargetGroup::new("web");
+        tg.update(vec![
+            target(1, "az-a", RouteState::Healthy),
+            target(2, "az-b", RouteState::Healthy),
+            target(3, "az-b", RouteState::Unhealthy),
+        ]);
+        assert_eq!(picked(&tg, 10), [1, 2].into());
+        tg.set_shifted_zones(vec!["az-b".into()]);
+        assert_eq!(picked(&tg, 10), [1].into());
+        // Updates keep honouring the shift.
+        tg.update(vec![
+            target(1, "az-a", RouteState::Healthy),
+            target(2, "az-b", RouteState::Healthy),
+            target(4, "az-c", RouteState::Healthy),
+        ]);
+        assert_eq!(picked(&tg, 10), [1, 4].into());
+        // Every healthy target in the shifted zones: fail open to them.
+        tg.set_shifted_zones(vec!["az-a".into(), "az-b".into(), "az-c".into()]);
+        assert_eq!(picked(&tg, 10), [1, 2, 4].into());
+        tg.set_shifted_zones(vec!["az-a".into(), "az-c".into()]);
+        assert_eq!(picked(&tg, 10), [2].into());
+        tg.set_shifted_zones(Vec::new());
+        assert_eq!(picked(&tg, 10), [1, 2, 4].into());
+        // Draining targets stay out whatever the shift.
+        tg.update(vec![
+            target(1, "az-a", RouteState::Draining),
+            target(2, "az-b", RouteState::Healthy),
+        ]);
+        tg.set_shifted_zones(vec!["az-b".into()]);
+        assert_eq!(picked(&tg, 10), [2].into());
+    }
 }
