@@ -74,7 +74,7 @@ pub struct ActivityInfo {
     pub cause: String,
     /// What was done, e.g. "Launching a new instance: i-…".
     pub description: String,
-    /// `in_progress`, `successful` or `failed`.
+    /// `in_progress`, `successful`, `failed` or `cancelled`.
     pub status: String,
 }
 
@@ -222,4 +222,76 @@ pub struct PolicyInfo {
 pub struct SuspendedProcessesRequest {
     /// Processes to have suspended after the call.
     pub processes: Vec<String>,
+}
+
+/// Body of `POST /v1/groups/{name}/instance-refresh` (AWS `StartInstanceRefresh`
+/// preferences); every field is optional and the body may be left out. Unknown fields are
+/// refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceRefreshRequest {
+    /// Share of the desired capacity (0-100) that must stay healthy and in service while
+    /// instances are replaced. Default 90, as AWS; 100 replaces one at a time, launching the
+    /// replacement first; 0 replaces everything at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 100)]
+    pub min_healthy_percentage: Option<u32>,
+    /// How long a new instance must be healthy before it counts as done, e.g. `"5s"` (at most
+    /// 1h). Default: the group's `default_instance_warmup`, else its health check grace period.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_warmup: Option<String>,
+}
+
+/// An instance refresh and its progress (`GET /v1/groups/{name}/instance-refresh`), as AWS
+/// `DescribeInstanceRefreshes` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct InstanceRefreshInfo {
+    /// Its id, e.g. `ir-0a1b2c3d4e5f`.
+    pub instance_refresh_id: String,
+    /// The auto scaling group being refreshed.
+    pub group: String,
+    /// `Pending`, `InProgress`, `Successful`, `Cancelled` or `Failed`.
+    pub status: String,
+    /// What it is doing or waiting for, or why it ended.
+    pub status_reason: String,
+    /// Share of the instances replaced so far, 0-100.
+    pub percentage_complete: u32,
+    /// Instances still waiting to be replaced.
+    pub instances_to_update: u32,
+    /// Instances the group had when the refresh started (the ones to replace).
+    pub instances_total: u32,
+    /// The healthy floor in force, as a share of the desired capacity.
+    pub min_healthy_percentage: u32,
+    /// The warm-up in force, e.g. `"5s"`.
+    pub instance_warmup: String,
+    /// When it started (RFC 3339).
+    pub start_time: String,
+    /// When it ended (RFC 3339); absent while it runs.
+    pub end_time: Option<String>,
+}
+
+/// Body of `POST /v1/zones/{zone}/outage` and `POST /v1/zones/{zone}/shift`. Unknown fields
+/// are refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneDrillRequest {
+    /// How long the drill lasts, e.g. `"30s"` (at most 72h); it can be ended early with
+    /// `DELETE`. Posting again while it runs sets a new end time.
+    pub duration: String,
+}
+
+/// One zone of the cluster and the drills in force on it (`GET /v1/zones`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ZoneInfo {
+    /// Zone name from the config.
+    pub name: String,
+    /// `available`, `outage` (instances killed, no launches) or `shifted` (no new traffic);
+    /// an outage wins when both are in force.
+    pub state: String,
+    /// When the outage in progress ends (RFC 3339).
+    pub outage_until: Option<String>,
+    /// When the zonal shift in progress ends (RFC 3339).
+    pub shift_until: Option<String>,
+    /// Instances pending or in service in the zone, over every group.
+    pub instances: u32,
 }

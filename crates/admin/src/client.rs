@@ -85,6 +85,11 @@ impl AdminClient {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    /// `DELETE path`, answer decoded as `T`.
+    pub async fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call(Method::DELETE, path, None).await
+    }
+
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,

@@ -3,6 +3,7 @@
 //! handlers themselves and cannot drift from them.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::rejection::QueryRejection;
@@ -17,9 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::{
-    ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary, ListenerInfo,
-    MetricDatapoints, MetricParams, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
-    TargetHealthInfo, TerminateRequest, TerminateResponse,
+    ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary,
+    InstanceRefreshInfo, InstanceRefreshRequest, ListenerInfo, MetricDatapoints, MetricParams,
+    ReloadResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest,
+    TerminateResponse, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -87,6 +89,48 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
         Err(AdminError::Internal("reload is not supported here".into()))
     }
+    /// Starts an instance refresh of the group (AWS `StartInstanceRefresh`) with the given
+    /// preferences, `None` meaning the default; a conflict while one is active.
+    fn start_instance_refresh(
+        &self,
+        name: &str,
+        min_healthy_percentage: Option<u32>,
+        instance_warmup: Option<Duration>,
+    ) -> Result<InstanceRefreshInfo, AdminError> {
+        let _ = (min_healthy_percentage, instance_warmup);
+        Err(not_supported(&format!("instance refresh of `{name}`")))
+    }
+    /// The group's latest instance refresh; not found when there never was one.
+    fn instance_refresh(&self, name: &str) -> Result<InstanceRefreshInfo, AdminError> {
+        Err(not_supported(&format!("instance refresh of `{name}`")))
+    }
+    /// Cancels the group's active instance refresh (AWS `CancelInstanceRefresh`).
+    fn cancel_instance_refresh(&self, name: &str) -> Result<InstanceRefreshInfo, AdminError> {
+        Err(not_supported(&format!("instance refresh of `{name}`")))
+    }
+    /// Every zone of the cluster with its drills.
+    fn zones(&self) -> Vec<ZoneInfo> {
+        Vec::new()
+    }
+    /// Starts (or re-times) a zone outage drill: the zone's instances are killed at once and
+    /// it takes no launches until it ends.
+    fn start_zone_outage(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
+        let _ = duration;
+        Err(no_zone(zone))
+    }
+    /// Ends a zone outage drill early.
+    fn end_zone_outage(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
+        Err(no_zone(zone))
+    }
+    /// Starts (or re-times) a zonal shift: no new traffic to the zone's targets.
+    fn start_zonal_shift(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
+        let _ = duration;
+        Err(no_zone(zone))
+    }
+    /// Ends a zonal shift early.
+    fn end_zonal_shift(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
+        Err(no_zone(zone))
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
@@ -140,6 +184,14 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_metric))
         .routes(routes!(get_scaling))
         .routes(routes!(put_suspended_processes))
+        .routes(routes!(
+            start_instance_refresh,
+            get_instance_refresh,
+            cancel_instance_refresh
+        ))
+        .routes(routes!(list_zones))
+        .routes(routes!(start_zone_outage, end_zone_outage))
+        .routes(routes!(start_zonal_shift, end_zonal_shift))
         .split_for_parts();
     doc.merge(public_doc);
     (private, public, doc)
@@ -398,6 +450,187 @@ async fn put_suspended_processes(
     let Json(request) = body.map_err(|e| AdminError::BadRequest(e.body_text()))?;
     b.set_suspended_processes(&name, &request.processes)
         .map(Json)
+}
+
+/// Longest instance warm-up accepted (AWS caps `DefaultInstanceWarmup` at an hour).
+const MAX_WARMUP: Duration = Duration::from_secs(3600);
+
+/// Starts an instance refresh: every instance the group has now is replaced, rolling, never
+/// letting healthy in-service capacity fall below ceil(min_healthy_percentage × desired / 100).
+#[utoipa::path(post, path = "/v1/groups/{name}/instance-refresh", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    request_body(content = InstanceRefreshRequest, description = "Preferences; the body may be left out"),
+    responses(
+        (status = 200, description = "The refresh started", body = InstanceRefreshInfo),
+        (status = 400, description = "Bad body or preference (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "An instance refresh is already in progress", body = ErrorBody),
+    ))]
+async fn start_instance_refresh(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+    body: Result<Option<Json<InstanceRefreshRequest>>, JsonRejection>,
+) -> Result<Json<InstanceRefreshInfo>, AdminError> {
+    let request = body.map_err(bad_body)?.map(|Json(r)| r).unwrap_or_default();
+    if let Some(p) = request.min_healthy_percentage.filter(|p| *p > 100) {
+        return Err(AdminError::BadRequest(format!(
+            "min_healthy_percentage {p} is outside 0..100"
+        )));
+    }
+    let warmup = request
+        .instance_warmup
+        .as_deref()
+        .map(|w| parse_duration("instance_warmup", w))
+        .transpose()?;
+    if let Some(w) = warmup.filter(|w| *w > MAX_WARMUP) {
+        return Err(AdminError::BadRequest(format!(
+            "instance_warmup {} is longer than {}",
+            humantime::format_duration(w),
+            humantime::format_duration(MAX_WARMUP)
+        )));
+    }
+    b.start_instance_refresh(&name, request.min_healthy_percentage, warmup)
+        .map(Json)
+}
+
+/// The group's latest instance refresh and its progress.
+#[utoipa::path(get, path = "/v1/groups/{name}/instance-refresh", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "The latest refresh (running or ended)", body = InstanceRefreshInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group, or it was never refreshed", body = ErrorBody),
+    ))]
+async fn get_instance_refresh(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceRefreshInfo>, AdminError> {
+    b.instance_refresh(&name).map(Json)
+}
+
+/// Cancels the running instance refresh: no further replacements; those made stay.
+#[utoipa::path(delete, path = "/v1/groups/{name}/instance-refresh", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "The refresh, now cancelled", body = InstanceRefreshInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+        (status = 409, description = "No instance refresh is in progress", body = ErrorBody),
+    ))]
+async fn cancel_instance_refresh(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+) -> Result<Json<InstanceRefreshInfo>, AdminError> {
+    b.cancel_instance_refresh(&name).map(Json)
+}
+
+/// Every zone of the cluster: available, in an outage drill, or under a zonal shift.
+#[utoipa::path(get, path = "/v1/zones", tag = "zones",
+    responses(
+        (status = 200, description = "Zones in config order", body = Vec<ZoneInfo>),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+    ))]
+async fn list_zones(State(b): State<Backend>) -> Json<Vec<ZoneInfo>> {
+    Json(b.zones())
+}
+
+/// Zone outage drill: every instance in the zone is killed at once (SIGKILL, no draining) and
+/// the zone takes no launches until the outage ends; groups replace the capacity in their
+/// other zones and rebalance when it returns.
+#[utoipa::path(post, path = "/v1/zones/{zone}/outage", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name, e.g. az-a")),
+    request_body = ZoneDrillRequest,
+    responses(
+        (status = 200, description = "The zone, now in an outage", body = ZoneInfo),
+        (status = 400, description = "Bad body or duration (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
+    ))]
+async fn start_zone_outage(
+    State(b): State<Backend>,
+    Path(zone): Path<String>,
+    body: Result<Json<ZoneDrillRequest>, JsonRejection>,
+) -> Result<Json<ZoneInfo>, AdminError> {
+    let duration = drill_duration(body)?;
+    b.start_zone_outage(&zone, duration).map(Json)
+}
+
+/// Ends a zone outage drill early: the zone takes launches again.
+#[utoipa::path(delete, path = "/v1/zones/{zone}/outage", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name, e.g. az-a")),
+    responses(
+        (status = 200, description = "The zone after the outage", body = ZoneInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
+        (status = 409, description = "The zone has no outage in progress", body = ErrorBody),
+    ))]
+async fn end_zone_outage(
+    State(b): State<Backend>,
+    Path(zone): Path<String>,
+) -> Result<Json<ZoneInfo>, AdminError> {
+    b.end_zone_outage(&zone).map(Json)
+}
+
+/// Zonal shift: the load balancers send no new requests to targets in the zone (instances
+/// keep running and stay registered); if every routable target is in the zone, they fail open.
+#[utoipa::path(post, path = "/v1/zones/{zone}/shift", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name, e.g. az-a")),
+    request_body = ZoneDrillRequest,
+    responses(
+        (status = 200, description = "The zone, now shifted away from", body = ZoneInfo),
+        (status = 400, description = "Bad body or duration (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
+    ))]
+async fn start_zonal_shift(
+    State(b): State<Backend>,
+    Path(zone): Path<String>,
+    body: Result<Json<ZoneDrillRequest>, JsonRejection>,
+) -> Result<Json<ZoneInfo>, AdminError> {
+    let duration = drill_duration(body)?;
+    b.start_zonal_shift(&zone, duration).map(Json)
+}
+
+/// Ends a zonal shift early: the zone gets traffic again.
+#[utoipa::path(delete, path = "/v1/zones/{zone}/shift", tag = "zones",
+    params(("zone" = String, Path, description = "Zone name, e.g. az-a")),
+    responses(
+        (status = 200, description = "The zone after the shift", body = ZoneInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such zone", body = ErrorBody),
+        (status = 409, description = "The zone has no zonal shift in progress", body = ErrorBody),
+    ))]
+async fn end_zonal_shift(
+    State(b): State<Backend>,
+    Path(zone): Path<String>,
+) -> Result<Json<ZoneInfo>, AdminError> {
+    b.end_zonal_shift(&zone).map(Json)
+}
+
+/// The drill's duration from its body; its bounds are the backend's to check.
+fn drill_duration(
+    body: Result<Json<ZoneDrillRequest>, JsonRejection>,
+) -> Result<Duration, AdminError> {
+    let Json(request) = body.map_err(bad_body)?;
+    parse_duration("duration", &request.duration)
+}
+
+/// Parses a duration field such as `"30s"`; a 400 naming the field otherwise.
+fn parse_duration(field: &str, value: &str) -> Result<Duration, AdminError> {
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        AdminError::BadRequest(format!(
+            "{field}: `{value}` is not a duration such as \"30s\" or \"5m\" ({e})"
+        ))
+    })
+}
+
+fn not_supported(what: &str) -> AdminError {
+    AdminError::NotFound(format!("{what} is not supported here"))
+}
+
+fn no_zone(zone: &str) -> AdminError {
+    AdminError::NotFound(format!("no zone named `{zone}`"))
 }
 
 async fn not_found() -> AdminError {

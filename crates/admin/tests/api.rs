@@ -1,16 +1,21 @@
 //! The admin API against a stand-in backend: auth, JSON errors, unknown fields, the document.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use flotilla_admin::api::{
-    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, TargetHealthInfo,
-    TerminateRequest, TerminateResponse,
+    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, InstanceRefreshInfo, ListenerInfo,
+    TargetHealthInfo, TerminateRequest, TerminateResponse, ZoneDrillRequest, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminClient, AdminError, ClientError};
 
-/// One group `web` (1..5, desired 2) and one instance `i-1`.
+/// One group `web` (1..5, desired 2), one instance `i-1`, one zone `az-a`.
 struct Fake {
     desired: Mutex<u32>,
+    /// The preferences the last instance refresh was started with.
+    refresh: Mutex<Option<(Option<u32>, Option<Duration>)>>,
+    /// The duration of the last outage drill started.
+    outage: Mutex<Option<Duration>>,
 }
 
 impl AdminBackend for Fake {
@@ -68,22 +73,67 @@ impl AdminBackend for Fake {
             replaced: !decrement_desired,
         })
     }
+    fn start_instance_refresh(
+        &self,
+        name: &str,
+        min_healthy_percentage: Option<u32>,
+        instance_warmup: Option<Duration>,
+    ) -> Result<InstanceRefreshInfo, AdminError> {
+        if name != "web" {
+            return Err(AdminError::NotFound("no group".into()));
+        }
+        *self.refresh.lock().unwrap() = Some((min_healthy_percentage, instance_warmup));
+        Ok(InstanceRefreshInfo {
+            instance_refresh_id: "ir-1".into(),
+            group: name.into(),
+            status: "InProgress".into(),
+            status_reason: String::new(),
+            percentage_complete: 0,
+            instances_to_update: 1,
+            instances_total: 1,
+            min_healthy_percentage: min_healthy_percentage.unwrap_or(90),
+            instance_warmup: "5s".into(),
+            start_time: String::new(),
+            end_time: None,
+        })
+    }
+    fn start_zone_outage(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
+        if zone != "az-a" {
+            return Err(AdminError::NotFound("no zone".into()));
+        }
+        *self.outage.lock().unwrap() = Some(duration);
+        Ok(ZoneInfo {
+            name: zone.into(),
+            state: "outage".into(),
+            outage_until: Some(String::new()),
+            shift_until: None,
+            instances: 0,
+        })
+    }
 }
 
 async fn serve(token: Option<&str>) -> (String, tokio::sync::watch::Sender<bool>) {
+    let (url, stop, _) = serve_fake(token).await;
+    (url, stop)
+}
+
+/// Serves a fresh [`Fake`]; returns it too, to see what reached it.
+async fn serve_fake(token: Option<&str>) -> (String, tokio::sync::watch::Sender<bool>, Arc<Fake>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::watch::channel(false);
     let backend = Arc::new(Fake {
         desired: Mutex::new(2),
+        refresh: Mutex::new(None),
+        outage: Mutex::new(None),
     });
     tokio::spawn(flotilla_admin::serve(
         listener,
-        backend,
+        backend.clone(),
         token.map(Arc::from),
         rx,
     ));
-    (url, tx)
+    (url, tx, backend)
 }
 
 fn api_error(e: ClientError) -> (u16, String, String) {
@@ -211,6 +261,14 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("/v1/listeners", "get"),
         ("/v1/instances/{id}/terminate", "post"),
         ("/v1/reload", "post"),
+        ("/v1/groups/{name}/instance-refresh", "post"),
+        ("/v1/groups/{name}/instance-refresh", "get"),
+        ("/v1/groups/{name}/instance-refresh", "delete"),
+        ("/v1/zones", "get"),
+        ("/v1/zones/{zone}/outage", "post"),
+        ("/v1/zones/{zone}/outage", "delete"),
+        ("/v1/zones/{zone}/shift", "post"),
+        ("/v1/zones/{zone}/shift", "delete"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),
@@ -223,6 +281,10 @@ async fn the_openapi_document_covers_every_endpoint() {
         "CapacityRequest",
         "TerminateRequest",
         "GroupDetail",
+        "InstanceRefreshRequest",
+        "InstanceRefreshInfo",
+        "ZoneDrillRequest",
+        "ZoneInfo",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
@@ -237,4 +299,87 @@ async fn the_openapi_document_covers_every_endpoint() {
         serde_json::json!([{}]),
         "the static dashboard is documented as needing no token"
     );
+}
+
+#[tokio::test]
+async fn drill_bodies_are_checked_before_they_reach_the_backend() {
+    let (url, _stop, fake) = serve_fake(None).await;
+    let c = AdminClient::new(&url, None).unwrap();
+    let refresh = "/v1/groups/web/instance-refresh";
+    for bad in [
+        serde_json::json!({"min_healthy_percentage": 101}),
+        serde_json::json!({"min_healthy_percentage": -1}),
+        serde_json::json!({"instance_warmup": "soon"}),
+        serde_json::json!({"instance_warmup": "2h"}),
+        serde_json::json!({"min_healthy_percentage": 90, "max_healthy_percentage": 110}),
+    ] {
+        let e = c
+            .post::<_, InstanceRefreshInfo>(refresh, &bad)
+            .await
+            .unwrap_err();
+        assert_eq!(api_error(e).0, 400, "{bad}");
+    }
+    let r: InstanceRefreshInfo = c
+        .post(
+            refresh,
+            &serde_json::json!({"min_healthy_percentage": 100, "instance_warmup": "1500ms"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.min_healthy_percentage, 100);
+    assert_eq!(
+        *fake.refresh.lock().unwrap(),
+        Some((Some(100), Some(Duration::from_millis(1500))))
+    );
+    // No body at all: the defaults (the backend's to fill in).
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = http
+        .request(
+            hyper::Request::post(format!("{url}{refresh}"))
+                .body(http_body_util::Empty::new())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(*fake.refresh.lock().unwrap(), Some((None, None)));
+
+    let outage = "/v1/zones/az-a/outage";
+    for bad in [
+        serde_json::json!({}),
+        serde_json::json!({"duration": "a while"}),
+        serde_json::json!({"duration": "30s", "zone": "az-b"}),
+        serde_json::json!({"duration": 30}),
+    ] {
+        let e = c.post::<_, ZoneInfo>(outage, &bad).await.unwrap_err();
+        assert_eq!(api_error(e).0, 400, "{bad}");
+    }
+    let e = c
+        .post::<_, ZoneInfo>(
+            "/v1/zones/az-z/outage",
+            &ZoneDrillRequest {
+                duration: "30s".into(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e).1, "not_found");
+    let z: ZoneInfo = c
+        .post(
+            outage,
+            &ZoneDrillRequest {
+                duration: "2m".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(z.state, "outage");
+    assert_eq!(*fake.outage.lock().unwrap(), Some(Duration::from_secs(120)));
+    // Not implemented by this backend: a JSON 404, not a panic.
+    let e = c
+        .delete::<ZoneInfo>("/v1/zones/az-a/shift")
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(e).0, 404);
 }

@@ -90,7 +90,7 @@ pub enum ZoneError {
     #[error("no zone named `{0}` (the cluster's zones are listed by GET /v1/zones)")]
     UnknownZone(String),
     /// A drill must last a while, and at most [`MAX_DRILL_DURATION`].
-    #[error("a {drill} must last between 1ms and 72h, not {duration:?}")]
+    #[error("the {drill} must last between 1ms and 72h, not {duration:?}")]
     BadDuration {
         /// Which drill.
         drill: ZoneDrill,
@@ -127,6 +127,34 @@ impl ZoneDrills {
                 })
                 .collect(),
             events: VecDeque::new(),
+        }
+    }
+
+    /// Follows a reloaded zone list: kept zones keep their drills, new ones start available,
+    /// and the drills of removed zones end (as if by an operator).
+    pub fn set_zones(&mut self, zones: impl IntoIterator<Item = String>) {
+        let mut old = std::mem::take(&mut self.zones);
+        for name in zones {
+            let kept = old
+                .iter()
+                .position(|z| z.name == name)
+                .map(|i| old.remove(i));
+            self.zones.push(kept.unwrap_or(ZoneStatus {
+                name,
+                outage_until: None,
+                shift_until: None,
+            }));
+        }
+        for mut gone in old {
+            for drill in [ZoneDrill::Outage, ZoneDrill::Shift] {
+                if gone.until(drill).take().is_some() {
+                    self.events.push_back(ZoneEvent::Ended {
+                        zone: gone.name.clone(),
+                        drill,
+                        early: true,
+                    });
+                }
+            }
         }
     }
 
@@ -330,5 +358,28 @@ mod tests {
         }
         assert_eq!(d.poll_event(), None);
         assert_eq!(d.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_reloaded_zone_list_keeps_drills_and_ends_those_of_removed_zones() {
+        let mut d = drills();
+        for zone in ["az-a", "az-b"] {
+            d.start(Time::ZERO, zone, ZoneDrill::Shift, Duration::from_secs(30))
+                .unwrap();
+        }
+        while d.poll_event().is_some() {}
+        d.set_zones(["az-b".to_string(), "az-c".to_string()]);
+        let names: Vec<&str> = d.zones().map(|z| z.name.as_str()).collect();
+        assert_eq!(names, ["az-b", "az-c"]);
+        assert_eq!(d.shifted_zones().collect::<Vec<_>>(), ["az-b"]);
+        assert_eq!(
+            d.poll_event(),
+            Some(ZoneEvent::Ended {
+                zone: "az-a".into(),
+                drill: ZoneDrill::Shift,
+                early: true
+            })
+        );
+        assert_eq!(d.poll_event(), None);
     }
 }

@@ -139,6 +139,38 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Replace every instance of a group, rolling, never below the healthy floor (AWS
+    /// StartInstanceRefresh), and follow its progress until it ends.
+    Refresh {
+        /// Group name.
+        group: String,
+        /// Share of the desired capacity (0-100) that must stay healthy meanwhile [default: 90].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=100))]
+        min_healthy_percentage: Option<u32>,
+        /// How long a new instance must be healthy before the next step, e.g. 5s [default: the
+        /// group's default_instance_warmup, else its health check grace period].
+        #[arg(long)]
+        instance_warmup: Option<String>,
+        /// Start it and return at once instead of following it.
+        #[arg(long, conflicts_with_all = ["status", "cancel"])]
+        no_wait: bool,
+        /// Only show the progress of the group's latest refresh.
+        #[arg(long, conflicts_with_all = ["cancel", "min_healthy_percentage", "instance_warmup"])]
+        status: bool,
+        /// Cancel the running refresh (instances already replaced stay).
+        #[arg(long, conflicts_with_all = ["min_healthy_percentage", "instance_warmup"])]
+        cancel: bool,
+        /// Print JSON instead of progress lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Zones and drills: list them, take one down (outage) or shift traffic away from it.
+    Zone {
+        #[command(subcommand)]
+        command: ZoneCommand,
+    },
     /// Make a running flotilla re-read its config file (validated first; nothing changes if invalid).
     Reload {
         #[command(flatten)]
@@ -146,4 +178,44 @@ pub(crate) enum Command {
     },
     /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
     DemoApp,
+}
+
+/// `flotilla zone …`: the drills of spec §6.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ZoneCommand {
+    /// List the cluster's zones: available, in an outage, or shifted away from.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Zone outage drill: kill every instance in ZONE at once (SIGKILL, no draining); the zone
+    /// takes no launches until the outage ends. `--end` ends it early.
+    Outage {
+        /// Zone name, e.g. az-a.
+        zone: String,
+        /// How long, e.g. 30s.
+        #[arg(long = "for", value_name = "DURATION", required_unless_present = "end")]
+        duration: Option<String>,
+        /// End the outage now.
+        #[arg(long, conflicts_with = "duration")]
+        end: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Zonal shift: no new traffic to ZONE's targets (instances keep running). `--end` ends it.
+    Shift {
+        /// Zone name, e.g. az-a.
+        zone: String,
+        /// How long, e.g. 30s.
+        #[arg(long = "for", value_name = "DURATION", required_unless_present = "end")]
+        duration: Option<String>,
+        /// End the shift now.
+        #[arg(long, conflicts_with = "duration")]
+        end: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }

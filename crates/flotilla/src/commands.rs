@@ -5,14 +5,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use flotilla_admin::api::{
-    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
-    ReloadResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest,
-    TerminateResponse,
+    ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, InstanceRefreshInfo,
+    InstanceRefreshRequest, ListenerInfo, MetricDatapoints, ReloadResponse, ScalingInfo,
+    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
+    ZoneDrillRequest, ZoneInfo,
 };
 use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
 
-use crate::cli::{AdminArgs, Cli, Command};
+use crate::cli::{AdminArgs, Cli, Command, ZoneCommand};
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -69,6 +70,51 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             admin,
         } => block_on(terminate(admin, &id, decrement_desired)),
         Command::Reload { admin } => block_on(reload(admin)),
+        Command::Refresh {
+            group,
+            min_healthy_percentage,
+            instance_warmup,
+            no_wait,
+            status,
+            cancel,
+            json,
+            admin,
+        } => {
+            let action = if status {
+                RefreshAction::Status
+            } else if cancel {
+                RefreshAction::Cancel
+            } else {
+                RefreshAction::Start {
+                    request: InstanceRefreshRequest {
+                        min_healthy_percentage,
+                        instance_warmup,
+                    },
+                    wait: !no_wait,
+                }
+            };
+            block_on(refresh(admin, &group, action, json))
+        }
+        Command::Zone { command } => match command {
+            ZoneCommand::List { json, admin } => block_on(zones(admin, json)),
+            ZoneCommand::Outage {
+                zone,
+                duration,
+                end,
+                admin,
+            } => block_on(zone_drill(
+                admin,
+                &zone,
+                "outage",
+                duration.filter(|_| !end),
+            )),
+            ZoneCommand::Shift {
+                zone,
+                duration,
+                end,
+                admin,
+            } => block_on(zone_drill(admin, &zone, "shift", duration.filter(|_| !end))),
+        },
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -570,6 +616,156 @@ async fn reload(admin: AdminArgs) -> anyhow::Result<ExitCode> {
             for c in &r.changes {
                 println!("  {c}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+/// What `flotilla refresh` was asked to do.
+enum RefreshAction {
+    /// Start a refresh; follow it to its end when `wait`.
+    Start {
+        request: InstanceRefreshRequest,
+        wait: bool,
+    },
+    /// Show the latest refresh.
+    Status,
+    /// Cancel the running one.
+    Cancel,
+}
+
+/// How often `flotilla refresh` looks at the progress while following it.
+const REFRESH_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+async fn refresh(
+    admin: AdminArgs,
+    group: &str,
+    action: RefreshAction,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let path = format!("/v1/groups/{group}/instance-refresh");
+    let (result, wait) = match action {
+        RefreshAction::Start { request, wait } => (client.post(&path, &request).await, wait),
+        RefreshAction::Status => (client.get(&path).await, false),
+        RefreshAction::Cancel => (client.delete(&path).await, false),
+    };
+    let mut r: InstanceRefreshInfo = match result {
+        Ok(r) => r,
+        Err(e) => return refused(e),
+    };
+    if !json {
+        println!(
+            "instance refresh {} of group {group}: {} — {} of {} instance(s) replaced ({}%), \
+             min healthy {}%, warm-up {}",
+            r.instance_refresh_id,
+            r.status,
+            r.instances_total.saturating_sub(r.instances_to_update),
+            r.instances_total,
+            r.percentage_complete,
+            r.min_healthy_percentage,
+            r.instance_warmup
+        );
+        println!("  {}", r.status_reason);
+    }
+    if wait {
+        let mut last = (
+            r.status.clone(),
+            r.percentage_complete,
+            r.status_reason.clone(),
+        );
+        while matches!(r.status.as_str(), "Pending" | "InProgress") {
+            tokio::time::sleep(REFRESH_POLL).await;
+            r = match client.get(&path).await {
+                Ok(r) => r,
+                Err(e) => return refused(e),
+            };
+            let now = (
+                r.status.clone(),
+                r.percentage_complete,
+                r.status_reason.clone(),
+            );
+            if now != last && !json {
+                println!(
+                    "  {:<10} {:>3}%  {}",
+                    r.status, r.percentage_complete, r.status_reason
+                );
+            }
+            last = now;
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    }
+    // Failure: the refresh failed, or the one followed did not succeed.
+    let ok = r.status == "Successful" || (!wait && r.status != "Failed");
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn zones(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let list: Vec<ZoneInfo> = match client.get("/v1/zones").await {
+        Ok(l) => l,
+        Err(e) => return refused(e),
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<10} {:<10} {:>9}  UNTIL", "ZONE", "STATE", "INSTANCES");
+    for z in &list {
+        let until = z
+            .outage_until
+            .as_deref()
+            .or(z.shift_until.as_deref())
+            .unwrap_or("-");
+        println!("{:<10} {:<10} {:>9}  {until}", z.name, z.state, z.instances);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts (`duration` given) or ends a zone drill, `drill` being `outage` or `shift`.
+async fn zone_drill(
+    admin: AdminArgs,
+    zone: &str,
+    drill: &str,
+    duration: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let path = format!("/v1/zones/{zone}/{drill}");
+    let result: Result<ZoneInfo, _> = match &duration {
+        Some(d) => {
+            client
+                .post(
+                    &path,
+                    &ZoneDrillRequest {
+                        duration: d.clone(),
+                    },
+                )
+                .await
+        }
+        None => client.delete(&path).await,
+    };
+    match result {
+        Ok(z) => {
+            let what = match (drill, &duration) {
+                ("outage", Some(_)) => format!(
+                    "outage until {} (its instances were killed; no launches there)",
+                    z.outage_until.as_deref().unwrap_or("-")
+                ),
+                ("shift", Some(_)) => format!(
+                    "shifted away from until {} (no new traffic to its targets)",
+                    z.shift_until.as_deref().unwrap_or("-")
+                ),
+                (_, None) => format!("{drill} ended; now {}", z.state),
+                _ => z.state.clone(),
+            };
+            println!("zone {}: {what}", z.name);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),

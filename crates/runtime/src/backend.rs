@@ -3,12 +3,17 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::Duration;
+
 use flotilla_admin::api::{
-    ActivityInfo, ClusterInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo,
-    ReloadResponse, TargetHealthInfo, TerminateResponse,
+    ActivityInfo, ClusterInfo, GroupDetail, GroupSummary, InstanceInfo, InstanceRefreshInfo,
+    ListenerInfo, ReloadResponse, TargetHealthInfo, TerminateResponse, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
-use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState, ScalingProcess};
+use flotilla_control::{
+    CapacityError, InstanceHealth, InstanceId, InstanceRefresh, LifecycleState, RefreshError,
+    RefreshPreferences, ScalingProcess, ZoneDrill, ZoneError, ZoneStatus,
+};
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
@@ -62,8 +67,101 @@ fn lifecycle_str(state: LifecycleState) -> &'static str {
     }
 }
 
+/// AWS's default `MinHealthyPercentage` of an instance refresh.
+const DEFAULT_MIN_HEALTHY_PERCENTAGE: u32 = 90;
+
+fn refresh_info(clock: &Clock, group: &str, r: &InstanceRefresh) -> InstanceRefreshInfo {
+    InstanceRefreshInfo {
+        instance_refresh_id: r.id.clone(),
+        group: group.to_string(),
+        status: r.status.as_str().to_string(),
+        status_reason: r.status_reason.clone(),
+        percentage_complete: r.percentage_complete,
+        instances_to_update: r.instances_to_update,
+        instances_total: r.instances_total,
+        min_healthy_percentage: r.preferences.min_healthy_percentage,
+        instance_warmup: humantime::format_duration(r.preferences.instance_warmup).to_string(),
+        start_time: clock.rfc3339(r.start_time),
+        end_time: r.end_time.map(|t| clock.rfc3339(t)),
+    }
+}
+
+fn refresh_error(e: RefreshError) -> AdminError {
+    match e {
+        RefreshError::MinHealthyPercentage(_) => AdminError::BadRequest(e.to_string()),
+        RefreshError::InProgress { .. } | RefreshError::NotInProgress => {
+            AdminError::Conflict(e.to_string())
+        }
+    }
+}
+
+fn zone_error(e: ZoneError) -> AdminError {
+    match e {
+        ZoneError::UnknownZone(_) => AdminError::NotFound(e.to_string()),
+        ZoneError::BadDuration { .. } => AdminError::BadRequest(e.to_string()),
+        ZoneError::NotActive { .. } => AdminError::Conflict(e.to_string()),
+    }
+}
+
+fn no_group(name: &str) -> AdminError {
+    AdminError::NotFound(format!("no auto scaling group named `{name}`"))
+}
+
+fn zone_info(clock: &Clock, c: &Control, z: &ZoneStatus) -> ZoneInfo {
+    let state = if z.outage_until.is_some() {
+        "outage"
+    } else if z.shift_until.is_some() {
+        "shifted"
+    } else {
+        "available"
+    };
+    let instances = c
+        .groups
+        .values()
+        .flat_map(|g| g.asg.instances())
+        .filter(|i| {
+            i.zone == z.name
+                && matches!(
+                    i.lifecycle,
+                    LifecycleState::Pending | LifecycleState::InService
+                )
+        })
+        .count();
+    ZoneInfo {
+        name: z.name.clone(),
+        state: state.to_string(),
+        outage_until: z.outage_until.map(|t| clock.rfc3339(t)),
+        shift_until: z.shift_until.map(|t| clock.rfc3339(t)),
+        instances: u32::try_from(instances).unwrap_or(u32::MAX),
+    }
+}
+
 /// The admin API's handle on the shared state.
 pub(crate) struct AdminView(pub(crate) Arc<Shared>);
+
+impl AdminView {
+    /// Starts or ends a zone drill, applies it to the groups and data plane at once (so the
+    /// answer shows its effect), and wakes the loop to carry out the kills and launches.
+    fn zone_drill(
+        &self,
+        zone: &str,
+        drill: ZoneDrill,
+        duration: Option<Duration>,
+    ) -> Result<ZoneInfo, AdminError> {
+        let now = self.clock.now();
+        let mut c = self.lock();
+        let result = match duration {
+            Some(d) => c.zones.start(now, zone, drill, d),
+            None => c.zones.end(zone, drill),
+        };
+        let status = result.map_err(zone_error)?;
+        c.apply_zone_events(now);
+        let info = zone_info(&self.clock, &c, &status);
+        drop(c);
+        self.wake.notify_one();
+        Ok(info)
+    }
+}
 
 impl std::ops::Deref for AdminView {
     type Target = Shared;
@@ -124,10 +222,7 @@ impl AdminBackend for AdminView {
     fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<GroupSummary, AdminError> {
         let now = self.clock.now();
         let mut c = self.lock();
-        let g = c
-            .groups
-            .get_mut(name)
-            .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))?;
+        let g = c.groups.get_mut(name).ok_or_else(|| no_group(name))?;
         // `set_desired_capacity` words the rest: "… set desired capacity from N to M".
         g.asg
             .set_desired_capacity(now, desired, "an operator")
@@ -230,6 +325,85 @@ impl AdminBackend for AdminView {
         })
     }
 
+    fn start_instance_refresh(
+        &self,
+        name: &str,
+        min_healthy_percentage: Option<u32>,
+        instance_warmup: Option<Duration>,
+    ) -> Result<InstanceRefreshInfo, AdminError> {
+        // AWS: the refresh's warm-up defaults to the group's, else its grace period.
+        let default_warmup = self
+            .config()
+            .auto_scaling_groups
+            .get(name)
+            .map(|g| {
+                g.default_instance_warmup
+                    .unwrap_or(g.health_check_grace_period)
+            })
+            .ok_or_else(|| no_group(name))?;
+        let preferences = RefreshPreferences {
+            min_healthy_percentage: min_healthy_percentage
+                .unwrap_or(DEFAULT_MIN_HEALTHY_PERCENTAGE),
+            instance_warmup: instance_warmup.unwrap_or(default_warmup),
+        };
+        let now = self.clock.now();
+        let mut c = self.lock();
+        let g = c.groups.get_mut(name).ok_or_else(|| no_group(name))?;
+        let r = g
+            .asg
+            .start_instance_refresh(now, preferences, "an operator")
+            .map_err(refresh_error)?;
+        drop(c);
+        self.wake.notify_one();
+        Ok(refresh_info(&self.clock, name, &r))
+    }
+
+    fn instance_refresh(&self, name: &str) -> Result<InstanceRefreshInfo, AdminError> {
+        let c = self.lock();
+        let g = c.groups.get(name).ok_or_else(|| no_group(name))?;
+        let r = g.asg.instance_refresh().ok_or_else(|| {
+            AdminError::NotFound(format!("group {name} has had no instance refresh"))
+        })?;
+        Ok(refresh_info(&self.clock, name, r))
+    }
+
+    fn cancel_instance_refresh(&self, name: &str) -> Result<InstanceRefreshInfo, AdminError> {
+        let now = self.clock.now();
+        let mut c = self.lock();
+        let g = c.groups.get_mut(name).ok_or_else(|| no_group(name))?;
+        let r = g
+            .asg
+            .cancel_instance_refresh(now, "an operator")
+            .map_err(refresh_error)?;
+        drop(c);
+        self.wake.notify_one();
+        Ok(refresh_info(&self.clock, name, &r))
+    }
+
+    fn zones(&self) -> Vec<ZoneInfo> {
+        let c = self.lock();
+        c.zones
+            .zones()
+            .map(|z| zone_info(&self.clock, &c, z))
+            .collect()
+    }
+
+    fn start_zone_outage(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
+        self.zone_drill(zone, ZoneDrill::Outage, Some(duration))
+    }
+
+    fn end_zone_outage(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
+        self.zone_drill(zone, ZoneDrill::Outage, None)
+    }
+
+    fn start_zonal_shift(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
+        self.zone_drill(zone, ZoneDrill::Shift, Some(duration))
+    }
+
+    fn end_zonal_shift(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
+        self.zone_drill(zone, ZoneDrill::Shift, None)
+    }
+
     fn scaling(&self, name: &str) -> Option<flotilla_admin::api::ScalingInfo> {
         let suspended: Vec<String> = {
             let c = self.lock();
@@ -262,9 +436,7 @@ impl AdminBackend for AdminView {
         let now = self.clock.now();
         {
             let mut c = self.lock();
-            let g = c.groups.get_mut(name).ok_or_else(|| {
-                AdminError::NotFound(format!("no auto scaling group named `{name}`"))
-            })?;
+            let g = c.groups.get_mut(name).ok_or_else(|| no_group(name))?;
             for p in ScalingProcess::ALL {
                 if wanted.contains(&p) {
                     g.asg.suspend_process(p);
@@ -274,8 +446,7 @@ impl AdminBackend for AdminView {
             }
         }
         self.wake.notify_one();
-        self.scaling(name)
-            .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))
+        self.scaling(name).ok_or_else(|| no_group(name))
     }
 
     fn metric(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use flotilla_config::Matcher;
 use flotilla_control::{
     ActivityStatus, AutoScalingGroup, GroupAction, HealthAction, InstanceId, TargetGroupHealth,
-    TargetState, Time,
+    TargetState, Time, ZoneDrill, ZoneDrills, ZoneEvent,
 };
 use flotilla_proxy::{RouteState, TargetUpdate};
 
@@ -116,6 +116,9 @@ pub(crate) struct Control {
     draining: HashMap<InstanceId, usize>,
     /// Where changes are made durable (none in tests that do not need it).
     pub(crate) persist: Option<Persister>,
+    /// The cluster's zones and the outage and zonal-shift drills on them (not durable: a
+    /// restart ends them).
+    pub(crate) zones: ZoneDrills,
     /// Scratch list for start-up progress updates (kept to avoid allocating per pump).
     startup_updates: Vec<(String, Option<(u32, u32)>)>,
 }
@@ -132,6 +135,7 @@ impl Control {
             by_address: HashMap::new(),
             draining: HashMap::new(),
             persist: None,
+            zones: ZoneDrills::default(),
             startup_updates: Vec::new(),
         }
     }
@@ -265,6 +269,9 @@ impl Control {
     /// Lets every machine act on the time that has passed.
     pub(crate) fn tick(&mut self, now: Time) {
         crate::scale_from_zero::activate(self, now);
+        if self.zones.poll_timeout().is_some_and(|t| t <= now) {
+            self.zones.handle_timeout(now);
+        }
         for g in self.groups.values_mut() {
             if g.asg.poll_timeout().is_some_and(|t| t <= now) {
                 g.asg.handle_timeout(now);
@@ -305,12 +312,13 @@ impl Control {
             .target_groups
             .values()
             .filter_map(|tg| tg.health.poll_timeout());
-        groups.chain(tgs).min()
+        groups.chain(tgs).chain(self.zones.poll_timeout()).min()
     }
 
     /// Moves actions between the machines until all are quiet; returns the I/O to perform.
     pub(crate) fn pump(&mut self, now: Time) -> Vec<Effect> {
         let mut effects = Vec::new();
+        self.apply_zone_events(now);
         loop {
             let mut progressed = false;
             let group_names: Vec<String> = self.groups.keys().cloned().collect();
@@ -341,6 +349,72 @@ impl Control {
         self.log_startup_progress();
         self.collect_garbage();
         effects
+    }
+
+    /// Carries out zone drills that started or ended: an outage goes to every group (which
+    /// kills its instances there and launches elsewhere; or launches there again and
+    /// rebalances), a zonal shift to every target group's data plane.
+    pub(crate) fn apply_zone_events(&mut self, now: Time) {
+        while let Some(event) = self.zones.poll_event() {
+            match event {
+                ZoneEvent::Started {
+                    zone,
+                    drill: ZoneDrill::Outage,
+                    ..
+                } => {
+                    tracing::warn!(zone = zone.as_str(), "zone outage drill: {zone} is down");
+                    let cause = format!("a zone outage drill took {zone} down");
+                    for g in self.groups.values_mut() {
+                        g.asg.handle_zone_outage(now, &zone, &cause);
+                    }
+                }
+                ZoneEvent::Ended {
+                    zone,
+                    drill: ZoneDrill::Outage,
+                    early,
+                } => {
+                    tracing::warn!(
+                        zone = zone.as_str(),
+                        "zone outage drill over{}: {zone} takes launches again",
+                        if early { " (ended early)" } else { "" }
+                    );
+                    for g in self.groups.values_mut() {
+                        g.asg.handle_zone_recovered(now, &zone);
+                    }
+                }
+                ZoneEvent::Started {
+                    zone,
+                    drill: ZoneDrill::Shift,
+                    ..
+                } => {
+                    tracing::warn!(
+                        zone = zone.as_str(),
+                        "zonal shift: no new traffic to {zone}"
+                    );
+                    self.publish_shifted_zones();
+                }
+                ZoneEvent::Ended {
+                    zone,
+                    drill: ZoneDrill::Shift,
+                    early,
+                } => {
+                    tracing::warn!(
+                        zone = zone.as_str(),
+                        "zonal shift over{}: {zone} gets traffic again",
+                        if early { " (ended early)" } else { "" }
+                    );
+                    self.publish_shifted_zones();
+                }
+            }
+        }
+    }
+
+    /// Tells every target group's data plane which zones are shifted away from.
+    pub(crate) fn publish_shifted_zones(&self) {
+        let shifted: Vec<String> = self.zones.shifted_zones().map(str::to_string).collect();
+        for tg in self.target_groups.values() {
+            tg.proxy.set_shifted_zones(shifted.clone());
+        }
     }
 
     fn apply_group_action(

@@ -193,6 +193,13 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
     let mut guard = shared.lock();
     let c = &mut *guard;
 
+    if old.cluster.zones != new.cluster.zones {
+        // Drills on zones that are gone end; new zones start available.
+        c.zones.set_zones(new.cluster.zones.iter().cloned());
+        c.apply_zone_events(now);
+        changes.push(format!("cluster zones: {}", new.cluster.zones.join(", ")));
+    }
+
     for (name, tg) in &new.target_groups {
         let (spec, probe) = health_specs(tg);
         match c.target_groups.get_mut(name) {
@@ -218,6 +225,11 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                         probe,
                     ),
                 );
+                if let Some(rt) = c.target_groups.get(name) {
+                    // A zonal shift in force applies to it as well.
+                    rt.proxy
+                        .set_shifted_zones(c.zones.shifted_zones().map(str::to_string).collect());
+                }
                 changes.push(format!("target group {name}: added"));
             }
         }

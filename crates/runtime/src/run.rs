@@ -190,6 +190,7 @@ pub async fn run(
     }
 
     let mut control = Control::new(groups, target_groups);
+    control.zones = flotilla_control::ZoneDrills::new(config.cluster.zones.iter().cloned());
     let persister =
         persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
             .map_err(|source| RuntimeError::StateDir {

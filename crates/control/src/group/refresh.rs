@@ -384,9 +384,10 @@ impl AutoScalingGroup {
             };
             let cause = format!(
                 "instance refresh {}: launching a replacement for {old_id} before terminating \
-                 it (launch template version {from} → {}), to keep at least {floor} \
-                 instance(s) healthy (min_healthy_percentage {p})",
-                run.info.id, self.spec.launch_template_version
+                 it ({}), to keep at least {floor} instance(s) healthy (min_healthy_percentage \
+                 {p})",
+                run.info.id,
+                version_change(from, self.spec.launch_template_version)
             );
             let new_id = self.launch_in(
                 now,
@@ -460,8 +461,10 @@ impl AutoScalingGroup {
     fn terminate_old(&mut self, now: Time, run: &RefreshRun, i: usize, detail: &str) {
         let old = &self.members[i].instance;
         let cause = format!(
-            "instance refresh {}: replacing {} (launch template version {} → {}); {detail}",
-            run.info.id, old.id, old.launch_template_version, self.spec.launch_template_version
+            "instance refresh {}: replacing {} ({}); {detail}",
+            run.info.id,
+            old.id,
+            version_change(old.launch_template_version, self.spec.launch_template_version)
         );
         self.start_terminating(now, i, cause);
     }
@@ -510,4 +513,13 @@ impl AutoScalingGroup {
 /// Whether the member is one the refresh still has to replace and it is still serving.
 fn is_old_live(run: &RefreshRun, m: &super::Member) -> bool {
     run.to_replace.contains(&m.instance.id) && m.is_live() && m.surge.is_none()
+}
+
+/// "launch template version 1 → 2", or "launch template version 2, unchanged".
+fn version_change(from: u64, to: u64) -> String {
+    if from == to {
+        format!("launch template version {to}, unchanged")
+    } else {
+        format!("launch template version {from} → {to}")
+    }
 }
