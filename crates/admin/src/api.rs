@@ -63,6 +63,10 @@ pub struct InstanceInfo {
     pub pid: Option<u32>,
     /// When the launch started (RFC 3339).
     pub launched_at: String,
+    /// Launch template version it was started from; a reload that changes the template bumps
+    /// the version for new launches, and an instance refresh replaces the older ones.
+    #[serde(default)]
+    pub launch_template_version: u64,
 }
 
 /// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.

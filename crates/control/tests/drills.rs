@@ -192,6 +192,18 @@ fn one_refresh_at_a_time_and_cancel_stops_further_replacements() {
         .group
         .activities()
         .any(|a| a.status == ActivityStatus::Cancelled && a.description.contains(&r.id)));
+    // Cancelled while a replacement launched ahead is not healthy yet: that one goes, never
+    // a healthy instance.
+    d.lowest_healthy = Some(usize::MAX);
+    d.group
+        .start_instance_refresh(d.now, prefs(100, 5), "an operator")
+        .unwrap();
+    d.run_for(secs(2));
+    d.group.cancel_instance_refresh(d.now, "an operator").unwrap();
+    d.run_for(secs(30));
+    assert_eq!(d.lowest_healthy, Some(3));
+    assert_eq!(d.group.in_service_count(), 3);
+    assert_eq!(ids(&d).intersection(&old).count(), 2);
     // A new refresh may start now.
     d.group
         .start_instance_refresh(d.now, prefs(90, 1), "an operator")

@@ -5,24 +5,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{demo_config, flotilla_bin, wait_for, Flotilla, Ports};
+use common::{cli, demo_config, flotilla_bin, wait_for, Flotilla, Ports};
 use flotilla_admin::api::{TerminateRequest, TerminateResponse};
 use flotilla_admin::ClientError;
-
-fn cli(f: &Flotilla, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(flotilla_bin())
-        .args(args)
-        .arg("--admin")
-        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
-        .env_remove("FLOTILLA_ADMIN_TOKEN")
-        .output()
-        .expect("run the CLI");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn terminate_replaces_or_decrements_and_the_cli_shows_it() {

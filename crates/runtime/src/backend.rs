@@ -205,6 +205,7 @@ impl AdminBackend for AdminView {
                     address: record.and_then(|r| r.address).map(|a| a.to_string()),
                     pid: record.and_then(|r| r.pid),
                     launched_at: self.clock.rfc3339(i.launched_at),
+                    launch_template_version: i.launch_template_version,
                 }
             })
             .collect();

@@ -491,21 +491,27 @@ impl AutoScalingGroup {
             Some(&format!(" — {} ({reason})", status.as_str())),
         );
         run.info.status_reason = reason;
-        // A replacement launched ahead of its old instance is ordinary capacity now.
-        let mut released = false;
-        for m in &mut self.members {
-            if matches!(m.surge, Some(Surge::Refresh { .. })) {
-                m.surge = None;
-                released = true;
-            }
-        }
-        if released {
-            self.pending_cause = Some(format!(
-                "instance refresh {} ended ({}) with a replacement launched ahead of its old \
-                 instance",
+        // A replacement launched ahead of its old instance: once healthy it is ordinary
+        // capacity (scale-in trims the extra); before, it is the extra, and it goes (so that
+        // trimming never takes a healthy instance for an unproven one).
+        let surges: Vec<(usize, bool)> = (0..self.members.len())
+            .filter(|&i| matches!(self.members[i].surge, Some(Surge::Refresh { .. })))
+            .map(|i| (i, self.members[i].is_healthy_in_service()))
+            .collect();
+        for &(i, healthy) in surges.iter().rev() {
+            self.members[i].surge = None;
+            let id = self.members[i].instance.id.clone();
+            let why = format!(
+                "instance refresh {} ended ({}) with {id} launched ahead of the instance it \
+                 was to replace",
                 run.info.id,
                 status.as_str()
-            ));
+            );
+            if healthy {
+                self.pending_cause = Some(why);
+            } else {
+                self.start_terminating(now, i, format!("{why}; it is not healthy yet"));
+            }
         }
     }
 }

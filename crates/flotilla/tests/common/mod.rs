@@ -257,6 +257,43 @@ impl Drop for Flotilla {
     }
 }
 
+/// Runs a CLI command against `f`'s admin API; returns (success, stdout, stderr).
+pub fn cli(f: &Flotilla, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(flotilla_bin())
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .env_remove("FLOTILLA_ADMIN_TOKEN")
+        .output()
+        .expect("run the CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`cli`] for a command that follows progress (e.g. `refresh`), without blocking the async
+/// runtime; the command is killed if it runs past `timeout`.
+pub async fn cli_until(f: &Flotilla, args: &[&str], timeout: Duration) -> (bool, String, String) {
+    let run = tokio::process::Command::new(flotilla_bin())
+        .args(args)
+        .arg("--admin")
+        .arg(format!("http://127.0.0.1:{}", f.ports.admin))
+        .env_remove("FLOTILLA_ADMIN_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(timeout, run)
+        .await
+        .unwrap_or_else(|_| panic!("flotilla {args:?} still running after {timeout:?}"))
+        .expect("run the CLI");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Sends `sig` to `pid` (a process this test started or that flotilla reported).
 pub fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) has no memory-safety preconditions.

@@ -1,0 +1,348 @@
+//! The operations and drills of spec §6 against the real binary, under steady traffic:
+//! instance refresh, zone outage (with AZRebalance when the zone returns) and zonal shift.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use common::{
+    alive, cli, cli_until, demo_config, get, http_client, steady_load, wait_for, Flotilla, Ports,
+};
+use flotilla_admin::api::{
+    ActivityInfo, GroupDetail, InstanceRefreshInfo, InstanceRefreshRequest, ReloadResponse,
+    TargetHealthInfo, ZoneInfo,
+};
+use flotilla_admin::{AdminClient, ClientError};
+
+/// The demo app in three zones, with health checks that tolerate a loaded test machine.
+fn config(ports: &Ports, desired: u32) -> String {
+    demo_config(ports, 1, 6, desired, "default_instance_warmup = \"1s\"")
+        .replace(r#"timeout = "250ms""#, r#"timeout = "400ms""#)
+        .replace("unhealthy_threshold = 2", "unhealthy_threshold = 3")
+}
+
+fn admin(f: &Flotilla) -> AdminClient {
+    AdminClient::new(&format!("http://127.0.0.1:{}", f.ports.admin), None).expect("client")
+}
+
+/// Samples the target group until `stop`, bounded; returns the fewest healthy targets seen
+/// and how many samples were taken.
+async fn watch_healthy(
+    admin: AdminClient,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, usize) {
+    let (mut lowest, mut samples) = (usize::MAX, 0);
+    for _ in 0..4000 {
+        if *stop.borrow() {
+            break;
+        }
+        if let Ok(targets) = admin
+            .get::<Vec<TargetHealthInfo>>("/v1/target-groups/web/health")
+            .await
+        {
+            lowest = lowest.min(targets.iter().filter(|t| t.state == "healthy").count());
+            samples += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    (lowest, samples)
+}
+
+fn zones_of(g: &GroupDetail) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for i in g.instances.iter().filter(|i| i.state == "in_service") {
+        *m.entry(i.zone.clone()).or_default() += 1;
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_the_floor() {
+    let ports = Ports::new();
+    let (listener, admin_port) = (ports.listener, ports.admin);
+    let base = config(&ports, 3);
+    let f = Flotilla::start("drill-refresh", ports, &base);
+    let before = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let old: BTreeSet<String> = before.instances.iter().map(|i| i.id.clone()).collect();
+    assert!(before
+        .instances
+        .iter()
+        .all(|i| i.launch_template_version == 1));
+    let e = f
+        .admin
+        .get::<InstanceRefreshInfo>("/v1/groups/web/instance-refresh")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
+
+    // A changed launch template: new launches use version 2.
+    let changed = config(
+        &Ports {
+            listener,
+            admin: admin_port,
+        },
+        3,
+    )
+    .replace(
+        r#"stop_timeout = "5s""#,
+        "stop_timeout = \"5s\"\nenv = { GREETING = \"v2\" }",
+    );
+    std::fs::write(f.dir.join("flotilla.toml"), changed).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload");
+    assert!(
+        r.changes.iter().any(|c| c.contains("is now version 2")),
+        "{:?}",
+        r.changes
+    );
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 4000, stop_rx.clone()));
+    let watcher = tokio::spawn(watch_healthy(admin(&f), stop_rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The CLI starts it and follows it to the end.
+    let started = std::time::Instant::now();
+    let (ok, out, err) = cli_until(
+        &f,
+        &[
+            "refresh",
+            "web",
+            "--min-healthy-percentage",
+            "90",
+            "--instance-warmup",
+            "1s",
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    assert!(ok, "refresh failed:\n{out}\n{err}");
+    assert!(out.contains("Successful 100%"), "{out}");
+    // A second refresh while one runs is refused; start one and ask again at once.
+    let second: InstanceRefreshInfo = f
+        .admin
+        .post(
+            "/v1/groups/web/instance-refresh",
+            &InstanceRefreshRequest {
+                min_healthy_percentage: Some(100),
+                instance_warmup: Some("30s".into()),
+            },
+        )
+        .await
+        .expect("a new refresh once the first ended");
+    let e = f
+        .admin
+        .post::<_, InstanceRefreshInfo>("/v1/groups/web/instance-refresh", &serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Api { status: 409, .. }), "{e}");
+    let (ok, out, err) = cli(&f, &["refresh", "web", "--cancel"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("Cancelled"), "{out}");
+    let (ok, out, _) = cli(&f, &["refresh", "web", "--status", "--json"]);
+    assert!(ok);
+    let shown: InstanceRefreshInfo = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(
+        (shown.instance_refresh_id, shown.status.as_str()),
+        (second.instance_refresh_id, "Cancelled")
+    );
+    // Give the cancelled refresh's launched-ahead instance time to be trimmed.
+    let after = wait_for(
+        "3 instances after the cancel",
+        Duration::from_secs(30),
+        || {
+            let f = &f;
+            async move {
+                let g = f.group("web").await?;
+                (g.instances.len() == 3 && g.instances.iter().all(|i| i.state == "in_service"))
+                    .then_some(g)
+            }
+        },
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let (ok_requests, failures) = load.await.expect("load");
+    let (lowest, samples) = watcher.await.expect("watcher");
+    let took = started.elapsed();
+
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        ok_requests + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok_requests > 100, "the load ran ({ok_requests} requests)");
+    assert!(samples > 20, "the floor was watched ({samples} samples)");
+    assert!(
+        lowest >= 3,
+        "healthy targets fell to {lowest}, below the floor ceil(90 % × 3) = 3"
+    );
+    let now_ids: BTreeSet<String> = after
+        .instances
+        .iter()
+        .filter(|i| i.launch_template_version == 2)
+        .map(|i| i.id.clone())
+        .collect();
+    assert_eq!(now_ids.len(), 3, "every instance is on version 2");
+    assert!(now_ids.is_disjoint(&old), "every instance was replaced");
+    let activities: Vec<ActivityInfo> = f
+        .admin
+        .get("/v1/groups/web/activities")
+        .await
+        .expect("activities");
+    for id in &old {
+        assert!(
+            activities.iter().any(|a| a
+                .cause
+                .contains(&format!("replacing {id} (launch template version 1 → 2)"))),
+            "no activity says why {id} went"
+        );
+    }
+    assert!(took < Duration::from_secs(120));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zone_outage_kills_the_zone_moves_capacity_and_rebalances_when_it_ends() {
+    let ports = Ports::new();
+    let cfg = config(&ports, 3);
+    let f = Flotilla::start("drill-outage", ports, &cfg);
+    let g = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let victim = g
+        .instances
+        .iter()
+        .find(|i| i.zone == "az-a")
+        .expect("one instance in az-a")
+        .clone();
+    let victim_pid = victim.pid.expect("pid");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 4000, stop_rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (ok, out, err) = cli(&f, &["zone", "outage", "az-a", "--for", "60s"]);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("zone az-a: outage until"), "{out}");
+    wait_for(
+        "the az-a instance to die",
+        Duration::from_secs(5),
+        || async { (!alive(victim_pid)).then_some(()) },
+    )
+    .await;
+    let zones: Vec<ZoneInfo> = f.admin.get("/v1/zones").await.expect("zones");
+    let a = zones.iter().find(|z| z.name == "az-a").expect("az-a");
+    assert_eq!((a.state.as_str(), a.instances), ("outage", 0));
+    assert!(a.outage_until.is_some());
+
+    // Capacity comes back in the other zones within seconds.
+    let g = f.wait_in_service("web", 3, Duration::from_secs(15)).await;
+    let zones = zones_of(&g);
+    assert!(!zones.contains_key("az-a"), "{zones:?}");
+    assert_eq!(zones.values().sum::<usize>(), 3);
+
+    // Over: AZRebalance moves one back into az-a.
+    let (ok, out, err) = cli(&f, &["zone", "outage", "az-a", "--end"]);
+    assert!(ok, "{out}{err}");
+    let g = wait_for("one instance per zone", Duration::from_secs(30), || async {
+        let g = f.group("web").await?;
+        let z = zones_of(&g);
+        (g.instances.len() == 3 && z.len() == 3 && z.values().all(|n| *n == 1)).then_some(g)
+    })
+    .await;
+    let _ = stop_tx.send(true);
+    let (ok_requests, failures) = load.await.expect("load");
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        ok_requests + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(ok_requests > 100, "the load ran ({ok_requests} requests)");
+    assert!(g.instances.iter().all(|i| i.id != victim.id));
+
+    let activities: Vec<ActivityInfo> = f
+        .admin
+        .get("/v1/groups/web/activities")
+        .await
+        .expect("activities");
+    let kill = activities
+        .iter()
+        .find(|a| a.description.contains(&victim.id))
+        .expect("the kill is an activity");
+    assert!(kill.cause.contains("zone outage drill"), "{}", kill.cause);
+    assert!(kill.cause.contains("SIGKILL"), "{}", kill.cause);
+    assert!(
+        activities
+            .iter()
+            .any(|a| a.cause.starts_with("AZRebalance") && a.description.contains("in az-a")),
+        "the move back is an activity"
+    );
+    // Ending it again is a conflict, not a silent success.
+    let (ok, _, err) = cli(&f, &["zone", "outage", "az-a", "--end"]);
+    assert!(!ok);
+    assert!(err.contains("no outage in progress"), "{err}");
+    let (ok, _, err) = cli(&f, &["zone", "outage", "az-x", "--for", "5s"]);
+    assert!(!ok);
+    assert!(err.contains("no zone named `az-x`"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zonal_shift_stops_traffic_to_the_zone_until_it_ends() {
+    let ports = Ports::new();
+    let cfg = config(&ports, 3);
+    let f = Flotilla::start("drill-shift", ports, &cfg);
+    f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let client = http_client();
+    let url = f.listener_url("/");
+    let zones_seen = |n: usize| {
+        let (client, url) = (&client, &url);
+        async move {
+            let mut seen = BTreeMap::<String, usize>::new();
+            for _ in 0..n {
+                let (status, headers, body) = get(client, url).await.expect("request");
+                assert_eq!(status, 200, "{body}");
+                let zone = headers
+                    .get("x-zone")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("?")
+                    .to_string();
+                *seen.entry(zone).or_default() += 1;
+            }
+            seen
+        }
+    };
+    assert!(zones_seen(30).await.contains_key("az-b"));
+
+    let (ok, out, err) = cli(&f, &["zone", "shift", "az-b", "--for", "60s"]);
+    assert!(ok, "{out}{err}");
+    let seen = zones_seen(60).await;
+    assert!(!seen.contains_key("az-b"), "az-b got traffic: {seen:?}");
+    assert_eq!(seen.values().sum::<usize>(), 60);
+    // The instance keeps running and stays registered and healthy.
+    let targets: Vec<TargetHealthInfo> = f
+        .admin
+        .get("/v1/target-groups/web/health")
+        .await
+        .expect("health");
+    assert!(targets
+        .iter()
+        .any(|t| t.zone.as_deref() == Some("az-b") && t.state == "healthy"));
+    let (ok, out, _) = cli(&f, &["zone", "list", "--json"]);
+    assert!(ok);
+    let zones: Vec<ZoneInfo> = serde_json::from_str(&out).expect("JSON");
+    let b = zones.iter().find(|z| z.name == "az-b").expect("az-b");
+    assert_eq!((b.state.as_str(), b.instances), ("shifted", 1));
+
+    let (ok, out, err) = cli(&f, &["zone", "shift", "az-b", "--end"]);
+    assert!(ok, "{out}{err}");
+    let seen = zones_seen(30).await;
+    assert!(
+        seen.contains_key("az-b"),
+        "az-b gets traffic again: {seen:?}"
+    );
+}
