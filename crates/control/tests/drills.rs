@@ -199,7 +199,9 @@ fn one_refresh_at_a_time_and_cancel_stops_further_replacements() {
         .start_instance_refresh(d.now, prefs(100, 5), "an operator")
         .unwrap();
     d.run_for(secs(2));
-    d.group.cancel_instance_refresh(d.now, "an operator").unwrap();
+    d.group
+        .cancel_instance_refresh(d.now, "an operator")
+        .unwrap();
     d.run_for(secs(30));
     assert_eq!(d.lowest_healthy, Some(3));
     assert_eq!(d.group.in_service_count(), 3);

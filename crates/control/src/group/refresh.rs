@@ -464,7 +464,10 @@ impl AutoScalingGroup {
             "instance refresh {}: replacing {} ({}); {detail}",
             run.info.id,
             old.id,
-            version_change(old.launch_template_version, self.spec.launch_template_version)
+            version_change(
+                old.launch_template_version,
+                self.spec.launch_template_version
+            )
         );
         self.start_terminating(now, i, cause);
     }
