@@ -193,29 +193,22 @@ pub(crate) enum ZoneCommand {
     },
     /// Zone outage drill: kill every instance in ZONE at once (SIGKILL, no draining); the zone
     /// takes no launches until the outage ends. `--end` ends it early.
-    Outage {
-        /// Zone name, e.g. az-a.
-        zone: String,
-        /// How long, e.g. 30s.
-        #[arg(long = "for", value_name = "DURATION", required_unless_present = "end")]
-        duration: Option<String>,
-        /// End the outage now.
-        #[arg(long, conflicts_with = "duration")]
-        end: bool,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Outage(DrillArgs),
     /// Zonal shift: no new traffic to ZONE's targets (instances keep running). `--end` ends it.
-    Shift {
-        /// Zone name, e.g. az-a.
-        zone: String,
-        /// How long, e.g. 30s.
-        #[arg(long = "for", value_name = "DURATION", required_unless_present = "end")]
-        duration: Option<String>,
-        /// End the shift now.
-        #[arg(long, conflicts_with = "duration")]
-        end: bool,
-        #[command(flatten)]
-        admin: AdminArgs,
-    },
+    Shift(DrillArgs),
+}
+
+/// Which zone, and for how long or `--end`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DrillArgs {
+    /// Zone name, e.g. az-a.
+    pub(crate) zone: String,
+    /// How long, e.g. 30s.
+    #[arg(long = "for", value_name = "DURATION", required_unless_present = "end")]
+    pub(crate) duration: Option<String>,
+    /// End it now.
+    #[arg(long, conflicts_with = "duration")]
+    pub(crate) end: bool,
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
 }

@@ -13,7 +13,7 @@ use flotilla_admin::api::{
 use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
 
-use crate::cli::{AdminArgs, Cli, Command, ZoneCommand};
+use crate::cli::{AdminArgs, Cli, Command, DrillArgs, ZoneCommand};
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -97,23 +97,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Zone { command } => match command {
             ZoneCommand::List { json, admin } => block_on(zones(admin, json)),
-            ZoneCommand::Outage {
-                zone,
-                duration,
-                end,
-                admin,
-            } => block_on(zone_drill(
-                admin,
-                &zone,
-                "outage",
-                duration.filter(|_| !end),
-            )),
-            ZoneCommand::Shift {
-                zone,
-                duration,
-                end,
-                admin,
-            } => block_on(zone_drill(admin, &zone, "shift", duration.filter(|_| !end))),
+            ZoneCommand::Outage(args) => block_on(zone_drill(args, "outage")),
+            ZoneCommand::Shift(args) => block_on(zone_drill(args, "shift")),
         },
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
@@ -729,13 +714,15 @@ async fn zones(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts (`duration` given) or ends a zone drill, `drill` being `outage` or `shift`.
-async fn zone_drill(
-    admin: AdminArgs,
-    zone: &str,
-    drill: &str,
-    duration: Option<String>,
-) -> anyhow::Result<ExitCode> {
+/// Starts (`--for`) or ends (`--end`) a zone drill, `drill` being `outage` or `shift`.
+async fn zone_drill(args: DrillArgs, drill: &str) -> anyhow::Result<ExitCode> {
+    let DrillArgs {
+        zone,
+        duration,
+        end,
+        admin,
+    } = args;
+    let duration = duration.filter(|_| !end);
     let client = client(&admin)?;
     let path = format!("/v1/zones/{zone}/{drill}");
     let result: Result<ZoneInfo, _> = match &duration {

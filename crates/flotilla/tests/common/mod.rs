@@ -383,6 +383,22 @@ pub async fn steady_load(
     (ok, failed)
 }
 
+/// Fails the test if any request of a [`steady_load`] failed, showing the first few reasons;
+/// also checks that the load really ran (`min_ok` successes at least).
+pub fn assert_no_failed_requests(ok: usize, failures: &[String], min_ok: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed: {:?}",
+        failures.len(),
+        ok + failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+    assert!(
+        ok >= min_ok,
+        "the load ran ({ok} requests, expected {min_ok})"
+    );
+}
+
 /// Reads a file path relative to the repository root (for the shipped examples).
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
