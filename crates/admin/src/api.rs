@@ -243,6 +243,7 @@ pub struct InstanceRefreshRequest {
     /// How long a new instance must be healthy before it counts as done, e.g. `"5s"` (at most
     /// 1h). Default: the group's `default_instance_warmup`, else its health check grace period.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "5s")]
     pub instance_warmup: Option<String>,
 }
 
@@ -281,6 +282,7 @@ pub struct InstanceRefreshInfo {
 pub struct ZoneDrillRequest {
     /// How long the drill lasts, e.g. `"30s"` (at most 72h); it can be ended early with
     /// `DELETE`. Posting again while it runs sets a new end time.
+    #[schema(example = "30s")]
     pub duration: String,
 }
 

@@ -459,7 +459,7 @@ const MAX_WARMUP: Duration = Duration::from_secs(3600);
 /// letting healthy in-service capacity fall below ceil(min_healthy_percentage × desired / 100).
 #[utoipa::path(post, path = "/v1/groups/{name}/instance-refresh", tag = "groups",
     params(("name" = String, Path, description = "Auto scaling group name")),
-    request_body(content = InstanceRefreshRequest, description = "Preferences; the body may be left out"),
+    request_body(content = Option<InstanceRefreshRequest>, description = "Preferences; the body may be left out (or null)"),
     responses(
         (status = 200, description = "The refresh started", body = InstanceRefreshInfo),
         (status = 400, description = "Bad body or preference (unknown fields are refused)", body = ErrorBody),
@@ -470,9 +470,13 @@ const MAX_WARMUP: Duration = Duration::from_secs(3600);
 async fn start_instance_refresh(
     State(b): State<Backend>,
     Path(name): Path<String>,
-    body: Result<Option<Json<InstanceRefreshRequest>>, JsonRejection>,
+    body: Result<Option<Json<serde_json::Value>>, JsonRejection>,
 ) -> Result<Json<InstanceRefreshInfo>, AdminError> {
-    let request = body.map_err(bad_body)?.map(|Json(r)| r).unwrap_or_default();
+    // No body, or `null`: every preference at its default.
+    let request: InstanceRefreshRequest = match body.map_err(bad_body)? {
+        None | Some(Json(serde_json::Value::Null)) => InstanceRefreshRequest::default(),
+        Some(Json(value)) => object_body(value)?,
+    };
     if let Some(p) = request.min_healthy_percentage.filter(|p| *p > 100) {
         return Err(AdminError::BadRequest(format!(
             "min_healthy_percentage {p} is outside 0..100"
@@ -550,7 +554,7 @@ async fn list_zones(State(b): State<Backend>) -> Json<Vec<ZoneInfo>> {
 async fn start_zone_outage(
     State(b): State<Backend>,
     Path(zone): Path<String>,
-    body: Result<Json<ZoneDrillRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<ZoneInfo>, AdminError> {
     let duration = drill_duration(body)?;
     b.start_zone_outage(&zone, duration).map(Json)
@@ -586,7 +590,7 @@ async fn end_zone_outage(
 async fn start_zonal_shift(
     State(b): State<Backend>,
     Path(zone): Path<String>,
-    body: Result<Json<ZoneDrillRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<ZoneInfo>, AdminError> {
     let duration = drill_duration(body)?;
     b.start_zonal_shift(&zone, duration).map(Json)
@@ -610,10 +614,22 @@ async fn end_zonal_shift(
 
 /// The drill's duration from its body; its bounds are the backend's to check.
 fn drill_duration(
-    body: Result<Json<ZoneDrillRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Duration, AdminError> {
-    let Json(request) = body.map_err(bad_body)?;
+    let Json(value) = body.map_err(bad_body)?;
+    let request: ZoneDrillRequest = object_body(value)?;
     parse_duration("duration", &request.duration)
+}
+
+/// Decodes a JSON body that must be an object (serde alone would also take an array of the
+/// fields' values in order, which the document does not allow).
+fn object_body<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, AdminError> {
+    if !value.is_object() {
+        return Err(AdminError::BadRequest(
+            "the body must be a JSON object".to_string(),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| AdminError::BadRequest(format!("bad body: {e}")))
 }
 
 /// Parses a duration field such as `"30s"`; a 400 naming the field otherwise.

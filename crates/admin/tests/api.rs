@@ -312,6 +312,8 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
         serde_json::json!({"instance_warmup": "soon"}),
         serde_json::json!({"instance_warmup": "2h"}),
         serde_json::json!({"min_healthy_percentage": 90, "max_healthy_percentage": 110}),
+        serde_json::json!([90, "5s"]),
+        serde_json::json!("fast"),
     ] {
         let e = c
             .post::<_, InstanceRefreshInfo>(refresh, &bad)
@@ -344,6 +346,10 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(*fake.refresh.lock().unwrap(), Some((None, None)));
+    let _: InstanceRefreshInfo = c
+        .post(refresh, &serde_json::Value::Null)
+        .await
+        .expect("null means the defaults");
 
     let outage = "/v1/zones/az-a/outage";
     for bad in [
@@ -351,6 +357,8 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
         serde_json::json!({"duration": "a while"}),
         serde_json::json!({"duration": "30s", "zone": "az-b"}),
         serde_json::json!({"duration": 30}),
+        serde_json::json!(["30s"]),
+        serde_json::Value::Null,
     ] {
         let e = c.post::<_, ZoneInfo>(outage, &bad).await.unwrap_err();
         assert_eq!(api_error(e).0, 400, "{bad}");
