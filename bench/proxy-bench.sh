@@ -34,6 +34,7 @@ command -v haproxy >/dev/null || need+=(haproxy)
 command -v nginx >/dev/null || need+=(nginx)
 command -v wrk >/dev/null || need+=(wrk)
 command -v h2load >/dev/null || need+=(nghttp2-client)
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]} from Debian's packages"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
@@ -46,7 +47,8 @@ FLOTILLA="$ROOT/target/release/flotilla"
 # Ports.
 B1=19101 B2=19102 B3=19103
 P_HAPROXY=19201 P_HAPROXY2=19202 P_NGINX=19203 P_FLOTILLA=19204
-H2_HAPROXY=19211 H2_HAPROXY2=19212 H2_NGINX=19213 H2_FLOTILLA=19214
+H2_HAPROXY=19211 H2_HAPROXY2=19212 H2_NGINX=19213 H2_FLOTILLA=$P_FLOTILLA  # h2c on the same port
+T_HAPROXY=19221 T_HAPROXY2=19222 T_NGINX=19223 T_FLOTILLA=19224
 ADMIN=19290
 
 # --- backends: one nginx, one worker, three ports, tiny answer -----------------------------
@@ -70,7 +72,7 @@ taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -e "$WORK/backend/error.log" &
 PIDS+=($!)
 
 # --- HAProxy (twice: the second is the noise control) --------------------------------------
-haproxy_conf() { # port h2port
+haproxy_conf() { # port h2port tcpport
   cat <<CONF
 global
   nbthread 1
@@ -91,10 +93,20 @@ backend be
   server b1 127.0.0.1:$B1 maxconn 1000
   server b2 127.0.0.1:$B2 maxconn 1000
   server b3 127.0.0.1:$B3 maxconn 1000
+frontend fe_tcp
+  mode tcp
+  bind 127.0.0.1:$3
+  default_backend be_tcp
+backend be_tcp
+  mode tcp
+  balance roundrobin
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
 CONF
 }
-haproxy_conf $P_HAPROXY $H2_HAPROXY > "$WORK/haproxy/a.cfg"
-haproxy_conf $P_HAPROXY2 $H2_HAPROXY2 > "$WORK/haproxy/b.cfg"
+haproxy_conf $P_HAPROXY $H2_HAPROXY $T_HAPROXY > "$WORK/haproxy/a.cfg"
+haproxy_conf $P_HAPROXY2 $H2_HAPROXY2 $T_HAPROXY2 > "$WORK/haproxy/b.cfg"
 taskset -c 0 haproxy -f "$WORK/haproxy/a.cfg" -db &
 HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
 taskset -c 0 haproxy -f "$WORK/haproxy/b.cfg" -db &
@@ -102,6 +114,7 @@ HAPROXY2_PID=$!; PIDS+=($HAPROXY2_PID)
 
 # --- nginx as proxy ------------------------------------------------------------------------
 cat > "$WORK/nginx/nginx.conf" <<CONF
+load_module /usr/lib/nginx/modules/ngx_stream_module.so;
 worker_processes 1;
 daemon off;
 pid $WORK/nginx/nginx.pid;
@@ -125,6 +138,10 @@ http {
     }
   }
 }
+stream {
+  upstream be_tcp { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; }
+  server { listen 127.0.0.1:$T_NGINX; proxy_pass be_tcp; }
+}
 CONF
 taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
@@ -145,12 +162,29 @@ healthy_threshold = 2
 [[load_balancers.front.listeners]]
 bind = "127.0.0.1:$P_FLOTILLA"
 default_action = { type = "forward", target_group = "be" }
+
+[target_groups.be_tcp]
+protocol = "tcp"
+targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
+[target_groups.be_tcp.health_check]
+protocol = "tcp"
+interval = "5s"
+timeout = "2s"
+healthy_threshold = 2
+
+[load_balancers.nlb]
+type = "network"
+
+[[load_balancers.nlb.listeners]]
+bind = "127.0.0.1:$T_FLOTILLA"
+protocol = "tcp"
+default_action = { type = "forward", target_group = "be_tcp" }
 CONF
 RUST_LOG=warn taskset -c 0 "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" &
 FLOTILLA_PID=$!; PIDS+=($FLOTILLA_PID)
 
 # Wait until every proxy answers (bounded).
-for port in $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA; do
+for port in $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA $T_HAPROXY $T_HAPROXY2 $T_NGINX $T_FLOTILLA; do
   for _ in $(seq 1 100); do
     curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
     sleep 0.1
@@ -168,23 +202,24 @@ ticks() {
 }
 HZ=$(getconf CLK_TCK)
 
-# name → "pid port h2port"
+# name → "pid port h2port tcpport"
 declare -A PROXY=(
-  [haproxy]="$HAPROXY_PID $P_HAPROXY $H2_HAPROXY"
-  [haproxy2]="$HAPROXY2_PID $P_HAPROXY2 $H2_HAPROXY2"
-  [nginx]="$NGINX_PID $P_NGINX $H2_NGINX"
-  [flotilla]="$FLOTILLA_PID $P_FLOTILLA $H2_FLOTILLA"
+  [haproxy]="$HAPROXY_PID $P_HAPROXY $H2_HAPROXY $T_HAPROXY"
+  [haproxy2]="$HAPROXY2_PID $P_HAPROXY2 $H2_HAPROXY2 $T_HAPROXY2"
+  [nginx]="$NGINX_PID $P_NGINX $H2_NGINX $T_NGINX"
+  [flotilla]="$FLOTILLA_PID $P_FLOTILLA $H2_FLOTILLA $T_FLOTILLA"
 )
-CASES=(h1-c64 h1-c256 h1-close h2-c64)
+CASES=(h1-c64 h1-c256 h1-close h2-c64 tcp-c64)
 
 # One measurement: prints "rps p50_ms p99_ms" (or "nan nan nan" if the tool failed).
-measure() { # case port h2port
+measure() { # case port h2port tcpport
   local out
   case "$1" in
     h1-c64)  out=$(taskset -c 1 wrk -t1 -c64  -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1) || true ;;
     h1-c256) out=$(taskset -c 1 wrk -t1 -c256 -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1) || true ;;
     h1-close) out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency -H "Connection: close" "http://127.0.0.1:$2/" 2>&1) || true ;;
     h2-c64)  out=$(taskset -c 1 h2load -c64 -m1 -D "$SECS" --warm-up-time=0 "http://127.0.0.1:$3/" 2>&1) || true ;;
+    tcp-c64) out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$4/" 2>&1) || true ;;
   esac
   python3 "$HERE/parse_load.py" "$1" <<<"$out"
 }
@@ -194,9 +229,9 @@ echo "running $ROUNDS rounds × ${SECS}s × ${#CASES[@]} cases × ${#PROXY[@]} p
 for round in $(seq 1 "$ROUNDS"); do
   for case in "${CASES[@]}"; do
     for name in $(printf '%s\n' "${!PROXY[@]}" | shuf); do
-      read -r pid port h2port <<<"${PROXY[$name]}"
+      read -r pid port h2port tcpport <<<"${PROXY[$name]}"
       before=$(ticks "$pid")
-      read -r rps p50 p99 <<<"$(measure "$case" "$port" "$h2port")"
+      read -r rps p50 p99 <<<"$(measure "$case" "$port" "$h2port" "$tcpport")"
       after=$(ticks "$pid")
       cpu=$(python3 -c "print(($after - $before) / $HZ)")
       echo "$case,$round,$name,$SECS,$rps,$p50,$p99,$cpu" >> "$RESULTS"
