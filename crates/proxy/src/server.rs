@@ -175,14 +175,16 @@ pub async fn serve_listener(
         let tls = tls.clone();
         tokio::spawn(async move {
             let _guard = guard;
+            // Each protocol's state lives in its own allocation, so this task stays small and
+            // spawning it copies little.
             match tls {
-                None => conn.serve(stream, false, false).await,
+                None => Box::pin(conn.serve(stream, false, false)).await,
                 Some(acceptor) => {
-                    let handshake = acceptor.accept(stream);
+                    let handshake = Box::pin(acceptor.accept(stream));
                     match tokio::time::timeout(limits.header_read_timeout, handshake).await {
                         Ok(Ok(tls_stream)) => {
                             let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            conn.serve(tls_stream, true, h2).await;
+                            Box::pin(conn.serve(tls_stream, true, h2)).await;
                         }
                         Ok(Err(e)) => {
                             tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
@@ -234,13 +236,13 @@ impl Conn {
             tls,
         });
         if h2 {
-            self.serve_h2(stream, ctx).await;
+            Box::pin(self.serve_h2(stream, ctx)).await;
             return;
         }
         match h1::serve(stream, Arc::clone(&ctx), !tls).await {
             h1::Ended::Done => {}
             h1::Ended::Http2 { io, read } => {
-                self.serve_h2(Prefixed::new(read, io), ctx).await;
+                Box::pin(self.serve_h2(Prefixed::new(read, io), ctx)).await;
             }
         }
     }

@@ -19,11 +19,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::Instrument;
 
 use crate::body::InFlight;
 use crate::proxy_protocol;
-use crate::target_group::{now_ms, Backend, TargetGroup};
+use crate::target_group::{Backend, TargetGroup};
 use crate::{ListenerStats, ProxyError};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
@@ -109,8 +108,7 @@ pub async fn serve_tcp_with_stats(
             config,
             stats: Arc::clone(&stats),
         };
-        let span = tracing::debug_span!("flow", client = %peer, listener = %local);
-        flows.spawn(flow.run(stream).instrument(span));
+        flows.spawn(flow.run(stream));
     }
     drop(listener);
     tracing::info!(addr = %local, open = flows.len(), "tcp listener stopping; waiting for open flows");
@@ -159,12 +157,12 @@ impl Flow {
                 return;
             }
         }
-        let activity = AtomicU64::new(now_ms());
-        let mut a = Tracked::new(client, &activity, &self.stats);
-        let mut b = Tracked::new(upstream, &activity, &self.stats);
+        let moved = AtomicU64::new(0);
+        let mut a = Tracked::new(client, &moved, &self.stats);
+        let mut b = Tracked::new(upstream, &moved, &self.stats);
         let end = {
             let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
-            let watch = self.watchdog(&backend, &activity);
+            let watch = self.watchdog(&backend, &moved);
             tokio::select! {
                 res = copy => End::Closed(res),
                 end = watch => end,
@@ -216,18 +214,26 @@ impl Flow {
     }
 
     /// Ends when the flow has been idle for the idle timeout or its target is no longer
-    /// registered; pending otherwise.
-    async fn watchdog(&self, backend: &Arc<Backend>, activity: &AtomicU64) -> End {
-        let idle_ms = u64::try_from(self.config.idle_timeout.as_millis()).unwrap_or(u64::MAX);
+    /// registered; pending otherwise. Idleness is seen by sampling the flow's byte count a few
+    /// times per timeout, so the copy loop reads no clock.
+    async fn watchdog(&self, backend: &Arc<Backend>, moved: &AtomicU64) -> End {
+        let idle = self.config.idle_timeout;
+        let step = MEMBERSHIP_CHECK.min(idle / 4).max(Duration::from_millis(1));
+        let mut seen = moved.load(Ordering::Relaxed);
+        let mut quiet = Duration::ZERO;
         loop {
-            let quiet = now_ms().saturating_sub(activity.load(Ordering::Relaxed));
-            if quiet >= idle_ms {
-                return End::Idle;
-            }
-            let left = Duration::from_millis(idle_ms - quiet);
-            tokio::time::sleep(left.min(MEMBERSHIP_CHECK)).await;
+            tokio::time::sleep(step).await;
             if !self.group.is_registered(backend) {
                 return End::Deregistered;
+            }
+            let now = moved.load(Ordering::Relaxed);
+            if now == seen {
+                quiet += step;
+                if quiet >= idle {
+                    return End::Idle;
+                }
+            } else {
+                (seen, quiet) = (now, Duration::ZERO);
             }
         }
     }
@@ -242,19 +248,19 @@ impl Drop for OpenConnection {
     }
 }
 
-/// A stream that notes when it last delivered data (for the idle timeout) and counts the bytes
-/// as they pass (so per-second byte metrics of long flows stay current).
+/// A stream that counts the bytes it delivers: into the flow's count (for the idle timeout)
+/// and the listener's (so per-second byte metrics of long flows stay current).
 struct Tracked<'a> {
     inner: TcpStream,
-    activity: &'a AtomicU64,
+    moved: &'a AtomicU64,
     stats: &'a ListenerStats,
 }
 
 impl<'a> Tracked<'a> {
-    fn new(inner: TcpStream, activity: &'a AtomicU64, stats: &'a ListenerStats) -> Self {
+    fn new(inner: TcpStream, moved: &'a AtomicU64, stats: &'a ListenerStats) -> Self {
         Tracked {
             inner,
-            activity,
+            moved,
             stats,
         }
     }
@@ -272,7 +278,7 @@ impl AsyncRead for Tracked<'_> {
         let n = buf.filled().len() - before;
         if n > 0 {
             this.stats.bytes(n as u64);
-            this.activity.store(now_ms(), Ordering::Relaxed);
+            this.moved.fetch_add(n as u64, Ordering::Relaxed);
         }
         res
     }

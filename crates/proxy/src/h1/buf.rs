@@ -1,7 +1,10 @@
 //! The read buffer of one connection (client or target): bytes read but not yet used, kept
-//! between requests so that a pipelined request or a body's first bytes are never lost, and
-//! allocated once per connection.
+//! between requests so that a pipelined request or a body's first bytes are never lost.
+//!
+//! Buffers are recycled through a small per-thread store, so a short connection (one request,
+//! `Connection: close`) neither allocates nor zeroes its buffers.
 
+use std::cell::RefCell;
 use std::io;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -17,10 +20,78 @@ pub(crate) struct InBuf {
     end: usize,
 }
 
+/// Most spare buffers kept per thread (of each kind).
+const SPARE_MAX: usize = 256;
+
+thread_local! {
+    /// Read buffers of [`INITIAL`] bytes, initialised.
+    static SPARE_READ: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    /// Empty write buffers with their capacity.
+    static SPARE_WRITE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn take_from(spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>) -> Option<Vec<u8>> {
+    spare.with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+}
+
+fn give_to(spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, buf: Vec<u8>) {
+    // During thread teardown the store may be gone: then the buffer is simply freed.
+    let _ = spare.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            if s.len() < SPARE_MAX {
+                s.push(buf);
+            }
+        }
+    });
+}
+
+/// Bytes being assembled for one write (a head and the first body bytes); its allocation is
+/// recycled when the connection ends (oversized ones are freed).
+#[derive(Debug)]
+pub(crate) struct OutBuf(Vec<u8>);
+
+impl OutBuf {
+    pub(crate) fn new() -> OutBuf {
+        OutBuf(take_from(&SPARE_WRITE).unwrap_or_else(|| Vec::with_capacity(4096)))
+    }
+}
+
+impl std::ops::Deref for OutBuf {
+    type Target = Vec<u8>;
+    fn deref(&self) -> &Vec<u8> {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for OutBuf {
+    fn deref_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.0
+    }
+}
+
+impl Drop for OutBuf {
+    fn drop(&mut self) {
+        if self.0.capacity() <= 2 * INITIAL {
+            let mut buf = std::mem::take(&mut self.0);
+            buf.clear();
+            give_to(&SPARE_WRITE, buf);
+        }
+    }
+}
+
+impl Drop for InBuf {
+    fn drop(&mut self) {
+        if self.data.len() == INITIAL {
+            give_to(&SPARE_READ, std::mem::take(&mut self.data));
+        }
+    }
+}
+
 impl InBuf {
     pub(crate) fn new() -> InBuf {
+        let data = take_from(&SPARE_READ).unwrap_or_else(|| vec![0; INITIAL]);
         InBuf {
-            data: vec![0; INITIAL],
+            data,
             start: 0,
             end: 0,
         }

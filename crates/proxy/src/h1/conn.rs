@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::buf::{InBuf, INITIAL};
+use super::buf::{InBuf, OutBuf, INITIAL};
 use super::cursor::Cursor;
 use super::deadline::Deadline;
 use super::head::{self, Request, RequestHead, Version};
@@ -157,9 +157,9 @@ pub(crate) struct Client<S> {
     ctx: Arc<ConnCtx>,
     inbuf: InBuf,
     /// What goes to the client next (a response head and the first body bytes).
-    out: Vec<u8>,
+    out: OutBuf,
     /// What goes to the target next (a request head and the first body bytes).
-    up_out: Vec<u8>,
+    up_out: OutBuf,
     head: RequestHead,
     timer: Deadline,
     /// Lines of a partial head already looked at.
@@ -187,8 +187,8 @@ where
         io,
         ctx,
         inbuf: InBuf::new(),
-        out: Vec::with_capacity(4096),
-        up_out: Vec::with_capacity(4096),
+        out: OutBuf::new(),
+        up_out: OutBuf::new(),
         head: RequestHead::default(),
         timer: Deadline::new(Instant::now() + idle),
         scanned: 0,
@@ -360,13 +360,12 @@ where
         let served = match decision {
             Err(resp) => {
                 self.inbuf.consume(len);
-                let generated = true;
-                self.respond(resp, &mut ex, generated).await
+                Box::pin(self.respond(resp, &mut ex, true)).await
             }
             Ok(group) if group.protocol_version() != ProtocolVersion::Http1 => {
                 let parts = to_parts(&req);
                 self.inbuf.consume(len);
-                self.bridge(&group, parts, &mut ex).await
+                Box::pin(self.bridge(&group, parts, &mut ex)).await
             }
             Ok(group) => {
                 let upgrade = self.head.upgrade;
@@ -378,7 +377,7 @@ where
                 rewrite::request_head(&mut self.up_out, &self.head, bytes, &ctx.fwd, upgrade);
                 self.inbuf.consume(len);
                 if upgrade {
-                    self.upgrade(&group, &mut ex).await
+                    Box::pin(self.upgrade(&group, &mut ex)).await
                 } else {
                     self.forward(&group, sticky, &mut ex).await
                 }
@@ -404,7 +403,7 @@ where
     ) -> Served {
         // Body bytes that arrived with the head go out with it.
         if let Err(e) = self.inline_body(ex) {
-            return self.body_failed(e, ex).await;
+            return Box::pin(self.body_failed(e, ex)).await;
         }
         let first = match sticky {
             Some(b) => Some(b),
@@ -478,8 +477,10 @@ where
         let replayable = ex.idempotent && ex.complete;
         let mut stale = 0;
         loop {
+            // One clock reading serves the pool, the timer and the response time.
+            let mut sent_at = std::time::Instant::now();
             let pooled = if stale < MAX_STALE {
-                backend.pool.h1.take(idle)
+                backend.pool.h1.take(idle, sent_at)
             } else {
                 None
             };
@@ -487,7 +488,10 @@ where
             let mut up = match pooled {
                 Some(c) => c,
                 None => match UpConn::connect(backend.addr, ctx.config.connect_timeout).await {
-                    Ok(c) => c,
+                    Ok(c) => {
+                        sent_at = std::time::Instant::now();
+                        c
+                    }
                     Err(e) => {
                         tracing::debug!(target = %backend.addr, error = %e, "connect failed");
                         backend.eject();
@@ -499,8 +503,7 @@ where
                     }
                 },
             };
-            self.timer.set(Instant::now() + idle);
-            let sent_at = std::time::Instant::now();
+            self.timer.set(Instant::from_std(sent_at) + idle);
             if let Err(e) = up.stream.write_all(&self.up_out).await {
                 // Nothing was taken from the client beyond `up_out`: it can be sent again.
                 tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
@@ -520,7 +523,8 @@ where
             let exchanged = if ex.cursor.is_done() {
                 self.download(&mut up, &side, backend, sent_at).await
             } else {
-                self.duplex(&mut up, &side, backend, sent_at, ex).await
+                // Rare and large: kept off the connection's own state.
+                Box::pin(self.duplex(&mut up, &side, backend, sent_at, ex)).await
             };
             let (parsed, headers_at, relayed) = match exchanged {
                 Exchanged::Answered {
@@ -542,7 +546,7 @@ where
                 Exchanged::BodyFailed(BodyError::Target) => {
                     return Err(fail(FailKind::Closed, false));
                 }
-                Exchanged::BodyFailed(e) => return Ok(self.body_failed(e, ex).await),
+                Exchanged::BodyFailed(e) => return Ok(Box::pin(self.body_failed(e, ex)).await),
             };
             drop(in_flight);
             let body_done = ex.cursor.is_done();
@@ -556,7 +560,7 @@ where
                 Err(Relay::Client) => Keep::No,
             };
             if relayed.is_ok() && parsed.reusable && body_done && up.buf.is_empty() {
-                backend.pool.h1.put(up, idle);
+                backend.pool.h1.put(up, idle, headers_at);
             }
             return Ok(Served {
                 status: parsed.status,

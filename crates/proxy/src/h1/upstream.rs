@@ -94,24 +94,23 @@ impl Pool {
     }
 
     /// The most recently parked connection that is still open and idle for less than
-    /// `max_idle`; others met on the way are closed.
-    pub(crate) fn take(&self, max_idle: Duration) -> Option<UpConn> {
+    /// `max_idle` at `now`; others met on the way are closed.
+    pub(crate) fn take(&self, max_idle: Duration, now: Instant) -> Option<UpConn> {
         loop {
             let Idle { mut conn, since } = self.lock().pop()?;
-            if since.elapsed() < max_idle && conn.still_open() {
+            if now.saturating_duration_since(since) < max_idle && conn.still_open() {
                 return Some(conn);
             }
         }
     }
 
-    /// Park a connection whose last response was read completely.
-    pub(crate) fn put(&self, conn: UpConn, max_idle: Duration) {
-        let now = Instant::now();
+    /// Park a connection whose last response was read completely (at about `now`).
+    pub(crate) fn put(&self, conn: UpConn, max_idle: Duration, now: Instant) {
         let mut idle = self.lock();
         // The oldest sit at the front: drop those that outlived the idle timeout.
         let expired = idle
             .iter()
-            .take_while(|i| now.duration_since(i.since) >= max_idle)
+            .take_while(|i| now.saturating_duration_since(i.since) >= max_idle)
             .count();
         idle.drain(..expired);
         if idle.len() >= MAX_IDLE {
