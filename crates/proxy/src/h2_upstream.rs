@@ -102,7 +102,7 @@ pub(crate) async fn forward(
     };
     let (mut rparts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers);
-    let body = UpstreamBody::unpooled(body, in_flight, cfg.idle_timeout);
+    let body = UpstreamBody::new(body, in_flight);
     Response::from_parts(rparts, ProxyBody::Upstream(body))
 }
 

@@ -82,6 +82,56 @@ async fn http2_prior_knowledge_on_a_plain_listener() {
     assert_eq!((status, name.as_str()), (200, "b1"));
 }
 
+#[tokio::test]
+async fn http2_uploads_stream_to_http1_targets_and_connections_are_reused() {
+    use http_body_util::StreamBody;
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let lb = plain(&group).await;
+    let stream = TcpStream::connect(lb.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // A body of unknown length (chunked to the target), echoed back, twice over.
+    let payload: Vec<u8> = (0..1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    for _ in 0..2 {
+        let frames: Vec<Result<hyper::body::Frame<Bytes>, std::io::Error>> = payload
+            .chunks(64 * 1024)
+            .map(|c| Ok(hyper::body::Frame::data(Bytes::copy_from_slice(c))))
+            .collect();
+        let req = Request::post(format!("http://{}/echo", lb.addr))
+            .body(StreamBody::new(futures_util::stream::iter(frames)))
+            .unwrap();
+        send.ready().await.unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert!(body == payload, "echoed {} bytes", body.len());
+    }
+    // Bodiless requests afterwards ride the pooled connection.
+    for _ in 0..5 {
+        let req = Request::get(format!("http://{}/", lb.addr))
+            .body(StreamBody::new(futures_util::stream::iter(Vec::<
+                Result<hyper::body::Frame<Bytes>, std::io::Error>,
+            >::new(
+            ))))
+            .unwrap();
+        send.ready().await.unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.into_body().collect().await.unwrap().to_bytes(), "b1");
+    }
+    assert_eq!(backend.requests(), 7);
+    assert!(
+        backend.connections() <= 2,
+        "{} target connections for 7 requests",
+        backend.connections()
+    );
+    assert_eq!(group.in_flight(backend.addr), Some(0));
+}
+
 /// A test CA and two leaf certificates it signed, in PEM, for `alpha.test` and `*.beta.test`.
 struct Pki {
     ca: CertificateDer<'static>,

@@ -139,6 +139,28 @@ impl InBuf {
         false
     }
 
+    /// [`InBuf::read_from`] for poll-based callers (bodies handed to hyper).
+    pub(crate) fn poll_read_from<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        io: &mut R,
+        max: usize,
+    ) -> std::task::Poll<io::Result<usize>> {
+        if !self.make_room(max) {
+            return std::task::Poll::Ready(Ok(0));
+        }
+        let mut rb = tokio::io::ReadBuf::new(&mut self.data[self.end..]);
+        match std::pin::Pin::new(io).poll_read(cx, &mut rb) {
+            std::task::Poll::Ready(Ok(())) => {
+                let n = rb.filled().len();
+                self.end += n;
+                std::task::Poll::Ready(Ok(n))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    }
+
     /// Read once from `io` into free space, moving unconsumed bytes to the front or growing the
     /// buffer (up to `max` bytes in all) when needed. `Ok(0)` is end of stream — or a buffer
     /// already holding `max` unconsumed bytes, which callers bound beforehand.

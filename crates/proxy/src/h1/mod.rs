@@ -10,6 +10,7 @@
 //! the client and the target.
 
 mod buf;
+pub(crate) mod client;
 mod conn;
 mod cursor;
 mod deadline;
@@ -20,4 +21,4 @@ mod tunnel;
 mod upstream;
 
 pub(crate) use conn::{serve, Ended};
-pub(crate) use upstream::Pool;
+pub(crate) use upstream::{ConnectError, Pool, UpConn};

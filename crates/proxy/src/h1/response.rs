@@ -47,28 +47,24 @@ pub(crate) struct Parsed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Invalid;
 
-/// Parse the response head at the start of `buf` and, when complete, write the client's head
-/// into `out` (cleared first). `Ok(None)`: more bytes are needed. Interim (1xx other than 101)
-/// responses are parsed like any other; the caller skips them.
-pub(crate) fn parse(
-    buf: &[u8],
-    side: &ClientSide<'_>,
-    out: &mut Vec<u8>,
-) -> Result<Option<Parsed>, Invalid> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut resp = httparse::Response::new(&mut fields);
-    let len = match httparse::ParserConfig::default()
-        .allow_multiple_spaces_in_response_status_delimiters(true)
-        .parse_response(&mut resp, buf)
-    {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(Invalid),
-    };
-    let status = resp.code.ok_or(Invalid)?;
-    let http11 = resp.version == Some(1);
-    let headers = &*resp.headers;
+/// What a response head says about its body and its connection (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy)]
+struct Framing {
+    body: RespBody,
+    /// The target connection can carry another request.
+    reusable: bool,
+    /// A `Transfer-Encoding` was sent (it overrides any `Content-Length`).
+    coded: bool,
+    /// `Connection` names other headers, which are hop-by-hop for this message.
+    conn_names: bool,
+}
 
+fn framing(
+    status: u16,
+    http11: bool,
+    headers: &[httparse::Header<'_>],
+    is_head: bool,
+) -> Result<Framing, Invalid> {
     let mut length: Option<u64> = None;
     let mut te_chunked: Option<bool> = None;
     let mut conn_close = false;
@@ -103,8 +99,7 @@ pub(crate) fn parse(
             }
         }
     }
-
-    let body = if side.is_head || status < 200 || status == 204 || status == 304 {
+    let body = if is_head || status < 200 || status == 204 || status == 304 {
         RespBody::None
     } else {
         match (te_chunked, length) {
@@ -118,41 +113,111 @@ pub(crate) fn parse(
         && body != RespBody::Close
         // Both framings: RFC 9112 §6.3 lets the coding win, but the connection must close.
         && !(te_chunked.is_some() && length.is_some());
-    let dechunk = body == RespBody::Chunked && side.http10;
-    let close_client = side.close || body == RespBody::Close || dechunk;
+    Ok(Framing {
+        body,
+        reusable,
+        coded: te_chunked.is_some(),
+        conn_names,
+    })
+}
+
+/// Whether a target's header goes on to the client: hop-by-hop headers do not (`Connection`
+/// and `Upgrade` only on a 101), framing headers only as the client's framing needs
+/// (`keep_chunked`: the chunked coding is passed through).
+fn passes(
+    name: &[u8],
+    headers: &[httparse::Header<'_>],
+    f: &Framing,
+    switching: bool,
+    keep_chunked: bool,
+) -> bool {
+    if is_one_of(name, &[b"connection", b"upgrade"]) {
+        switching
+    } else if is_one_of(
+        name,
+        &[b"keep-alive", b"proxy-connection", b"te", b"trailer"],
+    ) {
+        false
+    } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+        keep_chunked
+    } else if name.eq_ignore_ascii_case(b"content-length") {
+        !f.coded
+    } else {
+        !(f.conn_names
+            && headers
+                .iter()
+                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
+                .flat_map(|h| h.value.split(|&b| b == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name)))
+    }
+}
+
+/// A response head as httparse saw it.
+struct RawHead<'h, 'b> {
+    len: usize,
+    status: u16,
+    http11: bool,
+    reason: Option<&'b str>,
+    headers: &'h [httparse::Header<'b>],
+}
+
+/// Run httparse over `buf`; `Ok(None)` while the head is incomplete.
+fn parse_head<'h, 'b>(
+    buf: &'b [u8],
+    fields: &'h mut [httparse::Header<'b>],
+) -> Result<Option<RawHead<'h, 'b>>, Invalid> {
+    let mut resp = httparse::Response::new(fields);
+    let len = match httparse::ParserConfig::default()
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .parse_response(&mut resp, buf)
+    {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Invalid),
+    };
+    Ok(Some(RawHead {
+        len,
+        status: resp.code.ok_or(Invalid)?,
+        http11: resp.version == Some(1),
+        reason: resp.reason,
+        headers: resp.headers,
+    }))
+}
+
+/// Parse the response head at the start of `buf` and, when complete, write the client's head
+/// into `out` (cleared first). `Ok(None)`: more bytes are needed. Interim (1xx other than 101)
+/// responses are parsed like any other; the caller skips them.
+pub(crate) fn parse(
+    buf: &[u8],
+    side: &ClientSide<'_>,
+    out: &mut Vec<u8>,
+) -> Result<Option<Parsed>, Invalid> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let Some(RawHead {
+        len,
+        status,
+        http11,
+        reason,
+        headers,
+    }) = parse_head(buf, &mut fields)?
+    else {
+        return Ok(None);
+    };
+    let f = framing(status, http11, headers, side.is_head)?;
+    let dechunk = f.body == RespBody::Chunked && side.http10;
+    let close_client = side.close || f.body == RespBody::Close || dechunk;
     let switching = status == 101;
+    let keep_chunked = f.body == RespBody::Chunked && !dechunk;
 
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     push_status(out, status);
     out.push(b' ');
-    out.extend_from_slice(resp.reason.unwrap_or("").as_bytes());
+    out.extend_from_slice(reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let named = |name: &[u8]| {
-        conn_names
-            && headers
-                .iter()
-                .filter(|h| h.name.eq_ignore_ascii_case("connection"))
-                .flat_map(|h| h.value.split(|&b| b == b','))
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
-    };
     for h in headers {
         let name = h.name.as_bytes();
-        let keep = if is_one_of(name, &[b"connection", b"upgrade"]) {
-            switching
-        } else if is_one_of(
-            name,
-            &[b"keep-alive", b"proxy-connection", b"te", b"trailer"],
-        ) {
-            false
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            body == RespBody::Chunked && !dechunk
-        } else if name.eq_ignore_ascii_case(b"content-length") {
-            te_chunked.is_none()
-        } else {
-            !named(name)
-        };
-        if keep {
+        if passes(name, headers, &f, switching, keep_chunked) {
             out.extend_from_slice(name);
             out.extend_from_slice(b": ");
             out.extend_from_slice(h.value);
@@ -175,10 +240,58 @@ pub(crate) fn parse(
     Ok(Some(Parsed {
         len,
         status,
-        body,
-        reusable,
+        body: f.body,
+        reusable: f.reusable,
         close_client,
         dechunk,
+    }))
+}
+
+/// A response head as `http` types, for clients that are not HTTP/1 (the body is handed over
+/// without its framing, so no framing header but a `Content-Length` passes).
+#[derive(Debug)]
+pub(crate) struct Typed {
+    pub(crate) len: usize,
+    pub(crate) parts: http::response::Parts,
+    pub(crate) body: RespBody,
+    pub(crate) reusable: bool,
+}
+
+/// Parse the response head at the start of `buf` into `http` types. `Ok(None)`: more bytes
+/// are needed.
+pub(crate) fn parse_typed(buf: &[u8], is_head: bool) -> Result<Option<Typed>, Invalid> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let Some(RawHead {
+        len,
+        status,
+        http11,
+        headers,
+        ..
+    }) = parse_head(buf, &mut fields)?
+    else {
+        return Ok(None);
+    };
+    let f = framing(status, http11, headers, is_head)?;
+    let mut parts = http::Response::new(()).into_parts().0;
+    parts.status = http::StatusCode::from_u16(status).map_err(|_| Invalid)?;
+    for h in headers {
+        let name = h.name.as_bytes();
+        if !passes(name, headers, &f, false, false) {
+            continue;
+        }
+        let (Ok(n), Ok(v)) = (
+            http::header::HeaderName::from_bytes(name),
+            http::header::HeaderValue::from_bytes(h.value),
+        ) else {
+            return Err(Invalid);
+        };
+        parts.headers.append(n, v);
+    }
+    Ok(Some(Typed {
+        len,
+        parts,
+        body: f.body,
+        reusable: f.reusable,
     }))
 }
 

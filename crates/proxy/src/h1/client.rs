@@ -1,0 +1,369 @@
+//! HTTP/1 exchanges for requests that arrive as `http` types — those of HTTP/2 clients — over
+//! the same pooled target connections the engine uses. The head is encoded from `Parts`; a
+//! body is sent with its length or chunked while the answer is read; the answer is handed to
+//! hyper as `http` types with a body that yields the payload without its framing and parks
+//! the connection when it ends.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{Method, Response};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::AsyncWrite;
+
+use super::buf::INITIAL;
+use super::cursor::Cursor;
+use super::response::{self, RespBody, Typed};
+use super::upstream::UpConn;
+use crate::body::{BoxError, InFlight, ReqBody};
+
+/// Largest response head accepted from a target (502 beyond).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The head for the target, with the framing the body will be sent in.
+pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<bool>) {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(
+        parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .as_bytes(),
+    );
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        if *name == http::header::CONTENT_LENGTH || *name == http::header::TRANSFER_ENCODING {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    // `Some(chunked)` when a body follows.
+    let framing = if body.is_empty() {
+        if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+            out.extend_from_slice(b"Content-Length: 0\r\n");
+        }
+        None
+    } else if let Some(n) = body.size_hint().exact() {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(n.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        Some(false)
+    } else {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        Some(true)
+    };
+    out.extend_from_slice(b"\r\n");
+    (out, framing)
+}
+
+/// Why an exchange produced no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NoAnswer {
+    /// The connection closed or reset before any response byte.
+    Closed,
+    /// No response headers within the idle timeout (counted from the last upload progress).
+    NoHeaders,
+    /// The target answered something that is not HTTP/1.
+    Invalid,
+    /// The client's body broke off (or grew past its limit) while it was being sent.
+    ClientBody,
+}
+
+/// A request body on its way to the target, sent as the target's answer is read.
+#[derive(Debug)]
+pub(crate) struct Upload {
+    body: ReqBody,
+    chunked: bool,
+    /// Encoded bytes not yet written, from `at`.
+    out: Vec<u8>,
+    at: usize,
+    /// The body has ended (its last bytes may still be in `out`).
+    ended: bool,
+    /// When anything of the body last moved.
+    pub(crate) progress: Instant,
+}
+
+impl Upload {
+    pub(crate) fn new(body: ReqBody, chunked: bool) -> Upload {
+        Upload {
+            body,
+            chunked,
+            out: Vec::new(),
+            at: 0,
+            ended: false,
+            progress: Instant::now(),
+        }
+    }
+
+    /// Move the body on as far as it goes without waiting. `Ready(Ok)` once all of it was
+    /// written.
+    fn poll_send(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut tokio::net::TcpStream,
+    ) -> Poll<Result<(), NoAnswer>> {
+        loop {
+            if self.at < self.out.len() {
+                match Pin::new(&mut *stream).poll_write(cx, &self.out[self.at..]) {
+                    Poll::Ready(Ok(n)) if n > 0 => {
+                        self.at += n;
+                        self.progress = Instant::now();
+                        continue;
+                    }
+                    Poll::Ready(_) => return Poll::Ready(Err(NoAnswer::Closed)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            self.out.clear();
+            self.at = 0;
+            if self.ended {
+                return Poll::Ready(Ok(()));
+            }
+            match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    if self.chunked {
+                        self.out.extend_from_slice(b"0\r\n\r\n");
+                    }
+                }
+                Poll::Ready(Some(Err(_))) => return Poll::Ready(Err(NoAnswer::ClientBody)),
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.progress = Instant::now();
+                    match frame.into_data() {
+                        Ok(data) if data.is_empty() => {}
+                        Ok(data) if self.chunked => {
+                            self.out
+                                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                            self.out.extend_from_slice(&data);
+                            self.out.extend_from_slice(b"\r\n");
+                        }
+                        Ok(data) => self.out.extend_from_slice(&data),
+                        Err(frame) => {
+                            // Trailers end a chunked body (HTTP/1 has nowhere else for them).
+                            self.ended = true;
+                            if self.chunked {
+                                self.out.extend_from_slice(b"0\r\n");
+                                if let Ok(trailers) = frame.into_trailers() {
+                                    for (name, value) in &trailers {
+                                        self.out.extend_from_slice(name.as_str().as_bytes());
+                                        self.out.extend_from_slice(b": ");
+                                        self.out.extend_from_slice(value.as_bytes());
+                                        self.out.extend_from_slice(b"\r\n");
+                                    }
+                                }
+                                self.out.extend_from_slice(b"\r\n");
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Read the target's response head while sending the rest of the body (`upload`, which is
+/// `None` once sent). Interim 1xx answers are skipped.
+pub(crate) async fn read_head(
+    up: &mut UpConn,
+    upload: &mut Option<Upload>,
+    is_head: bool,
+    idle: Duration,
+) -> Result<Typed, NoAnswer> {
+    let sent = Instant::now();
+    // Milliseconds after `sent` of the upload's last progress (read by the timeout below).
+    let progress = std::sync::atomic::AtomicU64::new(0);
+    let mut got_any = false;
+    let read = std::future::poll_fn(|cx| loop {
+        if let Some(u) = upload.as_mut() {
+            let res = u.poll_send(cx, &mut up.stream);
+            let ms = u.progress.saturating_duration_since(sent).as_millis();
+            progress.store(u64::try_from(ms).unwrap_or(u64::MAX), Ordering::Relaxed);
+            match res {
+                Poll::Ready(Ok(())) => *upload = None,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
+            }
+        }
+        if !up.buf.is_empty() {
+            match response::parse_typed(up.buf.filled(), is_head) {
+                Ok(Some(t)) if t.parts.status.is_informational() => {
+                    up.buf.consume(t.len);
+                    continue;
+                }
+                Ok(Some(t)) => return Poll::Ready(Ok(t)),
+                Ok(None) if up.buf.len() < MAX_RESPONSE_HEAD => {}
+                _ => return Poll::Ready(Err(NoAnswer::Invalid)),
+            }
+        }
+        match up
+            .buf
+            .poll_read_from(cx, &mut up.stream, MAX_RESPONSE_HEAD + INITIAL)
+        {
+            Poll::Ready(Ok(n)) if n > 0 => got_any = true,
+            Poll::Ready(_) if got_any => return Poll::Ready(Err(NoAnswer::Invalid)),
+            Poll::Ready(_) => return Poll::Ready(Err(NoAnswer::Closed)),
+            Poll::Pending => return Poll::Pending,
+        }
+    });
+    tokio::pin!(read);
+    let mut deadline = tokio::time::Instant::from_std(sent) + idle;
+    loop {
+        match tokio::time::timeout_at(deadline, read.as_mut()).await {
+            Ok(r) => return r,
+            Err(_) => {
+                // The clock runs from the last progress of the upload.
+                let last = Duration::from_millis(progress.load(Ordering::Relaxed));
+                let from_last = tokio::time::Instant::from_std(sent) + last + idle;
+                if from_last <= tokio::time::Instant::now() {
+                    return Err(NoAnswer::NoHeaders);
+                }
+                deadline = from_last;
+            }
+        }
+    }
+}
+
+/// A target's HTTP/1 response body for an HTTP/2 client: the payload frame by frame; the
+/// connection is parked when the body ends (if the upload, too, is complete).
+#[derive(Debug)]
+pub(crate) struct ResponseBody {
+    conn: Option<UpConn>,
+    cursor: Cursor,
+    upload: Option<Upload>,
+    in_flight: InFlight,
+    idle: Duration,
+    reusable: bool,
+    length: Option<u64>,
+}
+
+impl ResponseBody {
+    pub(crate) fn new(
+        mut conn: UpConn,
+        head: &Typed,
+        upload: Option<Upload>,
+        in_flight: InFlight,
+        idle: Duration,
+    ) -> ResponseBody {
+        conn.buf.consume(head.len);
+        let length = match head.body {
+            RespBody::Length(n) => Some(n),
+            RespBody::None => Some(0),
+            _ => None,
+        };
+        ResponseBody {
+            conn: Some(conn),
+            cursor: Cursor::response(head.body),
+            upload,
+            in_flight,
+            idle,
+            reusable: head.reusable,
+            length,
+        }
+    }
+
+    /// The body ended: the connection goes back to the pool if it can carry another request.
+    fn finish(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.reusable && self.upload.is_none() && conn.buf.is_empty() {
+                let backend = self.in_flight.backend();
+                backend.pool.h1.put(conn, self.idle, Instant::now());
+            }
+        }
+    }
+
+    fn failed(&mut self, why: &str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let backend = self.in_flight.backend();
+        tracing::debug!(target = %backend.addr, why, "target response body failed");
+        backend.errors_total.fetch_add(1, Ordering::Relaxed);
+        self.conn = None;
+        Poll::Ready(Some(Err(io::Error::other(why.to_string()).into())))
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        loop {
+            let Some(conn) = this.conn.as_mut() else {
+                return Poll::Ready(None);
+            };
+            if let Some(u) = this.upload.as_mut() {
+                match u.poll_send(cx, &mut conn.stream) {
+                    Poll::Ready(Ok(())) => this.upload = None,
+                    // The answer is complete as far as the target is concerned; it simply
+                    // will not get another request on this connection.
+                    Poll::Ready(Err(_)) => {
+                        this.upload = None;
+                        this.reusable = false;
+                    }
+                    Poll::Pending => {}
+                }
+            }
+            if !conn.buf.is_empty() && !this.cursor.is_done() {
+                let avail = conn.buf.filled();
+                let mut data = BytesMut::new();
+                let used = this
+                    .cursor
+                    .advance(avail, &mut |a, b| data.extend_from_slice(&avail[a..b]));
+                let Ok(used) = used else {
+                    return this.failed("malformed chunked framing");
+                };
+                conn.buf.consume(used);
+                if !data.is_empty() {
+                    return Poll::Ready(Some(Ok(Frame::data(data.freeze()))));
+                }
+            }
+            if this.cursor.is_done() {
+                if this.upload.take().is_some() {
+                    // Answered before the request body ended: the target will not read the
+                    // rest, and the connection cannot carry another request.
+                    this.reusable = false;
+                }
+                this.finish();
+                return Poll::Ready(None);
+            }
+            match conn.buf.poll_read_from(cx, &mut conn.stream, INITIAL) {
+                Poll::Ready(Ok(n)) if n > 0 => {}
+                Poll::Ready(_) if matches!(this.cursor, Cursor::UntilClose) => {
+                    this.cursor = Cursor::Done;
+                    this.reusable = false;
+                }
+                Poll::Ready(_) => return this.failed("connection closed mid-body"),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.conn.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.length {
+            Some(n) => SizeHint::with_exact(n),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+/// The answer for hyper.
+pub(crate) fn into_response(head: Typed, body: ResponseBody) -> Response<ResponseBody> {
+    Response::from_parts(head.parts, body)
+}
