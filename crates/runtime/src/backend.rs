@@ -268,6 +268,14 @@ impl AdminBackend for AdminView {
                     g.asg.resume_process(now, p);
                 }
             }
+            let suspended = g
+                .asg
+                .suspended_processes()
+                .map(|p| p.as_str().to_string())
+                .collect();
+            if let Some(persist) = &c.persist {
+                persist.suspended(name, suspended);
+            }
         }
         self.wake.notify_one();
         self.scaling(name)

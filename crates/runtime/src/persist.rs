@@ -20,10 +20,21 @@ const HISTORY_LIMIT: usize = 1000;
 /// One change to write.
 enum Write {
     Activity(ActivityRecord),
-    Desired { group: String, desired: u32 },
-    ClearDesired { group: String },
+    Desired {
+        group: String,
+        desired: u32,
+    },
+    ClearDesired {
+        group: String,
+    },
+    Suspended {
+        group: String,
+        processes: Vec<String>,
+    },
     PutInstance(InstanceRecord),
-    RemoveInstance { id: String },
+    RemoveInstance {
+        id: String,
+    },
     ClearInstances,
 }
 
@@ -31,6 +42,8 @@ enum Write {
 pub(crate) struct Restored {
     /// Desired capacities operators set, per group.
     pub(crate) desired: BTreeMap<String, u32>,
+    /// Scaling processes operators suspended, per group (AWS names, as stored).
+    pub(crate) suspended: BTreeMap<String, Vec<String>>,
     /// Activities of earlier runs, newest first, per group (only groups in the config).
     pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
     /// Instances launched by an earlier run and not known to be terminated.
@@ -45,12 +58,17 @@ pub(crate) fn open<'a>(
     let store = SqliteStore::open(&state_dir.join("state.db"))?;
     let mut restored = Restored {
         desired: BTreeMap::new(),
+        suspended: BTreeMap::new(),
         history: BTreeMap::new(),
         instances: store.instances()?,
     };
     for group in groups {
         if let Some(d) = store.desired_capacity(group)? {
             restored.desired.insert(group.clone(), d);
+        }
+        let suspended = store.suspended_processes(group)?;
+        if !suspended.is_empty() {
+            restored.suspended.insert(group.clone(), suspended);
         }
         let history = store
             .activities(group, HISTORY_LIMIT)?
@@ -150,6 +168,15 @@ impl Persister {
         });
     }
 
+    /// Records the complete set of scaling processes an operator has suspended for `group`
+    /// (empty: all resumed).
+    pub(crate) fn suspended(&self, group: &str, processes: Vec<String>) {
+        self.send(Write::Suspended {
+            group: group.to_string(),
+            processes,
+        });
+    }
+
     /// Records a launched (or adopted) instance.
     pub(crate) fn put_instance(&self, record: InstanceRecord) {
         self.send(Write::PutInstance(record));
@@ -177,6 +204,7 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
         Write::Activity(a) => store.put_activity(&a),
         Write::Desired { group, desired } => store.set_desired_capacity(&group, desired),
         Write::ClearDesired { group } => store.clear_desired_capacity(&group),
+        Write::Suspended { group, processes } => store.set_suspended_processes(&group, &processes),
         Write::PutInstance(i) => store.put_instance(&i),
         Write::RemoveInstance { id } => store.remove_instance(&id),
         Write::ClearInstances => {
@@ -308,6 +336,7 @@ mod tests {
         activity.status = ActivityStatus::Successful;
         p.activity("web", &activity);
         p.desired("web", 4);
+        p.suspended("web", vec!["Launch".into(), "AZRebalance".into()]);
         p.put_instance(record("i-1"));
         p.put_instance(record("i-2"));
         p.remove_instance("i-1");
@@ -315,6 +344,10 @@ mod tests {
 
         let (_, restored) = open(&dir, groups.iter()).expect("reopen");
         assert_eq!(restored.desired.get("web"), Some(&4));
+        assert_eq!(
+            restored.suspended.get("web"),
+            Some(&vec!["AZRebalance".to_string(), "Launch".to_string()])
+        );
         assert_eq!(restored.instances, vec![record("i-2")]);
         let history = &restored.history["web"];
         assert_eq!(
@@ -328,10 +361,15 @@ mod tests {
         let (store, _) = open(&dir, groups.iter()).expect("reopen");
         let mut p = Persister::start(Box::new(store), clock, "run2".into()).expect("start");
         p.clear_desired("web");
+        p.suspended("web", Vec::new());
         p.clear_instances();
         p.close().expect("writer thread").join().expect("joined");
         let (_, restored) = open(&dir, groups.iter()).expect("reopen");
         assert!(restored.desired.is_empty() && restored.instances.is_empty());
+        assert!(
+            restored.suspended.is_empty(),
+            "resuming everything is durable too"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
 use flotilla_config::{Action, Config};
-use flotilla_control::{AutoScalingGroup, InstanceId, TargetGroupHealth};
+use flotilla_control::{AutoScalingGroup, InstanceId, ScalingProcess, TargetGroupHealth};
 use flotilla_proxy::AccessLog;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -172,10 +172,13 @@ pub async fn run(
         let seed = options
             .id_seed
             .wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut group = AutoScalingGroup::new(spec, seed, now);
+        // Suspended before the first reconcile, so e.g. a suspended Launch launches nothing.
+        restore_suspended(name, &mut group, restored.suspended.get(name));
         groups.insert(
             name.clone(),
             GroupRuntime::new(
-                AutoScalingGroup::new(spec, seed, now),
+                group,
                 asg.launch_template.clone(),
                 asg.target_groups.clone(),
             ),
@@ -395,6 +398,30 @@ async fn launch(
             tracing::warn!(group, instance = %id, "launch failed: {e}");
             c.launch_failed(now, group, id, &e.to_string());
         }
+    }
+}
+
+/// Suspends again the scaling processes an operator had suspended before the restart (AWS
+/// keeps a group's suspensions until they are resumed). A name this version does not know is
+/// logged and skipped.
+fn restore_suspended(group: &str, asg: &mut AutoScalingGroup, stored: Option<&Vec<String>>) {
+    let Some(stored) = stored else { return };
+    let mut restored = Vec::new();
+    for name in stored {
+        match name.parse::<ScalingProcess>() {
+            Ok(p) => {
+                asg.suspend_process(p);
+                restored.push(p.as_str());
+            }
+            Err(e) => tracing::warn!(group, "ignoring a stored suspended process: {e}"),
+        }
+    }
+    if !restored.is_empty() {
+        tracing::info!(
+            group,
+            "restoring the scaling processes an operator suspended before the restart: {}",
+            restored.join(", ")
+        );
     }
 }
 
