@@ -196,6 +196,13 @@ async fn operator_scales_out_and_in_within_bounds() {
     let g = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
     let zones: BTreeSet<_> = g.instances.iter().map(|i| i.zone.clone()).collect();
     assert_eq!(zones.len(), 3, "scale-out spreads over zones");
+    let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
+    assert!(
+        activities
+            .iter()
+            .any(|a| a.cause == "an operator set desired capacity from 1 to 3"),
+        "the operator's change is recorded in one plain sentence: {activities:#?}"
+    );
 
     // Outside min..max: refused with a JSON reason, nothing changes.
     let err = f

@@ -120,13 +120,8 @@ impl AdminBackend for AdminView {
             .groups
             .get_mut(name)
             .ok_or_else(|| AdminError::NotFound(format!("no auto scaling group named `{name}`")))?;
-        let before = g.asg.desired_capacity();
         g.asg
-            .set_desired_capacity(
-                now,
-                desired,
-                format!("an operator set the desired capacity from {before} to {desired}"),
-            )
+            .set_desired_capacity(now, desired, "an operator")
             .map_err(|e: CapacityError| AdminError::OutOfRange(e.to_string()))?;
         let s = summary(name, g);
         if let Some(p) = &c.persist {
