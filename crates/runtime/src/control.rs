@@ -495,7 +495,7 @@ impl Control {
     }
 
     /// Pushes changed target sets to the data plane (an atomic snapshot swap there).
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         for tg in self.target_groups.values_mut().filter(|tg| tg.dirty) {
             tg.dirty = false;
             let updates = tg

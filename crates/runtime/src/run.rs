@@ -187,12 +187,15 @@ pub async fn run(
 
     // Listeners: routers over the data-plane target groups.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut control = Control::new(groups, target_groups);
+    // Static targets are routable (fail-open while `initial`) from the first request, not
+    // only after the control loop's first pump.
+    control.publish();
     let listener_set = reload::ListenerSet::default();
     for b in bound {
-        listener_set.start(b, &target_groups, &config.target_groups);
+        listener_set.start(b, &control.target_groups, &config.target_groups);
     }
 
-    let mut control = Control::new(groups, target_groups);
     let persister =
         persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
             .map_err(|source| RuntimeError::StateDir {
