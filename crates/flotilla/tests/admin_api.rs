@@ -181,12 +181,11 @@ fn a_non_loopback_admin_bind_without_a_token_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_admin_bind_needs_the_bearer_token() {
     let ports = Ports::new();
-    let admin_port = ports.admin;
     let dir = common::temp_dir("token");
     let config = exposed_config(&ports);
-    let _flotilla =
+    let flotilla =
         Flotilla::start_with_env(dir, ports, &config, &[("FLOTILLA_ADMIN_TOKEN", "t0ken")]);
-    let url = format!("http://127.0.0.1:{admin_port}");
+    let url = format!("http://127.0.0.1:{}", flotilla.ports.admin);
     let anonymous = flotilla_admin::AdminClient::new(&url, None).expect("client");
     let wrong = flotilla_admin::AdminClient::new(&url, Some("nope".into())).expect("client");
     let right = flotilla_admin::AdminClient::new(&url, Some("t0ken".into())).expect("client");

@@ -215,3 +215,21 @@ max_size = 2
     );
     let _ = Duration::from_secs(0);
 }
+
+/// A port taken between the test picking it and flotilla binding it (another test process
+/// got there first) makes `up` exit before it launches anything; the harness then starts it
+/// again on fresh ports, so such a collision never fails a test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_at_start_fails_up_cleanly_and_the_harness_moves_on() {
+    let ports = Ports::new();
+    let taken = TcpListener::bind(addr(ports.listener)).expect("hold the listener port");
+    let config = demo_config(&ports, 1, 1, 1, "");
+    let f = Flotilla::start("port-taken", ports, &config);
+    assert_ne!(f.ports.listener, ports.listener, "started on fresh ports");
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    let (status, _, body) = get(&http_client(), &f.listener_url("/"))
+        .await
+        .expect("GET / on the fresh listener port");
+    assert_eq!(status, 200, "{body}");
+    drop(taken);
+}

@@ -12,9 +12,10 @@ use flotilla_admin::ClientError;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     let ports = Ports::new();
-    let (listener, admin) = (ports.listener, ports.admin);
-    let config = |max: u32, extra: &str| demo_config(&Ports { listener, admin }, 1, max, 2, extra);
-    let f = Flotilla::start("reload", ports, &config(3, ""));
+    let f = Flotilla::start("reload", ports, &demo_config(&ports, 1, 3, 2, ""));
+    // The ports flotilla runs on (a start-up port collision may have moved them).
+    let ports = f.ports;
+    let config = |max: u32, extra: &str| demo_config(&ports, 1, max, 2, extra);
     let path = f.dir.join("flotilla.toml");
     f.wait_in_service("web", 2, Duration::from_secs(30)).await;
 
