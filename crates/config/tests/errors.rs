@@ -570,6 +570,28 @@ fn scaling_policy_rules() {
         "\"mean\"",
         "unknown statistic `mean`",
     );
+    // Percentiles exist only for distributions: asked of another metric, the policy would
+    // never get a datapoint and never act.
+    let alarm = "alarm = { metric = \"cpu_utilization\", statistic = \"p99\", comparison = \">\", threshold = 1 }\n";
+    one(
+        &pol(&format!("type = \"simple\"\nadjustment = 1\n{alarm}")),
+        "\"p99\"",
+        "statistic `p99` needs a distribution metric (target_response_time)",
+    );
+    one(
+        &pol("type = \"target_tracking\"\nmetric = \"request_rate_per_target\"\nstatistic = \"p50\"\ntarget_value = 5\n"),
+        "\"p50\"",
+        "`request_rate_per_target` has none of its percentiles",
+    );
+    assert_eq!(
+        errs(&pol("type = \"target_tracking\"\nmetric = \"target_response_time\"\nstatistic = \"p99\"\ntarget_value = 0.2\n")),
+        Vec::<String>::new()
+    );
+    one(
+        &pol("type = \"target_tracking\"\nmetric = \"cpu_utilization\"\nstatistic = \"median\"\ntarget_value = 5\n"),
+        "\"median\"",
+        "unknown statistic `median`",
+    );
     let alarm = "alarm = { metric = \"cpu_utilization\", evaluation_periods = 2, datapoints_to_alarm = 3, comparison = \">\", threshold = 1 }\n";
     one(
         &pol(&format!("type = \"simple\"\nadjustment = 1\n{alarm}")),

@@ -121,6 +121,7 @@ fn spec_example_parses_with_expected_values() {
         g.scaling_policies[0].kind,
         ScalingPolicyKind::TargetTracking {
             metric: "request_rate_per_target".into(),
+            statistic: "average".into(),
             target_value: 100.0,
             period: Duration::from_secs(10),
             scale_in_stabilization: Duration::from_secs(300),
@@ -477,4 +478,46 @@ default_action = { type = "forward", target_group = "web" }
         cfg.load_balancers["front"].access_log.as_deref(),
         Some(Path::new("/srv/conf/logs/front.jsonl"))
     );
+}
+
+#[test]
+fn target_tracking_statistic_defaults_to_p90_for_response_time_else_average() {
+    let src = r#"
+[launch_templates.web]
+command = ["app"]
+
+[auto_scaling_groups.web]
+launch_template = "web"
+min_size = 1
+max_size = 3
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "latency"
+type = "target_tracking"
+metric = "target_response_time"
+target_value = 0.25
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "latency-p99"
+type = "target_tracking"
+metric = "target_response_time"
+statistic = "p99"
+target_value = 0.5
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "cpu"
+type = "target_tracking"
+metric = "cpu_utilization"
+target_value = 50.0
+"#;
+    let cfg = parse(src, Path::new("f.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let stats: Vec<&str> = cfg.auto_scaling_groups["web"]
+        .scaling_policies
+        .iter()
+        .map(|p| match &p.kind {
+            ScalingPolicyKind::TargetTracking { statistic, .. } => statistic.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(stats, ["p90", "p99", "average"]);
 }

@@ -220,3 +220,78 @@ async fn processes_are_suspended_and_resumed_from_the_cli() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("suspended processes: none"));
     f.wait_in_service("web", 2, Duration::from_secs(30)).await;
 }
+
+/// Response times reach the metrics store (p90 per target group, instance and target), and a
+/// target tracking policy on `target_response_time` scales out when responses are slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_response_time_policy_scales_out_on_slow_responses() {
+    let ports = Ports::new();
+    let policy = r#"
+default_instance_warmup = "1s"
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "fast-answers"
+type = "target_tracking"
+metric = "target_response_time"
+statistic = "p90"
+target_value = 0.1
+period = "2s"
+"#;
+    let config = demo_config(&ports, 1, 3, 1, policy);
+    let f = Flotilla::start("latency", ports, &config);
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+
+    // Slow answers (≈ 250 ms each) from 4 clients, bounded in count and stopped once scaled.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(
+        f.listener_url("/sleep?ms=250"),
+        4,
+        200,
+        stop_rx,
+    ));
+    wait_for(
+        "scale-out on slow responses",
+        Duration::from_secs(30),
+        || async {
+            let g = group(&f).await;
+            (g.desired_capacity >= 2).then_some(())
+        },
+    )
+    .await;
+    stop_tx.send(true).expect("stop load");
+    let (ok, failed) = load.await.expect("load");
+    assert!(ok > 0 && failed.is_empty(), "{ok} ok, failed: {failed:?}");
+
+    let g = f.group("web").await.expect("group");
+    let first = &g.instances[0];
+    let target = first.address.clone().expect("address");
+    for scope in [
+        "target-group/web".to_string(),
+        format!("target/{target}"),
+        format!("instance/{}", first.id),
+    ] {
+        let m: MetricDatapoints = f
+            .admin
+            .get(&format!(
+                "/v1/metrics/target_response_time?scope={scope}&statistic=p90&period=1s&since=2m"
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("target_response_time at {scope}: {e}"));
+        assert!(
+            m.datapoints.iter().any(|d| (0.2..2.0).contains(&d.value)),
+            "p90 at {scope} near the 250 ms the app took: {m:?}"
+        );
+    }
+    let activities: Vec<ActivityInfo> = f
+        .admin
+        .get("/v1/groups/web/activities")
+        .await
+        .expect("activities");
+    assert!(
+        activities.iter().any(|a| a
+            .cause
+            .starts_with("policy fast-answers: target_response_time p90 0.")
+            && a.cause.contains("> target 0.1")),
+        "the cause names the metric, statistic and target: {activities:#?}"
+    );
+}

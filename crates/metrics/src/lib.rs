@@ -156,6 +156,21 @@ impl MetricsStore {
             .record(secs(now), value);
     }
 
+    /// Adds `count` samples of `value` to a distribution series at once: how a per-second
+    /// histogram read from the data plane (one bucket at a time) is taken over without one
+    /// call per request.
+    pub fn record_distribution_n(
+        &mut self,
+        metric: &str,
+        scope: &str,
+        now: Time,
+        value: f64,
+        count: u64,
+    ) {
+        self.series_mut(metric, scope, true)
+            .record_n(secs(now), value, count);
+    }
+
     /// Every (metric, scope) pair held, sorted, for listings and the Prometheus export.
     pub fn series_names(&self) -> Vec<(String, String)> {
         let mut names: Vec<_> = self.series.keys().cloned().collect();
@@ -358,6 +373,44 @@ mod tests {
         assert!((0.090..=0.100).contains(&p99), "p99 {p99}");
         assert!(p50 < p90 && p90 <= p99);
         assert_eq!(p(Statistic::Maximum), 0.1);
+    }
+
+    #[test]
+    fn weighted_samples_count_as_many() {
+        let mut one_by_one = MetricsStore::new(60);
+        let mut at_once = MetricsStore::new(60);
+        for (value, n) in [(0.002, 90u64), (0.2, 10)] {
+            for _ in 0..n {
+                one_by_one.record_distribution("target_response_time", "tg", t(1), value);
+            }
+            at_once.record_distribution_n("target_response_time", "tg", t(1), value, n);
+        }
+        at_once.record_distribution_n("target_response_time", "tg", t(1), 9.0, 0);
+        for stat in [
+            Statistic::SampleCount,
+            Statistic::Average,
+            Statistic::Minimum,
+            Statistic::Maximum,
+            Statistic::P50,
+            Statistic::P90,
+            Statistic::P99,
+        ] {
+            let a = one_by_one.aggregate("target_response_time", "tg", 1, stat, t(1));
+            let b = at_once.aggregate("target_response_time", "tg", 1, stat, t(1));
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!((a - b).abs() < 1e-9, "{stat}: {a} vs {b}");
+        }
+        assert_eq!(
+            at_once.aggregate(
+                "target_response_time",
+                "tg",
+                1,
+                Statistic::SampleCount,
+                t(1)
+            ),
+            Some(100.0),
+            "a zero count adds nothing"
+        );
     }
 
     #[test]

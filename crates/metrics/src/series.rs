@@ -73,7 +73,12 @@ impl Series {
     }
 
     pub(crate) fn record(&mut self, second: u64, value: f64) {
-        if !value.is_finite() || second < self.oldest() {
+        self.record_n(second, value, 1);
+    }
+
+    /// Adds `n` samples of the same `value` at once (a bucket of another histogram).
+    pub(crate) fn record_n(&mut self, second: u64, value: f64, n: u64) {
+        if n == 0 || !value.is_finite() || second < self.oldest() {
             return;
         }
         let i = self.index(second);
@@ -90,13 +95,13 @@ impl Series {
                 h[i] = [0; BUCKETS];
             }
         }
-        slot.sum += value;
-        slot.count += 1;
+        slot.sum += value * n as f64;
+        slot.count += n;
         slot.min = slot.min.min(value);
         slot.max = slot.max.max(value);
         if let Some(h) = &mut self.hist {
             let b = &mut h[i][histogram::bucket_of(value)];
-            *b = b.saturating_add(1);
+            *b = b.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         }
         self.latest = Some(self.latest.map_or(second, |l| l.max(second)));
     }

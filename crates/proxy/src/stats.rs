@@ -168,6 +168,19 @@ impl HistogramSnapshot {
         None
     }
 
+    /// The non-empty buckets, lowest first, as (lower bound, upper bound, observations): how
+    /// the runtime hands one period's distribution over to the metrics store.
+    pub fn buckets(&self) -> impl Iterator<Item = (Duration, Duration, u64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(i, c)| {
+                let (lo, hi) = bucket_bounds(i);
+                (Duration::from_micros(lo), Duration::from_micros(hi), *c)
+            })
+    }
+
     /// Lower bound of the smallest observation's bucket (`minimum`, to bucket accuracy).
     pub fn min(&self) -> Option<Duration> {
         let i = self.buckets.iter().position(|&c| c > 0)?;

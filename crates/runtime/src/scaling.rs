@@ -25,6 +25,7 @@ use flotilla_control::{
     TargetState, Time,
 };
 use flotilla_metrics::{MetricsStore, Statistic};
+use flotilla_proxy::HistogramSnapshot;
 
 use crate::clock::Clock;
 use crate::control::Control;
@@ -38,6 +39,8 @@ pub(crate) struct Scaling {
     pub(crate) store: MetricsStore,
     controllers: BTreeMap<String, ScalingController>,
     last_requests: HashMap<(String, SocketAddr), u64>,
+    /// Cumulative response-time histogram of each target at the last sample.
+    last_response_times: HashMap<(String, SocketAddr), HistogramSnapshot>,
     last_cpu: HashMap<u32, (u64, Time)>,
     next_sample: Time,
 }
@@ -57,6 +60,7 @@ impl Scaling {
                 match &p.kind {
                     ScalingPolicyKind::TargetTracking {
                         metric,
+                        statistic,
                         target_value,
                         period,
                         scale_in_stabilization,
@@ -64,11 +68,7 @@ impl Scaling {
                     } => spec.target_tracking.push(TargetTrackingSpec {
                         name: p.name.clone(),
                         metric: metric.clone(),
-                        statistic: if metric == "target_response_time" {
-                            "p90".into()
-                        } else {
-                            "average".into()
-                        },
+                        statistic: statistic.clone(),
                         target_value: *target_value,
                         period: *period,
                         scale_in_stabilization: *scale_in_stabilization,
@@ -131,6 +131,7 @@ impl Scaling {
             store: MetricsStore::default(),
             controllers,
             last_requests: HashMap::new(),
+            last_response_times: HashMap::new(),
             last_cpu: HashMap::new(),
             next_sample: now,
         }
@@ -201,8 +202,36 @@ impl Scaling {
                     now,
                     delta as f64,
                 );
-                if let Some(id) = c.instance_at(b.addr) {
+                let instance = c.instance_at(b.addr);
+                if let Some(id) = instance {
                     *per_instance.entry(id.clone()).or_default() += delta;
+                }
+                // Response times of this second, as a distribution at target, target group
+                // and instance scope (the last is what group policies read, warm-up excluded).
+                let prev = self
+                    .last_response_times
+                    .insert((tg_name.clone(), b.addr), b.response_time.clone());
+                if let Some(prev) = prev {
+                    let window = b.response_time.since(&prev);
+                    let mut scopes = vec![
+                        format!("target/{}", b.addr),
+                        format!("target-group/{tg_name}"),
+                    ];
+                    if let Some(id) = instance {
+                        scopes.push(format!("instance/{id}"));
+                    }
+                    for (lo, hi, n) in window.buckets() {
+                        let seconds = (lo + hi).as_secs_f64() / 2.0;
+                        for scope in &scopes {
+                            self.store.record_distribution_n(
+                                "target_response_time",
+                                scope,
+                                now,
+                                seconds,
+                                n,
+                            );
+                        }
+                    }
                 }
             }
             let scope = format!("target-group/{tg_name}");
@@ -233,6 +262,7 @@ impl Scaling {
         }
         // Counters of targets that left are forgotten (a reused address starts afresh).
         self.last_requests.retain(|k, _| seen.contains(k));
+        self.last_response_times.retain(|k, _| seen.contains(k));
         // Per instance: requests and CPU; per group: gauges and averages.
         let live_pids: Vec<u32> = c.instances.values().filter_map(|r| r.pid).collect();
         self.last_cpu.retain(|pid, _| live_pids.contains(pid));

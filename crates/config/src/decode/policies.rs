@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::alarms::{decode_alarm, decode_steps, metric, period};
+use super::alarms::{decode_alarm, decode_steps, metric, period, statistic};
 use super::{Ctx, RefKind, Reference, Tbl, Val};
 use crate::scaling::{
     AdjustmentType, AutoScalingGroup, HealthCheckType, ScalingPolicy, ScalingPolicyKind,
@@ -191,6 +191,7 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
     const COMMON: &[&str] = &["name", "type"];
     const TT: &[&str] = &[
         "metric",
+        "statistic",
         "target_value",
         "period",
         "scale_in_stabilization",
@@ -235,6 +236,12 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
     let kind = match kind? {
         K::Tt => {
             let metric = t.req(ctx, "metric", metric);
+            let default_statistic = if metric.as_deref() == Some("target_response_time") {
+                "p90"
+            } else {
+                "average"
+            };
+            let statistic = statistic(ctx, &t, metric.as_deref(), default_statistic);
             let target_value = t.req(ctx, "target_value", |ctx, v| {
                 let x = ctx.number(v)?;
                 if x <= 0.0 {
@@ -254,6 +261,7 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
                 .unwrap_or(false);
             ScalingPolicyKind::TargetTracking {
                 metric: metric?,
+                statistic,
                 target_value: target_value?,
                 period,
                 scale_in_stabilization,
