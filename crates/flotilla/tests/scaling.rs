@@ -37,6 +37,18 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
     let f = Flotilla::start("scaling", ports, &config);
     f.wait_in_service("web", 1, Duration::from_secs(30)).await;
 
+    // A trickle (≈ 10 requests/s, far below the target of 60 per instance) runs from before
+    // the step until the group has scaled back in, so scale-in happens under traffic: the
+    // instance taken away must drain, not cut requests.
+    let (trickle_stop_tx, trickle_stop_rx) = tokio::sync::watch::channel(false);
+    let trickle = tokio::spawn(paced_load(
+        f.listener_url("/"),
+        1,
+        2000,
+        Duration::from_millis(100),
+        trickle_stop_rx,
+    ));
+
     // A bounded load step: 4 clients, at most 2000 requests each, stopped once scaled out.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let load_started = std::time::Instant::now();
@@ -52,10 +64,29 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
         "bench: load step → new capacity in service: {:.1} s",
         load_started.elapsed().as_secs_f64()
     );
+    wait_for(
+        "the new capacity to be healthy",
+        Duration::from_secs(30),
+        || async {
+            let targets: Vec<flotilla_admin::api::TargetHealthInfo> =
+                f.admin.get("/v1/target-groups/web/health").await.ok()?;
+            (targets.iter().filter(|t| t.state == "healthy").count() >= 2).then_some(())
+        },
+    )
+    .await;
+    eprintln!(
+        "bench: load step → new capacity healthy (receiving traffic): {:.1} s",
+        load_started.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop_tx.send(true).expect("stop load");
     let (ok, failed) = load.await.expect("load");
     let load_ended = std::time::Instant::now();
+    eprintln!(
+        "bench: load step rate: {:.0} requests/s ({ok} in {:.1} s, 4 closed-loop clients)",
+        ok as f64 / load_ended.duration_since(load_started).as_secs_f64(),
+        load_ended.duration_since(load_started).as_secs_f64()
+    );
     assert!(ok > 100, "traffic flowed ({ok} ok)");
     assert!(
         failed.is_empty(),
@@ -148,6 +179,27 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
     eprintln!(
         "bench: load end → scaled in to min: {:.1} s",
         load_ended.elapsed().as_secs_f64()
+    );
+    // The scaled-in instance has left the target group (drained, stopped) while the trickle
+    // went on; not one of its requests failed.
+    wait_for(
+        "the drained target to leave",
+        Duration::from_secs(30),
+        || async {
+            let targets: Vec<flotilla_admin::api::TargetHealthInfo> =
+                f.admin.get("/v1/target-groups/web/health").await.ok()?;
+            (targets.len() == 1).then_some(())
+        },
+    )
+    .await;
+    trickle_stop_tx.send(true).expect("stop trickle");
+    let (trickle_ok, trickle_failed) = trickle.await.expect("trickle");
+    assert!(trickle_ok > 20, "the trickle flowed ({trickle_ok} ok)");
+    assert!(
+        trickle_failed.is_empty(),
+        "{} requests failed around the scale-in: {:?}",
+        trickle_failed.len(),
+        &trickle_failed[..trickle_failed.len().min(5)]
     );
     let activities: Vec<ActivityInfo> = f
         .admin

@@ -438,6 +438,24 @@ pub async fn steady_load(
     max_per_worker: usize,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> (usize, Vec<String>) {
+    paced_load(
+        url,
+        workers,
+        max_per_worker,
+        Duration::from_millis(10),
+        stop,
+    )
+    .await
+}
+
+/// [`steady_load`] with `pause` between one worker's requests (a trickle with a long pause).
+pub async fn paced_load(
+    url: String,
+    workers: usize,
+    max_per_worker: usize,
+    pause: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, Vec<String>) {
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let url = url.clone();
@@ -455,7 +473,7 @@ pub async fn steady_load(
                     Ok((status, _, body)) => failed.push(format!("{status}: {body}")),
                     Err(e) => failed.push(e),
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(pause).await;
             }
             (ok, failed)
         }));
