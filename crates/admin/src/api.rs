@@ -199,6 +199,11 @@ pub struct PolicyInfo {
     /// `target_tracking`, `step` or `simple`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// What the policy does in one line: the tracked metric, statistic and target value, or
+    /// the alarm of a step or simple policy (metric, statistic, comparison, threshold, M of N
+    /// periods, missing-data treatment).
+    #[serde(default)]
+    pub description: String,
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA` for step and simple policies' alarms.
     pub alarm_state: Option<String>,
     /// The metric value the policy last evaluated, if it had data.

@@ -272,9 +272,12 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|a| format!("  alarm {a}"))
                     .unwrap_or_default(),
                 p.last_value
-                    .map(|v| format!("  last value {v:.1}"))
+                    .map(|v| format!("  last value {v:.3}"))
                     .unwrap_or_default()
             );
+            if !p.description.is_empty() {
+                println!("    {}", p.description);
+            }
         }
         if !s.suspended_processes.is_empty() {
             println!("  suspended: {}", s.suspended_processes.join(", "));

@@ -347,3 +347,76 @@ period = "2s"
         "the cause names the metric, statistic and target: {activities:#?}"
     );
 }
+
+/// `flotilla status` lists every policy with what it does, and the alarms of step and simple
+/// policies with their definition and live state (table and JSON).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_lists_policies_and_their_alarms() {
+    let ports = Ports::new();
+    let policies = r#"
+[[auto_scaling_groups.web.scaling_policies]]
+name = "keep-rps"
+type = "target_tracking"
+metric = "request_rate_per_target"
+target_value = 60.0
+period = "2s"
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "cpu-steps"
+type = "step"
+alarm = { metric = "cpu_utilization", period = "1s", evaluation_periods = 3, datapoints_to_alarm = 2, comparison = ">=", threshold = 70.0 }
+steps = [ { lower = 0.0, adjustment = 1 } ]
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "cpu-low"
+type = "simple"
+adjustment = -1
+alarm = { metric = "cpu_utilization", statistic = "maximum", period = "1s", comparison = "<", threshold = 5.0, treat_missing_data = "not_breaching" }
+"#;
+    let config = demo_config(&ports, 1, 3, 1, policies);
+    let f = Flotilla::start("status-alarms", ports, &config);
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    let admin = format!("http://127.0.0.1:{}", f.ports.admin);
+    let status = |json: bool| {
+        let mut cmd = std::process::Command::new(flotilla_bin());
+        cmd.arg("status").args(["--admin", &admin]);
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().expect("flotilla status");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The idle instance's CPU is far below 70 %: the step alarm leaves INSUFFICIENT_DATA for OK.
+    let text = wait_for(
+        "the step alarm to judge",
+        Duration::from_secs(20),
+        || async {
+            let text = status(false);
+            text.contains("policy cpu-steps (step)  alarm OK")
+                .then_some(text)
+        },
+    )
+    .await;
+    for line in [
+        "policy keep-rps (target_tracking)",
+        "keeps request_rate_per_target average at 60 (period 2s, scale-in stabilization 300s)",
+        "alarm: cpu_utilization average >= 70 in 2 of 3 periods of 1s (missing data: missing)",
+        "policy cpu-low (simple)  alarm ",
+        "alarm: cpu_utilization maximum < 5 in 1 of 1 periods of 1s (missing data: not_breaching)",
+    ] {
+        assert!(text.contains(line), "`{line}` missing from:\n{text}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&status(true)).expect("JSON status");
+    let policies = v["scaling"][0]["policies"].as_array().expect("policies");
+    assert_eq!(policies.len(), 3, "{v:#}");
+    assert_eq!(policies[1]["name"], "cpu-steps");
+    assert_eq!(policies[1]["type"], "step");
+    assert!(policies[1]["alarm_state"].is_string(), "{v:#}");
+    assert!(
+        policies[1]["description"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("alarm: cpu_utilization average >= 70")),
+        "{v:#}"
+    );
+}

@@ -147,6 +147,7 @@ impl Scaling {
                     .map(|p| flotilla_admin::api::PolicyInfo {
                         name: p.name,
                         kind: p.kind.to_string(),
+                        description: p.description,
                         alarm_state: p.alarm_state.map(|s| s.as_str().to_string()),
                         last_value: p.last_value,
                     })
