@@ -647,6 +647,32 @@ fn scheduled_action_rules() {
         "\"tomorrow\"",
         "invalid time",
     );
+    // What the control plane could not run is refused here, at its location, instead of
+    // being logged and skipped at start.
+    one(
+        &sa("recurrence = \"0 25 * * *\"\ndesired_capacity = 1\n"),
+        "\"0 25",
+        "recurrence `0 25 * * *`: hour",
+    );
+    one(
+        &sa("recurrence = \"0 8 * * *\"\ntime_zone = \"Mars/Olympus\"\ndesired_capacity = 1\n"),
+        "\"Mars/Olympus\"",
+        "unknown time zone `Mars/Olympus`",
+    );
+    one(
+        &sa("start_time = 2026-01-31T08:00:00\nmax_size = 1\n"),
+        "2026-01-31T08:00:00",
+        "needs a UTC offset",
+    );
+    one(
+        &sa("start_time = \"2026-01-31T08:00:00Z\"\nend_time = \"2026-01-30T08:00:00Z\"\nmax_size = 1\n"),
+        "\"2026-01-30",
+        "end_time `2026-01-30T08:00:00Z` must be after start_time",
+    );
+    assert_eq!(
+        errs(&sa("recurrence = \"*/15 8-18 * jan-mar mon-fri\"\ntime_zone = \"Asia/Seoul\"\nstart_time = 2026-01-31T08:00:00+09:00\ndesired_capacity = 1\n")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

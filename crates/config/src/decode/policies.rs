@@ -357,13 +357,41 @@ fn decode_scheduled(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String,
             );
             return None;
         }
+        if let Err(e) = s.parse::<flotilla_control::Cron>() {
+            ctx.err(v.span(), format!("recurrence `{s}`: {}", e.reason));
+            return None;
+        }
         Some(s)
     });
     let time_zone = t
-        .opt(ctx, "time_zone", Ctx::nonempty)
+        .opt(ctx, "time_zone", |ctx, v| {
+            let tz = ctx.nonempty(v)?;
+            if flotilla_control::schedule::parse_time_zone(&tz).is_err() {
+                ctx.err(
+                    v.span(),
+                    format!("unknown time zone `{tz}`; expected an IANA name like \"Asia/Seoul\" or \"UTC\""),
+                );
+                return None;
+            }
+            Some(tz)
+        })
         .unwrap_or_else(|| "UTC".into());
     let start_time = t.opt(ctx, "start_time", timestamp);
     let end_time = t.opt(ctx, "end_time", timestamp);
+    if let (Some(start), Some(end)) = (&start_time, &end_time) {
+        let (s, e) = (
+            flotilla_control::schedule::parse_time(start),
+            flotilla_control::schedule::parse_time(end),
+        );
+        if let (Ok(s), Ok(e), Some(v)) = (s, e, t.get("end_time")) {
+            if e <= s {
+                ctx.err(
+                    v.span(),
+                    format!("end_time `{end}` must be after start_time `{start}`"),
+                );
+            }
+        }
+    }
     if recurrence.is_none()
         && start_time.is_none()
         && t.get("recurrence").is_none()
@@ -420,10 +448,23 @@ fn timestamp(ctx: &mut Ctx, v: &Val<'_>) -> Option<String> {
         toml::de::DeValue::Datetime(d) => d.to_string(),
         _ => ctx.string(v)?,
     };
-    let full = s
-        .parse::<toml::value::Datetime>()
-        .is_ok_and(|d| d.date.is_some() && d.time.is_some());
+    let parsed = s.parse::<toml::value::Datetime>().ok();
+    let full = parsed.is_some_and(|d| d.date.is_some() && d.time.is_some());
     if !full {
+        ctx.err(
+            v.span(),
+            format!("invalid time `{s}`; expected RFC 3339 like \"2025-01-31T08:00:00Z\""),
+        );
+        return None;
+    }
+    if parsed.is_some_and(|d| d.offset.is_none()) {
+        ctx.err(
+            v.span(),
+            format!("time `{s}` needs a UTC offset (AWS reads start and end times in UTC), e.g. \"{s}Z\""),
+        );
+        return None;
+    }
+    if flotilla_control::schedule::parse_time(&s).is_err() {
         ctx.err(
             v.span(),
             format!("invalid time `{s}`; expected RFC 3339 like \"2025-01-31T08:00:00Z\""),
