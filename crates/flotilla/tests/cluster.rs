@@ -284,6 +284,56 @@ async fn sigterm_stops_everything_and_exits_zero() {
     }
 }
 
+/// Ctrl-C (SIGINT) stops everything as SIGTERM does; with `--log-format json` every line
+/// flotilla logs is one JSON object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_everything_and_json_logs_are_json() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 2, "");
+    let mut f = Flotilla::start_with_args(
+        temp_dir("sigint-json"),
+        ports,
+        &config,
+        &[],
+        &["--log-format", "json"],
+    );
+    let g = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(pids.len(), 2);
+    let status = f.stop_with(libc::SIGINT, Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status:?}\n{}",
+        f.log()
+    );
+    for pid in pids {
+        assert!(!alive(pid), "instance pid {pid} outlived flotilla");
+    }
+    let log = f.log();
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        messages.push(
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    for wanted in ["flotilla is up", "SIGINT received", "flotilla stopped"] {
+        assert!(
+            messages.iter().any(|m| m == wanted),
+            "{wanted}: {messages:#?}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_of_flotilla_leaves_no_instance_behind() {
     let ports = Ports::new();

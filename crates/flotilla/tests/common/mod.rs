@@ -197,11 +197,18 @@ impl Flotilla {
     /// process), it is started again on fresh ports, rewritten in the config: read the ports in
     /// use from [`Flotilla::ports`], not from the `Ports` passed in. Any other early exit
     /// panics at once with flotilla's output, instead of letting the test time out later.
-    pub fn start_with_env(
+    pub fn start_with_env(dir: PathBuf, ports: Ports, config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(dir, ports, config, env, &[])
+    }
+
+    /// [`start_with_env`](Self::start_with_env) with global flags before `up` (e.g.
+    /// `--log-format json`).
+    pub fn start_with_args(
         dir: PathBuf,
         mut ports: Ports,
         config: &str,
         env: &[(&str, &str)],
+        args: &[&str],
     ) -> Self {
         const ATTEMPTS: usize = 4;
         let config_path = dir.join("flotilla.toml");
@@ -212,6 +219,7 @@ impl Flotilla {
             let out = std::fs::File::create(&log).expect("create log");
             let err = out.try_clone().expect("clone log handle");
             let mut child = Command::new(flotilla_bin())
+                .args(args)
                 .arg("up")
                 .arg(&config_path)
                 .env("RUST_LOG", "info")
@@ -310,8 +318,13 @@ impl Flotilla {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.stop_with(libc::SIGTERM, timeout)
+    }
+
+    /// Sends `sig` (SIGTERM, SIGINT as Ctrl-C would) and waits for the exit status.
+    pub fn stop_with(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("flotilla running");
-        signal(child.id(), libc::SIGTERM);
+        signal(child.id(), sig);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("wait flotilla") {
@@ -320,7 +333,7 @@ impl Flotilla {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("flotilla did not exit within {timeout:?} of SIGTERM");
+                panic!("flotilla did not exit within {timeout:?} of signal {sig}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
