@@ -54,6 +54,9 @@ pub struct InstanceInfo {
     pub pid: Option<u32>,
     /// When the launch started (RFC 3339).
     pub launched_at: String,
+    /// Whether scale-in may not choose this instance (AWS `ProtectedFromScaleIn`).
+    #[serde(default)]
+    pub protected_from_scale_in: bool,
 }
 
 /// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.
@@ -127,6 +130,27 @@ pub struct TerminateRequest {
     /// `min_size`: then it is replaced anyway). Default false.
     #[serde(default)]
     pub decrement_desired: bool,
+}
+
+/// Body of `PUT /v1/instances/{id}/protection` (AWS `SetInstanceProtection`). Unknown fields
+/// are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionRequest {
+    /// True: scale-in never chooses this instance (health replacement and an explicit
+    /// terminate still apply, as in AWS). False: it may again.
+    pub protected_from_scale_in: bool,
+}
+
+/// Answer of `PUT /v1/instances/{id}/protection`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProtectionResponse {
+    /// The instance.
+    pub instance_id: String,
+    /// Its auto scaling group.
+    pub group: String,
+    /// The protection now in force.
+    pub protected_from_scale_in: bool,
 }
 
 /// Answer of `POST /v1/instances/{id}/terminate`: the termination has started (the instance

@@ -18,8 +18,8 @@ use utoipa_axum::routes;
 
 use crate::api::{
     ActivityInfo, CapacityRequest, ErrorBody, GroupDetail, GroupSummary, ListenerInfo,
-    MetricDatapoints, MetricParams, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
-    TargetHealthInfo, TerminateRequest, TerminateResponse,
+    MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, ReloadResponse,
+    ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
 };
 use crate::auth::require_token;
 use crate::AdminError;
@@ -73,6 +73,17 @@ pub trait AdminBackend: Send + Sync + 'static {
             "terminating instances is not supported here".into(),
         ))
     }
+    /// Sets or clears one instance's scale-in protection (AWS `SetInstanceProtection`).
+    fn set_instance_protection(
+        &self,
+        id: &str,
+        protected: bool,
+    ) -> Result<ProtectionResponse, AdminError> {
+        let _ = protected;
+        Err(AdminError::NotFound(format!(
+            "protecting instance `{id}` is not supported here"
+        )))
+    }
     /// Every metric in Prometheus (OpenMetrics) text format, names prefixed `flotilla_`.
     fn prometheus(&self) -> String {
         String::from("# EOF\n")
@@ -123,6 +134,7 @@ fn api() -> (Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_target_health))
         .routes(routes!(get_listeners))
         .routes(routes!(terminate_instance))
+        .routes(routes!(put_instance_protection))
         .routes(routes!(reload))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(get_metric))
@@ -283,6 +295,27 @@ async fn terminate_instance(
 ) -> Result<Json<TerminateResponse>, AdminError> {
     let Json(request) = body.map_err(bad_body)?;
     b.terminate_instance(&id, request.decrement_desired)
+        .map(Json)
+}
+
+/// Sets or clears an instance's scale-in protection: a protected instance is never chosen by
+/// scale-in (AWS `SetInstanceProtection`); the setting survives a restart.
+#[utoipa::path(put, path = "/v1/instances/{id}/protection", tag = "instances",
+    params(("id" = String, Path, description = "Instance id, e.g. i-0a1b2c3d4e5f")),
+    request_body = ProtectionRequest,
+    responses(
+        (status = 200, description = "Protection set", body = ProtectionResponse),
+        (status = 400, description = "Body is not a valid request (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    ))]
+async fn put_instance_protection(
+    State(b): State<Backend>,
+    Path(id): Path<String>,
+    body: Result<Json<ProtectionRequest>, JsonRejection>,
+) -> Result<Json<ProtectionResponse>, AdminError> {
+    let Json(request) = body.map_err(bad_body)?;
+    b.set_instance_protection(&id, request.protected_from_scale_in)
         .map(Json)
 }
 

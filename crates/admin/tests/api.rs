@@ -208,6 +208,11 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("/v1/target-groups/{name}/health", "get"),
         ("/v1/listeners", "get"),
         ("/v1/instances/{id}/terminate", "post"),
+        ("/v1/instances/{id}/protection", "put"),
+        ("/v1/groups/{name}/scaling", "get"),
+        ("/v1/groups/{name}/suspended-processes", "put"),
+        ("/v1/metrics/{metric}", "get"),
+        ("/metrics", "get"),
         ("/v1/reload", "post"),
     ] {
         assert!(
@@ -220,6 +225,7 @@ async fn the_openapi_document_covers_every_endpoint() {
         "ErrorBody",
         "CapacityRequest",
         "TerminateRequest",
+        "ProtectionRequest",
         "GroupDetail",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");

@@ -60,6 +60,9 @@ pub struct AutoScalingGroup {
     pub default_cooldown: Duration,
     /// Order in which scale-in picks victims (after AZ balancing). Default `[default]`.
     pub termination_policies: Vec<TerminationPolicy>,
+    /// Whether instances launched from now on start protected from scale-in (AWS
+    /// `NewInstancesProtectedFromScaleIn`). Default false.
+    pub new_instances_protected_from_scale_in: bool,
     /// Dynamic scaling policies.
     pub scaling_policies: Vec<ScalingPolicy>,
     /// Capacity changes at fixed times.

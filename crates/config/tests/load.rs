@@ -273,6 +273,7 @@ max_size = 4
     assert_eq!(g.default_instance_warmup, None);
     assert_eq!(g.default_cooldown, Duration::from_secs(300));
     assert_eq!(g.termination_policies, [TerminationPolicy::Default]);
+    assert!(!g.new_instances_protected_from_scale_in);
 }
 
 #[test]
@@ -520,4 +521,11 @@ target_value = 50.0
         })
         .collect();
     assert_eq!(stats, ["p90", "p99", "average"]);
+}
+
+#[test]
+fn new_instances_can_start_protected_from_scale_in() {
+    let src = "[launch_templates.web]\ncommand = [\"app\"]\n[auto_scaling_groups.web]\nlaunch_template = \"web\"\nmin_size = 1\nmax_size = 2\nnew_instances_protected_from_scale_in = true\n";
+    let cfg = parse(src, Path::new("f.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.auto_scaling_groups["web"].new_instances_protected_from_scale_in);
 }

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use flotilla_admin::api::{
     ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, ListenerInfo, MetricDatapoints,
-    ReloadResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest,
-    TerminateResponse,
+    ProtectionRequest, ProtectionResponse, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
+    TargetHealthInfo, TerminateRequest, TerminateResponse,
 };
 use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
@@ -68,6 +68,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             decrement_desired,
             admin,
         } => block_on(terminate(admin, &id, decrement_desired)),
+        Command::Protect { id, admin } => block_on(protect(admin, &id, true)),
+        Command::Unprotect { id, admin } => block_on(protect(admin, &id, false)),
         Command::Reload { admin } => block_on(reload(admin)),
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
@@ -498,6 +500,9 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             i.launched_at
         );
+        if i.protected_from_scale_in {
+            println!("{:<16} protected from scale-in", "");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -554,6 +559,30 @@ async fn terminate(
                 "instance {} of group {}: terminating (draining, then stopping); {then}; desired capacity {}",
                 r.instance_id, r.group, r.desired_capacity
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+async fn protect(admin: AdminArgs, id: &str, protected: bool) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<ProtectionResponse, _> = client
+        .put(
+            &format!("/v1/instances/{id}/protection"),
+            &ProtectionRequest {
+                protected_from_scale_in: protected,
+            },
+        )
+        .await;
+    match result {
+        Ok(r) => {
+            let what = if r.protected_from_scale_in {
+                "protected from scale-in"
+            } else {
+                "no longer protected from scale-in"
+            };
+            println!("instance {} of group {}: {what}", r.instance_id, r.group);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),

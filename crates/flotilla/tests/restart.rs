@@ -268,6 +268,7 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
             address: format!("127.0.0.1:{port}"),
             launch_template_version: 1,
             launched_at_ms: 0,
+            protected_from_scale_in: true,
         })
         .expect("write record");
     drop(store);
@@ -278,6 +279,10 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
     let g = f.wait_in_service("web", 1, Duration::from_secs(30)).await;
     assert_eq!(g.instances[0].id, id, "adopted, no new launch");
     assert_eq!(g.instances[0].pid, Some(pid));
+    assert!(
+        g.instances[0].protected_from_scale_in,
+        "the record's scale-in protection is restored"
+    );
     let (status, headers, _) = common::get(&client, &f.listener_url("/"))
         .await
         .expect("request through the load balancer");

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, ReloadResponse,
-    TargetHealthInfo, TerminateResponse,
+    ActivityInfo, GroupDetail, GroupSummary, InstanceInfo, ListenerInfo, ProtectionResponse,
+    ReloadResponse, TargetHealthInfo, TerminateResponse,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{CapacityError, InstanceHealth, InstanceId, LifecycleState, ScalingProcess};
@@ -99,6 +99,7 @@ impl AdminBackend for AdminView {
                     address: record.and_then(|r| r.address).map(|a| a.to_string()),
                     pid: record.and_then(|r| r.pid),
                     launched_at: self.clock.rfc3339(i.launched_at),
+                    protected_from_scale_in: i.protected_from_scale_in,
                 }
             })
             .collect();
@@ -218,6 +219,41 @@ impl AdminBackend for AdminView {
             group,
             desired_capacity: desired,
             replaced: desired == before,
+        })
+    }
+
+    fn set_instance_protection(
+        &self,
+        id: &str,
+        protected: bool,
+    ) -> Result<ProtectionResponse, AdminError> {
+        let now = self.clock.now();
+        let instance_id = InstanceId::from(id.to_string());
+        let mut c = self.lock();
+        let group = c
+            .groups
+            .iter_mut()
+            .find_map(|(name, g)| {
+                g.asg
+                    .set_instance_protection(now, &instance_id, protected)
+                    .then(|| name.clone())
+            })
+            .ok_or_else(|| AdminError::NotFound(format!("no instance with id `{id}`")))?;
+        if let Some(p) = &c.persist {
+            p.protection(id, protected);
+        }
+        drop(c);
+        tracing::info!(
+            group = group.as_str(),
+            instance = id,
+            "an operator {} scale-in protection",
+            if protected { "set" } else { "removed" }
+        );
+        self.wake.notify_one();
+        Ok(ProtectionResponse {
+            instance_id: id.to_string(),
+            group,
+            protected_from_scale_in: protected,
         })
     }
 

@@ -171,6 +171,7 @@ impl Control {
                     address: address.to_string(),
                     launch_template_version: i.launch_template_version,
                     launched_at_ms: crate::persist::now_ms(),
+                    protected_from_scale_in: i.protected_from_scale_in,
                 });
             }
         }

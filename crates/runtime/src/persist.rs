@@ -32,6 +32,10 @@ enum Write {
         processes: Vec<String>,
     },
     PutInstance(InstanceRecord),
+    Protection {
+        id: String,
+        protected: bool,
+    },
     RemoveInstance {
         id: String,
     },
@@ -182,6 +186,14 @@ impl Persister {
         self.send(Write::PutInstance(record));
     }
 
+    /// Records an instance's scale-in protection.
+    pub(crate) fn protection(&self, id: &str, protected: bool) {
+        self.send(Write::Protection {
+            id: id.to_string(),
+            protected,
+        });
+    }
+
     /// Forgets a terminated instance.
     pub(crate) fn remove_instance(&self, id: &str) {
         self.send(Write::RemoveInstance { id: id.to_string() });
@@ -206,6 +218,7 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
         Write::ClearDesired { group } => store.clear_desired_capacity(&group),
         Write::Suspended { group, processes } => store.set_suspended_processes(&group, &processes),
         Write::PutInstance(i) => store.put_instance(&i),
+        Write::Protection { id, protected } => store.set_instance_protection(&id, protected),
         Write::RemoveInstance { id } => store.remove_instance(&id),
         Write::ClearInstances => {
             for i in store.instances()? {
@@ -277,8 +290,13 @@ pub(crate) fn adopt_survivors(
                 r.launch_template_version,
             )
         });
+        if taken && r.protected_from_scale_in {
+            if let Some(g) = control.groups.get_mut(&r.group) {
+                g.asg.set_instance_protection(now, &id, true);
+            }
+        }
         if taken {
-            tracing::info!(group = %r.group, instance = %r.id, pid = r.pid, %address, "adopted an instance still running from the previous run");
+            tracing::info!(group = %r.group, instance = %r.id, pid = r.pid, %address, protected_from_scale_in = r.protected_from_scale_in, "adopted an instance still running from the previous run");
             control.record_adopted(&r.group, &id, address, r.pid);
         } else {
             tracing::warn!(group = %r.group, instance = %r.id, pid = r.pid, "an instance from the previous run has no place in its group any more; stopping it");
@@ -313,6 +331,7 @@ mod tests {
             address: "127.0.0.1:4000".into(),
             launch_template_version: 1,
             launched_at_ms: 0,
+            protected_from_scale_in: false,
         }
     }
 
@@ -340,6 +359,7 @@ mod tests {
         p.put_instance(record("i-1"));
         p.put_instance(record("i-2"));
         p.remove_instance("i-1");
+        p.protection("i-2", true);
         p.close().expect("writer thread").join().expect("joined");
 
         let (_, restored) = open(&dir, groups.iter()).expect("reopen");
@@ -348,7 +368,13 @@ mod tests {
             restored.suspended.get("web"),
             Some(&vec!["AZRebalance".to_string(), "Launch".to_string()])
         );
-        assert_eq!(restored.instances, vec![record("i-2")]);
+        assert_eq!(
+            restored.instances,
+            vec![InstanceRecord {
+                protected_from_scale_in: true,
+                ..record("i-2")
+            }]
+        );
         let history = &restored.history["web"];
         assert_eq!(
             history.len(),

@@ -254,6 +254,17 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
             p.clear_desired(name);
         }
         let desired_before = g.asg.desired_capacity();
+        if before.new_instances_protected_from_scale_in != asg.new_instances_protected_from_scale_in
+        {
+            g.asg.set_new_instances_protected_from_scale_in(
+                asg.new_instances_protected_from_scale_in,
+            );
+            changes.push(format!(
+                "auto scaling group {name}: new_instances_protected_from_scale_in {} → {}",
+                before.new_instances_protected_from_scale_in,
+                asg.new_instances_protected_from_scale_in
+            ));
+        }
         g.asg.update_spec(now, spec);
         let s = g.asg.spec();
         for (what, a, b) in [

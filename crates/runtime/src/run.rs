@@ -173,6 +173,7 @@ pub async fn run(
             .id_seed
             .wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         let mut group = AutoScalingGroup::new(spec, seed, now);
+        group.set_new_instances_protected_from_scale_in(asg.new_instances_protected_from_scale_in);
         // Suspended before the first reconcile, so e.g. a suspended Launch launches nothing.
         restore_suspended(name, &mut group, restored.suspended.get(name));
         groups.insert(

@@ -27,6 +27,7 @@ pub(crate) fn decode_group(
         "default_instance_warmup",
         "default_cooldown",
         "termination_policies",
+        "new_instances_protected_from_scale_in",
         "scaling_policies",
         "scheduled_actions",
     ];
@@ -108,6 +109,9 @@ pub(crate) fn decode_group(
     let termination_policies = t
         .opt(ctx, "termination_policies", decode_termination)
         .unwrap_or_else(|| vec![TerminationPolicy::Default]);
+    let new_instances_protected_from_scale_in = t
+        .opt(ctx, "new_instances_protected_from_scale_in", Ctx::boolean)
+        .unwrap_or(false);
     let scaling_policies = decode_list(ctx, &t, "scaling_policies", decode_policy);
     let scheduled_actions = decode_list(ctx, &t, "scheduled_actions", decode_scheduled);
     let min_size = min_size?;
@@ -123,6 +127,7 @@ pub(crate) fn decode_group(
         default_instance_warmup,
         default_cooldown,
         termination_policies,
+        new_instances_protected_from_scale_in,
         scaling_policies,
         scheduled_actions,
     })
