@@ -160,3 +160,77 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     );
     assert!(f.log().contains("reload refused") || f.log().contains("config reloaded"));
 }
+
+/// A reload replaces a group's scaling policies (they are acted on, not only stored), and a
+/// change the data plane cannot apply in place (a target group's algorithm) is refused with
+/// 409 and its reason instead of being silently ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_replaces_scaling_policies_and_refuses_what_needs_a_restart() {
+    let ports = Ports::new();
+    let f = Flotilla::start("reload-policies", ports, &demo_config(&ports, 1, 3, 1, ""));
+    let ports = f.ports;
+    let path = f.dir.join("flotilla.toml");
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    let info: flotilla_admin::api::ScalingInfo = f
+        .admin
+        .get("/v1/groups/web/scaling")
+        .await
+        .expect("scaling");
+    assert!(info.policies.is_empty());
+
+    let policy = r#"default_instance_warmup = "0s"
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "keep-rps"
+type = "target_tracking"
+metric = "request_rate_per_target"
+target_value = 50.0
+period = "1s"
+"#;
+    std::fs::write(&path, demo_config(&ports, 1, 3, 1, policy)).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload adding a policy");
+    assert!(
+        r.changes.iter().any(
+            |c| c.starts_with("auto scaling group web: scaling policies")
+                && c.contains("1 policies")
+        ),
+        "{:?}",
+        r.changes
+    );
+    // The new policy evaluates: it reports the value it saw within a few periods.
+    wait_for(
+        "the reloaded policy to evaluate",
+        Duration::from_secs(20),
+        || async {
+            let info: flotilla_admin::api::ScalingInfo =
+                f.admin.get("/v1/groups/web/scaling").await.ok()?;
+            let p = info.policies.first()?;
+            (p.name == "keep-rps" && p.last_value.is_some()).then_some(())
+        },
+    )
+    .await;
+
+    let lor = demo_config(&ports, 1, 3, 1, policy).replace(
+        "deregistration_delay = \"2s\"",
+        "deregistration_delay = \"2s\"\nalgorithm = \"least_outstanding_requests\"",
+    );
+    std::fs::write(&path, lor).expect("write config");
+    let refused = f
+        .admin
+        .post::<_, ReloadResponse>("/v1/reload", &serde_json::json!({}))
+        .await;
+    match refused {
+        Err(ClientError::Api { status, error, .. }) => {
+            assert_eq!(status, 409);
+            assert!(
+                error.contains("algorithm") && error.contains("target group web"),
+                "{error}"
+            );
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+}

@@ -46,87 +46,13 @@ pub(crate) struct Scaling {
 }
 
 impl Scaling {
-    /// Builds one controller per group from its config; a scheduled action that cannot be
-    /// understood (bad zone, time or cron) is logged and left out.
+    /// Builds one controller per group from its config.
     pub(crate) fn new(config: &Config, now: Time) -> Self {
-        let mut controllers = BTreeMap::new();
-        for (name, asg) in &config.auto_scaling_groups {
-            let mut spec = ControllerSpec {
-                default_instance_warmup: asg.default_instance_warmup,
-                default_cooldown: asg.default_cooldown,
-                ..ControllerSpec::default()
-            };
-            for p in &asg.scaling_policies {
-                match &p.kind {
-                    ScalingPolicyKind::TargetTracking {
-                        metric,
-                        statistic,
-                        target_value,
-                        period,
-                        scale_in_stabilization,
-                        disable_scale_in,
-                    } => spec.target_tracking.push(TargetTrackingSpec {
-                        name: p.name.clone(),
-                        metric: metric.clone(),
-                        statistic: statistic.clone(),
-                        target_value: *target_value,
-                        period: *period,
-                        scale_in_stabilization: *scale_in_stabilization,
-                        disable_scale_in: *disable_scale_in,
-                    }),
-                    ScalingPolicyKind::Step {
-                        adjustment_type,
-                        alarm,
-                        steps,
-                        min_adjustment_magnitude,
-                    } => spec.step.push(StepSpec {
-                        name: p.name.clone(),
-                        adjustment_type: adjustment(*adjustment_type),
-                        alarm: alarm_spec(alarm),
-                        steps: steps
-                            .iter()
-                            .map(|s| StepAdjustment {
-                                lower: s.lower,
-                                upper: s.upper,
-                                adjustment: s.adjustment,
-                            })
-                            .collect(),
-                        min_adjustment_magnitude: *min_adjustment_magnitude,
-                    }),
-                    ScalingPolicyKind::Simple {
-                        adjustment_type,
-                        alarm,
-                        adjustment: adj,
-                        cooldown,
-                    } => spec.simple.push(SimpleSpec {
-                        name: p.name.clone(),
-                        adjustment_type: adjustment(*adjustment_type),
-                        alarm: alarm_spec(alarm),
-                        adjustment: *adj,
-                        cooldown: *cooldown,
-                        min_adjustment_magnitude: None,
-                    }),
-                }
-            }
-            for a in &asg.scheduled_actions {
-                match ScheduledActionSpec::parse(
-                    &a.name,
-                    a.recurrence.as_deref(),
-                    &a.time_zone,
-                    a.start_time.as_deref(),
-                    a.end_time.as_deref(),
-                    a.min_size,
-                    a.max_size,
-                    a.desired_capacity,
-                ) {
-                    Ok(s) => spec.scheduled.push(s),
-                    Err(e) => {
-                        tracing::error!(group = name.as_str(), "scheduled action skipped: {e}")
-                    }
-                }
-            }
-            controllers.insert(name.clone(), ScalingController::new(spec, now));
-        }
+        let controllers = config
+            .auto_scaling_groups
+            .iter()
+            .map(|(name, asg)| (name.clone(), controller(name, asg, now)))
+            .collect();
         Scaling {
             store: MetricsStore::default(),
             controllers,
@@ -135,6 +61,18 @@ impl Scaling {
             last_cpu: HashMap::new(),
             next_sample: now,
         }
+    }
+
+    /// Replaces a group's controller after a reload changed its policies, scheduled actions,
+    /// warm-up or cooldown. Alarm windows, stabilization history and cooldowns start afresh.
+    pub(crate) fn replace_controller(
+        &mut self,
+        name: &str,
+        asg: &flotilla_config::AutoScalingGroup,
+        now: Time,
+    ) {
+        self.controllers
+            .insert(name.to_string(), controller(name, asg, now));
     }
 
     /// Policy states of one group, for `GET /v1/groups/{name}/scaling`.
@@ -460,6 +398,86 @@ fn process_group_ticks() -> HashMap<u32, u64> {
         }
     }
     by_group
+}
+
+/// The scaling controller of one group, from its config; a scheduled action that cannot be
+/// understood (validation refuses those, so only a bug gets here) is logged and left out.
+fn controller(name: &str, asg: &flotilla_config::AutoScalingGroup, now: Time) -> ScalingController {
+    let mut spec = ControllerSpec {
+        default_instance_warmup: asg.default_instance_warmup,
+        default_cooldown: asg.default_cooldown,
+        ..ControllerSpec::default()
+    };
+    for p in &asg.scaling_policies {
+        match &p.kind {
+            ScalingPolicyKind::TargetTracking {
+                metric,
+                statistic,
+                target_value,
+                period,
+                scale_in_stabilization,
+                disable_scale_in,
+            } => spec.target_tracking.push(TargetTrackingSpec {
+                name: p.name.clone(),
+                metric: metric.clone(),
+                statistic: statistic.clone(),
+                target_value: *target_value,
+                period: *period,
+                scale_in_stabilization: *scale_in_stabilization,
+                disable_scale_in: *disable_scale_in,
+            }),
+            ScalingPolicyKind::Step {
+                adjustment_type,
+                alarm,
+                steps,
+                min_adjustment_magnitude,
+            } => spec.step.push(StepSpec {
+                name: p.name.clone(),
+                adjustment_type: adjustment(*adjustment_type),
+                alarm: alarm_spec(alarm),
+                steps: steps
+                    .iter()
+                    .map(|s| StepAdjustment {
+                        lower: s.lower,
+                        upper: s.upper,
+                        adjustment: s.adjustment,
+                    })
+                    .collect(),
+                min_adjustment_magnitude: *min_adjustment_magnitude,
+            }),
+            ScalingPolicyKind::Simple {
+                adjustment_type,
+                alarm,
+                adjustment: adj,
+                cooldown,
+            } => spec.simple.push(SimpleSpec {
+                name: p.name.clone(),
+                adjustment_type: adjustment(*adjustment_type),
+                alarm: alarm_spec(alarm),
+                adjustment: *adj,
+                cooldown: *cooldown,
+                min_adjustment_magnitude: None,
+            }),
+        }
+    }
+    for a in &asg.scheduled_actions {
+        match ScheduledActionSpec::parse(
+            &a.name,
+            a.recurrence.as_deref(),
+            &a.time_zone,
+            a.start_time.as_deref(),
+            a.end_time.as_deref(),
+            a.min_size,
+            a.max_size,
+            a.desired_capacity,
+        ) {
+            Ok(s) => spec.scheduled.push(s),
+            Err(e) => {
+                tracing::error!(group = name, "scheduled action skipped: {e}")
+            }
+        }
+    }
+    ScalingController::new(spec, now)
 }
 
 /// One group's view of the store, as its controller reads it.
