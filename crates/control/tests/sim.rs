@@ -315,8 +315,12 @@ impl World {
                 )
             })
             .count() as u32;
-        // AWS allows max + max(10 %, 1) only while rebalancing; we never rebalance.
-        assert!(live <= MAX, "{live} live instances above max {MAX}");
+        // AWS allows max + max(10 %, 1) only while rebalancing (AZRebalance launches first).
+        let allowance = (MAX / 10).max(1);
+        assert!(
+            live <= MAX + allowance,
+            "{live} live instances above max {MAX} + the rebalancing allowance {allowance}"
+        );
     }
 
     fn step(&mut self) {
@@ -385,14 +389,33 @@ fn run_seed(seed: u64) {
     w.finish();
 }
 
-fn trace_of(seed: u64) -> Vec<String> {
+fn world_after(seed: u64) -> World {
     let mut w = World::new(seed);
     w.group.handle_timeout(Time::ZERO);
     w.pump();
     for _ in 0..DURATION {
         w.step();
     }
-    w.trace
+    w
+}
+
+fn trace_of(seed: u64) -> Vec<String> {
+    world_after(seed).trace
+}
+
+/// The failed launches and crashes of the simulation leave zones unbalanced now and then, so
+/// the invariants above are also checked while AZRebalance runs (launch first, then terminate).
+#[test]
+fn simulation_exercises_az_rebalancing() {
+    let rebalanced = (0..40u64)
+        .filter(|seed| {
+            world_after(*seed)
+                .group
+                .activities()
+                .any(|a| a.cause.starts_with("AZRebalance:"))
+        })
+        .count();
+    assert!(rebalanced > 0, "no seed of 40 rebalanced");
 }
 
 #[test]

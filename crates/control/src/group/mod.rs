@@ -102,6 +102,9 @@ pub struct AutoScalingGroup {
     suspended: BTreeSet<ScalingProcess>,
     /// Whether instances launched from now on start protected from scale-in.
     new_instances_protected: bool,
+    /// The instance an AZRebalance launched; the surplus it makes is only scaled in once it is
+    /// in service ("launch first, then terminate").
+    rebalancing: Option<InstanceId>,
 }
 
 impl AutoScalingGroup {
@@ -128,6 +131,7 @@ impl AutoScalingGroup {
             zone_failed_at: Vec::new(),
             suspended: BTreeSet::new(),
             new_instances_protected: false,
+            rebalancing: None,
         }
     }
 
@@ -493,7 +497,14 @@ impl AutoScalingGroup {
                 && !self.spec.zones.is_empty()
                 && !self.is_suspended(ScalingProcess::Launch)
         });
-        grace_ends.chain(retry).min()
+        // A zone that failed a launch may take one again once its mark expires: wake then,
+        // so an AZRebalance waiting for it happens without another event.
+        let marks = self
+            .zone_failed_at
+            .iter()
+            .map(|(_, t)| *t + MAX_BACKOFF)
+            .filter(|_| !self.is_suspended(ScalingProcess::AzRebalance));
+        grace_ends.chain(retry).chain(marks).min()
     }
 
     /// Every instance not yet Terminated, oldest launch first.
@@ -657,6 +668,19 @@ impl AutoScalingGroup {
         if self.launch_not_before.is_some_and(|t| now >= t) {
             self.launch_not_before = None;
         }
+        // Marks that no longer steer placement; dropping them keeps poll_timeout in the future.
+        self.zone_failed_at.retain(|(_, t)| now < *t + MAX_BACKOFF);
+        // A rebalance launch that came up (or went away) no longer holds back the scale-in.
+        if let Some(id) = &self.rebalancing {
+            let pending = self.members.iter().any(|m| {
+                m.instance.id == *id
+                    && m.instance.lifecycle == LifecycleState::Pending
+                    && m.stopping == Stopping::No
+            });
+            if !pending {
+                self.rebalancing = None;
+            }
+        }
         self.replace_unhealthy(now);
         let desired = self.desired as usize;
         let mut live = self.live_count();
@@ -670,7 +694,7 @@ impl AutoScalingGroup {
             live += 1;
             acted = true;
         }
-        while can_terminate && live > desired {
+        while can_terminate && live > desired && self.rebalancing.is_none() {
             let Some(i) = self.choose_victim(now) else {
                 break;
             };
@@ -685,7 +709,91 @@ impl AutoScalingGroup {
         }
         if acted {
             self.pending_cause = None;
+        } else if can_launch && can_terminate && live == desired {
+            self.rebalance(now, live);
         }
+    }
+
+    /// AZRebalance (AWS §5.4): a group settled at its desired capacity whose zones differ by two
+    /// or more instances (after a failed launch, a terminate with decrement, a zone that came
+    /// back, or a zone removed from the group) launches one instance in the emptiest zone first;
+    /// once that is in service, the surplus is scaled in from the fullest zone by the usual
+    /// rules. The group may exceed `max_size` by max(10 % of it, 1) meanwhile, as in AWS.
+    fn rebalance(&mut self, now: Time, live: usize) {
+        let Some((from, to)) = self.imbalance(now) else {
+            return;
+        };
+        let count = |z: &str| {
+            if self.spec.zones.iter().any(|x| x == z) {
+                format!("zone {z} has {} instance(s)", self.live_in_zone(z))
+            } else {
+                format!(
+                    "zone {z}, no longer one of the group's, has {}",
+                    self.live_in_zone(z)
+                )
+            }
+        };
+        let cause = format!(
+            "AZRebalance: {} and {}; launching in {to} first, then terminating one in {from}",
+            count(&from),
+            count(&to)
+        );
+        self.pending_cause = Some(cause);
+        if self.launch_one(now, live) {
+            self.rebalancing = self.members.last().map(|m| m.instance.id.clone());
+        }
+        // The cause stays pending: it also explains the termination that follows.
+    }
+
+    /// (fullest zone, emptiest zone) when an AZRebalance is due at `now`, else `None`.
+    fn imbalance(&self, now: Time) -> Option<(String, String)> {
+        let p = |x| self.is_suspended(x);
+        if p(ScalingProcess::AzRebalance)
+            || p(ScalingProcess::Launch)
+            || p(ScalingProcess::Terminate)
+        {
+            return None;
+        }
+        let live = self.live_count();
+        let settled = self.members.iter().all(|m| {
+            m.instance.lifecycle == LifecycleState::InService
+                && m.stopping == Stopping::No
+                && m.unhealthy_report.is_none()
+        });
+        let max = self.spec.max_size as usize;
+        let allowance = (max / 10).max(1);
+        if !settled
+            || live == 0
+            || live != self.desired as usize
+            || live + 1 > max + allowance
+            || self.launch_not_before.is_some()
+            || self.rebalancing.is_some()
+        {
+            return None;
+        }
+        let listed = |z: &str| self.spec.zones.iter().any(|x| x == z);
+        // Fullest: a zone with an instance scale-in may take (an unlisted zone counts as fuller
+        // than any listed one, as for scale-in).
+        let fullest = self
+            .members
+            .iter()
+            .filter(|m| m.is_live() && !m.instance.protected_from_scale_in)
+            .map(|m| m.instance.zone.as_str())
+            .max_by_key(|z| (!listed(z), self.live_in_zone(z)))?;
+        let failed_recently = |z: &str| {
+            self.zone_failed_at
+                .iter()
+                .any(|(fz, t)| fz == z && now < *t + MAX_BACKOFF)
+        };
+        let emptiest = self
+            .spec
+            .zones
+            .iter()
+            .filter(|z| !failed_recently(z))
+            .min_by_key(|z| self.live_in_zone(z))?;
+        let unbalanced =
+            !listed(fullest) || self.live_in_zone(fullest) >= self.live_in_zone(emptiest) + 2;
+        unbalanced.then(|| (fullest.to_string(), emptiest.clone()))
     }
 
     fn with_pending_cause(&self, body: String) -> String {
