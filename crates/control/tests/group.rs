@@ -499,6 +499,47 @@ fn elb_unhealthy_after_grace_is_acted_on_at_once() {
 }
 
 #[test]
+fn suspended_health_check_ignores_verdicts_and_suspended_replace_unhealthy_defers_them() {
+    // HealthCheck suspended: an unhealthy verdict is not even recorded (AWS: no marking).
+    let mut d = elb_group();
+    d.run_until(at(30));
+    let id = d.in_service()[0].clone();
+    d.group.suspend_process(ScalingProcess::HealthCheck);
+    d.group
+        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.run_for(secs(30));
+    assert_eq!(d.in_service(), vec![id.clone()], "not replaced");
+    d.group.resume_process(d.now, ScalingProcess::HealthCheck);
+    d.run_for(secs(30));
+    assert_eq!(
+        d.in_service(),
+        vec![id.clone()],
+        "the ignored verdict stays ignored"
+    );
+
+    // ReplaceUnhealthy suspended: the verdict is kept, the instance stays until resumed.
+    d.group.suspend_process(ScalingProcess::ReplaceUnhealthy);
+    d.group
+        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.run_for(secs(30));
+    assert_eq!(d.in_service(), vec![id.clone()], "kept while suspended");
+    assert_eq!(
+        d.group.poll_timeout(),
+        None,
+        "nothing to wake for meanwhile"
+    );
+    d.group
+        .resume_process(d.now, ScalingProcess::ReplaceUnhealthy);
+    d.run_for(secs(30));
+    let now_in_service = d.in_service();
+    assert_eq!(now_in_service.len(), 1);
+    assert_ne!(now_in_service[0], id, "replaced on resume");
+    assert!(d.group.activities().any(|a| a.cause.contains(&format!(
+        "instance {id} was taken out of service because its target group health check failed"
+    ))));
+}
+
+#[test]
 fn process_groups_ignore_target_health() {
     let mut d = started(2);
     let id = d.in_service()[0].clone();
