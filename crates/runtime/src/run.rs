@@ -235,13 +235,15 @@ pub async fn run(
         let config = shared.config();
         crate::scale_from_zero::enable(&shared, &config);
     }
+    let admin_bound = admin_listener.local_addr().unwrap_or(admin_addr);
+    let cluster_name = shared.config().cluster.name.clone();
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
         Arc::new(AdminView(shared.clone())),
         options.admin_token.clone().map(Arc::from),
         stop_rx.clone(),
     ));
-    tracing::info!(admin = %admin_addr, "flotilla is up");
+    tracing::info!(cluster = %cluster_name, admin = %admin_bound, "flotilla is up");
 
     // The control loop.
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
