@@ -333,6 +333,9 @@ async fn ctrl_c_stops_everything_and_json_logs_are_json() {
             v["level"].is_string() && v["timestamp"].is_string(),
             "{line}"
         );
+        if v["fields"]["message"] == "flotilla is up" {
+            assert_eq!(v["fields"]["cluster"], "test", "{line}");
+        }
         messages.push(
             v["fields"]["message"]
                 .as_str()
