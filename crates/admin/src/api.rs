@@ -67,6 +67,9 @@ pub struct InstanceInfo {
     /// the version for new launches, and an instance refresh replaces the older ones.
     #[serde(default)]
     pub launch_template_version: u64,
+    /// Whether scale-in may not choose this instance (AWS `ProtectedFromScaleIn`).
+    #[serde(default)]
+    pub protected_from_scale_in: bool,
 }
 
 /// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.
@@ -142,6 +145,27 @@ pub struct TerminateRequest {
     pub decrement_desired: bool,
 }
 
+/// Body of `PUT /v1/instances/{id}/protection` (AWS `SetInstanceProtection`). Unknown fields
+/// are refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectionRequest {
+    /// True: scale-in never chooses this instance (health replacement and an explicit
+    /// terminate still apply, as in AWS). False: it may again.
+    pub protected_from_scale_in: bool,
+}
+
+/// Answer of `PUT /v1/instances/{id}/protection`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ProtectionResponse {
+    /// The instance.
+    pub instance_id: String,
+    /// Its auto scaling group.
+    pub group: String,
+    /// The protection now in force.
+    pub protected_from_scale_in: bool,
+}
+
 /// Answer of `POST /v1/instances/{id}/terminate`: the termination has started (the instance
 /// drains, then stops).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -212,6 +236,11 @@ pub struct PolicyInfo {
     /// `target_tracking`, `step` or `simple`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// What the policy does in one line: the tracked metric, statistic and target value, or
+    /// the alarm of a step or simple policy (metric, statistic, comparison, threshold, M of N
+    /// periods, missing-data treatment).
+    #[serde(default)]
+    pub description: String,
     /// `OK`, `ALARM` or `INSUFFICIENT_DATA` for step and simple policies' alarms.
     pub alarm_state: Option<String>,
     /// The metric value the policy last evaluated, if it had data.

@@ -20,8 +20,8 @@ use utoipa_axum::routes;
 use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary,
     InstanceRefreshInfo, InstanceRefreshRequest, ListenerInfo, MetricDatapoints, MetricParams,
-    ReloadResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest,
-    TerminateResponse, ZoneDrillRequest, ZoneInfo,
+    ProtectionRequest, ProtectionResponse, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
+    TargetHealthInfo, TerminateRequest, TerminateResponse, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -80,6 +80,17 @@ pub trait AdminBackend: Send + Sync + 'static {
         Err(AdminError::Internal(
             "terminating instances is not supported here".into(),
         ))
+    }
+    /// Sets or clears one instance's scale-in protection (AWS `SetInstanceProtection`).
+    fn set_instance_protection(
+        &self,
+        id: &str,
+        protected: bool,
+    ) -> Result<ProtectionResponse, AdminError> {
+        let _ = protected;
+        Err(AdminError::NotFound(format!(
+            "protecting instance `{id}` is not supported here"
+        )))
     }
     /// Every metric in Prometheus (OpenMetrics) text format, names prefixed `flotilla_`.
     fn prometheus(&self) -> String {
@@ -179,6 +190,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_target_health))
         .routes(routes!(get_listeners))
         .routes(routes!(terminate_instance))
+        .routes(routes!(put_instance_protection))
         .routes(routes!(reload))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(get_metric))
@@ -294,9 +306,9 @@ async fn get_group(
 async fn put_capacity(
     State(b): State<Backend>,
     Path(name): Path<String>,
-    body: Result<Json<CapacityRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<GroupSummary>, AdminError> {
-    let Json(request) = body.map_err(bad_body)?;
+    let request: CapacityRequest = json_object(body)?;
     b.set_desired_capacity(&name, request.desired_capacity)
         .map(Json)
 }
@@ -357,10 +369,31 @@ async fn get_listeners(State(b): State<Backend>) -> Json<Vec<ListenerInfo>> {
 async fn terminate_instance(
     State(b): State<Backend>,
     Path(id): Path<String>,
-    body: Result<Json<TerminateRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<TerminateResponse>, AdminError> {
-    let Json(request) = body.map_err(bad_body)?;
+    let request: TerminateRequest = json_object(body)?;
     b.terminate_instance(&id, request.decrement_desired)
+        .map(Json)
+}
+
+/// Sets or clears an instance's scale-in protection: a protected instance is never chosen by
+/// scale-in (AWS `SetInstanceProtection`); the setting survives a restart.
+#[utoipa::path(put, path = "/v1/instances/{id}/protection", tag = "instances",
+    params(("id" = String, Path, description = "Instance id, e.g. i-0a1b2c3d4e5f")),
+    request_body = ProtectionRequest,
+    responses(
+        (status = 200, description = "Protection set", body = ProtectionResponse),
+        (status = 400, description = "Body is not a valid request (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such instance", body = ErrorBody),
+    ))]
+async fn put_instance_protection(
+    State(b): State<Backend>,
+    Path(id): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<ProtectionResponse>, AdminError> {
+    let request: ProtectionRequest = json_object(body)?;
+    b.set_instance_protection(&id, request.protected_from_scale_in)
         .map(Json)
 }
 
@@ -445,9 +478,9 @@ async fn get_scaling(
 async fn put_suspended_processes(
     State(b): State<Backend>,
     Path(name): Path<String>,
-    body: Result<Json<SuspendedProcessesRequest>, JsonRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<ScalingInfo>, AdminError> {
-    let Json(request) = body.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let request: SuspendedProcessesRequest = json_object(body)?;
     b.set_suspended_processes(&name, &request.processes)
         .map(Json)
 }
@@ -616,9 +649,17 @@ async fn end_zonal_shift(
 fn drill_duration(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Duration, AdminError> {
-    let Json(value) = body.map_err(bad_body)?;
-    let request: ZoneDrillRequest = object_body(value)?;
+    let request: ZoneDrillRequest = json_object(body)?;
     parse_duration("duration", &request.duration)
+}
+
+/// A request body that must be a JSON object of `T`'s fields: every handler with a body takes
+/// it this way, so none accepts the array form serde alone would.
+fn json_object<T: serde::de::DeserializeOwned>(
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<T, AdminError> {
+    let Json(value) = body.map_err(bad_body)?;
+    object_body(value)
 }
 
 /// Decodes a JSON body that must be an object (serde alone would also take an array of the

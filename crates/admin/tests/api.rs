@@ -260,6 +260,11 @@ async fn the_openapi_document_covers_every_endpoint() {
         ("/v1/target-groups/{name}/health", "get"),
         ("/v1/listeners", "get"),
         ("/v1/instances/{id}/terminate", "post"),
+        ("/v1/instances/{id}/protection", "put"),
+        ("/v1/groups/{name}/scaling", "get"),
+        ("/v1/groups/{name}/suspended-processes", "put"),
+        ("/v1/metrics/{metric}", "get"),
+        ("/metrics", "get"),
         ("/v1/reload", "post"),
         ("/v1/groups/{name}/instance-refresh", "post"),
         ("/v1/groups/{name}/instance-refresh", "get"),
@@ -280,6 +285,7 @@ async fn the_openapi_document_covers_every_endpoint() {
         "ErrorBody",
         "CapacityRequest",
         "TerminateRequest",
+        "ProtectionRequest",
         "GroupDetail",
         "InstanceRefreshRequest",
         "InstanceRefreshInfo",
@@ -390,4 +396,63 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
         .await
         .unwrap_err();
     assert_eq!(api_error(e).0, 404);
+}
+
+/// Every body is a JSON object of its fields: serde alone would also take an array of the
+/// fields' values in order (`[3]` for `{"desired_capacity": 3}`), which the document does not
+/// allow, so each endpoint refuses that with a 400 before the backend sees it.
+#[tokio::test]
+async fn bodies_must_be_json_objects() {
+    let (url, _stop, fake) = serve_fake(None).await;
+    let c = AdminClient::new(&url, None).unwrap();
+    let put = |path: &'static str, body: serde_json::Value| {
+        let c = &c;
+        async move { c.put::<_, serde_json::Value>(path, &body).await }
+    };
+    let post = |path: &'static str, body: serde_json::Value| {
+        let c = &c;
+        async move { c.post::<_, serde_json::Value>(path, &body).await }
+    };
+    for (result, what) in [
+        (
+            put("/v1/groups/web/capacity", serde_json::json!([3])).await,
+            "capacity",
+        ),
+        (
+            post("/v1/instances/i-1/terminate", serde_json::json!([true])).await,
+            "terminate",
+        ),
+        (
+            put("/v1/instances/i-1/protection", serde_json::json!([true])).await,
+            "protection",
+        ),
+        (
+            put(
+                "/v1/groups/web/suspended-processes",
+                serde_json::json!([["Launch"]]),
+            )
+            .await,
+            "suspended processes",
+        ),
+    ] {
+        let (status, code, error) = api_error(result.unwrap_err());
+        assert_eq!((status, code.as_str()), (400, "bad_request"), "{what}");
+        assert!(error.contains("JSON object"), "{what}: {error}");
+    }
+    assert_eq!(*fake.desired.lock().unwrap(), 2, "nothing changed");
+    // The object forms reach the backend.
+    let s = put(
+        "/v1/groups/web/capacity",
+        serde_json::json!({"desired_capacity": 3}),
+    )
+    .await
+    .expect("an object body");
+    assert_eq!(s["desired_capacity"], 3);
+    let t = post(
+        "/v1/instances/i-1/terminate",
+        serde_json::json!({"decrement_desired": true}),
+    )
+    .await
+    .expect("an object body");
+    assert_eq!(t["replaced"], false);
 }

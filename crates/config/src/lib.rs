@@ -45,7 +45,7 @@ pub use routing::{
 pub use scaling::{
     AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType, MissingData,
     ScalingPolicy, ScalingPolicyKind, ScheduledAction, StepAdjustment, TerminationPolicy,
-    KNOWN_METRICS, KNOWN_STATISTICS,
+    DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
 };
 
 /// Reads the file at `path` and [`parse`]s it; also checks that the files the config names

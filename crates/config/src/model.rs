@@ -34,7 +34,7 @@ pub struct Config {
 /// Installation-wide settings (`[cluster]`): the simulated region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
-    /// Display name, shown in status output and metrics labels. Default `"flotilla"`.
+    /// Display name of the installation, in the start-up log line. Default `"flotilla"`.
     pub name: String,
     /// Simulated availability zones (failure domains) that groups spread instances across.
     /// Default `["az-a", "az-b", "az-c"]`; never empty and without duplicates.

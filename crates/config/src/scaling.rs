@@ -19,6 +19,9 @@ pub const KNOWN_METRICS: &[&str] = &[
     "desired_capacity",
 ];
 
+/// Metrics kept as distributions, the only ones with percentile statistics (p50, p90, p99).
+pub const DISTRIBUTION_METRICS: &[&str] = &["target_response_time"];
+
 /// Statistics an alarm may apply to a metric (interface §3).
 pub const KNOWN_STATISTICS: &[&str] = &[
     "average",
@@ -57,6 +60,9 @@ pub struct AutoScalingGroup {
     pub default_cooldown: Duration,
     /// Order in which scale-in picks victims (after AZ balancing). Default `[default]`.
     pub termination_policies: Vec<TerminationPolicy>,
+    /// Whether instances launched from now on start protected from scale-in (AWS
+    /// `NewInstancesProtectedFromScaleIn`). Default false.
+    pub new_instances_protected_from_scale_in: bool,
     /// Dynamic scaling policies.
     pub scaling_policies: Vec<ScalingPolicy>,
     /// Capacity changes at fixed times.
@@ -125,6 +131,10 @@ pub enum ScalingPolicyKind {
     TargetTracking {
         /// Metric to track (one of [`KNOWN_METRICS`]).
         metric: String,
+        /// Statistic of the metric over each period (one of [`KNOWN_STATISTICS`]; percentiles
+        /// only for [`DISTRIBUTION_METRICS`]). Default `p90` for `target_response_time`,
+        /// `average` otherwise.
+        statistic: String,
         /// Value to keep the metric at; greater than zero.
         target_value: f64,
         /// Metric period evaluated, whole seconds. Default 10 s.

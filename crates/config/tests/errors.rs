@@ -570,6 +570,28 @@ fn scaling_policy_rules() {
         "\"mean\"",
         "unknown statistic `mean`",
     );
+    // Percentiles exist only for distributions: asked of another metric, the policy would
+    // never get a datapoint and never act.
+    let alarm = "alarm = { metric = \"cpu_utilization\", statistic = \"p99\", comparison = \">\", threshold = 1 }\n";
+    one(
+        &pol(&format!("type = \"simple\"\nadjustment = 1\n{alarm}")),
+        "\"p99\"",
+        "statistic `p99` needs a distribution metric (target_response_time)",
+    );
+    one(
+        &pol("type = \"target_tracking\"\nmetric = \"request_rate_per_target\"\nstatistic = \"p50\"\ntarget_value = 5\n"),
+        "\"p50\"",
+        "`request_rate_per_target` has none of its percentiles",
+    );
+    assert_eq!(
+        errs(&pol("type = \"target_tracking\"\nmetric = \"target_response_time\"\nstatistic = \"p99\"\ntarget_value = 0.2\n")),
+        Vec::<String>::new()
+    );
+    one(
+        &pol("type = \"target_tracking\"\nmetric = \"cpu_utilization\"\nstatistic = \"median\"\ntarget_value = 5\n"),
+        "\"median\"",
+        "unknown statistic `median`",
+    );
     let alarm = "alarm = { metric = \"cpu_utilization\", evaluation_periods = 2, datapoints_to_alarm = 3, comparison = \">\", threshold = 1 }\n";
     one(
         &pol(&format!("type = \"simple\"\nadjustment = 1\n{alarm}")),
@@ -624,6 +646,32 @@ fn scheduled_action_rules() {
         &sa("start_time = \"tomorrow\"\nmax_size = 1\n"),
         "\"tomorrow\"",
         "invalid time",
+    );
+    // What the control plane could not run is refused here, at its location, instead of
+    // being logged and skipped at start.
+    one(
+        &sa("recurrence = \"0 25 * * *\"\ndesired_capacity = 1\n"),
+        "\"0 25",
+        "recurrence `0 25 * * *`: hour",
+    );
+    one(
+        &sa("recurrence = \"0 8 * * *\"\ntime_zone = \"Mars/Olympus\"\ndesired_capacity = 1\n"),
+        "\"Mars/Olympus\"",
+        "unknown time zone `Mars/Olympus`",
+    );
+    one(
+        &sa("start_time = 2026-01-31T08:00:00\nmax_size = 1\n"),
+        "2026-01-31T08:00:00",
+        "needs a UTC offset",
+    );
+    one(
+        &sa("start_time = \"2026-01-31T08:00:00Z\"\nend_time = \"2026-01-30T08:00:00Z\"\nmax_size = 1\n"),
+        "\"2026-01-30",
+        "end_time `2026-01-30T08:00:00Z` must be after start_time",
+    );
+    assert_eq!(
+        errs(&sa("recurrence = \"*/15 8-18 * jan-mar mon-fri\"\ntime_zone = \"Asia/Seoul\"\nstart_time = 2026-01-31T08:00:00+09:00\ndesired_capacity = 1\n")),
+        Vec::<String>::new()
     );
 }
 

@@ -121,6 +121,7 @@ fn spec_example_parses_with_expected_values() {
         g.scaling_policies[0].kind,
         ScalingPolicyKind::TargetTracking {
             metric: "request_rate_per_target".into(),
+            statistic: "average".into(),
             target_value: 100.0,
             period: Duration::from_secs(10),
             scale_in_stabilization: Duration::from_secs(300),
@@ -272,6 +273,7 @@ max_size = 4
     assert_eq!(g.default_instance_warmup, None);
     assert_eq!(g.default_cooldown, Duration::from_secs(300));
     assert_eq!(g.termination_policies, [TerminationPolicy::Default]);
+    assert!(!g.new_instances_protected_from_scale_in);
 }
 
 #[test]
@@ -477,4 +479,53 @@ default_action = { type = "forward", target_group = "web" }
         cfg.load_balancers["front"].access_log.as_deref(),
         Some(Path::new("/srv/conf/logs/front.jsonl"))
     );
+}
+
+#[test]
+fn target_tracking_statistic_defaults_to_p90_for_response_time_else_average() {
+    let src = r#"
+[launch_templates.web]
+command = ["app"]
+
+[auto_scaling_groups.web]
+launch_template = "web"
+min_size = 1
+max_size = 3
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "latency"
+type = "target_tracking"
+metric = "target_response_time"
+target_value = 0.25
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "latency-p99"
+type = "target_tracking"
+metric = "target_response_time"
+statistic = "p99"
+target_value = 0.5
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "cpu"
+type = "target_tracking"
+metric = "cpu_utilization"
+target_value = 50.0
+"#;
+    let cfg = parse(src, Path::new("f.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let stats: Vec<&str> = cfg.auto_scaling_groups["web"]
+        .scaling_policies
+        .iter()
+        .map(|p| match &p.kind {
+            ScalingPolicyKind::TargetTracking { statistic, .. } => statistic.as_str(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(stats, ["p90", "p99", "average"]);
+}
+
+#[test]
+fn new_instances_can_start_protected_from_scale_in() {
+    let src = "[launch_templates.web]\ncommand = [\"app\"]\n[auto_scaling_groups.web]\nlaunch_template = \"web\"\nmin_size = 1\nmax_size = 2\nnew_instances_protected_from_scale_in = true\n";
+    let cfg = parse(src, Path::new("f.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.auto_scaling_groups["web"].new_instances_protected_from_scale_in);
 }

@@ -81,6 +81,18 @@ impl AlarmState {
     }
 }
 
+impl MissingData {
+    /// The config spelling, e.g. `"not_breaching"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MissingData::Missing => "missing",
+            MissingData::NotBreaching => "not_breaching",
+            MissingData::Breaching => "breaching",
+            MissingData::Ignore => "ignore",
+        }
+    }
+}
+
 impl fmt::Display for AlarmState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -132,6 +144,23 @@ impl Alarm {
     /// The alarm's settings.
     pub fn spec(&self) -> &AlarmSpec {
         &self.spec
+    }
+
+    /// What the alarm watches, in one line for status output, e.g. "cpu_utilization average
+    /// >= 70 in 2 of 3 periods of 10s (missing data: missing)".
+    pub fn describe(&self) -> String {
+        let s = &self.spec;
+        format!(
+            "{} {} {} {} in {} of {} periods of {}s (missing data: {})",
+            s.metric,
+            s.statistic,
+            s.comparison.symbol(),
+            crate::policy::fmt_value(s.threshold),
+            s.datapoints_to_alarm,
+            s.evaluation_periods,
+            s.period.as_secs(),
+            s.treat_missing_data.as_str()
+        )
     }
 
     /// The current state.
@@ -322,6 +351,15 @@ mod tests {
             assert_eq!(run("0 - X - -", 2, mode, O), want, "{mode:?}");
             assert_eq!(run("- - - - 0", 2, mode, O), want, "{mode:?}");
         }
+    }
+
+    #[test]
+    fn describes_itself() {
+        let a = Alarm::new(spec(3, 2, NotBreaching));
+        assert_eq!(
+            a.describe(),
+            "cpu_utilization average > 50 in 2 of 3 periods of 10s (missing data: not_breaching)"
+        );
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub struct PolicyStatus {
     pub name: String,
     /// `target_tracking`, `step` or `simple`.
     pub kind: &'static str,
+    /// What the policy does, in one line: the tracked metric and target, or the alarm
+    /// (metric, statistic, comparison, threshold, M of N periods) of a step/simple policy.
+    pub description: String,
     /// Alarm state for step/simple policies.
     pub alarm_state: Option<crate::alarm::AlarmState>,
     /// Latest value the policy saw.
@@ -178,11 +181,24 @@ impl ScalingController {
         };
         let mut out = Vec::new();
         for s in &self.target_tracking {
-            let name = s.policy.spec().name.clone();
+            let spec = s.policy.spec();
+            let name = spec.name.clone();
+            let mut description = format!(
+                "keeps {} {} at {} (period {}s, scale-in stabilization {}s)",
+                spec.metric,
+                spec.statistic,
+                crate::policy::fmt_value(spec.target_value),
+                s.period.as_secs(),
+                spec.scale_in_stabilization.as_secs()
+            );
+            if spec.disable_scale_in {
+                description.push_str(", scale-in disabled");
+            }
             out.push(PolicyStatus {
                 last_value: last(&name),
                 name,
                 kind: "target_tracking",
+                description,
                 alarm_state: None,
             });
         }
@@ -192,6 +208,7 @@ impl ScalingController {
                 last_value: last(&name),
                 name,
                 kind: "step",
+                description: format!("alarm: {}", s.policy.alarm().describe()),
                 alarm_state: Some(s.policy.alarm().state()),
             });
         }
@@ -201,6 +218,7 @@ impl ScalingController {
                 last_value: last(&name),
                 name,
                 kind: "simple",
+                description: format!("alarm: {}", s.policy.alarm().describe()),
                 alarm_state: Some(s.policy.alarm().state()),
             });
         }

@@ -62,17 +62,12 @@ impl ScheduledActionSpec {
         max_size: Option<u32>,
         desired_capacity: Option<u32>,
     ) -> Result<Self, ScheduleError> {
-        let tz = TimeZone::get(time_zone).map_err(|_| ScheduleError::TimeZone(time_zone.into()))?;
-        let ts = |s: &str| {
-            s.parse::<Timestamp>()
-                .map_err(|_| ScheduleError::Time(s.into()))
-        };
         let spec = ScheduledActionSpec {
             name: name.to_string(),
             recurrence: recurrence.map(str::parse).transpose()?,
-            time_zone: tz,
-            start_time: start_time.map(ts).transpose()?,
-            end_time: end_time.map(ts).transpose()?,
+            time_zone: parse_time_zone(time_zone)?,
+            start_time: start_time.map(parse_time).transpose()?,
+            end_time: end_time.map(parse_time).transpose()?,
             min_size,
             max_size,
             desired_capacity,
@@ -118,6 +113,19 @@ impl ScheduledActionSpec {
         }
         parts.join(", ")
     }
+}
+
+/// An IANA time zone by name (from jiff's bundled database), as scheduled actions read their
+/// recurrence in; public so config validation refuses exactly what would not run.
+pub fn parse_time_zone(name: &str) -> Result<TimeZone, ScheduleError> {
+    TimeZone::get(name).map_err(|_| ScheduleError::TimeZone(name.into()))
+}
+
+/// An RFC 3339 instant with its UTC offset (`start_time`, `end_time`); public for config
+/// validation, like [`parse_time_zone`].
+pub fn parse_time(s: &str) -> Result<Timestamp, ScheduleError> {
+    s.parse::<Timestamp>()
+        .map_err(|_| ScheduleError::Time(s.into()))
 }
 
 /// Searches forward at most this many days for a cron match (covers Feb 29 on a weekday).

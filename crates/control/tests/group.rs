@@ -4,7 +4,7 @@ mod util;
 
 use flotilla_control::{
     ActivityStatus, AutoScalingGroup, CapacityError, HealthCheckType, InstanceHealth, InstanceId,
-    LifecycleState, TerminationPolicy, Time,
+    LifecycleState, ScalingProcess, TerminationPolicy, Time,
 };
 use util::{at, secs, spec, Driver};
 
@@ -97,6 +97,134 @@ fn failed_zone_is_skipped_and_scale_in_takes_from_fullest_zone() {
         d.zone_counts(),
         vec![1, 1, 0],
         "az-a had the most instances"
+    );
+}
+
+/// A group left unbalanced by a zone that failed its launches: az-a 2, az-b 1, az-c 0.
+fn unbalanced_by_a_failed_zone() -> Driver {
+    let mut s = spec(0, 10, 3);
+    s.has_target_groups = true;
+    let mut d = Driver::new(s);
+    // The target group reports each new target healthy a second after it is registered
+    // (AZRebalance terminates only once its launch is healthy).
+    d.health_delay = Some(secs(1));
+    d.failing_zones.insert("az-c".into());
+    d.run_until(at(20));
+    assert_eq!(d.zone_counts(), vec![2, 1, 0]);
+    d.failing_zones.clear();
+    d
+}
+
+#[test]
+fn az_rebalance_launches_in_the_emptiest_zone_first_then_scales_in_the_fullest() {
+    let mut d = unbalanced_by_a_failed_zone();
+    let from = d.log.len();
+    // The failure mark on az-c expires 30 s after the failure; the group wakes for it.
+    d.run_for(secs(40));
+    assert_eq!(d.zone_counts(), vec![1, 1, 1], "balanced again");
+    assert_eq!(
+        d.group.desired_capacity(),
+        3,
+        "rebalancing changes no capacity"
+    );
+    let actions = d.actions_since(from);
+    let zones = d.zones_of();
+    let launch = actions
+        .iter()
+        .position(|(_, kind, _)| *kind == "launch")
+        .expect("a launch");
+    let new = &actions[launch].2;
+    assert_eq!(zones.get(new).map(String::as_str), Some("az-c"));
+    let registered = actions
+        .iter()
+        .position(|(_, kind, id)| *kind == "register" && id == new)
+        .expect("the new instance is registered");
+    let deregistered = actions
+        .iter()
+        .position(|(_, kind, _)| *kind == "deregister")
+        .expect("one instance drains");
+    assert!(
+        registered < deregistered,
+        "launch first, then terminate: {actions:?}"
+    );
+    let victim = &actions[deregistered].2;
+    assert!(!zones.contains_key(victim), "the victim has gone");
+    let causes: Vec<&str> = d.group.activities().map(|a| a.cause.as_str()).collect();
+    let launched = "AZRebalance: instances per zone (az-a 2, az-b 1, az-c 0) are uneven; \
+                    launching one in az-c first, then terminating one in az-a";
+    let terminated = format!(
+        "AZRebalance: instance {new} launched to even out the zones is healthy in az-c; \
+         terminating one in az-a"
+    );
+    assert!(
+        causes.contains(&launched) && causes.iter().any(|c| c.starts_with(&terminated)),
+        "the launch and the termination both say why: {causes:#?}"
+    );
+    // Balanced: nothing more happens.
+    let settled = d.log.len();
+    d.run_for(secs(120));
+    assert_eq!(d.log.len(), settled, "{:?}", d.actions_since(settled));
+}
+
+#[test]
+fn az_rebalance_can_be_suspended_and_skips_protected_instances() {
+    let mut d = unbalanced_by_a_failed_zone();
+    d.group.suspend_process(ScalingProcess::AzRebalance);
+    d.run_for(secs(60));
+    assert_eq!(d.zone_counts(), vec![2, 1, 0], "suspended: left as it is");
+
+    // Both az-a instances protected: scale-in could only take az-b's, which would not help.
+    let in_a: Vec<InstanceId> = d
+        .group
+        .instances()
+        .filter(|i| i.zone == "az-a")
+        .map(|i| i.id.clone())
+        .collect();
+    for id in &in_a {
+        assert!(d.group.set_instance_protection(d.now, id, true));
+    }
+    d.group.resume_process(d.now, ScalingProcess::AzRebalance);
+    d.run_for(secs(60));
+    assert_eq!(d.zone_counts(), vec![2, 1, 0], "nothing useful to do");
+
+    assert!(d.group.set_instance_protection(d.now, &in_a[0], false));
+    d.run_for(secs(60));
+    assert_eq!(
+        d.zone_counts(),
+        vec![1, 1, 1],
+        "resumed and unprotected: rebalanced"
+    );
+}
+
+#[test]
+fn a_terminate_with_decrement_is_followed_by_a_rebalance() {
+    let mut d = started(6);
+    assert_eq!(d.zone_counts(), vec![2, 2, 2]);
+    for _ in 0..2 {
+        let id = d.id_in_zone("az-c");
+        assert!(d.group.terminate_instance(d.now, &id, true, "an operator"));
+        d.run_for(secs(20));
+    }
+    assert_eq!(d.group.desired_capacity(), 4);
+    assert_eq!(d.zone_counts(), vec![2, 1, 1], "AZ balance restored");
+}
+
+#[test]
+fn a_zone_removed_from_the_group_is_emptied_by_az_rebalance() {
+    let mut d = started(3);
+    assert_eq!(d.zone_counts(), vec![1, 1, 1]);
+    let mut s = d.group.spec().clone();
+    s.zones.retain(|z| z != "az-c");
+    d.group.update_spec(d.now, s);
+    d.run_for(secs(60));
+    assert_eq!(d.zone_counts(), vec![2, 1, 0], "moved out of az-c");
+    assert_eq!(d.group.desired_capacity(), 3);
+    assert!(
+        d.group.activities().any(|a| a.cause
+            == "AZRebalance: instances per zone (az-a 1, az-b 1, az-c 1, no longer one of the \
+                group's) are uneven; launching one in az-a first, then terminating one in az-c"),
+        "{:#?}",
+        d.group.activities().map(|a| &a.cause).collect::<Vec<_>>()
     );
 }
 
@@ -396,6 +524,47 @@ fn elb_unhealthy_after_grace_is_acted_on_at_once() {
 }
 
 #[test]
+fn suspended_health_check_ignores_verdicts_and_suspended_replace_unhealthy_defers_them() {
+    // HealthCheck suspended: an unhealthy verdict is not even recorded (AWS: no marking).
+    let mut d = elb_group();
+    d.run_until(at(30));
+    let id = d.in_service()[0].clone();
+    d.group.suspend_process(ScalingProcess::HealthCheck);
+    d.group
+        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.run_for(secs(30));
+    assert_eq!(d.in_service(), vec![id.clone()], "not replaced");
+    d.group.resume_process(d.now, ScalingProcess::HealthCheck);
+    d.run_for(secs(30));
+    assert_eq!(
+        d.in_service(),
+        vec![id.clone()],
+        "the ignored verdict stays ignored"
+    );
+
+    // ReplaceUnhealthy suspended: the verdict is kept, the instance stays until resumed.
+    d.group.suspend_process(ScalingProcess::ReplaceUnhealthy);
+    d.group
+        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.run_for(secs(30));
+    assert_eq!(d.in_service(), vec![id.clone()], "kept while suspended");
+    assert_eq!(
+        d.group.poll_timeout(),
+        None,
+        "nothing to wake for meanwhile"
+    );
+    d.group
+        .resume_process(d.now, ScalingProcess::ReplaceUnhealthy);
+    d.run_for(secs(30));
+    let now_in_service = d.in_service();
+    assert_eq!(now_in_service.len(), 1);
+    assert_ne!(now_in_service[0], id, "replaced on resume");
+    assert!(d.group.activities().any(|a| a.cause.contains(&format!(
+        "instance {id} was taken out of service because its target group health check failed"
+    ))));
+}
+
+#[test]
 fn process_groups_ignore_target_health() {
     let mut d = started(2);
     let id = d.in_service()[0].clone();
@@ -651,7 +820,7 @@ fn random_operations_keep_invariants() {
                 ) && i.health == InstanceHealth::Healthy
             })
             .count();
-        // One above desired while AZRebalance launches before it terminates.
+        // AZRebalance launches one instance before it terminates one (AWS: "launch first").
         assert!(
             live <= g.desired_capacity() as usize + 1,
             "step {step}: over-launched"

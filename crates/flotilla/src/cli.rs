@@ -139,6 +139,20 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Protect an instance from scale-in (AWS SetInstanceProtection): scale-in never picks it.
+    Protect {
+        /// Instance id, e.g. i-0a1b2c3d4e5f.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Remove an instance's scale-in protection.
+    Unprotect {
+        /// Instance id, e.g. i-0a1b2c3d4e5f.
+        id: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Replace every instance of a group, rolling, never below the healthy floor (AWS
     /// StartInstanceRefresh), and follow its progress until it ends.
     Refresh {

@@ -6,9 +6,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use flotilla_admin::api::{
     ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, InstanceRefreshInfo,
-    InstanceRefreshRequest, ListenerInfo, MetricDatapoints, ReloadResponse, ScalingInfo,
-    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
-    ZoneDrillRequest, ZoneInfo,
+    InstanceRefreshRequest, ListenerInfo, MetricDatapoints, ProtectionRequest, ProtectionResponse,
+    ReloadResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest,
+    TerminateResponse, ZoneDrillRequest, ZoneInfo,
 };
 use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
@@ -69,6 +69,8 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             decrement_desired,
             admin,
         } => block_on(terminate(admin, &id, decrement_desired)),
+        Command::Protect { id, admin } => block_on(protect(admin, &id, true)),
+        Command::Unprotect { id, admin } => block_on(protect(admin, &id, false)),
         Command::Reload { admin } => block_on(reload(admin)),
         Command::Refresh {
             group,
@@ -303,9 +305,12 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .map(|a| format!("  alarm {a}"))
                     .unwrap_or_default(),
                 p.last_value
-                    .map(|v| format!("  last value {v:.1}"))
+                    .map(|v| format!("  last value {v:.3}"))
                     .unwrap_or_default()
             );
+            if !p.description.is_empty() {
+                println!("    {}", p.description);
+            }
         }
         if !s.suspended_processes.is_empty() {
             println!("  suspended: {}", s.suspended_processes.join(", "));
@@ -526,6 +531,9 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             i.launched_at
         );
+        if i.protected_from_scale_in {
+            println!("{:<16} protected from scale-in", "");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -582,6 +590,30 @@ async fn terminate(
                 "instance {} of group {}: terminating (draining, then stopping); {then}; desired capacity {}",
                 r.instance_id, r.group, r.desired_capacity
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+async fn protect(admin: AdminArgs, id: &str, protected: bool) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<ProtectionResponse, _> = client
+        .put(
+            &format!("/v1/instances/{id}/protection"),
+            &ProtectionRequest {
+                protected_from_scale_in: protected,
+            },
+        )
+        .await;
+    match result {
+        Ok(r) => {
+            let what = if r.protected_from_scale_in {
+                "protected from scale-in"
+            } else {
+                "no longer protected from scale-in"
+            };
+            println!("instance {} of group {}: {what}", r.instance_id, r.group);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),

@@ -166,12 +166,11 @@ fn a_non_loopback_admin_bind_without_a_token_refuses_to_start() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_admin_bind_needs_the_bearer_token() {
     let ports = Ports::new();
-    let admin_port = ports.admin;
     let dir = common::temp_dir("token");
     let config = exposed_config(&ports);
-    let _flotilla =
+    let flotilla =
         Flotilla::start_with_env(dir, ports, &config, &[("FLOTILLA_ADMIN_TOKEN", "t0ken")]);
-    let url = format!("http://127.0.0.1:{admin_port}");
+    let url = format!("http://127.0.0.1:{}", flotilla.ports.admin);
     let anonymous = flotilla_admin::AdminClient::new(&url, None).expect("client");
     let wrong = flotilla_admin::AdminClient::new(&url, Some("nope".into())).expect("client");
     let right = flotilla_admin::AdminClient::new(&url, Some("t0ken".into())).expect("client");
@@ -210,12 +209,11 @@ async fn a_non_loopback_admin_bind_needs_the_bearer_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_is_served_at_root_and_its_data_needs_the_token() {
     let ports = Ports::new();
-    let admin_port = ports.admin;
     let dir = common::temp_dir("dashboard");
     let config = exposed_config(&ports);
-    let _flotilla =
+    let flotilla =
         Flotilla::start_with_env(dir, ports, &config, &[("FLOTILLA_ADMIN_TOKEN", "t0ken")]);
-    let url = format!("http://127.0.0.1:{admin_port}");
+    let url = format!("http://127.0.0.1:{}", flotilla.ports.admin);
     let client = common::http_client();
     let (status, headers, page) = wait_for("the dashboard", Duration::from_secs(20), || async {
         common::get(&client, &format!("{url}/")).await.ok()
@@ -248,4 +246,62 @@ async fn the_dashboard_is_served_at_root_and_its_data_needs_the_token() {
         right.get("/v1/cluster").await.expect("GET /v1/cluster");
     assert_eq!(cluster.name, "test");
     assert_eq!(cluster.zones, ["az-a", "az-b", "az-c"]);
+}
+
+/// Scale-in protection from the CLI (AWS `SetInstanceProtection`): with every instance
+/// protected a lower desired capacity terminates nothing; unprotecting one lets scale-in take
+/// exactly that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_in_protection_is_set_and_cleared_from_the_cli() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 1, 3, 2, "");
+    let f = Flotilla::start("protection", ports, &config);
+    let g = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let (a, b) = (g.instances[0].id.clone(), g.instances[1].id.clone());
+    for id in [&a, &b] {
+        let (ok, out, err) = cli(&f, &["protect", id]);
+        assert!(ok, "{err}");
+        assert!(out.contains("protected from scale-in"), "{out}");
+    }
+    let (ok, out, _) = cli(&f, &["instances", "--json"]);
+    assert!(ok);
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&out).expect("JSON");
+    assert!(
+        listed.iter().all(|i| i["protected_from_scale_in"] == true),
+        "{listed:#?}"
+    );
+
+    // Everything protected: desired drops, nothing is terminated.
+    let (ok, _, err) = cli(&f, &["scale", "web", "1"]);
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let g = f.group("web").await.expect("group");
+    assert_eq!(g.desired_capacity, 1);
+    assert_eq!(
+        g.instances.len(),
+        2,
+        "a protected instance was taken: {g:?}"
+    );
+    assert!(g.instances.iter().all(|i| i.state == "in_service"));
+
+    // Unprotect b: scale-in goes ahead and takes b, not a.
+    let (ok, out, err) = cli(&f, &["unprotect", &b]);
+    assert!(ok && out.contains("no longer protected"), "{out}{err}");
+    let g = f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    assert_eq!(g.instances[0].id, a);
+
+    // Bad input: unknown instance (404), unknown field (400), both JSON.
+    let (ok, _, err) = cli(&f, &["protect", "i-000000000000"]);
+    assert!(!ok && err.contains("no instance"), "{err}");
+    let refused = f
+        .admin
+        .put::<_, serde_json::Value>(
+            &format!("/v1/instances/{a}/protection"),
+            &serde_json::json!({"protected_from_scale_in": true, "forever": true}),
+        )
+        .await;
+    match refused {
+        Err(ClientError::Api { status, .. }) => assert_eq!(status, 400),
+        other => panic!("expected 400, got {other:?}"),
+    }
 }

@@ -122,18 +122,32 @@ async fn killed_instance_is_replaced_with_zero_failed_requests() {
 
     let victim = &before.instances[0];
     let pid = victim.pid.expect("victim pid");
+    let killed_at = std::time::Instant::now();
     signal(pid, libc::SIGKILL);
 
-    // Back to 3 healthy in-service instances, without the victim.
+    // Back to 3 healthy in-service instances (and 3 healthy targets), without the victim.
     let after = wait_for(
         "replacement of the killed instance",
         Duration::from_secs(20),
         || async {
-            let g = f.wait_in_service("web", 3, Duration::from_secs(20)).await;
-            (!g.instances.iter().any(|i| i.id == victim.id)).then_some(g)
+            let g = f.group("web").await?;
+            let replaced = g.instances.len() == 3
+                && !g.instances.iter().any(|i| i.id == victim.id)
+                && g.instances
+                    .iter()
+                    .all(|i| i.state == "in_service" && i.health == "healthy");
+            let targets: Vec<flotilla_admin::api::TargetHealthInfo> =
+                f.admin.get("/v1/target-groups/web/health").await.ok()?;
+            let healthy = targets.iter().filter(|t| t.state == "healthy").count();
+            (replaced && healthy == 3).then_some(g)
         },
     )
     .await;
+    // Printed, not asserted (no timed assertions): typically well under a second here.
+    eprintln!(
+        "bench: kill -9 → back to 3 healthy instances: {:.1} s",
+        killed_at.elapsed().as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop_tx.send(true).unwrap();
     let (ok, failed) = load.await.unwrap();
@@ -218,6 +232,13 @@ async fn operator_scales_out_and_in_within_bounds() {
     let g = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
     let zones: BTreeSet<_> = g.instances.iter().map(|i| i.zone.clone()).collect();
     assert_eq!(zones.len(), 3, "scale-out spreads over zones");
+    let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
+    assert!(
+        activities
+            .iter()
+            .any(|a| a.cause == "an operator set desired capacity from 1 to 3"),
+        "the operator's change is recorded in one plain sentence: {activities:#?}"
+    );
 
     // Outside min..max: refused with a JSON reason, nothing changes.
     let err = f
@@ -296,6 +317,59 @@ async fn sigterm_stops_everything_and_exits_zero() {
     );
     for pid in pids {
         assert!(!alive(pid), "instance pid {pid} outlived flotilla");
+    }
+}
+
+/// Ctrl-C (SIGINT) stops everything as SIGTERM does; with `--log-format json` every line
+/// flotilla logs is one JSON object.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_everything_and_json_logs_are_json() {
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 6, 2, "");
+    let mut f = Flotilla::start_with_args(
+        temp_dir("sigint-json"),
+        ports,
+        &config,
+        &[],
+        &["--log-format", "json"],
+    );
+    let g = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(pids.len(), 2);
+    let status = f.stop_with(libc::SIGINT, Duration::from_secs(30));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "exit status {status:?}\n{}",
+        f.log()
+    );
+    for pid in pids {
+        assert!(!alive(pid), "instance pid {pid} outlived flotilla");
+    }
+    let log = f.log();
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(
+            v["level"].is_string() && v["timestamp"].is_string(),
+            "{line}"
+        );
+        if v["fields"]["message"] == "flotilla is up" {
+            assert_eq!(v["fields"]["cluster"], "test", "{line}");
+        }
+        messages.push(
+            v["fields"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        );
+    }
+    for wanted in ["flotilla is up", "SIGINT received", "flotilla stopped"] {
+        assert!(
+            messages.iter().any(|m| m == wanted),
+            "{wanted}: {messages:#?}"
+        );
     }
 }
 

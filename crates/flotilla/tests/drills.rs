@@ -61,7 +61,6 @@ fn zones_of(g: &GroupDetail) -> BTreeMap<String, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_the_floor() {
     let ports = Ports::new();
-    let (listener, admin_port) = (ports.listener, ports.admin);
     let base = config(&ports, 3);
     let f = Flotilla::start("drill-refresh", ports, &base);
     let before = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
@@ -78,14 +77,8 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
     assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
 
     // A changed launch template: new launches use version 2.
-    let changed = config(
-        &Ports {
-            listener,
-            admin: admin_port,
-        },
-        3,
-    )
-    .replace(
+    // The ports flotilla runs on (it may have moved to fresh ones at start).
+    let changed = config(&f.ports, 3).replace(
         r#"stop_timeout = "5s""#,
         "stop_timeout = \"5s\"\nenv = { GREETING = \"v2\" }",
     );

@@ -24,15 +24,34 @@ comand = ["x"]
 interval = "2s"
 timeout = "5s"
 
+[target_groups.api.health_check]
+interval = "0s"
+
 [[load_balancers.front.listeners]]
 bind = "127.0.0.1:8080"
 default_action = { type = "forward", target_group = "nope" }
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:8080"
+default_action = { type = "forward", target_group = "api" }
 
 [auto_scaling_groups.web]
 launch_template = "web"
 min_size = 4
 max_size = 2
 zones = ["az-z"]
+
+[auto_scaling_groups.api]
+launch_template = "web"
+min_size = 1
+max_size = 2
+desired_capacity = 3
+
+[[auto_scaling_groups.api.scheduled_actions]]
+name = "rush"
+recurrence = "0 8 * * *"
+time_zone = "Europe/Atlantis"
+desired_capacity = 2
 "#,
     )
     .unwrap();
@@ -50,15 +69,48 @@ zones = ["az-z"]
             .iter()
             .any(|l| l.starts_with(&format!("{file}:{line}:")) && l.contains(needle))
     };
+    // Unknown key with a did-you-mean.
     assert!(has(5, "did you mean `command`"), "{stderr}");
-    assert!(has(9, "interval"), "timeout >= interval: {stderr}");
-    assert!(has(13, "nope"), "dangling target group: {stderr}");
+    // timeout >= interval, at the timeout.
     assert!(
-        lines.iter().any(|l| l.contains("min_size")),
-        "min > max: {stderr}"
+        has(9, "interval must be greater than the timeout"),
+        "{stderr}"
     );
-    assert!(has(19, "az-z"), "unknown zone: {stderr}");
-    assert!(lines.len() >= 5, "{stderr}");
+    // A zero interval.
+    assert!(has(12, "interval must be greater than zero"), "{stderr}");
+    // A dangling reference, at the referring value.
+    assert!(has(16, "unknown target group `nope`"), "{stderr}");
+    // A duplicate bind, at the second one.
+    assert!(
+        has(19, "bind address 127.0.0.1:8080 is already used"),
+        "{stderr}"
+    );
+    // min > max, and an unknown zone.
+    assert!(
+        has(24, "min_size (4) must not be greater than max_size (2)"),
+        "{stderr}"
+    );
+    assert!(has(26, "unknown zone `az-z`"), "{stderr}");
+    // desired outside min..max.
+    assert!(has(32, "desired_capacity (3) must be between"), "{stderr}");
+    // A time zone the scheduled action could not run in.
+    assert!(has(37, "unknown time zone `Europe/Atlantis`"), "{stderr}");
+    // Every line is FILE:LINE:COL: message.
+    let located = |l: &&str| {
+        let rest = &l[file.len()..];
+        let mut parts = rest.splitn(4, ':');
+        parts.next() == Some("")
+            && parts.next().is_some_and(|n| n.parse::<u32>().is_ok())
+            && parts.next().is_some_and(|n| n.parse::<u32>().is_ok())
+            && parts.next().is_some_and(|m| m.starts_with(' '))
+    };
+    let (summary, problems) = lines.split_last().expect("output");
+    assert!(problems.iter().all(located), "{stderr}");
+    assert_eq!(problems.len(), 10, "{stderr}");
+    assert!(
+        summary.ends_with(": 10 errors found; nothing was started"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -214,4 +266,22 @@ max_size = 2
         "{r}"
     );
     let _ = Duration::from_secs(0);
+}
+
+/// A port taken between the test picking it and flotilla binding it (another test process
+/// got there first) makes `up` exit before it launches anything; the harness then starts it
+/// again on fresh ports, so such a collision never fails a test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_taken_at_start_fails_up_cleanly_and_the_harness_moves_on() {
+    let ports = Ports::new();
+    let taken = TcpListener::bind(addr(ports.listener)).expect("hold the listener port");
+    let config = demo_config(&ports, 1, 1, 1, "");
+    let f = Flotilla::start("port-taken", ports, &config);
+    assert_ne!(f.ports.listener, ports.listener, "started on fresh ports");
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    let (status, _, body) = get(&http_client(), &f.listener_url("/"))
+        .await
+        .expect("GET / on the fresh listener port");
+    assert_eq!(status, 200, "{body}");
+    drop(taken);
 }

@@ -113,8 +113,8 @@ async fn https_listener_serves_the_demo_app_with_sni_certificates() {
         &dir,
         &[("www.crt", "www.key"), ("api.crt", "api.key")],
     );
-    let port = ports.listener;
     let f = Flotilla::start("https", ports, &config);
+    let port = f.ports.listener;
     f.wait_in_service("web", 1, Duration::from_secs(30)).await;
 
     let ca = pki.ca.der().clone();

@@ -12,9 +12,10 @@ use flotilla_admin::ClientError;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     let ports = Ports::new();
-    let (listener, admin) = (ports.listener, ports.admin);
-    let config = |max: u32, extra: &str| demo_config(&Ports { listener, admin }, 1, max, 2, extra);
-    let f = Flotilla::start("reload", ports, &config(3, ""));
+    let f = Flotilla::start("reload", ports, &demo_config(&ports, 1, 3, 2, ""));
+    // The ports flotilla runs on (a start-up port collision may have moved them).
+    let ports = f.ports;
+    let config = |max: u32, extra: &str| demo_config(&ports, 1, max, 2, extra);
     let path = f.dir.join("flotilla.toml");
     f.wait_in_service("web", 2, Duration::from_secs(30)).await;
 
@@ -158,4 +159,78 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
         &failed[..failed.len().min(5)]
     );
     assert!(f.log().contains("reload refused") || f.log().contains("config reloaded"));
+}
+
+/// A reload replaces a group's scaling policies (they are acted on, not only stored), and a
+/// change the data plane cannot apply in place (a target group's algorithm) is refused with
+/// 409 and its reason instead of being silently ignored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_replaces_scaling_policies_and_refuses_what_needs_a_restart() {
+    let ports = Ports::new();
+    let f = Flotilla::start("reload-policies", ports, &demo_config(&ports, 1, 3, 1, ""));
+    let ports = f.ports;
+    let path = f.dir.join("flotilla.toml");
+    f.wait_in_service("web", 1, Duration::from_secs(30)).await;
+    let info: flotilla_admin::api::ScalingInfo = f
+        .admin
+        .get("/v1/groups/web/scaling")
+        .await
+        .expect("scaling");
+    assert!(info.policies.is_empty());
+
+    let policy = r#"default_instance_warmup = "0s"
+
+[[auto_scaling_groups.web.scaling_policies]]
+name = "keep-rps"
+type = "target_tracking"
+metric = "request_rate_per_target"
+target_value = 50.0
+period = "1s"
+"#;
+    std::fs::write(&path, demo_config(&ports, 1, 3, 1, policy)).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload adding a policy");
+    assert!(
+        r.changes.iter().any(
+            |c| c.starts_with("auto scaling group web: scaling policies")
+                && c.contains("1 policies")
+        ),
+        "{:?}",
+        r.changes
+    );
+    // The new policy evaluates: it reports the value it saw within a few periods.
+    wait_for(
+        "the reloaded policy to evaluate",
+        Duration::from_secs(20),
+        || async {
+            let info: flotilla_admin::api::ScalingInfo =
+                f.admin.get("/v1/groups/web/scaling").await.ok()?;
+            let p = info.policies.first()?;
+            (p.name == "keep-rps" && p.last_value.is_some()).then_some(())
+        },
+    )
+    .await;
+
+    let lor = demo_config(&ports, 1, 3, 1, policy).replace(
+        "deregistration_delay = \"2s\"",
+        "deregistration_delay = \"2s\"\nalgorithm = \"least_outstanding_requests\"",
+    );
+    std::fs::write(&path, lor).expect("write config");
+    let refused = f
+        .admin
+        .post::<_, ReloadResponse>("/v1/reload", &serde_json::json!({}))
+        .await;
+    match refused {
+        Err(ClientError::Api { status, error, .. }) => {
+            assert_eq!(status, 409);
+            assert!(
+                error.contains("algorithm") && error.contains("target group web"),
+                "{error}"
+            );
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
 }

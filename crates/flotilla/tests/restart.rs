@@ -1,12 +1,15 @@
-//! A restart loses nothing an operator did: desired capacity and the activity history come
-//! back from the state under `state_dir`, and no instance is doubled or orphaned.
+//! A restart loses nothing an operator did: desired capacity, suspended processes and the
+//! activity history come back from the state under `state_dir`, and no instance is doubled or
+//! orphaned.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{alive, demo_config, Flotilla, Ports};
-use flotilla_admin::api::{ActivityInfo, CapacityRequest, GroupSummary};
+use flotilla_admin::api::{
+    ActivityInfo, CapacityRequest, GroupSummary, ScalingInfo, SuspendedProcessesRequest,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_capacity_and_activities_survive_a_graceful_restart() {
@@ -150,6 +153,69 @@ async fn after_sigkill_dead_instances_are_forgotten_and_replaced_once() {
     assert!(second.log().contains("from the previous run is gone"));
 }
 
+/// Scaling processes an operator suspended stay suspended across a restart, and are acted
+/// upon from the first moment: with Launch suspended the restarted group launches nothing
+/// until the operator resumes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspended_processes_survive_a_restart_and_are_honoured() {
+    let ports = Ports::new();
+    let (listener, admin) = (ports.listener, ports.admin);
+    let config = demo_config(&ports, 1, 4, 1, "");
+    let mut first = Flotilla::start("restart-suspend", ports, &config);
+    first
+        .wait_in_service("web", 1, Duration::from_secs(30))
+        .await;
+    let info: ScalingInfo = first
+        .admin
+        .put(
+            "/v1/groups/web/suspended-processes",
+            &SuspendedProcessesRequest {
+                processes: vec!["Launch".into(), "ScheduledActions".into()],
+            },
+        )
+        .await
+        .expect("suspend");
+    assert_eq!(info.suspended_processes, ["Launch", "ScheduledActions"]);
+    let status = first.terminate(Duration::from_secs(30));
+    assert!(status.success(), "flotilla exited with {status}");
+
+    let second = Flotilla::start_in(first.dir.clone(), Ports { listener, admin }, &config);
+    let info: ScalingInfo = common::wait_for(
+        "the restarted admin API",
+        Duration::from_secs(20),
+        || async { second.admin.get("/v1/groups/web/scaling").await.ok() },
+    )
+    .await;
+    assert_eq!(
+        info.suspended_processes,
+        ["Launch", "ScheduledActions"],
+        "the operator's suspension is back"
+    );
+    // Acted upon, not only shown: the group has no instance (the first run stopped its one at
+    // shutdown) and, Launch being suspended, starts none.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let g = second.group("web").await.expect("group");
+    assert_eq!(g.desired_capacity, 1);
+    assert!(g.instances.is_empty(), "launched while suspended: {g:?}");
+    assert!(second
+        .log()
+        .contains("restoring the scaling processes an operator suspended before the restart: Launch, ScheduledActions"));
+
+    // Resuming is durable too and lets the group launch what it was missing.
+    let info: ScalingInfo = second
+        .admin
+        .put(
+            "/v1/groups/web/suspended-processes",
+            &SuspendedProcessesRequest { processes: vec![] },
+        )
+        .await
+        .expect("resume");
+    assert!(info.suspended_processes.is_empty());
+    second
+        .wait_in_service("web", 1, Duration::from_secs(30))
+        .await;
+}
+
 /// Kills (by PID) and reaps a process this test started, whatever happens.
 struct Reaped(std::process::Child);
 
@@ -202,6 +268,7 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
             address: format!("127.0.0.1:{port}"),
             launch_template_version: 1,
             launched_at_ms: 0,
+            protected_from_scale_in: true,
         })
         .expect("write record");
     drop(store);
@@ -212,6 +279,10 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
     let g = f.wait_in_service("web", 1, Duration::from_secs(30)).await;
     assert_eq!(g.instances[0].id, id, "adopted, no new launch");
     assert_eq!(g.instances[0].pid, Some(pid));
+    assert!(
+        g.instances[0].protected_from_scale_in,
+        "the record's scale-in protection is restored"
+    );
     let (status, headers, _) = common::get(&client, &f.listener_url("/"))
         .await
         .expect("request through the load balancer");

@@ -42,7 +42,6 @@ async fn static_backend() -> (u16, tokio::task::JoinHandle<()>) {
 async fn rules_forward_redirect_and_answer_through_the_binary() {
     let (backend_port, backend) = static_backend().await;
     let ports = Ports::new();
-    let listener_port = ports.listener;
     let extra = format!(
         r##"
 [target_groups.static]
@@ -68,6 +67,7 @@ action = {{ type = "fixed-response", status = 403, content_type = "text/plain", 
     );
     let config = demo_config(&ports, 1, 1, 1, &extra);
     let f = Flotilla::start("routing", ports, &config);
+    let listener_port = f.ports.listener;
     f.wait_in_service("web", 1, Duration::from_secs(30)).await;
     let client = http_client();
 

@@ -72,9 +72,12 @@ impl Series {
             .map_or(0, |l| l.saturating_sub(self.window() - 1))
     }
 
-    /// Adds `n` samples of `value` at `second` (n = 1 for a plain sample; more when a
-    /// histogram bucket of the data plane is copied in).
-    pub(crate) fn record(&mut self, second: u64, value: f64, n: u32) {
+    pub(crate) fn record(&mut self, second: u64, value: f64) {
+        self.record_n(second, value, 1);
+    }
+
+    /// Adds `n` samples of the same `value` at once (a bucket of another histogram).
+    pub(crate) fn record_n(&mut self, second: u64, value: f64, n: u64) {
         if n == 0 || !value.is_finite() || second < self.oldest() {
             return;
         }
@@ -92,13 +95,13 @@ impl Series {
                 h[i] = [0; BUCKETS];
             }
         }
-        slot.sum += value * f64::from(n);
-        slot.count += u64::from(n);
+        slot.sum += value * n as f64;
+        slot.count += n;
         slot.min = slot.min.min(value);
         slot.max = slot.max.max(value);
         if let Some(h) = &mut self.hist {
             let b = &mut h[i][histogram::bucket_of(value)];
-            *b = b.saturating_add(n);
+            *b = b.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         }
         self.latest = Some(self.latest.map_or(second, |l| l.max(second)));
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use flotilla_admin::api::{
     ActivityInfo, ClusterInfo, GroupDetail, GroupSummary, InstanceInfo, InstanceRefreshInfo,
-    ListenerInfo, ReloadResponse, TargetHealthInfo, TerminateResponse, ZoneInfo,
+    ListenerInfo, ProtectionResponse, ReloadResponse, TargetHealthInfo, TerminateResponse,
+    ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
@@ -105,6 +106,10 @@ fn zone_error(e: ZoneError) -> AdminError {
 
 fn no_group(name: &str) -> AdminError {
     AdminError::NotFound(format!("no auto scaling group named `{name}`"))
+}
+
+fn no_instance(id: &str) -> AdminError {
+    AdminError::NotFound(format!("no instance with id `{id}`"))
 }
 
 fn zone_info(clock: &Clock, c: &Control, z: &ZoneStatus) -> ZoneInfo {
@@ -206,6 +211,7 @@ impl AdminBackend for AdminView {
                     pid: record.and_then(|r| r.pid),
                     launched_at: self.clock.rfc3339(i.launched_at),
                     launch_template_version: i.launch_template_version,
+                    protected_from_scale_in: i.protected_from_scale_in,
                 }
             })
             .collect();
@@ -296,10 +302,10 @@ impl AdminBackend for AdminView {
             .find(|(_, g)| g.asg.instances().any(|i| i.id == instance_id))
             .map(|(name, _)| name.clone());
         let Some(group) = found else {
-            return Err(AdminError::NotFound(format!("no instance with id `{id}`")));
+            return Err(no_instance(id));
         };
         let Some(g) = c.groups.get_mut(&group) else {
-            return Err(AdminError::NotFound(format!("no instance with id `{id}`")));
+            return Err(no_instance(id));
         };
         let before = g.asg.desired_capacity();
         if !g
@@ -405,6 +411,41 @@ impl AdminBackend for AdminView {
         self.zone_drill(zone, ZoneDrill::Shift, None)
     }
 
+    fn set_instance_protection(
+        &self,
+        id: &str,
+        protected: bool,
+    ) -> Result<ProtectionResponse, AdminError> {
+        let now = self.clock.now();
+        let instance_id = InstanceId::from(id.to_string());
+        let mut c = self.lock();
+        let group = c
+            .groups
+            .iter_mut()
+            .find_map(|(name, g)| {
+                g.asg
+                    .set_instance_protection(now, &instance_id, protected)
+                    .then(|| name.clone())
+            })
+            .ok_or_else(|| no_instance(id))?;
+        if let Some(p) = &c.persist {
+            p.protection(id, protected);
+        }
+        drop(c);
+        tracing::info!(
+            group = group.as_str(),
+            instance = id,
+            "an operator {} scale-in protection",
+            if protected { "set" } else { "removed" }
+        );
+        self.wake.notify_one();
+        Ok(ProtectionResponse {
+            instance_id: id.to_string(),
+            group,
+            protected_from_scale_in: protected,
+        })
+    }
+
     fn scaling(&self, name: &str) -> Option<flotilla_admin::api::ScalingInfo> {
         let suspended: Vec<String> = {
             let c = self.lock();
@@ -444,6 +485,14 @@ impl AdminBackend for AdminView {
                 } else if g.asg.is_suspended(p) {
                     g.asg.resume_process(now, p);
                 }
+            }
+            let suspended = g
+                .asg
+                .suspended_processes()
+                .map(|p| p.as_str().to_string())
+                .collect();
+            if let Some(persist) = &c.persist {
+                persist.suspended(name, suspended);
             }
         }
         self.wake.notify_one();

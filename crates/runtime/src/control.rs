@@ -177,6 +177,7 @@ impl Control {
                     address: address.to_string(),
                     launch_template_version: i.launch_template_version,
                     launched_at_ms: crate::persist::now_ms(),
+                    protected_from_scale_in: i.protected_from_scale_in,
                 });
             }
         }
@@ -572,7 +573,7 @@ impl Control {
     }
 
     /// Pushes changed target sets to the data plane (an atomic snapshot swap there).
-    fn publish(&mut self) {
+    pub(crate) fn publish(&mut self) {
         for tg in self.target_groups.values_mut().filter(|tg| tg.dirty) {
             tg.dirty = false;
             let updates = tg

@@ -1,8 +1,7 @@
 //! Load-balancer-scope metrics of spec §3 for the metrics store: requests, ELB- and
 //! target-generated 5xx, active and new client connections, sampled once a second from the
 //! listeners' counters (and the targets' status classes for target-group 5xx), plus healthy
-//! and unhealthy hosts per target group and zone, and each target's response times
-//! (`target_response_time`, a distribution series, per target group and per target).
+//! and unhealthy hosts per target group and zone.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +10,7 @@ use std::time::Duration;
 
 use flotilla_control::{TargetState, Time};
 use flotilla_metrics::MetricsStore;
-use flotilla_proxy::{HistogramSnapshot, ListenerStats, ListenerStatsSnapshot};
+use flotilla_proxy::{ListenerStats, ListenerStatsSnapshot};
 
 use crate::control::{zone_of, Control};
 
@@ -20,7 +19,6 @@ use crate::control::{zone_of, Control};
 pub(crate) struct LoadBalancerMetrics {
     listeners: HashMap<String, ListenerStatsSnapshot>,
     target_5xx: HashMap<(String, SocketAddr), u64>,
-    response_time: HashMap<(String, SocketAddr), HistogramSnapshot>,
     next: Time,
 }
 
@@ -67,36 +65,20 @@ impl LoadBalancerMetrics {
         // Target 5xx per target group, from each target's responses by status class.
         for (tg_name, tg) in &control.target_groups {
             let mut total = 0u64;
-            let tg_scope = format!("target-group/{tg_name}");
-            let mut seen = Vec::new();
             for b in tg.proxy.stats() {
-                let key = (tg_name.clone(), b.addr);
                 let now_5xx = b.responses_by_class[4];
                 let prev = self
                     .target_5xx
-                    .insert(key.clone(), now_5xx)
+                    .insert((tg_name.clone(), b.addr), now_5xx)
                     .unwrap_or(now_5xx);
                 total += now_5xx.saturating_sub(prev);
-                // A target's histogram starts empty when it joins, so its first reading counts
-                // in full: requests of its first second are not lost.
-                let prev = self
-                    .response_time
-                    .insert(key, b.response_time.clone())
-                    .unwrap_or_default();
-                let target_scope = format!("target/{}", b.addr);
-                for (mid, count) in b.response_time.since(&prev).buckets() {
-                    let secs = mid.as_secs_f64();
-                    let n = u32::try_from(count).unwrap_or(u32::MAX);
-                    for scope in [&tg_scope, &target_scope] {
-                        store.record_distribution_n("target_response_time", scope, now, secs, n);
-                    }
-                }
-                seen.push(b.addr);
             }
-            // Targets that left are forgotten (a reused address starts afresh).
-            self.response_time
-                .retain(|(tg, addr), _| tg != tg_name || seen.contains(addr));
-            store.record("http_target_5xx_count", &tg_scope, now, total as f64);
+            store.record(
+                "http_target_5xx_count",
+                &format!("target-group/{tg_name}"),
+                now,
+                total as f64,
+            );
             // Healthy and unhealthy hosts per zone (AWS `AvailabilityZone` dimension).
             let mut per_zone: HashMap<String, (u32, u32)> = HashMap::new();
             for t in tg.health.targets() {

@@ -20,10 +20,25 @@ const HISTORY_LIMIT: usize = 1000;
 /// One change to write.
 enum Write {
     Activity(ActivityRecord),
-    Desired { group: String, desired: u32 },
-    ClearDesired { group: String },
+    Desired {
+        group: String,
+        desired: u32,
+    },
+    ClearDesired {
+        group: String,
+    },
+    Suspended {
+        group: String,
+        processes: Vec<String>,
+    },
     PutInstance(InstanceRecord),
-    RemoveInstance { id: String },
+    Protection {
+        id: String,
+        protected: bool,
+    },
+    RemoveInstance {
+        id: String,
+    },
     ClearInstances,
 }
 
@@ -31,6 +46,8 @@ enum Write {
 pub(crate) struct Restored {
     /// Desired capacities operators set, per group.
     pub(crate) desired: BTreeMap<String, u32>,
+    /// Scaling processes operators suspended, per group (AWS names, as stored).
+    pub(crate) suspended: BTreeMap<String, Vec<String>>,
     /// Activities of earlier runs, newest first, per group (only groups in the config).
     pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
     /// Instances launched by an earlier run and not known to be terminated.
@@ -45,12 +62,17 @@ pub(crate) fn open<'a>(
     let store = SqliteStore::open(&state_dir.join("state.db"))?;
     let mut restored = Restored {
         desired: BTreeMap::new(),
+        suspended: BTreeMap::new(),
         history: BTreeMap::new(),
         instances: store.instances()?,
     };
     for group in groups {
         if let Some(d) = store.desired_capacity(group)? {
             restored.desired.insert(group.clone(), d);
+        }
+        let suspended = store.suspended_processes(group)?;
+        if !suspended.is_empty() {
+            restored.suspended.insert(group.clone(), suspended);
         }
         let history = store
             .activities(group, HISTORY_LIMIT)?
@@ -150,9 +172,26 @@ impl Persister {
         });
     }
 
+    /// Records the complete set of scaling processes an operator has suspended for `group`
+    /// (empty: all resumed).
+    pub(crate) fn suspended(&self, group: &str, processes: Vec<String>) {
+        self.send(Write::Suspended {
+            group: group.to_string(),
+            processes,
+        });
+    }
+
     /// Records a launched (or adopted) instance.
     pub(crate) fn put_instance(&self, record: InstanceRecord) {
         self.send(Write::PutInstance(record));
+    }
+
+    /// Records an instance's scale-in protection.
+    pub(crate) fn protection(&self, id: &str, protected: bool) {
+        self.send(Write::Protection {
+            id: id.to_string(),
+            protected,
+        });
     }
 
     /// Forgets a terminated instance.
@@ -177,7 +216,9 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
         Write::Activity(a) => store.put_activity(&a),
         Write::Desired { group, desired } => store.set_desired_capacity(&group, desired),
         Write::ClearDesired { group } => store.clear_desired_capacity(&group),
+        Write::Suspended { group, processes } => store.set_suspended_processes(&group, &processes),
         Write::PutInstance(i) => store.put_instance(&i),
+        Write::Protection { id, protected } => store.set_instance_protection(&id, protected),
         Write::RemoveInstance { id } => store.remove_instance(&id),
         Write::ClearInstances => {
             for i in store.instances()? {
@@ -250,8 +291,13 @@ pub(crate) fn adopt_survivors(
                 r.launch_template_version,
             )
         });
+        if taken && r.protected_from_scale_in {
+            if let Some(g) = control.groups.get_mut(&r.group) {
+                g.asg.set_instance_protection(now, &id, true);
+            }
+        }
         if taken {
-            tracing::info!(group = %r.group, instance = %r.id, pid = r.pid, %address, "adopted an instance still running from the previous run");
+            tracing::info!(group = %r.group, instance = %r.id, pid = r.pid, %address, protected_from_scale_in = r.protected_from_scale_in, "adopted an instance still running from the previous run");
             control.record_adopted(&r.group, &id, address, r.pid);
         } else {
             tracing::warn!(group = %r.group, instance = %r.id, pid = r.pid, "an instance from the previous run has no place in its group any more; stopping it");
@@ -286,6 +332,7 @@ mod tests {
             address: "127.0.0.1:4000".into(),
             launch_template_version: 1,
             launched_at_ms: 0,
+            protected_from_scale_in: false,
         }
     }
 
@@ -309,14 +356,26 @@ mod tests {
         activity.status = ActivityStatus::Successful;
         p.activity("web", &activity);
         p.desired("web", 4);
+        p.suspended("web", vec!["Launch".into(), "AZRebalance".into()]);
         p.put_instance(record("i-1"));
         p.put_instance(record("i-2"));
         p.remove_instance("i-1");
+        p.protection("i-2", true);
         p.close().expect("writer thread").join().expect("joined");
 
         let (_, restored) = open(&dir, groups.iter()).expect("reopen");
         assert_eq!(restored.desired.get("web"), Some(&4));
-        assert_eq!(restored.instances, vec![record("i-2")]);
+        assert_eq!(
+            restored.suspended.get("web"),
+            Some(&vec!["AZRebalance".to_string(), "Launch".to_string()])
+        );
+        assert_eq!(
+            restored.instances,
+            vec![InstanceRecord {
+                protected_from_scale_in: true,
+                ..record("i-2")
+            }]
+        );
         let history = &restored.history["web"];
         assert_eq!(
             history.len(),
@@ -329,10 +388,15 @@ mod tests {
         let (store, _) = open(&dir, groups.iter()).expect("reopen");
         let mut p = Persister::start(Box::new(store), clock, "run2".into()).expect("start");
         p.clear_desired("web");
+        p.suspended("web", Vec::new());
         p.clear_instances();
         p.close().expect("writer thread").join().expect("joined");
         let (_, restored) = open(&dir, groups.iter()).expect("reopen");
         assert!(restored.desired.is_empty() && restored.instances.is_empty());
+        assert!(
+            restored.suspended.is_empty(),
+            "resuming everything is durable too"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

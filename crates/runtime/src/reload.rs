@@ -177,6 +177,24 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
             Some(n) if n.targets != tg.targets => {
                 why.push(format!("static targets of target group {name} changed"))
             }
+            // The data plane builds a target group's balancing once; applying only the health
+            // checks would leave the rest silently as it was.
+            Some(n)
+                if (n.protocol, n.protocol_version, n.algorithm, n.slow_start)
+                    != (
+                        tg.protocol,
+                        tg.protocol_version,
+                        tg.algorithm,
+                        tg.slow_start,
+                    )
+                    || n.stickiness != tg.stickiness
+                    || n.proxy_protocol_v2 != tg.proxy_protocol_v2 =>
+            {
+                why.push(format!(
+                    "protocol, protocol_version, algorithm, slow_start, stickiness or \
+                     proxy_protocol_v2 of target group {name} changed"
+                ))
+            }
             _ => {}
         }
     }
@@ -221,7 +239,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                     name.clone(),
                     TargetGroupRuntime::new(
                         health,
-                        flotilla_proxy::TargetGroup::new(name.clone()),
+                        flotilla_proxy::TargetGroup::with_settings(
+                            name.clone(),
+                            flotilla_proxy::TargetGroupSettings::from_config(tg),
+                        ),
                         probe,
                     ),
                 );
@@ -266,7 +287,43 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
             p.clear_desired(name);
         }
         let desired_before = g.asg.desired_capacity();
+        if before.new_instances_protected_from_scale_in != asg.new_instances_protected_from_scale_in
+        {
+            g.asg.set_new_instances_protected_from_scale_in(
+                asg.new_instances_protected_from_scale_in,
+            );
+            changes.push(format!(
+                "auto scaling group {name}: new_instances_protected_from_scale_in {} → {}",
+                before.new_instances_protected_from_scale_in,
+                asg.new_instances_protected_from_scale_in
+            ));
+        }
         g.asg.update_spec(now, spec);
+        if (
+            &before.scaling_policies,
+            &before.scheduled_actions,
+            before.default_instance_warmup,
+            before.default_cooldown,
+        ) != (
+            &asg.scaling_policies,
+            &asg.scheduled_actions,
+            asg.default_instance_warmup,
+            asg.default_cooldown,
+        ) {
+            // Lock order: control (held), then scaling.
+            shared
+                .scaling
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .replace_controller(name, asg, now);
+            changes.push(format!(
+                "auto scaling group {name}: scaling policies, scheduled actions, warm-up or \
+                 cooldown replaced ({} policies, {} scheduled actions; alarm and stabilization \
+                 history start afresh)",
+                asg.scaling_policies.len(),
+                asg.scheduled_actions.len()
+            ));
+        }
         let s = g.asg.spec();
         for (what, a, b) in [
             ("min_size", current.min_size, s.min_size),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
 use flotilla_config::{Action, Config};
-use flotilla_control::{AutoScalingGroup, InstanceId, TargetGroupHealth};
+use flotilla_control::{AutoScalingGroup, InstanceId, ScalingProcess, TargetGroupHealth};
 use flotilla_proxy::AccessLog;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -172,10 +172,14 @@ pub async fn run(
         let seed = options
             .id_seed
             .wrapping_add((i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut group = AutoScalingGroup::new(spec, seed, now);
+        group.set_new_instances_protected_from_scale_in(asg.new_instances_protected_from_scale_in);
+        // Suspended before the first reconcile, so e.g. a suspended Launch launches nothing.
+        restore_suspended(name, &mut group, restored.suspended.get(name));
         groups.insert(
             name.clone(),
             GroupRuntime::new(
-                AutoScalingGroup::new(spec, seed, now),
+                group,
                 asg.launch_template.clone(),
                 asg.target_groups.clone(),
             ),
@@ -184,13 +188,16 @@ pub async fn run(
 
     // Listeners: routers over the data-plane target groups.
     let (stop_tx, stop_rx) = watch::channel(false);
-    let listener_set = reload::ListenerSet::default();
-    for b in bound {
-        listener_set.start(b, &target_groups, &config.target_groups);
-    }
-
     let mut control = Control::new(groups, target_groups);
     control.zones = flotilla_control::ZoneDrills::new(config.cluster.zones.iter().cloned());
+    // Static targets are routable (fail-open while `initial`) from the first request, not
+    // only after the control loop's first pump.
+    control.publish();
+    let listener_set = reload::ListenerSet::default();
+    for b in bound {
+        listener_set.start(b, &control.target_groups, &config.target_groups);
+    }
+
     let persister =
         persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
             .map_err(|source| RuntimeError::StateDir {
@@ -229,13 +236,15 @@ pub async fn run(
         let config = shared.config();
         crate::scale_from_zero::enable(&shared, &config);
     }
+    let admin_bound = admin_listener.local_addr().unwrap_or(admin_addr);
+    let cluster_name = shared.config().cluster.name.clone();
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
         Arc::new(AdminView(shared.clone())),
         options.admin_token.clone().map(Arc::from),
         stop_rx.clone(),
     ));
-    tracing::info!(admin = %admin_addr, "flotilla is up");
+    tracing::info!(cluster = %cluster_name, admin = %admin_bound, "flotilla is up");
 
     // The control loop.
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
@@ -397,6 +406,30 @@ async fn launch(
             tracing::warn!(group, instance = %id, "launch failed: {e}");
             c.launch_failed(now, group, id, &e.to_string());
         }
+    }
+}
+
+/// Suspends again the scaling processes an operator had suspended before the restart (AWS
+/// keeps a group's suspensions until they are resumed). A name this version does not know is
+/// logged and skipped.
+fn restore_suspended(group: &str, asg: &mut AutoScalingGroup, stored: Option<&Vec<String>>) {
+    let Some(stored) = stored else { return };
+    let mut restored = Vec::new();
+    for name in stored {
+        match name.parse::<ScalingProcess>() {
+            Ok(p) => {
+                asg.suspend_process(p);
+                restored.push(p.as_str());
+            }
+            Err(e) => tracing::warn!(group, "ignoring a stored suspended process: {e}"),
+        }
+    }
+    if !restored.is_empty() {
+        tracing::info!(
+            group,
+            "restoring the scaling processes an operator suspended before the restart: {}",
+            restored.join(", ")
+        );
     }
 }
 

@@ -25,6 +25,7 @@ use flotilla_control::{
     TargetState, Time,
 };
 use flotilla_metrics::{MetricsStore, Statistic};
+use flotilla_proxy::HistogramSnapshot;
 
 use crate::clock::Clock;
 use crate::control::Control;
@@ -38,102 +39,40 @@ pub(crate) struct Scaling {
     pub(crate) store: MetricsStore,
     controllers: BTreeMap<String, ScalingController>,
     last_requests: HashMap<(String, SocketAddr), u64>,
+    /// Cumulative response-time histogram of each target at the last sample.
+    last_response_times: HashMap<(String, SocketAddr), HistogramSnapshot>,
     last_cpu: HashMap<u32, (u64, Time)>,
     next_sample: Time,
 }
 
 impl Scaling {
-    /// Builds one controller per group from its config; a scheduled action that cannot be
-    /// understood (bad zone, time or cron) is logged and left out.
+    /// Builds one controller per group from its config.
     pub(crate) fn new(config: &Config, now: Time) -> Self {
-        let mut controllers = BTreeMap::new();
-        for (name, asg) in &config.auto_scaling_groups {
-            let mut spec = ControllerSpec {
-                default_instance_warmup: asg.default_instance_warmup,
-                default_cooldown: asg.default_cooldown,
-                ..ControllerSpec::default()
-            };
-            for p in &asg.scaling_policies {
-                match &p.kind {
-                    ScalingPolicyKind::TargetTracking {
-                        metric,
-                        target_value,
-                        period,
-                        scale_in_stabilization,
-                        disable_scale_in,
-                    } => spec.target_tracking.push(TargetTrackingSpec {
-                        name: p.name.clone(),
-                        metric: metric.clone(),
-                        statistic: if metric == "target_response_time" {
-                            "p90".into()
-                        } else {
-                            "average".into()
-                        },
-                        target_value: *target_value,
-                        period: *period,
-                        scale_in_stabilization: *scale_in_stabilization,
-                        disable_scale_in: *disable_scale_in,
-                    }),
-                    ScalingPolicyKind::Step {
-                        adjustment_type,
-                        alarm,
-                        steps,
-                        min_adjustment_magnitude,
-                    } => spec.step.push(StepSpec {
-                        name: p.name.clone(),
-                        adjustment_type: adjustment(*adjustment_type),
-                        alarm: alarm_spec(alarm),
-                        steps: steps
-                            .iter()
-                            .map(|s| StepAdjustment {
-                                lower: s.lower,
-                                upper: s.upper,
-                                adjustment: s.adjustment,
-                            })
-                            .collect(),
-                        min_adjustment_magnitude: *min_adjustment_magnitude,
-                    }),
-                    ScalingPolicyKind::Simple {
-                        adjustment_type,
-                        alarm,
-                        adjustment: adj,
-                        cooldown,
-                    } => spec.simple.push(SimpleSpec {
-                        name: p.name.clone(),
-                        adjustment_type: adjustment(*adjustment_type),
-                        alarm: alarm_spec(alarm),
-                        adjustment: *adj,
-                        cooldown: *cooldown,
-                        min_adjustment_magnitude: None,
-                    }),
-                }
-            }
-            for a in &asg.scheduled_actions {
-                match ScheduledActionSpec::parse(
-                    &a.name,
-                    a.recurrence.as_deref(),
-                    &a.time_zone,
-                    a.start_time.as_deref(),
-                    a.end_time.as_deref(),
-                    a.min_size,
-                    a.max_size,
-                    a.desired_capacity,
-                ) {
-                    Ok(s) => spec.scheduled.push(s),
-                    Err(e) => {
-                        tracing::error!(group = name.as_str(), "scheduled action skipped: {e}")
-                    }
-                }
-            }
-            controllers.insert(name.clone(), ScalingController::new(spec, now));
-        }
+        let controllers = config
+            .auto_scaling_groups
+            .iter()
+            .map(|(name, asg)| (name.clone(), controller(name, asg, now)))
+            .collect();
         Scaling {
             store: MetricsStore::default(),
             controllers,
             last_requests: HashMap::new(),
+            last_response_times: HashMap::new(),
             last_cpu: HashMap::new(),
             next_sample: now,
         }
+    }
+
+    /// Replaces a group's controller after a reload changed its policies, scheduled actions,
+    /// warm-up or cooldown. Alarm windows, stabilization history and cooldowns start afresh.
+    pub(crate) fn replace_controller(
+        &mut self,
+        name: &str,
+        asg: &flotilla_config::AutoScalingGroup,
+        now: Time,
+    ) {
+        self.controllers
+            .insert(name.to_string(), controller(name, asg, now));
     }
 
     /// Policy states of one group, for `GET /v1/groups/{name}/scaling`.
@@ -146,6 +85,7 @@ impl Scaling {
                     .map(|p| flotilla_admin::api::PolicyInfo {
                         name: p.name,
                         kind: p.kind.to_string(),
+                        description: p.description,
                         alarm_state: p.alarm_state.map(|s| s.as_str().to_string()),
                         last_value: p.last_value,
                     })
@@ -201,8 +141,35 @@ impl Scaling {
                     now,
                     delta as f64,
                 );
-                if let Some(id) = c.instance_at(b.addr) {
+                let instance = c.instance_at(b.addr);
+                if let Some(id) = instance {
                     *per_instance.entry(id.clone()).or_default() += delta;
+                }
+                // Response times of this second, as a distribution at target, target group
+                // and instance scope (the last is what group policies read, warm-up excluded).
+                // A target's histogram starts empty when it joins, so its first reading counts
+                // in full: requests of its first second are not lost.
+                let prev = self
+                    .last_response_times
+                    .insert((tg_name.clone(), b.addr), b.response_time.clone())
+                    .unwrap_or_default();
+                let mut scopes = vec![
+                    format!("target/{}", b.addr),
+                    format!("target-group/{tg_name}"),
+                ];
+                if let Some(id) = instance {
+                    scopes.push(format!("instance/{id}"));
+                }
+                for (mid, n) in b.response_time.since(&prev).buckets() {
+                    for scope in &scopes {
+                        self.store.record_distribution_n(
+                            "target_response_time",
+                            scope,
+                            now,
+                            mid.as_secs_f64(),
+                            n,
+                        );
+                    }
                 }
             }
             let scope = format!("target-group/{tg_name}");
@@ -233,6 +200,7 @@ impl Scaling {
         }
         // Counters of targets that left are forgotten (a reused address starts afresh).
         self.last_requests.retain(|k, _| seen.contains(k));
+        self.last_response_times.retain(|k, _| seen.contains(k));
         // Per instance: requests and CPU; per group: gauges and averages.
         let live_pids: Vec<u32> = c.instances.values().filter_map(|r| r.pid).collect();
         self.last_cpu.retain(|pid, _| live_pids.contains(pid));
@@ -429,6 +397,86 @@ fn process_group_ticks() -> HashMap<u32, u64> {
         }
     }
     by_group
+}
+
+/// The scaling controller of one group, from its config; a scheduled action that cannot be
+/// understood (validation refuses those, so only a bug gets here) is logged and left out.
+fn controller(name: &str, asg: &flotilla_config::AutoScalingGroup, now: Time) -> ScalingController {
+    let mut spec = ControllerSpec {
+        default_instance_warmup: asg.default_instance_warmup,
+        default_cooldown: asg.default_cooldown,
+        ..ControllerSpec::default()
+    };
+    for p in &asg.scaling_policies {
+        match &p.kind {
+            ScalingPolicyKind::TargetTracking {
+                metric,
+                statistic,
+                target_value,
+                period,
+                scale_in_stabilization,
+                disable_scale_in,
+            } => spec.target_tracking.push(TargetTrackingSpec {
+                name: p.name.clone(),
+                metric: metric.clone(),
+                statistic: statistic.clone(),
+                target_value: *target_value,
+                period: *period,
+                scale_in_stabilization: *scale_in_stabilization,
+                disable_scale_in: *disable_scale_in,
+            }),
+            ScalingPolicyKind::Step {
+                adjustment_type,
+                alarm,
+                steps,
+                min_adjustment_magnitude,
+            } => spec.step.push(StepSpec {
+                name: p.name.clone(),
+                adjustment_type: adjustment(*adjustment_type),
+                alarm: alarm_spec(alarm),
+                steps: steps
+                    .iter()
+                    .map(|s| StepAdjustment {
+                        lower: s.lower,
+                        upper: s.upper,
+                        adjustment: s.adjustment,
+                    })
+                    .collect(),
+                min_adjustment_magnitude: *min_adjustment_magnitude,
+            }),
+            ScalingPolicyKind::Simple {
+                adjustment_type,
+                alarm,
+                adjustment: adj,
+                cooldown,
+            } => spec.simple.push(SimpleSpec {
+                name: p.name.clone(),
+                adjustment_type: adjustment(*adjustment_type),
+                alarm: alarm_spec(alarm),
+                adjustment: *adj,
+                cooldown: *cooldown,
+                min_adjustment_magnitude: None,
+            }),
+        }
+    }
+    for a in &asg.scheduled_actions {
+        match ScheduledActionSpec::parse(
+            &a.name,
+            a.recurrence.as_deref(),
+            &a.time_zone,
+            a.start_time.as_deref(),
+            a.end_time.as_deref(),
+            a.min_size,
+            a.max_size,
+            a.desired_capacity,
+        ) {
+            Ok(s) => spec.scheduled.push(s),
+            Err(e) => {
+                tracing::error!(group = name, "scheduled action skipped: {e}")
+            }
+        }
+    }
+    ScalingController::new(spec, now)
 }
 
 /// One group's view of the store, as its controller reads it.

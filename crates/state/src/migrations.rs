@@ -38,6 +38,8 @@ const MIGRATIONS: &[&str] = &[
         launch_template_version INTEGER NOT NULL,
         launched_at_ms INTEGER NOT NULL
     );",
+    // 2: scale-in protection an operator set on an instance (AWS `SetInstanceProtection`).
+    "ALTER TABLE instances ADD COLUMN protected_from_scale_in INTEGER NOT NULL DEFAULT 0;",
 ];
 
 /// The schema version this build writes.
@@ -73,4 +75,38 @@ pub(crate) fn apply(conn: &mut Connection) -> Result<u32, StateError> {
         tx.commit()?;
     }
     Ok(latest())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_1_database_is_upgraded_keeping_its_rows() {
+        let dir = std::env::temp_dir().join(format!("flotilla-migrate-v1-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL);
+                 INSERT INTO schema_version (version) VALUES (1);
+                 INSERT INTO instances VALUES ('i-1', 'web', 'az-a', 42, 7, '127.0.0.1:1', 1, 0);",
+            )
+            .unwrap();
+        }
+        let mut conn = Connection::open(&path).unwrap();
+        assert_eq!(apply(&mut conn).unwrap(), latest());
+        let (id, protected): (String, bool) = conn
+            .query_row(
+                "SELECT id, protected_from_scale_in FROM instances",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((id.as_str(), protected), ("i-1", false));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -156,8 +156,9 @@ impl StateStore for SqliteStore {
     fn put_instance(&mut self, i: &InstanceRecord) -> Result<(), StateError> {
         self.conn.execute(
             "INSERT OR REPLACE INTO instances
-               (id, grp, zone, pid, start_time, address, launch_template_version, launched_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               (id, grp, zone, pid, start_time, address, launch_template_version, launched_at_ms,
+                protected_from_scale_in)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 i.id,
                 i.group,
@@ -166,8 +167,17 @@ impl StateStore for SqliteStore {
                 to_i64(i.start_time),
                 i.address,
                 to_i64(i.launch_template_version),
-                i.launched_at_ms
+                i.launched_at_ms,
+                i.protected_from_scale_in
             ],
+        )?;
+        Ok(())
+    }
+
+    fn set_instance_protection(&mut self, id: &str, protected: bool) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE instances SET protected_from_scale_in = ?2 WHERE id = ?1",
+            params![id, protected],
         )?;
         Ok(())
     }
@@ -181,7 +191,7 @@ impl StateStore for SqliteStore {
     fn instances(&self) -> Result<Vec<InstanceRecord>, StateError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, grp, zone, pid, start_time, address, launch_template_version,
-                    launched_at_ms FROM instances ORDER BY id",
+                    launched_at_ms, protected_from_scale_in FROM instances ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(InstanceRecord {
@@ -193,6 +203,7 @@ impl StateStore for SqliteStore {
                 address: r.get(5)?,
                 launch_template_version: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
                 launched_at_ms: r.get(7)?,
+                protected_from_scale_in: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -239,6 +250,7 @@ mod tests {
             address: "127.0.0.1:4000".into(),
             launch_template_version: 2,
             launched_at_ms: 1_700_000_000_000,
+            protected_from_scale_in: false,
         }
     }
 
@@ -348,5 +360,14 @@ mod tests {
         store.remove_instance("i-a").unwrap();
         store.remove_instance("i-unknown").unwrap();
         assert_eq!(store.instances().unwrap(), vec![instance("i-b", 20)]);
+        store.set_instance_protection("i-b", true).unwrap();
+        store.set_instance_protection("i-unknown", true).unwrap();
+        drop(store);
+        let store = SqliteStore::open(&path).unwrap();
+        let protected = InstanceRecord {
+            protected_from_scale_in: true,
+            ..instance("i-b", 20)
+        };
+        assert_eq!(store.instances().unwrap(), vec![protected]);
     }
 }

@@ -43,6 +43,9 @@ pub struct InstanceRecord {
     pub launch_template_version: u64,
     /// Wall-clock launch time, milliseconds since the Unix epoch.
     pub launched_at_ms: i64,
+    /// Whether scale-in may not choose it (AWS `ProtectedFromScaleIn`), so an adopted
+    /// instance keeps the protection an operator gave it.
+    pub protected_from_scale_in: bool,
 }
 
 /// Durable storage for everything that must outlive one run of Flotilla.
@@ -75,6 +78,9 @@ pub trait StateStore: Send {
 
     /// Inserts or replaces an instance record.
     fn put_instance(&mut self, instance: &InstanceRecord) -> Result<(), StateError>;
+    /// Sets an instance's scale-in protection; an unknown id is no error (the instance may
+    /// have gone meanwhile).
+    fn set_instance_protection(&mut self, id: &str, protected: bool) -> Result<(), StateError>;
     /// Removes an instance record (the instance was terminated).
     fn remove_instance(&mut self, id: &str) -> Result<(), StateError>;
     /// Every instance record, in id order.

@@ -5,9 +5,39 @@ use std::time::Duration;
 use super::policies::check_adjustment;
 use super::{Ctx, Tbl, Val};
 use crate::scaling::{
-    AdjustmentType, AlarmSpec, Comparison, MissingData, StepAdjustment, KNOWN_METRICS,
-    KNOWN_STATISTICS,
+    AdjustmentType, AlarmSpec, Comparison, MissingData, StepAdjustment, DISTRIBUTION_METRICS,
+    KNOWN_METRICS, KNOWN_STATISTICS,
 };
+
+/// The optional `statistic` key of a policy or alarm on `metric` (when that is known), or
+/// `default`. Percentiles exist only for distribution metrics: asked of another metric they
+/// would never have data, so the policy would never act.
+pub(crate) fn statistic(
+    ctx: &mut Ctx,
+    t: &Tbl<'_, '_>,
+    metric: Option<&str>,
+    default: &str,
+) -> String {
+    let Some(v) = t.get("statistic") else {
+        return default.to_string();
+    };
+    let opts: Vec<(&str, &str)> = KNOWN_STATISTICS.iter().map(|s| (*s, *s)).collect();
+    let Some(stat) = ctx.choice(v, "statistic", &opts) else {
+        return default.to_string();
+    };
+    let percentile = stat.starts_with('p');
+    if let Some(m) = metric.filter(|m| percentile && !DISTRIBUTION_METRICS.contains(m)) {
+        ctx.err(
+            v.span(),
+            format!(
+                "statistic `{stat}` needs a distribution metric ({}); `{m}` has none of its \
+                 percentiles",
+                DISTRIBUTION_METRICS.join(", ")
+            ),
+        );
+    }
+    stat.to_string()
+}
 
 pub(crate) fn metric(ctx: &mut Ctx, v: &Val<'_>) -> Option<String> {
     let m = ctx.nonempty(v)?;
@@ -111,12 +141,7 @@ pub(crate) fn decode_alarm(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<A
     ];
     let t = ctx.table(v, path, &keys)?;
     let metric = t.req(ctx, "metric", metric);
-    let statistic = t
-        .opt(ctx, "statistic", |ctx, v| {
-            let opts: Vec<(&str, &str)> = KNOWN_STATISTICS.iter().map(|s| (*s, *s)).collect();
-            ctx.choice(v, "statistic", &opts).map(str::to_string)
-        })
-        .unwrap_or_else(|| "average".into());
+    let statistic = statistic(ctx, &t, metric.as_deref(), "average");
     let period = t
         .opt(ctx, "period", period)
         .unwrap_or(Duration::from_secs(60));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::alarms::{decode_alarm, decode_steps, metric, period};
+use super::alarms::{decode_alarm, decode_steps, metric, period, statistic};
 use super::{Ctx, RefKind, Reference, Tbl, Val};
 use crate::scaling::{
     AdjustmentType, AutoScalingGroup, HealthCheckType, ScalingPolicy, ScalingPolicyKind,
@@ -27,6 +27,7 @@ pub(crate) fn decode_group(
         "default_instance_warmup",
         "default_cooldown",
         "termination_policies",
+        "new_instances_protected_from_scale_in",
         "scaling_policies",
         "scheduled_actions",
     ];
@@ -108,6 +109,9 @@ pub(crate) fn decode_group(
     let termination_policies = t
         .opt(ctx, "termination_policies", decode_termination)
         .unwrap_or_else(|| vec![TerminationPolicy::Default]);
+    let new_instances_protected_from_scale_in = t
+        .opt(ctx, "new_instances_protected_from_scale_in", Ctx::boolean)
+        .unwrap_or(false);
     let scaling_policies = decode_list(ctx, &t, "scaling_policies", decode_policy);
     let scheduled_actions = decode_list(ctx, &t, "scheduled_actions", decode_scheduled);
     let min_size = min_size?;
@@ -123,6 +127,7 @@ pub(crate) fn decode_group(
         default_instance_warmup,
         default_cooldown,
         termination_policies,
+        new_instances_protected_from_scale_in,
         scaling_policies,
         scheduled_actions,
     })
@@ -191,6 +196,7 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
     const COMMON: &[&str] = &["name", "type"];
     const TT: &[&str] = &[
         "metric",
+        "statistic",
         "target_value",
         "period",
         "scale_in_stabilization",
@@ -235,6 +241,12 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
     let kind = match kind? {
         K::Tt => {
             let metric = t.req(ctx, "metric", metric);
+            let default_statistic = if metric.as_deref() == Some("target_response_time") {
+                "p90"
+            } else {
+                "average"
+            };
+            let statistic = statistic(ctx, &t, metric.as_deref(), default_statistic);
             let target_value = t.req(ctx, "target_value", |ctx, v| {
                 let x = ctx.number(v)?;
                 if x <= 0.0 {
@@ -254,6 +266,7 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
                 .unwrap_or(false);
             ScalingPolicyKind::TargetTracking {
                 metric: metric?,
+                statistic,
                 target_value: target_value?,
                 period,
                 scale_in_stabilization,
@@ -349,13 +362,41 @@ fn decode_scheduled(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String,
             );
             return None;
         }
+        if let Err(e) = s.parse::<flotilla_control::Cron>() {
+            ctx.err(v.span(), format!("recurrence `{s}`: {}", e.reason));
+            return None;
+        }
         Some(s)
     });
     let time_zone = t
-        .opt(ctx, "time_zone", Ctx::nonempty)
+        .opt(ctx, "time_zone", |ctx, v| {
+            let tz = ctx.nonempty(v)?;
+            if flotilla_control::schedule::parse_time_zone(&tz).is_err() {
+                ctx.err(
+                    v.span(),
+                    format!("unknown time zone `{tz}`; expected an IANA name like \"Asia/Seoul\" or \"UTC\""),
+                );
+                return None;
+            }
+            Some(tz)
+        })
         .unwrap_or_else(|| "UTC".into());
     let start_time = t.opt(ctx, "start_time", timestamp);
     let end_time = t.opt(ctx, "end_time", timestamp);
+    if let (Some(start), Some(end)) = (&start_time, &end_time) {
+        let (s, e) = (
+            flotilla_control::schedule::parse_time(start),
+            flotilla_control::schedule::parse_time(end),
+        );
+        if let (Ok(s), Ok(e), Some(v)) = (s, e, t.get("end_time")) {
+            if e <= s {
+                ctx.err(
+                    v.span(),
+                    format!("end_time `{end}` must be after start_time `{start}`"),
+                );
+            }
+        }
+    }
     if recurrence.is_none()
         && start_time.is_none()
         && t.get("recurrence").is_none()
@@ -412,10 +453,23 @@ fn timestamp(ctx: &mut Ctx, v: &Val<'_>) -> Option<String> {
         toml::de::DeValue::Datetime(d) => d.to_string(),
         _ => ctx.string(v)?,
     };
-    let full = s
-        .parse::<toml::value::Datetime>()
-        .is_ok_and(|d| d.date.is_some() && d.time.is_some());
+    let parsed = s.parse::<toml::value::Datetime>().ok();
+    let full = parsed.is_some_and(|d| d.date.is_some() && d.time.is_some());
     if !full {
+        ctx.err(
+            v.span(),
+            format!("invalid time `{s}`; expected RFC 3339 like \"2025-01-31T08:00:00Z\""),
+        );
+        return None;
+    }
+    if parsed.is_some_and(|d| d.offset.is_none()) {
+        ctx.err(
+            v.span(),
+            format!("time `{s}` needs a UTC offset (AWS reads start and end times in UTC), e.g. \"{s}Z\""),
+        );
+        return None;
+    }
+    if flotilla_control::schedule::parse_time(&s).is_err() {
         ctx.err(
             v.span(),
             format!("invalid time `{s}`; expected RFC 3339 like \"2025-01-31T08:00:00Z\""),

@@ -78,8 +78,9 @@ struct Member {
 enum Surge {
     /// Instance refresh: it replaces this old instance, terminated once the new one is warm.
     Refresh { replaces: InstanceId },
-    /// AZRebalance: it moves one instance into an emptier zone; the fullest zone loses one.
-    Rebalance,
+    /// AZRebalance: it moves one instance into an emptier zone; `from`, the fullest zone
+    /// when it was launched, loses one once it is healthy.
+    Rebalance { from: String },
 }
 
 impl Member {
@@ -560,7 +561,18 @@ impl AutoScalingGroup {
                 && !self.spec.zones.is_empty()
                 && !self.is_suspended(ScalingProcess::Launch)
         });
-        grace_ends.chain(retry).chain(self.refresh_wake_at()).min()
+        // A zone that failed a launch may take one again once its mark expires: wake then,
+        // so an AZRebalance waiting for it happens without another event.
+        let marks = self
+            .zone_failed_at
+            .iter()
+            .map(|(_, t)| *t + MAX_BACKOFF)
+            .filter(|_| !self.is_suspended(ScalingProcess::AzRebalance));
+        grace_ends
+            .chain(retry)
+            .chain(marks)
+            .chain(self.refresh_wake_at())
+            .min()
     }
 
     /// Every instance not yet Terminated, oldest launch first.
@@ -731,6 +743,8 @@ impl AutoScalingGroup {
         if self.launch_not_before.is_some_and(|t| now >= t) {
             self.launch_not_before = None;
         }
+        // Marks that no longer steer placement; dropping them keeps poll_timeout in the future.
+        self.zone_failed_at.retain(|(_, t)| now < *t + MAX_BACKOFF);
         self.replace_unhealthy(now);
         self.refresh_step(now);
         let desired = self.desired as usize;
@@ -788,14 +802,20 @@ impl AutoScalingGroup {
     /// The zone for the next launch: the in-service zone with the fewest live instances,
     /// avoiding one that just failed a launch; `None` when no zone takes launches.
     fn placement_zone(&self, now: Time) -> Option<String> {
-        let zones = self.zones_in_service();
-        let failed_recently = |z: &str| {
-            self.zone_failed_at
-                .iter()
-                .any(|(fz, t)| fz == z && now < *t + MAX_BACKOFF)
-        };
-        placement::choose_zone(&zones, |z| self.live_in_zone(z), failed_recently)
-            .map(str::to_string)
+        placement::choose_zone(
+            &self.zones_in_service(),
+            |z| self.live_in_zone(z),
+            |z| self.zone_failed_recently(now, z),
+        )
+        .map(str::to_string)
+    }
+
+    /// Whether a launch into `zone` failed less than [`MAX_BACKOFF`] ago: placement tries it
+    /// last and AZRebalance does not move instances into it.
+    fn zone_failed_recently(&self, now: Time, zone: &str) -> bool {
+        self.zone_failed_at
+            .iter()
+            .any(|(z, t)| z == zone && now < *t + MAX_BACKOFF)
     }
 
     /// Launches one instance into `zone`, recording `cause`; returns its id.

@@ -88,10 +88,11 @@ impl AutoScalingGroup {
     }
 
     /// One AZRebalance step; returns whether it acted. Pairs a healthy rebalance launch with a
-    /// termination in the fullest zone; otherwise, when the group is settled and some zone has
-    /// at least two instances more than the emptiest in-service zone, launches into the
-    /// emptiest (above the desired capacity by one, within AWS's max + 10 % allowance). Each
-    /// move makes the zones strictly more even, so rebalancing always ends.
+    /// termination in the zone it was launched to relieve; otherwise, when the group is settled
+    /// and the fullest zone (one with an instance scale-in may take) has at least two instances
+    /// more than the emptiest zone that takes launches, or is no longer one of the group's,
+    /// launches into the emptiest (above the desired capacity by one, within AWS's max + 10 %
+    /// allowance). Each move makes the zones strictly more even, so rebalancing always ends.
     pub(super) fn rebalance_step(&mut self, now: Time) -> bool {
         if [
             ScalingProcess::AzRebalance,
@@ -104,28 +105,39 @@ impl AutoScalingGroup {
         {
             return false;
         }
-        let ready: Vec<usize> = (0..self.members.len())
-            .filter(|&i| {
+        let ready: Vec<(usize, String)> = (0..self.members.len())
+            .filter_map(|i| {
                 let m = &self.members[i];
-                m.surge == Some(Surge::Rebalance) && m.is_healthy_in_service()
+                match &m.surge {
+                    Some(Surge::Rebalance { from }) if m.is_healthy_in_service() => {
+                        Some((i, from.clone()))
+                    }
+                    _ => None,
+                }
             })
             .collect();
         let mut acted = false;
-        for i in ready {
+        for (i, from) in ready {
             self.members[i].surge = None;
             let (new_id, new_zone) = (
                 self.members[i].instance.id.clone(),
                 self.members[i].instance.zone.clone(),
             );
-            let Some(v) = self.choose_victim_among(now, |m| {
+            let eligible = |m: &super::Member| {
                 m.is_capacity() && !m.instance.protected_from_scale_in && m.instance.id != new_id
-            }) else {
+            };
+            // From the zone the move relieves; should that have lost its instances meanwhile,
+            // by the usual scale-in rules.
+            let Some(v) = self
+                .choose_victim_among(now, |m| eligible(m) && m.instance.zone == from)
+                .or_else(|| self.choose_victim_among(now, eligible))
+            else {
                 continue;
             };
             let victim_zone = self.members[v].instance.zone.clone();
             let cause = format!(
                 "AZRebalance: instance {new_id} launched to even out the zones is healthy in \
-                 {new_zone}; terminating one in {victim_zone}, the zone with the most instances"
+                 {new_zone}; terminating one in {victim_zone}"
             );
             self.start_terminating(now, v, cause);
             acted = true;
@@ -133,57 +145,68 @@ impl AutoScalingGroup {
         if acted {
             return true;
         }
-        let settled = self
-            .members
-            .iter()
-            .all(|m| m.surge.is_none() && m.instance.lifecycle != LifecycleState::Pending);
+        match self.imbalance(now) {
+            Some((from, to)) => {
+                let listed = self.spec.zones.contains(&from);
+                let mut counts: Vec<String> = self
+                    .spec
+                    .zones
+                    .iter()
+                    .map(|z| format!("{z} {}", self.live_in_zone(z)))
+                    .collect();
+                if !listed {
+                    let n = self.live_in_zone(&from);
+                    counts.push(format!("{from} {n}, no longer one of the group's"));
+                }
+                let cause = format!(
+                    "AZRebalance: instances per zone ({}) are uneven; launching one in {to} \
+                     first, then terminating one in {from}",
+                    counts.join(", ")
+                );
+                self.launch_in(now, to, cause, Some(Surge::Rebalance { from }));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// (fullest zone, emptiest zone) when a settled group should move an instance at `now`.
+    /// The emptiest is chosen among the zones that take launches and did not just fail one —
+    /// the same check placement uses — so moves resume when an outage ends.
+    fn imbalance(&self, now: Time) -> Option<(String, String)> {
+        // Settled: nothing launching, no move under way, no instance about to be replaced.
+        let settled = self.members.iter().all(|m| {
+            m.surge.is_none()
+                && m.instance.lifecycle != LifecycleState::Pending
+                && m.unhealthy_report.is_none()
+        });
+        // AWS lets a rebalancing group exceed max_size by max(10 % of it, 1) meanwhile.
+        let max = self.spec.max_size as usize;
+        let allowance = (max / 10).max(1);
+        let capacity = self.capacity_count();
         if !settled
             || self.launch_not_before.is_some()
-            || self.capacity_count() != self.desired as usize
+            || capacity != self.desired as usize
+            || capacity + 1 > max + allowance
         {
-            return false;
+            return None;
         }
-        let zones = self.zones_in_service();
-        if zones.len() < 2 {
-            return false;
-        }
-        let Some(v) = self.choose_victim(now) else {
-            return false;
-        };
-        let victim_zone = self.members[v].instance.zone.clone();
-        // Zones that failed a launch recently are not worth a move.
-        let failed_recently = |z: &str| {
-            self.zone_failed_at
-                .iter()
-                .any(|(fz, t)| fz == z && now < *t + super::MAX_BACKOFF)
-        };
-        let candidates: Vec<String> = zones
+        let listed = |z: &str| self.spec.zones.iter().any(|x| x == z);
+        // Fullest: a zone with an instance scale-in may take; an unlisted zone counts as fuller
+        // than any listed one, as for scale-in.
+        let from = self
+            .members
             .iter()
-            .filter(|z| !failed_recently(z))
-            .cloned()
+            .filter(|m| m.is_capacity() && !m.instance.protected_from_scale_in)
+            .map(|m| m.instance.zone.as_str())
+            .max_by_key(|z| (!listed(z), self.live_in_zone(z)))?;
+        let candidates: Vec<String> = self
+            .zones_in_service()
+            .into_iter()
+            .filter(|z| !self.zone_failed_recently(now, z))
             .collect();
-        let Some(target) = placement::choose_zone(&candidates, |z| self.live_in_zone(z), |_| false)
-            .map(str::to_string)
-        else {
-            return false;
-        };
-        let (have, want) = (self.live_in_zone(&victim_zone), self.live_in_zone(&target));
-        let victim_zone_listed = zones.contains(&victim_zone);
-        if victim_zone == target || (victim_zone_listed && have < want + 2) {
-            return false;
-        }
-        let counts: Vec<String> = self
-            .spec
-            .zones
-            .iter()
-            .map(|z| format!("{z} {}", self.live_in_zone(z)))
-            .collect();
-        let cause = format!(
-            "AZRebalance: instances per zone ({}) are uneven; launching one in {target} \
-             first, then terminating one in {victim_zone}",
-            counts.join(", ")
-        );
-        self.launch_in(now, target, cause, Some(Surge::Rebalance));
-        true
+        let to = placement::choose_zone(&candidates, |z| self.live_in_zone(z), |_| false)?;
+        let uneven = !listed(from) || self.live_in_zone(from) >= self.live_in_zone(to) + 2;
+        (from != to && uneven).then(|| (from.to_string(), to.to_string()))
     }
 }

@@ -107,6 +107,16 @@ pub fn combine(
 
 /// `value` for causes: at most one decimal, no trailing `.0` noise.
 pub(crate) fn fmt_value(v: f64) -> String {
+    if v.abs() < 1.0 && v != 0.0 {
+        // Small values (response times in seconds, 0.05) keep three decimals, trimmed.
+        let s = format!("{:.3}", (v * 1000.0).round() / 1000.0);
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        return if s.is_empty() || s == "-" {
+            "0".into()
+        } else {
+            s.to_string()
+        };
+    }
     let r = (v * 10.0).round() / 10.0;
     if r.fract() == 0.0 {
         format!("{r:.0}")
@@ -119,6 +129,17 @@ pub(crate) fn fmt_value(v: f64) -> String {
 mod tests {
     use super::*;
     use AdjustmentType::*;
+
+    #[test]
+    fn values_in_causes_keep_what_matters() {
+        assert_eq!(fmt_value(212.43), "212.4");
+        assert_eq!(fmt_value(100.0), "100");
+        assert_eq!(fmt_value(0.0), "0");
+        assert_eq!(fmt_value(0.05), "0.05");
+        assert_eq!(fmt_value(0.2544), "0.254");
+        assert_eq!(fmt_value(0.0004), "0");
+        assert_eq!(fmt_value(-0.5), "-0.5");
+    }
 
     #[test]
     fn percent_rounding_as_aws() {

@@ -119,7 +119,11 @@ impl TargetTrackingPolicy {
             self.recommendations.pop_front();
         }
         let name = &self.spec.name;
-        let metric = &self.spec.metric;
+        // "target_response_time p90", but plain "cpu_utilization" for the usual average.
+        let metric = match self.spec.statistic.as_str() {
+            "average" => self.spec.metric.clone(),
+            stat => format!("{} {stat}", self.spec.metric),
+        };
         let v = fmt_value(value);
         let t = fmt_value(target);
         if rec > desired {

@@ -21,10 +21,58 @@ pub fn flotilla_bin() -> &'static str {
     env!("CARGO_BIN_EXE_flotilla")
 }
 
-/// A port nobody listens on right now (bound, read, released).
+/// A port for a test's listeners and admin API, free on every interface right now.
+///
+/// Picked below the kernel's ephemeral range, so it never collides with a port the kernel
+/// hands out meanwhile: instances' ports (chosen with `bind(0)` by the compute provider, in
+/// this and in concurrently running test processes) and the local ports of outgoing
+/// connections (load clients, health probes). Random, so two test processes rarely try the
+/// same one, and never the same twice in one process. A collision that still happens is
+/// caught by [`Flotilla::start`], which retries with fresh ports.
 pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    static SEED: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = test_port_range();
+    let mut x = u64::from(std::process::id())
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64)
+        ^ (u64::from(SEED.fetch_add(1, Ordering::SeqCst)) << 32);
+    let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+    for _ in 0..10_000 {
+        // xorshift64
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = low + (x % u64::from(high - low)) as u16;
+        if given.contains(&port) {
+            continue;
+        }
+        let free = TcpListener::bind(("0.0.0.0", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            given.push(port);
+            return port;
+        }
+    }
+    drop(given);
+    // Nothing free below the ephemeral range (unusual): let the kernel pick one.
     let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     l.local_addr().expect("local addr").port()
+}
+
+/// Ports from 10000 up to the start of the kernel's ephemeral range (32768 by default).
+fn test_port_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_low > 11_000 {
+        (10_000, ephemeral_low)
+    } else {
+        // An unusually wide ephemeral range: use the ports above it instead.
+        (61_000, 65_000)
+    }
 }
 
 /// A fresh private directory for one test.
@@ -60,6 +108,7 @@ where
 }
 
 /// Ports of one test cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ports {
     pub listener: u16,
     pub admin: u16,
@@ -142,31 +191,86 @@ impl Flotilla {
     }
 
     /// [`start_in`](Self::start_in) with extra environment variables for `flotilla up`.
+    ///
+    /// Returns once flotilla has bound its admin API and listeners ("flotilla is up" in its
+    /// log). If it exits before that because a port was taken meanwhile (by another test
+    /// process), it is started again on fresh ports, rewritten in the config: read the ports in
+    /// use from [`Flotilla::ports`], not from the `Ports` passed in. Any other early exit
+    /// panics at once with flotilla's output, instead of letting the test time out later.
     pub fn start_with_env(dir: PathBuf, ports: Ports, config: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_with_args(dir, ports, config, env, &[])
+    }
+
+    /// [`start_with_env`](Self::start_with_env) with global flags before `up` (e.g.
+    /// `--log-format json`).
+    pub fn start_with_args(
+        dir: PathBuf,
+        mut ports: Ports,
+        config: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
+        const ATTEMPTS: usize = 4;
         let config_path = dir.join("flotilla.toml");
-        std::fs::write(&config_path, config).expect("write config");
         let log = dir.join("flotilla.log");
-        let out = std::fs::File::create(&log).expect("create log");
-        let err = out.try_clone().expect("clone log handle");
-        let child = Command::new(flotilla_bin())
-            .arg("up")
-            .arg(&config_path)
-            .env("RUST_LOG", "info")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start flotilla");
-        let admin = AdminClient::new(&format!("http://127.0.0.1:{}", ports.admin), None)
-            .expect("admin client");
-        Self {
-            child: Some(child),
-            dir,
-            ports,
-            admin,
-            log,
+        let mut config = config.to_string();
+        for attempt in 1..=ATTEMPTS {
+            std::fs::write(&config_path, &config).expect("write config");
+            let out = std::fs::File::create(&log).expect("create log");
+            let err = out.try_clone().expect("clone log handle");
+            let mut child = Command::new(flotilla_bin())
+                .args(args)
+                .arg("up")
+                .arg(&config_path)
+                .env("RUST_LOG", "info")
+                .envs(env.iter().copied())
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .spawn()
+                .expect("start flotilla");
+            match wait_up(&mut child, &log, Duration::from_secs(60)) {
+                Startup::Up | Startup::Slow => {
+                    let admin =
+                        AdminClient::new(&format!("http://127.0.0.1:{}", ports.admin), None)
+                            .expect("admin client");
+                    return Self {
+                        child: Some(child),
+                        dir,
+                        ports,
+                        admin,
+                        log,
+                    };
+                }
+                Startup::Exited(status) => {
+                    let output = std::fs::read_to_string(&log).unwrap_or_default();
+                    let collided =
+                        output.contains("Address already in use") || output.contains("os error 98");
+                    if !collided || attempt == ATTEMPTS {
+                        panic!(
+                            "flotilla up exited at start ({status}, attempt {attempt}):\n{output}"
+                        );
+                    }
+                    let fresh = Ports::new();
+                    let rewritten = config
+                        .replace(
+                            &format!(":{}\"", ports.listener),
+                            &format!(":{}\"", fresh.listener),
+                        )
+                        .replace(
+                            &format!(":{}\"", ports.admin),
+                            &format!(":{}\"", fresh.admin),
+                        );
+                    if rewritten == config {
+                        panic!("flotilla up could not bind a port of its own config:\n{output}");
+                    }
+                    eprintln!("flotilla up found a port taken ({ports:?}); retrying on {fresh:?}");
+                    config = rewritten;
+                    ports = fresh;
+                }
+            }
         }
+        unreachable!("the last attempt returns or panics")
     }
 
     pub fn pid(&self) -> u32 {
@@ -214,8 +318,13 @@ impl Flotilla {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        self.stop_with(libc::SIGTERM, timeout)
+    }
+
+    /// Sends `sig` (SIGTERM, SIGINT as Ctrl-C would) and waits for the exit status.
+    pub fn stop_with(&mut self, sig: i32, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("flotilla running");
-        signal(child.id(), libc::SIGTERM);
+        signal(child.id(), sig);
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = child.try_wait().expect("wait flotilla") {
@@ -224,10 +333,38 @@ impl Flotilla {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("flotilla did not exit within {timeout:?} of SIGTERM");
+                panic!("flotilla did not exit within {timeout:?} of signal {sig}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+/// How a freshly spawned `flotilla up` got on.
+enum Startup {
+    /// It logged "flotilla is up": every port is bound.
+    Up,
+    /// Still starting when the deadline passed; the test's own waits will tell.
+    Slow,
+    /// It exited (a config or bind error).
+    Exited(ExitStatus),
+}
+
+/// Waits until `child` has logged that it is up, or has exited, or `timeout` passed.
+fn wait_up(child: &mut Child, log: &Path, timeout: Duration) -> Startup {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Startup::Exited(status);
+        }
+        let up = std::fs::read_to_string(log).is_ok_and(|s| s.contains("flotilla is up"));
+        if up {
+            return Startup::Up;
+        }
+        if Instant::now() > deadline {
+            return Startup::Slow;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -351,6 +488,24 @@ pub async fn steady_load(
     max_per_worker: usize,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> (usize, Vec<String>) {
+    paced_load(
+        url,
+        workers,
+        max_per_worker,
+        Duration::from_millis(10),
+        stop,
+    )
+    .await
+}
+
+/// [`steady_load`] with `pause` between one worker's requests (a trickle with a long pause).
+pub async fn paced_load(
+    url: String,
+    workers: usize,
+    max_per_worker: usize,
+    pause: Duration,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (usize, Vec<String>) {
     let mut tasks = Vec::new();
     for _ in 0..workers {
         let url = url.clone();
@@ -368,7 +523,7 @@ pub async fn steady_load(
                     Ok((status, _, body)) => failed.push(format!("{status}: {body}")),
                     Err(e) => failed.push(e),
                 }
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::time::sleep(pause).await;
             }
             (ok, failed)
         }));
