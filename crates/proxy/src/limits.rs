@@ -1,34 +1,23 @@
-//! Client-side limits enforced below hyper, on the raw byte stream of a client connection:
-//! the idle timeout between requests, the request-header read timeout (slowloris → 408), the
-//! header size limit (→ 431), and the request-smuggling checks of [`crate::smuggling`] (→ 400,
-//! or 501 for an unknown `Transfer-Encoding`).
+//! Per-listener limits on what clients may send (enforced by the HTTP/1 engine, [`crate::h1`],
+//! and for HTTP/2 by hyper's header-list limit), and the idle timeout of HTTP/2 client
+//! connections: hyper has none that ends a connection after `idle_timeout` without a stream,
+//! so [`ClientIo`] watches the byte stream below it and ends the connection (as a clean end
+//! of stream) once no stream was open and nothing came for that long.
 //!
-//! Why below hyper: hyper's own header timeout also counts the idle time between keep-alive
-//! requests and closes without an answer, and hyper silently resolves some ambiguous framings
-//! (it drops `Content-Length` when `Transfer-Encoding` is present) before the service could
-//! notice them. Here every request head is seen exactly as the client sent it, and an answer is
-//! written straight to the socket before it is closed, so hyper never parses a refused head.
-//!
-//! The wrapper only knows whether a request is being served through [`ConnState`]: the service
-//! takes an [`ActiveGuard`] when hyper hands it a request and the guard is dropped with the
-//! response body (or when an upgraded tunnel closes). While nothing is active the bytes read are
-//! the next request head.
+//! The wrapper only knows whether a stream is being served through [`ConnState`]: the service
+//! takes an [`ActiveGuard`] when hyper hands it a request, and the guard is dropped with the
+//! response body.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-
-use crate::smuggling::{self, Fed, Framing};
-
-/// The HTTP/2 connection preface; a client sending it speaks h2c with prior knowledge.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
 
 /// Per-listener limits on what clients may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,35 +46,26 @@ impl Default for Limits {
 /// What the request path tells the byte-level wrapper about one client connection.
 #[derive(Debug, Default)]
 pub(crate) struct ConnState {
-    /// Requests (or upgraded tunnels) being served; 0 = the next bytes are a request head.
+    /// Streams being served; 0 = the connection is idle.
     active: AtomicUsize,
-    /// The connection speaks HTTP/2 (ALPN or preface): no HTTP/1 head checks apply.
-    h2: AtomicBool,
-    /// The connection was upgraded (WebSocket): the bytes are no longer HTTP messages.
-    upgraded: AtomicBool,
     /// The reader that found the connection busy and waits; woken when it becomes idle so
     /// that the idle timer starts.
     reader: Mutex<Option<Waker>>,
 }
 
 impl ConnState {
-    pub(crate) fn new(h2: bool) -> Arc<ConnState> {
-        Arc::new(ConnState {
-            active: AtomicUsize::new(0),
-            h2: AtomicBool::new(h2),
-            upgraded: AtomicBool::new(false),
-            reader: Mutex::new(None),
-        })
+    pub(crate) fn new() -> Arc<ConnState> {
+        Arc::new(ConnState::default())
     }
 
-    /// Mark one request as being served until the guard drops.
+    /// Mark one stream as being served until the guard drops.
     pub(crate) fn begin(self: &Arc<Self>) -> ActiveGuard {
         self.active.fetch_add(1, Ordering::AcqRel);
         ActiveGuard(Arc::clone(self))
     }
 }
 
-/// Keeps a client connection "busy" (no idle or header timeout) while it lives.
+/// Keeps a client connection "busy" (no idle timeout) while it lives.
 #[derive(Debug)]
 pub(crate) struct ActiveGuard(Arc<ConnState>);
 
@@ -101,77 +81,35 @@ impl Drop for ActiveGuard {
     }
 }
 
-/// Which timer is armed while no request is being served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Armed {
-    None,
-    /// No byte of a new request yet: the idle timeout runs.
-    Idle,
-    /// A head has begun: the header read timeout runs.
-    Head,
-}
-
-/// A client connection's byte stream with the limits of this module applied.
+/// A client connection's byte stream with the idle timeout applied.
 pub(crate) struct ClientIo<T> {
     inner: T,
     state: Arc<ConnState>,
     idle_timeout: Duration,
-    limits: Limits,
     timer: Pin<Box<Sleep>>,
-    armed: Armed,
-    /// HTTP/1 message boundaries, so every head is checked (`Off` for HTTP/2 and tunnels).
-    framing: Framing,
-    /// Whether the first bytes were looked at for the HTTP/2 preface.
-    sniffed: bool,
-    /// A refused head, answered once no request is being served (so the answer cannot land
-    /// in the middle of another response).
-    pending: Option<&'static [u8]>,
-    /// A refusal being written: the bytes and how many are written; then the read fails.
-    refusal: Option<(&'static [u8], usize)>,
+    /// The idle timer runs (nothing is being served).
+    armed: bool,
 }
 
 impl<T> ClientIo<T> {
-    pub(crate) fn new(
-        inner: T,
-        state: Arc<ConnState>,
-        idle_timeout: Duration,
-        limits: Limits,
-    ) -> Self {
-        let mut framing = Framing::new(limits.max_header_bytes);
-        if state.h2.load(Ordering::Relaxed) {
-            framing.stop();
-        }
+    pub(crate) fn new(inner: T, state: Arc<ConnState>, idle_timeout: Duration) -> Self {
         ClientIo {
             inner,
             state,
             idle_timeout,
-            limits,
             timer: Box::pin(tokio::time::sleep(idle_timeout)),
-            armed: Armed::None,
-            framing,
-            sniffed: false,
-            pending: None,
-            refusal: None,
+            armed: false,
         }
     }
 
-    fn arm(&mut self, which: Armed, after: Duration) {
-        self.armed = which;
-        self.timer.as_mut().reset(Instant::now() + after);
+    fn arm(&mut self) {
+        self.armed = true;
+        self.timer
+            .as_mut()
+            .reset(Instant::now() + self.idle_timeout);
     }
 
-    /// Arm the timer that fits where the stream is, keeping a running header timer.
-    fn arm_for_stage(&mut self) {
-        if self.framing.in_head() {
-            if self.armed != Armed::Head {
-                self.arm(Armed::Head, self.limits.header_read_timeout);
-            }
-        } else {
-            self.arm(Armed::Idle, self.idle_timeout);
-        }
-    }
-
-    /// Be woken when the request being served ends.
+    /// Be woken when the stream being served ends.
     fn wait_until_idle(&self, cx: &mut Context<'_>) {
         if let Ok(mut w) = self.state.reader.lock() {
             *w = Some(cx.waker().clone());
@@ -187,119 +125,37 @@ impl<T> ClientIo<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> ClientIo<T> {
-    /// Write the refusal (best effort: the client may be gone), then fail the read so that
-    /// hyper drops the connection without parsing anything more.
-    fn poll_refuse(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while let Some((bytes, done)) = self.refusal {
-            if done >= bytes.len() {
-                break;
-            }
-            match Pin::new(&mut self.inner).poll_write(cx, &bytes[done..]) {
-                Poll::Ready(Ok(n)) if n > 0 => self.refusal = Some((bytes, done + n)),
-                Poll::Ready(_) => break,
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        if Pin::new(&mut self.inner).poll_flush(cx).is_pending() {
-            return Poll::Pending;
-        }
-        // Shut down our side so the client reads EOF right after the answer.
-        let _ = Pin::new(&mut self.inner).poll_shutdown(cx);
-        Poll::Ready(Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "request refused before parsing",
-        )))
-    }
-
-    fn refuse(&mut self, cx: &mut Context<'_>, answer: &'static [u8]) -> Poll<io::Result<()>> {
-        self.refusal = Some((answer, 0));
-        self.poll_refuse(cx)
-    }
-
-    /// Sniff the HTTP/2 preface and follow the HTTP/1 framing of newly read bytes.
-    fn look_at(&mut self, new: &[u8]) -> Fed {
-        if !self.sniffed {
-            self.sniffed = true;
-            if new.starts_with(&H2_PREFACE[..new.len().min(H2_PREFACE.len())]) {
-                // A preface split over reads is unusual; its prefix is enough to stop checking.
-                self.state.h2.store(true, Ordering::Relaxed);
-                self.framing.stop();
-            }
-        }
-        if self.state.upgraded.load(Ordering::Acquire) {
-            self.framing.stop();
-        }
-        self.framing.feed(new)
-    }
-}
-
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientIo<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for ClientIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if this.refusal.is_some() {
-            return this.poll_refuse(cx);
-        }
-        if let Some(answer) = this.pending {
-            if this.busy() {
-                this.wait_until_idle(cx);
-                return Poll::Pending;
-            }
-            return this.refuse(cx, answer);
-        }
         let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        match res {
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                let fed = this.look_at(&buf.filled()[before..]);
-                if let Fed::Refuse { answer, at } = fed {
-                    // Hand hyper the bytes of earlier messages only; the refused head never
-                    // reaches it whole.
-                    buf.set_filled(before + at);
-                    this.pending = Some(answer);
-                    if at == 0 {
-                        if this.busy() {
-                            this.wait_until_idle(cx);
-                            return Poll::Pending;
-                        }
-                        return this.refuse(cx, answer);
-                    }
-                    return Poll::Ready(Ok(()));
-                }
                 if this.busy() {
-                    this.armed = Armed::None;
+                    this.armed = false;
                 } else {
-                    this.arm_for_stage();
+                    this.arm();
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
                 if this.busy() {
-                    // A request is being served: the forwarding path has its own timeouts.
-                    this.armed = Armed::None;
+                    this.armed = false;
                     this.wait_until_idle(cx);
                     return Poll::Pending;
                 }
-                if this.armed == Armed::None
-                    || (this.armed == Armed::Idle && this.framing.in_head())
-                {
-                    this.arm_for_stage();
+                if !this.armed {
+                    this.arm();
                 }
                 if this.timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
-                match this.armed {
-                    Armed::Head if this.framing.in_head() => {
-                        tracing::debug!("request head not received in time; answering 408");
-                        this.refuse(cx, smuggling::REQUEST_TIMEOUT)
-                    }
-                    // Idle too long between requests: close as if the client had (EOF).
-                    _ => Poll::Ready(Ok(())),
-                }
+                // Idle too long: end the stream as if the client had closed it.
+                Poll::Ready(Ok(()))
             }
             other => other,
         }

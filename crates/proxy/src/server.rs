@@ -252,19 +252,16 @@ impl Conn {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let _live = self.live;
-        let state = ConnState::new(true);
-        let io = ClientIo::new(
-            stream,
-            Arc::clone(&state),
-            self.config.idle_timeout,
-            self.limits,
-        );
+        let state = ConnState::new();
+        let io = ClientIo::new(stream, Arc::clone(&state), self.config.idle_timeout);
         let service = service_fn(move |req| {
             // Taken synchronously, when hyper hands over the parsed head: from here until the
             // response body is dropped the connection is busy, not idle.
             let active = state.begin();
             let ctx = Arc::clone(&ctx);
-            async move { Ok::<_, Infallible>(handle(req, &ctx, active).await) }
+            // hyper spawns a task per stream around this future: boxed, the task stays small
+            // and spawning it copies little.
+            Box::pin(async move { Ok::<_, Infallible>(handle(req, &ctx, active).await) })
         });
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);

@@ -1,21 +1,12 @@
-//! Request-smuggling defence: a strict look at each HTTP/1 request head exactly as the client
-//! sent it, before hyper parses it.
+//! Request-smuggling defence, the byte-level half: where an HTTP/1 request head ends, read
+//! strictly (CRLF only, bounded size), and the chunked framing of bodies, followed exactly; the
+//! head itself is checked field by field by [`crate::h1`]'s parser.
 //!
-//! hyper is lenient where RFC 9112 allows it (bare LF line endings, `Content-Length` dropped in
-//! favour of `Transfer-Encoding`, repeated identical lengths). A proxy must not be: a front end
-//! and a back end that frame one message differently is how requests are smuggled. Any head
-//! that could be read two ways is refused with 400 and a closed connection; a
+//! Lenient parsers accept what RFC 9112 merely allows (bare LF line endings, `Content-Length`
+//! dropped in favour of `Transfer-Encoding`, repeated identical lengths). A proxy must not: a
+//! front end and a back end that frame one message differently is how requests are smuggled.
+//! Any head that could be read two ways is refused with 400 and a closed connection; a
 //! `Transfer-Encoding` other than `chunked` gets 501, as from AWS.
-
-/// Outcome of checking one complete request head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// The head is complete and unambiguous: it is `len` bytes long and its body is framed
-    /// as `body`.
-    Ok { len: usize, body: BodyKind },
-    /// Refuse with this raw response, then close.
-    Refuse(&'static [u8]),
-}
 
 /// How a request's body is delimited (RFC 9112 §6.3; a request without either header has
 /// none).
@@ -72,158 +63,6 @@ pub(crate) fn resume_point(buf: &[u8]) -> usize {
     buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
 }
 
-fn check_head(head: &[u8], len: usize) -> Verdict {
-    let lines = head
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .skip_while(|l| l.is_empty())
-        .take_while(|l| !l.is_empty());
-    match check_lines(lines) {
-        Ok(body) => Verdict::Ok { len, body },
-        Err(answer) => Verdict::Refuse(answer),
-    }
-}
-
-/// Where a connection's byte stream is, as far as HTTP/1 message framing goes.
-#[derive(Debug)]
-enum Stage {
-    /// Reading a request head (possibly none begun yet).
-    Head,
-    /// Inside a body of known length: this many bytes are left.
-    Length(u64),
-    /// Inside a chunked body.
-    Chunked(Chunk),
-    /// Not HTTP/1 messages any more (upgraded, HTTP/2) or framing lost: no more checks.
-    Off,
-}
-
-/// Follows the HTTP/1 message boundaries of a client connection so that every request head,
-/// pipelined or not, is checked before hyper sees it whole.
-#[derive(Debug)]
-pub(crate) struct Framing {
-    stage: Stage,
-    /// The bytes of a head begun in earlier reads.
-    head: Vec<u8>,
-    /// Lines of `head` before this offset were already looked at.
-    scanned: usize,
-    max: usize,
-}
-
-/// What [`Framing::feed`] found in newly read bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Fed {
-    /// Nothing to refuse.
-    Ok,
-    /// Refuse with `answer`; the refused head begins at byte `at` of the new bytes (0 when it
-    /// began in an earlier read): the bytes before it belong to earlier messages.
-    Refuse { answer: &'static [u8], at: usize },
-}
-
-impl Framing {
-    pub(crate) fn new(max_header_bytes: usize) -> Self {
-        Framing {
-            stage: Stage::Head,
-            head: Vec::new(),
-            scanned: 0,
-            max: max_header_bytes,
-        }
-    }
-
-    /// Stop checking: the connection no longer carries HTTP/1 requests.
-    pub(crate) fn stop(&mut self) {
-        self.stage = Stage::Off;
-        self.head = Vec::new();
-    }
-
-    /// Whether a request head has begun but is not complete.
-    pub(crate) fn in_head(&self) -> bool {
-        matches!(self.stage, Stage::Head) && !self.head.is_empty()
-    }
-
-    /// Look at bytes just read from the client.
-    pub(crate) fn feed(&mut self, new: &[u8]) -> Fed {
-        let mut at = 0;
-        while at < new.len() {
-            let rest = &new[at..];
-            match &mut self.stage {
-                Stage::Off => return Fed::Ok,
-                Stage::Head => {
-                    let carried = self.head.len();
-                    let head_at = if carried == 0 { at } else { 0 };
-                    let found = if carried == 0 {
-                        find_end(rest, 0, self.max)
-                    } else {
-                        self.head.extend_from_slice(rest);
-                        find_end(&self.head, self.scanned, self.max)
-                    };
-                    let end = match found {
-                        Err(answer) => {
-                            return Fed::Refuse {
-                                answer,
-                                at: head_at,
-                            }
-                        }
-                        Ok(None) => {
-                            if carried == 0 {
-                                self.head.extend_from_slice(rest);
-                            }
-                            self.scanned = resume_point(&self.head);
-                            return Fed::Ok;
-                        }
-                        Ok(Some(end)) => end,
-                    };
-                    let verdict = if carried == 0 {
-                        check_head(&rest[..end], end)
-                    } else {
-                        check_head(&self.head[..end], end)
-                    };
-                    let body = match verdict {
-                        Verdict::Ok { body, .. } => body,
-                        Verdict::Refuse(answer) => {
-                            return Fed::Refuse {
-                                answer,
-                                at: head_at,
-                            }
-                        }
-                    };
-                    // The head's bytes in `rest`: all of it, less what earlier reads brought.
-                    at += end - carried;
-                    self.head.clear();
-                    self.scanned = 0;
-                    self.stage = match body {
-                        BodyKind::None | BodyKind::Length(0) => Stage::Head,
-                        BodyKind::Length(n) => Stage::Length(n),
-                        BodyKind::Chunked => Stage::Chunked(Chunk::Size { digits: 0, size: 0 }),
-                    };
-                }
-                Stage::Length(left) => {
-                    let take = (*left).min(rest.len() as u64);
-                    *left -= take;
-                    // `take` is at most `rest.len()`, a usize.
-                    at += take as usize;
-                    if *left == 0 {
-                        self.stage = Stage::Head;
-                    }
-                }
-                Stage::Chunked(chunk) => match chunk.feed(rest) {
-                    ChunkFed::More => return Fed::Ok,
-                    ChunkFed::Done(used) => {
-                        at += used;
-                        self.stage = Stage::Head;
-                    }
-                    // hyper's decoder refuses the same body (400 and a closed connection);
-                    // stop following a stream whose boundaries are lost.
-                    ChunkFed::Invalid => {
-                        self.stop();
-                        return Fed::Ok;
-                    }
-                },
-            }
-        }
-        Fed::Ok
-    }
-}
-
 /// Position inside a chunked body (RFC 9112 §7.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Chunk {
@@ -252,11 +91,6 @@ impl Chunk {
     /// The start of a chunked body.
     pub(crate) fn start() -> Chunk {
         Chunk::Size { digits: 0, size: 0 }
-    }
-
-    /// Follow the framing through `bytes`.
-    pub(crate) fn feed(&mut self, bytes: &[u8]) -> ChunkFed {
-        self.feed_with(bytes, &mut |_, _| {})
     }
 
     /// [`Chunk::feed`], telling `data` where chunk data lies in `bytes` (`start..end`), for
@@ -318,68 +152,6 @@ impl Chunk {
     }
 }
 
-fn check_lines<'a>(mut lines: impl Iterator<Item = &'a [u8]>) -> Result<BodyKind, &'static [u8]> {
-    let Some(request_line) = lines.next() else {
-        return Err(BAD_REQUEST);
-    };
-    let headers = lines;
-    if request_line.iter().any(|&b| b.is_ascii_control()) {
-        return Err(BAD_REQUEST);
-    }
-    let http10 = request_line.ends_with(b"HTTP/1.0");
-    let mut content_length = 0usize;
-    let mut length = 0u64;
-    let mut transfer_encoding: Option<&[u8]> = None;
-    let mut te_count = 0usize;
-    for line in headers {
-        if matches!(line.first(), Some(b' ' | b'\t')) {
-            // obs-fold: a continuation line some parsers join and others split.
-            return Err(BAD_REQUEST);
-        }
-        if line.iter().any(|&b| b != b'\t' && b.is_ascii_control()) {
-            return Err(BAD_REQUEST);
-        }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err(BAD_REQUEST);
-        };
-        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
-        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
-            return Err(BAD_REQUEST);
-        }
-        if name.eq_ignore_ascii_case(b"content-length") {
-            content_length += 1;
-            if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
-                return Err(BAD_REQUEST);
-            }
-            // Digits only, so valid UTF-8; too many digits overflow and are refused.
-            length = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .ok_or(BAD_REQUEST)?;
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            te_count += 1;
-            transfer_encoding = Some(value);
-        }
-    }
-    if content_length > 1 || te_count > 1 {
-        return Err(BAD_REQUEST);
-    }
-    if let Some(te) = transfer_encoding {
-        if content_length > 0 || http10 {
-            return Err(BAD_REQUEST);
-        }
-        if !te.eq_ignore_ascii_case(b"chunked") {
-            return Err(NOT_IMPLEMENTED);
-        }
-        return Ok(BodyKind::Chunked);
-    }
-    Ok(if content_length == 1 {
-        BodyKind::Length(length)
-    } else {
-        BodyKind::None
-    })
-}
-
 /// RFC 9110 `tchar`.
 pub(crate) fn is_token(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -388,17 +160,6 @@ pub(crate) fn is_token(b: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn v(s: &str) -> Fed {
-        Framing::new(1024).feed(s.as_bytes())
-    }
-
-    fn refused(s: &str) -> &'static [u8] {
-        match v(s) {
-            Fed::Refuse { answer, .. } => answer,
-            Fed::Ok => panic!("accepted: {s:?}"),
-        }
-    }
 
     #[test]
     fn canned_answers_have_the_right_length() {
@@ -418,108 +179,78 @@ mod tests {
     }
 
     #[test]
-    fn plain_requests_pass() {
-        assert_eq!(v("GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Fed::Ok);
+    fn heads_end_at_their_empty_line_after_leading_empty_lines() {
+        let h = b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET";
+        assert_eq!(find_end(h, 0, 1024), Ok(Some(h.len() - 3)));
         assert_eq!(
-            v("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"),
-            Fed::Ok
+            find_end(b"\r\n\r\nGET / HTTP/1.1\r\n\r\n", 0, 1024),
+            Ok(Some(22))
         );
         assert_eq!(
-            v("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n0\r\n\r\n"),
-            Fed::Ok
+            find_end(b"GET / HTTP/1.1\r\nHost: a\r\n", 0, 1024),
+            Ok(None)
         );
-        assert_eq!(v("\r\nGET / HTTP/1.1\r\n\r\n"), Fed::Ok);
     }
 
     #[test]
-    fn partial_heads_wait_until_the_limit() {
-        let mut f = Framing::new(1024);
-        assert_eq!(f.feed(b"GET / HTTP/1.1\r\nHost: a\r\n"), Fed::Ok);
-        assert!(f.in_head());
-        assert_eq!(f.feed(b"\r\n"), Fed::Ok);
-        assert!(!f.in_head());
+    fn bare_lf_and_oversized_heads_are_refused() {
+        assert_eq!(
+            find_end(b"GET / HTTP/1.1\nHost: a\r\n\r\n", 0, 1024),
+            Err(BAD_REQUEST)
+        );
+        assert_eq!(
+            find_end(b"GET / HTTP/1.1\r\nHost: a\n\r\n", 0, 1024),
+            Err(BAD_REQUEST)
+        );
         let big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(2000));
-        assert_eq!(refused(&big), HEADERS_TOO_LARGE);
+        assert_eq!(find_end(big.as_bytes(), 0, 1024), Err(HEADERS_TOO_LARGE));
         let big = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(2000));
-        assert_eq!(refused(&big), HEADERS_TOO_LARGE);
+        assert_eq!(find_end(big.as_bytes(), 0, 1024), Err(HEADERS_TOO_LARGE));
     }
 
     #[test]
-    fn ambiguous_framing_is_refused() {
-        let bad = [
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-            "GET / HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n",
-            "GET / HTTP/1.1\nHost: a\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\n\r\n",
-            "GET /\0 HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
-            "GET / HTTP/1.1\r\nX : a\r\n\r\n",
-            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-        ];
-        for b in bad {
-            assert_eq!(refused(b), BAD_REQUEST, "{b:?}");
+    fn a_partial_head_resumes_where_its_complete_lines_end() {
+        let part = b"GET / HTTP/1.1\r\nHost: a\r\nX-";
+        assert_eq!(find_end(part, 0, 1024), Ok(None));
+        let resume = resume_point(part);
+        assert_eq!(resume, 25);
+        let whole = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n";
+        assert_eq!(find_end(whole, resume, 1024), Ok(Some(whole.len())));
+    }
+
+    fn chunked(parts: &[&[u8]]) -> (Vec<ChunkFed>, Vec<u8>) {
+        let mut c = Chunk::start();
+        let mut data = Vec::new();
+        let fed = parts
+            .iter()
+            .map(|p| c.feed_with(p, &mut |a, b| data.extend_from_slice(&p[a..b])))
+            .collect();
+        (fed, data)
+    }
+
+    #[test]
+    fn chunked_bodies_are_followed_byte_by_byte_with_extensions_and_trailers() {
+        let body = b"3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n";
+        let bytes: Vec<&[u8]> = body.chunks(1).collect();
+        let (fed, data) = chunked(&bytes);
+        assert_eq!(data, b"abc0123456789abcdef");
+        assert!(matches!(fed.last(), Some(ChunkFed::Done(1))));
+        assert!(fed[..fed.len() - 1]
+            .iter()
+            .all(|f| matches!(f, ChunkFed::More)));
+    }
+
+    #[test]
+    fn bad_chunk_sizes_and_framing_are_invalid() {
+        for bad in [
+            &b"zz\r\nhello\r\n"[..],
+            b"fffffffffffffffff1\r\n",
+            b"3\nabc\r\n",
+            b"3\r\nabcX\r\n",
+            b"\r\n",
+        ] {
+            let (fed, _) = chunked(&[bad]);
+            assert!(matches!(fed[0], ChunkFed::Invalid), "{bad:?}");
         }
-        assert_eq!(
-            refused("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
-            NOT_IMPLEMENTED
-        );
-    }
-
-    #[test]
-    fn pipelined_heads_are_each_checked_after_their_bodies() {
-        let first = "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello";
-        let s = format!("{first}GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n");
-        assert_eq!(
-            v(&s),
-            Fed::Refuse {
-                answer: BAD_REQUEST,
-                at: first.len()
-            }
-        );
-        // A body that looks like a malformed head is only a body.
-        assert_eq!(
-            v("POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\n\n\n\n\n"),
-            Fed::Ok
-        );
-        let chunked = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\n\n\n\n\r\n0\r\nT: 1\r\n\r\n";
-        let mut f = Framing::new(1024);
-        assert_eq!(f.feed(chunked.as_bytes()), Fed::Ok);
-        assert_eq!(f.feed(b"GET / HTTP/1.1\r\n\r\n"), Fed::Ok);
-        let s = format!("{chunked}GET / HTTP/1.1\nX: 1\r\n\r\n");
-        assert_eq!(
-            v(&s),
-            Fed::Refuse {
-                answer: BAD_REQUEST,
-                at: chunked.len()
-            }
-        );
-    }
-
-    #[test]
-    fn byte_by_byte_gives_the_same_answers() {
-        let good = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 2\r\n\r\nxyGET / HTTP/1.1\r\n\r\n";
-        let mut f = Framing::new(1024);
-        for b in good.as_bytes() {
-            assert_eq!(f.feed(&[*b]), Fed::Ok);
-        }
-        assert!(!f.in_head());
-        let bad = "GET / HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
-        let mut f = Framing::new(1024);
-        let answers: Vec<Fed> = bad.as_bytes().iter().map(|b| f.feed(&[*b])).collect();
-        assert_eq!(
-            answers.last(),
-            Some(&Fed::Refuse {
-                answer: BAD_REQUEST,
-                at: 0
-            })
-        );
-        assert!(answers[..answers.len() - 1].iter().all(|a| *a == Fed::Ok));
     }
 }
