@@ -19,8 +19,10 @@
 //! [`probe_tcp`] perform one active health check; [`TargetGroup::stats`] and
 //! [`ListenerStats::snapshot`] feed the metrics.
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// No unsafe code but the one registration of a listening socket in `accept.rs`.
+#![deny(unsafe_code)]
 
+mod accept;
 mod access_log;
 mod balance;
 mod body;

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::accept::Acceptor;
 use crate::access_log;
 use crate::body::{BodyLimit, ProxyBody, ReqBody};
 use crate::drain::Drain;
@@ -133,11 +134,12 @@ pub async fn serve_listener(
     let builder = Arc::new(builder);
     let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
     let drain = Arc::new(Drain::default());
+    let acceptor = Acceptor::new(listener).map_err(ProxyError::Listener)?;
     tracing::info!(addr = %local, tls = tls.is_some(), "listener started");
 
     loop {
         let accepted = tokio::select! {
-            res = listener.accept() => res,
+            res = acceptor.accept() => res,
             _ = shutdown.wait_for(|stop| *stop) => break,
         };
         let (stream, peer) = match accepted {
@@ -196,7 +198,7 @@ pub async fn serve_listener(
         });
     }
 
-    drop(listener);
+    drop(acceptor);
     tracing::info!(addr = %local, "listener stopping; waiting for in-flight requests");
     drain.shutdown().await;
     Ok(())

@@ -327,6 +327,10 @@ impl Body for ResponseBody {
                 };
                 conn.buf.consume(used);
                 if !data.is_empty() {
+                    if this.cursor.is_done() && this.upload.is_none() {
+                        // The last of it: end now, so the client learns it with this frame.
+                        this.finish();
+                    }
                     return Poll::Ready(Some(Ok(Frame::data(data.freeze()))));
                 }
             }

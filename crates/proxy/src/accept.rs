@@ -1,0 +1,146 @@
+//! Accepting client connections without registering them with the reactor until they would
+//! block.
+//!
+//! A short connection (one request, `Connection: close`) usually has its request waiting by
+//! the time it is accepted and takes its answer without blocking; registering its socket with
+//! epoll and removing it again would be two system calls of the dozen it costs. So accepted
+//! sockets start unregistered ([`Sock::Raw`]): reads and writes are tried directly, and only a
+//! `WouldBlock` registers the socket with tokio, once, for the rest of its life (HAProxy calls
+//! this speculative I/O).
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// A listening socket whose connections are accepted unregistered.
+pub(crate) struct Acceptor {
+    inner: AsyncFd<mio::net::TcpListener>,
+}
+
+impl Acceptor {
+    /// Take over a tokio listener.
+    // The crate's one `unsafe`: tokio's `AsyncFd::register` asks the caller to vouch that
+    // the descriptor stays open while registered.
+    #[allow(unsafe_code)]
+    pub(crate) fn new(listener: tokio::net::TcpListener) -> io::Result<Acceptor> {
+        let std = listener.into_std()?;
+        let mio = mio::net::TcpListener::from_std(std);
+        // SAFETY: the listener is moved into the `AsyncFd`, which owns it until it is dropped
+        // (deregistering first); nothing else holds or closes its descriptor.
+        let inner = unsafe { AsyncFd::register(mio)? };
+        Ok(Acceptor { inner })
+    }
+
+    /// The next connection (non-blocking, not yet known to the reactor).
+    pub(crate) async fn accept(&self) -> io::Result<(Sock, SocketAddr)> {
+        loop {
+            let mut ready = self.inner.readable().await?;
+            match ready.try_io(|l| l.get_ref().accept()) {
+                Ok(Ok((stream, peer))) => return Ok((Sock::Raw(Some(stream)), peer)),
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+/// An accepted client connection: raw until it first would block, then registered.
+#[derive(Debug)]
+pub(crate) enum Sock {
+    /// Not registered with the reactor (`None` only while being converted).
+    Raw(Option<mio::net::TcpStream>),
+    Registered(tokio::net::TcpStream),
+}
+
+impl Sock {
+    pub(crate) fn set_nodelay(&self, on: bool) -> io::Result<()> {
+        match self {
+            Sock::Raw(Some(s)) => s.set_nodelay(on),
+            Sock::Registered(s) => s.set_nodelay(on),
+            Sock::Raw(None) => Ok(()),
+        }
+    }
+
+    /// Register the socket (it would block): from now on tokio drives it.
+    fn register(&mut self) -> io::Result<&mut tokio::net::TcpStream> {
+        if let Sock::Raw(raw) = self {
+            let Some(mio) = raw.take() else {
+                return Err(io::Error::other("socket lost while registering"));
+            };
+            let std: std::net::TcpStream = mio.into();
+            *self = Sock::Registered(tokio::net::TcpStream::from_std(std)?);
+        }
+        match self {
+            Sock::Registered(s) => Ok(s),
+            Sock::Raw(_) => Err(io::Error::other("socket not registered")),
+        }
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl AsyncRead for Sock {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Sock::Raw(Some(s)) = this {
+            match s.read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match this.register() {
+            Ok(s) => Pin::new(s).poll_read(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl AsyncWrite for Sock {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Sock::Raw(Some(s)) = this {
+            match s.write(buf) {
+                Ok(n) => return Poll::Ready(Ok(n)),
+                Err(e) if would_block(&e) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+        match this.register() {
+            Ok(s) => Pin::new(s).poll_write(cx, buf),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // A socket buffers nothing itself.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Sock::Raw(Some(s)) => Poll::Ready(s.shutdown(std::net::Shutdown::Write)),
+            Sock::Raw(None) => Poll::Ready(Ok(())),
+            Sock::Registered(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
