@@ -30,6 +30,7 @@ mod drain;
 mod errors;
 mod forward;
 mod h1;
+mod h2;
 mod h2_upstream;
 mod headers;
 mod hold;
