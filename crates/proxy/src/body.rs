@@ -23,10 +23,10 @@ pub(crate) struct ReqBody(Option<Source>, Option<BodyLimit>);
 /// Where a non-empty request body comes from.
 #[derive(Debug)]
 enum Source {
-    /// Streamed from an HTTP/2 client, as hyper delivers it.
-    Incoming(Incoming),
     /// Read whole already (an HTTP/1 client's body bridged to an HTTP/2 target).
     Full(Option<Bytes>),
+    /// Arriving in DATA frames on one of our HTTP/2 client connections.
+    H2(crate::h2::RecvBody),
 }
 
 /// What is left of a request body's size limit, and where exceeding it is recorded.
@@ -42,13 +42,14 @@ pub(crate) struct BodyLimit {
 pub(crate) struct TooLarge;
 
 impl ReqBody {
-    /// Wrap a client body, dropping it right away if it is already known to be empty.
-    pub(crate) fn new(body: Incoming) -> Self {
-        if body.is_end_stream() {
-            ReqBody(None, None)
-        } else {
-            ReqBody(Some(Source::Incoming(body)), None)
-        }
+    /// No body.
+    pub(crate) fn empty() -> Self {
+        ReqBody(None, None)
+    }
+
+    /// A body arriving on an HTTP/2 stream.
+    pub(crate) fn h2(body: crate::h2::RecvBody) -> Self {
+        ReqBody(Some(Source::H2(body)), None)
     }
 
     /// A body already read whole.
@@ -82,10 +83,8 @@ impl Body for ReqBody {
         match &mut this.0 {
             Some(source) => {
                 let res = match source {
-                    Source::Incoming(b) => Pin::new(b)
-                        .poll_frame(cx)
-                        .map(|r| r.map(|f| f.map_err(Into::into))),
                     Source::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
+                    Source::H2(b) => Pin::new(b).poll_frame(cx),
                 };
                 if let (Poll::Ready(Some(Ok(frame))), Some(limit)) = (&res, &mut this.1) {
                     let len = frame.data_ref().map_or(0, |d| d.len() as u64);
@@ -106,14 +105,14 @@ impl Body for ReqBody {
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             None => true,
-            Some(Source::Incoming(b)) => b.is_end_stream(),
             Some(Source::Full(d)) => d.is_none(),
+            Some(Source::H2(b)) => b.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            Some(Source::Incoming(b)) => b.size_hint(),
+            Some(Source::H2(b)) => b.size_hint(),
             Some(Source::Full(d)) => SizeHint::with_exact(d.as_ref().map_or(0, |d| d.len() as u64)),
             None => SizeHint::with_exact(0),
         }

@@ -2,24 +2,16 @@
 //! (h2c with prior knowledge on plain listeners, ALPN over TLS), routes each request, and shuts
 //! down gracefully.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
-use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::server::conn::http2;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,9 +21,9 @@ use crate::body::{BodyLimit, ProxyBody, ReqBody};
 use crate::drain::Drain;
 use crate::errors;
 use crate::forward::forward;
-use crate::h1;
 use crate::headers::Forwarded;
-use crate::limits::{ActiveGuard, ClientIo, ConnState, Limits};
+use crate::limits::Limits;
+use crate::{h1, h2};
 use crate::{Decision, ListenerConfig, ListenerStats, ProxyError, Router};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
@@ -127,11 +119,6 @@ pub async fn serve_listener(
     let local = listener.local_addr().map_err(ProxyError::Listener)?;
     let port = HeaderValue::from(local.port());
     let limits = options.limits;
-    let mut builder = http2::Builder::new(TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    let builder = Arc::new(builder);
     let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
     let drain = Arc::new(Drain::default());
     let acceptor = Acceptor::new(listener).map_err(ProxyError::Listener)?;
@@ -168,8 +155,7 @@ pub async fn serve_listener(
             limits,
             stats: Arc::clone(&stats),
             fwd,
-            builder: Arc::clone(&builder),
-            live: drain.enter(),
+            _live: drain.enter(),
             drain: Arc::clone(&drain),
             peer,
             local,
@@ -211,17 +197,16 @@ struct Conn {
     limits: Limits,
     stats: Arc<ListenerStats>,
     fwd: Forwarded,
-    builder: Arc<http2::Builder<TokioExecutor>>,
     drain: Arc<Drain>,
     /// Keeps the listener's shutdown waiting until this connection ends.
-    live: crate::drain::Live,
+    _live: crate::drain::Live,
     peer: SocketAddr,
     local: SocketAddr,
 }
 
 impl Conn {
-    /// Serve HTTP/1 with the engine of [`crate::h1`], or HTTP/2 with hyper when ALPN chose
-    /// `h2` or a plain-listener client opens with the HTTP/2 preface.
+    /// Serve HTTP/1 with the engine of [`crate::h1`], or HTTP/2 with [`crate::h2`] when ALPN
+    /// chose `h2` or a plain-listener client opens with the HTTP/2 preface.
     async fn serve<S>(self, stream: S, tls: bool, h2: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -238,136 +223,18 @@ impl Conn {
             tls,
         });
         if h2 {
-            Box::pin(self.serve_h2(stream, ctx)).await;
+            Box::pin(h2::serve(stream, Vec::new(), ctx)).await;
             return;
         }
         match h1::serve(stream, Arc::clone(&ctx), !tls).await {
             h1::Ended::Done => {}
-            h1::Ended::Http2 { io, read } => {
-                Box::pin(self.serve_h2(Prefixed::new(read, io), ctx)).await;
-            }
-        }
-    }
-
-    async fn serve_h2<S>(self, stream: S, ctx: Arc<ConnCtx>)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        let _live = self.live;
-        let state = ConnState::new();
-        let io = ClientIo::new(stream, Arc::clone(&state), self.config.idle_timeout);
-        let service = service_fn(move |req| {
-            // Taken synchronously, when hyper hands over the parsed head: from here until the
-            // response body is dropped the connection is busy, not idle.
-            let active = state.begin();
-            let ctx = Arc::clone(&ctx);
-            // hyper spawns a task per stream around this future: boxed, the task stays small
-            // and spawning it copies little.
-            Box::pin(async move { Ok::<_, Infallible>(handle(req, &ctx, active).await) })
-        });
-        let conn = self.builder.serve_connection(TokioIo::new(io), service);
-        tokio::pin!(conn);
-        let stopped = self.drain.stopped();
-        tokio::pin!(stopped);
-        let res = tokio::select! {
-            res = conn.as_mut() => res,
-            () = stopped => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(e) = res {
-            tracing::debug!(client = %self.peer, error = %e, "client connection ended with an error");
+            h1::Ended::Http2 { io, read } => Box::pin(h2::serve(io, read, ctx)).await,
         }
     }
 }
 
-/// A stream that first yields bytes already read from it (the HTTP/1 engine's look at the
-/// start of a connection that turned out to be HTTP/2).
-struct Prefixed<S> {
-    prefix: Vec<u8>,
-    at: usize,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Prefixed {
-            prefix,
-            at: 0,
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        if this.at < this.prefix.len() {
-            let n = (this.prefix.len() - this.at).min(buf.remaining());
-            buf.put_slice(&this.prefix[this.at..this.at + n]);
-            this.at += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-}
-
-/// The body of every response to a client: the proxy's body plus the mark that keeps the
-/// connection busy until it has been sent.
-pub(crate) struct ClientBody {
-    inner: ProxyBody,
-    _active: ActiveGuard,
-}
-
-impl Body for ClientBody {
-    type Data = Bytes;
-    type Error = crate::body::BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Route one request, produce its response, and count it.
-async fn handle(
-    mut req: Request<Incoming>,
-    ctx: &ConnCtx,
-    active: ActiveGuard,
-) -> Response<ClientBody> {
+/// Route one request of an HTTP/2 client, produce its response, and count it.
+pub(crate) async fn handle(mut req: Request<ReqBody>, ctx: &ConnCtx) -> Response<ProxyBody> {
     let log = ctx.stats.access_log();
     let pending = log.map(|_| access_log::Pending::start(&mut req, ctx.peer, ctx.local));
     let resp = route(req, ctx).await;
@@ -376,13 +243,10 @@ async fn handle(
     if let (Some(log), Some(p)) = (log, pending) {
         log.log(p.finish(&resp));
     }
-    resp.map(|inner| ClientBody {
-        inner,
-        _active: active,
-    })
+    resp
 }
 
-async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
+async fn route(req: Request<ReqBody>, ctx: &ConnCtx) -> Response<ProxyBody> {
     if let Some(max) = ctx.limits.max_request_body {
         if let Some(resp) = over_body_limit(&req, max) {
             return resp;
@@ -396,7 +260,7 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
             other => return other.respond(),
         }
     };
-    let mut body = ReqBody::new(body);
+    let mut body = body;
     let mut exceeded = None;
     if let Some(left) = ctx.limits.max_request_body {
         let flag = Arc::new(AtomicBool::new(false));
@@ -417,7 +281,7 @@ async fn route(req: Request<Incoming>, ctx: &ConnCtx) -> Response<ProxyBody> {
 /// 413 for a request whose declared length exceeds the body limit (checked before anything is
 /// forwarded). The connection is closed after the answer: the unread body must not be taken
 /// for the next request.
-fn over_body_limit(req: &Request<Incoming>, max: u64) -> Option<Response<ProxyBody>> {
+fn over_body_limit(req: &Request<ReqBody>, max: u64) -> Option<Response<ProxyBody>> {
     let declared = http_body::Body::size_hint(req.body()).lower();
     if declared <= max {
         return None;

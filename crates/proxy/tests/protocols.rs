@@ -132,6 +132,135 @@ async fn http2_uploads_stream_to_http1_targets_and_connections_are_reused() {
     assert_eq!(group.in_flight(backend.addr), Some(0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_streams_are_multiplexed_and_large_answers_respect_flow_control() {
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let lb = plain(&group).await;
+    let stream = TcpStream::connect(lb.addr).await.unwrap();
+    let (send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    // Slow and fast answers at once on one connection: the fast ones are not held up.
+    let started = Instant::now();
+    let mut calls = Vec::new();
+    for i in 0..20 {
+        let mut send = send.clone();
+        let path = if i % 5 == 0 { "/sleep?ms=300" } else { "/" };
+        let uri = format!("http://{}{path}", lb.addr);
+        calls.push(tokio::spawn(async move {
+            let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+            send.ready().await.unwrap();
+            let resp = send.send_request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, body.len(), started.elapsed())
+        }));
+    }
+    for c in calls {
+        let (status, _, _) = c.await.unwrap();
+        assert_eq!(status, 200);
+    }
+    assert_eq!(backend.requests(), 20);
+    // 5 MiB: far beyond the initial 64 KiB windows, so it needs the client's WINDOW_UPDATEs.
+    let n = 5 * 1024 * 1024 + 17;
+    let mut send = send.clone();
+    let req = Request::get(format!("http://{}/big?n={n}", lb.addr))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    send.ready().await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(20), send.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body.len(), n);
+    assert!(body.iter().all(|&b| b == b'x'));
+    assert_eq!(group.in_flight(backend.addr), Some(0));
+}
+
+/// Raw HTTP/2 frames, for what a well-behaved client library will not send.
+mod raw_h2 {
+    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+        out.extend_from_slice(&stream.to_be_bytes());
+        out.extend_from_slice(payload);
+        out
+    }
+
+    /// A literal header field without indexing, new name (RFC 7541 §6.2.2), no Huffman.
+    pub fn field(out: &mut Vec<u8>, name: &str, value: &str) {
+        out.push(0);
+        out.push(name.len() as u8);
+        out.extend_from_slice(name.as_bytes());
+        out.push(value.len() as u8);
+        out.extend_from_slice(value.as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn http2_body_longer_than_its_content_length_is_reset_and_never_reaches_the_target() {
+    use raw_h2::{field, frame, PREFACE};
+    let backend = TestBackend::start("b1").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let lb = plain(&group).await;
+    let mut s = TcpStream::connect(lb.addr).await.unwrap();
+    let mut block = Vec::new();
+    field(&mut block, ":method", "POST");
+    field(&mut block, ":scheme", "http");
+    field(&mut block, ":authority", "a");
+    field(&mut block, ":path", "/echo");
+    field(&mut block, "content-length", "3");
+    let mut out = PREFACE.to_vec();
+    out.extend(frame(0x4, 0, 0, &[])); // SETTINGS
+    out.extend(frame(0x1, 0x4, 1, &block)); // HEADERS, END_HEADERS
+                                            // Three declared, eight sent: to an HTTP/1.1 target the rest would be a second request.
+    out.extend(frame(0x0, 0x1, 1, b"abcGET /")); // DATA, END_STREAM
+    s.write_all(&out).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut reset = None;
+    while reset.is_none() && Instant::now() < deadline {
+        let n = match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            Ok(_) => break,
+            Err(_) => continue,
+        };
+        got.extend_from_slice(&buf[..n]);
+        let mut at = 0;
+        while got.len() >= at + 9 {
+            let len = (usize::from(got[at]) << 16)
+                | (usize::from(got[at + 1]) << 8)
+                | usize::from(got[at + 2]);
+            if got.len() < at + 9 + len {
+                break;
+            }
+            let (kind, stream) = (
+                got[at + 3],
+                u32::from_be_bytes([got[at + 5], got[at + 6], got[at + 7], got[at + 8]]),
+            );
+            if kind == 0x3 && stream == 1 {
+                reset = Some(u32::from_be_bytes([
+                    got[at + 9],
+                    got[at + 10],
+                    got[at + 11],
+                    got[at + 12],
+                ]));
+            }
+            at += 9 + len;
+        }
+    }
+    assert_eq!(reset, Some(0x1), "RST_STREAM(PROTOCOL_ERROR) on stream 1");
+    // Whatever reached the target, no second request did.
+    assert!(backend.requests() <= 1);
+}
+
 /// A test CA and two leaf certificates it signed, in PEM, for `alpha.test` and `*.beta.test`.
 struct Pki {
     ca: CertificateDer<'static>,

@@ -97,6 +97,20 @@ impl InBuf {
         }
     }
 
+    /// Append bytes read elsewhere (the start of a connection handed over from HTTP/1).
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if self.data.len() - self.end < bytes.len() {
+            self.data.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.data.len() - self.end < bytes.len() {
+                self.data.resize(self.end + bytes.len(), 0);
+            }
+        }
+        self.data[self.end..self.end + bytes.len()].copy_from_slice(bytes);
+        self.end += bytes.len();
+    }
+
     /// The unconsumed bytes.
     pub(crate) fn filled(&self) -> &[u8] {
         &self.data[self.start..self.end]

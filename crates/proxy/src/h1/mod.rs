@@ -20,5 +20,8 @@ mod rewrite;
 mod tunnel;
 mod upstream;
 
+pub(crate) use buf::{InBuf, OutBuf};
 pub(crate) use conn::{serve, Ended};
+pub(crate) use deadline::Deadline;
+pub(crate) use response::parse_length;
 pub(crate) use upstream::{ConnectError, Pool, UpConn};

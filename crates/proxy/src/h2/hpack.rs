@@ -9,9 +9,6 @@
 //! dynamic table becomes a one-byte reference, and fields whose values change with every
 //! response are written without entering the dynamic table so that they do not evict the ones
 //! that repeat (see [`Encoder::field`]).
-// Not used yet: the HTTP/2 server that will drive it is being written. Remove this once it is
-// wired in.
-#![allow(dead_code)]
 
 mod huffman;
 mod table;
@@ -224,6 +221,8 @@ impl Decoder {
         }
     }
 
+    // We never lower our SETTINGS_HEADER_TABLE_SIZE below its first value; tests do.
+    #[cfg(test)]
     /// Our SETTINGS_HEADER_TABLE_SIZE changed and the peer acknowledged it. A limit below the
     /// peer's current table size obliges the peer to begin its next block with a dynamic table
     /// size update (§4.2); a block that does not is a [`DecodeError::MissingTableSizeUpdate`].

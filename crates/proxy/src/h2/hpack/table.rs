@@ -179,6 +179,7 @@ impl DynamicTable {
     }
 
     /// The sum of the entries' sizes (§4.1).
+    #[cfg(test)]
     pub(super) fn size(&self) -> usize {
         self.size
     }
@@ -187,6 +188,7 @@ impl DynamicTable {
         self.max_size
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
