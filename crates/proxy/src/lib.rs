@@ -44,6 +44,7 @@ mod router;
 pub mod rules;
 mod server;
 mod smuggling;
+mod splice;
 mod stats;
 mod target_group;
 mod tcp;

@@ -7,29 +7,24 @@
 //! another target while one connection stays on its target for life.
 
 use std::hash::BuildHasher;
-use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::body::InFlight;
 use crate::proxy_protocol;
+use crate::splice::{splice, End};
 use crate::target_group::{Backend, TargetGroup};
 use crate::{ListenerStats, ProxyError};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
-/// How often an open flow checks that its target is still registered (a flow to a target whose
-/// deregistration delay ended is closed).
-const MEMBERSHIP_CHECK: Duration = Duration::from_secs(1);
 
 /// Settings of one TCP listener, mirroring the NLB and target group attributes.
 #[derive(Debug, Clone, Copy)]
@@ -126,17 +121,6 @@ struct Flow {
     stats: Arc<ListenerStats>,
 }
 
-/// Why a spliced flow ended.
-#[derive(Debug)]
-enum End {
-    /// Both sides closed (or one failed): the normal end.
-    Closed(io::Result<(u64, u64)>),
-    /// No byte either way for the idle timeout.
-    Idle,
-    /// The target was deregistered and its delay is over.
-    Deregistered,
-}
-
 impl Flow {
     async fn run(self, client: TcpStream) {
         let _open = OpenConnection(Arc::clone(&self.stats));
@@ -157,17 +141,16 @@ impl Flow {
                 return;
             }
         }
-        let moved = AtomicU64::new(0);
-        let mut a = Tracked::new(client, &moved, &self.stats);
-        let mut b = Tracked::new(upstream, &moved, &self.stats);
-        let end = {
-            let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
-            let watch = self.watchdog(&backend, &moved);
-            tokio::select! {
-                res = copy => End::Closed(res),
-                end = watch => end,
-            }
-        };
+        // A flow to a target whose deregistration delay is over is closed.
+        let deregistered = || !self.group.is_registered(&backend);
+        let end = splice(
+            client,
+            upstream,
+            self.config.idle_timeout,
+            Some(&self.stats),
+            deregistered,
+        )
+        .await;
         match end {
             End::Closed(Ok(_)) => {}
             End::Closed(Err(e)) => {
@@ -212,31 +195,6 @@ impl Flow {
         tracing::info!(group = self.group.name(), client = %self.peer, "flow failed on two targets");
         None
     }
-
-    /// Ends when the flow has been idle for the idle timeout or its target is no longer
-    /// registered; pending otherwise. Idleness is seen by sampling the flow's byte count a few
-    /// times per timeout, so the copy loop reads no clock.
-    async fn watchdog(&self, backend: &Arc<Backend>, moved: &AtomicU64) -> End {
-        let idle = self.config.idle_timeout;
-        let step = MEMBERSHIP_CHECK.min(idle / 4).max(Duration::from_millis(1));
-        let mut seen = moved.load(Ordering::Relaxed);
-        let mut quiet = Duration::ZERO;
-        loop {
-            tokio::time::sleep(step).await;
-            if !self.group.is_registered(backend) {
-                return End::Deregistered;
-            }
-            let now = moved.load(Ordering::Relaxed);
-            if now == seen {
-                quiet += step;
-                if quiet >= idle {
-                    return End::Idle;
-                }
-            } else {
-                (seen, quiet) = (now, Duration::ZERO);
-            }
-        }
-    }
 }
 
 /// Counts a client connection as open for as long as its task lives.
@@ -245,59 +203,5 @@ struct OpenConnection(Arc<ListenerStats>);
 impl Drop for OpenConnection {
     fn drop(&mut self) {
         self.0.connection_closed();
-    }
-}
-
-/// A stream that counts the bytes it delivers: into the flow's count (for the idle timeout)
-/// and the listener's (so per-second byte metrics of long flows stay current).
-struct Tracked<'a> {
-    inner: TcpStream,
-    moved: &'a AtomicU64,
-    stats: &'a ListenerStats,
-}
-
-impl<'a> Tracked<'a> {
-    fn new(inner: TcpStream, moved: &'a AtomicU64, stats: &'a ListenerStats) -> Self {
-        Tracked {
-            inner,
-            moved,
-            stats,
-        }
-    }
-}
-
-impl AsyncRead for Tracked<'_> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        if n > 0 {
-            this.stats.bytes(n as u64);
-            this.moved.fetch_add(n as u64, Ordering::Relaxed);
-        }
-        res
-    }
-}
-
-impl AsyncWrite for Tracked<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

@@ -23,7 +23,6 @@ use super::deadline::Deadline;
 use super::head::{self, Request, RequestHead, Version};
 use super::response::{self, ClientSide, Parsed};
 use super::rewrite;
-use super::tunnel;
 use super::upstream::{ConnectError, UpConn};
 use crate::access_log::Entry;
 use crate::body::{InFlight, ProxyBody, ReqBody};
@@ -33,6 +32,7 @@ use crate::request::RequestView;
 use crate::router::Decision;
 use crate::server::ConnCtx;
 use crate::smuggling::{self, BodyKind, BAD_REQUEST, REQUEST_TIMEOUT};
+use crate::splice::splice;
 use crate::target_group::{Backend, TargetGroup};
 
 /// The HTTP/2 connection preface; a plain-listener client sending it speaks h2c.
@@ -998,13 +998,15 @@ where
         self.inbuf.consume(early.len());
         if self.flush_out().await.is_ok() && up.stream.write_all(&early).await.is_ok() {
             let _ = self.io.flush().await;
-            tunnel::splice(
+            let end = splice(
                 &mut self.io,
                 &mut up.stream,
                 ctx.config.idle_timeout,
-                backend.addr,
+                None,
+                || false,
             )
             .await;
+            tracing::debug!(target = %backend.addr, ?end, "upgraded connection ended");
         }
         drop(in_flight);
         Served {

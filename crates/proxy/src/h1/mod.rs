@@ -17,7 +17,6 @@ mod deadline;
 mod head;
 mod response;
 mod rewrite;
-mod tunnel;
 mod upstream;
 
 pub(crate) use buf::{InBuf, OutBuf};
