@@ -318,7 +318,7 @@ impl Body for ResponseBody {
             }
             if !conn.buf.is_empty() && !this.cursor.is_done() {
                 let avail = conn.buf.filled();
-                let mut data = BytesMut::new();
+                let mut data = BytesMut::with_capacity(avail.len());
                 let used = this
                     .cursor
                     .advance(avail, &mut |a, b| data.extend_from_slice(&avail[a..b]));

@@ -274,14 +274,19 @@ pub(crate) fn parse_typed(buf: &[u8], is_head: bool) -> Result<Option<Typed>, In
     let f = framing(status, http11, headers, is_head)?;
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = http::StatusCode::from_u16(status).map_err(|_| Invalid)?;
+    parts.headers.reserve(headers.len());
+    // One copy of the head; every value is a slice of it.
+    let shared = bytes::Bytes::copy_from_slice(&buf[..len]);
     for h in headers {
         let name = h.name.as_bytes();
         if !passes(name, headers, &f, false, false) {
             continue;
         }
+        let at = h.value.as_ptr() as usize - buf.as_ptr() as usize;
+        let value = shared.slice(at..at + h.value.len());
         let (Ok(n), Ok(v)) = (
             http::header::HeaderName::from_bytes(name),
-            http::header::HeaderValue::from_bytes(h.value),
+            http::header::HeaderValue::from_maybe_shared(value),
         ) else {
             return Err(Invalid);
         };
