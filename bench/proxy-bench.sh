@@ -218,10 +218,11 @@ measure() { # case port h2port tcpport
     h1-c64)  out=$(taskset -c 1 wrk -t1 -c64  -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1) || true ;;
     h1-c256) out=$(taskset -c 1 wrk -t1 -c256 -d"${SECS}s" --latency "http://127.0.0.1:$2/" 2>&1) || true ;;
     h1-close) out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency -H "Connection: close" "http://127.0.0.1:$2/" 2>&1) || true ;;
-    h2-c64)  out=$(taskset -c 1 h2load -c64 -m1 -D "$SECS" --warm-up-time=0 "http://127.0.0.1:$3/" 2>&1) || true ;;
+    h2-c64)  rm -f "$WORK/h2.log"
+             out=$(taskset -c 1 h2load -c64 -m1 -D "$SECS" --warm-up-time=0 --log-file="$WORK/h2.log" "http://127.0.0.1:$3/" 2>&1) || true ;;
     tcp-c64) out=$(taskset -c 1 wrk -t1 -c64 -d"${SECS}s" --latency "http://127.0.0.1:$4/" 2>&1) || true ;;
   esac
-  python3 "$HERE/parse_load.py" "$1" <<<"$out"
+  python3 "$HERE/parse_load.py" "$1" "$WORK/h2.log" <<<"$out"
 }
 
 echo "case,round,proxy,secs,rps,p50_ms,p99_ms,cpu_s" > "$RESULTS"
