@@ -232,7 +232,7 @@ impl ScalingController {
             .instances()
             .find(|i| i.id == *id)
             .is_some_and(|i| match i.lifecycle {
-                LifecycleState::Pending => true,
+                LifecycleState::Pending | LifecycleState::PendingWait => true,
                 LifecycleState::InService => i.in_service_at.is_none_or(|t| now < t + self.warmup),
                 _ => false,
             })
@@ -342,15 +342,7 @@ impl ScalingController {
             })
             .map(|i| i.id.clone())
             .collect();
-        let live = group
-            .instances()
-            .filter(|i| {
-                matches!(
-                    i.lifecycle,
-                    LifecycleState::Pending | LifecycleState::InService
-                )
-            })
-            .count();
+        let live = group.instances().filter(|i| i.lifecycle.is_live()).count();
         let warming = u32::try_from(live.saturating_sub(measured.len())).unwrap_or(u32::MAX);
         let measured_n = u32::try_from(measured.len()).unwrap_or(u32::MAX);
         let desired = group.desired_capacity();

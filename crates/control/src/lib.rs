@@ -34,8 +34,10 @@ pub use controller::{
 pub use cron::{Cron, CronError};
 pub use group::{
     Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
-    HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleState, RefreshError,
-    RefreshPreferences, RefreshStatus, ScalingProcess, TerminationPolicy, UnknownProcess,
+    HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleAction,
+    LifecycleActionError, LifecycleActionResult, LifecycleHook, LifecycleState,
+    LifecycleTransition, RefreshError, RefreshPreferences, RefreshStatus, ScalingProcess,
+    TerminationPolicy, UnknownProcess, WarmPool, WarmPoolStatus,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,

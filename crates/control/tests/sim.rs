@@ -122,6 +122,8 @@ impl World {
             termination_policies: vec![TerminationPolicy::Default],
             launch_template_version: 1,
             has_target_groups: true,
+            lifecycle_hooks: Vec::new(),
+            warm_pool: None,
         };
         let controller = ScalingController::new(
             ControllerSpec {

@@ -4,26 +4,37 @@
 //! Lifecycle of one instance, and the actions that move it:
 //!
 //! ```text
-//! Launch ─▶ Pending ─handle_launched─▶ InService (RegisterTargets) ─┐
-//!              │                                                     │ scale-in / unhealthy
-//!              └──── scale-in: Terminate ──┐                         ▼
-//!                                          │   Terminating: DeregisterTargets ─handle_drained─▶ Terminate
+//! Launch ─▶ Pending ─handle_launched─▶ [PendingWait: launch hooks] ─▶ InService (RegisterTargets) ─┐
+//!              │                                                                   │ scale-in / unhealthy
+//!              └──── scale-in: Terminate ──┐                                       ▼
+//!                                          │   Terminating: DeregisterTargets ─handle_drained─▶
+//!                                          │   [TerminatingWait: terminate hooks] ─▶ Terminate
 //!                                          ▼                                                      │
 //!                                     Terminated ◀──────────────── handle_instance_exited ◀──────┘
 //! ```
+//!
+//! With a warm pool, instances are also launched as WarmedPending, wait for launch hooks in
+//! WarmedPendingWait, and sit in WarmedRunning until a scale-out takes one (through
+//! PendingWait when there are launch hooks) or the pool is trimmed; see `warm_pool.rs`.
 
 mod activity;
+mod hooks;
 mod placement;
 mod processes;
 mod rebalance;
 mod refresh;
 mod termination;
 mod types;
+mod warm_pool;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
 pub use activity::{Activity, ActivityStatus};
+pub use hooks::{
+    LifecycleAction, LifecycleActionError, LifecycleActionResult, LifecycleHook,
+    LifecycleTransition,
+};
 pub use processes::{ScalingProcess, UnknownProcess};
 pub use refresh::{InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus};
 pub use termination::TerminationPolicy;
@@ -31,6 +42,7 @@ pub use types::{
     CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
     LifecycleState,
 };
+pub use warm_pool::{WarmPool, WarmPoolStatus};
 
 use activity::ActivityLog;
 use termination::Candidate;
@@ -50,6 +62,8 @@ enum Stopping {
     No,
     /// DeregisterTargets sent; waiting for `handle_drained`.
     Draining,
+    /// Drained (or never registered); waiting for its terminate lifecycle hooks.
+    Hooks,
     /// Terminate sent (or to be answered by an exit); waiting for `handle_instance_exited`.
     Killing,
 }
@@ -71,6 +85,10 @@ struct Member {
     /// Launched above the desired capacity, to be paired with a termination once it is
     /// healthy: not counted as capacity until then.
     surge: Option<Surge>,
+    /// Its wait for lifecycle hooks, while in a `…:wait` state.
+    hooks: Option<hooks::HookWait>,
+    /// Being scaled in back into the warm pool (drain and terminate hooks first).
+    to_pool: bool,
 }
 
 /// Why an instance was launched above the desired capacity ("launch before terminate").
@@ -94,14 +112,23 @@ impl Member {
             unhealthy_report: None,
             healthy_at: None,
             surge,
+            hooks: None,
+            to_pool: false,
         }
     }
 
     fn is_live(&self) -> bool {
-        matches!(
-            self.instance.lifecycle,
-            LifecycleState::Pending | LifecycleState::InService
-        ) && self.instance.health == InstanceHealth::Healthy
+        self.instance.lifecycle.is_live() && self.instance.health == InstanceHealth::Healthy
+    }
+
+    /// In the warm pool (warming or ready), not being removed from it.
+    fn in_warm_pool(&self) -> bool {
+        self.instance.lifecycle.is_warmed() && self.stopping == Stopping::No
+    }
+
+    /// Counted toward the warm pool's size: in it, or on its way back after a scale-in.
+    fn counts_for_pool(&self) -> bool {
+        self.in_warm_pool() || self.to_pool
     }
 
     /// Live and counted toward the desired capacity (a surge is not, until it is paired).
@@ -383,7 +410,8 @@ impl AutoScalingGroup {
     pub fn handle_launched(&mut self, now: Time, id: &InstanceId) {
         let Some(i) = self.index_of(id) else { return };
         let m = &mut self.members[i];
-        if m.instance.lifecycle != LifecycleState::Pending {
+        let into_pool = m.instance.lifecycle == LifecycleState::WarmedPending;
+        if m.instance.lifecycle != LifecycleState::Pending && !into_pool {
             return;
         }
         if let Some(a) = m.launch_activity.take() {
@@ -398,16 +426,29 @@ impl AutoScalingGroup {
             // Scale-in chose it while pending and Terminate is already on its way.
             return;
         }
-        m.instance.lifecycle = LifecycleState::InService;
-        m.instance.in_service_at = Some(now);
-        if !self.spec.has_target_groups {
-            m.healthy_at = Some(now);
-        }
-        if self.spec.has_target_groups {
-            self.actions
-                .push_back(GroupAction::RegisterTargets { id: id.clone() });
+        let waits = self.start_hooks(now, i, LifecycleTransition::Launching);
+        let m = &mut self.members[i];
+        match (into_pool, waits) {
+            (true, true) => m.instance.lifecycle = LifecycleState::WarmedPendingWait,
+            (true, false) => m.instance.lifecycle = LifecycleState::WarmedRunning,
+            (false, true) => m.instance.lifecycle = LifecycleState::PendingWait,
+            (false, false) => self.enter_service(now, i),
         }
         self.reconcile(now);
+    }
+
+    /// Member `i` goes InService: registered with the target groups, its grace period starts.
+    fn enter_service(&mut self, now: Time, i: usize) {
+        let m = &mut self.members[i];
+        m.instance.lifecycle = LifecycleState::InService;
+        m.instance.in_service_at = Some(now);
+        if self.spec.has_target_groups {
+            self.actions.push_back(GroupAction::RegisterTargets {
+                id: m.instance.id.clone(),
+            });
+        } else {
+            m.healthy_at = Some(now);
+        }
     }
 
     /// The instance could not be started: it is Terminated, its launch activity Failed, and a
@@ -416,7 +457,10 @@ impl AutoScalingGroup {
     pub fn handle_launch_failed(&mut self, now: Time, id: &InstanceId, reason: &str) {
         let Some(i) = self.index_of(id) else { return };
         let m = &self.members[i];
-        if m.instance.lifecycle != LifecycleState::Pending {
+        if !matches!(
+            m.instance.lifecycle,
+            LifecycleState::Pending | LifecycleState::WarmedPending
+        ) {
             return;
         }
         if m.stopping != Stopping::No {
@@ -434,6 +478,7 @@ impl AutoScalingGroup {
     /// crashing application is not restarted in a tight loop).
     pub fn handle_instance_exited(&mut self, now: Time, id: &InstanceId, status: &str) {
         let Some(i) = self.index_of(id) else { return };
+        self.cancel_hooks(now, i, &format!("the instance exited ({status})"));
         let m = &self.members[i];
         if m.stopping != Stopping::No {
             let m = self.members.remove(i);
@@ -449,7 +494,10 @@ impl AutoScalingGroup {
                 self.activities
                     .finish(a, now, ActivityStatus::Successful, None);
             }
-        } else if m.instance.lifecycle == LifecycleState::Pending {
+        } else if matches!(
+            m.instance.lifecycle,
+            LifecycleState::Pending | LifecycleState::WarmedPending
+        ) {
             self.launch_failed(
                 now,
                 i,
@@ -459,7 +507,7 @@ impl AutoScalingGroup {
         } else {
             let m = self.members.remove(i);
             let cause = format!("instance {id} exited unexpectedly ({status})");
-            if self.spec.has_target_groups {
+            if self.spec.has_target_groups && m.instance.lifecycle == LifecycleState::InService {
                 self.actions
                     .push_back(GroupAction::DeregisterTargets { id: id.clone() });
             }
@@ -472,7 +520,9 @@ impl AutoScalingGroup {
                 ),
                 ActivityStatus::Successful,
             );
-            self.pending_cause = Some(format!("{cause} — replacing it"));
+            if m.instance.lifecycle.is_live() {
+                self.pending_cause = Some(format!("{cause} — replacing it"));
+            }
         }
         self.reconcile(now);
     }
@@ -515,16 +565,46 @@ impl AutoScalingGroup {
         self.reconcile(now);
     }
 
-    /// The target groups finished draining the instance: now it can be stopped.
+    /// The target groups finished draining the instance: its terminate lifecycle hooks run
+    /// now, and after them it is stopped (or, scaled in with `reuse_on_scale_in`, returned to
+    /// the warm pool). AWS's order: deregister, then terminate hooks, then terminate.
     pub fn handle_drained(&mut self, now: Time, id: &InstanceId) {
-        let _ = now;
         let Some(i) = self.index_of(id) else { return };
-        let m = &mut self.members[i];
-        if m.stopping == Stopping::Draining {
-            m.stopping = Stopping::Killing;
-            self.actions
-                .push_back(GroupAction::Terminate { id: id.clone() });
+        if self.members[i].stopping == Stopping::Draining {
+            self.after_drain(now, i);
         }
+    }
+
+    /// A drained (or unregistered, in-service) member: wait for its terminate hooks, else
+    /// stop it or return it to the pool.
+    fn after_drain(&mut self, now: Time, i: usize) {
+        if self.start_hooks(now, i, LifecycleTransition::Terminating) {
+            let m = &mut self.members[i];
+            m.stopping = Stopping::Hooks;
+            m.instance.lifecycle = if m.to_pool {
+                LifecycleState::WarmedPendingWait
+            } else {
+                LifecycleState::TerminatingWait
+            };
+            return;
+        }
+        self.stop_or_return(now, i);
+    }
+
+    /// The end of a termination: the stop signal, or back to the warm pool.
+    fn stop_or_return(&mut self, now: Time, i: usize) {
+        if self.members[i].to_pool {
+            self.return_to_pool(now, i);
+            return;
+        }
+        let m = &mut self.members[i];
+        if m.stopping == Stopping::Hooks {
+            m.instance.lifecycle = LifecycleState::TerminatingProceed;
+        }
+        m.stopping = Stopping::Killing;
+        self.actions.push_back(GroupAction::Terminate {
+            id: m.instance.id.clone(),
+        });
     }
 
     /// Time-driven work: the first reconcile, launch retries after back-off, and unhealthy
@@ -557,7 +637,7 @@ impl AutoScalingGroup {
             .filter(|m| !batch_full && m.unhealthy_report.is_some() && m.stopping == Stopping::No)
             .filter_map(|m| m.grace_end(grace));
         let retry = self.launch_not_before.filter(|_| {
-            self.capacity_count() < self.desired as usize
+            (self.capacity_count() < self.desired as usize || self.warm_pool_short())
                 && !self.spec.zones.is_empty()
                 && !self.is_suspended(ScalingProcess::Launch)
         });
@@ -572,6 +652,7 @@ impl AutoScalingGroup {
             .chain(retry)
             .chain(marks)
             .chain(self.refresh_wake_at())
+            .chain(self.hooks_wake_at())
             .min()
     }
 
@@ -681,7 +762,7 @@ impl AutoScalingGroup {
     /// Whether no launch or termination is in progress, so a simple policy's cooldown can start
     /// (AWS starts it when the activity's last instance finished).
     pub fn is_settled(&self) -> bool {
-        self.members.iter().all(|m| {
+        self.members.iter().filter(|m| !m.in_warm_pool()).all(|m| {
             m.instance.lifecycle == LifecycleState::InService
                 && m.stopping == Stopping::No
                 && m.surge.is_none()
@@ -728,12 +809,18 @@ impl AutoScalingGroup {
             self.activities
                 .finish(a, now, ActivityStatus::Successful, None);
         }
+        self.arm_launch_backoff(now, m.instance.zone);
+    }
+
+    /// Delays the next launch (1 s doubling to 30 s over consecutive failures) and marks the
+    /// zone, after a failed launch or an abandoned launch hook.
+    fn arm_launch_backoff(&mut self, now: Time, zone: String) {
         self.launch_failures = self.launch_failures.saturating_add(1);
         let exp = self.launch_failures.saturating_sub(1).min(16);
         let backoff = MIN_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
         self.launch_not_before = Some(now + backoff);
-        self.zone_failed_at.retain(|(z, _)| *z != m.instance.zone);
-        self.zone_failed_at.push((m.instance.zone, now));
+        self.zone_failed_at.retain(|(z, _)| *z != zone);
+        self.zone_failed_at.push((zone, now));
     }
 
     /// Brings the group toward its desired state: acts on unhealthy reports whose grace ended,
@@ -745,6 +832,7 @@ impl AutoScalingGroup {
         }
         // Marks that no longer steer placement; dropping them keeps poll_timeout in the future.
         self.zone_failed_at.retain(|(_, t)| now < *t + MAX_BACKOFF);
+        self.hook_timeouts(now);
         self.replace_unhealthy(now);
         self.refresh_step(now);
         let desired = self.desired as usize;
@@ -768,6 +856,7 @@ impl AutoScalingGroup {
                  and actual capacity, shrinking the capacity from {live} to {}",
                 live - 1
             ));
+            self.members[i].to_pool = self.reuses_on_scale_in(i);
             self.start_terminating(now, i, cause);
             live -= 1;
             acted = true;
@@ -777,6 +866,7 @@ impl AutoScalingGroup {
         } else {
             self.rebalance_step(now);
         }
+        self.reconcile_warm_pool(now);
     }
 
     fn with_pending_cause(&self, body: String) -> String {
@@ -787,6 +877,9 @@ impl AutoScalingGroup {
     }
 
     fn launch_one(&mut self, now: Time, live: usize) -> bool {
+        if self.take_from_warm_pool(now, live) {
+            return true;
+        }
         let Some(zone) = self.placement_zone(now) else {
             return false;
         };
@@ -818,7 +911,7 @@ impl AutoScalingGroup {
             .any(|(z, t)| z == zone && now < *t + MAX_BACKOFF)
     }
 
-    /// Launches one instance into `zone`, recording `cause`; returns its id.
+    /// Launches one instance into `zone` for the group, recording `cause`; returns its id.
     fn launch_in(
         &mut self,
         now: Time,
@@ -826,11 +919,29 @@ impl AutoScalingGroup {
         cause: String,
         surge: Option<Surge>,
     ) -> InstanceId {
+        self.launch_as(now, zone, cause, surge, LifecycleState::Pending)
+    }
+
+    /// Launches one instance into `zone` as `lifecycle` (`Pending` for the group,
+    /// `WarmedPending` for the warm pool); returns its id.
+    fn launch_as(
+        &mut self,
+        now: Time,
+        zone: String,
+        cause: String,
+        surge: Option<Surge>,
+        lifecycle: LifecycleState,
+    ) -> InstanceId {
         let id = self.ids.next_id();
+        let what = if lifecycle.is_warmed() {
+            "Launching a new instance into the warm pool"
+        } else {
+            "Launching a new instance"
+        };
         let activity = self.activities.record(
             now,
             cause,
-            format!("Launching a new instance: {id} in {zone}"),
+            format!("{what}: {id} in {zone}"),
             ActivityStatus::InProgress,
         );
         let version = self.spec.launch_template_version;
@@ -843,7 +954,7 @@ impl AutoScalingGroup {
             Instance {
                 id: id.clone(),
                 zone,
-                lifecycle: LifecycleState::Pending,
+                lifecycle,
                 health: InstanceHealth::Healthy,
                 launched_at: now,
                 in_service_at: None,
@@ -876,7 +987,8 @@ impl AutoScalingGroup {
                 Candidate {
                     id: &inst.id,
                     zone: &inst.zone,
-                    pending: inst.lifecycle == LifecycleState::Pending,
+                    pending: inst.lifecycle.is_launching()
+                        || inst.lifecycle == LifecycleState::WarmedPending,
                     launch_template_version: inst.launch_template_version,
                     launched_at: inst.launched_at,
                 }
@@ -891,15 +1003,27 @@ impl AutoScalingGroup {
         live.get(pick).copied()
     }
 
-    /// Starts taking member `i` out of service: drain first if it is registered, then stop.
+    /// Starts taking member `i` out of service: drain first if it is registered, then its
+    /// terminate hooks if it was in service, then stop (or, with `to_pool` set, return to the
+    /// warm pool). An instance that never served (launching, waiting for launch hooks, in the
+    /// pool) is stopped at once.
     fn start_terminating(&mut self, now: Time, i: usize, cause: String) {
+        self.cancel_hooks(now, i, "the instance is being terminated");
         let has_tg = self.spec.has_target_groups;
         let m = &mut self.members[i];
         let was_in_service = m.instance.lifecycle == LifecycleState::InService;
+        m.to_pool &= was_in_service;
         m.instance.lifecycle = LifecycleState::Terminating;
         m.unhealthy_report = None;
         let id = m.instance.id.clone();
-        let description = format!("Terminating instance: {id} in {}", m.instance.zone);
+        let description = if m.to_pool {
+            format!(
+                "Returning instance to the warm pool: {id} in {}",
+                m.instance.zone
+            )
+        } else {
+            format!("Terminating instance: {id} in {}", m.instance.zone)
+        };
         m.terminate_activity =
             Some(
                 self.activities
@@ -909,6 +1033,9 @@ impl AutoScalingGroup {
             m.stopping = Stopping::Draining;
             self.actions
                 .push_back(GroupAction::DeregisterTargets { id });
+        } else if was_in_service {
+            m.stopping = Stopping::Draining;
+            self.after_drain(now, i);
         } else {
             m.stopping = Stopping::Killing;
             self.actions.push_back(GroupAction::Terminate { id });

@@ -15,6 +15,12 @@ impl AutoScalingGroup {
     /// so the lost capacity is launched in the group's other zones.
     pub fn handle_zone_outage(&mut self, now: Time, zone: &str, cause: &str) {
         self.out_of_service_zones.insert(zone.to_string());
+        for i in 0..self.members.len() {
+            if self.members[i].instance.zone == zone {
+                self.cancel_hooks(now, i, cause);
+                self.members[i].to_pool = false;
+            }
+        }
         let has_tg = self.spec.has_target_groups;
         let mut lost = Vec::new();
         for m in self.members.iter_mut() {
@@ -177,7 +183,7 @@ impl AutoScalingGroup {
         // Settled: nothing launching, no move under way, no instance about to be replaced.
         let settled = self.members.iter().all(|m| {
             m.surge.is_none()
-                && m.instance.lifecycle != LifecycleState::Pending
+                && !m.instance.lifecycle.is_launching()
                 && m.unhealthy_report.is_none()
         });
         // AWS lets a rebalancing group exceed max_size by max(10 % of it, 1) meanwhile.

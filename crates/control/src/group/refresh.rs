@@ -416,7 +416,7 @@ impl AutoScalingGroup {
         if let Some(m) = self
             .members
             .iter()
-            .find(|m| m.instance.lifecycle == super::LifecycleState::Pending)
+            .find(|m| m.instance.lifecycle.is_launching())
         {
             return Some((
                 format!("waiting for instance {} to launch", m.instance.id),
@@ -494,6 +494,22 @@ impl AutoScalingGroup {
             Some(&format!(" — {} ({reason})", status.as_str())),
         );
         run.info.status_reason = reason;
+        if status == RefreshStatus::Successful {
+            // AWS replaces the warm pool after the in-service instances: pool instances older
+            // than the refresh go, and the pool refills with fresh ones.
+            while let Some(i) = self
+                .members
+                .iter()
+                .position(|m| m.in_warm_pool() && m.instance.launched_at < run.info.start_time)
+            {
+                let cause = format!(
+                    "instance refresh {} replaced the in-service instances; replacing warm pool \
+                     instance {} too",
+                    run.info.id, self.members[i].instance.id
+                );
+                self.start_terminating(now, i, cause);
+            }
+        }
         // A replacement launched ahead of its old instance: once healthy it is ordinary
         // capacity (scale-in trims the extra); before, it is the extra, and it goes (so that
         // trimming never takes a healthy instance for an unproven one).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::TerminationPolicy;
+use super::{LifecycleHook, TerminationPolicy, WarmPool};
 use crate::id::InstanceId;
 use crate::time::Time;
 
@@ -41,30 +41,80 @@ pub struct GroupSpec {
     /// Whether instances are registered with target groups: then scale-in drains before it
     /// terminates, and new instances are registered when they come up.
     pub has_target_groups: bool,
+    /// Waits on the launch and terminate transitions (AWS `PutLifecycleHook`), so an
+    /// application can warm a cache before traffic or flush before it stops.
+    pub lifecycle_hooks: Vec<LifecycleHook>,
+    /// Pre-started instances kept out of service beside the group (AWS `PutWarmPool`), so a
+    /// scale-out only has to register one; `None` for no pool.
+    pub warm_pool: Option<WarmPool>,
 }
 
-/// Where an instance is in its life, as AWS `LifecycleState` (without hooks or standby).
+/// Where an instance is in its life, as AWS `LifecycleState` (without standby). AWS's
+/// `Pending:Proceed` is passed through at once (a completed launch hook goes straight to
+/// InService), so it is not a state here; `Warmed:Running` is the only warm pool state, as
+/// a local instance is a running process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum LifecycleState {
     /// Launch requested; the process is not yet running. Counts toward capacity.
     Pending,
+    /// Running, not yet registered: waiting for its launch lifecycle hooks. Counts toward
+    /// capacity.
+    PendingWait,
     /// Running and registered with its target groups.
     InService,
     /// Being drained and stopped; no longer counts toward capacity.
     Terminating,
+    /// Drained, waiting for its terminate lifecycle hooks before the stop signal.
+    TerminatingWait,
+    /// Its terminate lifecycle hooks are done; the stop signal is on its way.
+    TerminatingProceed,
     /// Gone. Terminated instances are dropped from [`AutoScalingGroup::instances`].
     Terminated,
+    /// Launched for the warm pool; the process is not yet running.
+    WarmedPending,
+    /// In the warm pool's way: waiting for launch hooks (entering the pool) or terminate
+    /// hooks (returning to it on scale-in with `reuse_on_scale_in`).
+    WarmedPendingWait,
+    /// In the warm pool: running, not registered, not counted as capacity.
+    WarmedRunning,
 }
 
 impl LifecycleState {
-    /// The snake_case name of the admin API (`pending`, `in_service`, ...).
+    /// The snake_case name of the admin API (`pending`, `pending:wait`, `in_service`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             LifecycleState::Pending => "pending",
+            LifecycleState::PendingWait => "pending:wait",
             LifecycleState::InService => "in_service",
             LifecycleState::Terminating => "terminating",
+            LifecycleState::TerminatingWait => "terminating:wait",
+            LifecycleState::TerminatingProceed => "terminating:proceed",
             LifecycleState::Terminated => "terminated",
+            LifecycleState::WarmedPending => "warmed:pending",
+            LifecycleState::WarmedPendingWait => "warmed:pending:wait",
+            LifecycleState::WarmedRunning => "warmed:running",
         }
+    }
+
+    /// Launched toward the desired capacity but not yet in service (`pending`,
+    /// `pending:wait`): counted as capacity, not measured by policies.
+    pub fn is_launching(self) -> bool {
+        matches!(self, LifecycleState::Pending | LifecycleState::PendingWait)
+    }
+
+    /// Counted toward the desired capacity: launching or in service.
+    pub fn is_live(self) -> bool {
+        self.is_launching() || self == LifecycleState::InService
+    }
+
+    /// One of the warm pool's states: never capacity, never registered, never measured.
+    pub fn is_warmed(self) -> bool {
+        matches!(
+            self,
+            LifecycleState::WarmedPending
+                | LifecycleState::WarmedPendingWait
+                | LifecycleState::WarmedRunning
+        )
     }
 }
 

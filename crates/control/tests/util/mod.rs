@@ -25,6 +25,8 @@ pub fn spec(min: u32, max: u32, desired: u32) -> GroupSpec {
         termination_policies: vec![TerminationPolicy::Default],
         launch_template_version: 1,
         has_target_groups: false,
+        lifecycle_hooks: Vec::new(),
+        warm_pool: None,
     }
 }
 
