@@ -43,8 +43,9 @@ pub use routing::{
     Redirect, Rule, WeightedTargetGroup,
 };
 pub use scaling::{
-    AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType, MissingData,
-    ScalingPolicy, ScalingPolicyKind, ScheduledAction, StepAdjustment, TerminationPolicy,
+    AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType,
+    LifecycleActionResult, LifecycleHook, LifecycleTransition, MissingData, ScalingPolicy,
+    ScalingPolicyKind, ScheduledAction, StepAdjustment, TerminationPolicy, WarmPool,
     DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
 };
 

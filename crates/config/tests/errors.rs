@@ -746,3 +746,82 @@ fn proxy_protocol_v2_is_for_tcp_target_groups() {
     let src = "[load_balancers.net]\ntype = \"network\"\naccess_log = \"a.log\"\n";
     one(src, "\"a.log\"", "a network load balancer has none");
 }
+
+#[test]
+fn lifecycle_hook_and_warm_pool_rules() {
+    let hook = |body: &str| {
+        group(&format!(
+            "min_size = 1\nmax_size = 2\n[[auto_scaling_groups.web.lifecycle_hooks]]\nname = \"h\"\n{body}"
+        ))
+    };
+    one(
+        &hook("transition = \"launch\"\n"),
+        "\"launch\"",
+        "unknown lifecycle transition `launch`",
+    );
+    one(
+        &hook(""),
+        "[[auto_scaling_groups.web.lifecycle_hooks]]",
+        "missing required key `transition`",
+    );
+    one(
+        &hook("transition = \"launching\"\nheartbeat_timeout = \"3h\"\n"),
+        "\"3h\"",
+        "heartbeat_timeout must be between 1s and 2h",
+    );
+    one(
+        &hook("transition = \"terminating\"\ndefault_result = \"proceed\"\n"),
+        "\"proceed\"",
+        "unknown default_result `proceed`",
+    );
+    one(
+        &hook("transition = \"launching\"\ntimeout = \"1s\"\n"),
+        "timeout = ",
+        "unknown key `timeout`",
+    );
+    let twice = hook("transition = \"launching\"\n[[auto_scaling_groups.web.lifecycle_hooks]]\nname = \"h\"\ntransition = \"terminating\"\n");
+    let got = errs(&twice);
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].contains("duplicate name `h` in lifecycle_hooks"),
+        "{got:#?}"
+    );
+    // AWS's spellings and defaults.
+    let ok = hook("transition = \"autoscaling:EC2_INSTANCE_TERMINATING\"\n");
+    assert_eq!(errs(&ok), Vec::<String>::new());
+    let config = parse(&ok, Path::new("f.toml")).unwrap();
+    let h = &config.auto_scaling_groups["web"].lifecycle_hooks[0];
+    assert_eq!(
+        h.transition,
+        flotilla_config::LifecycleTransition::Terminating
+    );
+    assert_eq!(h.heartbeat_timeout, std::time::Duration::from_secs(3600));
+    assert_eq!(
+        h.default_result,
+        flotilla_config::LifecycleActionResult::Abandon
+    );
+
+    let pool = |body: &str| {
+        group(&format!(
+            "min_size = 1\nmax_size = 4\n[auto_scaling_groups.web.warm_pool]\n{body}"
+        ))
+    };
+    one(
+        &pool("pool_state = \"stopped\"\n"),
+        "\"stopped\"",
+        "only pool_state = \"running\" is supported",
+    );
+    one(&pool("min_size = -1\n"), "-1", "min_size");
+    one(&pool("reuse = true\n"), "reuse = ", "unknown key `reuse`");
+    let ok = pool("min_size = 1\nmax_group_prepared_capacity = 3\npool_state = \"running\"\nreuse_on_scale_in = true\n");
+    let config = parse(&ok, Path::new("f.toml")).unwrap();
+    let wp = config.auto_scaling_groups["web"].warm_pool.unwrap();
+    assert_eq!(
+        (
+            wp.min_size,
+            wp.max_group_prepared_capacity,
+            wp.reuse_on_scale_in
+        ),
+        (1, Some(3), true)
+    );
+}

@@ -30,6 +30,8 @@ pub(crate) fn decode_group(
         "new_instances_protected_from_scale_in",
         "scaling_policies",
         "scheduled_actions",
+        "lifecycle_hooks",
+        "warm_pool",
     ];
     let t = ctx.table(v, path, &keys)?;
     let launch_template = t.req(ctx, "launch_template", |ctx, v| {
@@ -114,6 +116,11 @@ pub(crate) fn decode_group(
         .unwrap_or(false);
     let scaling_policies = decode_list(ctx, &t, "scaling_policies", decode_policy);
     let scheduled_actions = decode_list(ctx, &t, "scheduled_actions", decode_scheduled);
+    let lifecycle_hooks = decode_list(ctx, &t, "lifecycle_hooks", super::lifecycle::decode_hook);
+    let wp_path = t.child("warm_pool");
+    let warm_pool = t.opt(ctx, "warm_pool", |ctx, v| {
+        super::lifecycle::decode_warm_pool(ctx, v, wp_path)
+    });
     let min_size = min_size?;
     Some(AutoScalingGroup {
         launch_template: launch_template?,
@@ -130,6 +137,8 @@ pub(crate) fn decode_group(
         new_instances_protected_from_scale_in,
         scaling_policies,
         scheduled_actions,
+        lifecycle_hooks,
+        warm_pool,
     })
 }
 
@@ -167,7 +176,7 @@ fn decode_termination(ctx: &mut Ctx, v: &Val<'_>) -> Option<Vec<TerminationPolic
 }
 
 /// Decodes an array of named tables, reporting duplicate names at the later one.
-fn decode_list<T>(
+pub(crate) fn decode_list<T>(
     ctx: &mut Ctx,
     t: &Tbl<'_, '_>,
     key: &str,
