@@ -53,7 +53,9 @@ pub struct InstanceInfo {
     pub id: String,
     /// Availability zone the instance was placed in.
     pub zone: String,
-    /// Lifecycle state: `pending`, `in_service`, `terminating`, `terminated`.
+    /// Lifecycle state: `pending`, `pending:wait`, `in_service`, `terminating`,
+    /// `terminating:wait`, `terminating:proceed`, `terminated`, or in the warm pool
+    /// `warmed:pending`, `warmed:pending:wait`, `warmed:running`.
     pub state: String,
     /// `healthy` or `unhealthy` as the group judges it (process and, with ELB checks, target health).
     pub health: String,
@@ -329,4 +331,98 @@ pub struct ZoneInfo {
     pub shift_until: Option<String>,
     /// Instances pending or in service in the zone, over every group.
     pub instances: u32,
+}
+
+/// How a lifecycle action ends (AWS `LifecycleActionResult`); AWS's upper-case spellings
+/// are accepted too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LifecycleResult {
+    /// Go on: a launching instance goes into service, a terminating one is stopped.
+    #[serde(alias = "CONTINUE")]
+    Continue,
+    /// Give up: a launching instance is terminated and replaced; a terminating one is stopped
+    /// without waiting for its other terminate hooks.
+    #[serde(alias = "ABANDON")]
+    Abandon,
+}
+
+/// Body of `POST /v1/groups/{name}/lifecycle-actions` (AWS `CompleteLifecycleAction`).
+/// Unknown fields are refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteLifecycleActionRequest {
+    /// The waiting instance, e.g. `i-0a1b2c3d4e5f` (its `FLOTILLA_INSTANCE_ID`).
+    pub instance_id: String,
+    /// The lifecycle hook's name from the config.
+    pub hook: String,
+    /// `continue` or `abandon`.
+    pub result: LifecycleResult,
+}
+
+/// Body of `POST /v1/groups/{name}/lifecycle-actions/heartbeat` (AWS
+/// `RecordLifecycleActionHeartbeat`). Unknown fields are refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleHeartbeatRequest {
+    /// The waiting instance.
+    pub instance_id: String,
+    /// The lifecycle hook's name from the config.
+    pub hook: String,
+}
+
+/// A lifecycle action in progress: an instance waiting for one hook
+/// (`GET /v1/groups/{name}/lifecycle-actions`, and the answer to a heartbeat).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LifecycleActionInfo {
+    /// The waiting instance.
+    pub instance_id: String,
+    /// The hook it waits for.
+    pub hook: String,
+    /// `launching` or `terminating`.
+    pub transition: String,
+    /// The instance's state: `pending:wait`, `terminating:wait` or `warmed:pending:wait`.
+    pub state: String,
+    /// When the default result applies unless a heartbeat or completion comes first
+    /// (RFC 3339).
+    pub timeout_at: String,
+    /// `continue` or `abandon`: what the timeout decides.
+    pub default_result: String,
+}
+
+/// Answer of `POST /v1/groups/{name}/lifecycle-actions`: the action is complete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CompleteLifecycleActionResponse {
+    /// The instance.
+    pub instance_id: String,
+    /// The hook completed.
+    pub hook: String,
+    /// The result given.
+    pub result: LifecycleResult,
+    /// The instance's state afterwards (e.g. `in_service`, `terminating:proceed`, or
+    /// `terminated` once it is gone).
+    pub state: String,
+}
+
+/// `GET /v1/groups/{name}/warm-pool` (AWS `DescribeWarmPool`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WarmPoolInfo {
+    /// The auto scaling group.
+    pub group: String,
+    /// Fewest instances the pool keeps.
+    pub min_size: u32,
+    /// In-service plus pooled instances the group prepares for (the group's `max_size`
+    /// unless set).
+    pub max_group_prepared_capacity: u32,
+    /// Always `running`: a pooled local instance is a started process, not registered.
+    pub pool_state: String,
+    /// Whether scale-in returns instances to the pool.
+    pub reuse_on_scale_in: bool,
+    /// How many instances the pool should hold now: max(min_size,
+    /// max_group_prepared_capacity − desired capacity).
+    pub desired_size: u32,
+    /// How many it holds or prepares now.
+    pub size: u32,
+    /// The pooled instances (`warmed:pending`, `warmed:pending:wait`, `warmed:running`).
+    pub instances: Vec<InstanceInfo>,
 }

@@ -18,10 +18,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api::{
-    ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary,
-    InstanceRefreshInfo, InstanceRefreshRequest, ListenerInfo, MetricDatapoints, MetricParams,
-    ProtectionRequest, ProtectionResponse, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
-    TargetHealthInfo, TerminateRequest, TerminateResponse, ZoneDrillRequest, ZoneInfo,
+    ActivityInfo, CapacityRequest, ClusterInfo, CompleteLifecycleActionRequest,
+    CompleteLifecycleActionResponse, ErrorBody, GroupDetail, GroupSummary, InstanceRefreshInfo,
+    InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest, ListenerInfo,
+    MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, ReloadResponse,
+    ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
+    WarmPoolInfo, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -142,6 +144,34 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn end_zonal_shift(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
         Err(no_zone(zone))
     }
+    /// The group's lifecycle actions in progress (instances waiting for a hook), so an
+    /// application can poll for its own.
+    fn lifecycle_actions(&self, name: &str) -> Result<Vec<LifecycleActionInfo>, AdminError> {
+        Err(not_supported(&format!("lifecycle hooks of `{name}`")))
+    }
+    /// Ends one instance's wait for one hook (AWS `CompleteLifecycleAction`).
+    fn complete_lifecycle_action(
+        &self,
+        name: &str,
+        request: &CompleteLifecycleActionRequest,
+    ) -> Result<CompleteLifecycleActionResponse, AdminError> {
+        let _ = request;
+        Err(not_supported(&format!("lifecycle hooks of `{name}`")))
+    }
+    /// Restarts one instance's heartbeat timeout for one hook (AWS
+    /// `RecordLifecycleActionHeartbeat`).
+    fn record_lifecycle_action_heartbeat(
+        &self,
+        name: &str,
+        request: &LifecycleHeartbeatRequest,
+    ) -> Result<LifecycleActionInfo, AdminError> {
+        let _ = request;
+        Err(not_supported(&format!("lifecycle hooks of `{name}`")))
+    }
+    /// The group's warm pool (AWS `DescribeWarmPool`); not found when it has none.
+    fn warm_pool(&self, name: &str) -> Result<WarmPoolInfo, AdminError> {
+        Err(not_supported(&format!("the warm pool of `{name}`")))
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
@@ -201,6 +231,9 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
             get_instance_refresh,
             cancel_instance_refresh
         ))
+        .routes(routes!(list_lifecycle_actions, complete_lifecycle_action))
+        .routes(routes!(record_lifecycle_action_heartbeat))
+        .routes(routes!(get_warm_pool))
         .routes(routes!(list_zones))
         .routes(routes!(start_zone_outage, end_zone_outage))
         .routes(routes!(start_zonal_shift, end_zonal_shift))
@@ -560,6 +593,83 @@ async fn cancel_instance_refresh(
     Path(name): Path<String>,
 ) -> Result<Json<InstanceRefreshInfo>, AdminError> {
     b.cancel_instance_refresh(&name).map(Json)
+}
+
+/// The group's lifecycle actions in progress: which instances wait for which hook, and
+/// until when. An application polls this (with its `FLOTILLA_INSTANCE_ID`) to learn that its
+/// hook is waiting.
+#[utoipa::path(get, path = "/v1/groups/{name}/lifecycle-actions", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "Waiting instances and hooks", body = Vec<LifecycleActionInfo>),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group", body = ErrorBody),
+    ))]
+async fn list_lifecycle_actions(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<LifecycleActionInfo>>, AdminError> {
+    b.lifecycle_actions(&name).map(Json)
+}
+
+/// Completes a lifecycle action (AWS `CompleteLifecycleAction`): `continue` puts a launching
+/// instance in service (or stops a terminating one); `abandon` terminates and replaces a
+/// launching one (or stops a terminating one without its other terminate hooks).
+#[utoipa::path(post, path = "/v1/groups/{name}/lifecycle-actions", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    request_body = CompleteLifecycleActionRequest,
+    responses(
+        (status = 200, description = "Completed; the instance's state afterwards", body = CompleteLifecycleActionResponse),
+        (status = 400, description = "Bad body (unknown fields are refused; result is continue or abandon)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group or instance", body = ErrorBody),
+        (status = 409, description = "The instance is not waiting for that hook", body = ErrorBody),
+    ))]
+async fn complete_lifecycle_action(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<CompleteLifecycleActionResponse>, AdminError> {
+    let request: CompleteLifecycleActionRequest = json_object(body)?;
+    b.complete_lifecycle_action(&name, &request).map(Json)
+}
+
+/// Records a heartbeat for a lifecycle action (AWS `RecordLifecycleActionHeartbeat`): the
+/// hook's heartbeat timeout starts again (never past min(48h, 100 × the timeout) from the
+/// start of the wait).
+#[utoipa::path(post, path = "/v1/groups/{name}/lifecycle-actions/heartbeat", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    request_body = LifecycleHeartbeatRequest,
+    responses(
+        (status = 200, description = "The action with its new timeout", body = LifecycleActionInfo),
+        (status = 400, description = "Bad body (unknown fields are refused)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group or instance", body = ErrorBody),
+        (status = 409, description = "The instance is not waiting for that hook", body = ErrorBody),
+    ))]
+async fn record_lifecycle_action_heartbeat(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<LifecycleActionInfo>, AdminError> {
+    let request: LifecycleHeartbeatRequest = json_object(body)?;
+    b.record_lifecycle_action_heartbeat(&name, &request)
+        .map(Json)
+}
+
+/// The group's warm pool: its settings, size, and pooled instances.
+#[utoipa::path(get, path = "/v1/groups/{name}/warm-pool", tag = "groups",
+    params(("name" = String, Path, description = "Auto scaling group name")),
+    responses(
+        (status = 200, description = "The warm pool", body = WarmPoolInfo),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such group, or it has no warm pool", body = ErrorBody),
+    ))]
+async fn get_warm_pool(
+    State(b): State<Backend>,
+    Path(name): Path<String>,
+) -> Result<Json<WarmPoolInfo>, AdminError> {
+    b.warm_pool(&name).map(Json)
 }
 
 /// Every zone of the cluster: available, in an outage drill, or under a zonal shift.

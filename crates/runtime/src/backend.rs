@@ -6,14 +6,15 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use flotilla_admin::api::{
-    ActivityInfo, ClusterInfo, GroupDetail, GroupSummary, InstanceInfo, InstanceRefreshInfo,
-    ListenerInfo, ProtectionResponse, ReloadResponse, TargetHealthInfo, TerminateResponse,
-    ZoneInfo,
+    ActivityInfo, ClusterInfo, CompleteLifecycleActionRequest, CompleteLifecycleActionResponse,
+    GroupDetail, GroupSummary, InstanceInfo, InstanceRefreshInfo, LifecycleActionInfo,
+    LifecycleHeartbeatRequest, ListenerInfo, ProtectionResponse, ReloadResponse, TargetHealthInfo,
+    TerminateResponse, WarmPoolInfo, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
-    CapacityError, InstanceHealth, InstanceId, InstanceRefresh, LifecycleState, RefreshError,
-    RefreshPreferences, ScalingProcess, ZoneDrill, ZoneError, ZoneStatus,
+    CapacityError, Instance, InstanceId, InstanceRefresh, RefreshError, RefreshPreferences,
+    ScalingProcess, ZoneDrill, ZoneError, ZoneStatus,
 };
 use tokio::sync::Notify;
 
@@ -59,12 +60,19 @@ fn summary(name: &str, g: &GroupRuntime) -> GroupSummary {
     }
 }
 
-fn lifecycle_str(state: LifecycleState) -> &'static str {
-    match state {
-        LifecycleState::Pending => "pending",
-        LifecycleState::InService => "in_service",
-        LifecycleState::Terminating => "terminating",
-        LifecycleState::Terminated => "terminated",
+/// One instance as the admin API shows it.
+pub(crate) fn instance_info(clock: &Clock, c: &Control, i: &Instance) -> InstanceInfo {
+    let record = c.instances.get(&i.id);
+    InstanceInfo {
+        id: i.id.to_string(),
+        zone: i.zone.clone(),
+        state: i.lifecycle.as_str().to_string(),
+        health: i.health.as_str().to_string(),
+        address: record.and_then(|r| r.address).map(|a| a.to_string()),
+        pid: record.and_then(|r| r.pid),
+        launched_at: clock.rfc3339(i.launched_at),
+        launch_template_version: i.launch_template_version,
+        protected_from_scale_in: i.protected_from_scale_in,
     }
 }
 
@@ -104,7 +112,7 @@ fn zone_error(e: ZoneError) -> AdminError {
     }
 }
 
-fn no_group(name: &str) -> AdminError {
+pub(crate) fn no_group(name: &str) -> AdminError {
     AdminError::NotFound(format!("no auto scaling group named `{name}`"))
 }
 
@@ -124,13 +132,7 @@ fn zone_info(clock: &Clock, c: &Control, z: &ZoneStatus) -> ZoneInfo {
         .groups
         .values()
         .flat_map(|g| g.asg.instances())
-        .filter(|i| {
-            i.zone == z.name
-                && matches!(
-                    i.lifecycle,
-                    LifecycleState::Pending | LifecycleState::InService
-                )
-        })
+        .filter(|i| i.zone == z.name && i.lifecycle.is_live())
         .count();
     ZoneInfo {
         name: z.name.clone(),
@@ -196,24 +198,7 @@ impl AdminBackend for AdminView {
         let instances = g
             .asg
             .instances()
-            .map(|i| {
-                let record = c.instances.get(&i.id);
-                InstanceInfo {
-                    id: i.id.to_string(),
-                    zone: i.zone.clone(),
-                    state: lifecycle_str(i.lifecycle).to_string(),
-                    health: match i.health {
-                        InstanceHealth::Healthy => "healthy",
-                        InstanceHealth::Unhealthy => "unhealthy",
-                    }
-                    .to_string(),
-                    address: record.and_then(|r| r.address).map(|a| a.to_string()),
-                    pid: record.and_then(|r| r.pid),
-                    launched_at: self.clock.rfc3339(i.launched_at),
-                    launch_template_version: i.launch_template_version,
-                    protected_from_scale_in: i.protected_from_scale_in,
-                }
-            })
+            .map(|i| instance_info(&self.clock, &c, i))
             .collect();
         Some(GroupDetail {
             name: s.name,
@@ -405,6 +390,30 @@ impl AdminBackend for AdminView {
 
     fn start_zonal_shift(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
         self.zone_drill(zone, ZoneDrill::Shift, Some(duration))
+    }
+
+    fn lifecycle_actions(&self, name: &str) -> Result<Vec<LifecycleActionInfo>, AdminError> {
+        crate::lifecycle::actions(self, name)
+    }
+
+    fn complete_lifecycle_action(
+        &self,
+        name: &str,
+        request: &CompleteLifecycleActionRequest,
+    ) -> Result<CompleteLifecycleActionResponse, AdminError> {
+        crate::lifecycle::complete(self, name, request)
+    }
+
+    fn record_lifecycle_action_heartbeat(
+        &self,
+        name: &str,
+        request: &LifecycleHeartbeatRequest,
+    ) -> Result<LifecycleActionInfo, AdminError> {
+        crate::lifecycle::heartbeat(self, name, request)
+    }
+
+    fn warm_pool(&self, name: &str) -> Result<WarmPoolInfo, AdminError> {
+        crate::lifecycle::warm_pool(self, name)
     }
 
     fn end_zonal_shift(&self, zone: &str) -> Result<ZoneInfo, AdminError> {

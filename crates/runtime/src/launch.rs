@@ -10,14 +10,23 @@ use flotilla_control::InstanceId;
 /// demo app and examples work wherever Flotilla is installed.
 const SELF_PLACEHOLDER: &str = "{flotilla}";
 
-/// Builds the launch request for one instance of `group` in `zone`.
+/// The variable telling an instance where the admin API is (`http://HOST:PORT`), so it can
+/// poll for and complete its lifecycle actions.
+const ADMIN_ENV: &str = "FLOTILLA_ADMIN";
+
+/// Builds the launch request for one instance of `group` in `zone`; `admin_url` becomes
+/// `FLOTILLA_ADMIN` unless the template sets it.
 pub(crate) fn launch_spec(
     template: &LaunchTemplate,
     flotilla_exe: &Path,
     id: &InstanceId,
     group: &str,
     zone: &str,
+    admin_url: &str,
 ) -> LaunchSpec {
+    let mut env = template.env.clone();
+    env.entry(ADMIN_ENV.to_string())
+        .or_insert_with(|| admin_url.to_string());
     let exe = flotilla_exe.to_string_lossy();
     let command = template
         .command
@@ -29,7 +38,7 @@ pub(crate) fn launch_spec(
         zone: zone.to_string(),
         group: group.to_string(),
         command,
-        env: template.env.clone(),
+        env,
         working_dir: template.working_dir.clone(),
         // The config only accepts signals the compute layer knows; TERM is the safe fallback.
         stop_signal: Signal::from_name(template.stop_signal.as_str()).unwrap_or(Signal::TERM),

@@ -13,6 +13,7 @@ mod control;
 mod error;
 mod launch;
 mod lb_metrics;
+mod lifecycle;
 mod persist;
 mod probe;
 mod prometheus;

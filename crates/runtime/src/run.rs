@@ -245,6 +245,7 @@ pub async fn run(
         stop_rx.clone(),
     ));
     tracing::info!(cluster = %cluster_name, admin = %admin_bound, "flotilla is up");
+    let admin_url = format!("http://{admin_bound}");
 
     // The control loop.
     let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
@@ -282,7 +283,7 @@ pub async fn run(
         for effect in effects {
             match effect {
                 Effect::Launch { group, id, zone } => {
-                    launch(&shared, &provider, &options, &group, &id, &zone).await;
+                    launch(&shared, &provider, &options, &group, &id, &zone, &admin_url).await;
                     shared.wake.notify_one();
                 }
                 Effect::Stop { id } => provider.stop(id.as_str()),
@@ -379,6 +380,7 @@ async fn launch(
     group: &str,
     id: &InstanceId,
     zone: &str,
+    admin_url: &str,
 ) {
     let template_name = shared
         .lock()
@@ -393,7 +395,7 @@ async fn launch(
             .launch_failed(now, group, id, "launch template not found");
         return;
     };
-    let spec = launch_spec(&template, &options.flotilla_exe, id, group, zone);
+    let spec = launch_spec(&template, &options.flotilla_exe, id, group, zone, admin_url);
     let result = provider.launch(spec).await;
     let now = shared.clock.now();
     let mut c = shared.lock();
