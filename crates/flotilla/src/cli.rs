@@ -27,8 +27,12 @@ pub(crate) enum LogFormat {
 /// Where the admin API of a running `flotilla up` is.
 #[derive(Debug, clap::Args)]
 pub(crate) struct AdminArgs {
-    /// Admin API base URL.
-    #[arg(long = "admin", default_value = "http://127.0.0.1:9090")]
+    /// Admin API base URL (inside an instance, FLOTILLA_ADMIN names it).
+    #[arg(
+        long = "admin",
+        env = "FLOTILLA_ADMIN",
+        default_value = "http://127.0.0.1:9090"
+    )]
     pub(crate) url: String,
     /// Bearer token for a non-loopback admin API.
     #[arg(long, env = "FLOTILLA_ADMIN_TOKEN", hide_env_values = true)]
@@ -185,6 +189,21 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: ZoneCommand,
     },
+    /// Lifecycle hooks: list the waiting instances, complete an action, send a heartbeat.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
+    /// Show a group's warm pool: its size and its pre-started instances.
+    WarmPool {
+        /// Group name.
+        group: String,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Make a running flotilla re-read its config file (validated first; nothing changes if invalid).
     Reload {
         #[command(flatten)]
@@ -192,6 +211,57 @@ pub(crate) enum Command {
     },
     /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
     DemoApp,
+}
+
+/// `flotilla lifecycle …`: AWS CompleteLifecycleAction and RecordLifecycleActionHeartbeat.
+#[derive(Debug, Subcommand)]
+pub(crate) enum LifecycleCommand {
+    /// List the group's instances waiting for a lifecycle hook, with their timeouts.
+    List {
+        /// Group name.
+        group: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// End an instance's wait for a hook: `continue` (into service / on to the stop signal)
+    /// or `abandon` (a launching instance is terminated and replaced).
+    Complete {
+        #[command(flatten)]
+        action: LifecycleActionArgs,
+        /// How the action ends.
+        #[arg(long, value_enum, default_value_t = LifecycleResultArg::Continue)]
+        result: LifecycleResultArg,
+    },
+    /// Restart the hook's heartbeat timeout for an instance (more time to get ready).
+    Heartbeat {
+        #[command(flatten)]
+        action: LifecycleActionArgs,
+    },
+}
+
+/// Which lifecycle action: group, instance, hook.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LifecycleActionArgs {
+    /// Group name.
+    pub(crate) group: String,
+    /// Instance id, e.g. i-0a1b2c3d4e5f.
+    pub(crate) instance: String,
+    /// Lifecycle hook name from the config.
+    pub(crate) hook: String,
+    #[command(flatten)]
+    pub(crate) admin: AdminArgs,
+}
+
+/// The result of a completed lifecycle action.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(crate) enum LifecycleResultArg {
+    /// Go on.
+    Continue,
+    /// Give up.
+    Abandon,
 }
 
 /// `flotilla zone …`: the drills of spec §6.

@@ -102,6 +102,10 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             ZoneCommand::Outage(args) => block_on(zone_drill(args, "outage")),
             ZoneCommand::Shift(args) => block_on(zone_drill(args, "shift")),
         },
+        Command::Lifecycle { command } => block_on(crate::lifecycle::run(command)),
+        Command::WarmPool { group, json, admin } => {
+            block_on(crate::lifecycle::warm_pool(admin, &group, json))
+        }
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -207,7 +211,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     })
 }
 
-fn client(admin: &AdminArgs) -> anyhow::Result<AdminClient> {
+pub(crate) fn client(admin: &AdminArgs) -> anyhow::Result<AdminClient> {
     Ok(AdminClient::new(&admin.url, admin.token.clone())?)
 }
 
@@ -471,7 +475,7 @@ async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<Ex
 }
 
 /// Prints an admin API refusal (with every itemised problem) and returns the failure code.
-fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
+pub(crate) fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
     match e {
         ClientError::Api { details, .. } if !details.is_empty() => {
             for d in &details {
