@@ -202,9 +202,11 @@
   }
 
   function cardClass(i) {
-    if (i.state === 'terminating' || i.state === 'terminated') return 'gone';
+    // `terminating:wait`, `pending:wait`, `warmed:running`, …: the lifecycle-hook waits and the
+    // warm pool look like their phase.
+    if (i.state.startsWith('terminat')) return 'gone';
     if (i.health === 'unhealthy') return 'unhealthy';
-    if (i.state === 'pending') return 'pending';
+    if (i.state.startsWith('pending') || i.state.startsWith('warmed')) return 'pending';
     return 'healthy';
   }
 

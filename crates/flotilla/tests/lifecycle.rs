@@ -299,3 +299,53 @@ async fn wait_serving(f: &Flotilla, n: usize) -> Vec<InstanceInfo> {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_a_warm_pool_and_a_hook_then_removes_the_pool() {
+    let ports = Ports::new();
+    let f = Flotilla::start("warm-pool-reload", ports, &demo_config(&ports, 1, 3, 1, ""));
+    f.wait_in_service("web", 1, WAIT).await;
+    let e = f
+        .admin
+        .get::<WarmPoolInfo>("/v1/groups/web/warm-pool")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
+    let path = f.dir.join("flotilla.toml");
+    let extra = format!(
+        "[auto_scaling_groups.web.warm_pool]\nmax_group_prepared_capacity = 2\n{}",
+        hook("warm-cache", "launching", "60s", "continue")
+    );
+    std::fs::write(&path, demo_config(&f.ports, 1, 3, 1, &extra)).expect("write config");
+    let r: flotilla_admin::api::ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .unwrap();
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c.contains("lifecycle hooks or warm pool updated")),
+        "{r:?}"
+    );
+    // 2 prepared − 1 desired = 1 in the pool, which waits for the new launch hook on entry.
+    let pooled = wait_state(&f, "warmed:pending:wait").await;
+    let (ok, out, err) = cli(
+        &f,
+        &["lifecycle", "complete", "web", &pooled.id, "warm-cache"],
+    );
+    assert!(ok, "{out}{err}");
+    wait_state(&f, "warmed:running").await;
+    // Without the pool again, its instance is stopped.
+    std::fs::write(&path, demo_config(&f.ports, 1, 3, 1, "")).expect("write config");
+    let _: flotilla_admin::api::ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .unwrap();
+    f.wait_in_service("web", 1, WAIT).await;
+    wait_for("the pooled process to stop", WAIT, || async {
+        (!pooled.pid.is_some_and(alive)).then_some(())
+    })
+    .await;
+}
