@@ -477,3 +477,71 @@ fn warm_pool_removed_by_reload_stops_its_instances() {
     assert_eq!(d.group.instances().count(), 1);
     assert!(d.group.warm_pool().is_none());
 }
+
+#[test]
+fn adopted_after_a_restart_into_the_pool_or_a_fresh_launch_hook_wait() {
+    let mut s = with_pool(1, 3, false);
+    s.lifecycle_hooks = vec![hook(
+        "warm-cache",
+        LifecycleTransition::Launching,
+        60,
+        LifecycleActionResult::Abandon,
+    )];
+    let mut d = Driver::new(s);
+    let (warm, waiting) = (
+        InstanceId::from("i-warm".to_string()),
+        InstanceId::from("i-wait".to_string()),
+    );
+    assert!(d.group.adopt_instance_as(
+        d.now,
+        warm.clone(),
+        "az-a".into(),
+        d.now,
+        1,
+        LifecycleState::WarmedRunning
+    ));
+    assert!(d.group.adopt_instance_as(
+        d.now,
+        waiting.clone(),
+        "az-b".into(),
+        d.now,
+        1,
+        LifecycleState::PendingWait
+    ));
+    d.run_for(secs(1));
+    // The waiting one is the capacity (no launch for it), its hook waits afresh; the pooled
+    // one is back in the pool, which needs one more (3 − 1 = 2).
+    assert_eq!(
+        in_state(&d, LifecycleState::PendingWait),
+        vec![waiting.clone()]
+    );
+    assert!(in_state(&d, LifecycleState::WarmedRunning).contains(&warm));
+    assert!(!d.registered.contains(&waiting));
+    assert_eq!(d.group.lifecycle_actions().len(), 1);
+    assert_eq!(
+        d.launches().len(),
+        1,
+        "only the pool's second instance is launched"
+    );
+    // Without a pool, a pooled record has no place.
+    let mut d = Driver::new(with_hooks(1, 3, 1, Vec::new()));
+    assert!(!d.group.adopt_instance_as(
+        d.now,
+        warm,
+        "az-a".into(),
+        d.now,
+        1,
+        LifecycleState::WarmedRunning
+    ));
+    // Without launch hooks, a waiting record goes into service.
+    assert!(d.group.adopt_instance_as(
+        d.now,
+        waiting.clone(),
+        "az-a".into(),
+        d.now,
+        1,
+        LifecycleState::PendingWait
+    ));
+    d.run_for(secs(1));
+    assert_eq!(in_state(&d, LifecycleState::InService), vec![waiting]);
+}

@@ -226,13 +226,10 @@ impl Drop for Reaped {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
-    use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
+/// A demo app left by an earlier run (here: started by the test, in its own process group),
+/// answering its health check: (process, pid, port).
+async fn survivor(id: &str) -> (Reaped, u32, u16) {
     use std::os::unix::process::CommandExt;
-
-    // An instance left by an earlier run (here: started by the test, in its own process group).
-    let id = "i-0adopted00001";
     let port = common::free_port();
     let app = std::process::Command::new(common::flotilla_bin())
         .arg("demo-app")
@@ -245,7 +242,7 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
         .process_group(0)
         .spawn()
         .expect("start the demo app");
-    let mut app = Reaped(app);
+    let app = Reaped(app);
     let pid = app.0.id();
     let client = common::http_client();
     let health = format!("http://127.0.0.1:{port}/health");
@@ -253,6 +250,86 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
         matches!(common::get(&client, &health).await, Ok((200, _, _))).then_some(())
     })
     .await;
+    (app, pid, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_pool_instance_still_running_is_adopted_back_into_the_pool() {
+    use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
+
+    // One instance in service and one in the warm pool when the earlier run stopped.
+    let (id, serving_id) = ("i-0adoptedwarm1", "i-0adoptedserv1");
+    let (_app, pid, port) = survivor(id).await;
+    let (_serving, serving_pid, serving_port) = survivor(serving_id).await;
+    let dir = common::temp_dir("adopt-warm");
+    std::fs::create_dir_all(dir.join(".flotilla")).expect("state dir");
+    let mut store = SqliteStore::open(&dir.join(".flotilla/state.db")).expect("state db");
+    for (id, pid, port, lifecycle) in [
+        (id, pid, port, "warmed:running"),
+        (serving_id, serving_pid, serving_port, "in_service"),
+    ] {
+        store
+            .put_instance(&InstanceRecord {
+                id: id.into(),
+                group: "web".into(),
+                zone: "az-b".into(),
+                pid,
+                start_time: flotilla_compute::process_start_time(pid).expect("running"),
+                address: format!("127.0.0.1:{port}"),
+                launch_template_version: 1,
+                launched_at_ms: 0,
+                protected_from_scale_in: false,
+                lifecycle: lifecycle.into(),
+            })
+            .expect("write record");
+    }
+    drop(store);
+
+    let ports = Ports::new();
+    let pool = "[auto_scaling_groups.web.warm_pool]\nmax_group_prepared_capacity = 2\n";
+    let f = Flotilla::start_in(dir, ports, &demo_config(&ports, 1, 3, 1, pool));
+    let g = common::wait_for(
+        "the adopted instance in the pool",
+        Duration::from_secs(30),
+        || async {
+            let g = f.group("web").await?;
+            let warm = g
+                .instances
+                .iter()
+                .any(|i| i.id == id && i.state == "warmed:running");
+            let serving = g
+                .instances
+                .iter()
+                .filter(|i| i.state == "in_service")
+                .count();
+            (warm && serving == 1 && g.instances.len() == 2).then_some(g)
+        },
+    )
+    .await;
+    let adopted = g.instances.iter().find(|i| i.id == id).unwrap();
+    assert_eq!(adopted.pid, Some(pid), "the same process, not a new launch");
+    let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
+    assert!(
+        activities
+            .iter()
+            .all(|a| !a.description.starts_with("Launching")),
+        "nothing launched: {activities:#?}"
+    );
+    let targets: Vec<flotilla_admin::api::TargetHealthInfo> = f
+        .admin
+        .get("/v1/target-groups/web/health")
+        .await
+        .expect("target health");
+    assert!(targets.iter().all(|t| t.instance_id.as_deref() != Some(id)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
+    use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
+
+    let id = "i-0adopted00001";
+    let (mut app, pid, port) = survivor(id).await;
+    let client = common::http_client();
 
     // Its record, as the earlier run would have written it.
     let dir = common::temp_dir("adopt");
@@ -269,6 +346,7 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
             launch_template_version: 1,
             launched_at_ms: 0,
             protected_from_scale_in: true,
+            lifecycle: "in_service".into(),
         })
         .expect("write record");
     drop(store);

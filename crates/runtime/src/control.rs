@@ -121,6 +121,9 @@ pub(crate) struct Control {
     pub(crate) zones: ZoneDrills,
     /// Scratch list for start-up progress updates (kept to avoid allocating per pump).
     startup_updates: Vec<(String, Option<(u32, u32)>)>,
+    /// The durable state last written for each recorded instance (`persist::durable_state`),
+    /// so a change (into or out of the warm pool, a launch hook wait) is written once.
+    pub(crate) durable: HashMap<InstanceId, &'static str>,
 }
 
 impl Control {
@@ -137,6 +140,7 @@ impl Control {
             persist: None,
             zones: ZoneDrills::default(),
             startup_updates: Vec::new(),
+            durable: HashMap::new(),
         }
     }
 
@@ -166,8 +170,11 @@ impl Control {
         let Some(g) = self.groups.get_mut(group) else {
             return;
         };
+        g.asg.handle_launched(now, id);
         if let (Some(persist), Some(start_time)) = (&self.persist, start_time) {
             if let Some(i) = g.asg.instances().find(|i| &i.id == id) {
+                let lifecycle = crate::persist::durable_state(i.lifecycle);
+                self.durable.insert(id.clone(), lifecycle);
                 persist.put_instance(flotilla_state::InstanceRecord {
                     id: id.to_string(),
                     group: group.to_string(),
@@ -178,10 +185,10 @@ impl Control {
                     launch_template_version: i.launch_template_version,
                     launched_at_ms: crate::persist::now_ms(),
                     protected_from_scale_in: i.protected_from_scale_in,
+                    lifecycle: lifecycle.to_string(),
                 });
             }
         }
-        g.asg.handle_launched(now, id);
     }
 
     /// Records the process facts of an instance adopted after a restart (its group has
@@ -225,6 +232,28 @@ impl Control {
         };
         if let Some(g) = self.groups.get_mut(&group) {
             g.asg.handle_instance_exited(now, id, status);
+        }
+    }
+
+    /// Writes the durable state of every recorded instance whose state changed class (into or
+    /// out of the warm pool, into or out of a launch hook wait).
+    fn persist_lifecycles(&mut self) {
+        let Some(persist) = &self.persist else {
+            return;
+        };
+        let instances = &self.instances;
+        self.durable.retain(|id, _| instances.contains_key(id));
+        for g in self.groups.values() {
+            for i in g.asg.instances() {
+                let Some(known) = self.durable.get_mut(&i.id) else {
+                    continue;
+                };
+                let now = crate::persist::durable_state(i.lifecycle);
+                if *known != now {
+                    *known = now;
+                    persist.lifecycle(i.id.as_str(), now);
+                }
+            }
         }
     }
 
@@ -349,6 +378,7 @@ impl Control {
         self.log_activities();
         self.log_startup_progress();
         self.collect_garbage();
+        self.persist_lifecycles();
         effects
     }
 

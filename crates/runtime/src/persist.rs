@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flotilla_admin::api::ActivityInfo;
-use flotilla_control::{Activity, ActivityStatus};
+use flotilla_control::{Activity, ActivityStatus, LifecycleState};
 use flotilla_state::{ActivityRecord, InstanceRecord, SqliteStore, StateError, StateStore};
 
 use crate::clock::Clock;
@@ -35,6 +35,10 @@ enum Write {
     Protection {
         id: String,
         protected: bool,
+    },
+    Lifecycle {
+        id: String,
+        lifecycle: &'static str,
     },
     RemoveInstance {
         id: String,
@@ -194,6 +198,15 @@ impl Persister {
         });
     }
 
+    /// Records the state an instance is to be adopted into after a restart (see
+    /// [`durable_state`]).
+    pub(crate) fn lifecycle(&self, id: &str, lifecycle: &'static str) {
+        self.send(Write::Lifecycle {
+            id: id.to_string(),
+            lifecycle,
+        });
+    }
+
     /// Forgets a terminated instance.
     pub(crate) fn remove_instance(&self, id: &str) {
         self.send(Write::RemoveInstance { id: id.to_string() });
@@ -219,6 +232,7 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
         Write::Suspended { group, processes } => store.set_suspended_processes(&group, &processes),
         Write::PutInstance(i) => store.put_instance(&i),
         Write::Protection { id, protected } => store.set_instance_protection(&id, protected),
+        Write::Lifecycle { id, lifecycle } => store.set_instance_lifecycle(&id, lifecycle),
         Write::RemoveInstance { id } => store.remove_instance(&id),
         Write::ClearInstances => {
             for i in store.instances()? {
@@ -243,6 +257,19 @@ pub(crate) fn status_str(s: ActivityStatus) -> &'static str {
 /// still match its record is adopted (watched by the provider, taken in by its group); a
 /// matching process whose group is gone or full is stopped; a record whose process is gone
 /// (or whose pid now names another process, which is left alone) is forgotten.
+/// The state a restart adopts an instance into, as stored: a warm pool instance goes back to
+/// the pool, one waiting for a launch hook waits again; everything else is in service (a
+/// launch or termination in progress starts over from the capacity difference).
+pub(crate) fn durable_state(state: LifecycleState) -> &'static str {
+    if state.is_warmed() {
+        LifecycleState::WarmedRunning.as_str()
+    } else if state == LifecycleState::PendingWait {
+        LifecycleState::PendingWait.as_str()
+    } else {
+        LifecycleState::InService.as_str()
+    }
+}
+
 pub(crate) fn adopt_survivors(
     control: &mut crate::control::Control,
     provider: &flotilla_compute::LocalProcessProvider,
@@ -282,15 +309,24 @@ pub(crate) fn adopt_survivors(
             continue;
         }
         let id = flotilla_control::InstanceId::from(r.id.clone());
+        let state = match r.lifecycle.as_str() {
+            "warmed:running" => LifecycleState::WarmedRunning,
+            "pending:wait" => LifecycleState::PendingWait,
+            _ => LifecycleState::InService,
+        };
         let taken = control.groups.get_mut(&r.group).is_some_and(|g| {
-            g.asg.adopt_instance(
+            g.asg.adopt_instance_as(
                 now,
                 id.clone(),
                 r.zone.clone(),
                 flotilla_control::Time::ZERO,
                 r.launch_template_version,
+                state,
             )
         });
+        if taken {
+            control.durable.insert(id.clone(), durable_state(state));
+        }
         if taken && r.protected_from_scale_in {
             if let Some(g) = control.groups.get_mut(&r.group) {
                 g.asg.set_instance_protection(now, &id, true);
@@ -333,6 +369,7 @@ mod tests {
             launch_template_version: 1,
             launched_at_ms: 0,
             protected_from_scale_in: false,
+            lifecycle: "in_service".into(),
         }
     }
 
@@ -361,6 +398,7 @@ mod tests {
         p.put_instance(record("i-2"));
         p.remove_instance("i-1");
         p.protection("i-2", true);
+        p.lifecycle("i-2", "warmed:running");
         p.close().expect("writer thread").join().expect("joined");
 
         let (_, restored) = open(&dir, groups.iter()).expect("reopen");
@@ -373,6 +411,7 @@ mod tests {
             restored.instances,
             vec![InstanceRecord {
                 protected_from_scale_in: true,
+                lifecycle: "warmed:running".into(),
                 ..record("i-2")
             }]
         );

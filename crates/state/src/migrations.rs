@@ -40,6 +40,9 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: scale-in protection an operator set on an instance (AWS `SetInstanceProtection`).
     "ALTER TABLE instances ADD COLUMN protected_from_scale_in INTEGER NOT NULL DEFAULT 0;",
+    // 3: where the instance is in its life, so a restart puts a warm pool instance back in the
+    // pool and holds one waiting for a launch hook out of service.
+    "ALTER TABLE instances ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'in_service';",
 ];
 
 /// The schema version this build writes.

@@ -157,8 +157,8 @@ impl StateStore for SqliteStore {
         self.conn.execute(
             "INSERT OR REPLACE INTO instances
                (id, grp, zone, pid, start_time, address, launch_template_version, launched_at_ms,
-                protected_from_scale_in)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                protected_from_scale_in, lifecycle)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 i.id,
                 i.group,
@@ -168,7 +168,8 @@ impl StateStore for SqliteStore {
                 i.address,
                 to_i64(i.launch_template_version),
                 i.launched_at_ms,
-                i.protected_from_scale_in
+                i.protected_from_scale_in,
+                i.lifecycle
             ],
         )?;
         Ok(())
@@ -182,6 +183,14 @@ impl StateStore for SqliteStore {
         Ok(())
     }
 
+    fn set_instance_lifecycle(&mut self, id: &str, lifecycle: &str) -> Result<(), StateError> {
+        self.conn.execute(
+            "UPDATE instances SET lifecycle = ?2 WHERE id = ?1",
+            params![id, lifecycle],
+        )?;
+        Ok(())
+    }
+
     fn remove_instance(&mut self, id: &str) -> Result<(), StateError> {
         self.conn
             .execute("DELETE FROM instances WHERE id = ?1", [id])?;
@@ -191,7 +200,7 @@ impl StateStore for SqliteStore {
     fn instances(&self) -> Result<Vec<InstanceRecord>, StateError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, grp, zone, pid, start_time, address, launch_template_version,
-                    launched_at_ms, protected_from_scale_in FROM instances ORDER BY id",
+                    launched_at_ms, protected_from_scale_in, lifecycle FROM instances ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(InstanceRecord {
@@ -204,6 +213,7 @@ impl StateStore for SqliteStore {
                 launch_template_version: u64::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
                 launched_at_ms: r.get(7)?,
                 protected_from_scale_in: r.get(8)?,
+                lifecycle: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -251,6 +261,7 @@ mod tests {
             launch_template_version: 2,
             launched_at_ms: 1_700_000_000_000,
             protected_from_scale_in: false,
+            lifecycle: "in_service".into(),
         }
     }
 
@@ -362,10 +373,17 @@ mod tests {
         assert_eq!(store.instances().unwrap(), vec![instance("i-b", 20)]);
         store.set_instance_protection("i-b", true).unwrap();
         store.set_instance_protection("i-unknown", true).unwrap();
+        store
+            .set_instance_lifecycle("i-b", "warmed:running")
+            .unwrap();
+        store
+            .set_instance_lifecycle("i-unknown", "pending:wait")
+            .unwrap();
         drop(store);
         let store = SqliteStore::open(&path).unwrap();
         let protected = InstanceRecord {
             protected_from_scale_in: true,
+            lifecycle: "warmed:running".into(),
             ..instance("i-b", 20)
         };
         assert_eq!(store.instances().unwrap(), vec![protected]);

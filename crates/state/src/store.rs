@@ -46,6 +46,9 @@ pub struct InstanceRecord {
     /// Whether scale-in may not choose it (AWS `ProtectedFromScaleIn`), so an adopted
     /// instance keeps the protection an operator gave it.
     pub protected_from_scale_in: bool,
+    /// `in_service`, `pending:wait` (waiting for a launch lifecycle hook) or `warmed:running`
+    /// (in the warm pool): the state a restart adopts it into.
+    pub lifecycle: String,
 }
 
 /// Durable storage for everything that must outlive one run of Flotilla.
@@ -81,6 +84,9 @@ pub trait StateStore: Send {
     /// Sets an instance's scale-in protection; an unknown id is no error (the instance may
     /// have gone meanwhile).
     fn set_instance_protection(&mut self, id: &str, protected: bool) -> Result<(), StateError>;
+    /// Sets an instance's lifecycle state (see [`InstanceRecord::lifecycle`]); an unknown id
+    /// is no error.
+    fn set_instance_lifecycle(&mut self, id: &str, lifecycle: &str) -> Result<(), StateError>;
     /// Removes an instance record (the instance was terminated).
     fn remove_instance(&mut self, id: &str) -> Result<(), StateError>;
     /// Every instance record, in id order.

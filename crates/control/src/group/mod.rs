@@ -365,9 +365,34 @@ impl AutoScalingGroup {
         launched_at: Time,
         launch_template_version: u64,
     ) -> bool {
+        self.adopt_instance_as(
+            now,
+            id,
+            zone,
+            launched_at,
+            launch_template_version,
+            LifecycleState::InService,
+        )
+    }
+
+    /// [`adopt_instance`](Self::adopt_instance) into the state it had before the restart:
+    /// `InService`; `PendingWait` (its launch hooks wait afresh, with new timeouts; with none
+    /// configured any more it goes into service); or `WarmedRunning` (back in the warm pool;
+    /// refused when the group has no pool). Any other state is adopted as `InService`.
+    pub fn adopt_instance_as(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        zone: String,
+        launched_at: Time,
+        launch_template_version: u64,
+        state: LifecycleState,
+    ) -> bool {
+        let into_pool = state.is_warmed();
         if self.index_of(&id).is_some()
             || !self.spec.zones.contains(&zone)
-            || self.live_count() >= self.spec.max_size as usize
+            || (into_pool && self.spec.warm_pool.is_none())
+            || (!into_pool && self.live_count() >= self.spec.max_size as usize)
         {
             return false;
         }
@@ -379,29 +404,32 @@ impl AutoScalingGroup {
             format!("Adopting instance: {id} in {zone}"),
             ActivityStatus::Successful,
         );
-        if self.spec.has_target_groups {
-            self.actions
-                .push_back(GroupAction::RegisterTargets { id: id.clone() });
-        }
-        let mut member = Member::new(
+        self.members.push(Member::new(
             Instance {
                 id,
                 zone,
-                lifecycle: LifecycleState::InService,
+                lifecycle: LifecycleState::WarmedRunning,
                 health: InstanceHealth::Healthy,
                 launched_at,
-                in_service_at: Some(now),
+                in_service_at: None,
                 launch_template_version,
                 // AWS: re-attached instances inherit the group's setting.
                 protected_from_scale_in: self.new_instances_protected,
             },
             None,
             None,
-        );
-        if !self.spec.has_target_groups {
-            member.healthy_at = Some(now);
+        ));
+        let i = self.members.len() - 1;
+        if into_pool {
+            return true;
         }
-        self.members.push(member);
+        if state == LifecycleState::PendingWait
+            && self.start_hooks(now, i, LifecycleTransition::Launching)
+        {
+            self.members[i].instance.lifecycle = LifecycleState::PendingWait;
+        } else {
+            self.enter_service(now, i);
+        }
         true
     }
 
