@@ -1,6 +1,7 @@
 //! Deterministic simulation of a group and its scaling controller under random load, crashes,
 //! hangs, slow starts, zone outages, instance refreshes and operator actions, checking
-//! invariants after every step.
+//! invariants after every step. Odd seeds also have a warm pool and lifecycle hooks, which the
+//! simulated application completes, heartbeats or lets time out.
 //!
 //! Every run is a function of its seed. A failure prints the seed; replay it exactly with
 //! `FLOTILLA_SIM_SEED=<seed> cargo test -p flotilla-control --test sim`. Run more seeds with
@@ -12,8 +13,9 @@ use std::time::Duration;
 use flotilla_control::policy::TargetTrackingSpec;
 use flotilla_control::{
     AutoScalingGroup, ControllerSpec, GroupAction, GroupSpec, HealthCheckType, InstanceId,
-    LifecycleState, MetricQuery, MetricSource, RefreshPreferences, ScalingController,
-    ScalingProcess, TerminationPolicy, Time,
+    LifecycleActionResult, LifecycleHook, LifecycleState, LifecycleTransition, MetricQuery,
+    MetricSource, RefreshPreferences, ScalingController, ScalingProcess, TerminationPolicy, Time,
+    WarmPool,
 };
 
 /// SplitMix64: tiny, fast, good enough for choosing events.
@@ -125,6 +127,41 @@ impl World {
             lifecycle_hooks: Vec::new(),
             warm_pool: None,
         };
+        // Odd seeds: a warm pool and hooks, derived from the seed alone so that even seeds
+        // replay exactly as before these existed.
+        let spec = if seed % 2 == 1 {
+            let result = |bit: u64| {
+                if seed >> bit & 1 == 1 {
+                    LifecycleActionResult::Continue
+                } else {
+                    LifecycleActionResult::Abandon
+                }
+            };
+            GroupSpec {
+                lifecycle_hooks: vec![
+                    LifecycleHook {
+                        name: "warm".into(),
+                        transition: LifecycleTransition::Launching,
+                        heartbeat_timeout: secs(2 + (seed >> 3) % 5),
+                        default_result: result(1),
+                    },
+                    LifecycleHook {
+                        name: "flush".into(),
+                        transition: LifecycleTransition::Terminating,
+                        heartbeat_timeout: secs(2 + (seed >> 5) % 5),
+                        default_result: result(2),
+                    },
+                ],
+                warm_pool: Some(WarmPool {
+                    min_size: ((seed >> 7) % 3) as u32,
+                    max_group_prepared_capacity: None,
+                    reuse_on_scale_in: seed >> 9 & 1 == 1,
+                }),
+                ..spec
+            }
+        } else {
+            spec
+        };
         let controller = ScalingController::new(
             ControllerSpec {
                 default_instance_warmup: Some(secs(rng.below(6))),
@@ -208,6 +245,20 @@ impl World {
                     assert!(
                         !self.draining.contains(&id),
                         "Terminate for {id} while it is still draining"
+                    );
+                    let state = self
+                        .group
+                        .instances()
+                        .find(|i| i.id == id)
+                        .map(|i| i.lifecycle);
+                    assert!(
+                        !matches!(
+                            state,
+                            Some(
+                                LifecycleState::TerminatingWait | LifecycleState::WarmedPendingWait
+                            )
+                        ),
+                        "Terminate for {id} while its terminate hooks wait ({state:?})"
                     );
                     let d = if self.hangs.contains(&id) {
                         secs(10 + self.rng.below(30))
@@ -339,6 +390,31 @@ impl World {
                 }
                 self.operator_actions += 1;
             }
+            38..=57 => {
+                // The application completes (or heartbeats) one waiting lifecycle action.
+                let actions = self.group.lifecycle_actions();
+                if !actions.is_empty() {
+                    let a = &actions[self.rng.below(actions.len() as u64) as usize];
+                    let (id, hook) = (a.instance_id.clone(), a.hook.clone());
+                    let r = match self.rng.below(4) {
+                        0 => None,
+                        1 => Some(LifecycleActionResult::Abandon),
+                        _ => Some(LifecycleActionResult::Continue),
+                    };
+                    let done = match r {
+                        Some(r) => self
+                            .group
+                            .complete_lifecycle_action(self.now, &id, &hook, r),
+                        None => self
+                            .group
+                            .record_lifecycle_action_heartbeat(self.now, &id, &hook)
+                            .map(|_| ()),
+                    };
+                    assert!(done.is_ok(), "a listed action was refused: {done:?}");
+                    self.trace
+                        .push(format!("{:?} {hook} of {id}: {r:?}", self.now));
+                }
+            }
             24..=33 => {
                 self.traffic.burst = if self.rng.chance(500) {
                     self.rng.unit() * 600.0
@@ -357,13 +433,22 @@ impl World {
         let live = self
             .group
             .instances()
-            .filter(|i| {
-                matches!(
-                    i.lifecycle,
-                    LifecycleState::Pending | LifecycleState::InService
-                )
-            })
+            .filter(|i| i.lifecycle.is_live())
             .count() as u32;
+        // Only in-service instances (and draining ones) are ever registered.
+        for i in self.group.instances() {
+            let unregistered = i.lifecycle.is_warmed()
+                || matches!(
+                    i.lifecycle,
+                    LifecycleState::PendingWait | LifecycleState::TerminatingWait
+                );
+            assert!(
+                !(unregistered && self.registered.contains(&i.id)),
+                "{} is registered while {}",
+                i.id,
+                i.lifecycle.as_str()
+            );
+        }
         // AWS allows max + max(10 %, 1) while rebalancing; AZRebalance and instance refresh
         // launch one ahead of their termination.
         let allowance = (MAX / 10).max(1);
@@ -429,9 +514,10 @@ impl World {
     }
 }
 
-/// Runs one seed; returns how many instance refreshes succeeded and AZRebalance moves began,
-/// so the test can tell that the drills were exercised at all.
-fn run_seed(seed: u64) -> (usize, usize) {
+/// Runs one seed; returns how many instance refreshes succeeded, AZRebalance moves began and
+/// warm pool instances were taken into service or returned, so the test can tell that the
+/// drills and the pool were exercised at all.
+fn run_seed(seed: u64) -> (usize, usize, usize) {
     let w = world_after(seed);
     w.finish();
     let refreshed = w
@@ -447,7 +533,17 @@ fn run_seed(seed: u64) -> (usize, usize) {
         .activities()
         .filter(|a| a.cause.starts_with("AZRebalance: instances per zone"))
         .count();
-    (refreshed, rebalanced)
+    let pooled = w
+        .group
+        .activities()
+        .filter(|a| {
+            a.description
+                .starts_with("Launching an instance from the warm pool")
+                || a.description
+                    .starts_with("Returning instance to the warm pool")
+        })
+        .count();
+    (refreshed, rebalanced, pooled)
 }
 
 fn world_after(seed: u64) -> World {
@@ -477,12 +573,13 @@ fn simulation_holds_invariants() {
         }
     };
     let many = seeds.len() >= 100;
-    let (mut refreshed, mut rebalanced) = (0, 0);
+    let (mut refreshed, mut rebalanced, mut pooled) = (0, 0, 0);
     for seed in seeds {
         let result = std::panic::catch_unwind(|| run_seed(seed));
-        if let Ok((r, b)) = &result {
+        if let Ok((r, b, p)) = &result {
             refreshed += r;
             rebalanced += b;
+            pooled += p;
         }
         if let Err(e) = result {
             let msg = e
@@ -497,11 +594,15 @@ fn simulation_holds_invariants() {
     }
     if many {
         assert!(
-            refreshed > 0 && rebalanced > 0,
-            "the drills were not exercised: {refreshed} refreshes, {rebalanced} rebalances"
+            refreshed > 0 && rebalanced > 0 && pooled > 0,
+            "the drills were not exercised: {refreshed} refreshes, {rebalanced} rebalances, \
+             {pooled} warm pool moves"
         );
     }
-    eprintln!("{refreshed} instance refreshes succeeded, {rebalanced} AZRebalance moves");
+    eprintln!(
+        "{refreshed} instance refreshes succeeded, {rebalanced} AZRebalance moves, {pooled} \
+         warm pool moves"
+    );
 }
 
 #[test]
