@@ -36,6 +36,7 @@ pub use group::{
     Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
     HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleState, RefreshError,
     RefreshPreferences, RefreshStatus, ScalingProcess, TerminationPolicy, UnknownProcess,
+    DEFAULT_CHECKPOINT_DELAY,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,

@@ -25,7 +25,9 @@ use std::time::Duration;
 
 pub use activity::{Activity, ActivityStatus};
 pub use processes::{ScalingProcess, UnknownProcess};
-pub use refresh::{InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus};
+pub use refresh::{
+    InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus, DEFAULT_CHECKPOINT_DELAY,
+};
 pub use termination::TerminationPolicy;
 pub use types::{
     CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
@@ -473,6 +475,8 @@ impl AutoScalingGroup {
                 ActivityStatus::Successful,
             );
             self.pending_cause = Some(format!("{cause} — replacing it"));
+            let what = format!("exited unexpectedly ({status})");
+            self.refresh_saw_failure(now, id, m.instance.launch_template_version, &what);
         }
         self.reconcile(now);
     }
@@ -733,6 +737,13 @@ impl AutoScalingGroup {
         let backoff = MIN_BACKOFF.saturating_mul(1 << exp).min(MAX_BACKOFF);
         self.launch_not_before = Some(now + backoff);
         self.zone_failed_at.retain(|(z, _)| *z != m.instance.zone);
+        let what = format!("did not come up ({note})");
+        self.refresh_saw_failure(
+            now,
+            &m.instance.id,
+            m.instance.launch_template_version,
+            &what,
+        );
         self.zone_failed_at.push((m.instance.zone, now));
     }
 
@@ -951,8 +962,11 @@ impl AutoScalingGroup {
                  failed: {reason} — replacing it",
                 m.instance.id
             );
+            let (id, version) = (m.instance.id.clone(), m.instance.launch_template_version);
             self.pending_cause = Some(cause.clone());
             self.start_terminating(now, i, cause);
+            let what = format!("failed its health checks ({reason})");
+            self.refresh_saw_failure(now, &id, version, &what);
         }
     }
 }
