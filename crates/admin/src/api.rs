@@ -274,6 +274,36 @@ pub struct InstanceRefreshRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "5s")]
     pub instance_warmup: Option<String>,
+    /// Shares of replaced instances (ascending, each 1-100) at which the refresh pauses for
+    /// `checkpoint_delay`. Default: the group's `instance_refresh` settings, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!([50]))]
+    pub checkpoint_percentages: Option<Vec<u32>>,
+    /// How long each checkpoint pauses, e.g. `"1m"` (at most 48h). Default: the group's
+    /// setting, else 1h as AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "1m")]
+    pub checkpoint_delay: Option<String>,
+    /// Roll back to the previous launch template version when a new instance fails its
+    /// launch, its process or its health checks. Default: the group's setting, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rollback: Option<bool>,
+}
+
+/// An instance refresh request with its values parsed; `None` leaves a preference to the
+/// group's `instance_refresh` settings (and those to AWS's defaults).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefreshOverrides {
+    /// Healthy floor, 0..=100.
+    pub min_healthy_percentage: Option<u32>,
+    /// Warm-up of a new instance.
+    pub instance_warmup: Option<std::time::Duration>,
+    /// Checkpoints, ascending, each in 1..=100.
+    pub checkpoint_percentages: Option<Vec<u32>>,
+    /// Pause at each checkpoint.
+    pub checkpoint_delay: Option<std::time::Duration>,
+    /// Automatic rollback on a failing new instance.
+    pub auto_rollback: Option<bool>,
 }
 
 /// An instance refresh and its progress (`GET /v1/groups/{name}/instance-refresh`), as AWS
@@ -284,7 +314,8 @@ pub struct InstanceRefreshInfo {
     pub instance_refresh_id: String,
     /// The auto scaling group being refreshed.
     pub group: String,
-    /// `Pending`, `InProgress`, `Successful`, `Cancelled` or `Failed`.
+    /// `Pending`, `InProgress`, `Successful`, `Cancelled`, `Failed`, `RollbackInProgress`,
+    /// `RollbackSuccessful` or `RollbackFailed`.
     pub status: String,
     /// What it is doing or waiting for, or why it ended.
     pub status_reason: String,
@@ -298,6 +329,20 @@ pub struct InstanceRefreshInfo {
     pub min_healthy_percentage: u32,
     /// The warm-up in force, e.g. `"5s"`.
     pub instance_warmup: String,
+    /// The checkpoints in force (shares of replaced instances where it pauses).
+    pub checkpoint_percentages: Vec<u32>,
+    /// How long each checkpoint pauses, e.g. `"1h"`.
+    pub checkpoint_delay: String,
+    /// Whether a failing new instance rolls the refresh back.
+    pub auto_rollback: bool,
+    /// Until when it waits at a checkpoint (RFC 3339); absent when it is not at one.
+    pub checkpoint_until: Option<String>,
+    /// The launch template version it rolls out.
+    pub launch_template_version: u64,
+    /// The version a rollback returns to; absent when every instance already had the new one.
+    pub previous_launch_template_version: Option<u64>,
+    /// Why it rolled back, once it did.
+    pub rollback_reason: Option<String>,
     /// When it started (RFC 3339).
     pub start_time: String,
     /// When it ended (RFC 3339); absent while it runs.

@@ -20,8 +20,9 @@ use utoipa_axum::routes;
 use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary,
     InstanceRefreshInfo, InstanceRefreshRequest, ListenerInfo, MetricDatapoints, MetricParams,
-    ProtectionRequest, ProtectionResponse, ReloadResponse, ScalingInfo, SuspendedProcessesRequest,
-    TargetHealthInfo, TerminateRequest, TerminateResponse, ZoneDrillRequest, ZoneInfo,
+    ProtectionRequest, ProtectionResponse, RefreshOverrides, ReloadResponse, ScalingInfo,
+    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
+    ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -105,10 +106,9 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn start_instance_refresh(
         &self,
         name: &str,
-        min_healthy_percentage: Option<u32>,
-        instance_warmup: Option<Duration>,
+        overrides: RefreshOverrides,
     ) -> Result<InstanceRefreshInfo, AdminError> {
-        let _ = (min_healthy_percentage, instance_warmup);
+        let _ = overrides;
         Err(not_supported(&format!("instance refresh of `{name}`")))
     }
     /// The group's latest instance refresh; not found when there never was one.
@@ -487,6 +487,8 @@ async fn put_suspended_processes(
 
 /// Longest instance warm-up accepted (AWS caps `DefaultInstanceWarmup` at an hour).
 const MAX_WARMUP: Duration = Duration::from_secs(3600);
+/// Longest checkpoint delay accepted (AWS caps `CheckpointDelay` at 172800 s).
+const MAX_CHECKPOINT_DELAY: Duration = Duration::from_secs(172_800);
 
 /// Starts an instance refresh: every instance the group has now is replaced, rolling, never
 /// letting healthy in-service capacity fall below ceil(min_healthy_percentage × desired / 100).
@@ -527,8 +529,33 @@ async fn start_instance_refresh(
             humantime::format_duration(MAX_WARMUP)
         )));
     }
-    b.start_instance_refresh(&name, request.min_healthy_percentage, warmup)
-        .map(Json)
+    let checkpoint_delay = request
+        .checkpoint_delay
+        .as_deref()
+        .map(|d| parse_duration("checkpoint_delay", d))
+        .transpose()?;
+    if let Some(d) = checkpoint_delay.filter(|d| *d > MAX_CHECKPOINT_DELAY) {
+        return Err(AdminError::BadRequest(format!(
+            "checkpoint_delay {} is longer than {}",
+            humantime::format_duration(d),
+            humantime::format_duration(MAX_CHECKPOINT_DELAY)
+        )));
+    }
+    if let Some(c) = &request.checkpoint_percentages {
+        if c.iter().any(|&p| p == 0 || p > 100) || c.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(AdminError::BadRequest(format!(
+                "checkpoint_percentages {c:?} must be ascending, each in 1..100"
+            )));
+        }
+    }
+    let overrides = RefreshOverrides {
+        min_healthy_percentage: request.min_healthy_percentage,
+        instance_warmup: warmup,
+        checkpoint_percentages: request.checkpoint_percentages,
+        checkpoint_delay,
+        auto_rollback: request.auto_rollback,
+    };
+    b.start_instance_refresh(&name, overrides).map(Json)
 }
 
 /// The group's latest instance refresh and its progress.

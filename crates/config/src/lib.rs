@@ -43,9 +43,9 @@ pub use routing::{
     Redirect, Rule, WeightedTargetGroup,
 };
 pub use scaling::{
-    AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType, MissingData,
-    ScalingPolicy, ScalingPolicyKind, ScheduledAction, StepAdjustment, TerminationPolicy,
-    DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
+    AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType,
+    InstanceRefreshSettings, MissingData, ScalingPolicy, ScalingPolicyKind, ScheduledAction,
+    StepAdjustment, TerminationPolicy, DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
 };
 
 /// Reads the file at `path` and [`parse`]s it; also checks that the files the config names

@@ -286,6 +286,36 @@ fn impossible_group_sizes() {
 }
 
 #[test]
+fn instance_refresh_settings_are_checked() {
+    let ir = |body: &str| {
+        group(&format!(
+            "min_size = 1\nmax_size = 2\n[auto_scaling_groups.web.instance_refresh]\n{body}"
+        ))
+    };
+    one(
+        &ir("min_healthy_percentage = 101\n"),
+        "101",
+        "min_healthy_percentage must be between 0 and 100",
+    );
+    one(
+        &ir("checkpoint_percentages = [50, 20]\n"),
+        "20]",
+        "ascending order",
+    );
+    one(
+        &ir("checkpoint_percentages = [0]\n"),
+        "0]",
+        "between 1 and 100",
+    );
+    one(
+        &ir("auto_rollback = \"yes\"\n"),
+        "\"yes\"",
+        "expected true or false",
+    );
+    one(&ir("rollback = true\n"), "rollback", "unknown key");
+}
+
+#[test]
 fn zero_durations() {
     one(
         &format!("{LT}stop_timeout = \"0s\"\n"),

@@ -165,6 +165,16 @@ pub(crate) enum Command {
         /// group's default_instance_warmup, else its health check grace period].
         #[arg(long)]
         instance_warmup: Option<String>,
+        /// Pause when this share of instances is replaced (repeatable, ascending), e.g.
+        /// --checkpoint 50 [default: the group's instance_refresh settings].
+        #[arg(long = "checkpoint", value_parser = clap::value_parser!(u32).range(1..=100))]
+        checkpoint_percentages: Vec<u32>,
+        /// How long each checkpoint pauses, e.g. 1m [default: the group's, else 1h].
+        #[arg(long)]
+        checkpoint_delay: Option<String>,
+        /// Roll back to the previous launch template version if a new instance fails.
+        #[arg(long)]
+        auto_rollback: bool,
         /// Start it and return at once instead of following it.
         #[arg(long, conflicts_with_all = ["status", "cancel"])]
         no_wait: bool,

@@ -12,10 +12,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
-use flotilla_admin::api::{ListenerInfo, ReloadResponse};
+use flotilla_admin::api::{ListenerInfo, RefreshOverrides, ReloadResponse};
 use flotilla_admin::AdminError;
 use flotilla_config::{Config, ConfigError, LoadBalancerType};
-use flotilla_control::{GroupSpec, HealthCheckSpec, HealthCheckType, TargetGroupHealth};
+use flotilla_control::{
+    GroupSpec, HealthCheckSpec, HealthCheckType, RefreshPreferences, TargetGroupHealth,
+};
 
 use crate::backend::Shared;
 use crate::control::{ProbeSpec, TargetGroupRuntime};
@@ -23,6 +25,31 @@ use crate::run::CONNECT_TIMEOUT;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// The preferences of an instance refresh of `asg`: each override, else the group's
+/// `instance_refresh` settings; the warm-up falls back to the group's default instance
+/// warm-up, else its health check grace period (AWS).
+pub(crate) fn refresh_preferences(
+    asg: &flotilla_config::AutoScalingGroup,
+    overrides: RefreshOverrides,
+) -> RefreshPreferences {
+    let s = &asg.instance_refresh;
+    let warmup = s
+        .instance_warmup
+        .or(asg.default_instance_warmup)
+        .unwrap_or(asg.health_check_grace_period);
+    RefreshPreferences {
+        min_healthy_percentage: overrides
+            .min_healthy_percentage
+            .unwrap_or(s.min_healthy_percentage),
+        instance_warmup: overrides.instance_warmup.unwrap_or(warmup),
+        checkpoint_percentages: overrides
+            .checkpoint_percentages
+            .unwrap_or_else(|| s.checkpoint_percentages.clone()),
+        checkpoint_delay: overrides.checkpoint_delay.unwrap_or(s.checkpoint_delay),
+        auto_rollback: overrides.auto_rollback.unwrap_or(s.auto_rollback),
+    }
+}
 
 /// The control plane's spec of a group as the config describes it.
 pub(crate) fn group_spec(
@@ -271,7 +298,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
         let current = g.asg.spec().clone();
         let mut version = current.launch_template_version;
         if template_changed {
-            version += 1;
+            version = g.next_template_version();
+            if let Some(t) = new.launch_templates.get(&asg.launch_template) {
+                g.record_template(version, t.clone());
+            }
             changes.push(format!(
                 "auto scaling group {name}: launch template {} is now version {version} (new instances use it)",
                 asg.launch_template
@@ -334,6 +364,21 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                 changes.push(format!("auto scaling group {name}: {what} {a} → {b}"));
             }
         }
+        if template_changed && asg.instance_refresh.on_launch_template_change {
+            let preferences = refresh_preferences(asg, RefreshOverrides::default());
+            let cause = "a configuration reload that changed the launch template";
+            match g.asg.start_instance_refresh(now, preferences, cause) {
+                Ok(r) => changes.push(format!(
+                    "auto scaling group {name}: instance refresh {} started \
+                     (instance_refresh.on_launch_template_change)",
+                    r.id
+                )),
+                Err(e) => changes.push(format!(
+                    "auto scaling group {name}: no instance refresh started: {e}"
+                )),
+            }
+        }
+        let s = g.asg.spec();
         if current.zones != s.zones
             || current.health_check_type != s.health_check_type
             || current.health_check_grace_period != s.health_check_grace_period

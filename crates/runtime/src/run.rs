@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
-use flotilla_config::{Action, Config};
+use flotilla_config::{Action, Config, LaunchTemplate};
 use flotilla_control::{AutoScalingGroup, InstanceId, ScalingProcess, TargetGroupHealth};
 use flotilla_proxy::AccessLog;
 use tokio::net::TcpListener;
@@ -176,14 +176,15 @@ pub async fn run(
         group.set_new_instances_protected_from_scale_in(asg.new_instances_protected_from_scale_in);
         // Suspended before the first reconcile, so e.g. a suspended Launch launches nothing.
         restore_suspended(name, &mut group, restored.suspended.get(name));
-        groups.insert(
-            name.clone(),
-            GroupRuntime::new(
-                group,
-                asg.launch_template.clone(),
-                asg.target_groups.clone(),
-            ),
+        let mut rt = GroupRuntime::new(
+            group,
+            asg.launch_template.clone(),
+            asg.target_groups.clone(),
         );
+        if let Some(t) = config.launch_templates.get(&asg.launch_template) {
+            rt.record_template(1, t.clone());
+        }
+        groups.insert(name.clone(), rt);
     }
 
     // Listeners: routers over the data-plane target groups.
@@ -281,8 +282,18 @@ pub async fn run(
         };
         for effect in effects {
             match effect {
-                Effect::Launch { group, id, zone } => {
-                    launch(&shared, &provider, &options, &group, &id, &zone).await;
+                Effect::Launch {
+                    group,
+                    id,
+                    zone,
+                    template,
+                } => {
+                    let at = LaunchAt {
+                        group: &group,
+                        id: &id,
+                        zone: &zone,
+                    };
+                    launch(&shared, &provider, &options, at, template).await;
                     shared.wake.notify_one();
                 }
                 Effect::Stop { id } => provider.stop(id.as_str()),
@@ -372,20 +383,31 @@ pub async fn run(
     Ok(())
 }
 
+/// Which instance a launch is for.
+struct LaunchAt<'a> {
+    group: &'a str,
+    id: &'a InstanceId,
+    zone: &'a str,
+}
+
+/// Starts an instance from `template` (the version the group asked for), or from the config's
+/// current template of the group when this run does not know that version.
 async fn launch(
     shared: &Arc<Shared>,
     provider: &Arc<LocalProcessProvider>,
     options: &RunOptions,
-    group: &str,
-    id: &InstanceId,
-    zone: &str,
+    at: LaunchAt<'_>,
+    template: Option<LaunchTemplate>,
 ) {
-    let template_name = shared
-        .lock()
-        .groups
-        .get(group)
-        .map(|g| g.launch_template.clone());
-    let template = template_name.and_then(|n| shared.config().launch_templates.get(&n).cloned());
+    let LaunchAt { group, id, zone } = at;
+    let template = template.or_else(|| {
+        let name = shared
+            .lock()
+            .groups
+            .get(group)
+            .map(|g| g.launch_template.clone());
+        name.and_then(|n| shared.config().launch_templates.get(&n).cloned())
+    });
     let Some(template) = template else {
         let now = shared.clock.now();
         shared

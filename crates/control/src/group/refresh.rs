@@ -405,14 +405,15 @@ impl AutoScalingGroup {
         }
         if run.to_replace.is_empty() {
             let (status, reason) = if rolling_back {
+                let reason = run.info.rollback_reason.as_deref().unwrap_or("");
+                let version = self.spec.launch_template_version;
+                let what = match run.info.instances_total {
+                    0 => format!("no instance had to be replaced; new ones use version {version}"),
+                    n => format!("all {n} instance(s) run launch template version {version} again"),
+                };
                 (
                     RefreshStatus::RollbackSuccessful,
-                    format!(
-                        "rolled back: all {} instance(s) run launch template version {} again                          ({})",
-                        run.info.instances_total,
-                        self.spec.launch_template_version,
-                        run.info.rollback_reason.as_deref().unwrap_or("")
-                    ),
+                    format!("rolled back ({reason}): {what}"),
                 )
             } else {
                 (
