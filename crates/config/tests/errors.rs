@@ -746,3 +746,40 @@ fn proxy_protocol_v2_is_for_tcp_target_groups() {
     let src = "[load_balancers.net]\ntype = \"network\"\naccess_log = \"a.log\"\n";
     one(src, "\"a.log\"", "a network load balancer has none");
 }
+
+#[test]
+fn cross_zone_of_a_target_group_is_checked() {
+    let bad = format!(
+        "{LT}[target_groups.web]\ncross_zone = \"sometimes\"\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    one(&bad, "\"sometimes\"", "cross_zone must be true, false or");
+    // Stickiness needs cross-zone on (AWS), here turned off by the load balancer.
+    let sticky = format!(
+        "{LT}[target_groups.web]\nstickiness = {{ enabled = true }}\n[load_balancers.front]\ncross_zone = false\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    one(
+        &sticky,
+        "\"web\" }",
+        "stickiness enabled, which needs cross-zone",
+    );
+    // ... but not when the group overrides it.
+    let fixed = sticky.replace("stickiness =", "cross_zone = true\nstickiness =");
+    assert!(errs(&fixed).is_empty(), "{:?}", errs(&fixed));
+    // Two load balancers that disagree, and a group that follows them.
+    let two = format!(
+        "{LT}{TG}[load_balancers.a]\ncross_zone = false\n[[load_balancers.a.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n[[load_balancers.b.listeners]]\nbind = \"127.0.0.1:8081\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    let got = errs(&two);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("cross_zone = false and cross_zone = true"),
+        "{got:?}"
+    );
+    let ok = two.replace(
+        "[target_groups.web]\n",
+        "[target_groups.web]\ncross_zone = false\n",
+    );
+    assert!(errs(&ok).is_empty(), "{:?}", errs(&ok));
+    let cfg = flotilla_config::parse(&ok, Path::new("f.toml")).unwrap();
+    assert!(!cfg.target_group_cross_zone("web"));
+}

@@ -222,6 +222,14 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
         let (spec, probe) = health_specs(tg);
         match c.target_groups.get_mut(name) {
             Some(rt) => {
+                let cross_zone = new.target_group_cross_zone(name);
+                if cross_zone != old.target_group_cross_zone(name) {
+                    rt.proxy.set_cross_zone(cross_zone);
+                    changes.push(format!(
+                        "target group {name}: cross-zone load balancing {}",
+                        if cross_zone { "on" } else { "off" }
+                    ));
+                }
                 if old.target_groups.get(name) != Some(tg) {
                     rt.health.update_spec(spec, tg.deregistration_delay);
                     rt.probe = probe;
@@ -241,7 +249,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                         health,
                         flotilla_proxy::TargetGroup::with_settings(
                             name.clone(),
-                            flotilla_proxy::TargetGroupSettings::from_config(tg),
+                            flotilla_proxy::TargetGroupSettings::from_config(
+                                tg,
+                                new.target_group_cross_zone(name),
+                            ),
                         ),
                         probe,
                     ),

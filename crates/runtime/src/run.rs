@@ -135,7 +135,10 @@ pub async fn run(
                 health,
                 flotilla_proxy::TargetGroup::with_settings(
                     name.clone(),
-                    flotilla_proxy::TargetGroupSettings::from_config(tg),
+                    flotilla_proxy::TargetGroupSettings::from_config(
+                        tg,
+                        config.target_group_cross_zone(name),
+                    ),
                 ),
                 probe,
             ),

@@ -189,6 +189,7 @@ fn decode_forward(ctx: &mut Ctx, t: &Tbl<'_, '_>, kind: LoadBalancerType) -> Opt
         });
         ctx.forwards.push(ForwardUse {
             lb_kind: kind,
+            lb_cross_zone: true,
             target_group: g.name.clone(),
             span: span.clone(),
         });
