@@ -39,8 +39,8 @@ pub use model::{
     Stickiness, StopSignal, TargetGroup,
 };
 pub use routing::{
-    Action, Certificate, Condition, Listener, ListenerProtocol, LoadBalancer, LoadBalancerType,
-    Redirect, Rule, WeightedTargetGroup,
+    Action, CanaryRollback, Certificate, Condition, Listener, ListenerProtocol, LoadBalancer,
+    LoadBalancerType, Redirect, Rule, WeightedTargetGroup, ROLLBACK_METRICS,
 };
 pub use scaling::{
     AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType, MissingData,

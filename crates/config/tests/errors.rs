@@ -783,3 +783,37 @@ fn cross_zone_of_a_target_group_is_checked() {
     let cfg = flotilla_config::parse(&ok, Path::new("f.toml")).unwrap();
     assert!(!cfg.target_group_cross_zone("web"));
 }
+
+#[test]
+fn canary_rollback_is_checked() {
+    let src = |rollback: &str| {
+        format!(
+            "{LT}{TG}[target_groups.canary]\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_groups = [{{ name = \"web\", weight = 90 }}, {{ name = \"canary\", weight = 10 }}], rollback = {rollback} }}\n"
+        )
+    };
+    let good = src("{ target_group = \"canary\", alarm = { metric = \"http_target_5xx_rate\", period = \"10s\", comparison = \">=\", threshold = 5.0 } }");
+    let cfg = flotilla_config::parse(&good, Path::new("f.toml")).unwrap();
+    let l = &cfg.load_balancers["front"].listeners[0];
+    let flotilla_config::Action::Forward {
+        rollback: Some(r), ..
+    } = &l.default_action
+    else {
+        panic!("no rollback: {:?}", l.default_action);
+    };
+    assert_eq!(
+        (r.target_group.as_str(), r.alarm.threshold),
+        ("canary", 5.0)
+    );
+    let bad = src("{ target_group = \"canry\", alarm = { metric = \"http_target_5xx_count\", comparison = \">=\", threshold = 1 } }");
+    one(
+        &bad,
+        "\"canry\"",
+        "is not one of this action's target groups (web, canary)",
+    );
+    let bad = src("{ target_group = \"canary\", alarm = { metric = \"cpu_utilization\", comparison = \">=\", threshold = 1 } }");
+    one(
+        &bad,
+        "\"cpu_utilization\"",
+        "unknown metric `cpu_utilization`",
+    );
+}

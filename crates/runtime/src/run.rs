@@ -438,7 +438,9 @@ fn restore_suspended(group: &str, asg: &mut AutoScalingGroup, stored: Option<&Ve
 
 pub(crate) fn forwarded_groups(action: &Action) -> Vec<String> {
     match action {
-        Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
+        Action::Forward { target_groups, .. } => {
+            target_groups.iter().map(|t| t.name.clone()).collect()
+        }
         _ => Vec::new(),
     }
 }
