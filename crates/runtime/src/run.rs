@@ -197,6 +197,12 @@ pub async fn run(
     // only after the control loop's first pump.
     control.publish();
     let listener_set = reload::ListenerSet::default();
+    reload::lock(&listener_set.weights).restore(
+        restored
+            .weight_overrides
+            .iter()
+            .filter_map(crate::weights::from_record),
+    );
     for b in bound {
         listener_set.start(b, &control.target_groups, &config.target_groups);
     }
@@ -269,6 +275,8 @@ pub async fn run(
                 s.tick(&mut c, now, jiff::Timestamp::now());
                 if lb_metrics.due(now) {
                     lb_metrics.sample(&mut s.store, &shared.listener_set.stats(), &c, now);
+                    // After the second's metrics are in: canary rollbacks judge them.
+                    crate::shift::tick_rollbacks(&shared.listener_set, &c, &s.store, now);
                 }
                 s.next_sample()
             };
