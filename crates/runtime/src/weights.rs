@@ -58,10 +58,10 @@ pub(crate) struct Weights {
 }
 
 /// The forward action of `key`'s rule in `listener`: its groups and rollback.
-fn forward_of<'a>(
-    listener: &'a Listener,
+fn forward_of(
+    listener: &Listener,
     priority: Option<u32>,
-) -> Option<(&'a [WeightedTargetGroup], Option<&'a CfgRollback>)> {
+) -> Option<(&[WeightedTargetGroup], Option<&CfgRollback>)> {
     let action = match priority {
         None => &listener.default_action,
         Some(p) => &listener.rules.iter().find(|r| r.priority == p)?.action,
