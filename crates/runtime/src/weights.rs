@@ -228,7 +228,8 @@ impl Weights {
             .retain(|k, _| k.lb != lb || k.listener != listener.bind || wanted.contains(k));
     }
 
-    /// Forgets the rollbacks and overrides of listeners that are gone.
+    /// Forgets the rollbacks of listeners that are gone (their overrides stay stored: a
+    /// listener that comes back on the same address with the same weights gets them again).
     pub(crate) fn retain_listeners(&mut self, live: &[SocketAddr]) {
         self.rollbacks.retain(|k, _| live.contains(&k.listener));
     }
