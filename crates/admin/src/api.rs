@@ -375,3 +375,63 @@ pub struct ZoneInfo {
     /// Instances pending or in service in the zone, over every group.
     pub instances: u32,
 }
+
+/// The weights of one forward action (`GET/PUT/DELETE
+/// /v1/load-balancers/{lb}/rules/{rule}/weights`): what is in force, what the file says, and
+/// its canary rollback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuleWeights {
+    /// The load balancer.
+    pub load_balancer: String,
+    /// The listener's bind address.
+    pub listener: String,
+    /// The rule's priority, or `default` for the listener's default action.
+    pub rule: String,
+    /// Weight in force per target group (share = weight / sum).
+    pub weights: std::collections::BTreeMap<String, u32>,
+    /// Weight per target group as the config file says.
+    pub configured: std::collections::BTreeMap<String, u32>,
+    /// Who set the weights in force: `config`, `operator` (shift-weights) or `rollback`.
+    pub source: String,
+    /// Why the weights in force differ from the file (an operator shift or a rollback's cause).
+    pub cause: Option<String>,
+    /// The action's automatic canary rollback, if it has one.
+    pub rollback: Option<RollbackInfo>,
+}
+
+/// A canary rollback's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RollbackInfo {
+    /// The canary target group.
+    pub target_group: String,
+    /// `idle` (the canary gets no traffic), `watching` or `rolled_back`.
+    pub state: String,
+    /// The alarm, in one line.
+    pub alarm: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub alarm_state: String,
+    /// When it rolled back (RFC 3339), if it did.
+    pub rolled_back_at: Option<String>,
+    /// Why it rolled back.
+    pub cause: Option<String>,
+}
+
+/// Body of `PUT /v1/load-balancers/{lb}/rules/{rule}/weights`: the whole new split, as AWS
+/// `ModifyRule` takes a forward action's groups (a group of the action left out gets 0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsRequest {
+    /// Weight per target group of the action, 0–999; at least one above 0.
+    #[schema(example = json!({"web": 50, "canary": 50}))]
+    pub weights: std::collections::BTreeMap<String, u32>,
+}
+
+/// Query of the weights routes: which listener of the load balancer (its port or bind
+/// address); needed only when several listeners have the rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsParams {
+    /// The listener's port (e.g. `8080`) or bind address (`127.0.0.1:8080`).
+    pub listener: Option<String>,
+}

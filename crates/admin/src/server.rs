@@ -20,9 +20,9 @@ use utoipa_axum::routes;
 use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, ErrorBody, GroupDetail, GroupSummary,
     InstanceRefreshInfo, InstanceRefreshRequest, ListenerInfo, MetricDatapoints, MetricParams,
-    ProtectionRequest, ProtectionResponse, RefreshOverrides, ReloadResponse, ScalingInfo,
-    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
-    ZoneDrillRequest, ZoneInfo,
+    ProtectionRequest, ProtectionResponse, RefreshOverrides, ReloadResponse, RuleWeights,
+    ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
+    WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -142,6 +142,38 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn end_zonal_shift(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
         Err(no_zone(zone))
     }
+    /// The weights of a forward action: `rule` is a priority or `default`, `listener` a port
+    /// or bind address (needed only when several listeners of `lb` have the rule).
+    fn rule_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<RuleWeights, AdminError> {
+        let _ = (rule, listener);
+        Err(not_supported(&format!("weights of load balancer `{lb}`")))
+    }
+    /// Shifts a forward action's weights (an operator override, swapped in atomically).
+    fn shift_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+        weights: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<RuleWeights, AdminError> {
+        let _ = (rule, listener, weights);
+        Err(not_supported(&format!("weights of load balancer `{lb}`")))
+    }
+    /// Drops a forward action's override: the config's weights apply again.
+    fn reset_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<RuleWeights, AdminError> {
+        let _ = (rule, listener);
+        Err(not_supported(&format!("weights of load balancer `{lb}`")))
+    }
 }
 
 type Backend = Arc<dyn AdminBackend>;
@@ -204,6 +236,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_zones))
         .routes(routes!(start_zone_outage, end_zone_outage))
         .routes(routes!(start_zonal_shift, end_zonal_shift))
+        .routes(routes!(get_weights, put_weights, delete_weights))
         .split_for_parts();
     doc.merge(public_doc);
     (private, public, doc)
@@ -670,6 +703,81 @@ async fn end_zonal_shift(
     Path(zone): Path<String>,
 ) -> Result<Json<ZoneInfo>, AdminError> {
     b.end_zonal_shift(&zone).map(Json)
+}
+
+/// The weights of one forward action: in force, configured, who set them, and the canary
+/// rollback's state.
+#[utoipa::path(get, path = "/v1/load-balancers/{lb}/rules/{rule}/weights", tag = "load balancers",
+    params(
+        ("lb" = String, Path, description = "Load balancer name"),
+        ("rule" = String, Path, description = "Rule priority, or `default` for the listener's default action"),
+        WeightsParams,
+    ),
+    responses(
+        (status = 200, description = "The weights", body = RuleWeights),
+        (status = 400, description = "Bad parameters, or several listeners have the rule (name one)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such load balancer, listener or rule, or the rule does not forward", body = ErrorBody),
+    ))]
+async fn get_weights(
+    State(b): State<Backend>,
+    Path((lb, rule)): Path<(String, String)>,
+    params: Result<Query<WeightsParams>, QueryRejection>,
+) -> Result<Json<RuleWeights>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.rule_weights(&lb, &rule, params.listener.as_deref())
+        .map(Json)
+}
+
+/// Shifts the weights of one forward action (blue/green, canary): the new split is swapped in
+/// atomically, survives restarts, and lasts until a reload changes that rule's weights in the
+/// file or `DELETE` resets it. A group of the action left out of the body gets weight 0.
+#[utoipa::path(put, path = "/v1/load-balancers/{lb}/rules/{rule}/weights", tag = "load balancers",
+    params(
+        ("lb" = String, Path, description = "Load balancer name"),
+        ("rule" = String, Path, description = "Rule priority, or `default` for the listener's default action"),
+        WeightsParams,
+    ),
+    request_body = WeightsRequest,
+    responses(
+        (status = 200, description = "The weights after the shift", body = RuleWeights),
+        (status = 400, description = "Bad body: a group not in the action, a weight above 999, all weights 0; or several listeners have the rule", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such load balancer, listener or rule, or the rule does not forward", body = ErrorBody),
+    ))]
+async fn put_weights(
+    State(b): State<Backend>,
+    Path((lb, rule)): Path<(String, String)>,
+    params: Result<Query<WeightsParams>, QueryRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<RuleWeights>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let request: WeightsRequest = json_object(body)?;
+    b.shift_weights(&lb, &rule, params.listener.as_deref(), &request.weights)
+        .map(Json)
+}
+
+/// Drops the operator's (or a rollback's) weights of one forward action: the config's apply.
+#[utoipa::path(delete, path = "/v1/load-balancers/{lb}/rules/{rule}/weights", tag = "load balancers",
+    params(
+        ("lb" = String, Path, description = "Load balancer name"),
+        ("rule" = String, Path, description = "Rule priority, or `default` for the listener's default action"),
+        WeightsParams,
+    ),
+    responses(
+        (status = 200, description = "The weights after the reset", body = RuleWeights),
+        (status = 400, description = "Bad parameters, or several listeners have the rule (name one)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such load balancer, listener or rule, or the rule does not forward", body = ErrorBody),
+    ))]
+async fn delete_weights(
+    State(b): State<Backend>,
+    Path((lb, rule)): Path<(String, String)>,
+    params: Result<Query<WeightsParams>, QueryRejection>,
+) -> Result<Json<RuleWeights>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.reset_weights(&lb, &rule, params.listener.as_deref())
+        .map(Json)
 }
 
 /// The drill's duration from its body; its bounds are the backend's to check.

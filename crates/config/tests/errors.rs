@@ -776,3 +776,74 @@ fn proxy_protocol_v2_is_for_tcp_target_groups() {
     let src = "[load_balancers.net]\ntype = \"network\"\naccess_log = \"a.log\"\n";
     one(src, "\"a.log\"", "a network load balancer has none");
 }
+
+#[test]
+fn cross_zone_of_a_target_group_is_checked() {
+    let bad = format!(
+        "{LT}[target_groups.web]\ncross_zone = \"sometimes\"\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    one(&bad, "\"sometimes\"", "cross_zone must be true, false or");
+    // Stickiness needs cross-zone on (AWS), here turned off by the load balancer.
+    let sticky = format!(
+        "{LT}[target_groups.web]\nstickiness = {{ enabled = true }}\n[load_balancers.front]\ncross_zone = false\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    one(
+        &sticky,
+        "\"web\" }",
+        "stickiness enabled, which needs cross-zone",
+    );
+    // ... but not when the group overrides it.
+    let fixed = sticky.replace("stickiness =", "cross_zone = true\nstickiness =");
+    assert!(errs(&fixed).is_empty(), "{:?}", errs(&fixed));
+    // Two load balancers that disagree, and a group that follows them.
+    let two = format!(
+        "{LT}{TG}[load_balancers.a]\ncross_zone = false\n[[load_balancers.a.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n[[load_balancers.b.listeners]]\nbind = \"127.0.0.1:8081\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    let got = errs(&two);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("cross_zone = false and cross_zone = true"),
+        "{got:?}"
+    );
+    let ok = two.replace(
+        "[target_groups.web]\n",
+        "[target_groups.web]\ncross_zone = false\n",
+    );
+    assert!(errs(&ok).is_empty(), "{:?}", errs(&ok));
+    let cfg = flotilla_config::parse(&ok, Path::new("f.toml")).unwrap();
+    assert!(!cfg.target_group_cross_zone("web"));
+}
+
+#[test]
+fn canary_rollback_is_checked() {
+    let src = |rollback: &str| {
+        format!(
+            "{LT}{TG}[target_groups.canary]\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_groups = [{{ name = \"web\", weight = 90 }}, {{ name = \"canary\", weight = 10 }}], rollback = {rollback} }}\n"
+        )
+    };
+    let good = src("{ target_group = \"canary\", alarm = { metric = \"http_target_5xx_rate\", period = \"10s\", comparison = \">=\", threshold = 5.0 } }");
+    let cfg = flotilla_config::parse(&good, Path::new("f.toml")).unwrap();
+    let l = &cfg.load_balancers["front"].listeners[0];
+    let flotilla_config::Action::Forward {
+        rollback: Some(r), ..
+    } = &l.default_action
+    else {
+        panic!("no rollback: {:?}", l.default_action);
+    };
+    assert_eq!(
+        (r.target_group.as_str(), r.alarm.threshold),
+        ("canary", 5.0)
+    );
+    let bad = src("{ target_group = \"canry\", alarm = { metric = \"http_target_5xx_count\", comparison = \">=\", threshold = 1 } }");
+    one(
+        &bad,
+        "\"canry\"",
+        "is not one of this action's target groups (web, canary)",
+    );
+    let bad = src("{ target_group = \"canary\", alarm = { metric = \"cpu_utilization\", comparison = \">=\", threshold = 1 } }");
+    one(
+        &bad,
+        "\"cpu_utilization\"",
+        "unknown metric `cpu_utilization`",
+    );
+}

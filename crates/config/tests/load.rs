@@ -64,7 +64,8 @@ fn spec_example_parses_with_expected_values() {
             target_groups: vec![WeightedTargetGroup {
                 name: "web".into(),
                 weight: 1
-            }]
+            }],
+            rollback: None,
         }
     );
     let prios: Vec<u32> = l.rules.iter().map(|r| r.priority).collect();
@@ -77,7 +78,7 @@ fn spec_example_parses_with_expected_values() {
         ]
     );
     let names: Vec<(&str, u32)> = match &l.rules[0].action {
-        Action::Forward { target_groups } => target_groups
+        Action::Forward { target_groups, .. } => target_groups
             .iter()
             .map(|g| (g.name.as_str(), g.weight))
             .collect(),

@@ -58,6 +58,30 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Shift the weights of a forward action (blue/green, canary), e.g.
+    /// `flotilla shift-weights front --rule 10 web=50 canary=50`; without weights, show them
+    /// (and the canary rollback's state). The shift survives restarts until a reload changes
+    /// that rule's weights in the file or --reset.
+    ShiftWeights {
+        /// Load balancer name.
+        load_balancer: String,
+        /// Rule priority, or `default` for the listener's default action.
+        #[arg(long, default_value = "default")]
+        rule: String,
+        /// The listener's port or bind address, when several listeners have the rule.
+        #[arg(long)]
+        listener: Option<String>,
+        /// Drop the shift (or a rollback): the config's weights apply again.
+        #[arg(long, conflicts_with = "weights")]
+        reset: bool,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// The whole new split, GROUP=WEIGHT (0-999); a group of the action left out gets 0.
+        weights: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Set the desired capacity of an auto scaling group.
     Scale {
         /// Group name.

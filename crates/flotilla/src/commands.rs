@@ -28,6 +28,26 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             desired,
             admin,
         } => block_on(scale(admin, &group, desired)),
+        Command::ShiftWeights {
+            load_balancer,
+            rule,
+            listener,
+            reset,
+            json,
+            weights,
+            admin,
+        } => {
+            let client = client(&admin)?;
+            let args = crate::shift::ShiftArgs {
+                load_balancer,
+                rule,
+                listener,
+                reset,
+                json,
+                weights,
+            };
+            block_on(crate::shift::shift_weights(client, args))
+        }
         Command::Suspend {
             group,
             processes,
@@ -478,7 +498,7 @@ async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<Ex
 }
 
 /// Prints an admin API refusal (with every itemised problem) and returns the failure code.
-fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
+pub(crate) fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
     match e {
         ClientError::Api { details, .. } if !details.is_empty() => {
             for d in &details {

@@ -409,6 +409,34 @@ impl AdminBackend for AdminView {
         self.zone_drill(zone, ZoneDrill::Shift, None)
     }
 
+    fn rule_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<flotilla_admin::api::RuleWeights, AdminError> {
+        crate::shift::rule_weights(&self.0, lb, rule, listener)
+    }
+
+    fn shift_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+        weights: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<flotilla_admin::api::RuleWeights, AdminError> {
+        crate::shift::set_weights(&self.0, lb, rule, listener, Some(weights))
+    }
+
+    fn reset_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<flotilla_admin::api::RuleWeights, AdminError> {
+        crate::shift::set_weights(&self.0, lb, rule, listener, None)
+    }
+
     fn set_instance_protection(
         &self,
         id: &str,

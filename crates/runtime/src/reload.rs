@@ -249,6 +249,14 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
         let (spec, probe) = health_specs(tg);
         match c.target_groups.get_mut(name) {
             Some(rt) => {
+                let cross_zone = new.target_group_cross_zone(name);
+                if cross_zone != old.target_group_cross_zone(name) {
+                    rt.proxy.set_cross_zone(cross_zone);
+                    changes.push(format!(
+                        "target group {name}: cross-zone load balancing {}",
+                        if cross_zone { "on" } else { "off" }
+                    ));
+                }
                 if old.target_groups.get(name) != Some(tg) {
                     rt.health.update_spec(spec, tg.deregistration_delay);
                     rt.probe = probe;
@@ -268,7 +276,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                         health,
                         flotilla_proxy::TargetGroup::with_settings(
                             name.clone(),
-                            flotilla_proxy::TargetGroupSettings::from_config(tg),
+                            flotilla_proxy::TargetGroupSettings::from_config(
+                                tg,
+                                new.target_group_cross_zone(name),
+                            ),
                         ),
                         probe,
                     ),
@@ -426,12 +437,13 @@ fn remove_target_groups(shared: &Shared, new: &Config) -> Vec<String> {
 
 /// One running listener: what the API shows, its routing snapshot, and its own stop switch
 /// (so a reload can drain it alone).
-struct ListenerEntry {
+pub(crate) struct ListenerEntry {
     info: ListenerInfo,
-    load_balancer: String,
-    listener: flotilla_config::Listener,
+    pub(crate) load_balancer: String,
+    /// The listener as configured (bind address as bound), before weight overrides.
+    pub(crate) listener: flotilla_config::Listener,
     idle_timeout: std::time::Duration,
-    router: Arc<ArcSwap<flotilla_proxy::Router>>,
+    pub(crate) router: Arc<ArcSwap<flotilla_proxy::Router>>,
     stop: watch::Sender<bool>,
     stats: Arc<flotilla_proxy::ListenerStats>,
 }
@@ -447,7 +459,7 @@ pub(crate) struct BoundListener {
 }
 
 /// The data-plane target groups by name, what listener rules are compiled against.
-fn proxy_groups(
+pub(crate) fn proxy_groups(
     target_groups: &BTreeMap<String, TargetGroupRuntime>,
 ) -> std::collections::HashMap<String, Arc<flotilla_proxy::TargetGroup>> {
     target_groups
@@ -460,13 +472,16 @@ fn proxy_groups(
 /// them one by one, shutdown stops them all.
 #[derive(Default)]
 pub(crate) struct ListenerSet {
-    entries: Mutex<BTreeMap<SocketAddr, ListenerEntry>>,
+    pub(crate) entries: Mutex<BTreeMap<SocketAddr, ListenerEntry>>,
+    /// Weight overrides and canary rollbacks of their forward actions (locked after
+    /// `entries`).
+    pub(crate) weights: Mutex<crate::weights::Weights>,
     tasks: Mutex<JoinSet<Result<(), flotilla_proxy::ProxyError>>>,
 }
 
 type ProxyTask = Result<(), flotilla_proxy::ProxyError>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Poisoned only if a panic happened mid-insert; the map is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -497,7 +512,8 @@ impl ListenerSet {
             stats.set_access_log(log.clone());
         }
         let proxy_groups = proxy_groups(target_groups);
-        let router = Arc::new(ArcSwap::from_pointee(flotilla_proxy::rules::compile(
+        let router = Arc::new(ArcSwap::from_pointee(self.compile(
+            &lb_name,
             &listener,
             &proxy_groups,
         )));
@@ -567,6 +583,26 @@ impl ListenerSet {
                 stats,
             },
         );
+    }
+
+    /// The routing table of `listener` of `lb`, with the weight overrides of its rules applied
+    /// (overrides the file no longer agrees with are dropped, logged).
+    pub(crate) fn compile(
+        &self,
+        lb: &str,
+        listener: &flotilla_config::Listener,
+        groups: &std::collections::HashMap<String, Arc<flotilla_proxy::TargetGroup>>,
+    ) -> flotilla_proxy::Router {
+        let (effective, dropped) = lock(&self.weights).effective(lb, listener);
+        for (key, why) in dropped {
+            tracing::info!(
+                load_balancer = lb,
+                listener = %key.listener,
+                rule = key.rule(),
+                "weight override dropped: {why}"
+            );
+        }
+        flotilla_proxy::rules::compile(&effective, groups)
     }
 
     /// Counters of every listener: (load balancer, bind address, counters).
@@ -692,7 +728,8 @@ fn apply_listeners(shared: &Shared, new: &Config, bound: Vec<BoundListener>) -> 
                 continue;
             };
             if &e.listener != *l || e.load_balancer != **lb {
-                e.router.store(Arc::new(flotilla_proxy::rules::compile(
+                e.router.store(Arc::new(set.compile(
+                    lb,
                     l,
                     &proxy_groups(&c.target_groups),
                 )));

@@ -135,7 +135,10 @@ pub async fn run(
                 health,
                 flotilla_proxy::TargetGroup::with_settings(
                     name.clone(),
-                    flotilla_proxy::TargetGroupSettings::from_config(tg),
+                    flotilla_proxy::TargetGroupSettings::from_config(
+                        tg,
+                        config.target_group_cross_zone(name),
+                    ),
                 ),
                 probe,
             ),
@@ -195,6 +198,12 @@ pub async fn run(
     // only after the control loop's first pump.
     control.publish();
     let listener_set = reload::ListenerSet::default();
+    reload::lock(&listener_set.weights).restore(
+        restored
+            .weight_overrides
+            .iter()
+            .filter_map(crate::weights::from_record),
+    );
     for b in bound {
         listener_set.start(b, &control.target_groups, &config.target_groups);
     }
@@ -267,6 +276,8 @@ pub async fn run(
                 s.tick(&mut c, now, jiff::Timestamp::now());
                 if lb_metrics.due(now) {
                     lb_metrics.sample(&mut s.store, &shared.listener_set.stats(), &c, now);
+                    // After the second's metrics are in: canary rollbacks judge them.
+                    crate::shift::tick_rollbacks(&shared.listener_set, &c, &s.store, now);
                 }
                 s.next_sample()
             };
@@ -457,7 +468,9 @@ fn restore_suspended(group: &str, asg: &mut AutoScalingGroup, stored: Option<&Ve
 
 pub(crate) fn forwarded_groups(action: &Action) -> Vec<String> {
     match action {
-        Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
+        Action::Forward { target_groups, .. } => {
+            target_groups.iter().map(|t| t.name.clone()).collect()
+        }
         _ => Vec::new(),
     }
 }

@@ -40,6 +40,17 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: scale-in protection an operator set on an instance (AWS `SetInstanceProtection`).
     "ALTER TABLE instances ADD COLUMN protected_from_scale_in INTEGER NOT NULL DEFAULT 0;",
+    // 3: weights of forward actions shifted by an operator or a canary rollback.
+    "CREATE TABLE weight_overrides (
+        load_balancer TEXT NOT NULL,
+        listener TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        weights TEXT NOT NULL,
+        base TEXT NOT NULL,
+        source TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        PRIMARY KEY (load_balancer, listener, rule)
+    );",
 ];
 
 /// The schema version this build writes.
