@@ -276,6 +276,36 @@ pub struct InstanceRefreshRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(example = "5s")]
     pub instance_warmup: Option<String>,
+    /// Shares of replaced instances (ascending, each 1-100) at which the refresh pauses for
+    /// `checkpoint_delay`. Default: the group's `instance_refresh` settings, else none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!([50]))]
+    pub checkpoint_percentages: Option<Vec<u32>>,
+    /// How long each checkpoint pauses, e.g. `"1m"` (at most 48h). Default: the group's
+    /// setting, else 1h as AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "1m")]
+    pub checkpoint_delay: Option<String>,
+    /// Roll back to the previous launch template version when a new instance fails its
+    /// launch, its process or its health checks. Default: the group's setting, else false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rollback: Option<bool>,
+}
+
+/// An instance refresh request with its values parsed; `None` leaves a preference to the
+/// group's `instance_refresh` settings (and those to AWS's defaults).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RefreshOverrides {
+    /// Healthy floor, 0..=100.
+    pub min_healthy_percentage: Option<u32>,
+    /// Warm-up of a new instance.
+    pub instance_warmup: Option<std::time::Duration>,
+    /// Checkpoints, ascending, each in 1..=100.
+    pub checkpoint_percentages: Option<Vec<u32>>,
+    /// Pause at each checkpoint.
+    pub checkpoint_delay: Option<std::time::Duration>,
+    /// Automatic rollback on a failing new instance.
+    pub auto_rollback: Option<bool>,
 }
 
 /// An instance refresh and its progress (`GET /v1/groups/{name}/instance-refresh`), as AWS
@@ -286,7 +316,8 @@ pub struct InstanceRefreshInfo {
     pub instance_refresh_id: String,
     /// The auto scaling group being refreshed.
     pub group: String,
-    /// `Pending`, `InProgress`, `Successful`, `Cancelled` or `Failed`.
+    /// `Pending`, `InProgress`, `Successful`, `Cancelled`, `Failed`, `RollbackInProgress`,
+    /// `RollbackSuccessful` or `RollbackFailed`.
     pub status: String,
     /// What it is doing or waiting for, or why it ended.
     pub status_reason: String,
@@ -300,6 +331,20 @@ pub struct InstanceRefreshInfo {
     pub min_healthy_percentage: u32,
     /// The warm-up in force, e.g. `"5s"`.
     pub instance_warmup: String,
+    /// The checkpoints in force (shares of replaced instances where it pauses).
+    pub checkpoint_percentages: Vec<u32>,
+    /// How long each checkpoint pauses, e.g. `"1h"`.
+    pub checkpoint_delay: String,
+    /// Whether a failing new instance rolls the refresh back.
+    pub auto_rollback: bool,
+    /// Until when it waits at a checkpoint (RFC 3339); absent when it is not at one.
+    pub checkpoint_until: Option<String>,
+    /// The launch template version it rolls out.
+    pub launch_template_version: u64,
+    /// The version a rollback returns to; absent when every instance already had the new one.
+    pub previous_launch_template_version: Option<u64>,
+    /// Why it rolled back, once it did.
+    pub rollback_reason: Option<String>,
     /// When it started (RFC 3339).
     pub start_time: String,
     /// When it ended (RFC 3339); absent while it runs.
@@ -425,4 +470,64 @@ pub struct WarmPoolInfo {
     pub size: u32,
     /// The pooled instances (`warmed:pending`, `warmed:pending:wait`, `warmed:running`).
     pub instances: Vec<InstanceInfo>,
+}
+
+/// The weights of one forward action (`GET/PUT/DELETE
+/// /v1/load-balancers/{lb}/rules/{rule}/weights`): what is in force, what the file says, and
+/// its canary rollback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct RuleWeights {
+    /// The load balancer.
+    pub load_balancer: String,
+    /// The listener's bind address.
+    pub listener: String,
+    /// The rule's priority, or `default` for the listener's default action.
+    pub rule: String,
+    /// Weight in force per target group (share = weight / sum).
+    pub weights: std::collections::BTreeMap<String, u32>,
+    /// Weight per target group as the config file says.
+    pub configured: std::collections::BTreeMap<String, u32>,
+    /// Who set the weights in force: `config`, `operator` (shift-weights) or `rollback`.
+    pub source: String,
+    /// Why the weights in force differ from the file (an operator shift or a rollback's cause).
+    pub cause: Option<String>,
+    /// The action's automatic canary rollback, if it has one.
+    pub rollback: Option<RollbackInfo>,
+}
+
+/// A canary rollback's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RollbackInfo {
+    /// The canary target group.
+    pub target_group: String,
+    /// `idle` (the canary gets no traffic), `watching` or `rolled_back`.
+    pub state: String,
+    /// The alarm, in one line.
+    pub alarm: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub alarm_state: String,
+    /// When it rolled back (RFC 3339), if it did.
+    pub rolled_back_at: Option<String>,
+    /// Why it rolled back.
+    pub cause: Option<String>,
+}
+
+/// Body of `PUT /v1/load-balancers/{lb}/rules/{rule}/weights`: the whole new split, as AWS
+/// `ModifyRule` takes a forward action's groups (a group of the action left out gets 0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsRequest {
+    /// Weight per target group of the action, 0–999; at least one above 0.
+    #[schema(example = json!({"web": 50, "canary": 50}))]
+    pub weights: std::collections::BTreeMap<String, u32>,
+}
+
+/// Query of the weights routes: which listener of the load balancer (its port or bind
+/// address); needed only when several listeners have the rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct WeightsParams {
+    /// The listener's port (e.g. `8080`) or bind address (`127.0.0.1:8080`).
+    pub listener: Option<String>,
 }

@@ -21,9 +21,10 @@ use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, CompleteLifecycleActionRequest,
     CompleteLifecycleActionResponse, ErrorBody, GroupDetail, GroupSummary, InstanceRefreshInfo,
     InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest, ListenerInfo,
-    MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, ReloadResponse,
-    ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
-    WarmPoolInfo, ZoneDrillRequest, ZoneInfo,
+    MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, RefreshOverrides,
+    ReloadResponse, RuleWeights, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
+    TerminateRequest, TerminateResponse, WarmPoolInfo, WeightsParams, WeightsRequest,
+    ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -107,10 +108,9 @@ pub trait AdminBackend: Send + Sync + 'static {
     fn start_instance_refresh(
         &self,
         name: &str,
-        min_healthy_percentage: Option<u32>,
-        instance_warmup: Option<Duration>,
+        overrides: RefreshOverrides,
     ) -> Result<InstanceRefreshInfo, AdminError> {
-        let _ = (min_healthy_percentage, instance_warmup);
+        let _ = overrides;
         Err(not_supported(&format!("instance refresh of `{name}`")))
     }
     /// The group's latest instance refresh; not found when there never was one.
@@ -171,6 +171,38 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// The group's warm pool (AWS `DescribeWarmPool`); not found when it has none.
     fn warm_pool(&self, name: &str) -> Result<WarmPoolInfo, AdminError> {
         Err(not_supported(&format!("the warm pool of `{name}`")))
+    }
+    /// The weights of a forward action: `rule` is a priority or `default`, `listener` a port
+    /// or bind address (needed only when several listeners of `lb` have the rule).
+    fn rule_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<RuleWeights, AdminError> {
+        let _ = (rule, listener);
+        Err(not_supported(&format!("weights of load balancer `{lb}`")))
+    }
+    /// Shifts a forward action's weights (an operator override, swapped in atomically).
+    fn shift_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+        weights: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<RuleWeights, AdminError> {
+        let _ = (rule, listener, weights);
+        Err(not_supported(&format!("weights of load balancer `{lb}`")))
+    }
+    /// Drops a forward action's override: the config's weights apply again.
+    fn reset_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<RuleWeights, AdminError> {
+        let _ = (rule, listener);
+        Err(not_supported(&format!("weights of load balancer `{lb}`")))
     }
 }
 
@@ -237,6 +269,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(list_zones))
         .routes(routes!(start_zone_outage, end_zone_outage))
         .routes(routes!(start_zonal_shift, end_zonal_shift))
+        .routes(routes!(get_weights, put_weights, delete_weights))
         .split_for_parts();
     doc.merge(public_doc);
     (private, public, doc)
@@ -520,6 +553,8 @@ async fn put_suspended_processes(
 
 /// Longest instance warm-up accepted (AWS caps `DefaultInstanceWarmup` at an hour).
 const MAX_WARMUP: Duration = Duration::from_secs(3600);
+/// Longest checkpoint delay accepted (AWS caps `CheckpointDelay` at 172800 s).
+const MAX_CHECKPOINT_DELAY: Duration = Duration::from_secs(172_800);
 
 /// Starts an instance refresh: every instance the group has now is replaced, rolling, never
 /// letting healthy in-service capacity fall below ceil(min_healthy_percentage × desired / 100).
@@ -560,8 +595,33 @@ async fn start_instance_refresh(
             humantime::format_duration(MAX_WARMUP)
         )));
     }
-    b.start_instance_refresh(&name, request.min_healthy_percentage, warmup)
-        .map(Json)
+    let checkpoint_delay = request
+        .checkpoint_delay
+        .as_deref()
+        .map(|d| parse_duration("checkpoint_delay", d))
+        .transpose()?;
+    if let Some(d) = checkpoint_delay.filter(|d| *d > MAX_CHECKPOINT_DELAY) {
+        return Err(AdminError::BadRequest(format!(
+            "checkpoint_delay {} is longer than {}",
+            humantime::format_duration(d),
+            humantime::format_duration(MAX_CHECKPOINT_DELAY)
+        )));
+    }
+    if let Some(c) = &request.checkpoint_percentages {
+        if c.iter().any(|&p| p == 0 || p > 100) || c.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(AdminError::BadRequest(format!(
+                "checkpoint_percentages {c:?} must be ascending, each in 1..100"
+            )));
+        }
+    }
+    let overrides = RefreshOverrides {
+        min_healthy_percentage: request.min_healthy_percentage,
+        instance_warmup: warmup,
+        checkpoint_percentages: request.checkpoint_percentages,
+        checkpoint_delay,
+        auto_rollback: request.auto_rollback,
+    };
+    b.start_instance_refresh(&name, overrides).map(Json)
 }
 
 /// The group's latest instance refresh and its progress.
@@ -753,6 +813,81 @@ async fn end_zonal_shift(
     Path(zone): Path<String>,
 ) -> Result<Json<ZoneInfo>, AdminError> {
     b.end_zonal_shift(&zone).map(Json)
+}
+
+/// The weights of one forward action: in force, configured, who set them, and the canary
+/// rollback's state.
+#[utoipa::path(get, path = "/v1/load-balancers/{lb}/rules/{rule}/weights", tag = "load balancers",
+    params(
+        ("lb" = String, Path, description = "Load balancer name"),
+        ("rule" = String, Path, description = "Rule priority, or `default` for the listener's default action"),
+        WeightsParams,
+    ),
+    responses(
+        (status = 200, description = "The weights", body = RuleWeights),
+        (status = 400, description = "Bad parameters, or several listeners have the rule (name one)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such load balancer, listener or rule, or the rule does not forward", body = ErrorBody),
+    ))]
+async fn get_weights(
+    State(b): State<Backend>,
+    Path((lb, rule)): Path<(String, String)>,
+    params: Result<Query<WeightsParams>, QueryRejection>,
+) -> Result<Json<RuleWeights>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.rule_weights(&lb, &rule, params.listener.as_deref())
+        .map(Json)
+}
+
+/// Shifts the weights of one forward action (blue/green, canary): the new split is swapped in
+/// atomically, survives restarts, and lasts until a reload changes that rule's weights in the
+/// file or `DELETE` resets it. A group of the action left out of the body gets weight 0.
+#[utoipa::path(put, path = "/v1/load-balancers/{lb}/rules/{rule}/weights", tag = "load balancers",
+    params(
+        ("lb" = String, Path, description = "Load balancer name"),
+        ("rule" = String, Path, description = "Rule priority, or `default` for the listener's default action"),
+        WeightsParams,
+    ),
+    request_body = WeightsRequest,
+    responses(
+        (status = 200, description = "The weights after the shift", body = RuleWeights),
+        (status = 400, description = "Bad body: a group not in the action, a weight above 999, all weights 0; or several listeners have the rule", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such load balancer, listener or rule, or the rule does not forward", body = ErrorBody),
+    ))]
+async fn put_weights(
+    State(b): State<Backend>,
+    Path((lb, rule)): Path<(String, String)>,
+    params: Result<Query<WeightsParams>, QueryRejection>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Result<Json<RuleWeights>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let request: WeightsRequest = json_object(body)?;
+    b.shift_weights(&lb, &rule, params.listener.as_deref(), &request.weights)
+        .map(Json)
+}
+
+/// Drops the operator's (or a rollback's) weights of one forward action: the config's apply.
+#[utoipa::path(delete, path = "/v1/load-balancers/{lb}/rules/{rule}/weights", tag = "load balancers",
+    params(
+        ("lb" = String, Path, description = "Load balancer name"),
+        ("rule" = String, Path, description = "Rule priority, or `default` for the listener's default action"),
+        WeightsParams,
+    ),
+    responses(
+        (status = 200, description = "The weights after the reset", body = RuleWeights),
+        (status = 400, description = "Bad parameters, or several listeners have the rule (name one)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "No such load balancer, listener or rule, or the rule does not forward", body = ErrorBody),
+    ))]
+async fn delete_weights(
+    State(b): State<Backend>,
+    Path((lb, rule)): Path<(String, String)>,
+    params: Result<Query<WeightsParams>, QueryRejection>,
+) -> Result<Json<RuleWeights>, AdminError> {
+    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    b.reset_weights(&lb, &rule, params.listener.as_deref())
+        .map(Json)
 }
 
 /// The drill's duration from its body; its bounds are the backend's to check.

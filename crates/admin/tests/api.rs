@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use flotilla_admin::api::{
     ActivityInfo, CapacityRequest, GroupDetail, GroupSummary, InstanceRefreshInfo, ListenerInfo,
-    TargetHealthInfo, TerminateRequest, TerminateResponse, ZoneDrillRequest, ZoneInfo,
+    RefreshOverrides, TargetHealthInfo, TerminateRequest, TerminateResponse, ZoneDrillRequest,
+    ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminClient, AdminError, ClientError};
 
@@ -13,7 +14,7 @@ use flotilla_admin::{AdminBackend, AdminClient, AdminError, ClientError};
 struct Fake {
     desired: Mutex<u32>,
     /// The preferences the last instance refresh was started with.
-    refresh: Mutex<Option<(Option<u32>, Option<Duration>)>>,
+    refresh: Mutex<Option<RefreshOverrides>>,
     /// The duration of the last outage drill started.
     outage: Mutex<Option<Duration>>,
 }
@@ -76,13 +77,13 @@ impl AdminBackend for Fake {
     fn start_instance_refresh(
         &self,
         name: &str,
-        min_healthy_percentage: Option<u32>,
-        instance_warmup: Option<Duration>,
+        overrides: RefreshOverrides,
     ) -> Result<InstanceRefreshInfo, AdminError> {
         if name != "web" {
             return Err(AdminError::NotFound("no group".into()));
         }
-        *self.refresh.lock().unwrap() = Some((min_healthy_percentage, instance_warmup));
+        let min_healthy_percentage = overrides.min_healthy_percentage;
+        *self.refresh.lock().unwrap() = Some(overrides);
         Ok(InstanceRefreshInfo {
             instance_refresh_id: "ir-1".into(),
             group: name.into(),
@@ -93,6 +94,13 @@ impl AdminBackend for Fake {
             instances_total: 1,
             min_healthy_percentage: min_healthy_percentage.unwrap_or(90),
             instance_warmup: "5s".into(),
+            checkpoint_percentages: Vec::new(),
+            checkpoint_delay: "1h".into(),
+            auto_rollback: false,
+            checkpoint_until: None,
+            launch_template_version: 1,
+            previous_launch_template_version: None,
+            rollback_reason: None,
             start_time: String::new(),
             end_time: None,
         })
@@ -317,6 +325,12 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
         serde_json::json!({"min_healthy_percentage": -1}),
         serde_json::json!({"instance_warmup": "soon"}),
         serde_json::json!({"instance_warmup": "2h"}),
+        serde_json::json!({"checkpoint_percentages": [50, 20]}),
+        serde_json::json!({"checkpoint_percentages": [0]}),
+        serde_json::json!({"checkpoint_percentages": [101]}),
+        serde_json::json!({"checkpoint_delay": "3d"}),
+        serde_json::json!({"checkpoint_delay": "later"}),
+        serde_json::json!({"auto_rollback": "yes"}),
         serde_json::json!({"min_healthy_percentage": 90, "max_healthy_percentage": 110}),
         serde_json::json!([90, "5s"]),
         serde_json::json!("fast"),
@@ -337,7 +351,28 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
     assert_eq!(r.min_healthy_percentage, 100);
     assert_eq!(
         *fake.refresh.lock().unwrap(),
-        Some((Some(100), Some(Duration::from_millis(1500))))
+        Some(RefreshOverrides {
+            min_healthy_percentage: Some(100),
+            instance_warmup: Some(Duration::from_millis(1500)),
+            ..Default::default()
+        })
+    );
+    let _: InstanceRefreshInfo = c
+        .post(
+            refresh,
+            &serde_json::json!({"checkpoint_percentages": [25, 50], "checkpoint_delay": "1m",
+                "auto_rollback": true}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        *fake.refresh.lock().unwrap(),
+        Some(RefreshOverrides {
+            checkpoint_percentages: Some(vec![25, 50]),
+            checkpoint_delay: Some(Duration::from_secs(60)),
+            auto_rollback: Some(true),
+            ..Default::default()
+        })
     );
     // No body at all: the defaults (the backend's to fill in).
     let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
@@ -351,7 +386,10 @@ async fn drill_bodies_are_checked_before_they_reach_the_backend() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(*fake.refresh.lock().unwrap(), Some((None, None)));
+    assert_eq!(
+        *fake.refresh.lock().unwrap(),
+        Some(RefreshOverrides::default())
+    );
     let _: InstanceRefreshInfo = c
         .post(refresh, &serde_json::Value::Null)
         .await

@@ -35,18 +35,18 @@ use toml::Spanned;
 pub use diagnostics::{ConfigError, Diagnostic, Diagnostics};
 pub use matching::{Cidr, Matcher, QueryPair};
 pub use model::{
-    Algorithm, Cluster, Config, HealthCheck, LaunchTemplate, Protocol, ProtocolVersion, Stickiness,
-    StopSignal, TargetGroup,
+    Algorithm, Cluster, Config, CrossZone, HealthCheck, LaunchTemplate, Protocol, ProtocolVersion,
+    Stickiness, StopSignal, TargetGroup,
 };
 pub use routing::{
-    Action, Certificate, Condition, Listener, ListenerProtocol, LoadBalancer, LoadBalancerType,
-    Redirect, Rule, WeightedTargetGroup,
+    Action, CanaryRollback, Certificate, Condition, Listener, ListenerProtocol, LoadBalancer,
+    LoadBalancerType, Redirect, Rule, WeightedTargetGroup, ROLLBACK_METRICS,
 };
 pub use scaling::{
     AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType,
-    LifecycleActionResult, LifecycleHook, LifecycleTransition, MissingData, ScalingPolicy,
-    ScalingPolicyKind, ScheduledAction, StepAdjustment, TerminationPolicy, WarmPool,
-    DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
+    InstanceRefreshSettings, LifecycleActionResult, LifecycleHook, LifecycleTransition,
+    MissingData, ScalingPolicy, ScalingPolicyKind, ScheduledAction, StepAdjustment,
+    TerminationPolicy, WarmPool, DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
 };
 
 /// Reads the file at `path` and [`parse`]s it; also checks that the files the config names

@@ -31,6 +31,31 @@ pub struct Config {
     pub auto_scaling_groups: BTreeMap<String, AutoScalingGroup>,
 }
 
+impl Config {
+    /// Whether the target group `name` balances across zones: its own `cross_zone`, else that
+    /// of the load balancers forwarding to it (validation makes them agree), else on.
+    pub fn target_group_cross_zone(&self, name: &str) -> bool {
+        let own = self
+            .target_groups
+            .get(name)
+            .map(|tg| tg.cross_zone)
+            .unwrap_or_default();
+        let lb = self
+            .load_balancers
+            .values()
+            .find(|lb| {
+                lb.listeners.iter().any(|l| {
+                    l.default_action.target_group_names().any(|n| n == name)
+                        || l.rules
+                            .iter()
+                            .any(|r| r.action.target_group_names().any(|n| n == name))
+                })
+            })
+            .is_none_or(|lb| lb.cross_zone);
+        own.resolve(lb)
+    }
+}
+
 /// Installation-wide settings (`[cluster]`): the simulated region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
@@ -234,6 +259,33 @@ pub struct TargetGroup {
     /// Send a PROXY protocol v2 header with the client's address to targets before the client's
     /// bytes (AWS attribute `proxy_protocol_v2.enabled`; tcp target groups only). Default false.
     pub proxy_protocol_v2: bool,
+    /// Target-group override of the load balancer's cross-zone setting (AWS attribute
+    /// `load_balancing.cross_zone.enabled`). Default: use the load balancer's.
+    pub cross_zone: CrossZone,
+}
+
+/// AWS `load_balancing.cross_zone.enabled` of a target group: `true`/`false` override the load
+/// balancer's `cross_zone`, `use_load_balancer_configuration` (the default) follows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CrossZone {
+    /// Follow the `cross_zone` of the load balancers that forward to the group.
+    #[default]
+    UseLoadBalancerConfiguration,
+    /// Every target in every zone gets traffic, whatever the load balancer says.
+    Enabled,
+    /// Each zone gets an equal share, served only by its own targets.
+    Disabled,
+}
+
+impl CrossZone {
+    /// The effective setting for a load balancer whose own `cross_zone` is `lb`.
+    pub fn resolve(self, lb: bool) -> bool {
+        match self {
+            CrossZone::UseLoadBalancerConfiguration => lb,
+            CrossZone::Enabled => true,
+            CrossZone::Disabled => false,
+        }
+    }
 }
 
 impl Default for TargetGroup {
@@ -248,6 +300,7 @@ impl Default for TargetGroup {
             health_check: HealthCheck::default(),
             stickiness: Stickiness::default(),
             proxy_protocol_v2: false,
+            cross_zone: CrossZone::UseLoadBalancerConfiguration,
         }
     }
 }

@@ -153,6 +153,8 @@ pub enum Action {
     Forward {
         /// 1–5 groups; `target_group = "x"` is one group with weight 1.
         target_groups: Vec<WeightedTargetGroup>,
+        /// Canary rollback: when its alarm fires, the canary group's weight goes to 0.
+        rollback: Option<CanaryRollback>,
     },
     /// Answer with a redirect built from the request's URI.
     Redirect(Redirect),
@@ -171,12 +173,36 @@ impl Action {
     /// Names of the target groups a forward action sends to (empty for other actions).
     pub fn target_group_names(&self) -> impl Iterator<Item = &str> {
         let groups: &[WeightedTargetGroup] = match self {
-            Action::Forward { target_groups } => target_groups,
+            Action::Forward { target_groups, .. } => target_groups,
             _ => &[],
         };
         groups.iter().map(|g| g.name.as_str())
     }
 }
+
+/// Automatic rollback of a canary (`rollback = { target_group, alarm }` on a weighted forward):
+/// when the alarm on the canary group's metric fires, that group's weight is set to 0 so all
+/// traffic goes to the others. Beyond AWS, which leaves this to CodeDeploy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CanaryRollback {
+    /// The canary: one of the action's target groups, not the only one.
+    pub target_group: String,
+    /// The alarm on the canary group's metric (`http_target_5xx_count`, `http_target_5xx_rate`
+    /// — percent of its requests answered 5xx by its targets —, `target_response_time`,
+    /// `request_count`).
+    pub alarm: crate::scaling::AlarmSpec,
+}
+
+// The alarm's threshold is always finite (the decoder refuses NaN), so equality is total.
+impl Eq for CanaryRollback {}
+
+/// Metrics a canary rollback alarm may watch (at the canary target group's scope).
+pub const ROLLBACK_METRICS: &[&str] = &[
+    "http_target_5xx_count",
+    "http_target_5xx_rate",
+    "target_response_time",
+    "request_count",
+];
 
 /// A target group in a forward action; traffic share is weight / sum of weights.
 #[derive(Debug, Clone, PartialEq, Eq)]

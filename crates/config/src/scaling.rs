@@ -72,6 +72,45 @@ pub struct AutoScalingGroup {
     pub lifecycle_hooks: Vec<LifecycleHook>,
     /// Pre-started instances kept out of service (`[auto_scaling_groups.NAME.warm_pool]`).
     pub warm_pool: Option<WarmPool>,
+    /// How instance refreshes of this group run, and whether a reload that changes the
+    /// launch template starts one (`[auto_scaling_groups.NAME.instance_refresh]`).
+    pub instance_refresh: InstanceRefreshSettings,
+}
+
+/// The group's instance refresh preferences (AWS `RefreshPreferences`), used by refreshes an
+/// operator starts (the API body overrides them field by field) and by the one a reload
+/// starts when `on_launch_template_change` is set — the way CloudFormation's rolling update
+/// policy rolls a new launch template out without a separate step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceRefreshSettings {
+    /// Start a refresh when a reload changes the group's launch template. Default false (AWS
+    /// only records the new version; running instances keep theirs).
+    pub on_launch_template_change: bool,
+    /// Share of desired capacity kept healthy while replacing, 0..=100. Default 90.
+    pub min_healthy_percentage: u32,
+    /// How long a new instance must be healthy before the refresh moves on. Default: the
+    /// group's `default_instance_warmup`, else its health check grace period.
+    pub instance_warmup: Option<Duration>,
+    /// Shares of replaced instances (ascending, 1..=100) at which the refresh pauses.
+    pub checkpoint_percentages: Vec<u32>,
+    /// How long each checkpoint pauses. Default 1 h, as AWS.
+    pub checkpoint_delay: Duration,
+    /// Roll back to the previous launch template version when a new instance fails. Default
+    /// false, as AWS.
+    pub auto_rollback: bool,
+}
+
+impl Default for InstanceRefreshSettings {
+    fn default() -> Self {
+        InstanceRefreshSettings {
+            on_launch_template_change: false,
+            min_healthy_percentage: 90,
+            instance_warmup: None,
+            checkpoint_percentages: Vec::new(),
+            checkpoint_delay: Duration::from_secs(3600),
+            auto_rollback: false,
+        }
+    }
 }
 
 /// A lifecycle hook (AWS `PutLifecycleHook`): instances wait at its transition until the

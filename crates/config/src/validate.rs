@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use crate::decode::{Ctx, RefKind};
-use crate::model::{Config, Protocol};
+use crate::model::{Config, CrossZone, Protocol};
 use crate::routing::LoadBalancerType;
 use crate::suggest;
 
@@ -11,6 +11,7 @@ use crate::suggest;
 pub(crate) fn cross_check(ctx: &mut Ctx, config: &Config) {
     dangling_references(ctx, config);
     protocol_mismatches(ctx, config);
+    cross_zone_conflicts(ctx, config);
     duplicate_binds(ctx);
 }
 
@@ -81,6 +82,47 @@ fn protocol_mismatches(ctx: &mut Ctx, config: &Config) {
                     f.target_group,
                     tg.protocol.as_str(),
                     needed.as_str()
+                ),
+            );
+        }
+    }
+    ctx.forwards = forwards;
+}
+
+/// A target group following its load balancers' `cross_zone` must get one answer from all of
+/// them; and stickiness needs cross-zone load balancing on (AWS refuses the combination).
+fn cross_zone_conflicts(ctx: &mut Ctx, config: &Config) {
+    let forwards = std::mem::take(&mut ctx.forwards);
+    for (i, f) in forwards.iter().enumerate() {
+        let Some(tg) = config.target_groups.get(&f.target_group) else {
+            continue;
+        };
+        let same_group = |o: &&crate::decode::ForwardUse| o.target_group == f.target_group;
+        if tg.cross_zone == CrossZone::UseLoadBalancerConfiguration {
+            if let Some(other) = forwards[..i]
+                .iter()
+                .filter(same_group)
+                .find(|o| o.lb_cross_zone != f.lb_cross_zone)
+            {
+                ctx.err(
+                    f.span.clone(),
+                    format!(
+                        "target group `{}` is forwarded to by load balancers with cross_zone = {} \
+                         and cross_zone = {}; set `cross_zone` on the target group",
+                        f.target_group, other.lb_cross_zone, f.lb_cross_zone
+                    ),
+                );
+                continue;
+            }
+        }
+        let first_use = !forwards[..i].iter().any(|o| same_group(&o));
+        if first_use && tg.stickiness.enabled && !tg.cross_zone.resolve(f.lb_cross_zone) {
+            ctx.err(
+                f.span.clone(),
+                format!(
+                    "target group `{}` has stickiness enabled, which needs cross-zone load \
+                     balancing on (AWS); it is off here",
+                    f.target_group
                 ),
             );
         }

@@ -286,6 +286,36 @@ fn impossible_group_sizes() {
 }
 
 #[test]
+fn instance_refresh_settings_are_checked() {
+    let ir = |body: &str| {
+        group(&format!(
+            "min_size = 1\nmax_size = 2\n[auto_scaling_groups.web.instance_refresh]\n{body}"
+        ))
+    };
+    one(
+        &ir("min_healthy_percentage = 101\n"),
+        "101",
+        "min_healthy_percentage must be between 0 and 100",
+    );
+    one(
+        &ir("checkpoint_percentages = [50, 20]\n"),
+        "20]",
+        "ascending order",
+    );
+    one(
+        &ir("checkpoint_percentages = [0]\n"),
+        "0]",
+        "between 1 and 100",
+    );
+    one(
+        &ir("auto_rollback = \"yes\"\n"),
+        "\"yes\"",
+        "expected true or false",
+    );
+    one(&ir("rollback = true\n"), "rollback", "unknown key");
+}
+
+#[test]
 fn zero_durations() {
     one(
         &format!("{LT}stop_timeout = \"0s\"\n"),
@@ -823,5 +853,76 @@ fn lifecycle_hook_and_warm_pool_rules() {
             wp.reuse_on_scale_in
         ),
         (1, Some(3), true)
+    );
+}
+
+#[test]
+fn cross_zone_of_a_target_group_is_checked() {
+    let bad = format!(
+        "{LT}[target_groups.web]\ncross_zone = \"sometimes\"\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    one(&bad, "\"sometimes\"", "cross_zone must be true, false or");
+    // Stickiness needs cross-zone on (AWS), here turned off by the load balancer.
+    let sticky = format!(
+        "{LT}[target_groups.web]\nstickiness = {{ enabled = true }}\n[load_balancers.front]\ncross_zone = false\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    one(
+        &sticky,
+        "\"web\" }",
+        "stickiness enabled, which needs cross-zone",
+    );
+    // ... but not when the group overrides it.
+    let fixed = sticky.replace("stickiness =", "cross_zone = true\nstickiness =");
+    assert!(errs(&fixed).is_empty(), "{:?}", errs(&fixed));
+    // Two load balancers that disagree, and a group that follows them.
+    let two = format!(
+        "{LT}{TG}[load_balancers.a]\ncross_zone = false\n[[load_balancers.a.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n[[load_balancers.b.listeners]]\nbind = \"127.0.0.1:8081\"\ndefault_action = {{ type = \"forward\", target_group = \"web\" }}\n"
+    );
+    let got = errs(&two);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].contains("cross_zone = false and cross_zone = true"),
+        "{got:?}"
+    );
+    let ok = two.replace(
+        "[target_groups.web]\n",
+        "[target_groups.web]\ncross_zone = false\n",
+    );
+    assert!(errs(&ok).is_empty(), "{:?}", errs(&ok));
+    let cfg = flotilla_config::parse(&ok, Path::new("f.toml")).unwrap();
+    assert!(!cfg.target_group_cross_zone("web"));
+}
+
+#[test]
+fn canary_rollback_is_checked() {
+    let src = |rollback: &str| {
+        format!(
+            "{LT}{TG}[target_groups.canary]\n[[load_balancers.front.listeners]]\nbind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_groups = [{{ name = \"web\", weight = 90 }}, {{ name = \"canary\", weight = 10 }}], rollback = {rollback} }}\n"
+        )
+    };
+    let good = src("{ target_group = \"canary\", alarm = { metric = \"http_target_5xx_rate\", period = \"10s\", comparison = \">=\", threshold = 5.0 } }");
+    let cfg = flotilla_config::parse(&good, Path::new("f.toml")).unwrap();
+    let l = &cfg.load_balancers["front"].listeners[0];
+    let flotilla_config::Action::Forward {
+        rollback: Some(r), ..
+    } = &l.default_action
+    else {
+        panic!("no rollback: {:?}", l.default_action);
+    };
+    assert_eq!(
+        (r.target_group.as_str(), r.alarm.threshold),
+        ("canary", 5.0)
+    );
+    let bad = src("{ target_group = \"canry\", alarm = { metric = \"http_target_5xx_count\", comparison = \">=\", threshold = 1 } }");
+    one(
+        &bad,
+        "\"canry\"",
+        "is not one of this action's target groups (web, canary)",
+    );
+    let bad = src("{ target_group = \"canary\", alarm = { metric = \"cpu_utilization\", comparison = \">=\", threshold = 1 } }");
+    one(
+        &bad,
+        "\"cpu_utilization\"",
+        "unknown metric `cpu_utilization`",
     );
 }

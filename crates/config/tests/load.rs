@@ -64,7 +64,8 @@ fn spec_example_parses_with_expected_values() {
             target_groups: vec![WeightedTargetGroup {
                 name: "web".into(),
                 weight: 1
-            }]
+            }],
+            rollback: None,
         }
     );
     let prios: Vec<u32> = l.rules.iter().map(|r| r.priority).collect();
@@ -77,7 +78,7 @@ fn spec_example_parses_with_expected_values() {
         ]
     );
     let names: Vec<(&str, u32)> = match &l.rules[0].action {
-        Action::Forward { target_groups } => target_groups
+        Action::Forward { target_groups, .. } => target_groups
             .iter()
             .map(|g| (g.name.as_str(), g.weight))
             .collect(),
@@ -274,6 +275,33 @@ max_size = 4
     assert_eq!(g.default_cooldown, Duration::from_secs(300));
     assert_eq!(g.termination_policies, [TerminationPolicy::Default]);
     assert!(!g.new_instances_protected_from_scale_in);
+    assert_eq!(g.instance_refresh, InstanceRefreshSettings::default());
+    assert_eq!(g.instance_refresh.min_healthy_percentage, 90);
+    assert_eq!(
+        g.instance_refresh.checkpoint_delay,
+        Duration::from_secs(3600)
+    );
+}
+
+#[test]
+fn instance_refresh_settings() {
+    let src = "[launch_templates.web]\ncommand = [\"app\"]\n\
+        [auto_scaling_groups.web]\nlaunch_template = \"web\"\nmin_size = 1\nmax_size = 2\n\
+        [auto_scaling_groups.web.instance_refresh]\non_launch_template_change = true\n\
+        min_healthy_percentage = 50\ninstance_warmup = \"3s\"\n\
+        checkpoint_percentages = [20, 50]\ncheckpoint_delay = \"1m\"\nauto_rollback = true\n";
+    let cfg = parse(src, Path::new("f.toml")).expect("valid");
+    assert_eq!(
+        cfg.auto_scaling_groups["web"].instance_refresh,
+        InstanceRefreshSettings {
+            on_launch_template_change: true,
+            min_healthy_percentage: 50,
+            instance_warmup: Some(Duration::from_secs(3)),
+            checkpoint_percentages: vec![20, 50],
+            checkpoint_delay: Duration::from_secs(60),
+            auto_rollback: true,
+        }
+    );
 }
 
 #[test]

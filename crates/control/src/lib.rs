@@ -12,12 +12,15 @@
 //!   draining, and the fail-open routing rule.
 //! * [`ScalingController`] — a group's dynamic scaling policies ([`policy`]), their
 //!   [`alarm`]s and its [`schedule`]d actions, turning metrics into capacity changes with causes.
+//! * [`CanaryRollback`] — a weighted forward's canary watch: an alarm on the canary target
+//!   group that sets its weight to 0 when it fires.
 //! * [`ZoneDrills`] — the cluster's zones and the outage and zonal-shift drills run on them.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::disallowed_methods)]
 
 pub mod alarm;
+mod canary;
 mod controller;
 mod cron;
 mod group;
@@ -28,6 +31,7 @@ pub mod schedule;
 mod time;
 mod zones;
 
+pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,
 };
@@ -37,7 +41,7 @@ pub use group::{
     HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleAction,
     LifecycleActionError, LifecycleActionResult, LifecycleHook, LifecycleState,
     LifecycleTransition, RefreshError, RefreshPreferences, RefreshStatus, ScalingProcess,
-    TerminationPolicy, UnknownProcess, WarmPool, WarmPoolStatus,
+    TerminationPolicy, UnknownProcess, WarmPool, WarmPoolStatus, DEFAULT_CHECKPOINT_DELAY,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,

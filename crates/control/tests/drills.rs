@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flotilla_control::{
-    ActivityStatus, GroupSpec, InstanceId, LifecycleState, RefreshError, RefreshPreferences,
-    RefreshStatus, ScalingProcess,
+    ActivityStatus, GroupSpec, HealthCheckType, InstanceId, LifecycleState, RefreshError,
+    RefreshPreferences, RefreshStatus, ScalingProcess,
 };
 use util::{secs, spec, Driver};
 
@@ -24,10 +24,7 @@ fn elb_group(desired: u32, max: u32) -> Driver {
 }
 
 fn prefs(min_healthy_percentage: u32, warmup: u64) -> RefreshPreferences {
-    RefreshPreferences {
-        min_healthy_percentage,
-        instance_warmup: secs(warmup),
-    }
+    RefreshPreferences::new(min_healthy_percentage, secs(warmup))
 }
 
 fn ids(d: &Driver) -> BTreeSet<InstanceId> {
@@ -420,4 +417,206 @@ fn a_refresh_during_an_outage_replaces_into_the_zones_in_service() {
         .group
         .instances()
         .all(|i| i.lifecycle == LifecycleState::InService));
+}
+
+/// A group of `desired` instances with target groups and ELB health checks (a 2 s grace
+/// period), all healthy.
+fn elb_checked_group(desired: u32, max: u32) -> Driver {
+    let mut s: GroupSpec = spec(0, max, desired);
+    s.has_target_groups = true;
+    s.health_check_type = HealthCheckType::Elb;
+    s.health_check_grace_period = secs(2);
+    let mut d = Driver::new(s);
+    d.health_delay = Some(secs(1));
+    d.run_for(secs(20));
+    assert_eq!(d.healthy_in_service(), desired as usize);
+    d
+}
+
+fn versions(d: &Driver) -> Vec<u64> {
+    d.group
+        .instances()
+        .filter(|i| i.lifecycle == LifecycleState::InService)
+        .map(|i| i.launch_template_version)
+        .collect()
+}
+
+#[test]
+fn a_checkpoint_pauses_the_refresh_for_its_delay_then_it_goes_on() {
+    let mut d = elb_group(4, 8);
+    d.group.set_launch_template_version(2);
+    let mut p = prefs(50, 1);
+    p.checkpoint_percentages = vec![50];
+    p.checkpoint_delay = secs(60);
+    d.group
+        .start_instance_refresh(d.now, p, "an operator")
+        .unwrap();
+    for _ in 0..60 {
+        if d.group
+            .instance_refresh()
+            .unwrap()
+            .checkpoint_until
+            .is_some()
+        {
+            break;
+        }
+        d.run_for(secs(1));
+    }
+    let r = d.group.instance_refresh().unwrap().clone();
+    let until = r.checkpoint_until.expect("reached the checkpoint");
+    assert_eq!(r.status, RefreshStatus::InProgress);
+    assert!(
+        r.status_reason.contains("checkpoint 50%"),
+        "{}",
+        r.status_reason
+    );
+    assert_eq!(r.percentage_complete, 50);
+    let new = |d: &Driver| versions(d).iter().filter(|&&v| v == 2).count();
+    assert_eq!(new(&d), 2, "half replaced at the checkpoint");
+    d.run_for(secs(50));
+    assert_eq!(new(&d), 2, "nothing replaced during the checkpoint delay");
+    assert!(d.now < until);
+    assert!(d
+        .group
+        .activities()
+        .any(|a| a.cause.contains("reached its checkpoint at 50%")));
+    run_refresh(&mut d);
+    assert_eq!(status(&d), RefreshStatus::Successful);
+    assert_eq!(versions(&d), vec![2; 4]);
+    assert!(d.group.instance_refresh().unwrap().end_time.unwrap() >= until);
+}
+
+#[test]
+fn checkpoints_must_ascend_within_1_to_100() {
+    let mut d = elb_group(2, 4);
+    for bad in [vec![0], vec![50, 50], vec![60, 40], vec![101]] {
+        let mut p = prefs(90, 1);
+        p.checkpoint_percentages = bad.clone();
+        assert_eq!(
+            d.group.start_instance_refresh(d.now, p, "an operator"),
+            Err(RefreshError::CheckpointPercentages(bad))
+        );
+    }
+    assert!(d.group.instance_refresh().is_none());
+}
+
+#[test]
+fn a_failing_new_version_rolls_back_without_losing_capacity() {
+    let mut d = elb_checked_group(3, 6);
+    let old = ids(&d);
+    d.group.set_launch_template_version(2);
+    d.failing_versions.insert(2);
+    d.lowest_healthy = Some(usize::MAX);
+    let mut p = prefs(100, 2);
+    p.auto_rollback = true;
+    d.group
+        .start_instance_refresh(d.now, p, "an operator")
+        .unwrap();
+    run_refresh(&mut d);
+    let r = d.group.instance_refresh().unwrap().clone();
+    assert_eq!(
+        r.status,
+        RefreshStatus::RollbackSuccessful,
+        "{}",
+        r.status_reason
+    );
+    assert!(
+        r.rollback_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("failed its health checks"),
+        "{r:?}"
+    );
+    assert_eq!(r.previous_launch_template_version, Some(1));
+    assert_eq!(
+        d.lowest_healthy,
+        Some(3),
+        "launch-first: never below desired"
+    );
+    assert_eq!(
+        d.group.spec().launch_template_version,
+        1,
+        "new launches use v1 again"
+    );
+    d.run_for(secs(30));
+    assert_eq!(ids(&d), old, "the old instances were never touched");
+    assert_eq!(versions(&d), vec![1; 3]);
+}
+
+#[test]
+fn a_rollback_replaces_the_instances_already_updated() {
+    let mut d = elb_checked_group(4, 8);
+    d.group.set_launch_template_version(2);
+    d.lowest_healthy = Some(usize::MAX);
+    let mut p = prefs(50, 1);
+    p.auto_rollback = true;
+    p.checkpoint_percentages = vec![50];
+    p.checkpoint_delay = secs(10);
+    d.group
+        .start_instance_refresh(d.now, p, "an operator")
+        .unwrap();
+    // The first batch (two instances) comes up healthy; then the release turns bad.
+    for _ in 0..60 {
+        if d.group
+            .instance_refresh()
+            .unwrap()
+            .checkpoint_until
+            .is_some()
+        {
+            break;
+        }
+        d.run_for(secs(1));
+    }
+    assert_eq!(versions(&d).iter().filter(|&&v| v == 2).count(), 2);
+    d.failing_versions.insert(2);
+    run_refresh(&mut d);
+    let r = d.group.instance_refresh().unwrap().clone();
+    assert_eq!(
+        r.status,
+        RefreshStatus::RollbackSuccessful,
+        "{}",
+        r.status_reason
+    );
+    // The two updated before the checkpoint, and the second batch's survivor of the first
+    // failure, are replaced again.
+    assert_eq!(r.instances_total, 3, "{r:?}");
+    assert_eq!(versions(&d), vec![1; 4]);
+    assert!(
+        d.lowest_healthy >= Some(2),
+        "the floor of 50 % held: {:?}",
+        d.lowest_healthy
+    );
+    assert!(d.group.activities().any(|a| a
+        .description
+        .starts_with(&format!("Rolling back instance refresh {}", r.id))));
+}
+
+#[test]
+fn without_an_older_version_a_failing_refresh_fails() {
+    let mut d = elb_checked_group(2, 4);
+    d.failing_versions.insert(1);
+    let mut p = prefs(100, 1);
+    p.auto_rollback = true;
+    d.group
+        .start_instance_refresh(d.now, p, "an operator")
+        .unwrap();
+    run_refresh(&mut d);
+    let r = d.group.instance_refresh().unwrap();
+    assert_eq!(r.status, RefreshStatus::Failed, "{}", r.status_reason);
+    assert!(r
+        .status_reason
+        .contains("no earlier launch template version"));
+}
+
+#[test]
+fn without_auto_rollback_failing_instances_are_only_replaced() {
+    let mut d = elb_checked_group(2, 4);
+    d.group.set_launch_template_version(2);
+    d.failing_versions.insert(2);
+    d.group
+        .start_instance_refresh(d.now, prefs(100, 1), "an operator")
+        .unwrap();
+    d.run_for(secs(60));
+    assert_eq!(status(&d), RefreshStatus::InProgress);
+    assert_eq!(d.group.spec().launch_template_version, 2);
 }

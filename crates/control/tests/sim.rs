@@ -380,10 +380,10 @@ impl World {
                 if self.rng.chance(300) {
                     let _ = self.group.cancel_instance_refresh(self.now, "operator");
                 } else {
-                    let prefs = RefreshPreferences {
-                        min_healthy_percentage: self.rng.below(101) as u32,
-                        instance_warmup: secs(self.rng.below(6)),
-                    };
+                    let prefs = RefreshPreferences::new(
+                        self.rng.below(101) as u32,
+                        secs(self.rng.below(6)),
+                    );
                     let _ = self
                         .group
                         .start_instance_refresh(self.now, prefs, "operator");

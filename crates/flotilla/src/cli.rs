@@ -62,6 +62,30 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Shift the weights of a forward action (blue/green, canary), e.g.
+    /// `flotilla shift-weights front --rule 10 web=50 canary=50`; without weights, show them
+    /// (and the canary rollback's state). The shift survives restarts until a reload changes
+    /// that rule's weights in the file or --reset.
+    ShiftWeights {
+        /// Load balancer name.
+        load_balancer: String,
+        /// Rule priority, or `default` for the listener's default action.
+        #[arg(long, default_value = "default")]
+        rule: String,
+        /// The listener's port or bind address, when several listeners have the rule.
+        #[arg(long)]
+        listener: Option<String>,
+        /// Drop the shift (or a rollback): the config's weights apply again.
+        #[arg(long, conflicts_with = "weights")]
+        reset: bool,
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+        /// The whole new split, GROUP=WEIGHT (0-999); a group of the action left out gets 0.
+        weights: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Set the desired capacity of an auto scaling group.
     Scale {
         /// Group name.
@@ -169,6 +193,16 @@ pub(crate) enum Command {
         /// group's default_instance_warmup, else its health check grace period].
         #[arg(long)]
         instance_warmup: Option<String>,
+        /// Pause when this share of instances is replaced (repeatable, ascending), e.g.
+        /// --checkpoint 50 [default: the group's instance_refresh settings].
+        #[arg(long = "checkpoint", value_parser = clap::value_parser!(u32).range(1..=100))]
+        checkpoint_percentages: Vec<u32>,
+        /// How long each checkpoint pauses, e.g. 1m [default: the group's, else 1h].
+        #[arg(long)]
+        checkpoint_delay: Option<String>,
+        /// Roll back to the previous launch template version if a new instance fails.
+        #[arg(long)]
+        auto_rollback: bool,
         /// Start it and return at once instead of following it.
         #[arg(long, conflicts_with_all = ["status", "cancel"])]
         no_wait: bool,

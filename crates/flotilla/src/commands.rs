@@ -28,6 +28,26 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             desired,
             admin,
         } => block_on(scale(admin, &group, desired)),
+        Command::ShiftWeights {
+            load_balancer,
+            rule,
+            listener,
+            reset,
+            json,
+            weights,
+            admin,
+        } => {
+            let client = client(&admin)?;
+            let args = crate::shift::ShiftArgs {
+                load_balancer,
+                rule,
+                listener,
+                reset,
+                json,
+                weights,
+            };
+            block_on(crate::shift::shift_weights(client, args))
+        }
         Command::Suspend {
             group,
             processes,
@@ -76,6 +96,9 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             group,
             min_healthy_percentage,
             instance_warmup,
+            checkpoint_percentages,
+            checkpoint_delay,
+            auto_rollback,
             no_wait,
             status,
             cancel,
@@ -91,6 +114,10 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     request: InstanceRefreshRequest {
                         min_healthy_percentage,
                         instance_warmup,
+                        checkpoint_percentages: (!checkpoint_percentages.is_empty())
+                            .then_some(checkpoint_percentages),
+                        checkpoint_delay,
+                        auto_rollback: auto_rollback.then_some(true),
                     },
                     wait: !no_wait,
                 }
@@ -696,7 +723,10 @@ async fn refresh(
             r.percentage_complete,
             r.status_reason.clone(),
         );
-        while matches!(r.status.as_str(), "Pending" | "InProgress") {
+        while matches!(
+            r.status.as_str(),
+            "Pending" | "InProgress" | "RollbackInProgress"
+        ) {
             tokio::time::sleep(REFRESH_POLL).await;
             r = match client.get(&path).await {
                 Ok(r) => r,
@@ -720,7 +750,11 @@ async fn refresh(
         println!("{}", serde_json::to_string_pretty(&r)?);
     }
     // Failure: the refresh failed, or the one followed did not succeed.
-    let ok = r.status == "Successful" || (!wait && r.status != "Failed");
+    let failed = matches!(
+        r.status.as_str(),
+        "Failed" | "RollbackSuccessful" | "RollbackFailed"
+    );
+    let ok = r.status == "Successful" || (!wait && !failed);
     Ok(if ok {
         ExitCode::SUCCESS
     } else {

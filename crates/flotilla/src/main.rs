@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod lifecycle;
 mod logging;
+mod shift;
 
 use std::process::ExitCode;
 

@@ -124,6 +124,7 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
             &InstanceRefreshRequest {
                 min_healthy_percentage: Some(100),
                 instance_warmup: Some("30s".into()),
+                ..Default::default()
             },
         )
         .await
@@ -325,4 +326,90 @@ async fn zonal_shift_stops_traffic_to_the_zone_until_it_ends() {
         seen.contains_key("az-b"),
         "az-b gets traffic again: {seen:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_a_broken_release_refreshes_then_rolls_back_without_a_failed_request() {
+    let ports = Ports::new();
+    let refresh = "default_instance_warmup = \"1s\"\n\
+        [auto_scaling_groups.web.instance_refresh]\n\
+        on_launch_template_change = true\n\
+        auto_rollback = true\n\
+        min_healthy_percentage = 100\n\
+        instance_warmup = \"1s\"\n";
+    let cfg = |p: &Ports| {
+        demo_config(p, 1, 6, 2, refresh)
+            .replace(r#"timeout = "250ms""#, r#"timeout = "400ms""#)
+            .replace("unhealthy_threshold = 2", "unhealthy_threshold = 3")
+    };
+    let f = Flotilla::start("drill-rollback", ports, &cfg(&ports));
+    let before = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    let old: BTreeSet<String> = before.instances.iter().map(|i| i.id.clone()).collect();
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 4000, stop_rx));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Version 2 cannot start: its process exits at once.
+    let broken = cfg(&f.ports).replace(
+        r#"command = ["{flotilla}", "demo-app"]"#,
+        r#"command = ["sh", "-c", "exit 3"]"#,
+    );
+    std::fs::write(f.dir.join("flotilla.toml"), broken).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload");
+    assert!(
+        r.changes.iter().any(|c| c.contains("instance refresh")),
+        "the reload started a refresh: {:?}",
+        r.changes
+    );
+    let ended = wait_for("the refresh to end", Duration::from_secs(60), || async {
+        let r: InstanceRefreshInfo = f.admin.get("/v1/groups/web/instance-refresh").await.ok()?;
+        (!matches!(
+            r.status.as_str(),
+            "Pending" | "InProgress" | "RollbackInProgress"
+        ))
+        .then_some(r)
+    })
+    .await;
+    assert_eq!(ended.status, "RollbackSuccessful", "{ended:?}");
+    assert_eq!(
+        (
+            ended.launch_template_version,
+            ended.previous_launch_template_version
+        ),
+        (2, Some(1))
+    );
+    assert!(
+        ended
+            .rollback_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("new instance") && r.contains("exit")),
+        "{ended:?}"
+    );
+    // Launch first at 100 %: the old instances were never touched, and new launches (here a
+    // scale-out) use version 1 again although the file still has the broken one.
+    let (ok, out, err) = cli(&f, &["scale", "web", "3"]);
+    assert!(ok, "{out}{err}");
+    let after = f.wait_in_service("web", 3, Duration::from_secs(30)).await;
+    let _ = stop_tx.send(true);
+    let (ok_requests, failures) = load.await.expect("load");
+    assert_no_failed_requests(ok_requests, &failures, 50);
+    let ids: BTreeSet<String> = after.instances.iter().map(|i| i.id.clone()).collect();
+    assert!(old.is_subset(&ids), "{old:?} ⊄ {ids:?}");
+    assert!(after
+        .instances
+        .iter()
+        .all(|i| i.launch_template_version == 1));
+    let activities: Vec<ActivityInfo> = f
+        .admin
+        .get("/v1/groups/web/activities")
+        .await
+        .expect("activities");
+    assert!(activities.iter().any(|a| a
+        .cause
+        .contains("rolls back automatically because new instance")));
 }

@@ -60,7 +60,7 @@ impl Clock {
 
 /// The routing attributes of one target group (ALB `load_balancing.algorithm.type`,
 /// `slow_start.duration_seconds`, `stickiness.lb_cookie.duration_seconds`).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TargetGroupSettings {
     /// How a target is chosen among the routable ones.
     pub algorithm: Algorithm,
@@ -72,11 +72,31 @@ pub struct TargetGroupSettings {
     pub clock: Clock,
     /// The HTTP version spoken to the targets (AWS `ProtocolVersion`; HTTP/2 for gRPC).
     pub protocol_version: ProtocolVersion,
+    /// Cross-zone load balancing (AWS `load_balancing.cross_zone.enabled`): on, every routable
+    /// target shares the traffic; off, each zone with routable targets gets an equal share,
+    /// served by its own targets only. Changed later with
+    /// [`crate::TargetGroup::set_cross_zone`].
+    pub cross_zone: bool,
+}
+
+impl Default for TargetGroupSettings {
+    fn default() -> Self {
+        TargetGroupSettings {
+            algorithm: Algorithm::default(),
+            slow_start: Duration::ZERO,
+            stickiness: None,
+            clock: Clock::System,
+            protocol_version: ProtocolVersion::default(),
+            cross_zone: true,
+        }
+    }
 }
 
 impl TargetGroupSettings {
-    /// The settings of a configured target group, on the real clock.
-    pub fn from_config(tg: &flotilla_config::TargetGroup) -> Self {
+    /// The settings of a configured target group, on the real clock; `cross_zone` is the
+    /// group's effective setting (its own or its load balancers',
+    /// [`flotilla_config::Config::target_group_cross_zone`]).
+    pub fn from_config(tg: &flotilla_config::TargetGroup, cross_zone: bool) -> Self {
         TargetGroupSettings {
             algorithm: tg.algorithm,
             slow_start: tg.slow_start,
@@ -87,6 +107,7 @@ impl TargetGroupSettings {
                 flotilla_config::ProtocolVersion::Http2 => ProtocolVersion::Http2,
                 flotilla_config::ProtocolVersion::Grpc => ProtocolVersion::Grpc,
             },
+            cross_zone,
         }
     }
 }

@@ -47,7 +47,9 @@ pub fn compile_action(
     target_groups: &HashMap<String, Arc<TargetGroup>>,
 ) -> RouteAction {
     match action {
-        Action::Forward { target_groups: tgs } => {
+        Action::Forward {
+            target_groups: tgs, ..
+        } => {
             let resolved: Vec<(Arc<TargetGroup>, u32)> = tgs
                 .iter()
                 .filter_map(|t| {

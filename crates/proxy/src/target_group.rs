@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
@@ -176,6 +177,19 @@ struct Snapshot {
     /// No target is healthy or unhealthy yet: the group is coming up from nothing, so its
     /// fail-open targets (still `initial`) may not even listen yet (scale from zero waits).
     starting: bool,
+    /// Cross-zone load balancing off: `routable` (and `ramp`) are grouped by zone and each
+    /// range is one zone's targets; a pick first draws a zone, equal shares. Empty when
+    /// cross-zone is on or every routable target is in one zone: the pick sees them all.
+    zones: Vec<Range<usize>>,
+}
+
+/// What writers of the snapshot share, behind the writer lock.
+#[derive(Debug)]
+struct Writer {
+    /// Zones under a zonal shift.
+    shifted: Vec<String>,
+    /// Cross-zone load balancing on (the default) or off.
+    cross_zone: bool,
 }
 
 /// One target group as the data plane sees it: its backends and which of them may get new
@@ -190,8 +204,8 @@ pub struct TargetGroup {
     /// Round-robin cursor; lives in the group so that updates do not restart the rotation.
     next: AtomicUsize,
     /// Serialises writers only (updates are rare); readers never take it. Holds the zones
-    /// under a zonal shift, which every snapshot is built with.
-    update_lock: Mutex<Vec<String>>,
+    /// under a zonal shift and the cross-zone setting, which every snapshot is built with.
+    update_lock: Mutex<Writer>,
     /// HTTP version spoken to the targets (AWS `ProtocolVersion`).
     protocol_version: ProtocolVersion,
     /// Where requests wait while the group has no routable target (scale from zero).
@@ -236,12 +250,16 @@ impl TargetGroup {
         settings: TargetGroupSettings,
     ) -> Arc<TargetGroup> {
         let version = settings.protocol_version;
+        let writer = Writer {
+            shifted: Vec::new(),
+            cross_zone: settings.cross_zone,
+        };
         Arc::new(TargetGroup {
             name: name.into(),
             settings,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next: AtomicUsize::new(0),
-            update_lock: Mutex::new(Vec::new()),
+            update_lock: Mutex::new(writer),
             protocol_version: version,
             hold: Hold::default(),
         })
@@ -274,7 +292,7 @@ impl TargetGroup {
     /// are left out of the routable set, unless that would leave it empty (fail open, as AWS).
     pub fn update(&self, targets: Vec<TargetUpdate>) {
         // A poisoned lock only means another updater panicked; the snapshot is still consistent.
-        let shifted = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
         let old = self.snapshot.load();
         let mut known: HashMap<SocketAddr, &Arc<Backend>> = old
             .members
@@ -309,18 +327,36 @@ impl TargetGroup {
         }
         self.start_ramps(&mut members, &before);
         drop(known);
-        self.publish(members, &shifted);
+        self.publish(members, &writer);
     }
 
     /// Sets the zones under a zonal shift (spec §6): their targets get no new requests (those
     /// in flight finish; health checks go on) unless every routable target is in them. The
     /// routable set is rebuilt once here, so picking stays lock-free.
     pub fn set_shifted_zones(&self, zones: Vec<String>) {
-        let mut shifted = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
-        if *shifted == zones {
+        let mut writer = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if writer.shifted == zones {
             return;
         }
-        *shifted = zones;
+        writer.shifted = zones;
+        self.republish(&writer);
+    }
+
+    /// Turns cross-zone load balancing on or off (AWS `load_balancing.cross_zone.enabled`,
+    /// e.g. after a reload). Off: each zone with routable targets gets an equal share of the
+    /// requests, served by its own targets with the group's algorithm, whatever the number of
+    /// targets per zone. The snapshot is rebuilt once here, so picking stays lock-free.
+    pub fn set_cross_zone(&self, on: bool) {
+        let mut writer = self.update_lock.lock().unwrap_or_else(|e| e.into_inner());
+        if writer.cross_zone == on {
+            return;
+        }
+        writer.cross_zone = on;
+        self.republish(&writer);
+    }
+
+    /// Rebuilds the snapshot of the current members after a writer setting changed.
+    fn republish(&self, writer: &Writer) {
         let members = self
             .snapshot
             .load()
@@ -334,12 +370,13 @@ impl TargetGroup {
                 ramp_start: m.ramp_start,
             })
             .collect();
-        self.publish(members, &shifted);
+        self.publish(members, writer);
     }
 
     /// Builds the snapshot of `members` (routable set, slow-start ramps) and swaps it in.
     /// Called with the writer lock held.
-    fn publish(&self, members: Vec<Member>, shifted: &[String]) {
+    fn publish(&self, members: Vec<Member>, writer: &Writer) {
+        let shifted = &writer.shifted;
         let healthy: Vec<&Member> = members
             .iter()
             .filter(|m| m.state == RouteState::Healthy)
@@ -362,6 +399,13 @@ impl TargetGroup {
                 chosen = outside;
             }
         }
+        let zones = if writer.cross_zone {
+            Vec::new()
+        } else {
+            // Stable: each zone keeps its registration order (round robin, ties).
+            chosen.sort_by(|a, b| a.zone.cmp(&b.zone));
+            zone_ranges(&chosen)
+        };
         let routable: Vec<Arc<Backend>> = chosen.iter().map(|m| Arc::clone(&m.backend)).collect();
         let ramp: Vec<Option<u64>> = chosen.iter().map(|m| m.ramp_start).collect();
         let slow_ms = duration_ms(self.settings.slow_start);
@@ -382,6 +426,7 @@ impl TargetGroup {
             ramp_until,
             ramp_over: AtomicBool::new(false),
             starting,
+            zones,
         }));
         if ready {
             self.hold.targets_arrived();
@@ -480,15 +525,32 @@ impl TargetGroup {
     /// no candidate at all.
     pub(crate) fn pick(&self, exclude: Option<&Arc<Backend>>) -> Option<Arc<Backend>> {
         let snap = self.snapshot.load();
-        let len = snap.routable.len();
-        if len == 0 {
+        if snap.routable.is_empty() {
             return None;
         }
+        if snap.zones.is_empty() {
+            return self.pick_in(&snap, 0..snap.routable.len(), exclude);
+        }
+        // Cross-zone off: an equal share per zone, then the algorithm within the zone. A zone
+        // left with no candidate (its only target just failed) hands the retry to any zone.
+        let zone = &snap.zones[balance::below(snap.zones.len() as u64) as usize];
+        self.pick_in(&snap, zone.clone(), exclude)
+            .or_else(|| self.pick_in(&snap, 0..snap.routable.len(), exclude))
+    }
+
+    /// [`pick`](Self::pick) among the routable backends in `range` (all of them, or one zone's).
+    fn pick_in(
+        &self,
+        snap: &Snapshot,
+        range: Range<usize>,
+        exclude: Option<&Arc<Backend>>,
+    ) -> Option<Arc<Backend>> {
+        let routable = &snap.routable[range.clone()];
         if snap.ramp_until != 0 && !snap.ramp_over.load(Ordering::Relaxed) {
             // The only clock read of the pick, and only while someone ramps.
             let now = self.settings.clock.mono_ms();
             if now < snap.ramp_until {
-                if let Some(b) = self.pick_ramped(&snap, exclude, now) {
+                if let Some(b) = self.pick_ramped(routable, &snap.ramp[range], exclude, now) {
                     return Some(b);
                 }
             } else {
@@ -498,14 +560,14 @@ impl TargetGroup {
         match self.settings.algorithm {
             Algorithm::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
-                rotate(&snap.routable, start, exclude)
+                rotate(routable, start, exclude)
             }
             Algorithm::WeightedRandom => {
                 // Equal weights for now (no anomaly mitigation): a uniform random start.
-                let start = balance::below(len as u64) as usize;
-                rotate(&snap.routable, start, exclude)
+                let start = balance::below(routable.len() as u64) as usize;
+                rotate(routable, start, exclude)
             }
-            Algorithm::LeastOutstandingRequests => self.least_outstanding(&snap.routable, exclude),
+            Algorithm::LeastOutstandingRequests => self.least_outstanding(routable, exclude),
         }
     }
 
@@ -548,7 +610,8 @@ impl TargetGroup {
     /// every candidate is excluded or ejected.
     fn pick_ramped(
         &self,
-        snap: &Snapshot,
+        routable: &[Arc<Backend>],
+        ramp: &[Option<u64>],
         exclude: Option<&Arc<Backend>>,
         now: u64,
     ) -> Option<Arc<Backend>> {
@@ -558,22 +621,17 @@ impl TargetGroup {
             if exclude.is_some_and(|x| Arc::ptr_eq(x, b)) || b.is_ejected() {
                 return 0;
             }
-            match snap.ramp[i] {
+            match ramp[i] {
                 Some(start) => (FULL * now.saturating_sub(start).min(slow_ms) / slow_ms).max(1),
                 None => FULL,
             }
         };
-        let total: u64 = snap
-            .routable
-            .iter()
-            .enumerate()
-            .map(|(i, b)| weight(i, b))
-            .sum();
+        let total: u64 = routable.iter().enumerate().map(|(i, b)| weight(i, b)).sum();
         if total == 0 {
             return None;
         }
         let mut r = balance::below(total);
-        for (i, b) in snap.routable.iter().enumerate() {
+        for (i, b) in routable.iter().enumerate() {
             let w = weight(i, b);
             if r < w {
                 return Some(Arc::clone(b));
@@ -621,11 +679,16 @@ impl TargetGroup {
         exclude: Option<&Arc<Backend>>,
     ) -> Option<Arc<Backend>> {
         let snap = self.snapshot.load();
-        let routable = &snap.routable;
-        let len = routable.len();
-        if len == 0 {
+        if snap.routable.is_empty() {
             return None;
         }
+        // Cross-zone off: the hash draws the zone, the rest of it the target within the zone.
+        let zones = snap.zones.len() as u64;
+        let (routable, hash) = match snap.zones.get((hash % zones.max(1)) as usize) {
+            Some(zone) if zones > 0 => (&snap.routable[zone.clone()], hash / zones),
+            _ => (&snap.routable[..], hash),
+        };
+        let len = routable.len();
         // Fits: the remainder is below `len`, a usize.
         let start = (hash % len as u64) as usize;
         let mut fallback: Option<&Arc<Backend>> = None;
@@ -651,6 +714,22 @@ impl TargetGroup {
             .iter()
             .any(|m| Arc::ptr_eq(&m.backend, backend))
     }
+}
+
+/// The index range of each zone's members in `sorted` (grouped by zone; a target without zone
+/// is a zone of its own); empty when there are fewer than two zones, so the pick skips the draw.
+fn zone_ranges(sorted: &[&Member]) -> Vec<Range<usize>> {
+    let mut ranges: Vec<Range<usize>> = Vec::new();
+    for (i, m) in sorted.iter().enumerate() {
+        match ranges.last_mut() {
+            Some(r) if sorted[r.start].zone == m.zone => r.end = i + 1,
+            _ => ranges.push(i..i + 1),
+        }
+    }
+    if ranges.len() < 2 {
+        ranges.clear();
+    }
+    ranges
 }
 
 fn duration_ms(d: Duration) -> u64 {
@@ -732,5 +811,90 @@ mod tests {
         ]);
         tg.set_shifted_zones(vec!["az-b".into()]);
         assert_eq!(picked(&tg, 10), [2].into());
+    }
+
+    /// Picks per port over `n` picks.
+    fn counts(tg: &TargetGroup, n: usize) -> std::collections::BTreeMap<u16, usize> {
+        let mut out = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            if let Some(b) = tg.pick(None) {
+                *out.entry(b.addr.port()).or_default() += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn cross_zone_off_gives_each_zone_an_equal_share_whatever_its_target_count() {
+        for algorithm in [
+            Algorithm::RoundRobin,
+            Algorithm::WeightedRandom,
+            Algorithm::LeastOutstandingRequests,
+        ] {
+            let tg = TargetGroup::with_settings(
+                "web",
+                TargetGroupSettings {
+                    algorithm,
+                    cross_zone: false,
+                    ..TargetGroupSettings::default()
+                },
+            );
+            tg.update(vec![
+                target(1, "az-a", RouteState::Healthy),
+                target(2, "az-b", RouteState::Healthy),
+                target(3, "az-b", RouteState::Healthy),
+                target(4, "az-b", RouteState::Healthy),
+                // Unhealthy: its zone has nothing routable and gets nothing.
+                target(5, "az-c", RouteState::Unhealthy),
+            ]);
+            let c = counts(&tg, 4000);
+            let a = c.get(&1).copied().unwrap_or(0);
+            assert!((1800..2200).contains(&a), "{algorithm:?}: {c:?}");
+            assert!(!c.contains_key(&5), "{c:?}");
+            for port in [2, 3, 4] {
+                let n = c.get(&port).copied().unwrap_or(0);
+                assert!((500..850).contains(&n), "{algorithm:?}: {c:?}");
+            }
+            // Flows too: each zone gets about half.
+            let in_a = (0..4000u64)
+                .filter_map(|h| tg.pick_flow(h.wrapping_mul(0x9e37_79b9_7f4a_7c15), None))
+                .filter(|b| b.addr.port() == 1)
+                .count();
+            assert!((1800..2200).contains(&in_a), "{in_a}");
+            // On: per-target shares.
+            tg.set_cross_zone(true);
+            let c = counts(&tg, 4000);
+            assert!(c.values().all(|n| (800..1200).contains(n)), "{c:?}");
+            tg.set_cross_zone(false);
+            // A zonal shift removes its zone; the other zone takes everything.
+            tg.set_shifted_zones(vec!["az-a".into()]);
+            assert_eq!(picked(&tg, 30), [2, 3, 4].into());
+        }
+    }
+
+    #[test]
+    fn cross_zone_off_retries_in_another_zone_when_its_zone_has_no_other_target() {
+        let tg = TargetGroup::with_settings(
+            "web",
+            TargetGroupSettings {
+                cross_zone: false,
+                ..TargetGroupSettings::default()
+            },
+        );
+        tg.update(vec![
+            target(1, "az-a", RouteState::Healthy),
+            target(2, "az-b", RouteState::Healthy),
+        ]);
+        let one = tg
+            .snapshot
+            .load()
+            .routable
+            .iter()
+            .find(|b| b.addr.port() == 1)
+            .cloned()
+            .unwrap();
+        for _ in 0..20 {
+            assert_eq!(tg.pick(Some(&one)).unwrap().addr.port(), 2);
+        }
     }
 }

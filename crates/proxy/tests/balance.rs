@@ -336,3 +336,41 @@ async fn draining_moves_a_keep_alive_client_connection_to_another_target() {
     assert_eq!((status, backend.as_str()), (200, "b0"));
     assert!(!conn.is_finished(), "the client connection stayed open");
 }
+
+#[tokio::test]
+async fn cross_zone_off_splits_by_zone_and_on_splits_by_target() {
+    // Zone a has one target, zone b three.
+    let bs = backends(4).await;
+    let group = TargetGroup::with_settings(
+        "test",
+        TargetGroupSettings {
+            cross_zone: false,
+            ..TargetGroupSettings::default()
+        },
+    );
+    group.update(
+        bs.iter()
+            .enumerate()
+            .map(|(i, b)| flotilla_proxy::TargetUpdate {
+                zone: Some(if i == 0 { "az-a" } else { "az-b" }.to_string()),
+                ..target(b.addr, Healthy)
+            })
+            .collect(),
+    );
+    let proxy = TestProxy::forward_to(&group).await;
+    let n = 400;
+    let off = spread(&proxy, n).await;
+    let zone_a = off.get("b0").copied().unwrap_or(0);
+    // Each zone gets half (binomial, n = 400: ±4.5 standard deviations).
+    assert!((155..=245).contains(&zone_a), "cross-zone off: {off:?}");
+    group.set_cross_zone(true);
+    let on = spread(&proxy, n).await;
+    // Round robin over the four targets: exactly a quarter each.
+    for b in ["b0", "b1", "b2", "b3"] {
+        assert_eq!(
+            on.get(b).copied().unwrap_or(0),
+            n / 4,
+            "cross-zone on: {on:?}"
+        );
+    }
+}

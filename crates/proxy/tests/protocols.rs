@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -46,23 +46,6 @@ async fn start(group: &Arc<TargetGroup>, config: ListenerConfig, options: Listen
 
 async fn plain(group: &Arc<TargetGroup>) -> Lb {
     start(group, test_config(), ListenerOptions::default()).await
-}
-
-/// Send a request over an HTTP/2 connection on `io`; returns status and body.
-async fn h2_get<I>(io: I, uri: &str) -> (u16, http::Version, Bytes)
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    let (status, version) = (resp.status().as_u16(), resp.version());
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    (status, version, body)
 }
 
 #[tokio::test]
@@ -181,31 +164,9 @@ async fn http2_streams_are_multiplexed_and_large_answers_respect_flow_control() 
     assert_eq!(group.in_flight(backend.addr), Some(0));
 }
 
-/// Raw HTTP/2 frames, for what a well-behaved client library will not send.
-mod raw_h2 {
-    pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-    pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-        let len = payload.len() as u32;
-        let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-        out.extend_from_slice(&stream.to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
-    /// A literal header field without indexing, new name (RFC 7541 §6.2.2), no Huffman.
-    pub fn field(out: &mut Vec<u8>, name: &str, value: &str) {
-        out.push(0);
-        out.push(name.len() as u8);
-        out.extend_from_slice(name.as_bytes());
-        out.push(value.len() as u8);
-        out.extend_from_slice(value.as_bytes());
-    }
-}
-
 #[tokio::test]
 async fn http2_body_longer_than_its_content_length_is_reset_and_never_reaches_the_target() {
-    use raw_h2::{field, frame, PREFACE};
+    use common::raw_h2::{field, frame, PREFACE};
     let backend = TestBackend::start("b1").await;
     let group = group_of(&[(backend.addr, Healthy)]);
     let lb = plain(&group).await;

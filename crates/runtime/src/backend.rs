@@ -8,13 +8,13 @@ use std::time::Duration;
 use flotilla_admin::api::{
     ActivityInfo, ClusterInfo, CompleteLifecycleActionRequest, CompleteLifecycleActionResponse,
     GroupDetail, GroupSummary, InstanceInfo, InstanceRefreshInfo, LifecycleActionInfo,
-    LifecycleHeartbeatRequest, ListenerInfo, ProtectionResponse, ReloadResponse, TargetHealthInfo,
-    TerminateResponse, WarmPoolInfo, ZoneInfo,
+    LifecycleHeartbeatRequest, ListenerInfo, ProtectionResponse, RefreshOverrides, ReloadResponse,
+    TargetHealthInfo, TerminateResponse, WarmPoolInfo, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
-    CapacityError, Instance, InstanceId, InstanceRefresh, RefreshError, RefreshPreferences,
-    ScalingProcess, ZoneDrill, ZoneError, ZoneStatus,
+    CapacityError, Instance, InstanceId, InstanceRefresh, RefreshError, ScalingProcess, ZoneDrill,
+    ZoneError, ZoneStatus,
 };
 use tokio::sync::Notify;
 
@@ -76,9 +76,6 @@ pub(crate) fn instance_info(clock: &Clock, c: &Control, i: &Instance) -> Instanc
     }
 }
 
-/// AWS's default `MinHealthyPercentage` of an instance refresh.
-const DEFAULT_MIN_HEALTHY_PERCENTAGE: u32 = 90;
-
 fn refresh_info(clock: &Clock, group: &str, r: &InstanceRefresh) -> InstanceRefreshInfo {
     InstanceRefreshInfo {
         instance_refresh_id: r.id.clone(),
@@ -90,6 +87,13 @@ fn refresh_info(clock: &Clock, group: &str, r: &InstanceRefresh) -> InstanceRefr
         instances_total: r.instances_total,
         min_healthy_percentage: r.preferences.min_healthy_percentage,
         instance_warmup: humantime::format_duration(r.preferences.instance_warmup).to_string(),
+        checkpoint_percentages: r.preferences.checkpoint_percentages.clone(),
+        checkpoint_delay: humantime::format_duration(r.preferences.checkpoint_delay).to_string(),
+        auto_rollback: r.preferences.auto_rollback,
+        checkpoint_until: r.checkpoint_until.map(|t| clock.rfc3339(t)),
+        launch_template_version: r.launch_template_version,
+        previous_launch_template_version: r.previous_launch_template_version,
+        rollback_reason: r.rollback_reason.clone(),
         start_time: clock.rfc3339(r.start_time),
         end_time: r.end_time.map(|t| clock.rfc3339(t)),
     }
@@ -97,7 +101,9 @@ fn refresh_info(clock: &Clock, group: &str, r: &InstanceRefresh) -> InstanceRefr
 
 fn refresh_error(e: RefreshError) -> AdminError {
     match e {
-        RefreshError::MinHealthyPercentage(_) => AdminError::BadRequest(e.to_string()),
+        RefreshError::MinHealthyPercentage(_) | RefreshError::CheckpointPercentages(_) => {
+            AdminError::BadRequest(e.to_string())
+        }
         RefreshError::InProgress { .. } | RefreshError::NotInProgress => {
             AdminError::Conflict(e.to_string())
         }
@@ -320,23 +326,15 @@ impl AdminBackend for AdminView {
     fn start_instance_refresh(
         &self,
         name: &str,
-        min_healthy_percentage: Option<u32>,
-        instance_warmup: Option<Duration>,
+        overrides: RefreshOverrides,
     ) -> Result<InstanceRefreshInfo, AdminError> {
-        // AWS: the refresh's warm-up defaults to the group's, else its grace period.
-        let default_warmup = self
-            .config()
-            .auto_scaling_groups
-            .get(name)
-            .map(|g| {
-                g.default_instance_warmup
-                    .unwrap_or(g.health_check_grace_period)
-            })
-            .ok_or_else(|| no_group(name))?;
-        let preferences = RefreshPreferences {
-            min_healthy_percentage: min_healthy_percentage
-                .unwrap_or(DEFAULT_MIN_HEALTHY_PERCENTAGE),
-            instance_warmup: instance_warmup.unwrap_or(default_warmup),
+        let preferences = {
+            let config = self.config();
+            let asg = config
+                .auto_scaling_groups
+                .get(name)
+                .ok_or_else(|| no_group(name))?;
+            crate::reload::refresh_preferences(asg, overrides)
         };
         let now = self.clock.now();
         let mut c = self.lock();
@@ -418,6 +416,34 @@ impl AdminBackend for AdminView {
 
     fn end_zonal_shift(&self, zone: &str) -> Result<ZoneInfo, AdminError> {
         self.zone_drill(zone, ZoneDrill::Shift, None)
+    }
+
+    fn rule_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<flotilla_admin::api::RuleWeights, AdminError> {
+        crate::shift::rule_weights(&self.0, lb, rule, listener)
+    }
+
+    fn shift_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+        weights: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<flotilla_admin::api::RuleWeights, AdminError> {
+        crate::shift::set_weights(&self.0, lb, rule, listener, Some(weights))
+    }
+
+    fn reset_weights(
+        &self,
+        lb: &str,
+        rule: &str,
+        listener: Option<&str>,
+    ) -> Result<flotilla_admin::api::RuleWeights, AdminError> {
+        crate::shift::set_weights(&self.0, lb, rule, listener, None)
     }
 
     fn set_instance_protection(

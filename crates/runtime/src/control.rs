@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use flotilla_config::Matcher;
+use flotilla_config::{LaunchTemplate, Matcher};
 use flotilla_control::{
     ActivityStatus, AutoScalingGroup, GroupAction, HealthAction, InstanceId, TargetGroupHealth,
     TargetState, Time, ZoneDrill, ZoneDrills, ZoneEvent,
@@ -24,6 +24,9 @@ pub(crate) enum Effect {
         group: String,
         id: InstanceId,
         zone: String,
+        /// The launch template version the group asked for, when this run still knows it
+        /// (a rollback launches an earlier one); `None`: the config's current template.
+        template: Option<LaunchTemplate>,
     },
     /// Gracefully stop an instance (stop signal, then SIGKILL after its stop timeout).
     Stop { id: InstanceId },
@@ -49,6 +52,9 @@ pub(crate) struct ProbeSpec {
 pub(crate) struct GroupRuntime {
     pub(crate) asg: AutoScalingGroup,
     pub(crate) launch_template: String,
+    /// The launch template's versions this run has seen, newest last (at most
+    /// [`KEPT_TEMPLATE_VERSIONS`]), so an instance refresh can roll back to the previous one.
+    templates: BTreeMap<u64, LaunchTemplate>,
     pub(crate) target_groups: Vec<String>,
     last_logged_activity: Option<u64>,
     /// Start-up progress: `None` once the group first had all its desired instances in
@@ -67,11 +73,32 @@ impl GroupRuntime {
         Self {
             asg,
             launch_template,
+            templates: BTreeMap::new(),
             target_groups,
             last_logged_activity: None,
             startup: Some((u32::MAX, u32::MAX)),
             unfinished: Vec::new(),
         }
+    }
+}
+
+/// How many launch template versions a group remembers for rollbacks.
+const KEPT_TEMPLATE_VERSIONS: usize = 8;
+
+impl GroupRuntime {
+    /// Remembers what `version` of the group's launch template is.
+    pub(crate) fn record_template(&mut self, version: u64, template: LaunchTemplate) {
+        self.templates.insert(version, template);
+        while self.templates.len() > KEPT_TEMPLATE_VERSIONS {
+            self.templates.pop_first();
+        }
+    }
+
+    /// The version number for a changed launch template: above every version seen, so a
+    /// version a rollback left is never reused for different contents.
+    pub(crate) fn next_template_version(&self) -> u64 {
+        let seen = self.templates.keys().next_back().copied().unwrap_or(0);
+        seen.max(self.asg.spec().launch_template_version) + 1
     }
 }
 
@@ -456,7 +483,16 @@ impl Control {
         effects: &mut Vec<Effect>,
     ) {
         match action {
-            GroupAction::Launch { id, zone, .. } => {
+            GroupAction::Launch {
+                id,
+                zone,
+                launch_template_version,
+            } => {
+                let template = self
+                    .groups
+                    .get(group)
+                    .and_then(|g| g.templates.get(&launch_template_version))
+                    .cloned();
                 self.instances.insert(
                     id.clone(),
                     InstanceRecord {
@@ -469,6 +505,7 @@ impl Control {
                     group: group.to_string(),
                     id,
                     zone,
+                    template,
                 });
             }
             GroupAction::RegisterTargets { id } => {

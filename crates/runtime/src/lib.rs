@@ -22,6 +22,8 @@ mod reload;
 mod run;
 mod scale_from_zero;
 mod scaling;
+mod shift;
+mod weights;
 
 pub use error::RuntimeError;
 pub use run::{run, RunOptions};

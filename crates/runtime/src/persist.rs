@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use flotilla_admin::api::ActivityInfo;
 use flotilla_control::{Activity, ActivityStatus, LifecycleState};
-use flotilla_state::{ActivityRecord, InstanceRecord, SqliteStore, StateError, StateStore};
+use flotilla_state::{
+    ActivityRecord, InstanceRecord, SqliteStore, StateError, StateStore, WeightOverrideRecord,
+};
 
 use crate::clock::Clock;
 
@@ -44,6 +46,12 @@ enum Write {
         id: String,
     },
     ClearInstances,
+    WeightOverride(WeightOverrideRecord),
+    RemoveWeightOverride {
+        load_balancer: String,
+        listener: String,
+        rule: String,
+    },
 }
 
 /// What an earlier run left behind.
@@ -56,6 +64,8 @@ pub(crate) struct Restored {
     pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
     /// Instances launched by an earlier run and not known to be terminated.
     pub(crate) instances: Vec<InstanceRecord>,
+    /// Weights operators (or canary rollbacks) set on forward actions.
+    pub(crate) weight_overrides: Vec<WeightOverrideRecord>,
 }
 
 /// Opens `<state_dir>/state.db` and reads what the groups named in `groups` need.
@@ -69,6 +79,7 @@ pub(crate) fn open<'a>(
         suspended: BTreeMap::new(),
         history: BTreeMap::new(),
         instances: store.instances()?,
+        weight_overrides: store.weight_overrides()?,
     };
     for group in groups {
         if let Some(d) = store.desired_capacity(group)? {
@@ -185,6 +196,22 @@ impl Persister {
         });
     }
 
+    /// Records (`Some`) or forgets (`None`) the weight override of a forward action.
+    pub(crate) fn weight_override(
+        &self,
+        key: &crate::weights::RuleKey,
+        o: Option<&crate::weights::Override>,
+    ) {
+        self.send(match o {
+            Some(o) => Write::WeightOverride(crate::weights::to_record(key, o)),
+            None => Write::RemoveWeightOverride {
+                load_balancer: key.lb.clone(),
+                listener: key.listener.to_string(),
+                rule: key.rule(),
+            },
+        });
+    }
+
     /// Records a launched (or adopted) instance.
     pub(crate) fn put_instance(&self, record: InstanceRecord) {
         self.send(Write::PutInstance(record));
@@ -234,6 +261,12 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
         Write::Protection { id, protected } => store.set_instance_protection(&id, protected),
         Write::Lifecycle { id, lifecycle } => store.set_instance_lifecycle(&id, lifecycle),
         Write::RemoveInstance { id } => store.remove_instance(&id),
+        Write::WeightOverride(o) => store.put_weight_override(&o),
+        Write::RemoveWeightOverride {
+            load_balancer,
+            listener,
+            rule,
+        } => store.remove_weight_override(&load_balancer, &listener, &rule),
         Write::ClearInstances => {
             for i in store.instances()? {
                 store.remove_instance(&i.id)?;

@@ -12,10 +12,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
-use flotilla_admin::api::{ListenerInfo, ReloadResponse};
+use flotilla_admin::api::{ListenerInfo, RefreshOverrides, ReloadResponse};
 use flotilla_admin::AdminError;
 use flotilla_config::{Config, ConfigError, LoadBalancerType};
-use flotilla_control::{GroupSpec, HealthCheckSpec, HealthCheckType, TargetGroupHealth};
+use flotilla_control::{
+    GroupSpec, HealthCheckSpec, HealthCheckType, RefreshPreferences, TargetGroupHealth,
+};
 
 use crate::backend::Shared;
 use crate::control::{ProbeSpec, TargetGroupRuntime};
@@ -23,6 +25,31 @@ use crate::run::CONNECT_TIMEOUT;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+/// The preferences of an instance refresh of `asg`: each override, else the group's
+/// `instance_refresh` settings; the warm-up falls back to the group's default instance
+/// warm-up, else its health check grace period (AWS).
+pub(crate) fn refresh_preferences(
+    asg: &flotilla_config::AutoScalingGroup,
+    overrides: RefreshOverrides,
+) -> RefreshPreferences {
+    let s = &asg.instance_refresh;
+    let warmup = s
+        .instance_warmup
+        .or(asg.default_instance_warmup)
+        .unwrap_or(asg.health_check_grace_period);
+    RefreshPreferences {
+        min_healthy_percentage: overrides
+            .min_healthy_percentage
+            .unwrap_or(s.min_healthy_percentage),
+        instance_warmup: overrides.instance_warmup.unwrap_or(warmup),
+        checkpoint_percentages: overrides
+            .checkpoint_percentages
+            .unwrap_or_else(|| s.checkpoint_percentages.clone()),
+        checkpoint_delay: overrides.checkpoint_delay.unwrap_or(s.checkpoint_delay),
+        auto_rollback: overrides.auto_rollback.unwrap_or(s.auto_rollback),
+    }
+}
 
 /// The control plane's spec of a group as the config describes it.
 pub(crate) fn group_spec(
@@ -246,6 +273,14 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
         let (spec, probe) = health_specs(tg);
         match c.target_groups.get_mut(name) {
             Some(rt) => {
+                let cross_zone = new.target_group_cross_zone(name);
+                if cross_zone != old.target_group_cross_zone(name) {
+                    rt.proxy.set_cross_zone(cross_zone);
+                    changes.push(format!(
+                        "target group {name}: cross-zone load balancing {}",
+                        if cross_zone { "on" } else { "off" }
+                    ));
+                }
                 if old.target_groups.get(name) != Some(tg) {
                     rt.health.update_spec(spec, tg.deregistration_delay);
                     rt.probe = probe;
@@ -265,7 +300,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                         health,
                         flotilla_proxy::TargetGroup::with_settings(
                             name.clone(),
-                            flotilla_proxy::TargetGroupSettings::from_config(tg),
+                            flotilla_proxy::TargetGroupSettings::from_config(
+                                tg,
+                                new.target_group_cross_zone(name),
+                            ),
                         ),
                         probe,
                     ),
@@ -295,7 +333,10 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
         let current = g.asg.spec().clone();
         let mut version = current.launch_template_version;
         if template_changed {
-            version += 1;
+            version = g.next_template_version();
+            if let Some(t) = new.launch_templates.get(&asg.launch_template) {
+                g.record_template(version, t.clone());
+            }
             changes.push(format!(
                 "auto scaling group {name}: launch template {} is now version {version} (new instances use it)",
                 asg.launch_template
@@ -358,6 +399,21 @@ fn apply(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
                 changes.push(format!("auto scaling group {name}: {what} {a} → {b}"));
             }
         }
+        if template_changed && asg.instance_refresh.on_launch_template_change {
+            let preferences = refresh_preferences(asg, RefreshOverrides::default());
+            let cause = "a configuration reload that changed the launch template";
+            match g.asg.start_instance_refresh(now, preferences, cause) {
+                Ok(r) => changes.push(format!(
+                    "auto scaling group {name}: instance refresh {} started \
+                     (instance_refresh.on_launch_template_change)",
+                    r.id
+                )),
+                Err(e) => changes.push(format!(
+                    "auto scaling group {name}: no instance refresh started: {e}"
+                )),
+            }
+        }
+        let s = g.asg.spec();
         if (&current.lifecycle_hooks, current.warm_pool) != (&s.lifecycle_hooks, s.warm_pool) {
             changes.push(format!(
                 "auto scaling group {name}: lifecycle hooks or warm pool updated ({} hook(s), \
@@ -413,12 +469,13 @@ fn remove_target_groups(shared: &Shared, new: &Config) -> Vec<String> {
 
 /// One running listener: what the API shows, its routing snapshot, and its own stop switch
 /// (so a reload can drain it alone).
-struct ListenerEntry {
+pub(crate) struct ListenerEntry {
     info: ListenerInfo,
-    load_balancer: String,
-    listener: flotilla_config::Listener,
+    pub(crate) load_balancer: String,
+    /// The listener as configured (bind address as bound), before weight overrides.
+    pub(crate) listener: flotilla_config::Listener,
     idle_timeout: std::time::Duration,
-    router: Arc<ArcSwap<flotilla_proxy::Router>>,
+    pub(crate) router: Arc<ArcSwap<flotilla_proxy::Router>>,
     stop: watch::Sender<bool>,
     stats: Arc<flotilla_proxy::ListenerStats>,
 }
@@ -434,7 +491,7 @@ pub(crate) struct BoundListener {
 }
 
 /// The data-plane target groups by name, what listener rules are compiled against.
-fn proxy_groups(
+pub(crate) fn proxy_groups(
     target_groups: &BTreeMap<String, TargetGroupRuntime>,
 ) -> std::collections::HashMap<String, Arc<flotilla_proxy::TargetGroup>> {
     target_groups
@@ -447,13 +504,16 @@ fn proxy_groups(
 /// them one by one, shutdown stops them all.
 #[derive(Default)]
 pub(crate) struct ListenerSet {
-    entries: Mutex<BTreeMap<SocketAddr, ListenerEntry>>,
+    pub(crate) entries: Mutex<BTreeMap<SocketAddr, ListenerEntry>>,
+    /// Weight overrides and canary rollbacks of their forward actions (locked after
+    /// `entries`).
+    pub(crate) weights: Mutex<crate::weights::Weights>,
     tasks: Mutex<JoinSet<Result<(), flotilla_proxy::ProxyError>>>,
 }
 
 type ProxyTask = Result<(), flotilla_proxy::ProxyError>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Poisoned only if a panic happened mid-insert; the map is still usable.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -484,7 +544,8 @@ impl ListenerSet {
             stats.set_access_log(log.clone());
         }
         let proxy_groups = proxy_groups(target_groups);
-        let router = Arc::new(ArcSwap::from_pointee(flotilla_proxy::rules::compile(
+        let router = Arc::new(ArcSwap::from_pointee(self.compile(
+            &lb_name,
             &listener,
             &proxy_groups,
         )));
@@ -554,6 +615,26 @@ impl ListenerSet {
                 stats,
             },
         );
+    }
+
+    /// The routing table of `listener` of `lb`, with the weight overrides of its rules applied
+    /// (overrides the file no longer agrees with are dropped, logged).
+    pub(crate) fn compile(
+        &self,
+        lb: &str,
+        listener: &flotilla_config::Listener,
+        groups: &std::collections::HashMap<String, Arc<flotilla_proxy::TargetGroup>>,
+    ) -> flotilla_proxy::Router {
+        let (effective, dropped) = lock(&self.weights).effective(lb, listener);
+        for (key, why) in dropped {
+            tracing::info!(
+                load_balancer = lb,
+                listener = %key.listener,
+                rule = key.rule(),
+                "weight override dropped: {why}"
+            );
+        }
+        flotilla_proxy::rules::compile(&effective, groups)
     }
 
     /// Counters of every listener: (load balancer, bind address, counters).
@@ -679,7 +760,8 @@ fn apply_listeners(shared: &Shared, new: &Config, bound: Vec<BoundListener>) -> 
                 continue;
             };
             if &e.listener != *l || e.load_balancer != **lb {
-                e.router.store(Arc::new(flotilla_proxy::rules::compile(
+                e.router.store(Arc::new(set.compile(
+                    lb,
                     l,
                     &proxy_groups(&c.target_groups),
                 )));

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
-use flotilla_config::{Action, Config};
+use flotilla_config::{Action, Config, LaunchTemplate};
 use flotilla_control::{AutoScalingGroup, InstanceId, ScalingProcess, TargetGroupHealth};
 use flotilla_proxy::AccessLog;
 use tokio::net::TcpListener;
@@ -135,7 +135,10 @@ pub async fn run(
                 health,
                 flotilla_proxy::TargetGroup::with_settings(
                     name.clone(),
-                    flotilla_proxy::TargetGroupSettings::from_config(tg),
+                    flotilla_proxy::TargetGroupSettings::from_config(
+                        tg,
+                        config.target_group_cross_zone(name),
+                    ),
                 ),
                 probe,
             ),
@@ -176,14 +179,15 @@ pub async fn run(
         group.set_new_instances_protected_from_scale_in(asg.new_instances_protected_from_scale_in);
         // Suspended before the first reconcile, so e.g. a suspended Launch launches nothing.
         restore_suspended(name, &mut group, restored.suspended.get(name));
-        groups.insert(
-            name.clone(),
-            GroupRuntime::new(
-                group,
-                asg.launch_template.clone(),
-                asg.target_groups.clone(),
-            ),
+        let mut rt = GroupRuntime::new(
+            group,
+            asg.launch_template.clone(),
+            asg.target_groups.clone(),
         );
+        if let Some(t) = config.launch_templates.get(&asg.launch_template) {
+            rt.record_template(1, t.clone());
+        }
+        groups.insert(name.clone(), rt);
     }
 
     // Listeners: routers over the data-plane target groups.
@@ -194,6 +198,12 @@ pub async fn run(
     // only after the control loop's first pump.
     control.publish();
     let listener_set = reload::ListenerSet::default();
+    reload::lock(&listener_set.weights).restore(
+        restored
+            .weight_overrides
+            .iter()
+            .filter_map(crate::weights::from_record),
+    );
     for b in bound {
         listener_set.start(b, &control.target_groups, &config.target_groups);
     }
@@ -267,6 +277,8 @@ pub async fn run(
                 s.tick(&mut c, now, jiff::Timestamp::now());
                 if lb_metrics.due(now) {
                     lb_metrics.sample(&mut s.store, &shared.listener_set.stats(), &c, now);
+                    // After the second's metrics are in: canary rollbacks judge them.
+                    crate::shift::tick_rollbacks(&shared.listener_set, &c, &s.store, now);
                 }
                 s.next_sample()
             };
@@ -282,8 +294,19 @@ pub async fn run(
         };
         for effect in effects {
             match effect {
-                Effect::Launch { group, id, zone } => {
-                    launch(&shared, &provider, &options, &group, &id, &zone, &admin_url).await;
+                Effect::Launch {
+                    group,
+                    id,
+                    zone,
+                    template,
+                } => {
+                    let at = LaunchAt {
+                        group: &group,
+                        id: &id,
+                        zone: &zone,
+                        admin_url: &admin_url,
+                    };
+                    launch(&shared, &provider, &options, at, template).await;
                     shared.wake.notify_one();
                 }
                 Effect::Stop { id } => provider.stop(id.as_str()),
@@ -373,21 +396,38 @@ pub async fn run(
     Ok(())
 }
 
+/// Which instance a launch is for.
+struct LaunchAt<'a> {
+    group: &'a str,
+    id: &'a InstanceId,
+    zone: &'a str,
+    /// The admin API's URL, given to the instance as `FLOTILLA_ADMIN`.
+    admin_url: &'a str,
+}
+
+/// Starts an instance from `template` (the version the group asked for), or from the config's
+/// current template of the group when this run does not know that version.
 async fn launch(
     shared: &Arc<Shared>,
     provider: &Arc<LocalProcessProvider>,
     options: &RunOptions,
-    group: &str,
-    id: &InstanceId,
-    zone: &str,
-    admin_url: &str,
+    at: LaunchAt<'_>,
+    template: Option<LaunchTemplate>,
 ) {
-    let template_name = shared
-        .lock()
-        .groups
-        .get(group)
-        .map(|g| g.launch_template.clone());
-    let template = template_name.and_then(|n| shared.config().launch_templates.get(&n).cloned());
+    let LaunchAt {
+        group,
+        id,
+        zone,
+        admin_url,
+    } = at;
+    let template = template.or_else(|| {
+        let name = shared
+            .lock()
+            .groups
+            .get(group)
+            .map(|g| g.launch_template.clone());
+        name.and_then(|n| shared.config().launch_templates.get(&n).cloned())
+    });
     let Some(template) = template else {
         let now = shared.clock.now();
         shared
@@ -437,7 +477,9 @@ fn restore_suspended(group: &str, asg: &mut AutoScalingGroup, stored: Option<&Ve
 
 pub(crate) fn forwarded_groups(action: &Action) -> Vec<String> {
     match action {
-        Action::Forward { target_groups } => target_groups.iter().map(|t| t.name.clone()).collect(),
+        Action::Forward { target_groups, .. } => {
+            target_groups.iter().map(|t| t.name.clone()).collect()
+        }
         _ => Vec::new(),
     }
 }

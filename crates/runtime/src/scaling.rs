@@ -538,7 +538,8 @@ fn adjustment(a: CfgAdjustment) -> AdjustmentType {
     }
 }
 
-fn alarm_spec(a: &CfgAlarm) -> AlarmSpec {
+/// The control plane's alarm settings from the config's.
+pub(crate) fn alarm_spec(a: &CfgAlarm) -> AlarmSpec {
     AlarmSpec {
         metric: a.metric.clone(),
         statistic: a.statistic.clone(),

@@ -14,4 +14,4 @@ mod store;
 
 pub use error::StateError;
 pub use sqlite::SqliteStore;
-pub use store::{ActivityRecord, InstanceRecord, StateStore};
+pub use store::{ActivityRecord, InstanceRecord, StateStore, WeightOverrideRecord};

@@ -40,7 +40,18 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 2: scale-in protection an operator set on an instance (AWS `SetInstanceProtection`).
     "ALTER TABLE instances ADD COLUMN protected_from_scale_in INTEGER NOT NULL DEFAULT 0;",
-    // 3: where the instance is in its life, so a restart puts a warm pool instance back in the
+    // 3: weights of forward actions shifted by an operator or a canary rollback.
+    "CREATE TABLE weight_overrides (
+        load_balancer TEXT NOT NULL,
+        listener TEXT NOT NULL,
+        rule TEXT NOT NULL,
+        weights TEXT NOT NULL,
+        base TEXT NOT NULL,
+        source TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        PRIMARY KEY (load_balancer, listener, rule)
+    );",
+    // 4: where the instance is in its life, so a restart puts a warm pool instance back in the
     // pool and holds one waiting for a launch hook out of service.
     "ALTER TABLE instances ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'in_service';",
 ];

@@ -4,7 +4,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::{migrations, ActivityRecord, InstanceRecord, StateError, StateStore};
+use crate::{
+    migrations, ActivityRecord, InstanceRecord, StateError, StateStore, WeightOverrideRecord,
+};
 
 /// How many activities a group keeps on disk; older ones are deleted so the file stays bounded.
 const MAX_ACTIVITIES_PER_GROUP: i64 = 10_000;
@@ -218,11 +220,90 @@ impl StateStore for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn put_weight_override(&mut self, o: &WeightOverrideRecord) -> Result<(), StateError> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO weight_overrides
+               (load_balancer, listener, rule, weights, base, source, cause)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                o.load_balancer,
+                o.listener,
+                o.rule,
+                o.weights,
+                o.base,
+                o.source,
+                o.cause
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn remove_weight_override(
+        &mut self,
+        load_balancer: &str,
+        listener: &str,
+        rule: &str,
+    ) -> Result<(), StateError> {
+        self.conn.execute(
+            "DELETE FROM weight_overrides WHERE load_balancer = ?1 AND listener = ?2 AND rule = ?3",
+            params![load_balancer, listener, rule],
+        )?;
+        Ok(())
+    }
+
+    fn weight_overrides(&self) -> Result<Vec<WeightOverrideRecord>, StateError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT load_balancer, listener, rule, weights, base, source, cause
+             FROM weight_overrides ORDER BY load_balancer, listener, rule",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(WeightOverrideRecord {
+                load_balancer: r.get(0)?,
+                listener: r.get(1)?,
+                rule: r.get(2)?,
+                weights: r.get(3)?,
+                base: r.get(4)?,
+                source: r.get(5)?,
+                cause: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weight_overrides_round_trip() {
+        let dir = std::env::temp_dir().join(format!("flotilla-weights-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let o = WeightOverrideRecord {
+            load_balancer: "front".into(),
+            listener: "127.0.0.1:8080".into(),
+            rule: "10".into(),
+            weights: "web=0,canary=100".into(),
+            base: "web=90,canary=10".into(),
+            source: "operator".into(),
+            cause: String::new(),
+        };
+        store.put_weight_override(&o).unwrap();
+        let newer = WeightOverrideRecord {
+            weights: "web=100,canary=0".into(),
+            ..o.clone()
+        };
+        store.put_weight_override(&newer).unwrap();
+        assert_eq!(store.weight_overrides().unwrap(), [newer]);
+        store
+            .remove_weight_override("front", "127.0.0.1:8080", "10")
+            .unwrap();
+        assert!(store.weight_overrides().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -51,6 +51,26 @@ pub struct InstanceRecord {
     pub lifecycle: String,
 }
 
+/// An operator's (or a canary rollback's) weights for one forward action, re-applied after a
+/// restart while the config still has the weights it was made against.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightOverrideRecord {
+    /// Load balancer name.
+    pub load_balancer: String,
+    /// The listener's bind address.
+    pub listener: String,
+    /// Rule priority, or `default`.
+    pub rule: String,
+    /// The weights in force, `name=weight` comma-separated in action order.
+    pub weights: String,
+    /// The config's weights when the override was made, same form.
+    pub base: String,
+    /// `operator` or `rollback`.
+    pub source: String,
+    /// A rollback's cause (empty for an operator's shift).
+    pub cause: String,
+}
+
 /// Durable storage for everything that must outlive one run of Flotilla.
 ///
 /// A trait so the embedded SQLite store can later be replaced (e.g. by etcd for several
@@ -91,4 +111,15 @@ pub trait StateStore: Send {
     fn remove_instance(&mut self, id: &str) -> Result<(), StateError>;
     /// Every instance record, in id order.
     fn instances(&self) -> Result<Vec<InstanceRecord>, StateError>;
+    /// Stores (or replaces) the weight override of one forward action.
+    fn put_weight_override(&mut self, o: &WeightOverrideRecord) -> Result<(), StateError>;
+    /// Forgets the weight override of one forward action.
+    fn remove_weight_override(
+        &mut self,
+        load_balancer: &str,
+        listener: &str,
+        rule: &str,
+    ) -> Result<(), StateError>;
+    /// Every stored weight override.
+    fn weight_overrides(&self) -> Result<Vec<WeightOverrideRecord>, StateError>;
 }

@@ -1,7 +1,10 @@
 //! Listener and rule actions: forward, redirect, fixed-response.
 
+use super::alarms::decode_alarm_of;
 use super::{Ctx, ForwardUse, RefKind, Reference, Tbl, Val};
-use crate::routing::{Action, LoadBalancerType, Redirect, WeightedTargetGroup};
+use crate::routing::{
+    Action, CanaryRollback, LoadBalancerType, Redirect, WeightedTargetGroup, ROLLBACK_METRICS,
+};
 
 /// The content types an ALB fixed response may declare.
 const CONTENT_TYPES: &[&str] = &[
@@ -18,7 +21,7 @@ pub(crate) fn decode_action(
     path: String,
     kind: LoadBalancerType,
 ) -> Option<Action> {
-    const FORWARD: &[&str] = &["type", "target_group", "target_groups"];
+    const FORWARD: &[&str] = &["type", "target_group", "target_groups", "rollback"];
     const REDIRECT: &[&str] = &[
         "type", "status", "protocol", "host", "port", "path", "query",
     ];
@@ -189,12 +192,53 @@ fn decode_forward(ctx: &mut Ctx, t: &Tbl<'_, '_>, kind: LoadBalancerType) -> Opt
         });
         ctx.forwards.push(ForwardUse {
             lb_kind: kind,
+            lb_cross_zone: true,
             target_group: g.name.clone(),
             span: span.clone(),
         });
     }
+    let rollback = t.opt(ctx, "rollback", |ctx, v| {
+        decode_rollback(ctx, v, t.child("rollback"), &groups)
+    });
     Some(Action::Forward {
         target_groups: groups.into_iter().map(|(g, _)| g).collect(),
+        rollback,
+    })
+}
+
+/// `rollback = { target_group = "canary", alarm = { … } }`: the canary must be one of the
+/// action's groups and not the only one (its traffic must have somewhere to go).
+fn decode_rollback(
+    ctx: &mut Ctx,
+    v: &Val<'_>,
+    path: String,
+    groups: &[(WeightedTargetGroup, super::Span)],
+) -> Option<CanaryRollback> {
+    let t = ctx.table(v, path, &["target_group", "alarm"])?;
+    let target_group = t.req(ctx, "target_group", Ctx::nonempty);
+    if let (Some(name), Some(tv)) = (&target_group, t.get("target_group")) {
+        let names: Vec<&str> = groups.iter().map(|(g, _)| g.name.as_str()).collect();
+        if !names.contains(&name.as_str()) {
+            ctx.err(
+                tv.span(),
+                format!(
+                    "rollback target group `{name}` is not one of this action's target groups ({})",
+                    names.join(", ")
+                ),
+            );
+        } else if names.len() < 2 {
+            ctx.err(
+                tv.span(),
+                "a rollback needs another target group in the action to send the canary's traffic to",
+            );
+        }
+    }
+    let alarm = t.req(ctx, "alarm", |c, v| {
+        decode_alarm_of(c, v, t.child("alarm"), ROLLBACK_METRICS)
+    });
+    Some(CanaryRollback {
+        target_group: target_group?,
+        alarm: alarm?,
     })
 }
 

@@ -40,9 +40,14 @@ pub(crate) fn statistic(
 }
 
 pub(crate) fn metric(ctx: &mut Ctx, v: &Val<'_>) -> Option<String> {
+    metric_of(ctx, v, KNOWN_METRICS)
+}
+
+/// A metric name that must be one of `known`.
+fn metric_of(ctx: &mut Ctx, v: &Val<'_>, known: &[&str]) -> Option<String> {
     let m = ctx.nonempty(v)?;
-    if !KNOWN_METRICS.contains(&m.as_str()) {
-        let hint = crate::suggest::hint(&m, KNOWN_METRICS.iter().copied());
+    if !known.contains(&m.as_str()) {
+        let hint = crate::suggest::hint(&m, known.iter().copied());
         ctx.err(v.span(), format!("unknown metric `{m}`{hint}"));
     }
     Some(m)
@@ -129,6 +134,16 @@ pub(crate) fn decode_steps(
 }
 
 pub(crate) fn decode_alarm(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<AlarmSpec> {
+    decode_alarm_of(ctx, v, path, KNOWN_METRICS)
+}
+
+/// An alarm whose metric must be one of `metrics` (a canary rollback watches fewer).
+pub(crate) fn decode_alarm_of(
+    ctx: &mut Ctx,
+    v: &Val<'_>,
+    path: String,
+    metrics: &[&str],
+) -> Option<AlarmSpec> {
     let keys = [
         "metric",
         "statistic",
@@ -140,7 +155,7 @@ pub(crate) fn decode_alarm(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<A
         "treat_missing_data",
     ];
     let t = ctx.table(v, path, &keys)?;
-    let metric = t.req(ctx, "metric", metric);
+    let metric = t.req(ctx, "metric", |c, v| metric_of(c, v, metrics));
     let statistic = statistic(ctx, &t, metric.as_deref(), "average");
     let period = t
         .opt(ctx, "period", period)

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::{Ctx, Val};
 use crate::matching::Matcher;
-use crate::model::{Algorithm, HealthCheck, Protocol, ProtocolVersion, Stickiness, TargetGroup};
+use crate::model::{
+    Algorithm, CrossZone, HealthCheck, Protocol, ProtocolVersion, Stickiness, TargetGroup,
+};
 
 pub(crate) const PROTOCOLS: &[(&str, Protocol)] =
     &[("http", Protocol::Http), ("tcp", Protocol::Tcp)];
@@ -20,6 +22,7 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
         "health_check",
         "stickiness",
         "proxy_protocol_v2",
+        "cross_zone",
     ];
     let t = ctx.table(v, path, &keys)?;
     let d = TargetGroup::default();
@@ -112,9 +115,13 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
             );
         }
     }
+    let cross_zone = t
+        .opt(ctx, "cross_zone", decode_cross_zone)
+        .unwrap_or_default();
     Some(TargetGroup {
         protocol,
         proxy_protocol_v2,
+        cross_zone,
         protocol_version,
         algorithm,
         deregistration_delay,
@@ -209,6 +216,25 @@ fn decode_health_check(
         unhealthy_threshold,
         matcher,
     })
+}
+
+/// `cross_zone = true | false | "use_load_balancer_configuration"` (AWS
+/// `load_balancing.cross_zone.enabled`).
+fn decode_cross_zone(ctx: &mut Ctx, v: &Val<'_>) -> Option<CrossZone> {
+    match v.get_ref() {
+        toml::de::DeValue::Boolean(true) => Some(CrossZone::Enabled),
+        toml::de::DeValue::Boolean(false) => Some(CrossZone::Disabled),
+        toml::de::DeValue::String(s) if s == "use_load_balancer_configuration" => {
+            Some(CrossZone::UseLoadBalancerConfiguration)
+        }
+        _ => {
+            ctx.err(
+                v.span(),
+                "cross_zone must be true, false or \"use_load_balancer_configuration\"",
+            );
+            None
+        }
+    }
 }
 
 fn decode_stickiness(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<Stickiness> {

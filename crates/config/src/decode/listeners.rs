@@ -59,6 +59,7 @@ pub(crate) fn decode_load_balancer(
         c.byte_size(v, "max_request_body")
     });
     let mut listeners = Vec::new();
+    let first_forward = ctx.forwards.len();
     if let Some(items) = t.opt(ctx, "listeners", Ctx::array) {
         for (i, item) in items.iter().enumerate() {
             let path = format!("{}[{i}]", t.child("listeners"));
@@ -66,6 +67,9 @@ pub(crate) fn decode_load_balancer(
                 listeners.push(l);
             }
         }
+    }
+    for f in &mut ctx.forwards[first_forward..] {
+        f.lb_cross_zone = cross_zone;
     }
     Some(LoadBalancer {
         kind,

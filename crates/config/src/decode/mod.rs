@@ -56,6 +56,8 @@ pub(crate) struct Bind {
 #[derive(Debug)]
 pub(crate) struct ForwardUse {
     pub lb_kind: crate::LoadBalancerType,
+    /// The forwarding load balancer's `cross_zone` (set once its listeners are decoded).
+    pub lb_cross_zone: bool,
     pub target_group: String,
     pub span: Span,
 }

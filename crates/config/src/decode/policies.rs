@@ -5,8 +5,8 @@ use std::time::Duration;
 use super::alarms::{decode_alarm, decode_steps, metric, period, statistic};
 use super::{Ctx, RefKind, Reference, Tbl, Val};
 use crate::scaling::{
-    AdjustmentType, AutoScalingGroup, HealthCheckType, ScalingPolicy, ScalingPolicyKind,
-    ScheduledAction, TerminationPolicy,
+    AdjustmentType, AutoScalingGroup, HealthCheckType, InstanceRefreshSettings, ScalingPolicy,
+    ScalingPolicyKind, ScheduledAction, TerminationPolicy,
 };
 
 pub(crate) fn decode_group(
@@ -32,6 +32,7 @@ pub(crate) fn decode_group(
         "scheduled_actions",
         "lifecycle_hooks",
         "warm_pool",
+        "instance_refresh",
     ];
     let t = ctx.table(v, path, &keys)?;
     let launch_template = t.req(ctx, "launch_template", |ctx, v| {
@@ -121,6 +122,12 @@ pub(crate) fn decode_group(
     let warm_pool = t.opt(ctx, "warm_pool", |ctx, v| {
         super::lifecycle::decode_warm_pool(ctx, v, wp_path)
     });
+    let ir_path = t.child("instance_refresh");
+    let instance_refresh = t
+        .opt(ctx, "instance_refresh", |ctx, v| {
+            decode_instance_refresh(ctx, v, ir_path)
+        })
+        .unwrap_or_default();
     let min_size = min_size?;
     Some(AutoScalingGroup {
         launch_template: launch_template?,
@@ -137,8 +144,62 @@ pub(crate) fn decode_group(
         new_instances_protected_from_scale_in,
         scaling_policies,
         scheduled_actions,
+        instance_refresh,
         lifecycle_hooks,
         warm_pool,
+    })
+}
+
+fn decode_instance_refresh(
+    ctx: &mut Ctx,
+    v: &Val<'_>,
+    path: String,
+) -> Option<InstanceRefreshSettings> {
+    let keys = [
+        "on_launch_template_change",
+        "min_healthy_percentage",
+        "instance_warmup",
+        "checkpoint_percentages",
+        "checkpoint_delay",
+        "auto_rollback",
+    ];
+    let t = ctx.table(v, path, &keys)?;
+    let d = InstanceRefreshSettings::default();
+    let checkpoint_percentages = t
+        .opt(ctx, "checkpoint_percentages", |ctx, v| {
+            let mut out: Vec<u32> = Vec::new();
+            for item in ctx.array(v)? {
+                let p = ctx.int_in(item, "a checkpoint percentage", 1..=100)?;
+                let p = u32::try_from(p).ok()?;
+                if out.last().is_some_and(|&last| last >= p) {
+                    ctx.err(
+                        item.span(),
+                        "checkpoint_percentages must be in ascending order, without repeats",
+                    );
+                }
+                out.push(p);
+            }
+            Some(out)
+        })
+        .unwrap_or_default();
+    Some(InstanceRefreshSettings {
+        on_launch_template_change: t
+            .opt(ctx, "on_launch_template_change", Ctx::boolean)
+            .unwrap_or(d.on_launch_template_change),
+        min_healthy_percentage: t
+            .opt(ctx, "min_healthy_percentage", |ctx, v| {
+                ctx.int_in(v, "min_healthy_percentage", 0..=100)
+                    .and_then(|n| u32::try_from(n).ok())
+            })
+            .unwrap_or(d.min_healthy_percentage),
+        instance_warmup: t.opt(ctx, "instance_warmup", Ctx::duration),
+        checkpoint_percentages,
+        checkpoint_delay: t
+            .opt(ctx, "checkpoint_delay", Ctx::duration)
+            .unwrap_or(d.checkpoint_delay),
+        auto_rollback: t
+            .opt(ctx, "auto_rollback", Ctx::boolean)
+            .unwrap_or(d.auto_rollback),
     })
 }
 

@@ -36,7 +36,9 @@ pub use hooks::{
     LifecycleTransition,
 };
 pub use processes::{ScalingProcess, UnknownProcess};
-pub use refresh::{InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus};
+pub use refresh::{
+    InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus, DEFAULT_CHECKPOINT_DELAY,
+};
 pub use termination::TerminationPolicy;
 pub use types::{
     CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
@@ -551,6 +553,8 @@ impl AutoScalingGroup {
             if m.instance.lifecycle.is_live() {
                 self.pending_cause = Some(format!("{cause} — replacing it"));
             }
+            let what = format!("exited unexpectedly ({status})");
+            self.refresh_saw_failure(now, id, m.instance.launch_template_version, &what);
         }
         self.reconcile(now);
     }
@@ -837,6 +841,13 @@ impl AutoScalingGroup {
             self.activities
                 .finish(a, now, ActivityStatus::Successful, None);
         }
+        let what = format!("did not come up ({note})");
+        self.refresh_saw_failure(
+            now,
+            &m.instance.id,
+            m.instance.launch_template_version,
+            &what,
+        );
         self.arm_launch_backoff(now, m.instance.zone);
     }
 
@@ -1106,8 +1117,11 @@ impl AutoScalingGroup {
                  failed: {reason} — replacing it",
                 m.instance.id
             );
+            let (id, version) = (m.instance.id.clone(), m.instance.launch_template_version);
             self.pending_cause = Some(cause.clone());
             self.start_terminating(now, i, cause);
+            let what = format!("failed its health checks ({reason})");
+            self.refresh_saw_failure(now, &id, version, &what);
         }
     }
 }

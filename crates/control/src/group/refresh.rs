@@ -12,6 +12,13 @@
 //!
 //! So a group at its floor (e.g. 3 instances at 90 %) is replaced one at a time without ever
 //! having fewer healthy instances, and `min_healthy_percentage = 0` replaces everything at once.
+//!
+//! Checkpoints pause the refresh once the share of replaced instances reaches each of the
+//! `checkpoint_percentages` (and the group is whole and warm), for `checkpoint_delay`, so an
+//! operator can look at the new version before the rest follows (or cancel). With
+//! `auto_rollback`, a new instance that fails (its launch, its process, or its health checks)
+//! turns the refresh into a rollback: new launches go back to the previous launch template
+//! version and the instances already replaced are replaced again, by the same rolling rules.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -24,8 +31,11 @@ use crate::time::Time;
 /// retries blocked replacements for an hour).
 pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// AWS's default `CheckpointDelay`: how long a refresh waits at a checkpoint.
+pub const DEFAULT_CHECKPOINT_DELAY: Duration = Duration::from_secs(3600);
+
 /// How to run an instance refresh, as AWS `RefreshPreferences`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RefreshPreferences {
     /// Share of the desired capacity (0..=100) that must stay healthy and in service while
     /// instances are replaced; AWS's default is 90. 100 replaces one at a time, launching
@@ -34,6 +44,27 @@ pub struct RefreshPreferences {
     /// How long a new instance must have been healthy before the refresh counts it as done and
     /// moves on (AWS `InstanceWarmup`; defaults to the group's default instance warm-up).
     pub instance_warmup: Duration,
+    /// Shares of replaced instances (ascending, 1..=100) at which the refresh pauses for
+    /// `checkpoint_delay` (AWS `CheckpointPercentages`); empty: no pauses.
+    pub checkpoint_percentages: Vec<u32>,
+    /// How long each checkpoint pauses (AWS `CheckpointDelay`, default one hour).
+    pub checkpoint_delay: Duration,
+    /// Whether a failing new instance rolls the refresh back to the previous launch template
+    /// version (AWS `AutoRollback`); without it the group keeps replacing failed instances.
+    pub auto_rollback: bool,
+}
+
+impl RefreshPreferences {
+    /// Preferences with AWS's defaults for everything but the floor and the warm-up.
+    pub fn new(min_healthy_percentage: u32, instance_warmup: Duration) -> Self {
+        RefreshPreferences {
+            min_healthy_percentage,
+            instance_warmup,
+            checkpoint_percentages: Vec::new(),
+            checkpoint_delay: DEFAULT_CHECKPOINT_DELAY,
+            auto_rollback: false,
+        }
+    }
 }
 
 /// Where an instance refresh is, as AWS reports its `Status`.
@@ -47,8 +78,16 @@ pub enum RefreshStatus {
     Successful,
     /// Stopped by an operator; instances already replaced stay (no rollback).
     Cancelled,
-    /// Gave up: nothing could be replaced for an hour.
+    /// Gave up: nothing could be replaced for an hour, or a new instance failed and there was
+    /// no previous version to roll back to.
     Failed,
+    /// A new instance failed: the instances already replaced are being replaced again with the
+    /// previous launch template version.
+    RollbackInProgress,
+    /// The rollback put every instance back on the previous launch template version.
+    RollbackSuccessful,
+    /// The rollback could not finish (nothing could be replaced for an hour).
+    RollbackFailed,
 }
 
 impl RefreshStatus {
@@ -60,12 +99,18 @@ impl RefreshStatus {
             RefreshStatus::Successful => "Successful",
             RefreshStatus::Cancelled => "Cancelled",
             RefreshStatus::Failed => "Failed",
+            RefreshStatus::RollbackInProgress => "RollbackInProgress",
+            RefreshStatus::RollbackSuccessful => "RollbackSuccessful",
+            RefreshStatus::RollbackFailed => "RollbackFailed",
         }
     }
 
     /// Whether the refresh is still running (a second one is refused meanwhile).
     pub fn is_active(self) -> bool {
-        matches!(self, RefreshStatus::Pending | RefreshStatus::InProgress)
+        matches!(
+            self,
+            RefreshStatus::Pending | RefreshStatus::InProgress | RefreshStatus::RollbackInProgress
+        )
     }
 }
 
@@ -90,6 +135,15 @@ pub struct InstanceRefresh {
     pub instances_to_update: u32,
     /// Share of `instances_total` replaced so far, 0..=100.
     pub percentage_complete: u32,
+    /// The launch template version the refresh rolls out (the group's when it started).
+    pub launch_template_version: u64,
+    /// The version a rollback returns to: the newest older version among the instances it
+    /// started with; `None` when they all already had the new one.
+    pub previous_launch_template_version: Option<u64>,
+    /// Until when the refresh waits at a checkpoint; `None` when it is not at one.
+    pub checkpoint_until: Option<Time>,
+    /// Why it is rolling back (or rolled back), once a new instance failed.
+    pub rollback_reason: Option<String>,
 }
 
 /// Why an instance refresh request was refused.
@@ -104,6 +158,9 @@ pub enum RefreshError {
     /// `min_healthy_percentage` must lie in 0..=100.
     #[error("min_healthy_percentage {0} is outside 0..=100")]
     MinHealthyPercentage(u32),
+    /// Checkpoints must be ascending, each in 1..=100 (AWS `CheckpointPercentages`).
+    #[error("checkpoint_percentages {0:?} must be ascending, each in 1..=100")]
+    CheckpointPercentages(Vec<u32>),
     /// There is no active refresh to cancel (AWS `ActiveInstanceRefreshNotFound`).
     #[error("no instance refresh is in progress")]
     NotInProgress,
@@ -121,6 +178,8 @@ pub(crate) struct RefreshRun {
     last_progress: Time,
     /// When a waiting step can next move on: a warm-up ending, or the stall deadline.
     wake_at: Option<Time>,
+    /// How many of the checkpoints were reached (their pauses started).
+    checkpoints_reached: usize,
 }
 
 impl AutoScalingGroup {
@@ -139,6 +198,10 @@ impl AutoScalingGroup {
                 preferences.min_healthy_percentage,
             ));
         }
+        let c = &preferences.checkpoint_percentages;
+        if c.iter().any(|&p| p == 0 || p > 100) || c.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(RefreshError::CheckpointPercentages(c.clone()));
+        }
         if let Some(run) = self.refresh.as_ref().filter(|r| r.info.status.is_active()) {
             return Err(RefreshError::InProgress {
                 id: run.info.id.clone(),
@@ -155,6 +218,14 @@ impl AutoScalingGroup {
             self.ids.next_id().as_str().trim_start_matches("i-")
         );
         let total = u32::try_from(to_replace.len()).unwrap_or(u32::MAX);
+        let version = self.spec.launch_template_version;
+        let previous = self
+            .members
+            .iter()
+            .filter(|m| to_replace.contains(&m.instance.id))
+            .map(|m| m.instance.launch_template_version)
+            .filter(|&v| v != version)
+            .max();
         let activity = self.activities.record(
             now,
             format!(
@@ -181,11 +252,16 @@ impl AutoScalingGroup {
                 instances_total: total,
                 instances_to_update: total,
                 percentage_complete: if total == 0 { 100 } else { 0 },
+                launch_template_version: version,
+                previous_launch_template_version: previous,
+                checkpoint_until: None,
+                rollback_reason: None,
             },
             to_replace,
             activity,
             last_progress: now,
             wake_at: None,
+            checkpoints_reached: 0,
         });
         self.reconcile(now);
         self.instance_refresh()
@@ -250,12 +326,15 @@ impl AutoScalingGroup {
             let remaining = u32::try_from(remaining).unwrap_or(u32::MAX);
             let total = run.info.instances_total;
             run.info.instances_to_update = remaining;
-            run.info.percentage_complete =
-                if run.info.status == RefreshStatus::Successful || total == 0 {
-                    100
-                } else {
-                    (total.saturating_sub(remaining) * 100 / total).min(100)
-                };
+            run.info.percentage_complete = if matches!(
+                run.info.status,
+                RefreshStatus::Successful | RefreshStatus::RollbackSuccessful
+            ) || total == 0
+            {
+                100
+            } else {
+                (total.saturating_sub(remaining) * 100 / total).min(100)
+            };
         }
         self.refresh = Some(run);
     }
@@ -269,7 +348,10 @@ impl AutoScalingGroup {
             run.info.status_reason = format!("paused: the {p} process is suspended");
             return;
         }
-        run.info.status = RefreshStatus::InProgress;
+        if run.info.status == RefreshStatus::Pending {
+            run.info.status = RefreshStatus::InProgress;
+        }
+        let rolling_back = run.info.status == RefreshStatus::RollbackInProgress;
         let members = &self.members;
         run.to_replace
             .retain(|id| members.iter().any(|m| m.instance.id == *id));
@@ -307,7 +389,12 @@ impl AutoScalingGroup {
                 "nothing could be replaced for {STALL_TIMEOUT:?} (last: {})",
                 run.info.status_reason
             );
-            self.finish_refresh(now, run, RefreshStatus::Failed, reason);
+            let status = if rolling_back {
+                RefreshStatus::RollbackFailed
+            } else {
+                RefreshStatus::Failed
+            };
+            self.finish_refresh(now, run, status, reason);
             return;
         }
         let stall_at = run.last_progress + STALL_TIMEOUT;
@@ -317,8 +404,27 @@ impl AutoScalingGroup {
             return;
         }
         if run.to_replace.is_empty() {
-            let reason = format!("all {} instance(s) were replaced", run.info.instances_total);
-            self.finish_refresh(now, run, RefreshStatus::Successful, reason);
+            let (status, reason) = if rolling_back {
+                let reason = run.info.rollback_reason.as_deref().unwrap_or("");
+                let version = self.spec.launch_template_version;
+                let what = match run.info.instances_total {
+                    0 => format!("no instance had to be replaced; new ones use version {version}"),
+                    n => format!("all {n} instance(s) run launch template version {version} again"),
+                };
+                (
+                    RefreshStatus::RollbackSuccessful,
+                    format!("rolled back ({reason}): {what}"),
+                )
+            } else {
+                (
+                    RefreshStatus::Successful,
+                    format!("all {} instance(s) were replaced", run.info.instances_total),
+                )
+            };
+            self.finish_refresh(now, run, status, reason);
+            return;
+        }
+        if !rolling_back && self.at_checkpoint(now, run) {
             return;
         }
         let old_live = self.members.iter().filter(|m| is_old_live(run, m)).count();
@@ -510,9 +616,16 @@ impl AutoScalingGroup {
                 self.start_terminating(now, i, cause);
             }
         }
-        // A replacement launched ahead of its old instance: once healthy it is ordinary
-        // capacity (scale-in trims the extra); before, it is the extra, and it goes (so that
-        // trimming never takes a healthy instance for an unproven one).
+        run.info.checkpoint_until = None;
+        let what = format!("ended ({})", status.as_str());
+        self.settle_refresh_surges(now, run, &what);
+    }
+
+    /// A replacement launched ahead of its old instance, when the refresh ends or turns into a
+    /// rollback: once healthy it is ordinary capacity (scale-in trims the extra); before, it is
+    /// the extra, and it goes (so that trimming never takes a healthy instance for an unproven
+    /// one).
+    fn settle_refresh_surges(&mut self, now: Time, run: &RefreshRun, what: &str) {
         let surges: Vec<(usize, bool)> = (0..self.members.len())
             .filter(|&i| matches!(self.members[i].surge, Some(Surge::Refresh { .. })))
             .map(|i| (i, self.members[i].is_healthy_in_service()))
@@ -521,10 +634,9 @@ impl AutoScalingGroup {
             self.members[i].surge = None;
             let id = self.members[i].instance.id.clone();
             let why = format!(
-                "instance refresh {} ended ({}) with {id} launched ahead of the instance it \
-                 was to replace",
-                run.info.id,
-                status.as_str()
+                "instance refresh {} {what} with {id} launched ahead of the instance it was \
+                 to replace",
+                run.info.id
             );
             if healthy {
                 self.pending_cause = Some(why);
@@ -532,6 +644,126 @@ impl AutoScalingGroup {
                 self.start_terminating(now, i, format!("{why}; it is not healthy yet"));
             }
         }
+    }
+}
+
+impl AutoScalingGroup {
+    /// Whether the refresh is paused at a checkpoint (entering one when the replaced share
+    /// just reached it); sets the reason and the wake-up time when it is.
+    fn at_checkpoint(&mut self, now: Time, run: &mut RefreshRun) -> bool {
+        if let Some(until) = run.info.checkpoint_until {
+            if now < until {
+                run.wake_at = Some(until);
+                return true;
+            }
+            run.info.checkpoint_until = None;
+        }
+        let total = run.info.instances_total;
+        if total == 0 {
+            return false;
+        }
+        let old_live = self.members.iter().filter(|m| is_old_live(run, m)).count();
+        let old_live = u32::try_from(old_live).unwrap_or(u32::MAX);
+        let done = total.saturating_sub(old_live) * 100 / total;
+        let checkpoints = &run.info.preferences.checkpoint_percentages;
+        let reached = checkpoints.iter().take_while(|&&c| c <= done).count();
+        if reached <= run.checkpoints_reached {
+            return false;
+        }
+        run.checkpoints_reached = reached;
+        let checkpoint = checkpoints[reached - 1];
+        let delay = run.info.preferences.checkpoint_delay;
+        let until = now + delay;
+        run.info.checkpoint_until = Some(until);
+        // The pause is not a stall.
+        run.last_progress = until;
+        run.wake_at = Some(until);
+        run.info.status_reason = format!(
+            "at checkpoint {checkpoint}% ({done}% replaced): waiting {delay:?} before going on \
+             (cancel to stop here)"
+        );
+        self.activities.record(
+            now,
+            format!(
+                "instance refresh {} reached its checkpoint at {checkpoint}% ({done}% of {total} \
+                 instance(s) replaced)",
+                run.info.id
+            ),
+            format!("Instance refresh {}: pausing for {delay:?}", run.info.id),
+            ActivityStatus::Successful,
+        );
+        true
+    }
+
+    /// A new instance failed (`what`: its launch, its process or its health checks). With
+    /// `auto_rollback` the running refresh becomes a rollback to the previous launch template
+    /// version; with nothing to go back to it fails. Old instances failing do not count, nor
+    /// do instances killed by a drill (they are not failures of the new version).
+    pub(super) fn refresh_saw_failure(
+        &mut self,
+        now: Time,
+        id: &InstanceId,
+        version: u64,
+        what: &str,
+    ) {
+        let Some(mut run) = self.refresh.take() else {
+            return;
+        };
+        if run.info.status == RefreshStatus::InProgress
+            && run.info.preferences.auto_rollback
+            && version == run.info.launch_template_version
+            && !run.to_replace.contains(id)
+        {
+            let reason = format!("new instance {id} {what}");
+            self.start_rollback(now, &mut run, reason);
+        }
+        self.refresh = Some(run);
+    }
+
+    fn start_rollback(&mut self, now: Time, run: &mut RefreshRun, reason: String) {
+        let Some(previous) = run.info.previous_launch_template_version else {
+            let why = format!(
+                "{reason}, and there is no earlier launch template version to roll back to"
+            );
+            self.finish_refresh(now, run, RefreshStatus::Failed, why);
+            return;
+        };
+        self.settle_refresh_surges(now, run, "is rolling back");
+        let new_version = run.info.launch_template_version;
+        self.spec.launch_template_version = previous;
+        run.to_replace = self
+            .members
+            .iter()
+            .filter(|m| m.is_live() && m.instance.launch_template_version == new_version)
+            .map(|m| m.instance.id.clone())
+            .collect();
+        let total = u32::try_from(run.to_replace.len()).unwrap_or(u32::MAX);
+        run.info.status = RefreshStatus::RollbackInProgress;
+        run.info.instances_total = total;
+        run.info.instances_to_update = total;
+        run.info.percentage_complete = if total == 0 { 100 } else { 0 };
+        run.info.checkpoint_until = None;
+        run.info.status_reason =
+            format!("rolling back to launch template version {previous}: {reason}");
+        run.info.rollback_reason = Some(reason.clone());
+        run.last_progress = now;
+        self.pending_cause = Some(format!(
+            "instance refresh {} is rolling back ({reason})",
+            run.info.id
+        ));
+        self.activities.record(
+            now,
+            format!(
+                "instance refresh {} rolls back automatically because {reason}",
+                run.info.id
+            ),
+            format!(
+                "Rolling back instance refresh {}: {total} instance(s) of version {new_version} \
+                 go back to version {previous}",
+                run.info.id
+            ),
+            ActivityStatus::Successful,
+        );
     }
 }
 

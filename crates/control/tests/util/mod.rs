@@ -44,6 +44,7 @@ enum Event {
     LaunchFailed(InstanceId),
     Drained(InstanceId),
     Exited(InstanceId),
+    Unhealthy(InstanceId),
     Healthy(InstanceId),
 }
 
@@ -70,6 +71,11 @@ pub struct Driver {
     pub healthy: BTreeSet<InstanceId>,
     /// Fewest healthy in-service instances seen after any step, once set to `Some`.
     pub lowest_healthy: Option<usize>,
+    /// Instances launched from these launch template versions fail their health checks (a
+    /// broken release): the target group reports them unhealthy instead of healthy.
+    pub failing_versions: BTreeSet<u64>,
+    /// The launch template version each launched instance was started from.
+    pub versions: BTreeMap<InstanceId, u64>,
     events: Vec<(Time, u64, Event)>,
     seq: u64,
 }
@@ -88,6 +94,8 @@ impl Driver {
             health_delay: None,
             healthy: BTreeSet::new(),
             lowest_healthy: None,
+            failing_versions: BTreeSet::new(),
+            versions: BTreeMap::new(),
             events: Vec::new(),
             seq: 0,
         }
@@ -103,7 +111,12 @@ impl Driver {
         while let Some(a) = self.group.poll_action() {
             self.log.push((self.now, a.clone()));
             match a {
-                GroupAction::Launch { id, zone, .. } => {
+                GroupAction::Launch {
+                    id,
+                    zone,
+                    launch_template_version,
+                } => {
+                    self.versions.insert(id.clone(), launch_template_version);
                     let e = if self.failing_zones.contains(&zone) {
                         Event::LaunchFailed(id)
                     } else {
@@ -114,7 +127,16 @@ impl Driver {
                 GroupAction::RegisterTargets { id } => {
                     self.registered.insert(id.clone());
                     if let Some(d) = self.health_delay {
-                        self.schedule(d, Event::Healthy(id));
+                        let failing = self
+                            .versions
+                            .get(&id)
+                            .is_some_and(|v| self.failing_versions.contains(v));
+                        let e = if failing {
+                            Event::Unhealthy(id)
+                        } else {
+                            Event::Healthy(id)
+                        };
+                        self.schedule(d, e);
                     }
                 }
                 GroupAction::DeregisterTargets { id } => {
@@ -184,6 +206,12 @@ impl Driver {
             Event::LaunchFailed(id) => self.group.handle_launch_failed(now, &id, "zone outage"),
             Event::Drained(id) => self.group.handle_drained(now, &id),
             Event::Exited(id) => self.group.handle_instance_exited(now, &id, "exit status 0"),
+            Event::Unhealthy(id) => {
+                if self.registered.contains(&id) {
+                    self.group
+                        .handle_target_health(now, &id, false, "Target.ResponseCodeMismatch");
+                }
+            }
             Event::Healthy(id) => {
                 if self.registered.contains(&id) {
                     self.healthy.insert(id.clone());

@@ -3,16 +3,35 @@
 //! connection polls among the others (no task per stream, no channel per frame). A stream's
 //! request becomes `http` types for the forwarding path; its response's HEADERS and first DATA
 //! go out in one write.
+//!
+//! What a hostile client can make one connection hold or do is bounded (RFC 9113 §10.5):
+//! - Output: what was written is flushed before more input is read, so a client that does not
+//!   read — or floods PING or SETTINGS, whose acknowledgements it must take — stops being read
+//!   instead of filling a queue; a write that makes no progress for the idle timeout closes the
+//!   connection, and gathering answers stops at [`OUT_HIGH`] bytes to write them.
+//! - Request bodies: the receive windows (see [`super::recv`]).
+//! - Header blocks: `4 × max_header_bytes`, [`MAX_CONTINUATIONS`] frames, and the listener's
+//!   header read timeout from the first frame of the block (slowloris).
+//! - Streams: [`MAX_CONCURRENT_STREAMS`] at once. A stream reset by the client has its exchange
+//!   dropped at once (the target connection is given up), and resets and stream errors beyond
+//!   what completed responses and time earn close the connection with ENHANCE_YOUR_CALM
+//!   ("rapid reset", CVE-2023-44487).
+//! - The idle timeout counts from the last frame other than PING (as ALB: PING does not keep a
+//!   connection open) while no stream is open.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Uri, Version};
+use futures_util::FutureExt;
+use http::header::{self, HeaderMap};
+use http::Request;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -21,11 +40,12 @@ use tokio::time::Instant;
 use super::frame::{self, flag, kind, setting, Head, Reason, HEADER_LEN};
 use super::hpack;
 use super::recv::{self, Credits, Sender};
+use super::request::{Invalid, RequestBuilder, TrailerBuilder};
 use crate::body::{BoxError, ProxyBody, ReqBody};
 use crate::h1::{Deadline, InBuf, OutBuf};
 use crate::server::{handle, ConnCtx};
 
-/// Streams a client may have open at once (RFC 9113 recommends at least 100).
+/// Streams a client may have open at once (RFC 9113 recommends at least 100; ALB allows 128).
 const MAX_CONCURRENT_STREAMS: u32 = 128;
 
 /// Window we give each stream and the connection for request bodies: large enough that an
@@ -34,6 +54,28 @@ const RECV_WINDOW: u32 = 1 << 20;
 
 /// Credit consumed window back once this much (or the stream's end) is reached.
 const CREDIT_BATCH: u32 = RECV_WINDOW / 4;
+
+/// CONTINUATION frames one header block may take: a block at its size limit fits in far
+/// fewer; more is a flood of (possibly empty) frames that would otherwise cost nothing to send.
+const MAX_CONTINUATIONS: u32 = 64;
+
+/// Stream resets and stream errors a client may cause before completed responses or time earn
+/// them back: a browser leaving a page or a gRPC client cancelling its calls stays far below;
+/// opening and resetting streams in a loop, which makes targets work for nothing, does not.
+const RESET_BUDGET: u32 = 2 * MAX_CONCURRENT_STREAMS;
+
+/// Resets earned back per second (on top of one per completed response).
+const RESET_REFILL_PER_SEC: u32 = MAX_CONCURRENT_STREAMS;
+
+/// Streams we reset recently, whose frames still in flight from the client are ignored rather
+/// than taken for protocol errors (RFC 9113 §5.1, "closed").
+const RECENT_RESETS: usize = 32;
+
+/// Output waiting to be written after which no more answers are gathered before writing.
+const OUT_HIGH: usize = 256 * 1024;
+
+/// How long closing waits for the client to take the last frames (GOAWAY, TLS close_notify).
+const CLOSE_STALL: Duration = Duration::from_secs(2);
 
 /// A connection-level error: GOAWAY with this reason, then close.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +98,71 @@ enum Event {
     },
 }
 
-type Task = Pin<Box<dyn Future<Output = Event> + Send>>;
+/// A stream's exchange, or its response body's next frame, as the connection polls it (one at
+/// a time per stream). Cancelling drops the future at once; the empty task then ends (`None`)
+/// at its next poll.
+struct Task {
+    id: u32,
+    fut: Option<Pin<Box<dyn Future<Output = Event> + Send>>>,
+    /// This task's waker in `tasks` (taken at its first poll), to have it polled once more
+    /// and removed when it is cancelled.
+    waker: Option<Waker>,
+}
+
+impl Task {
+    fn new(id: u32, fut: impl Future<Output = Event> + Send + 'static) -> Task {
+        Task {
+            id,
+            fut: Some(Box::pin(fut)),
+            waker: None,
+        }
+    }
+}
+
+impl Future for Task {
+    type Output = Option<Event>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
+        let this = &mut *self;
+        let Some(fut) = this.fut.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if this.waker.is_none() {
+            // FuturesUnordered gives each task one waker for its life.
+            this.waker = Some(cx.waker().clone());
+        }
+        fut.as_mut().poll(cx).map(Some)
+    }
+}
+
+/// A token bucket of the resets and stream errors a client may still cause (see
+/// [`RESET_BUDGET`]); the clock is only read when one is spent.
+struct Budget {
+    tokens: u32,
+    refilled: Instant,
+}
+
+impl Budget {
+    fn spend(&mut self) {
+        let now = Instant::now();
+        let per_token = Duration::from_secs(1) / RESET_REFILL_PER_SEC;
+        let earned = now.saturating_duration_since(self.refilled).as_nanos() / per_token.as_nanos();
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            self.tokens = self.tokens.saturating_add(earned).min(RESET_BUDGET);
+            self.refilled = now;
+        }
+        self.tokens = self.tokens.saturating_sub(1);
+    }
+
+    fn earn(&mut self) {
+        self.tokens = (self.tokens + 1).min(RESET_BUDGET);
+    }
+
+    fn spent(&self) -> bool {
+        self.tokens == 0
+    }
+}
 
 /// One open stream.
 struct Stream {
@@ -86,6 +192,18 @@ impl Stream {
     }
 }
 
+/// A header block being assembled from HEADERS and CONTINUATION frames.
+#[derive(Debug, Clone, Copy)]
+struct Block {
+    stream: u32,
+    /// HEADERS carried END_STREAM.
+    end_stream: bool,
+    /// HEADERS made the stream depend on itself: a stream error once the block is decoded.
+    self_dependent: bool,
+    /// CONTINUATION frames so far.
+    continuations: u32,
+}
+
 /// The connection's state.
 struct Conn<S> {
     io: S,
@@ -94,6 +212,8 @@ struct Conn<S> {
     out: OutBuf,
     /// Scratch space for header blocks.
     block: Vec<u8>,
+    /// The payload of the frame being handled (other than DATA, which the body keeps).
+    payload: Vec<u8>,
     decoder: hpack::Decoder,
     encoder: hpack::Encoder,
     streams: HashMap<u32, Stream>,
@@ -101,9 +221,10 @@ struct Conn<S> {
     credits: Arc<Mutex<Credits>>,
     /// The highest stream id the client opened.
     last_stream: u32,
-    /// A header block being assembled from HEADERS and CONTINUATION frames: stream, whether
-    /// HEADERS carried END_STREAM.
-    continuing: Option<(u32, bool)>,
+    /// The header block being assembled, if any.
+    continuing: Option<Block>,
+    /// The client's first frame, its SETTINGS, was seen (RFC 9113 §3.4).
+    settings_seen: bool,
     /// The peer's settings.
     peer_initial_window: i64,
     peer_max_frame: usize,
@@ -111,9 +232,17 @@ struct Conn<S> {
     send_window: i64,
     recv_window: i64,
     conn_uncredited: u32,
-    /// GOAWAY sent: no new streams; close when the last one is done.
+    /// GOAWAY sent or received: no new streams; close when the last one is done.
     going_away: bool,
+    /// Something other than PING happened since the idle deadline was last moved.
+    active: bool,
+    /// The idle timeout while no stream is open; the header read timeout while a header block
+    /// is incomplete.
     timer: Deadline,
+    resets: Budget,
+    /// Ring of the streams we reset last (0: none).
+    recent_resets: [u32; RECENT_RESETS],
+    recent_next: usize,
 }
 
 /// Serve HTTP/2 on `io`, whose first bytes `read` were already taken from it (the preface, or
@@ -126,12 +255,14 @@ where
     let max_header_list = u32::try_from(ctx.limits.max_header_bytes).unwrap_or(u32::MAX);
     let mut inbuf = InBuf::new();
     inbuf.push(&read);
+    let now = Instant::now();
     let mut c = Conn {
         io,
         ctx,
         inbuf,
         out: OutBuf::new(),
         block: Vec::new(),
+        payload: Vec::new(),
         decoder: hpack::Decoder::new(4096),
         encoder: hpack::Encoder::new(),
         streams: HashMap::new(),
@@ -139,13 +270,21 @@ where
         credits: Arc::new(Mutex::new(Credits::default())),
         last_stream: 0,
         continuing: None,
+        settings_seen: false,
         peer_initial_window: i64::from(frame::DEFAULT_WINDOW),
         peer_max_frame: frame::DEFAULT_MAX_FRAME_SIZE as usize,
         send_window: i64::from(frame::DEFAULT_WINDOW),
         recv_window: i64::from(RECV_WINDOW),
         conn_uncredited: 0,
         going_away: false,
-        timer: Deadline::new(Instant::now() + idle),
+        active: false,
+        timer: Deadline::new(now + idle),
+        resets: Budget {
+            tokens: RESET_BUDGET,
+            refilled: now,
+        },
+        recent_resets: [0; RECENT_RESETS],
+        recent_next: 0,
     };
     frame::settings(
         &mut c.out,
@@ -160,8 +299,20 @@ where
         tracing::debug!(client = %c.ctx.peer, ?reason, "HTTP/2 connection error");
         frame::goaway(&mut c.out, c.last_stream, reason);
     }
-    let _ = c.flush().await;
-    let _ = c.io.shutdown().await;
+    // Dropping the exchanges still running gives their target connections up.
+    c.tasks.clear();
+    let linger = c.ctx.config.idle_timeout.min(CLOSE_STALL);
+    let _ = c.flush(linger).await;
+    let _ = bounded(c.io.shutdown(), linger).await;
+}
+
+/// `fut`, given up after `limit` if it does not finish at once (no timer for one that does).
+async fn bounded<F: Future>(fut: F, limit: Duration) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    match std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => tokio::time::timeout(limit, fut).await.ok(),
+    }
 }
 
 impl<S> Conn<S>
@@ -180,24 +331,34 @@ where
         }
         loop {
             self.take_credits();
-            if !self.out.is_empty() && self.flush().await.is_err() {
+            if !self.out.is_empty() && self.flush(self.ctx.config.idle_timeout).await.is_err() {
                 return Ok(());
-            }
-            if self.going_away && self.streams.is_empty() && self.tasks.is_empty() {
-                return Ok(());
-            }
-            if self.streams.is_empty() && self.tasks.is_empty() {
-                self.timer
-                    .set(Instant::now() + self.ctx.config.idle_timeout);
             }
             let idle = self.streams.is_empty() && self.tasks.is_empty();
+            if self.going_away && idle {
+                return Ok(());
+            }
+            let header_wait = self.continuing.is_some();
+            if idle && self.active && !header_wait {
+                self.timer
+                    .set(Instant::now() + self.ctx.config.idle_timeout);
+                self.active = false;
+            }
+            // Not biased: a target streaming fast must not keep the client's frames (its
+            // resets, window updates and new requests) from being read.
             tokio::select! {
-                biased;
                 Some(ev) = self.tasks.next(), if !self.tasks.is_empty() => {
-                    self.on_event(ev);
-                    // Gather whatever else is ready before writing.
-                    while let Some(Some(ev)) = futures_util::FutureExt::now_or_never(self.tasks.next()) {
+                    self.active = true;
+                    if let Some(ev) = ev {
                         self.on_event(ev);
+                    }
+                    // Gather whatever else is ready before writing.
+                    while self.out.len() < OUT_HIGH {
+                        match self.tasks.next().now_or_never() {
+                            Some(Some(Some(ev))) => self.on_event(ev),
+                            Some(Some(None)) => {}
+                            _ => break,
+                        }
                     }
                 }
                 () = credited(&self.credits) => {}
@@ -212,7 +373,10 @@ where
                     preface = true;
                     self.read_frames()?;
                 }
-                () = self.timer.expired(), if idle => {
+                () = self.timer.expired(), if idle || header_wait => {
+                    if header_wait {
+                        tracing::debug!(client = %self.ctx.peer, "HTTP/2 header block not completed in time");
+                    }
                     frame::goaway(&mut self.out, self.last_stream, Reason::NoError);
                     return Ok(());
                 }
@@ -239,11 +403,44 @@ where
         Ok(true)
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
-        let res = self.io.write_all(&self.out).await;
+    /// Write `out`. The timer that fails a write the client takes nothing of for `stall` (it
+    /// does not read) is only set once the write would block.
+    async fn flush(&mut self, stall: Duration) -> io::Result<()> {
+        let mut at = 0;
+        let mut timer: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let (stream, out) = (&mut self.io, &self.out[..]);
+        let res = std::future::poll_fn(|cx| loop {
+            let step = if at < out.len() {
+                Pin::new(&mut *stream)
+                    .poll_write(cx, &out[at..])
+                    .map_ok(Some)
+            } else {
+                Pin::new(&mut *stream).poll_flush(cx).map_ok(|()| None)
+            };
+            match step {
+                Poll::Ready(Ok(Some(0))) => {
+                    return Poll::Ready(Err(io::Error::from(io::ErrorKind::WriteZero)))
+                }
+                Poll::Ready(Ok(Some(n))) => {
+                    at += n;
+                    if let Some(t) = timer.as_mut() {
+                        t.as_mut().reset(Instant::now() + stall);
+                    }
+                }
+                Poll::Ready(Ok(None)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    let t = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(stall)));
+                    if t.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::from(io::ErrorKind::TimedOut)));
+                    }
+                    return Poll::Pending;
+                }
+            }
+        })
+        .await;
         self.out.clear();
-        res?;
-        self.io.flush().await
+        res
     }
 
     /// Parse and handle every complete frame in `inbuf`.
@@ -260,34 +457,70 @@ where
             if buf.len() < HEADER_LEN + h.len {
                 return Ok(());
             }
-            let payload = Bytes::copy_from_slice(&buf[HEADER_LEN..HEADER_LEN + h.len]);
-            self.inbuf.consume(HEADER_LEN + h.len);
-            self.on_frame(&h, payload)?;
+            // The client's first frame is its SETTINGS (§3.4).
+            if !self.settings_seen {
+                if h.kind != kind::SETTINGS || h.has(flag::ACK) {
+                    return Err(ConnError(Reason::ProtocolError));
+                }
+                self.settings_seen = true;
+            }
+            // Nothing comes between the frames of a header block (§6.10).
+            if let Some(b) = self.continuing {
+                if h.kind != kind::CONTINUATION || h.stream != b.stream {
+                    return Err(ConnError(Reason::ProtocolError));
+                }
+            }
+            if h.kind != kind::PING {
+                self.active = true;
+            }
+            let payload = &buf[HEADER_LEN..HEADER_LEN + h.len];
+            if h.kind == kind::DATA {
+                let data = Bytes::copy_from_slice(payload);
+                self.inbuf.consume(HEADER_LEN + h.len);
+                self.on_data(&h, data)?;
+            } else {
+                // Copied into a buffer the connection keeps: no allocation per frame.
+                let mut scratch = std::mem::take(&mut self.payload);
+                scratch.clear();
+                scratch.extend_from_slice(payload);
+                self.inbuf.consume(HEADER_LEN + h.len);
+                let res = self.on_frame(&h, &scratch);
+                self.payload = scratch;
+                res?;
+            }
+            if self.resets.spent() {
+                return Err(ConnError(Reason::EnhanceYourCalm));
+            }
         }
     }
 
-    fn on_frame(&mut self, h: &Head, payload: Bytes) -> Result<(), ConnError> {
-        if let Some((id, _)) = self.continuing {
-            if h.kind != kind::CONTINUATION || h.stream != id {
-                return Err(ConnError(Reason::ProtocolError));
-            }
-        }
+    /// A stream the client has not opened: even ids are ours (we open none), odd ones above
+    /// the last it opened are still to come (RFC 9113 §5.1.1).
+    fn is_idle(&self, id: u32) -> bool {
+        id % 2 == 0 || id > self.last_stream
+    }
+
+    /// A frame other than DATA.
+    fn on_frame(&mut self, h: &Head, payload: &[u8]) -> Result<(), ConnError> {
         match h.kind {
-            kind::DATA => self.on_data(h, payload),
-            kind::HEADERS => self.on_headers(h, &payload),
+            kind::HEADERS => self.on_headers(h, payload),
             kind::CONTINUATION => {
-                let Some((id, end_stream)) = self.continuing else {
+                let Some(mut b) = self.continuing else {
                     return Err(ConnError(Reason::ProtocolError));
                 };
-                self.block.extend_from_slice(&payload);
-                if self.block.len() > 4 * self.ctx.limits.max_header_bytes {
-                    return Err(ConnError(Reason::CompressionError));
+                b.continuations += 1;
+                self.block.extend_from_slice(payload);
+                let max_block = self.ctx.limits.max_header_bytes.saturating_mul(4);
+                if b.continuations > MAX_CONTINUATIONS || self.block.len() > max_block {
+                    return Err(ConnError(Reason::EnhanceYourCalm));
                 }
                 if h.has(flag::END_HEADERS) {
                     self.continuing = None;
-                    self.header_block(id, end_stream)?;
+                    self.header_block(b)
+                } else {
+                    self.continuing = Some(b);
+                    Ok(())
                 }
-                Ok(())
             }
             kind::PRIORITY => {
                 if h.stream == 0 {
@@ -295,40 +528,58 @@ where
                 }
                 if payload.len() != 5 {
                     self.reset(h.stream, Reason::FrameSizeError);
+                } else if dependency(payload) == h.stream {
+                    // A stream cannot depend on itself (§5.3.1).
+                    self.reset(h.stream, Reason::ProtocolError);
                 }
                 Ok(())
             }
             kind::RST_STREAM => {
-                if h.stream == 0 || payload.len() != 4 {
+                if h.stream == 0 {
                     return Err(ConnError(Reason::ProtocolError));
                 }
-                if h.stream > self.last_stream {
+                if payload.len() != 4 {
+                    return Err(ConnError(Reason::FrameSizeError));
+                }
+                if self.is_idle(h.stream) {
                     return Err(ConnError(Reason::ProtocolError));
                 }
                 if let Some(s) = self.streams.remove(&h.stream) {
+                    // The exchange is dropped: the client no longer wants the answer.
                     if let Some(r) = s.recv {
                         r.reset();
                     }
                     self.conn_uncredited += s.held;
+                    self.cancel(h.stream);
+                    self.resets.spend();
                 }
                 Ok(())
             }
-            kind::SETTINGS => self.on_settings(h, &payload),
+            kind::SETTINGS => self.on_settings(h, payload),
             kind::PUSH_PROMISE => Err(ConnError(Reason::ProtocolError)),
             kind::PING => {
-                if h.stream != 0 || payload.len() != 8 {
+                if h.stream != 0 {
                     return Err(ConnError(Reason::ProtocolError));
                 }
+                if payload.len() != 8 {
+                    return Err(ConnError(Reason::FrameSizeError));
+                }
                 if !h.has(flag::ACK) {
-                    frame::ping_ack(&mut self.out, &payload);
+                    frame::ping_ack(&mut self.out, payload);
                 }
                 Ok(())
             }
             kind::GOAWAY => {
+                if h.stream != 0 {
+                    return Err(ConnError(Reason::ProtocolError));
+                }
+                if payload.len() < 8 {
+                    return Err(ConnError(Reason::FrameSizeError));
+                }
                 self.going_away = true;
                 Ok(())
             }
-            kind::WINDOW_UPDATE => self.on_window_update(h, &payload),
+            kind::WINDOW_UPDATE => self.on_window_update(h, payload),
             // Unknown frame types are ignored (RFC 9113 §4.1).
             _ => Ok(()),
         }
@@ -362,10 +613,16 @@ where
                     if value > frame::MAX_WINDOW {
                         return Err(ConnError(Reason::FlowControlError));
                     }
+                    // Applies to every open stream (§6.9.2); none may go above the maximum.
                     let delta = i64::from(value) - self.peer_initial_window;
                     self.peer_initial_window = i64::from(value);
+                    let mut overflow = false;
                     for s in self.streams.values_mut() {
                         s.send_window += delta;
+                        overflow |= s.send_window > i64::from(frame::MAX_WINDOW);
+                    }
+                    if overflow {
+                        return Err(ConnError(Reason::FlowControlError));
                     }
                     self.unpark_all();
                 }
@@ -401,13 +658,12 @@ where
             self.unpark_all();
             return Ok(());
         }
+        if self.is_idle(h.stream) {
+            return Err(ConnError(Reason::ProtocolError));
+        }
         let Some(s) = self.streams.get_mut(&h.stream) else {
-            // A closed stream's late update is harmless; an idle stream's is an error.
-            return if h.stream > self.last_stream {
-                Err(ConnError(Reason::ProtocolError))
-            } else {
-                Ok(())
-            };
+            // A closed stream's late update is harmless.
+            return Ok(());
         };
         if inc == 0 {
             self.reset(h.stream, Reason::ProtocolError);
@@ -426,8 +682,9 @@ where
         if h.stream == 0 {
             return Err(ConnError(Reason::ProtocolError));
         }
-        let len = h.len as i64;
-        self.recv_window -= len;
+        // At most the frame size limit.
+        let len = h.len as u32;
+        self.recv_window -= i64::from(len);
         if self.recv_window < 0 {
             return Err(ConnError(Reason::FlowControlError));
         }
@@ -435,20 +692,25 @@ where
         // the stream cannot take it.
         let range = frame::unpad(h, &payload).map_err(ConnError)?;
         let Some(s) = self.streams.get_mut(&h.stream) else {
-            self.conn_uncredited += h.len as u32;
-            if h.stream > self.last_stream {
+            self.conn_uncredited += len;
+            if self.is_idle(h.stream) {
                 return Err(ConnError(Reason::ProtocolError));
             }
-            self.reset_closed(h.stream);
+            // Closed. Sent before the client saw our reset: ignored; else reset once.
+            if !self.was_reset(h.stream) {
+                self.send_rst(h.stream, Reason::StreamClosed);
+            }
             return Ok(());
         };
         let Some(sender) = s.recv.clone() else {
-            self.conn_uncredited += h.len as u32;
+            // Half-closed: END_STREAM came already.
+            self.conn_uncredited += len;
             self.reset(h.stream, Reason::StreamClosed);
             return Ok(());
         };
-        s.recv_window -= len;
+        s.recv_window -= i64::from(len);
         if s.recv_window < 0 {
+            self.conn_uncredited += len;
             self.reset(h.stream, Reason::FlowControlError);
             return Ok(());
         }
@@ -460,7 +722,8 @@ where
         s.held += data.len() as u32;
         s.received += data.len() as u64;
         if s.declared.is_some_and(|d| s.received > d) {
-            // More than declared: to an HTTP/1 target this would be a second request.
+            // More than declared: to an HTTP/1 target this would be a second request. Nothing
+            // of this frame reaches the body.
             self.reset(h.stream, Reason::ProtocolError);
             return Ok(());
         }
@@ -484,53 +747,59 @@ where
             return Err(ConnError(Reason::ProtocolError));
         }
         let mut range = frame::unpad(h, payload).map_err(ConnError)?;
+        let mut self_dependent = false;
         if h.has(flag::PRIORITY) {
             if range.len() < 5 {
-                return Err(ConnError(Reason::ProtocolError));
+                return Err(ConnError(Reason::FrameSizeError));
             }
+            self_dependent = dependency(&payload[range.start..]) == h.stream;
             range.start += 5;
         }
         self.block.clear();
         self.block.extend_from_slice(&payload[range]);
-        let end_stream = h.has(flag::END_STREAM);
+        let b = Block {
+            stream: h.stream,
+            end_stream: h.has(flag::END_STREAM),
+            self_dependent,
+            continuations: 0,
+        };
         if !h.has(flag::END_HEADERS) {
-            self.continuing = Some((h.stream, end_stream));
+            self.continuing = Some(b);
+            // The rest of the block must come within the header read timeout (slowloris).
+            self.timer
+                .set(Instant::now() + self.ctx.limits.header_read_timeout);
             return Ok(());
         }
-        self.header_block(h.stream, end_stream)
+        self.header_block(b)
     }
 
     /// A complete header block: a new request, or the trailers of an open one.
-    fn header_block(&mut self, id: u32, end_stream: bool) -> Result<(), ConnError> {
+    fn header_block(&mut self, b: Block) -> Result<(), ConnError> {
         let block = std::mem::take(&mut self.block);
-        let res = self.header_block_inner(id, end_stream, &block);
+        let res = self.header_block_inner(b, &block);
         self.block = block;
         res
     }
 
-    fn header_block_inner(
-        &mut self,
-        id: u32,
-        end_stream: bool,
-        block: &[u8],
-    ) -> Result<(), ConnError> {
+    /// Decode a block nobody will use: the decoder's table must stay in step with the client's.
+    fn discard_block(&mut self, block: &[u8]) -> Result<(), ConnError> {
+        self.decoder
+            .decode(block, &mut |_: &[u8], _: &[u8]| Ok::<(), ()>(()))
+            .map_err(|_| ConnError(Reason::CompressionError))
+    }
+
+    fn header_block_inner(&mut self, b: Block, block: &[u8]) -> Result<(), ConnError> {
+        let (id, end_stream) = (b.stream, b.end_stream);
         let limit = self.ctx.limits.max_header_bytes;
         if self.streams.contains_key(&id) {
             // Trailers: only while the request body is open, and they end it.
-            let mut trailers = HeaderMap::new();
-            let mut bad = false;
-            let decoded = self
+            let mut trailers = TrailerBuilder::new(limit);
+            if let Err(hpack::DecodeOutcome::Compression(_)) = self
                 .decoder
                 .decode(block, &mut |name: &[u8], value: &[u8]| {
-                    match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
-                        (Ok(n), Ok(v)) if !name.starts_with(b":") => {
-                            trailers.append(n, v);
-                        }
-                        _ => bad = true,
-                    }
-                    Ok::<(), ()>(())
-                });
-            if decoded.is_err() {
+                    trailers.field(name, value)
+                })
+            {
                 return Err(ConnError(Reason::CompressionError));
             }
             let Some(s) = self.streams.get_mut(&id) else {
@@ -541,20 +810,29 @@ where
                 self.reset(id, Reason::StreamClosed);
                 return Ok(());
             };
-            if bad || !end_stream || !length_ok {
-                sender.reset();
-                self.reset(id, Reason::ProtocolError);
-                return Ok(());
+            match trailers.finish() {
+                Ok(t) if end_stream && length_ok && !b.self_dependent => {
+                    sender.end(Some(t));
+                    self.remove_if_done(id);
+                }
+                _ => {
+                    sender.reset();
+                    self.reset(id, Reason::ProtocolError);
+                }
             }
-            sender.end(Some(trailers));
-            self.remove_if_done(id);
             return Ok(());
         }
-        if id % 2 == 0 || id <= self.last_stream {
-            // Decode anyway: the decoder's table must stay in step with the client's.
-            let _ = self
-                .decoder
-                .decode(block, &mut |_: &[u8], _: &[u8]| Ok::<(), ()>(()));
+        if id % 2 == 0 {
+            self.discard_block(block)?;
+            return Err(ConnError(Reason::ProtocolError));
+        }
+        if id <= self.last_stream {
+            self.discard_block(block)?;
+            // Trailers the client sent before it saw our reset of the stream are ignored;
+            // anything else on a closed or skipped stream id is an error (§5.1.1).
+            if end_stream && self.was_reset(id) {
+                return Ok(());
+            }
             return Err(ConnError(Reason::ProtocolError));
         }
         self.last_stream = id;
@@ -575,7 +853,11 @@ where
             self.reset(id, Reason::RefusedStream);
             return Ok(());
         }
-        let parts = match req.finish() {
+        if b.self_dependent {
+            self.reset(id, Reason::ProtocolError);
+            return Ok(());
+        }
+        let (parts, length) = match req.finish() {
             Ok(p) => p,
             Err(Invalid::TooLarge) => {
                 self.respond_now(
@@ -590,8 +872,6 @@ where
                 return Ok(());
             }
         };
-        let declared = parts.1;
-        let (parts, length) = (parts.0, declared);
         let (sender, body) = if end_stream {
             if length.is_some_and(|d| d != 0) {
                 self.reset(id, Reason::ProtocolError);
@@ -617,7 +897,7 @@ where
             },
         );
         let ctx = Arc::clone(&self.ctx);
-        self.tasks.push(Box::pin(async move {
+        self.tasks.push(Task::new(id, async move {
             let resp = handle(Request::from_parts(parts, body), &ctx).await;
             let (parts, mut body) = resp.into_parts();
             let first = if body.is_end_stream() {
@@ -644,7 +924,7 @@ where
         frame::headers(&mut self.out, id, &block, true, self.peer_max_frame);
         self.block = block;
         if !request_ended {
-            frame::rst_stream(&mut self.out, id, Reason::NoError);
+            self.send_rst(id, Reason::NoError);
         }
     }
 
@@ -741,7 +1021,7 @@ where
 
     /// Ask the body for its next frame.
     fn poll_next(&mut self, id: u32, mut body: ProxyBody) {
-        self.tasks.push(Box::pin(async move {
+        self.tasks.push(Task::new(id, async move {
             let frame = body.frame().await;
             Event::Frame { id, body, frame }
         }));
@@ -775,11 +1055,12 @@ where
             return;
         };
         s.sent_end = true;
+        self.resets.earn();
         if let Some(r) = s.recv.take() {
             // The answer is complete while the client still sends: ask it to stop (RFC 9113
             // §8.1); what it sent stays valid.
             r.reset();
-            frame::rst_stream(&mut self.out, id, Reason::NoError);
+            self.send_rst(id, Reason::NoError);
         }
         self.remove_if_done(id);
     }
@@ -792,20 +1073,47 @@ where
         }
     }
 
-    /// Reset an open stream.
+    /// Reset a stream: its exchange, if any, is dropped. A reset for the client's fault
+    /// spends from its budget.
     fn reset(&mut self, id: u32, reason: Reason) {
-        frame::rst_stream(&mut self.out, id, reason);
+        self.send_rst(id, reason);
+        if !matches!(reason, Reason::NoError | Reason::InternalError) {
+            self.resets.spend();
+        }
         if let Some(s) = self.streams.remove(&id) {
             if let Some(r) = s.recv {
                 r.reset();
             }
             self.conn_uncredited += s.held;
+            self.cancel(id);
         }
     }
 
-    /// DATA on a stream already closed here: it is reset (once is enough; repeats are harmless).
-    fn reset_closed(&mut self, id: u32) {
-        frame::rst_stream(&mut self.out, id, Reason::StreamClosed);
+    /// Write a RST_STREAM and remember it (see [`RECENT_RESETS`]).
+    fn send_rst(&mut self, id: u32, reason: Reason) {
+        frame::rst_stream(&mut self.out, id, reason);
+        self.recent_resets[self.recent_next % RECENT_RESETS] = id;
+        self.recent_next = self.recent_next.wrapping_add(1);
+    }
+
+    fn was_reset(&self, id: u32) -> bool {
+        id != 0 && self.recent_resets.contains(&id)
+    }
+
+    /// Drop the exchange (or body) that stream `id`'s task is running, if any. Only streams
+    /// that go before their answer is complete have one; there are at most
+    /// [`MAX_CONCURRENT_STREAMS`] tasks to look through.
+    fn cancel(&mut self, id: u32) {
+        if let Some(t) = self
+            .tasks
+            .iter_mut()
+            .find(|t| t.id == id && t.fut.is_some())
+        {
+            t.fut = None;
+            if let Some(w) = t.waker.take() {
+                w.wake();
+            }
+        }
     }
 
     /// Credit back window the bodies consumed.
@@ -837,6 +1145,11 @@ where
     }
 }
 
+/// The stream a PRIORITY field (at the start of `b`, at least four bytes) depends on.
+fn dependency(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) & frame::MAX_WINDOW
+}
+
 /// Resolves when a body took data since the connection last credited (the connection's waker
 /// is stored for the bodies to wake).
 async fn credited(credits: &Mutex<Credits>) {
@@ -844,9 +1157,9 @@ async fn credited(credits: &Mutex<Credits>) {
         let mut c = credits.lock().unwrap_or_else(|e| e.into_inner());
         if c.taken.is_empty() {
             c.waker = Some(cx.waker().clone());
-            std::task::Poll::Pending
+            Poll::Pending
         } else {
-            std::task::Poll::Ready(())
+            Poll::Ready(())
         }
     })
     .await
@@ -864,160 +1177,5 @@ fn encode_fields(encoder: &mut hpack::Encoder, headers: &HeaderMap, out: &mut Ve
             continue;
         }
         encoder.field(name.as_str().as_bytes(), value.as_bytes(), out);
-    }
-}
-
-/// Why a request head was not accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Invalid {
-    /// Malformed (RFC 9113 §8.1.1): the stream is reset.
-    Malformed,
-    /// Over the header size limit: answered 431.
-    TooLarge,
-}
-
-/// Collects a request's fields as they are decoded.
-struct RequestBuilder {
-    method: Option<Method>,
-    scheme: Option<Bytes>,
-    authority: Option<Bytes>,
-    path: Option<Bytes>,
-    headers: HeaderMap,
-    /// `cookie` fields, joined into one (RFC 9113 §8.2.3) for HTTP/1 targets.
-    cookie: Vec<u8>,
-    length: Option<u64>,
-    size: usize,
-    limit: usize,
-    invalid: Option<Invalid>,
-    regular_seen: bool,
-}
-
-impl RequestBuilder {
-    fn new(limit: usize) -> RequestBuilder {
-        RequestBuilder {
-            method: None,
-            scheme: None,
-            authority: None,
-            path: None,
-            headers: HeaderMap::new(),
-            cookie: Vec::new(),
-            length: None,
-            size: 0,
-            limit,
-            invalid: None,
-            regular_seen: false,
-        }
-    }
-
-    fn bad(&mut self, why: Invalid) -> Result<(), ()> {
-        if self.invalid != Some(Invalid::TooLarge) {
-            self.invalid = Some(why);
-        }
-        Ok(())
-    }
-
-    /// One decoded field. Always `Ok`: decoding must go on to keep the table in step.
-    fn field(&mut self, name: &[u8], value: &[u8]) -> Result<(), ()> {
-        self.size += name.len() + value.len() + 32;
-        if self.size > self.limit {
-            return self.bad(Invalid::TooLarge);
-        }
-        if self.invalid.is_some() {
-            return Ok(());
-        }
-        if let Some(pseudo) = name.strip_prefix(b":") {
-            if self.regular_seen {
-                return self.bad(Invalid::Malformed);
-            }
-            let slot = match pseudo {
-                b"method" => {
-                    if self.method.is_some() {
-                        return self.bad(Invalid::Malformed);
-                    }
-                    match Method::from_bytes(value) {
-                        Ok(m) => self.method = Some(m),
-                        Err(_) => return self.bad(Invalid::Malformed),
-                    }
-                    return Ok(());
-                }
-                b"scheme" => &mut self.scheme,
-                b"authority" => &mut self.authority,
-                b"path" => &mut self.path,
-                _ => return self.bad(Invalid::Malformed),
-            };
-            if slot.is_some() {
-                return self.bad(Invalid::Malformed);
-            }
-            *slot = Some(Bytes::copy_from_slice(value));
-            return Ok(());
-        }
-        self.regular_seen = true;
-        if name.iter().any(u8::is_ascii_uppercase)
-            || matches!(
-                name,
-                b"connection"
-                    | b"keep-alive"
-                    | b"proxy-connection"
-                    | b"transfer-encoding"
-                    | b"upgrade"
-            )
-            || (name == b"te" && value != b"trailers")
-        {
-            return self.bad(Invalid::Malformed);
-        }
-        if name == b"cookie" {
-            if !self.cookie.is_empty() {
-                self.cookie.extend_from_slice(b"; ");
-            }
-            self.cookie.extend_from_slice(value);
-            return Ok(());
-        }
-        if name == b"content-length" {
-            match crate::h1::parse_length(value) {
-                Some(n) if self.length.is_none_or(|l| l == n) => self.length = Some(n),
-                _ => return self.bad(Invalid::Malformed),
-            }
-        }
-        match (HeaderName::from_bytes(name), HeaderValue::from_bytes(value)) {
-            (Ok(n), Ok(v)) => {
-                self.headers.append(n, v);
-                Ok(())
-            }
-            _ => self.bad(Invalid::Malformed),
-        }
-    }
-
-    fn finish(mut self) -> Result<(http::request::Parts, Option<u64>), Invalid> {
-        if let Some(why) = self.invalid {
-            return Err(why);
-        }
-        let (Some(method), Some(scheme), Some(path)) = (self.method, self.scheme, self.path) else {
-            return Err(Invalid::Malformed);
-        };
-        if method == Method::CONNECT || path.is_empty() {
-            return Err(Invalid::Malformed);
-        }
-        let uri = match &self.authority {
-            Some(a) => {
-                let mut s = Vec::with_capacity(scheme.len() + 3 + a.len() + path.len());
-                s.extend_from_slice(&scheme);
-                s.extend_from_slice(b"://");
-                s.extend_from_slice(a);
-                s.extend_from_slice(&path);
-                Uri::from_maybe_shared(Bytes::from(s))
-            }
-            None => Uri::from_maybe_shared(path),
-        }
-        .map_err(|_| Invalid::Malformed)?;
-        if !self.cookie.is_empty() {
-            let v = HeaderValue::from_bytes(&self.cookie).map_err(|_| Invalid::Malformed)?;
-            self.headers.insert(header::COOKIE, v);
-        }
-        let mut parts = Request::new(()).into_parts().0;
-        parts.method = method;
-        parts.uri = uri;
-        parts.version = Version::HTTP_2;
-        parts.headers = self.headers;
-        Ok((parts, self.length))
     }
 }

@@ -60,6 +60,8 @@ pub(crate) enum Reason {
     FrameSizeError = 0x6,
     RefusedStream = 0x7,
     CompressionError = 0x9,
+    /// The peer is flooding us (too many resets, CONTINUATION frames, a header block too big).
+    EnhanceYourCalm = 0xb,
 }
 
 /// A frame header.

@@ -9,6 +9,7 @@ mod conn;
 mod frame;
 pub(crate) mod hpack;
 mod recv;
+mod request;
 
 pub(crate) use conn::serve;
 pub(crate) use recv::RecvBody;

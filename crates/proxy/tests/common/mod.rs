@@ -1,6 +1,8 @@
 //! Test fixtures: in-process backends, misbehaving raw-TCP targets, and a proxy under test.
 #![allow(dead_code)]
 
+pub mod raw_h2;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,15 +12,15 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use flotilla_proxy::{
-    serve_with_stats, ListenerConfig, ListenerStats, RouteAction, RouteState, Router, TargetGroup,
-    TargetUpdate,
+    serve_listener, ListenerConfig, ListenerOptions, ListenerStats, RouteAction, RouteState,
+    Router, TargetGroup, TargetUpdate,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -292,15 +294,25 @@ pub struct TestProxy {
 
 impl TestProxy {
     pub async fn start(action: RouteAction, config: ListenerConfig) -> TestProxy {
+        TestProxy::start_with(action, config, ListenerOptions::default()).await
+    }
+
+    /// A listener with options (TLS, limits).
+    pub async fn start_with(
+        action: RouteAction,
+        config: ListenerConfig,
+        options: ListenerOptions,
+    ) -> TestProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = Arc::new(ArcSwap::from_pointee(Router::new(action)));
         let (shutdown, rx) = watch::channel(false);
         let stats = Arc::new(ListenerStats::default());
-        let handle = tokio::spawn(serve_with_stats(
+        let handle = tokio::spawn(serve_listener(
             listener,
             router.clone(),
             config,
+            options,
             stats.clone(),
             rx,
         ));
@@ -374,4 +386,22 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Send a GET over a new HTTP/2 connection on `io` (hyper's client); returns status, version
+/// and body.
+pub async fn h2_get<I>(io: I, uri: &str) -> (u16, http::Version, Bytes)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let (status, version) = (resp.status().as_u16(), resp.version());
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, version, body)
 }

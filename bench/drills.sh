@@ -1,0 +1,223 @@
+#!/usr/bin/env bash
+# Failure drills under steady load (issue 6): failed/total requests, requests answered later
+# than 0.5 s after they were due, and latency, for
+#   (a) SIGKILL of a random instance every 2 s
+#   (b) a zone outage (plus seconds until the lost capacity is back in the other zones)
+#   (c) an instance refresh to a new release
+#   (d) 20 config reloads
+#   (e) a canary rollout (0 → 10 → 50 → 100 %) and a rollback to 0 %
+#
+#   bench/drills.sh [SECONDS]        (default 30 s of load per drill; the refresh runs longer)
+#
+# Load: bench/drill_load.py, CLIENTS clients (default 50) at RATE requests/s each (default 4),
+# keep-alive, no retries, a 5 s timeout. The cluster is bench/drills.toml: the quickstart's
+# default settings (no retry or ejection tuning), 3 zones × 2 instances. Each drill starts a
+# fresh `flotilla up` (fresh state directory) and stops it afterwards. Traffic goes only to
+# 127.0.0.1; every load run is bounded by its duration; the only processes signalled are the
+# flotilla started here and the instances it started (by the pids its API reports).
+set -euo pipefail
+
+SECS=${1:-30}
+CLIENTS=${CLIENTS:-50}
+RATE=${RATE:-4}
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+WORK=$(mktemp -d /tmp/flotilla-drills.XXXXXX)
+LISTENER=${LISTENER:-18480}
+ADMIN=${ADMIN:-18490}
+REPORT="$HERE/last-drills.md"
+FPID=""
+
+cleanup() {
+  if [ -n "$FPID" ] && kill -0 "$FPID" 2>/dev/null; then
+    kill -TERM "$FPID" 2>/dev/null || true
+    for _ in $(seq 1 300); do kill -0 "$FPID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$FPID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
+
+echo "building flotilla (release)"
+(cd "$ROOT" && cargo build --release -q -p flotilla)
+FLOTILLA="$ROOT/target/release/flotilla"
+
+# render RELEASE INTERVAL WEB_WEIGHT CANARY_WEIGHT: writes the config flotilla runs.
+render() {
+  sed -e "s|@STATE@|$WORK/state|" -e "s|@ADMIN@|$ADMIN|" -e "s|@LISTENER@|$LISTENER|" \
+      -e "s|@RELEASE@|$1|" -e "s|@INTERVAL@|$2|" -e "s|@WEB_WEIGHT@|$3|" \
+      -e "s|@CANARY_WEIGHT@|$4|" "$HERE/drills.toml" > "$WORK/flotilla.toml"
+}
+
+api() { # api METHOD PATH [JSON]
+  if [ $# -ge 3 ]; then
+    curl -sS -m 5 -X "$1" -H 'content-type: application/json' -d "$3" "http://127.0.0.1:$ADMIN$2"
+  else
+    curl -sS -m 5 -X "$1" "http://127.0.0.1:$ADMIN$2"
+  fi
+}
+
+# in_service GROUP [EXCLUDED_ZONE]: in-service instances that the target group reports healthy.
+in_service() {
+  local g h
+  g=$(api GET "/v1/groups/$1" 2>/dev/null) || { echo 0; return; }
+  h=$(api GET "/v1/target-groups/$1/health" 2>/dev/null) || { echo 0; return; }
+  python3 - "$g" "$h" "${2:-}" <<'PY'
+import json, sys
+g, h, skip = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+healthy = {t["instance_id"] for t in h if t["state"] == "healthy"}
+print(sum(1 for i in g["instances"]
+          if i["state"] == "in_service" and i["zone"] != skip and i["id"] in healthy))
+PY
+}
+
+# wait_until SECONDS COMMAND...: polls every 100 ms; fails after SECONDS.
+wait_until() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@"; do
+    [ "$(date +%s)" -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+has() { [ "$(in_service "$1" "${3:-}")" -ge "$2" ]; }
+
+start() {
+  rm -rf "$WORK/state"
+  render v1 2s 100 0
+  "$FLOTILLA" up "$WORK/flotilla.toml" > "$WORK/flotilla-$1.log" 2>&1 &
+  FPID=$!
+  wait_until 90 has web 6 && wait_until 60 has canary 3 \
+    || { echo "flotilla did not come up; log: $WORK/flotilla-$1.log" >&2; exit 1; }
+}
+
+stop() {
+  cleanup
+  wait "$FPID" 2>/dev/null || true
+  FPID=""
+}
+
+load() { # load NAME SECONDS: background load, results in $WORK/NAME.json
+  python3 "$HERE/drill_load.py" "http://127.0.0.1:$LISTENER/" "$CLIENTS" "$RATE" "$2" \
+    "$WORK/$1.json" > /dev/null &
+  LPID=$!
+}
+
+ROWS=()
+row() { # row NAME NOTE: one line of the table from $WORK/NAME.json
+  ROWS+=("$(python3 - "$WORK/$1.json" "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items())) or "none"
+print(f"| {sys.argv[2]} | {r['total']} | {r['failed']} ({errs}) | {r['stalled']} | "
+      f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {sys.argv[3]} |")
+PY
+)")
+  echo "${ROWS[-1]}"
+}
+
+random_pid() { # a random in-service instance's pid of group web
+  api GET /v1/groups/web | python3 -c '
+import json, random, sys
+ps = [i["pid"] for i in json.load(sys.stdin)["instances"] if i["state"] == "in_service" and i["pid"]]
+print(random.choice(ps) if ps else "")'
+}
+
+# (a) SIGKILL a random instance every 2 s.
+echo "(a) kill a random instance every 2 s"
+start kill
+load kill "$SECS"
+kills=0
+for _ in $(seq 1 $(( SECS / 2 - 1 ))); do
+  sleep 2
+  pid=$(random_pid)
+  if [ -n "$pid" ]; then kill -KILL "$pid" 2>/dev/null && kills=$((kills + 1)) || true; fi
+done
+wait "$LPID"
+row kill "$kills instances SIGKILLed"
+stop
+
+# (b) Zone outage: every instance of az-a SIGKILLed, no launches there for 20 s.
+echo "(b) zone outage"
+start outage
+load outage "$SECS"
+sleep 5
+t0=$(date +%s.%N)
+api POST /v1/zones/az-a/outage '{"duration": "20s"}' > /dev/null
+restored=none
+for _ in $(seq 1 300); do
+  if [ "$(in_service web az-a)" -ge 6 ]; then
+    restored=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')")
+    break
+  fi
+  sleep 0.1
+done
+wait "$LPID"
+row outage "capacity (6 healthy outside az-a) restored in ${restored} s"
+stop
+
+# (c) Instance refresh to release v2 (min healthy 90 %, warm-up 2 s).
+echo "(c) instance refresh"
+start refresh
+RSECS=$(( SECS > 80 ? SECS : 80 ))
+load refresh "$RSECS"
+sleep 3
+render v2 2s 100 0
+api POST /v1/reload '{}' > /dev/null
+t0=$(date +%s)
+api POST /v1/groups/web/instance-refresh '{"min_healthy_percentage": 90, "instance_warmup": "2s"}' > /dev/null
+status=""
+for _ in $(seq 1 $(( (RSECS - 5) * 10 ))); do
+  status=$(api GET /v1/groups/web/instance-refresh | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+  case "$status" in Pending|InProgress) sleep 0.1 ;; *) break ;; esac
+done
+took=$(( $(date +%s) - t0 ))
+wait "$LPID"
+row refresh "6 instances replaced: $status in ${took} s"
+stop
+
+# (d) 20 reloads that change health check settings (every target group is updated in place).
+echo "(d) 20 reloads"
+start reloads
+load reloads "$SECS"
+ok=0
+for i in $(seq 1 20); do
+  sleep "$(python3 -c "print($SECS / 21)")"
+  if [ $((i % 2)) -eq 1 ]; then render v1 3s 100 0; else render v1 2s 100 0; fi
+  api POST /v1/reload '{}' | grep -q '"changes"' && ok=$((ok + 1)) || true
+done
+wait "$LPID"
+row reloads "$ok of 20 reloads applied"
+stop
+
+# (e) Canary: weights web/canary 100/0 → 90/10 → 50/50 → 0/100, then rolled back to 100/0.
+echo "(e) canary rollout and rollback"
+start canary
+load canary "$SECS"
+step=$(python3 -c "print($SECS / 5)")
+for w in 90 50 0 100; do
+  sleep "$step"
+  render v1 2s "$w" $((100 - w))
+  api POST /v1/reload '{}' > /dev/null
+done
+wait "$LPID"
+share=$(api GET /v1/groups/canary | python3 -c '
+import json, sys
+ids = {i["id"] for i in json.load(sys.stdin)["instances"]}
+r = json.load(open(sys.argv[1]))
+n = sum(v for k, v in r["by_instance"].items() if k in ids)
+total = max(1, r["total"])
+print(round(100 * n / total))' "$WORK/canary.json")
+row canary "canary served ${share} % of requests over the run"
+stop
+
+{
+  echo "Drills: \`bench/drills.sh $SECS\` — $CLIENTS clients × $RATE req/s, keep-alive, no retries, 5 s timeout; $(date -u +%Y-%m-%dT%H:%MZ)."
+  echo
+  echo "| drill | requests | failed | stalled > 0.5 s | p50 ms | p99 ms | max ms | note |"
+  echo "|---|---|---|---|---|---|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+} > "$REPORT"
+echo
+cat "$REPORT"
+rm -rf "$WORK"
