@@ -17,10 +17,15 @@
 //!
 //! Every answer carries `X-Instance-Id` and `X-Zone`. Unknown paths get `404`, a bad `ms` gets
 //! `400`, a wrong method `405`.
+//!
+//! With `DEMO_LAUNCH_HOOK=NAME` (and optionally `DEMO_WARMUP=2s`) in its environment, the app
+//! completes launch lifecycle hook NAME itself once it listens and has "warmed up", at the
+//! admin API named by `FLOTILLA_ADMIN` (see `lifecycle.rs`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod config;
+mod lifecycle;
 mod routes;
 mod server;
 

@@ -33,6 +33,9 @@ pub async fn run(config: DemoConfig) -> Result<(), DemoError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| DemoError::Bind { addr, source })?;
+    if let Some(hook) = crate::lifecycle::LaunchHook::from_lookup(|k| std::env::var(k).ok()) {
+        tokio::spawn(hook.complete());
+    }
     let shutdown = async move {
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: draining"),

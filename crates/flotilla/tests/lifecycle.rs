@@ -349,3 +349,24 @@ async fn reload_adds_a_warm_pool_and_a_hook_then_removes_the_pool() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_completes_its_own_launch_hook_after_warming_up() {
+    let ports = Ports::new();
+    // The demo app reads FLOTILLA_ADMIN (set by flotilla) and completes the hook itself.
+    let config = demo_config(&ports, 1, 3, 2, &hook("warm-cache", "launching", "60s", "abandon"))
+        .replace(
+            "stop_timeout = \"5s\"\n",
+            "stop_timeout = \"5s\"\nenv = { DEMO_LAUNCH_HOOK = \"warm-cache\", DEMO_WARMUP = \"300ms\" }\n",
+        );
+    let f = Flotilla::start("hook-app", ports, &config);
+    let g = f.wait_in_service("web", 2, WAIT).await;
+    let activities: Vec<ActivityInfo> = f.admin.get("/v1/groups/web/activities").await.unwrap();
+    for i in &g.instances {
+        assert!(
+            activities.iter().any(|a| a.description.contains(&i.id)
+                && a.description.contains("warm-cache completed: continue")),
+            "{activities:#?}"
+        );
+    }
+}
