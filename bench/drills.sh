@@ -5,7 +5,7 @@
 #   (b) a zone outage (plus seconds until the lost capacity is back in the other zones)
 #   (c) an instance refresh to a new release
 #   (d) 20 config reloads
-#   (e) a canary rollout (0 → 10 → 50 → 100 %) and a rollback to 0 %
+#   (e) a canary rollout (0 → 10 → 50 → 100 %, live weight shifts) and a rollback to 0 %
 #
 #   bench/drills.sh [SECONDS]        (default 30 s of load per drill; the refresh runs longer)
 #
@@ -167,13 +167,15 @@ api POST /v1/reload '{}' > /dev/null
 t0=$(date +%s)
 api POST /v1/groups/web/instance-refresh '{"min_healthy_percentage": 90, "instance_warmup": "2s"}' > /dev/null
 status=""
-for _ in $(seq 1 $(( (RSECS - 5) * 10 ))); do
-  status=$(api GET /v1/groups/web/instance-refresh | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
-  case "$status" in Pending|InProgress) sleep 0.1 ;; *) break ;; esac
+deadline=$(( t0 + RSECS - 5 ))
+while [ "$(date +%s)" -lt "$deadline" ]; do
+  status=$(api GET /v1/groups/web/instance-refresh \
+    | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["status"], "-", r["status_reason"])') || true
+  case "$status" in Pending*|InProgress*) sleep 0.2 ;; *) break ;; esac
 done
 took=$(( $(date +%s) - t0 ))
 wait "$LPID"
-row refresh "6 instances replaced: $status in ${took} s"
+row refresh "refresh of 6 instances after ${took} s: $status"
 stop
 
 # (d) 20 reloads that change health check settings (every target group is updated in place).
@@ -190,15 +192,17 @@ wait "$LPID"
 row reloads "$ok of 20 reloads applied"
 stop
 
-# (e) Canary: weights web/canary 100/0 → 90/10 → 50/50 → 0/100, then rolled back to 100/0.
+# (e) Canary, by the operator's weight shifts (`flotilla shift-weights`, live, no reload):
+# web/canary 100/0 → 90/10 → 50/50 → 0/100, then rolled back to 100/0.
 echo "(e) canary rollout and rollback"
 start canary
 load canary "$SECS"
 step=$(python3 -c "print($SECS / 5)")
+shifts=0
 for w in 90 50 0 100; do
   sleep "$step"
-  render v1 2s "$w" $((100 - w))
-  api POST /v1/reload '{}' > /dev/null
+  "$FLOTILLA" shift-weights front --rule default --admin "http://127.0.0.1:$ADMIN" \
+    "web=$w" "canary=$((100 - w))" > /dev/null && shifts=$((shifts + 1)) || true
 done
 wait "$LPID"
 share=$(api GET /v1/groups/canary | python3 -c '
@@ -208,7 +212,7 @@ r = json.load(open(sys.argv[1]))
 n = sum(v for k, v in r["by_instance"].items() if k in ids)
 total = max(1, r["total"])
 print(round(100 * n / total))' "$WORK/canary.json")
-row canary "canary served ${share} % of requests over the run"
+row canary "$shifts of 4 weight shifts applied; the canary served ${share} % of requests"
 stop
 
 {

@@ -433,6 +433,21 @@ fn elb_checked_group(desired: u32, max: u32) -> Driver {
     d
 }
 
+/// Runs (bounded, a minute) until the refresh waits at a checkpoint.
+fn run_to_checkpoint(d: &mut Driver) {
+    for _ in 0..60 {
+        if d.group
+            .instance_refresh()
+            .unwrap()
+            .checkpoint_until
+            .is_some()
+        {
+            return;
+        }
+        d.run_for(secs(1));
+    }
+}
+
 fn versions(d: &Driver) -> Vec<u64> {
     d.group
         .instances()
@@ -451,17 +466,7 @@ fn a_checkpoint_pauses_the_refresh_for_its_delay_then_it_goes_on() {
     d.group
         .start_instance_refresh(d.now, p, "an operator")
         .unwrap();
-    for _ in 0..60 {
-        if d.group
-            .instance_refresh()
-            .unwrap()
-            .checkpoint_until
-            .is_some()
-        {
-            break;
-        }
-        d.run_for(secs(1));
-    }
+    run_to_checkpoint(&mut d);
     let r = d.group.instance_refresh().unwrap().clone();
     let until = r.checkpoint_until.expect("reached the checkpoint");
     assert_eq!(r.status, RefreshStatus::InProgress);
@@ -556,17 +561,7 @@ fn a_rollback_replaces_the_instances_already_updated() {
         .start_instance_refresh(d.now, p, "an operator")
         .unwrap();
     // The first batch (two instances) comes up healthy; then the release turns bad.
-    for _ in 0..60 {
-        if d.group
-            .instance_refresh()
-            .unwrap()
-            .checkpoint_until
-            .is_some()
-        {
-            break;
-        }
-        d.run_for(secs(1));
-    }
+    run_to_checkpoint(&mut d);
     assert_eq!(versions(&d).iter().filter(|&&v| v == 2).count(), 2);
     d.failing_versions.insert(2);
     run_refresh(&mut d);

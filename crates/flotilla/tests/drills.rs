@@ -11,8 +11,8 @@ use common::{
     wait_for, Flotilla, Ports,
 };
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, InstanceRefreshInfo, InstanceRefreshRequest, ReloadResponse,
-    TargetHealthInfo, ZoneInfo,
+    ActivityInfo, GroupDetail, InstanceRefreshInfo, InstanceRefreshRequest, TargetHealthInfo,
+    ZoneInfo,
 };
 use flotilla_admin::{AdminClient, ClientError};
 
@@ -82,12 +82,7 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
         r#"stop_timeout = "5s""#,
         "stop_timeout = \"5s\"\nenv = { GREETING = \"v2\" }",
     );
-    std::fs::write(f.dir.join("flotilla.toml"), changed).expect("write config");
-    let r: ReloadResponse = f
-        .admin
-        .post("/v1/reload", &serde_json::json!({}))
-        .await
-        .expect("reload");
+    let r = f.reload_with(&changed).await;
     assert!(
         r.changes.iter().any(|c| c.contains("is now version 2")),
         "{:?}",
@@ -355,12 +350,7 @@ async fn a_reload_with_a_broken_release_refreshes_then_rolls_back_without_a_fail
         r#"command = ["{flotilla}", "demo-app"]"#,
         r#"command = ["sh", "-c", "exit 3"]"#,
     );
-    std::fs::write(f.dir.join("flotilla.toml"), broken).expect("write config");
-    let r: ReloadResponse = f
-        .admin
-        .post("/v1/reload", &serde_json::json!({}))
-        .await
-        .expect("reload");
+    let r = f.reload_with(&broken).await;
     assert!(
         r.changes.iter().any(|c| c.contains("instance refresh")),
         "the reload started a refresh: {:?}",

@@ -23,12 +23,7 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 3000, stop_rx));
 
     // A good config through the API: max_size 3 → 6, applied in place.
-    std::fs::write(&path, config(6, "")).expect("write config");
-    let r: ReloadResponse = f
-        .admin
-        .post("/v1/reload", &serde_json::json!({}))
-        .await
-        .expect("reload");
+    let r = f.reload_with(&config(6, "")).await;
     assert!(
         r.changes.iter().any(|c| c.contains("max_size 3 → 6")),
         "{:?}",

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use flotilla_admin::api::GroupDetail;
+use flotilla_admin::api::{GroupDetail, ReloadResponse};
 use flotilla_admin::AdminClient;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -279,6 +279,16 @@ impl Flotilla {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Replaces the config file with `config` and reloads it through the API (it must be
+    /// accepted); the changes the reload reports.
+    pub async fn reload_with(&self, config: &str) -> ReloadResponse {
+        std::fs::write(self.dir.join("flotilla.toml"), config).expect("write config");
+        self.admin
+            .post("/v1/reload", &serde_json::json!({}))
+            .await
+            .expect("reload")
     }
 
     pub fn listener_url(&self, path: &str) -> String {
