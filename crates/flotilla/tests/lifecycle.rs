@@ -311,17 +311,11 @@ async fn reload_adds_a_warm_pool_and_a_hook_then_removes_the_pool() {
         .await
         .unwrap_err();
     assert!(matches!(e, ClientError::Api { status: 404, .. }), "{e}");
-    let path = f.dir.join("flotilla.toml");
     let extra = format!(
         "[auto_scaling_groups.web.warm_pool]\nmax_group_prepared_capacity = 2\n{}",
         hook("warm-cache", "launching", "60s", "continue")
     );
-    std::fs::write(&path, demo_config(&f.ports, 1, 3, 1, &extra)).expect("write config");
-    let r: flotilla_admin::api::ReloadResponse = f
-        .admin
-        .post("/v1/reload", &serde_json::json!({}))
-        .await
-        .unwrap();
+    let r = f.reload_with(&demo_config(&f.ports, 1, 3, 1, &extra)).await;
     assert!(
         r.changes
             .iter()
@@ -337,12 +331,7 @@ async fn reload_adds_a_warm_pool_and_a_hook_then_removes_the_pool() {
     assert!(ok, "{out}{err}");
     wait_state(&f, "warmed:running").await;
     // Without the pool again, its instance is stopped.
-    std::fs::write(&path, demo_config(&f.ports, 1, 3, 1, "")).expect("write config");
-    let _: flotilla_admin::api::ReloadResponse = f
-        .admin
-        .post("/v1/reload", &serde_json::json!({}))
-        .await
-        .unwrap();
+    f.reload_with(&demo_config(&f.ports, 1, 3, 1, "")).await;
     f.wait_in_service("web", 1, WAIT).await;
     wait_for("the pooled process to stop", WAIT, || async {
         (!pooled.pid.is_some_and(alive)).then_some(())

@@ -253,21 +253,17 @@ async fn survivor(id: &str) -> (Reaped, u32, u16) {
     (app, pid, port)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warm_pool_instance_still_running_is_adopted_back_into_the_pool() {
+/// Writes the records an earlier run would have left for `survivors` (id, pid, port,
+/// scale-in protection, lifecycle) into a fresh state directory named `name`.
+fn records_of_an_earlier_run(
+    name: &str,
+    survivors: &[(&str, u32, u16, bool, &str)],
+) -> std::path::PathBuf {
     use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
-
-    // One instance in service and one in the warm pool when the earlier run stopped.
-    let (id, serving_id) = ("i-0adoptedwarm1", "i-0adoptedserv1");
-    let (_app, pid, port) = survivor(id).await;
-    let (_serving, serving_pid, serving_port) = survivor(serving_id).await;
-    let dir = common::temp_dir("adopt-warm");
+    let dir = common::temp_dir(name);
     std::fs::create_dir_all(dir.join(".flotilla")).expect("state dir");
     let mut store = SqliteStore::open(&dir.join(".flotilla/state.db")).expect("state db");
-    for (id, pid, port, lifecycle) in [
-        (id, pid, port, "warmed:running"),
-        (serving_id, serving_pid, serving_port, "in_service"),
-    ] {
+    for &(id, pid, port, protected_from_scale_in, lifecycle) in survivors {
         store
             .put_instance(&InstanceRecord {
                 id: id.into(),
@@ -278,12 +274,27 @@ async fn a_warm_pool_instance_still_running_is_adopted_back_into_the_pool() {
                 address: format!("127.0.0.1:{port}"),
                 launch_template_version: 1,
                 launched_at_ms: 0,
-                protected_from_scale_in: false,
+                protected_from_scale_in,
                 lifecycle: lifecycle.into(),
             })
             .expect("write record");
     }
-    drop(store);
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warm_pool_instance_still_running_is_adopted_back_into_the_pool() {
+    // One instance in service and one in the warm pool when the earlier run stopped.
+    let (id, serving_id) = ("i-0adoptedwarm1", "i-0adoptedserv1");
+    let (_app, pid, port) = survivor(id).await;
+    let (_serving, serving_pid, serving_port) = survivor(serving_id).await;
+    let dir = records_of_an_earlier_run(
+        "adopt-warm",
+        &[
+            (id, pid, port, false, "warmed:running"),
+            (serving_id, serving_pid, serving_port, false, "in_service"),
+        ],
+    );
 
     let ports = Ports::new();
     let pool = "[auto_scaling_groups.web.warm_pool]\nmax_group_prepared_capacity = 2\n";
@@ -325,31 +336,12 @@ async fn a_warm_pool_instance_still_running_is_adopted_back_into_the_pool() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
-    use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
-
     let id = "i-0adopted00001";
     let (mut app, pid, port) = survivor(id).await;
     let client = common::http_client();
 
     // Its record, as the earlier run would have written it.
-    let dir = common::temp_dir("adopt");
-    std::fs::create_dir_all(dir.join(".flotilla")).expect("state dir");
-    let mut store = SqliteStore::open(&dir.join(".flotilla/state.db")).expect("state db");
-    store
-        .put_instance(&InstanceRecord {
-            id: id.into(),
-            group: "web".into(),
-            zone: "az-b".into(),
-            pid,
-            start_time: flotilla_compute::process_start_time(pid).expect("running"),
-            address: format!("127.0.0.1:{port}"),
-            launch_template_version: 1,
-            launched_at_ms: 0,
-            protected_from_scale_in: true,
-            lifecycle: "in_service".into(),
-        })
-        .expect("write record");
-    drop(store);
+    let dir = records_of_an_earlier_run("adopt", &[(id, pid, port, true, "in_service")]);
 
     let ports = Ports::new();
     let config = demo_config(&ports, 1, 3, 1, "");
