@@ -4,19 +4,19 @@
 //! With `DEMO_LAUNCH_HOOK=NAME` in the environment (set in the launch template's `env`), the
 //! demo app, once it listens, waits `DEMO_WARMUP` (default 0, standing in for filling a
 //! cache) and then completes hook NAME with `continue` at the admin API Flotilla named in
-//! `FLOTILLA_ADMIN`, retrying every 200 ms while the instance is not yet waiting (409) for at
-//! most a minute. Any other answer ends the attempt with a log line: the hook's heartbeat
-//! timeout then decides, as it would for an application that never answered.
+//! `FLOTILLA_ADMIN` whenever the instance waits for it: the launch hook fires again when an
+//! instance leaves the warm pool, so the app keeps asking (every 500 ms; 409 means "not
+//! waiting now") for as long as it runs. An unknown group or instance (404) or a refused body
+//! ends it with a log line: the hook's heartbeat timeout then decides, as it would for an
+//! application that never answered.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// How long the app keeps trying to complete its hook.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(60);
-/// Pause between attempts while the instance is not yet waiting.
-const RETRY: Duration = Duration::from_millis(200);
+/// Pause between attempts.
+const RETRY: Duration = Duration::from_millis(500);
 
 /// What completing the hook needs, when `DEMO_LAUNCH_HOOK` asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,19 +57,14 @@ impl LaunchHook {
             "result": "continue",
         })
         .to_string();
-        let deadline = tokio::time::Instant::now() + GIVE_UP_AFTER;
         loop {
             match self.post(&body).await {
-                Ok(200) => {
-                    tracing::info!(
-                        hook = self.hook.as_str(),
-                        "warmed up; lifecycle hook completed"
-                    );
-                    return;
-                }
-                Ok(409) | Err(_) if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(RETRY).await;
-                }
+                Ok(200) => tracing::info!(
+                    hook = self.hook.as_str(),
+                    "warmed up; lifecycle hook completed"
+                ),
+                // Not waiting now, or the admin API is busy or restarting: ask again later.
+                Ok(409) | Ok(500..) | Err(_) => {}
                 other => {
                     tracing::warn!(
                         hook = self.hook.as_str(),
@@ -78,6 +73,7 @@ impl LaunchHook {
                     return;
                 }
             }
+            tokio::time::sleep(RETRY).await;
         }
     }
 

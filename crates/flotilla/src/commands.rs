@@ -312,12 +312,12 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             g.zones.join(", ")
         );
         println!(
-            "  {:<16} {:<6} {:<12} {:<10} {:<22} {:>8}",
+            "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
             "INSTANCE", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
         );
         for i in &g.instances {
             println!(
-                "  {:<16} {:<6} {:<12} {:<10} {:<22} {:>8}",
+                "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
                 i.id,
                 i.zone,
                 i.state,
@@ -547,12 +547,12 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:<16} {:<12} {:<8} {:<12} {:<10} {:<22} {:>8}  LAUNCHED",
+        "{:<16} {:<12} {:<8} {:<19} {:<10} {:<22} {:>8}  LAUNCHED",
         "INSTANCE", "GROUP", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
     );
     for (group, i) in &rows {
         println!(
-            "{:<16} {:<12} {:<8} {:<12} {:<10} {:<22} {:>8}  {}",
+            "{:<16} {:<12} {:<8} {:<19} {:<10} {:<22} {:>8}  {}",
             i.id,
             group,
             i.zone,

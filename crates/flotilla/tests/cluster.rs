@@ -393,10 +393,12 @@ async fn sigkill_of_flotilla_leaves_no_instance_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_example_is_valid() {
-    let out = std::process::Command::new(flotilla_bin())
-        .arg("validate")
-        .arg(repo_path("examples/whatisthetime.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    for example in ["examples/whatisthetime.toml", "examples/lifecycle.toml"] {
+        let out = std::process::Command::new(flotilla_bin())
+            .arg("validate")
+            .arg(repo_path(example))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{example}: {out:?}");
+    }
 }
