@@ -134,6 +134,17 @@ async fn prometheus_metrics_count_requests_and_capacity() {
     assert!(text
         .contains("flotilla_target_request_count_total{target_group=\"web\",target=\"127.0.0.1:"));
     assert!(text.contains("zone=\"az-"));
+    // target_response_time as a histogram per target group: every request counted, buckets
+    // cumulative up to +Inf.
+    assert!(text.contains("# TYPE flotilla_target_response_time_seconds histogram"));
+    let count = value("flotilla_target_response_time_seconds_count{target_group=\"web\"}");
+    assert!(count >= 5.0, "{text}");
+    assert_eq!(
+        value("flotilla_target_response_time_seconds_bucket{le=\"+Inf\",target_group=\"web\"}"),
+        count,
+        "{text}"
+    );
+    assert!(value("flotilla_target_response_time_seconds_sum{target_group=\"web\"}") > 0.0);
     assert!(text.trim_end().ends_with("# EOF"));
 }
 

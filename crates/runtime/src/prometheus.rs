@@ -2,10 +2,13 @@
 //! built at scrape time from the data plane's counters and the control plane's state, so
 //! there is no second copy of any number to keep in sync.
 
+use flotilla_proxy::HistogramSnapshot;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::backend::Shared;
@@ -22,6 +25,47 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 fn gauge(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Upper bounds (seconds) of the `target_response_time` histogram's Prometheus buckets: the
+/// usual latency ladder from 1 ms to 10 s (the data plane's own buckets are finer; each of its
+/// buckets is counted at its middle).
+const RESPONSE_TIME_BOUNDS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// `target_response_time` of every target group as Prometheus histograms, one per target
+/// group (all its targets merged), read from the data plane's cumulative snapshots at scrape
+/// time (prometheus-client's own histogram could only re-observe them one by one).
+#[derive(Debug, Default)]
+struct ResponseTimes(Vec<(Labels, HistogramSnapshot)>);
+
+impl EncodeMetric for ResponseTimes {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, h) in &self.0 {
+            let mut buckets: Vec<(f64, u64)> =
+                RESPONSE_TIME_BOUNDS.iter().map(|&b| (b, 0)).collect();
+            // prometheus-client writes `f64::MAX` as `+Inf` (its own histogram does the same).
+            buckets.push((f64::MAX, 0));
+            for (middle, count) in h.buckets() {
+                let s = middle.as_secs_f64();
+                let i = buckets.iter().position(|(b, _)| s <= *b).unwrap_or(0);
+                buckets[i].1 += count;
+            }
+            let mut family = encoder.encode_family(labels)?;
+            family.encode_histogram::<NoLabelSet>(
+                h.sum().as_secs_f64(),
+                h.count(),
+                &buckets,
+                None,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 /// Renders every metric, names prefixed `flotilla_`.
@@ -42,6 +86,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     let in_service = Family::<Labels, Gauge>::default();
     let min_size = Family::<Labels, Gauge>::default();
     let max_size = Family::<Labels, Gauge>::default();
+    let mut response_times = ResponseTimes::default();
 
     for (lb, bind, stats) in shared.listener_set.stats() {
         let l = labels(&[("load_balancer", &lb), ("listener", &bind)]);
@@ -62,7 +107,9 @@ pub(crate) fn render(shared: &Shared) -> String {
     {
         let c = shared.lock();
         for (tg_name, tg) in &c.target_groups {
+            let mut group_times = HistogramSnapshot::default();
             for b in tg.proxy.stats() {
+                group_times.merge(&b.response_time);
                 let addr = b.addr.to_string();
                 let zone = c
                     .instance_at(b.addr)
@@ -92,6 +139,9 @@ pub(crate) fn render(shared: &Shared) -> String {
                 };
                 family.get_or_create(&l).inc();
             }
+            response_times
+                .0
+                .push((labels(&[("target_group", tg_name)]), group_times));
             // Report zero rather than nothing for a target group with no healthy target.
             let l = labels(&[("target_group", tg_name), ("zone", "")]);
             if tg.health.targets().next().is_none() {
@@ -159,6 +209,11 @@ pub(crate) fn render(shared: &Shared) -> String {
         "target_in_flight_requests",
         "Requests a target is serving now",
         target_in_flight,
+    );
+    registry.register(
+        "target_response_time_seconds",
+        "Seconds from sending a request to a target until its response headers",
+        response_times,
     );
     registry.register(
         "healthy_host_count",
