@@ -265,6 +265,7 @@ pub async fn run(
     tokio::pin!(shutdown);
     loop {
         let now = clock.now();
+        let cpu = crate::scaling::process_tree_ticks(&shared, now);
         let (effects, deadline) = {
             let mut c = shared.lock();
             c.tick(now);
@@ -274,7 +275,7 @@ pub async fn run(
                     .scaling
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                s.tick(&mut c, now, jiff::Timestamp::now());
+                s.tick(&mut c, now, jiff::Timestamp::now(), cpu);
                 if lb_metrics.due(now) {
                     lb_metrics.sample(&mut s.store, &shared.listener_set.stats(), &c, now);
                     // After the second's metrics are in: canary rollbacks judge them.

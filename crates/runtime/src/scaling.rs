@@ -27,6 +27,7 @@ use flotilla_control::{
 use flotilla_metrics::{MetricsStore, Statistic};
 use flotilla_proxy::HistogramSnapshot;
 
+use crate::backend::Shared;
 use crate::clock::Clock;
 use crate::control::Control;
 
@@ -100,13 +101,21 @@ impl Scaling {
     }
 
     /// Samples once per second and runs the controllers; a no-op between seconds.
-    pub(crate) fn tick(&mut self, c: &mut Control, now: Time, wall: jiff::Timestamp) {
+    /// `cpu`: the process groups' CPU ticks, read by [`process_tree_ticks`] before the control
+    /// lock was taken (`None`: no instance runs, or the sample is not due).
+    pub(crate) fn tick(
+        &mut self,
+        c: &mut Control,
+        now: Time,
+        wall: jiff::Timestamp,
+        cpu: Option<HashMap<u32, u64>>,
+    ) {
         if now < self.next_sample {
             return;
         }
         let sec = now.as_duration().as_secs();
         self.next_sample = Time::from_duration(Duration::from_secs(sec + 1));
-        self.sample(c, now);
+        self.sample(c, now, cpu.unwrap_or_default());
         for (name, controller) in &mut self.controllers {
             let Some(g) = c.groups.get_mut(name) else {
                 continue;
@@ -121,7 +130,7 @@ impl Scaling {
         }
     }
 
-    fn sample(&mut self, c: &Control, now: Time) {
+    fn sample(&mut self, c: &Control, now: Time, tree_ticks: HashMap<u32, u64>) {
         // Requests per backend since the last sample, per target group, target and instance.
         let mut per_instance: HashMap<InstanceId, u64> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -204,7 +213,6 @@ impl Scaling {
         // Per instance: requests and CPU; per group: gauges and averages.
         let live_pids: Vec<u32> = c.instances.values().filter_map(|r| r.pid).collect();
         self.last_cpu.retain(|pid, _| live_pids.contains(pid));
-        let tree_ticks = process_group_ticks();
         for (name, g) in &c.groups {
             let scope = format!("group/{name}");
             let mut requests = 0u64;
@@ -373,6 +381,22 @@ fn read_cpu_ticks(pid: u32) -> Option<(u32, u64)> {
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
     Some((pgrp, utime + stime))
+}
+
+/// The CPU ticks of every process group when a metrics sample is due and some instance runs,
+/// read before the caller takes the control lock: the `/proc` scan is file I/O, which the
+/// control lock is never held across.
+pub(crate) fn process_tree_ticks(shared: &Shared, now: Time) -> Option<HashMap<u32, u64>> {
+    let due = shared
+        .scaling
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .next_sample()
+        <= now;
+    if !due || !shared.lock().instances.values().any(|r| r.pid.is_some()) {
+        return None;
+    }
+    Some(process_group_ticks())
 }
 
 /// CPU ticks per process group. Each instance runs in its own process group led by its
