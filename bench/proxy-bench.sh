@@ -174,6 +174,7 @@ healthy_threshold = 2
 
 [load_balancers.nlb]
 type = "network"
+cross_zone = true   # like for like: HAProxy and nginx know no zones
 
 [[load_balancers.nlb.listeners]]
 bind = "127.0.0.1:$T_FLOTILLA"

@@ -11,8 +11,9 @@ use crate::matching::{Cidr, QueryPair};
 pub struct LoadBalancer {
     /// Application (HTTP, layer 7, with rules) or network (TCP, layer 4). TOML key `type`.
     pub kind: LoadBalancerType,
-    /// Whether every target in every zone gets traffic (true, ALB default) or each zone's node
-    /// only sends to its own zone's targets.
+    /// Whether every target in every zone gets traffic or each zone's node only sends to its
+    /// own zone's targets. Default as AWS: on for application load balancers, off for network
+    /// ones.
     pub cross_zone: bool,
     /// How long an idle client connection is kept open. Default 60 s for application load
     /// balancers and 350 s for network ones (AWS); never zero.

@@ -490,6 +490,11 @@ default_action = { type = "forward", target_group = "raw" }
     let lb = &cfg.load_balancers["net"];
     assert_eq!(lb.idle_timeout, Duration::from_secs(20));
     assert_eq!(lb.access_log, None);
+    assert!(
+        !lb.cross_zone,
+        "AWS: cross-zone is off by default for network load balancers"
+    );
+    assert!(!cfg.target_group_cross_zone("raw"));
 }
 
 #[test]

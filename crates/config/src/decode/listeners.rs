@@ -33,7 +33,10 @@ pub(crate) fn decode_load_balancer(
             c.choice(v, "load balancer type", &types)
         })
         .unwrap_or_default();
-    let cross_zone = t.opt(ctx, "cross_zone", Ctx::boolean).unwrap_or(true);
+    // AWS: always on for application load balancers, off by default for network ones.
+    let cross_zone = t
+        .opt(ctx, "cross_zone", Ctx::boolean)
+        .unwrap_or(kind == LoadBalancerType::Application);
     let idle_timeout = t
         .opt(ctx, "idle_timeout", |c, v| {
             c.positive_duration(v, "idle_timeout")
