@@ -637,6 +637,17 @@ impl ListenerSet {
         flotilla_proxy::rules::compile(&effective, groups)
     }
 
+    /// Deletes the stored rows of the weight overrides that compiling dropped (the file's
+    /// weights for their rule changed).
+    pub(crate) fn forget_dropped_overrides(&self, persist: Option<&crate::persist::Persister>) {
+        let dropped = lock(&self.weights).take_dropped();
+        if let Some(p) = persist {
+            for key in &dropped {
+                p.weight_override(key, None);
+            }
+        }
+    }
+
     /// Counters of every listener: (load balancer, bind address, counters).
     pub(crate) fn stats(&self) -> Vec<(String, String, Arc<flotilla_proxy::ListenerStats>)> {
         lock(&self.entries)
@@ -782,5 +793,6 @@ fn apply_listeners(shared: &Shared, new: &Config, bound: Vec<BoundListener>) -> 
         set.start(b, &c.target_groups, &new.target_groups);
         changes.push(line);
     }
+    set.forget_dropped_overrides(c.persist.as_ref());
     changes
 }

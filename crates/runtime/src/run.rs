@@ -224,6 +224,8 @@ pub async fn run(
         }
     }
     control.persist = Some(persister);
+    // Overrides the file no longer agrees with were dropped when the listeners compiled.
+    listener_set.forget_dropped_overrides(control.persist.as_ref());
     persist::adopt_survivors(
         &mut control,
         &provider,

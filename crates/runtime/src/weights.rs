@@ -55,6 +55,9 @@ pub(crate) struct Override {
 pub(crate) struct Weights {
     overrides: BTreeMap<RuleKey, Override>,
     rollbacks: BTreeMap<RuleKey, CanaryRollback>,
+    /// Overrides dropped while compiling whose stored rows are still to be deleted (compiling
+    /// happens where the state store is out of reach; see `take_dropped`).
+    dropped: Vec<RuleKey>,
 }
 
 /// The forward action of `key`'s rule in `listener`: its groups and rollback.
@@ -91,6 +94,12 @@ impl Weights {
         self.overrides.extend(overrides);
     }
 
+    /// The overrides dropped since the last call, so the caller can delete their stored rows
+    /// (otherwise a file that later returns to the old weights would bring them back).
+    pub(crate) fn take_dropped(&mut self) -> Vec<RuleKey> {
+        std::mem::take(&mut self.dropped)
+    }
+
     /// `listener` with the overrides of `lb`'s rules applied, for compiling its routing table.
     /// Overrides whose rule is gone or whose file weights changed are dropped and returned.
     pub(crate) fn effective(
@@ -113,6 +122,7 @@ impl Weights {
             };
             let Some(base) = base.filter(|b| *b == o.base) else {
                 self.overrides.remove(&key);
+                self.dropped.push(key.clone());
                 dropped.push((key, "the config changed this rule's weights"));
                 continue;
             };
@@ -440,5 +450,57 @@ mod tests {
         assert_eq!(parse_rule("default").unwrap(), None);
         assert_eq!(parse_rule("10").unwrap(), Some(10));
         assert!(parse_rule("0").is_err() && parse_rule("x").is_err());
+    }
+
+    fn listener(web: u32, canary: u32) -> Listener {
+        let src = format!(
+            "[target_groups.web]\n[target_groups.canary]\n[[load_balancers.front.listeners]]\n\
+             bind = \"127.0.0.1:8080\"\ndefault_action = {{ type = \"forward\", target_groups = \
+             [{{ name = \"web\", weight = {web} }}, {{ name = \"canary\", weight = {canary} }}] }}\n"
+        );
+        let cfg = flotilla_config::parse(&src, std::path::Path::new("f.toml")).unwrap();
+        cfg.load_balancers["front"].listeners[0].clone()
+    }
+
+    #[test]
+    fn an_override_the_file_no_longer_agrees_with_is_dropped_once_and_reported_for_deletion() {
+        let l = listener(90, 10);
+        let key = RuleKey {
+            lb: "front".into(),
+            listener: l.bind,
+            priority: None,
+        };
+        let mut w = Weights::default();
+        let o = Override {
+            weights: vec![g("web", 0), g("canary", 100)],
+            base: vec![g("web", 90), g("canary", 10)],
+            source: Source::Operator,
+        };
+        w.set(&key, Some(o), Time::ZERO);
+        let (effective, dropped) = w.effective("front", &l);
+        assert!(dropped.is_empty());
+        assert!(matches!(
+            &effective.default_action,
+            Action::Forward { target_groups, .. } if target_groups[1].weight == 100
+        ));
+        assert!(
+            w.take_dropped().is_empty(),
+            "nothing to delete while it applies"
+        );
+        // The file's weights for the rule changed: the override goes, and its row with it.
+        let (effective, dropped) = w.effective("front", &listener(80, 20));
+        assert_eq!(dropped.len(), 1);
+        assert!(matches!(
+            &effective.default_action,
+            Action::Forward { target_groups, .. } if target_groups[1].weight == 20
+        ));
+        assert_eq!(w.take_dropped(), vec![key]);
+        assert!(w.take_dropped().is_empty());
+        // Back to the old weights: the dropped override does not return.
+        let (effective, _) = w.effective("front", &l);
+        assert!(matches!(
+            &effective.default_action,
+            Action::Forward { target_groups, .. } if target_groups[1].weight == 10
+        ));
     }
 }
