@@ -2,8 +2,11 @@
 # Fuzzes the admin API from its own OpenAPI document with schemathesis: starts the debug binary
 # on a generated config (ephemeral loopback ports, the demo app as instances), runs
 # schemathesis against /openapi.json with every check (no server error, answers match the
-# document) except positive_data_acceptance: a schema-valid capacity outside min..max is refused
-# with 422 by design. Stops flotilla by PID.
+# document) except positive_data_acceptance — a schema-valid capacity outside min..max is refused
+# with 422 by design — and use_after_free: our DELETEs cancel or reset something that goes on
+# being described (a cancelled instance refresh, as AWS DescribeInstanceRefreshes shows it; the
+# file's weights after a reset; a zone after its drill ended), so a GET after them answers 200
+# by design. Stops flotilla by PID.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -65,7 +68,7 @@ status=0
 "$venv/bin/st" run "http://127.0.0.1:$admin_port/openapi.json" \
   --wait-for-schema 30 \
   --checks all \
-  --exclude-checks positive_data_acceptance \
+  --exclude-checks positive_data_acceptance,use_after_free \
   --max-examples "${SCHEMATHESIS_MAX_EXAMPLES:-50}" \
   --request-timeout 10 || status=$?
 if [ "$status" -ne 0 ]; then
