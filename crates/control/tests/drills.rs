@@ -615,3 +615,41 @@ fn without_auto_rollback_failing_instances_are_only_replaced() {
     assert_eq!(status(&d), RefreshStatus::InProgress);
     assert_eq!(d.group.spec().launch_template_version, 2);
 }
+
+#[test]
+fn with_process_health_checks_a_new_version_its_target_group_calls_unhealthy_rolls_back() {
+    // Process health checks: the group itself would never replace the failing instance, so
+    // without the rollback the refresh could only wait.
+    let mut s: GroupSpec = spec(0, 6, 3);
+    s.has_target_groups = true;
+    s.health_check_grace_period = secs(5);
+    let mut d = Driver::new(s);
+    d.health_delay = Some(secs(1));
+    d.run_for(secs(20));
+    let old = ids(&d);
+    d.group.set_launch_template_version(2);
+    d.failing_versions.insert(2);
+    let mut p = prefs(100, 1);
+    p.auto_rollback = true;
+    d.group
+        .start_instance_refresh(d.now, p, "an operator")
+        .unwrap();
+    let took = run_refresh(&mut d);
+    let r = d.group.instance_refresh().unwrap().clone();
+    assert_eq!(
+        r.status,
+        RefreshStatus::RollbackSuccessful,
+        "{}",
+        r.status_reason
+    );
+    assert!(
+        r.rollback_reason
+            .as_deref()
+            .is_some_and(|x| x.contains("after the 5s grace period")),
+        "{r:?}"
+    );
+    assert!(took >= secs(5), "the grace period was honoured: {took:?}");
+    d.run_for(secs(30));
+    assert_eq!(ids(&d), old);
+    assert_eq!(versions(&d), vec![1; 3]);
+}

@@ -84,6 +84,9 @@ struct Member {
     /// groups: since it went InService); `None` while not healthy. Instance refresh counts
     /// healthy capacity and warm-up with it.
     healthy_at: Option<Time>,
+    /// Its target groups' latest verdict was unhealthy (whatever the health check type): an
+    /// instance refresh with automatic rollback judges its new instances by it.
+    target_unhealthy: bool,
     /// Launched above the desired capacity, to be paired with a termination once it is
     /// healthy: not counted as capacity until then.
     surge: Option<Surge>,
@@ -113,6 +116,7 @@ impl Member {
             replacing: false,
             unhealthy_report: None,
             healthy_at: None,
+            target_unhealthy: false,
             surge,
             hooks: None,
             to_pool: false,
@@ -583,6 +587,7 @@ impl AutoScalingGroup {
         } else {
             m.healthy_at = None;
         }
+        m.target_unhealthy = !healthy;
         if !elb {
             self.reconcile(now);
             return;

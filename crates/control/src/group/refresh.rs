@@ -398,7 +398,47 @@ impl AutoScalingGroup {
             return;
         }
         let stall_at = run.last_progress + STALL_TIMEOUT;
+        // With automatic rollback, a new instance its target groups still call unhealthy once
+        // its grace period is over has failed (also in a group whose health check type is
+        // `process`, which would not replace it: the refresh would only wait).
+        let mut grace_wake = None;
+        if !rolling_back && run.info.preferences.auto_rollback {
+            let grace = self.spec.health_check_grace_period;
+            let failing = self.members.iter().filter(|m| {
+                m.is_live()
+                    && m.target_unhealthy
+                    && m.instance.launch_template_version == run.info.launch_template_version
+                    && !run.to_replace.contains(&m.instance.id)
+            });
+            let mut failed = None;
+            for m in failing {
+                match m.grace_end(grace) {
+                    Some(end) if now >= end => {
+                        failed = Some(m.instance.id.clone());
+                        break;
+                    }
+                    Some(end) => grace_wake = Some(grace_wake.map_or(end, |t: Time| t.min(end))),
+                    None => {}
+                }
+            }
+            if let Some(id) = failed {
+                let reason = format!(
+                    "new instance {id} failed its health checks (its target group still \
+                     reports it unhealthy after the {grace:?} grace period)"
+                );
+                self.start_rollback(now, run, reason);
+                // Now rolling back (or failed): take the rollback's first step at once.
+                if run.info.status.is_active() {
+                    self.advance_refresh(now, run);
+                }
+                return;
+            }
+        }
         if let Some((reason, warm_at)) = self.refresh_wait(now, run, warmup) {
+            let warm_at = match (warm_at, grace_wake) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             run.info.status_reason = reason;
             run.wake_at = Some(warm_at.map_or(stall_at, |t| t.min(stall_at)));
             return;
