@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use flotilla_control::{
-    ActivityStatus, GroupSpec, HealthCheckType, InstanceId, LifecycleState, RefreshError,
-    RefreshPreferences, RefreshStatus, ScalingProcess,
+    ActivityStatus, GroupSpec, HealthCheckType, InstanceId, InstanceRefresh, LifecycleState,
+    RefreshError, RefreshPreferences, RefreshStatus, ScalingProcess,
 };
 use util::{secs, spec, Driver};
 
@@ -433,6 +433,18 @@ fn elb_checked_group(desired: u32, max: u32) -> Driver {
     d
 }
 
+/// Starts a launch-first refresh (floor 100 %) with automatic rollback and the given warm-up,
+/// runs it to its end; the refresh as it ended, and how long it took.
+fn refresh_with_rollback(d: &mut Driver, warmup: u64) -> (InstanceRefresh, Duration) {
+    let mut p = prefs(100, warmup);
+    p.auto_rollback = true;
+    d.group
+        .start_instance_refresh(d.now, p, "an operator")
+        .unwrap();
+    let took = run_refresh(d);
+    (d.group.instance_refresh().unwrap().clone(), took)
+}
+
 /// Runs (bounded, a minute) until the refresh waits at a checkpoint.
 fn run_to_checkpoint(d: &mut Driver) {
     for _ in 0..60 {
@@ -512,13 +524,7 @@ fn a_failing_new_version_rolls_back_without_losing_capacity() {
     d.group.set_launch_template_version(2);
     d.failing_versions.insert(2);
     d.lowest_healthy = Some(usize::MAX);
-    let mut p = prefs(100, 2);
-    p.auto_rollback = true;
-    d.group
-        .start_instance_refresh(d.now, p, "an operator")
-        .unwrap();
-    run_refresh(&mut d);
-    let r = d.group.instance_refresh().unwrap().clone();
+    let (r, _) = refresh_with_rollback(&mut d, 2);
     assert_eq!(
         r.status,
         RefreshStatus::RollbackSuccessful,
@@ -590,13 +596,7 @@ fn a_rollback_replaces_the_instances_already_updated() {
 fn without_an_older_version_a_failing_refresh_fails() {
     let mut d = elb_checked_group(2, 4);
     d.failing_versions.insert(1);
-    let mut p = prefs(100, 1);
-    p.auto_rollback = true;
-    d.group
-        .start_instance_refresh(d.now, p, "an operator")
-        .unwrap();
-    run_refresh(&mut d);
-    let r = d.group.instance_refresh().unwrap();
+    let (r, _) = refresh_with_rollback(&mut d, 1);
     assert_eq!(r.status, RefreshStatus::Failed, "{}", r.status_reason);
     assert!(r
         .status_reason
@@ -629,13 +629,7 @@ fn with_process_health_checks_a_new_version_its_target_group_calls_unhealthy_rol
     let old = ids(&d);
     d.group.set_launch_template_version(2);
     d.failing_versions.insert(2);
-    let mut p = prefs(100, 1);
-    p.auto_rollback = true;
-    d.group
-        .start_instance_refresh(d.now, p, "an operator")
-        .unwrap();
-    let took = run_refresh(&mut d);
-    let r = d.group.instance_refresh().unwrap().clone();
+    let (r, took) = refresh_with_rollback(&mut d, 1);
     assert_eq!(
         r.status,
         RefreshStatus::RollbackSuccessful,
