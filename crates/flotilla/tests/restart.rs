@@ -254,9 +254,11 @@ async fn survivor(id: &str) -> (Reaped, u32, u16) {
 }
 
 /// Writes the records an earlier run would have left for `survivors` (id, pid, port,
-/// scale-in protection, lifecycle) into a fresh state directory named `name`.
+/// scale-in protection, lifecycle), launched from `launch_template_version`, into a fresh state
+/// directory named `name`.
 fn records_of_an_earlier_run(
     name: &str,
+    launch_template_version: u64,
     survivors: &[(&str, u32, u16, bool, &str)],
 ) -> std::path::PathBuf {
     use flotilla_state::{InstanceRecord, SqliteStore, StateStore};
@@ -272,7 +274,7 @@ fn records_of_an_earlier_run(
                 pid,
                 start_time: flotilla_compute::process_start_time(pid).expect("running"),
                 address: format!("127.0.0.1:{port}"),
-                launch_template_version: 1,
+                launch_template_version,
                 launched_at_ms: 0,
                 protected_from_scale_in,
                 lifecycle: lifecycle.into(),
@@ -290,6 +292,7 @@ async fn a_warm_pool_instance_still_running_is_adopted_back_into_the_pool() {
     let (_serving, serving_pid, serving_port) = survivor(serving_id).await;
     let dir = records_of_an_earlier_run(
         "adopt-warm",
+        1,
         &[
             (id, pid, port, false, "warmed:running"),
             (serving_id, serving_pid, serving_port, false, "in_service"),
@@ -341,7 +344,7 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
     let client = common::http_client();
 
     // Its record, as the earlier run would have written it.
-    let dir = records_of_an_earlier_run("adopt", &[(id, pid, port, true, "in_service")]);
+    let dir = records_of_an_earlier_run("adopt", 1, &[(id, pid, port, true, "in_service")]);
 
     let ports = Ports::new();
     let config = demo_config(&ports, 1, 3, 1, "");
@@ -381,4 +384,21 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launches_after_a_restart_continue_the_adopted_instances_launch_template_version() {
+    let id = "i-0adoptedv3001";
+    let (_app, pid, port) = survivor(id).await;
+    // The earlier run had reloaded its launch template twice: the survivor runs version 3.
+    let dir = records_of_an_earlier_run("adopt-v3", 3, &[(id, pid, port, false, "in_service")]);
+    let ports = Ports::new();
+    let config = demo_config(&ports, 2, 3, 2, "");
+    let f = Flotilla::start_in(dir, ports, &config);
+    let g = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
+    assert!(g.instances.iter().any(|i| i.id == id), "adopted: {g:?}");
+    assert!(
+        g.instances.iter().all(|i| i.launch_template_version == 3),
+        "the new launch is not taken for older than the survivor: {g:?}"
+    );
 }

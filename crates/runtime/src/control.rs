@@ -94,6 +94,27 @@ impl GroupRuntime {
         }
     }
 
+    /// After a restart adopted instances may carry a launch template version above the one
+    /// this run started with (1): the group continues from the newest of them, with the
+    /// file's template as that version (the file is all a restarted run knows), so new
+    /// launches are not taken for older than the running instances.
+    pub(crate) fn continue_template_versions(&mut self) {
+        let current = self.asg.spec().launch_template_version;
+        let newest = self
+            .asg
+            .instances()
+            .map(|i| i.launch_template_version)
+            .max()
+            .unwrap_or(current);
+        if newest <= current {
+            return;
+        }
+        if let Some(t) = self.templates.remove(&current) {
+            self.templates.insert(newest, t);
+        }
+        self.asg.set_launch_template_version(newest);
+    }
+
     /// The version number for a changed launch template: above every version seen, so a
     /// version a rollback left is never reused for different contents.
     pub(crate) fn next_template_version(&self) -> u64 {

@@ -376,6 +376,9 @@ pub(crate) fn adopt_survivors(
             flotilla_compute::ComputeProvider::stop(provider, &r.id);
         }
     }
+    for g in control.groups.values_mut() {
+        g.continue_template_versions();
+    }
 }
 
 #[cfg(test)]
