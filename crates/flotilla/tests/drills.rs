@@ -105,12 +105,20 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
             "90",
             "--instance-warmup",
             "1s",
+            "--checkpoint",
+            "50",
+            "--checkpoint-delay",
+            "1s",
         ],
         Duration::from_secs(120),
     )
     .await;
     assert!(ok, "refresh failed:\n{out}\n{err}");
     assert!(out.contains("Successful 100%"), "{out}");
+    assert!(
+        out.contains("at checkpoint 50%"),
+        "the CLI's checkpoint paused it: {out}"
+    );
     // A second refresh while one runs is refused; start one and ask again at once.
     let second: InstanceRefreshInfo = f
         .admin
