@@ -512,7 +512,7 @@ async fn get_metric(
     Path(metric): Path<String>,
     params: Result<Query<MetricParams>, QueryRejection>,
 ) -> Result<Json<MetricDatapoints>, AdminError> {
-    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(bad_query)?;
     b.metric(&metric, &params).map(Json)
 }
 
@@ -834,7 +834,7 @@ async fn get_weights(
     Path((lb, rule)): Path<(String, String)>,
     params: Result<Query<WeightsParams>, QueryRejection>,
 ) -> Result<Json<RuleWeights>, AdminError> {
-    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(bad_query)?;
     b.rule_weights(&lb, &rule, params.listener.as_deref())
         .map(Json)
 }
@@ -861,7 +861,7 @@ async fn put_weights(
     params: Result<Query<WeightsParams>, QueryRejection>,
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<Json<RuleWeights>, AdminError> {
-    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(bad_query)?;
     let request: WeightsRequest = json_object(body)?;
     b.shift_weights(&lb, &rule, params.listener.as_deref(), &request.weights)
         .map(Json)
@@ -885,7 +885,7 @@ async fn delete_weights(
     Path((lb, rule)): Path<(String, String)>,
     params: Result<Query<WeightsParams>, QueryRejection>,
 ) -> Result<Json<RuleWeights>, AdminError> {
-    let Query(params) = params.map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    let Query(params) = params.map_err(bad_query)?;
     b.reset_weights(&lb, &rule, params.listener.as_deref())
         .map(Json)
 }
@@ -937,6 +937,10 @@ fn no_zone(zone: &str) -> AdminError {
 
 async fn not_found() -> AdminError {
     AdminError::NotFound("no such endpoint; see /openapi.json".into())
+}
+
+fn bad_query(e: QueryRejection) -> AdminError {
+    AdminError::BadRequest(e.body_text())
 }
 
 fn bad_body(e: JsonRejection) -> AdminError {

@@ -445,6 +445,23 @@ fn refresh_with_rollback(d: &mut Driver, warmup: u64) -> (InstanceRefresh, Durat
     (d.group.instance_refresh().unwrap().clone(), took)
 }
 
+/// The refresh rolled back successfully, and its reason says `why`.
+#[track_caller]
+fn assert_rolled_back_because(r: &InstanceRefresh, why: &str) {
+    assert_eq!(
+        r.status,
+        RefreshStatus::RollbackSuccessful,
+        "{}",
+        r.status_reason
+    );
+    assert!(
+        r.rollback_reason
+            .as_deref()
+            .is_some_and(|x| x.contains(why)),
+        "{r:?}"
+    );
+}
+
 /// Runs (bounded, a minute) until the refresh waits at a checkpoint.
 fn run_to_checkpoint(d: &mut Driver) {
     for _ in 0..60 {
@@ -525,19 +542,7 @@ fn a_failing_new_version_rolls_back_without_losing_capacity() {
     d.failing_versions.insert(2);
     d.lowest_healthy = Some(usize::MAX);
     let (r, _) = refresh_with_rollback(&mut d, 2);
-    assert_eq!(
-        r.status,
-        RefreshStatus::RollbackSuccessful,
-        "{}",
-        r.status_reason
-    );
-    assert!(
-        r.rollback_reason
-            .as_deref()
-            .unwrap_or("")
-            .contains("failed its health checks"),
-        "{r:?}"
-    );
+    assert_rolled_back_because(&r, "failed its health checks");
     assert_eq!(r.previous_launch_template_version, Some(1));
     assert_eq!(
         d.lowest_healthy,
@@ -630,18 +635,7 @@ fn with_process_health_checks_a_new_version_its_target_group_calls_unhealthy_rol
     d.group.set_launch_template_version(2);
     d.failing_versions.insert(2);
     let (r, took) = refresh_with_rollback(&mut d, 1);
-    assert_eq!(
-        r.status,
-        RefreshStatus::RollbackSuccessful,
-        "{}",
-        r.status_reason
-    );
-    assert!(
-        r.rollback_reason
-            .as_deref()
-            .is_some_and(|x| x.contains("after the 5s grace period")),
-        "{r:?}"
-    );
+    assert_rolled_back_because(&r, "after the 5s grace period");
     assert!(took >= secs(5), "the grace period was honoured: {took:?}");
     d.run_for(secs(30));
     assert_eq!(ids(&d), old);

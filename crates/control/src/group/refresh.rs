@@ -398,49 +398,31 @@ impl AutoScalingGroup {
             return;
         }
         let stall_at = run.last_progress + STALL_TIMEOUT;
-        // With automatic rollback, a new instance its target groups still call unhealthy once
-        // its grace period is over has failed (also in a group whose health check type is
-        // `process`, which would not replace it: the refresh would only wait).
         let mut grace_wake = None;
         if !rolling_back && run.info.preferences.auto_rollback {
-            let grace = self.spec.health_check_grace_period;
-            let failing = self.members.iter().filter(|m| {
-                m.is_live()
-                    && m.target_unhealthy
-                    && m.instance.launch_template_version == run.info.launch_template_version
-                    && !run.to_replace.contains(&m.instance.id)
-            });
-            let mut failed = None;
-            for m in failing {
-                match m.grace_end(grace) {
-                    Some(end) if now >= end => {
-                        failed = Some(m.instance.id.clone());
-                        break;
+            match self.new_instance_failing_checks(now, run) {
+                Ok(wake) => grace_wake = wake,
+                Err(id) => {
+                    let reason = format!(
+                        "new instance {id} failed its health checks (its target group still \
+                         reports it unhealthy after the {:?} grace period)",
+                        self.spec.health_check_grace_period
+                    );
+                    self.start_rollback(now, run, reason);
+                    // Now rolling back (or failed): take the rollback's first step at once.
+                    if run.info.status.is_active() {
+                        self.advance_refresh(now, run);
                     }
-                    Some(end) => grace_wake = Some(grace_wake.map_or(end, |t: Time| t.min(end))),
-                    None => {}
+                    return;
                 }
-            }
-            if let Some(id) = failed {
-                let reason = format!(
-                    "new instance {id} failed its health checks (its target group still \
-                     reports it unhealthy after the {grace:?} grace period)"
-                );
-                self.start_rollback(now, run, reason);
-                // Now rolling back (or failed): take the rollback's first step at once.
-                if run.info.status.is_active() {
-                    self.advance_refresh(now, run);
-                }
-                return;
             }
         }
         if let Some((reason, warm_at)) = self.refresh_wait(now, run, warmup) {
-            let warm_at = match (warm_at, grace_wake) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
             run.info.status_reason = reason;
-            run.wake_at = Some(warm_at.map_or(stall_at, |t| t.min(stall_at)));
+            run.wake_at = [warm_at, grace_wake, Some(stall_at)]
+                .into_iter()
+                .flatten()
+                .min();
             return;
         }
         if run.to_replace.is_empty() {
@@ -549,6 +531,32 @@ impl AutoScalingGroup {
         }
         run.last_progress = now;
         run.wake_at = Some(now + STALL_TIMEOUT);
+    }
+
+    /// A new instance its target groups still call unhealthy once its grace period is over
+    /// (`Err`: it failed — also in a group whose health check type is `process`, which would
+    /// not replace it and the refresh would only wait); else when the earliest grace period of
+    /// one they call unhealthy now ends.
+    fn new_instance_failing_checks(
+        &self,
+        now: Time,
+        run: &RefreshRun,
+    ) -> Result<Option<Time>, InstanceId> {
+        let grace = self.spec.health_check_grace_period;
+        let mut wake: Option<Time> = None;
+        for m in self.members.iter().filter(|m| {
+            m.is_live()
+                && m.target_unhealthy
+                && m.instance.launch_template_version == run.info.launch_template_version
+                && !run.to_replace.contains(&m.instance.id)
+        }) {
+            match m.grace_end(grace) {
+                Some(end) if now >= end => return Err(m.instance.id.clone()),
+                Some(end) => wake = Some(wake.map_or(end, |t| t.min(end))),
+                None => {}
+            }
+        }
+        Ok(wake)
     }
 
     /// Why the refresh cannot take its next step yet, and when a warm-up ends (the earliest
