@@ -11,8 +11,7 @@ use common::{
     wait_for, Flotilla, Ports,
 };
 use flotilla_admin::api::{
-    ActivityInfo, GroupDetail, InstanceRefreshInfo, InstanceRefreshRequest, TargetHealthInfo,
-    ZoneInfo,
+    GroupDetail, InstanceRefreshInfo, InstanceRefreshRequest, TargetHealthInfo, ZoneInfo,
 };
 use flotilla_admin::{AdminClient, ClientError};
 
@@ -181,11 +180,7 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
         .collect();
     assert_eq!(now_ids.len(), 3, "every instance is on version 2");
     assert!(now_ids.is_disjoint(&old), "every instance was replaced");
-    let activities: Vec<ActivityInfo> = f
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let activities = f.activities("web").await;
     for id in &old {
         assert!(
             activities.iter().any(|a| a
@@ -249,11 +244,7 @@ async fn zone_outage_kills_the_zone_moves_capacity_and_rebalances_when_it_ends()
     assert_no_failed_requests(ok_requests, &failures, 100);
     assert!(g.instances.iter().all(|i| i.id != victim.id));
 
-    let activities: Vec<ActivityInfo> = f
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let activities = f.activities("web").await;
     let kill = activities
         .iter()
         .find(|a| a.description.contains(&victim.id))
@@ -402,11 +393,7 @@ async fn a_reload_with_a_broken_release_refreshes_then_rolls_back_without_a_fail
         .instances
         .iter()
         .all(|i| i.launch_template_version == 1));
-    let activities: Vec<ActivityInfo> = f
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let activities = f.activities("web").await;
     assert!(activities.iter().any(|a| a
         .cause
         .contains("rolls back automatically because new instance")));

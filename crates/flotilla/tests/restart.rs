@@ -34,11 +34,7 @@ async fn operator_capacity_and_activities_survive_a_graceful_restart() {
     let before_group = first
         .wait_in_service("web", 3, Duration::from_secs(30))
         .await;
-    let before: Vec<ActivityInfo> = first
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let before = first.activities("web").await;
     assert!(before.iter().any(|a| a.cause.contains("operator")));
     assert!(
         before.iter().all(|a| a.status == "successful"),
@@ -361,11 +357,7 @@ async fn an_instance_still_running_from_before_is_adopted_not_doubled() {
         .expect("request through the load balancer");
     assert_eq!(status, 200);
     assert_eq!(headers["x-instance-id"], id);
-    let activities: Vec<ActivityInfo> = f
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let activities = f.activities("web").await;
     assert!(activities
         .iter()
         .any(|a| a.description == format!("Adopting instance: {id} in az-b")));

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use flotilla_admin::api::{ActivityInfo, GroupSummary, MetricDatapoints, ScalingInfo};
+use flotilla_admin::api::{GroupSummary, MetricDatapoints, ScalingInfo};
 
 const POLICY: &str = r#"
 default_instance_warmup = "1s"
@@ -201,11 +201,7 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
         trickle_failed.len(),
         &trickle_failed[..trickle_failed.len().min(5)]
     );
-    let activities: Vec<ActivityInfo> = f
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let activities = f.activities("web").await;
     assert!(
         activities.iter().any(|a| a
             .cause
@@ -334,11 +330,7 @@ period = "2s"
             "p90 at {scope} near the 250 ms the app took: {m:?}"
         );
     }
-    let activities: Vec<ActivityInfo> = f
-        .admin
-        .get("/v1/groups/web/activities")
-        .await
-        .expect("activities");
+    let activities = f.activities("web").await;
     assert!(
         activities.iter().any(|a| a
             .cause

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use flotilla_admin::api::{GroupDetail, ReloadResponse};
+use flotilla_admin::api::{ActivityInfo, GroupDetail, ReloadResponse};
 use flotilla_admin::AdminClient;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -293,6 +293,14 @@ impl Flotilla {
 
     pub fn listener_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.ports.listener, path)
+    }
+
+    /// The group's activities, newest first (the API must answer).
+    pub async fn activities(&self, group: &str) -> Vec<ActivityInfo> {
+        self.admin
+            .get(&format!("/v1/groups/{group}/activities"))
+            .await
+            .expect("activities")
     }
 
     pub async fn group(&self, name: &str) -> Option<GroupDetail> {
