@@ -107,58 +107,14 @@ impl Default for InstanceRefreshSettings {
             min_healthy_percentage: 90,
             instance_warmup: None,
             checkpoint_percentages: Vec::new(),
-            checkpoint_delay: Duration::from_secs(3600),
+            checkpoint_delay: flotilla_control::DEFAULT_CHECKPOINT_DELAY,
             auto_rollback: false,
         }
     }
 }
 
-/// A lifecycle hook (AWS `PutLifecycleHook`): instances wait at its transition until the
-/// application completes the action or the heartbeat timeout applies the default result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LifecycleHook {
-    /// Unique in the group; completions name it.
-    pub name: String,
-    /// `launching` (before registration) or `terminating` (after draining, before the stop
-    /// signal); AWS's `autoscaling:EC2_INSTANCE_LAUNCHING`/`_TERMINATING` are accepted too.
-    pub transition: LifecycleTransition,
-    /// Wait without completion or heartbeat before the default result applies. Default 3600 s
-    /// as in AWS; 1 s to 7200 s.
-    pub heartbeat_timeout: Duration,
-    /// What the timeout decides. Default `abandon` as in AWS.
-    pub default_result: LifecycleActionResult,
-}
-
-/// The transition a lifecycle hook holds up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LifecycleTransition {
-    /// After the process started, before it is registered with its target groups.
-    Launching,
-    /// After the instance was drained, before its stop signal.
-    Terminating,
-}
-
-/// How a lifecycle action ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LifecycleActionResult {
-    /// Go on (into service, or to the stop signal).
-    Continue,
-    /// Give up: a launching instance is terminated and replaced; a terminating one is stopped
-    /// without waiting for its other terminate hooks.
-    Abandon,
-}
-
-/// A warm pool (AWS `PutWarmPool`) with pool state `running`: instances started ahead and
-/// kept out of service, so a scale-out only registers one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WarmPool {
-    /// Fewest instances the pool keeps. Default 0.
-    pub min_size: u32,
-    /// In-service plus pooled instances to prepare for; `None` means `max_size`.
-    pub max_group_prepared_capacity: Option<u32>,
-    /// Scale-in returns instances to the pool instead of terminating them. Default false.
-    pub reuse_on_scale_in: bool,
-}
+// The control plane's own types: the config names what the group runs, nothing more.
+pub use flotilla_control::{LifecycleActionResult, LifecycleHook, LifecycleTransition, WarmPool};
 
 /// Source of instance health for replacement decisions (EC2 Auto Scaling `HealthCheckType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

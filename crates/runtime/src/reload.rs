@@ -82,30 +82,8 @@ pub(crate) fn group_spec(
             .collect(),
         launch_template_version,
         has_target_groups: !asg.target_groups.is_empty(),
-        lifecycle_hooks: asg.lifecycle_hooks.iter().map(lifecycle_hook).collect(),
-        warm_pool: asg.warm_pool.map(|p| flotilla_control::WarmPool {
-            min_size: p.min_size,
-            max_group_prepared_capacity: p.max_group_prepared_capacity,
-            reuse_on_scale_in: p.reuse_on_scale_in,
-        }),
-    }
-}
-
-/// The control plane's lifecycle hook for a configured one.
-fn lifecycle_hook(h: &flotilla_config::LifecycleHook) -> flotilla_control::LifecycleHook {
-    use flotilla_config::{LifecycleActionResult as CR, LifecycleTransition as CT};
-    use flotilla_control::{LifecycleActionResult as R, LifecycleTransition as T};
-    flotilla_control::LifecycleHook {
-        name: h.name.clone(),
-        transition: match h.transition {
-            CT::Launching => T::Launching,
-            CT::Terminating => T::Terminating,
-        },
-        heartbeat_timeout: h.heartbeat_timeout,
-        default_result: match h.default_result {
-            CR::Continue => R::Continue,
-            CR::Abandon => R::Abandon,
-        },
+        lifecycle_hooks: asg.lifecycle_hooks.clone(),
+        warm_pool: asg.warm_pool,
     }
 }
 
