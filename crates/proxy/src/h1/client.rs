@@ -18,12 +18,9 @@ use tokio::io::AsyncWrite;
 
 use super::buf::INITIAL;
 use super::cursor::Cursor;
-use super::response::{self, RespBody, Typed};
+use super::response::{self, RespBody, Typed, MAX_RESPONSE_HEAD};
 use super::upstream::UpConn;
 use crate::body::{BoxError, InFlight, ReqBody};
-
-/// Largest response head accepted from a target (502 beyond).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// The head for the target, with the framing the body will be sent in.
 pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<bool>) {
@@ -38,15 +35,14 @@ pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<boo
             .as_bytes(),
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        if *name == http::header::CONTENT_LENGTH || *name == http::header::TRANSFER_ENCODING {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+    response::push_fields(
+        &mut out,
+        &parts.headers,
+        &[
+            http::header::CONTENT_LENGTH,
+            http::header::TRANSFER_ENCODING,
+        ],
+    );
     // `Some(chunked)` when a body follows.
     let framing = if body.is_empty() {
         if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
@@ -142,27 +138,14 @@ impl Upload {
                     self.progress = Instant::now();
                     match frame.into_data() {
                         Ok(data) if data.is_empty() => {}
-                        Ok(data) if self.chunked => {
-                            self.out
-                                .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                            self.out.extend_from_slice(&data);
-                            self.out.extend_from_slice(b"\r\n");
-                        }
+                        Ok(data) if self.chunked => response::push_chunk(&mut self.out, &data),
                         Ok(data) => self.out.extend_from_slice(&data),
                         Err(frame) => {
                             // Trailers end a chunked body (HTTP/1 has nowhere else for them).
                             self.ended = true;
                             if self.chunked {
-                                self.out.extend_from_slice(b"0\r\n");
-                                if let Ok(trailers) = frame.into_trailers() {
-                                    for (name, value) in &trailers {
-                                        self.out.extend_from_slice(name.as_str().as_bytes());
-                                        self.out.extend_from_slice(b": ");
-                                        self.out.extend_from_slice(value.as_bytes());
-                                        self.out.extend_from_slice(b"\r\n");
-                                    }
-                                }
-                                self.out.extend_from_slice(b"\r\n");
+                                let trailers = frame.into_trailers().ok();
+                                response::push_last_chunk(&mut self.out, trailers.as_ref());
                             }
                         }
                     }

@@ -21,7 +21,7 @@ use super::buf::{InBuf, OutBuf, INITIAL};
 use super::cursor::Cursor;
 use super::deadline::Deadline;
 use super::head::{self, Request, RequestHead, Version};
-use super::response::{self, ClientSide, Parsed};
+use super::response::{self, ClientSide, Parsed, MAX_RESPONSE_HEAD};
 use super::rewrite;
 use super::upstream::{ConnectError, UpConn};
 use crate::access_log::Entry;
@@ -35,18 +35,12 @@ use crate::smuggling::{self, BodyKind, BAD_REQUEST, REQUEST_TIMEOUT};
 use crate::splice::splice;
 use crate::target_group::{Backend, TargetGroup};
 
-/// The HTTP/2 connection preface; a plain-listener client sending it speaks h2c.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
 /// Pooled connections a request may find closed by the target before it insists on a fresh
 /// one (keeps the loop bounded whatever the pool holds).
 const MAX_STALE: usize = 3;
 
 /// Body bytes copied next to a head so that both go out in one write.
 const COALESCE: usize = 64 * 1024;
-
-/// Largest response head accepted from a target (502 beyond).
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// How the connection ended.
 pub(crate) enum Ended<S> {
@@ -235,9 +229,9 @@ where
             if !self.inbuf.is_empty() {
                 let buf = self.inbuf.filled();
                 if sniff {
-                    let n = buf.len().min(H2_PREFACE.len());
-                    if buf[..n] == H2_PREFACE[..n] {
-                        if n == H2_PREFACE.len() {
+                    let n = buf.len().min(crate::h2::PREFACE.len());
+                    if buf[..n] == crate::h2::PREFACE[..n] {
+                        if n == crate::h2::PREFACE.len() {
                             return HeadRead::Http2;
                         }
                     } else {
@@ -560,7 +554,9 @@ where
                 Err(Relay::Client) => Keep::No,
             };
             if relayed.is_ok() && parsed.reusable && body_done && up.buf.is_empty() {
-                backend.pool.h1.put(up, idle, headers_at);
+                // Parked as of now, not as of the head: the body may have taken long, and the
+                // pool keeps its entries in the order they were parked.
+                backend.pool.h1.put(up, idle, std::time::Instant::now());
             }
             return Ok(Served {
                 status: parsed.status,
@@ -738,18 +734,15 @@ where
         self.out
             .extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
         self.out.extend_from_slice(b"\r\n");
-        for (name, value) in &parts.headers {
-            if *name == header::CONNECTION
-                || *name == header::TRANSFER_ENCODING
-                || *name == header::CONTENT_LENGTH
-            {
-                continue;
-            }
-            self.out.extend_from_slice(name.as_str().as_bytes());
-            self.out.extend_from_slice(b": ");
-            self.out.extend_from_slice(value.as_bytes());
-            self.out.extend_from_slice(b"\r\n");
-        }
+        response::push_fields(
+            &mut self.out,
+            &parts.headers,
+            &[
+                header::CONNECTION,
+                header::TRANSFER_ENCODING,
+                header::CONTENT_LENGTH,
+            ],
+        );
         let no_body = ex.is_head || status == 204 || status == 304 || status < 200;
         let declared = parts
             .headers
@@ -817,10 +810,7 @@ where
                         continue;
                     }
                     if chunked {
-                        self.out
-                            .extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
-                        self.out.extend_from_slice(&data);
-                        self.out.extend_from_slice(b"\r\n");
+                        response::push_chunk(&mut self.out, &data);
                     } else {
                         self.out.extend_from_slice(&data);
                     }
@@ -828,14 +818,7 @@ where
                 }
                 Err(frame) => {
                     if let (Ok(trailers), true) = (frame.into_trailers(), chunked) {
-                        self.out.extend_from_slice(b"0\r\n");
-                        for (name, value) in &trailers {
-                            self.out.extend_from_slice(name.as_str().as_bytes());
-                            self.out.extend_from_slice(b": ");
-                            self.out.extend_from_slice(value.as_bytes());
-                            self.out.extend_from_slice(b"\r\n");
-                        }
-                        self.out.extend_from_slice(b"\r\n");
+                        response::push_last_chunk(&mut self.out, Some(&trailers));
                         return self.flush_out().await;
                     }
                 }

@@ -312,6 +312,54 @@ pub(crate) fn parse_length(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
 }
 
+/// Largest response head accepted from a target (502 beyond).
+pub(crate) const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Every field of `headers` but those named in `skip`, as `name: value\r\n` lines.
+pub(crate) fn push_fields(
+    out: &mut Vec<u8>,
+    headers: &http::HeaderMap,
+    skip: &[http::header::HeaderName],
+) {
+    for (name, value) in headers {
+        if skip.contains(name) {
+            continue;
+        }
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// One chunk of a chunked body: its size in hex, written in place (no formatting buffer).
+pub(crate) fn push_chunk(out: &mut Vec<u8>, data: &[u8]) {
+    let mut digits = [0u8; 16];
+    let mut n = data.len();
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The end of a chunked body, with its trailers.
+pub(crate) fn push_last_chunk(out: &mut Vec<u8>, trailers: Option<&http::HeaderMap>) {
+    out.extend_from_slice(b"0\r\n");
+    if let Some(t) = trailers {
+        push_fields(out, t, &[]);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A status code as three digits (httparse guarantees 100..=999).
 pub(crate) fn push_status(out: &mut Vec<u8>, status: u16) {
     let s = status.min(999);
@@ -325,6 +373,21 @@ pub(crate) fn push_status(out: &mut Vec<u8>, status: u16) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_carry_their_size_in_hex() {
+        let mut out = Vec::new();
+        push_chunk(&mut out, b"abc");
+        push_chunk(&mut out, &[b'x'; 255]);
+        push_last_chunk(&mut out, None);
+        let mut want = b"3\r\nabc\r\nff\r\n".to_vec();
+        want.extend_from_slice(&[b'x'; 255]);
+        want.extend_from_slice(b"\r\n0\r\n\r\n");
+        assert_eq!(out, want);
+        let mut big = Vec::new();
+        push_chunk(&mut big, &vec![0; 0x1_0000]);
+        assert!(big.starts_with(b"10000\r\n"));
+    }
 
     const PLAIN: ClientSide<'static> = ClientSide {
         is_head: false,

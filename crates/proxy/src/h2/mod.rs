@@ -12,4 +12,5 @@ mod recv;
 mod request;
 
 pub(crate) use conn::serve;
+pub(crate) use frame::PREFACE;
 pub(crate) use recv::RecvBody;
