@@ -215,11 +215,13 @@ impl AutoScalingGroup {
         id: &InstanceId,
         hook: &str,
     ) -> Result<Time, LifecycleActionError> {
-        let (i, t) = self.waiting_timer(id, hook)?;
+        let i = self
+            .index_of(id)
+            .ok_or_else(|| LifecycleActionError::UnknownInstance(id.to_string()))?;
         let timer = self.members[i]
             .hooks
             .as_mut()
-            .and_then(|w| w.timers.get_mut(t))
+            .and_then(|w| w.timers.iter_mut().find(|t| t.hook == hook))
             .ok_or_else(|| not_waiting(id, hook))?;
         timer.timeout_at = now + timer.heartbeat_timeout;
         Ok(timer.due_at())
@@ -249,14 +251,9 @@ impl AutoScalingGroup {
             let due = self.members.iter().enumerate().find_map(|(i, m)| {
                 let w = m.hooks.as_ref()?;
                 let t = w.timers.iter().position(|t| now >= t.due_at())?;
-                Some((i, t))
+                Some((i, t, w.timers[t].default_result))
             });
-            let Some((i, t)) = due else { return };
-            let result = self.members[i]
-                .hooks
-                .as_ref()
-                .and_then(|w| w.timers.get(t))
-                .map_or(LifecycleActionResult::Abandon, |t| t.default_result);
+            let Some((i, t, result)) = due else { return };
             self.end_hook(now, i, t, result, "timed out (default result)");
         }
     }

@@ -429,10 +429,8 @@ impl AutoScalingGroup {
         if into_pool {
             return true;
         }
-        if state == LifecycleState::PendingWait
-            && self.start_hooks(now, i, LifecycleTransition::Launching)
-        {
-            self.members[i].instance.lifecycle = LifecycleState::PendingWait;
+        if state == LifecycleState::PendingWait {
+            self.begin_service(now, i);
         } else {
             self.enter_service(now, i);
         }
@@ -469,6 +467,16 @@ impl AutoScalingGroup {
             (false, false) => self.enter_service(now, i),
         }
         self.reconcile(now);
+    }
+
+    /// Member `i` heads for service: it waits for its launching hooks (`pending:wait`) if the
+    /// group has any, else it goes InService at once.
+    fn begin_service(&mut self, now: Time, i: usize) {
+        if self.start_hooks(now, i, LifecycleTransition::Launching) {
+            self.members[i].instance.lifecycle = LifecycleState::PendingWait;
+        } else {
+            self.enter_service(now, i);
+        }
     }
 
     /// Member `i` goes InService: registered with the target groups, its grace period starts.
@@ -1078,7 +1086,7 @@ impl AutoScalingGroup {
             self.actions
                 .push_back(GroupAction::DeregisterTargets { id });
         } else if was_in_service {
-            m.stopping = Stopping::Draining;
+            // Nothing to drain: straight to the terminate hooks (which set `stopping`).
             self.after_drain(now, i);
         } else {
             m.stopping = Stopping::Killing;

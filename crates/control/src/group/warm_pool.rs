@@ -11,8 +11,8 @@
 //! and loses its instances in a zone outage like the group does.
 
 use super::{
-    placement, ActivityStatus, AutoScalingGroup, InstanceHealth, LifecycleState,
-    LifecycleTransition, ScalingProcess, Stopping,
+    placement, ActivityStatus, AutoScalingGroup, InstanceHealth, LifecycleState, ScalingProcess,
+    Stopping,
 };
 use crate::time::Time;
 
@@ -166,11 +166,7 @@ impl AutoScalingGroup {
         );
         // AWS: an instance leaving the pool inherits the group's protection setting.
         self.members[i].instance.protected_from_scale_in = self.new_instances_protected;
-        if self.start_hooks(now, i, LifecycleTransition::Launching) {
-            self.members[i].instance.lifecycle = LifecycleState::PendingWait;
-        } else {
-            self.enter_service(now, i);
-        }
+        self.begin_service(now, i);
         true
     }
 
