@@ -289,8 +289,6 @@ impl Control {
         let Some(persist) = &self.persist else {
             return;
         };
-        let instances = &self.instances;
-        self.durable.retain(|id, _| instances.contains_key(id));
         for g in self.groups.values() {
             for i in g.asg.instances() {
                 let Some(known) = self.durable.get_mut(&i.id) else {
@@ -322,6 +320,7 @@ impl Control {
         });
         let instances = &self.instances;
         self.draining.retain(|id, _| instances.contains_key(id));
+        self.durable.retain(|id, _| instances.contains_key(id));
         let target_groups = &self.target_groups;
         self.by_address.retain(|addr, id| {
             instances.contains_key(id)

@@ -44,12 +44,7 @@ pub(crate) fn complete(
     g.asg
         .complete_lifecycle_action(now, &id, &request.hook, result)
         .map_err(action_error)?;
-    let state = g
-        .asg
-        .instances()
-        .find(|i| i.id == id)
-        .map_or("terminated", |i| i.lifecycle.as_str())
-        .to_string();
+    let state = state_of(&g.asg, &id).to_string();
     drop(c);
     tracing::info!(
         group = name,
@@ -109,10 +104,7 @@ pub(crate) fn warm_pool(view: &AdminView, name: &str) -> Result<WarmPoolInfo, Ad
     Ok(WarmPoolInfo {
         group: name.to_string(),
         min_size: pool.config.min_size,
-        max_group_prepared_capacity: pool
-            .config
-            .max_group_prepared_capacity
-            .unwrap_or(g.asg.spec().max_size),
+        max_group_prepared_capacity: pool.config.prepared_capacity(g.asg.spec().max_size),
         pool_state: "running".to_string(),
         reuse_on_scale_in: pool.config.reuse_on_scale_in,
         desired_size: pool.desired_size,
@@ -121,11 +113,15 @@ pub(crate) fn warm_pool(view: &AdminView, name: &str) -> Result<WarmPoolInfo, Ad
     })
 }
 
+/// The instance's lifecycle state as the API names it; `terminated` once the group let go.
+fn state_of(asg: &AutoScalingGroup, id: &InstanceId) -> &'static str {
+    asg.instances()
+        .find(|i| i.id == *id)
+        .map_or("terminated", |i| i.lifecycle.as_str())
+}
+
 fn action_info(clock: &Clock, asg: &AutoScalingGroup, a: &LifecycleAction) -> LifecycleActionInfo {
-    let state = asg
-        .instances()
-        .find(|i| i.id == a.instance_id)
-        .map_or("terminated", |i| i.lifecycle.as_str());
+    let state = state_of(asg, &a.instance_id);
     LifecycleActionInfo {
         instance_id: a.instance_id.to_string(),
         hook: a.hook.clone(),

@@ -286,10 +286,6 @@ pub(crate) fn status_str(s: ActivityStatus) -> &'static str {
     }
 }
 
-/// Takes over instances an earlier run left running: each whose pid and process start time
-/// still match its record is adopted (watched by the provider, taken in by its group); a
-/// matching process whose group is gone or full is stopped; a record whose process is gone
-/// (or whose pid now names another process, which is left alone) is forgotten.
 /// The state a restart adopts an instance into, as stored: a warm pool instance goes back to
 /// the pool, one waiting for a launch hook waits again; everything else is in service (a
 /// launch or termination in progress starts over from the capacity difference).
@@ -303,6 +299,19 @@ pub(crate) fn durable_state(state: LifecycleState) -> &'static str {
     }
 }
 
+/// The state a stored record says to adopt its instance into ([`durable_state`] inverted);
+/// anything unknown is in service.
+fn adopted_state(stored: &str) -> LifecycleState {
+    [LifecycleState::WarmedRunning, LifecycleState::PendingWait]
+        .into_iter()
+        .find(|s| s.as_str() == stored)
+        .unwrap_or(LifecycleState::InService)
+}
+
+/// Takes over instances an earlier run left running: each whose pid and process start time
+/// still match its record is adopted (watched by the provider, taken in by its group); a
+/// matching process whose group is gone or full is stopped; a record whose process is gone
+/// (or whose pid now names another process, which is left alone) is forgotten.
 pub(crate) fn adopt_survivors(
     control: &mut crate::control::Control,
     provider: &flotilla_compute::LocalProcessProvider,
@@ -342,11 +351,7 @@ pub(crate) fn adopt_survivors(
             continue;
         }
         let id = flotilla_control::InstanceId::from(r.id.clone());
-        let state = match r.lifecycle.as_str() {
-            "warmed:running" => LifecycleState::WarmedRunning,
-            "pending:wait" => LifecycleState::PendingWait,
-            _ => LifecycleState::InService,
-        };
+        let state = adopted_state(&r.lifecycle);
         let taken = control.groups.get_mut(&r.group).is_some_and(|g| {
             g.asg.adopt_instance_as(
                 now,
@@ -359,13 +364,11 @@ pub(crate) fn adopt_survivors(
         });
         if taken {
             control.durable.insert(id.clone(), durable_state(state));
-        }
-        if taken && r.protected_from_scale_in {
-            if let Some(g) = control.groups.get_mut(&r.group) {
-                g.asg.set_instance_protection(now, &id, true);
+            if r.protected_from_scale_in {
+                if let Some(g) = control.groups.get_mut(&r.group) {
+                    g.asg.set_instance_protection(now, &id, true);
+                }
             }
-        }
-        if taken {
             tracing::info!(group = %r.group, instance = %r.id, pid = r.pid, %address, protected_from_scale_in = r.protected_from_scale_in, "adopted an instance still running from the previous run");
             control.record_adopted(&r.group, &id, address, r.pid);
         } else {

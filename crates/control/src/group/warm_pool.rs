@@ -30,6 +30,14 @@ pub struct WarmPool {
     pub reuse_on_scale_in: bool,
 }
 
+impl WarmPool {
+    /// In-service plus pooled instances prepared for: `max_group_prepared_capacity`, else
+    /// the group's `max_size` (AWS).
+    pub fn prepared_capacity(&self, max_size: u32) -> u32 {
+        self.max_group_prepared_capacity.unwrap_or(max_size)
+    }
+}
+
 /// The warm pool as `DescribeWarmPool` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WarmPoolStatus {
@@ -55,7 +63,7 @@ impl AutoScalingGroup {
     /// How many instances the pool should hold now (0 without a pool).
     pub(super) fn warm_pool_target(&self) -> usize {
         self.spec.warm_pool.map_or(0, |p| {
-            let prepared = p.max_group_prepared_capacity.unwrap_or(self.spec.max_size);
+            let prepared = p.prepared_capacity(self.spec.max_size);
             p.min_size.max(prepared.saturating_sub(self.desired)) as usize
         })
     }
