@@ -322,18 +322,15 @@ impl AutoScalingGroup {
         };
         if run.info.status.is_active() {
             self.advance_refresh(now, &mut run);
-            let remaining = self.members.iter().filter(|m| is_old_live(&run, m)).count();
-            let remaining = u32::try_from(remaining).unwrap_or(u32::MAX);
-            let total = run.info.instances_total;
+            let remaining = self.old_live(&run);
             run.info.instances_to_update = remaining;
             run.info.percentage_complete = if matches!(
                 run.info.status,
                 RefreshStatus::Successful | RefreshStatus::RollbackSuccessful
-            ) || total == 0
-            {
+            ) {
                 100
             } else {
-                (total.saturating_sub(remaining) * 100 / total).min(100)
+                percent_replaced(run.info.instances_total, remaining)
             };
         }
         self.refresh = Some(run);
@@ -446,10 +443,10 @@ impl AutoScalingGroup {
             self.finish_refresh(now, run, status, reason);
             return;
         }
-        if !rolling_back && self.at_checkpoint(now, run) {
+        let old_live = self.old_live(run);
+        if !rolling_back && self.at_checkpoint(now, run, old_live) {
             return;
         }
-        let old_live = self.members.iter().filter(|m| is_old_live(run, m)).count();
         if old_live == 0 {
             run.info.status_reason = format!(
                 "waiting for {} replaced instance(s) to finish terminating",
@@ -466,7 +463,7 @@ impl AutoScalingGroup {
             .iter()
             .filter(|m| m.is_healthy_in_service())
             .count();
-        let room = healthy.saturating_sub(floor).min(old_live);
+        let room = healthy.saturating_sub(floor).min(old_live as usize);
         if room > 0 {
             // Terminate-first, within the floor; the capacity difference launches replacements.
             let mut replaced = Vec::new();
@@ -698,7 +695,7 @@ impl AutoScalingGroup {
 impl AutoScalingGroup {
     /// Whether the refresh is paused at a checkpoint (entering one when the replaced share
     /// just reached it); sets the reason and the wake-up time when it is.
-    fn at_checkpoint(&mut self, now: Time, run: &mut RefreshRun) -> bool {
+    fn at_checkpoint(&mut self, now: Time, run: &mut RefreshRun, old_live: u32) -> bool {
         if let Some(until) = run.info.checkpoint_until {
             if now < until {
                 run.wake_at = Some(until);
@@ -710,9 +707,7 @@ impl AutoScalingGroup {
         if total == 0 {
             return false;
         }
-        let old_live = self.members.iter().filter(|m| is_old_live(run, m)).count();
-        let old_live = u32::try_from(old_live).unwrap_or(u32::MAX);
-        let done = total.saturating_sub(old_live) * 100 / total;
+        let done = percent_replaced(total, old_live);
         let checkpoints = &run.info.preferences.checkpoint_percentages;
         let reached = checkpoints.iter().take_while(|&&c| c <= done).count();
         if reached <= run.checkpoints_reached {
@@ -813,6 +808,21 @@ impl AutoScalingGroup {
             ActivityStatus::Successful,
         );
     }
+}
+
+impl AutoScalingGroup {
+    /// How many of the instances the refresh has to replace are still serving.
+    fn old_live(&self, run: &RefreshRun) -> u32 {
+        let n = self.members.iter().filter(|m| is_old_live(run, m)).count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+}
+
+/// The share (0..=100) of `total` instances replaced while `remaining` still serve.
+fn percent_replaced(total: u32, remaining: u32) -> u32 {
+    (total.saturating_sub(remaining) * 100)
+        .checked_div(total)
+        .map_or(100, |p| p.min(100))
 }
 
 /// Whether the member is one the refresh still has to replace and it is still serving.
