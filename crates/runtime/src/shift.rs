@@ -13,7 +13,7 @@ use flotilla_metrics::MetricsStore;
 use crate::backend::Shared;
 use crate::control::Control;
 use crate::reload::{lock, proxy_groups, ListenerEntry, ListenerSet};
-use crate::weights::{new_split, parse_rule, Override, RuleKey, Source};
+use crate::weights::{action_of, forward_of, new_split, parse_rule, Override, RuleKey, Source};
 
 /// The entry and key of `lb`'s forward action `rule`, on the listener `listener` names (a port
 /// or bind address; needed only when several listeners have the rule), and its configured
@@ -48,18 +48,9 @@ fn resolve<'a>(
             hits
         }
     };
-    let mut found = named.into_iter().filter_map(|e| {
-        let groups = match priority {
-            None => Some(&e.listener.default_action),
-            Some(p) => e
-                .listener
-                .rules
-                .iter()
-                .find(|r| r.priority == p)
-                .map(|r| &r.action),
-        }?;
-        Some((e, groups))
-    });
+    let mut found = named
+        .into_iter()
+        .filter_map(|e| Some((e, action_of(&e.listener, priority)?)));
     let (Some((entry, action)), rest) = (found.next(), found.next()) else {
         return Err(AdminError::NotFound(format!(
             "load balancer `{lb}` has no rule `{rule}`"
@@ -165,16 +156,7 @@ pub(crate) fn tick_rollbacks(set: &ListenerSet, c: &Control, store: &MetricsStor
         }
         let configured = |key: &RuleKey| {
             let e = entries.get(&key.listener)?;
-            let action = match key.priority {
-                None => &e.listener.default_action,
-                Some(p) => &e.listener.rules.iter().find(|r| r.priority == p)?.action,
-            };
-            match action {
-                flotilla_config::Action::Forward { target_groups, .. } => {
-                    Some(target_groups.clone())
-                }
-                _ => None,
-            }
+            forward_of(&e.listener, key.priority).map(|(groups, _)| groups.to_vec())
         };
         w.due_rollbacks(store, configured, now)
     };

@@ -60,22 +60,31 @@ pub(crate) struct Weights {
     dropped: Vec<RuleKey>,
 }
 
+/// The action of rule `priority` (`None`: the default action) of `listener`.
+pub(crate) fn action_of(listener: &Listener, priority: Option<u32>) -> Option<&Action> {
+    match priority {
+        None => Some(&listener.default_action),
+        Some(p) => Some(&listener.rules.iter().find(|r| r.priority == p)?.action),
+    }
+}
+
 /// The forward action of `key`'s rule in `listener`: its groups and rollback.
-fn forward_of(
+pub(crate) fn forward_of(
     listener: &Listener,
     priority: Option<u32>,
 ) -> Option<(&[WeightedTargetGroup], Option<&CfgRollback>)> {
-    let action = match priority {
-        None => &listener.default_action,
-        Some(p) => &listener.rules.iter().find(|r| r.priority == p)?.action,
-    };
-    match action {
+    match action_of(listener, priority)? {
         Action::Forward {
             target_groups,
             rollback,
         } => Some((target_groups, rollback.as_ref())),
         _ => None,
     }
+}
+
+/// The weight `groups` give target group `tg` (0 when it is not among them).
+fn weight_of(groups: &[WeightedTargetGroup], tg: &str) -> u32 {
+    groups.iter().find(|g| g.name == tg).map_or(0, |g| g.weight)
 }
 
 /// Every forward action of a listener, by priority (`None` = default).
@@ -145,11 +154,8 @@ impl Weights {
     /// Sets `key`'s weights in force (`None` = the file's again) and re-arms or idles its
     /// rollback accordingly.
     pub(crate) fn set(&mut self, key: &RuleKey, o: Option<Override>, now: Time) {
-        let canary_weight = |ws: &[WeightedTargetGroup], tg: &str| {
-            ws.iter().find(|g| g.name == tg).map_or(0, |g| g.weight)
-        };
         if let (Some(r), Some(o)) = (self.rollbacks.get_mut(key), &o) {
-            let w = canary_weight(&o.weights, &r.spec().target_group);
+            let w = weight_of(&o.weights, &r.spec().target_group);
             r.set_canary_weight(w, now);
         }
         match o {
@@ -227,11 +233,7 @@ impl Weights {
             if *r.spec() != spec {
                 *r = CanaryRollback::new(spec);
             }
-            let w = groups
-                .iter()
-                .find(|g| g.name == cfg.target_group)
-                .map_or(0, |g| g.weight);
-            r.set_canary_weight(w, now);
+            r.set_canary_weight(weight_of(groups, &cfg.target_group), now);
             wanted.push(key);
         }
         self.rollbacks
