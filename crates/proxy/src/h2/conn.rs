@@ -103,17 +103,32 @@ enum Event {
 /// at its next poll.
 struct Task {
     id: u32,
-    fut: Option<Pin<Box<dyn Future<Output = Event> + Send>>>,
+    fut: Option<Work>,
     /// This task's waker in `tasks` (taken at its first poll), to have it polled once more
     /// and removed when it is cancelled.
     waker: Option<Waker>,
+}
+
+/// What a task waits for: a stream's exchange (boxed once per stream), or the next frame of
+/// its response body, polled in place (no allocation per DATA frame).
+enum Work {
+    Exchange(Pin<Box<dyn Future<Output = Event> + Send>>),
+    Body(Option<ProxyBody>),
 }
 
 impl Task {
     fn new(id: u32, fut: impl Future<Output = Event> + Send + 'static) -> Task {
         Task {
             id,
-            fut: Some(Box::pin(fut)),
+            fut: Some(Work::Exchange(Box::pin(fut))),
+            waker: None,
+        }
+    }
+
+    fn next_frame(id: u32, body: ProxyBody) -> Task {
+        Task {
+            id,
+            fut: Some(Work::Body(Some(body))),
             waker: None,
         }
     }
@@ -131,7 +146,17 @@ impl Future for Task {
             // FuturesUnordered gives each task one waker for its life.
             this.waker = Some(cx.waker().clone());
         }
-        fut.as_mut().poll(cx).map(Some)
+        match fut {
+            Work::Exchange(f) => f.as_mut().poll(cx).map(Some),
+            Work::Body(slot) => {
+                let Some(body) = slot.as_mut() else {
+                    return Poll::Ready(None);
+                };
+                let frame = std::task::ready!(Pin::new(body).poll_frame(cx));
+                let id = this.id;
+                Poll::Ready(slot.take().map(|body| Event::Frame { id, body, frame }))
+            }
+        }
     }
 }
 
@@ -1020,11 +1045,8 @@ where
     }
 
     /// Ask the body for its next frame.
-    fn poll_next(&mut self, id: u32, mut body: ProxyBody) {
-        self.tasks.push(Task::new(id, async move {
-            let frame = body.frame().await;
-            Event::Frame { id, body, frame }
-        }));
+    fn poll_next(&mut self, id: u32, body: ProxyBody) {
+        self.tasks.push(Task::next_frame(id, body));
     }
 
     fn unpark(&mut self, id: u32) {
