@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::{Request, Response, StatusCode, Version};
+use http::header::HeaderValue;
+use http::{Request, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -270,10 +270,9 @@ async fn route(req: Request<ReqBody>, ctx: &ConnCtx) -> Response<ProxyBody> {
         });
         exceeded = Some(flag);
     }
-    let version = parts.version;
     let resp = forward(&group, parts, body, &ctx.fwd, &ctx.config).await;
     if exceeded.is_some_and(|e| e.load(Ordering::Relaxed)) {
-        return payload_too_large(version);
+        return payload_too_large();
     }
     resp
 }
@@ -286,19 +285,14 @@ fn over_body_limit(req: &Request<ReqBody>, max: u64) -> Option<Response<ProxyBod
     if declared <= max {
         return None;
     }
-    Some(payload_too_large(req.version()))
+    Some(payload_too_large())
 }
 
-/// The 413 answer; HTTP/1 connections are closed after it.
-fn payload_too_large(version: Version) -> Response<ProxyBody> {
-    let mut resp = errors::text_response(
+/// The 413 answer (only HTTP/2 clients come here: the HTTP/1 engine answers its own).
+fn payload_too_large() -> Response<ProxyBody> {
+    errors::text_response(
         StatusCode::PAYLOAD_TOO_LARGE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
         Bytes::from_static(b"413 Payload Too Large: the request body exceeds the limit\n"),
-    );
-    if version < Version::HTTP_2 {
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    resp
+    )
 }
