@@ -184,12 +184,12 @@ async fn attempt(
             return Err(fail(FailKind::Closed));
         }
         let mut upload = match (req.framing, req.body.take()) {
-            (Some(chunked), Some(body)) => Some(Upload::new(body, chunked)),
+            (Some(chunked), Some(body)) => Some(Upload::new(body, chunked, sent_at)),
             _ => None,
         };
-        let head = match client::read_head(&mut up, &mut upload, req.is_head, cfg.idle_timeout)
-            .await
-        {
+        let waiting =
+            client::read_head(&mut up, &mut upload, req.is_head, cfg.idle_timeout, sent_at);
+        let head = match waiting.await {
             Ok(h) => h,
             Err(NoAnswer::Closed) if reused && req.replayable && stale < MAX_STALE => {
                 tracing::debug!(target = %backend.addr, "pooled connection was closed; sending again");

@@ -90,14 +90,15 @@ pub(crate) struct Upload {
 }
 
 impl Upload {
-    pub(crate) fn new(body: ReqBody, chunked: bool) -> Upload {
+    /// `sent`: when the request's head went out (the upload's progress counts from there).
+    pub(crate) fn new(body: ReqBody, chunked: bool, sent: Instant) -> Upload {
         Upload {
             body,
             chunked,
             out: Vec::new(),
             at: 0,
             ended: false,
-            progress: Instant::now(),
+            progress: sent,
         }
     }
 
@@ -156,14 +157,15 @@ impl Upload {
 }
 
 /// Read the target's response head while sending the rest of the body (`upload`, which is
-/// `None` once sent). Interim 1xx answers are skipped.
+/// `None` once sent). Interim 1xx answers are skipped. `sent`: when the head went out (the
+/// caller's clock reading, so the exchange reads the clock once).
 pub(crate) async fn read_head(
     up: &mut UpConn,
     upload: &mut Option<Upload>,
     is_head: bool,
     idle: Duration,
+    sent: Instant,
 ) -> Result<Typed, NoAnswer> {
-    let sent = Instant::now();
     // Milliseconds after `sent` of the upload's last progress (read by the timeout below).
     let progress = std::sync::atomic::AtomicU64::new(0);
     let mut got_any = false;
