@@ -940,14 +940,31 @@ where
         Ok(())
     }
 
-    /// Answer a stream at once with an empty response (its request could not be forwarded).
-    fn respond_now(&mut self, id: u32, status: http::StatusCode, request_ended: bool) {
+    /// One HEADERS frame (and its CONTINUATIONs) for stream `id`: a response head (`status`)
+    /// or trailers, encoded into the connection's reused block buffer.
+    fn write_headers(
+        &mut self,
+        id: u32,
+        status: Option<u16>,
+        fields: Option<&HeaderMap>,
+        end: bool,
+    ) {
         let mut block = std::mem::take(&mut self.block);
         block.clear();
         self.encoder.begin(&mut block);
-        self.encoder.status(status.as_u16(), &mut block);
-        frame::headers(&mut self.out, id, &block, true, self.peer_max_frame);
+        if let Some(status) = status {
+            self.encoder.status(status, &mut block);
+        }
+        if let Some(fields) = fields {
+            encode_fields(&mut self.encoder, fields, &mut block);
+        }
+        frame::headers(&mut self.out, id, &block, end, self.peer_max_frame);
         self.block = block;
+    }
+
+    /// Answer a stream at once with an empty response (its request could not be forwarded).
+    fn respond_now(&mut self, id: u32, status: http::StatusCode, request_ended: bool) {
+        self.write_headers(id, Some(status.as_u16()), None, true);
         if !request_ended {
             self.send_rst(id, Reason::NoError);
         }
@@ -965,13 +982,7 @@ where
                     return; // reset meanwhile
                 }
                 let end = first.is_none() && body.is_end_stream();
-                let mut block = std::mem::take(&mut self.block);
-                block.clear();
-                self.encoder.begin(&mut block);
-                self.encoder.status(parts.status.as_u16(), &mut block);
-                encode_fields(&mut self.encoder, &parts.headers, &mut block);
-                frame::headers(&mut self.out, id, &block, end, self.peer_max_frame);
-                self.block = block;
+                self.write_headers(id, Some(parts.status.as_u16()), Some(&parts.headers), end);
                 if end {
                     self.sent(id);
                 } else {
@@ -1009,12 +1020,7 @@ where
                         self.poll_next(id, body);
                         return;
                     };
-                    let mut block = std::mem::take(&mut self.block);
-                    block.clear();
-                    self.encoder.begin(&mut block);
-                    encode_fields(&mut self.encoder, &trailers, &mut block);
-                    frame::headers(&mut self.out, id, &block, true, self.peer_max_frame);
-                    self.block = block;
+                    self.write_headers(id, None, Some(&trailers), true);
                     self.sent(id);
                 }
             },
