@@ -14,15 +14,11 @@ use crate::access_log::{Logged, UpstreamTiming};
 use crate::body::{InFlight, ProxyBody, ReqBody};
 use crate::errors::Generated;
 use crate::h1::client::{self, NoAnswer, ResponseBody, Upload};
-use crate::h1::{ConnectError, UpConn};
+use crate::h1::{checkout, ConnectError, MAX_STALE};
 use crate::h2_upstream::{self, ProtocolVersion};
 use crate::headers::{self, Forwarded};
 use crate::target_group::{Backend, TargetGroup};
 use crate::ListenerConfig;
-
-/// How many stale pooled connections one attempt may run into before it insists on a fresh
-/// connection (keeps the loop bounded whatever the pool holds).
-const MAX_STALE: usize = 3;
 
 /// What a failed attempt on one target amounted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,29 +146,15 @@ async fn attempt(
     };
     let mut stale = 0;
     loop {
-        let mut sent_at = Instant::now();
-        let pooled = if stale < MAX_STALE {
-            backend.pool.h1.take(cfg.idle_timeout, sent_at)
-        } else {
-            None
-        };
-        let reused = pooled.is_some();
-        let mut up = match pooled {
-            Some(c) => c,
-            None => match UpConn::connect(backend.addr, cfg.connect_timeout).await {
-                Ok(c) => {
-                    sent_at = Instant::now();
-                    c
-                }
-                Err(e) => {
-                    tracing::debug!(target = %backend.addr, error = %e, "connect failed");
-                    backend.eject();
-                    return Err(fail(match e {
-                        ConnectError::Timeout => FailKind::ConnectTimeout,
-                        ConnectError::Io(_) => FailKind::ConnectFailed,
-                    }));
-                }
-            },
+        let checkout = checkout(backend, cfg.idle_timeout, cfg.connect_timeout, stale);
+        let (mut up, reused, sent_at) = match checkout.await {
+            Ok(got) => got,
+            Err(e) => {
+                return Err(fail(match e {
+                    ConnectError::Timeout => FailKind::ConnectTimeout,
+                    ConnectError::Io(_) => FailKind::ConnectFailed,
+                }));
+            }
         };
         if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut up.stream, &req.head).await {
             // Nothing of the body was taken yet: the request can be sent again.

@@ -23,7 +23,7 @@ use super::deadline::Deadline;
 use super::head::{self, Request, RequestHead, Version};
 use super::response::{self, ClientSide, Parsed, MAX_RESPONSE_HEAD};
 use super::rewrite;
-use super::upstream::{ConnectError, UpConn};
+use super::upstream::{self, ConnectError, UpConn, MAX_STALE};
 use crate::access_log::Entry;
 use crate::body::{InFlight, ProxyBody, ReqBody};
 use crate::errors::{self, Generated};
@@ -34,10 +34,6 @@ use crate::server::ConnCtx;
 use crate::smuggling::{self, BodyKind, BAD_REQUEST, REQUEST_TIMEOUT};
 use crate::splice::splice;
 use crate::target_group::{Backend, TargetGroup};
-
-/// Pooled connections a request may find closed by the target before it insists on a fresh
-/// one (keeps the loop bounded whatever the pool holds).
-const MAX_STALE: usize = 3;
 
 /// Body bytes copied next to a head so that both go out in one write.
 const COALESCE: usize = 64 * 1024;
@@ -471,32 +467,18 @@ where
         let replayable = ex.idempotent && ex.complete;
         let mut stale = 0;
         loop {
-            // One clock reading serves the pool, the timer and the response time.
-            let mut sent_at = std::time::Instant::now();
-            let pooled = if stale < MAX_STALE {
-                backend.pool.h1.take(idle, sent_at)
-            } else {
-                None
-            };
-            let reused = pooled.is_some();
-            let mut up = match pooled {
-                Some(c) => c,
-                None => match UpConn::connect(backend.addr, ctx.config.connect_timeout).await {
-                    Ok(c) => {
-                        sent_at = std::time::Instant::now();
-                        c
-                    }
+            let connect_timeout = ctx.config.connect_timeout;
+            let (mut up, reused, sent_at) =
+                match upstream::checkout(backend, idle, connect_timeout, stale).await {
+                    Ok(got) => got,
                     Err(e) => {
-                        tracing::debug!(target = %backend.addr, error = %e, "connect failed");
-                        backend.eject();
                         let kind = match e {
                             ConnectError::Timeout => FailKind::ConnectTimeout,
                             ConnectError::Io(_) => FailKind::ConnectFailed,
                         };
                         return Err(fail(kind, true));
                     }
-                },
-            };
+                };
             self.timer.set(Instant::from_std(sent_at) + idle);
             if let Err(e) = up.stream.write_all(&self.up_out).await {
                 // Nothing was taken from the client beyond `up_out`: it can be sent again.

@@ -23,4 +23,4 @@ pub(crate) use buf::{InBuf, OutBuf};
 pub(crate) use conn::{serve, Ended};
 pub(crate) use deadline::Deadline;
 pub(crate) use response::parse_length;
-pub(crate) use upstream::{ConnectError, Pool, UpConn};
+pub(crate) use upstream::{checkout, ConnectError, Pool, MAX_STALE};

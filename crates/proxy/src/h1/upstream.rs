@@ -18,6 +18,35 @@ use super::buf::InBuf;
 /// Most idle connections kept per target; beyond this the oldest is closed.
 const MAX_IDLE: usize = 512;
 
+/// Pooled connections a request may find closed by the target before it insists on a fresh
+/// one (keeps the loop bounded whatever the pool holds).
+pub(crate) const MAX_STALE: usize = 3;
+
+/// A connection to `backend` for one attempt: a pooled one unless `stale` pooled ones were
+/// already found closed, else a new one (a failed connect ejects the backend). Also whether
+/// it was pooled, and the one clock reading the attempt uses (pool, timer, response time).
+pub(crate) async fn checkout(
+    backend: &crate::target_group::Backend,
+    idle: Duration,
+    connect_timeout: Duration,
+    stale: usize,
+) -> Result<(UpConn, bool, Instant), ConnectError> {
+    let now = Instant::now();
+    if stale < MAX_STALE {
+        if let Some(c) = backend.pool.h1.take(idle, now) {
+            return Ok((c, true, now));
+        }
+    }
+    match UpConn::connect(backend.addr, connect_timeout).await {
+        Ok(c) => Ok((c, false, Instant::now())),
+        Err(e) => {
+            tracing::debug!(target = %backend.addr, error = %e, "connect failed");
+            backend.eject();
+            Err(e)
+        }
+    }
+}
+
 /// One connection to a target, with its read buffer.
 #[derive(Debug)]
 pub(crate) struct UpConn {
