@@ -77,12 +77,18 @@ pub(crate) async fn forward(
     cfg: &ListenerConfig,
 ) -> Response<ProxyBody> {
     if group.protocol_version() != ProtocolVersion::Http1 {
-        return h2_upstream::forward(group, parts, body, fwd, cfg).await;
+        // Boxed: its state would otherwise widen every HTTP/1 exchange's future too.
+        return Box::pin(h2_upstream::forward(group, parts, body, fwd, cfg)).await;
     }
-    headers::prepare_request(&mut parts.uri, &mut parts.headers, fwd);
     let sticky = group.sticky_pick(&parts);
     let logged = parts.extensions.get::<Logged>().is_some();
-    let (head, framing) = client::encode_head(&parts, &body);
+    let (head, framing) = match client::encode_forwarded_head(&parts, &body, fwd) {
+        Some(encoded) => encoded,
+        None => {
+            headers::prepare_request(&mut parts.uri, &mut parts.headers, fwd);
+            client::encode_head(&parts, &body)
+        }
+    };
     let mut req = Outgoing {
         head,
         framing,

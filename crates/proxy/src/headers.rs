@@ -84,6 +84,67 @@ pub(crate) fn prepare_request(uri: &mut Uri, headers: &mut HeaderMap, fwd: &Forw
     headers.insert(X_FORWARDED_PORT.clone(), fwd.port.clone());
 }
 
+/// The header lines of `headers` as [`prepare_request`] would leave them (with `skip` left
+/// out too), written straight into an HTTP/1 head in one pass instead of editing the map: the
+/// path of HTTP/2 clients to HTTP/1 targets, whose map is dropped right after. Returns `false`,
+/// having written nothing, when a `Connection` field may name further headers to drop; the
+/// caller then edits the map with [`prepare_request`].
+pub(crate) fn push_forwarded_fields(
+    out: &mut Vec<u8>,
+    uri: &Uri,
+    headers: &HeaderMap,
+    fwd: &Forwarded,
+    skip: &[HeaderName],
+) -> bool {
+    if headers.contains_key(header::CONNECTION) {
+        return false;
+    }
+    // An absolute-form request's authority becomes the Host.
+    let authority = uri.authority();
+    if let Some(authority) = authority {
+        push_line(out, b"host", authority.as_str().as_bytes());
+    }
+    let mut forwarded_for: Option<Vec<u8>> = None;
+    for (name, value) in headers {
+        if *name == X_FORWARDED_FOR {
+            let v = value.as_bytes().trim_ascii();
+            if !v.is_empty() {
+                let list = forwarded_for.get_or_insert_with(|| Vec::with_capacity(64));
+                list.extend_from_slice(v);
+                list.extend_from_slice(b", ");
+            }
+            continue;
+        }
+        let dropped = HOP_BY_HOP.contains(name)
+            || *name == header::EXPECT
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_PORT
+            || (authority.is_some() && *name == header::HOST)
+            || skip.contains(name);
+        if !dropped {
+            push_line(out, name.as_str().as_bytes(), value.as_bytes());
+        }
+    }
+    match forwarded_for {
+        Some(mut list) => {
+            list.extend_from_slice(fwd.client_ip.as_bytes());
+            push_line(out, b"x-forwarded-for", &list);
+        }
+        None => push_line(out, b"x-forwarded-for", fwd.client_ip.as_bytes()),
+    }
+    push_line(out, b"x-forwarded-proto", fwd.proto.as_bytes());
+    push_line(out, b"x-forwarded-port", fwd.port.as_bytes());
+    true
+}
+
+/// One `name: value\r\n` line of an HTTP/1 head.
+pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// `append` mode of ALB: add the client IP to the end of any existing list, or create it.
 fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
     let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();

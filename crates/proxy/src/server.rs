@@ -15,7 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::accept::Acceptor;
+use crate::accept::{Acceptor, Sock};
 use crate::access_log;
 use crate::body::{BodyLimit, ProxyBody, ReqBody};
 use crate::drain::Drain;
@@ -167,19 +167,7 @@ pub async fn serve_listener(
             // spawning it copies little.
             match tls {
                 None => Box::pin(conn.serve(stream, false, false)).await,
-                Some(acceptor) => {
-                    let handshake = Box::pin(acceptor.accept(stream));
-                    match tokio::time::timeout(limits.header_read_timeout, handshake).await {
-                        Ok(Ok(tls_stream)) => {
-                            let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                            Box::pin(conn.serve(tls_stream, true, h2)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
-                    }
-                }
+                Some(acceptor) => Box::pin(conn.serve_tls(acceptor, stream)).await,
             }
         });
     }
@@ -205,6 +193,23 @@ struct Conn {
 }
 
 impl Conn {
+    /// The TLS handshake (bounded by the header read timeout), then [`Conn::serve`] with the
+    /// protocol ALPN chose.
+    async fn serve_tls(self, acceptor: tokio_rustls::TlsAcceptor, stream: Sock) {
+        let peer = self.peer;
+        let handshake = Box::pin(acceptor.accept(stream));
+        match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
+            Ok(Ok(tls_stream)) => {
+                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                Box::pin(self.serve(tls_stream, true, h2)).await;
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
+            }
+            Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
+        }
+    }
+
     /// Serve HTTP/1 with the engine of [`crate::h1`], or HTTP/2 with [`crate::h2`] when ALPN
     /// chose `h2` or a plain-listener client opens with the HTTP/2 preface.
     async fn serve<S>(self, stream: S, tls: bool, h2: bool)

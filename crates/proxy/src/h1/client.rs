@@ -21,9 +21,40 @@ use super::cursor::Cursor;
 use super::response::{self, RespBody, Typed, MAX_RESPONSE_HEAD};
 use super::upstream::UpConn;
 use crate::body::{BoxError, InFlight, ReqBody};
+use crate::headers::{self, Forwarded};
+
+/// Fields the head's framing replaces: the body's own length decides them.
+const FRAMING: [http::header::HeaderName; 2] = [
+    http::header::CONTENT_LENGTH,
+    http::header::TRANSFER_ENCODING,
+];
 
 /// The head for the target, with the framing the body will be sent in.
 pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<bool>) {
+    let mut out = request_line(parts);
+    response::push_fields(&mut out, &parts.headers, &FRAMING);
+    let framing = push_framing(&mut out, parts, body);
+    (out, framing)
+}
+
+/// [`encode_head`] of the request as [`headers::prepare_request`] would leave it, written
+/// without editing its header map; `None` when only editing the map can tell (a `Connection`
+/// field that names other fields).
+pub(crate) fn encode_forwarded_head(
+    parts: &Parts,
+    body: &ReqBody,
+    fwd: &Forwarded,
+) -> Option<(Vec<u8>, Option<bool>)> {
+    let mut out = request_line(parts);
+    if !headers::push_forwarded_fields(&mut out, &parts.uri, &parts.headers, fwd, &FRAMING) {
+        return None;
+    }
+    let framing = push_framing(&mut out, parts, body);
+    Some((out, framing))
+}
+
+/// `METHOD origin-form HTTP/1.1\r\n`, in a buffer sized for a whole head.
+fn request_line(parts: &Parts) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(parts.method.as_str().as_bytes());
     out.push(b' ');
@@ -35,15 +66,12 @@ pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<boo
             .as_bytes(),
     );
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    response::push_fields(
-        &mut out,
-        &parts.headers,
-        &[
-            http::header::CONTENT_LENGTH,
-            http::header::TRANSFER_ENCODING,
-        ],
-    );
-    // `Some(chunked)` when a body follows.
+    out
+}
+
+/// The framing fields and the blank line that ends the head: `Some(chunked)` when a body
+/// follows.
+fn push_framing(out: &mut Vec<u8>, parts: &Parts, body: &ReqBody) -> Option<bool> {
     let framing = if body.is_empty() {
         if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
             out.extend_from_slice(b"Content-Length: 0\r\n");
@@ -59,7 +87,7 @@ pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<boo
         Some(true)
     };
     out.extend_from_slice(b"\r\n");
-    (out, framing)
+    framing
 }
 
 /// Why an exchange produced no answer.

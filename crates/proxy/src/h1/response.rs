@@ -2,6 +2,8 @@
 //! but never ambiguously, and written back out for the client: hop-by-hop headers dropped, the
 //! framing the client will see, stickiness cookie and connection handling added.
 
+use std::mem::MaybeUninit;
+
 /// Most header fields accepted in a target's response (502 beyond).
 const MAX_FIELDS: usize = 128;
 
@@ -161,15 +163,19 @@ struct RawHead<'h, 'b> {
     headers: &'h [httparse::Header<'b>],
 }
 
+/// Room for a head's fields, left uninitialised: httparse writes only the ones it finds, and
+/// initialising all of them would write 4 KiB per response.
+type Fields<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_FIELDS];
+
 /// Run httparse over `buf`; `Ok(None)` while the head is incomplete.
 fn parse_head<'h, 'b>(
     buf: &'b [u8],
-    fields: &'h mut [httparse::Header<'b>],
+    fields: &'h mut Fields<'b>,
 ) -> Result<Option<RawHead<'h, 'b>>, Invalid> {
-    let mut resp = httparse::Response::new(fields);
+    let mut resp = httparse::Response::new(&mut []);
     let len = match httparse::ParserConfig::default()
         .allow_multiple_spaces_in_response_status_delimiters(true)
-        .parse_response(&mut resp, buf)
+        .parse_response_with_uninit_headers(&mut resp, buf, fields)
     {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -192,7 +198,7 @@ pub(crate) fn parse(
     side: &ClientSide<'_>,
     out: &mut Vec<u8>,
 ) -> Result<Option<Parsed>, Invalid> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut fields: Fields<'_> = [const { MaybeUninit::uninit() }; MAX_FIELDS];
     let Some(RawHead {
         len,
         status,
@@ -260,7 +266,7 @@ pub(crate) struct Typed {
 /// Parse the response head at the start of `buf` into `http` types. `Ok(None)`: more bytes
 /// are needed.
 pub(crate) fn parse_typed(buf: &[u8], is_head: bool) -> Result<Option<Typed>, Invalid> {
-    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut fields: Fields<'_> = [const { MaybeUninit::uninit() }; MAX_FIELDS];
     let Some(RawHead {
         len,
         status,
@@ -322,13 +328,9 @@ pub(crate) fn push_fields(
     skip: &[http::header::HeaderName],
 ) {
     for (name, value) in headers {
-        if skip.contains(name) {
-            continue;
+        if !skip.contains(name) {
+            crate::headers::push_line(out, name.as_str().as_bytes(), value.as_bytes());
         }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
     }
 }
 
