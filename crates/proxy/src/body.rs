@@ -172,6 +172,16 @@ pub(crate) enum ProxyBody {
     H1(Box<crate::h1::client::ResponseBody>),
 }
 
+impl ProxyBody {
+    /// An HTTP/1 target's response fields, kept raw for the head's writer (once).
+    pub(crate) fn take_fields(&mut self) -> Option<crate::h1::RawFields> {
+        match self {
+            ProxyBody::H1(body) => body.take_fields(),
+            _ => None,
+        }
+    }
+}
+
 impl Body for ProxyBody {
     type Data = Bytes;
     type Error = BoxError;

@@ -18,7 +18,7 @@ use tokio::io::AsyncWrite;
 
 use super::buf::INITIAL;
 use super::cursor::Cursor;
-use super::response::{self, RespBody, Typed, MAX_RESPONSE_HEAD};
+use super::response::{self, RawFields, RespBody, Typed, MAX_RESPONSE_HEAD};
 use super::upstream::UpConn;
 use crate::body::{BoxError, InFlight, ReqBody};
 use crate::headers::{self, Forwarded};
@@ -258,6 +258,8 @@ pub(crate) struct ResponseBody {
     idle: Duration,
     reusable: bool,
     length: Option<u64>,
+    /// The target's fields, until the client's writer takes them for the head.
+    fields: Option<RawFields>,
 }
 
 impl ResponseBody {
@@ -282,7 +284,13 @@ impl ResponseBody {
             idle,
             reusable: head.reusable,
             length,
+            fields: None,
         }
+    }
+
+    /// The target's response fields, once: the head's writer encodes them.
+    pub(crate) fn take_fields(&mut self) -> Option<RawFields> {
+        self.fields.take()
     }
 
     /// The body ended: the connection goes back to the pool if it can carry another request.
@@ -381,6 +389,7 @@ impl Body for ResponseBody {
 }
 
 /// The answer for hyper.
-pub(crate) fn into_response(head: Typed, body: ResponseBody) -> Response<ResponseBody> {
+pub(crate) fn into_response(head: Typed, mut body: ResponseBody) -> Response<ResponseBody> {
+    body.fields = Some(head.fields);
     Response::from_parts(head.parts, body)
 }

@@ -22,5 +22,5 @@ mod upstream;
 pub(crate) use buf::{InBuf, OutBuf};
 pub(crate) use conn::{serve, Ended};
 pub(crate) use deadline::Deadline;
-pub(crate) use response::parse_length;
+pub(crate) use response::{parse_length, RawFields};
 pub(crate) use upstream::{checkout, ConnectError, Pool, MAX_STALE};

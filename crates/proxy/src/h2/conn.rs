@@ -43,7 +43,7 @@ use super::hpack;
 use super::recv::{self, Credits, Sender};
 use super::request::{Invalid, RequestBuilder, TrailerBuilder};
 use crate::body::{BoxError, ProxyBody, ReqBody};
-use crate::h1::{Deadline, InBuf, OutBuf};
+use crate::h1::{Deadline, InBuf, OutBuf, RawFields};
 use crate::server::{handle, ConnCtx};
 
 /// Streams a client may have open at once (RFC 9113 recommends at least 100; ALB allows 128).
@@ -972,6 +972,7 @@ where
         id: u32,
         status: Option<u16>,
         fields: Option<&HeaderMap>,
+        raw: Option<&RawFields>,
         end: bool,
     ) {
         let mut block = std::mem::take(&mut self.block);
@@ -979,6 +980,10 @@ where
         self.encoder.begin(&mut block);
         if let Some(status) = status {
             self.encoder.status(status, &mut block);
+        }
+        if let Some(raw) = raw {
+            // Hop-by-hop fields were left out when the head was parsed.
+            raw.for_each(|name, value| self.encoder.field(name, value, &mut block));
         }
         if let Some(fields) = fields {
             encode_fields(&mut self.encoder, fields, &mut block);
@@ -989,7 +994,7 @@ where
 
     /// Answer a stream at once with an empty response (its request could not be forwarded).
     fn respond_now(&mut self, id: u32, status: http::StatusCode, request_ended: bool) {
-        self.write_headers(id, Some(status.as_u16()), None, true);
+        self.write_headers(id, Some(status.as_u16()), None, None, true);
         if !request_ended {
             self.send_rst(id, Reason::NoError);
         }
@@ -1000,14 +1005,16 @@ where
             Event::Response {
                 id,
                 parts,
-                body,
+                mut body,
                 first,
             } => {
                 if !self.streams.contains_key(&id) {
                     return; // reset meanwhile
                 }
                 let end = first.is_none() && body.is_end_stream();
-                self.write_headers(id, Some(parts.status.as_u16()), Some(&parts.headers), end);
+                let raw = body.take_fields();
+                let status = Some(parts.status.as_u16());
+                self.write_headers(id, status, Some(&parts.headers), raw.as_ref(), end);
                 if end {
                     self.sent(id);
                 } else {
@@ -1045,7 +1052,7 @@ where
                         self.poll_next(id, body);
                         return;
                     };
-                    self.write_headers(id, None, Some(&trailers), true);
+                    self.write_headers(id, None, Some(&trailers), None, true);
                     self.sent(id);
                 }
             },
