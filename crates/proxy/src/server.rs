@@ -143,9 +143,7 @@ pub async fn serve_listener(
         stats.connection_opened();
         let guard = ConnectionGuard(Arc::clone(&stats));
         let fwd = Forwarded {
-            // An IP address in text form is always a valid header value.
-            client_ip: HeaderValue::from_str(&peer.ip().to_string())
-                .unwrap_or_else(|_| HeaderValue::from_static("unknown")),
+            client_ip: Forwarded::client_ip_value(peer.ip()),
             port: port.clone(),
             proto: HeaderValue::from_static(if tls.is_some() { "https" } else { "http" }),
         };
@@ -216,15 +214,27 @@ impl Conn {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        // Moved, not cloned: this runs for every connection.
+        let Conn {
+            router,
+            config,
+            limits,
+            stats,
+            fwd,
+            drain,
+            _live,
+            peer,
+            local,
+        } = self;
         let ctx = Arc::new(ConnCtx {
-            peer: self.peer,
-            local: self.local,
-            router: Arc::clone(&self.router),
-            config: self.config,
-            limits: self.limits,
-            stats: Arc::clone(&self.stats),
-            fwd: self.fwd.clone(),
-            drain: Arc::clone(&self.drain),
+            peer,
+            local,
+            router,
+            config,
+            limits,
+            stats,
+            fwd,
+            drain,
             tls,
         });
         if h2 {
