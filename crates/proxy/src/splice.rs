@@ -5,9 +5,9 @@
 //! Idleness is seen by sampling the bytes moved a few times per timeout, so the copy loop reads
 //! no clock.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ use crate::ListenerStats;
 /// How often at most the watchdog looks, whatever the idle timeout (the stop condition is
 /// checked as often).
 const STEP: Duration = Duration::from_secs(1);
+
+/// Each direction's buffer, as tokio's own copy uses.
+const BUF: usize = 8 * 1024;
 
 /// Why a splice ended.
 #[derive(Debug)]
@@ -33,9 +36,13 @@ pub(crate) enum End {
 /// Copy between `a` and `b` both ways until one of the ends of [`End`]; bytes read are counted
 /// into `stats` when given (long flows keep per-second byte metrics current). `stop` is checked
 /// about once a second.
+///
+/// One future polls both directions and the watchdog's timer, without a `select!` or a
+/// metering wrapper around each stream: on a network load balancer this loop is all the user
+/// space work a request costs.
 pub(crate) async fn splice<A, B>(
-    a: A,
-    b: B,
+    mut a: A,
+    mut b: B,
     idle: Duration,
     stats: Option<&ListenerStats>,
     mut stop: impl FnMut() -> bool,
@@ -44,84 +51,121 @@ where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
 {
-    let moved = AtomicU64::new(0);
-    let mut a = Metered {
-        inner: a,
-        moved: &moved,
-        stats,
-    };
-    let mut b = Metered {
-        inner: b,
-        moved: &moved,
-        stats,
-    };
-    let watchdog = async {
-        let step = STEP.min(idle / 4).max(Duration::from_millis(1));
-        let mut seen = moved.load(Ordering::Relaxed);
-        let mut quiet = Duration::ZERO;
-        loop {
-            tokio::time::sleep(step).await;
-            if stop() {
-                return End::Stopped;
+    let step = STEP.min(idle / 4).max(Duration::from_millis(1));
+    let mut a_to_b = Pump::new();
+    let mut b_to_a = Pump::new();
+    let mut seen = 0u64;
+    let mut quiet = Duration::ZERO;
+    let watchdog = tokio::time::sleep(step);
+    tokio::pin!(watchdog);
+    std::future::poll_fn(|cx| {
+        let moved_before = a_to_b.moved + b_to_a.moved;
+        if let Err(e) = a_to_b.poll(cx, &mut a, &mut b) {
+            return Poll::Ready(End::Closed(Err(e)));
+        }
+        if let Err(e) = b_to_a.poll(cx, &mut b, &mut a) {
+            return Poll::Ready(End::Closed(Err(e)));
+        }
+        let moved = a_to_b.moved + b_to_a.moved;
+        if let Some(stats) = stats {
+            if moved > moved_before {
+                stats.bytes(moved - moved_before);
             }
-            let now = moved.load(Ordering::Relaxed);
-            if now == seen {
+        }
+        if a_to_b.done && b_to_a.done {
+            return Poll::Ready(End::Closed(Ok((a_to_b.moved, b_to_a.moved))));
+        }
+        while watchdog.as_mut().poll(cx).is_ready() {
+            if stop() {
+                return Poll::Ready(End::Stopped);
+            }
+            if moved == seen {
                 quiet += step;
                 if quiet >= idle {
-                    return End::Idle;
+                    return Poll::Ready(End::Idle);
                 }
             } else {
-                (seen, quiet) = (now, Duration::ZERO);
+                (seen, quiet) = (moved, Duration::ZERO);
+            }
+            watchdog.as_mut().reset(tokio::time::Instant::now() + step);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// Bytes in one direction: read into the buffer, write it all out, again; at the end of the
+/// source, shut the destination's write side.
+struct Pump {
+    buf: Box<[u8]>,
+    /// `buf[at..len]` is read and not yet written.
+    at: usize,
+    len: usize,
+    /// Written since the destination was last flushed (TLS streams buffer).
+    unflushed: bool,
+    eof: bool,
+    done: bool,
+    /// Bytes read from the source.
+    moved: u64,
+}
+
+impl Pump {
+    fn new() -> Pump {
+        Pump {
+            buf: vec![0; BUF].into_boxed_slice(),
+            at: 0,
+            len: 0,
+            unflushed: false,
+            eof: false,
+            done: false,
+            moved: 0,
+        }
+    }
+
+    /// Move what can be moved now. `Ok` whether or not it finished (see `done`).
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, src: &mut R, dst: &mut W) -> io::Result<()>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        while !self.done {
+            if self.at < self.len {
+                match Pin::new(&mut *dst).poll_write(cx, &self.buf[self.at..self.len])? {
+                    Poll::Ready(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Poll::Ready(n) => {
+                        self.at += n;
+                        self.unflushed = true;
+                        continue;
+                    }
+                    Poll::Pending => return Ok(()),
+                }
+            }
+            if self.eof {
+                match Pin::new(&mut *dst).poll_shutdown(cx)? {
+                    Poll::Ready(()) => self.done = true,
+                    Poll::Pending => return Ok(()),
+                }
+                continue;
+            }
+            let mut read = ReadBuf::new(&mut self.buf);
+            match Pin::new(&mut *src).poll_read(cx, &mut read)? {
+                Poll::Ready(()) => {
+                    let n = read.filled().len();
+                    if n == 0 {
+                        self.eof = true;
+                    } else {
+                        (self.at, self.len) = (0, n);
+                        self.moved += n as u64;
+                    }
+                }
+                Poll::Pending => {
+                    if self.unflushed && Pin::new(&mut *dst).poll_flush(cx)?.is_ready() {
+                        self.unflushed = false;
+                    }
+                    return Ok(());
+                }
             }
         }
-    };
-    tokio::select! {
-        res = tokio::io::copy_bidirectional(&mut a, &mut b) => End::Closed(res),
-        end = watchdog => end,
-    }
-}
-
-/// A stream that counts the bytes it delivers.
-struct Metered<'a, T> {
-    inner: T,
-    moved: &'a AtomicU64,
-    stats: Option<&'a ListenerStats>,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Metered<'_, T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        let res = Pin::new(&mut this.inner).poll_read(cx, buf);
-        let n = (buf.filled().len() - before) as u64;
-        if n > 0 {
-            this.moved.fetch_add(n, Ordering::Relaxed);
-            if let Some(stats) = this.stats {
-                stats.bytes(n);
-            }
-        }
-        res
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Metered<'_, T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        Ok(())
     }
 }
