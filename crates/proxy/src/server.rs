@@ -148,15 +148,18 @@ pub async fn serve_listener(
             proto: HeaderValue::from_static(if tls.is_some() { "https" } else { "http" }),
         };
         let conn = Conn {
-            router: Arc::clone(&router),
-            config,
-            limits,
-            stats: Arc::clone(&stats),
-            fwd,
+            ctx: ConnCtx {
+                peer,
+                local,
+                router: Arc::clone(&router),
+                config,
+                limits,
+                stats: Arc::clone(&stats),
+                fwd,
+                drain: Arc::clone(&drain),
+                tls: false,
+            },
             _live: drain.enter(),
-            drain: Arc::clone(&drain),
-            peer,
-            local,
         };
         let tls = tls.clone();
         tokio::spawn(async move {
@@ -178,25 +181,19 @@ pub async fn serve_listener(
 
 /// One accepted client connection, before its protocol is known.
 struct Conn {
-    router: Arc<ArcSwap<Router>>,
-    config: ListenerConfig,
-    limits: Limits,
-    stats: Arc<ListenerStats>,
-    fwd: Forwarded,
-    drain: Arc<Drain>,
+    /// Its shared state, complete but for `tls`, which [`Conn::serve`] sets.
+    ctx: ConnCtx,
     /// Keeps the listener's shutdown waiting until this connection ends.
     _live: crate::drain::Live,
-    peer: SocketAddr,
-    local: SocketAddr,
 }
 
 impl Conn {
     /// The TLS handshake (bounded by the header read timeout), then [`Conn::serve`] with the
     /// protocol ALPN chose.
     async fn serve_tls(self, acceptor: tokio_rustls::TlsAcceptor, stream: Sock) {
-        let peer = self.peer;
+        let peer = self.ctx.peer;
         let handshake = Box::pin(acceptor.accept(stream));
-        match tokio::time::timeout(self.limits.header_read_timeout, handshake).await {
+        match tokio::time::timeout(self.ctx.limits.header_read_timeout, handshake).await {
             Ok(Ok(tls_stream)) => {
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
                 Box::pin(self.serve(tls_stream, true, h2)).await;
@@ -215,28 +212,9 @@ impl Conn {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // Moved, not cloned: this runs for every connection.
-        let Conn {
-            router,
-            config,
-            limits,
-            stats,
-            fwd,
-            drain,
-            _live,
-            peer,
-            local,
-        } = self;
-        let ctx = Arc::new(ConnCtx {
-            peer,
-            local,
-            router,
-            config,
-            limits,
-            stats,
-            fwd,
-            drain,
-            tls,
-        });
+        let Conn { mut ctx, _live } = self;
+        ctx.tls = tls;
+        let ctx = Arc::new(ctx);
         if h2 {
             Box::pin(h2::serve(stream, Vec::new(), ctx)).await;
             return;
