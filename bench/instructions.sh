@@ -14,45 +14,13 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /tmp/flotilla-instr.XXXXXX)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v nginx >/dev/null || need+=(nginx)
-command -v wrk >/dev/null || need+=(wrk)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-command -v valgrind >/dev/null || need+=(valgrind)
-if [ ${#need[@]} -gt 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-(cd "$ROOT" && cargo build --release -q -p flotilla)
-FLOTILLA="$ROOT/target/release/flotilla"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+bench_install valgrind:valgrind
+bench_build
 
 B1=19501 B2=19502 B3=19503 HTTP=19511 H2=19512 TCP=19513 ADMIN=19590
-mkdir -p "$WORK/backend"
-cat > "$WORK/backend/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$B1; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B2; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B3; location / { return 200 "ok\n"; } }
-}
-CONF
-taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -e "$WORK/backend/error.log" &
-PIDS+=($!)
+bench_backends $B1 $B2 $B3
 
 cat > "$WORK/haproxy.cfg" <<CONF
 global
@@ -123,6 +91,7 @@ count() { # proxy case
       ;;
   esac
   pid=$!
+  PIDS+=("$pid")
   for _ in $(seq 1 200); do
     curl -sf -o /dev/null "http://127.0.0.1:$HTTP/" && curl -sf -o /dev/null "http://127.0.0.1:$TCP/" && break
     sleep 0.3

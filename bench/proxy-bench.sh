@@ -19,30 +19,10 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /tmp/flotilla-bench.XXXXXX)
 RESULTS="$WORK/results.csv"
-PIDS=()
-
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT
-
-need=()
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v nginx >/dev/null || need+=(nginx)
-command -v wrk >/dev/null || need+=(wrk)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || need+=(libnginx-mod-stream)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} from Debian's packages"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-echo "building flotilla (release)"
-(cd "$ROOT" && cargo build --release -q -p flotilla)
-FLOTILLA="$ROOT/target/release/flotilla"
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+bench_install /usr/lib/nginx/modules/ngx_stream_module.so:libnginx-mod-stream
+bench_build
 
 # Ports.
 B1=19101 B2=19102 B3=19103
@@ -52,24 +32,8 @@ T_HAPROXY=19221 T_HAPROXY2=19222 T_NGINX=19223 T_FLOTILLA=19224
 ADMIN=19290
 
 # --- backends: one nginx, one worker, three ports, tiny answer -----------------------------
-mkdir -p "$WORK/backend" "$WORK/nginx" "$WORK/haproxy"
-cat > "$WORK/backend/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $WORK/backend/nginx.pid;
-error_log $WORK/backend/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  server { listen 127.0.0.1:$B1 reuseport; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B2 reuseport; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$B3 reuseport; location / { return 200 "ok\n"; } }
-}
-CONF
-taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -e "$WORK/backend/error.log" &
-PIDS+=($!)
+mkdir -p "$WORK/nginx" "$WORK/haproxy"
+bench_backends $B1 $B2 $B3
 
 # --- HAProxy (twice: the second is the noise control) --------------------------------------
 haproxy_conf() { # port h2port tcpport
