@@ -139,15 +139,10 @@ pub(crate) fn push_forwarded_fields(
     if let Some(authority) = authority {
         push_line(out, b"host", authority.as_str().as_bytes());
     }
-    let mut forwarded_for: Option<Vec<u8>> = None;
+    let mut forwarded_for = false;
     for (name, value) in headers {
         if *name == X_FORWARDED_FOR {
-            let v = value.as_bytes().trim_ascii();
-            if !v.is_empty() {
-                let list = forwarded_for.get_or_insert_with(|| Vec::with_capacity(64));
-                list.extend_from_slice(v);
-                list.extend_from_slice(b", ");
-            }
+            forwarded_for = true;
             continue;
         }
         let dropped = HOP_BY_HOP.contains(name)
@@ -160,16 +155,45 @@ pub(crate) fn push_forwarded_fields(
             push_line(out, name.as_str().as_bytes(), value.as_bytes());
         }
     }
-    match forwarded_for {
-        Some(mut list) => {
-            list.extend_from_slice(fwd.client_ip.as_bytes());
-            push_line(out, b"x-forwarded-for", &list);
-        }
-        None => push_line(out, b"x-forwarded-for", fwd.client_ip.as_bytes()),
-    }
-    push_line(out, b"x-forwarded-proto", fwd.proto.as_bytes());
-    push_line(out, b"x-forwarded-port", fwd.port.as_bytes());
+    // The map is searched for the client's list only when the loop saw one.
+    let existing = forwarded_for.then(|| headers.get_all(&X_FORWARDED_FOR));
+    let values = existing.iter().flat_map(|all| all.iter());
+    push_forwarded_lines(out, values.map(HeaderValue::as_bytes), fwd);
     true
+}
+
+/// The `X-Forwarded-*` lines of an HTTP/1 head toward a target: `X-Forwarded-For` in ALB's
+/// `append` mode (the client's non-empty values, then the client's own address) and the
+/// listener's protocol and port. Both HTTP/1 heads written without a map use it: the engine's
+/// and those of HTTP/2 clients.
+pub(crate) fn push_forwarded_lines<'a>(
+    out: &mut Vec<u8>,
+    existing: impl Iterator<Item = &'a [u8]>,
+    fwd: &Forwarded,
+) {
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    push_forwarded_for(out, existing, &fwd.client_ip);
+    out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
+    out.extend_from_slice(fwd.proto.as_bytes());
+    out.extend_from_slice(b"\r\nX-Forwarded-Port: ");
+    out.extend_from_slice(fwd.port.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// An `X-Forwarded-For` value in `append` mode: `existing`'s non-empty entries, then `client_ip`.
+fn push_forwarded_for<'a>(
+    out: &mut Vec<u8>,
+    existing: impl Iterator<Item = &'a [u8]>,
+    client_ip: &HeaderValue,
+) {
+    for v in existing {
+        let v = v.trim_ascii();
+        if !v.is_empty() {
+            out.extend_from_slice(v);
+            out.extend_from_slice(b", ");
+        }
+    }
+    out.extend_from_slice(client_ip.as_bytes());
 }
 
 /// One `name: value\r\n` line of an HTTP/1 head.
@@ -188,16 +212,7 @@ fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
         return;
     }
     let mut list: Vec<u8> = Vec::with_capacity(64);
-    for v in existing {
-        let v = v.as_bytes();
-        let v = v.trim_ascii();
-        if v.is_empty() {
-            continue;
-        }
-        list.extend_from_slice(v);
-        list.extend_from_slice(b", ");
-    }
-    list.extend_from_slice(client_ip.as_bytes());
+    push_forwarded_for(&mut list, existing.map(HeaderValue::as_bytes), client_ip);
     match HeaderValue::from_bytes(&list) {
         Ok(v) => {
             headers.insert(X_FORWARDED_FOR.clone(), v);

@@ -3,8 +3,8 @@
 //! (appended to), `X-Forwarded-Proto` and `X-Forwarded-Port` (set) — written straight into the
 //! bytes sent to the target.
 
-use super::head::{Field, Known, RequestHead};
-use crate::headers::Forwarded;
+use super::head::{Known, RequestHead};
+use crate::headers::{push_forwarded_lines, push_line, Forwarded};
 
 /// Write the head of `head` (whose bytes are `bytes`) for the target into `out`. `upgrade`
 /// keeps `Upgrade` and asks for it with `Connection: upgrade` (WebSocket handshakes).
@@ -31,60 +31,31 @@ pub(crate) fn request_head(
         out.extend_from_slice(head.target.of(bytes));
     }
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    let mut forwarded_for = false;
     for f in &head.fields {
         let keep = match f.known {
             _ if f.named_by_connection => false,
             Known::Host => head.authority.is_none(),
             Known::Upgrade => upgrade,
-            Known::XForwardedFor => {
-                forwarded_for = true;
-                false
-            }
+            Known::XForwardedFor => false,
             k => !k.is_hop_by_hop(),
         };
         if keep {
-            line(out, f, bytes);
+            push_line(out, f.name.of(bytes), f.value.of(bytes));
         }
     }
     if let Some(authority) = head.authority {
-        out.extend_from_slice(b"Host: ");
-        out.extend_from_slice(authority.of(bytes));
-        out.extend_from_slice(b"\r\n");
+        push_line(out, b"Host", authority.of(bytes));
     }
-    out.extend_from_slice(b"X-Forwarded-For: ");
-    if forwarded_for {
-        // ALB's `append` mode: the client's list, then the client's own address.
-        for f in head
-            .fields
-            .iter()
-            .filter(|f| f.known == Known::XForwardedFor)
-        {
-            let v = f.value.of(bytes);
-            if !v.is_empty() {
-                out.extend_from_slice(v);
-                out.extend_from_slice(b", ");
-            }
-        }
-    }
-    out.extend_from_slice(fwd.client_ip.as_bytes());
-    out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
-    out.extend_from_slice(fwd.proto.as_bytes());
-    out.extend_from_slice(b"\r\nX-Forwarded-Port: ");
-    out.extend_from_slice(fwd.port.as_bytes());
+    // ALB's `append` mode: the client's list, then the client's own address.
+    let existing = head
+        .fields
+        .iter()
+        .filter(|f| f.known == Known::XForwardedFor)
+        .map(|f| f.value.of(bytes));
+    push_forwarded_lines(out, existing, fwd);
     if upgrade {
-        out.extend_from_slice(b"\r\nConnection: upgrade");
+        out.extend_from_slice(b"Connection: upgrade\r\n");
     }
-    out.extend_from_slice(b"\r\n\r\n");
-}
-
-/// One header line as the client wrote it.
-fn line(out: &mut Vec<u8>, f: &Field, bytes: &[u8]) {
-    let name = f.name.of(bytes);
-    let value = f.value.of(bytes);
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
 }
 
