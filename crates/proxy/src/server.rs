@@ -157,7 +157,7 @@ pub async fn serve_listener(
                 stats: Arc::clone(&stats),
                 fwd,
                 drain: Arc::clone(&drain),
-                tls: false,
+                tls: tls.is_some(),
             },
             _live: drain.enter(),
         };
@@ -167,7 +167,7 @@ pub async fn serve_listener(
             // Each protocol's state lives in its own allocation, so this task stays small and
             // spawning it copies little.
             match tls {
-                None => Box::pin(conn.serve(stream, false, false)).await,
+                None => Box::pin(conn.serve(stream, false)).await,
                 Some(acceptor) => Box::pin(conn.serve_tls(acceptor, stream)).await,
             }
         });
@@ -181,7 +181,7 @@ pub async fn serve_listener(
 
 /// One accepted client connection, before its protocol is known.
 struct Conn {
-    /// Its shared state, complete but for `tls`, which [`Conn::serve`] sets.
+    /// Its shared state.
     ctx: ConnCtx,
     /// Keeps the listener's shutdown waiting until this connection ends.
     _live: crate::drain::Live,
@@ -196,7 +196,7 @@ impl Conn {
         match tokio::time::timeout(self.ctx.limits.header_read_timeout, handshake).await {
             Ok(Ok(tls_stream)) => {
                 let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                Box::pin(self.serve(tls_stream, true, h2)).await;
+                Box::pin(self.serve(tls_stream, h2)).await;
             }
             Ok(Err(e)) => {
                 tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
@@ -207,13 +207,13 @@ impl Conn {
 
     /// Serve HTTP/1 with the engine of [`crate::h1`], or HTTP/2 with [`crate::h2`] when ALPN
     /// chose `h2` or a plain-listener client opens with the HTTP/2 preface.
-    async fn serve<S>(self, stream: S, tls: bool, h2: bool)
+    async fn serve<S>(self, stream: S, h2: bool)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         // Moved, not cloned: this runs for every connection.
-        let Conn { mut ctx, _live } = self;
-        ctx.tls = tls;
+        let Conn { ctx, _live } = self;
+        let tls = ctx.tls;
         let ctx = Arc::new(ctx);
         if h2 {
             Box::pin(h2::serve(stream, Vec::new(), ctx)).await;
