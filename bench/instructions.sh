@@ -22,59 +22,8 @@ bench_build
 B1=19501 B2=19502 B3=19503 HTTP=19511 H2=19512 TCP=19513 ADMIN=19590
 bench_backends $B1 $B2 $B3
 
-cat > "$WORK/haproxy.cfg" <<CONF
-global
-  nbthread 1
-defaults
-  mode http
-  timeout connect 10s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:$HTTP
-  bind 127.0.0.1:$H2 proto h2
-  default_backend be
-backend be
-  balance roundrobin
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
-  server b3 127.0.0.1:$B3
-frontend fe_tcp
-  mode tcp
-  bind 127.0.0.1:$TCP
-  default_backend be_tcp
-backend be_tcp
-  mode tcp
-  balance roundrobin
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
-  server b3 127.0.0.1:$B3
-CONF
-
-cat > "$WORK/flotilla.toml" <<CONF
-[cluster]
-admin_bind = "127.0.0.1:$ADMIN"
-state_dir = "$WORK/flotilla-state"
-[target_groups.be]
-targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
-[[load_balancers.front.listeners]]
-bind = "127.0.0.1:$HTTP"
-default_action = { type = "forward", target_group = "be" }
-[target_groups.be_tcp]
-protocol = "tcp"
-targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
-[target_groups.be_tcp.health_check]
-protocol = "tcp"
-[load_balancers.nlb]
-type = "network"
-cross_zone = true
-[[load_balancers.nlb.listeners]]
-bind = "127.0.0.1:$TCP"
-protocol = "tcp"
-default_action = { type = "forward", target_group = "be_tcp" }
-CONF
+bench_haproxy_conf $HTTP $H2 $TCP > "$WORK/haproxy.cfg"
+bench_flotilla_conf $ADMIN "$WORK/flotilla-state" $HTTP $TCP > "$WORK/flotilla.toml"
 
 # One proxy under callgrind for one case; prints instructions per request.
 count() { # proxy case

@@ -1,5 +1,6 @@
 # Shared by the data-plane benchmarks (sourced, not run): the processes a script started and
-# their cleanup, the Debian packages it needs, the release build, and the loopback backends.
+# their cleanup, the Debian packages it needs, the release build, the loopback backends and
+# the proxies' configurations.
 #
 # A script sets WORK (its scratch folder) and ROOT (the repository) before sourcing this.
 
@@ -59,4 +60,80 @@ http {
 CONF
   taskset -c 1 nginx -c "$WORK/backend/nginx.conf" -e "$WORK/backend/error.log" &
   PIDS+=($!)
+}
+
+# The proxies as every benchmark configures them, over the backends B1 B2 B3 (set by the
+# script): HAProxy in HTTP mode (HTTP/1.1 and h2c ports) and TCP mode, one thread, keep-alive
+# to the targets.
+bench_haproxy_conf() { # PORT H2PORT TCPPORT
+  cat <<CONF
+global
+  nbthread 1
+  maxconn 8000
+defaults
+  mode http
+  timeout connect 10s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$1
+  bind 127.0.0.1:$2 proto h2
+  default_backend be
+backend be
+  balance roundrobin
+  server b1 127.0.0.1:$B1 maxconn 1000
+  server b2 127.0.0.1:$B2 maxconn 1000
+  server b3 127.0.0.1:$B3 maxconn 1000
+frontend fe_tcp
+  mode tcp
+  bind 127.0.0.1:$3
+  default_backend be_tcp
+backend be_tcp
+  mode tcp
+  balance roundrobin
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
+CONF
+}
+
+# Flotilla like for like: an application load balancer (h2c on the same port) and a network one
+# with cross-zone on (HAProxy and nginx know no zones).
+bench_flotilla_conf() { # ADMIN STATE_DIR HTTPPORT TCPPORT
+  cat <<CONF
+[cluster]
+admin_bind = "127.0.0.1:$1"
+state_dir = "$2"
+
+[target_groups.be]
+targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
+[target_groups.be.health_check]
+interval = "5s"
+timeout = "2s"
+healthy_threshold = 2
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:$3"
+default_action = { type = "forward", target_group = "be" }
+
+[target_groups.be_tcp]
+protocol = "tcp"
+targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
+[target_groups.be_tcp.health_check]
+protocol = "tcp"
+interval = "5s"
+timeout = "2s"
+healthy_threshold = 2
+
+[load_balancers.nlb]
+type = "network"
+cross_zone = true   # like for like: HAProxy and nginx know no zones
+
+[[load_balancers.nlb.listeners]]
+bind = "127.0.0.1:$4"
+protocol = "tcp"
+default_action = { type = "forward", target_group = "be_tcp" }
+CONF
 }

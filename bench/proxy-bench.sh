@@ -36,41 +36,8 @@ mkdir -p "$WORK/nginx" "$WORK/haproxy"
 bench_backends $B1 $B2 $B3
 
 # --- HAProxy (twice: the second is the noise control) --------------------------------------
-haproxy_conf() { # port h2port tcpport
-  cat <<CONF
-global
-  nbthread 1
-  maxconn 8000
-defaults
-  mode http
-  timeout connect 10s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-  http-reuse always
-frontend fe
-  bind 127.0.0.1:$1
-  bind 127.0.0.1:$2 proto h2
-  default_backend be
-backend be
-  balance roundrobin
-  server b1 127.0.0.1:$B1 maxconn 1000
-  server b2 127.0.0.1:$B2 maxconn 1000
-  server b3 127.0.0.1:$B3 maxconn 1000
-frontend fe_tcp
-  mode tcp
-  bind 127.0.0.1:$3
-  default_backend be_tcp
-backend be_tcp
-  mode tcp
-  balance roundrobin
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
-  server b3 127.0.0.1:$B3
-CONF
-}
-haproxy_conf $P_HAPROXY $H2_HAPROXY $T_HAPROXY > "$WORK/haproxy/a.cfg"
-haproxy_conf $P_HAPROXY2 $H2_HAPROXY2 $T_HAPROXY2 > "$WORK/haproxy/b.cfg"
+bench_haproxy_conf $P_HAPROXY $H2_HAPROXY $T_HAPROXY > "$WORK/haproxy/a.cfg"
+bench_haproxy_conf $P_HAPROXY2 $H2_HAPROXY2 $T_HAPROXY2 > "$WORK/haproxy/b.cfg"
 taskset -c 0 haproxy -f "$WORK/haproxy/a.cfg" -db &
 HAPROXY_PID=$!; PIDS+=($HAPROXY_PID)
 taskset -c 0 haproxy -f "$WORK/haproxy/b.cfg" -db &
@@ -111,40 +78,7 @@ taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" &
 NGINX_PID=$!; PIDS+=($NGINX_PID)
 
 # --- Flotilla ------------------------------------------------------------------------------
-cat > "$WORK/flotilla.toml" <<CONF
-[cluster]
-admin_bind = "127.0.0.1:$ADMIN"
-state_dir = "$WORK/flotilla-state"
-
-[target_groups.be]
-targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
-[target_groups.be.health_check]
-interval = "5s"
-timeout = "2s"
-healthy_threshold = 2
-
-[[load_balancers.front.listeners]]
-bind = "127.0.0.1:$P_FLOTILLA"
-default_action = { type = "forward", target_group = "be" }
-
-[target_groups.be_tcp]
-protocol = "tcp"
-targets = ["127.0.0.1:$B1", "127.0.0.1:$B2", "127.0.0.1:$B3"]
-[target_groups.be_tcp.health_check]
-protocol = "tcp"
-interval = "5s"
-timeout = "2s"
-healthy_threshold = 2
-
-[load_balancers.nlb]
-type = "network"
-cross_zone = true   # like for like: HAProxy and nginx know no zones
-
-[[load_balancers.nlb.listeners]]
-bind = "127.0.0.1:$T_FLOTILLA"
-protocol = "tcp"
-default_action = { type = "forward", target_group = "be_tcp" }
-CONF
+bench_flotilla_conf "$ADMIN" "$WORK/flotilla-state" $P_FLOTILLA $T_FLOTILLA > "$WORK/flotilla.toml"
 RUST_LOG=warn taskset -c 0 "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" &
 FLOTILLA_PID=$!; PIDS+=($FLOTILLA_PID)
 
