@@ -36,6 +36,7 @@ mod headers;
 mod hold;
 mod limits;
 mod outlier;
+mod pass;
 mod pool;
 mod probe;
 pub mod proxy_protocol;

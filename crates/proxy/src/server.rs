@@ -123,6 +123,7 @@ pub async fn serve_listener(
     let drain = Arc::new(Drain::default());
     let acceptor = Acceptor::new(listener).map_err(ProxyError::Listener)?;
     tracing::info!(addr = %local, tls = tls.is_some(), "listener started");
+    crate::pass::spawn_releaser();
 
     loop {
         let accepted = tokio::select! {

@@ -381,6 +381,9 @@ where
         }
         loop {
             self.take_credits();
+            if !self.out.is_empty() {
+                crate::pass::end_of_pass().await;
+            }
             if !self.out.is_empty() && self.flush(self.ctx.config.idle_timeout).await.is_err() {
                 return Ok(());
             }
