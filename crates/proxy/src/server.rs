@@ -138,7 +138,7 @@ pub async fn serve_listener(
                 continue;
             }
         };
-        if let Err(e) = stream.set_nodelay(true) {
+        if let Err(e) = acceptor.set_nodelay(&stream) {
             tracing::debug!(error = %e, "TCP_NODELAY on client connection");
         }
         stats.connection_opened();
