@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::pass::EndOfPass;
 use crate::ListenerStats;
 
 /// How often at most the watchdog looks, whatever the idle timeout (the stop condition is
@@ -53,8 +52,8 @@ where
     B: AsyncRead + AsyncWrite + Unpin,
 {
     let step = STEP.min(idle / 4).max(Duration::from_millis(1));
-    let mut a_to_b = Pump::new(false);
-    let mut b_to_a = Pump::new(true);
+    let mut a_to_b = Pump::new();
+    let mut b_to_a = Pump::new();
     let mut seen = 0u64;
     let mut quiet = Duration::ZERO;
     let watchdog = tokio::time::sleep(step);
@@ -108,14 +107,10 @@ struct Pump {
     done: bool,
     /// Bytes read from the source.
     moved: u64,
-    /// Writes toward the client wait for the end of the scheduler's pass ([`crate::pass`]).
-    to_client: bool,
-    /// The wait of the bytes in `buf`, once begun.
-    gate: Option<EndOfPass>,
 }
 
 impl Pump {
-    fn new(to_client: bool) -> Pump {
+    fn new() -> Pump {
         Pump {
             buf: vec![0; BUF].into_boxed_slice(),
             at: 0,
@@ -124,8 +119,6 @@ impl Pump {
             eof: false,
             done: false,
             moved: 0,
-            to_client,
-            gate: None,
         }
     }
 
@@ -137,12 +130,6 @@ impl Pump {
     {
         while !self.done {
             if self.at < self.len {
-                if self.to_client {
-                    let gate = self.gate.get_or_insert_with(crate::pass::end_of_pass);
-                    if Pin::new(gate).poll(cx).is_pending() {
-                        return Ok(());
-                    }
-                }
                 match Pin::new(&mut *dst).poll_write(cx, &self.buf[self.at..self.len])? {
                     Poll::Ready(0) => return Err(io::ErrorKind::WriteZero.into()),
                     Poll::Ready(n) => {
@@ -168,7 +155,6 @@ impl Pump {
                         self.eof = true;
                     } else {
                         (self.at, self.len) = (0, n);
-                        self.gate = None;
                         self.moved += n as u64;
                     }
                 }

@@ -78,7 +78,6 @@ pub async fn serve_tcp_with_stats(
     let mut nonce: u64 = 0;
     let mut flows = JoinSet::new();
     tracing::info!(addr = %local, group = target_group.name(), "tcp listener started");
-    crate::pass::spawn_releaser();
     loop {
         let accepted = tokio::select! {
             res = listener.accept() => res,

@@ -1155,7 +1155,6 @@ async fn write_out<W: AsyncWrite + Unpin>(wr: &mut W, out: &mut Vec<u8>) -> Resu
     if out.is_empty() {
         return Ok(());
     }
-    crate::pass::end_of_pass().await;
     let res = wr.write_all(out).await;
     out.clear();
     res.map_err(|_| Relay::Client)
