@@ -7,6 +7,11 @@
 //! sockets start unregistered ([`Sock::Raw`]): reads and writes are tried directly, and only a
 //! `WouldBlock` registers the socket with tokio, once, for the rest of its life (HAProxy calls
 //! this speculative I/O).
+//!
+//! For that to be the usual case, HTTP listeners ask the kernel to defer the accept until the
+//! client's first bytes are in (`TCP_DEFER_ACCEPT`, [`defer_accept`]): without it, a client
+//! on a fast path is accepted between its handshake and its request, so nearly every short
+//! connection would block on its first read and be registered and deregistered after all.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -37,8 +42,13 @@ impl Acceptor {
     // The crate's one `unsafe`: tokio's `AsyncFd::register` asks the caller to vouch that
     // the descriptor stays open while registered.
     #[allow(unsafe_code)]
+    /// Its protocol must be one whose client speaks first (HTTP, TLS): accepts are deferred
+    /// until the client's first bytes are in.
     pub(crate) fn new(listener: tokio::net::TcpListener) -> io::Result<Acceptor> {
         let std = listener.into_std()?;
+        if let Err(e) = defer_accept(&std) {
+            tracing::debug!(error = %e, "TCP_DEFER_ACCEPT on the listening socket");
+        }
         // Linux copies `TCP_NODELAY` into every accepted socket: one `setsockopt` here saves
         // one per connection (checked on the first connection, see `set_nodelay`).
         if let Err(e) = socket2::SockRef::from(&std).set_tcp_nodelay(true) {
@@ -89,6 +99,44 @@ impl Acceptor {
             }
         }
     }
+}
+
+/// How long the kernel holds a connection whose client has sent nothing before handing it to
+/// `accept` anyway, in seconds. Linux rounds it to SYN-ACK retransmissions: with 1, a silent
+/// client is accepted about a second after its handshake, and then meets the header read
+/// timeout like any other.
+const DEFER_ACCEPT_SECS: libc::c_int = 1;
+
+/// Ask the kernel to hand connections to `accept` only once the client's first bytes have
+/// arrived (`TCP_DEFER_ACCEPT`), so that the speculative first read finds the request. Only
+/// for protocols whose client speaks first (HTTP, TLS): a server-first protocol behind a TCP
+/// listener would wait for the deferral to run out. Elsewhere than Linux, nothing is done.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn defer_accept(listener: &std::net::TcpListener) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = DEFER_ACCEPT_SECS;
+    // SAFETY: the descriptor is the listener's own and open for the whole call (borrowed);
+    // the option value is a live `c_int` whose size is the length passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            listener.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn defer_accept(_listener: &std::net::TcpListener) -> io::Result<()> {
+    Ok(())
 }
 
 /// An accepted client connection: raw until it first would block, then registered.
@@ -206,7 +254,11 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let acceptor = Acceptor::new(listener).unwrap();
         for _ in 0..2 {
-            let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            // The client speaks first, as the listener's deferred accept expects.
+            tokio::io::AsyncWriteExt::write_all(&mut client, b"G")
+                .await
+                .unwrap();
             let (sock, _) = acceptor.accept().await.unwrap();
             acceptor.set_nodelay(&sock).unwrap();
             assert!(sock.nodelay().unwrap());
@@ -217,5 +269,64 @@ mod tests {
             acceptor.nodelay.load(Ordering::Relaxed)
         };
         assert_eq!(acceptor.nodelay.load(Ordering::Relaxed), expected);
+    }
+
+    /// A request's first bytes are readable, unregistered, on the socket `accept` hands out:
+    /// the deferral is what lets a short connection skip the reactor.
+    #[tokio::test]
+    async fn the_request_is_in_when_the_connection_is_accepted() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = Acceptor::new(listener).unwrap();
+        #[cfg(target_os = "linux")]
+        assert!(
+            deferral_secs(acceptor.inner.get_ref()) > 0,
+            "accepts not deferred"
+        );
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        let (sock, _) = acceptor.accept().await.unwrap();
+        let Sock::Raw(Some(mut raw)) = sock else {
+            panic!("accepted socket already registered");
+        };
+        let mut buf = [0u8; 64];
+        let n = raw.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"GET / HTTP/1.1\r\n\r\n");
+    }
+
+    /// The listener's `TCP_DEFER_ACCEPT`, as the kernel reports it back.
+    #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)]
+    fn deferral_secs(listener: &mio::net::TcpListener) -> libc::c_int {
+        use std::os::fd::AsRawFd;
+        let mut secs: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: a borrowed, open descriptor; the value and length point at live locals.
+        let rc = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_DEFER_ACCEPT,
+                (&mut secs as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        secs
+    }
+
+    /// A client that connects and says nothing is still accepted once the deferral runs out
+    /// (about a second), so the header read timeout can answer it; it is not held forever.
+    #[tokio::test]
+    async fn a_silent_client_is_accepted_after_the_deferral() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let acceptor = Acceptor::new(listener).unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted =
+            tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept()).await;
+        assert!(matches!(accepted, Ok(Ok(_))), "silent client not accepted");
     }
 }

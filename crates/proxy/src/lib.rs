@@ -19,7 +19,8 @@
 //! [`probe_tcp`] perform one active health check; [`TargetGroup::stats`] and
 //! [`ListenerStats::snapshot`] feed the metrics.
 #![warn(missing_docs)]
-// No unsafe code but the one registration of a listening socket in `accept.rs`.
+// No unsafe code but two calls in `accept.rs`: the registration of a listening socket and
+// the `setsockopt` that defers its accepts.
 #![deny(unsafe_code)]
 
 mod accept;
