@@ -38,12 +38,12 @@ const NODELAY_INHERITED: u8 = 1;
 const NODELAY_PER_SOCKET: u8 = 2;
 
 impl Acceptor {
-    /// Take over a tokio listener.
-    // The crate's one `unsafe`: tokio's `AsyncFd::register` asks the caller to vouch that
-    // the descriptor stays open while registered.
+    /// Take over a tokio listener. Its protocol must be one whose client speaks first (HTTP,
+    /// TLS): accepts are deferred until the client's first bytes are in.
+    // One of the crate's two `unsafe` blocks (the other is `defer_accept`): tokio's
+    // `AsyncFd::register` asks the caller to vouch that the descriptor stays open while
+    // registered.
     #[allow(unsafe_code)]
-    /// Its protocol must be one whose client speaks first (HTTP, TLS): accepts are deferred
-    /// until the client's first bytes are in.
     pub(crate) fn new(listener: tokio::net::TcpListener) -> io::Result<Acceptor> {
         let std = listener.into_std()?;
         if let Err(e) = defer_accept(&std) {
