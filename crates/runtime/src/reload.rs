@@ -661,6 +661,27 @@ impl ListenerSet {
 /// Brings the listeners to the new config: binds new ones first (a taken port refuses the
 /// whole reload before anything changed), swaps the routing of changed ones (no connection is
 /// touched), drains removed ones. Returns the change lines, or the bind error.
+/// How many connections a listener's kernel queue holds before `accept` takes them (Linux caps
+/// it at `net.core.somaxconn`). tokio's and the standard library's `bind` use 128, which a
+/// burst of new connections overflows: the kernel then drops SYNs, and each dropped client
+/// waits a second for its retransmission.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// Binds a load balancer's listening socket, the one way the start and a reload both do it:
+/// `SO_REUSEADDR` (like tokio's `TcpListener::bind`, so a port a listener released a moment
+/// ago, with connections in TIME_WAIT, can be bound again) and a backlog of
+/// [`LISTEN_BACKLOG`].
+pub(crate) fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 fn bind_new_listeners(set: &ListenerSet, new: &Config) -> Result<Vec<BoundListener>, AdminError> {
     let existing: Vec<SocketAddr> = lock(&set.entries).keys().copied().collect();
     let mut bound = Vec::new();
@@ -669,25 +690,12 @@ fn bind_new_listeners(set: &ListenerSet, new: &Config) -> Result<Vec<BoundListen
             if existing.contains(&l.bind) {
                 continue;
             }
-            // Like tokio's `TcpListener::bind`: SO_REUSEADDR, so a port a listener released a
-            // moment ago (connections in TIME_WAIT) can be bound again.
-            let socket = if l.bind.is_ipv4() {
-                tokio::net::TcpSocket::new_v4()
-            } else {
-                tokio::net::TcpSocket::new_v6()
-            };
-            let listener = socket
-                .and_then(|s| {
-                    s.set_reuseaddr(true)?;
-                    s.bind(l.bind)?;
-                    s.listen(1024)
-                })
-                .map_err(|e| {
-                    AdminError::Conflict(format!(
-                        "cannot bind new listener {}: {e}; nothing was changed",
-                        l.bind
-                    ))
-                })?;
+            let listener = bind_listener(l.bind).map_err(|e| {
+                AdminError::Conflict(format!(
+                    "cannot bind new listener {}: {e}; nothing was changed",
+                    l.bind
+                ))
+            })?;
             let options = crate::protocols::listener_options(lb, l).map_err(|e| {
                 AdminError::Conflict(format!("listener {}: {e}; nothing was changed", l.bind))
             })?;
@@ -773,4 +781,36 @@ fn apply_listeners(shared: &Shared, new: &Config, bound: Vec<BoundListener>) -> 
     }
     set.forget_dropped_overrides(c.persist.as_ref());
     changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A burst of new connections waits in the kernel's queue instead of having its SYNs
+    /// dropped: 300 clients connect, none accepted yet, each within half a second (a dropped
+    /// SYN would be retried only after a second).
+    #[tokio::test]
+    async fn a_listener_queues_a_burst_of_connections() {
+        let listener = bind_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut clients = tokio::task::JoinSet::new();
+        for _ in 0..300 {
+            clients.spawn(async move {
+                tokio::time::timeout(
+                    std::time::Duration::from_millis(500),
+                    tokio::net::TcpStream::connect(addr),
+                )
+                .await
+            });
+        }
+        let mut connected = Vec::new();
+        while let Some(res) = clients.join_next().await {
+            if let Ok(Ok(Ok(stream))) = res {
+                connected.push(stream);
+            }
+        }
+        assert_eq!(connected.len(), 300);
+        drop(listener);
+    }
 }

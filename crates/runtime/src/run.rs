@@ -97,13 +97,10 @@ pub async fn run(
                 None => None,
             };
         for l in &lb.listeners {
-            let listener =
-                TcpListener::bind(l.bind)
-                    .await
-                    .map_err(|source| RuntimeError::Bind {
-                        addr: l.bind,
-                        source,
-                    })?;
+            let listener = reload::bind_listener(l.bind).map_err(|source| RuntimeError::Bind {
+                addr: l.bind,
+                source,
+            })?;
             // TLS certificates are loaded now, so a bad one fails the start, naming the file.
             let options = crate::protocols::listener_options(lb, l)?;
             bound.push(reload::BoundListener {
