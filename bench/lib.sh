@@ -62,6 +62,19 @@ CONF
   PIDS+=($!)
 }
 
+# Wait (bounded: 10 s a port) until something answers HTTP on each port given; exit if one
+# never does.
+bench_wait_answers() { # PORT...
+  local port
+  for port in "$@"; do
+    for _ in $(seq 1 100); do
+      curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
+      sleep 0.1
+    done
+    curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "nothing answers on port $port"; exit 1; }
+  done
+}
+
 # The proxies as every benchmark configures them, over the backends B1 B2 B3 (set by the
 # script): HAProxy in HTTP mode (HTTP/1.1 and h2c ports) and TCP mode, one thread, keep-alive
 # to the targets.

@@ -83,13 +83,7 @@ RUST_LOG=warn taskset -c 0 "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.tom
 FLOTILLA_PID=$!; PIDS+=($FLOTILLA_PID)
 
 # Wait until every proxy answers (bounded).
-for port in $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA $T_HAPROXY $T_HAPROXY2 $T_NGINX $T_FLOTILLA; do
-  for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
-    sleep 0.1
-  done
-  curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "proxy on $port does not answer"; exit 1; }
-done
+bench_wait_answers $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA $T_HAPROXY $T_HAPROXY2 $T_NGINX $T_FLOTILLA
 
 # CPU ticks (user+system, all threads) of a process and its children (nginx's workers).
 ticks() {

@@ -44,13 +44,7 @@ PID[haproxy-defer]=$!; PIDS+=($!)
 
 for name in flotilla haproxy haproxy-defer; do
   read -r http _ tcp <<<"${PORTS[$name]}"
-  for port in "$http" "$tcp"; do
-    for _ in $(seq 1 100); do
-      curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
-      sleep 0.1
-    done
-    curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "$name on $port does not answer"; exit 1; }
-  done
+  bench_wait_answers "$http" "$tcp"
 done
 
 CALLS=(accept4 recvfrom sendto read write readv writev epoll_wait epoll_ctl close shutdown
