@@ -1192,3 +1192,38 @@ async fn random_and_mutated_frames_never_break_the_listener() {
     // No exchange outlives its connection for long.
     assert!(s.in_flight_becomes(0, 5 * SEC).await);
 }
+
+/// The wait for a target's response head is timed per target connection (a timer kept with
+/// the pooled connection and moved by each request): a silent target still gets its 504 after
+/// the idle timeout, counted from this request, also when the connection served one before.
+#[tokio::test]
+async fn a_silent_target_gives_504_after_the_idle_timeout_on_a_pooled_connection() {
+    let idle = Duration::from_millis(400);
+    let config = ListenerConfig {
+        idle_timeout: idle,
+        ..test_config()
+    };
+    let s = setup_with(config, Limits::default()).await;
+    let mut c = s.conn().await;
+    // The first exchange leaves its target connection, and the connection's timer, pooled.
+    get_ok(&mut c, 1).await;
+    // Park it for most of the idle timeout: the timer set by the first request fires during
+    // the next one, which must not end it early.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    c.send(&raw_h2::headers(
+        3,
+        &raw_h2::request("GET", "/sleep?ms=3000", &[]),
+        true,
+    ))
+    .await;
+    let a = c.answer(3).await;
+    let waited = sent.elapsed();
+    assert_eq!(a.status, Some(504), "{a:?}");
+    assert!(
+        waited >= idle - Duration::from_millis(50) && waited < 3 * idle,
+        "answered after {waited:?}"
+    );
+    // The connection that timed out is not reused; the next request gets a fresh one.
+    get_ok(&mut c, 5).await;
+}

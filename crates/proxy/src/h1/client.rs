@@ -20,6 +20,7 @@ use super::buf::INITIAL;
 use super::cursor::Cursor;
 use super::response::{self, RawFields, RespBody, Typed, MAX_RESPONSE_HEAD};
 use super::upstream::UpConn;
+use super::Deadline;
 use crate::body::{BoxError, InFlight, ReqBody};
 use crate::headers::{self, Forwarded};
 
@@ -229,21 +230,30 @@ pub(crate) async fn read_head(
             Poll::Pending => return Poll::Pending,
         }
     });
-    tokio::pin!(read);
-    let mut deadline = tokio::time::Instant::from_std(sent) + idle;
-    loop {
-        match tokio::time::timeout_at(deadline, read.as_mut()).await {
-            Ok(r) => return r,
-            Err(_) => {
-                // The clock runs from the last progress of the upload.
-                let last = Duration::from_millis(progress.load(Ordering::Relaxed));
-                let from_last = tokio::time::Instant::from_std(sent) + last + idle;
-                if from_last <= tokio::time::Instant::now() {
-                    return Err(NoAnswer::NoHeaders);
-                }
-                deadline = from_last;
-            }
+    let deadline = tokio::time::Instant::from_std(sent) + idle;
+    let timer = match &mut up.timer {
+        Some(t) => {
+            t.set(deadline);
+            t
         }
+        None => up.timer.insert(Deadline::new(deadline)),
+    };
+    let expired = async {
+        loop {
+            timer.expired().await;
+            // The clock runs from the last progress of the upload.
+            let last = Duration::from_millis(progress.load(Ordering::Relaxed));
+            let from_last = tokio::time::Instant::from_std(sent) + last + idle;
+            if from_last <= tokio::time::Instant::now() {
+                return;
+            }
+            timer.set(from_last);
+        }
+    };
+    tokio::select! {
+        biased;
+        r = read => r,
+        () = expired => Err(NoAnswer::NoHeaders),
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 
 use super::buf::InBuf;
+use super::Deadline;
 
 /// Most idle connections kept per target; beyond this the oldest is closed.
 const MAX_IDLE: usize = 512;
@@ -52,6 +53,11 @@ pub(crate) async fn checkout(
 pub(crate) struct UpConn {
     pub(crate) stream: TcpStream,
     pub(crate) buf: InBuf,
+    /// The response-head timer of HTTP/2 clients' exchanges ([`super::client::read_head`]),
+    /// made on first use and kept with the connection: each request then only moves its
+    /// deadline instead of registering and removing a timer. (The HTTP/1 engine times its
+    /// exchanges with the client connection's own [`Deadline`].)
+    pub(crate) timer: Option<Deadline>,
 }
 
 /// Why a new connection to a target could not be made.
@@ -73,6 +79,7 @@ impl UpConn {
         Ok(UpConn {
             stream,
             buf: InBuf::new(),
+            timer: None,
         })
     }
 
