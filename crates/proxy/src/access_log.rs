@@ -206,23 +206,23 @@ fn content_length(h: &http::HeaderMap) -> Option<u64> {
 
 impl Pending {
     /// Note the request's head and mark it [`Logged`].
-    pub(crate) fn start<B>(
-        req: &mut http::Request<B>,
+    pub(crate) fn start(
+        req: &mut http::request::Parts,
         client: SocketAddr,
         listener: SocketAddr,
     ) -> Pending {
-        req.extensions_mut().insert(Logged);
+        req.extensions.insert(Logged);
         Pending {
             time: SystemTime::now(),
             arrived: std::time::Instant::now(),
             client,
             listener,
-            method: req.method().clone(),
+            method: req.method.clone(),
             path: req
-                .uri()
+                .uri
                 .path_and_query()
                 .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
-            received_bytes: content_length(req.headers()),
+            received_bytes: content_length(&req.headers),
         }
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::HeaderValue;
-use http::{Request, Response, StatusCode};
+use http::{Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -227,11 +227,33 @@ impl Conn {
     }
 }
 
-/// Route one request of an HTTP/2 client, produce its response, and count it.
-pub(crate) async fn handle(mut req: Request<ReqBody>, ctx: &ConnCtx) -> Response<ProxyBody> {
+/// Route an HTTP/2 client's request and produce its response: forwarded, or answered by the
+/// load balancer (redirect, fixed response, 4xx/5xx). Counted and access-logged here. One
+/// async level over [`forward`] on purpose: each level keeps its own copy of the request's
+/// parts in the stream's future, which is moved into place for every request.
+pub(crate) async fn handle(
+    mut parts: http::request::Parts,
+    body: ReqBody,
+    ctx: &ConnCtx,
+) -> Response<ProxyBody> {
     let log = ctx.stats.access_log();
-    let pending = log.map(|_| access_log::Pending::start(&mut req, ctx.peer, ctx.local));
-    let resp = route(req, ctx).await;
+    let pending = log.map(|_| access_log::Pending::start(&mut parts, ctx.peer, ctx.local));
+    let resp = match route(parts, body, ctx) {
+        Routed::Answer(resp) => resp,
+        Routed::Forward {
+            group,
+            parts,
+            body,
+            exceeded,
+        } => {
+            let resp = forward(&group, parts, body, &ctx.fwd, &ctx.config).await;
+            if exceeded.is_some_and(|e| e.load(Ordering::Relaxed)) {
+                payload_too_large()
+            } else {
+                resp
+            }
+        }
+    };
     let generated = matches!(resp.body(), ProxyBody::Full(_));
     ctx.stats.record(resp.status(), generated);
     if let (Some(log), Some(p)) = (log, pending) {
@@ -240,18 +262,30 @@ pub(crate) async fn handle(mut req: Request<ReqBody>, ctx: &ConnCtx) -> Response
     resp
 }
 
-async fn route(req: Request<ReqBody>, ctx: &ConnCtx) -> Response<ProxyBody> {
+/// Where a request goes, decided without waiting.
+enum Routed {
+    /// The load balancer answers itself.
+    Answer(Response<ProxyBody>),
+    /// To a target group, with the body limited; `exceeded` is raised if the limit was hit.
+    Forward {
+        group: Arc<crate::TargetGroup>,
+        parts: http::request::Parts,
+        body: ReqBody,
+        exceeded: Option<Arc<AtomicBool>>,
+    },
+}
+
+fn route(parts: http::request::Parts, body: ReqBody, ctx: &ConnCtx) -> Routed {
     if let Some(max) = ctx.limits.max_request_body {
-        if let Some(resp) = over_body_limit(&req, max) {
-            return resp;
+        if let Some(resp) = over_body_limit(&body, max) {
+            return Routed::Answer(resp);
         }
     }
-    let (parts, body) = req.into_parts();
     let group = {
         let router = ctx.router.load();
         match router.route(&parts, ctx.peer.ip()) {
             Decision::Forward(group) => Arc::clone(group),
-            other => return other.respond(),
+            other => return Routed::Answer(other.respond()),
         }
     };
     let mut body = body;
@@ -264,18 +298,19 @@ async fn route(req: Request<ReqBody>, ctx: &ConnCtx) -> Response<ProxyBody> {
         });
         exceeded = Some(flag);
     }
-    let resp = forward(&group, parts, body, &ctx.fwd, &ctx.config).await;
-    if exceeded.is_some_and(|e| e.load(Ordering::Relaxed)) {
-        return payload_too_large();
+    Routed::Forward {
+        group,
+        parts,
+        body,
+        exceeded,
     }
-    resp
 }
 
 /// 413 for a request whose declared length exceeds the body limit (checked before anything is
 /// forwarded). The connection is closed after the answer: the unread body must not be taken
 /// for the next request.
-fn over_body_limit(req: &Request<ReqBody>, max: u64) -> Option<Response<ProxyBody>> {
-    let declared = http_body::Body::size_hint(req.body()).lower();
+fn over_body_limit(body: &ReqBody, max: u64) -> Option<Response<ProxyBody>> {
+    let declared = http_body::Body::size_hint(body).lower();
     if declared <= max {
         return None;
     }

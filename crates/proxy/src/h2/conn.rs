@@ -32,7 +32,6 @@ use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use http::header::{self, HeaderMap};
-use http::Request;
 use http_body::{Body, Frame};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -951,7 +950,7 @@ where
         );
         let ctx = Arc::clone(&self.ctx);
         self.tasks.push(Task::new(id, async move {
-            let resp = handle(Request::from_parts(parts, body), &ctx).await;
+            let resp = handle(parts, body, &ctx).await;
             let (parts, mut body) = resp.into_parts();
             let first = if body.is_end_stream() {
                 None
