@@ -658,9 +658,6 @@ impl ListenerSet {
     }
 }
 
-/// Brings the listeners to the new config: binds new ones first (a taken port refuses the
-/// whole reload before anything changed), swaps the routing of changed ones (no connection is
-/// touched), drains removed ones. Returns the change lines, or the bind error.
 /// How many connections a listener's kernel queue holds before `accept` takes them (Linux caps
 /// it at `net.core.somaxconn`). tokio's and the standard library's `bind` use 128, which a
 /// burst of new connections overflows: the kernel then drops SYNs, and each dropped client
@@ -682,6 +679,9 @@ pub(crate) fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(LISTEN_BACKLOG)
 }
 
+/// The first half of bringing the listeners to the new config: binds the new ones, their
+/// certificates and access logs, before anything changes (a taken port refuses the whole
+/// reload). [`apply_listeners`] then does the rest.
 fn bind_new_listeners(set: &ListenerSet, new: &Config) -> Result<Vec<BoundListener>, AdminError> {
     let existing: Vec<SocketAddr> = lock(&set.entries).keys().copied().collect();
     let mut bound = Vec::new();
@@ -723,6 +723,8 @@ fn bind_new_listeners(set: &ListenerSet, new: &Config) -> Result<Vec<BoundListen
     Ok(bound)
 }
 
+/// The second half: swaps the routing of changed listeners (no connection is touched), starts
+/// the ones bound by [`bind_new_listeners`], drains removed ones. Returns the change lines.
 fn apply_listeners(shared: &Shared, new: &Config, bound: Vec<BoundListener>) -> Vec<String> {
     let mut changes = Vec::new();
     let c = shared.lock();

@@ -230,20 +230,16 @@ pub(crate) async fn read_head(
             Poll::Pending => return Poll::Pending,
         }
     });
-    let deadline = tokio::time::Instant::from_std(sent) + idle;
-    let timer = match &mut up.timer {
-        Some(t) => {
-            t.set(deadline);
-            t
-        }
-        None => up.timer.insert(Deadline::new(deadline)),
-    };
+    let sent_at = tokio::time::Instant::from_std(sent);
+    let deadline = sent_at + idle;
+    let timer = up.timer.get_or_insert_with(|| Deadline::new(deadline));
+    timer.set(deadline);
     let expired = async {
         loop {
             timer.expired().await;
             // The clock runs from the last progress of the upload.
             let last = Duration::from_millis(progress.load(Ordering::Relaxed));
-            let from_last = tokio::time::Instant::from_std(sent) + last + idle;
+            let from_last = sent_at + last + idle;
             if from_last <= tokio::time::Instant::now() {
                 return;
             }
