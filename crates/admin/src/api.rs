@@ -294,19 +294,7 @@ pub struct InstanceRefreshRequest {
 
 /// An instance refresh request with its values parsed; `None` leaves a preference to the
 /// group's `instance_refresh` settings (and those to AWS's defaults).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RefreshOverrides {
-    /// Healthy floor, 0..=100.
-    pub min_healthy_percentage: Option<u32>,
-    /// Warm-up of a new instance.
-    pub instance_warmup: Option<std::time::Duration>,
-    /// Checkpoints, ascending, each in 1..=100.
-    pub checkpoint_percentages: Option<Vec<u32>>,
-    /// Pause at each checkpoint.
-    pub checkpoint_delay: Option<std::time::Duration>,
-    /// Automatic rollback on a failing new instance.
-    pub auto_rollback: Option<bool>,
-}
+pub use flotilla_control::RefreshOverrides;
 
 /// An instance refresh and its progress (`GET /v1/groups/{name}/instance-refresh`), as AWS
 /// `DescribeInstanceRefreshes` shows it.

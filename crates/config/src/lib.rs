@@ -24,6 +24,7 @@ mod matching;
 mod model;
 mod routing;
 mod scaling;
+mod spec;
 mod suggest;
 mod validate;
 
@@ -43,10 +44,10 @@ pub use routing::{
     LoadBalancerType, Redirect, Rule, WeightedTargetGroup, ROLLBACK_METRICS,
 };
 pub use scaling::{
-    AdjustmentType, AlarmSpec, AutoScalingGroup, Comparison, HealthCheckType,
+    AdjustmentType, AlarmSpec, AutoScalingGroupConfig, Comparison, HealthCheckType,
     InstanceRefreshSettings, LifecycleActionResult, LifecycleHook, LifecycleTransition,
-    MissingData, ScalingPolicy, ScalingPolicyKind, ScheduledAction, StepAdjustment,
-    TerminationPolicy, WarmPool, DISTRIBUTION_METRICS, KNOWN_METRICS, KNOWN_STATISTICS,
+    MissingData, ScalingPolicy, ScheduledActionSpec, SimpleSpec, StepAdjustment, StepSpec,
+    TargetTrackingSpec, TerminationPolicy, WarmPool,
 };
 
 /// Reads the file at `path` and [`parse`]s it; also checks that the files the config names

@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::matching::{Cidr, QueryPair};
 
 /// A load balancer (`[load_balancers.NAME]`): one or more listeners sharing settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LoadBalancer {
     /// Application (HTTP, layer 7, with rules) or network (TCP, layer 4). TOML key `type`.
     pub kind: LoadBalancerType,
@@ -52,7 +52,7 @@ impl LoadBalancerType {
 }
 
 /// One listening socket of a load balancer with its routing rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     /// Local address to listen on; unique across all listeners and the admin API.
     pub bind: SocketAddr,
@@ -100,7 +100,7 @@ pub struct Certificate {
 }
 
 /// A listener rule: when all conditions match, perform the action.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// 1–50000, unique per listener; lower is evaluated first.
     pub priority: u32,
@@ -148,7 +148,7 @@ impl Condition {
 }
 
 /// What a rule or a listener's default does with a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     /// Send to one or more target groups, split by weight.
     Forward {
@@ -184,35 +184,17 @@ impl Action {
 /// Automatic rollback of a canary (`rollback = { target_group, alarm }` on a weighted forward):
 /// when the alarm on the canary group's metric fires, that group's weight is set to 0 so all
 /// traffic goes to the others. Beyond AWS, which leaves this to CodeDeploy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CanaryRollback {
-    /// The canary: one of the action's target groups, not the only one.
-    pub target_group: String,
-    /// The alarm on the canary group's metric (`http_target_5xx_count`, `http_target_5xx_rate`
-    /// — percent of its requests answered 5xx by its targets —, `target_response_time`,
-    /// `request_count`).
-    pub alarm: crate::scaling::AlarmSpec,
-}
-
-// The alarm's threshold is always finite (the decoder refuses NaN), so equality is total.
-impl Eq for CanaryRollback {}
+pub use flotilla_control::RollbackSpec as CanaryRollback;
+/// A target group in a forward action; traffic share is weight / sum of weights.
+pub use flotilla_control::WeightedTargetGroup;
 
 /// Metrics a canary rollback alarm may watch (at the canary target group's scope).
-pub const ROLLBACK_METRICS: &[&str] = &[
-    "http_target_5xx_count",
-    "http_target_5xx_rate",
-    "target_response_time",
-    "request_count",
+pub const ROLLBACK_METRICS: [flotilla_control::metrics::Metric; 4] = [
+    flotilla_control::metrics::Metric::HttpTarget5xxCount,
+    flotilla_control::metrics::Metric::HttpTarget5xxRate,
+    flotilla_control::metrics::Metric::TargetResponseTime,
+    flotilla_control::metrics::Metric::RequestCount,
 ];
-
-/// A target group in a forward action; traffic share is weight / sum of weights.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WeightedTargetGroup {
-    /// Name of a `[target_groups.NAME]`.
-    pub name: String,
-    /// 0–999; 0 sends no traffic. Default 1.
-    pub weight: u32,
-}
 
 /// An ALB redirect: unspecified components keep the request's values; components may use
 /// `#{protocol}`, `#{host}`, `#{port}`, `#{path}` (without leading `/`) and `#{query}`.

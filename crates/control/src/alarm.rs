@@ -10,6 +10,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
+use crate::metrics::{Metric, Statistic};
+
 /// How the period's statistic is compared with the threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Comparison {
@@ -103,10 +105,10 @@ impl fmt::Display for AlarmState {
 /// caller, which feeds the alarm one value per period).
 #[derive(Clone, Debug, PartialEq)]
 pub struct AlarmSpec {
-    /// Metric name, used in causes.
-    pub metric: String,
-    /// Statistic name, used in causes.
-    pub statistic: String,
+    /// The metric watched.
+    pub metric: Metric,
+    /// The statistic of each period.
+    pub statistic: Statistic,
     /// Length of one period.
     pub period: Duration,
     /// N: how many recent periods are evaluated (at least 1).
@@ -292,8 +294,8 @@ mod tests {
 
     fn spec(n: u32, m: u32, missing: MissingData) -> AlarmSpec {
         AlarmSpec {
-            metric: "cpu_utilization".into(),
-            statistic: "average".into(),
+            metric: Metric::CpuUtilization,
+            statistic: Statistic::Average,
             period: Duration::from_secs(10),
             evaluation_periods: n,
             datapoints_to_alarm: m,

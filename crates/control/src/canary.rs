@@ -151,8 +151,8 @@ mod tests {
         RollbackSpec {
             target_group: "canary".into(),
             alarm: AlarmSpec {
-                metric: "http_target_5xx_rate".into(),
-                statistic: "average".into(),
+                metric: crate::metrics::Metric::HttpTarget5xxRate,
+                statistic: crate::metrics::Statistic::Average,
                 period: Duration::from_secs(10),
                 evaluation_periods,
                 datapoints_to_alarm,

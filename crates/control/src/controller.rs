@@ -12,9 +12,9 @@ use jiff::Timestamp;
 
 use crate::group::{AutoScalingGroup, LifecycleState, ScalingProcess};
 use crate::id::InstanceId;
+use crate::metrics::{Metric, Statistic};
 use crate::policy::{
-    combine, Proposal, SimplePolicy, SimpleSpec, StepPolicy, StepSpec, TargetTrackingPolicy,
-    TargetTrackingSpec,
+    combine, Proposal, ScalingPolicy, SimplePolicy, StepPolicy, TargetTrackingPolicy,
 };
 use crate::schedule::ScheduledActionSpec;
 use crate::time::Time;
@@ -22,10 +22,10 @@ use crate::time::Time;
 /// What a policy asks the metrics store for.
 #[derive(Clone, Copy, Debug)]
 pub struct MetricQuery<'a> {
-    /// Metric name (interface §3), e.g. `request_rate_per_target`.
-    pub metric: &'a str,
-    /// Statistic name, e.g. `average` or `p90`.
-    pub statistic: &'a str,
+    /// The metric, e.g. `request_rate_per_target`.
+    pub metric: Metric,
+    /// The statistic of the period, e.g. `average` or `p90`.
+    pub statistic: Statistic,
     /// The period the value is aggregated over, ending at `end`.
     pub period: Duration,
     /// End of the period (inclusive).
@@ -50,12 +50,8 @@ pub struct ControllerSpec {
     pub default_instance_warmup: Option<Duration>,
     /// Cooldown of simple policies without their own (AWS `DefaultCooldown`).
     pub default_cooldown: Duration,
-    /// Target tracking policies.
-    pub target_tracking: Vec<TargetTrackingSpec>,
-    /// Step scaling policies.
-    pub step: Vec<StepSpec>,
-    /// Simple scaling policies.
-    pub simple: Vec<SimpleSpec>,
+    /// The dynamic scaling policies, in the order the config lists them.
+    pub policies: Vec<ScalingPolicy>,
     /// Scheduled actions.
     pub scheduled: Vec<ScheduledActionSpec>,
 }
@@ -118,36 +114,15 @@ impl ScalingController {
         let warmup = spec
             .default_instance_warmup
             .unwrap_or(spec.default_cooldown);
-        let sched = |period: Duration| now + period.max(Duration::from_secs(1));
-        ScalingController {
+        let scheduled = |period: Duration| {
+            let period = period.max(Duration::from_secs(1));
+            (period, now + period)
+        };
+        let mut c = ScalingController {
             warmup,
-            target_tracking: spec
-                .target_tracking
-                .into_iter()
-                .map(|s| Scheduled {
-                    period: s.period.max(Duration::from_secs(1)),
-                    next_eval: sched(s.period),
-                    policy: TargetTrackingPolicy::new(s),
-                })
-                .collect(),
-            step: spec
-                .step
-                .into_iter()
-                .map(|s| Scheduled {
-                    period: s.alarm.period.max(Duration::from_secs(1)),
-                    next_eval: sched(s.alarm.period),
-                    policy: StepPolicy::new(s),
-                })
-                .collect(),
-            simple: spec
-                .simple
-                .into_iter()
-                .map(|s| Scheduled {
-                    period: s.alarm.period.max(Duration::from_secs(1)),
-                    next_eval: sched(s.alarm.period),
-                    policy: SimplePolicy::new(s, spec.default_cooldown),
-                })
-                .collect(),
+            target_tracking: Vec::new(),
+            step: Vec::new(),
+            simple: Vec::new(),
             scheduled: spec
                 .scheduled
                 .into_iter()
@@ -158,7 +133,36 @@ impl ScalingController {
                 .collect(),
             last_wall: None,
             last_values: Vec::new(),
+        };
+        for p in spec.policies {
+            match p {
+                ScalingPolicy::TargetTracking(s) => {
+                    let (period, next_eval) = scheduled(s.period);
+                    c.target_tracking.push(Scheduled {
+                        period,
+                        next_eval,
+                        policy: TargetTrackingPolicy::new(s),
+                    });
+                }
+                ScalingPolicy::Step(s) => {
+                    let (period, next_eval) = scheduled(s.alarm.period);
+                    c.step.push(Scheduled {
+                        period,
+                        next_eval,
+                        policy: StepPolicy::new(s),
+                    });
+                }
+                ScalingPolicy::Simple(s) => {
+                    let (period, next_eval) = scheduled(s.alarm.period);
+                    c.simple.push(Scheduled {
+                        period,
+                        next_eval,
+                        policy: SimplePolicy::new(s, spec.default_cooldown),
+                    });
+                }
+            }
         }
+        c
     }
 
     /// The warm-up in force (default instance warm-up, else the default cooldown).
@@ -358,8 +362,8 @@ impl ScalingController {
             s.next_eval = next_eval(s.next_eval, s.period, now);
             let spec = s.policy.spec();
             let value = metrics.group_metric(&MetricQuery {
-                metric: &spec.metric,
-                statistic: &spec.statistic,
+                metric: spec.metric,
+                statistic: spec.statistic,
                 period: s.period,
                 end: now,
                 instances: &measured,
@@ -382,8 +386,8 @@ impl ScalingController {
             s.next_eval = next_eval(s.next_eval, s.period, now);
             let a = &s.policy.spec().alarm;
             let value = metrics.group_metric(&MetricQuery {
-                metric: &a.metric,
-                statistic: &a.statistic,
+                metric: a.metric,
+                statistic: a.statistic,
                 period: s.period,
                 end: now,
                 instances: &measured,
@@ -400,8 +404,8 @@ impl ScalingController {
             s.next_eval = next_eval(s.next_eval, s.period, now);
             let a = &s.policy.spec().alarm;
             let value = metrics.group_metric(&MetricQuery {
-                metric: &a.metric,
-                statistic: &a.statistic,
+                metric: a.metric,
+                statistic: a.statistic,
                 period: s.period,
                 end: now,
                 instances: &measured,

@@ -15,23 +15,35 @@
 //! * [`CanaryRollback`] — a weighted forward's canary watch: an alarm on the canary target
 //!   group that sets its weight to 0 when it fires.
 //! * [`ZoneDrills`] — the cluster's zones and the outage and zonal-shift drills run on them.
+//! * [`metrics`] — the per-second metrics store those decide on.
+//! * [`Cluster`] — all of the above as one machine: the only thing a driver talks to.
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::disallowed_methods)]
 
 pub mod alarm;
 mod canary;
+mod cluster;
 mod controller;
 mod cron;
 mod group;
 mod health;
 mod id;
+pub mod metrics;
 pub mod policy;
 pub mod schedule;
+mod template;
 mod time;
 mod zones;
 
 pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
+pub use cluster::{
+    durable_state, AdoptedInstance, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect,
+    ForwardSpec, ForwardStatus, GroupView, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
+    LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
+    TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
+    WeightsError,
+};
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,
 };
@@ -47,5 +59,7 @@ pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,
 };
 pub use id::{IdGenerator, InstanceId};
+pub use policy::ScalingPolicy;
+pub use template::{LaunchTemplate, StopSignal};
 pub use time::Time;
 pub use zones::{ZoneDrill, ZoneDrills, ZoneError, ZoneEvent, ZoneStatus, MAX_DRILL_DURATION};

@@ -12,7 +12,7 @@ use jiff::{Timestamp, ToSpan};
 use crate::cron::Cron;
 
 /// A scheduled action's settings.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ScheduledActionSpec {
     /// Unique within the group; shown in the cause.
     pub name: String,

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use flotilla_compute::{LaunchSpec, Signal};
-use flotilla_config::LaunchTemplate;
+use flotilla_control::LaunchTemplate;
 use flotilla_control::InstanceId;
 
 /// The placeholder in a launch template's command that stands for the running binary, so the

@@ -1,29 +1,32 @@
-//! The real runtime: feeds the sans-IO control plane (`flotilla-control`) wall-clock time,
-//! real processes (`flotilla-compute`) and real health probes, and turns its decisions into
-//! data-plane snapshots (`flotilla-proxy`). The admin API reads and changes it through
+//! The real runtime: the executor of the sans-IO control plane (`flotilla-control`'s
+//! `Cluster`). It feeds the cluster wall-clock time, process exits, probe results and the data
+//! plane's counters, and carries out its effects with real processes
+//! (`flotilla-compute`), routing snapshots (`flotilla-proxy`) and durable writes
+//! (`flotilla-state`). The admin API reads and changes it through
 //! [`AdminBackend`](flotilla_admin::AdminBackend).
 //!
-//! Everything that decides lives in `flotilla-control`; everything here only carries out.
+//! Every decision lives in `flotilla-control`; everything here only carries out. The rooms:
+//! `run` (start, the control loop, shutdown), `executor` (effects → I/O), `sampler` (counters
+//! and `/proc` → samples), `data_plane` and `listeners` (the proxy's objects), `reload`,
+//! `persist` (the state store), `admin_adapter` (the admin API), `prometheus`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-mod backend;
+mod admin_adapter;
 mod clock;
-mod control;
+mod data_plane;
 mod error;
+mod executor;
 mod launch;
-mod lb_metrics;
-mod lifecycle;
+mod listeners;
 mod persist;
 mod probe;
 mod prometheus;
 mod protocols;
 mod reload;
 mod run;
-mod scale_from_zero;
-mod scaling;
-mod shift;
-mod weights;
+mod sampler;
+mod shared;
 
 pub use error::RuntimeError;
 pub use run::{run, RunOptions};

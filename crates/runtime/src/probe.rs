@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use flotilla_control::ProbeResult;
 use flotilla_proxy::ProbeError;
 
-use crate::control::ProbeSpec;
+use crate::data_plane::ProbeSpec;
 
 /// Probes `target` once: an HTTP GET when the check has a path, a TCP connect otherwise.
 pub(crate) async fn run_probe(target: SocketAddr, check: &ProbeSpec) -> ProbeResult {

@@ -11,8 +11,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::backend::Shared;
-use crate::control::zone_of;
+use crate::shared::Shared;
 
 type Labels = Vec<(String, String)>;
 
@@ -88,7 +87,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     let max_size = Family::<Labels, Gauge>::default();
     let mut response_times = ResponseTimes::default();
 
-    for (lb, bind, stats) in shared.listener_set.stats() {
+    for (lb, bind, stats) in shared.listeners.stats() {
         let l = labels(&[("load_balancer", &lb), ("listener", &bind)]);
         lb_requests.get_or_create(&l).inc_by(stats.requests_total());
         lb_elb_5xx.get_or_create(&l).inc_by(stats.elb_5xx_total());
@@ -105,16 +104,18 @@ pub(crate) fn render(shared: &Shared) -> String {
     }
 
     {
-        let c = shared.lock();
-        for (tg_name, tg) in &c.target_groups {
+        let proxies = shared.data_plane.each();
+        let c = shared.cluster();
+        let zone_at = |addr| c.instance_at(addr).and_then(|id| c.zone_of(id)).unwrap_or_default();
+        for (tg_name, proxy) in &proxies {
+            let Some(health) = c.target_group_health(tg_name) else {
+                continue;
+            };
             let mut group_times = HistogramSnapshot::default();
-            for b in tg.proxy.stats() {
+            for b in proxy.stats() {
                 group_times.merge(&b.response_time);
                 let addr = b.addr.to_string();
-                let zone = c
-                    .instance_at(b.addr)
-                    .and_then(|id| zone_of(&c.groups, &c.instances, id))
-                    .unwrap_or_default();
+                let zone = zone_at(b.addr);
                 let l = labels(&[
                     ("target_group", tg_name),
                     ("target", &addr),
@@ -126,11 +127,8 @@ pub(crate) fn render(shared: &Shared) -> String {
                     .get_or_create(&l)
                     .set(gauge(b.in_flight as u64));
             }
-            for t in tg.health.targets() {
-                let zone = c
-                    .instance_at(t.target)
-                    .and_then(|id| zone_of(&c.groups, &c.instances, id))
-                    .unwrap_or_default();
+            for t in health.targets() {
+                let zone = zone_at(t.target);
                 let l = labels(&[("target_group", tg_name), ("zone", &zone)]);
                 let family = match t.state.as_str() {
                     "healthy" => &healthy,
@@ -144,12 +142,12 @@ pub(crate) fn render(shared: &Shared) -> String {
                 .push((labels(&[("target_group", tg_name)]), group_times));
             // Report zero rather than nothing for a target group with no healthy target.
             let l = labels(&[("target_group", tg_name), ("zone", "")]);
-            if tg.health.targets().next().is_none() {
+            if health.targets().next().is_none() {
                 healthy.get_or_create(&l).set(0);
             }
         }
-        for (name, g) in &c.groups {
-            let l = labels(&[("group", name)]);
+        for g in c.groups() {
+            let l = labels(&[("group", g.name)]);
             desired
                 .get_or_create(&l)
                 .set(i64::from(g.asg.desired_capacity()));
@@ -248,7 +246,7 @@ pub(crate) fn render(shared: &Shared) -> String {
 
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
-        tracing::warn!("cannot encode metrics: {e}");
+        tracing::warn!(error = %e, "cannot encode metrics");
     }
     out
 }

@@ -234,7 +234,7 @@ fn decode_rollback(
         }
     }
     let alarm = t.req(ctx, "alarm", |c, v| {
-        decode_alarm_of(c, v, t.child("alarm"), ROLLBACK_METRICS)
+        decode_alarm_of(c, v, t.child("alarm"), &ROLLBACK_METRICS)
     });
     Some(CanaryRollback {
         target_group: target_group?,

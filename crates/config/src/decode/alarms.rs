@@ -4,53 +4,58 @@ use std::time::Duration;
 
 use super::policies::check_adjustment;
 use super::{Ctx, Tbl, Val};
-use crate::scaling::{
-    AdjustmentType, AlarmSpec, Comparison, MissingData, StepAdjustment, DISTRIBUTION_METRICS,
-    KNOWN_METRICS, KNOWN_STATISTICS,
-};
+use crate::scaling::{AdjustmentType, AlarmSpec, Comparison, MissingData, StepAdjustment};
+use flotilla_control::metrics::{Metric, Statistic};
 
 /// The optional `statistic` key of a policy or alarm on `metric` (when that is known), or
-/// `default`. Percentiles exist only for distribution metrics: asked of another metric they
-/// would never have data, so the policy would never act.
+/// `default`. Percentiles exist only for distribution metrics: asked of another metric
+/// they would never have data, so the policy would never act.
 pub(crate) fn statistic(
     ctx: &mut Ctx,
     t: &Tbl<'_, '_>,
-    metric: Option<&str>,
-    default: &str,
-) -> String {
+    metric: Option<Metric>,
+    default: Statistic,
+) -> Statistic {
     let Some(v) = t.get("statistic") else {
-        return default.to_string();
+        return default;
     };
-    let opts: Vec<(&str, &str)> = KNOWN_STATISTICS.iter().map(|s| (*s, *s)).collect();
+    let opts: Vec<(&str, Statistic)> = Statistic::ALL.iter().map(|s| (s.as_str(), *s)).collect();
     let Some(stat) = ctx.choice(v, "statistic", &opts) else {
-        return default.to_string();
+        return default;
     };
-    let percentile = stat.starts_with('p');
-    if let Some(m) = metric.filter(|m| percentile && !DISTRIBUTION_METRICS.contains(m)) {
+    if let Some(m) = metric.filter(|m| stat.quantile().is_some() && !m.is_distribution()) {
+        let distributions: Vec<&str> = Metric::SCALING
+            .iter()
+            .filter(|m| m.is_distribution())
+            .map(|m| m.as_str())
+            .collect();
         ctx.err(
             v.span(),
             format!(
                 "statistic `{stat}` needs a distribution metric ({}); `{m}` has none of its \
                  percentiles",
-                DISTRIBUTION_METRICS.join(", ")
+                distributions.join(", ")
             ),
         );
     }
-    stat.to_string()
+    stat
 }
 
-pub(crate) fn metric(ctx: &mut Ctx, v: &Val<'_>) -> Option<String> {
-    metric_of(ctx, v, KNOWN_METRICS)
+pub(crate) fn metric(ctx: &mut Ctx, v: &Val<'_>) -> Option<Metric> {
+    metric_of(ctx, v, &Metric::SCALING)
 }
 
 /// A metric name that must be one of `known`.
-fn metric_of(ctx: &mut Ctx, v: &Val<'_>, known: &[&str]) -> Option<String> {
+fn metric_of(ctx: &mut Ctx, v: &Val<'_>, known: &[Metric]) -> Option<Metric> {
     let m = ctx.nonempty(v)?;
-    if !known.contains(&m.as_str()) {
-        let hint = crate::suggest::hint(&m, known.iter().copied());
-        ctx.err(v.span(), format!("unknown metric `{m}`{hint}"));
+    match known.iter().find(|k| k.as_str() == m) {
+        Some(k) => Some(*k),
+        None => {
+            let hint = crate::suggest::hint(&m, known.iter().map(|k| k.as_str()));
+            ctx.err(v.span(), format!("unknown metric `{m}`{hint}"));
+            None
+        }
     }
-    Some(m)
 }
 
 /// A metric period: at least one second and a whole number of seconds.
@@ -134,7 +139,7 @@ pub(crate) fn decode_steps(
 }
 
 pub(crate) fn decode_alarm(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<AlarmSpec> {
-    decode_alarm_of(ctx, v, path, KNOWN_METRICS)
+    decode_alarm_of(ctx, v, path, &Metric::SCALING)
 }
 
 /// An alarm whose metric must be one of `metrics` (a canary rollback watches fewer).
@@ -142,7 +147,7 @@ pub(crate) fn decode_alarm_of(
     ctx: &mut Ctx,
     v: &Val<'_>,
     path: String,
-    metrics: &[&str],
+    metrics: &[Metric],
 ) -> Option<AlarmSpec> {
     let keys = [
         "metric",
@@ -156,7 +161,7 @@ pub(crate) fn decode_alarm_of(
     ];
     let t = ctx.table(v, path, &keys)?;
     let metric = t.req(ctx, "metric", |c, v| metric_of(c, v, metrics));
-    let statistic = statistic(ctx, &t, metric.as_deref(), "average");
+    let statistic = statistic(ctx, &t, metric, Statistic::Average);
     let period = t
         .opt(ctx, "period", period)
         .unwrap_or(Duration::from_secs(60));

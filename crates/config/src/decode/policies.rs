@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use flotilla_control::metrics::{Metric, Statistic};
+
 use super::alarms::{decode_alarm, decode_steps, metric, period, statistic};
 use super::{Ctx, RefKind, Reference, Tbl, Val};
 use crate::scaling::{
-    AdjustmentType, AutoScalingGroup, HealthCheckType, InstanceRefreshSettings, ScalingPolicy,
-    ScalingPolicyKind, ScheduledAction, TerminationPolicy,
+    AdjustmentType, AutoScalingGroupConfig, HealthCheckType, InstanceRefreshSettings,
+    ScalingPolicy, ScheduledActionSpec, SimpleSpec, StepSpec, TargetTrackingSpec,
+    TerminationPolicy,
 };
 
 pub(crate) fn decode_group(
@@ -14,7 +17,7 @@ pub(crate) fn decode_group(
     v: &Val<'_>,
     path: String,
     cluster_zones: &[String],
-) -> Option<AutoScalingGroup> {
+) -> Option<AutoScalingGroupConfig> {
     let keys = [
         "launch_template",
         "target_groups",
@@ -129,7 +132,7 @@ pub(crate) fn decode_group(
         })
         .unwrap_or_default();
     let min_size = min_size?;
-    Some(AutoScalingGroup {
+    Some(AutoScalingGroupConfig {
         launch_template: launch_template?,
         target_groups,
         zones,
@@ -311,12 +314,8 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
     let kind = match kind? {
         K::Tt => {
             let metric = t.req(ctx, "metric", metric);
-            let default_statistic = if metric.as_deref() == Some("target_response_time") {
-                "p90"
-            } else {
-                "average"
-            };
-            let statistic = statistic(ctx, &t, metric.as_deref(), default_statistic);
+            let default = metric.map_or(Statistic::Average, Metric::default_statistic);
+            let statistic = statistic(ctx, &t, metric, default);
             let target_value = t.req(ctx, "target_value", |ctx, v| {
                 let x = ctx.number(v)?;
                 if x <= 0.0 {
@@ -334,14 +333,15 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
             let disable_scale_in = t
                 .opt(ctx, "disable_scale_in", Ctx::boolean)
                 .unwrap_or(false);
-            ScalingPolicyKind::TargetTracking {
+            ScalingPolicy::TargetTracking(TargetTrackingSpec {
+                name: name.clone()?,
                 metric: metric?,
                 statistic,
                 target_value: target_value?,
                 period,
                 scale_in_stabilization,
                 disable_scale_in,
-            }
+            })
         }
         K::Step => {
             let adjustment_type = adjustment_type(ctx, &t);
@@ -357,12 +357,13 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
                 }
                 u32::try_from(n).ok()
             });
-            ScalingPolicyKind::Step {
+            ScalingPolicy::Step(StepSpec {
+                name: name.clone()?,
                 adjustment_type,
                 alarm: alarm?,
                 steps: steps?,
                 min_adjustment_magnitude: mam,
-            }
+            })
         }
         K::Simple => {
             let adjustment_type = adjustment_type(ctx, &t);
@@ -373,16 +374,17 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
                 Some(n)
             });
             let cooldown = t.opt(ctx, "cooldown", Ctx::duration);
-            ScalingPolicyKind::Simple {
+            ScalingPolicy::Simple(SimpleSpec {
+                name: name.clone()?,
                 adjustment_type,
                 alarm: alarm?,
                 adjustment: adjustment?,
                 cooldown,
-            }
+                min_adjustment_magnitude: None,
+            })
         }
     };
-    let name = name?;
-    Some((name.clone(), ScalingPolicy { name, kind }))
+    Some((name?, kind))
 }
 
 fn adjustment_type(ctx: &mut Ctx, t: &Tbl<'_, '_>) -> AdjustmentType {
@@ -409,7 +411,13 @@ pub(crate) fn check_adjustment(ctx: &mut Ctx, v: &Val<'_>, n: i64, ty: Adjustmen
     }
 }
 
-fn decode_scheduled(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, ScheduledAction)> {
+/// A scheduled action, parsed once here into what runs: a config that validates can always be
+/// scheduled.
+fn decode_scheduled(
+    ctx: &mut Ctx,
+    v: &Val<'_>,
+    path: String,
+) -> Option<(String, ScheduledActionSpec)> {
     let keys = [
         "name",
         "recurrence",
@@ -502,19 +510,24 @@ fn decode_scheduled(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String,
         }
     }
     let name = name?;
-    Some((
-        name.clone(),
-        ScheduledAction {
-            name,
-            recurrence,
-            time_zone,
-            start_time,
-            end_time,
-            min_size: min,
-            max_size: max,
-            desired_capacity: desired,
-        },
-    ))
+    // Every part was checked above with the same parsers, so this only fails on a bug; the
+    // error is then reported at the action rather than lost.
+    match ScheduledActionSpec::parse(
+        &name,
+        recurrence.as_deref(),
+        &time_zone,
+        start_time.as_deref(),
+        end_time.as_deref(),
+        min,
+        max,
+        desired,
+    ) {
+        Ok(spec) => Some((name, spec)),
+        Err(e) => {
+            ctx.err(t.span.clone(), format!("scheduled action `{name}`: {e}"));
+            None
+        }
+    }
 }
 
 /// An RFC 3339 time, written either as a TOML datetime or a string.

@@ -24,6 +24,18 @@ pub enum TerminationPolicy {
     OldestLaunchTemplate,
 }
 
+impl TerminationPolicy {
+    /// The config spelling, e.g. `"oldest_instance"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TerminationPolicy::Default => "default",
+            TerminationPolicy::OldestInstance => "oldest_instance",
+            TerminationPolicy::NewestInstance => "newest_instance",
+            TerminationPolicy::OldestLaunchTemplate => "oldest_launch_template",
+        }
+    }
+}
+
 /// What the victim choice needs to know about one live instance.
 #[derive(Clone, Debug)]
 pub(crate) struct Candidate<'a> {

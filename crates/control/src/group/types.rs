@@ -16,6 +16,16 @@ pub enum HealthCheckType {
     Elb,
 }
 
+impl HealthCheckType {
+    /// The config spelling: `"process"` or `"elb"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthCheckType::Process => "process",
+            HealthCheckType::Elb => "elb",
+        }
+    }
+}
+
 /// An Auto Scaling group's configuration, as AWS `CreateAutoScalingGroup` takes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupSpec {

@@ -13,6 +13,38 @@ pub use simple::{SimplePolicy, SimpleSpec};
 pub use step::{StepAdjustment, StepPolicy, StepSpec};
 pub use target_tracking::{TargetTrackingPolicy, TargetTrackingSpec};
 
+/// One dynamic scaling policy of a group (AWS `PutScalingPolicy`), as the config file and the
+/// API describe it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ScalingPolicy {
+    /// Keep a metric near a target value.
+    TargetTracking(TargetTrackingSpec),
+    /// Adjust by an amount chosen from the size of the alarm breach.
+    Step(StepSpec),
+    /// Adjust by a fixed amount, then wait for the cooldown.
+    Simple(SimpleSpec),
+}
+
+impl ScalingPolicy {
+    /// The policy's name, unique within its group.
+    pub fn name(&self) -> &str {
+        match self {
+            ScalingPolicy::TargetTracking(s) => &s.name,
+            ScalingPolicy::Step(s) => &s.name,
+            ScalingPolicy::Simple(s) => &s.name,
+        }
+    }
+
+    /// `target_tracking`, `step` or `simple`, as the config's `type` spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScalingPolicy::TargetTracking(_) => "target_tracking",
+            ScalingPolicy::Step(_) => "step",
+            ScalingPolicy::Simple(_) => "simple",
+        }
+    }
+}
+
 /// How a step or simple adjustment changes the capacity (AWS §6.4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum AdjustmentType {

@@ -125,8 +125,8 @@ mod tests {
 
     fn alarm(cmp: Comparison) -> AlarmSpec {
         AlarmSpec {
-            metric: "cpu_utilization".into(),
-            statistic: "average".into(),
+            metric: crate::metrics::Metric::CpuUtilization,
+            statistic: crate::metrics::Statistic::Average,
             period: Duration::from_secs(10),
             evaluation_periods: 1,
             datapoints_to_alarm: 1,

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{fmt_value, Proposal};
+use crate::metrics::{Metric, Statistic};
 use crate::time::Time;
 
 /// A target tracking policy's settings.
@@ -12,9 +13,9 @@ pub struct TargetTrackingSpec {
     /// Policy name, used in causes.
     pub name: String,
     /// The metric tracked; must fall as capacity rises (e.g. `request_rate_per_target`).
-    pub metric: String,
+    pub metric: Metric,
     /// Statistic over each period (`average`, or `p90` for response time).
-    pub statistic: String,
+    pub statistic: Statistic,
     /// Value to keep the metric at; greater than zero.
     pub target_value: f64,
     /// How often the policy evaluates, and the period its metric is aggregated over.
@@ -120,8 +121,8 @@ impl TargetTrackingPolicy {
         }
         let name = &self.spec.name;
         // "target_response_time p90", but plain "cpu_utilization" for the usual average.
-        let metric = match self.spec.statistic.as_str() {
-            "average" => self.spec.metric.clone(),
+        let metric = match self.spec.statistic {
+            Statistic::Average => self.spec.metric.to_string(),
             stat => format!("{} {stat}", self.spec.metric),
         };
         let v = fmt_value(value);
@@ -162,8 +163,8 @@ mod tests {
     fn policy(stab: u64) -> TargetTrackingPolicy {
         TargetTrackingPolicy::new(TargetTrackingSpec {
             name: "keep-rps".into(),
-            metric: "request_rate_per_target".into(),
-            statistic: "average".into(),
+            metric: Metric::RequestRatePerTarget,
+            statistic: Statistic::Average,
             target_value: 100.0,
             period: Duration::from_secs(10),
             scale_in_stabilization: Duration::from_secs(stab),

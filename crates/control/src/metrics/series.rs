@@ -1,9 +1,9 @@
 //! One series: a ring buffer with a slot per second.
 
-use flotilla_control::Time;
+use crate::time::Time;
 
-use crate::histogram::{self, Counts, BUCKETS};
-use crate::Statistic;
+use super::histogram::{self, Counts, BUCKETS};
+use super::Statistic;
 
 /// One value of a series read at some period: the period's start and its statistic.
 #[derive(Clone, Copy, Debug, PartialEq)]

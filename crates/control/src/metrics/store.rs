@@ -1,130 +1,19 @@
-//! Flotilla's metrics store: one datapoint per second per series, kept for a bounded window.
-//!
-//! Scaling has to react within seconds, so metrics are kept at one-second resolution (CloudWatch
-//! keeps one minute). A series is named by a metric (`request_count`, `cpu_utilization`, ...,
-//! interface §3) and a scope (`group/web`, `target-group/web`, `target/127.0.0.1:1234`,
-//! `load-balancer/front`, `instance/i-…`). Each series is a fixed-size ring buffer, so memory per
-//! series is fixed however long Flotilla runs; distribution series (response times) also keep a
-//! small bucket histogram per second so percentiles can be read over any period.
-//!
-//! Like the control plane, the store never reads a clock: every write and read says what time it
-//! is, in whole seconds of [`flotilla_control::Time`].
-#![forbid(unsafe_code)]
-#![warn(missing_docs, unreachable_pub)]
-
-mod histogram;
-mod series;
+//! The store: one ring buffer per (metric, scope) series.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::str::FromStr;
 
-use flotilla_control::Time;
-
-pub use series::Datapoint;
-use series::Series;
+use super::series::{Datapoint, Series};
+use super::{Metric, MetricsError, Scope, Statistic};
+use crate::time::Time;
 
 /// Default number of seconds each series remembers (one hour).
 pub const DEFAULT_WINDOW_SECS: u64 = 3600;
-
-/// How the datapoints of one period are combined into one value (interface §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Statistic {
-    /// Sum divided by the number of samples.
-    Average,
-    /// Total of all samples.
-    Sum,
-    /// Smallest sample.
-    Minimum,
-    /// Largest sample.
-    Maximum,
-    /// Number of samples.
-    SampleCount,
-    /// Median (distribution series only).
-    P50,
-    /// 90th percentile (distribution series only).
-    P90,
-    /// 99th percentile (distribution series only).
-    P99,
-}
-
-impl Statistic {
-    /// The spelling used in config, API and CLI, e.g. `"sample_count"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Statistic::Average => "average",
-            Statistic::Sum => "sum",
-            Statistic::Minimum => "minimum",
-            Statistic::Maximum => "maximum",
-            Statistic::SampleCount => "sample_count",
-            Statistic::P50 => "p50",
-            Statistic::P90 => "p90",
-            Statistic::P99 => "p99",
-        }
-    }
-
-    /// The quantile for percentile statistics, `None` for the others.
-    fn quantile(self) -> Option<f64> {
-        match self {
-            Statistic::P50 => Some(0.50),
-            Statistic::P90 => Some(0.90),
-            Statistic::P99 => Some(0.99),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for Statistic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Statistic {
-    type Err = MetricsError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(match s {
-            "average" => Statistic::Average,
-            "sum" => Statistic::Sum,
-            "minimum" => Statistic::Minimum,
-            "maximum" => Statistic::Maximum,
-            "sample_count" => Statistic::SampleCount,
-            "p50" => Statistic::P50,
-            "p90" => Statistic::P90,
-            "p99" => Statistic::P99,
-            other => return Err(MetricsError::UnknownStatistic(other.to_string())),
-        })
-    }
-}
-
-/// Why a read was refused, so the API can answer 400/404 with a reason.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum MetricsError {
-    /// The statistic name is not one of interface §3.
-    #[error("unknown statistic {0:?} (expected average, sum, minimum, maximum, sample_count, p50, p90 or p99)")]
-    UnknownStatistic(String),
-    /// No series has this metric and scope.
-    #[error("no metric {metric:?} with scope {scope:?}")]
-    NoSuchSeries {
-        /// The metric asked for.
-        metric: String,
-        /// The scope asked for.
-        scope: String,
-    },
-    /// A percentile was asked of a series that keeps no histogram.
-    #[error("metric {0:?} is not a distribution; percentiles are not available")]
-    NotADistribution(String),
-    /// Period zero cannot partition time.
-    #[error("period must be at least 1 second")]
-    ZeroPeriod,
-}
 
 /// All series of a Flotilla process.
 #[derive(Debug)]
 pub struct MetricsStore {
     window: u64,
-    series: HashMap<(String, String), Series>,
+    series: HashMap<(Metric, Scope), Series>,
 }
 
 impl Default for MetricsStore {
@@ -144,14 +33,14 @@ impl MetricsStore {
 
     /// Adds one sample (a count, a rate, a percentage) at second `now` to a plain series,
     /// creating it on first use.
-    pub fn record(&mut self, metric: &str, scope: &str, now: Time, value: f64) {
+    pub fn record(&mut self, metric: Metric, scope: &Scope, now: Time, value: f64) {
         self.series_mut(metric, scope, false)
             .record(secs(now), value);
     }
 
     /// Adds one sample to a distribution series (e.g. `target_response_time` in seconds), which
     /// also keeps a histogram so p50/p90/p99 can be read.
-    pub fn record_distribution(&mut self, metric: &str, scope: &str, now: Time, value: f64) {
+    pub fn record_distribution(&mut self, metric: Metric, scope: &Scope, now: Time, value: f64) {
         self.series_mut(metric, scope, true)
             .record(secs(now), value);
     }
@@ -161,8 +50,8 @@ impl MetricsStore {
     /// call per request.
     pub fn record_distribution_n(
         &mut self,
-        metric: &str,
-        scope: &str,
+        metric: Metric,
+        scope: &Scope,
         now: Time,
         value: f64,
         count: u64,
@@ -172,20 +61,26 @@ impl MetricsStore {
     }
 
     /// Every (metric, scope) pair held, sorted, for listings and the Prometheus export.
-    pub fn series_names(&self) -> Vec<(String, String)> {
+    pub fn series_names(&self) -> Vec<(Metric, Scope)> {
         let mut names: Vec<_> = self.series.keys().cloned().collect();
         names.sort();
         names
     }
 
     /// Drops a series (e.g. an instance that terminated) so memory tracks live scopes.
-    pub fn remove(&mut self, metric: &str, scope: &str) {
-        self.series.remove(&(metric.to_string(), scope.to_string()));
+    pub fn remove(&mut self, metric: Metric, scope: &Scope) {
+        self.series.remove(&(metric, scope.clone()));
     }
 
     /// Drops every series of a scope.
-    pub fn remove_scope(&mut self, scope: &str) {
+    pub fn remove_scope(&mut self, scope: &Scope) {
         self.series.retain(|(_, s), _| s != scope);
+    }
+
+    /// Keeps only the series whose scope `keep` accepts (e.g. drops every instance that is
+    /// gone), so memory follows the live fleet.
+    pub fn retain_scopes(&mut self, mut keep: impl FnMut(&Scope) -> bool) {
+        self.series.retain(|(_, s), _| keep(s));
     }
 
     /// Datapoints of `metric` in `scope`, one per `period_secs` period (aligned to multiples of
@@ -193,8 +88,8 @@ impl MetricsStore {
     /// Periods without samples are absent, as in CloudWatch, so alarms can tell missing data.
     pub fn read(
         &self,
-        metric: &str,
-        scope: &str,
+        metric: Metric,
+        scope: &Scope,
         period_secs: u64,
         statistic: Statistic,
         since: Time,
@@ -205,13 +100,13 @@ impl MetricsStore {
         }
         let series = self
             .series
-            .get(&(metric.to_string(), scope.to_string()))
+            .get(&(metric, scope.clone()))
             .ok_or_else(|| MetricsError::NoSuchSeries {
-                metric: metric.to_string(),
+                metric: metric.as_str().to_string(),
                 scope: scope.to_string(),
             })?;
         if statistic.quantile().is_some() && !series.is_distribution() {
-            return Err(MetricsError::NotADistribution(metric.to_string()));
+            return Err(MetricsError::NotADistribution(metric.as_str().to_string()));
         }
         Ok(series.read(period_secs, statistic, secs(since), secs(until)))
     }
@@ -220,13 +115,13 @@ impl MetricsStore {
     /// samples (or the series does not exist) — what an alarm or policy evaluates each period.
     pub fn aggregate(
         &self,
-        metric: &str,
-        scope: &str,
+        metric: Metric,
+        scope: &Scope,
         period_secs: u64,
         statistic: Statistic,
         end: Time,
     ) -> Option<f64> {
-        let series = self.series.get(&(metric.to_string(), scope.to_string()))?;
+        let series = self.series.get(&(metric, scope.clone()))?;
         if period_secs == 0 || (statistic.quantile().is_some() && !series.is_distribution()) {
             return None;
         }
@@ -235,10 +130,10 @@ impl MetricsStore {
         series.aggregate(start, end, statistic)
     }
 
-    fn series_mut(&mut self, metric: &str, scope: &str, distribution: bool) -> &mut Series {
+    fn series_mut(&mut self, metric: Metric, scope: &Scope, distribution: bool) -> &mut Series {
         let window = self.window;
         self.series
-            .entry((metric.to_string(), scope.to_string()))
+            .entry((metric, scope.clone()))
             .or_insert_with(|| Series::new(window, distribution))
     }
 }
@@ -252,6 +147,18 @@ fn secs(t: Time) -> u64 {
 mod tests {
     use super::*;
 
+    fn tg(name: &str) -> Scope {
+        Scope::TargetGroup(name.to_string())
+    }
+
+    fn inst(id: &str) -> Scope {
+        Scope::Instance(crate::InstanceId::from(id.to_string()))
+    }
+
+    fn lb() -> Scope {
+        Scope::LoadBalancer("lb".to_string())
+    }
+
     fn t(s: u64) -> Time {
         Time::from_millis(s * 1000)
     }
@@ -260,12 +167,12 @@ mod tests {
     fn statistics_over_periods() {
         let mut m = MetricsStore::new(100);
         for s in 0..10u64 {
-            m.record("request_count", "target-group/web", t(s), s as f64);
+            m.record(Metric::RequestCount, &tg("web"), t(s), s as f64);
         }
         // Second 3 has two samples.
-        m.record("request_count", "target-group/web", t(3), 7.0);
+        m.record(Metric::RequestCount, &tg("web"), t(3), 7.0);
         let read = |stat| {
-            m.read("request_count", "target-group/web", 5, stat, t(0), t(9))
+            m.read(Metric::RequestCount, &tg("web"), 5, stat, t(0), t(9))
                 .unwrap()
                 .into_iter()
                 .map(|d| (d.time, d.value))
@@ -283,12 +190,12 @@ mod tests {
     #[test]
     fn missing_periods_are_absent_and_ranges_clip() {
         let mut m = MetricsStore::new(100);
-        m.record("cpu_utilization", "instance/i-1", t(2), 50.0);
-        m.record("cpu_utilization", "instance/i-1", t(25), 70.0);
+        m.record(Metric::CpuUtilization, &inst("i-1"), t(2), 50.0);
+        m.record(Metric::CpuUtilization, &inst("i-1"), t(25), 70.0);
         let d = m
             .read(
-                "cpu_utilization",
-                "instance/i-1",
+                Metric::CpuUtilization,
+                &inst("i-1"),
                 10,
                 Statistic::Average,
                 t(0),
@@ -300,8 +207,8 @@ mod tests {
         assert_eq!((d[1].time, d[1].value), (t(20), 70.0));
         let d = m
             .read(
-                "cpu_utilization",
-                "instance/i-1",
+                Metric::CpuUtilization,
+                &inst("i-1"),
                 1,
                 Statistic::Average,
                 t(3),
@@ -311,8 +218,8 @@ mod tests {
         assert!(d.is_empty());
         assert_eq!(
             m.aggregate(
-                "cpu_utilization",
-                "instance/i-1",
+                Metric::CpuUtilization,
+                &inst("i-1"),
                 5,
                 Statistic::Maximum,
                 t(26)
@@ -321,8 +228,8 @@ mod tests {
         );
         assert_eq!(
             m.aggregate(
-                "cpu_utilization",
-                "instance/i-1",
+                Metric::CpuUtilization,
+                &inst("i-1"),
                 5,
                 Statistic::Maximum,
                 t(20)
@@ -335,21 +242,21 @@ mod tests {
     fn ring_buffer_forgets_beyond_window() {
         let mut m = MetricsStore::new(10);
         for s in 0..25u64 {
-            m.record("request_count", "lb", t(s), 1.0);
+            m.record(Metric::RequestCount, &lb(), t(s), 1.0);
         }
         let d = m
-            .read("request_count", "lb", 100, Statistic::Sum, t(0), t(24))
+            .read(Metric::RequestCount, &lb(), 100, Statistic::Sum, t(0), t(24))
             .unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].value, 10.0, "only the last 10 seconds remain");
         // A stale slot (same index, older second) is overwritten, not merged.
-        m.record("request_count", "lb", t(40), 5.0);
+        m.record(Metric::RequestCount, &lb(), t(40), 5.0);
         assert_eq!(
-            m.aggregate("request_count", "lb", 1, Statistic::Sum, t(40)),
+            m.aggregate(Metric::RequestCount, &lb(), 1, Statistic::Sum, t(40)),
             Some(5.0)
         );
         assert_eq!(
-            m.aggregate("request_count", "lb", 1, Statistic::Sum, t(30)),
+            m.aggregate(Metric::RequestCount, &lb(), 1, Statistic::Sum, t(30)),
             None
         );
     }
@@ -360,11 +267,11 @@ mod tests {
         // 100 samples per second: 1 ms .. 100 ms.
         for s in 0..4u64 {
             for i in 1..=100u32 {
-                m.record_distribution("target_response_time", "tg", t(s), f64::from(i) / 1000.0);
+                m.record_distribution(Metric::TargetResponseTime, &tg("tg"), t(s), f64::from(i) / 1000.0);
             }
         }
         let p = |stat| {
-            m.aggregate("target_response_time", "tg", 4, stat, t(3))
+            m.aggregate(Metric::TargetResponseTime, &tg("tg"), 4, stat, t(3))
                 .unwrap()
         };
         let (p50, p90, p99) = (p(Statistic::P50), p(Statistic::P90), p(Statistic::P99));
@@ -381,11 +288,11 @@ mod tests {
         let mut at_once = MetricsStore::new(60);
         for (value, n) in [(0.002, 90u64), (0.2, 10)] {
             for _ in 0..n {
-                one_by_one.record_distribution("target_response_time", "tg", t(1), value);
+                one_by_one.record_distribution(Metric::TargetResponseTime, &tg("tg"), t(1), value);
             }
-            at_once.record_distribution_n("target_response_time", "tg", t(1), value, n);
+            at_once.record_distribution_n(Metric::TargetResponseTime, &tg("tg"), t(1), value, n);
         }
-        at_once.record_distribution_n("target_response_time", "tg", t(1), 9.0, 0);
+        at_once.record_distribution_n(Metric::TargetResponseTime, &tg("tg"), t(1), 9.0, 0);
         for stat in [
             Statistic::SampleCount,
             Statistic::Average,
@@ -395,15 +302,15 @@ mod tests {
             Statistic::P90,
             Statistic::P99,
         ] {
-            let a = one_by_one.aggregate("target_response_time", "tg", 1, stat, t(1));
-            let b = at_once.aggregate("target_response_time", "tg", 1, stat, t(1));
+            let a = one_by_one.aggregate(Metric::TargetResponseTime, &tg("tg"), 1, stat, t(1));
+            let b = at_once.aggregate(Metric::TargetResponseTime, &tg("tg"), 1, stat, t(1));
             let (a, b) = (a.unwrap(), b.unwrap());
             assert!((a - b).abs() < 1e-9, "{stat}: {a} vs {b}");
         }
         assert_eq!(
             at_once.aggregate(
-                "target_response_time",
-                "tg",
+                Metric::TargetResponseTime,
+                &tg("tg"),
                 1,
                 Statistic::SampleCount,
                 t(1)
@@ -416,17 +323,17 @@ mod tests {
     #[test]
     fn bad_reads_are_errors() {
         let mut m = MetricsStore::new(60);
-        m.record("request_count", "lb", t(1), 1.0);
+        m.record(Metric::RequestCount, &lb(), t(1), 1.0);
         assert_eq!(
-            m.read("request_count", "lb", 1, Statistic::P90, t(0), t(1)),
+            m.read(Metric::RequestCount, &lb(), 1, Statistic::P90, t(0), t(1)),
             Err(MetricsError::NotADistribution("request_count".into()))
         );
         assert!(matches!(
-            m.read("nope", "lb", 1, Statistic::Sum, t(0), t(1)),
+            m.read(Metric::RequestCount, &tg("nope"), 1, Statistic::Sum, t(0), t(1)),
             Err(MetricsError::NoSuchSeries { .. })
         ));
         assert_eq!(
-            m.read("request_count", "lb", 0, Statistic::Sum, t(0), t(1)),
+            m.read(Metric::RequestCount, &lb(), 0, Statistic::Sum, t(0), t(1)),
             Err(MetricsError::ZeroPeriod)
         );
         assert!("p42".parse::<Statistic>().is_err());
@@ -434,7 +341,7 @@ mod tests {
             "sample_count".parse::<Statistic>(),
             Ok(Statistic::SampleCount)
         );
-        m.remove_scope("lb");
+        m.remove_scope(&lb());
         assert!(m.series_names().is_empty());
     }
 }

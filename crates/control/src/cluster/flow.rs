@@ -1,0 +1,459 @@
+//! How the machines talk to each other: a group's register/deregister reaches its target
+//! groups, a target group's verdict reaches the group, zone drills reach every group, and what
+//! needs I/O becomes an [`Effect`].
+
+use std::net::SocketAddr;
+
+use crate::group::{ActivityStatus, GroupAction, LifecycleState};
+use crate::health::{HealthAction, TargetState};
+use crate::id::InstanceId;
+use crate::time::Time;
+use crate::zones::{ZoneDrill, ZoneEvent};
+
+use super::effect::{durable_state, Durable, Effect, LaunchRequest, RoutedTarget};
+use super::{Cluster, Member};
+
+impl Cluster {
+    /// Moves actions between the machines until all are quiet, queueing the effects; then
+    /// publishes changed routing tables, reports activities and forgets what is gone.
+    pub(crate) fn pump(&mut self, now: Time) {
+        self.apply_zone_events(now);
+        loop {
+            let mut progressed = false;
+            let names: Vec<String> = self.groups.keys().cloned().collect();
+            for name in &names {
+                while let Some(action) = self.groups.get_mut(name).and_then(|g| g.asg.poll_action())
+                {
+                    progressed = true;
+                    self.apply_group_action(now, name, action);
+                }
+            }
+            let names: Vec<String> = self.target_groups.keys().cloned().collect();
+            for name in &names {
+                while let Some(action) = self
+                    .target_groups
+                    .get_mut(name)
+                    .and_then(|tg| tg.health.poll_action())
+                {
+                    progressed = true;
+                    self.apply_health_action(now, name, action);
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        self.publish();
+        self.report_activities();
+        self.report_startup_progress();
+        self.collect_garbage();
+        self.persist_lifecycles();
+    }
+
+    /// Carries out zone drills that started or ended: an outage goes to every group (which
+    /// kills its instances there and launches elsewhere; or launches there again and
+    /// rebalances), a zonal shift to every target group's data plane.
+    pub(crate) fn apply_zone_events(&mut self, now: Time) {
+        while let Some(event) = self.zones.poll_event() {
+            match event {
+                ZoneEvent::Started {
+                    zone,
+                    drill: ZoneDrill::Outage,
+                    ..
+                } => {
+                    tracing::warn!(zone = zone.as_str(), "zone outage drill: the zone is down");
+                    let cause = format!("a zone outage drill took {zone} down");
+                    for g in self.groups.values_mut() {
+                        g.asg.handle_zone_outage(now, &zone, &cause);
+                    }
+                }
+                ZoneEvent::Ended {
+                    zone,
+                    drill: ZoneDrill::Outage,
+                    early,
+                } => {
+                    tracing::warn!(
+                        zone = zone.as_str(),
+                        early,
+                        "zone outage drill over: the zone takes launches again"
+                    );
+                    for g in self.groups.values_mut() {
+                        g.asg.handle_zone_recovered(now, &zone);
+                    }
+                }
+                ZoneEvent::Started {
+                    zone,
+                    drill: ZoneDrill::Shift,
+                    ..
+                } => {
+                    tracing::warn!(zone = zone.as_str(), "zonal shift: no new traffic to the zone");
+                    self.publish_shifted_zones();
+                }
+                ZoneEvent::Ended {
+                    zone,
+                    drill: ZoneDrill::Shift,
+                    early,
+                } => {
+                    tracing::warn!(
+                        zone = zone.as_str(),
+                        early,
+                        "zonal shift over: the zone gets traffic again"
+                    );
+                    self.publish_shifted_zones();
+                }
+            }
+        }
+    }
+
+    /// Tells the data plane which zones are shifted away from.
+    pub(crate) fn publish_shifted_zones(&mut self) {
+        let zones = self.zones.shifted_zones().map(str::to_string).collect();
+        self.effects.push_back(Effect::PublishShiftedZones { zones });
+    }
+
+    fn group_target_groups(&self, group: &str) -> Vec<String> {
+        self.groups
+            .get(group)
+            .map(|g| g.config.target_groups.clone())
+            .unwrap_or_default()
+    }
+
+    fn apply_group_action(&mut self, now: Time, group: &str, action: GroupAction) {
+        match action {
+            GroupAction::Launch {
+                id,
+                zone,
+                launch_template_version,
+            } => self.launch(now, group, id, zone, launch_template_version),
+            GroupAction::RegisterTargets { id } => {
+                let Some(addr) = self.members.get(&id).and_then(|m| m.address) else {
+                    return;
+                };
+                for name in self.group_target_groups(group) {
+                    if let Some(tg) = self.target_groups.get_mut(&name) {
+                        tg.health.register(now, addr);
+                        tg.dirty = true;
+                    }
+                }
+            }
+            GroupAction::DeregisterTargets { id } => {
+                let addr = self.members.get(&id).and_then(|m| m.address);
+                let mut count = 0;
+                if let Some(addr) = addr {
+                    for name in self.group_target_groups(group) {
+                        if let Some(tg) = self.target_groups.get_mut(&name) {
+                            tg.health.deregister(now, addr);
+                            tg.dirty = true;
+                            count += 1;
+                        }
+                    }
+                }
+                if count > 0 {
+                    self.draining.insert(id, count);
+                } else if let Some(g) = self.groups.get_mut(group) {
+                    g.asg.handle_drained(now, &id);
+                }
+            }
+            GroupAction::Terminate { id } => self.effects.push_back(Effect::Stop { id }),
+            GroupAction::Kill { id } => self.effects.push_back(Effect::Kill { id }),
+        }
+    }
+
+    /// Asks the driver to start an instance from the template version its group asked for
+    /// (the group's current template when this run does not know that version).
+    fn launch(&mut self, now: Time, group: &str, id: InstanceId, zone: String, version: u64) {
+        let template = self.groups.get(group).and_then(|g| {
+            g.templates
+                .get(&version)
+                .or_else(|| self.launch_templates.get(&g.config.launch_template))
+                .cloned()
+        });
+        let Some(template) = template else {
+            if let Some(g) = self.groups.get_mut(group) {
+                g.asg
+                    .handle_launch_failed(now, &id, "launch template not found");
+            }
+            return;
+        };
+        self.members.insert(
+            id.clone(),
+            Member {
+                group: group.to_string(),
+                address: None,
+            },
+        );
+        self.effects.push_back(Effect::Launch(LaunchRequest {
+            group: group.to_string(),
+            id,
+            zone,
+            launch_template_version: version,
+            template,
+        }));
+    }
+
+    fn apply_health_action(&mut self, now: Time, tg_name: &str, action: HealthAction) {
+        match action {
+            HealthAction::Probe { target } => self.effects.push_back(Effect::Probe {
+                target_group: tg_name.to_string(),
+                target,
+            }),
+            HealthAction::StateChanged {
+                target,
+                from,
+                to,
+                reason,
+            } => {
+                if let Some(tg) = self.target_groups.get_mut(tg_name) {
+                    tg.dirty = true;
+                }
+                let instance = self.by_address.get(&target).cloned();
+                tracing::info!(
+                    target_group = tg_name,
+                    target = %target,
+                    instance = instance.as_ref().map(InstanceId::as_str).unwrap_or(""),
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    reason = reason.as_deref().unwrap_or(""),
+                    "target health changed"
+                );
+                let healthy = match to {
+                    TargetState::Healthy => true,
+                    TargetState::Unhealthy => false,
+                    _ => return,
+                };
+                let Some(id) = instance else { return };
+                if let Some(g) = self.group_of_mut(&id) {
+                    g.asg
+                        .handle_target_health(now, &id, healthy, reason.as_deref().unwrap_or(""));
+                }
+            }
+            HealthAction::DrainComplete { target } => {
+                if let Some(tg) = self.target_groups.get_mut(tg_name) {
+                    tg.dirty = true;
+                }
+                let Some(id) = self.by_address.get(&target).cloned() else {
+                    return;
+                };
+                let done = self.draining.get_mut(&id).is_some_and(|left| {
+                    *left = left.saturating_sub(1);
+                    *left == 0
+                });
+                if done {
+                    self.draining.remove(&id);
+                    if let Some(g) = self.group_of_mut(&id) {
+                        g.asg.handle_drained(now, &id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The group an instance belongs to.
+    pub(crate) fn group_of_mut(&mut self, id: &InstanceId) -> Option<&mut super::GroupState> {
+        let group = &self.members.get(id)?.group;
+        self.groups.get_mut(group)
+    }
+
+    /// Publishes the target groups whose targets changed.
+    pub(crate) fn publish(&mut self) {
+        let names: Vec<String> = self
+            .target_groups
+            .iter()
+            .filter(|(_, tg)| tg.dirty)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in names {
+            let Some(tg) = self.target_groups.get(&name) else {
+                continue;
+            };
+            let targets = tg
+                .health
+                .targets()
+                .filter(|t| t.state != TargetState::Unused)
+                .map(|t| {
+                    let instance = self.by_address.get(&t.target).cloned();
+                    let zone = instance.as_ref().and_then(|id| self.zone_of(id));
+                    RoutedTarget {
+                        address: t.target,
+                        instance,
+                        zone,
+                        state: t.state,
+                    }
+                })
+                .collect();
+            if let Some(tg) = self.target_groups.get_mut(&name) {
+                tg.dirty = false;
+            }
+            self.effects.push_back(Effect::PublishTargets {
+                target_group: name,
+                targets,
+            });
+        }
+    }
+
+    /// Logs each new activity once, so the log explains every decision, and hands it (again
+    /// when an in-progress one finishes) to the driver to make durable.
+    fn report_activities(&mut self) {
+        for (name, g) in self.groups.iter_mut() {
+            let asg = &g.asg;
+            let effects = &mut self.effects;
+            g.unfinished.retain(|id| match asg.activities().find(|a| a.id == *id) {
+                Some(a) if a.status != ActivityStatus::InProgress => {
+                    effects.push_back(Effect::Activity {
+                        group: name.clone(),
+                        activity: a.clone(),
+                    });
+                    false
+                }
+                Some(_) => true,
+                None => false, // forgotten (the in-memory history is bounded)
+            });
+            let newest = g.asg.activities().next().map(|a| a.id);
+            let mut fresh: Vec<_> = g
+                .asg
+                .activities()
+                .take_while(|a| Some(a.id) > g.last_reported_activity)
+                .collect();
+            fresh.reverse();
+            for a in fresh {
+                let span = tracing::info_span!("activity", group = name.as_str(), id = a.id);
+                let _entered = span.enter();
+                tracing::info!(
+                    description = a.description.as_str(),
+                    cause = a.cause.as_str(),
+                    status = a.status.as_str(),
+                    "activity"
+                );
+                if a.status == ActivityStatus::InProgress {
+                    g.unfinished.push(a.id);
+                }
+                self.effects.push_back(Effect::Activity {
+                    group: name.clone(),
+                    activity: a.clone(),
+                });
+            }
+            if newest.is_some() {
+                g.last_reported_activity = newest;
+            }
+        }
+    }
+
+    /// While the first instances come into service, says how far each group is, then once
+    /// that it is ready.
+    fn report_startup_progress(&mut self) {
+        let mut updates = Vec::new();
+        for (name, g) in &self.groups {
+            let Some(last) = g.startup else { continue };
+            let desired = g.asg.desired_capacity();
+            let mut zones = self.ready_zones(name);
+            zones.sort_unstable();
+            let ready = u32::try_from(zones.len()).unwrap_or(u32::MAX);
+            if (ready, desired) == last {
+                continue;
+            }
+            tracing::info!(
+                group = name.as_str(),
+                ready,
+                desired,
+                zones = zones.join(", ").as_str(),
+                "{}",
+                if ready >= desired {
+                    "all instances in service and healthy: ready"
+                } else {
+                    "instances in service and healthy"
+                }
+            );
+            updates.push((name.clone(), (ready < desired).then_some((ready, desired))));
+        }
+        for (name, state) in updates {
+            if let Some(g) = self.groups.get_mut(&name) {
+                g.startup = state;
+            }
+        }
+    }
+
+    /// The zones of `group`'s instances that are in service and healthy in all its target
+    /// groups, one entry per instance.
+    pub fn ready_zones(&self, group: &str) -> Vec<&str> {
+        let Some(g) = self.groups.get(group) else {
+            return Vec::new();
+        };
+        g.asg
+            .instances()
+            .filter(|i| i.lifecycle == LifecycleState::InService)
+            .filter(|i| {
+                let addr = self.members.get(&i.id).and_then(|m| m.address);
+                g.config.target_groups.iter().all(|tg| {
+                    addr.zip(self.target_groups.get(tg)).is_some_and(|(a, tg)| {
+                        tg.health.state(a) == Some(TargetState::Healthy)
+                    })
+                })
+            })
+            .map(|i| i.zone.as_str())
+            .collect()
+    }
+
+    /// Forgets instances their group no longer has, and addresses no target group lists.
+    fn collect_garbage(&mut self) {
+        let groups = &self.groups;
+        let effects = &mut self.effects;
+        self.members.retain(|id, m| {
+            let keep = groups
+                .get(&m.group)
+                .is_some_and(|g| g.asg.instances().any(|i| &i.id == id));
+            if !keep && m.address.is_some() {
+                effects.push_back(Effect::Persist(Durable::InstanceGone { id: id.clone() }));
+            }
+            keep
+        });
+        let members = &self.members;
+        self.draining.retain(|id, _| members.contains_key(id));
+        self.durable.retain(|id, _| members.contains_key(id));
+        let target_groups = &self.target_groups;
+        self.by_address.retain(|addr, id| {
+            members.contains_key(id)
+                || target_groups
+                    .values()
+                    .any(|tg| tg.health.state(*addr).is_some())
+        });
+    }
+
+    /// Writes the durable state of every running instance whose state changed class (into or
+    /// out of the warm pool, into or out of a launch hook wait).
+    fn persist_lifecycles(&mut self) {
+        for g in self.groups.values() {
+            for i in g.asg.instances() {
+                let Some(known) = self.durable.get_mut(&i.id) else {
+                    continue;
+                };
+                let state = durable_state(i.lifecycle);
+                if *known != state {
+                    *known = state;
+                    self.effects.push_back(Effect::Persist(Durable::Lifecycle {
+                        id: i.id.clone(),
+                        state,
+                    }));
+                }
+            }
+        }
+    }
+
+    /// The zone of an instance, from its group's record of it.
+    pub fn zone_of(&self, id: &InstanceId) -> Option<String> {
+        let g = self.groups.get(&self.members.get(id)?.group)?;
+        g.asg
+            .instances()
+            .find(|i| &i.id == id)
+            .map(|i| i.zone.clone())
+    }
+
+    /// Where an instance listens, once it runs.
+    pub fn instance_address(&self, id: &InstanceId) -> Option<SocketAddr> {
+        self.members.get(id)?.address
+    }
+
+    /// The instance a target address belongs to, if a group registered it.
+    pub fn instance_at(&self, addr: SocketAddr) -> Option<&InstanceId> {
+        self.by_address.get(&addr)
+    }
+}

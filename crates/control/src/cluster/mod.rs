@@ -1,0 +1,287 @@
+//! The whole control plane as one sans-IO state machine: every auto scaling group with its
+//! scaling controller, every target group's health, the zones and their drills, the weighted
+//! forwards with their canary rollbacks, and the metrics they decide on.
+//!
+//! `flotilla up` drives it with real time, processes and probes; the simulation and the tests
+//! drive it in virtual time; in cluster mode the elected leader drives it. None of them makes
+//! a decision of its own: they carry out [`Effect`]s and report what happened.
+
+mod effect;
+mod flow;
+mod forwards;
+mod handle;
+mod operator;
+mod reconfigure;
+mod restore;
+mod sampling;
+mod spec;
+mod views;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+
+use crate::controller::ScalingController;
+use crate::group::AutoScalingGroup;
+use crate::health::TargetGroupHealth;
+use crate::id::InstanceId;
+use crate::metrics::MetricsStore;
+use crate::template::LaunchTemplate;
+use crate::time::Time;
+use crate::zones::ZoneDrills;
+
+pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
+pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
+pub use operator::{OperatorError, Terminated};
+pub use restore::{AdoptedInstance, Restored};
+pub use sampling::{LoadBalancerSample, Samples, TargetSample};
+pub use spec::{
+    AutoScalingGroupConfig, ClusterSpec, ForwardSpec, InstanceRefreshSettings, RefreshOverrides,
+    RuleKey, TargetGroupSpec, WeightedTargetGroup,
+};
+pub use views::GroupView;
+
+/// How many launch template versions a group remembers for rollbacks.
+const KEPT_TEMPLATE_VERSIONS: usize = 8;
+
+/// The control plane of one Flotilla installation.
+///
+/// # How to drive it
+///
+/// Like quinn-proto's `Connection`, it never reads a clock, opens a socket or draws a random
+/// number; its driver does, in this order:
+///
+/// 1. Build it with [`Cluster::new`], then (after a restart) [`restore`](Self::restore) what
+///    operators set and [`adopt`](Self::adopt) the instances still running — both before the
+///    first timeout, so a suspended Launch launches nothing.
+/// 2. Feed every event as it happens, with the current time: `handle_launched`,
+///    `handle_launch_failed`, `handle_instance_exited`, `handle_probe_result`,
+///    `handle_target_idle`, `handle_held_requests`, `handle_samples`, operator commands
+///    (`set_desired_capacity`, `terminate_instance`, …) and config changes
+///    ([`reconfigure`](Self::reconfigure)).
+/// 3. After each call, drain [`poll_effect`](Self::poll_effect) until it returns `None` and
+///    carry every [`Effect`] out (launch, stop, probe, publish a routing table, persist, …);
+///    results come back as events (step 2).
+/// 4. Sleep until [`poll_timeout`](Self::poll_timeout) or the next event, whichever is first;
+///    at the timeout call [`handle_timeout`](Self::handle_timeout), then step 3 again.
+///
+/// Every decision — placement, scale-in victims, health verdicts, scaling, rollbacks, scale
+/// from zero — happens inside; a driver that follows these steps cannot drift from the
+/// simulation that tests it.
+#[derive(Debug)]
+pub struct Cluster {
+    groups: BTreeMap<String, GroupState>,
+    target_groups: BTreeMap<String, TargetGroupState>,
+    /// Instances the groups launched, by id: their group and, once running, their address.
+    members: HashMap<InstanceId, Member>,
+    by_address: HashMap<SocketAddr, InstanceId>,
+    /// Instances being drained: how many target groups still drain them.
+    draining: HashMap<InstanceId, usize>,
+    /// The durable state last written for each running instance.
+    durable: HashMap<InstanceId, crate::group::LifecycleState>,
+    zones: ZoneDrills,
+    forwards: forwards::Forwards,
+    metrics: MetricsStore,
+    sampling: sampling::Sampling,
+    launch_templates: BTreeMap<String, LaunchTemplate>,
+    effects: VecDeque<Effect>,
+    seed: u64,
+}
+
+/// One auto scaling group: its machine, its scaling controller and what it was built from.
+#[derive(Debug)]
+pub(crate) struct GroupState {
+    pub(crate) asg: AutoScalingGroup,
+    pub(crate) controller: ScalingController,
+    pub(crate) config: AutoScalingGroupConfig,
+    /// The launch template versions this run has seen, newest last.
+    pub(crate) templates: BTreeMap<u64, LaunchTemplate>,
+    /// The seed of the group's instance ids.
+    id_seed: u64,
+    last_reported_activity: Option<u64>,
+    /// Activities reported while in progress, to report again once finished.
+    unfinished: Vec<u64>,
+    /// Start-up progress: `None` once the group first had all its desired instances in
+    /// service; until then the last (ready, desired) logged.
+    startup: Option<(u32, u32)>,
+}
+
+/// One target group's health machine and what the data plane was last told.
+#[derive(Debug)]
+pub(crate) struct TargetGroupState {
+    pub(crate) health: TargetGroupHealth,
+    pub(crate) spec: TargetGroupSpec,
+    /// The routing table must be published again.
+    dirty: bool,
+    /// Requests the data plane holds for want of a target (scale from zero).
+    held: usize,
+    /// Whether the data plane was told to hold requests.
+    holds: bool,
+}
+
+/// A launched instance's facts the groups do not keep.
+#[derive(Clone, Debug)]
+struct Member {
+    group: String,
+    address: Option<SocketAddr>,
+}
+
+impl Cluster {
+    /// A cluster running `spec`, its groups' instance ids drawn from `seed`, at `now`. Nothing
+    /// launches before the first [`handle_timeout`](Self::handle_timeout).
+    pub fn new(spec: ClusterSpec, seed: u64, now: Time) -> Self {
+        let mut c = Cluster {
+            groups: BTreeMap::new(),
+            target_groups: BTreeMap::new(),
+            members: HashMap::new(),
+            by_address: HashMap::new(),
+            draining: HashMap::new(),
+            durable: HashMap::new(),
+            zones: ZoneDrills::new(spec.zones.iter().cloned()),
+            forwards: forwards::Forwards::default(),
+            metrics: MetricsStore::default(),
+            sampling: sampling::Sampling::new(now),
+            launch_templates: spec.launch_templates.clone(),
+            effects: VecDeque::new(),
+            seed,
+        };
+        for (name, tg) in &spec.target_groups {
+            c.add_target_group(now, name, tg.clone());
+        }
+        for (i, (name, config)) in spec.groups.iter().enumerate() {
+            c.add_group(now, i, name, config.clone());
+        }
+        c.forwards.configure(now, &spec.forwards, &mut c.effects);
+        for g in c.groups.values() {
+            if g.config.min_size == 0 {
+                for tg in &g.config.target_groups {
+                    if let Some(t) = c.target_groups.get_mut(tg) {
+                        t.holds = true;
+                        c.effects.push_back(Effect::HoldRequests {
+                            target_group: tg.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        c.publish();
+        c
+    }
+
+    fn add_target_group(&mut self, now: Time, name: &str, spec: TargetGroupSpec) {
+        let mut health = TargetGroupHealth::new(spec.health_check.clone(), spec.deregistration_delay);
+        for target in &spec.targets {
+            health.register(now, *target);
+        }
+        self.target_groups.insert(
+            name.to_string(),
+            TargetGroupState {
+                health,
+                spec,
+                dirty: true,
+                held: 0,
+                holds: false,
+            },
+        );
+    }
+
+    /// Adds a group; `index` varies the id seed so that groups never share instance ids.
+    fn add_group(&mut self, now: Time, index: usize, name: &str, config: AutoScalingGroupConfig) {
+        let seed = self
+            .seed
+            .wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut asg = AutoScalingGroup::new(config.group_spec(name, 1), seed, now);
+        asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
+        let mut templates = BTreeMap::new();
+        if let Some(t) = self.launch_templates.get(&config.launch_template) {
+            templates.insert(1, t.clone());
+        }
+        self.groups.insert(
+            name.to_string(),
+            GroupState {
+                asg,
+                controller: ScalingController::new(config.controller_spec(), now),
+                config,
+                templates,
+                id_seed: seed,
+                last_reported_activity: None,
+                unfinished: Vec::new(),
+                startup: Some((u32::MAX, u32::MAX)),
+            },
+        );
+    }
+
+    /// The next thing to do, or `None` when there is nothing until the next event or timeout.
+    pub fn poll_effect(&mut self) -> Option<Effect> {
+        self.effects.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must next be called.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let groups = self.groups.values().filter_map(|g| g.asg.poll_timeout());
+        let tgs = self
+            .target_groups
+            .values()
+            .filter_map(|tg| tg.health.poll_timeout());
+        groups
+            .chain(tgs)
+            .chain(self.zones.poll_timeout())
+            .chain(self.forwards.poll_timeout())
+            .chain(self.sampling.next_sample())
+            .min()
+    }
+
+    /// Lets every machine act on the time that has passed: group timers, probe schedules,
+    /// draining deadlines, drill ends; asks for samples once a second.
+    pub fn handle_timeout(&mut self, now: Time) {
+        if self.zones.poll_timeout().is_some_and(|t| t <= now) {
+            self.zones.handle_timeout(now);
+        }
+        for g in self.groups.values_mut() {
+            if g.asg.poll_timeout().is_some_and(|t| t <= now) {
+                g.asg.handle_timeout(now);
+            }
+        }
+        for tg in self.target_groups.values_mut() {
+            if tg.health.poll_timeout().is_some_and(|t| t <= now) {
+                tg.health.handle_timeout(now);
+            }
+        }
+        if self.sampling.due(now) {
+            self.effects.push_back(Effect::CollectSamples);
+        }
+        self.scale_from_zero(now);
+        self.pump(now);
+    }
+
+    /// Records what `version` of `group`'s launch template is.
+    fn record_template(g: &mut GroupState, version: u64, template: LaunchTemplate) {
+        g.templates.insert(version, template);
+        while g.templates.len() > KEPT_TEMPLATE_VERSIONS {
+            g.templates.pop_first();
+        }
+    }
+
+    /// Launches one instance in every empty group whose target groups hold requests (scale
+    /// from zero, beyond AWS, which answers 503).
+    fn scale_from_zero(&mut self, now: Time) {
+        for (name, g) in self.groups.iter_mut() {
+            if g.asg.desired_capacity() > 0 {
+                continue;
+            }
+            let held = g.config.target_groups.iter().find_map(|tg| {
+                let n = self.target_groups.get(tg)?.held;
+                (n > 0).then_some((tg, n))
+            });
+            let Some((tg, n)) = held else {
+                continue;
+            };
+            let cause = format!(
+                "{n} request(s) arrived for target group {tg} while group {name} had no \
+                 instances: scaling from zero; desired 0 → 1"
+            );
+            if let Err(e) = g.asg.scale_to(now, 1, cause) {
+                tracing::warn!(group = name.as_str(), error = %e, "cannot scale from zero");
+            }
+        }
+    }
+}

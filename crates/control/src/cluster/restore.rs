@@ -1,0 +1,168 @@
+//! After a restart (or a change of leader): what operators set before, and the instances still
+//! running, taken back in.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use crate::group::{LifecycleState, ScalingProcess};
+use crate::id::InstanceId;
+use crate::time::Time;
+
+use super::effect::{durable_state, Durable, Effect};
+use super::forwards::WeightOverride;
+use super::spec::RuleKey;
+use super::{Cluster, Member};
+
+/// What an earlier run made durable.
+#[derive(Clone, Debug, Default)]
+pub struct Restored {
+    /// Desired capacities operators set, per group.
+    pub desired: BTreeMap<String, u32>,
+    /// Scaling processes operators suspended, per group.
+    pub suspended: BTreeMap<String, Vec<ScalingProcess>>,
+    /// Weights operators (or canary rollbacks) set on forward actions.
+    pub weight_overrides: Vec<(RuleKey, WeightOverride)>,
+}
+
+/// An instance an earlier run launched whose process still runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdoptedInstance {
+    /// Its id.
+    pub id: InstanceId,
+    /// Its group.
+    pub group: String,
+    /// Its zone.
+    pub zone: String,
+    /// Where it listens.
+    pub address: SocketAddr,
+    /// The launch template version it runs.
+    pub launch_template_version: u64,
+    /// Its scale-in protection.
+    pub protected_from_scale_in: bool,
+    /// The state to adopt it into (`in_service`, `pending:wait` or `warmed:running`).
+    pub lifecycle: LifecycleState,
+}
+
+impl Cluster {
+    /// Takes back what operators set before a restart: an operator's desired capacity wins
+    /// over the file's while inside min..max; suspended processes are suspended again (before
+    /// the first reconcile, so a suspended Launch launches nothing); weight overrides the file
+    /// still agrees with apply again. Call before the first `handle_timeout`.
+    pub fn restore(&mut self, now: Time, restored: Restored) {
+        for (name, d) in &restored.desired {
+            let Some(g) = self.groups.get_mut(name) else {
+                continue;
+            };
+            let spec = g.asg.spec().clone();
+            if (spec.min_size..=spec.max_size).contains(d) {
+                if *d != spec.desired_capacity {
+                    tracing::info!(
+                        group = name.as_str(),
+                        restored = d,
+                        config = spec.desired_capacity,
+                        "restoring the desired capacity an operator set before the restart"
+                    );
+                    // Nothing ran yet: the group starts over as if created at this size.
+                    let mut s = spec;
+                    s.desired_capacity = *d;
+                    let protect = g.config.new_instances_protected_from_scale_in;
+                    g.asg = crate::group::AutoScalingGroup::new(s, g.id_seed, now);
+                    g.asg.set_new_instances_protected_from_scale_in(protect);
+                }
+            } else {
+                tracing::warn!(
+                    group = name.as_str(),
+                    restored = d,
+                    min = spec.min_size,
+                    max = spec.max_size,
+                    "the desired capacity an operator set before the restart is outside the \
+                     config's bounds; using the config's"
+                );
+                self.effects.push_back(Effect::Persist(Durable::Desired {
+                    group: name.clone(),
+                    desired: None,
+                }));
+            }
+        }
+        for (name, processes) in &restored.suspended {
+            let Some(g) = self.groups.get_mut(name) else {
+                continue;
+            };
+            for p in processes {
+                g.asg.suspend_process(*p);
+            }
+            if !processes.is_empty() {
+                let names: Vec<&str> = processes.iter().map(|p| p.as_str()).collect();
+                tracing::info!(
+                    group = name.as_str(),
+                    processes = names.join(", ").as_str(),
+                    "restoring the scaling processes an operator suspended before the restart"
+                );
+            }
+        }
+        self.forwards
+            .restore(now, restored.weight_overrides, &mut self.effects);
+    }
+
+    /// Takes in an instance an earlier run left running. Returns false when its group is gone
+    /// or full: the driver then stops it.
+    pub fn adopt(&mut self, now: Time, instance: AdoptedInstance) -> bool {
+        let AdoptedInstance {
+            id,
+            group,
+            zone,
+            address,
+            launch_template_version,
+            protected_from_scale_in,
+            lifecycle,
+        } = instance;
+        let Some(g) = self.groups.get_mut(&group) else {
+            return false;
+        };
+        let taken = g.asg.adopt_instance_as(
+            now,
+            id.clone(),
+            zone,
+            Time::ZERO,
+            launch_template_version,
+            lifecycle,
+        );
+        if !taken {
+            return false;
+        }
+        if protected_from_scale_in {
+            g.asg.set_instance_protection(now, &id, true);
+        }
+        Self::continue_template_versions(g);
+        self.durable.insert(id.clone(), durable_state(lifecycle));
+        self.members.insert(
+            id.clone(),
+            Member {
+                group,
+                address: Some(address),
+            },
+        );
+        self.by_address.insert(address, id);
+        true
+    }
+
+    /// Adopted instances may carry a launch template version above the one this run started
+    /// with: the group continues from the newest of them, with the file's template as that
+    /// version, so new launches are not taken for older than the running instances.
+    fn continue_template_versions(g: &mut super::GroupState) {
+        let current = g.asg.spec().launch_template_version;
+        let newest = g
+            .asg
+            .instances()
+            .map(|i| i.launch_template_version)
+            .max()
+            .unwrap_or(current);
+        if newest <= current {
+            return;
+        }
+        if let Some(t) = g.templates.remove(&current) {
+            g.templates.insert(newest, t);
+        }
+        g.asg.set_launch_template_version(newest);
+    }
+}

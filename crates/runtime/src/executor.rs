@@ -1,0 +1,133 @@
+//! Carries out the cluster's effects: processes, probes, routing snapshots, durable writes;
+//! and feeds what comes of them back as events. It decides nothing.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use flotilla_compute::ComputeProvider;
+use flotilla_control::{Effect, LaunchRequest};
+
+use crate::shared::{lock, Process, Shared};
+
+/// What launching needs besides the request: where the binary is (for `{flotilla}`) and the
+/// admin API's URL (given to instances as `FLOTILLA_ADMIN`).
+pub(crate) struct LaunchContext {
+    pub(crate) flotilla_exe: PathBuf,
+    pub(crate) admin_url: String,
+}
+
+/// Carries out every queued effect, in order, until the cluster has none left. Callers (the
+/// control loop, admin calls that want their effect applied before they answer) take turns:
+/// the lock keeps two of them from reordering routing updates.
+pub(crate) fn execute_pending(shared: &Arc<Shared>) {
+    let _turn = lock(&shared.executing);
+    loop {
+        let effects: Vec<Effect> = {
+            let mut c = shared.cluster();
+            std::iter::from_fn(|| c.poll_effect()).collect()
+        };
+        if effects.is_empty() {
+            return;
+        }
+        for effect in effects {
+            execute(shared, effect);
+        }
+    }
+}
+
+fn execute(shared: &Arc<Shared>, effect: Effect) {
+    match effect {
+        Effect::Launch(request) => launch(shared, request),
+        Effect::Stop { id } => shared.provider.stop(id.as_str()),
+        Effect::Kill { id } => shared.provider.kill(id.as_str()),
+        Effect::Probe {
+            target_group,
+            target,
+        } => probe(shared, target_group, target),
+        Effect::PublishTargets {
+            target_group,
+            targets,
+        } => shared.data_plane.publish_targets(&target_group, targets),
+        Effect::PublishShiftedZones { zones } => shared.data_plane.set_shifted_zones(zones),
+        Effect::PublishWeights { rule, weights } => {
+            shared.listeners.set_weights(rule, weights, &shared.data_plane)
+        }
+        Effect::HoldRequests { target_group } => {
+            let weak = Arc::downgrade(shared);
+            shared.data_plane.hold_requests(&target_group, move || {
+                if let Some(shared) = weak.upgrade() {
+                    shared.wake.notify_one();
+                }
+            });
+        }
+        Effect::CollectSamples => {
+            let samples = lock(&shared.sampler).collect(shared);
+            shared.with_cluster(|c, now| c.handle_samples(now, jiff::Timestamp::now(), samples));
+        }
+        Effect::Activity { group, activity } => {
+            if let Some(p) = lock(&shared.persister).as_ref() {
+                p.activity(&group, &activity);
+            }
+        }
+        Effect::Persist(durable) => {
+            if let Some(p) = lock(&shared.persister).as_ref() {
+                p.durable(durable, &lock(&shared.processes));
+            }
+        }
+    }
+}
+
+/// Starts the instance in a task of its own; the outcome comes back as an event.
+fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let LaunchRequest {
+            group,
+            id,
+            zone,
+            template,
+            ..
+        } = request;
+        let spec = crate::launch::launch_spec(
+            &template,
+            &shared.launch.flotilla_exe,
+            &id,
+            &group,
+            &zone,
+            &shared.launch.admin_url,
+        );
+        let span = tracing::info_span!("launch", group = group.as_str(), instance = %id, zone = zone.as_str());
+        let result = tracing::Instrument::instrument(shared.provider.launch(spec), span).await;
+        match result {
+            Ok(launched) => {
+                let start_time = flotilla_compute::process_start_time(launched.pid);
+                lock(&shared.processes).insert(
+                    id.clone(),
+                    Process {
+                        pid: launched.pid,
+                        start_time,
+                    },
+                );
+                shared.with_cluster(|c, now| c.handle_launched(now, &id, launched.address));
+            }
+            Err(e) => {
+                tracing::warn!(group = group.as_str(), instance = %id, error = %e, "launch failed");
+                shared.with_cluster(|c, now| c.handle_launch_failed(now, &id, &e.to_string()));
+            }
+        }
+        shared.wake.notify_one();
+    });
+}
+
+/// Runs one health check in a task of its own; the result comes back as an event.
+fn probe(shared: &Arc<Shared>, target_group: String, target: std::net::SocketAddr) {
+    let Some(check) = shared.data_plane.probe_spec(&target_group) else {
+        return; // the target group was removed by a reload meanwhile
+    };
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let result = crate::probe::run_probe(target, &check).await;
+        shared.with_cluster(|c, now| c.handle_probe_result(now, &target_group, target, result));
+        shared.wake.notify_one();
+    });
+}

@@ -1,0 +1,116 @@
+//! What the control loop, the executor, the event sources and the admin API share: the
+//! [`Cluster`] behind one mutex (never held across I/O), the data plane's objects, and the
+//! facts only this process knows (instance pids).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use flotilla_admin::api::ActivityInfo;
+use flotilla_compute::LocalProcessProvider;
+use flotilla_control::{Cluster, InstanceId, Time};
+use tokio::sync::Notify;
+
+use crate::clock::Clock;
+use crate::data_plane::DataPlane;
+use crate::listeners::ListenerSet;
+use crate::persist::Persister;
+use crate::sampler::Sampler;
+
+/// A running instance's process, as the compute provider started or adopted it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Process {
+    pub(crate) pid: u32,
+    /// Its start time from `/proc/<pid>/stat`, so a reused pid is never taken for it.
+    pub(crate) start_time: Option<u64>,
+}
+
+/// Shared by everything that runs for `flotilla up`.
+pub(crate) struct Shared {
+    cluster: Mutex<Cluster>,
+    /// Wakes the control loop: an event arrived, an effect is queued, a request is held.
+    pub(crate) wake: Notify,
+    pub(crate) clock: Clock,
+    pub(crate) data_plane: DataPlane,
+    pub(crate) listeners: ListenerSet,
+    pub(crate) provider: Arc<LocalProcessProvider>,
+    pub(crate) processes: Mutex<HashMap<InstanceId, Process>>,
+    pub(crate) persister: Mutex<Option<Persister>>,
+    pub(crate) sampler: Mutex<Sampler>,
+    /// Serialises carrying out effects, so two callers never reorder them.
+    pub(crate) executing: Mutex<()>,
+    /// What the executor needs to launch instances.
+    pub(crate) launch: crate::executor::LaunchContext,
+    /// Activities of earlier runs (from the state store), newest first, per group.
+    pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
+    /// The config file to re-read on reload.
+    pub(crate) config_path: Option<PathBuf>,
+    /// The config in force; replaced by a successful reload.
+    pub(crate) config: Mutex<flotilla_config::Config>,
+}
+
+/// The parts of [`Shared`] built before it.
+pub(crate) struct SharedParts {
+    pub(crate) cluster: Cluster,
+    pub(crate) clock: Clock,
+    pub(crate) data_plane: DataPlane,
+    pub(crate) listeners: ListenerSet,
+    pub(crate) provider: Arc<LocalProcessProvider>,
+    pub(crate) processes: HashMap<InstanceId, Process>,
+    pub(crate) persister: Persister,
+    pub(crate) launch: crate::executor::LaunchContext,
+    pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
+    pub(crate) config: flotilla_config::Config,
+}
+
+/// Locks a mutex whose holder may have panicked: every value behind these locks stays
+/// usable (a panic mid-update leaves the old or the new value, both valid).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn new(parts: SharedParts) -> Arc<Self> {
+        let config_path =
+            (!parts.config.path.as_os_str().is_empty()).then(|| parts.config.path.clone());
+        Arc::new(Shared {
+            cluster: Mutex::new(parts.cluster),
+            wake: Notify::new(),
+            clock: parts.clock,
+            data_plane: parts.data_plane,
+            listeners: parts.listeners,
+            provider: parts.provider,
+            processes: Mutex::new(parts.processes),
+            persister: Mutex::new(Some(parts.persister)),
+            sampler: Mutex::new(Sampler::default()),
+            executing: Mutex::new(()),
+            launch: parts.launch,
+            history: parts.history,
+            config_path,
+            config: Mutex::new(parts.config),
+        })
+    }
+
+    /// The cluster, locked.
+    pub(crate) fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        lock(&self.cluster)
+    }
+
+    /// Runs `f` on the locked cluster with the time read *after* the lock was taken, so the
+    /// cluster never sees time go backwards between two callers.
+    pub(crate) fn with_cluster<R>(&self, f: impl FnOnce(&mut Cluster, Time) -> R) -> R {
+        let mut c = self.cluster();
+        let now = self.clock.now();
+        f(&mut c, now)
+    }
+
+    /// The config in force (locked: reloads replace it).
+    pub(crate) fn config(&self) -> MutexGuard<'_, flotilla_config::Config> {
+        lock(&self.config)
+    }
+
+    /// The pid of an instance's process, if it runs here.
+    pub(crate) fn pid(&self, id: &InstanceId) -> Option<u32> {
+        lock(&self.processes).get(id).map(|p| p.pid)
+    }
+}
