@@ -4,6 +4,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use flotilla_config::*;
+use flotilla_control::metrics::{Metric, Statistic};
 
 fn fixture(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,28 +118,30 @@ fn spec_example_parses_with_expected_values() {
     assert_eq!(g.default_cooldown, Duration::from_secs(30));
     assert_eq!(g.termination_policies, [TerminationPolicy::Default]);
     assert_eq!(g.scaling_policies.len(), 2);
-    assert_eq!(g.scaling_policies[0].name, "keep-rps");
+    assert_eq!(g.scaling_policies[0].name(), "keep-rps");
     assert_eq!(
-        g.scaling_policies[0].kind,
-        ScalingPolicyKind::TargetTracking {
-            metric: "request_rate_per_target".into(),
-            statistic: "average".into(),
+        g.scaling_policies[0],
+        ScalingPolicy::TargetTracking(TargetTrackingSpec {
+            name: "keep-rps".into(),
+            metric: Metric::RequestRatePerTarget,
+            statistic: Statistic::Average,
             target_value: 100.0,
             period: Duration::from_secs(10),
             scale_in_stabilization: Duration::from_secs(300),
             disable_scale_in: false,
-        }
+        })
     );
-    match &g.scaling_policies[1].kind {
-        ScalingPolicyKind::Step {
+    match &g.scaling_policies[1] {
+        ScalingPolicy::Step(StepSpec {
             adjustment_type,
             alarm,
             steps,
             min_adjustment_magnitude,
-        } => {
+            ..
+        }) => {
             assert_eq!(*adjustment_type, AdjustmentType::ChangeInCapacity);
-            assert_eq!(alarm.metric, "cpu_utilization");
-            assert_eq!(alarm.statistic, "average");
+            assert_eq!(alarm.metric, Metric::CpuUtilization);
+            assert_eq!(alarm.statistic, Statistic::Average);
             assert_eq!(alarm.period, Duration::from_secs(10));
             assert_eq!(
                 (alarm.evaluation_periods, alarm.datapoints_to_alarm),
@@ -168,16 +171,17 @@ fn spec_example_parses_with_expected_values() {
     }
     assert_eq!(
         g.scheduled_actions,
-        [ScheduledAction {
-            name: "morning-rush".into(),
-            recurrence: Some("0 8 * * *".into()),
-            time_zone: "Asia/Seoul".into(),
-            start_time: None,
-            end_time: None,
-            min_size: Some(4),
-            max_size: None,
-            desired_capacity: Some(4),
-        }]
+        [ScheduledActionSpec::parse(
+            "morning-rush",
+            Some("0 8 * * *"),
+            "Asia/Seoul",
+            None,
+            None,
+            Some(4),
+            None,
+            Some(4),
+        )
+        .unwrap()]
     );
 }
 
@@ -440,10 +444,10 @@ max_size = 0
             TerminationPolicy::Default
         ]
     );
-    match &g.scaling_policies[0].kind {
-        ScalingPolicyKind::Simple {
+    match &g.scaling_policies[0] {
+        ScalingPolicy::Simple(SimpleSpec {
             alarm, cooldown, ..
-        } => {
+        }) => {
             assert_eq!(alarm.period, Duration::from_secs(60));
             assert_eq!(alarm.datapoints_to_alarm, 1);
             assert_eq!(*cooldown, Some(Duration::from_secs(60)));
@@ -451,10 +455,10 @@ max_size = 0
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        g.scheduled_actions[0].start_time.as_deref(),
+        g.scheduled_actions[0].start_time.map(|t| t.to_string()).as_deref(),
         Some("2030-01-01T08:00:00Z")
     );
-    assert_eq!(g.scheduled_actions[0].time_zone, "UTC");
+    assert_eq!(g.scheduled_actions[0].time_zone.iana_name(), Some("UTC"));
 }
 
 #[test]
@@ -548,8 +552,8 @@ target_value = 50.0
     let stats: Vec<&str> = cfg.auto_scaling_groups["web"]
         .scaling_policies
         .iter()
-        .map(|p| match &p.kind {
-            ScalingPolicyKind::TargetTracking { statistic, .. } => statistic.as_str(),
+        .map(|p| match p {
+            ScalingPolicy::TargetTracking(t) => t.statistic.as_str(),
             other => panic!("{other:?}"),
         })
         .collect();

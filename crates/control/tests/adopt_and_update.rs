@@ -16,19 +16,19 @@ fn adopted_instances_count_toward_capacity_and_are_registered() {
     let mut d = Driver::new(s);
     let now = d.now;
     assert!(d
-        .group
+        .group_mut()
         .adopt_instance(now, id("i-old1"), "az-a".into(), at(0), 1));
     assert!(d
-        .group
+        .group_mut()
         .adopt_instance(now, id("i-old2"), "az-b".into(), at(0), 1));
     // A second adoption of the same id, or one into an unknown zone, is refused.
     assert!(!d
-        .group
+        .group_mut()
         .adopt_instance(now, id("i-old1"), "az-a".into(), at(0), 1));
     assert!(!d
-        .group
+        .group_mut()
         .adopt_instance(now, id("i-x"), "az-nowhere".into(), at(0), 1));
-    let registered: Vec<_> = std::iter::from_fn(|| d.group.poll_action()).collect();
+    let registered: Vec<_> = std::iter::from_fn(|| d.group_mut().poll_action()).collect();
     assert_eq!(
         registered,
         vec![
@@ -38,7 +38,7 @@ fn adopted_instances_count_toward_capacity_and_are_registered() {
     );
     d.run_for(secs(30));
     // Only the difference was launched, into the empty zone.
-    let instances: Vec<_> = d.group.instances().cloned().collect();
+    let instances: Vec<_> = d.group().instances().cloned().collect();
     assert_eq!(instances.len(), 3);
     assert!(instances
         .iter()
@@ -49,7 +49,7 @@ fn adopted_instances_count_toward_capacity_and_are_registered() {
         .collect();
     assert_eq!(launched.len(), 1);
     assert_eq!(launched[0].zone, "az-c");
-    let newest = d.group.activities().last().map(|a| a.description.clone());
+    let newest = d.group().activities().last().map(|a| a.description.clone());
     assert_eq!(newest.as_deref(), Some("Adopting instance: i-old1 in az-a"));
 }
 
@@ -58,13 +58,13 @@ fn adoption_stops_at_max_size() {
     let mut d = Driver::new(spec(0, 1, 1));
     let now = d.now;
     assert!(d
-        .group
+        .group_mut()
         .adopt_instance(now, id("i-a"), "az-a".into(), at(0), 1));
     assert!(!d
-        .group
+        .group_mut()
         .adopt_instance(now, id("i-b"), "az-b".into(), at(0), 1));
     d.run_for(secs(10));
-    assert_eq!(d.group.instances().count(), 1);
+    assert_eq!(d.group().instances().count(), 1);
 }
 
 #[test]
@@ -72,38 +72,38 @@ fn update_spec_keeps_the_current_desired_within_new_bounds() {
     let mut d = Driver::new(spec(1, 5, 2));
     d.run_for(secs(10));
     let now = d.now;
-    d.group
+    d.group_mut()
         .set_desired_capacity(now, 4, "operator")
         .expect("in range");
     d.run_for(secs(10));
-    assert_eq!(d.group.in_service_count(), 4);
+    assert_eq!(d.group().in_service_count(), 4);
 
     // max lowered below the operator's 4: clamped to 3, one instance scaled in.
     let now = d.now;
-    d.group.update_spec(now, spec(1, 3, 2));
-    assert_eq!(d.group.desired_capacity(), 3);
-    assert_eq!(d.group.spec().max_size, 3);
+    d.group_mut().update_spec(now, spec(1, 3, 2));
+    assert_eq!(d.group().desired_capacity(), 3);
+    assert_eq!(d.group().spec().max_size, 3);
     d.run_for(secs(30));
-    assert_eq!(d.group.in_service_count(), 3);
+    assert_eq!(d.group().in_service_count(), 3);
     let cause = d
-        .group
+        .group()
         .activities()
         .find(|a| a.description.contains("Terminating"));
     assert!(cause.is_some_and(|a| a.cause.contains("configuration reload")));
 
     // max raised, desired unchanged in the file: the current desired stays.
     let now = d.now;
-    d.group.update_spec(now, spec(1, 8, 2));
-    assert_eq!(d.group.desired_capacity(), 3);
+    d.group_mut().update_spec(now, spec(1, 8, 2));
+    assert_eq!(d.group().desired_capacity(), 3);
     // desired changed in the file: it wins.
     let now = d.now;
-    d.group.update_spec(now, spec(1, 8, 6));
-    assert_eq!(d.group.desired_capacity(), 6);
+    d.group_mut().update_spec(now, spec(1, 8, 6));
+    assert_eq!(d.group().desired_capacity(), 6);
     d.run_for(secs(30));
-    assert_eq!(d.group.in_service_count(), 6);
+    assert_eq!(d.group().in_service_count(), 6);
     // A bad request after the reload is refused with the new bounds.
     let now = d.now;
-    assert!(d.group.set_desired_capacity(now, 9, "operator").is_err());
+    assert!(d.group_mut().set_desired_capacity(now, 9, "operator").is_err());
 }
 
 #[test]

@@ -30,12 +30,12 @@ fn initial_launch_spreads_over_zones() {
     for (desired, want) in [(2, vec![1, 1, 0]), (3, vec![1, 1, 1]), (5, vec![2, 2, 1])] {
         let d = started(desired);
         assert_eq!(d.zone_counts(), want, "desired {desired}");
-        assert_eq!(d.group.in_service_count(), desired);
+        assert_eq!(d.group().in_service_count(), desired);
         let launches: Vec<String> = d.launches().into_iter().map(|(_, z)| z).collect();
         assert_eq!(launches.len(), desired as usize);
         assert_eq!(&launches[..2], ["az-a", "az-b"]);
         // every launch activity finished successfully and says why
-        let acts: Vec<_> = d.group.activities().collect();
+        let acts: Vec<_> = d.group().activities().collect();
         assert!(acts.iter().all(|a| a.status == ActivityStatus::Successful));
         assert!(acts.last().unwrap().cause.contains(&format!(
             "group web was created with desired capacity {desired}; an instance was started in \
@@ -49,17 +49,16 @@ fn initial_launch_spreads_over_zones() {
 fn scale_out_and_in_stay_balanced() {
     let mut d = started(3);
     for (desired, total) in [(7, 7), (4, 4), (9, 9), (2, 2), (6, 6)] {
-        d.group
-            .set_desired_capacity(d.now, desired, "operator")
+        d.with_group(|g, now| g.set_desired_capacity(now, desired, "operator"))
             .unwrap();
         d.run_for(secs(30));
         let c = d.zone_counts();
         assert_eq!(c.iter().sum::<usize>(), total);
         let (min, max) = (c.iter().min().unwrap(), c.iter().max().unwrap());
         assert!(max - min <= 1, "unbalanced {c:?} at desired {desired}");
-        assert_eq!(d.group.in_service_count(), desired);
+        assert_eq!(d.group().in_service_count(), desired);
         assert_eq!(
-            d.group.instances().count(),
+            d.group().instances().count(),
             total,
             "terminated instances are dropped"
         );
@@ -70,7 +69,7 @@ fn scale_out_and_in_stay_balanced() {
 fn balanced_scale_in_removes_from_the_later_zone() {
     // 3 → 2 ends where a fresh launch of 2 would: az-a and az-b.
     let mut d = started(3);
-    d.group.set_desired_capacity(d.now, 2, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator")).unwrap();
     d.run_for(secs(30));
     assert_eq!(d.zone_counts(), vec![1, 1, 0]);
 }
@@ -83,7 +82,7 @@ fn failed_zone_is_skipped_and_scale_in_takes_from_fullest_zone() {
     // az-c failed once; the retry went to another zone (az-a: fewest, first in the list).
     assert_eq!(d.zone_counts(), vec![2, 1, 0]);
     let failed: Vec<_> = d
-        .group
+        .group()
         .activities()
         .filter(|a| a.status == ActivityStatus::Failed)
         .collect();
@@ -91,7 +90,7 @@ fn failed_zone_is_skipped_and_scale_in_takes_from_fullest_zone() {
     assert!(failed[0].description.contains("in az-c"));
     assert!(failed[0].description.contains("failed: zone outage"));
 
-    d.group.set_desired_capacity(d.now, 2, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator")).unwrap();
     d.run_for(secs(30));
     assert_eq!(
         d.zone_counts(),
@@ -123,7 +122,7 @@ fn az_rebalance_launches_in_the_emptiest_zone_first_then_scales_in_the_fullest()
     d.run_for(secs(40));
     assert_eq!(d.zone_counts(), vec![1, 1, 1], "balanced again");
     assert_eq!(
-        d.group.desired_capacity(),
+        d.group().desired_capacity(),
         3,
         "rebalancing changes no capacity"
     );
@@ -149,7 +148,7 @@ fn az_rebalance_launches_in_the_emptiest_zone_first_then_scales_in_the_fullest()
     );
     let victim = &actions[deregistered].2;
     assert!(!zones.contains_key(victim), "the victim has gone");
-    let causes: Vec<&str> = d.group.activities().map(|a| a.cause.as_str()).collect();
+    let causes: Vec<&str> = d.group().activities().map(|a| a.cause.as_str()).collect();
     let launched = "AZRebalance: instances per zone (az-a 2, az-b 1, az-c 0) are uneven; \
                     launching one in az-c first, then terminating one in az-a";
     let terminated = format!(
@@ -169,25 +168,25 @@ fn az_rebalance_launches_in_the_emptiest_zone_first_then_scales_in_the_fullest()
 #[test]
 fn az_rebalance_can_be_suspended_and_skips_protected_instances() {
     let mut d = unbalanced_by_a_failed_zone();
-    d.group.suspend_process(ScalingProcess::AzRebalance);
+    d.group_mut().suspend_process(ScalingProcess::AzRebalance);
     d.run_for(secs(60));
     assert_eq!(d.zone_counts(), vec![2, 1, 0], "suspended: left as it is");
 
     // Both az-a instances protected: scale-in could only take az-b's, which would not help.
     let in_a: Vec<InstanceId> = d
-        .group
+        .group()
         .instances()
         .filter(|i| i.zone == "az-a")
         .map(|i| i.id.clone())
         .collect();
     for id in &in_a {
-        assert!(d.group.set_instance_protection(d.now, id, true));
+        assert!(d.with_group(|g, now| g.set_instance_protection(now, id, true)));
     }
-    d.group.resume_process(d.now, ScalingProcess::AzRebalance);
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::AzRebalance));
     d.run_for(secs(60));
     assert_eq!(d.zone_counts(), vec![2, 1, 0], "nothing useful to do");
 
-    assert!(d.group.set_instance_protection(d.now, &in_a[0], false));
+    assert!(d.with_group(|g, now| g.set_instance_protection(now, &in_a[0], false)));
     d.run_for(secs(60));
     assert_eq!(
         d.zone_counts(),
@@ -202,10 +201,10 @@ fn a_terminate_with_decrement_is_followed_by_a_rebalance() {
     assert_eq!(d.zone_counts(), vec![2, 2, 2]);
     for _ in 0..2 {
         let id = d.id_in_zone("az-c");
-        assert!(d.group.terminate_instance(d.now, &id, true, "an operator"));
+        assert!(d.with_group(|g, now| g.terminate_instance(now, &id, true, "an operator")));
         d.run_for(secs(20));
     }
-    assert_eq!(d.group.desired_capacity(), 4);
+    assert_eq!(d.group().desired_capacity(), 4);
     assert_eq!(d.zone_counts(), vec![2, 1, 1], "AZ balance restored");
 }
 
@@ -213,18 +212,18 @@ fn a_terminate_with_decrement_is_followed_by_a_rebalance() {
 fn a_zone_removed_from_the_group_is_emptied_by_az_rebalance() {
     let mut d = started(3);
     assert_eq!(d.zone_counts(), vec![1, 1, 1]);
-    let mut s = d.group.spec().clone();
+    let mut s = d.group().spec().clone();
     s.zones.retain(|z| z != "az-c");
-    d.group.update_spec(d.now, s);
+    d.with_group(|g, now| g.update_spec(now, s));
     d.run_for(secs(60));
     assert_eq!(d.zone_counts(), vec![2, 1, 0], "moved out of az-c");
-    assert_eq!(d.group.desired_capacity(), 3);
+    assert_eq!(d.group().desired_capacity(), 3);
     assert!(
-        d.group.activities().any(|a| a.cause
+        d.group().activities().any(|a| a.cause
             == "AZRebalance: instances per zone (az-a 1, az-b 1, az-c 1, no longer one of the \
                 group's) are uneven; launching one in az-a first, then terminating one in az-c"),
         "{:#?}",
-        d.group.activities().map(|a| &a.cause).collect::<Vec<_>>()
+        d.group().activities().map(|a| &a.cause).collect::<Vec<_>>()
     );
 }
 
@@ -275,12 +274,12 @@ fn one_zone(policies: Vec<TerminationPolicy>) -> Driver {
 /// Starts 2 instances at t=0 (template v1) and 2 at t=100 (v2); returns (old, new) ids.
 fn two_generations(d: &mut Driver) -> (Vec<InstanceId>, Vec<InstanceId>) {
     d.run_until(at(100));
-    let old: Vec<_> = d.group.instances().map(|i| i.id.clone()).collect();
-    d.group.set_launch_template_version(2);
-    d.group.set_desired_capacity(d.now, 4, "operator").unwrap();
+    let old: Vec<_> = d.group().instances().map(|i| i.id.clone()).collect();
+    d.group_mut().set_launch_template_version(2);
+    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator")).unwrap();
     d.run_until(at(200));
     let new: Vec<_> = d
-        .group
+        .group()
         .instances()
         .map(|i| i.id.clone())
         .filter(|i| !old.contains(i))
@@ -291,7 +290,7 @@ fn two_generations(d: &mut Driver) -> (Vec<InstanceId>, Vec<InstanceId>) {
 
 fn scale_in_victim(d: &mut Driver) -> InstanceId {
     let before = d.log.len();
-    d.group.set_desired_capacity(d.now, 3, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 3, "operator")).unwrap();
     d.pump();
     let acts = d.actions_since(before);
     assert_eq!(acts.len(), 1, "{acts:?}");
@@ -341,10 +340,10 @@ fn default_policy_prefers_oldest_template_then_next_instance_hour() {
         let mut d = Driver::new(s);
         d.run_until(at(1800));
         let first = d.in_service()[0].clone(); // launched at 0
-        d.group.set_desired_capacity(d.now, 2, "operator").unwrap(); // launched at 1800
+        d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator")).unwrap(); // launched at 1800
         d.run_until(at(when));
         let before = d.log.len();
-        d.group.set_desired_capacity(d.now, 1, "operator").unwrap();
+        d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
         d.pump();
         let victim = d.actions_since(before)[0].2.clone();
         // at 3500 s the first is 100 s from its next hour; at 3700 s the second (1900 s into its
@@ -358,17 +357,17 @@ fn pending_instances_are_terminated_before_in_service_ones() {
     let mut d = Driver::new(spec(0, 10, 3));
     d.run_until(at(10));
     d.launch_delay = secs(60);
-    d.group.set_desired_capacity(d.now, 6, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 6, "operator")).unwrap();
     d.run_for(secs(1));
     let pending: Vec<_> = d
-        .group
+        .group()
         .instances()
         .filter(|i| i.lifecycle == LifecycleState::Pending)
         .map(|i| i.id.clone())
         .collect();
     assert_eq!(pending.len(), 3);
     let before = d.log.len();
-    d.group.set_desired_capacity(d.now, 4, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator")).unwrap();
     d.pump();
     let acts = d.actions_since(before);
     assert_eq!(acts.len(), 2);
@@ -376,8 +375,8 @@ fn pending_instances_are_terminated_before_in_service_ones() {
         .iter()
         .all(|(_, kind, id)| *kind == "terminate" && pending.contains(id)));
     d.run_for(secs(120));
-    assert_eq!(d.group.in_service_count(), 4);
-    assert_eq!(d.group.instances().count(), 4);
+    assert_eq!(d.group().in_service_count(), 4);
+    assert_eq!(d.group().instances().count(), 4);
     let c = d.zone_counts();
     assert!(
         c.iter().max().unwrap() - c.iter().min().unwrap() <= 1,
@@ -395,26 +394,26 @@ fn unexpected_exit_is_replaced_in_the_emptiest_zone_with_a_cause() {
     let victim = d.id_in_zone("az-b");
     let before = d.log.len();
     d.kill(&victim, "signal 9");
-    let acts = d.actions_since(before);
-    assert_eq!(acts[0].1, "deregister");
-    assert_eq!(acts[0].2, victim);
-    assert_eq!(acts[1].1, "launch");
-    assert_eq!(d.zones_of()[&acts[1].2], "az-b");
+    // Deregistered and replaced at once (the routing table and the launch leave in one pump).
+    assert_eq!(d.first(before, "deregister"), (d.now, victim.clone()));
+    let (when, replacement) = d.first(before, "launch");
+    assert_eq!(when, d.now);
+    assert_eq!(d.zones_of()[&replacement], "az-b");
     assert!(
-        d.group.instances().all(|i| i.id != victim),
+        d.group().instances().all(|i| i.id != victim),
         "dead instance is gone at once"
     );
     d.run_for(secs(30));
     assert_eq!(d.zone_counts(), vec![1, 1, 1]);
-    assert_eq!(d.group.in_service_count(), 3);
+    assert_eq!(d.group().in_service_count(), 3);
     assert!(d
-        .group
+        .group()
         .activities()
         .any(|a| a.cause == format!("instance {victim} exited unexpectedly (signal 9)")));
     let launch = d
-        .group
+        .group()
         .activities()
-        .find(|a| a.description.contains(acts[1].2.as_str()))
+        .find(|a| a.description.contains(replacement.as_str()))
         .unwrap();
     assert!(launch.cause.starts_with(&format!(
         "instance {victim} exited unexpectedly (signal 9) — replacing it; an instance was started"
@@ -427,13 +426,13 @@ fn exit_during_launch_counts_as_a_failed_launch() {
     let mut d = Driver::new(spec(0, 10, 1));
     d.launch_delay = secs(5);
     d.run_until(at(1));
-    let id = d.group.instances().next().unwrap().id.clone();
+    let id = d.group().instances().next().unwrap().id.clone();
     d.kill(&id, "exit status 1");
     let launches = d.launches();
     assert_eq!(launches.len(), 1, "back-off: no immediate relaunch");
     d.run_for(secs(20));
     assert_eq!(d.launches()[1].0, at(2), "retried after 1 s");
-    assert_eq!(d.group.in_service_count(), 1);
+    assert_eq!(d.group().in_service_count(), 1);
 }
 
 fn elb_group() -> Driver {
@@ -451,46 +450,45 @@ fn elb_unhealthy_inside_grace_is_deferred_to_grace_end() {
     let mut d = elb_group();
     let id = d.in_service()[0].clone();
     d.run_until(at(4));
-    d.group
-        .handle_target_health(d.now, &id, false, "Target.ResponseCodeMismatch (503)");
+    d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.ResponseCodeMismatch (503)"));
     let before = d.log.len();
     d.pump();
     assert_eq!(d.log.len(), before, "nothing inside the grace period");
-    assert_eq!(d.group.poll_timeout(), Some(at(12)));
+    assert_eq!(d.group().poll_timeout(), Some(at(12)));
     d.run_until(at(11));
     assert_eq!(d.log.len(), before);
     d.run_until(at(12));
-    let acts = d.actions_since(before);
-    assert_eq!(acts[0], (at(12), "deregister", id.clone()));
+    assert_eq!(d.first(before, "deregister"), (at(12), id.clone()));
     assert_eq!(
-        acts[1].1, "launch",
+        d.first(before, "launch").0,
+        at(12),
         "replacement at once, not after the old one is gone"
     );
-    let old = d.group.instances().find(|i| i.id == id).unwrap();
+    let old = d.group().instances().find(|i| i.id == id).unwrap();
     assert_eq!(
         (old.lifecycle, old.health),
         (LifecycleState::Terminating, InstanceHealth::Unhealthy)
     );
     let cause = &d
-        .group
+        .group()
         .activities()
         .find(|a| a.description.contains(id.as_str()) && a.description.starts_with("Terminating"))
         .unwrap()
         .cause;
     assert_eq!(cause, &format!("instance {id} was taken out of service because its target group health check failed: Target.ResponseCodeMismatch (503) — replacing it"));
     d.run_for(secs(30));
-    assert_eq!(d.group.in_service_count(), 1);
-    assert!(d.group.instances().all(|i| i.id != id));
+    assert_eq!(d.group().in_service_count(), 1);
+    assert!(d.group().instances().all(|i| i.id != id));
 }
 
 #[test]
 fn elb_recovery_inside_grace_cancels_the_report() {
     let mut d = elb_group();
     let id = d.in_service()[0].clone();
-    d.group
+    d.group_mut()
         .handle_target_health(at(3), &id, false, "Target.Timeout");
-    d.group.handle_target_health(at(5), &id, true, "");
-    assert_eq!(d.group.poll_timeout(), None);
+    d.group_mut().handle_target_health(at(5), &id, true, "");
+    assert_eq!(d.group().poll_timeout(), None);
     let before = d.log.len();
     d.run_until(at(60));
     assert_eq!(d.log.len(), before);
@@ -503,14 +501,12 @@ fn elb_unhealthy_after_grace_is_acted_on_at_once() {
     d.run_until(at(30));
     let id = d.in_service()[0].clone();
     let before = d.log.len();
-    d.group
-        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.Timeout"));
     let acts = d.actions_since(before);
     d.pump();
     assert_eq!(acts.len(), 0, "actions not yet pumped");
-    let acts = d.actions_since(before);
-    assert_eq!(acts[0], (at(30), "deregister", id.clone()));
-    assert_eq!(acts[1].1, "launch");
+    assert_eq!(d.first(before, "deregister"), (at(30), id.clone()));
+    assert_eq!(d.first(before, "launch").0, at(30));
     // no Terminate before the drain finishes (drain_delay 5 s)
     d.run_until(at(34));
     assert!(!d.actions_since(before).iter().any(|a| a.1 == "terminate"));
@@ -529,12 +525,11 @@ fn suspended_health_check_ignores_verdicts_and_suspended_replace_unhealthy_defer
     let mut d = elb_group();
     d.run_until(at(30));
     let id = d.in_service()[0].clone();
-    d.group.suspend_process(ScalingProcess::HealthCheck);
-    d.group
-        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.group_mut().suspend_process(ScalingProcess::HealthCheck);
+    d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.Timeout"));
     d.run_for(secs(30));
     assert_eq!(d.in_service(), vec![id.clone()], "not replaced");
-    d.group.resume_process(d.now, ScalingProcess::HealthCheck);
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::HealthCheck));
     d.run_for(secs(30));
     assert_eq!(
         d.in_service(),
@@ -543,23 +538,21 @@ fn suspended_health_check_ignores_verdicts_and_suspended_replace_unhealthy_defer
     );
 
     // ReplaceUnhealthy suspended: the verdict is kept, the instance stays until resumed.
-    d.group.suspend_process(ScalingProcess::ReplaceUnhealthy);
-    d.group
-        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.group_mut().suspend_process(ScalingProcess::ReplaceUnhealthy);
+    d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.Timeout"));
     d.run_for(secs(30));
     assert_eq!(d.in_service(), vec![id.clone()], "kept while suspended");
     assert_eq!(
-        d.group.poll_timeout(),
+        d.group().poll_timeout(),
         None,
         "nothing to wake for meanwhile"
     );
-    d.group
-        .resume_process(d.now, ScalingProcess::ReplaceUnhealthy);
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::ReplaceUnhealthy));
     d.run_for(secs(30));
     let now_in_service = d.in_service();
     assert_eq!(now_in_service.len(), 1);
     assert_ne!(now_in_service[0], id, "replaced on resume");
-    assert!(d.group.activities().any(|a| a.cause.contains(&format!(
+    assert!(d.group().activities().any(|a| a.cause.contains(&format!(
         "instance {id} was taken out of service because its target group health check failed"
     ))));
 }
@@ -568,11 +561,10 @@ fn suspended_health_check_ignores_verdicts_and_suspended_replace_unhealthy_defer
 fn process_groups_ignore_target_health() {
     let mut d = started(2);
     let id = d.in_service()[0].clone();
-    d.group
-        .handle_target_health(d.now, &id, false, "Target.Timeout");
+    d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.Timeout"));
     d.run_for(secs(600));
     assert_eq!(d.log.len(), 2);
-    assert_eq!(d.group.in_service_count(), 2);
+    assert_eq!(d.group().in_service_count(), 2);
 }
 
 #[test]
@@ -585,21 +577,20 @@ fn health_replacements_are_limited_to_ten_percent_at_a_time() {
     d.run_until(at(10));
     let ids = d.in_service();
     for id in &ids {
-        d.group
-            .handle_target_health(d.now, id, false, "Target.Timeout");
+        d.with_group(|g, now| g.handle_target_health(now, id, false, "Target.Timeout"));
     }
     d.pump();
     let unhealthy = || {
-        d.group
+        d.group()
             .instances()
             .filter(|i| i.health == InstanceHealth::Unhealthy)
             .count()
     };
     assert_eq!(unhealthy(), 1, "one at a time");
     d.run_for(secs(7)); // drain 5 s + stop 1 s: first one gone, next one starts
-    assert!(d.group.instances().all(|i| i.id != ids[0]));
+    assert!(d.group().instances().all(|i| i.id != ids[0]));
     assert_eq!(
-        d.group
+        d.group()
             .instances()
             .filter(|i| i.health == InstanceHealth::Unhealthy)
             .count(),
@@ -607,10 +598,10 @@ fn health_replacements_are_limited_to_ten_percent_at_a_time() {
     );
     d.run_for(secs(60));
     assert!(
-        d.group.instances().all(|i| !ids.contains(&i.id)),
+        d.group().instances().all(|i| !ids.contains(&i.id)),
         "all replaced in turn"
     );
-    assert_eq!(d.group.in_service_count(), 3);
+    assert_eq!(d.group().in_service_count(), 3);
 }
 
 #[test]
@@ -632,7 +623,7 @@ fn launch_failures_back_off_exponentially_and_reset_on_success() {
     assert_eq!(zones, ["az-a", "az-b", "az-c"]);
     d.failing_zones.clear();
     d.run_until(at(200));
-    assert_eq!(d.group.in_service_count(), 1);
+    assert_eq!(d.group().in_service_count(), 1);
     // success resets the back-off: the next failure waits 1 s again
     d.failing_zones.insert("az-a".into());
     d.failing_zones.insert("az-b".into());
@@ -655,23 +646,23 @@ fn drain_comes_before_terminate_and_without_target_groups_terminate_is_direct() 
     let mut d = Driver::new(s);
     d.run_until(at(10));
     let before = d.log.len();
-    d.group.set_desired_capacity(d.now, 1, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
     d.run_until(at(14));
     let acts = d.actions_since(before);
     assert_eq!(acts.len(), 1);
     assert_eq!(acts[0].1, "deregister");
     let victim = acts[0].2.clone();
-    let inst = d.group.instances().find(|i| i.id == victim).unwrap();
+    let inst = d.group().instances().find(|i| i.id == victim).unwrap();
     assert_eq!(inst.lifecycle, LifecycleState::Terminating);
-    assert_eq!(d.group.in_service_count(), 1);
+    assert_eq!(d.group().in_service_count(), 1);
     d.run_until(at(30));
     assert_eq!(
         d.actions_since(before)[1],
         (at(15), "terminate", victim.clone())
     );
-    assert!(d.group.instances().all(|i| i.id != victim));
+    assert!(d.group().instances().all(|i| i.id != victim));
     let act = d
-        .group
+        .group()
         .activities()
         .find(|a| a.description.starts_with("Terminating"))
         .unwrap();
@@ -680,7 +671,7 @@ fn drain_comes_before_terminate_and_without_target_groups_terminate_is_direct() 
 
     let mut d = started(2);
     let before = d.log.len();
-    d.group.set_desired_capacity(d.now, 1, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
     d.pump();
     assert_eq!(d.actions_since(before)[0].1, "terminate");
 }
@@ -688,13 +679,12 @@ fn drain_comes_before_terminate_and_without_target_groups_terminate_is_direct() 
 #[test]
 fn activities_are_newest_first_with_causes() {
     let mut d = started(1);
-    d.group
-        .set_desired_capacity(d.now, 2, "target tracking policy keep-rps")
+    d.with_group(|g, now| g.set_desired_capacity(now, 2, "target tracking policy keep-rps"))
         .unwrap();
     d.run_for(secs(10));
-    d.group.set_desired_capacity(d.now, 1, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
     d.run_for(secs(10));
-    let acts: Vec<_> = d.group.activities().collect();
+    let acts: Vec<_> = d.group().activities().collect();
     assert!(acts
         .windows(2)
         .all(|w| w[0].id > w[1].id && w[0].time >= w[1].time));
@@ -721,22 +711,20 @@ fn activities_are_newest_first_with_causes() {
 fn terminate_instance_replaces_or_decrements() {
     let mut d = started(3);
     let id = d.in_service()[0].clone();
-    assert!(d.group.terminate_instance(d.now, &id, false, "operator"));
+    assert!(d.with_group(|g, now| g.terminate_instance(now, &id, false, "operator")));
     assert!(
-        !d.group.terminate_instance(d.now, &id, false, "operator"),
+        !d.with_group(|g, now| g.terminate_instance(now, &id, false, "operator")),
         "already terminating"
     );
     d.run_for(secs(30));
-    assert_eq!(d.group.in_service_count(), 3);
-    assert_eq!(d.group.desired_capacity(), 3);
+    assert_eq!(d.group().in_service_count(), 3);
+    assert_eq!(d.group().desired_capacity(), 3);
     let id = d.in_service()[0].clone();
-    assert!(d.group.terminate_instance(d.now, &id, true, "operator"));
+    assert!(d.with_group(|g, now| g.terminate_instance(now, &id, true, "operator")));
     d.run_for(secs(30));
-    assert_eq!(d.group.in_service_count(), 2);
-    assert_eq!(d.group.desired_capacity(), 2);
-    assert!(!d
-        .group
-        .terminate_instance(d.now, &InstanceId::from("i-nope".to_string()), true, "x"));
+    assert_eq!(d.group().in_service_count(), 2);
+    assert_eq!(d.group().desired_capacity(), 2);
+    assert!(!d.with_group(|g, now| g.terminate_instance(now, &InstanceId::from("i-nope".to_string()), true, "x")));
 }
 
 #[test]
@@ -744,17 +732,17 @@ fn events_for_unknown_or_stale_ids_are_ignored() {
     let mut d = started(2);
     let ghost = InstanceId::from("i-000000000000".to_string());
     let now = d.now;
-    d.group.handle_launched(now, &ghost);
-    d.group.handle_launch_failed(now, &ghost, "x");
-    d.group.handle_instance_exited(now, &ghost, "x");
-    d.group.handle_target_health(now, &ghost, false, "x");
-    d.group.handle_drained(now, &ghost);
+    d.group_mut().handle_launched(now, &ghost);
+    d.group_mut().handle_launch_failed(now, &ghost, "x");
+    d.group_mut().handle_instance_exited(now, &ghost, "x");
+    d.group_mut().handle_target_health(now, &ghost, false, "x");
+    d.group_mut().handle_drained(now, &ghost);
     let id = d.in_service()[0].clone();
-    d.group.handle_launched(now, &id); // duplicate
-    d.group.handle_launch_failed(now, &id, "late"); // not pending: ignored
-    d.group.handle_drained(now, &id); // not draining: ignored
-    assert_eq!(d.group.poll_action(), None);
-    assert_eq!(d.group.in_service_count(), 2);
+    d.group_mut().handle_launched(now, &id); // duplicate
+    d.group_mut().handle_launch_failed(now, &id, "late"); // not pending: ignored
+    d.group_mut().handle_drained(now, &id); // not draining: ignored
+    assert_eq!(d.group_mut().poll_action(), None);
+    assert_eq!(d.group().in_service_count(), 2);
 }
 
 /// A small deterministic simulation: random operator actions, deaths and health reports, with
@@ -776,7 +764,7 @@ fn random_operations_keep_invariants() {
     let mut d = Driver::new(s);
     d.health_delay = Some(secs(1));
     for step in 0..2000 {
-        let ids: Vec<InstanceId> = d.group.instances().map(|i| i.id.clone()).collect();
+        let ids: Vec<InstanceId> = d.group().instances().map(|i| i.id.clone()).collect();
         let pick = |k: u64| {
             ids.get(k as usize)
                 .cloned()
@@ -785,11 +773,11 @@ fn random_operations_keep_invariants() {
         let now = d.now;
         match next(8) {
             0 => {
-                let _ = d.group.set_desired_capacity(now, next(10) as u32, "sim");
+                let _ = d.group_mut().set_desired_capacity(now, next(10) as u32, "sim");
             }
             1 => d.kill(&pick(next(10)), "signal 9"),
             2 => d
-                .group
+                .group_mut()
                 .handle_target_health(now, &pick(next(10)), next(2) == 0, "Target.Timeout"),
             3 => {
                 if next(4) == 0 {
@@ -800,13 +788,13 @@ fn random_operations_keep_invariants() {
             }
             4 => {
                 let _ = d
-                    .group
+                    .group_mut()
                     .terminate_instance(now, &pick(next(10)), next(2) == 0, "sim");
             }
             _ => {}
         }
         d.run_for(Duration::from_millis(next(5000)));
-        let g = &d.group;
+        let g = d.group();
         assert!((1..=8).contains(&g.desired_capacity()), "step {step}");
         if let Some(t) = g.poll_timeout() {
             assert!(t >= d.now, "step {step}: timeout in the past");
@@ -830,8 +818,8 @@ fn random_operations_keep_invariants() {
     d.failing_zones.clear();
     d.run_for(secs(120));
     assert_eq!(
-        d.group.in_service_count(),
-        d.group.desired_capacity(),
+        d.group().in_service_count(),
+        d.group().desired_capacity(),
         "converges"
     );
 }

@@ -7,7 +7,8 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use flotilla_control::alarm::{AlarmSpec, Comparison, MissingData};
-use flotilla_control::policy::{AdjustmentType, SimpleSpec, TargetTrackingSpec};
+use flotilla_control::metrics::{Metric, Statistic};
+use flotilla_control::policy::{AdjustmentType, ScalingPolicy, SimpleSpec, TargetTrackingSpec};
 use flotilla_control::schedule::ScheduledActionSpec;
 use flotilla_control::{
     CapacityError, ControllerSpec, LifecycleState, MetricQuery, MetricSource, ScalingController,
@@ -30,8 +31,8 @@ impl MetricSource for Load {
 fn tt(name: &str, target: f64, stab: u64) -> TargetTrackingSpec {
     TargetTrackingSpec {
         name: name.into(),
-        metric: "request_rate_per_target".into(),
-        statistic: "average".into(),
+        metric: Metric::RequestRatePerTarget,
+        statistic: Statistic::Average,
         target_value: target,
         period: secs(2),
         scale_in_stabilization: secs(stab),
@@ -44,7 +45,7 @@ fn controller(specs: Vec<TargetTrackingSpec>, warmup: u64) -> ScalingController 
         ControllerSpec {
             default_instance_warmup: Some(secs(warmup)),
             default_cooldown: secs(300),
-            target_tracking: specs,
+            policies: specs.into_iter().map(ScalingPolicy::TargetTracking).collect(),
             ..ControllerSpec::default()
         },
         Time::ZERO,
@@ -57,7 +58,8 @@ fn run(d: &mut Driver, c: &mut ScalingController, load: &Load, until: u64) -> Ve
     while d.now < at(until) {
         let next = d.now + secs(1);
         d.run_until(next);
-        for dec in c.tick(d.now, None, &mut d.group, load) {
+        let now = d.now;
+        for dec in c.tick(now, None, d.group_mut(), load) {
             causes.push(dec.cause);
         }
         d.pump();
@@ -77,15 +79,15 @@ fn target_tracking_scales_out_then_in_with_causes() {
         causes,
         vec!["policy keep-rps: request_rate_per_target 212.4 > target 100 for 1 period; desired 2 → 5"]
     );
-    assert_eq!(d.group.desired_capacity(), 5);
-    let acts: Vec<_> = d.group.activities().map(|a| a.cause.clone()).collect();
+    assert_eq!(d.group().desired_capacity(), 5);
+    let acts: Vec<_> = d.group().activities().map(|a| a.cause.clone()).collect();
     assert!(acts
         .iter()
         .any(|a| a.starts_with("policy keep-rps: request_rate_per_target 212.4")));
     // Load holds: no more scaling once the new instances are measured (5 × 84.96 → 5).
     let more = run(&mut d, &mut c, &load, 30);
     assert!(more.is_empty(), "{more:?}");
-    assert_eq!(d.group.in_service_count(), 5);
+    assert_eq!(d.group().in_service_count(), 5);
     // Load ends: scale-in only after the 20 s stabilization window.
     load.0.set(0.0);
     let t_drop = d.now;
@@ -94,7 +96,7 @@ fn target_tracking_scales_out_then_in_with_causes() {
     assert!(causes[0].contains("< target 100"), "{}", causes[0]);
     assert!(causes[0].ends_with("desired 5 → 1"), "{}", causes[0]);
     let scaled_in_at = d
-        .group
+        .group()
         .activities()
         .find(|a| a.cause.contains("desired 5 → 1"))
         .map(|a| a.time)
@@ -127,8 +129,8 @@ fn warming_instances_block_scale_in_and_are_not_measured() {
     // Existing instances are warm only 30 s after they came up (t≈2): at t=6 nothing measured.
     let load = Load(Cell::new(10.0));
     assert!(run(&mut d, &mut c, &load, 20).is_empty());
-    let first = d.group.instances().next().unwrap().id.clone();
-    assert!(c.is_warming(&d.group, &first, d.now));
+    let first = d.group().instances().next().unwrap().id.clone();
+    assert!(c.is_warming(d.group(), &first, d.now));
     let causes = run(&mut d, &mut c, &load, 40);
     assert_eq!(causes.len(), 1);
     assert!(causes[0].ends_with("desired 2 → 1"), "{}", causes[0]);
@@ -140,31 +142,30 @@ fn suspended_processes() {
     d.run_until(at(5));
     let mut c = controller(vec![tt("keep-rps", 100.0, 0)], 0);
     let load = Load(Cell::new(1000.0));
-    d.group.suspend_process(ScalingProcess::AlarmNotification);
+    d.group_mut().suspend_process(ScalingProcess::AlarmNotification);
     assert!(run(&mut d, &mut c, &load, 10).is_empty());
-    d.group
-        .resume_process(d.now, ScalingProcess::AlarmNotification);
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::AlarmNotification));
     // Launch suspended: desired rises but nothing launches until resumed.
-    d.group.suspend_process(ScalingProcess::Launch);
+    d.group_mut().suspend_process(ScalingProcess::Launch);
     let causes = run(&mut d, &mut c, &load, 14);
     assert_eq!(causes.len(), 1);
-    assert_eq!(d.group.desired_capacity(), 10);
-    assert_eq!(d.group.instances().count(), 2);
-    d.group.resume_process(d.now, ScalingProcess::Launch);
+    assert_eq!(d.group().desired_capacity(), 10);
+    assert_eq!(d.group().instances().count(), 2);
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::Launch));
     d.run_for(secs(5));
-    assert_eq!(d.group.in_service_count(), 10);
+    assert_eq!(d.group().in_service_count(), 10);
     // Terminate suspended: desired drops, nobody is terminated.
-    d.group.suspend_process(ScalingProcess::Terminate);
-    d.group.set_desired_capacity(d.now, 3, "operator").unwrap();
+    d.group_mut().suspend_process(ScalingProcess::Terminate);
+    d.with_group(|g, now| g.set_desired_capacity(now, 3, "operator")).unwrap();
     d.run_for(secs(10));
-    assert_eq!(d.group.in_service_count(), 10);
+    assert_eq!(d.group().in_service_count(), 10);
     assert_eq!(
-        d.group.suspended_processes().collect::<Vec<_>>(),
+        d.group().suspended_processes().collect::<Vec<_>>(),
         vec![ScalingProcess::Terminate]
     );
-    d.group.resume_process(d.now, ScalingProcess::Terminate);
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::Terminate));
     d.run_for(secs(20));
-    assert_eq!(d.group.in_service_count(), 3);
+    assert_eq!(d.group().in_service_count(), 3);
 }
 
 #[test]
@@ -173,41 +174,38 @@ fn scale_in_protection_keeps_protected_instances() {
     d.run_until(at(5));
     let ids: Vec<_> = d.in_service();
     for id in &ids {
-        assert!(d.group.set_instance_protection(d.now, id, true));
+        assert!(d.with_group(|g, now| g.set_instance_protection(now, id, true)));
     }
-    d.group.set_desired_capacity(d.now, 1, "operator").unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
     d.run_for(secs(20));
-    assert_eq!(d.group.desired_capacity(), 1, "desired drops anyway");
-    assert_eq!(d.group.in_service_count(), 3, "nothing terminates");
-    d.group.set_instance_protection(d.now, &ids[0], false);
+    assert_eq!(d.group().desired_capacity(), 1, "desired drops anyway");
+    assert_eq!(d.group().in_service_count(), 3, "nothing terminates");
+    d.with_group(|g, now| g.set_instance_protection(now, &ids[0], false));
     d.run_for(secs(20));
     assert_eq!(d.in_service().len(), 2);
     assert!(!d.in_service().contains(&ids[0]));
     // New instances inherit the group flag.
-    d.group.set_new_instances_protected_from_scale_in(true);
-    d.group.set_desired_capacity(d.now, 4, "operator").unwrap();
+    d.group_mut().set_new_instances_protected_from_scale_in(true);
+    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator")).unwrap();
     d.run_for(secs(20));
-    assert!(d.group.instances().all(|i| i.protected_from_scale_in));
+    assert!(d.group().instances().all(|i| i.protected_from_scale_in));
 }
 
 #[test]
 fn update_capacity_moves_desired_into_new_bounds() {
     let mut d = Driver::new(spec(1, 5, 2));
     d.run_until(at(5));
-    d.group
-        .update_capacity(d.now, Some(3), None, None, "scheduled action x")
+    d.with_group(|g, now| g.update_capacity(now, Some(3), None, None, "scheduled action x"))
         .unwrap();
-    assert_eq!(d.group.desired_capacity(), 3);
-    assert_eq!(d.group.spec().min_size, 3);
+    assert_eq!(d.group().desired_capacity(), 3);
+    assert_eq!(d.group().spec().min_size, 3);
     assert!(matches!(
-        d.group.update_capacity(d.now, Some(6), None, None, "bad"),
+        d.with_group(|g, now| g.update_capacity(now, Some(6), None, None, "bad")),
         Err(CapacityError::OutOfRange { min: 6, max: 5, .. })
     ));
-    assert!(d
-        .group
-        .update_capacity(d.now, None, None, Some(9), "bad")
+    assert!(d.with_group(|g, now| g.update_capacity(now, None, None, Some(9), "bad"))
         .is_err());
-    assert_eq!(d.group.spec().min_size, 3, "refusal changes nothing");
+    assert_eq!(d.group().spec().min_size, 3, "refusal changes nothing");
 }
 
 #[test]
@@ -235,50 +233,25 @@ fn scheduled_actions_run_on_wall_time_and_skip_while_suspended() {
     );
     let load = Load(Cell::new(0.0));
     let wall = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
-    assert!(c
-        .tick(
-            d.now,
-            Some(wall("2026-03-02T22:59:58Z")),
-            &mut d.group,
-            &load
-        )
+    assert!({ let now = d.now; c.tick(now, Some(wall("2026-03-02T22:59:58Z")), d.group_mut(), &load) }
         .is_empty());
-    let got = c.tick(
-        d.now + secs(2),
-        Some(wall("2026-03-02T23:00:00Z")),
-        &mut d.group,
-        &load,
-    );
+    let got = { let now = d.now + secs(2); c.tick(now, Some(wall("2026-03-02T23:00:00Z")), d.group_mut(), &load) };
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].cause,
         "scheduled action morning-rush (due 2026-03-02T23:00:00Z): min 4, desired 4"
     );
-    assert_eq!(d.group.spec().min_size, 4);
+    assert_eq!(d.group().spec().min_size, 4);
     // Next day, suspended: skipped, and not run later on resume.
-    d.group
-        .update_capacity(d.now, Some(1), None, Some(1), "operator")
+    d.with_group(|g, now| g.update_capacity(now, Some(1), None, Some(1), "operator"))
         .unwrap();
-    d.group.suspend_process(ScalingProcess::ScheduledActions);
-    assert!(c
-        .tick(
-            d.now,
-            Some(wall("2026-03-03T23:00:01Z")),
-            &mut d.group,
-            &load
-        )
+    d.group_mut().suspend_process(ScalingProcess::ScheduledActions);
+    assert!({ let now = d.now; c.tick(now, Some(wall("2026-03-03T23:00:01Z")), d.group_mut(), &load) }
         .is_empty());
-    d.group
-        .resume_process(d.now, ScalingProcess::ScheduledActions);
-    assert!(c
-        .tick(
-            d.now,
-            Some(wall("2026-03-03T23:00:02Z")),
-            &mut d.group,
-            &load
-        )
+    d.with_group(|g, now| g.resume_process(now, ScalingProcess::ScheduledActions));
+    assert!({ let now = d.now; c.tick(now, Some(wall("2026-03-03T23:00:02Z")), d.group_mut(), &load) }
         .is_empty());
-    assert_eq!(d.group.desired_capacity(), 1);
+    assert_eq!(d.group().desired_capacity(), 1);
 }
 
 /// A constant CPU reading.
@@ -298,12 +271,12 @@ fn simple_policy_waits_for_activity_and_cooldown() {
         ControllerSpec {
             default_instance_warmup: Some(Duration::ZERO),
             default_cooldown: secs(30),
-            simple: vec![SimpleSpec {
+            policies: vec![ScalingPolicy::Simple(SimpleSpec {
                 name: "add-one".into(),
                 adjustment_type: AdjustmentType::ChangeInCapacity,
                 alarm: AlarmSpec {
-                    metric: "cpu_utilization".into(),
-                    statistic: "average".into(),
+                    metric: Metric::CpuUtilization,
+                    statistic: Statistic::Average,
                     period: secs(5),
                     evaluation_periods: 1,
                     datapoints_to_alarm: 1,
@@ -314,7 +287,7 @@ fn simple_policy_waits_for_activity_and_cooldown() {
                 adjustment: 1,
                 cooldown: None,
                 min_adjustment_magnitude: None,
-            }],
+            })],
             ..ControllerSpec::default()
         },
         Time::ZERO,
@@ -324,7 +297,8 @@ fn simple_policy_waits_for_activity_and_cooldown() {
     while d.now < at(100) {
         let next = d.now + secs(1);
         d.run_until(next);
-        if !c.tick(d.now, None, &mut d.group, &cpu).is_empty() {
+        let now = d.now;
+        if !c.tick(now, None, d.group_mut(), &cpu).is_empty() {
             times.push(d.now.as_duration().as_secs());
         }
         d.pump();
@@ -336,7 +310,7 @@ fn simple_policy_waits_for_activity_and_cooldown() {
         assert!(w[1] - w[0] >= 32, "cooldown respected: {times:?}");
     }
     assert!(d
-        .group
+        .group()
         .instances()
         .all(|i| i.lifecycle == LifecycleState::InService));
 }

@@ -141,7 +141,13 @@ impl Cluster {
                 let mut count = 0;
                 if let Some(addr) = addr {
                     for name in self.group_target_groups(group) {
-                        if let Some(tg) = self.target_groups.get_mut(&name) {
+                        // Only a target group that knows the target drains it (and says so).
+                        let known = self.target_groups.get_mut(&name).filter(|tg| {
+                            tg.health
+                                .state(addr)
+                                .is_some_and(|s| s != crate::health::TargetState::Draining)
+                        });
+                        if let Some(tg) = known {
                             tg.health.deregister(now, addr);
                             tg.dirty = true;
                             count += 1;

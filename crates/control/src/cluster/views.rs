@@ -45,6 +45,13 @@ impl Cluster {
         })
     }
 
+    /// Direct access to one group's machine, for unit tests of that machine and for fault
+    /// injection in simulations; a driver never needs it (its effects are picked up at the
+    /// next call that pumps, e.g. [`handle_timeout`](Cluster::handle_timeout)).
+    pub fn group_machine_mut(&mut self, name: &str) -> Option<&mut AutoScalingGroup> {
+        self.groups.get_mut(name).map(|g| &mut g.asg)
+    }
+
     /// The names of the target groups.
     pub fn target_group_names(&self) -> impl Iterator<Item = &str> + '_ {
         self.target_groups.keys().map(String::as_str)

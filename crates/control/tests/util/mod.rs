@@ -1,13 +1,18 @@
-//! A tiny stand-in for the runtime (like quinn-proto's `tests/util.rs`): it plays processes and
-//! target groups in virtual time, answering the group's actions after configurable delays.
+//! A stand-in for the runtime (like quinn-proto's `tests/util.rs`): it drives the real
+//! [`Cluster`] — one group `web`, behind a target group `web` when the spec has target groups
+//! — and plays the world around it in virtual time: processes start and stop after
+//! configurable delays, and the target group's probes are answered by a small health model.
+//! Everything between the machines (registration, draining, verdicts) is the cluster's own.
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use flotilla_control::{
-    AutoScalingGroup, GroupAction, GroupSpec, HealthCheckType, InstanceId, LifecycleState,
-    TerminationPolicy, Time,
+    AutoScalingGroup, AutoScalingGroupConfig, Cluster, ClusterSpec, Effect, GroupSpec,
+    HealthCheckSpec, HealthCheckType, InstanceId, InstanceRefreshSettings, LaunchTemplate,
+    LifecycleState, ProbeResult, Samples, TargetGroupSpec, TargetState, TerminationPolicy, Time,
 };
 
 pub const ZONES: [&str; 3] = ["az-a", "az-b", "az-c"];
@@ -38,55 +43,124 @@ pub fn at(s: u64) -> Time {
     Time::ZERO + secs(s)
 }
 
+/// A launch template the harness "runs".
+pub fn template() -> LaunchTemplate {
+    LaunchTemplate {
+        command: vec!["app".into()],
+        env: BTreeMap::new(),
+        working_dir: ".".into(),
+        stop_signal: Default::default(),
+        stop_timeout: secs(10),
+        instance_type: "t3.micro".into(),
+    }
+}
+
+/// The cluster spec of one group as `spec` describes it (`drain` is the target group's
+/// deregistration delay).
+pub fn cluster_spec(spec: &GroupSpec, drain: Duration) -> ClusterSpec {
+    let mut cs = ClusterSpec {
+        zones: ZONES.iter().map(|z| z.to_string()).collect(),
+        ..ClusterSpec::default()
+    };
+    cs.launch_templates.insert("web".into(), template());
+    let config = AutoScalingGroupConfig {
+        launch_template: "web".into(),
+        target_groups: if spec.has_target_groups {
+            vec!["web".into()]
+        } else {
+            Vec::new()
+        },
+        zones: spec.zones.clone(),
+        min_size: spec.min_size,
+        max_size: spec.max_size,
+        desired_capacity: spec.desired_capacity,
+        health_check_type: spec.health_check_type,
+        health_check_grace_period: spec.health_check_grace_period,
+        default_instance_warmup: None,
+        default_cooldown: secs(300),
+        termination_policies: spec.termination_policies.clone(),
+        new_instances_protected_from_scale_in: false,
+        scaling_policies: Vec::new(),
+        scheduled_actions: Vec::new(),
+        lifecycle_hooks: spec.lifecycle_hooks.clone(),
+        warm_pool: spec.warm_pool,
+        instance_refresh: InstanceRefreshSettings::default(),
+    };
+    cs.groups.insert(spec.name.clone(), config);
+    if spec.has_target_groups {
+        cs.target_groups.insert(
+            "web".into(),
+            TargetGroupSpec {
+                // One probe per registration that matters here: the harness answers it when
+                // its model decides, and the next is a day away.
+                health_check: HealthCheckSpec {
+                    interval: secs(86_400 * 30),
+                    timeout: secs(5),
+                    healthy_threshold: 1,
+                    unhealthy_threshold: 1,
+                },
+                deregistration_delay: drain,
+                targets: Vec::new(),
+            },
+        );
+    }
+    cs
+}
+
 #[derive(Clone, Debug)]
 enum Event {
     Launched(InstanceId),
     LaunchFailed(InstanceId),
-    Drained(InstanceId),
     Exited(InstanceId),
-    Unhealthy(InstanceId),
-    Healthy(InstanceId),
+    Probe(SocketAddr),
 }
 
 /// Plays the runtime for one group.
 pub struct Driver {
-    pub group: AutoScalingGroup,
+    pub cluster: Cluster,
     pub now: Time,
     /// Time from Launch to `handle_launched` (or `handle_launch_failed`).
     pub launch_delay: Duration,
-    /// Time from DeregisterTargets to `handle_drained`.
-    pub drain_delay: Duration,
-    /// Time from Terminate to `handle_instance_exited`.
+    /// Time from Stop to `handle_instance_exited`.
     pub stop_delay: Duration,
     /// Launches into these zones fail.
     pub failing_zones: BTreeSet<String>,
-    /// Every action the group emitted, with the time it was read.
-    pub log: Vec<(Time, GroupAction)>,
-    /// Instances currently registered with the (pretend) target group.
+    /// Every effect of interest, as (time, kind, instance): launch, register, deregister,
+    /// terminate, kill.
+    pub log: Vec<(Time, &'static str, InstanceId)>,
+    /// Instances registered with the target group (not draining).
     pub registered: BTreeSet<InstanceId>,
-    /// Time from RegisterTargets to the target group reporting the instance healthy; `None`:
-    /// the target group never reports.
+    /// Time from registration to the probe's answer: healthy, or unhealthy for a failing
+    /// version; `None`: the probe is never answered.
     pub health_delay: Option<Duration>,
     /// Registered instances the target group reports healthy.
     pub healthy: BTreeSet<InstanceId>,
     /// Fewest healthy in-service instances seen after any step, once set to `Some`.
     pub lowest_healthy: Option<usize>,
-    /// Instances launched from these launch template versions fail their health checks (a
-    /// broken release): the target group reports them unhealthy instead of healthy.
+    /// Instances launched from these launch template versions fail their health checks.
     pub failing_versions: BTreeSet<u64>,
     /// The launch template version each launched instance was started from.
     pub versions: BTreeMap<InstanceId, u64>,
+    /// Every launch as (time, zone).
+    launched_in: Vec<(Time, String)>,
+    addresses: BTreeMap<InstanceId, SocketAddr>,
+    by_address: BTreeMap<SocketAddr, InstanceId>,
+    next_port: u16,
     events: Vec<(Time, u64, Event)>,
     seq: u64,
 }
 
 impl Driver {
+    /// A driver whose target group drains for 5 s.
     pub fn new(spec: GroupSpec) -> Self {
+        Self::with_drain(spec, secs(5))
+    }
+
+    pub fn with_drain(spec: GroupSpec, drain: Duration) -> Self {
         Driver {
-            group: AutoScalingGroup::new(spec, 42, Time::ZERO),
+            cluster: Cluster::new(cluster_spec(&spec, drain), 42, Time::ZERO),
             now: Time::ZERO,
             launch_delay: secs(2),
-            drain_delay: secs(5),
             stop_delay: secs(1),
             failing_zones: BTreeSet::new(),
             log: Vec::new(),
@@ -96,9 +170,30 @@ impl Driver {
             lowest_healthy: None,
             failing_versions: BTreeSet::new(),
             versions: BTreeMap::new(),
+            launched_in: Vec::new(),
+            addresses: BTreeMap::new(),
+            by_address: BTreeMap::new(),
+            next_port: 10_000,
             events: Vec::new(),
             seq: 0,
         }
+    }
+
+    /// The group's machine, to read.
+    pub fn group(&self) -> &AutoScalingGroup {
+        self.cluster.group("web").map(|g| g.asg).expect("the group")
+    }
+
+    /// The group's machine, to poke directly (its actions are carried out at the next pump).
+    pub fn group_mut(&mut self) -> &mut AutoScalingGroup {
+        self.cluster.group_machine_mut("web").expect("the group")
+    }
+
+    /// Runs `f` on the group's machine at the current time (its actions are carried out at
+    /// the next pump, as with [`group_mut`](Self::group_mut)).
+    pub fn with_group<R>(&mut self, f: impl FnOnce(&mut AutoScalingGroup, Time) -> R) -> R {
+        let now = self.now;
+        f(self.group_mut(), now)
     }
 
     fn schedule(&mut self, delay: Duration, e: Event) {
@@ -106,60 +201,88 @@ impl Driver {
         self.events.push((self.now + delay, self.seq, e));
     }
 
-    /// Reads every queued action and schedules the runtime's answers.
+    /// Lets the cluster pick up what happened and carries out its effects.
     pub fn pump(&mut self) {
-        while let Some(a) = self.group.poll_action() {
-            self.log.push((self.now, a.clone()));
-            match a {
-                GroupAction::Launch {
-                    id,
-                    zone,
-                    launch_template_version,
-                } => {
-                    self.versions.insert(id.clone(), launch_template_version);
-                    let e = if self.failing_zones.contains(&zone) {
-                        Event::LaunchFailed(id)
-                    } else {
-                        Event::Launched(id)
-                    };
-                    self.schedule(self.launch_delay, e);
-                }
-                GroupAction::RegisterTargets { id } => {
-                    self.registered.insert(id.clone());
-                    if let Some(d) = self.health_delay {
-                        let failing = self
-                            .versions
-                            .get(&id)
-                            .is_some_and(|v| self.failing_versions.contains(v));
-                        let e = if failing {
-                            Event::Unhealthy(id)
-                        } else {
-                            Event::Healthy(id)
-                        };
-                        self.schedule(d, e);
-                    }
-                }
-                GroupAction::DeregisterTargets { id } => {
-                    self.registered.remove(&id);
-                    self.healthy.remove(&id);
-                    self.schedule(self.drain_delay, Event::Drained(id));
-                }
-                GroupAction::Terminate { id } => self.schedule(self.stop_delay, Event::Exited(id)),
-                GroupAction::Kill { id } => {
-                    self.events
-                        .retain(|e| !matches!(&e.2, Event::Exited(x) if *x == id));
-                    self.schedule(Duration::ZERO, Event::Exited(id));
+        self.cluster.handle_timeout(self.now);
+        self.drain_effects();
+    }
+
+    fn drain_effects(&mut self) {
+        while let Some(e) = self.cluster.poll_effect() {
+            self.carry_out(e);
+        }
+    }
+
+    fn carry_out(&mut self, e: Effect) {
+        match e {
+            Effect::Launch(r) => {
+                self.log.push((self.now, "launch", r.id.clone()));
+                self.versions.insert(r.id.clone(), r.launch_template_version);
+                self.launched_in.push((self.now, r.zone.clone()));
+                let e = if self.failing_zones.contains(&r.zone) {
+                    Event::LaunchFailed(r.id)
+                } else {
+                    Event::Launched(r.id)
+                };
+                self.schedule(self.launch_delay, e);
+            }
+            Effect::Stop { id } => {
+                self.log.push((self.now, "terminate", id.clone()));
+                self.schedule(self.stop_delay, Event::Exited(id));
+            }
+            Effect::Kill { id } => {
+                self.log.push((self.now, "kill", id.clone()));
+                self.events
+                    .retain(|e| !matches!(&e.2, Event::Exited(x) if *x == id));
+                self.schedule(Duration::ZERO, Event::Exited(id));
+            }
+            Effect::Probe { target, .. } => {
+                if let Some(d) = self.health_delay {
+                    self.schedule(d, Event::Probe(target));
                 }
             }
+            Effect::PublishTargets { targets, .. } => self.published(targets),
+            Effect::CollectSamples => {
+                let wall = jiff::Timestamp::UNIX_EPOCH
+                    .checked_add(self.now.as_duration())
+                    .expect("a virtual time within jiff's range");
+                self.cluster
+                    .handle_samples(self.now, wall, Samples::default());
+            }
+            _ => {}
         }
+    }
+
+    /// Registration and health as the data plane would see it.
+    fn published(&mut self, targets: Vec<flotilla_control::RoutedTarget>) {
+        let mut registered = BTreeSet::new();
+        let mut healthy = BTreeSet::new();
+        for t in targets {
+            let Some(id) = t.instance else { continue };
+            if t.state == TargetState::Draining {
+                if self.registered.contains(&id) {
+                    self.log.push((self.now, "deregister", id.clone()));
+                }
+                continue;
+            }
+            if !self.registered.contains(&id) {
+                self.log.push((self.now, "register", id.clone()));
+            }
+            if t.state == TargetState::Healthy {
+                healthy.insert(id.clone());
+            }
+            registered.insert(id);
+        }
+        self.registered = registered;
+        self.healthy = healthy;
     }
 
     /// Advances virtual time to `until`, delivering events and timeouts in order.
     pub fn run_until(&mut self, until: Time) {
-        for _ in 0..100_000 {
-            self.pump();
+        self.pump();
+        for _ in 0..1_000_000 {
             let next_event = self.events.iter().map(|e| (e.0, e.1)).min();
-            let timeout = self.group.poll_timeout();
+            let timeout = self.cluster.poll_timeout();
             let next = match (next_event.map(|e| e.0), timeout) {
                 (Some(a), Some(b)) => a.min(b),
                 (a, b) => match a.or(b) {
@@ -170,27 +293,24 @@ impl Driver {
             if next > until {
                 break;
             }
-            assert!(
-                next >= self.now,
-                "time went backwards: {next:?} < {:?}",
-                self.now
-            );
+            assert!(next >= self.now, "time went backwards: {next:?} < {:?}", self.now);
             self.now = next;
             if let Some((t, seq)) = next_event.filter(|e| e.0 == next) {
                 let pos = self
                     .events
                     .iter()
                     .position(|e| e.0 == t && e.1 == seq)
-                    .unwrap();
+                    .expect("the event just found");
                 let (_, _, e) = self.events.remove(pos);
                 self.deliver(e);
             } else {
-                self.group.handle_timeout(self.now);
+                self.cluster.handle_timeout(self.now);
             }
+            self.drain_effects();
             self.watch_floor();
         }
-        self.pump();
         self.now = self.now.max(until);
+        self.pump();
     }
 
     /// Runs for `d` more.
@@ -202,21 +322,31 @@ impl Driver {
     fn deliver(&mut self, e: Event) {
         let now = self.now;
         match e {
-            Event::Launched(id) => self.group.handle_launched(now, &id),
-            Event::LaunchFailed(id) => self.group.handle_launch_failed(now, &id, "zone outage"),
-            Event::Drained(id) => self.group.handle_drained(now, &id),
-            Event::Exited(id) => self.group.handle_instance_exited(now, &id, "exit status 0"),
-            Event::Unhealthy(id) => {
-                if self.registered.contains(&id) {
-                    self.group
-                        .handle_target_health(now, &id, false, "Target.ResponseCodeMismatch");
-                }
+            Event::Launched(id) => {
+                let addr = SocketAddr::from(([127, 0, 0, 1], self.next_port));
+                self.next_port += 1;
+                self.addresses.insert(id.clone(), addr);
+                self.by_address.insert(addr, id.clone());
+                self.cluster.handle_launched(now, &id, addr);
             }
-            Event::Healthy(id) => {
-                if self.registered.contains(&id) {
-                    self.healthy.insert(id.clone());
-                    self.group.handle_target_health(now, &id, true, "");
-                }
+            Event::LaunchFailed(id) => self.cluster.handle_launch_failed(now, &id, "zone outage"),
+            Event::Exited(id) => self
+                .cluster
+                .handle_instance_exited(now, &id, "exit status 0"),
+            Event::Probe(addr) => {
+                let failing = self
+                    .by_address
+                    .get(&addr)
+                    .and_then(|id| self.versions.get(id))
+                    .is_some_and(|v| self.failing_versions.contains(v));
+                let result = if failing {
+                    ProbeResult::Failure {
+                        reason: "Target.ResponseCodeMismatch".into(),
+                    }
+                } else {
+                    ProbeResult::Success
+                };
+                self.cluster.handle_probe_result(now, "web", addr, result);
             }
         }
     }
@@ -224,8 +354,8 @@ impl Driver {
     /// Instances in service that the target group reports healthy (all in-service ones for a
     /// group without target groups).
     pub fn healthy_in_service(&self) -> usize {
-        let tg = self.group.spec().has_target_groups;
-        self.group
+        let tg = self.group().spec().has_target_groups;
+        self.group()
             .instances()
             .filter(|i| i.lifecycle == LifecycleState::InService)
             .filter(|i| !tg || self.healthy.contains(&i.id))
@@ -242,8 +372,8 @@ impl Driver {
     pub fn kill(&mut self, id: &InstanceId, status: &str) {
         self.events
             .retain(|e| !matches!(&e.2, Event::Exited(x) if x == id));
-        self.group.handle_instance_exited(self.now, id, status);
-        self.pump();
+        self.cluster.handle_instance_exited(self.now, id, status);
+        self.drain_effects();
     }
 
     /// Live (pending or in-service, healthy) instances per zone, zones with none included.
@@ -251,7 +381,7 @@ impl Driver {
         ZONES
             .iter()
             .map(|z| {
-                self.group
+                self.group()
                     .instances()
                     .filter(|i| {
                         i.zone == *z
@@ -266,7 +396,7 @@ impl Driver {
     }
 
     pub fn in_service(&self) -> Vec<InstanceId> {
-        self.group
+        self.group()
             .instances()
             .filter(|i| i.lifecycle == LifecycleState::InService)
             .map(|i| i.id.clone())
@@ -274,40 +404,34 @@ impl Driver {
     }
 
     pub fn id_in_zone(&self, zone: &str) -> InstanceId {
-        self.group
+        self.group()
             .instances()
             .find(|i| i.zone == zone)
-            .unwrap()
+            .expect("an instance in the zone")
             .id
             .clone()
     }
 
     /// Actions logged since index `from`, as (time, kind, id).
     pub fn actions_since(&self, from: usize) -> Vec<(Time, &'static str, InstanceId)> {
+        self.log[from..].to_vec()
+    }
+
+    /// The first action of `kind` logged since index `from`: (time, instance).
+    pub fn first(&self, from: usize, kind: &str) -> (Time, InstanceId) {
         self.log[from..]
             .iter()
-            .map(|(t, a)| match a {
-                GroupAction::Launch { id, .. } => (*t, "launch", id.clone()),
-                GroupAction::RegisterTargets { id } => (*t, "register", id.clone()),
-                GroupAction::DeregisterTargets { id } => (*t, "deregister", id.clone()),
-                GroupAction::Terminate { id } => (*t, "terminate", id.clone()),
-                GroupAction::Kill { id } => (*t, "kill", id.clone()),
-            })
-            .collect()
+            .find(|a| a.1 == kind)
+            .map(|(t, _, id)| (*t, id.clone()))
+            .unwrap_or_else(|| panic!("no {kind} since {from}: {:?}", &self.log[from..]))
     }
 
     pub fn launches(&self) -> Vec<(Time, String)> {
-        self.log
-            .iter()
-            .filter_map(|(t, a)| match a {
-                GroupAction::Launch { zone, .. } => Some((*t, zone.clone())),
-                _ => None,
-            })
-            .collect()
+        self.launched_in.clone()
     }
 
     pub fn zones_of(&self) -> BTreeMap<InstanceId, String> {
-        self.group
+        self.group()
             .instances()
             .map(|i| (i.id.clone(), i.zone.clone()))
             .collect()
