@@ -160,8 +160,15 @@ impl Cluster {
                     g.asg.handle_drained(now, &id);
                 }
             }
-            GroupAction::Terminate { id } => self.effects.push_back(Effect::Stop { id }),
-            GroupAction::Kill { id } => self.effects.push_back(Effect::Kill { id }),
+            // The data plane learns that the target drains before its process is told to stop.
+            GroupAction::Terminate { id } => {
+                self.publish();
+                self.effects.push_back(Effect::Stop { id });
+            }
+            GroupAction::Kill { id } => {
+                self.publish();
+                self.effects.push_back(Effect::Kill { id });
+            }
         }
     }
 
@@ -357,18 +364,19 @@ impl Cluster {
             if (ready, desired) == last {
                 continue;
             }
-            tracing::info!(
-                group = name.as_str(),
-                ready,
-                desired,
-                zones = zones.join(", ").as_str(),
-                "{}",
-                if ready >= desired {
-                    "all instances in service and healthy: ready"
-                } else {
-                    "instances in service and healthy"
-                }
-            );
+            // The quickstart's console shows this line as it is, so it is a sentence; the
+            // numbers are fields too.
+            let line = if ready >= desired {
+                format!("{name}: all {desired} instance(s) in service and healthy — ready")
+            } else if zones.is_empty() {
+                format!("{name}: 0 of {desired} instance(s) in service and healthy")
+            } else {
+                format!(
+                    "{name}: {ready} of {desired} instance(s) in service and healthy ({})",
+                    zones.join(", ")
+                )
+            };
+            tracing::info!(group = name.as_str(), ready, desired, "{line}");
             updates.push((name.clone(), (ready < desired).then_some((ready, desired))));
         }
         for (name, state) in updates {

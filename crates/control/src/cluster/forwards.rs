@@ -209,7 +209,7 @@ impl Forwards {
             .collect();
         if of_lb.is_empty() {
             return Err(WeightsError::NotFound(format!(
-                "load balancer `{lb}` has no weighted forward action (or does not exist)"
+                "no load balancer named `{lb}` (or it has no forward action)"
             )));
         }
         let named: Vec<&RuleKey> = match listener {

@@ -60,7 +60,7 @@ impl Cluster {
                         group = name.as_str(),
                         restored = d,
                         config = spec.desired_capacity,
-                        "restoring the desired capacity an operator set before the restart"
+                        "restoring the desired capacity {d} an operator set before the restart"
                     );
                     // Nothing ran yet: the group starts over as if created at this size.
                     let mut s = spec;

@@ -107,7 +107,6 @@ impl AutoScalingGroup {
         ]
         .iter()
         .any(|p| self.is_suspended(*p))
-            || self.refresh_is_active()
         {
             return false;
         }
@@ -148,8 +147,11 @@ impl AutoScalingGroup {
             self.start_terminating(now, v, cause);
             acted = true;
         }
-        if acted {
-            return true;
+        // A move under way finishes; no new one starts while a refresh replaces instances
+        // (it launches ahead itself, and one surge at a time keeps the group within desired
+        // + 1).
+        if acted || self.refresh_is_active() {
+            return acted;
         }
         match self.imbalance(now) {
             Some((from, to)) => {

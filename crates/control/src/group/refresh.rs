@@ -574,6 +574,17 @@ impl AutoScalingGroup {
                 None,
             ));
         }
+        // One surge at a time: an AZRebalance move under way finishes first.
+        if let Some(m) = self
+            .members
+            .iter()
+            .find(|m| matches!(m.surge, Some(super::Surge::Rebalance { .. })))
+        {
+            return Some((
+                format!("waiting for AZRebalance to finish moving instance {}", m.instance.id),
+                None,
+            ));
+        }
         let waiting: Vec<&super::Member> = self
             .members
             .iter()

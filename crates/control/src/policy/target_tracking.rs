@@ -7,6 +7,9 @@ use super::{fmt_value, Proposal};
 use crate::metrics::{Metric, Statistic};
 use crate::time::Time;
 
+/// The share of the target a scale-in may bring the metric up to.
+const SCALE_IN_HEADROOM: f64 = 0.9;
+
 /// A target tracking policy's settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TargetTrackingSpec {
@@ -84,13 +87,10 @@ impl TargetTrackingPolicy {
             return None;
         };
         let target = self.spec.target_value;
-        let rec = if measured == 0 {
-            if value > 0.0 {
-                desired.max(1)
-            } else {
-                0
+        let capacity_for = |target: f64| {
+            if measured == 0 {
+                return if value > 0.0 { desired.max(1) } else { 0 };
             }
-        } else {
             let raw = f64::from(measured) * value / target;
             // Float noise (e.g. 2.0000000001) must not add an instance.
             let c = (raw - 1e-9).ceil().max(0.0);
@@ -100,6 +100,11 @@ impl TargetTrackingPolicy {
                 c as u32
             }
         };
+        let rec_out = capacity_for(target);
+        // Scale-in is conservative (as AWS's is, and like Kubernetes' 10 % tolerance): it
+        // goes only as far as leaves the metric at most 90 % of the target, so a load right at
+        // the boundary (4 instances at 101, 5 at 80) settles instead of flapping.
+        let rec = capacity_for(target * SCALE_IN_HEADROOM).max(rec_out);
         if value > target {
             self.above += 1;
             self.below = 0;
@@ -127,16 +132,19 @@ impl TargetTrackingPolicy {
         };
         let v = fmt_value(value);
         let t = fmt_value(target);
-        if rec > desired {
+        // A thermostat: out only while the metric is above the target, in only while below.
+        // (More instances in service than desired — scale-in suspended or protected — must not
+        // read as a reason to scale out.)
+        if rec_out > desired && value > target {
             let n = self.above.max(1);
             let periods = if n == 1 { "period" } else { "periods" };
             return Some(Proposal {
-                capacity: rec,
+                capacity: rec_out,
                 cause: format!("policy {name}: {metric} {v} > target {t} for {n} {periods}"),
                 target_tracking: true,
             });
         }
-        if rec < desired && !self.spec.disable_scale_in && !scale_in_blocked {
+        if rec < desired && value < target && !self.spec.disable_scale_in && !scale_in_blocked {
             let floor = self.scale_in_floor(now).unwrap_or(rec);
             if floor < desired {
                 let n = self.below.max(1);
@@ -186,13 +194,16 @@ mod tests {
             out.cause,
             "policy keep-rps: request_rate_per_target 212.4 > target 100 for 1 period"
         );
-        // 10 instances at 85: could remove 1.5 → remove 1 → 9 (ceil 8.5).
+        // 10 instances at 85: 9 would run at 94.4, above 90 % of the target: stay (the
+        // conservative scale-in that keeps a load at the boundary from flapping).
         let mut p = policy(0);
+        assert_eq!(p.evaluate(t(5), Some(85.0), 10, 10, false), None);
+        // 10 instances at 70: down to ceil(700 / 90) = 8, which runs at 87.5.
         assert_eq!(
-            p.evaluate(t(10), Some(85.0), 10, 10, false)
+            p.evaluate(t(10), Some(70.0), 10, 10, false)
                 .unwrap()
                 .capacity,
-            9
+            8
         );
         // Exactly on target: nothing.
         assert_eq!(p.evaluate(t(20), Some(100.0), 10, 10, false), None);
@@ -215,10 +226,10 @@ mod tests {
         // Load drops; the 6 from t=0 is within 60 s, so no scale-in.
         assert_eq!(p.evaluate(t(10), Some(50.0), 6, 6, false), None);
         assert_eq!(p.evaluate(t(50), Some(50.0), 6, 6, false), None);
-        // t=70: the 6 fell out of the window; highest since is 3.
+        // t=70: the 6 fell out of the window; highest since is 4 (6 × 50 / 90, rounded up).
         let d = p.evaluate(t(70), Some(50.0), 6, 6, false).unwrap();
-        assert_eq!(d.capacity, 3);
-        assert_eq!(p.scale_in_floor(t(70)), Some(3));
+        assert_eq!(d.capacity, 4);
+        assert_eq!(p.scale_in_floor(t(70)), Some(4));
     }
 
     #[test]
