@@ -3,9 +3,7 @@
 
 use std::net::SocketAddr;
 
-use flotilla_control::{
-    ClusterSpec, ForwardSpec, HealthCheckSpec, RuleKey, TargetGroupSpec,
-};
+use flotilla_control::{ClusterSpec, ForwardSpec, HealthCheckSpec, RuleKey, TargetGroupSpec};
 
 use crate::model::{Config, TargetGroup};
 use crate::routing::Action;

@@ -455,7 +455,10 @@ max_size = 0
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        g.scheduled_actions[0].start_time.map(|t| t.to_string()).as_deref(),
+        g.scheduled_actions[0]
+            .start_time
+            .map(|t| t.to_string())
+            .as_deref(),
         Some("2030-01-01T08:00:00Z")
     );
     assert_eq!(g.scheduled_actions[0].time_zone.iana_name(), Some("UTC"));

@@ -97,4 +97,3 @@ impl std::fmt::Display for StopSignal {
         f.write_str(self.as_str())
     }
 }
-

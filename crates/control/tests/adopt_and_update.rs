@@ -103,7 +103,10 @@ fn update_spec_keeps_the_current_desired_within_new_bounds() {
     assert_eq!(d.group().in_service_count(), 6);
     // A bad request after the reload is refused with the new bounds.
     let now = d.now;
-    assert!(d.group_mut().set_desired_capacity(now, 9, "operator").is_err());
+    assert!(d
+        .group_mut()
+        .set_desired_capacity(now, 9, "operator")
+        .is_err());
 }
 
 #[test]

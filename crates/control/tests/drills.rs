@@ -53,7 +53,8 @@ fn refresh_at_the_floor_launches_first_and_never_drops_below_it() {
     let old = ids(&d);
     d.group_mut().set_launch_template_version(2);
     d.lowest_healthy = Some(usize::MAX);
-    let r = d.with_group(|g, now| g.start_instance_refresh(now, prefs(90, 5), "an operator"))
+    let r = d
+        .with_group(|g, now| g.start_instance_refresh(now, prefs(90, 5), "an operator"))
         .unwrap();
     assert_eq!((r.instances_total, r.percentage_complete), (3, 0));
     assert!(r.status.is_active());
@@ -74,7 +75,10 @@ fn refresh_at_the_floor_launches_first_and_never_drops_below_it() {
     let now_ids = ids(&d);
     assert!(now_ids.is_disjoint(&old), "every instance replaced");
     assert_eq!(now_ids.len(), 3);
-    assert!(d.group().instances().all(|i| i.launch_template_version == 2));
+    assert!(d
+        .group()
+        .instances()
+        .all(|i| i.launch_template_version == 2));
     assert_eq!(d.zone_counts(), vec![1, 1, 1], "zones stay balanced");
     let causes: Vec<&str> = d.group().activities().map(|a| a.cause.as_str()).collect();
     for id in &old {
@@ -148,7 +152,8 @@ fn min_healthy_zero_replaces_everything_at_once_and_bad_preferences_are_refused(
 fn one_refresh_at_a_time_and_cancel_stops_further_replacements() {
     let mut d = elb_group(3, 6);
     let old = ids(&d);
-    let r = d.with_group(|g, now| g.start_instance_refresh(now, prefs(100, 5), "an operator"))
+    let r = d
+        .with_group(|g, now| g.start_instance_refresh(now, prefs(100, 5), "an operator"))
         .unwrap();
     assert_eq!(
         d.with_group(|g, now| g.start_instance_refresh(now, prefs(90, 5), "an operator"))
@@ -159,7 +164,8 @@ fn one_refresh_at_a_time_and_cancel_stops_further_replacements() {
     d.run_for(secs(9));
     let mid = d.group().instance_refresh().unwrap().clone();
     assert!(mid.percentage_complete > 0, "{mid:?}");
-    let c = d.with_group(|g, now| g.cancel_instance_refresh(now, "an operator"))
+    let c = d
+        .with_group(|g, now| g.cancel_instance_refresh(now, "an operator"))
         .unwrap();
     assert_eq!(c.status, RefreshStatus::Cancelled);
     assert!(c.status_reason.contains("an operator cancelled it"));
@@ -217,7 +223,10 @@ fn scale_out_and_in_during_a_refresh() {
     d.run_for(secs(30));
     assert!(ids(&d).is_disjoint(&old));
     assert_eq!(d.group().in_service_count(), 3);
-    assert!(d.group().instances().all(|i| i.launch_template_version == 2));
+    assert!(d
+        .group()
+        .instances()
+        .all(|i| i.launch_template_version == 2));
 }
 
 #[test]

@@ -69,7 +69,8 @@ fn scale_out_and_in_stay_balanced() {
 fn balanced_scale_in_removes_from_the_later_zone() {
     // 3 → 2 ends where a fresh launch of 2 would: az-a and az-b.
     let mut d = started(3);
-    d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator"))
+        .unwrap();
     d.run_for(secs(30));
     assert_eq!(d.zone_counts(), vec![1, 1, 0]);
 }
@@ -90,7 +91,8 @@ fn failed_zone_is_skipped_and_scale_in_takes_from_fullest_zone() {
     assert!(failed[0].description.contains("in az-c"));
     assert!(failed[0].description.contains("failed: zone outage"));
 
-    d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator"))
+        .unwrap();
     d.run_for(secs(30));
     assert_eq!(
         d.zone_counts(),
@@ -276,7 +278,8 @@ fn two_generations(d: &mut Driver) -> (Vec<InstanceId>, Vec<InstanceId>) {
     d.run_until(at(100));
     let old: Vec<_> = d.group().instances().map(|i| i.id.clone()).collect();
     d.group_mut().set_launch_template_version(2);
-    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator"))
+        .unwrap();
     d.run_until(at(200));
     let new: Vec<_> = d
         .group()
@@ -290,7 +293,8 @@ fn two_generations(d: &mut Driver) -> (Vec<InstanceId>, Vec<InstanceId>) {
 
 fn scale_in_victim(d: &mut Driver) -> InstanceId {
     let before = d.log.len();
-    d.with_group(|g, now| g.set_desired_capacity(now, 3, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 3, "operator"))
+        .unwrap();
     d.pump();
     let acts = d.actions_since(before);
     assert_eq!(acts.len(), 1, "{acts:?}");
@@ -340,10 +344,12 @@ fn default_policy_prefers_oldest_template_then_next_instance_hour() {
         let mut d = Driver::new(s);
         d.run_until(at(1800));
         let first = d.in_service()[0].clone(); // launched at 0
-        d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator")).unwrap(); // launched at 1800
+        d.with_group(|g, now| g.set_desired_capacity(now, 2, "operator"))
+            .unwrap(); // launched at 1800
         d.run_until(at(when));
         let before = d.log.len();
-        d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
+        d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator"))
+            .unwrap();
         d.pump();
         let victim = d.actions_since(before)[0].2.clone();
         // at 3500 s the first is 100 s from its next hour; at 3700 s the second (1900 s into its
@@ -357,7 +363,8 @@ fn pending_instances_are_terminated_before_in_service_ones() {
     let mut d = Driver::new(spec(0, 10, 3));
     d.run_until(at(10));
     d.launch_delay = secs(60);
-    d.with_group(|g, now| g.set_desired_capacity(now, 6, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 6, "operator"))
+        .unwrap();
     d.run_for(secs(1));
     let pending: Vec<_> = d
         .group()
@@ -367,7 +374,8 @@ fn pending_instances_are_terminated_before_in_service_ones() {
         .collect();
     assert_eq!(pending.len(), 3);
     let before = d.log.len();
-    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator"))
+        .unwrap();
     d.pump();
     let acts = d.actions_since(before);
     assert_eq!(acts.len(), 2);
@@ -450,7 +458,9 @@ fn elb_unhealthy_inside_grace_is_deferred_to_grace_end() {
     let mut d = elb_group();
     let id = d.in_service()[0].clone();
     d.run_until(at(4));
-    d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.ResponseCodeMismatch (503)"));
+    d.with_group(|g, now| {
+        g.handle_target_health(now, &id, false, "Target.ResponseCodeMismatch (503)")
+    });
     let before = d.log.len();
     d.pump();
     assert_eq!(d.log.len(), before, "nothing inside the grace period");
@@ -538,7 +548,8 @@ fn suspended_health_check_ignores_verdicts_and_suspended_replace_unhealthy_defer
     );
 
     // ReplaceUnhealthy suspended: the verdict is kept, the instance stays until resumed.
-    d.group_mut().suspend_process(ScalingProcess::ReplaceUnhealthy);
+    d.group_mut()
+        .suspend_process(ScalingProcess::ReplaceUnhealthy);
     d.with_group(|g, now| g.handle_target_health(now, &id, false, "Target.Timeout"));
     d.run_for(secs(30));
     assert_eq!(d.in_service(), vec![id.clone()], "kept while suspended");
@@ -646,7 +657,8 @@ fn drain_comes_before_terminate_and_without_target_groups_terminate_is_direct() 
     let mut d = Driver::new(s);
     d.run_until(at(10));
     let before = d.log.len();
-    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator"))
+        .unwrap();
     d.run_until(at(14));
     let acts = d.actions_since(before);
     assert_eq!(acts.len(), 1);
@@ -671,7 +683,8 @@ fn drain_comes_before_terminate_and_without_target_groups_terminate_is_direct() 
 
     let mut d = started(2);
     let before = d.log.len();
-    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator"))
+        .unwrap();
     d.pump();
     assert_eq!(d.actions_since(before)[0].1, "terminate");
 }
@@ -682,7 +695,8 @@ fn activities_are_newest_first_with_causes() {
     d.with_group(|g, now| g.set_desired_capacity(now, 2, "target tracking policy keep-rps"))
         .unwrap();
     d.run_for(secs(10));
-    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator"))
+        .unwrap();
     d.run_for(secs(10));
     let acts: Vec<_> = d.group().activities().collect();
     assert!(acts
@@ -724,7 +738,12 @@ fn terminate_instance_replaces_or_decrements() {
     d.run_for(secs(30));
     assert_eq!(d.group().in_service_count(), 2);
     assert_eq!(d.group().desired_capacity(), 2);
-    assert!(!d.with_group(|g, now| g.terminate_instance(now, &InstanceId::from("i-nope".to_string()), true, "x")));
+    assert!(!d.with_group(|g, now| g.terminate_instance(
+        now,
+        &InstanceId::from("i-nope".to_string()),
+        true,
+        "x"
+    )));
 }
 
 #[test]
@@ -773,12 +792,17 @@ fn random_operations_keep_invariants() {
         let now = d.now;
         match next(8) {
             0 => {
-                let _ = d.group_mut().set_desired_capacity(now, next(10) as u32, "sim");
+                let _ = d
+                    .group_mut()
+                    .set_desired_capacity(now, next(10) as u32, "sim");
             }
             1 => d.kill(&pick(next(10)), "signal 9"),
-            2 => d
-                .group_mut()
-                .handle_target_health(now, &pick(next(10)), next(2) == 0, "Target.Timeout"),
+            2 => d.group_mut().handle_target_health(
+                now,
+                &pick(next(10)),
+                next(2) == 0,
+                "Target.Timeout",
+            ),
             3 => {
                 if next(4) == 0 {
                     d.failing_zones.insert(util::ZONES[next(3) as usize].into());

@@ -133,19 +133,30 @@ fn every_launch_hook_must_complete_and_errors_name_the_problem() {
     let now = d.now;
     let r = LifecycleActionResult::Continue;
     assert!(matches!(
-        d.group_mut()
-            .complete_lifecycle_action(now, &InstanceId::from("i-nope".to_string()), "a", r),
+        d.group_mut().complete_lifecycle_action(
+            now,
+            &InstanceId::from("i-nope".to_string()),
+            "a",
+            r
+        ),
         Err(LifecycleActionError::UnknownInstance(_))
     ));
     assert!(matches!(
         d.group_mut().complete_lifecycle_action(now, &id, "stop", r),
         Err(LifecycleActionError::NotWaiting { .. })
     ));
-    d.group_mut().complete_lifecycle_action(now, &id, "a", r).unwrap();
+    d.group_mut()
+        .complete_lifecycle_action(now, &id, "a", r)
+        .unwrap();
     assert_eq!(in_state(&d, LifecycleState::PendingWait), vec![id.clone()]);
     // Completing twice is refused: it no longer waits for `a`.
-    assert!(d.group_mut().complete_lifecycle_action(now, &id, "a", r).is_err());
-    d.group_mut().complete_lifecycle_action(now, &id, "b", r).unwrap();
+    assert!(d
+        .group_mut()
+        .complete_lifecycle_action(now, &id, "a", r)
+        .is_err());
+    d.group_mut()
+        .complete_lifecycle_action(now, &id, "b", r)
+        .unwrap();
     assert_eq!(in_state(&d, LifecycleState::InService), vec![id]);
 }
 
@@ -343,10 +354,7 @@ fn scale_in_without_reuse_terminates_and_the_pool_refills() {
     d.run_for(secs(20));
     assert_eq!(in_state(&d, LifecycleState::InService).len(), 1);
     assert_eq!(in_state(&d, LifecycleState::WarmedRunning).len(), 2);
-    assert!(d
-        .log
-        .iter()
-        .any(|(_, kind, _)| *kind == "terminate"));
+    assert!(d.log.iter().any(|(_, kind, _)| *kind == "terminate"));
 }
 
 #[test]
@@ -455,7 +463,8 @@ fn zone_outage_kills_warm_instances_there_and_the_pool_refills_elsewhere() {
     assert!(!in_a.is_empty(), "{:?}", d.zones_of());
     let mark = d.log.len();
     let now = d.now;
-    d.group_mut().handle_zone_outage(now, "az-a", "zone outage drill");
+    d.group_mut()
+        .handle_zone_outage(now, "az-a", "zone outage drill");
     d.run_for(secs(10));
     for id in &in_a {
         assert_eq!(kinds_for(&d, mark, id), vec!["kill"]);

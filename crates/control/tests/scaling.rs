@@ -45,7 +45,10 @@ fn controller(specs: Vec<TargetTrackingSpec>, warmup: u64) -> ScalingController 
         ControllerSpec {
             default_instance_warmup: Some(secs(warmup)),
             default_cooldown: secs(300),
-            policies: specs.into_iter().map(ScalingPolicy::TargetTracking).collect(),
+            policies: specs
+                .into_iter()
+                .map(ScalingPolicy::TargetTracking)
+                .collect(),
             ..ControllerSpec::default()
         },
         Time::ZERO,
@@ -142,7 +145,8 @@ fn suspended_processes() {
     d.run_until(at(5));
     let mut c = controller(vec![tt("keep-rps", 100.0, 0)], 0);
     let load = Load(Cell::new(1000.0));
-    d.group_mut().suspend_process(ScalingProcess::AlarmNotification);
+    d.group_mut()
+        .suspend_process(ScalingProcess::AlarmNotification);
     assert!(run(&mut d, &mut c, &load, 10).is_empty());
     d.with_group(|g, now| g.resume_process(now, ScalingProcess::AlarmNotification));
     // Launch suspended: desired rises but nothing launches until resumed.
@@ -156,7 +160,8 @@ fn suspended_processes() {
     assert_eq!(d.group().in_service_count(), 10);
     // Terminate suspended: desired drops, nobody is terminated.
     d.group_mut().suspend_process(ScalingProcess::Terminate);
-    d.with_group(|g, now| g.set_desired_capacity(now, 3, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 3, "operator"))
+        .unwrap();
     d.run_for(secs(10));
     assert_eq!(d.group().in_service_count(), 10);
     assert_eq!(
@@ -176,7 +181,8 @@ fn scale_in_protection_keeps_protected_instances() {
     for id in &ids {
         assert!(d.with_group(|g, now| g.set_instance_protection(now, id, true)));
     }
-    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator")).unwrap();
+    d.with_group(|g, now| g.set_desired_capacity(now, 1, "operator"))
+        .unwrap();
     d.run_for(secs(20));
     assert_eq!(d.group().desired_capacity(), 1, "desired drops anyway");
     assert_eq!(d.group().in_service_count(), 3, "nothing terminates");
@@ -185,8 +191,10 @@ fn scale_in_protection_keeps_protected_instances() {
     assert_eq!(d.in_service().len(), 2);
     assert!(!d.in_service().contains(&ids[0]));
     // New instances inherit the group flag.
-    d.group_mut().set_new_instances_protected_from_scale_in(true);
-    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator")).unwrap();
+    d.group_mut()
+        .set_new_instances_protected_from_scale_in(true);
+    d.with_group(|g, now| g.set_desired_capacity(now, 4, "operator"))
+        .unwrap();
     d.run_for(secs(20));
     assert!(d.group().instances().all(|i| i.protected_from_scale_in));
 }
@@ -203,7 +211,8 @@ fn update_capacity_moves_desired_into_new_bounds() {
         d.with_group(|g, now| g.update_capacity(now, Some(6), None, None, "bad")),
         Err(CapacityError::OutOfRange { min: 6, max: 5, .. })
     ));
-    assert!(d.with_group(|g, now| g.update_capacity(now, None, None, Some(9), "bad"))
+    assert!(d
+        .with_group(|g, now| g.update_capacity(now, None, None, Some(9), "bad"))
         .is_err());
     assert_eq!(d.group().spec().min_size, 3, "refusal changes nothing");
 }
@@ -233,9 +242,25 @@ fn scheduled_actions_run_on_wall_time_and_skip_while_suspended() {
     );
     let load = Load(Cell::new(0.0));
     let wall = |s: &str| s.parse::<jiff::Timestamp>().unwrap();
-    assert!({ let now = d.now; c.tick(now, Some(wall("2026-03-02T22:59:58Z")), d.group_mut(), &load) }
-        .is_empty());
-    let got = { let now = d.now + secs(2); c.tick(now, Some(wall("2026-03-02T23:00:00Z")), d.group_mut(), &load) };
+    assert!({
+        let now = d.now;
+        c.tick(
+            now,
+            Some(wall("2026-03-02T22:59:58Z")),
+            d.group_mut(),
+            &load,
+        )
+    }
+    .is_empty());
+    let got = {
+        let now = d.now + secs(2);
+        c.tick(
+            now,
+            Some(wall("2026-03-02T23:00:00Z")),
+            d.group_mut(),
+            &load,
+        )
+    };
     assert_eq!(got.len(), 1);
     assert_eq!(
         got[0].cause,
@@ -245,12 +270,29 @@ fn scheduled_actions_run_on_wall_time_and_skip_while_suspended() {
     // Next day, suspended: skipped, and not run later on resume.
     d.with_group(|g, now| g.update_capacity(now, Some(1), None, Some(1), "operator"))
         .unwrap();
-    d.group_mut().suspend_process(ScalingProcess::ScheduledActions);
-    assert!({ let now = d.now; c.tick(now, Some(wall("2026-03-03T23:00:01Z")), d.group_mut(), &load) }
-        .is_empty());
+    d.group_mut()
+        .suspend_process(ScalingProcess::ScheduledActions);
+    assert!({
+        let now = d.now;
+        c.tick(
+            now,
+            Some(wall("2026-03-03T23:00:01Z")),
+            d.group_mut(),
+            &load,
+        )
+    }
+    .is_empty());
     d.with_group(|g, now| g.resume_process(now, ScalingProcess::ScheduledActions));
-    assert!({ let now = d.now; c.tick(now, Some(wall("2026-03-03T23:00:02Z")), d.group_mut(), &load) }
-        .is_empty());
+    assert!({
+        let now = d.now;
+        c.tick(
+            now,
+            Some(wall("2026-03-03T23:00:02Z")),
+            d.group_mut(),
+            &load,
+        )
+    }
+    .is_empty());
     assert_eq!(d.group().desired_capacity(), 1);
 }
 

@@ -3,8 +3,8 @@
 //! It exists so that load balancing, health checks, draining and auto scaling can be watched
 //! end to end without writing an application: every answer says which instance and zone served
 //! it, `/health` can be failed on purpose, `/work` burns CPU to trigger CPU-based scaling, and
-//! `/sleep` holds requests in flight to show draining. Endpoints (contract §5, plus one
-//! extension):
+//! `/sleep` holds requests in flight to show draining. Endpoints (contract §5, plus two
+//! extensions):
 //!
 //! | request | answer |
 //! |---|---|
@@ -14,6 +14,7 @@
 //! | `POST /health/pass` | *extension*: health checks pass again (undoes `/health/fail`) |
 //! | `GET /work?ms=N` | burns N ms of CPU (N ≤ 60000), then `200` |
 //! | `GET /sleep?ms=N` | waits N ms (N ≤ 60000), then `200` |
+//! | `GET /stats` | *extension*: `{"in_flight": N}`, the other requests being answered now |
 //!
 //! Every answer carries `X-Instance-Id` and `X-Zone`. Unknown paths get `404`, a bad `ms` gets
 //! `400`, a wrong method `405`.

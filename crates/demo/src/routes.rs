@@ -1,7 +1,7 @@
 //! Request routing and the answers of each endpoint.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -27,6 +27,24 @@ pub(crate) struct App {
     zone_header: HeaderValue,
     /// Cleared by `POST /health/fail` so health-check failover can be demonstrated.
     healthy: AtomicBool,
+    /// Requests being answered now (`GET /stats`), so a drain can be watched from outside.
+    in_flight: AtomicUsize,
+}
+
+/// Counts a request as in flight until it is answered (or its connection is dropped).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        InFlight(counter)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The answer body type: small, fully buffered bodies.
@@ -46,6 +64,7 @@ impl App {
             zone_header: header("FLOTILLA_ZONE", &config.zone)?,
             config,
             healthy: AtomicBool::new(true),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
@@ -54,6 +73,7 @@ impl App {
         &self,
         request: Request<B>,
     ) -> Result<Response<Body>, Infallible> {
+        let _counted = InFlight::enter(&self.in_flight);
         let mut response = self.route(&request).await;
         let headers = response.headers_mut();
         headers.insert(X_INSTANCE_ID, self.instance_header.clone());
@@ -96,7 +116,13 @@ impl App {
                 }
                 Err(reason) => text(StatusCode::BAD_REQUEST, reason),
             },
-            "/" | "/health" | "/work" | "/sleep" => not_allowed("GET"),
+            "/stats" if method == Method::GET => {
+                // This request is one of them.
+                let others = self.in_flight.load(Ordering::Relaxed).saturating_sub(1);
+                let body = serde_json::json!({ "in_flight": others });
+                response(StatusCode::OK, JSON, body.to_string())
+            }
+            "/" | "/health" | "/work" | "/sleep" | "/stats" => not_allowed("GET"),
             "/health/fail" | "/health/pass" => not_allowed("POST"),
             _ => text(StatusCode::NOT_FOUND, "not found"),
         }

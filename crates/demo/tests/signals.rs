@@ -33,6 +33,28 @@ fn connect(port: u16, app: &mut Child) -> TcpStream {
     }
 }
 
+/// Waits until the app reports a request in flight on `GET /stats` (deadline 10 s).
+fn wait_in_flight(port: u16, app: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stats = connect(port, app);
+        stats
+            .write_all(b"GET /stats HTTP/1.1\r\nhost: demo\r\nconnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        let _ = stats.read_to_string(&mut answer);
+        if answer.contains("\"in_flight\":1") {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let _ = app.kill();
+            let _ = app.wait();
+            panic!("the request never got in flight: {answer:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn wait_exit(app: &mut Child) -> ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -69,8 +91,8 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
     stream
         .write_all(b"GET /sleep?ms=400 HTTP/1.1\r\nhost: demo\r\n\r\n")
         .unwrap();
-    // Give the request time to be read before the signal.
-    std::thread::sleep(Duration::from_millis(150));
+    // The signal comes once the app is answering the request (polled, with a deadline).
+    wait_in_flight(port, &mut app);
     signal(&app, "TERM");
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer); // the server closes after answering

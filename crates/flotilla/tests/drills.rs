@@ -94,7 +94,6 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // The CLI starts it and follows it to the end.
-    let started = std::time::Instant::now();
     let (ok, out, err) = cli_until(
         &f,
         &[
@@ -114,9 +113,15 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
     .await;
     assert!(ok, "refresh failed:\n{out}\n{err}");
     assert!(out.contains("Successful 100%"), "{out}");
+    // The pause at 50 % is a fact of the refresh's history, not of when the CLI happened to
+    // poll (its 1 s poll can fall on either side of a 1 s pause).
+    let activities: Vec<flotilla_admin::api::ActivityInfo> =
+        f.admin.get("/v1/groups/web/activities").await.unwrap();
     assert!(
-        out.contains("at checkpoint 50%"),
-        "the CLI's checkpoint paused it: {out}"
+        activities
+            .iter()
+            .any(|a| a.cause.contains("reached its checkpoint at 50%")),
+        "the refresh paused at its checkpoint: {activities:#?}"
     );
     // A second refresh while one runs is refused; start one and ask again at once.
     let second: InstanceRefreshInfo = f
@@ -164,7 +169,6 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
     let _ = stop_tx.send(true);
     let (ok_requests, failures) = load.await.expect("load");
     let (lowest, samples) = watcher.await.expect("watcher");
-    let took = started.elapsed();
 
     assert_no_failed_requests(ok_requests, &failures, 100);
     assert!(samples > 20, "the floor was watched ({samples} samples)");
@@ -189,7 +193,6 @@ async fn refresh_under_traffic_replaces_every_instance_without_dropping_below_th
             "no activity says why {id} went"
         );
     }
-    assert!(took < Duration::from_secs(120));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -121,6 +121,7 @@ async fn after_sigkill_dead_instances_are_forgotten_and_replaced_once() {
         .wait_in_service("web", 2, Duration::from_secs(30))
         .await;
     let old_pids: Vec<u32> = before.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(old_pids.len(), 2, "every instance has a pid: {before:?}");
 
     // SIGKILL: no chance to clean up; the parent-death signal takes the instances along.
     let mut child = first.child.take().expect("running");

@@ -122,15 +122,28 @@ async fn load_step_scales_out_then_back_in_with_zero_failed_requests() {
             .any(|l| l.split_whitespace().nth(1).is_some_and(|v| v != "0")),
         "request counts listed: {text}"
     );
-    let cpu: MetricDatapoints = f
-        .admin
-        .get("/v1/metrics/cpu_utilization?scope=group/web&since=2m")
-        .await
-        .expect("cpu metric");
-    assert!(
-        !cpu.datapoints.is_empty() && cpu.datapoints.iter().all(|d| d.value >= 0.0),
-        "CPU of the instances' process trees is sampled: {cpu:?}"
-    );
+    // CPU the instances burn shows up: 5 × 200 ms of work (an instance's first reading only
+    // starts its counter, so the deadline is a hang guard, not a speed check).
+    let client = http_client();
+    for _ in 0..5 {
+        let (status, _, _) = get(&client, &f.listener_url("/work?ms=200"))
+            .await
+            .expect("work request");
+        assert_eq!(status, 200);
+    }
+    wait_for(
+        "CPU of the work to be sampled",
+        Duration::from_secs(20),
+        || async {
+            let cpu: MetricDatapoints = f
+                .admin
+                .get("/v1/metrics/cpu_utilization?scope=group/web&since=2m")
+                .await
+                .ok()?;
+            cpu.datapoints.iter().any(|d| d.value > 0.0).then_some(())
+        },
+    )
+    .await;
     let info: ScalingInfo = f
         .admin
         .get("/v1/groups/web/scaling")
@@ -325,9 +338,11 @@ period = "2s"
             ))
             .await
             .unwrap_or_else(|e| panic!("target_response_time at {scope}: {e}"));
+        // At least the 250 ms the app slept (less the histogram's bucket error); how much
+        // longer a loaded machine took is not the point.
         assert!(
-            m.datapoints.iter().any(|d| (0.2..2.0).contains(&d.value)),
-            "p90 at {scope} near the 250 ms the app took: {m:?}"
+            m.datapoints.iter().any(|d| d.value >= 0.2),
+            "p90 at {scope} reflects the 250 ms the app took: {m:?}"
         );
     }
     let activities = f.activities("web").await;

@@ -92,7 +92,9 @@ impl DataPlane {
 
     /// Whether TCP flows to `name` start with a PROXY protocol v2 header.
     pub(crate) fn proxy_protocol_v2(&self, name: &str) -> bool {
-        lock(&self.groups).get(name).is_some_and(|e| e.proxy_protocol_v2)
+        lock(&self.groups)
+            .get(name)
+            .is_some_and(|e| e.proxy_protocol_v2)
     }
 
     /// How `name`'s targets are probed.

@@ -50,7 +50,9 @@ fn execute(shared: &Arc<Shared>, effect: Effect) {
         } => shared.data_plane.publish_targets(&target_group, targets),
         Effect::PublishShiftedZones { zones } => shared.data_plane.set_shifted_zones(zones),
         Effect::PublishWeights { rule, weights } => {
-            shared.listeners.set_weights(rule, weights, &shared.data_plane)
+            shared
+                .listeners
+                .set_weights(rule, weights, &shared.data_plane)
         }
         Effect::HoldRequests { target_group } => {
             let weak = Arc::downgrade(shared);

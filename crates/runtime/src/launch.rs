@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use flotilla_compute::{LaunchSpec, Signal};
-use flotilla_control::LaunchTemplate;
 use flotilla_control::InstanceId;
+use flotilla_control::LaunchTemplate;
 
 /// The placeholder in a launch template's command that stands for the running binary, so the
 /// demo app and examples work wherever Flotilla is installed.

@@ -74,8 +74,11 @@ fn with_weights(
         listener: listener.bind,
         priority,
     };
-    let actions = std::iter::once((None, &mut out.default_action))
-        .chain(out.rules.iter_mut().map(|r| (Some(r.priority), &mut r.action)));
+    let actions = std::iter::once((None, &mut out.default_action)).chain(
+        out.rules
+            .iter_mut()
+            .map(|r| (Some(r.priority), &mut r.action)),
+    );
     for (priority, action) in actions {
         if let Action::Forward { target_groups, .. } = action {
             if let Some(w) = weights.get(&key(priority)) {
@@ -113,8 +116,11 @@ impl ListenerSet {
         let entries = lock(&self.entries);
         if let Some(e) = entries.get(&listener) {
             let groups = data_plane.proxy_groups();
-            e.router
-                .store(Arc::new(self.compile(&e.load_balancer, &e.listener, &groups)));
+            e.router.store(Arc::new(self.compile(
+                &e.load_balancer,
+                &e.listener,
+                &groups,
+            )));
         }
     }
 
@@ -146,7 +152,9 @@ impl ListenerSet {
             stats.set_access_log(log.clone());
         }
         let groups = data_plane.proxy_groups();
-        let router = Arc::new(ArcSwap::from_pointee(self.compile(&lb_name, &listener, &groups)));
+        let router = Arc::new(ArcSwap::from_pointee(
+            self.compile(&lb_name, &listener, &groups),
+        ));
         let (stop, stop_rx) = watch::channel(false);
         if lb.kind == LoadBalancerType::Network {
             self.spawn_network(socket, &lb, &listener, data_plane, &stats, stop_rx);
@@ -227,13 +235,22 @@ impl ListenerSet {
     pub(crate) fn stats(&self) -> Vec<(String, String, Arc<flotilla_proxy::ListenerStats>)> {
         lock(&self.entries)
             .values()
-            .map(|e| (e.load_balancer.clone(), e.info.bind.clone(), Arc::clone(&e.stats)))
+            .map(|e| {
+                (
+                    e.load_balancer.clone(),
+                    e.info.bind.clone(),
+                    Arc::clone(&e.stats),
+                )
+            })
             .collect()
     }
 
     /// What `GET /v1/listeners` shows.
     pub(crate) fn infos(&self) -> Vec<ListenerInfo> {
-        lock(&self.entries).values().map(|e| e.info.clone()).collect()
+        lock(&self.entries)
+            .values()
+            .map(|e| e.info.clone())
+            .collect()
     }
 
     /// Brings the running listeners to `new`'s: drains the removed ones, swaps the routing of
@@ -245,11 +262,18 @@ impl ListenerSet {
         data_plane: &DataPlane,
     ) -> Vec<String> {
         let mut changes = Vec::new();
-        let wanted: BTreeMap<SocketAddr, (&String, &flotilla_config::Listener, std::time::Duration)> =
-            new.load_balancers
-                .iter()
-                .flat_map(|(n, lb)| lb.listeners.iter().map(move |l| (l.bind, (n, l, lb.idle_timeout))))
-                .collect();
+        let wanted: BTreeMap<
+            SocketAddr,
+            (&String, &flotilla_config::Listener, std::time::Duration),
+        > = new
+            .load_balancers
+            .iter()
+            .flat_map(|(n, lb)| {
+                lb.listeners
+                    .iter()
+                    .map(move |l| (l.bind, (n, l, lb.idle_timeout)))
+            })
+            .collect();
         {
             let groups = data_plane.proxy_groups();
             let mut entries = lock(&self.entries);
@@ -275,7 +299,10 @@ impl ListenerSet {
                     e.info.target_groups = forwarded_groups(&l.default_action);
                     e.info.load_balancer = (*lb).clone();
                     e.load_balancer = (*lb).clone();
-                    changes.push(format!("listener {} of {lb}: routing updated", e.listener.bind));
+                    changes.push(format!(
+                        "listener {} of {lb}: routing updated",
+                        e.listener.bind
+                    ));
                     e.listener = l;
                 }
                 if e.idle_timeout != *idle {
@@ -305,7 +332,9 @@ impl ListenerSet {
 
     /// Whether a listener is configured at `configured` already.
     pub(crate) fn has_configured(&self, configured: SocketAddr) -> bool {
-        lock(&self.entries).values().any(|e| e.configured == configured)
+        lock(&self.entries)
+            .values()
+            .any(|e| e.configured == configured)
     }
 }
 
@@ -345,12 +374,12 @@ pub(crate) fn bind_new(
     for (lb_name, lb) in &config.load_balancers {
         // One access log per load balancer, shared by its listeners.
         let access_log = match &lb.access_log {
-            Some(path) => Some(flotilla_proxy::AccessLog::open(path, lb_name).map_err(|source| {
-                crate::RuntimeError::AccessLog {
+            Some(path) => Some(flotilla_proxy::AccessLog::open(path, lb_name).map_err(
+                |source| crate::RuntimeError::AccessLog {
                     path: path.clone(),
                     source,
-                }
-            })?),
+                },
+            )?),
             None => None,
         };
         for l in &lb.listeners {

@@ -106,7 +106,11 @@ pub(crate) fn render(shared: &Shared) -> String {
     {
         let proxies = shared.data_plane.each();
         let c = shared.cluster();
-        let zone_at = |addr| c.instance_at(addr).and_then(|id| c.zone_of(id)).unwrap_or_default();
+        let zone_at = |addr| {
+            c.instance_at(addr)
+                .and_then(|id| c.zone_of(id))
+                .unwrap_or_default()
+        };
         for (tg_name, proxy) in &proxies {
             let Some(health) = c.target_group_health(tg_name) else {
                 continue;

@@ -109,7 +109,12 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
         // The data plane builds a target group's balancing once; applying only the health
         // checks would leave the rest silently as it was.
         if (n.protocol, n.protocol_version, n.algorithm, n.slow_start)
-            != (tg.protocol, tg.protocol_version, tg.algorithm, tg.slow_start)
+            != (
+                tg.protocol,
+                tg.protocol_version,
+                tg.algorithm,
+                tg.slow_start,
+            )
             || n.stickiness != tg.stickiness
             || n.proxy_protocol_v2 != tg.proxy_protocol_v2
         {

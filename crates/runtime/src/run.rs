@@ -1,10 +1,12 @@
 //! `flotilla up`: binds every listener, builds the cluster, runs the control loop, and on
 //! shutdown stops accepting, lets in-flight requests finish, then stops every instance.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
 use flotilla_config::Config;
@@ -75,25 +77,23 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
     })?;
     let (store, stored) =
         persist::open(&config.cluster.state_dir, config.auto_scaling_groups.keys())?;
-    let admin_listener = TcpListener::bind(admin_addr)
-        .await
-        .map_err(|source| RuntimeError::Bind {
-            addr: admin_addr,
-            source,
-        })?;
+    let admin_listener =
+        TcpListener::bind(admin_addr)
+            .await
+            .map_err(|source| RuntimeError::Bind {
+                addr: admin_addr,
+                source,
+            })?;
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &config)?;
     let (provider, compute_events) = LocalProcessProvider::new(log_dir)?;
     let provider = Arc::new(provider);
-    let persister = persist::Persister::start(
-        Box::new(store),
-        clock,
-        format!("{:016x}", options.id_seed),
-    )
-    .map_err(|source| RuntimeError::StateDir {
-        path: config.cluster.state_dir.clone(),
-        source,
-    })?;
+    let persister =
+        persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
+            .map_err(|source| RuntimeError::StateDir {
+                path: config.cluster.state_dir.clone(),
+                source,
+            })?;
     let now = clock.now();
     let bound_at: Vec<_> = bound.iter().map(|b| (b.listener.bind, b.bound())).collect();
     let spec = config.cluster_spec(|addr| {
@@ -104,8 +104,14 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
     });
     let mut cluster = Cluster::new(spec, options.id_seed, now);
     cluster.restore(now, stored.restored);
-    let processes =
-        persist::adopt_survivors(&mut cluster, &provider, &config, &persister, stored.instances, now);
+    let processes = persist::adopt_survivors(
+        &mut cluster,
+        &provider,
+        &config,
+        &persister,
+        stored.instances,
+        now,
+    );
     let admin_bound = admin_listener.local_addr().unwrap_or(admin_addr);
     let shared = Shared::new(SharedParts {
         cluster,
@@ -144,11 +150,21 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
     })
 }
 
+/// What the loop last saw of the data plane.
+#[derive(Default)]
+struct Observed {
+    /// Requests held per target group, as last reported to the cluster.
+    held: HashMap<String, usize>,
+    /// When each draining target was first seen draining.
+    draining_since: HashMap<(String, SocketAddr), Instant>,
+}
+
 /// Feeds the cluster what it learns by looking rather than being told: requests the data
-/// plane holds for an empty group, and draining targets that have nothing in flight.
+/// plane holds for an empty group, and draining targets that have nothing in flight (looked
+/// at once they have drained for a poll interval, so a request on its way still lands).
 /// Returns whether some target still drains (the loop then looks again soon).
-fn observe_data_plane(shared: &Shared) -> bool {
-    let (holding, draining): (Vec<String>, Vec<(String, std::net::SocketAddr)>) = {
+fn observe_data_plane(shared: &Shared, seen: &mut Observed) -> bool {
+    let (holding, draining): (Vec<String>, Vec<(String, SocketAddr)>) = {
         let c = shared.cluster();
         (
             c.holding_target_groups().map(str::to_string).collect(),
@@ -159,12 +175,17 @@ fn observe_data_plane(shared: &Shared) -> bool {
     };
     for tg in holding {
         let held = shared.data_plane.held_requests(&tg);
-        if held > 0 {
+        // Told on every change, back to zero too: a stale count would wake an idle group.
+        if seen.held.insert(tg.clone(), held).unwrap_or(0) != held {
             shared.with_cluster(|c, now| c.handle_held_requests(now, &tg, held));
         }
     }
-    for (tg, addr) in &draining {
-        if shared.data_plane.in_flight(tg, *addr) == 0 {
+    let now = Instant::now();
+    seen.draining_since.retain(|k, _| draining.contains(k));
+    for key in &draining {
+        let since = *seen.draining_since.entry(key.clone()).or_insert(now);
+        let (tg, addr) = key;
+        if now >= since + DRAIN_POLL && shared.data_plane.in_flight(tg, *addr) == 0 {
             shared.with_cluster(|c, now| c.handle_target_idle(now, tg, *addr));
         }
     }
@@ -181,8 +202,9 @@ async fn control_loop(
     // SIGHUP reloads the config; without the handler it would end the process.
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     tokio::pin!(shutdown);
+    let mut seen = Observed::default();
     loop {
-        let draining = observe_data_plane(shared);
+        let draining = observe_data_plane(shared, &mut seen);
         shared.with_cluster(|c, now| c.handle_timeout(now));
         execute_pending(shared);
         let mut deadline = shared
@@ -190,7 +212,7 @@ async fn control_loop(
             .poll_timeout()
             .map(|t| shared.clock.instant(t));
         if draining {
-            let poll = std::time::Instant::now() + DRAIN_POLL;
+            let poll = Instant::now() + DRAIN_POLL;
             deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
         }
         let sleep = async {

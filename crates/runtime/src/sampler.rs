@@ -86,10 +86,12 @@ impl Sampler {
                 .listeners
                 .insert(format!("{lb}/{bind}"), snap)
                 .unwrap_or(snap);
-            let s = per_lb.entry(lb.clone()).or_insert_with(|| LoadBalancerSample {
-                load_balancer: lb,
-                ..LoadBalancerSample::default()
-            });
+            let s = per_lb
+                .entry(lb.clone())
+                .or_insert_with(|| LoadBalancerSample {
+                    load_balancer: lb,
+                    ..LoadBalancerSample::default()
+                });
             s.requests += snap.requests.saturating_sub(prev.requests);
             s.elb_5xx += snap.elb_5xx.saturating_sub(prev.elb_5xx);
             s.target_5xx += snap.target_5xx.saturating_sub(prev.target_5xx);

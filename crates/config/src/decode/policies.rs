@@ -510,6 +510,14 @@ fn decode_scheduled(
         }
     }
     let name = name?;
+    let broken = |key: &str, parsed: bool| t.get(key).is_some() && !parsed;
+    if broken("recurrence", recurrence.is_some())
+        || broken("start_time", start_time.is_some())
+        || broken("end_time", end_time.is_some())
+        || (recurrence.is_none() && start_time.is_none())
+    {
+        return None; // already reported where it is wrong
+    }
     // Every part was checked above with the same parsers, so this only fails on a bug; the
     // error is then reported at the action rather than lost.
     match ScheduledActionSpec::parse(

@@ -86,7 +86,10 @@ impl Cluster {
                     drill: ZoneDrill::Shift,
                     ..
                 } => {
-                    tracing::warn!(zone = zone.as_str(), "zonal shift: no new traffic to the zone");
+                    tracing::warn!(
+                        zone = zone.as_str(),
+                        "zonal shift: no new traffic to the zone"
+                    );
                     self.publish_shifted_zones();
                 }
                 ZoneEvent::Ended {
@@ -108,7 +111,8 @@ impl Cluster {
     /// Tells the data plane which zones are shifted away from.
     pub(crate) fn publish_shifted_zones(&mut self) {
         let zones = self.zones.shifted_zones().map(str::to_string).collect();
-        self.effects.push_back(Effect::PublishShiftedZones { zones });
+        self.effects
+            .push_back(Effect::PublishShiftedZones { zones });
     }
 
     fn group_target_groups(&self, group: &str) -> Vec<String> {
@@ -310,17 +314,18 @@ impl Cluster {
         for (name, g) in self.groups.iter_mut() {
             let asg = &g.asg;
             let effects = &mut self.effects;
-            g.unfinished.retain(|id| match asg.activities().find(|a| a.id == *id) {
-                Some(a) if a.status != ActivityStatus::InProgress => {
-                    effects.push_back(Effect::Activity {
-                        group: name.clone(),
-                        activity: a.clone(),
-                    });
-                    false
-                }
-                Some(_) => true,
-                None => false, // forgotten (the in-memory history is bounded)
-            });
+            g.unfinished
+                .retain(|id| match asg.activities().find(|a| a.id == *id) {
+                    Some(a) if a.status != ActivityStatus::InProgress => {
+                        effects.push_back(Effect::Activity {
+                            group: name.clone(),
+                            activity: a.clone(),
+                        });
+                        false
+                    }
+                    Some(_) => true,
+                    None => false, // forgotten (the in-memory history is bounded)
+                });
             let newest = g.asg.activities().next().map(|a| a.id);
             let mut fresh: Vec<_> = g
                 .asg
@@ -398,9 +403,8 @@ impl Cluster {
             .filter(|i| {
                 let addr = self.members.get(&i.id).and_then(|m| m.address);
                 g.config.target_groups.iter().all(|tg| {
-                    addr.zip(self.target_groups.get(tg)).is_some_and(|(a, tg)| {
-                        tg.health.state(a) == Some(TargetState::Healthy)
-                    })
+                    addr.zip(self.target_groups.get(tg))
+                        .is_some_and(|(a, tg)| tg.health.state(a) == Some(TargetState::Healthy))
                 })
             })
             .map(|i| i.zone.as_str())

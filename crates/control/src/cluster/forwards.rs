@@ -79,19 +79,31 @@ impl Forwards {
     /// The weights in force for `rule`.
     fn effective(&self, rule: &RuleKey) -> Option<&[WeightedTargetGroup]> {
         let f = self.forwards.get(rule)?;
-        Some(self.overrides.get(rule).map_or(&f.configured, |o| &o.weights))
+        Some(
+            self.overrides
+                .get(rule)
+                .map_or(&f.configured, |o| &o.weights),
+        )
     }
 
     /// Takes the file's forward actions: drops overrides the file no longer agrees with,
     /// (re)builds rollbacks, publishes every action's weights in force.
-    pub(crate) fn configure(&mut self, now: Time, specs: &[ForwardSpec], effects: &mut VecDeque<Effect>) {
+    pub(crate) fn configure(
+        &mut self,
+        now: Time,
+        specs: &[ForwardSpec],
+        effects: &mut VecDeque<Effect>,
+    ) {
         let mut next = BTreeMap::new();
         for s in specs {
             let old = self.forwards.remove(&s.rule);
-            let rollback = s.rollback.clone().map(|spec| match old.and_then(|f| f.rollback) {
-                Some(r) if *r.spec() == spec => r,
-                _ => CanaryRollback::new(spec),
-            });
+            let rollback = s
+                .rollback
+                .clone()
+                .map(|spec| match old.and_then(|f| f.rollback) {
+                    Some(r) if *r.spec() == spec => r,
+                    _ => CanaryRollback::new(spec),
+                });
             next.insert(
                 s.rule.clone(),
                 Forward {
@@ -104,7 +116,11 @@ impl Forwards {
         let stale: Vec<RuleKey> = self
             .overrides
             .iter()
-            .filter(|(k, o)| self.forwards.get(*k).is_some_and(|f| f.configured != o.base))
+            .filter(|(k, o)| {
+                self.forwards
+                    .get(*k)
+                    .is_some_and(|f| f.configured != o.base)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for rule in stale {
@@ -163,7 +179,11 @@ impl Forwards {
         let Some(weights) = self.effective(rule).map(<[_]>::to_vec) else {
             return;
         };
-        if let Some(r) = self.forwards.get_mut(rule).and_then(|f| f.rollback.as_mut()) {
+        if let Some(r) = self
+            .forwards
+            .get_mut(rule)
+            .and_then(|f| f.rollback.as_mut())
+        {
             let w = weight_of(&weights, &r.spec().target_group);
             r.set_canary_weight(w, now);
         }
@@ -217,7 +237,9 @@ impl Forwards {
             Some(sel) => {
                 let hits: Vec<&RuleKey> = of_lb
                     .into_iter()
-                    .filter(|k| k.listener.to_string() == sel || k.listener.port().to_string() == sel)
+                    .filter(|k| {
+                        k.listener.to_string() == sel || k.listener.port().to_string() == sel
+                    })
                     .collect();
                 if hits.is_empty() {
                     return Err(WeightsError::NotFound(format!(
@@ -263,7 +285,9 @@ impl Forwards {
             )));
         }
         if let Some((name, w)) = requested.iter().find(|(_, w)| **w > 999) {
-            return Err(WeightsError::Invalid(format!("weight {w} of `{name}` is above 999")));
+            return Err(WeightsError::Invalid(format!(
+                "weight {w} of `{name}` is above 999"
+            )));
         }
         if requested.values().all(|w| *w == 0) {
             return Err(WeightsError::Invalid(
@@ -307,7 +331,9 @@ impl Forwards {
     pub(crate) fn evaluate(&mut self, now: Time, store: &MetricsStore) -> Vec<(RuleKey, Rollback)> {
         let mut fired = Vec::new();
         for (rule, f) in &mut self.forwards {
-            let Some(r) = f.rollback.as_mut() else { continue };
+            let Some(r) = f.rollback.as_mut() else {
+                continue;
+            };
             if r.poll_timeout().is_none_or(|t| now < t) {
                 continue;
             }
@@ -334,7 +360,11 @@ impl Forwards {
                 .iter()
                 .map(|g| WeightedTargetGroup {
                     name: g.name.clone(),
-                    weight: if g.name == rb.target_group { 0 } else { g.weight },
+                    weight: if g.name == rb.target_group {
+                        0
+                    } else {
+                        g.weight
+                    },
                 })
                 .collect();
             tracing::warn!(
@@ -417,11 +447,15 @@ mod tests {
             pairs.iter().map(|(n, w)| (n.to_string(), *w)).collect()
         };
         assert_eq!(
-            f.operator_override(&rule, &req(&[("canary", 100)])).unwrap().weights,
+            f.operator_override(&rule, &req(&[("canary", 100)]))
+                .unwrap()
+                .weights,
             [g("web", 0), g("canary", 100)]
         );
         assert!(f.operator_override(&rule, &req(&[("blue", 1)])).is_err());
-        assert!(f.operator_override(&rule, &req(&[("web", 0), ("canary", 0)])).is_err());
+        assert!(f
+            .operator_override(&rule, &req(&[("web", 0), ("canary", 0)]))
+            .is_err());
         assert!(f.operator_override(&rule, &req(&[("web", 1000)])).is_err());
         assert_eq!(parse_rule("10").unwrap(), Some(10));
         assert!(parse_rule("0").is_err() && parse_rule("x").is_err());

@@ -168,7 +168,7 @@ impl Cluster {
     }
 
     fn add_target_group(&mut self, now: Time, name: &str, spec: TargetGroupSpec) {
-        let mut health = TargetGroupHealth::new(spec.health_check.clone(), spec.deregistration_delay);
+        let mut health = TargetGroupHealth::new(spec.health_check, spec.deregistration_delay);
         for target in &spec.targets {
             health.register(now, *target);
         }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::group::{
-    CapacityError, InstanceRefresh, LifecycleAction, LifecycleActionError,
-    LifecycleActionResult, RefreshError, ScalingProcess,
+    CapacityError, InstanceRefresh, LifecycleAction, LifecycleActionError, LifecycleActionResult,
+    RefreshError, ScalingProcess,
 };
 use crate::id::InstanceId;
 use crate::time::Time;

@@ -45,7 +45,12 @@ impl Cluster {
     /// refuse is skipped here).
     pub fn reconfigure(&mut self, now: Time, spec: ClusterSpec) -> Vec<String> {
         let mut changes = Vec::new();
-        if self.zones.zones().map(|z| z.name.as_str()).ne(spec.zones.iter().map(String::as_str)) {
+        if self
+            .zones
+            .zones()
+            .map(|z| z.name.as_str())
+            .ne(spec.zones.iter().map(String::as_str))
+        {
             // Drills on zones that are gone end; new zones start available.
             self.zones.set_zones(spec.zones.iter().cloned());
             changes.push(format!("cluster zones: {}", spec.zones.join(", ")));
@@ -55,9 +60,11 @@ impl Cluster {
             match self.target_groups.get_mut(name) {
                 Some(t) if t.spec != *tg => {
                     t.health
-                        .update_spec(tg.health_check.clone(), tg.deregistration_delay);
+                        .update_spec(tg.health_check, tg.deregistration_delay);
                     t.spec = tg.clone();
-                    changes.push(format!("target group {name}: health check settings updated"));
+                    changes.push(format!(
+                        "target group {name}: health check settings updated"
+                    ));
                 }
                 Some(_) => {}
                 None => {
@@ -78,7 +85,8 @@ impl Cluster {
                 != self.launch_templates.get(&config.launch_template);
             changes.extend(self.reconfigure_group(now, &name, config, template_changed));
         }
-        self.forwards.configure(now, &spec.forwards, &mut self.effects);
+        self.forwards
+            .configure(now, &spec.forwards, &mut self.effects);
         self.pump(now);
         for change in &changes {
             tracing::info!(change = change.as_str(), "reconfigured");
@@ -130,9 +138,12 @@ impl Cluster {
             }));
         }
         let desired_before = g.asg.desired_capacity();
-        if before.new_instances_protected_from_scale_in != config.new_instances_protected_from_scale_in {
-            g.asg
-                .set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
+        if before.new_instances_protected_from_scale_in
+            != config.new_instances_protected_from_scale_in
+        {
+            g.asg.set_new_instances_protected_from_scale_in(
+                config.new_instances_protected_from_scale_in,
+            );
             changes.push(format!(
                 "auto scaling group {name}: new_instances_protected_from_scale_in {} → {}",
                 before.new_instances_protected_from_scale_in,

@@ -95,8 +95,8 @@ impl Cluster {
                 let names: Vec<&str> = processes.iter().map(|p| p.as_str()).collect();
                 tracing::info!(
                     group = name.as_str(),
-                    processes = names.join(", ").as_str(),
-                    "restoring the scaling processes an operator suspended before the restart"
+                    "restoring the scaling processes an operator suspended before the restart: {}",
+                    names.join(", ")
                 );
             }
         }

@@ -106,7 +106,8 @@ impl Cluster {
         self.prune_series(&samples);
         self.evaluate_policies(now, wall);
         let rollbacks = self.forwards.evaluate(now, &self.metrics);
-        self.forwards.apply_rollbacks(now, rollbacks, &mut self.effects);
+        self.forwards
+            .apply_rollbacks(now, rollbacks, &mut self.effects);
         self.pump(now);
     }
 
@@ -159,7 +160,11 @@ impl Cluster {
             healthy += usize::from(t.state == TargetState::Healthy);
             unhealthy += usize::from(t.state == TargetState::Unhealthy);
             // Per zone: AWS's `AvailabilityZone` dimension.
-            let Some(zone) = self.by_address.get(&t.target).and_then(|id| self.zone_of(id)) else {
+            let Some(zone) = self
+                .by_address
+                .get(&t.target)
+                .and_then(|id| self.zone_of(id))
+            else {
                 continue;
             };
             let counts = per_zone.entry(zone).or_default();
@@ -184,7 +189,12 @@ impl Cluster {
                 zone,
             };
             m.record(Metric::HealthyHostCount, &scope, now, f64::from(healthy));
-            m.record(Metric::UnhealthyHostCount, &scope, now, f64::from(unhealthy));
+            m.record(
+                Metric::UnhealthyHostCount,
+                &scope,
+                now,
+                f64::from(unhealthy),
+            );
         }
     }
 
@@ -204,7 +214,12 @@ impl Cluster {
     }
 
     /// Per instance and per group: requests, CPU, capacity gauges.
-    fn record_groups(&mut self, now: Time, samples: &Samples, per_instance: &HashMap<InstanceId, u64>) {
+    fn record_groups(
+        &mut self,
+        now: Time,
+        samples: &Samples,
+        per_instance: &HashMap<InstanceId, u64>,
+    ) {
         let cpu: HashMap<&InstanceId, f64> = samples.cpu.iter().map(|(id, v)| (id, *v)).collect();
         for (name, g) in &self.groups {
             let scope = Scope::Group(name.clone());
@@ -217,15 +232,22 @@ impl Cluster {
                 let iscope = Scope::Instance(i.id.clone());
                 let n = per_instance.get(&i.id).copied().unwrap_or(0);
                 requests += n;
-                self.metrics.record(Metric::RequestCount, &iscope, now, n as f64);
+                self.metrics
+                    .record(Metric::RequestCount, &iscope, now, n as f64);
                 if let Some(c) = cpu.get(&i.id) {
-                    self.metrics.record(Metric::CpuUtilization, &iscope, now, *c);
+                    self.metrics
+                        .record(Metric::CpuUtilization, &iscope, now, *c);
                     cpu_sum += c;
                     cpu_n += 1;
                 }
             }
             let m = &mut self.metrics;
-            m.record(Metric::InServiceInstances, &scope, now, f64::from(in_service));
+            m.record(
+                Metric::InServiceInstances,
+                &scope,
+                now,
+                f64::from(in_service),
+            );
             let desired = f64::from(g.asg.desired_capacity());
             m.record(Metric::DesiredCapacity, &scope, now, desired);
             if in_service > 0 {
@@ -262,7 +284,12 @@ impl Cluster {
                 group: name,
             };
             for d in g.controller.tick(now, Some(wall), &mut g.asg, &source) {
-                tracing::info!(from = d.from, to = d.to, cause = d.cause.as_str(), "scaling decision");
+                tracing::info!(
+                    from = d.from,
+                    to = d.to,
+                    cause = d.cause.as_str(),
+                    "scaling decision"
+                );
             }
         }
     }
@@ -293,8 +320,13 @@ impl MetricSource for GroupMetrics<'_> {
                 .iter()
                 .filter_map(|id| {
                     let scope = instance(id);
-                    self.store
-                        .aggregate(Metric::RequestCount, &scope, period, Statistic::Sum, q.end)
+                    self.store.aggregate(
+                        Metric::RequestCount,
+                        &scope,
+                        period,
+                        Statistic::Sum,
+                        q.end,
+                    )
                 })
                 .sum();
             return Some(total / period as f64 / q.instances.len() as f64);
@@ -311,7 +343,8 @@ impl MetricSource for GroupMetrics<'_> {
             return Some(per_instance.iter().sum::<f64>() / per_instance.len() as f64);
         }
         let scope = Scope::Group(self.group.to_string());
-        self.store.aggregate(q.metric, &scope, period, q.statistic, q.end)
+        self.store
+            .aggregate(q.metric, &scope, period, q.statistic, q.end)
     }
 }
 
@@ -326,8 +359,18 @@ mod tests {
         let a = InstanceId::from("i-a".to_string());
         let b = InstanceId::from("i-b".to_string());
         for s in 0..4 {
-            store.record(Metric::RequestCount, &Scope::Instance(a.clone()), t(s), 300.0);
-            store.record(Metric::RequestCount, &Scope::Instance(b.clone()), t(s), 100.0);
+            store.record(
+                Metric::RequestCount,
+                &Scope::Instance(a.clone()),
+                t(s),
+                300.0,
+            );
+            store.record(
+                Metric::RequestCount,
+                &Scope::Instance(b.clone()),
+                t(s),
+                100.0,
+            );
         }
         let m = GroupMetrics {
             store: &store,

@@ -581,7 +581,10 @@ impl AutoScalingGroup {
             .find(|m| matches!(m.surge, Some(super::Surge::Rebalance { .. })))
         {
             return Some((
-                format!("waiting for AZRebalance to finish moving instance {}", m.instance.id),
+                format!(
+                    "waiting for AZRebalance to finish moving instance {}",
+                    m.instance.id
+                ),
                 None,
             ));
         }

@@ -308,7 +308,10 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for m in Metric::SCALING.into_iter().chain([Metric::HttpTarget5xxRate]) {
+        for m in Metric::SCALING
+            .into_iter()
+            .chain([Metric::HttpTarget5xxRate])
+        {
             assert_eq!(m.as_str().parse::<Metric>(), Ok(m));
         }
         for s in Statistic::ALL {

@@ -98,13 +98,12 @@ impl MetricsStore {
         if period_secs == 0 {
             return Err(MetricsError::ZeroPeriod);
         }
-        let series = self
-            .series
-            .get(&(metric, scope.clone()))
-            .ok_or_else(|| MetricsError::NoSuchSeries {
+        let series = self.series.get(&(metric, scope.clone())).ok_or_else(|| {
+            MetricsError::NoSuchSeries {
                 metric: metric.as_str().to_string(),
                 scope: scope.to_string(),
-            })?;
+            }
+        })?;
         if statistic.quantile().is_some() && !series.is_distribution() {
             return Err(MetricsError::NotADistribution(metric.as_str().to_string()));
         }
@@ -245,7 +244,14 @@ mod tests {
             m.record(Metric::RequestCount, &lb(), t(s), 1.0);
         }
         let d = m
-            .read(Metric::RequestCount, &lb(), 100, Statistic::Sum, t(0), t(24))
+            .read(
+                Metric::RequestCount,
+                &lb(),
+                100,
+                Statistic::Sum,
+                t(0),
+                t(24),
+            )
             .unwrap();
         assert_eq!(d.len(), 1);
         assert_eq!(d[0].value, 10.0, "only the last 10 seconds remain");
@@ -267,7 +273,12 @@ mod tests {
         // 100 samples per second: 1 ms .. 100 ms.
         for s in 0..4u64 {
             for i in 1..=100u32 {
-                m.record_distribution(Metric::TargetResponseTime, &tg("tg"), t(s), f64::from(i) / 1000.0);
+                m.record_distribution(
+                    Metric::TargetResponseTime,
+                    &tg("tg"),
+                    t(s),
+                    f64::from(i) / 1000.0,
+                );
             }
         }
         let p = |stat| {
@@ -329,7 +340,14 @@ mod tests {
             Err(MetricsError::NotADistribution("request_count".into()))
         );
         assert!(matches!(
-            m.read(Metric::RequestCount, &tg("nope"), 1, Statistic::Sum, t(0), t(1)),
+            m.read(
+                Metric::RequestCount,
+                &tg("nope"),
+                1,
+                Statistic::Sum,
+                t(0),
+                t(1)
+            ),
             Err(MetricsError::NoSuchSeries { .. })
         ));
         assert_eq!(

@@ -217,7 +217,8 @@ impl Driver {
         match e {
             Effect::Launch(r) => {
                 self.log.push((self.now, "launch", r.id.clone()));
-                self.versions.insert(r.id.clone(), r.launch_template_version);
+                self.versions
+                    .insert(r.id.clone(), r.launch_template_version);
                 self.launched_in.push((self.now, r.zone.clone()));
                 let e = if self.failing_zones.contains(&r.zone) {
                     Event::LaunchFailed(r.id)
@@ -293,7 +294,11 @@ impl Driver {
             if next > until {
                 break;
             }
-            assert!(next >= self.now, "time went backwards: {next:?} < {:?}", self.now);
+            assert!(
+                next >= self.now,
+                "time went backwards: {next:?} < {:?}",
+                self.now
+            );
             self.now = next;
             if let Some((t, seq)) = next_event.filter(|e| e.0 == next) {
                 let pos = self

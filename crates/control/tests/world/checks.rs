@@ -41,10 +41,15 @@ impl World {
                     "{:?}: stop of {id} while its terminate hooks wait ({state:?})",
                     self.now
                 );
-                let routed = self.published.values().flatten().any(|t| {
-                    t.instance.as_ref() == Some(id) && t.state != TargetState::Draining
-                });
-                assert!(!routed, "{:?}: stop of {id} while it still gets traffic", self.now);
+                let routed =
+                    self.published.values().flatten().any(|t| {
+                        t.instance.as_ref() == Some(id) && t.state != TargetState::Draining
+                    });
+                assert!(
+                    !routed,
+                    "{:?}: stop of {id} while it still gets traffic",
+                    self.now
+                );
             }
             _ => {}
         }
@@ -55,7 +60,10 @@ impl World {
         let g = self.group();
         let mut out = String::new();
         for i in g.instances() {
-            out += &format!("  {} {} {:?} v{}\n", i.id, i.zone, i.lifecycle, i.launch_template_version);
+            out += &format!(
+                "  {} {} {:?} v{}\n",
+                i.id, i.zone, i.lifecycle, i.launch_template_version
+            );
         }
         let mut acts: Vec<_> = g.activities().take(25).collect();
         acts.reverse();
@@ -99,21 +107,22 @@ impl World {
                 self.now,
                 t.state
             );
-            assert!(!self.stopped.contains(id), "{:?}: {id} routed after its stop", self.now);
+            assert!(
+                !self.stopped.contains(id),
+                "{:?}: {id} routed after its stop",
+                self.now
+            );
         }
         // A scale-in never goes below what the stabilization window recommended.
-        if let Some(floor) = self
-            .cluster
-            .group("web")
-            .and_then(|g| {
-                g.controller
-                    .target_tracking_policies()
-                    .filter_map(|p| p.scale_in_floor(self.now))
-                    .max()
-            })
-        {
+        if let Some(floor) = self.cluster.group("web").and_then(|g| {
+            g.controller
+                .target_tracking_policies()
+                .filter_map(|p| p.scale_in_floor(self.now))
+                .max()
+        }) {
             let decided = g.activities().take_while(|a| a.time == self.now).find(|a| {
-                a.description.starts_with("Setting desired capacity") && a.cause.contains("< target")
+                a.description.starts_with("Setting desired capacity")
+                    && a.cause.contains("< target")
             });
             if let Some(a) = decided {
                 assert!(
@@ -124,9 +133,18 @@ impl World {
             }
         }
         // A rolled-back canary gets no traffic.
-        if let Some(r) = self.cluster.forward(&canary_rule()).and_then(|f| f.rollback) {
+        if let Some(r) = self
+            .cluster
+            .forward(&canary_rule())
+            .and_then(|f| f.rollback)
+        {
             if matches!(r.state(), RollbackState::RolledBack { .. }) {
-                assert_eq!(self.canary_weight, Some(0), "{:?}: rolled back, still weighted", self.now);
+                assert_eq!(
+                    self.canary_weight,
+                    Some(0),
+                    "{:?}: rolled back, still weighted",
+                    self.now
+                );
             }
         }
     }
@@ -166,7 +184,11 @@ impl World {
             .flatten()
             .filter(|t| t.state == TargetState::Healthy)
             .count();
-        assert_eq!(healthy, d, "{:?}: {healthy} healthy targets, desired {d}", self.now);
+        assert_eq!(
+            healthy, d,
+            "{:?}: {healthy} healthy targets, desired {d}",
+            self.now
+        );
         assert!(
             g.instances().all(|i| !i.lifecycle.is_launching()),
             "nothing still launching"
@@ -187,6 +209,9 @@ impl World {
         }
         let secs = self.now.as_duration().as_secs();
         let bound = secs / STABILIZATION + 1 + u64::from(self.operator_actions);
-        assert!(reversals <= bound, "{reversals} scale-out/in reversals exceed {bound}");
+        assert!(
+            reversals <= bound,
+            "{reversals} scale-out/in reversals exceed {bound}"
+        );
     }
 }

@@ -180,15 +180,14 @@ impl World {
                     .retain(|e| !matches!(&e.2, Event::Exited(x) if *x == id));
                 self.schedule(Duration::ZERO, Event::Exited(id));
             }
+            // Answered within 0-1 s, or (rarely, while faults happen) not at all: the check
+            // times out.
             Effect::Probe {
                 target_group,
                 target,
-            } => {
-                // Answered within 0-1 s, or (rarely) not at all: the check times out.
-                if !(self.disturbing && self.rng.chance(20)) {
-                    let d = Duration::from_millis(self.rng.below(1000));
-                    self.schedule(d, Event::ProbeAnswer(target_group, target));
-                }
+            } if !(self.disturbing && self.rng.chance(20)) => {
+                let d = Duration::from_millis(self.rng.below(1000));
+                self.schedule(d, Event::ProbeAnswer(target_group, target));
             }
             Effect::PublishTargets {
                 target_group,
@@ -269,10 +268,14 @@ impl World {
                 Event::LaunchFailed(id) => self.cluster.handle_launch_failed(now, &id, "boom"),
                 Event::Exited(id) => {
                     self.hangs.remove(&id);
-                    self.cluster.handle_instance_exited(now, &id, "exit status 0");
+                    self.cluster
+                        .handle_instance_exited(now, &id, "exit status 0");
                 }
                 Event::ProbeAnswer(tg, addr) => {
-                    let sick = self.by_address.get(&addr).is_some_and(|i| self.sick.contains(i));
+                    let sick = self
+                        .by_address
+                        .get(&addr)
+                        .is_some_and(|i| self.sick.contains(i));
                     let result = if sick {
                         ProbeResult::Failure {
                             reason: "Target.ResponseCodeMismatch".into(),
@@ -331,8 +334,10 @@ impl World {
                 let _ = self.cluster.set_desired_capacity(now, "web", d);
             }
             22..=23 => {
-                let p = [ScalingProcess::Launch, ScalingProcess::Terminate][self.rng.below(2) as usize];
-                let mut set: BTreeSet<ScalingProcess> = self.group().suspended_processes().collect();
+                let p =
+                    [ScalingProcess::Launch, ScalingProcess::Terminate][self.rng.below(2) as usize];
+                let mut set: BTreeSet<ScalingProcess> =
+                    self.group().suspended_processes().collect();
                 if !set.remove(&p) {
                     set.insert(p);
                 }
@@ -383,8 +388,10 @@ impl World {
             if drill == ZoneDrill::Outage && !active {
                 self.outages += 1;
             }
-            self.trace
-                .push(format!("{now:?} {} {zone} (ended: {active})", drill.as_str()));
+            self.trace.push(format!(
+                "{now:?} {} {zone} (ended: {active})",
+                drill.as_str()
+            ));
         }
         self.operator_actions += 1;
     }
@@ -460,8 +467,10 @@ impl World {
                 self.operator_actions += 1;
             }
         }
-        self.trace
-            .push(format!("{now:?} canary bad={} weight={:?}", self.canary_bad, self.canary_weight));
+        self.trace.push(format!(
+            "{now:?} canary bad={} weight={:?}",
+            self.canary_bad, self.canary_weight
+        ));
     }
 
     /// One simulated second.
@@ -487,7 +496,8 @@ impl World {
                 .next()
                 .map(|a| a.cause.clone())
                 .unwrap_or_default();
-            self.trace.push(format!("{:?} {before} → {after}: {cause}", self.now));
+            self.trace
+                .push(format!("{:?} {before} → {after}: {cause}", self.now));
         }
         if !rolled_before && self.canary_rolled_back() {
             self.rollbacks += 1;
@@ -504,7 +514,9 @@ impl World {
             let _ = self.cluster.zone_drill(now, zone, ZoneDrill::Outage, None);
             let _ = self.cluster.zone_drill(now, zone, ZoneDrill::Shift, None);
         }
-        let _ = self.cluster.set_suspended_processes(now, "web", &BTreeSet::new());
+        let _ = self
+            .cluster
+            .set_suspended_processes(now, "web", &BTreeSet::new());
         let ids: Vec<InstanceId> = self.group().instances().map(|i| i.id.clone()).collect();
         for id in ids {
             let _ = self.cluster.set_instance_protection(now, &id, false);
@@ -520,6 +532,11 @@ impl World {
         self.cluster
             .forward(&spec::canary_rule())
             .and_then(|f| f.rollback)
-            .is_some_and(|r| matches!(r.state(), flotilla_control::RollbackState::RolledBack { .. }))
+            .is_some_and(|r| {
+                matches!(
+                    r.state(),
+                    flotilla_control::RollbackState::RolledBack { .. }
+                )
+            })
     }
 }

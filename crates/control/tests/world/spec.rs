@@ -10,8 +10,8 @@ use flotilla_control::policy::TargetTrackingSpec;
 use flotilla_control::{
     AutoScalingGroupConfig, ClusterSpec, ForwardSpec, HealthCheckSpec, HealthCheckType,
     InstanceRefreshSettings, LaunchTemplate, LifecycleActionResult, LifecycleHook,
-    LifecycleTransition, RollbackSpec, RuleKey, ScalingPolicy, TargetGroupSpec,
-    TerminationPolicy, WarmPool, WeightedTargetGroup,
+    LifecycleTransition, RollbackSpec, RuleKey, ScalingPolicy, TargetGroupSpec, TerminationPolicy,
+    WarmPool, WeightedTargetGroup,
 };
 
 use super::Rng;

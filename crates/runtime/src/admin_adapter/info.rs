@@ -2,8 +2,8 @@
 //! mapping of the control plane's refusals onto HTTP statuses.
 
 use flotilla_admin::api::{
-    InstanceInfo, InstanceRefreshInfo, LifecycleActionInfo, PolicyInfo, RollbackInfo,
-    RuleWeights, ZoneInfo,
+    InstanceInfo, InstanceRefreshInfo, LifecycleActionInfo, PolicyInfo, RollbackInfo, RuleWeights,
+    ZoneInfo,
 };
 use flotilla_admin::AdminError;
 use flotilla_control::{
@@ -149,10 +149,7 @@ pub(crate) fn lifecycle_action(
 /// A forward action's weights and canary rollback.
 pub(crate) fn weights(clock: &Clock, f: &ForwardStatus<'_>) -> RuleWeights {
     let map = |groups: &[flotilla_control::WeightedTargetGroup]| {
-        groups
-            .iter()
-            .map(|g| (g.name.clone(), g.weight))
-            .collect()
+        groups.iter().map(|g| (g.name.clone(), g.weight)).collect()
     };
     let o = f.weights;
     RuleWeights {

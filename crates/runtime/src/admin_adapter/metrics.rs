@@ -22,7 +22,9 @@ pub(crate) fn read(
     metric: &str,
     p: &MetricParams,
 ) -> Result<MetricDatapoints, AdminError> {
-    let metric: Metric = metric.parse().map_err(|e| AdminError::NotFound(format!("{e}")))?;
+    let metric: Metric = metric
+        .parse()
+        .map_err(|e| AdminError::NotFound(format!("{e}")))?;
     let groups: Vec<&str> = c.groups().map(|g| g.name).collect();
     let scope: Scope = match (&p.scope, groups.as_slice()) {
         (Some(s), _) => s.parse().map_err(bad)?,

@@ -11,15 +11,14 @@ use std::time::Duration;
 
 use flotilla_admin::api::{
     ActivityInfo, ClusterInfo, CompleteLifecycleActionRequest, CompleteLifecycleActionResponse,
-    GroupDetail, GroupSummary, InstanceRefreshInfo, LifecycleActionInfo,
-    LifecycleHeartbeatRequest, LifecycleResult, ListenerInfo, MetricDatapoints, MetricParams,
-    ProtectionResponse, RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo,
-    TargetHealthInfo, TerminateResponse, WarmPoolInfo, ZoneInfo,
+    GroupDetail, GroupSummary, InstanceRefreshInfo, LifecycleActionInfo, LifecycleHeartbeatRequest,
+    LifecycleResult, ListenerInfo, MetricDatapoints, MetricParams, ProtectionResponse,
+    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, TargetHealthInfo,
+    TerminateResponse, WarmPoolInfo, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
-    Cluster, GroupView, InstanceId, LifecycleActionResult, OperatorError, ScalingProcess,
-    ZoneDrill,
+    Cluster, GroupView, InstanceId, LifecycleActionResult, OperatorError, ScalingProcess, ZoneDrill,
 };
 
 use crate::persist::status_str;
@@ -330,9 +329,7 @@ impl AdminBackend for AdminView {
             Some(WarmPoolInfo {
                 group: name.to_string(),
                 min_size: pool.config.min_size,
-                max_group_prepared_capacity: pool
-                    .config
-                    .prepared_capacity(g.asg.spec().max_size),
+                max_group_prepared_capacity: pool.config.prepared_capacity(g.asg.spec().max_size),
                 pool_state: "running".to_string(),
                 reuse_on_scale_in: pool.config.reuse_on_scale_in,
                 desired_size: pool.desired_size,
@@ -345,7 +342,9 @@ impl AdminBackend for AdminView {
                     .collect(),
             })
         })?
-        .ok_or_else(|| AdminError::NotFound(format!("auto scaling group `{name}` has no warm pool")))
+        .ok_or_else(|| {
+            AdminError::NotFound(format!("auto scaling group `{name}` has no warm pool"))
+        })
     }
 
     fn rule_weights(

@@ -82,4 +82,3 @@ fn stop_settings(config: &Config, group: &str) -> (Signal, Duration) {
         )
     })
 }
-

@@ -391,7 +391,11 @@ mod tests {
         assert!(i.protected_from_scale_in);
         assert_eq!(i.lifecycle, "warmed:running");
         let history = &stored.history["web"];
-        assert_eq!(history.len(), 1, "the status change updated the same activity");
+        assert_eq!(
+            history.len(),
+            1,
+            "the status change updated the same activity"
+        );
         assert_eq!(history[0].status, "successful");
         assert_eq!(history[0].time, clock.rfc3339(Time::ZERO));
 
