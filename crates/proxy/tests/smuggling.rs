@@ -6,7 +6,12 @@ mod common;
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
 use common::*;
+use flotilla_proxy::rules;
 use flotilla_proxy::RouteState::Healthy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -223,4 +228,82 @@ async fn a_pipelined_ambiguous_request_is_refused_after_the_good_one() {
     assert!(second > answer.find("hello").unwrap(), "{answer}");
     assert!(closed);
     assert_eq!(backend.requests(), 1);
+}
+
+/// A backend behind a listener whose rule answers `/status` itself with a fixed 403: the path
+/// an attacker wants to reach the target with.
+async fn guarded() -> (TestBackend, TestProxy) {
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let src = r#"
+[target_groups.test]
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:8080"
+default_action = { type = "forward", target_group = "test" }
+[[load_balancers.front.listeners.rules]]
+priority = 1
+conditions = [ { field = "path-pattern", values = ["/status"] } ]
+action = { type = "fixed-response", status = 403, content_type = "text/plain", body = "no" }
+"#;
+    let config = flotilla_config::parse(src, Path::new("guarded.toml")).unwrap();
+    let mut listener = config.load_balancers["front"].listeners[0].clone();
+    listener.bind = proxy.addr;
+    let groups = HashMap::from([("test".to_string(), group)]);
+    proxy
+        .router
+        .store(Arc::new(rules::compile(&listener, &groups)));
+    (backend, proxy)
+}
+
+/// `Connection` naming `Content-Length` or `Transfer-Encoding` once made the rewrite drop the
+/// framing the body was still relayed by: the target read the body as a second request, past
+/// the listener's rules, and its answer waited on the pooled connection for the next client.
+#[tokio::test]
+async fn framing_fields_named_by_connection_are_refused_and_cannot_reach_past_the_rules() {
+    let (backend, proxy) = guarded().await;
+    let c = client();
+    // A pooled target connection, which a smuggled answer would poison.
+    assert_eq!(get(&c, &proxy.url("/")).await.0, 200);
+    let (status, _, _) = get(&c, &proxy.url("/status?code=299")).await;
+    assert_eq!(status, 403, "the rule guards /status");
+
+    let smuggled = "GET /status?code=299 HTTP/1.1\r\nHost: a\r\n\r\n";
+    let by_length = |connection: &str| {
+        format!(
+            "POST / HTTP/1.1\r\nHost: a\r\nConnection: {connection}\r\nContent-Length: {}\r\n\r\n{smuggled}",
+            smuggled.len()
+        )
+    };
+    let attacks = [
+        ("Connection: Content-Length", by_length("Content-Length")),
+        ("Connection: close, content-length", by_length("close, content-length")),
+        (
+            "Connection: Transfer-Encoding",
+            format!(
+                "POST / HTTP/1.1\r\nHost: a\r\nConnection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{smuggled}\r\n0\r\n\r\n",
+                smuggled.len()
+            ),
+        ),
+        (
+            "Connection: Host",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Host\r\n\r\n".to_string(),
+        ),
+    ];
+    for (case, bytes) in &attacks {
+        let (answer, closed) = exchange(proxy.addr, bytes.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{case}: {answer:?}");
+        assert_eq!(answer.matches("HTTP/1.1").count(), 1, "{case}: {answer:?}");
+        assert!(closed, "{case}: connection left open");
+    }
+
+    // The next client on the pooled connection gets its own answer, from the one connection.
+    let (status, who, body) = get(&c, &proxy.url("/")).await;
+    assert_eq!((status, who.as_str(), &body[..]), (200, "b", &b"b"[..]));
+    assert_eq!(
+        backend.paths(),
+        ["/", "/"],
+        "only the clean requests arrived"
+    );
+    assert_eq!(backend.connections(), 1);
 }

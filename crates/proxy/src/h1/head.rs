@@ -79,6 +79,15 @@ impl Known {
             .map_or(Known::Other, |&(_, k)| k)
     }
 
+    /// Fields that frame the message or name its host: what the target must see exactly as the
+    /// proxy read it, so a `Connection` header naming one is refused rather than obeyed.
+    fn is_end_to_end_framing(self) -> bool {
+        matches!(
+            self,
+            Known::Host | Known::ContentLength | Known::TransferEncoding
+        )
+    }
+
     /// Headers that describe the client connection, not the request (RFC 9110 §7.6.1), plus
     /// those the load balancer answers or sets itself: never copied to the target as sent.
     pub(crate) fn is_hop_by_hop(self) -> bool {
@@ -286,6 +295,10 @@ pub(crate) fn parse(bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static
                         conn_keep_alive = true;
                     } else if t.eq_ignore_ascii_case(b"upgrade") {
                         conn_upgrade = true;
+                    } else if Known::of(t).is_end_to_end_framing() {
+                        // Naming them hop-by-hop asks for the framing (or the Host the rules
+                        // saw) to be removed while the body is relayed by it.
+                        return Err(BAD_REQUEST);
                     } else {
                         conn_names = true;
                     }
@@ -409,7 +422,8 @@ fn request_line(
 }
 
 /// Mark the fields named by `Connection` (other than `close`, `keep-alive`, `upgrade`) as
-/// hop-by-hop; `Host` is never dropped that way.
+/// hop-by-hop. `Host` and the framing fields never are: [`parse`] refuses a `Connection` that
+/// names them, and this keeps them even so.
 fn mark_connection_named(bytes: &[u8], head: &mut RequestHead) {
     let mut names: Vec<Span> = Vec::new();
     for f in head.fields.iter().filter(|f| f.known == Known::Connection) {
@@ -425,7 +439,7 @@ fn mark_connection_named(bytes: &[u8], head: &mut RequestHead) {
         }
     }
     for f in head.fields.iter_mut() {
-        if f.known == Known::Host {
+        if f.known.is_end_to_end_framing() {
             continue;
         }
         let name = f.name.of(bytes);
@@ -550,6 +564,13 @@ mod tests {
             "G(T / HTTP/1.1\r\n\r\n",
             "GET ftp://x/ HTTP/1.1\r\n\r\n",
             "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+            // A framing field (or Host) named hop-by-hop: dropping it would make the relayed
+            // body a second request.
+            "POST / HTTP/1.1\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nConnection: close, content-length\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: keep-alive,TRANSFER-ENCODING\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n",
         ];
         for b in bad {
             assert_eq!(parsed(b).err(), Some(BAD_REQUEST), "{b:?}");

@@ -41,6 +41,8 @@ pub struct TestBackend {
     pub requests: Arc<AtomicUsize>,
     /// User-Agent of the last request (probe tests).
     pub last_user_agent: Arc<Mutex<Option<String>>>,
+    /// The path and query of every request, in order (smuggling tests).
+    pub paths: Arc<Mutex<Vec<String>>>,
     tasks: Arc<Mutex<JoinSet<()>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -58,15 +60,17 @@ impl TestBackend {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let last_user_agent = Arc::new(Mutex::new(None));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::new(AtomicUsize::new(0));
         let tasks = Arc::new(Mutex::new(JoinSet::new()));
         let accept = {
-            let (name, connections, open, requests, ua, tasks) = (
+            let (name, connections, open, requests, ua, paths, tasks) = (
                 name.to_string(),
                 connections.clone(),
                 open.clone(),
                 requests.clone(),
                 last_user_agent.clone(),
+                paths.clone(),
                 tasks.clone(),
             );
             tokio::spawn(async move {
@@ -78,8 +82,14 @@ impl TestBackend {
                     open.fetch_add(1, Ordering::SeqCst);
                     let open = open.clone();
                     let (name, requests, ua) = (name.clone(), requests.clone(), ua.clone());
-                    let svc = hyper::service::service_fn(move |req| {
+                    let paths = paths.clone();
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         requests.fetch_add(1, Ordering::SeqCst);
+                        paths.lock().unwrap().push(
+                            req.uri()
+                                .path_and_query()
+                                .map_or_else(String::new, |p| p.to_string()),
+                        );
                         let name = name.clone();
                         let ua = ua.clone();
                         async move { Ok::<_, Infallible>(backend_handle(&name, &ua, req).await) }
@@ -104,6 +114,7 @@ impl TestBackend {
             open,
             requests,
             last_user_agent,
+            paths,
             tasks,
             accept,
         }
@@ -121,6 +132,11 @@ impl TestBackend {
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The paths (with queries) requested so far.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
     }
 }
 
