@@ -162,7 +162,8 @@ async fn attempt(
                 }));
             }
         };
-        if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut up.stream, &req.head).await {
+        let by = tokio::time::Instant::from_std(sent_at) + cfg.idle_timeout;
+        if let Err(e) = up.send(&req.head, by).await {
             // Nothing of the body was taken yet: the request can be sent again.
             tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
             if reused {

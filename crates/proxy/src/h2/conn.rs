@@ -8,7 +8,11 @@
 //! - Output: what was written is flushed before more input is read, so a client that does not
 //!   read — or floods PING or SETTINGS, whose acknowledgements it must take — stops being read
 //!   instead of filling a queue; a write that makes no progress for the idle timeout closes the
-//!   connection, and gathering answers stops at [`OUT_HIGH`] bytes to write them.
+//!   connection, and gathering answers stops at [`OUT_HIGH`] bytes to write them. An answer
+//!   parked for want of window for the idle timeout has its stream reset (CANCEL), so a client
+//!   that gives no window cannot hold target connections.
+//! - Targets: an exchange waits for its target within the idle timeout of each wait (the
+//!   answer's head, each part of its body), so no stream is open for ever.
 //! - Request bodies: the receive windows (see [`super::recv`]).
 //! - Header blocks: `4 × max_header_bytes`, [`MAX_CONTINUATIONS`] frames, and the listener's
 //!   header read timeout from the first frame of the block (slowloris).
@@ -100,7 +104,7 @@ struct Stream {
     /// Window we may still use to send on this stream.
     send_window: i64,
     /// A response body waiting for window (not being polled), with data not yet sent.
-    parked: Option<(ProxyBody, Bytes)>,
+    parked: Option<Parked>,
     /// END_STREAM sent: the response is complete.
     sent_end: bool,
 }
@@ -109,6 +113,14 @@ impl Stream {
     fn done(&self) -> bool {
         self.sent_end && self.recv.is_none()
     }
+}
+
+/// A response body that waits for the client to give window, with the data it could not send.
+struct Parked {
+    body: ProxyBody,
+    data: Bytes,
+    /// When it began to wait: after the idle timeout without window the stream is reset.
+    since: Instant,
 }
 
 /// A header block being assembled from HEADERS and CONTINUATION frames.
@@ -158,6 +170,10 @@ struct Conn<S> {
     /// The idle timeout while no stream is open; the header read timeout while a header block
     /// is incomplete.
     timer: Deadline,
+    /// The earliest time a parked stream's wait for window runs out (made when a stream first
+    /// parks), and whether it is armed (some stream is parked).
+    stall: Option<Deadline>,
+    stall_armed: bool,
     resets: Budget,
     /// Ring of the streams we reset last (0: none).
     recent_resets: [u32; RECENT_RESETS],
@@ -198,6 +214,8 @@ where
         going_away: false,
         active: false,
         timer: Deadline::new(now + idle),
+        stall: None,
+        stall_armed: false,
         resets: Budget {
             tokens: RESET_BUDGET,
             refilled: now,
@@ -223,6 +241,14 @@ where
     let linger = c.ctx.config.idle_timeout.min(CLOSE_STALL);
     let _ = c.flush(linger).await;
     let _ = bounded(c.io.shutdown(), linger).await;
+}
+
+/// Resolves when the stall deadline (if any) passes.
+async fn stall_expired(stall: &mut Option<Deadline>) {
+    match stall {
+        Some(t) => t.expired().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// `fut`, given up after `limit` if it does not finish at once (no timer for one that does).
@@ -295,6 +321,7 @@ where
                     preface = true;
                     self.read_frames()?;
                 }
+                () = stall_expired(&mut self.stall), if self.stall_armed => self.expire_stalled(),
                 () = self.timer.expired(), if idle || header_wait => {
                     if header_wait {
                         tracing::debug!(client = %self.ctx.peer, "HTTP/2 header block not completed in time");

@@ -1,7 +1,9 @@
 //! Writing answers to the client: a target's response relayed as it is framed, or one the load
 //! balancer produced (errors, redirects, fixed responses, answers of HTTP/2 targets).
 
-use std::time::SystemTime;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use http::header;
 use http::Response;
@@ -23,7 +25,8 @@ where
 {
     /// Write and clear `out`.
     pub(super) async fn flush_out(&mut self) -> Result<(), Relay> {
-        write_out(&mut self.io, &mut self.out).await
+        let idle = self.ctx.config.idle_timeout;
+        write_out(&mut self.io, &mut self.out, &mut self.timer, idle).await
     }
 
     /// Answer with a response the load balancer produced (errors, redirects, fixed responses,
@@ -160,7 +163,7 @@ pub(super) struct Relayer<'a> {
     /// The client's response head, to go out with the first body bytes.
     pub(super) out: &'a mut Vec<u8>,
     pub(super) timer: &'a mut Deadline,
-    pub(super) idle: std::time::Duration,
+    pub(super) idle: Duration,
 }
 
 impl Relayer<'_> {
@@ -194,16 +197,15 @@ impl Relayer<'_> {
                         self.out.extend_from_slice(&avail[..used]);
                     } else {
                         self.flush(wr).await?;
-                        wr.write_all(&avail[..used])
-                            .await
-                            .map_err(|_| Relay::Client)?;
+                        write_all(wr, &avail[..used], self.timer, self.idle).await?;
                     }
                 }
                 buf.consume(used);
             }
             self.flush(wr).await?;
             if cursor.is_done() {
-                return wr.flush().await.map_err(|_| Relay::Client);
+                let flush = |cx: &mut Context<'_>| Pin::new(&mut *wr).poll_flush(cx);
+                return timed(self.timer, self.idle, flush).await;
             }
             let read = tokio::select! {
                 biased;
@@ -219,21 +221,71 @@ impl Relayer<'_> {
     }
 
     async fn flush<W: AsyncWrite + Unpin>(&mut self, wr: &mut W) -> Result<(), Relay> {
-        write_out(wr, self.out).await
+        write_out(wr, self.out, self.timer, self.idle).await
     }
 }
 
-/// Write and clear `out`.
+/// Write and clear `out` (see [`write_all`]).
 pub(super) async fn write_out<W: AsyncWrite + Unpin>(
     wr: &mut W,
     out: &mut Vec<u8>,
+    timer: &mut Deadline,
+    idle: Duration,
 ) -> Result<(), Relay> {
     if out.is_empty() {
         return Ok(());
     }
-    let res = wr.write_all(out).await;
+    let res = write_all(wr, out, timer, idle).await;
     out.clear();
-    res.map_err(|_| Relay::Client)
+    res
+}
+
+/// Write all of `bytes` to the client, which must take some of them within the idle timeout
+/// of each wait: a client that stops reading does not hold the target connection (or the
+/// task) for ever.
+async fn write_all<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    mut bytes: &[u8],
+    timer: &mut Deadline,
+    idle: Duration,
+) -> Result<(), Relay> {
+    while !bytes.is_empty() {
+        let n = timed(&mut *timer, idle, |cx| {
+            Pin::new(&mut *wr).poll_write(cx, bytes)
+        })
+        .await?;
+        if n == 0 {
+            return Err(Relay::Client);
+        }
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Run a write (or flush) to the client. The timer is only set once it would block (the clock
+/// is not read for one that does not), to the idle timeout from then; after such a wait the
+/// next wait, for the target or the client, is timed afresh.
+async fn timed<T>(
+    timer: &mut Deadline,
+    idle: Duration,
+    mut op: impl FnMut(&mut Context<'_>) -> Poll<std::io::Result<T>>,
+) -> Result<T, Relay> {
+    let mut blocked = false;
+    let res = std::future::poll_fn(|cx| match op(cx) {
+        Poll::Ready(r) => Poll::Ready(r.map_err(|_| Relay::Client)),
+        Poll::Pending => {
+            if !blocked {
+                blocked = true;
+                timer.set(Instant::now() + idle);
+            }
+            timer.poll_expired(cx).map(|()| Err(Relay::Client))
+        }
+    })
+    .await;
+    if blocked {
+        timer.set(Instant::now() + idle);
+    }
+    res
 }
 
 /// A response failed to reach the client whole.

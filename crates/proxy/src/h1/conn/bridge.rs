@@ -108,7 +108,8 @@ where
                 return self.respond(kind.response(), ex, true).await;
             }
         };
-        self.timer.set(Instant::now() + ctx.config.idle_timeout);
+        let by = Instant::now() + ctx.config.idle_timeout;
+        self.timer.set(by);
         let sent_at = std::time::Instant::now();
         let side = ClientSide {
             is_head: false,
@@ -116,7 +117,7 @@ where
             close: ex.close,
             cookie: None,
         };
-        let sent = up.stream.write_all(&self.up_out).await;
+        let sent = up.send(&self.up_out, by).await;
         let parsed = match sent {
             Ok(()) => {
                 read_response_head(
@@ -176,7 +177,8 @@ where
         up.buf.consume(up.buf.len());
         let early = self.inbuf.filled().to_vec();
         self.inbuf.consume(early.len());
-        if self.flush_out().await.is_ok() && up.stream.write_all(&early).await.is_ok() {
+        let by = Instant::now() + ctx.config.idle_timeout;
+        if self.flush_out().await.is_ok() && up.send(&early, by).await.is_ok() {
             let _ = self.io.flush().await;
             let end = splice(
                 &mut self.io,

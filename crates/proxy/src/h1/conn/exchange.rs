@@ -169,8 +169,9 @@ where
                         return Err(fail(kind, true));
                     }
                 };
-            self.timer.set(Instant::from_std(sent_at) + idle);
-            if let Err(e) = up.stream.write_all(&self.up_out).await {
+            let by = Instant::from_std(sent_at) + idle;
+            self.timer.set(by);
+            if let Err(e) = up.send(&self.up_out, by).await {
                 // Nothing was taken from the client beyond `up_out`: it can be sent again.
                 tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
                 if reused {

@@ -6,10 +6,11 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap};
 use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::Instant;
 
-use super::{Conn, Event, Stream, Task, RECENT_RESETS};
+use super::{Conn, Event, Parked, Stream, Task, RECENT_RESETS};
 use crate::body::{BoxError, ProxyBody};
-use crate::h1::RawFields;
+use crate::h1::{Deadline, RawFields};
 use crate::h2::frame::{self, Reason};
 use crate::h2::hpack;
 
@@ -129,7 +130,53 @@ where
         } else if rest.is_empty() {
             self.poll_next(id, body);
         } else {
-            s.parked = Some((body, rest));
+            let since = Instant::now();
+            s.parked = Some(Parked {
+                body,
+                data: rest,
+                since,
+            });
+            self.arm_stall(since + self.ctx.config.idle_timeout);
+        }
+    }
+
+    /// Have the stall timer fire at `by` unless it fires earlier already (for a stream that
+    /// parked before).
+    fn arm_stall(&mut self, by: Instant) {
+        if self.stall_armed {
+            return;
+        }
+        self.stall_armed = true;
+        match self.stall.as_mut() {
+            Some(t) => t.set(by),
+            None => self.stall = Some(Deadline::new(by)),
+        }
+    }
+
+    /// Reset the streams whose answers waited for window for the idle timeout (the client
+    /// reads nothing of them, or gives no window: a zero-window client would otherwise hold
+    /// their target connections for ever), and re-arm for the next one to run out.
+    pub(super) fn expire_stalled(&mut self) {
+        let now = Instant::now();
+        let idle = self.ctx.config.idle_timeout;
+        let mut next: Option<Instant> = None;
+        let mut stalled = Vec::new();
+        for (&id, s) in &self.streams {
+            let Some(p) = &s.parked else { continue };
+            let by = p.since + idle;
+            if by <= now {
+                stalled.push(id);
+            } else {
+                next = Some(next.map_or(by, |n| n.min(by)));
+            }
+        }
+        for id in stalled {
+            tracing::debug!(client = %self.ctx.peer, stream = id, "no window for the answer within the idle timeout");
+            self.reset(id, Reason::Cancel);
+        }
+        self.stall_armed = false;
+        if let Some(by) = next {
+            self.arm_stall(by);
         }
     }
 
@@ -140,7 +187,7 @@ where
 
     pub(super) fn unpark(&mut self, id: u32) {
         let parked = self.streams.get_mut(&id).and_then(|s| s.parked.take());
-        if let Some((body, data)) = parked {
+        if let Some(Parked { body, data, .. }) = parked {
             self.send_data(id, body, data);
         }
     }
