@@ -32,6 +32,10 @@ pub(crate) struct ClientSide<'a> {
     pub(crate) http10: bool,
     /// The connection closes after this response (the client asked, or the listener stops).
     pub(crate) close: bool,
+    /// The request asked to switch protocols (a WebSocket upgrade): only then may the answer
+    /// be a 101. To any other request a 101 is invalid: the bytes after it are no longer HTTP,
+    /// and passing it on would have the client read them as the answer.
+    pub(crate) upgrade: bool,
     /// A `Set-Cookie` value to add (load-balancer stickiness).
     pub(crate) cookie: Option<&'a [u8]>,
 }
@@ -198,7 +202,8 @@ fn parse_head<'h, 'b>(
 
 /// Parse the response head at the start of `buf` and, when complete, write the client's head
 /// into `out` (cleared first). `Ok(None)`: more bytes are needed. Interim (1xx other than 101)
-/// responses are parsed like any other; the caller skips them.
+/// responses are parsed like any other; the caller skips them. A 101 is invalid unless the
+/// client asked for an upgrade.
 pub(crate) fn parse(
     buf: &[u8],
     side: &ClientSide<'_>,
@@ -215,6 +220,9 @@ pub(crate) fn parse(
     else {
         return Ok(None);
     };
+    if status == 101 && !side.upgrade {
+        return Err(Invalid);
+    }
     let f = framing(status, http11, headers, side.is_head)?;
     let dechunk = f.body == RespBody::Chunked && side.http10;
     let close_client = side.close || f.body == RespBody::Close || dechunk;
@@ -348,6 +356,7 @@ mod tests {
         is_head: false,
         http10: false,
         close: false,
+        upgrade: false,
         cookie: None,
     };
 
@@ -439,11 +448,19 @@ mod tests {
         };
         let (_, out) = run("HTTP/1.1 204 No Content\r\n\r\n", &side);
         assert!(out.contains("Set-Cookie: AWSALB=x; Path=/\r\n"), "{out}");
-        let (p, out) = run(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n",
-            &PLAIN,
-        );
+        let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n";
+        let upgrade = ClientSide {
+            upgrade: true,
+            ..PLAIN
+        };
+        let (p, out) = run(switching, &upgrade);
         assert_eq!(p.status, 101);
         assert!(out.contains("Upgrade: websocket") && out.contains("Connection: Upgrade"));
+        let mut out = Vec::new();
+        assert_eq!(
+            parse(switching.as_bytes(), &PLAIN, &mut out),
+            Err(Invalid),
+            "a 101 to a request that asked for no upgrade"
+        );
     }
 }

@@ -115,6 +115,7 @@ where
             is_head: false,
             http10: false,
             close: ex.close,
+            upgrade: true,
             cookie: None,
         };
         let sent = up.send(&self.up_out, by).await;

@@ -185,6 +185,7 @@ where
                 is_head: ex.is_head,
                 http10: ex.http10,
                 close: ex.close || ctx.drain.is_stopping(),
+                upgrade: false,
                 cookie: cookie.as_ref().map(HeaderValue::as_bytes),
             };
             let exchanged = if ex.cursor.is_done() {

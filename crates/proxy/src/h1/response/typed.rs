@@ -111,6 +111,10 @@ pub(crate) fn parse_typed(buf: &[u8], is_head: bool) -> Result<Option<Typed>, In
     else {
         return Ok(None);
     };
+    if status == 101 {
+        // These clients cannot switch protocols: what follows a 101 is not HTTP.
+        return Err(Invalid);
+    }
     let f = framing(status, http11, headers, is_head)?;
     let mut parts = http::Response::new(()).into_parts().0;
     parts.status = http::StatusCode::from_u16(status).map_err(|_| Invalid)?;

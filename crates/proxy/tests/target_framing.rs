@@ -1,0 +1,90 @@
+//! What a target answers is read strictly enough that no answer can be taken for another: a
+//! `101` nobody asked for, framing that contradicts itself, a broken chunk. Each becomes a 502
+//! (or, once the answer has begun, a closed connection), and the target connection is not
+//! used again.
+
+mod common;
+
+use std::time::Duration;
+
+use common::raw_h2::{self, Conn};
+use common::*;
+use flotilla_proxy::RouteState::Healthy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// One HTTP/1 response read from `s` (a head and a `Content-Length` body, or up to the end of
+/// the stream without one): the head and the body. Panics after 5 s.
+async fn response(s: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = async {
+        loop {
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end + 4]).into_owned();
+                let length = head.lines().find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                });
+                if let Some(n) = length {
+                    if got.len() >= end + 4 + n {
+                        let body = got[end + 4..end + 4 + n].to_vec();
+                        got.drain(..end + 4 + n);
+                        return (head, body);
+                    }
+                }
+            }
+            match s.read(&mut buf).await {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => {
+                    let text = String::from_utf8_lossy(&got).into_owned();
+                    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+                    return (head.to_string(), body.as_bytes().to_vec());
+                }
+            }
+        }
+    };
+    tokio::time::timeout(5 * SEC, read)
+        .await
+        .expect("a response within 5 s")
+}
+
+/// A proxy in front of one raw target that answers every request with `reply`.
+async fn behind(reply: &'static [u8]) -> (RawBackend, TestProxy) {
+    let target = RawBackend::start(Misbehave::Reply(reply)).await;
+    let group = group_of(&[(target.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    (target, proxy)
+}
+
+/// A target that switches protocols unasked, then writes what looks like an answer.
+const UNASKED_101: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled";
+
+#[tokio::test]
+async fn a_101_to_a_request_that_asked_for_no_upgrade_is_a_502() {
+    let (target, proxy) = behind(UNASKED_101).await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = response(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 502"), "{head}");
+        assert!(!String::from_utf8_lossy(&body).contains("smuggled"));
+    }
+    let mut c = Conn::open(proxy.addr).await;
+    c.send(&raw_h2::headers(1, &raw_h2::request("GET", "/", &[]), true))
+        .await;
+    let a = c.answer(1).await;
+    assert_eq!(a.status, Some(502), "{a:?}");
+    assert!(!String::from_utf8_lossy(&a.body).contains("smuggled"));
+    // Every connection that switched was dropped, none reused.
+    assert_eq!(
+        target.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+    assert!(eventually(5 * SEC, || target.closed() == 3).await);
+}
