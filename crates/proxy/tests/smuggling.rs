@@ -307,3 +307,74 @@ async fn framing_fields_named_by_connection_are_refused_and_cannot_reach_past_th
     );
     assert_eq!(backend.connections(), 1);
 }
+
+/// RFC 9112 §7.1's grammar after a chunk size is `;` extensions (token names, token or
+/// quoted-string values, whitespace only where it has BWS) and CRLF; a trailer line is a field.
+/// Parsers disagree exactly where the grammar is left, so anything else is refused.
+#[tokio::test]
+async fn chunk_lines_and_trailers_outside_the_grammar() {
+    let post = |body: &str| {
+        format!("POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n{body}")
+    };
+    let cases = [
+        (
+            "control byte after the size",
+            post("3\x00\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "vertical tab in an extension",
+            post("3;a\x0bb\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "bare CR in an extension",
+            post("3;a\rb\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "bare LF ending the size line",
+            post("3;a\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "whitespace without an extension",
+            post("3 \r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "junk instead of an extension",
+            post("3 x\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "an extension without a name",
+            post("3;=b\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "an unterminated quoted value",
+            post("3;a=\"b\r\nabc\r\n0\r\n\r\n"),
+        ),
+        (
+            "a request as trailer lines",
+            post("3\r\nabc\r\n0\r\nGET /status HTTP/1.1\r\nHost: a\r\n\r\n"),
+        ),
+        ("a folded trailer", post("0\r\nX-T: 1\r\n 2\r\n\r\n")),
+        ("a framing trailer", post("0\r\nContent-Length: 44\r\n\r\n")),
+        ("a NUL in a trailer", post("0\r\nX-T: a\x00b\r\n\r\n")),
+    ];
+    for (case, bytes) in &cases {
+        refused_with(case, bytes.as_bytes(), "400").await;
+    }
+}
+
+/// Extensions and trailers as the grammar has them still pass (and reach the target).
+#[tokio::test]
+async fn chunk_extensions_and_trailers_within_the_grammar_pass() {
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let (answer, _) = exchange(
+        proxy.addr,
+        b"POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+          3 ; a = b ;c=\"q;\\\"\"\r\nabc\r\n0;z\r\nX-Checksum: 1\r\n\r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.contains("abc"), "{answer:?}");
+    assert_eq!(backend.requests(), 1);
+}

@@ -88,3 +88,23 @@ async fn a_101_to_a_request_that_asked_for_no_upgrade_is_a_502() {
     );
     assert!(eventually(5 * SEC, || target.closed() == 3).await);
 }
+
+/// A target's chunk line with a control byte after the size (which the old decoder took for an
+/// extension and relayed): nothing of that answer reaches the client, over either protocol.
+#[tokio::test]
+async fn a_targets_chunk_line_outside_the_grammar_is_not_relayed() {
+    let (target, proxy) =
+        behind(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\x00\r\nabc\r\n0\r\n\r\n")
+            .await;
+    let answer = raw_exchange(proxy.addr, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await;
+    assert!(
+        !answer.contains("200 OK") && !answer.contains("abc"),
+        "{answer:?}"
+    );
+    let mut c = Conn::open(proxy.addr).await;
+    c.send(&raw_h2::headers(1, &raw_h2::request("GET", "/", &[]), true))
+        .await;
+    let a = c.answer(1).await;
+    assert!(a.body.is_empty() && !a.ended, "{a:?}");
+    assert!(eventually(5 * SEC, || target.closed() == 2).await);
+}

@@ -10,6 +10,7 @@
 //! the client and the target.
 
 mod buf;
+mod chunked;
 pub(crate) mod client;
 mod conn;
 mod cursor;
