@@ -378,3 +378,38 @@ async fn chunk_extensions_and_trailers_within_the_grammar_pass() {
     assert!(answer.contains("abc"), "{answer:?}");
     assert_eq!(backend.requests(), 1);
 }
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without `Host` is refused; so is an authority with
+/// userinfo (`http://evil@good/` routes as one host and reaches another; the HTTP/2 side refuses
+/// it in `:authority` too) or a `Host` that is not an authority.
+#[tokio::test]
+async fn requests_without_a_host_or_with_userinfo() {
+    let cases: [(&str, &[u8]); 5] = [
+        ("no Host", b"GET / HTTP/1.1\r\n\r\n"),
+        (
+            "absolute-form without Host",
+            b"GET http://a/ HTTP/1.1\r\n\r\n",
+        ),
+        (
+            "userinfo in absolute-form",
+            b"GET http://evil@a/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+        (
+            "user and password in absolute-form",
+            b"GET http://u:p@a:80/ HTTP/1.1\r\nHost: a\r\n\r\n",
+        ),
+        (
+            "userinfo in Host",
+            b"GET / HTTP/1.1\r\nHost: evil@a\r\n\r\n",
+        ),
+    ];
+    for (case, bytes) in cases {
+        refused_with(case, bytes, "400").await;
+    }
+    // HTTP/1.0 needs no Host.
+    let backend = TestBackend::start("b").await;
+    let group = group_of(&[(backend.addr, Healthy)]);
+    let proxy = TestProxy::forward_to(&group).await;
+    let (answer, _) = exchange(proxy.addr, b"GET / HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+}

@@ -281,8 +281,9 @@ pub(crate) fn parse(bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static
                 te = Some(field.value);
             }
             Known::Host => {
-                if head.host.is_some() {
-                    // Two hosts: the target and the rules could each pick another.
+                if head.host.is_some() || !is_authority(value) {
+                    // Two hosts: the target and the rules could each pick another; so could
+                    // they read one with userinfo or a delimiter in it.
                     return Err(BAD_REQUEST);
                 }
                 head.host = Some(field.value);
@@ -321,6 +322,10 @@ pub(crate) fn parse(bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static
 
     let http10 = head.version == Version::Http10;
     if lengths > 1 || te_count > 1 {
+        return Err(BAD_REQUEST);
+    }
+    if !http10 && head.host.is_none() {
+        // RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400 (whatever its target).
         return Err(BAD_REQUEST);
     }
     head.body = match te {
@@ -405,7 +410,9 @@ fn request_line(
             .iter()
             .position(|&b| b == b'/' || b == b'?')
             .map_or(target.len(), |i| auth_start + i);
-        if auth_end == auth_start {
+        let authority = &target[auth_start..auth_end];
+        if authority.is_empty() || !is_authority(authority) {
+            // No userinfo (`http://a@b/` routes as one host and reaches another).
             return Err(BAD_REQUEST);
         }
         head.authority = Some(Span::new(t0 + auth_start, t0 + auth_end));
@@ -419,6 +426,15 @@ fn request_line(
         head.query = Some(Span::new(t0 + path_from + i + 1, t0 + target.len()));
     }
     Ok(())
+}
+
+/// Whether `v` can be an authority as a request names its host (RFC 3986 `host [":" port]`,
+/// RFC 9110 §4.2.3): unreserved and sub-delims characters, percent escapes, `:` and the
+/// brackets of IP literals, and nothing else — no userinfo (`@`), no path, query or fragment
+/// delimiters, no whitespace: a value another parser could split elsewhere.
+fn is_authority(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
 }
 
 /// Mark the fields named by `Connection` (other than `close`, `keep-alive`, `upgrade`) as
@@ -510,18 +526,18 @@ mod tests {
         assert_eq!(r.host_port(), "b.example:8080");
         assert_eq!(r.path(), "/p");
         assert_eq!(r.query(), Some("q"));
-        let s = "GET http://b.example HTTP/1.1\r\n\r\n";
+        let s = "GET http://b.example HTTP/1.1\r\nHost: b.example\r\n\r\n";
         let h = parsed(s).unwrap();
         assert_eq!(h.path.of(s.as_bytes()), b"");
     }
 
     #[test]
     fn framing_and_connection_semantics() {
-        let h = parsed("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").unwrap();
+        let h = parsed("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyKind::Length(3));
-        let h = parsed("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").unwrap();
+        let h = parsed("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyKind::None);
-        let h = parsed("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap();
+        let h = parsed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap();
         assert_eq!(h.body, BodyKind::Chunked);
         assert!(parsed("GET / HTTP/1.0\r\n\r\n").unwrap().close);
         assert!(
@@ -530,53 +546,69 @@ mod tests {
                 .close
         );
         assert!(
-            parsed("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            parsed("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
                 .unwrap()
                 .close
         );
-        let ws = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        let ws = "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
         assert!(parsed(ws).unwrap().upgrade);
         assert!(
-            parsed("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
-                .unwrap()
-                .expect_continue
+            parsed(
+                "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n"
+            )
+            .unwrap()
+            .expect_continue
         );
-        assert!(parsed("\r\n\r\nGET / HTTP/1.1\r\n\r\n").is_ok());
+        assert!(parsed("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").is_ok());
+        assert!(
+            parsed("GET / HTTP/1.0\r\n\r\n").is_ok(),
+            "HTTP/1.0 needs no Host"
+        );
+        let h = parsed("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n").unwrap();
+        assert!(h.host.is_some());
     }
 
     #[test]
     fn malformed_or_ambiguous_heads_are_refused() {
         let bad = [
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-            "GET / HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n",
-            "GET /\0 HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
-            "GET / HTTP/1.1\r\nX : a\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+            "GET /\0 HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX : a\r\n\r\n",
             "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            "GET  / HTTP/1.1\r\n\r\n",
-            "GET / x HTTP/1.1\r\n\r\n",
-            "G(T / HTTP/1.1\r\n\r\n",
-            "GET ftp://x/ HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+            "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / x HTTP/1.1\r\nHost: a\r\n\r\n",
+            "G(T / HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET ftp://x/ HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nNoColon\r\n\r\n",
             // A framing field (or Host) named hop-by-hop: dropping it would make the relayed
             // body a second request.
-            "POST / HTTP/1.1\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nConnection: close, content-length\r\nContent-Length: 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nConnection: keep-alive,TRANSFER-ENCODING\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nConnection: close, content-length\r\nContent-Length: 3\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nConnection: keep-alive,TRANSFER-ENCODING\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n",
+            // No Host, or one that is not an authority; userinfo in absolute-form.
+            "GET / HTTP/1.1\r\n\r\n",
+            "GET http://b/ HTTP/1.1\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a@b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "GET http://evil@good/ HTTP/1.1\r\nHost: good\r\n\r\n",
+            "GET http://user:pw@good/ HTTP/1.1\r\nHost: good\r\n\r\n",
         ];
         for b in bad {
             assert_eq!(parsed(b).err(), Some(BAD_REQUEST), "{b:?}");
         }
         assert_eq!(
-            parsed("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").err(),
+            parsed("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").err(),
             Some(NOT_IMPLEMENTED)
         );
         assert_eq!(
