@@ -15,8 +15,9 @@ use tokio::net::TcpStream;
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// One HTTP/1 response read from `s` (a head and a `Content-Length` body, or up to the end of
-/// the stream without one): the head and the body. Panics after 5 s.
+/// One HTTP/1 response read from `s` (a head and its body: none for a 204 or 304, else a
+/// `Content-Length` one, or up to the end of the stream without one): the head and the body.
+/// Panics after 5 s.
 async fn response(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
@@ -24,11 +25,13 @@ async fn response(s: &mut TcpStream) -> (String, Vec<u8>) {
         loop {
             if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&got[..end + 4]).into_owned();
+                let bodiless = head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 304");
                 let length = head.lines().find_map(|l| {
                     let (n, v) = l.split_once(':')?;
                     n.eq_ignore_ascii_case("content-length")
                         .then(|| v.trim().parse::<usize>().ok())?
                 });
+                let length = if bodiless { Some(0) } else { length };
                 if let Some(n) = length {
                     if got.len() >= end + 4 + n {
                         let body = got[end + 4..end + 4 + n].to_vec();
@@ -106,5 +109,75 @@ async fn a_targets_chunk_line_outside_the_grammar_is_not_relayed() {
         .await;
     let a = c.answer(1).await;
     assert!(a.body.is_empty() && !a.ended, "{a:?}");
+    assert!(eventually(5 * SEC, || target.closed() == 2).await);
+}
+
+/// A `204` that says `Content-Length: 5` and sends five bytes: no body is relayed and no
+/// length passed on (a client that believed it would take the next answer's first bytes for
+/// this one's body), as nginx does; the connection, whose framing contradicted itself, is not
+/// reused. A `304` keeps its `Content-Length` (the length of what it stands for), has no body,
+/// and its connection is reused.
+#[tokio::test]
+async fn a_204_with_a_body_passes_no_length_and_its_connection_is_not_reused() {
+    let (target, proxy) =
+        behind(b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello").await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = response(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 204"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+        assert!(body.is_empty(), "{body:?}");
+    }
+    let stream = TcpStream::connect(proxy.addr).await.unwrap();
+    let (status, _, body) = h2_get(stream, &format!("http://{}/", proxy.addr)).await;
+    assert_eq!((status, &body[..]), (204, &b""[..]));
+    assert_eq!(
+        target.connections.load(std::sync::atomic::Ordering::SeqCst),
+        3
+    );
+
+    let (target, proxy) =
+        behind(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"e\"\r\n\r\n").await;
+    let mut s = TcpStream::connect(proxy.addr).await.unwrap();
+    for _ in 0..2 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let (head, body) = response(&mut s).await;
+        assert!(
+            head.starts_with("HTTP/1.1 304") && body.is_empty(),
+            "{head}"
+        );
+        assert!(head.contains("Content-Length: 5"), "{head}");
+    }
+    assert_eq!(
+        target.connections.load(std::sync::atomic::Ordering::SeqCst),
+        1
+    );
+}
+
+/// An HTTP/1.0 answer with `Transfer-Encoding: chunked` and `Connection: keep-alive`: RFC 9112
+/// §6.1 has its framing treated as faulty and the connection closed after it.
+#[tokio::test]
+async fn an_http10_chunked_answer_does_not_keep_its_connection() {
+    let (target, proxy) = behind(
+        b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+    )
+    .await;
+    let c = client();
+    for _ in 0..2 {
+        let (status, _, body) = get(&c, &proxy.url("/")).await;
+        assert_eq!((status, &body[..]), (200, &b"abc"[..]));
+    }
+    assert_eq!(
+        target.connections.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
     assert!(eventually(5 * SEC, || target.closed() == 2).await);
 }

@@ -69,6 +69,8 @@ struct Framing {
     coded: bool,
     /// `Connection` names other headers, which are hop-by-hop for this message.
     conn_names: bool,
+    /// A 1xx or 204: it has no body and must not say how long one is (RFC 9110 §8.6).
+    no_length: bool,
 }
 
 fn framing(
@@ -121,15 +123,22 @@ fn framing(
             (None, None) => RespBody::Close,
         }
     };
+    let no_length = status < 200 || status == 204;
     let reusable = (if http11 { !conn_close } else { conn_keep_alive })
         && body != RespBody::Close
         // Both framings: RFC 9112 §6.3 lets the coding win, but the connection must close.
-        && !(te_chunked.is_some() && length.is_some());
+        && !(te_chunked.is_some() && length.is_some())
+        // Transfer-Encoding in HTTP/1.0: the framing is faulty, close after it (§6.1).
+        && (http11 || te_chunked.is_none())
+        // A 1xx or 204 that declares a body: none is read (as nginx), and what the target
+        // meant to send may follow on the connection.
+        && !(no_length && (te_chunked.is_some() || length.is_some_and(|n| n > 0)));
     Ok(Framing {
         body,
         reusable,
         coded: te_chunked.is_some(),
         conn_names,
+        no_length,
     })
 }
 
@@ -153,7 +162,7 @@ fn passes(
     } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
         keep_chunked
     } else if name.eq_ignore_ascii_case(b"content-length") {
-        !f.coded
+        !f.coded && !f.no_length
     } else {
         !(f.conn_names
             && headers
@@ -405,6 +414,32 @@ mod tests {
         assert_eq!(p.body, RespBody::None);
         let (p, _) = run("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", &PLAIN);
         assert!(!p.reusable, "HTTP/1.0 without keep-alive");
+        let (p, _) = run(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &PLAIN,
+        );
+        assert!(
+            !p.reusable,
+            "HTTP/1.0 with Transfer-Encoding: faulty framing, close"
+        );
+        let (p, out) = run(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            &PLAIN,
+        );
+        assert_eq!(p.body, RespBody::None);
+        assert!(!p.reusable, "a 204 that declares a body");
+        assert!(!out.contains("Content-Length"), "{out}");
+        let (p, _) = run(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+            &PLAIN,
+        );
+        assert!(p.reusable);
+        let (p, out) = run(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            &PLAIN,
+        );
+        assert!(p.reusable && p.body == RespBody::None);
+        assert!(out.contains("Content-Length: 5"), "a 304 keeps it: {out}");
         let mut out = Vec::new();
         assert_eq!(
             parse(
