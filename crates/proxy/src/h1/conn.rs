@@ -34,7 +34,7 @@ mod exchange;
 
 use answer::{Relay, Relayer};
 use bridge::to_parts;
-use exchange::{is_idempotent, BodyError, FailKind};
+use exchange::{BodyError, FailKind};
 
 /// Body bytes copied next to a head so that both go out in one write.
 const COALESCE: usize = 64 * 1024;
@@ -381,4 +381,12 @@ fn entry(start: LogStart, served: &Served, client: SocketAddr, listener: SocketA
         received_bytes: start.received,
         sent_bytes: served.sent_bytes,
     }
+}
+
+/// Methods that RFC 9110 defines as idempotent: safe to send twice.
+fn is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
+    )
 }

@@ -12,17 +12,41 @@ use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::{Client, Exchange, Keep, Served, COALESCE};
+use super::{payload_too_large, BodyError, Client, Exchange, Keep, Served, COALESCE};
 use crate::body::ProxyBody;
+use crate::errors::Generated;
 use crate::h1::buf::{InBuf, INITIAL};
 use crate::h1::cursor::Cursor;
 use crate::h1::deadline::Deadline;
 use crate::h1::response::{self, Parsed};
+use crate::smuggling::BAD_REQUEST;
 
 impl<S> Client<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
+    /// Answer for a request body that could not be relayed; the connection closes (where the
+    /// next request would start is unknown).
+    pub(super) async fn body_failed(&mut self, e: BodyError, ex: &mut Exchange) -> Served {
+        ex.close = true;
+        let resp = match e {
+            BodyError::TooLarge => payload_too_large(),
+            BodyError::BadFraming => {
+                self.refuse(BAD_REQUEST).await;
+                return Served {
+                    status: 400,
+                    generated: true,
+                    keep: Keep::No,
+                    target: None,
+                    sent_bytes: None,
+                };
+            }
+            BodyError::ClientTimeout => Generated::RequestTimeout.response(),
+            BodyError::ClientGone | BodyError::Target => Generated::BadRequest.response(),
+        };
+        self.respond(resp, ex, true).await
+    }
+
     /// Write and clear `out`.
     pub(super) async fn flush_out(&mut self) -> Result<(), Relay> {
         let idle = self.ctx.config.idle_timeout;
@@ -182,6 +206,8 @@ impl Relayer<'_> {
     {
         buf.consume(p.len);
         let mut cursor = Cursor::response(p.body);
+        // Nothing reached the client yet (the head waits in `out` for the first body bytes).
+        let mut unsent = true;
         loop {
             if !buf.is_empty() && !cursor.is_done() {
                 let avail = buf.filled();
@@ -190,8 +216,11 @@ impl Relayer<'_> {
                     cursor.advance(avail, &mut |a, b| out.extend_from_slice(&avail[a..b]))
                 } else {
                     cursor.advance(avail, &mut |_, _| {})
-                }
-                .map_err(|_| Relay::Target)?;
+                };
+                let Ok(used) = used else {
+                    self.out.clear();
+                    return Err(if unsent { Relay::Unsent } else { Relay::Target });
+                };
                 if !p.dechunk {
                     if self.out.len() + used <= COALESCE {
                         self.out.extend_from_slice(&avail[..used]);
@@ -203,6 +232,7 @@ impl Relayer<'_> {
                 buf.consume(used);
             }
             self.flush(wr).await?;
+            unsent = false;
             if cursor.is_done() {
                 let flush = |cx: &mut Context<'_>| Pin::new(&mut *wr).poll_flush(cx);
                 return timed(self.timer, self.idle, flush).await;
@@ -293,6 +323,9 @@ async fn timed<T>(
 pub(super) enum Relay {
     /// Writing to the client failed.
     Client,
+    /// The target's body was malformed before anything of the answer reached the client:
+    /// something else can still be answered.
+    Unsent,
     /// The target's body broke off, was malformed, or stalled past the idle timeout.
     Target,
 }

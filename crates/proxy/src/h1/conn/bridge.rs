@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::exchange::read_response_head;
-use super::{BodyError, Client, Exchange, FailKind, Keep, Relayer, Served, TargetTiming};
+use super::{BodyError, Client, Exchange, FailKind, Keep, Relay, Relayer, Served, TargetTiming};
 use crate::body::{InFlight, ProxyBody, ReqBody};
 use crate::errors::Generated;
 use crate::h1::buf::INITIAL;
@@ -159,6 +159,12 @@ where
             let relayed = relay
                 .response(&mut up.stream, &mut up.buf, &mut self.io, &parsed)
                 .await;
+            if relayed == Err(Relay::Unsent) {
+                backend.errors_total.fetch_add(1, Ordering::Relaxed);
+                return self
+                    .respond(Generated::BadGateway.response(), ex, true)
+                    .await;
+            }
             let keep = if relayed.is_ok() && !parsed.close_client {
                 Keep::Yes
             } else {

@@ -10,9 +10,7 @@ use http::StatusCode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::{
-    payload_too_large, Client, Exchange, Keep, Relay, Relayer, Served, TargetTiming, COALESCE,
-};
+use super::{Client, Exchange, Keep, Relay, Relayer, Served, TargetTiming, COALESCE};
 use crate::body::InFlight;
 use crate::errors::Generated;
 use crate::h1::buf::{InBuf, INITIAL};
@@ -20,7 +18,7 @@ use crate::h1::cursor::Cursor;
 use crate::h1::deadline::Deadline;
 use crate::h1::response::{self, ClientSide, Parsed, MAX_RESPONSE_HEAD};
 use crate::h1::upstream::{self, ConnectError, UpConn, MAX_STALE};
-use crate::smuggling::{BodyKind, BAD_REQUEST};
+use crate::smuggling::BodyKind;
 use crate::target_group::{Backend, TargetGroup};
 
 /// What a failed attempt on one target amounted to (before any response byte reached the
@@ -147,7 +145,6 @@ where
         ex: &mut Exchange,
     ) -> Result<Served, Failure> {
         let ctx = Arc::clone(&self.ctx);
-        let idle = ctx.config.idle_timeout;
         let in_flight = InFlight::start(backend);
         backend.requests_total.fetch_add(1, Ordering::Relaxed);
         let fail = |kind: FailKind, resend: bool| {
@@ -157,29 +154,14 @@ where
         let replayable = ex.idempotent && ex.complete;
         let mut stale = 0;
         loop {
-            let connect_timeout = ctx.config.connect_timeout;
-            let (mut up, reused, sent_at) =
-                match upstream::checkout(backend, idle, connect_timeout, stale).await {
-                    Ok(got) => got,
-                    Err(e) => {
-                        let kind = match e {
-                            ConnectError::Timeout => FailKind::ConnectTimeout,
-                            ConnectError::Io(_) => FailKind::ConnectFailed,
-                        };
-                        return Err(fail(kind, true));
-                    }
-                };
-            let by = Instant::from_std(sent_at) + idle;
-            self.timer.set(by);
-            if let Err(e) = up.send(&self.up_out, by).await {
-                // Nothing was taken from the client beyond `up_out`: it can be sent again.
-                tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
-                if reused {
+            let (mut up, reused, sent_at) = match self.send(backend, stale).await {
+                Sending::Sent(up, reused, sent_at) => (up, reused, sent_at),
+                Sending::Stale => {
                     stale += 1;
                     continue;
                 }
-                return Err(fail(FailKind::Closed, true));
-            }
+                Sending::Failed(kind) => return Err(fail(kind, true)),
+            };
             let cookie = group.sticky_cookie(backend);
             let side = ClientSide {
                 is_head: ex.is_head,
@@ -194,12 +176,8 @@ where
                 // Rare and large: kept off the connection's own state.
                 Box::pin(self.duplex(&mut up, &side, backend, sent_at, ex)).await
             };
-            let (parsed, headers_at, relayed) = match exchanged {
-                Exchanged::Answered {
-                    parsed,
-                    headers_at,
-                    relayed,
-                } => (parsed, headers_at, relayed),
+            let answer = match exchanged {
+                Exchanged::Answered(answer) => answer,
                 Exchanged::NoAnswer(FailKind::Closed)
                     if reused && replayable && stale < MAX_STALE =>
                 {
@@ -217,37 +195,91 @@ where
                 Exchanged::BodyFailed(e) => return Ok(Box::pin(self.body_failed(e, ex)).await),
             };
             drop(in_flight);
-            let body_done = ex.cursor.is_done();
-            let keep = match relayed {
-                Ok(()) if body_done && !parsed.close_client => Keep::Yes,
-                Ok(()) => Keep::No,
-                Err(Relay::Target) => {
-                    backend.errors_total.fetch_add(1, Ordering::Relaxed);
-                    Keep::No
-                }
-                Err(Relay::Client) => Keep::No,
+            return Ok(self.settle(backend, up, answer, sent_at, ex).await);
+        }
+    }
+
+    /// Take a connection to `backend` (a pooled one unless `stale` were found closed) and
+    /// write the request in `up_out` to it; also whether it was pooled, and when it was sent.
+    async fn send(&mut self, backend: &Backend, stale: usize) -> Sending {
+        let idle = self.ctx.config.idle_timeout;
+        let connect_timeout = self.ctx.config.connect_timeout;
+        let (mut up, reused, sent_at) =
+            match upstream::checkout(backend, idle, connect_timeout, stale).await {
+                Ok(got) => got,
+                Err(ConnectError::Timeout) => return Sending::Failed(FailKind::ConnectTimeout),
+                Err(ConnectError::Io(_)) => return Sending::Failed(FailKind::ConnectFailed),
             };
-            if relayed.is_ok() && parsed.reusable && body_done && up.buf.is_empty() {
-                // Parked as of now, not as of the head: the body may have taken long, and the
-                // pool keeps its entries in the order they were parked.
-                backend.pool.h1.put(up, idle, std::time::Instant::now());
+        let by = Instant::from_std(sent_at) + idle;
+        self.timer.set(by);
+        match up.send(&self.up_out, by).await {
+            Ok(()) => Sending::Sent(up, reused, sent_at),
+            Err(e) => {
+                // Nothing was taken from the client beyond `up_out`: it can be sent again.
+                tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
+                if reused {
+                    Sending::Stale
+                } else {
+                    Sending::Failed(FailKind::Closed)
+                }
             }
-            return Ok(Served {
+        }
+    }
+
+    /// The target answered: whether the client connection carries on, whether the target
+    /// connection goes back to the pool, and the outcome. An answer whose body broke before
+    /// any byte of it reached the client becomes a 502 instead.
+    async fn settle(
+        &mut self,
+        backend: &Backend,
+        up: UpConn,
+        answer: Answer,
+        sent_at: std::time::Instant,
+        ex: &mut Exchange,
+    ) -> Served {
+        let Answer {
+            parsed,
+            headers_at,
+            relayed,
+        } = answer;
+        let body_done = ex.cursor.is_done();
+        let keep = match relayed {
+            Ok(()) if body_done && !parsed.close_client => Keep::Yes,
+            Ok(()) => Keep::No,
+            Err(Relay::Unsent) => {
+                backend.errors_total.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(target = %backend.addr, "invalid response body from target");
+                return self
+                    .respond(Generated::BadGateway.response(), ex, true)
+                    .await;
+            }
+            Err(Relay::Target) => {
+                backend.errors_total.fetch_add(1, Ordering::Relaxed);
+                Keep::No
+            }
+            Err(Relay::Client) => Keep::No,
+        };
+        if relayed.is_ok() && parsed.reusable && body_done && up.buf.is_empty() {
+            // Parked as of now, not as of the head: the body may have taken long, and the
+            // pool keeps its entries in the order they were parked.
+            let idle = self.ctx.config.idle_timeout;
+            backend.pool.h1.put(up, idle, std::time::Instant::now());
+        }
+        Served {
+            status: parsed.status,
+            generated: false,
+            keep,
+            target: Some(TargetTiming {
+                addr: backend.addr,
                 status: parsed.status,
-                generated: false,
-                keep,
-                target: Some(TargetTiming {
-                    addr: backend.addr,
-                    status: parsed.status,
-                    sent_at,
-                    headers_at,
-                }),
-                sent_bytes: match parsed.body {
-                    response::RespBody::Length(n) => Some(n),
-                    response::RespBody::None => Some(0),
-                    _ => None,
-                },
-            });
+                sent_at,
+                headers_at,
+            }),
+            sent_bytes: match parsed.body {
+                response::RespBody::Length(n) => Some(n),
+                response::RespBody::None => Some(0),
+                _ => None,
+            },
         }
     }
 
@@ -281,11 +313,11 @@ where
         let relayed = relay
             .response(&mut up.stream, &mut up.buf, &mut self.io, &parsed)
             .await;
-        Exchanged::Answered {
+        Exchanged::Answered(Answer {
             parsed,
             headers_at,
             relayed,
-        }
+        })
     }
 
     /// The request body is still coming: send it while reading and relaying the answer, both
@@ -347,48 +379,37 @@ where
                     Err(_) => uploaded = true,
                 },
                 d = &mut download => return match d {
-                    Ok((parsed, headers_at, relayed)) => Exchanged::Answered { parsed, headers_at, relayed },
+                    Ok((parsed, headers_at, relayed)) => Exchanged::Answered(Answer { parsed, headers_at, relayed }),
                     Err(kind) => Exchanged::NoAnswer(kind),
                 },
             }
         }
     }
-
-    /// Answer for a request body that could not be relayed; the connection closes (where the
-    /// next request would start is unknown).
-    pub(super) async fn body_failed(&mut self, e: BodyError, ex: &mut Exchange) -> Served {
-        ex.close = true;
-        let resp = match e {
-            BodyError::TooLarge => payload_too_large(),
-            BodyError::BadFraming => {
-                self.refuse(BAD_REQUEST).await;
-                return Served {
-                    status: 400,
-                    generated: true,
-                    keep: Keep::No,
-                    target: None,
-                    sent_bytes: None,
-                };
-            }
-            BodyError::ClientTimeout => Generated::RequestTimeout.response(),
-            BodyError::ClientGone | BodyError::Target => Generated::BadRequest.response(),
-        };
-        self.respond(resp, ex, true).await
-    }
 }
 
 /// How an attempt's exchange with the target went.
 pub(super) enum Exchanged {
-    /// The target answered; `relayed` says whether the answer reached the client whole.
-    Answered {
-        parsed: Parsed,
-        headers_at: std::time::Instant,
-        relayed: Result<(), Relay>,
-    },
+    /// The target answered.
+    Answered(Answer),
     /// No (valid) answer came: nothing was sent to the client yet.
     NoAnswer(FailKind),
     /// The request body could not be relayed before any answer.
     BodyFailed(BodyError),
+}
+
+/// A target's answer; `relayed` says whether it reached the client whole.
+pub(super) struct Answer {
+    parsed: Parsed,
+    headers_at: std::time::Instant,
+    relayed: Result<(), Relay>,
+}
+
+/// How sending a request to a target went.
+enum Sending {
+    Sent(UpConn, bool, std::time::Instant),
+    /// A pooled connection turned out closed: try another.
+    Stale,
+    Failed(FailKind),
 }
 
 /// Note a target's answer in its counters; the time its headers came.
@@ -476,12 +497,4 @@ where
         inbuf.consume(used);
     }
     Ok(())
-}
-
-/// Methods that RFC 9110 defines as idempotent: safe to send twice.
-pub(super) fn is_idempotent(method: &str) -> bool {
-    matches!(
-        method,
-        "GET" | "HEAD" | "OPTIONS" | "PUT" | "DELETE" | "TRACE"
-    )
 }

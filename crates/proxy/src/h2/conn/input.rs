@@ -5,8 +5,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body::Body;
-use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
@@ -477,13 +475,8 @@ where
         );
         let ctx = Arc::clone(&self.ctx);
         self.tasks.push(Task::new(id, async move {
-            let resp = handle(parts, body, &ctx).await;
-            let (parts, mut body) = resp.into_parts();
-            let first = if body.is_end_stream() {
-                None
-            } else {
-                body.frame().await
-            };
+            let (resp, first) = handle(parts, body, &ctx).await;
+            let (parts, body) = resp.into_parts();
             Event::Response {
                 id,
                 parts,
