@@ -18,6 +18,7 @@ use tokio::io::AsyncWrite;
 use super::buf::INITIAL;
 use super::cursor::Cursor;
 use super::response::{self, RawFields, RespBody, Typed, MAX_RESPONSE_HEAD};
+use super::salvage::{salvage, Left};
 use super::upstream::UpConn;
 use super::Deadline;
 use crate::body::{BoxError, InFlight, ReqBody, TargetBodyError};
@@ -318,6 +319,19 @@ impl ResponseBody {
         backend.errors_total.fetch_add(1, Ordering::Relaxed);
         self.conn = None;
         Poll::Ready(Some(Err(Box::new(why))))
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // Dropped before its end (the client reset the stream, or went away): the connection
+        // is kept if the rest of the answer is cheap to read.
+        if let Some(conn) = self.conn.take() {
+            if self.upload.is_none() && self.reusable {
+                let backend = self.in_flight.backend();
+                salvage(conn, Left::Body(self.cursor), backend, self.idle);
+            }
+        }
     }
 }
 

@@ -209,6 +209,38 @@ fn parse_head<'h, 'b>(
     }))
 }
 
+/// The framing of a response head nobody will read (see [`parse_framing`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Skipped {
+    pub(crate) len: usize,
+    pub(crate) status: u16,
+    pub(crate) body: RespBody,
+    pub(crate) reusable: bool,
+}
+
+/// What the response head at the start of `buf` says about its body and connection, for an
+/// answer that is read only to keep its connection. `Ok(None)`: more bytes are needed.
+pub(crate) fn parse_framing(buf: &[u8], is_head: bool) -> Result<Option<Skipped>, Invalid> {
+    let mut fields: Fields<'_> = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let Some(RawHead {
+        len,
+        status,
+        http11,
+        headers,
+        ..
+    }) = parse_head(buf, &mut fields)?
+    else {
+        return Ok(None);
+    };
+    let f = framing(status, http11, headers, is_head)?;
+    Ok(Some(Skipped {
+        len,
+        status,
+        body: f.body,
+        reusable: f.reusable,
+    }))
+}
+
 /// Parse the response head at the start of `buf` and, when complete, write the client's head
 /// into `out` (cleared first). `Ok(None)`: more bytes are needed. Interim (1xx other than 101)
 /// responses are parsed like any other; the caller skips them. A 101 is invalid unless the

@@ -193,7 +193,6 @@ impl Pool {
     }
 
     /// Idle connections parked now (tests and diagnostics).
-    #[allow(dead_code)]
     pub(crate) fn idle_len(&self) -> usize {
         self.lock().len()
     }

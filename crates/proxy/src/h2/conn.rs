@@ -17,7 +17,8 @@
 //! - Header blocks: `4 × max_header_bytes`, [`MAX_CONTINUATIONS`] frames, and the listener's
 //!   header read timeout from the first frame of the block (slowloris).
 //! - Streams: [`MAX_CONCURRENT_STREAMS`] at once. A stream reset by the client has its exchange
-//!   dropped at once (the target connection is given up), and resets and stream errors beyond
+//!   dropped at once (its target connection is kept only if the rest of the answer is cheap to
+//!   read, see [`crate::h1::salvage`]), and resets and stream errors beyond
 //!   what completed responses and time earn close the connection with ENHANCE_YOUR_CALM
 //!   ("rapid reset", CVE-2023-44487).
 //! - The idle timeout counts from the last frame other than PING (as ALB: PING does not keep a
