@@ -32,6 +32,17 @@ enum FailKind {
     ClientBody,
 }
 
+impl From<NoAnswer> for FailKind {
+    fn from(e: NoAnswer) -> FailKind {
+        match e {
+            NoAnswer::Closed => FailKind::Closed,
+            NoAnswer::NoHeaders => FailKind::NoHeaders,
+            NoAnswer::Invalid => FailKind::Invalid,
+            NoAnswer::ClientBody => FailKind::ClientBody,
+        }
+    }
+}
+
 impl FailKind {
     fn generated(self) -> Generated {
         match self {
@@ -153,26 +164,14 @@ async fn attempt(
     };
     let mut stale = 0;
     loop {
-        let checkout = checkout(backend, cfg.idle_timeout, cfg.connect_timeout, stale);
-        let (mut up, reused, sent_at) = match checkout.await {
-            Ok(got) => got,
-            Err(e) => {
-                return Err(fail(match e {
-                    ConnectError::Timeout => FailKind::ConnectTimeout,
-                    ConnectError::Io(_) => FailKind::ConnectFailed,
-                }));
-            }
-        };
-        let by = tokio::time::Instant::from_std(sent_at) + cfg.idle_timeout;
-        if let Err(e) = up.send(&req.head, by).await {
-            // Nothing of the body was taken yet: the request can be sent again.
-            tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
-            if reused {
+        let (up, reused, sent_at) = match send_head(backend, &req.head, cfg, stale).await {
+            Ok(sent) => sent,
+            Err(None) => {
                 stale += 1;
                 continue;
             }
-            return Err(fail(FailKind::Closed));
-        }
+            Err(Some(kind)) => return Err(fail(kind)),
+        };
         let upload = match (req.framing, req.body.take()) {
             (Some(chunked), Some(body)) => Some(Upload::new(body, chunked, sent_at)),
             _ => None,
@@ -198,12 +197,7 @@ async fn attempt(
             }
             Err(e) => {
                 tracing::debug!(target = %backend.addr, error = ?e, reused, "no response");
-                return Err(fail(match e {
-                    NoAnswer::Closed => FailKind::Closed,
-                    NoAnswer::NoHeaders => FailKind::NoHeaders,
-                    NoAnswer::Invalid => FailKind::Invalid,
-                    NoAnswer::ClientBody => FailKind::ClientBody,
-                }));
+                return Err(fail(FailKind::from(e)));
             }
         };
         let headers_at = Instant::now();
@@ -223,6 +217,32 @@ async fn attempt(
             });
         }
         return Ok(resp);
+    }
+}
+
+/// Take a connection to `backend` (a pooled one unless `stale` were found closed) and write
+/// `head` to it: the connection, whether it was pooled, and when the head went out.
+/// `Err(None)`: a pooled connection turned out closed, try another.
+async fn send_head(
+    backend: &Backend,
+    head: &[u8],
+    cfg: &ListenerConfig,
+    stale: usize,
+) -> Result<(UpConn, bool, Instant), Option<FailKind>> {
+    let checkout = checkout(backend, cfg.idle_timeout, cfg.connect_timeout, stale);
+    let (mut up, reused, sent_at) = match checkout.await {
+        Ok(got) => got,
+        Err(ConnectError::Timeout) => return Err(Some(FailKind::ConnectTimeout)),
+        Err(ConnectError::Io(_)) => return Err(Some(FailKind::ConnectFailed)),
+    };
+    let by = tokio::time::Instant::from_std(sent_at) + cfg.idle_timeout;
+    match up.send(head, by).await {
+        Ok(()) => Ok((up, reused, sent_at)),
+        Err(e) => {
+            // Nothing of the body was taken yet: the request can be sent again.
+            tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
+            Err((!reused).then_some(FailKind::Closed))
+        }
     }
 }
 

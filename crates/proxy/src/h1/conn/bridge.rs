@@ -16,12 +16,12 @@ use crate::body::{InFlight, ProxyBody, ReqBody};
 use crate::errors::Generated;
 use crate::h1::buf::INITIAL;
 use crate::h1::head::Request;
-use crate::h1::response::ClientSide;
+use crate::h1::response::{ClientSide, Parsed};
 use crate::h1::upstream::{ConnectError, UpConn};
 use crate::h2_upstream;
 use crate::request::RequestView;
 use crate::splice::splice;
-use crate::target_group::TargetGroup;
+use crate::target_group::{Backend, TargetGroup};
 
 impl<S> Client<S>
 where
@@ -151,52 +151,9 @@ where
         });
         if parsed.status != 101 {
             // The target declined: an ordinary response.
-            let mut relay = Relayer {
-                out: &mut self.out,
-                timer: &mut self.timer,
-                idle: ctx.config.idle_timeout,
-            };
-            let relayed = relay
-                .response(&mut up.stream, &mut up.buf, &mut self.io, &parsed)
-                .await;
-            if relayed == Err(Relay::Unsent) {
-                backend.errors_total.fetch_add(1, Ordering::Relaxed);
-                return self
-                    .respond(Generated::BadGateway.response(), ex, true)
-                    .await;
-            }
-            let keep = if relayed.is_ok() && !parsed.close_client {
-                Keep::Yes
-            } else {
-                Keep::No
-            };
-            return Served {
-                status: parsed.status,
-                generated: false,
-                keep,
-                target: timing,
-                sent_bytes: None,
-            };
+            return self.declined(&backend, &mut up, &parsed, timing, ex).await;
         }
-        // The 101 with the target's handshake headers, then whatever either side already sent.
-        up.buf.consume(parsed.len);
-        self.out.extend_from_slice(up.buf.filled());
-        up.buf.consume(up.buf.len());
-        let early = self.inbuf.filled().to_vec();
-        self.inbuf.consume(early.len());
-        let by = Instant::now() + ctx.config.idle_timeout;
-        if self.flush_out().await.is_ok() && up.send(&early, by).await.is_ok() {
-            let _ = self.io.flush().await;
-            let end = splice(
-                &mut self.io,
-                &mut up.stream,
-                ctx.config.idle_timeout,
-                None,
-                || false,
-            )
-            .await;
-            tracing::debug!(target = %backend.addr, ?end, "upgraded connection ended");
-        }
+        self.switched(&backend, &mut up, &parsed).await;
         drop(in_flight);
         Served {
             status: 101,
@@ -204,6 +161,60 @@ where
             keep: Keep::No,
             target: timing,
             sent_bytes: None,
+        }
+    }
+
+    /// The target answered an upgrade with something else than 101: relay it as any answer.
+    async fn declined(
+        &mut self,
+        backend: &Backend,
+        up: &mut UpConn,
+        parsed: &Parsed,
+        timing: Option<TargetTiming>,
+        ex: &mut Exchange,
+    ) -> Served {
+        let mut relay = Relayer {
+            out: &mut self.out,
+            timer: &mut self.timer,
+            idle: self.ctx.config.idle_timeout,
+        };
+        let relayed = relay
+            .response(&mut up.stream, &mut up.buf, &mut self.io, parsed)
+            .await;
+        if relayed == Err(Relay::Unsent) {
+            backend.errors_total.fetch_add(1, Ordering::Relaxed);
+            return self
+                .respond(Generated::BadGateway.response(), ex, true)
+                .await;
+        }
+        let keep = if relayed.is_ok() && !parsed.close_client {
+            Keep::Yes
+        } else {
+            Keep::No
+        };
+        Served {
+            status: parsed.status,
+            generated: false,
+            keep,
+            target: timing,
+            sent_bytes: None,
+        }
+    }
+
+    /// The target switched protocols: its 101 with its handshake headers, then whatever either
+    /// side already sent, then both connections spliced until they end or idle out.
+    async fn switched(&mut self, backend: &Backend, up: &mut UpConn, parsed: &Parsed) {
+        let idle = self.ctx.config.idle_timeout;
+        up.buf.consume(parsed.len);
+        self.out.extend_from_slice(up.buf.filled());
+        up.buf.consume(up.buf.len());
+        let early = self.inbuf.filled().to_vec();
+        self.inbuf.consume(early.len());
+        let by = Instant::now() + idle;
+        if self.flush_out().await.is_ok() && up.send(&early, by).await.is_ok() {
+            let _ = self.io.flush().await;
+            let end = splice(&mut self.io, &mut up.stream, idle, None, || false).await;
+            tracing::debug!(target = %backend.addr, ?end, "upgraded connection ended");
         }
     }
 }

@@ -216,45 +216,6 @@ where
         Ok(())
     }
 
-    pub(super) fn on_window_update(&mut self, h: &Head, payload: &[u8]) -> Result<(), ConnError> {
-        if payload.len() != 4 {
-            return Err(ConnError(Reason::FrameSizeError));
-        }
-        let inc = i64::from(
-            u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
-                & frame::MAX_WINDOW,
-        );
-        if h.stream == 0 {
-            if inc == 0 {
-                return Err(ConnError(Reason::ProtocolError));
-            }
-            self.send_window += inc;
-            if self.send_window > i64::from(frame::MAX_WINDOW) {
-                return Err(ConnError(Reason::FlowControlError));
-            }
-            self.unpark_all();
-            return Ok(());
-        }
-        if self.is_idle(h.stream) {
-            return Err(ConnError(Reason::ProtocolError));
-        }
-        let Some(s) = self.streams.get_mut(&h.stream) else {
-            // A closed stream's late update is harmless.
-            return Ok(());
-        };
-        if inc == 0 {
-            self.reset(h.stream, Reason::ProtocolError);
-            return Ok(());
-        }
-        s.send_window += inc;
-        if s.send_window > i64::from(frame::MAX_WINDOW) {
-            self.reset(h.stream, Reason::FlowControlError);
-            return Ok(());
-        }
-        self.unpark(h.stream);
-        Ok(())
-    }
-
     pub(super) fn on_data(&mut self, h: &Head, payload: Bytes) -> Result<(), ConnError> {
         if h.stream == 0 {
             return Err(ConnError(Reason::ProtocolError));
@@ -365,39 +326,46 @@ where
             .map_err(|_| ConnError(Reason::CompressionError))
     }
 
+    /// A header block on an open stream: its request's trailers, allowed only while the
+    /// request body is open, and they end it.
+    fn trailers(&mut self, b: Block, block: &[u8]) -> Result<(), ConnError> {
+        let (id, end_stream) = (b.stream, b.end_stream);
+        let limit = self.ctx.limits.max_header_bytes;
+        let mut trailers = TrailerBuilder::new(limit);
+        if let Err(hpack::DecodeOutcome::Compression(_)) = self
+            .decoder
+            .decode(block, &mut |name: &[u8], value: &[u8]| {
+                trailers.field(name, value)
+            })
+        {
+            return Err(ConnError(Reason::CompressionError));
+        }
+        let Some(s) = self.streams.get_mut(&id) else {
+            return Ok(());
+        };
+        let length_ok = s.declared.is_none_or(|d| s.received == d);
+        let Some(sender) = s.recv.take() else {
+            self.reset(id, Reason::StreamClosed);
+            return Ok(());
+        };
+        match trailers.finish() {
+            Ok(t) if end_stream && length_ok && !b.self_dependent => {
+                sender.end(Some(t));
+                self.remove_if_done(id);
+            }
+            _ => {
+                sender.reset();
+                self.reset(id, Reason::ProtocolError);
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn header_block_inner(&mut self, b: Block, block: &[u8]) -> Result<(), ConnError> {
         let (id, end_stream) = (b.stream, b.end_stream);
         let limit = self.ctx.limits.max_header_bytes;
         if self.streams.contains_key(&id) {
-            // Trailers: only while the request body is open, and they end it.
-            let mut trailers = TrailerBuilder::new(limit);
-            if let Err(hpack::DecodeOutcome::Compression(_)) = self
-                .decoder
-                .decode(block, &mut |name: &[u8], value: &[u8]| {
-                    trailers.field(name, value)
-                })
-            {
-                return Err(ConnError(Reason::CompressionError));
-            }
-            let Some(s) = self.streams.get_mut(&id) else {
-                return Ok(());
-            };
-            let length_ok = s.declared.is_none_or(|d| s.received == d);
-            let Some(sender) = s.recv.take() else {
-                self.reset(id, Reason::StreamClosed);
-                return Ok(());
-            };
-            match trailers.finish() {
-                Ok(t) if end_stream && length_ok && !b.self_dependent => {
-                    sender.end(Some(t));
-                    self.remove_if_done(id);
-                }
-                _ => {
-                    sender.reset();
-                    self.reset(id, Reason::ProtocolError);
-                }
-            }
-            return Ok(());
+            return self.trailers(b, block);
         }
         if id % 2 == 0 {
             self.discard_block(block)?;
@@ -449,10 +417,22 @@ where
                 return Ok(());
             }
         };
+        self.open(id, parts, length, end_stream);
+        Ok(())
+    }
+
+    /// A valid request on the new stream `id`: the stream, and its exchange as a task.
+    fn open(
+        &mut self,
+        id: u32,
+        parts: http::request::Parts,
+        length: Option<u64>,
+        end_stream: bool,
+    ) {
         let (sender, body) = if end_stream {
             if length.is_some_and(|d| d != 0) {
                 self.reset(id, Reason::ProtocolError);
-                return Ok(());
+                return;
             }
             (None, ReqBody::empty())
         } else {
@@ -484,7 +464,6 @@ where
                 first,
             }
         }));
-        Ok(())
     }
 }
 

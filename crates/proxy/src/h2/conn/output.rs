@@ -1,6 +1,7 @@
 //! What goes to the client: response heads and trailers (HPACK-encoded), DATA within the
-//! client's windows (a body that has no window is parked until it gets some), and the ends of
-//! streams — completed, or reset with their exchanges dropped.
+//! client's windows (a body that has no window is parked until the client gives some, by
+//! WINDOW_UPDATE or SETTINGS), and the ends of streams — completed, or reset with their
+//! exchanges dropped.
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap};
@@ -8,10 +9,10 @@ use http_body::{Body, Frame};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use super::{Conn, Event, Parked, Stream, Task, RECENT_RESETS};
+use super::{Conn, ConnError, Event, Parked, Stream, Task, RECENT_RESETS};
 use crate::body::{BoxError, ProxyBody};
 use crate::h1::{Deadline, RawFields};
-use crate::h2::frame::{self, Reason};
+use crate::h2::frame::{self, Head, Reason};
 use crate::h2::hpack;
 
 impl<S> Conn<S>
@@ -109,6 +110,46 @@ where
                 }
             },
         }
+    }
+
+    /// A WINDOW_UPDATE: more room to send on the connection or one stream.
+    pub(super) fn on_window_update(&mut self, h: &Head, payload: &[u8]) -> Result<(), ConnError> {
+        if payload.len() != 4 {
+            return Err(ConnError(Reason::FrameSizeError));
+        }
+        let inc = i64::from(
+            u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+                & frame::MAX_WINDOW,
+        );
+        if h.stream == 0 {
+            if inc == 0 {
+                return Err(ConnError(Reason::ProtocolError));
+            }
+            self.send_window += inc;
+            if self.send_window > i64::from(frame::MAX_WINDOW) {
+                return Err(ConnError(Reason::FlowControlError));
+            }
+            self.unpark_all();
+            return Ok(());
+        }
+        if self.is_idle(h.stream) {
+            return Err(ConnError(Reason::ProtocolError));
+        }
+        let Some(s) = self.streams.get_mut(&h.stream) else {
+            // A closed stream's late update is harmless.
+            return Ok(());
+        };
+        if inc == 0 {
+            self.reset(h.stream, Reason::ProtocolError);
+            return Ok(());
+        }
+        s.send_window += inc;
+        if s.send_window > i64::from(frame::MAX_WINDOW) {
+            self.reset(h.stream, Reason::FlowControlError);
+            return Ok(());
+        }
+        self.unpark(h.stream);
+        Ok(())
     }
 
     /// Send as much of `data` as the windows allow; park the rest with the body.
