@@ -5,11 +5,13 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::h1::Deadline;
 use crate::target_group::Backend;
 
 /// A request body on its way to a target: the client's body, streamed, or one read whole, or
@@ -144,17 +146,72 @@ impl Drop for InFlight {
     }
 }
 
+/// Why a target's response body broke off (whatever protocol the target speaks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TargetBodyError {
+    #[error("the target sent nothing of the body for the idle timeout")]
+    Timeout,
+    #[error("malformed chunked framing from the target")]
+    Framing,
+    #[error("the target closed the connection mid-body")]
+    Closed,
+}
+
 /// A target's HTTP/2 response body on its way to the client, holding the in-flight mark until
-/// it ends. (Its multiplexed connection stays with the other streams.)
+/// it ends. (Its multiplexed connection stays with the other streams.) The target must send
+/// some of it within the idle timeout of each wait; the timer is made at the first wait.
 #[derive(Debug)]
 pub(crate) struct UpstreamBody {
     inner: Incoming,
     in_flight: InFlight,
+    idle: Duration,
+    timer: Option<Deadline>,
+    /// The last poll found nothing: the timer runs.
+    waiting: bool,
 }
 
 impl UpstreamBody {
-    pub(crate) fn new(inner: Incoming, in_flight: InFlight) -> Self {
-        UpstreamBody { inner, in_flight }
+    pub(crate) fn new(inner: Incoming, in_flight: InFlight, idle: Duration) -> Self {
+        UpstreamBody {
+            inner,
+            in_flight,
+            idle,
+            timer: None,
+            waiting: false,
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let res = Pin::new(&mut self.inner).poll_frame(cx);
+        let failed = |why: &dyn std::fmt::Display| {
+            let backend = self.in_flight.backend();
+            tracing::debug!(target = %backend.addr, error = %why, "target response body failed");
+            backend.errors_total.fetch_add(1, Ordering::Relaxed);
+        };
+        match res {
+            Poll::Pending => {
+                if !std::mem::replace(&mut self.waiting, true) {
+                    let by = tokio::time::Instant::now() + self.idle;
+                    match self.timer.as_mut() {
+                        Some(t) => t.set(by),
+                        None => self.timer = Some(Deadline::new(by)),
+                    }
+                }
+                let expired = self.timer.as_mut().map(|t| t.poll_expired(cx));
+                if expired.is_some_and(|e| e.is_ready()) {
+                    failed(&TargetBodyError::Timeout);
+                    return Poll::Ready(Some(Err(Box::new(TargetBodyError::Timeout))));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(res) => {
+                self.waiting = false;
+                if let Some(Err(e)) = &res {
+                    failed(e);
+                }
+                Poll::Ready(res.map(|r| r.map_err(Into::into)))
+            }
+        }
     }
 }
 
@@ -193,17 +250,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             ProxyBody::H1(body) => Pin::new(body.as_mut()).poll_frame(cx),
-            ProxyBody::Upstream(up) => {
-                let res = Pin::new(&mut up.inner).poll_frame(cx);
-                if let Poll::Ready(Some(Err(e))) = &res {
-                    tracing::debug!(target = %up.in_flight.backend().addr, error = %e, "target response body failed");
-                    up.in_flight
-                        .backend()
-                        .errors_total
-                        .fetch_add(1, Ordering::Relaxed);
-                }
-                res.map(|r| r.map(|f| f.map_err(Into::into)))
-            }
+            ProxyBody::Upstream(up) => up.poll_frame(cx),
         }
     }
 

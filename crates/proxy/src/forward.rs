@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::request::Parts;
 use http::{Method, Response};
@@ -14,7 +14,8 @@ use crate::access_log::{Logged, UpstreamTiming};
 use crate::body::{InFlight, ProxyBody, ReqBody};
 use crate::errors::Generated;
 use crate::h1::client::{self, NoAnswer, ResponseBody, Upload};
-use crate::h1::{checkout, ConnectError, MAX_STALE};
+use crate::h1::salvage::{salvage, Left};
+use crate::h1::{checkout, ConnectError, Typed, UpConn, MAX_STALE};
 use crate::h2_upstream::{self, ProtocolVersion};
 use crate::headers::{self, Forwarded};
 use crate::target_group::{Backend, TargetGroup};
@@ -29,6 +30,17 @@ enum FailKind {
     NoHeaders,
     Invalid,
     ClientBody,
+}
+
+impl From<NoAnswer> for FailKind {
+    fn from(e: NoAnswer) -> FailKind {
+        match e {
+            NoAnswer::Closed => FailKind::Closed,
+            NoAnswer::NoHeaders => FailKind::NoHeaders,
+            NoAnswer::Invalid => FailKind::Invalid,
+            NoAnswer::ClientBody => FailKind::ClientBody,
+        }
+    }
 }
 
 impl FailKind {
@@ -152,32 +164,31 @@ async fn attempt(
     };
     let mut stale = 0;
     loop {
-        let checkout = checkout(backend, cfg.idle_timeout, cfg.connect_timeout, stale);
-        let (mut up, reused, sent_at) = match checkout.await {
-            Ok(got) => got,
-            Err(e) => {
-                return Err(fail(match e {
-                    ConnectError::Timeout => FailKind::ConnectTimeout,
-                    ConnectError::Io(_) => FailKind::ConnectFailed,
-                }));
-            }
-        };
-        if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut up.stream, &req.head).await {
-            // Nothing of the body was taken yet: the request can be sent again.
-            tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
-            if reused {
+        let (up, reused, sent_at) = match send_head(backend, &req.head, cfg, stale).await {
+            Ok(sent) => sent,
+            Err(None) => {
                 stale += 1;
                 continue;
             }
-            return Err(fail(FailKind::Closed));
-        }
-        let mut upload = match (req.framing, req.body.take()) {
+            Err(Some(kind)) => return Err(fail(kind)),
+        };
+        let upload = match (req.framing, req.body.take()) {
             (Some(chunked), Some(body)) => Some(Upload::new(body, chunked, sent_at)),
             _ => None,
         };
-        let waiting =
-            client::read_head(&mut up, &mut upload, req.is_head, cfg.idle_timeout, sent_at);
-        let head = match waiting.await {
+        let mut lent = Lent {
+            conn: Some(up),
+            upload,
+            backend,
+            idle: cfg.idle_timeout,
+            is_head: req.is_head,
+        };
+        let waited = lent.read_head(sent_at).await;
+        // Not dropped while waiting: the connection is ours again (closed if it fails below).
+        let (Some(up), upload) = (lent.conn.take(), lent.upload.take()) else {
+            return Err(fail(FailKind::Closed));
+        };
+        let head = match waited {
             Ok(h) => h,
             Err(NoAnswer::Closed) if reused && req.replayable && stale < MAX_STALE => {
                 tracing::debug!(target = %backend.addr, "pooled connection was closed; sending again");
@@ -186,12 +197,7 @@ async fn attempt(
             }
             Err(e) => {
                 tracing::debug!(target = %backend.addr, error = ?e, reused, "no response");
-                return Err(fail(match e {
-                    NoAnswer::Closed => FailKind::Closed,
-                    NoAnswer::NoHeaders => FailKind::NoHeaders,
-                    NoAnswer::Invalid => FailKind::Invalid,
-                    NoAnswer::ClientBody => FailKind::ClientBody,
-                }));
+                return Err(fail(FailKind::from(e)));
             }
         };
         let headers_at = Instant::now();
@@ -211,5 +217,64 @@ async fn attempt(
             });
         }
         return Ok(resp);
+    }
+}
+
+/// Take a connection to `backend` (a pooled one unless `stale` were found closed) and write
+/// `head` to it: the connection, whether it was pooled, and when the head went out.
+/// `Err(None)`: a pooled connection turned out closed, try another.
+async fn send_head(
+    backend: &Backend,
+    head: &[u8],
+    cfg: &ListenerConfig,
+    stale: usize,
+) -> Result<(UpConn, bool, Instant), Option<FailKind>> {
+    let checkout = checkout(backend, cfg.idle_timeout, cfg.connect_timeout, stale);
+    let (mut up, reused, sent_at) = match checkout.await {
+        Ok(got) => got,
+        Err(ConnectError::Timeout) => return Err(Some(FailKind::ConnectTimeout)),
+        Err(ConnectError::Io(_)) => return Err(Some(FailKind::ConnectFailed)),
+    };
+    let by = tokio::time::Instant::from_std(sent_at) + cfg.idle_timeout;
+    match up.send(head, by).await {
+        Ok(()) => Ok((up, reused, sent_at)),
+        Err(e) => {
+            // Nothing of the body was taken yet: the request can be sent again.
+            tracing::debug!(target = %backend.addr, error = %e, reused, "send failed");
+            Err((!reused).then_some(FailKind::Closed))
+        }
+    }
+}
+
+/// A target connection lent to an exchange that may be dropped while it waits for the
+/// answer's head — an HTTP/2 client resets its stream, or goes away. Dropped then, a connection
+/// whose request went out whole is salvaged ([`salvage`]) rather than closed, so a client that
+/// cancels its requests does not make the proxy open a target connection for each.
+struct Lent<'a> {
+    conn: Option<UpConn>,
+    /// The rest of the request body, while it is being sent.
+    upload: Option<Upload>,
+    backend: &'a Arc<Backend>,
+    idle: Duration,
+    is_head: bool,
+}
+
+impl Lent<'_> {
+    async fn read_head(&mut self, sent_at: Instant) -> Result<Typed, NoAnswer> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(NoAnswer::Closed);
+        };
+        client::read_head(conn, &mut self.upload, self.is_head, self.idle, sent_at).await
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let (Some(conn), None) = (self.conn.take(), &self.upload) {
+            let left = Left::Head {
+                is_head: self.is_head,
+            };
+            salvage(conn, left, self.backend, self.idle);
+        }
     }
 }

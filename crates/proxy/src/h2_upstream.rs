@@ -81,7 +81,7 @@ pub(crate) async fn forward(
         backend.errors_total.fetch_add(1, Ordering::Relaxed);
         g.response()
     };
-    let mut sender = match sender(&backend, cfg.connect_timeout).await {
+    let mut sender = match sender(&backend, cfg).await {
         Ok(s) => s,
         Err(g) => {
             backend.eject();
@@ -102,14 +102,14 @@ pub(crate) async fn forward(
     };
     let (mut rparts, body) = resp.into_parts();
     headers::strip_hop_by_hop(&mut rparts.headers);
-    let body = UpstreamBody::new(body, in_flight);
+    let body = UpstreamBody::new(body, in_flight, cfg.idle_timeout);
     Response::from_parts(rparts, ProxyBody::Upstream(body))
 }
 
 /// The backend's shared HTTP/2 connection, opened when missing or closed.
 async fn sender(
     backend: &Arc<Backend>,
-    connect_timeout: Duration,
+    cfg: &ListenerConfig,
 ) -> Result<SendRequest<ReqBody>, Generated> {
     {
         let slot = backend.pool.h2.lock().unwrap_or_else(|e| e.into_inner());
@@ -117,13 +117,20 @@ async fn sender(
             return Ok(s.clone());
         }
     }
-    let fresh = connect(backend.addr, connect_timeout).await?;
+    let fresh = connect(backend.addr, cfg.connect_timeout, cfg.idle_timeout).await?;
     let mut slot = backend.pool.h2.lock().unwrap_or_else(|e| e.into_inner());
     *slot = Some(fresh.clone());
     Ok(fresh)
 }
 
-async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<ReqBody>, Generated> {
+/// A new h2c connection. While streams are open on it, it is pinged every idle timeout and
+/// closed if a ping goes unanswered for as long: a target that stops answering altogether
+/// does not keep the one connection every request of the backend shares.
+async fn connect(
+    addr: SocketAddr,
+    timeout: Duration,
+    idle: Duration,
+) -> Result<SendRequest<ReqBody>, Generated> {
     let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(s)) => s,
         Ok(Err(_)) => return Err(Generated::BadGateway),
@@ -132,6 +139,8 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> Result<SendRequest<ReqB
     let _ = stream.set_nodelay(true);
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
+        .keep_alive_interval(idle)
+        .keep_alive_timeout(idle)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|_| Generated::BadGateway)?;

@@ -2,6 +2,7 @@
 //! [`crate::h1::Pool`]) and, for target groups that speak HTTP/2 or gRPC, one multiplexed
 //! HTTP/2 connection.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 
 use crate::body::ReqBody;
@@ -13,6 +14,9 @@ pub(crate) struct Pool {
     pub(crate) h1: crate::h1::Pool,
     /// The one multiplexed HTTP/2 connection used for target groups that speak HTTP/2 or gRPC.
     pub(crate) h2: Mutex<Option<hyper::client::conn::http2::SendRequest<ReqBody>>>,
+    /// HTTP/1.1 connections whose abandoned answer is being read to keep them
+    /// ([`crate::h1::salvage`]).
+    pub(crate) draining: AtomicUsize,
 }
 
 impl std::fmt::Debug for Pool {

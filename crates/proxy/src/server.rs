@@ -11,15 +11,17 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::HeaderValue;
 use http::{Response, StatusCode};
+use http_body::{Body, Frame};
+use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::accept::{Acceptor, Sock};
 use crate::access_log;
-use crate::body::{BodyLimit, ProxyBody, ReqBody};
+use crate::body::{BodyLimit, BoxError, ProxyBody, ReqBody, TargetBodyError};
 use crate::drain::Drain;
-use crate::errors;
+use crate::errors::{self, Generated};
 use crate::forward::forward;
 use crate::headers::Forwarded;
 use crate::limits::Limits;
@@ -227,18 +229,21 @@ impl Conn {
     }
 }
 
-/// Route an HTTP/2 client's request and produce its response: forwarded, or answered by the
-/// load balancer (redirect, fixed response, 4xx/5xx). Counted and access-logged here. One
-/// async level over [`forward`] on purpose: each level keeps its own copy of the request's
-/// parts in the stream's future, which is moved into place for every request.
+/// Route an HTTP/2 client's request and produce its response, with the first frame of its body
+/// (`None`: it has none): forwarded, or answered by the load balancer (redirect, fixed
+/// response, 4xx/5xx). A target's answer whose body fails before its first frame — before
+/// anything of it reached the client — becomes a 502 (504 if the target went silent). Counted
+/// and access-logged here. One async level over [`forward`] on purpose: each level keeps its
+/// own copy of the request's parts in the stream's future, which is moved into place for
+/// every request.
 pub(crate) async fn handle(
     mut parts: http::request::Parts,
     body: ReqBody,
     ctx: &ConnCtx,
-) -> Response<ProxyBody> {
+) -> (Response<ProxyBody>, Option<Result<Frame<Bytes>, BoxError>>) {
     let log = ctx.stats.access_log();
     let pending = log.map(|_| access_log::Pending::start(&mut parts, ctx.peer, ctx.local));
-    let resp = match route(parts, body, ctx) {
+    let mut resp = match route(parts, body, ctx) {
         Routed::Answer(resp) => resp,
         Routed::Forward {
             group,
@@ -254,12 +259,33 @@ pub(crate) async fn handle(
             }
         }
     };
+    let mut first = first_frame(resp.body_mut()).await;
+    if let Some(Err(e)) = &first {
+        let timeout = e
+            .downcast_ref::<TargetBodyError>()
+            .is_some_and(|e| *e == TargetBodyError::Timeout);
+        let generated = if timeout {
+            Generated::GatewayTimeout
+        } else {
+            Generated::BadGateway
+        };
+        resp = generated.response();
+        first = first_frame(resp.body_mut()).await;
+    }
     let generated = matches!(resp.body(), ProxyBody::Full(_));
     ctx.stats.record(resp.status(), generated);
     if let (Some(log), Some(p)) = (log, pending) {
         log.log(p.finish(&resp));
     }
-    resp
+    (resp, first)
+}
+
+/// The first frame of a response body, so that the head and it go out together.
+async fn first_frame(body: &mut ProxyBody) -> Option<Result<Frame<Bytes>, BoxError>> {
+    if body.is_end_stream() {
+        return None;
+    }
+    body.frame().await
 }
 
 /// Where a request goes, decided without waiting.

@@ -1,6 +1,6 @@
 //! Request-smuggling defence, the byte-level half: where an HTTP/1 request head ends, read
-//! strictly (CRLF only, bounded size), and the chunked framing of bodies, followed exactly; the
-//! head itself is checked field by field by [`crate::h1`]'s parser.
+//! strictly (CRLF only, bounded size); the head itself is checked field by field by
+//! [`crate::h1`]'s parser, and chunked bodies are followed exactly by its chunked decoder.
 //!
 //! Lenient parsers accept what RFC 9112 merely allows (bare LF line endings, `Content-Length`
 //! dropped in favour of `Transfer-Encoding`, repeated identical lengths). A proxy must not: a
@@ -61,95 +61,6 @@ pub(crate) fn find_end(
 /// Where the last complete line of a partial head ends (to resume [`find_end`] there).
 pub(crate) fn resume_point(buf: &[u8]) -> usize {
     buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1)
-}
-
-/// Position inside a chunked body (RFC 9112 §7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Chunk {
-    Size { digits: u8, size: u64 },
-    Extension { size: u64 },
-    SizeLf { size: u64 },
-    Data { left: u64 },
-    DataCr,
-    DataLf,
-    TrailerLineStart,
-    TrailerLine,
-    TrailerLf,
-    EndLf,
-}
-
-pub(crate) enum ChunkFed {
-    /// The body continues past these bytes.
-    More,
-    /// The body ended after this many bytes.
-    Done(usize),
-    /// Not valid chunked framing.
-    Invalid,
-}
-
-impl Chunk {
-    /// The start of a chunked body.
-    pub(crate) fn start() -> Chunk {
-        Chunk::Size { digits: 0, size: 0 }
-    }
-
-    /// [`Chunk::feed`], telling `data` where chunk data lies in `bytes` (`start..end`), for
-    /// counting a body's size or taking the framing off.
-    pub(crate) fn feed_with(
-        &mut self,
-        bytes: &[u8],
-        data: &mut dyn FnMut(usize, usize),
-    ) -> ChunkFed {
-        let mut i = 0;
-        while i < bytes.len() {
-            let b = bytes[i];
-            *self = match *self {
-                Chunk::Size { digits, size } => match (b as char).to_digit(16) {
-                    Some(d) if digits < 16 => Chunk::Size {
-                        digits: digits + 1,
-                        size: size * 16 + u64::from(d),
-                    },
-                    None if digits > 0 && (b == b';' || b == b' ' || b == b'\t') => {
-                        Chunk::Extension { size }
-                    }
-                    None if digits > 0 && b == b'\r' => Chunk::SizeLf { size },
-                    _ => return ChunkFed::Invalid,
-                },
-                Chunk::Extension { size } => match b {
-                    b'\r' => Chunk::SizeLf { size },
-                    b'\n' => return ChunkFed::Invalid,
-                    _ => Chunk::Extension { size },
-                },
-                Chunk::SizeLf { size } => match (b, size) {
-                    (b'\n', 0) => Chunk::TrailerLineStart,
-                    (b'\n', left) => Chunk::Data { left },
-                    _ => return ChunkFed::Invalid,
-                },
-                Chunk::Data { left } => {
-                    let take = left.min((bytes.len() - i) as u64);
-                    // `take` is at most the bytes left in this read.
-                    data(i, i + take as usize);
-                    i += take as usize;
-                    *self = if left == take {
-                        Chunk::DataCr
-                    } else {
-                        Chunk::Data { left: left - take }
-                    };
-                    continue;
-                }
-                Chunk::DataCr if b == b'\r' => Chunk::DataLf,
-                Chunk::DataLf if b == b'\n' => Chunk::Size { digits: 0, size: 0 },
-                Chunk::TrailerLineStart if b == b'\r' => Chunk::EndLf,
-                Chunk::TrailerLineStart | Chunk::TrailerLine if b == b'\r' => Chunk::TrailerLf,
-                Chunk::TrailerLineStart | Chunk::TrailerLine if b != b'\n' => Chunk::TrailerLine,
-                Chunk::TrailerLf if b == b'\n' => Chunk::TrailerLineStart,
-                Chunk::EndLf if b == b'\n' => return ChunkFed::Done(i + 1),
-                _ => return ChunkFed::Invalid,
-            };
-            i += 1;
-        }
-        ChunkFed::More
-    }
 }
 
 /// RFC 9110 `tchar`.
@@ -216,41 +127,5 @@ mod tests {
         assert_eq!(resume, 25);
         let whole = b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\r\n";
         assert_eq!(find_end(whole, resume, 1024), Ok(Some(whole.len())));
-    }
-
-    fn chunked(parts: &[&[u8]]) -> (Vec<ChunkFed>, Vec<u8>) {
-        let mut c = Chunk::start();
-        let mut data = Vec::new();
-        let fed = parts
-            .iter()
-            .map(|p| c.feed_with(p, &mut |a, b| data.extend_from_slice(&p[a..b])))
-            .collect();
-        (fed, data)
-    }
-
-    #[test]
-    fn chunked_bodies_are_followed_byte_by_byte_with_extensions_and_trailers() {
-        let body = b"3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n";
-        let bytes: Vec<&[u8]> = body.chunks(1).collect();
-        let (fed, data) = chunked(&bytes);
-        assert_eq!(data, b"abc0123456789abcdef");
-        assert!(matches!(fed.last(), Some(ChunkFed::Done(1))));
-        assert!(fed[..fed.len() - 1]
-            .iter()
-            .all(|f| matches!(f, ChunkFed::More)));
-    }
-
-    #[test]
-    fn bad_chunk_sizes_and_framing_are_invalid() {
-        for bad in [
-            &b"zz\r\nhello\r\n"[..],
-            b"fffffffffffffffff1\r\n",
-            b"3\nabc\r\n",
-            b"3\r\nabcX\r\n",
-            b"\r\n",
-        ] {
-            let (fed, _) = chunked(&[bad]);
-            assert!(matches!(fed[0], ChunkFed::Invalid), "{bad:?}");
-        }
     }
 }

@@ -509,6 +509,17 @@ impl TargetGroup {
             .map(|m| m.backend.in_flight.load(Ordering::Relaxed))
     }
 
+    /// Idle keep-alive connections pooled for a backend now (diagnostics, tests); `None` if
+    /// the address is not registered.
+    pub fn pooled(&self, addr: SocketAddr) -> Option<usize> {
+        self.snapshot
+            .load()
+            .members
+            .iter()
+            .find(|m| m.backend.addr == addr)
+            .map(|m| m.backend.pool.h1.idle_len())
+    }
+
     /// Counters of every registered backend, in registration order.
     pub fn stats(&self) -> Vec<BackendStats> {
         self.snapshot

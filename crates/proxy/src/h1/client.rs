@@ -4,7 +4,6 @@
 //! hyper as `http` types with a body that yields the payload without its framing and parks
 //! the connection when it ends.
 
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
@@ -19,9 +18,10 @@ use tokio::io::AsyncWrite;
 use super::buf::INITIAL;
 use super::cursor::Cursor;
 use super::response::{self, RawFields, RespBody, Typed, MAX_RESPONSE_HEAD};
+use super::salvage::{salvage, Left};
 use super::upstream::UpConn;
 use super::Deadline;
-use crate::body::{BoxError, InFlight, ReqBody};
+use crate::body::{BoxError, InFlight, ReqBody, TargetBodyError};
 use crate::headers::{self, Forwarded};
 
 /// Fields the head's framing replaces: the body's own length decides them.
@@ -266,6 +266,9 @@ pub(crate) struct ResponseBody {
     length: Option<u64>,
     /// The target's fields, until the client's writer takes them for the head.
     fields: Option<RawFields>,
+    /// The last read found nothing: the target owes the body's next bytes within the idle
+    /// timeout of the connection's timer, set when the wait began.
+    waiting: bool,
 }
 
 impl ResponseBody {
@@ -291,6 +294,7 @@ impl ResponseBody {
             reusable: head.reusable,
             length,
             fields: None,
+            waiting: false,
         }
     }
 
@@ -309,12 +313,25 @@ impl ResponseBody {
         }
     }
 
-    fn failed(&mut self, why: &str) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn failed(&mut self, why: TargetBodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let backend = self.in_flight.backend();
-        tracing::debug!(target = %backend.addr, why, "target response body failed");
+        tracing::debug!(target = %backend.addr, %why, "target response body failed");
         backend.errors_total.fetch_add(1, Ordering::Relaxed);
         self.conn = None;
-        Poll::Ready(Some(Err(io::Error::other(why.to_string()).into())))
+        Poll::Ready(Some(Err(Box::new(why))))
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // Dropped before its end (the client reset the stream, or went away): the connection
+        // is kept if the rest of the answer is cheap to read.
+        if let Some(conn) = self.conn.take() {
+            if self.upload.is_none() && self.reusable {
+                let backend = self.in_flight.backend();
+                salvage(conn, Left::Body(self.cursor), backend, self.idle);
+            }
+        }
     }
 }
 
@@ -332,7 +349,11 @@ impl Body for ResponseBody {
                 return Poll::Ready(None);
             };
             if let Some(u) = this.upload.as_mut() {
-                match u.poll_send(cx, &mut conn.stream) {
+                let before = u.progress;
+                let sent = u.poll_send(cx, &mut conn.stream);
+                // The target taking the request body counts as activity, as its answer does.
+                this.waiting &= u.progress == before;
+                match sent {
                     Poll::Ready(Ok(())) => this.upload = None,
                     // The answer is complete as far as the target is concerned; it simply
                     // will not get another request on this connection.
@@ -350,7 +371,7 @@ impl Body for ResponseBody {
                     .cursor
                     .advance(avail, &mut |a, b| data.extend_from_slice(&avail[a..b]));
                 let Ok(used) = used else {
-                    return this.failed("malformed chunked framing");
+                    return this.failed(TargetBodyError::Framing);
                 };
                 conn.buf.consume(used);
                 if !data.is_empty() {
@@ -371,13 +392,28 @@ impl Body for ResponseBody {
                 return Poll::Ready(None);
             }
             match conn.buf.poll_read_from(cx, &mut conn.stream, INITIAL) {
-                Poll::Ready(Ok(n)) if n > 0 => {}
+                Poll::Ready(Ok(n)) if n > 0 => this.waiting = false,
                 Poll::Ready(_) if matches!(this.cursor, Cursor::UntilClose) => {
                     this.cursor = Cursor::Done;
                     this.reusable = false;
                 }
-                Poll::Ready(_) => return this.failed("connection closed mid-body"),
-                Poll::Pending => return Poll::Pending,
+                Poll::Ready(_) => return this.failed(TargetBodyError::Closed),
+                Poll::Pending => {
+                    // The wait is timed from its start (not from the last bytes, which may
+                    // have waited for the client's window), with the connection's own timer.
+                    if !std::mem::replace(&mut this.waiting, true) {
+                        let by = tokio::time::Instant::now() + this.idle;
+                        match conn.timer.as_mut() {
+                            Some(timer) => timer.set(by),
+                            None => conn.timer = Some(Deadline::new(by)),
+                        }
+                    }
+                    let expired = conn.timer.as_mut().map(|t| t.poll_expired(cx));
+                    if expired.is_some_and(|e| e.is_ready()) {
+                        return this.failed(TargetBodyError::Timeout);
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -2,8 +2,9 @@
 //! the connection closes), so the proxy only has to know how many of the bytes it reads belong
 //! to the body, and that chunked framing is valid before passing it on.
 
+use super::chunked::{Chunk, ChunkFed};
 use super::response::RespBody;
-use crate::smuggling::{BodyKind, Chunk, ChunkFed};
+use crate::smuggling::BodyKind;
 
 /// Progress through one body.
 #[derive(Debug, Clone, Copy)]

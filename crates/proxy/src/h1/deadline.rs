@@ -6,7 +6,9 @@
 //! early it is re-armed for the recorded deadline. Moving a deadline earlier (a header read
 //! timeout shorter than the idle timeout) re-arms at once.
 
+use std::future::Future;
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep};
 
@@ -40,10 +42,16 @@ impl Deadline {
 
     /// Resolves once the deadline has passed.
     pub(crate) async fn expired(&mut self) {
+        std::future::poll_fn(|cx| self.poll_expired(cx)).await;
+    }
+
+    /// `Ready` once the deadline has passed (and from then on, until it is moved); else the
+    /// task is woken when it may have.
+    pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
-            self.sleep.as_mut().await;
+            std::task::ready!(self.sleep.as_mut().poll(cx));
             if self.at <= self.armed {
-                return;
+                return Poll::Ready(());
             }
             self.armed = self.at;
             self.sleep.as_mut().reset(self.at);

@@ -79,6 +79,15 @@ impl Known {
             .map_or(Known::Other, |&(_, k)| k)
     }
 
+    /// Fields that frame the message or name its host: what the target must see exactly as the
+    /// proxy read it, so a `Connection` header naming one is refused rather than obeyed.
+    fn is_end_to_end_framing(self) -> bool {
+        matches!(
+            self,
+            Known::Host | Known::ContentLength | Known::TransferEncoding
+        )
+    }
+
     /// Headers that describe the client connection, not the request (RFC 9110 §7.6.1), plus
     /// those the load balancer answers or sets itself: never copied to the target as sent.
     pub(crate) fn is_hop_by_hop(self) -> bool {
@@ -217,63 +226,95 @@ pub(crate) fn parse(bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static
     request_line(bytes, pos, first_end, head)?;
     pos = first_end + 2;
 
-    let mut lengths = 0usize;
-    let mut length = 0u64;
-    let mut te: Option<Span> = None;
-    let mut te_count = 0usize;
-    let mut conn_close = false;
-    let mut conn_keep_alive = false;
-    let mut conn_upgrade = false;
-    let mut conn_names = false;
-    let mut upgrade_websocket = false;
+    let mut seen = Seen::default();
     loop {
         let end = line_end(bytes, pos)?;
         if end == pos {
             break;
         }
-        let line = &bytes[pos..end];
-        if matches!(line[0], b' ' | b'\t') {
-            // obs-fold: a continuation line some parsers join and others split.
-            return Err(BAD_REQUEST);
+        let field = field_line(bytes, pos, end)?;
+        seen.note(&field, field.value.of(bytes), head)?;
+        if head.fields.len() == MAX_FIELDS {
+            return Err(HEADERS_TOO_LARGE);
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            return Err(BAD_REQUEST);
-        };
-        let name = &line[..colon];
-        if name.is_empty() || !name.iter().all(|&b| smuggling::is_token(b)) {
-            return Err(BAD_REQUEST);
-        }
-        let raw = &line[colon + 1..];
-        if raw.iter().any(|&b| b != b'\t' && b.is_ascii_control()) {
-            return Err(BAD_REQUEST);
-        }
-        let value = raw.trim_ascii();
-        let value_start = pos + colon + 1 + (raw.len() - raw.trim_ascii_start().len());
-        let field = Field {
-            name: Span::new(pos, pos + colon),
-            value: Span::new(value_start, value_start + value.len()),
-            known: Known::of(name),
-            named_by_connection: false,
-        };
+        head.fields.push(field);
+        pos = end + 2;
+    }
+    seen.finish(bytes, head)
+}
+
+/// One field line (`pos..end` of `bytes`, without its CRLF): a token name, a colon, and a
+/// value without control characters but HTAB; no obs-fold.
+fn field_line(bytes: &[u8], pos: usize, end: usize) -> Result<Field, &'static [u8]> {
+    let line = &bytes[pos..end];
+    if matches!(line[0], b' ' | b'\t') {
+        // obs-fold: a continuation line some parsers join and others split.
+        return Err(BAD_REQUEST);
+    }
+    let Some(colon) = line.iter().position(|&b| b == b':') else {
+        return Err(BAD_REQUEST);
+    };
+    let name = &line[..colon];
+    if name.is_empty() || !name.iter().all(|&b| smuggling::is_token(b)) {
+        return Err(BAD_REQUEST);
+    }
+    let raw = &line[colon + 1..];
+    if raw.iter().any(|&b| b != b'\t' && b.is_ascii_control()) {
+        return Err(BAD_REQUEST);
+    }
+    let value = raw.trim_ascii();
+    let value_start = pos + colon + 1 + (raw.len() - raw.trim_ascii_start().len());
+    Ok(Field {
+        name: Span::new(pos, pos + colon),
+        value: Span::new(value_start, value_start + value.len()),
+        known: Known::of(name),
+        named_by_connection: false,
+    })
+}
+
+/// What the fields of a head said about framing and the connection, as they are read.
+#[derive(Default)]
+struct Seen {
+    lengths: usize,
+    length: u64,
+    te: Option<Span>,
+    te_count: usize,
+    conn_close: bool,
+    conn_keep_alive: bool,
+    conn_upgrade: bool,
+    /// `Connection` names other fields.
+    conn_names: bool,
+    upgrade_websocket: bool,
+}
+
+impl Seen {
+    /// Take note of `field`, whose value is `value`.
+    fn note(
+        &mut self,
+        field: &Field,
+        value: &[u8],
+        head: &mut RequestHead,
+    ) -> Result<(), &'static [u8]> {
         match field.known {
             Known::ContentLength => {
-                lengths += 1;
+                self.lengths += 1;
                 if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
                     return Err(BAD_REQUEST);
                 }
                 // Digits only; too many of them overflow and are refused.
-                length = std::str::from_utf8(value)
+                self.length = std::str::from_utf8(value)
                     .ok()
                     .and_then(|v| v.parse().ok())
                     .ok_or(BAD_REQUEST)?;
             }
             Known::TransferEncoding => {
-                te_count += 1;
-                te = Some(field.value);
+                self.te_count += 1;
+                self.te = Some(field.value);
             }
             Known::Host => {
-                if head.host.is_some() {
-                    // Two hosts: the target and the rules could each pick another.
+                if head.host.is_some() || !is_authority(value) {
+                    // Two hosts: the target and the rules could each pick another; so could
+                    // they read one with userinfo or a delimiter in it.
                     return Err(BAD_REQUEST);
                 }
                 head.host = Some(field.value);
@@ -281,54 +322,62 @@ pub(crate) fn parse(bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static
             Known::Connection => {
                 for t in tokens(value) {
                     if t.eq_ignore_ascii_case(b"close") {
-                        conn_close = true;
+                        self.conn_close = true;
                     } else if t.eq_ignore_ascii_case(b"keep-alive") {
-                        conn_keep_alive = true;
+                        self.conn_keep_alive = true;
                     } else if t.eq_ignore_ascii_case(b"upgrade") {
-                        conn_upgrade = true;
+                        self.conn_upgrade = true;
+                    } else if Known::of(t).is_end_to_end_framing() {
+                        // Naming them hop-by-hop asks for the framing (or the Host the rules
+                        // saw) to be removed while the body is relayed by it.
+                        return Err(BAD_REQUEST);
                     } else {
-                        conn_names = true;
+                        self.conn_names = true;
                     }
                 }
             }
             Known::Upgrade => {
-                upgrade_websocket |= tokens(value).any(|t| t.eq_ignore_ascii_case(b"websocket"));
+                self.upgrade_websocket |=
+                    tokens(value).any(|t| t.eq_ignore_ascii_case(b"websocket"));
             }
             Known::Expect => {
                 head.expect_continue |= value.eq_ignore_ascii_case(b"100-continue");
             }
             _ => {}
         }
-        if head.fields.len() == MAX_FIELDS {
-            return Err(HEADERS_TOO_LARGE);
-        }
-        head.fields.push(field);
-        pos = end + 2;
+        Ok(())
     }
 
-    let http10 = head.version == Version::Http10;
-    if lengths > 1 || te_count > 1 {
-        return Err(BAD_REQUEST);
-    }
-    head.body = match te {
-        Some(te) => {
-            if lengths > 0 || http10 {
-                return Err(BAD_REQUEST);
-            }
-            if !te.of(bytes).eq_ignore_ascii_case(b"chunked") {
-                return Err(NOT_IMPLEMENTED);
-            }
-            BodyKind::Chunked
+    /// The head's framing and connection handling, once every field was seen.
+    fn finish(self, bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static [u8]> {
+        let http10 = head.version == Version::Http10;
+        if self.lengths > 1 || self.te_count > 1 {
+            return Err(BAD_REQUEST);
         }
-        None if lengths == 1 && length > 0 => BodyKind::Length(length),
-        None => BodyKind::None,
-    };
-    head.close = conn_close || (http10 && !conn_keep_alive);
-    head.upgrade = !http10 && conn_upgrade && upgrade_websocket;
-    if conn_names {
-        mark_connection_named(bytes, head);
+        if !http10 && head.host.is_none() {
+            // RFC 9112 §3.2: an HTTP/1.1 request without Host gets 400 (whatever its target).
+            return Err(BAD_REQUEST);
+        }
+        head.body = match self.te {
+            Some(te) => {
+                if self.lengths > 0 || http10 {
+                    return Err(BAD_REQUEST);
+                }
+                if !te.of(bytes).eq_ignore_ascii_case(b"chunked") {
+                    return Err(NOT_IMPLEMENTED);
+                }
+                BodyKind::Chunked
+            }
+            None if self.lengths == 1 && self.length > 0 => BodyKind::Length(self.length),
+            None => BodyKind::None,
+        };
+        head.close = self.conn_close || (http10 && !self.conn_keep_alive);
+        head.upgrade = !http10 && self.conn_upgrade && self.upgrade_websocket;
+        if self.conn_names {
+            mark_connection_named(bytes, head);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where the line starting at `from` ends (the index of its CR). The head was delimited by
@@ -392,7 +441,9 @@ fn request_line(
             .iter()
             .position(|&b| b == b'/' || b == b'?')
             .map_or(target.len(), |i| auth_start + i);
-        if auth_end == auth_start {
+        let authority = &target[auth_start..auth_end];
+        if authority.is_empty() || !is_authority(authority) {
+            // No userinfo (`http://a@b/` routes as one host and reaches another).
             return Err(BAD_REQUEST);
         }
         head.authority = Some(Span::new(t0 + auth_start, t0 + auth_end));
@@ -408,8 +459,18 @@ fn request_line(
     Ok(())
 }
 
+/// Whether `v` can be an authority as a request names its host (RFC 3986 `host [":" port]`,
+/// RFC 9110 §4.2.3): unreserved and sub-delims characters, percent escapes, `:` and the
+/// brackets of IP literals, and nothing else — no userinfo (`@`), no path, query or fragment
+/// delimiters, no whitespace: a value another parser could split elsewhere.
+fn is_authority(v: &[u8]) -> bool {
+    v.iter()
+        .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(&b))
+}
+
 /// Mark the fields named by `Connection` (other than `close`, `keep-alive`, `upgrade`) as
-/// hop-by-hop; `Host` is never dropped that way.
+/// hop-by-hop. `Host` and the framing fields never are: [`parse`] refuses a `Connection` that
+/// names them, and this keeps them even so.
 fn mark_connection_named(bytes: &[u8], head: &mut RequestHead) {
     let mut names: Vec<Span> = Vec::new();
     for f in head.fields.iter().filter(|f| f.known == Known::Connection) {
@@ -425,7 +486,7 @@ fn mark_connection_named(bytes: &[u8], head: &mut RequestHead) {
         }
     }
     for f in head.fields.iter_mut() {
-        if f.known == Known::Host {
+        if f.known.is_end_to_end_framing() {
             continue;
         }
         let name = f.name.of(bytes);
@@ -441,130 +502,4 @@ pub(crate) const VERSION_NOT_SUPPORTED: &[u8] = b"HTTP/1.1 505 HTTP Version Not 
 pub(crate) const METHOD_NOT_ALLOWED: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: flotilla\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 46\r\nConnection: close\r\n\r\n405 Method Not Allowed: CONNECT is not served\n";
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parsed(s: &str) -> Result<RequestHead, &'static [u8]> {
-        let mut head = RequestHead::default();
-        parse(s.as_bytes(), &mut head).map(|()| head)
-    }
-
-    #[test]
-    fn canned_answers_have_the_right_length() {
-        for a in [VERSION_NOT_SUPPORTED, METHOD_NOT_ALLOWED] {
-            let text = std::str::from_utf8(a).unwrap();
-            let (head, body) = text.split_once("\r\n\r\n").unwrap();
-            assert!(
-                head.contains(&format!("Content-Length: {}", body.len())),
-                "{head}"
-            );
-        }
-    }
-
-    #[test]
-    fn request_line_parts_and_known_headers() {
-        let s = "GET /a/b?x=1&y HTTP/1.1\r\nHost: Example.com:81\r\nX-Trace: t\r\nConnection: keep-alive, X-Trace\r\n\r\n";
-        let h = parsed(s).unwrap();
-        let r = Request {
-            head: &h,
-            bytes: s.as_bytes(),
-        };
-        assert_eq!(r.method(), "GET");
-        assert_eq!(r.path(), "/a/b");
-        assert_eq!(r.query(), Some("x=1&y"));
-        assert_eq!(r.host_port(), "Example.com:81");
-        assert_eq!(
-            r.header_values("x-trace").collect::<Vec<_>>(),
-            vec![b"t".as_slice()]
-        );
-        assert!(!h.close && !h.upgrade && h.body == BodyKind::None);
-        let trace = h
-            .fields
-            .iter()
-            .find(|f| f.name.of(s.as_bytes()) == b"X-Trace");
-        assert!(trace.unwrap().named_by_connection);
-    }
-
-    #[test]
-    fn absolute_form_authority_overrides_host() {
-        let s = "GET http://b.example:8080/p?q HTTP/1.1\r\nHost: a.example\r\n\r\n";
-        let h = parsed(s).unwrap();
-        let r = Request {
-            head: &h,
-            bytes: s.as_bytes(),
-        };
-        assert_eq!(r.host_port(), "b.example:8080");
-        assert_eq!(r.path(), "/p");
-        assert_eq!(r.query(), Some("q"));
-        let s = "GET http://b.example HTTP/1.1\r\n\r\n";
-        let h = parsed(s).unwrap();
-        assert_eq!(h.path.of(s.as_bytes()), b"");
-    }
-
-    #[test]
-    fn framing_and_connection_semantics() {
-        let h = parsed("POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n").unwrap();
-        assert_eq!(h.body, BodyKind::Length(3));
-        let h = parsed("POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n").unwrap();
-        assert_eq!(h.body, BodyKind::None);
-        let h = parsed("POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n").unwrap();
-        assert_eq!(h.body, BodyKind::Chunked);
-        assert!(parsed("GET / HTTP/1.0\r\n\r\n").unwrap().close);
-        assert!(
-            !parsed("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n")
-                .unwrap()
-                .close
-        );
-        assert!(
-            parsed("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
-                .unwrap()
-                .close
-        );
-        let ws = "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
-        assert!(parsed(ws).unwrap().upgrade);
-        assert!(
-            parsed("PUT / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n")
-                .unwrap()
-                .expect_continue
-        );
-        assert!(parsed("\r\n\r\nGET / HTTP/1.1\r\n\r\n").is_ok());
-    }
-
-    #[test]
-    fn malformed_or_ambiguous_heads_are_refused() {
-        let bad = [
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
-            "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
-            "GET / HTTP/1.1\r\nX-A: b\r\n c\r\n\r\n",
-            "GET /\0 HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
-            "GET / HTTP/1.1\r\nX : a\r\n\r\n",
-            "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
-            "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-            "GET  / HTTP/1.1\r\n\r\n",
-            "GET / x HTTP/1.1\r\n\r\n",
-            "G(T / HTTP/1.1\r\n\r\n",
-            "GET ftp://x/ HTTP/1.1\r\n\r\n",
-            "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
-        ];
-        for b in bad {
-            assert_eq!(parsed(b).err(), Some(BAD_REQUEST), "{b:?}");
-        }
-        assert_eq!(
-            parsed("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n").err(),
-            Some(NOT_IMPLEMENTED)
-        );
-        assert_eq!(
-            parsed("GET / HTTP/2.0\r\n\r\n").err(),
-            Some(VERSION_NOT_SUPPORTED)
-        );
-        assert_eq!(
-            parsed("CONNECT a:443 HTTP/1.1\r\n\r\n").err(),
-            Some(METHOD_NOT_ALLOWED)
-        );
-    }
-}
+mod tests;

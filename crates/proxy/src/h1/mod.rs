@@ -10,6 +10,7 @@
 //! the client and the target.
 
 mod buf;
+mod chunked;
 pub(crate) mod client;
 mod conn;
 mod cursor;
@@ -17,10 +18,11 @@ mod deadline;
 mod head;
 mod response;
 mod rewrite;
+pub(crate) mod salvage;
 mod upstream;
 
 pub(crate) use buf::{InBuf, OutBuf};
 pub(crate) use conn::{serve, Ended};
 pub(crate) use deadline::Deadline;
-pub(crate) use response::{parse_length, RawFields};
-pub(crate) use upstream::{checkout, ConnectError, Pool, MAX_STALE};
+pub(crate) use response::{parse_length, RawFields, Typed};
+pub(crate) use upstream::{checkout, ConnectError, Pool, UpConn, MAX_STALE};

@@ -4,6 +4,10 @@
 
 use std::mem::MaybeUninit;
 
+mod typed;
+
+pub(crate) use typed::{parse_typed, RawFields, Typed};
+
 /// Most header fields accepted in a target's response (502 beyond).
 const MAX_FIELDS: usize = 128;
 // `RawFields` marks the passing fields in a `u128`.
@@ -28,6 +32,10 @@ pub(crate) struct ClientSide<'a> {
     pub(crate) http10: bool,
     /// The connection closes after this response (the client asked, or the listener stops).
     pub(crate) close: bool,
+    /// The request asked to switch protocols (a WebSocket upgrade): only then may the answer
+    /// be a 101. To any other request a 101 is invalid: the bytes after it are no longer HTTP,
+    /// and passing it on would have the client read them as the answer.
+    pub(crate) upgrade: bool,
     /// A `Set-Cookie` value to add (load-balancer stickiness).
     pub(crate) cookie: Option<&'a [u8]>,
 }
@@ -61,6 +69,8 @@ struct Framing {
     coded: bool,
     /// `Connection` names other headers, which are hop-by-hop for this message.
     conn_names: bool,
+    /// A 1xx or 204: it has no body and must not say how long one is (RFC 9110 §8.6).
+    no_length: bool,
 }
 
 fn framing(
@@ -113,15 +123,22 @@ fn framing(
             (None, None) => RespBody::Close,
         }
     };
+    let no_length = status < 200 || status == 204;
     let reusable = (if http11 { !conn_close } else { conn_keep_alive })
         && body != RespBody::Close
         // Both framings: RFC 9112 §6.3 lets the coding win, but the connection must close.
-        && !(te_chunked.is_some() && length.is_some());
+        && !(te_chunked.is_some() && length.is_some())
+        // Transfer-Encoding in HTTP/1.0: the framing is faulty, close after it (§6.1).
+        && (http11 || te_chunked.is_none())
+        // A 1xx or 204 that declares a body: none is read (as nginx), and what the target
+        // meant to send may follow on the connection.
+        && !(no_length && (te_chunked.is_some() || length.is_some_and(|n| n > 0)));
     Ok(Framing {
         body,
         reusable,
         coded: te_chunked.is_some(),
         conn_names,
+        no_length,
     })
 }
 
@@ -145,7 +162,7 @@ fn passes(
     } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
         keep_chunked
     } else if name.eq_ignore_ascii_case(b"content-length") {
-        !f.coded
+        !f.coded && !f.no_length
     } else {
         !(f.conn_names
             && headers
@@ -192,9 +209,42 @@ fn parse_head<'h, 'b>(
     }))
 }
 
+/// The framing of a response head nobody will read (see [`parse_framing`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Skipped {
+    pub(crate) len: usize,
+    pub(crate) status: u16,
+    pub(crate) body: RespBody,
+    pub(crate) reusable: bool,
+}
+
+/// What the response head at the start of `buf` says about its body and connection, for an
+/// answer that is read only to keep its connection. `Ok(None)`: more bytes are needed.
+pub(crate) fn parse_framing(buf: &[u8], is_head: bool) -> Result<Option<Skipped>, Invalid> {
+    let mut fields: Fields<'_> = [const { MaybeUninit::uninit() }; MAX_FIELDS];
+    let Some(RawHead {
+        len,
+        status,
+        http11,
+        headers,
+        ..
+    }) = parse_head(buf, &mut fields)?
+    else {
+        return Ok(None);
+    };
+    let f = framing(status, http11, headers, is_head)?;
+    Ok(Some(Skipped {
+        len,
+        status,
+        body: f.body,
+        reusable: f.reusable,
+    }))
+}
+
 /// Parse the response head at the start of `buf` and, when complete, write the client's head
 /// into `out` (cleared first). `Ok(None)`: more bytes are needed. Interim (1xx other than 101)
-/// responses are parsed like any other; the caller skips them.
+/// responses are parsed like any other; the caller skips them. A 101 is invalid unless the
+/// client asked for an upgrade.
 pub(crate) fn parse(
     buf: &[u8],
     side: &ClientSide<'_>,
@@ -211,6 +261,9 @@ pub(crate) fn parse(
     else {
         return Ok(None);
     };
+    if status == 101 && !side.upgrade {
+        return Err(Invalid);
+    }
     let f = framing(status, http11, headers, side.is_head)?;
     let dechunk = f.body == RespBody::Chunked && side.http10;
     let close_client = side.close || f.body == RespBody::Close || dechunk;
@@ -252,133 +305,6 @@ pub(crate) fn parse(
         reusable: f.reusable,
         close_client,
         dechunk,
-    }))
-}
-
-/// A response head as `http` types, for clients that are not HTTP/1 (the body is handed over
-/// without its framing, so no framing header but a `Content-Length` passes).
-#[derive(Debug)]
-pub(crate) struct Typed {
-    pub(crate) len: usize,
-    /// The status; the header map is left empty for what the proxy adds (the fields the
-    /// target sent are in `fields`).
-    pub(crate) parts: http::response::Parts,
-    pub(crate) fields: RawFields,
-    pub(crate) body: RespBody,
-    pub(crate) reusable: bool,
-}
-
-/// A target's response fields that pass to the client, kept as the head bytes they arrived in:
-/// an HTTP/2 client's writer encodes them straight into HPACK. Building an `http::HeaderMap`
-/// of them only to read it once cost more than the rest of the exchange's parsing.
-#[derive(Debug)]
-pub(crate) struct RawFields {
-    /// The whole response head.
-    head: bytes::Bytes,
-    /// Bit `i` set: the head's field `i` passes.
-    pass: u128,
-    /// Where the passing fields' names and values are in `head` (start and end of each), when
-    /// they are few enough to keep here; otherwise the head is parsed again to find them.
-    spans: Option<[[u16; 4]; INLINE_FIELDS]>,
-    count: u8,
-}
-
-/// Passing fields whose places a [`RawFields`] keeps (more are found by parsing again).
-const INLINE_FIELDS: usize = 12;
-
-impl RawFields {
-    /// The fields of the head `headers` were parsed from, which `head` copies.
-    fn new(head: &[u8], headers: &[httparse::Header<'_>], pass: u128) -> RawFields {
-        let mut spans = [[0u16; 4]; INLINE_FIELDS];
-        let mut count = 0;
-        let base = head.as_ptr() as usize;
-        let mut fits = pass.count_ones() as usize <= INLINE_FIELDS;
-        for (i, h) in headers.iter().enumerate() {
-            if !fits || pass & (1 << i) == 0 {
-                continue;
-            }
-            let name = h.name.as_ptr() as usize - base;
-            let value = h.value.as_ptr() as usize - base;
-            let span = [name, name + h.name.len(), value, value + h.value.len()];
-            match span.map(u16::try_from) {
-                [Ok(a), Ok(b), Ok(c), Ok(d)] => {
-                    spans[count] = [a, b, c, d];
-                    count += 1;
-                }
-                _ => fits = false,
-            }
-        }
-        RawFields {
-            head: bytes::Bytes::copy_from_slice(head),
-            pass,
-            spans: fits.then_some(spans),
-            count: count as u8,
-        }
-    }
-
-    /// Each passing field in order, its name lowercased as HTTP/2 wants it.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&[u8], &[u8])) {
-        let mut lower = [0u8; 64];
-        let mut emit = |name: &[u8], value: &[u8]| match lower.get_mut(..name.len()) {
-            Some(buf) => {
-                buf.copy_from_slice(name);
-                buf.make_ascii_lowercase();
-                f(buf, value);
-            }
-            None => f(&name.to_ascii_lowercase(), value),
-        };
-        if let Some(spans) = &self.spans {
-            for &[a, b, c, d] in &spans[..usize::from(self.count)] {
-                let at = |x: u16, y: u16| &self.head[usize::from(x)..usize::from(y)];
-                emit(at(a, b), at(c, d));
-            }
-            return;
-        }
-        let mut fields: Fields<'_> = [const { MaybeUninit::uninit() }; MAX_FIELDS];
-        // The head parsed as complete when it arrived; parsing the same bytes again cannot fail.
-        let Ok(Some(raw)) = parse_head(&self.head, &mut fields) else {
-            return;
-        };
-        for (i, h) in raw.headers.iter().enumerate() {
-            if self.pass & (1 << i) != 0 {
-                emit(h.name.as_bytes(), h.value);
-            }
-        }
-    }
-}
-
-/// Parse the response head at the start of `buf` into `http` types. `Ok(None)`: more bytes
-/// are needed.
-pub(crate) fn parse_typed(buf: &[u8], is_head: bool) -> Result<Option<Typed>, Invalid> {
-    let mut fields: Fields<'_> = [const { MaybeUninit::uninit() }; MAX_FIELDS];
-    let Some(RawHead {
-        len,
-        status,
-        http11,
-        headers,
-        ..
-    }) = parse_head(buf, &mut fields)?
-    else {
-        return Ok(None);
-    };
-    let f = framing(status, http11, headers, is_head)?;
-    let mut parts = http::Response::new(()).into_parts().0;
-    parts.status = http::StatusCode::from_u16(status).map_err(|_| Invalid)?;
-    let mut pass = 0u128;
-    for (i, h) in headers.iter().enumerate() {
-        // httparse checked the name is a token and the value: only HTAB, visible ASCII and
-        // obs-text (it refuses other control characters and DEL, and obs-fold, as
-        // configured), which is what a `HeaderValue` accepts.
-        if passes(h.name.as_bytes(), headers, &f, false, false) {
-            pass |= 1 << i;
-        }
-    }
-    Ok(Some(Typed {
-        len,
-        parts,
-        fields: RawFields::new(&buf[..len], headers, pass),
-        body: f.body,
-        reusable: f.reusable,
     }))
 }
 
@@ -467,71 +393,11 @@ mod tests {
         assert!(big.starts_with(b"10000\r\n"));
     }
 
-    fn typed_fields(head: &str) -> Vec<(String, String)> {
-        let typed = parse_typed(head.as_bytes(), false)
-            .expect("valid head")
-            .expect("complete head");
-        let mut out = Vec::new();
-        typed.fields.for_each(|n, v| {
-            out.push((
-                String::from_utf8_lossy(n).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
-            ))
-        });
-        out
-    }
-
-    #[test]
-    fn typed_heads_keep_passing_fields_raw_and_lowercased() {
-        let long = "X-".to_string() + &"Long".repeat(20);
-        let head = format!(
-            "HTTP/1.1 200 OK\r\nServer: nginx\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\
-             Content-Length: 2\r\n{long}: v\r\n\r\nok"
-        );
-        let fields = typed_fields(&head);
-        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "server",
-                "content-length",
-                long.to_ascii_lowercase().as_str()
-            ]
-        );
-        assert_eq!(fields[0].1, "nginx");
-
-        // More passing fields than are kept in place: found by parsing the head again.
-        let mut many = String::from("HTTP/1.1 204 No Content\r\nConnection: close\r\n");
-        for i in 0..(INLINE_FIELDS + 5) {
-            many.push_str(&format!("X-Field-{i}: value {i}\r\n"));
-        }
-        many.push_str("\r\n");
-        let fields = typed_fields(&many);
-        assert_eq!(fields.len(), INLINE_FIELDS + 5);
-        assert_eq!(
-            fields[INLINE_FIELDS + 4],
-            ("x-field-16".into(), "value 16".into())
-        );
-
-        // httparse refuses these (parse_typed relies on it): control bytes, DEL, obs-fold.
-        for bad in ["a\x00b", "a\x01b", "a\x1fb", "a\x7fb", "a\r\n b"] {
-            let head = format!("HTTP/1.1 200 OK\r\nX-Bad: {bad}\r\nContent-Length: 0\r\n\r\n");
-            assert!(
-                parse_typed(head.as_bytes(), false).is_err(),
-                "{bad:?} is no header value"
-            );
-        }
-        let ok = "HTTP/1.1 200 OK\r\nX-Ok: a\tb \u{e9}\r\nContent-Length: 0\r\n\r\n";
-        assert!(
-            matches!(parse_typed(ok.as_bytes(), false), Ok(Some(_))),
-            "HTAB and obs-text pass"
-        );
-    }
-
     const PLAIN: ClientSide<'static> = ClientSide {
         is_head: false,
         http10: false,
         close: false,
+        upgrade: false,
         cookie: None,
     };
 
@@ -580,6 +446,32 @@ mod tests {
         assert_eq!(p.body, RespBody::None);
         let (p, _) = run("HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n", &PLAIN);
         assert!(!p.reusable, "HTTP/1.0 without keep-alive");
+        let (p, _) = run(
+            "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+            &PLAIN,
+        );
+        assert!(
+            !p.reusable,
+            "HTTP/1.0 with Transfer-Encoding: faulty framing, close"
+        );
+        let (p, out) = run(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+            &PLAIN,
+        );
+        assert_eq!(p.body, RespBody::None);
+        assert!(!p.reusable, "a 204 that declares a body");
+        assert!(!out.contains("Content-Length"), "{out}");
+        let (p, _) = run(
+            "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n",
+            &PLAIN,
+        );
+        assert!(p.reusable);
+        let (p, out) = run(
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+            &PLAIN,
+        );
+        assert!(p.reusable && p.body == RespBody::None);
+        assert!(out.contains("Content-Length: 5"), "a 304 keeps it: {out}");
         let mut out = Vec::new();
         assert_eq!(
             parse(
@@ -623,11 +515,19 @@ mod tests {
         };
         let (_, out) = run("HTTP/1.1 204 No Content\r\n\r\n", &side);
         assert!(out.contains("Set-Cookie: AWSALB=x; Path=/\r\n"), "{out}");
-        let (p, out) = run(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n",
-            &PLAIN,
-        );
+        let switching = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: a\r\n\r\n";
+        let upgrade = ClientSide {
+            upgrade: true,
+            ..PLAIN
+        };
+        let (p, out) = run(switching, &upgrade);
         assert_eq!(p.status, 101);
         assert!(out.contains("Upgrade: websocket") && out.contains("Connection: Upgrade"));
+        let mut out = Vec::new();
+        assert_eq!(
+            parse(switching.as_bytes(), &PLAIN, &mut out),
+            Err(Invalid),
+            "a 101 to a request that asked for no upgrade"
+        );
     }
 }

@@ -103,7 +103,10 @@ mod tests {
             out.starts_with("GET /x?y HTTP/1.1\r\nHost: example.com:81\r\n"),
             "{out}"
         );
-        let out = rewritten("GET http://example.com?q HTTP/1.1\r\n\r\n", false);
+        let out = rewritten(
+            "GET http://example.com?q HTTP/1.1\r\nHost: example.com\r\n\r\n",
+            false,
+        );
         assert!(out.starts_with("GET /?q HTTP/1.1\r\n"), "{out}");
     }
 

@@ -7,10 +7,12 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use super::buf::InBuf;
@@ -81,6 +83,41 @@ impl UpConn {
             buf: InBuf::new(),
             timer: None,
         })
+    }
+
+    /// Write `bytes` to the target. A target that takes none of them until `by` (the deadline
+    /// of the exchange's answer) fails the write; the wait is timed by the connection's own
+    /// timer, made at its first wait, so a write that does not block costs no timer.
+    pub(crate) async fn send(
+        &mut self,
+        mut bytes: &[u8],
+        by: tokio::time::Instant,
+    ) -> io::Result<()> {
+        let mut armed = false;
+        while !bytes.is_empty() {
+            let n = std::future::poll_fn(|cx| {
+                let Poll::Ready(res) = Pin::new(&mut self.stream).poll_write(cx, bytes) else {
+                    if !std::mem::replace(&mut armed, true) {
+                        match self.timer.as_mut() {
+                            Some(t) => t.set(by),
+                            None => self.timer = Some(Deadline::new(by)),
+                        }
+                    }
+                    let expired = self.timer.as_mut().map(|t| t.poll_expired(cx));
+                    if expired.is_some_and(|e| e.is_ready()) {
+                        return Poll::Ready(Err(io::ErrorKind::TimedOut.into()));
+                    }
+                    return Poll::Pending;
+                };
+                Poll::Ready(res)
+            })
+            .await?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            bytes = &bytes[n..];
+        }
+        Ok(())
     }
 
     /// Whether an idle connection is still usable: the target has neither closed it nor sent
@@ -156,7 +193,6 @@ impl Pool {
     }
 
     /// Idle connections parked now (tests and diagnostics).
-    #[allow(dead_code)]
     pub(crate) fn idle_len(&self) -> usize {
         self.lock().len()
     }

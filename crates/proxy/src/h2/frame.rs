@@ -59,6 +59,8 @@ pub(crate) enum Reason {
     StreamClosed = 0x5,
     FrameSizeError = 0x6,
     RefusedStream = 0x7,
+    /// The stream is no longer wanted (its answer waited for window too long).
+    Cancel = 0x8,
     CompressionError = 0x9,
     /// The peer is flooding us (too many resets, CONTINUATION frames, a header block too big).
     EnhanceYourCalm = 0xb,

@@ -41,6 +41,8 @@ pub struct TestBackend {
     pub requests: Arc<AtomicUsize>,
     /// User-Agent of the last request (probe tests).
     pub last_user_agent: Arc<Mutex<Option<String>>>,
+    /// The path and query of every request, in order (smuggling tests).
+    pub paths: Arc<Mutex<Vec<String>>>,
     tasks: Arc<Mutex<JoinSet<()>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -58,15 +60,17 @@ impl TestBackend {
         let connections = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
         let last_user_agent = Arc::new(Mutex::new(None));
+        let paths = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::new(AtomicUsize::new(0));
         let tasks = Arc::new(Mutex::new(JoinSet::new()));
         let accept = {
-            let (name, connections, open, requests, ua, tasks) = (
+            let (name, connections, open, requests, ua, paths, tasks) = (
                 name.to_string(),
                 connections.clone(),
                 open.clone(),
                 requests.clone(),
                 last_user_agent.clone(),
+                paths.clone(),
                 tasks.clone(),
             );
             tokio::spawn(async move {
@@ -78,8 +82,14 @@ impl TestBackend {
                     open.fetch_add(1, Ordering::SeqCst);
                     let open = open.clone();
                     let (name, requests, ua) = (name.clone(), requests.clone(), ua.clone());
-                    let svc = hyper::service::service_fn(move |req| {
+                    let paths = paths.clone();
+                    let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         requests.fetch_add(1, Ordering::SeqCst);
+                        paths.lock().unwrap().push(
+                            req.uri()
+                                .path_and_query()
+                                .map_or_else(String::new, |p| p.to_string()),
+                        );
                         let name = name.clone();
                         let ua = ua.clone();
                         async move { Ok::<_, Infallible>(backend_handle(&name, &ua, req).await) }
@@ -104,6 +114,7 @@ impl TestBackend {
             open,
             requests,
             last_user_agent,
+            paths,
             tasks,
             accept,
         }
@@ -121,6 +132,11 @@ impl TestBackend {
 
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::SeqCst)
+    }
+
+    /// The paths (with queries) requested so far.
+    pub fn paths(&self) -> Vec<String> {
+        self.paths.lock().unwrap().clone()
     }
 }
 
@@ -212,7 +228,8 @@ impl hyper::body::Body for BigBody {
     }
 }
 
-/// A target that reads the request head, then does `behaviour` instead of answering.
+/// A target that reads the request head, then does `behaviour` instead of answering (or, for
+/// `Reply`, answers every request of the connection with the same bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Misbehave {
     /// Close the connection without a response.
@@ -221,12 +238,36 @@ pub enum Misbehave {
     Garbage,
     /// Never answer (keep the connection open).
     Silent,
+    /// Write these bytes for each request head, then wait for the next one.
+    Reply(&'static [u8]),
 }
 
 pub struct RawBackend {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Connections the proxy closed (end of stream seen while waiting for a request).
+    pub closed: Arc<AtomicUsize>,
+    /// Request heads received.
+    pub requests: Arc<AtomicUsize>,
     accept: tokio::task::JoinHandle<()>,
+}
+
+/// Read from `stream` into `seen` until it holds a whole request head; its length, or `None`
+/// when the stream ended (or sent 1 MiB without one).
+async fn next_head(stream: &mut TcpStream, seen: &mut Vec<u8>) -> Option<usize> {
+    let mut buf = vec![0u8; 16384];
+    loop {
+        if let Some(i) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+            return Some(i + 4);
+        }
+        if seen.len() > 1 << 20 {
+            return None;
+        }
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+        }
+    }
 }
 
 impl RawBackend {
@@ -234,7 +275,9 @@ impl RawBackend {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicUsize::new(0));
-        let conns = connections.clone();
+        let closed = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (conns, ended, heads) = (connections.clone(), closed.clone(), requests.clone());
         let accept = tokio::spawn(async move {
             let mut tasks = JoinSet::new();
             loop {
@@ -242,28 +285,33 @@ impl RawBackend {
                     return;
                 };
                 conns.fetch_add(1, Ordering::SeqCst);
+                let (ended, heads) = (ended.clone(), heads.clone());
                 tasks.spawn(async move {
-                    let mut buf = vec![0u8; 16384];
                     let mut seen = Vec::new();
-                    // Read until the end of the request head (bounded by the buffer reads).
-                    for _ in 0..64 {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => seen.extend_from_slice(&buf[..n]),
-                        }
-                        if seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
-                    }
-                    match behaviour {
-                        Misbehave::Close => drop(stream),
-                        Misbehave::Garbage => {
-                            let _ = stream.write_all(b"HELLO\r\n\r\n").await;
-                            let _ = stream.flush().await;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        Misbehave::Silent => {
-                            tokio::time::sleep(Duration::from_secs(30)).await;
+                    loop {
+                        let Some(len) = next_head(&mut stream, &mut seen).await else {
+                            ended.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        };
+                        seen.drain(..len);
+                        heads.fetch_add(1, Ordering::SeqCst);
+                        match behaviour {
+                            Misbehave::Close => return,
+                            Misbehave::Garbage => {
+                                let _ = stream.write_all(b"HELLO\r\n\r\n").await;
+                                let _ = stream.flush().await;
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                                return;
+                            }
+                            Misbehave::Silent => {
+                                tokio::time::sleep(Duration::from_secs(30)).await;
+                                return;
+                            }
+                            Misbehave::Reply(bytes) => {
+                                if stream.write_all(bytes).await.is_err() {
+                                    return;
+                                }
+                            }
                         }
                     }
                 });
@@ -272,8 +320,14 @@ impl RawBackend {
         RawBackend {
             addr,
             connections,
+            closed,
+            requests,
             accept,
         }
+    }
+
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
     }
 }
 
@@ -281,6 +335,18 @@ impl Drop for RawBackend {
     fn drop(&mut self) {
         self.accept.abort();
     }
+}
+
+/// Wait up to `within` for `cond` to hold (polled every 10 ms); whether it did.
+pub async fn eventually(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    cond()
 }
 
 /// A proxy listener under test.
@@ -381,10 +447,15 @@ pub async fn send(client: &TestClient, req: Request<Full<Bytes>>) -> (u16, Strin
 /// Send raw bytes on a fresh connection and return everything read until the server closes or
 /// 2 s pass.
 pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> String {
+    raw_exchange_within(addr, bytes, Duration::from_secs(2)).await
+}
+
+/// [`raw_exchange`], reading until the server closes or `within` passes.
+pub async fn raw_exchange_within(addr: SocketAddr, bytes: &[u8], within: Duration) -> String {
     let mut s = TcpStream::connect(addr).await.unwrap();
     s.write_all(bytes).await.unwrap();
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut out)).await;
+    let _ = tokio::time::timeout(within, s.read_to_end(&mut out)).await;
     String::from_utf8_lossy(&out).into_owned()
 }
 
