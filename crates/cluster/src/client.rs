@@ -96,7 +96,10 @@ impl Etcd {
                 "HTTP/2 keep-alive raised to etcd's minimum ping interval");
         }
         // No keep-alive while idle: etcd does not permit pings without an open stream.
+        // require_leader: a member cut off from its raft leader fails calls and cancels watch
+        // streams at once (which re-open elsewhere) instead of serving them stale or stalled.
         let options = ConnectOptions::new()
+            .with_require_leader(true)
             .with_connect_timeout(config.connect_timeout)
             .with_keep_alive(keepalive, config.keepalive_timeout);
         let client = Client::connect(&config.endpoints, Some(options))

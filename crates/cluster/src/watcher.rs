@@ -1,6 +1,6 @@
-//! A level-triggered view of a prefix: list at revision R, watch from R+1, and list again
-//! whenever the watch cannot be trusted to continue (history compacted, stream broken, watch
-//! cancelled). Callers get whole, consistent snapshots — each one the prefix exactly as it was
+//! A level-triggered view of a prefix: list at revision R, watch from R+1. A broken stream is
+//! re-opened from the last revision seen + 1 (etcd then replays exactly what was missed, or
+//! answers that it was compacted); compaction or a cancelled watch make it list again. Callers get whole, consistent snapshots — each one the prefix exactly as it was
 //! at one revision — and a diff against the snapshot they saw last, so a missed or coalesced
 //! event can never leave them with a wrong picture.
 
@@ -181,7 +181,11 @@ impl PrefixWatcher {
 
 /// Why a watch stopped being followed.
 enum WatchEnd {
+    /// History from the wanted revision is gone: list again.
     Compacted(i64),
+    /// etcd cancelled the watch for another reason: list again.
+    Cancelled(String),
+    /// The stream broke (member died, connection lost): re-open from the last revision.
     Broken(String),
 }
 
@@ -206,6 +210,7 @@ async fn run(etcd: Etcd, prefix: String, tx: watch::Sender<Arc<Snapshot>>) {
             }
         };
         lists += 1;
+        failures = 0;
         let revision = listed.header().map(|h| h.revision()).unwrap_or(0);
         let entries = listed.kvs().iter().map(Entry::from_kv).collect();
         tx.send_replace(Arc::new(Snapshot {
@@ -215,23 +220,35 @@ async fn run(etcd: Etcd, prefix: String, tx: watch::Sender<Arc<Snapshot>>) {
             compactions,
         }));
         tracing::debug!(prefix, revision, lists, "listed the watched prefix");
-        match follow(&etcd, &prefix, &tx).await {
-            WatchEnd::Compacted(compacted) => {
-                compactions += 1;
-                failures = 0;
-                tracing::info!(prefix, compacted, "watch history compacted, listing again");
-            }
-            WatchEnd::Broken(why) => {
-                failures += 1;
-                tracing::info!(prefix, error = %why, "watch stream ended, listing again");
-                tokio::time::sleep(backoff.delay(failures, &mut jitter)).await;
+        loop {
+            match follow(&etcd, &prefix, &tx, &mut failures).await {
+                WatchEnd::Compacted(compacted) => {
+                    compactions += 1;
+                    tracing::info!(prefix, compacted, "watch history compacted, listing again");
+                    break;
+                }
+                WatchEnd::Cancelled(why) => {
+                    tracing::info!(prefix, reason = %why, "watch cancelled, listing again");
+                    break;
+                }
+                WatchEnd::Broken(why) => {
+                    failures += 1;
+                    let from = tx.borrow().revision + 1;
+                    tracing::info!(prefix, error = %why, from, "watch stream ended, re-opening");
+                    tokio::time::sleep(backoff.delay(failures, &mut jitter)).await;
+                }
             }
         }
     }
 }
 
 /// Follows the watch from the published snapshot's revision + 1, publishing every batch.
-async fn follow(etcd: &Etcd, prefix: &str, tx: &watch::Sender<Arc<Snapshot>>) -> WatchEnd {
+async fn follow(
+    etcd: &Etcd,
+    prefix: &str,
+    tx: &watch::Sender<Arc<Snapshot>>,
+    failures: &mut u32,
+) -> WatchEnd {
     let start = tx.borrow().revision + 1;
     let options = WatchOptions::new()
         .with_prefix()
@@ -257,8 +274,10 @@ async fn follow(etcd: &Etcd, prefix: &str, tx: &watch::Sender<Arc<Snapshot>>) ->
         if resp.compact_revision() > 0 {
             return WatchEnd::Compacted(resp.compact_revision());
         }
+        // The stream works: the next break starts its backoff afresh.
+        *failures = 0;
         if resp.canceled() {
-            return WatchEnd::Broken(format!("watch cancelled: {}", resp.cancel_reason()));
+            return WatchEnd::Cancelled(resp.cancel_reason().to_string());
         }
         if resp.events().is_empty() {
             continue;

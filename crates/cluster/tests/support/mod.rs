@@ -3,7 +3,7 @@
 //! members and clients run inside them, so no packet of a test ever touches the root
 //! namespace (from which 10.77.x.x would be routed off the machine). Everything created is
 //! removed by Drop guards, by name and PID, even when a test fails.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod etcd;
 pub mod netns;
