@@ -23,11 +23,11 @@ cleanup() {
 trap cleanup EXIT
 
 now_ms() { date +%s%3N; }
-stamp() { grep -m1 "\"event\":\"$2\"" "$1" 2>/dev/null | grep -o '"wall_ms":[0-9]*' | cut -d: -f2; }
+stamp() { { grep -m1 "\"event\":\"$2\"" "$1" 2>/dev/null || true; } | grep -o '"wall_ms":[0-9]*' | cut -d: -f2 || true; }
 wait_for() { # FILE EVENT [AFTER_MS]: prints the event's wall_ms, waits at most 30 s
   local deadline=$(( $(now_ms) + 30000 )) t
   while (( $(now_ms) < deadline )); do
-    t=$(grep "\"event\":\"$2\"" "$1" 2>/dev/null | grep -o '"wall_ms":[0-9]*' | cut -d: -f2 | awk -v a="${3:-0}" '$1 >= a' | head -1)
+    t=$(grep "\"event\":\"$2\"" "$1" 2>/dev/null | grep -o '"wall_ms":[0-9]*' | cut -d: -f2 | awk -v a="${3:-0}" '$1 >= a' | head -1 || true)
     [ -n "$t" ] && { echo "$t"; return 0; }
     sleep 0.05
   done
@@ -97,8 +97,11 @@ for round in $(seq "$ROUNDS"); do
     fi
     echo "round $round $mode: $lh → new leader after $((new - t0)) ms${f:+, fenced ${FENCES[-1]} ms after SIGCONT}"
     unset f
-    for c in "${cand[@]}"; do IFS=: read -r _ pid _ <<<"$c"; kill -9 "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    for c in "${cand[@]}"; do
+      IFS=: read -r _ pid _ <<<"$c"
+      kill -9 "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+    done
     # The killed candidates' election keys leave with their leases (TTL 5 s): let them go.
     for _ in $(seq 200); do
       [ -z "$(ip netns exec "$NAME-h1" etcdctl --endpoints="$ENDPOINTS" get --prefix /flotilla/v1/control/leader/ --keys-only 2>/dev/null)" ] && break
