@@ -91,7 +91,7 @@ for round in $(seq "$ROUNDS"); do
       KILLS+=($((new - t0)))
     else
       STOPS+=($((new - t0)))
-      kill -CONT "$lpid"; t1=$(now_ms)
+      t1=$(now_ms); kill -CONT "$lpid"
       f=$(wait_for "$lout" fenced "$t1") || { echo "round $round: resumed leader was not fenced" >&2; exit 1; }
       FENCES+=($((f - t1)))
     fi

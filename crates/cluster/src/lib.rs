@@ -15,6 +15,8 @@
 //!
 //! See docs/cluster-mode.md for the design and the measured behaviour.
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod election;
 pub mod error;

@@ -54,6 +54,9 @@ pub struct Snapshot {
     pub lists: u64,
     /// How many of those lists were forced by compaction.
     pub compactions: u64,
+    /// Why the snapshot may be stale (the store unreachable, the stream broken), until the next
+    /// list or watch batch succeeds: what a "config stale since" status shows.
+    pub last_error: Option<String>,
 }
 
 /// A change between two snapshots.
@@ -205,6 +208,7 @@ async fn run(etcd: Etcd, prefix: String, tx: watch::Sender<Arc<Snapshot>>) {
             Err(err) => {
                 failures += 1;
                 tracing::warn!(prefix, error = %err, "cannot list the watched prefix, keeping the last snapshot");
+                tx.send_modify(|s| Arc::make_mut(s).last_error = Some(err.to_string()));
                 tokio::time::sleep(backoff.delay(failures, &mut jitter)).await;
                 continue;
             }
@@ -218,6 +222,7 @@ async fn run(etcd: Etcd, prefix: String, tx: watch::Sender<Arc<Snapshot>>) {
             entries,
             lists,
             compactions,
+            last_error: None,
         }));
         tracing::debug!(prefix, revision, lists, "listed the watched prefix");
         loop {
@@ -235,6 +240,7 @@ async fn run(etcd: Etcd, prefix: String, tx: watch::Sender<Arc<Snapshot>>) {
                     failures += 1;
                     let from = tx.borrow().revision + 1;
                     tracing::info!(prefix, error = %why, from, "watch stream ended, re-opening");
+                    tx.send_modify(|s| Arc::make_mut(s).last_error = Some(why));
                     tokio::time::sleep(backoff.delay(failures, &mut jitter)).await;
                 }
             }
@@ -298,6 +304,7 @@ async fn follow(
             }
         }
         next.revision = next.revision.max(revision);
+        next.last_error = None;
         tx.send_replace(Arc::new(next));
     }
 }

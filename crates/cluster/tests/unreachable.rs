@@ -1,5 +1,5 @@
 //! An unreachable store is a clear error after bounded, backed-off retries, never a crash or a
-//! hang; a partitioned client fences itself, and recovers (re-granting its lost lease) when the
+//! hang (a watcher keeps trying and says why it is stale); a partitioned client fences itself, and recovers (re-granting its lost lease) when the
 //! link comes back.
 
 mod support;
@@ -86,7 +86,13 @@ fn unreachable_store_is_a_clear_error_after_backoff() {
 
         // A watcher keeps trying in the background and reports nothing rather than crashing.
         let watcher = PrefixWatcher::spawn(etcd, "/t/");
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let stale = poll_async(
+            "the watcher reports why it has nothing",
+            Duration::from_secs(30),
+            || async { watcher.snapshot().last_error.clone() },
+        )
+        .await;
+        assert!(stale.contains("unreachable"), "{stale}");
         assert_eq!(watcher.snapshot().revision, 0);
     });
 }
