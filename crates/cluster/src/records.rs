@@ -1,0 +1,250 @@
+//! The typed values stored under [`crate::keys`], as JSON: readable with `etcdctl get`, and
+//! tolerant of fields added later (unknown fields are ignored, new ones default).
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch: wall time for records people read (activities, votes);
+/// never used for ordering or timeouts, which rely on etcd revisions and local monotonic clocks.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// An activity id that sorts by time as a string: the activities prefix lists oldest first,
+/// so trimming deletes from the front. `seq` separates ids made in the same millisecond.
+pub fn activity_id(at_ms: u64, seq: u32) -> String {
+    format!("{at_ms:016}-{seq:06}")
+}
+
+/// `hosts/<host>`: a host's agent is alive (leased, 10 s).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostRecord {
+    /// The host's zone.
+    pub zone: String,
+    /// The address its instances listen on.
+    pub address: String,
+    /// The roles it runs: `control`, `lb`, `compute`.
+    pub roles: Vec<String>,
+    /// How many instances it takes.
+    pub slots: u32,
+    /// The agent's version, for mixed-version upgrades.
+    pub agent_version: String,
+    /// When this registration was made (ms since the epoch).
+    pub registered_ms: u64,
+}
+
+impl Default for HostRecord {
+    fn default() -> Self {
+        HostRecord {
+            zone: String::new(),
+            address: String::new(),
+            roles: Vec::new(),
+            slots: 0,
+            agent_version: env!("CARGO_PKG_VERSION").to_string(),
+            registered_ms: 0,
+        }
+    }
+}
+
+/// `lb/<node>`: a load balancer node is alive (leased, 10 s).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LbNodeRecord {
+    /// The node's zone.
+    pub zone: String,
+    /// The address its listeners are bound on.
+    pub address: String,
+    /// The listeners it serves, by name.
+    pub listeners: Vec<String>,
+}
+
+/// `config`: the applied configuration, as the TOML text `flotilla apply` validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ConfigBlob {
+    /// Bumped by every apply, so nodes can say which one they run.
+    pub generation: u64,
+    /// The file's text.
+    pub toml: String,
+    /// Where it came from (path, operator).
+    pub source: String,
+    /// When it was applied (ms since the epoch).
+    pub applied_ms: u64,
+}
+
+/// `groups/<group>/desired`: the capacity the controller (or an operator) wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupDesired {
+    /// Desired capacity.
+    pub desired: u32,
+    /// Bumped on every change, echoed by the status as `observed_generation`.
+    pub generation: u64,
+    /// The cause, in words.
+    pub reason: String,
+}
+
+/// `groups/<group>/status`: what the controller last saw; cooldowns live here rather than in
+/// controller memory so that a new leader respects them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GroupStatus {
+    /// Instances in service.
+    pub in_service: u32,
+    /// Instances launching.
+    pub pending: u32,
+    /// The desired generation this status reflects.
+    pub observed_generation: u64,
+    /// The last scaling activity's time (ms since the epoch), for cooldowns.
+    pub last_scale_ms: u64,
+}
+
+/// What an assignment asks of its agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignedState {
+    /// Run the instance.
+    #[default]
+    Run,
+    /// Keep it running but out of rotation (lb nodes deregister and wait out the delay).
+    Drain,
+    /// Stop it; the controller deletes the key once `obs` shows it gone.
+    Stop,
+}
+
+/// `assign/<host>/<instance>`: desired state, written by the controller only (fenced).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Assignment {
+    /// The auto scaling group.
+    pub group: String,
+    /// The zone (the host's).
+    pub zone: String,
+    /// The port the instance listens on.
+    pub port: u16,
+    /// Hash of the launch specification, so a refresh can tell old from new.
+    pub spec_hash: String,
+    /// The launch template version.
+    pub template_version: u32,
+    /// Run, drain or stop.
+    pub state: AssignedState,
+    /// Bumped when the controller changes the assignment.
+    pub generation: u64,
+}
+
+/// What an agent reports of a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObservedState {
+    /// Launched, not yet known to listen.
+    #[default]
+    Starting,
+    /// Running.
+    Running,
+    /// Asked to stop, not yet gone.
+    Stopping,
+    /// Gone; `exit` says how.
+    Exited,
+}
+
+/// `obs/<host>/<instance>`: observed state, leased to the agent, written on change only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Observation {
+    /// The process id.
+    pub pid: u32,
+    /// The process start time (`/proc/<pid>/stat` field 22), so a reused PID is not adopted.
+    pub start_time: u64,
+    /// The port it listens on.
+    pub port: u16,
+    /// Its state.
+    pub state: ObservedState,
+    /// How it exited, in words, when it has.
+    pub exit: Option<String>,
+}
+
+/// `health/<tg>/<instance>/<node>`: one lb node's verdict on a target (leased to the node).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HealthVote {
+    /// The verdict.
+    pub healthy: bool,
+    /// Since when (ms since the epoch).
+    pub since_ms: u64,
+    /// Why, e.g. the failed probe.
+    pub reason: String,
+}
+
+/// `activities/<group>/<id>`: one scaling activity, trimmed to the newest N per group.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ActivityRecord {
+    /// What happened, e.g. "Launching a new instance: i-…".
+    pub description: String,
+    /// Why, in words.
+    pub cause: String,
+    /// `InProgress`, `Successful`, `Failed`, …
+    pub status: String,
+    /// Start time (ms since the epoch).
+    pub start_ms: u64,
+    /// End time, once finished.
+    pub end_ms: Option<u64>,
+}
+
+/// `overrides/<kind>/<name>`: an operator's intent (desired capacity, suspended processes,
+/// protection, weight shift, cordon). The value's shape belongs to the kind's owner in the
+/// control core, so it stays JSON here.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct OverrideRecord {
+    /// The intent.
+    pub value: serde_json::Value,
+    /// Who set it (operator, node name, `rollback`).
+    pub set_by: String,
+    /// When (ms since the epoch).
+    pub set_ms: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_tolerate_unknown_fields() {
+        let a = Assignment {
+            group: "web".into(),
+            zone: "az-a".into(),
+            port: 8081,
+            state: AssignedState::Drain,
+            ..Default::default()
+        };
+        let text = serde_json::to_string(&a).unwrap();
+        assert!(text.contains("\"state\":\"drain\""), "{text}");
+        assert_eq!(serde_json::from_str::<Assignment>(&text).unwrap(), a);
+        let later: Observation =
+            serde_json::from_str(r#"{"pid":7,"state":"running","future_field":1}"#).unwrap();
+        assert_eq!(later.pid, 7);
+        assert_eq!(later.state, ObservedState::Running);
+    }
+
+    #[test]
+    fn activity_ids_sort_by_time() {
+        let mut ids = vec![
+            activity_id(1_000_000, 2),
+            activity_id(999, 0),
+            activity_id(1_000_000, 1),
+        ];
+        ids.sort();
+        assert_eq!(
+            ids,
+            vec![
+                activity_id(999, 0),
+                activity_id(1_000_000, 1),
+                activity_id(1_000_000, 2)
+            ]
+        );
+    }
+}
