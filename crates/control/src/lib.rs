@@ -38,8 +38,8 @@ mod zones;
 
 pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
 pub use cluster::{
-    durable_state, AdoptedInstance, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect,
-    ForwardSpec, ForwardStatus, GroupView, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
+    durable_state, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, ForwardSpec,
+    ForwardStatus, GroupView, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
     LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
     TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
     WeightsError,

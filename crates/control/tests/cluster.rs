@@ -11,8 +11,8 @@ use flotilla_control::alarm::{AlarmSpec, Comparison, MissingData};
 use flotilla_control::metrics::{Metric, Scope, Statistic};
 use flotilla_control::policy::TargetTrackingSpec;
 use flotilla_control::{
-    AdoptedInstance, Cluster, ClusterSpec, Durable, Effect, ForwardSpec, HealthCheckType,
-    InstanceId, LifecycleState, ProbeResult, RefreshOverrides, Restored, RollbackSpec, RuleKey,
+    Cluster, ClusterSpec, Durable, Effect, ForwardSpec, HealthCheckType, InstanceId,
+    InstanceRecord, LifecycleState, ProbeResult, RefreshOverrides, Restored, RollbackSpec, RuleKey,
     Samples, ScalingPolicy, ScalingProcess, TargetSample, TargetState, Time, WeightOverride,
     WeightSource, WeightedTargetGroup, ZoneDrill,
 };
@@ -524,7 +524,7 @@ fn restore_and_adopt_take_back_an_earlier_run() {
     );
     let adopted = c.adopt(
         Time::ZERO,
-        AdoptedInstance {
+        InstanceRecord {
             id: InstanceId::from("i-old".to_string()),
             group: "web".into(),
             zone: "az-a".into(),

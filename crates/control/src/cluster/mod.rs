@@ -32,7 +32,7 @@ use crate::zones::ZoneDrills;
 pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
 pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
 pub use operator::{OperatorError, Terminated};
-pub use restore::{AdoptedInstance, Restored};
+pub use restore::Restored;
 pub use sampling::{LoadBalancerSample, Samples, TargetSample};
 pub use spec::{
     AutoScalingGroupConfig, ClusterSpec, ForwardSpec, InstanceRefreshSettings, RefreshOverrides,

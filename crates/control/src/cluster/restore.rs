@@ -2,13 +2,11 @@
 //! running, taken back in.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 
-use crate::group::{LifecycleState, ScalingProcess};
-use crate::id::InstanceId;
+use crate::group::ScalingProcess;
 use crate::time::Time;
 
-use super::effect::{durable_state, Durable, Effect};
+use super::effect::{durable_state, Durable, Effect, InstanceRecord};
 use super::forwards::WeightOverride;
 use super::spec::RuleKey;
 use super::{Cluster, Member};
@@ -22,25 +20,6 @@ pub struct Restored {
     pub suspended: BTreeMap<String, Vec<ScalingProcess>>,
     /// Weights operators (or canary rollbacks) set on forward actions.
     pub weight_overrides: Vec<(RuleKey, WeightOverride)>,
-}
-
-/// An instance an earlier run launched whose process still runs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AdoptedInstance {
-    /// Its id.
-    pub id: InstanceId,
-    /// Its group.
-    pub group: String,
-    /// Its zone.
-    pub zone: String,
-    /// Where it listens.
-    pub address: SocketAddr,
-    /// The launch template version it runs.
-    pub launch_template_version: u64,
-    /// Its scale-in protection.
-    pub protected_from_scale_in: bool,
-    /// The state to adopt it into (`in_service`, `pending:wait` or `warmed:running`).
-    pub lifecycle: LifecycleState,
 }
 
 impl Cluster {
@@ -104,10 +83,11 @@ impl Cluster {
             .restore(now, restored.weight_overrides, &mut self.effects);
     }
 
-    /// Takes in an instance an earlier run left running. Returns false when its group is gone
-    /// or full: the driver then stops it.
-    pub fn adopt(&mut self, now: Time, instance: AdoptedInstance) -> bool {
-        let AdoptedInstance {
+    /// Takes in an instance an earlier run left running, as its durable record describes it
+    /// (`lifecycle`: the state to adopt it into). Returns false when its group is gone or
+    /// full: the driver then stops it.
+    pub fn adopt(&mut self, now: Time, instance: InstanceRecord) -> bool {
+        let InstanceRecord {
             id,
             group,
             zone,

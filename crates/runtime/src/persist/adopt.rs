@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use flotilla_compute::{ComputeProvider, LocalProcessProvider, Signal};
 use flotilla_config::Config;
-use flotilla_control::{AdoptedInstance, Cluster, InstanceId, Time};
+use flotilla_control::{Cluster, InstanceId, InstanceRecord as Adopted, Time};
 use flotilla_state::InstanceRecord;
 
 use super::{records, Persister};
@@ -43,7 +43,7 @@ pub(crate) fn adopt_survivors(
         let id = InstanceId::from(r.id.clone());
         let taken = cluster.adopt(
             now,
-            AdoptedInstance {
+            Adopted {
                 id: id.clone(),
                 group: r.group.clone(),
                 zone: r.zone.clone(),
