@@ -70,147 +70,138 @@ impl EncodeMetric for ResponseTimes {
 /// Renders every metric, names prefixed `flotilla_`.
 pub(crate) fn render(shared: &Shared) -> String {
     let mut registry = Registry::with_prefix("flotilla");
-    let lb_requests = Family::<Labels, Counter>::default();
-    let lb_elb_5xx = Family::<Labels, Counter>::default();
-    let lb_elb_4xx = Family::<Labels, Counter>::default();
-    let lb_target_5xx = Family::<Labels, Counter>::default();
-    let lb_new_connections = Family::<Labels, Counter>::default();
-    let lb_active_connections = Family::<Labels, Gauge>::default();
-    let target_requests = Family::<Labels, Counter>::default();
-    let target_errors = Family::<Labels, Counter>::default();
-    let target_in_flight = Family::<Labels, Gauge>::default();
-    let healthy = Family::<Labels, Gauge>::default();
-    let unhealthy = Family::<Labels, Gauge>::default();
-    let desired = Family::<Labels, Gauge>::default();
-    let in_service = Family::<Labels, Gauge>::default();
-    let min_size = Family::<Labels, Gauge>::default();
-    let max_size = Family::<Labels, Gauge>::default();
-    let mut response_times = ResponseTimes::default();
+    listeners(shared, &mut registry);
+    targets(shared, &mut registry);
+    groups(shared, &mut registry);
+    let mut out = String::new();
+    if let Err(e) = encode(&mut out, &registry) {
+        tracing::warn!(error = %e, "cannot encode metrics");
+    }
+    out
+}
 
+/// Per listener: requests, generated 4xx/5xx, targets' 5xx, connections.
+fn listeners(shared: &Shared, registry: &mut Registry) {
+    let requests = Family::<Labels, Counter>::default();
+    let elb_5xx = Family::<Labels, Counter>::default();
+    let elb_4xx = Family::<Labels, Counter>::default();
+    let target_5xx = Family::<Labels, Counter>::default();
+    let new_connections = Family::<Labels, Counter>::default();
+    let active_connections = Family::<Labels, Gauge>::default();
     for (lb, bind, stats) in shared.listeners.stats() {
         let l = labels(&[("load_balancer", &lb), ("listener", &bind)]);
-        lb_requests.get_or_create(&l).inc_by(stats.requests_total());
-        lb_elb_5xx.get_or_create(&l).inc_by(stats.elb_5xx_total());
-        lb_elb_4xx.get_or_create(&l).inc_by(stats.elb_4xx_total());
-        lb_target_5xx
+        requests.get_or_create(&l).inc_by(stats.requests_total());
+        elb_5xx.get_or_create(&l).inc_by(stats.elb_5xx_total());
+        elb_4xx.get_or_create(&l).inc_by(stats.elb_4xx_total());
+        target_5xx
             .get_or_create(&l)
             .inc_by(stats.target_5xx_total());
-        lb_new_connections
+        new_connections
             .get_or_create(&l)
             .inc_by(stats.connections_total());
-        lb_active_connections
+        active_connections
             .get_or_create(&l)
             .set(gauge(stats.active_connections()));
     }
-
-    {
-        let proxies = shared.data_plane.each();
-        let c = shared.cluster();
-        let zone_at = |addr| {
-            c.instance_at(addr)
-                .and_then(|id| c.zone_of(id))
-                .unwrap_or_default()
-        };
-        for (tg_name, proxy) in &proxies {
-            let Some(health) = c.target_group_health(tg_name) else {
-                continue;
-            };
-            let mut group_times = HistogramSnapshot::default();
-            for b in proxy.stats() {
-                group_times.merge(&b.response_time);
-                let addr = b.addr.to_string();
-                let zone = zone_at(b.addr);
-                let l = labels(&[
-                    ("target_group", tg_name),
-                    ("target", &addr),
-                    ("zone", &zone),
-                ]);
-                target_requests.get_or_create(&l).inc_by(b.requests_total);
-                target_errors.get_or_create(&l).inc_by(b.errors_total);
-                target_in_flight
-                    .get_or_create(&l)
-                    .set(gauge(b.in_flight as u64));
-            }
-            for t in health.targets() {
-                let zone = zone_at(t.target);
-                let l = labels(&[("target_group", tg_name), ("zone", &zone)]);
-                let family = match t.state.as_str() {
-                    "healthy" => &healthy,
-                    "unhealthy" => &unhealthy,
-                    _ => continue,
-                };
-                family.get_or_create(&l).inc();
-            }
-            response_times
-                .0
-                .push((labels(&[("target_group", tg_name)]), group_times));
-            // Report zero rather than nothing for a target group with no healthy target.
-            let l = labels(&[("target_group", tg_name), ("zone", "")]);
-            if health.targets().next().is_none() {
-                healthy.get_or_create(&l).set(0);
-            }
-        }
-        for g in c.groups() {
-            let l = labels(&[("group", g.name)]);
-            desired
-                .get_or_create(&l)
-                .set(i64::from(g.asg.desired_capacity()));
-            in_service
-                .get_or_create(&l)
-                .set(i64::from(g.asg.in_service_count()));
-            min_size
-                .get_or_create(&l)
-                .set(i64::from(g.asg.spec().min_size));
-            max_size
-                .get_or_create(&l)
-                .set(i64::from(g.asg.spec().max_size));
-        }
-    }
-
     registry.register(
         "request_count",
         "Requests received by the load balancer",
-        lb_requests,
+        requests,
     );
     registry.register(
         "http_elb_5xx_count",
         "5xx answers generated by the load balancer",
-        lb_elb_5xx,
+        elb_5xx,
     );
     registry.register(
         "http_elb_4xx_count",
         "4xx answers generated by the load balancer",
-        lb_elb_4xx,
+        elb_4xx,
     );
     registry.register(
         "http_target_5xx_count",
         "5xx answers from targets",
-        lb_target_5xx,
+        target_5xx,
     );
     registry.register(
         "new_connections",
         "Client connections accepted",
-        lb_new_connections,
+        new_connections,
     );
     registry.register(
         "active_connections",
         "Client connections open now",
-        lb_active_connections,
+        active_connections,
     );
+}
+
+/// Per target: requests, connection errors, in flight, response times; healthy and unhealthy
+/// targets per target group and zone.
+fn targets(shared: &Shared, registry: &mut Registry) {
+    let requests = Family::<Labels, Counter>::default();
+    let errors = Family::<Labels, Counter>::default();
+    let in_flight = Family::<Labels, Gauge>::default();
+    let healthy = Family::<Labels, Gauge>::default();
+    let unhealthy = Family::<Labels, Gauge>::default();
+    let mut response_times = ResponseTimes::default();
+    let proxies = shared.data_plane.each();
+    let c = shared.cluster();
+    let zone_at = |addr| {
+        c.instance_at(addr)
+            .and_then(|id| c.zone_of(id))
+            .unwrap_or_default()
+    };
+    for (tg_name, proxy) in &proxies {
+        let Some(health) = c.target_group_health(tg_name) else {
+            continue;
+        };
+        let mut group_times = HistogramSnapshot::default();
+        for b in proxy.stats() {
+            group_times.merge(&b.response_time);
+            let (addr, zone) = (b.addr.to_string(), zone_at(b.addr));
+            let l = labels(&[
+                ("target_group", tg_name),
+                ("target", &addr),
+                ("zone", &zone),
+            ]);
+            requests.get_or_create(&l).inc_by(b.requests_total);
+            errors.get_or_create(&l).inc_by(b.errors_total);
+            in_flight.get_or_create(&l).set(gauge(b.in_flight as u64));
+        }
+        for t in health.targets() {
+            let zone = zone_at(t.target);
+            let l = labels(&[("target_group", tg_name), ("zone", &zone)]);
+            let family = match t.state.as_str() {
+                "healthy" => &healthy,
+                "unhealthy" => &unhealthy,
+                _ => continue,
+            };
+            family.get_or_create(&l).inc();
+        }
+        response_times
+            .0
+            .push((labels(&[("target_group", tg_name)]), group_times));
+        // Report zero rather than nothing for a target group with no healthy target.
+        if health.targets().next().is_none() {
+            let l = labels(&[("target_group", tg_name), ("zone", "")]);
+            healthy.get_or_create(&l).set(0);
+        }
+    }
+    drop(c);
     registry.register(
         "target_request_count",
         "Requests sent to a target (each attempt)",
-        target_requests,
+        requests,
     );
     registry.register(
         "target_connection_error_count",
         "Attempts on a target that failed at the connection level",
-        target_errors,
+        errors,
     );
     registry.register(
         "target_in_flight_requests",
         "Requests a target is serving now",
-        target_in_flight,
+        in_flight,
     );
     registry.register(
         "target_response_time_seconds",
@@ -227,6 +218,29 @@ pub(crate) fn render(shared: &Shared) -> String {
         "Unhealthy targets per target group and zone",
         unhealthy,
     );
+}
+
+/// Per auto scaling group: desired, in service, bounds.
+fn groups(shared: &Shared, registry: &mut Registry) {
+    let desired = Family::<Labels, Gauge>::default();
+    let in_service = Family::<Labels, Gauge>::default();
+    let min_size = Family::<Labels, Gauge>::default();
+    let max_size = Family::<Labels, Gauge>::default();
+    for g in shared.cluster().groups() {
+        let l = labels(&[("group", g.name)]);
+        desired
+            .get_or_create(&l)
+            .set(i64::from(g.asg.desired_capacity()));
+        in_service
+            .get_or_create(&l)
+            .set(i64::from(g.asg.in_service_count()));
+        min_size
+            .get_or_create(&l)
+            .set(i64::from(g.asg.spec().min_size));
+        max_size
+            .get_or_create(&l)
+            .set(i64::from(g.asg.spec().max_size));
+    }
     registry.register(
         "desired_capacity",
         "Desired capacity of an auto scaling group",
@@ -247,10 +261,4 @@ pub(crate) fn render(shared: &Shared) -> String {
         "max_size of an auto scaling group",
         max_size,
     );
-
-    let mut out = String::new();
-    if let Err(e) = encode(&mut out, &registry) {
-        tracing::warn!(error = %e, "cannot encode metrics");
-    }
-    out
 }

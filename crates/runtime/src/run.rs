@@ -19,7 +19,7 @@ use crate::admin_adapter::AdminView;
 use crate::clock::Clock;
 use crate::data_plane::DataPlane;
 use crate::executor::{execute_pending, LaunchContext};
-use crate::listeners::ListenerSet;
+use crate::listeners::{BoundListener, ListenerSet};
 use crate::shared::{lock, Shared, SharedParts};
 use crate::{persist, RuntimeError};
 
@@ -95,14 +95,7 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
                 source,
             })?;
     let now = clock.now();
-    let bound_at: Vec<_> = bound.iter().map(|b| (b.listener.bind, b.bound())).collect();
-    let spec = config.cluster_spec(|addr| {
-        bound_at
-            .iter()
-            .find(|(configured, _)| *configured == addr)
-            .map_or(addr, |(_, b)| *b)
-    });
-    let mut cluster = Cluster::new(spec, options.id_seed, now);
+    let mut cluster = Cluster::new(spec_of(&config, &bound), options.id_seed, now);
     cluster.restore(now, stored.restored);
     let processes = persist::adopt_survivors(
         &mut cluster,
@@ -147,6 +140,16 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
         compute_events,
         admin,
         stop_admin,
+    })
+}
+
+/// The cluster `config` describes, its forward actions keyed by the addresses `bound` took.
+fn spec_of(config: &Config, bound: &[BoundListener]) -> flotilla_control::ClusterSpec {
+    config.cluster_spec(|addr| {
+        bound
+            .iter()
+            .find(|b| b.listener.bind == addr)
+            .map_or(addr, BoundListener::bound)
     })
 }
 

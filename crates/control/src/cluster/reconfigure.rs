@@ -111,20 +111,17 @@ impl Cluster {
             return changes;
         }
         let current = g.asg.spec().clone();
-        let mut version = current.launch_template_version;
-        if template_changed {
-            let seen = g.templates.keys().next_back().copied().unwrap_or(0);
-            // Above every version seen, so a version a rollback left is never reused.
-            version = seen.max(version) + 1;
-            if let Some(t) = template {
-                Self::record_template(g, version, t);
-            }
+        let version = if template_changed {
+            let v = Self::next_template_version(g, template);
             changes.push(format!(
-                "auto scaling group {name}: launch template {} is now version {version} (new \
+                "auto scaling group {name}: launch template {} is now version {v} (new \
                  instances use it)",
                 config.launch_template
             ));
-        }
+            v
+        } else {
+            current.launch_template_version
+        };
         let mut spec = config.group_spec(name, version);
         if before.desired_capacity == config.desired_capacity {
             // Not changed in the file: keep the group's own desired (operator, policy).
@@ -161,6 +158,45 @@ impl Cluster {
                 config.scheduled_actions.len()
             ));
         }
+        changes.extend(Self::describe_group_change(
+            now,
+            name,
+            g,
+            &config,
+            &current,
+            desired_before,
+            template_changed,
+        ));
+        g.config = config;
+        changes
+    }
+
+    /// A version number above every version `g` has seen (so one a rollback left is never
+    /// reused for other contents), recorded with its template.
+    fn next_template_version(
+        g: &mut super::GroupState,
+        template: Option<crate::template::LaunchTemplate>,
+    ) -> u64 {
+        let seen = g.templates.keys().next_back().copied().unwrap_or(0);
+        let version = seen.max(g.asg.spec().launch_template_version) + 1;
+        if let Some(t) = template {
+            Self::record_template(g, version, t);
+        }
+        version
+    }
+
+    /// The change lines of a group's new spec (and the refresh a template change starts
+    /// when the group asks for one).
+    fn describe_group_change(
+        now: Time,
+        name: &str,
+        g: &mut super::GroupState,
+        config: &AutoScalingGroupConfig,
+        current: &crate::group::GroupSpec,
+        desired_before: u32,
+        template_changed: bool,
+    ) -> Vec<String> {
+        let mut changes = Vec::new();
         let s = g.asg.spec().clone();
         for (what, a, b) in [
             ("min_size", current.min_size, s.min_size),
@@ -202,7 +238,6 @@ impl Cluster {
                 "auto scaling group {name}: zones, health checks or termination policies updated"
             ));
         }
-        g.config = config;
         changes
     }
 }
