@@ -243,7 +243,8 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
+    /// Run the "What is the time?" demo web application (listens on $FLOTILLA_HOST:$PORT,
+    /// 127.0.0.1 by default).
     DemoApp,
 }
 
