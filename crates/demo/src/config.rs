@@ -75,7 +75,10 @@ impl DemoConfig {
             .parse()
             .map_err(|_| DemoError::InvalidPort(raw.clone()))?;
         let host = match lookup("FLOTILLA_HOST") {
-            Some(h) => h.trim().parse().map_err(|_| DemoError::InvalidHost(h.clone()))?,
+            Some(h) => h
+                .trim()
+                .parse()
+                .map_err(|_| DemoError::InvalidHost(h.clone()))?,
             None => IpAddr::from(Ipv4Addr::LOCALHOST),
         };
         Ok(Self {

@@ -2,6 +2,7 @@
 //! built at scrape time from the data plane's counters and the control plane's state, so
 //! there is no second copy of any number to keep in sync.
 
+use flotilla_control::Cluster;
 use flotilla_proxy::HistogramSnapshot;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -11,7 +12,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::shared::Shared;
+use crate::data_plane::DataPlane;
+use crate::listeners::ListenerSet;
 
 type Labels = Vec<(String, String)>;
 
@@ -67,8 +69,9 @@ impl EncodeMetric for ResponseTimes {
     }
 }
 
-/// Renders every metric, names prefixed `flotilla_`.
-pub(crate) fn render(shared: &Shared) -> String {
+/// Renders every metric, names prefixed `flotilla_`: the load balancers' counters from
+/// `listeners` and `data_plane`, health and capacity from the cluster `c`.
+pub(crate) fn render(listeners: &ListenerSet, data_plane: &DataPlane, c: &Cluster) -> String {
     let mut registry = Registry::with_prefix("flotilla");
     let lb_requests = Family::<Labels, Counter>::default();
     let lb_elb_5xx = Family::<Labels, Counter>::default();
@@ -87,7 +90,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     let max_size = Family::<Labels, Gauge>::default();
     let mut response_times = ResponseTimes::default();
 
-    for (lb, bind, stats) in shared.listeners.stats() {
+    for (lb, bind, stats) in listeners.stats() {
         let l = labels(&[("load_balancer", &lb), ("listener", &bind)]);
         lb_requests.get_or_create(&l).inc_by(stats.requests_total());
         lb_elb_5xx.get_or_create(&l).inc_by(stats.elb_5xx_total());
@@ -104,8 +107,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     }
 
     {
-        let proxies = shared.data_plane.each();
-        let c = shared.cluster();
+        let proxies = data_plane.each();
         let zone_at = |addr| {
             c.instance_at(addr)
                 .and_then(|id| c.zone_of(id))

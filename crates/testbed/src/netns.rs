@@ -226,6 +226,12 @@ impl Topology {
     }
 }
 
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Topology {
     fn drop(&mut self) {
         let hosts: Vec<String> = self
