@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use etcd::EtcdCluster;
-pub use netns::{run_in, Topology};
+pub use netns::{run_in, spawn_in, Topology};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

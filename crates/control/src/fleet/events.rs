@@ -9,7 +9,7 @@ use crate::id::InstanceId;
 use crate::time::Time;
 
 use super::hosts::HostSpec;
-use super::{Assignment, AssignmentState, Fleet, Observed, Vote};
+use super::{Assignment, AssignmentState, Fleet, FleetEffect, Observed, Vote};
 
 impl Fleet {
     /// A host registered (`Some`) or its registration went with its lease (`None`). A host
@@ -43,6 +43,15 @@ impl Fleet {
         observed: Option<Observed>,
     ) {
         let Some(a) = self.assigned.get(id).filter(|a| a.host == host) else {
+            if matches!(observed, Some(Observed::Running { .. })) {
+                // Runs without an assignment this leader knows (one a lost write left behind):
+                // its assignment goes, and its agent stops it.
+                tracing::warn!(host, instance = %id, "an instance runs without an assignment; stopping it");
+                self.effects.push_back(FleetEffect::Delete {
+                    host: host.to_string(),
+                    id: id.clone(),
+                });
+            }
             return;
         };
         let launched = a.address.is_some();

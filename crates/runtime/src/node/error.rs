@@ -51,13 +51,21 @@ pub enum NodeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Another node process uses the state directory.
+    #[error("state directory {path} is in use by another flotilla node (pid {pid}); give each node its own --state-dir")]
+    StateDirInUse {
+        /// The directory.
+        path: PathBuf,
+        /// The other process.
+        pid: u32,
+    },
     /// The store refused something it will keep refusing.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] flotilla_cluster::ClusterError),
     /// The compute provider could not start.
-    #[error("compute provider: {0}")]
+    #[error(transparent)]
     Compute(#[from] flotilla_compute::ComputeError),
     /// Something else the node needs failed to start.
-    #[error("{0}")]
+    #[error(transparent)]
     Runtime(#[from] crate::RuntimeError),
 }

@@ -121,6 +121,27 @@ pub(super) fn record(options: &NodeOptions, admin: &str) -> HostRecord {
     }
 }
 
+/// Claims the state directory for this process: refused while another live flotilla process
+/// holds it (two nodes on one directory would take each other for a restart of themselves).
+pub(super) fn claim_state_dir(state_dir: &Path) -> Result<(), NodeError> {
+    let path = state_dir.join("node.pid");
+    if let Some(pid) = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+    {
+        let alive = std::fs::read(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains("flotilla"));
+        if alive && pid != std::process::id() {
+            return Err(NodeError::StateDirInUse {
+                path: state_dir.to_path_buf(),
+                pid,
+            });
+        }
+    }
+    std::fs::write(&path, format!("{}\n", std::process::id()))
+        .map_err(|source| NodeError::StateDir { path, source })
+}
+
 /// The lease of this node's previous run, so a restart within the lease TTL is not taken for
 /// a second node with the same name.
 fn previous_lease(state_dir: &Path) -> Option<i64> {

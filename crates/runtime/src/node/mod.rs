@@ -202,6 +202,7 @@ async fn join(options: NodeOptions) -> Result<Joined, NodeError> {
         path: options.state_dir.clone(),
         source,
     })?;
+    membership::claim_state_dir(&options.state_dir)?;
     let store = connect(&options).await?;
     let config = membership::config(&store).await?;
     membership::check_zone(&options, &config)?;

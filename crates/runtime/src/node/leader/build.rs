@@ -68,6 +68,29 @@ pub(super) fn pending_launches(keys: &Keys, snapshot: &Snapshot) -> usize {
         .count()
 }
 
+/// Whether every zone of the config has a compute host registered: a new leader gives the
+/// hosts of a cluster that is starting a moment to register before it places anything.
+pub(super) fn every_zone_has_a_host(node: &Node, snapshot: &Snapshot) -> bool {
+    let keys = node.store.keys();
+    let mut zones = std::collections::BTreeSet::new();
+    for (key, k, v) in records(keys, snapshot) {
+        if let Key::Host { .. } = key {
+            if let Some(spec) = decode::<HostRecord>(k, v)
+                .ok()
+                .and_then(|r| convert::host_spec(&r))
+            {
+                zones.insert(spec.zone);
+            }
+        }
+    }
+    config_of(node, snapshot)
+        .config
+        .cluster
+        .zones
+        .iter()
+        .all(|z| zones.contains(z))
+}
+
 /// What operators set: desired capacities, suspended processes, weight overrides.
 fn restored(keys: &Keys, snapshot: &Snapshot) -> Restored {
     let mut r = Restored::default();

@@ -24,6 +24,8 @@ use writes::Ended;
 
 /// How long a new leader waits for launches its predecessor left unconfirmed to be reported.
 const PENDING_LAUNCH_WAIT: Duration = Duration::from_secs(5);
+/// How long a new leader waits at most for every zone to have a compute host registered.
+const HOSTS_WAIT: Duration = Duration::from_secs(5);
 /// How often the loop looks at its lease and its view of the store without other news.
 const GATE_POLL: Duration = Duration::from_millis(250);
 
@@ -114,6 +116,14 @@ async fn term(
     };
     if listed.is_err() {
         return TermEnd::Ended(Ended::Deposed);
+    }
+    let settle = node.config().config.cluster.host_lost_grace.min(HOSTS_WAIT);
+    if watcher
+        .wait_for(settle, |s| build::every_zone_has_a_host(node, s))
+        .await
+        .is_err()
+    {
+        tracing::info!("some zones have no compute host registered; placing anyway");
     }
     let snapshot = match watcher
         .wait_for(PENDING_LAUNCH_WAIT, |s| {

@@ -31,6 +31,31 @@ enum Op {
     Delete(String),
 }
 
+impl Op {
+    fn key(&self) -> &str {
+        match self {
+            Op::Put(k, _) | Op::Delete(k) => k,
+        }
+    }
+}
+
+/// One operation per key, the last one (etcd refuses a transaction naming a key twice, and
+/// the last write is the state to reach), in the order keys were first written.
+fn dedupe(ops: Vec<Op>) -> Vec<Op> {
+    let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut out: Vec<Op> = Vec::with_capacity(ops.len());
+    for op in ops {
+        match at.get(op.key()) {
+            Some(&i) => out[i] = op,
+            None => {
+                at.insert(op.key().to_string(), out.len());
+                out.push(op);
+            }
+        }
+    }
+    out
+}
+
 /// Why a term ends.
 #[derive(Debug)]
 pub(super) enum Ended {
@@ -87,10 +112,15 @@ impl Writer {
                 ops.extend(old.into_iter().map(Op::Delete));
             }
         }
-        let mut ops = ops.into_iter().peekable();
+        let mut ops = dedupe(ops).into_iter().peekable();
         while ops.peek().is_some() {
             let batch: Vec<Op> = ops.by_ref().take(BATCH).collect();
-            commit(host, leadership, &batch, stop).await?;
+            if !commit(host, leadership, &batch, stop).await? {
+                // Refused whole: one by one, so one bad operation does not take the rest.
+                for op in batch {
+                    commit(host, leadership, std::slice::from_ref(&op), stop).await?;
+                }
+            }
         }
         Ok(samples)
     }
@@ -188,13 +218,14 @@ fn persist_op(node: &Node, d: Durable) -> Option<Op> {
 }
 
 /// Commits one batch, fenced; retries while etcd is away (telling the fleet to hold every
-/// decision once the lease is no longer confirmed), ends the term when fenced.
+/// decision once the lease is no longer confirmed), ends the term when fenced. False when etcd
+/// refused the batch for a reason retrying does not fix (logged).
 async fn commit(
     host: &LeaderHost,
     leadership: &Leadership,
     batch: &[Op],
     stop: &tokio::sync::watch::Receiver<bool>,
-) -> Result<(), Ended> {
+) -> Result<bool, Ended> {
     let policy = RetryPolicy {
         initial: Duration::from_millis(200),
         max: Duration::from_secs(3),
@@ -211,7 +242,7 @@ async fn commit(
             };
         }
         match w.commit().await {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(true),
             Err(ClusterError::Fenced { .. }) => return Err(Ended::Deposed),
             Err(e) if e.is_transient() => {
                 attempt += 1;
@@ -225,8 +256,8 @@ async fn commit(
                 tokio::time::sleep(policy.delay(attempt, &mut jitter)).await;
             }
             Err(e) => {
-                tracing::error!(error = %e, "a write of the leader was refused; skipped");
-                return Ok(());
+                tracing::error!(error = %e, operations = batch.len(), "a write of the leader was refused");
+                return Ok(false);
             }
         }
     }
