@@ -12,6 +12,29 @@ pub struct ClusterInfo {
     pub zones: Vec<String>,
 }
 
+/// One node of a cluster-mode installation (`GET /v1/nodes`): a host with its roles.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// The node's name (`--name`).
+    pub name: String,
+    /// Its zone.
+    pub zone: String,
+    /// The address its listeners and instances bind.
+    pub address: String,
+    /// Its roles: `control`, `lb`, `compute`.
+    pub roles: Vec<String>,
+    /// Whether it is the elected controller now.
+    pub leader: bool,
+    /// Instances assigned to it.
+    pub instances: u32,
+    /// Instances it takes at most (0 without the compute role).
+    pub slots: u32,
+    /// Milliseconds since its lease was last renewed, as etcd counts it (`None`: unknown).
+    pub lease_age_ms: Option<u64>,
+    /// Its admin API.
+    pub admin: String,
+}
+
 /// One auto scaling group in `GET /v1/groups`: the capacity numbers an operator checks first.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {

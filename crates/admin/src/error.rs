@@ -35,6 +35,10 @@ pub enum AdminError {
     /// The runtime could not carry the request out.
     #[error("{0}")]
     Internal(String),
+    /// Nobody can answer right now (cluster mode: no controller leads, e.g. during an
+    /// election, or the store is unreachable); try again shortly.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl AdminError {
@@ -47,6 +51,7 @@ impl AdminError {
             AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AdminError::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AdminError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }

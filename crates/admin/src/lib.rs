@@ -11,6 +11,7 @@ mod auth;
 pub mod client;
 mod dashboard;
 mod error;
+pub mod relay;
 pub mod server;
 
 pub use client::{AdminClient, ClientError};

@@ -21,10 +21,10 @@ use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, CompleteLifecycleActionRequest,
     CompleteLifecycleActionResponse, ErrorBody, GroupDetail, GroupSummary, InstanceRefreshInfo,
     InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest, ListenerInfo,
-    MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, RefreshOverrides,
-    ReloadResponse, RuleWeights, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
-    TerminateRequest, TerminateResponse, WarmPoolInfo, WeightsParams, WeightsRequest,
-    ZoneDrillRequest, ZoneInfo,
+    MetricDatapoints, MetricParams, NodeInfo, ProtectionRequest, ProtectionResponse,
+    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SuspendedProcessesRequest,
+    TargetHealthInfo, TerminateRequest, TerminateResponse, WarmPoolInfo, WeightsParams,
+    WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -40,6 +40,13 @@ pub trait AdminBackend: Send + Sync + 'static {
     }
     /// Every auto scaling group, in name order.
     fn groups(&self) -> Vec<GroupSummary>;
+    /// The nodes of a cluster-mode installation. `flotilla up` is one machine and has none:
+    /// the default answers 404.
+    fn nodes(&self) -> Result<Vec<NodeInfo>, AdminError> {
+        Err(AdminError::NotFound(
+            "no nodes: this is `flotilla up`, not cluster mode (`flotilla node`)".into(),
+        ))
+    }
     /// One group with its instances, or `None` when there is no such group.
     fn group(&self, name: &str) -> Option<GroupDetail>;
     /// Operator change of desired capacity; refused outside min..=max.
@@ -245,6 +252,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
     let public = public.route("/dashboard.js", get(dashboard::script));
     let (private, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(get_cluster))
+        .routes(routes!(list_nodes))
         .routes(routes!(list_groups))
         .routes(routes!(get_group))
         .routes(routes!(put_capacity))
@@ -331,6 +339,18 @@ pub async fn serve(
     ))]
 async fn get_cluster(State(b): State<Backend>) -> Json<ClusterInfo> {
     Json(b.cluster())
+}
+
+/// The nodes of a cluster-mode installation, with their roles and the elected leader.
+#[utoipa::path(get, path = "/v1/nodes", tag = "cluster",
+    responses(
+        (status = 200, description = "Every node", body = [NodeInfo]),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 404, description = "Not cluster mode (`flotilla up`)", body = ErrorBody),
+        (status = 503, description = "The store is unreachable", body = ErrorBody),
+    ))]
+async fn list_nodes(State(b): State<Backend>) -> Result<Json<Vec<NodeInfo>>, AdminError> {
+    b.nodes().map(Json)
 }
 
 /// Every auto scaling group with its capacity numbers.

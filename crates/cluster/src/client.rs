@@ -218,6 +218,18 @@ impl Etcd {
         Ok((resp.ttl() > 0).then_some(resp.ttl()))
     }
 
+    /// Remaining and granted seconds of a lease, `None` when it is gone: how long ago its
+    /// holder last renewed it is granted − remaining.
+    pub async fn lease_ttls(&self, lease: i64) -> Result<Option<(i64, i64)>> {
+        let resp = self
+            .call("lease ttl", |mut c| async move {
+                c.lease_time_to_live(lease, Some(LeaseTimeToLiveOptions::new()))
+                    .await
+            })
+            .await?;
+        Ok((resp.ttl() > 0).then_some((resp.ttl(), resp.granted_ttl())))
+    }
+
     /// Revokes a lease (its keys go with it). A lease already gone is not an error.
     pub async fn revoke(&self, lease: i64) -> Result<()> {
         let result = self

@@ -142,6 +142,19 @@ impl Keys {
         self.join(&["overrides", kind, name])
     }
 
+    /// `routing/`: what load balancer nodes route by beside the assignments.
+    pub fn routing_prefix(&self) -> String {
+        self.join(&["routing", ""])
+    }
+    /// `routing/weights/<id>`: one forward action's weights in force.
+    pub fn routing_weights(&self, id: &str) -> String {
+        self.join(&["routing", "weights", id])
+    }
+    /// `routing/shifted-zones`: the zones under a zonal shift.
+    pub fn shifted_zones(&self) -> String {
+        self.join(&["routing", "shifted-zones"])
+    }
+
     /// Which record a key is, for watchers that dispatch on it; `None` outside the layout.
     pub fn parse<'k>(&self, key: &'k str) -> Option<Key<'k>> {
         let rest = key.strip_prefix(self.root.as_str())?;
@@ -162,6 +175,8 @@ impl Keys {
             },
             ["activities", group, id] => Key::Activity { group, id },
             ["overrides", kind, name] => Key::Override { kind, name },
+            ["routing", "weights", id] => Key::RoutingWeights { id },
+            ["routing", "shifted-zones"] => Key::ShiftedZones,
             _ => return None,
         })
         .filter(|k| k.segments_non_empty())
@@ -209,12 +224,17 @@ pub enum Key<'k> {
         kind: &'k str,
         name: &'k str,
     },
+    RoutingWeights {
+        id: &'k str,
+    },
+    ShiftedZones,
 }
 
 impl Key<'_> {
     fn segments_non_empty(&self) -> bool {
         let segs: &[&str] = match self {
-            Key::Config => &[],
+            Key::Config | Key::ShiftedZones => &[],
+            Key::RoutingWeights { id } => &[id],
             Key::LeaderCandidate { lease } => &[lease],
             Key::Host { host } => &[host],
             Key::Lb { node } => &[node],
@@ -283,6 +303,8 @@ mod tests {
                     name: "web",
                 },
             ),
+            (k.routing_weights("w1"), Key::RoutingWeights { id: "w1" }),
+            (k.shifted_zones(), Key::ShiftedZones),
             (
                 format!("{}/694d8b", k.leader_election()),
                 Key::LeaderCandidate { lease: "694d8b" },

@@ -34,6 +34,9 @@ pub struct HostRecord {
     pub agent_version: String,
     /// When this registration was made (ms since the epoch).
     pub registered_ms: u64,
+    /// Its admin API (`http://IP:PORT`): where other nodes forward operator calls when this
+    /// node leads, and where the leader reads its samples.
+    pub admin: String,
 }
 
 impl Default for HostRecord {
@@ -45,6 +48,7 @@ impl Default for HostRecord {
             slots: 0,
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
             registered_ms: 0,
+            admin: String::new(),
         }
     }
 }
@@ -113,6 +117,27 @@ pub enum AssignedState {
     Drain,
     /// Stop it; the controller deletes the key once `obs` shows it gone.
     Stop,
+    /// Kill it at once (SIGKILL, a zone outage drill).
+    Kill,
+}
+
+/// How an agent starts an instance: the launch template version the controller chose, whole,
+/// since an agent only knows the config's current one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LaunchRecord {
+    /// Program and arguments (`{flotilla}` still to be replaced by the agent's binary).
+    pub command: Vec<String>,
+    /// Extra environment.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// Working directory.
+    pub working_dir: String,
+    /// Stop signal name, e.g. `SIGTERM`.
+    pub stop_signal: String,
+    /// Time from the stop signal to SIGKILL.
+    pub stop_timeout_ms: u64,
+    /// The instance type label.
+    pub instance_type: String,
 }
 
 /// `assign/<host>/<instance>`: desired state, written by the controller only (fenced).
@@ -128,11 +153,22 @@ pub struct Assignment {
     /// Hash of the launch specification, so a refresh can tell old from new.
     pub spec_hash: String,
     /// The launch template version.
-    pub template_version: u32,
-    /// Run, drain or stop.
+    pub template_version: u64,
+    /// Run, drain, stop or kill.
     pub state: AssignedState,
     /// Bumped when the controller changes the assignment.
     pub generation: u64,
+    /// `IP:PORT` once its agent reported it running (empty before).
+    pub address: String,
+    /// Target groups it is registered in: load balancer nodes route to it there.
+    pub target_groups: Vec<String>,
+    /// The lifecycle state a new controller adopts it into (`in_service`, `pending:wait`,
+    /// `warmed:running`, `pending` before it runs).
+    pub lifecycle: String,
+    /// Scale-in protection.
+    pub protected: bool,
+    /// How to start it.
+    pub template: LaunchRecord,
 }
 
 /// What an agent reports of a process.
@@ -164,6 +200,39 @@ pub struct Observation {
     pub state: ObservedState,
     /// How it exited, in words, when it has.
     pub exit: Option<String>,
+}
+
+/// One weighted target group of a forward action.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WeightRecord {
+    /// The target group.
+    pub name: String,
+    /// Its weight.
+    pub weight: u32,
+}
+
+/// `routing/weights/<id>`: the weights in force of one forward action, for load balancer nodes
+/// (written by the controller when an operator or a canary rollback changes them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RoutingWeights {
+    /// The load balancer.
+    pub load_balancer: String,
+    /// The listener's address as the config gives it.
+    pub listener: String,
+    /// The rule's priority; `None`: the default action.
+    pub priority: Option<u32>,
+    /// The weights.
+    pub weights: Vec<WeightRecord>,
+}
+
+/// `routing/shifted-zones`: the zones no new traffic goes to (zonal shifts).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ShiftedZones {
+    /// The zones.
+    pub zones: Vec<String>,
 }
 
 /// `health/<tg>/<instance>/<node>`: one lb node's verdict on a target (leased to the node).

@@ -116,6 +116,48 @@ impl Store {
         self.put(&self.keys.host(host), record, Some(lease)).await
     }
 
+    /// Registers a host only if no host of that name is registered; otherwise returns the
+    /// registration found (a second node with one name is refused, never overwrites).
+    pub async fn register_host_once(
+        &self,
+        host: &str,
+        record: &HostRecord,
+        lease: i64,
+    ) -> Result<std::result::Result<i64, Versioned<HostRecord>>> {
+        check_segment("host", host)?;
+        let key = self.keys.host(host);
+        let value = encode(&key, record)?;
+        let resp = self
+            .etcd
+            .txn(&format!("register {key}"), || {
+                etcd_client::Txn::new()
+                    .when([etcd_client::Compare::create_revision(
+                        key.as_str(),
+                        etcd_client::CompareOp::Equal,
+                        0,
+                    )])
+                    .and_then([etcd_client::TxnOp::put(
+                        key.as_str(),
+                        value.clone(),
+                        Some(etcd_client::PutOptions::new().with_lease(lease)),
+                    )])
+                    .or_else([etcd_client::TxnOp::get(key.as_str(), None)])
+            })
+            .await?;
+        if resp.succeeded() {
+            return Ok(Ok(resp.header().map(|h| h.revision()).unwrap_or(0)));
+        }
+        let found = resp.op_responses().into_iter().find_map(|op| match op {
+            etcd_client::TxnOpResponse::Get(get) => get.kvs().first().cloned(),
+            _ => None,
+        });
+        match found {
+            Some(kv) => Ok(Err(versioned(&kv)?.1)),
+            // Gone between the compare and the read: try again next time.
+            None => Err(ClusterError::Conflict { key, expected: 0 }),
+        }
+    }
+
     /// Every live host.
     pub async fn hosts(&self) -> Result<Vec<(String, Versioned<HostRecord>)>> {
         self.list(&self.keys.hosts_prefix()).await

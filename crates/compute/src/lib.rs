@@ -7,11 +7,14 @@
 //!
 //! Guarantees of the local provider, all of which exist so that an instance behaves like a
 //! disposable VM that Flotilla alone controls:
-//! - each instance gets a free loopback `PORT` and the `FLOTILLA_*` identity variables;
+//! - each instance gets a free `PORT` on its host's address (`FLOTILLA_HOST`, loopback
+//!   under `flotilla up`) and the `FLOTILLA_*` identity variables;
 //! - its stdout and stderr go to `<log_dir>/<instance_id>.log`;
 //! - it runs in its own process group, so a terminal Ctrl-C reaches Flotilla only (which drains
 //!   before stopping) and stop/kill reach the instance's whole process tree;
-//! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal).
+//! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal) —
+//!   unless a cluster-mode agent asks otherwise ([`LocalOptions`]), to adopt its instances
+//!   after its own restart.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,7 +26,7 @@ mod types;
 
 pub use error::ComputeError;
 pub use local::procfs::process_start_time;
-pub use local::LocalProcessProvider;
+pub use local::{LocalOptions, LocalProcessProvider};
 pub use provider::ComputeProvider;
 pub use signal::Signal;
 pub use types::{ComputeEvent, LaunchSpec, LaunchedInstance};

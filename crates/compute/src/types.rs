@@ -38,7 +38,7 @@ pub struct LaunchedInstance {
     pub instance_id: String,
     /// Process id (and process group id) of the instance's main process.
     pub pid: u32,
-    /// `127.0.0.1:PORT`: where the instance must listen, i.e. the target to register.
+    /// `FLOTILLA_HOST:PORT`: where the instance must listen, i.e. the target to register.
     pub address: SocketAddr,
     /// The file that receives the instance's stdout and stderr.
     pub log_path: PathBuf,

@@ -75,6 +75,10 @@ pub struct Cluster {
     /// Name of the environment variable holding the admin bearer token.
     /// Default `FLOTILLA_ADMIN_TOKEN`.
     pub admin_token_env: String,
+    /// Cluster mode only (`flotilla node`): how long a compute host may be without its etcd
+    /// lease before its instances are declared lost and replaced. Default 10 s; `flotilla up`
+    /// ignores it.
+    pub host_lost_grace: Duration,
 }
 
 impl Default for Cluster {
@@ -85,6 +89,7 @@ impl Default for Cluster {
             state_dir: PathBuf::from(".flotilla"),
             admin_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
             admin_token_env: "FLOTILLA_ADMIN_TOKEN".into(),
+            host_lost_grace: Duration::from_secs(10),
         }
     }
 }

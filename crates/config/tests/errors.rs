@@ -337,6 +337,11 @@ fn zero_durations() {
         "\"0s\"",
         "idle_timeout must be greater than zero",
     );
+    one(
+        "[cluster]\nhost_lost_grace = \"0s\"\n",
+        "\"0s\"",
+        "host_lost_grace must be greater than zero",
+    );
 }
 
 #[test]

@@ -228,6 +228,7 @@ max_size = 4
     assert_eq!(c.state_dir, base.join(".flotilla"));
     assert_eq!(c.admin_bind, "127.0.0.1:9090".parse().unwrap());
     assert_eq!(c.admin_token_env, "FLOTILLA_ADMIN_TOKEN");
+    assert_eq!(c.host_lost_grace, Duration::from_secs(10));
 
     let lt = &cfg.launch_templates["web"];
     assert!(lt.env.is_empty());

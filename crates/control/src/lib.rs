@@ -17,6 +17,8 @@
 //! * [`ZoneDrills`] — the cluster's zones and the outage and zonal-shift drills run on them.
 //! * [`metrics`] — the per-second metrics store those decide on.
 //! * [`Cluster`] — all of the above as one machine: the only thing a driver talks to.
+//! * [`fleet`] — cluster mode: the leader's [`Fleet`] (placement, host loss, health votes and
+//!   assignments around the same `Cluster`) and a load balancer node's [`LbTargets`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 #![deny(clippy::disallowed_methods)]
@@ -26,6 +28,7 @@ mod canary;
 mod cluster;
 mod controller;
 mod cron;
+pub mod fleet;
 mod group;
 mod health;
 mod id;
@@ -48,6 +51,7 @@ pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,
 };
 pub use cron::{Cron, CronError};
+pub use fleet::{Fleet, LbTargets};
 pub use group::{
     Activity, ActivityStatus, AutoScalingGroup, CapacityError, GroupAction, GroupSpec,
     HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleAction,

@@ -551,3 +551,27 @@ fn restore_and_adopt_take_back_an_earlier_run() {
     );
     assert_eq!(c.instance_at(addr(5000)).map(|i| i.as_str()), Some("i-old"));
 }
+
+/// Groups never share instance ids: three groups launching a hundred instances each hand out
+/// three hundred distinct ids (their generators were once seeded a golden step apart, which
+/// made group n+1's first id group n's second).
+#[test]
+fn groups_never_share_instance_ids() {
+    let mut spec = util::cluster_spec(&util::spec(0, 200, 100), util::secs(5));
+    let web = spec.groups["web"].clone();
+    for name in ["api", "jobs"] {
+        spec.groups.insert(name.to_string(), web.clone());
+    }
+    let mut c = flotilla_control::Cluster::new(spec, 42, flotilla_control::Time::ZERO);
+    c.handle_timeout(flotilla_control::Time::ZERO);
+    let mut ids = std::collections::BTreeSet::new();
+    let mut launches = 0;
+    while let Some(e) = c.poll_effect() {
+        if let flotilla_control::Effect::Launch(l) = e {
+            launches += 1;
+            ids.insert(l.id);
+        }
+    }
+    assert_eq!(launches, 300);
+    assert_eq!(ids.len(), 300);
+}

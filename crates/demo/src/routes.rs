@@ -222,6 +222,7 @@ mod tests {
     #[test]
     fn rejects_identity_that_cannot_be_a_header() {
         let config = DemoConfig {
+            host: std::net::IpAddr::from([127, 0, 0, 1]),
             port: 1,
             instance_id: "bad\nid".into(),
             zone: "az-a".into(),

@@ -1,7 +1,7 @@
 //! Accepting connections and shutting down gracefully.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +22,14 @@ const DRAIN_LIMIT: Duration = Duration::from_millis(MAX_MS + 5_000);
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop cannot spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Serves on `127.0.0.1:$PORT` until SIGTERM or SIGINT, then stops accepting, finishes in-flight
+/// Serves on `$FLOTILLA_HOST:$PORT` (127.0.0.1 by default) until SIGTERM or SIGINT, then stops accepting, finishes in-flight
 /// requests and returns `Ok` (so the process exits 0 — a clean, requested stop).
 pub async fn run(config: DemoConfig) -> Result<(), DemoError> {
     // Handlers first: once the port accepts connections, a stop signal must already drain
     // rather than kill (a health check may pass the moment we listen).
     let mut term = signal(SignalKind::terminate()).map_err(DemoError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(DemoError::Signal)?;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, config.port));
+    let addr = SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| DemoError::Bind { addr, source })?;

@@ -25,6 +25,7 @@ impl Server {
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let config = DemoConfig {
+            host: std::net::IpAddr::from([127, 0, 0, 1]),
             port: addr.port(),
             instance_id: "i-test".into(),
             zone: "az-a".into(),

@@ -54,6 +54,27 @@ pub(crate) enum Command {
         /// The config file (TOML).
         config: PathBuf,
     },
+    /// Cluster mode: validate CONFIG as `up` does and store it in etcd; every node converges
+    /// to it. An invalid file changes nothing.
+    Apply {
+        /// The config file (TOML).
+        config: PathBuf,
+        /// etcd client URLs, comma-separated (e.g. http://10.0.0.1:2379,http://10.0.0.2:2379).
+        #[arg(long, env = "FLOTILLA_ETCD")]
+        etcd: String,
+    },
+    /// Cluster mode: run this host's node — leader candidate (control), load balancer (lb),
+    /// and agent for instances (compute) — coordinated through etcd.
+    Node(NodeArgs),
+    /// Cluster mode: list the nodes (name, zone, address, roles, leader, instances, slots,
+    /// lease age).
+    Nodes {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Show groups, instances, target health and listeners of a running flotilla.
     Status {
         /// Print JSON instead of tables.
@@ -243,8 +264,42 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
-    /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
+    /// Run the "What is the time?" demo web application (listens on $FLOTILLA_HOST:$PORT,
+    /// 127.0.0.1 by default).
     DemoApp,
+}
+
+/// `flotilla node …`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct NodeArgs {
+    /// etcd client URLs, comma-separated.
+    #[arg(long, env = "FLOTILLA_ETCD")]
+    pub(crate) etcd: String,
+    /// This node's name, unique in the cluster (no '/').
+    #[arg(long)]
+    pub(crate) name: String,
+    /// Its zone: one of the applied config's `[cluster] zones`.
+    #[arg(long)]
+    pub(crate) zone: String,
+    /// The address its listeners and instances bind (this host's address).
+    #[arg(long)]
+    pub(crate) address: std::net::IpAddr,
+    /// Roles, comma-separated: control, lb, compute.
+    #[arg(long, default_value = "control,lb,compute")]
+    pub(crate) roles: String,
+    /// How many instances it runs at most (compute).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) slots: u32,
+    /// Where its admin API listens [default: ADDRESS:9090]; a non-loopback address needs
+    /// FLOTILLA_ADMIN_TOKEN.
+    #[arg(long)]
+    pub(crate) admin_bind: Option<std::net::SocketAddr>,
+    /// Its state directory (instance records, logs) [default: .flotilla-node-NAME].
+    #[arg(long)]
+    pub(crate) state_dir: Option<PathBuf>,
+    /// TTL of its etcd lease in seconds: how soon the cluster learns it is gone.
+    #[arg(long, default_value_t = 10, hide = true)]
+    pub(crate) lease_ttl: u64,
 }
 
 /// `flotilla lifecycle …`: AWS CompleteLifecycleAction and RecordLifecycleActionHeartbeat.

@@ -22,6 +22,9 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             worker_threads,
         } => up(&config, worker_threads),
         Command::Validate { config } => Ok(validate(&config)),
+        Command::Apply { config, etcd } => block_on(crate::cluster_mode::apply(&config, &etcd)),
+        Command::Node(args) => crate::cluster_mode::node(args),
+        Command::Nodes { json, admin } => block_on(crate::cluster_mode::nodes(admin, json)),
         Command::Status { json, admin } => block_on(status(admin, json)),
         Command::Scale {
             group,
@@ -151,7 +154,15 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
 }
 
 /// Prints config errors as FILE:LINE:COL lines; returns whether the config was usable.
-fn load_config(path: &std::path::Path) -> Option<flotilla_config::Config> {
+pub(crate) fn load_config(path: &std::path::Path) -> Option<flotilla_config::Config> {
+    load_config_or(path, "nothing was started")
+}
+
+/// [`load_config`], saying `consequence` after the errors.
+pub(crate) fn load_config_or(
+    path: &std::path::Path,
+    consequence: &str,
+) -> Option<flotilla_config::Config> {
     match flotilla_config::load(path) {
         Ok(config) => Some(config),
         Err(ConfigError::Invalid(diagnostics)) => {
@@ -160,7 +171,7 @@ fn load_config(path: &std::path::Path) -> Option<flotilla_config::Config> {
             }
             let n = diagnostics.0.len();
             eprintln!(
-                "{}: {n} error{} found; nothing was started",
+                "{}: {n} error{} found; {consequence}",
                 path.display(),
                 if n == 1 { "" } else { "s" }
             );
@@ -226,7 +237,7 @@ fn up(path: &std::path::Path, worker_threads: Option<usize>) -> anyhow::Result<E
 }
 
 /// Completes on the first SIGINT (Ctrl-C) or SIGTERM.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -271,8 +282,10 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             .await?;
         health.push((name.clone(), targets));
     }
+    // Cluster mode: the nodes too (`flotilla up` has none and answers 404).
+    let nodes: Option<Vec<flotilla_admin::api::NodeInfo>> = client.get("/v1/nodes").await.ok();
     if json {
-        let value = serde_json::json!({
+        let mut value = serde_json::json!({
             "groups": groups,
             "scaling": groups
                 .iter()
@@ -289,8 +302,15 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 .map(|(name, targets)| serde_json::json!({"name": name, "targets": targets}))
                 .collect::<Vec<_>>(),
         });
+        if let (Some(nodes), Some(o)) = (&nodes, value.as_object_mut()) {
+            o.insert("nodes".into(), serde_json::to_value(nodes)?);
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(nodes) = &nodes {
+        crate::cluster_mode::print_nodes(nodes);
+        println!();
     }
     for l in &listeners {
         println!(

@@ -2,6 +2,7 @@
 //! and the demo app. This file only wires configuration, signals and the library crates.
 
 mod cli;
+mod cluster_mode;
 mod commands;
 mod lifecycle;
 mod logging;

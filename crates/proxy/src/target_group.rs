@@ -539,6 +539,13 @@ impl TargetGroup {
         if snap.routable.is_empty() {
             return None;
         }
+        if let Some(failed) = exclude {
+            // A retry after a connection failure: in cluster mode the failed target's host may
+            // be gone with every target on it, so a target of another host comes first.
+            if let Some(b) = self.pick_other_host(&snap, failed) {
+                return Some(b);
+            }
+        }
         if snap.zones.is_empty() {
             return self.pick_in(&snap, 0..snap.routable.len(), exclude);
         }
@@ -547,6 +554,19 @@ impl TargetGroup {
         let zone = &snap.zones[balance::below(snap.zones.len() as u64) as usize];
         self.pick_in(&snap, zone.clone(), exclude)
             .or_else(|| self.pick_in(&snap, 0..snap.routable.len(), exclude))
+    }
+
+    /// A routable, non-ejected target at another address than `failed`'s, in turn; `None`
+    /// when every target shares its address (all of `flotilla up`'s instances do).
+    fn pick_other_host(&self, snap: &Snapshot, failed: &Arc<Backend>) -> Option<Arc<Backend>> {
+        let ip = failed.addr.ip();
+        let other = |b: &&Arc<Backend>| b.addr.ip() != ip && !b.is_ejected();
+        let n = snap.routable.iter().filter(other).count();
+        if n == 0 {
+            return None;
+        }
+        let nth = self.next.fetch_add(1, Ordering::Relaxed) % n;
+        snap.routable.iter().filter(other).nth(nth).cloned()
     }
 
     /// [`pick`](Self::pick) among the routable backends in `range` (all of them, or one zone's).
@@ -788,6 +808,44 @@ mod tests {
             .filter_map(|_| tg.pick(None))
             .map(|b| b.addr.port())
             .collect()
+    }
+
+    /// A retry after a connection failure goes to another host's target when there is one
+    /// (its host may have died with every target on it), and to another target of the same
+    /// address otherwise.
+    #[test]
+    fn a_retry_prefers_another_host() {
+        let tg = TargetGroup::new("web");
+        let at = |ip: [u8; 4], port| TargetUpdate {
+            addr: SocketAddr::from((ip, port)),
+            instance_id: None,
+            zone: None,
+            state: RouteState::Healthy,
+        };
+        tg.update(vec![
+            at([10, 0, 0, 1], 1),
+            at([10, 0, 0, 1], 2),
+            at([10, 0, 0, 1], 3),
+            at([10, 0, 0, 2], 4),
+        ]);
+        let failed = tg.pick(None).expect("a target");
+        let failed = if failed.addr.port() == 4 {
+            tg.pick(None).expect("a target")
+        } else {
+            failed
+        };
+        for _ in 0..20 {
+            let retry = tg.pick(Some(&failed)).expect("a retry target");
+            assert_eq!(retry.addr.port(), 4, "another host's target");
+        }
+        let same_host = TargetGroup::new("up");
+        same_host.update(vec![
+            target(1, "az-a", RouteState::Healthy),
+            target(2, "az-a", RouteState::Healthy),
+        ]);
+        let failed = same_host.pick(None).expect("a target");
+        let retry = same_host.pick(Some(&failed)).expect("a retry target");
+        assert_ne!(retry.addr, failed.addr);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod error;
 mod executor;
 mod launch;
 mod listeners;
+mod node;
 mod persist;
 mod probe;
 mod prometheus;
@@ -29,4 +30,5 @@ mod sampler;
 mod shared;
 
 pub use error::RuntimeError;
+pub use node::{run_node, NodeError, NodeOptions, Roles};
 pub use run::{run, RunOptions};

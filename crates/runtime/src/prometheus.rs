@@ -11,7 +11,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::shared::Shared;
+use flotilla_control::Cluster;
+
+use crate::data_plane::DataPlane;
+use crate::listeners::ListenerSet;
 
 type Labels = Vec<(String, String)>;
 
@@ -68,11 +71,11 @@ impl EncodeMetric for ResponseTimes {
 }
 
 /// Renders every metric, names prefixed `flotilla_`.
-pub(crate) fn render(shared: &Shared) -> String {
+pub(crate) fn render(listeners: &ListenerSet, data_plane: &DataPlane, c: &Cluster) -> String {
     let mut registry = Registry::with_prefix("flotilla");
-    listeners(shared, &mut registry);
-    targets(shared, &mut registry);
-    groups(shared, &mut registry);
+    listener_metrics(listeners, &mut registry);
+    targets(data_plane, c, &mut registry);
+    groups(c, &mut registry);
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
         tracing::warn!(error = %e, "cannot encode metrics");
@@ -81,14 +84,14 @@ pub(crate) fn render(shared: &Shared) -> String {
 }
 
 /// Per listener: requests, generated 4xx/5xx, targets' 5xx, connections.
-fn listeners(shared: &Shared, registry: &mut Registry) {
+fn listener_metrics(listeners: &ListenerSet, registry: &mut Registry) {
     let requests = Family::<Labels, Counter>::default();
     let elb_5xx = Family::<Labels, Counter>::default();
     let elb_4xx = Family::<Labels, Counter>::default();
     let target_5xx = Family::<Labels, Counter>::default();
     let new_connections = Family::<Labels, Counter>::default();
     let active_connections = Family::<Labels, Gauge>::default();
-    for (lb, bind, stats) in shared.listeners.stats() {
+    for (lb, bind, stats) in listeners.stats() {
         let l = labels(&[("load_balancer", &lb), ("listener", &bind)]);
         requests.get_or_create(&l).inc_by(stats.requests_total());
         elb_5xx.get_or_create(&l).inc_by(stats.elb_5xx_total());
@@ -137,15 +140,14 @@ fn listeners(shared: &Shared, registry: &mut Registry) {
 
 /// Per target: requests, connection errors, in flight, response times; healthy and unhealthy
 /// targets per target group and zone.
-fn targets(shared: &Shared, registry: &mut Registry) {
+fn targets(data_plane: &DataPlane, c: &Cluster, registry: &mut Registry) {
     let requests = Family::<Labels, Counter>::default();
     let errors = Family::<Labels, Counter>::default();
     let in_flight = Family::<Labels, Gauge>::default();
     let healthy = Family::<Labels, Gauge>::default();
     let unhealthy = Family::<Labels, Gauge>::default();
     let mut response_times = ResponseTimes::default();
-    let proxies = shared.data_plane.each();
-    let c = shared.cluster();
+    let proxies = data_plane.each();
     let zone_at = |addr| {
         c.instance_at(addr)
             .and_then(|id| c.zone_of(id))
@@ -187,7 +189,6 @@ fn targets(shared: &Shared, registry: &mut Registry) {
             healthy.get_or_create(&l).set(0);
         }
     }
-    drop(c);
     registry.register(
         "target_request_count",
         "Requests sent to a target (each attempt)",
@@ -221,12 +222,12 @@ fn targets(shared: &Shared, registry: &mut Registry) {
 }
 
 /// Per auto scaling group: desired, in service, bounds.
-fn groups(shared: &Shared, registry: &mut Registry) {
+fn groups(c: &Cluster, registry: &mut Registry) {
     let desired = Family::<Labels, Gauge>::default();
     let in_service = Family::<Labels, Gauge>::default();
     let min_size = Family::<Labels, Gauge>::default();
     let max_size = Family::<Labels, Gauge>::default();
-    for g in shared.cluster().groups() {
+    for g in c.groups() {
         let l = labels(&[("group", g.name)]);
         desired
             .get_or_create(&l)

@@ -91,7 +91,7 @@ pub(crate) fn reload_and_log(shared: &Arc<Shared>) {
 
 /// What the runtime (not the cluster) cannot change in place: its own addresses and the data
 /// plane's per-target-group machinery, which is built once.
-fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
+pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     let mut why = Vec::new();
     if old.cluster.admin_bind != new.cluster.admin_bind {
         why.push("admin_bind changed".to_string());

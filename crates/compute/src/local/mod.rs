@@ -7,7 +7,7 @@ mod spawner;
 mod sys;
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
@@ -32,9 +32,32 @@ pub struct LocalProcessProvider {
     spawner: Arc<Spawner>,
 }
 
+/// How the local provider runs its instances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// The address instances listen on (`FLOTILLA_HOST`) and are reached at: loopback under
+    /// `flotilla up`, the host's address on a cluster-mode agent.
+    pub host: IpAddr,
+    /// Whether instances die with the provider's process (parent-death signal). `flotilla up`
+    /// wants that (no instance outlives it, even SIGKILLed); a cluster-mode agent does not: its
+    /// instances keep serving while it restarts, and the new agent adopts them.
+    pub die_with_parent: bool,
+}
+
+impl Default for LocalOptions {
+    /// Loopback, dying with the parent: `flotilla up`'s guarantees.
+    fn default() -> Self {
+        LocalOptions {
+            host: IpAddr::from(Ipv4Addr::LOCALHOST),
+            die_with_parent: true,
+        }
+    }
+}
+
 /// State shared with the per-instance exit watchers and stop timers.
 struct Shared {
     log_dir: PathBuf,
+    options: LocalOptions,
     runtime: Handle,
     events: mpsc::UnboundedSender<ComputeEvent>,
     state: Mutex<State>,
@@ -210,12 +233,21 @@ impl LocalProcessProvider {
     pub fn new(
         log_dir: PathBuf,
     ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
+        Self::with_options(log_dir, LocalOptions::default())
+    }
+
+    /// [`new`](Self::new) with instances on `options.host`, surviving the provider or not.
+    pub fn with_options(
+        log_dir: PathBuf,
+        options: LocalOptions,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
         let runtime =
             Handle::try_current().map_err(|err| ComputeError::NoRuntime(err.to_string()))?;
         let (events, receiver) = mpsc::unbounded_channel();
         let spawner = Spawner::start(runtime.clone())?;
         let shared = Arc::new(Shared {
             log_dir,
+            options,
             runtime,
             events,
             state: Mutex::new(State::default()),
@@ -244,13 +276,13 @@ impl LocalProcessProvider {
         if state.instances.contains_key(instance_id) {
             return Err(ComputeError::DuplicateInstance(instance_id.to_owned()));
         }
-        let port =
-            ports::pick_port(&state.held_ports, ports::ephemeral_port).map_err(|source| {
-                ComputeError::NoFreePort {
-                    instance_id: instance_id.to_owned(),
-                    source,
-                }
-            })?;
+        let host = self.shared.options.host;
+        let port = ports::pick_port(&state.held_ports, || ports::ephemeral_port(host)).map_err(
+            |source| ComputeError::NoFreePort {
+                instance_id: instance_id.to_owned(),
+                source,
+            },
+        )?;
         state.held_ports.insert(port);
         state.launching += 1;
         self.shared.publish_live(&state);
@@ -258,7 +290,11 @@ impl LocalProcessProvider {
     }
 
     /// Builds the OS command for `spec`, listening on `port`.
-    fn build_command(spec: &LaunchSpec, port: u16) -> Result<Command, ComputeError> {
+    fn build_command(
+        spec: &LaunchSpec,
+        port: u16,
+        options: LocalOptions,
+    ) -> Result<Command, ComputeError> {
         let Some((program, args)) = spec.command.split_first() else {
             return Err(ComputeError::EmptyCommand {
                 instance_id: spec.instance_id.clone(),
@@ -269,6 +305,7 @@ impl LocalProcessProvider {
             .args(args)
             .envs(&spec.env)
             .env("PORT", port.to_string())
+            .env("FLOTILLA_HOST", options.host.to_string())
             .env("FLOTILLA_INSTANCE_ID", &spec.instance_id)
             .env("FLOTILLA_ZONE", &spec.zone)
             .env("FLOTILLA_GROUP", &spec.group)
@@ -278,7 +315,9 @@ impl LocalProcessProvider {
         if !spec.working_dir.as_os_str().is_empty() {
             command.current_dir(&spec.working_dir);
         }
-        sys::die_with_parent(&mut command);
+        if options.die_with_parent {
+            sys::die_with_parent(&mut command);
+        }
         Ok(command)
     }
 }
@@ -304,7 +343,7 @@ async fn fork_and_register(
     spec: LaunchSpec,
     port: u16,
 ) -> Result<LaunchedInstance, ComputeError> {
-    let command = LocalProcessProvider::build_command(&spec, port)?;
+    let command = LocalProcessProvider::build_command(&spec, port, shared.options)?;
     let log_path = shared.log_path(&spec.instance_id);
     let (reply, response) = oneshot::channel();
     spawner.submit(SpawnRequest {
@@ -352,7 +391,7 @@ async fn fork_and_register(
     Ok(LaunchedInstance {
         instance_id: spec.instance_id,
         pid,
-        address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        address: SocketAddr::new(shared.options.host, port),
         log_path,
     })
 }

@@ -1,15 +1,16 @@
-//! Choosing a free loopback port per instance.
+//! Choosing a free port per instance, on the address instances listen on (loopback under
+//! `flotilla up`, the host's address in cluster mode).
 
 use std::collections::HashSet;
 use std::io;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::{IpAddr, TcpListener};
 
 /// How many candidates to try before giving up (bounded: collisions are rare).
 const MAX_ATTEMPTS: usize = 64;
 
-/// Asks the kernel for a free port on 127.0.0.1 by binding port 0 and releasing it at once.
-pub(crate) fn ephemeral_port() -> io::Result<u16> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+/// Asks the kernel for a free port on `host` by binding port 0 and releasing it at once.
+pub(crate) fn ephemeral_port(host: IpAddr) -> io::Result<u16> {
+    let listener = TcpListener::bind((host, 0))?;
     Ok(listener.local_addr()?.port())
 }
 
@@ -64,6 +65,7 @@ mod tests {
 
     #[test]
     fn ephemeral_port_is_nonzero() {
-        assert_ne!(ephemeral_port().unwrap(), 0);
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        assert_ne!(ephemeral_port(loopback).unwrap(), 0);
     }
 }

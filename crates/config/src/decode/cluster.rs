@@ -90,6 +90,7 @@ fn decode_cluster(ctx: &mut Ctx, v: &Val<'_>) -> Cluster {
         "state_dir",
         "admin_bind",
         "admin_token_env",
+        "host_lost_grace",
     ];
     let Some(t) = ctx.table(v, "cluster".into(), &keys) else {
         ctx.zones_known = false;
@@ -116,6 +117,11 @@ fn decode_cluster(ctx: &mut Ctx, v: &Val<'_>) -> Cluster {
     }
     if let Some(env) = t.opt(ctx, "admin_token_env", Ctx::nonempty) {
         c.admin_token_env = env;
+    }
+    if let Some(grace) = t.opt(ctx, "host_lost_grace", |ctx, v| {
+        ctx.positive_duration(v, "host_lost_grace")
+    }) {
+        c.host_lost_grace = grace;
     }
     c
 }

@@ -2,6 +2,7 @@
 //! groups, a target group's verdict reaches the group, zone drills reach every group, and what
 //! needs I/O becomes an [`Effect`].
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::group::{ActivityStatus, GroupAction, LifecycleState};
@@ -196,6 +197,7 @@ impl Cluster {
             id.clone(),
             Member {
                 group: group.to_string(),
+                zone: zone.clone(),
                 address: None,
             },
         );
@@ -413,12 +415,22 @@ impl Cluster {
 
     /// Forgets instances their group no longer has, and addresses no target group lists.
     fn collect_garbage(&mut self) {
-        let groups = &self.groups;
+        let removals: u64 = self.groups.values().map(|g| g.asg.removals()).sum();
+        if removals == self.removals_seen && !self.garbage {
+            return;
+        }
+        self.removals_seen = removals;
+        self.garbage = false;
+        // One pass over the groups' instances, not one per member: at thousands of instances
+        // a scan per member made every event quadratic.
+        let live: HashMap<&InstanceId, &str> = self
+            .groups
+            .iter()
+            .flat_map(|(name, g)| g.asg.instances().map(move |i| (&i.id, name.as_str())))
+            .collect();
         let effects = &mut self.effects;
         self.members.retain(|id, m| {
-            let keep = groups
-                .get(&m.group)
-                .is_some_and(|g| g.asg.instances().any(|i| &i.id == id));
+            let keep = live.get(id).is_some_and(|g| *g == m.group);
             if !keep && m.address.is_some() {
                 effects.push_back(Effect::Persist(Durable::InstanceGone { id: id.clone() }));
             }
@@ -458,11 +470,7 @@ impl Cluster {
 
     /// The zone of an instance, from its group's record of it.
     pub fn zone_of(&self, id: &InstanceId) -> Option<String> {
-        let g = self.groups.get(&self.members.get(id)?.group)?;
-        g.asg
-            .instances()
-            .find(|i| &i.id == id)
-            .map(|i| i.zone.clone())
+        self.members.get(id).map(|m| m.zone.clone())
     }
 
     /// Where an instance listens, once it runs.

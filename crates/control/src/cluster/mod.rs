@@ -85,6 +85,11 @@ pub struct Cluster {
     launch_templates: BTreeMap<String, LaunchTemplate>,
     effects: VecDeque<Effect>,
     seed: u64,
+    /// The groups' removal counts when instances were last forgotten, and whether something
+    /// else (a restore, a reconfiguration) calls for a look: forgetting costs a pass over every
+    /// instance, so it runs only when an instance can have gone.
+    removals_seen: u64,
+    garbage: bool,
 }
 
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
@@ -122,7 +127,16 @@ pub(crate) struct TargetGroupState {
 #[derive(Clone, Debug)]
 struct Member {
     group: String,
+    /// Its zone (an instance never moves).
+    zone: String,
     address: Option<SocketAddr>,
+}
+
+/// SplitMix64's finalizer: spreads a seed over the whole 64-bit space.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl Cluster {
@@ -143,6 +157,8 @@ impl Cluster {
             launch_templates: spec.launch_templates.clone(),
             effects: VecDeque::new(),
             seed,
+            removals_seen: 0,
+            garbage: true,
         };
         for (name, tg) in &spec.target_groups {
             c.add_target_group(now, name, tg.clone());
@@ -184,11 +200,11 @@ impl Cluster {
         );
     }
 
-    /// Adds a group; `index` varies the id seed so that groups never share instance ids.
+    /// Adds a group; `index` varies the id seed so that groups never share instance ids. The
+    /// seed is mixed, not offset: the id generator steps its state by the golden ratio, so
+    /// seeds a golden step apart would hand out the same ids one launch apart.
     fn add_group(&mut self, now: Time, index: usize, name: &str, config: AutoScalingGroupConfig) {
-        let seed = self
-            .seed
-            .wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let seed = mix(self.seed ^ (index as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
         let mut asg = AutoScalingGroup::new(config.group_spec(name, 1), seed, now);
         asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
         let mut templates = BTreeMap::new();

@@ -45,6 +45,7 @@ impl Cluster {
     /// refuse is skipped here).
     pub fn reconfigure(&mut self, now: Time, spec: ClusterSpec) -> Vec<String> {
         let mut changes = Vec::new();
+        self.garbage = true;
         if self
             .zones
             .zones()

@@ -46,6 +46,7 @@ impl Cluster {
                     s.desired_capacity = *d;
                     let protect = g.config.new_instances_protected_from_scale_in;
                     g.asg = crate::group::AutoScalingGroup::new(s, g.id_seed, now);
+                    self.garbage = true;
                     g.asg.set_new_instances_protected_from_scale_in(protect);
                 }
             } else {
@@ -99,6 +100,7 @@ impl Cluster {
         let Some(g) = self.groups.get_mut(&group) else {
             return false;
         };
+        let zone_of_adopted = zone.clone();
         let taken = g.asg.adopt_instance_as(
             now,
             id.clone(),
@@ -119,6 +121,7 @@ impl Cluster {
             id.clone(),
             Member {
                 group,
+                zone: zone_of_adopted,
                 address: Some(address),
             },
         );

@@ -190,6 +190,8 @@ pub struct AutoScalingGroup {
     refresh: Option<refresh::RefreshRun>,
     /// Zones taking no launches right now (a zone outage drill).
     out_of_service_zones: BTreeSet<String>,
+    /// Instances dropped so far, so an owner tracking them knows when to look (cheaply).
+    removals: u64,
 }
 
 impl AutoScalingGroup {
@@ -218,7 +220,14 @@ impl AutoScalingGroup {
             new_instances_protected: false,
             refresh: None,
             out_of_service_zones: BTreeSet::new(),
+            removals: 0,
         }
+    }
+
+    /// How many instances the group has dropped since it was made: when it changes, an owner
+    /// that keeps facts per instance has some to forget.
+    pub(crate) fn removals(&self) -> u64 {
+        self.removals
     }
 
     /// The group's configuration.
@@ -524,6 +533,7 @@ impl AutoScalingGroup {
         let m = &self.members[i];
         if m.stopping != Stopping::No {
             let m = self.members.remove(i);
+            self.removals += 1;
             if let Some(a) = m.launch_activity {
                 self.activities.finish(
                     a,
@@ -548,6 +558,7 @@ impl AutoScalingGroup {
             self.pending_cause = Some(format!("instance {id} exited during launch ({status})"));
         } else {
             let m = self.members.remove(i);
+            self.removals += 1;
             let cause = format!("instance {id} exited unexpectedly ({status})");
             if self.spec.has_target_groups && m.instance.lifecycle == LifecycleState::InService {
                 self.actions
@@ -846,6 +857,7 @@ impl AutoScalingGroup {
     /// Removes a pending instance whose launch failed and arms the back-off.
     fn launch_failed(&mut self, now: Time, i: usize, note: &str) {
         let m = self.members.remove(i);
+        self.removals += 1;
         if let Some(a) = m.launch_activity {
             self.activities
                 .finish(a, now, ActivityStatus::Failed, Some(&format!(" — {note}")));

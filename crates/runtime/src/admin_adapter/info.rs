@@ -13,7 +13,8 @@ use flotilla_control::{
 };
 
 use crate::clock::Clock;
-use crate::shared::Shared;
+
+use super::ControlHost;
 
 /// The HTTP status an operator command's refusal deserves.
 pub(crate) fn operator_error(e: OperatorError) -> AdminError {
@@ -47,15 +48,15 @@ pub(crate) fn operator_error(e: OperatorError) -> AdminError {
 }
 
 /// One instance.
-pub(crate) fn instance(shared: &Shared, c: &Cluster, i: &Instance) -> InstanceInfo {
+pub(crate) fn instance(host: &impl ControlHost, c: &Cluster, i: &Instance) -> InstanceInfo {
     InstanceInfo {
         id: i.id.to_string(),
         zone: i.zone.clone(),
         state: i.lifecycle.as_str().to_string(),
         health: i.health.as_str().to_string(),
         address: c.instance_address(&i.id).map(|a| a.to_string()),
-        pid: shared.pid(&i.id),
-        launched_at: shared.clock.rfc3339(i.launched_at),
+        pid: host.pid(&i.id),
+        launched_at: host.clock().rfc3339(i.launched_at),
         launch_template_version: i.launch_template_version,
         protected_from_scale_in: i.protected_from_scale_in,
     }

@@ -1,12 +1,16 @@
 //! The admin API's handle on the runtime: reads answer from the cluster's state; commands go
 //! to the cluster's operator methods, and their effects are carried out before the answer, so
-//! a client that reads right after sees them applied.
+//! a client that reads right after sees them applied. The same adapter serves `flotilla up`
+//! and a cluster-mode leader, through [`ControlHost`].
 
+mod host;
 mod info;
 mod metrics;
+mod up;
+
+pub(crate) use host::ControlHost;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_admin::api::{
@@ -22,12 +26,11 @@ use flotilla_control::{
 };
 
 use crate::persist::status_str;
-use crate::shared::Shared;
 
-use info::operator_error;
+pub(crate) use info::operator_error;
 
 /// The admin API's view of the runtime.
-pub(crate) struct AdminView(pub(crate) Arc<Shared>);
+pub(crate) struct AdminView<H>(pub(crate) H);
 
 fn no_group(name: &str) -> AdminError {
     operator_error(OperatorError::NoGroup(name.to_string()))
@@ -44,16 +47,13 @@ fn summary(g: &GroupView<'_>) -> GroupSummary {
     }
 }
 
-impl AdminView {
+impl<H: ControlHost> AdminView<H> {
     /// Runs an operator command on the cluster, then carries out what it set off.
     fn command<R>(
         &self,
         f: impl FnOnce(&mut Cluster, flotilla_control::Time) -> Result<R, OperatorError>,
     ) -> Result<R, AdminError> {
-        let r = self.0.with_cluster(f).map_err(operator_error)?;
-        crate::executor::execute_pending(&self.0);
-        self.0.wake.notify_one();
-        Ok(r)
+        self.0.command(f).map_err(operator_error)
     }
 
     fn zone_drill(
@@ -63,8 +63,7 @@ impl AdminView {
         duration: Option<Duration>,
     ) -> Result<ZoneInfo, AdminError> {
         let status = self.command(|c, now| c.zone_drill(now, zone, drill, duration))?;
-        let c = self.0.cluster();
-        Ok(info::zone(&self.0.clock, &c, &status))
+        Ok(self.0.read(|c| info::zone(self.0.clock(), c, &status)))
     }
 
     fn group_answer<R>(
@@ -72,31 +71,29 @@ impl AdminView {
         name: &str,
         f: impl FnOnce(&Cluster, GroupView<'_>) -> R,
     ) -> Result<R, AdminError> {
-        let c = self.0.cluster();
-        let g = c.group(name).ok_or_else(|| no_group(name))?;
-        Ok(f(&c, g))
+        self.0.read(|c| {
+            let g = c.group(name).ok_or_else(|| no_group(name))?;
+            Ok(f(c, g))
+        })
     }
 
     fn weights_of(&self, key: &flotilla_control::RuleKey) -> Result<RuleWeights, AdminError> {
-        let c = self.0.cluster();
-        let f = c
-            .forward(key)
-            .ok_or_else(|| AdminError::NotFound(format!("no forward action {}", key.rule())))?;
-        Ok(info::weights(&self.0.clock, &f))
+        self.0.read(|c| {
+            let f = c
+                .forward(key)
+                .ok_or_else(|| AdminError::NotFound(format!("no forward action {}", key.rule())))?;
+            Ok(info::weights(self.0.clock(), &f))
+        })
     }
 }
 
-impl AdminBackend for AdminView {
+impl<H: ControlHost> AdminBackend for AdminView<H> {
     fn cluster(&self) -> ClusterInfo {
-        let config = self.0.config();
-        ClusterInfo {
-            name: config.cluster.name.clone(),
-            zones: config.cluster.zones.clone(),
-        }
+        self.0.cluster_info()
     }
 
     fn groups(&self) -> Vec<GroupSummary> {
-        self.0.cluster().groups().map(|g| summary(&g)).collect()
+        self.0.read(|c| c.groups().map(|g| summary(&g)).collect())
     }
 
     fn group(&self, name: &str) -> Option<GroupDetail> {
@@ -130,7 +127,7 @@ impl AdminBackend for AdminView {
                 g.asg
                     .activities()
                     .map(|a| ActivityInfo {
-                        time: self.0.clock.rfc3339(a.time),
+                        time: self.0.clock().rfc3339(a.time),
                         cause: a.cause.clone(),
                         description: a.description.clone(),
                         status: status_str(a.status).to_string(),
@@ -138,35 +135,37 @@ impl AdminBackend for AdminView {
                     .collect()
             })
             .ok()?;
-        let earlier = self.0.history.get(name).into_iter().flatten().cloned();
+        let earlier = self.0.history(name);
         Some(current.into_iter().chain(earlier).collect())
     }
 
     fn target_health(&self, name: &str) -> Option<Vec<TargetHealthInfo>> {
-        let c = self.0.cluster();
-        let tg = c.target_group_health(name)?;
-        Some(
-            tg.targets()
-                .map(|t| {
-                    let instance = c.instance_at(t.target);
-                    TargetHealthInfo {
-                        target: t.target.to_string(),
-                        instance_id: instance.map(|i| i.to_string()),
-                        zone: instance.and_then(|i| c.zone_of(i)),
-                        state: t.state.as_str().to_string(),
-                        reason: t.reason.clone(),
-                    }
-                })
-                .collect(),
-        )
+        self.0.read(|c| {
+            let tg = c.target_group_health(name)?;
+            Some(
+                tg.targets()
+                    .map(|t| {
+                        let instance = c.instance_at(t.target);
+                        TargetHealthInfo {
+                            target: t.target.to_string(),
+                            instance_id: instance.map(|i| i.to_string()),
+                            zone: instance.and_then(|i| c.zone_of(i)),
+                            state: t.state.as_str().to_string(),
+                            reason: t.reason.clone(),
+                        }
+                    })
+                    .collect(),
+            )
+        })
     }
 
     fn listeners(&self) -> Vec<ListenerInfo> {
-        self.0.listeners.infos()
+        self.0.listeners()
     }
 
     fn metric(&self, metric: &str, params: &MetricParams) -> Result<MetricDatapoints, AdminError> {
-        metrics::read(&self.0.clock, &self.0.cluster(), metric, params)
+        self.0
+            .read(|c| metrics::read(self.0.clock(), c, metric, params))
     }
 
     fn scaling(&self, name: &str) -> Option<ScalingInfo> {
@@ -225,11 +224,11 @@ impl AdminBackend for AdminView {
     }
 
     fn prometheus(&self) -> String {
-        crate::prometheus::render(&self.0)
+        self.0.prometheus()
     }
 
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
-        crate::reload::reload(&self.0)
+        self.0.reload()
     }
 
     fn start_instance_refresh(
@@ -238,29 +237,30 @@ impl AdminBackend for AdminView {
         overrides: RefreshOverrides,
     ) -> Result<InstanceRefreshInfo, AdminError> {
         let r = self.command(|c, now| c.start_instance_refresh(now, name, overrides))?;
-        Ok(info::refresh(&self.0.clock, name, &r))
+        Ok(info::refresh(self.0.clock(), name, &r))
     }
 
     fn instance_refresh(&self, name: &str) -> Result<InstanceRefreshInfo, AdminError> {
         self.group_answer(name, |_, g| {
             g.asg
                 .instance_refresh()
-                .map(|r| info::refresh(&self.0.clock, name, r))
+                .map(|r| info::refresh(self.0.clock(), name, r))
         })?
         .ok_or_else(|| AdminError::NotFound(format!("group {name} has had no instance refresh")))
     }
 
     fn cancel_instance_refresh(&self, name: &str) -> Result<InstanceRefreshInfo, AdminError> {
         let r = self.command(|c, now| c.cancel_instance_refresh(now, name))?;
-        Ok(info::refresh(&self.0.clock, name, &r))
+        Ok(info::refresh(self.0.clock(), name, &r))
     }
 
     fn zones(&self) -> Vec<ZoneInfo> {
-        let c = self.0.cluster();
-        c.zones()
-            .zones()
-            .map(|z| info::zone(&self.0.clock, &c, z))
-            .collect()
+        self.0.read(|c| {
+            c.zones()
+                .zones()
+                .map(|z| info::zone(self.0.clock(), c, z))
+                .collect()
+        })
     }
 
     fn start_zone_outage(&self, zone: &str, duration: Duration) -> Result<ZoneInfo, AdminError> {
@@ -284,7 +284,7 @@ impl AdminBackend for AdminView {
             g.asg
                 .lifecycle_actions()
                 .iter()
-                .map(|a| info::lifecycle_action(&self.0.clock, g.asg, a))
+                .map(|a| info::lifecycle_action(self.0.clock(), g.asg, a))
                 .collect()
         })
     }
@@ -319,7 +319,7 @@ impl AdminBackend for AdminView {
             .command(|c, now| c.record_lifecycle_action_heartbeat(now, name, &id, &request.hook))?
             .ok_or_else(|| AdminError::Conflict("the lifecycle action ended".to_string()))?;
         self.group_answer(name, |_, g| {
-            info::lifecycle_action(&self.0.clock, g.asg, &action)
+            info::lifecycle_action(self.0.clock(), g.asg, &action)
         })
     }
 
@@ -355,10 +355,8 @@ impl AdminBackend for AdminView {
     ) -> Result<RuleWeights, AdminError> {
         let key = self
             .0
-            .cluster()
-            .resolve_forward(lb, rule, listener)
-            .map_err(operator_error)?
-            .clone();
+            .read(|c| c.resolve_forward(lb, rule, listener).cloned())
+            .map_err(operator_error)?;
         self.weights_of(&key)
     }
 

@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::netns::Topology;
-use super::poll;
+use crate::netns::Topology;
+use crate::poll;
 
 /// The cluster.
 #[derive(Debug)]

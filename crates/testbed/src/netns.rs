@@ -184,6 +184,26 @@ impl Topology {
         );
     }
 
+    /// The processes running in host `name`'s namespace.
+    pub fn pids(&self, name: &str) -> Vec<i32> {
+        ip(&["netns", "pids", &self.ns(name)])
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    }
+
+    /// SIGKILLs every process of host `name` (a host that dies: its agent and its
+    /// instances), by PID; returns how many there were.
+    pub fn kill_host(&self, name: &str) -> usize {
+        let pids = self.pids(name);
+        for pid in &pids {
+            // SAFETY: kill has no memory preconditions; the PID was listed in our namespace.
+            unsafe { libc::kill(*pid, libc::SIGKILL) };
+        }
+        pids.len()
+    }
+
     /// Cuts host `name` off the bridge (both directions), as a pulled cable.
     pub fn link_down(&self, name: &str) {
         must(&[
@@ -226,6 +246,12 @@ impl Topology {
     }
 }
 
+impl Default for Topology {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Drop for Topology {
     fn drop(&mut self) {
         let hosts: Vec<String> = self
@@ -260,6 +286,25 @@ fn enter(ns: &str) {
         now == want && now != root,
         "thread is not in namespace {ns}"
     );
+}
+
+/// [`run_in`] on a thread of its own, returned at once: for a client that runs in the
+/// background while the test acts (a paced load). Join the handle for its result.
+pub fn spawn_in<F, Fut, T>(ns: &str, f: F) -> std::thread::JoinHandle<T>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let ns = ns.to_string();
+    std::thread::spawn(move || {
+        enter(&ns);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        runtime.block_on(f())
+    })
 }
 
 /// Runs `f` on a thread inside namespace `ns`, with a single-threaded tokio runtime, so every

@@ -1,0 +1,221 @@
+//! The cluster's effects in fleet terms: a launch becomes an assignment on the host placement
+//! picks, a stop or kill a change of the assignment's state, a probe a question to the load
+//! balancer nodes' votes, a routing table the assignments' registrations, and the instance
+//! facts `flotilla up` keeps in SQLite the assignment's own fields.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+
+use crate::cluster::{Durable, Effect, LaunchRequest, RoutedTarget};
+use crate::health::TargetState;
+use crate::id::InstanceId;
+use crate::time::Time;
+
+use super::{Assignment, AssignmentState, Fleet, FleetEffect};
+
+impl Fleet {
+    /// Drains the cluster's effects into fleet effects until it is quiet, then writes the
+    /// assignments that changed.
+    pub(crate) fn pump(&mut self, now: Time) {
+        while let Some(effect) = self.cluster.poll_effect() {
+            match effect {
+                Effect::Launch(request) => self.launch(now, request),
+                Effect::Stop { id } => self.set_state(&id, AssignmentState::Stop),
+                Effect::Kill { id } => self.set_state(&id, AssignmentState::Kill),
+                Effect::Probe {
+                    target_group,
+                    target,
+                } => self.probe(now, &target_group, target),
+                Effect::PublishTargets {
+                    target_group,
+                    targets,
+                } => self.registrations(&target_group, &targets),
+                Effect::Persist(durable) => self.persist(durable),
+                other => self.effects.push_back(FleetEffect::Cluster(other)),
+            }
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for id in dirty {
+            if let Some(a) = self.assigned.get(&id) {
+                self.effects.push_back(FleetEffect::Put(a.clone()));
+            }
+        }
+    }
+
+    /// Places a launch on a host of its zone, or fails it (the group retries, preferring
+    /// another zone, after its back-off).
+    fn launch(&mut self, now: Time, request: LaunchRequest) {
+        let LaunchRequest {
+            group,
+            id,
+            zone,
+            launch_template_version,
+            template,
+        } = request;
+        let Some(host) = self.hosts.place(&group, &zone) else {
+            let reason = format!("no compute host in {zone} has a free slot");
+            self.cluster.handle_launch_failed(now, &id, &reason);
+            return;
+        };
+        tracing::info!(group = group.as_str(), instance = %id, zone = zone.as_str(), host = host.as_str(), "placed");
+        self.hosts.assign(&host, &id, &group);
+        self.assigned.insert(
+            id.clone(),
+            Assignment {
+                id: id.clone(),
+                host,
+                group,
+                zone,
+                launch_template_version,
+                template,
+                state: AssignmentState::Run,
+                address: None,
+                target_groups: BTreeSet::new(),
+                lifecycle: crate::group::LifecycleState::Pending,
+                protected_from_scale_in: false,
+            },
+        );
+        self.dirty.insert(id);
+    }
+
+    /// Stop or kill (a kill is never softened back into a stop).
+    pub(crate) fn set_state(&mut self, id: &InstanceId, state: AssignmentState) {
+        let Some(a) = self.assigned.get_mut(id) else {
+            return;
+        };
+        if a.state == state || a.state == AssignmentState::Kill {
+            return;
+        }
+        a.state = state;
+        self.dirty.insert(id.clone());
+    }
+
+    /// The key votes on a target are filed under: its instance, or its address.
+    pub(crate) fn vote_key(&self, target: SocketAddr) -> String {
+        self.cluster
+            .instance_at(target)
+            .map_or_else(|| target.to_string(), |id| id.to_string())
+    }
+
+    /// Answers a probe from the votes, or lets it wait for one.
+    fn probe(&mut self, now: Time, tg: &str, target: SocketAddr) {
+        let key = self.vote_key(target);
+        match self.votes.verdict(tg, &key) {
+            Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
+            None => self.votes.wait(tg, &key, target),
+        }
+    }
+
+    /// Which instances a target group routes to now: registered ones (any health), not
+    /// draining ones.
+    fn registrations(&mut self, tg: &str, targets: &[RoutedTarget]) {
+        let now_registered: BTreeSet<InstanceId> = targets
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    TargetState::Initial | TargetState::Healthy | TargetState::Unhealthy
+                )
+            })
+            .filter_map(|t| t.instance.clone())
+            .collect();
+        let before = self
+            .registered
+            .insert(tg.to_string(), now_registered.clone())
+            .unwrap_or_default();
+        for id in before.symmetric_difference(&now_registered) {
+            let Some(a) = self.assigned.get_mut(id) else {
+                continue;
+            };
+            let changed = if now_registered.contains(id) {
+                a.target_groups.insert(tg.to_string())
+            } else {
+                a.target_groups.remove(tg)
+            };
+            if changed {
+                self.dirty.insert(id.clone());
+            }
+        }
+    }
+
+    /// Instance facts go into their assignments; operator intents to the executor.
+    fn persist(&mut self, durable: Durable) {
+        match durable {
+            Durable::Instance(r) => {
+                if let Some(a) = self.assigned.get_mut(&r.id) {
+                    a.address = Some(r.address);
+                    a.lifecycle = r.lifecycle;
+                    a.protected_from_scale_in = r.protected_from_scale_in;
+                    a.launch_template_version = r.launch_template_version;
+                    self.dirty.insert(r.id);
+                }
+            }
+            Durable::Protection { id, protected } => {
+                if let Some(a) = self.assigned.get_mut(&id) {
+                    a.protected_from_scale_in = protected;
+                    self.dirty.insert(id);
+                }
+            }
+            Durable::Lifecycle { id, state } => {
+                if let Some(a) = self.assigned.get_mut(&id) {
+                    a.lifecycle = state;
+                    self.dirty.insert(id);
+                }
+            }
+            Durable::InstanceGone { id } => self.forget(&id),
+            other => self
+                .effects
+                .push_back(FleetEffect::Cluster(Effect::Persist(other))),
+        }
+    }
+
+    /// Drops an instance's assignment (its agent stops the process if one still runs).
+    pub(crate) fn forget(&mut self, id: &InstanceId) {
+        let Some(a) = self.assigned.remove(id) else {
+            return;
+        };
+        self.hosts.release(&a.host, id);
+        for set in self.registered.values_mut() {
+            set.remove(id);
+        }
+        self.votes.forget(id.as_str());
+        self.dirty.remove(id);
+        self.effects.push_back(FleetEffect::Delete {
+            host: a.host,
+            id: id.clone(),
+        });
+    }
+
+    /// Drops the assignment of an instance the cluster no longer has.
+    pub(crate) fn forget_if_gone(&mut self, id: &InstanceId) {
+        if self.assigned.contains_key(id) && self.cluster.find_instance(id).is_none() {
+            self.forget(id);
+        }
+    }
+
+    /// A host's grace passed: each of its instances is reported gone (a running one as an
+    /// unexpected exit, one still launching as a failed launch), so its group replaces it.
+    pub(crate) fn lose_host(&mut self, now: Time, host: &str) {
+        let down = self.hosts.down_for(now, host);
+        let ids = self.hosts.instances_of(host);
+        tracing::warn!(
+            host,
+            instances = ids.len(),
+            down_secs = down.as_secs(),
+            "host lost: no lease for longer than host_lost_grace; replacing its instances"
+        );
+        let status = format!("host {host} lost: no heartbeat for {}s", down.as_secs());
+        for id in ids {
+            let launched = self.assigned.get(&id).is_some_and(|a| a.address.is_some());
+            if launched {
+                self.cluster.handle_instance_exited(now, &id, &status);
+            } else {
+                self.cluster.handle_launch_failed(now, &id, &status);
+            }
+            self.pump(now);
+            // Whatever the cluster still knows of it (nothing, normally) is forgotten too:
+            // the host is gone, and its agent stops the process should it come back.
+            self.forget(&id);
+        }
+    }
+}

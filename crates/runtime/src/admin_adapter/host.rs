@@ -1,0 +1,34 @@
+//! What the admin API needs from whoever runs the cluster — `flotilla up`'s runtime, or the
+//! elected leader in cluster mode — so one adapter serves both.
+
+use flotilla_admin::api::{ActivityInfo, ClusterInfo, ListenerInfo, ReloadResponse};
+use flotilla_admin::AdminError;
+use flotilla_control::{Cluster, InstanceId, OperatorError, Time};
+
+use crate::clock::Clock;
+
+/// The runtime behind an [`AdminView`](super::AdminView).
+pub(crate) trait ControlHost: Send + Sync + 'static {
+    /// Reads the cluster (locked for the call).
+    fn read<R>(&self, f: impl FnOnce(&Cluster) -> R) -> R;
+    /// Runs an operator command at the current time, then carries out what it set off, so a
+    /// client that reads right after sees it applied.
+    fn command<R>(
+        &self,
+        f: impl FnOnce(&mut Cluster, Time) -> Result<R, OperatorError>,
+    ) -> Result<R, OperatorError>;
+    /// The clock the cluster's times are read against.
+    fn clock(&self) -> &Clock;
+    /// The cluster's name and zones.
+    fn cluster_info(&self) -> ClusterInfo;
+    /// Activities of earlier runs (or leaders) of `group`, newest first.
+    fn history(&self, group: &str) -> Vec<ActivityInfo>;
+    /// The listeners.
+    fn listeners(&self) -> Vec<ListenerInfo>;
+    /// The process id of an instance, where this process knows it.
+    fn pid(&self, id: &InstanceId) -> Option<u32>;
+    /// Re-reads the config (`POST /v1/reload`).
+    fn reload(&self) -> Result<ReloadResponse, AdminError>;
+    /// `GET /metrics`.
+    fn prometheus(&self) -> String;
+}
