@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod raw_h2;
+pub mod servers;
+#[allow(unused_imports)] // used by the protocol tests only
+pub use servers::{grpc_backend, ws_echo_backend};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
