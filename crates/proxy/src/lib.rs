@@ -37,6 +37,7 @@ mod net;
 mod probe;
 mod request;
 mod stats;
+mod trace;
 
 pub use l4::proxy_protocol;
 pub use lb::rules;

@@ -126,26 +126,57 @@ async fn http2_streams_are_multiplexed_and_large_answers_respect_flow_control() 
             .await
             .unwrap();
     tokio::spawn(conn);
-    // Slow and fast answers at once on one connection: the fast ones are not held up.
-    let started = Instant::now();
-    let mut calls = Vec::new();
-    for i in 0..20 {
+    // Slow and fast answers at once on one connection: the fast ones are not held up. The
+    // slow ones wait at the target until the test lets them go, after every fast one is in.
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let call = |path: &'static str| {
         let mut send = send.clone();
-        let path = if i % 5 == 0 { "/sleep?ms=300" } else { "/" };
         let uri = format!("http://{}{path}", lb.addr);
-        calls.push(tokio::spawn(async move {
+        let done = done.clone();
+        tokio::spawn(async move {
             let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
             send.ready().await.unwrap();
             let resp = send.send_request(req).await.unwrap();
             let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            (status, body.len(), started.elapsed())
-        }));
-    }
-    for c in calls {
-        let (status, _, _) = c.await.unwrap();
+            resp.into_body().collect().await.unwrap();
+            (
+                status,
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+    };
+    let slow: Vec<_> = (0..4).map(|_| call("/held")).collect();
+    wait_for("the slow requests at the target", || {
+        backend.requests() == 4
+    })
+    .await;
+    let fast: Vec<_> = (0..16).map(|_| call("/")).collect();
+    let mut fast_order = Vec::new();
+    for f in fast {
+        let (status, order) = tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("a fast answer behind held slow ones (hang guard)")
+            .unwrap();
         assert_eq!(status, 200);
+        fast_order.push(order);
     }
+    assert!(
+        slow.iter().all(|s| !s.is_finished()),
+        "the slow ones are still held"
+    );
+    backend.gate.add_permits(4);
+    let mut slow_order = Vec::new();
+    for s in slow {
+        let (status, order) = s.await.unwrap();
+        assert_eq!(status, 200);
+        slow_order.push(order);
+    }
+    // Every fast answer completed before any slow one.
+    assert_eq!(fast_order.len(), 16);
+    assert!(
+        fast_order.iter().max() < slow_order.iter().min(),
+        "{fast_order:?} {slow_order:?}"
+    );
     assert_eq!(backend.requests(), 20);
     // 5 MiB: far beyond the initial 64 KiB windows, so it needs the client's WINDOW_UPDATEs.
     let n = 5 * 1024 * 1024 + 17;

@@ -13,6 +13,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::buf::{InBuf, OutBuf, INITIAL};
 use super::cursor::Cursor;
@@ -256,15 +257,27 @@ where
         }
     }
 
-    /// Serve the request whose head is the first `len` bytes of `inbuf`.
+    /// Serve the request whose head is the first `len` bytes of `inbuf`, in its span.
     async fn serve_request(&mut self, len: usize) -> Keep {
-        let ctx = Arc::clone(&self.ctx);
         let bytes = &self.inbuf.filled()[..len];
         if let Err(answer) = head::parse(bytes, &mut self.head) {
             self.inbuf.consume(len);
             self.refuse(answer).await;
             return Keep::No;
         }
+        let req = Request {
+            head: &self.head,
+            bytes,
+        };
+        let span = crate::trace::request(req.method(), req.path());
+        self.serve_parsed(len).instrument(span).await
+    }
+
+    /// Route the parsed request in `head` (its bytes the first `len` of `inbuf`), forward it
+    /// or answer it; count and log it.
+    async fn serve_parsed(&mut self, len: usize) -> Keep {
+        let ctx = Arc::clone(&self.ctx);
+        let bytes = &self.inbuf.filled()[..len];
         let req = Request {
             head: &self.head,
             bytes,
@@ -332,6 +345,11 @@ where
         if let (Some(log), Some(start)) = (ctx.stats.access_log(), log) {
             log.log(entry(start, &served, ctx.peer, ctx.local));
         }
+        tracing::trace!(
+            status = served.status,
+            generated = served.generated,
+            "answered"
+        );
         served.keep
     }
 }

@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::body::InFlight;
 use crate::l4::proxy_protocol;
@@ -103,7 +104,7 @@ pub async fn serve_tcp_with_stats(
             config,
             stats: Arc::clone(&stats),
         };
-        flows.spawn(flow.run(stream));
+        flows.spawn(flow.run(stream).instrument(crate::trace::flow(peer, local)));
     }
     drop(listener);
     tracing::info!(addr = %local, open = flows.len(), "tcp listener stopping; waiting for open flows");

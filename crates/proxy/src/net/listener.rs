@@ -10,6 +10,7 @@ use http::header::HeaderValue;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::ctx::ConnCtx;
 use crate::headers::Forwarded;
@@ -139,7 +140,8 @@ pub async fn serve_listener(
             _live: drain.enter(),
         };
         let tls = tls.clone();
-        tokio::spawn(async move {
+        let span = crate::trace::conn(peer, local, tls.is_some());
+        let task = async move {
             let _guard = guard;
             // Each protocol's state lives in its own allocation, so this task stays small and
             // spawning it copies little.
@@ -147,7 +149,8 @@ pub async fn serve_listener(
                 None => Box::pin(conn.serve(stream, false)).await,
                 Some(acceptor) => Box::pin(conn.serve_tls(acceptor, stream)).await,
             }
-        });
+        };
+        tokio::spawn(task.instrument(span));
     }
 
     drop(acceptor);

@@ -16,6 +16,7 @@ use crate::http2::frame::{self, flag, kind, setting, Head, Reason, HEADER_LEN};
 use crate::http2::hpack;
 use crate::http2::recv;
 use crate::http2::request::{Invalid, RequestBuilder, TrailerBuilder};
+use tracing::Instrument;
 
 impl<S> Conn<S>
 where
@@ -454,7 +455,8 @@ where
             },
         );
         let ctx = Arc::clone(&self.ctx);
-        self.tasks.push(Task::new(id, async move {
+        let span = crate::trace::stream(id, parts.method.as_str(), parts.uri.path());
+        let exchange = async move {
             let (resp, first) = handle(parts, body, &ctx).await;
             let (parts, body) = resp.into_parts();
             Event::Response {
@@ -463,7 +465,8 @@ where
                 body,
                 first,
             }
-        }));
+        };
+        self.tasks.push(Task::new(id, exchange.instrument(span)));
     }
 }
 
