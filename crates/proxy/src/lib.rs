@@ -27,6 +27,8 @@ mod access_log;
 mod body;
 mod ctx;
 mod errors;
+#[cfg(fuzzing)]
+pub mod fuzz;
 mod headers;
 mod http1;
 mod http2;

@@ -12,16 +12,16 @@
 //! used for HTTP/2 clients' requests ([`client`], [`forward`]) and the target connection pool
 //! ([`upstream`]).
 
-mod buf;
+pub(crate) mod buf;
 mod chunked;
 pub(crate) mod client;
 mod conn;
-mod cursor;
+pub(crate) mod cursor;
 mod deadline;
 pub(crate) mod forward;
-mod head;
-mod response;
-mod rewrite;
+pub(crate) mod head;
+pub(crate) mod response;
+pub(crate) mod rewrite;
 pub(crate) mod salvage;
 pub(crate) mod smuggling;
 mod upstream;

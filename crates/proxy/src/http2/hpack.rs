@@ -522,3 +522,54 @@ fn literal(
     }
     write_str(out, value);
 }
+
+/// Fuzzing: fields spelled by `data` (names from lowercase letters and `-`, values from
+/// visible characters, split at `0x00`/`0x01` bytes), with a table size change from the
+/// first byte, encoded over several blocks by [`Encoder`] and decoded back by [`Decoder`]:
+/// every block must decode to exactly the fields encoded.
+#[cfg(fuzzing)]
+pub(crate) fn round_trip(data: &[u8]) {
+    let mut enc = Encoder::new();
+    let mut dec = Decoder::new(4096);
+    if let Some(&b) = data.first() {
+        let size = usize::from(b) * 16;
+        enc.set_max_table_size(size);
+    }
+    for block_bytes in data.split(|&b| b == 0x02).take(8) {
+        let mut fields: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        for pair in block_bytes.split(|&b| b == 0x00).take(32) {
+            let mut parts = pair.splitn(2, |&b| b == 0x01);
+            let name: Vec<u8> = parts
+                .next()
+                .unwrap_or(&[])
+                .iter()
+                .map(|b| if b % 27 == 26 { b'-' } else { b'a' + b % 27 })
+                .collect();
+            let value: Vec<u8> = parts
+                .next()
+                .unwrap_or(&[])
+                .iter()
+                .map(|b| b' ' + 1 + b % 94)
+                .collect();
+            if !name.is_empty() {
+                fields.push((name, value));
+            }
+        }
+        let mut out = Vec::new();
+        enc.begin(&mut out);
+        let status = u16::from(block_bytes.first().copied().unwrap_or(0)) + 100;
+        enc.status(status, &mut out);
+        for (n, v) in &fields {
+            enc.field(n, v, &mut out);
+        }
+        let mut got: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let decoded = dec.decode(&out, &mut |n: &[u8], v: &[u8]| {
+            got.push((n.to_vec(), v.to_vec()));
+            Ok::<(), ()>(())
+        });
+        assert!(decoded.is_ok(), "our own block does not decode");
+        let want_status = status.to_string().into_bytes();
+        assert_eq!(got.first(), Some(&(b":status".to_vec(), want_status)));
+        assert_eq!(&got[1..], &fields[..]);
+    }
+}
