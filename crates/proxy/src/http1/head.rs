@@ -408,7 +408,12 @@ fn request_line(
     let method = &line[..sp1];
     let target = &line[sp1 + 1..sp2];
     let version = &line[sp2 + 1..];
-    if !method.iter().all(|&b| smuggling::is_token(b)) || target.contains(&b' ') {
+    // The target is visible ASCII (RFC 9112 §3.2, RFC 3986): a raw byte above 0x7e is
+    // refused, not relayed. Rules read the path as text, and one that is not (`/admin\x8c`)
+    // would read as empty and match no path rule, while the target decodes it its own way.
+    if !method.iter().all(|&b| smuggling::is_token(b))
+        || !target.iter().all(u8::is_ascii_graphic)
+    {
         return Err(BAD_REQUEST);
     }
     head.version = match version {
