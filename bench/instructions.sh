@@ -5,6 +5,9 @@
 # saves. Kernel time (most of a proxy's cost here) is not counted.
 #
 #   bench/instructions.sh            (cases: h2 close tcp)
+#   FLOTILLA_BASE=/path/to/flotilla bench/instructions.sh   (that build counted too)
+#   FLOTILLA_LOG=info bench/instructions.sh   (Flotilla's log level, default warn; info is
+#                                             the binary's own default)
 #
 # Each proxy runs alone under callgrind with one worker thread over the same three loopback
 # nginx backends as bench/proxy-bench.sh; counting is switched on after a warm-up and off
@@ -29,9 +32,11 @@ bench_flotilla_conf $ADMIN "$WORK/flotilla-state" $HTTP $TCP > "$WORK/flotilla.t
 count() { # proxy case
   local out="$WORK/cg-$1-$2.out" pid n h2port
   case "$1" in
-    flotilla) h2port=$HTTP  # h2c on the same port
-      RUST_LOG=warn taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
-        --callgrind-out-file="$out" "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" \
+    flotilla|flotilla-base) h2port=$HTTP  # h2c on the same port
+      local bin=$FLOTILLA
+      [ "$1" = flotilla-base ] && bin=$FLOTILLA_BASE
+      RUST_LOG=${FLOTILLA_LOG:-warn} taskset -c 0 valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$out" "$bin" up --worker-threads 1 "$WORK/flotilla.toml" \
         >"$WORK/$1.log" 2>&1 &
       ;;
     haproxy) h2port=$H2
@@ -65,10 +70,20 @@ count() { # proxy case
   echo $((total / n))
 }
 
-echo "| case | Flotilla instructions/request | HAProxy instructions/request | ratio |"
-echo "|---|---:|---:|---:|"
+if [ -z "$FLOTILLA_BASE" ]; then
+  echo "| case | Flotilla instructions/request | HAProxy instructions/request | ratio |"
+  echo "|---|---:|---:|---:|"
+else
+  echo "| case | Flotilla instructions/request | HAProxy instructions/request | ratio | flotilla-base instructions/request | Flotilla / base |"
+  echo "|---|---:|---:|---:|---:|---:|"
+fi
 for c in h2 close tcp; do
   f=$(count flotilla "$c")
   h=$(count haproxy "$c")
-  python3 -c "print(f'| $c | {$f:,} | {$h:,} | {$f/$h:.2f} |')"
+  if [ -z "$FLOTILLA_BASE" ]; then
+    python3 -c "print(f'| $c | {$f:,} | {$h:,} | {$f/$h:.2f} |')"
+  else
+    b=$(count flotilla-base "$c")
+    python3 -c "print(f'| $c | {$f:,} | {$h:,} | {$f/$h:.2f} | {$b:,} | {$f/$b:.3f} |')"
+  fi
 done

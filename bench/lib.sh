@@ -33,11 +33,19 @@ bench_install() {
   fi
 }
 
-# Build Flotilla in release; sets FLOTILLA to the binary.
+# Build Flotilla in release; sets FLOTILLA to the binary. FLOTILLA_BASE (optional, from the
+# environment) names another build to measure beside it in the same run, "flotilla-base" —
+# e.g. the main branch's, to check that a change costs nothing:
+#   git archive main | tar -x -C /tmp/base && (cd /tmp/base && cargo build --release -p flotilla)
+#   FLOTILLA_BASE=/tmp/base/target/release/flotilla bench/proxy-bench.sh 6 2
 bench_build() {
   echo "building flotilla (release)"
   (cd "$ROOT" && cargo build --release -q -p flotilla)
   FLOTILLA="$ROOT/target/release/flotilla"
+  FLOTILLA_BASE=${FLOTILLA_BASE:-}
+  if [ -n "$FLOTILLA_BASE" ] && [ ! -x "$FLOTILLA_BASE" ]; then
+    echo "FLOTILLA_BASE=$FLOTILLA_BASE is not an executable"; exit 1
+  fi
 }
 
 # Start the backends on core 1: one nginx worker answering "ok" on the three ports given.

@@ -3,6 +3,8 @@
 # loopback nginx backends, interleaved in one run, ratios against HAProxy per round.
 #
 #   bench/proxy-bench.sh [ROUNDS] [SECONDS]        (defaults: 30 rounds × 2 s)
+#   FLOTILLA_BASE=/path/to/flotilla bench/proxy-bench.sh ...   (also that build, as
+#                                                   "flotilla-base", paired with this one)
 #
 # On this 2-core machine the proxy under test is pinned to core 0 and everything else (load
 # generator, backends) to core 1. Every proxy runs one worker thread, with upstream keep-alive
@@ -30,6 +32,7 @@ P_HAPROXY=19201 P_HAPROXY2=19202 P_NGINX=19203 P_FLOTILLA=19204
 H2_HAPROXY=19211 H2_HAPROXY2=19212 H2_NGINX=19213 H2_FLOTILLA=$P_FLOTILLA  # h2c on the same port
 T_HAPROXY=19221 T_HAPROXY2=19222 T_NGINX=19223 T_FLOTILLA=19224
 ADMIN=19290
+P_BASE=19205 T_BASE=19225 ADMIN_BASE=19291
 
 # --- backends: one nginx, one worker, three ports, tiny answer -----------------------------
 mkdir -p "$WORK/nginx" "$WORK/haproxy"
@@ -81,6 +84,12 @@ NGINX_PID=$!; PIDS+=($NGINX_PID)
 bench_flotilla_conf "$ADMIN" "$WORK/flotilla-state" $P_FLOTILLA $T_FLOTILLA > "$WORK/flotilla.toml"
 RUST_LOG=warn taskset -c 0 "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" &
 FLOTILLA_PID=$!; PIDS+=($FLOTILLA_PID)
+if [ -n "$FLOTILLA_BASE" ]; then
+  bench_flotilla_conf "$ADMIN_BASE" "$WORK/base-state" $P_BASE $T_BASE > "$WORK/base.toml"
+  RUST_LOG=warn taskset -c 0 "$FLOTILLA_BASE" up --worker-threads 1 "$WORK/base.toml" &
+  BASE_PID=$!; PIDS+=($BASE_PID)
+  bench_wait_answers $P_BASE $T_BASE
+fi
 
 # Wait until every proxy answers (bounded).
 bench_wait_answers $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA $T_HAPROXY $T_HAPROXY2 $T_NGINX $T_FLOTILLA
@@ -102,6 +111,9 @@ declare -A PROXY=(
   [nginx]="$NGINX_PID $P_NGINX $H2_NGINX $T_NGINX"
   [flotilla]="$FLOTILLA_PID $P_FLOTILLA $H2_FLOTILLA $T_FLOTILLA"
 )
+if [ -n "$FLOTILLA_BASE" ]; then
+  PROXY[flotilla-base]="$BASE_PID $P_BASE $P_BASE $T_BASE"
+fi
 CASES=(h1-c64 h1-c256 h1-close h2-c64 tcp-c64)
 
 # One measurement: prints "rps p50_ms p99_ms" (or "nan nan nan" if the tool failed).

@@ -30,7 +30,7 @@ def main():
         r["per_cpu"] = (rps * cpu_secs_total(r)) / cpu if cpu > 0 else float("nan")
         rows[(r["case"], r["round"])][r["proxy"]] = r
     cases = sorted({c for c, _ in rows}, key=lambda c: ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64"].index(c) if c in ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64"] else 99)
-    proxies = ["haproxy", "haproxy2", "nginx", "flotilla"]
+    proxies = ["haproxy", "haproxy2", "nginx", "flotilla", "flotilla-base"]
     print("| case | proxy | req/s | p50 ms | p99 ms | req per CPU-s | ratio req/s vs HAProxy (95% CI) | ratio req per CPU-s vs HAProxy (95% CI) | ratio p99 vs HAProxy (95% CI) |")
     print("|---|---|---:|---:|---:|---:|---|---|---|")
     for case in cases:
@@ -49,6 +49,23 @@ def main():
             per_cpu = statistics.median([x["per_cpu"] for x in mine if not math.isnan(x["per_cpu"])] or [float("nan")])
             print(f"| {case} | {p} | {med('rps'):,.0f} | {med('p50_ms'):.3f} | {med('p99_ms'):.3f} | {per_cpu:,.0f} | "
                   f"{m1:.3f} ({lo1:.3f}–{hi1:.3f}) | {m2:.3f} ({lo2:.3f}–{hi2:.3f}) | {m3:.3f} ({lo3:.3f}–{hi3:.3f}) |")
+    versus_base(rows, cases)
+
+
+def versus_base(rows, cases):
+    """Flotilla against another build of itself (FLOTILLA_BASE), paired per round."""
+    if not any("flotilla-base" in v for v in rows.values()):
+        return
+    print()
+    print("| case | flotilla vs flotilla-base: req per CPU-s (95% CI) | p99 (95% CI) |")
+    print("|---|---|---|")
+    for case in cases:
+        rounds = [v for (c, _), v in rows.items() if c == case and "flotilla" in v and "flotilla-base" in v]
+        cr = [r["flotilla"]["per_cpu"] / r["flotilla-base"]["per_cpu"] for r in rounds]
+        pr = [float(r["flotilla"]["p99_ms"]) / float(r["flotilla-base"]["p99_ms"]) for r in rounds]
+        m2, lo2, hi2 = ci(cr)
+        m3, lo3, hi3 = ci(pr)
+        print(f"| {case} | {m2:.3f} ({lo2:.3f}–{hi2:.3f}) | {m3:.3f} ({lo3:.3f}–{hi3:.3f}) |")
 
 
 def cpu_secs_total(r):

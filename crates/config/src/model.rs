@@ -125,7 +125,8 @@ pub enum Algorithm {
     RoundRobin,
     /// The target with the fewest requests in flight.
     LeastOutstandingRequests,
-    /// A random target, weighted (ALB's anomaly-mitigation-capable mode).
+    /// A uniformly random target: every target weighs the same. (In AWS, automatic target
+    /// weights can lower the share of a target that answers errors; Flotilla has none.)
     WeightedRandom,
 }
 

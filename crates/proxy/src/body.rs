@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use crate::h1::Deadline;
-use crate::target_group::Backend;
+use crate::http1::Deadline;
+use crate::lb::target_group::Backend;
 
 /// A request body on its way to a target: the client's body, streamed, or one read whole, or
 /// nothing (empty bodies carry no `Incoming`, so a bodiless request is known to be replayable).
@@ -28,7 +28,7 @@ enum Source {
     /// Read whole already (an HTTP/1 client's body bridged to an HTTP/2 target).
     Full(Option<Bytes>),
     /// Arriving in DATA frames on one of our HTTP/2 client connections.
-    H2(crate::h2::RecvBody),
+    H2(crate::http2::RecvBody),
 }
 
 /// What is left of a request body's size limit, and where exceeding it is recorded.
@@ -50,7 +50,7 @@ impl ReqBody {
     }
 
     /// A body arriving on an HTTP/2 stream.
-    pub(crate) fn h2(body: crate::h2::RecvBody) -> Self {
+    pub(crate) fn h2(body: crate::http2::RecvBody) -> Self {
         ReqBody(Some(Source::H2(body)), None)
     }
 
@@ -131,7 +131,7 @@ pub(crate) struct InFlight(Arc<Backend>);
 
 impl InFlight {
     pub(crate) fn start(backend: &Arc<Backend>) -> Self {
-        backend.in_flight.fetch_add(1, Ordering::Relaxed);
+        backend.enter();
         InFlight(Arc::clone(backend))
     }
 
@@ -142,7 +142,7 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.leave();
     }
 }
 
@@ -186,7 +186,7 @@ impl UpstreamBody {
         let failed = |why: &dyn std::fmt::Display| {
             let backend = self.in_flight.backend();
             tracing::debug!(target = %backend.addr, error = %why, "target response body failed");
-            backend.errors_total.fetch_add(1, Ordering::Relaxed);
+            backend.count_error();
         };
         match res {
             Poll::Pending => {
@@ -226,12 +226,12 @@ pub(crate) enum ProxyBody {
     /// An HTTP/2 target's body, streamed through.
     Upstream(UpstreamBody),
     /// An HTTP/1 target's body for an HTTP/2 client, without its framing.
-    H1(Box<crate::h1::client::ResponseBody>),
+    H1(Box<crate::http1::client::ResponseBody>),
 }
 
 impl ProxyBody {
     /// An HTTP/1 target's response fields, kept raw for the head's writer (once).
-    pub(crate) fn take_fields(&mut self) -> Option<crate::h1::RawFields> {
+    pub(crate) fn take_fields(&mut self) -> Option<crate::http1::RawFields> {
         match self {
             ProxyBody::H1(body) => body.take_fields(),
             _ => None,

@@ -23,50 +23,43 @@
 // the `setsockopt` that defers its accepts.
 #![deny(unsafe_code)]
 
-mod accept;
 mod access_log;
-mod balance;
 mod body;
-mod drain;
+mod ctx;
 mod errors;
-mod forward;
-mod h1;
-mod h2;
-mod h2_upstream;
+#[cfg(fuzzing)]
+pub mod fuzz;
 mod headers;
-mod hold;
+mod http1;
+mod http2;
+mod l4;
+mod lb;
 mod limits;
-mod outlier;
-mod pass;
-mod pool;
+mod net;
 mod probe;
-pub mod proxy_protocol;
 mod request;
-mod router;
-pub mod rules;
-mod server;
-mod smuggling;
-mod splice;
 mod stats;
-mod target_group;
-mod tcp;
-pub mod tls;
+mod trace;
+
+pub use l4::proxy_protocol;
+pub use lb::rules;
+pub use net::tls;
 
 use std::time::Duration;
 
-pub use balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
+pub use lb::balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
 
 pub use access_log::AccessLog;
-pub use h2_upstream::ProtocolVersion;
-pub use hold::{DemandHook, HoldConfig};
+pub use http2::upstream::ProtocolVersion;
+pub use l4::tcp::{serve_tcp, serve_tcp_with_stats, TcpListenerConfig};
+pub use lb::hold::{DemandHook, HoldConfig};
+pub use lb::router::{Decision, RouteAction, Router, WeightedGroups};
+pub use lb::rules::RedirectAction;
+pub use lb::target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};
 pub use limits::Limits;
+pub use net::listener::{serve, serve_listener, serve_with_stats, ListenerOptions};
 pub use probe::{probe_http, probe_tcp, ProbeError};
-pub use router::{Decision, RouteAction, Router, WeightedGroups};
-pub use rules::RedirectAction;
-pub use server::{serve, serve_listener, serve_with_stats, ListenerOptions};
 pub use stats::{Histogram, HistogramSnapshot, ListenerStats, ListenerStatsSnapshot};
-pub use target_group::{BackendStats, RouteState, TargetGroup, TargetUpdate};
-pub use tcp::{serve_tcp, serve_tcp_with_stats, TcpListenerConfig};
 
 /// Per-listener settings that shape timeouts, mirroring the ALB attributes.
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,5 @@
 //! Per-listener limits on what clients may send, enforced by the HTTP/1 engine
-//! ([`crate::h1`]) and the HTTP/2 server ([`crate::h2`]).
+//! ([`crate::http1`]) and the HTTP/2 server ([`crate::http2`]).
 
 use std::time::Duration;
 

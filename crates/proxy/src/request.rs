@@ -45,3 +45,67 @@ impl RequestView for Parts {
         self.headers.get_all(name).iter().map(|v| v.as_bytes())
     }
 }
+
+/// A request as either engine holds it, for code that takes both without being generic (the
+/// [`crate::lb::Routing`] trait object): a view that dispatches to the one it wraps.
+#[derive(Clone, Copy)]
+pub(crate) enum Req<'a> {
+    /// The HTTP/1 engine's head, borrowed from its read buffer.
+    Head(&'a crate::http1::Request<'a>),
+    /// An HTTP/2 request's parts.
+    Parts(&'a Parts),
+}
+
+impl RequestView for Req<'_> {
+    fn method(&self) -> &str {
+        match self {
+            Req::Head(r) => r.method(),
+            Req::Parts(r) => RequestView::method(*r),
+        }
+    }
+
+    fn path(&self) -> &str {
+        match self {
+            Req::Head(r) => r.path(),
+            Req::Parts(r) => r.path(),
+        }
+    }
+
+    fn query(&self) -> Option<&str> {
+        match self {
+            Req::Head(r) => r.query(),
+            Req::Parts(r) => r.query(),
+        }
+    }
+
+    fn host_port(&self) -> &str {
+        match self {
+            Req::Head(r) => r.host_port(),
+            Req::Parts(r) => r.host_port(),
+        }
+    }
+
+    fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        match self {
+            Req::Head(r) => Either::A(r.header_values(name)),
+            Req::Parts(r) => Either::B(r.header_values(name)),
+        }
+    }
+}
+
+/// One of two iterators of the same items.
+enum Either<A, B> {
+    A(A),
+    B(B),
+}
+
+impl<T, A: Iterator<Item = T>, B: Iterator<Item = T>> Iterator for Either<A, B> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            Either::A(a) => a.next(),
+            Either::B(b) => b.next(),
+        }
+    }
+}

@@ -126,26 +126,57 @@ async fn http2_streams_are_multiplexed_and_large_answers_respect_flow_control() 
             .await
             .unwrap();
     tokio::spawn(conn);
-    // Slow and fast answers at once on one connection: the fast ones are not held up.
-    let started = Instant::now();
-    let mut calls = Vec::new();
-    for i in 0..20 {
+    // Slow and fast answers at once on one connection: the fast ones are not held up. The
+    // slow ones wait at the target until the test lets them go, after every fast one is in.
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let call = |path: &'static str| {
         let mut send = send.clone();
-        let path = if i % 5 == 0 { "/sleep?ms=300" } else { "/" };
         let uri = format!("http://{}{path}", lb.addr);
-        calls.push(tokio::spawn(async move {
+        let done = done.clone();
+        tokio::spawn(async move {
             let req = Request::get(uri).body(Empty::<Bytes>::new()).unwrap();
             send.ready().await.unwrap();
             let resp = send.send_request(req).await.unwrap();
             let status = resp.status().as_u16();
-            let body = resp.into_body().collect().await.unwrap().to_bytes();
-            (status, body.len(), started.elapsed())
-        }));
-    }
-    for c in calls {
-        let (status, _, _) = c.await.unwrap();
+            resp.into_body().collect().await.unwrap();
+            (
+                status,
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+            )
+        })
+    };
+    let slow: Vec<_> = (0..4).map(|_| call("/held")).collect();
+    wait_for("the slow requests at the target", || {
+        backend.requests() == 4
+    })
+    .await;
+    let fast: Vec<_> = (0..16).map(|_| call("/")).collect();
+    let mut fast_order = Vec::new();
+    for f in fast {
+        let (status, order) = tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("a fast answer behind held slow ones (hang guard)")
+            .unwrap();
         assert_eq!(status, 200);
+        fast_order.push(order);
     }
+    assert!(
+        slow.iter().all(|s| !s.is_finished()),
+        "the slow ones are still held"
+    );
+    backend.gate.add_permits(4);
+    let mut slow_order = Vec::new();
+    for s in slow {
+        let (status, order) = s.await.unwrap();
+        assert_eq!(status, 200);
+        slow_order.push(order);
+    }
+    // Every fast answer completed before any slow one.
+    assert_eq!(fast_order.len(), 16);
+    assert!(
+        fast_order.iter().max() < slow_order.iter().min(),
+        "{fast_order:?} {slow_order:?}"
+    );
     assert_eq!(backend.requests(), 20);
     // 5 MiB: far beyond the initial 64 KiB windows, so it needs the client's WINDOW_UPDATEs.
     let n = 5 * 1024 * 1024 + 17;
@@ -341,27 +372,6 @@ async fn alpn_h2_over_tls() {
     assert_eq!(body, "b1");
 }
 
-/// A WebSocket server that echoes every message; counts accepted upgrades.
-async fn ws_echo_backend() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
-                    return;
-                };
-                while let Some(Ok(msg)) = ws.next().await {
-                    if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while !cond() {
@@ -543,54 +553,6 @@ async fn idle_time_between_requests_is_not_header_time() {
         .unwrap_or(0);
     assert_eq!(n, 0);
     assert_eq!(backend.requests(), 2);
-}
-
-/// An HTTP/2-only (h2c) backend that answers like a gRPC server: the request body echoed, then
-/// `grpc-status` trailers. Reports what it saw in response headers.
-async fn grpc_backend() -> SocketAddr {
-    use http_body_util::StreamBody;
-    use hyper::body::Frame;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let svc =
-                hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                    let te = req
-                        .headers()
-                        .get("te")
-                        .map(|v| v.to_str().unwrap().to_string())
-                        .unwrap_or_default();
-                    let version = format!("{:?}", req.version());
-                    let collected = req.into_body().collect().await.unwrap();
-                    let req_trailer = collected
-                        .trailers()
-                        .and_then(|t| t.get("x-client-trailer"))
-                        .map(|v| v.to_str().unwrap().to_string())
-                        .unwrap_or_default();
-                    let body = collected.to_bytes();
-                    let mut trailers = http::HeaderMap::new();
-                    trailers.insert("grpc-status", "0".parse().unwrap());
-                    trailers.insert("grpc-message", "ok".parse().unwrap());
-                    let frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
-                        vec![Ok(Frame::data(body)), Ok(Frame::trailers(trailers))];
-                    let resp = hyper::Response::builder()
-                        .header("content-type", "application/grpc")
-                        .header("x-seen-te", te)
-                        .header("x-seen-version", version)
-                        .header("x-seen-request-trailer", req_trailer)
-                        .body(StreamBody::new(futures_util::stream::iter(frames)))
-                        .unwrap();
-                    Ok::<_, std::convert::Infallible>(resp)
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    });
-    addr
 }
 
 #[tokio::test]

@@ -413,3 +413,18 @@ async fn requests_without_a_host_or_with_userinfo() {
     let (answer, _) = exchange(proxy.addr, b"GET / HTTP/1.0\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
 }
+
+/// A raw non-ASCII byte in the path (found by fuzzing against httparse) is refused with 400
+/// and reaches no target: the rules had read such a path as empty text (no path rule could
+/// match it), while a target may decode the byte its own way.
+#[tokio::test]
+async fn a_raw_byte_above_ascii_in_the_target_cannot_reach_past_the_rules() {
+    let (backend, proxy) = guarded().await;
+    let mut req = b"GET /status".to_vec();
+    req.push(0x8c);
+    req.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (answer, closed) = exchange(proxy.addr, &req).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(closed, "connection left open");
+    assert_eq!(backend.requests(), 0, "reached the target");
+}

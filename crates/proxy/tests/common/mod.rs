@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 pub mod raw_h2;
+pub mod servers;
+#[allow(unused_imports)] // used by the protocol tests only
+pub use servers::{grpc_backend, ws_echo_backend};
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -43,6 +46,8 @@ pub struct TestBackend {
     pub last_user_agent: Arc<Mutex<Option<String>>>,
     /// The path and query of every request, in order (smuggling tests).
     pub paths: Arc<Mutex<Vec<String>>>,
+    /// Requests to `/held` wait for a permit of this gate (none at start; the test adds them).
+    pub gate: Arc<tokio::sync::Semaphore>,
     tasks: Arc<Mutex<JoinSet<()>>>,
     accept: tokio::task::JoinHandle<()>,
 }
@@ -63,8 +68,9 @@ impl TestBackend {
         let paths = Arc::new(Mutex::new(Vec::new()));
         let open = Arc::new(AtomicUsize::new(0));
         let tasks = Arc::new(Mutex::new(JoinSet::new()));
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
         let accept = {
-            let (name, connections, open, requests, ua, paths, tasks) = (
+            let (name, connections, open, requests, ua, paths, tasks, gate) = (
                 name.to_string(),
                 connections.clone(),
                 open.clone(),
@@ -72,6 +78,7 @@ impl TestBackend {
                 last_user_agent.clone(),
                 paths.clone(),
                 tasks.clone(),
+                gate.clone(),
             );
             tokio::spawn(async move {
                 loop {
@@ -83,6 +90,7 @@ impl TestBackend {
                     let open = open.clone();
                     let (name, requests, ua) = (name.clone(), requests.clone(), ua.clone());
                     let paths = paths.clone();
+                    let gate = gate.clone();
                     let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                         requests.fetch_add(1, Ordering::SeqCst);
                         paths.lock().unwrap().push(
@@ -92,7 +100,13 @@ impl TestBackend {
                         );
                         let name = name.clone();
                         let ua = ua.clone();
-                        async move { Ok::<_, Infallible>(backend_handle(&name, &ua, req).await) }
+                        let gate = gate.clone();
+                        async move {
+                            if req.uri().path() == "/held" {
+                                gate.acquire().await.unwrap().forget();
+                            }
+                            Ok::<_, Infallible>(backend_handle(&name, &ua, req).await)
+                        }
                     });
                     tasks.lock().unwrap().spawn(async move {
                         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -115,6 +129,7 @@ impl TestBackend {
             requests,
             last_user_agent,
             paths,
+            gate,
             tasks,
             accept,
         }
