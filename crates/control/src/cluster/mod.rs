@@ -13,6 +13,7 @@ mod handle;
 mod operator;
 mod reconfigure;
 mod restore;
+mod retire;
 mod sampling;
 mod spec;
 mod views;
@@ -85,6 +86,9 @@ pub struct Cluster {
     launch_templates: BTreeMap<String, LaunchTemplate>,
     effects: VecDeque<Effect>,
     seed: u64,
+    /// How many groups were ever added: varies each new group's id seed, so a group added by
+    /// a reconfigure never shares instance ids with one that is still draining.
+    groups_added: usize,
 }
 
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
@@ -103,6 +107,8 @@ pub(crate) struct GroupState {
     /// Start-up progress: `None` once the group first had all its desired instances in
     /// service; until then the last (ready, desired) logged.
     startup: Option<(u32, u32)>,
+    /// Removed from the spec: draining and stopping its instances; forgotten once it has none.
+    pub(crate) retiring: bool,
 }
 
 /// One target group's health machine and what the data plane was last told.
@@ -143,12 +149,13 @@ impl Cluster {
             launch_templates: spec.launch_templates.clone(),
             effects: VecDeque::new(),
             seed,
+            groups_added: 0,
         };
         for (name, tg) in &spec.target_groups {
             c.add_target_group(now, name, tg.clone());
         }
-        for (i, (name, config)) in spec.groups.iter().enumerate() {
-            c.add_group(now, i, name, config.clone());
+        for (name, config) in &spec.groups {
+            c.add_group(now, name, config.clone());
         }
         c.forwards.configure(now, &spec.forwards, &mut c.effects);
         for g in c.groups.values() {
@@ -184,11 +191,17 @@ impl Cluster {
         );
     }
 
-    /// Adds a group; `index` varies the id seed so that groups never share instance ids.
-    fn add_group(&mut self, now: Time, index: usize, name: &str, config: AutoScalingGroupConfig) {
-        let seed = self
-            .seed
-            .wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    /// Adds a group; the count of groups added so far varies the id seed so that groups never
+    /// share instance ids.
+    fn add_group(&mut self, now: Time, name: &str, config: AutoScalingGroupConfig) {
+        let index = self.groups_added;
+        self.groups_added += 1;
+        // Not a multiple of the id generator's own splitmix increment: with one, group n's ids
+        // were group 0's shifted by n, so two groups shared instance ids.
+        let seed = self.seed
+            ^ (index as u64)
+                .wrapping_mul(0x2545_f491_4f6c_dd1d)
+                .rotate_left(29);
         let mut asg = AutoScalingGroup::new(config.group_spec(name, 1), seed, now);
         asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
         let mut templates = BTreeMap::new();
@@ -206,6 +219,7 @@ impl Cluster {
                 last_reported_activity: None,
                 unfinished: Vec::new(),
                 startup: Some((u32::MAX, u32::MAX)),
+                retiring: false,
             },
         );
     }
