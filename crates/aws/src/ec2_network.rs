@@ -63,6 +63,18 @@ pub(crate) fn describe_instances(call: &mut Call<'_>) -> AwsResult<String> {
         all.retain(|i| ids.contains(&i.id));
     }
     for (name, values) in filters(p)? {
+        let known = [
+            "instance-id",
+            "instance-state-name",
+            "availability-zone",
+            "instance-type",
+            "tag-key",
+        ];
+        if !known.contains(&name.as_str()) && !name.starts_with("tag:") {
+            return Err(AwsError::invalid_value(format!(
+                "The filter '{name}' is invalid"
+            )));
+        }
         let keep = |i: &InstanceLive| -> AwsResult<bool> {
             Ok(match name.as_str() {
                 "instance-id" => values.contains(&i.id),
@@ -137,6 +149,8 @@ fn write_instance(call: &Call<'_>, x: &mut Xml, i: &InstanceLive) {
         .opt("privateIpAddress", ip)
         .leaf("architecture", "x86_64")
         .leaf("rootDeviceType", "ebs")
+        .leaf("rootDeviceName", "/dev/sda1")
+        .boolean("ebsOptimized", false)
         .leaf("hypervisor", "xen")
         .list("tagSet", "item", instance_tags(call, i), |x, (k, v)| {
             x.leaf("key", k).leaf("value", v);

@@ -218,13 +218,13 @@ pub(crate) fn create(call: &mut Call<'_>) -> AwsResult<()> {
             "AutoScalingGroupName '{name}' must be 1-255 characters without ':'"
         )));
     }
-    let (lt_id, lt_name, lt_version) = launch_template(call, p)?;
     let min = p
         .u32("MinSize", 0, 1000)?
         .ok_or_else(|| AwsError::missing("MinSize"))?;
     let max = p
         .u32("MaxSize", 0, 1000)?
         .ok_or_else(|| AwsError::missing("MaxSize"))?;
+    let (lt_id, lt_name, lt_version) = launch_template(call, p)?;
     let desired = p.u32("DesiredCapacity", 0, 1000)?.unwrap_or(min);
     bounds(min, max, desired)?;
     let Some((zones, vpc)) = zones(call, p, true)? else {

@@ -348,7 +348,16 @@ fn group(g: &GroupRes, template: String, reg: &Registry) -> AutoScalingGroupConf
             HealthCheckType::Process
         },
         health_check_grace_period: secs(g.health_check_grace_period),
-        default_instance_warmup: g.default_instance_warmup.map(secs),
+        // AWS's chain: a policy's EstimatedInstanceWarmup, else DefaultInstanceWarmup, else
+        // DefaultCooldown (the controller's own fallback). Flotilla has one warm-up per group.
+        default_instance_warmup: g
+            .policies
+            .values()
+            .filter(|p| p.enabled && p.target_tracking.is_some())
+            .filter_map(|p| p.estimated_instance_warmup)
+            .min()
+            .or(g.default_instance_warmup)
+            .map(secs),
         default_cooldown: secs(g.default_cooldown),
         termination_policies: termination_policies(&g.termination_policies),
         new_instances_protected_from_scale_in: g.new_instances_protected,
@@ -370,9 +379,7 @@ fn group(g: &GroupRes, template: String, reg: &Registry) -> AutoScalingGroupConf
                             tt.target_value
                         },
                         period: Duration::from_secs(10),
-                        scale_in_stabilization: Duration::from_secs(u64::from(
-                            p.estimated_instance_warmup.unwrap_or(300),
-                        )),
+                        scale_in_stabilization: Duration::from_secs(300),
                         disable_scale_in: tt.disable_scale_in,
                     },
                 ))
