@@ -25,7 +25,7 @@ pub(crate) fn describe(call: &mut Call<'_>) -> AwsResult<String> {
             }
         }
     }
-    all.sort_by(|a, b| b.2.start_ms.cmp(&a.2.start_ms));
+    all.sort_by_key(|a| std::cmp::Reverse(a.2.start_ms));
     let (page, next) = super::page(call, all, 100)?;
     let mut x = Xml::new();
     x.list("Activities", "member", &page, |x, (g, arn, a)| {

@@ -8,7 +8,7 @@ use flotilla_control::policy::{apply_adjustment, AdjustmentType};
 
 use crate::call::Call;
 use crate::model::overlay::tracked_metric;
-use crate::model::{PolicyRes, TargetTrackingRes};
+use crate::model::{PolicyRes, Step, TargetTrackingRes};
 use crate::protocol::xml::Xml;
 use crate::protocol::{AwsError, AwsResult, Params};
 use crate::views;
@@ -107,7 +107,7 @@ fn check_label(call: &Call<'_>, label: &str, group_tgs: &[String]) -> AwsResult<
 }
 
 /// Step adjustments with AWS's rules: no overlap, no gap, one open end each way at most.
-fn steps(p: &Params) -> AwsResult<Vec<(Option<f64>, Option<f64>, i64)>> {
+fn steps(p: &Params) -> AwsResult<Vec<Step>> {
     let mut out = Vec::new();
     for s in p.list_entries("StepAdjustments", true)?.unwrap_or_default() {
         let lo = s.float("MetricIntervalLowerBound")?;

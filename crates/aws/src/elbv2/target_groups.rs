@@ -527,7 +527,7 @@ pub(crate) fn describe_health(call: &mut Call<'_>) -> AwsResult<String> {
     let filter = targets(p)?;
     let live = call.backend.target_health(&tg.name).unwrap_or_default();
     let instances = call.backend.instances();
-    let mut rows: Vec<(String, u16, Option<String>, String, Option<String>)> = Vec::new();
+    let mut rows: Vec<HealthRow> = Vec::new();
     let port_of = |a: &str| {
         a.rsplit(':')
             .next()
@@ -605,6 +605,9 @@ pub(crate) fn describe_health(call: &mut Call<'_>) -> AwsResult<String> {
     );
     Ok(x.finish())
 }
+
+/// One row of `DescribeTargetHealth`: (id, port, zone, state, reason).
+type HealthRow = (String, u16, Option<String>, String, Option<String>);
 
 fn describe_reason(reason: &str) -> String {
     match reason {

@@ -59,7 +59,7 @@ impl Ids {
 
     /// A new `lt-` + 17 hex digits.
     pub fn launch_template_id(&self) -> String {
-        format!("lt-{:017x}", self.next() & 0x0fff_ffff_ffff_ffff_f)
+        format!("lt-0{:016x}", self.next())
     }
 
     /// A new request id (UUID form).

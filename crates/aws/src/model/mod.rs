@@ -302,8 +302,8 @@ pub struct PolicyRes {
     pub min_adjustment_magnitude: Option<u32>,
     /// Step: `Average`, `Minimum`, `Maximum`.
     pub metric_aggregation_type: Option<String>,
-    /// Step: (lower, upper, adjustment).
-    pub steps: Vec<(Option<f64>, Option<f64>, i64)>,
+    /// Step adjustments.
+    pub steps: Vec<Step>,
     /// Seconds.
     pub estimated_instance_warmup: Option<u32>,
     /// Target tracking settings.
@@ -311,6 +311,10 @@ pub struct PolicyRes {
     /// Whether enabled.
     pub enabled: bool,
 }
+
+/// A step adjustment: (lower bound, upper bound, adjustment), bounds relative to the alarm
+/// threshold.
+pub type Step = (Option<f64>, Option<f64>, i64);
 
 /// A target tracking configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -57,7 +57,7 @@ pub(crate) fn decode_aws_api(ctx: &mut Ctx, v: &Val<'_>) -> Option<AwsApi> {
     }) {
         api.credentials_env = names;
     }
-    if let Some(images) = t.opt(ctx, "images", |ctx, v| decode_images(ctx, v)) {
+    if let Some(images) = t.opt(ctx, "images", decode_images) {
         api.images = images;
     }
     Some(api)
