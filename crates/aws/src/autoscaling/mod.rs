@@ -5,6 +5,7 @@
 mod activities;
 mod groups;
 mod hooks;
+mod instances;
 mod policies;
 mod processes;
 mod scheduled;
@@ -22,10 +23,10 @@ pub(crate) fn dispatch(call: &mut Call<'_>, action: &str) -> AwsResult<Answer> {
         "UpdateAutoScalingGroup" => groups::update(call).and_then(|_| without()),
         "SetDesiredCapacity" => groups::set_desired_capacity(call).and_then(|_| without()),
         "DeleteAutoScalingGroup" => groups::delete(call).and_then(|_| without()),
-        "DescribeAutoScalingInstances" => groups::describe_instances(call).and_then(with_result),
-        "TerminateInstanceInAutoScalingGroup" => groups::terminate(call).and_then(with_result),
-        "SetInstanceHealth" => groups::set_instance_health(call).and_then(|_| without()),
-        "SetInstanceProtection" => groups::set_instance_protection(call).and_then(with_result),
+        "DescribeAutoScalingInstances" => instances::describe_instances(call).and_then(with_result),
+        "TerminateInstanceInAutoScalingGroup" => instances::terminate(call).and_then(with_result),
+        "SetInstanceHealth" => instances::set_instance_health(call).and_then(|_| without()),
+        "SetInstanceProtection" => instances::set_instance_protection(call).and_then(with_result),
         "PutScalingPolicy" => policies::put(call).and_then(with_result),
         "DescribePolicies" => policies::describe(call).and_then(with_result),
         "DeletePolicy" => policies::delete(call).and_then(|_| without()),

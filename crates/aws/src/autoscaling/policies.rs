@@ -7,7 +7,7 @@
 use flotilla_control::policy::{apply_adjustment, AdjustmentType};
 
 use crate::call::Call;
-use crate::model::overlay::tracked_metric;
+use crate::model::scaling::tracked_metric;
 use crate::model::{PolicyRes, Step, TargetTrackingRes};
 use crate::protocol::xml::Xml;
 use crate::protocol::{AwsError, AwsResult, Params};

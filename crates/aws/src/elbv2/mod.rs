@@ -1,10 +1,12 @@
 //! ELBv2 (`Version=2015-12-01`): target groups, load balancers, listeners, rules, tags.
 
 mod actions;
+mod conditions;
 mod load_balancers;
 mod rules;
 mod tags;
 mod target_groups;
+mod targets;
 
 use crate::call::{invalid_action, Answer, Call};
 use crate::protocol::{AwsError, AwsResult};
@@ -20,9 +22,9 @@ pub(crate) fn dispatch(call: &mut Call<'_>, action: &str) -> AwsResult<Answer> {
         "ModifyTargetGroup" => target_groups::modify(call)?,
         "ModifyTargetGroupAttributes" => target_groups::modify_attributes(call)?,
         "DescribeTargetGroupAttributes" => target_groups::describe_attributes(call)?,
-        "DescribeTargetHealth" => target_groups::describe_health(call)?,
-        "RegisterTargets" => target_groups::register(call, true)?,
-        "DeregisterTargets" => target_groups::register(call, false)?,
+        "DescribeTargetHealth" => targets::describe_health(call)?,
+        "RegisterTargets" => targets::register(call, true)?,
+        "DeregisterTargets" => targets::register(call, false)?,
         "CreateLoadBalancer" => load_balancers::create(call)?,
         "DescribeLoadBalancers" => load_balancers::describe(call)?,
         "DeleteLoadBalancer" => load_balancers::delete(call)?,

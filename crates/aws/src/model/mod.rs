@@ -6,6 +6,7 @@
 
 mod ids;
 pub mod overlay;
+pub mod scaling;
 
 use std::collections::BTreeMap;
 
