@@ -137,6 +137,18 @@ fn script(venv: &std::path::Path, f: &Flotilla, name: &str, args: &[&str], ports
     out
 }
 
+/// Runs an admin API call to completion from a plain test.
+fn tokio_block<T>(
+    f: impl std::future::Future<Output = Result<T, flotilla_admin::ClientError>>,
+) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(f)
+        .expect("the admin API answers")
+}
+
 fn two_ports() -> String {
     format!("{},{}", free_port(), free_port())
 }
@@ -180,6 +192,27 @@ fn what_the_api_created_survives_a_restart_and_shows_in_status() {
     assert!(
         status.contains("keep-asg") && status.contains("keep-tg"),
         "{status}"
+    );
+    // The launch template's UserData reached the instance, decoded, as FLOTILLA_USER_DATA names.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let pid = loop {
+        let group: flotilla_admin::api::GroupDetail =
+            tokio_block(f.admin.get("/v1/groups/keep-asg"));
+        if let Some(pid) = group.instances.iter().find_map(|i| i.pid) {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "no instance started: {group:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let environ =
+        std::fs::read(format!("/proc/{pid}/environ")).expect("the instance's environment");
+    let path = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .find_map(|v| v.strip_prefix("FLOTILLA_USER_DATA=").map(str::to_string))
+        .expect("FLOTILLA_USER_DATA is set");
+    assert_eq!(
+        std::fs::read(&path).expect("the user data file"),
+        b"user data for keep"
     );
     let ports = f.ports;
     assert!(f.terminate(Duration::from_secs(60)).success());

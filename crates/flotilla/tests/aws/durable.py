@@ -12,7 +12,7 @@ ec2, elb, asg = client("ec2"), client("elbv2"), client("autoscaling")
 port = int(sys.argv[2])
 if sys.argv[1] == "create":
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]]
-    lt = ec2.create_launch_template(LaunchTemplateName="keep-lt", LaunchTemplateData={"ImageId": "ami-12c6146b"})["LaunchTemplate"]
+    lt = ec2.create_launch_template(LaunchTemplateName="keep-lt", LaunchTemplateData={"ImageId": "ami-12c6146b", "UserData": "dXNlciBkYXRhIGZvciBrZWVw"})["LaunchTemplate"]
     tg = elb.create_target_group(Name="keep-tg", Protocol="HTTP", Port=80, HealthCheckPath="/health", HealthCheckIntervalSeconds=5, HealthCheckTimeoutSeconds=2, HealthyThresholdCount=2)["TargetGroups"][0]
     lb = elb.create_load_balancer(Name="keep-lb", Subnets=subnets)["LoadBalancers"][0]
     elb.create_listener(LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=port, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg["TargetGroupArn"]}])
