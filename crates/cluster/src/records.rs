@@ -138,6 +138,8 @@ pub struct LaunchRecord {
     pub stop_timeout_ms: u64,
     /// The instance type label.
     pub instance_type: String,
+    /// EC2 `UserData`, decoded: the agent writes it where `FLOTILLA_USER_DATA` names.
+    pub user_data: Option<Vec<u8>>,
 }
 
 /// `assign/<host>/<instance>`: desired state, written by the controller only (fenced).

@@ -31,6 +31,8 @@ pub struct Config {
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     /// Groups of instances kept at a desired size (`[auto_scaling_groups.NAME]`).
     pub auto_scaling_groups: BTreeMap<String, AutoScalingGroupConfig>,
+    /// The AWS-compatible API (`[aws_api]`), if it is served.
+    pub aws_api: Option<AwsApi>,
 }
 
 impl Config {
@@ -90,6 +92,40 @@ impl Default for Cluster {
             admin_bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 9090)),
             admin_token_env: "FLOTILLA_ADMIN_TOKEN".into(),
             host_lost_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The AWS-compatible endpoint (`[aws_api]`): one address serving the ELBv2, Auto Scaling and
+/// EC2 launch-template Query APIs, so boto3 and the aws CLI create real load balancers and
+/// groups here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsApi {
+    /// Where the API listens. Default `127.0.0.1:4566` (the port emulators use). Listeners it
+    /// creates bind this address's IP with the port asked for.
+    pub bind: SocketAddr,
+    /// The region in ARNs and availability zone names. Default `us-east-1`.
+    pub region: String,
+    /// The account in ARNs. Default `000000000000`.
+    pub account_id: String,
+    /// Environment variables holding access keys, each `ACCESS_KEY_ID:SECRET_ACCESS_KEY`
+    /// (several pairs separated by commas). Default `["FLOTILLA_AWS_CREDENTIALS"]`. With keys,
+    /// every request's SigV4 signature is checked; without, a loopback `bind` accepts any
+    /// key (as emulators do) and any other `bind` refuses to start.
+    pub credentials_env: Vec<String>,
+    /// What an `ImageId` launches (`[aws_api.images]`: `"ami-12c6146b" = ["{flotilla}",
+    /// "demo-app"]`); an id not listed is refused as AWS refuses it (`InvalidAMIID.NotFound`).
+    pub images: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for AwsApi {
+    fn default() -> Self {
+        AwsApi {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 4566)),
+            region: "us-east-1".into(),
+            account_id: "000000000000".into(),
+            credentials_env: vec!["FLOTILLA_AWS_CREDENTIALS".into()],
+            images: BTreeMap::new(),
         }
     }
 }

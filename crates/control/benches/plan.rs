@@ -56,6 +56,7 @@ fn spec() -> ClusterSpec {
             stop_signal: Default::default(),
             stop_timeout: Duration::from_secs(10),
             instance_type: "t3.micro".into(),
+            user_data: None,
         },
     );
     for g in 0..GROUPS {

@@ -25,6 +25,9 @@ pub struct LaunchTemplate {
     pub stop_timeout: Duration,
     /// A label standing in for the EC2 instance type (used for pricing). Default `t3.micro`.
     pub instance_type: String,
+    /// The instance's user data (EC2 `UserData`, already base64-decoded): written to a file
+    /// named by `FLOTILLA_USER_DATA` before the instance starts, as EC2 serves it to a VM.
+    pub user_data: Option<Vec<u8>>,
 }
 
 /// The signal used to ask an instance to shut down (`stop_signal`), before the hard kill.

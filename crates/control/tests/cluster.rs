@@ -453,12 +453,12 @@ fn reconfigure_checks_then_applies_in_place() {
     s.has_target_groups = true;
     let mut next = cluster_spec(&s, secs(3));
     next.groups.get_mut("web").unwrap().max_size = 4;
-    next.groups.insert("api".into(), next.groups["web"].clone());
+    let mut moved = next.clone();
+    moved.groups.get_mut("web").unwrap().target_groups = vec!["api".into()];
     assert_eq!(
-        c.reconfigure_blockers(&next),
-        ["auto scaling group api added"]
+        c.reconfigure_blockers(&moved),
+        ["target groups of auto scaling group web changed"]
     );
-    next.groups.remove("api");
     assert!(c.reconfigure_blockers(&next).is_empty());
     let mut template = next.launch_templates["web"].clone();
     template.command = vec!["app".into(), "--v2".into()];

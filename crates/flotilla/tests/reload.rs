@@ -156,11 +156,12 @@ async fn reload_under_traffic_applies_good_configs_and_refuses_bad_ones() {
     assert!(f.log().contains("reload refused") || f.log().contains("config reloaded"));
 }
 
-/// A reload replaces a group's scaling policies (they are acted on, not only stored), and a
-/// change the data plane cannot apply in place (a target group's algorithm) is refused with
-/// 409 and its reason instead of being silently ignored.
+/// A reload replaces a group's scaling policies (they are acted on, not only stored), rebuilds
+/// a target group whose algorithm changed (its targets published again, the listener keeps
+/// serving), and refuses a change that needs a restart (the state directory) with 409 and its
+/// reason instead of silently ignoring it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reload_replaces_scaling_policies_and_refuses_what_needs_a_restart() {
+async fn reload_replaces_scaling_policies_rebuilds_balancing_and_refuses_what_needs_a_restart() {
     let ports = Ports::new();
     let f = Flotilla::start("reload-policies", ports, &demo_config(&ports, 1, 3, 1, ""));
     let ports = f.ports;
@@ -213,7 +214,36 @@ period = "1s"
         "deregistration_delay = \"2s\"",
         "deregistration_delay = \"2s\"\nalgorithm = \"least_outstanding_requests\"",
     );
-    std::fs::write(&path, lor).expect("write config");
+    std::fs::write(&path, &lor).expect("write config");
+    let r: ReloadResponse = f
+        .admin
+        .post("/v1/reload", &serde_json::json!({}))
+        .await
+        .expect("reload changing the algorithm");
+    assert!(
+        r.changes
+            .iter()
+            .any(|c| c == "target group web: balancing settings replaced (targets published again)"),
+        "{:?}",
+        r.changes
+    );
+    let client = common::http_client();
+    wait_for(
+        "the rebuilt target group to serve",
+        Duration::from_secs(20),
+        || async {
+            let uri = f.listener_url("/").parse().ok()?;
+            let res = client.get(uri).await.ok()?;
+            (res.status() == 200).then_some(())
+        },
+    )
+    .await;
+
+    let moved = lor.replace(
+        "name = \"test\"",
+        "name = \"test\"\nstate_dir = \"elsewhere\"",
+    );
+    std::fs::write(&path, moved).expect("write config");
     let refused = f
         .admin
         .post::<_, ReloadResponse>("/v1/reload", &serde_json::json!({}))
@@ -221,10 +251,7 @@ period = "1s"
     match refused {
         Err(ClientError::Api { status, error, .. }) => {
             assert_eq!(status, 409);
-            assert!(
-                error.contains("algorithm") && error.contains("target group web"),
-                "{error}"
-            );
+            assert!(error.contains("state_dir changed"), "{error}");
         }
         other => panic!("expected 409, got {other:?}"),
     }

@@ -154,15 +154,28 @@ impl DataPlane {
     }
 
     /// Brings the target groups to `new`: adds new ones (with any zonal shift in force),
-    /// takes new probe settings and cross-zone switches. Returns one line per change. Removed
-    /// groups go in [`remove_absent`](Self::remove_absent), after listeners stop naming them.
-    pub(crate) fn reconfigure(&self, old: &Config, new: &Config) -> Vec<String> {
+    /// takes new probe settings and cross-zone switches, and rebuilds the ones whose balancing
+    /// settings changed (algorithm, slow start, stickiness, protocol version: the proxy builds
+    /// those once). Returns one line per change and the rebuilt groups' names, whose targets
+    /// must be published again and whose listeners recompiled. Removed groups go in
+    /// [`remove_absent`](Self::remove_absent), after listeners stop naming them.
+    pub(crate) fn reconfigure(&self, old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
         let mut changes = Vec::new();
+        let mut replaced = Vec::new();
         let shifted = lock(&self.shifted).clone();
         let mut groups = lock(&self.groups);
         for (name, tg) in &new.target_groups {
+            let rebuilt = old.target_groups.get(name).is_some_and(|o| {
+                (o.protocol_version, o.algorithm, o.slow_start, o.stickiness)
+                    != (
+                        tg.protocol_version,
+                        tg.algorithm,
+                        tg.slow_start,
+                        tg.stickiness,
+                    )
+            });
             match groups.get_mut(name) {
-                Some(e) => {
+                Some(e) if !rebuilt => {
                     e.probe = ProbeSpec::from_config(tg);
                     let cross_zone = new.target_group_cross_zone(name);
                     if cross_zone != old.target_group_cross_zone(name) {
@@ -173,14 +186,16 @@ impl DataPlane {
                         ));
                     }
                 }
-                None => {
+                _ => {
                     let e = entry(new, name, tg);
                     e.proxy.set_shifted_zones(shifted.clone());
-                    groups.insert(name.clone(), e);
+                    if groups.insert(name.clone(), e).is_some() {
+                        replaced.push(name.clone());
+                    }
                 }
             }
         }
-        changes
+        (changes, replaced)
     }
 
     /// Forgets target groups `new` no longer has (requests in flight to them finish: the

@@ -49,6 +49,17 @@ pub enum RuntimeError {
         /// What was wrong, naming the file.
         source: flotilla_proxy::tls::TlsError,
     },
+    /// The AWS API is reachable from other machines but no access key is configured.
+    #[error("[aws_api] bind {addr} is not a loopback address, so access keys are required: set {env} to ACCESS_KEY_ID:SECRET_ACCESS_KEY")]
+    AwsKeysRequired {
+        /// The non-loopback address.
+        addr: SocketAddr,
+        /// The variables that may hold keys.
+        env: String,
+    },
+    /// What the AWS API created earlier cannot run with this config.
+    #[error("the AWS API's stored resources: {0}")]
+    AwsOverlay(String),
     /// The durable state under `state_dir` could not be opened or read.
     #[error("{0}")]
     State(#[from] flotilla_state::StateError),

@@ -14,6 +14,8 @@ use crate::shared::{lock, Process, Shared};
 pub(crate) struct LaunchContext {
     pub(crate) flotilla_exe: PathBuf,
     pub(crate) admin_url: String,
+    /// Where instances' user data files are written (`<state_dir>/user-data`).
+    pub(crate) user_data_dir: PathBuf,
 }
 
 /// Carries out every queued effect, in order, until the cluster has none left. Callers (the
@@ -90,6 +92,19 @@ fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
             template,
             ..
         } = request;
+        let mut template = template;
+        if let Some(data) = template.user_data.take() {
+            match crate::launch::write_user_data(&shared.launch.user_data_dir, &id, &data) {
+                Ok(path) => {
+                    template
+                        .env
+                        .insert(crate::launch::USER_DATA_ENV.to_string(), path);
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %id, error = %e, "cannot write user data");
+                }
+            }
+        }
         let spec = crate::launch::launch_spec(
             &template,
             &shared.launch.flotilla_exe,

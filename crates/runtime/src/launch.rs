@@ -14,6 +14,27 @@ const SELF_PLACEHOLDER: &str = "{flotilla}";
 /// poll for and complete its lifecycle actions.
 const ADMIN_ENV: &str = "FLOTILLA_ADMIN";
 
+/// The variable naming the file that holds an instance's user data (EC2 `UserData`, decoded),
+/// as EC2 serves user data to a VM.
+pub(crate) const USER_DATA_ENV: &str = "FLOTILLA_USER_DATA";
+
+/// Writes an instance's user data to `<dir>/<instance id>` (readable by its owner only) and
+/// returns the path.
+pub(crate) fn write_user_data(dir: &Path, id: &InstanceId, data: &[u8]) -> std::io::Result<String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(id.as_str());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    f.write_all(data)?;
+    Ok(path.to_string_lossy().into_owned())
+}
+
 /// Builds the launch request for one instance of `group` in `zone`; `admin_url` becomes
 /// `FLOTILLA_ADMIN` unless the template sets it.
 pub(crate) fn launch_spec(

@@ -8,11 +8,13 @@
 //! Every decision lives in `flotilla-control`; everything here only carries out. The rooms:
 //! `run` (start, the control loop, shutdown), `executor` (effects → I/O), `sampler` (counters
 //! and `/proc` → samples), `data_plane` and `listeners` (the proxy's objects), `reload`,
-//! `persist` (the state store), `admin_adapter` (the admin API), `prometheus`.
+//! `persist` (the state store), `admin_adapter` (the admin API), `aws_adapter` (the AWS API:
+//! its overlay merged with the file and applied like a reload), `prometheus`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod admin_adapter;
+mod aws_adapter;
 mod clock;
 mod data_plane;
 mod error;

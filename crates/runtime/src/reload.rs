@@ -1,8 +1,9 @@
 //! Hot reload (`SIGHUP`, `POST /v1/reload`): the file is validated first; an invalid one is
 //! refused with every error as FILE:LINE:COL and the running config keeps serving; a valid
 //! one is applied in place, without touching a connection. Changes that need a restart (the
-//! admin bind, the state directory, adding or removing auto scaling groups, a target group's
-//! data-plane settings, ...) refuse the whole reload, so a reload is never half-applied.
+//! admin bind, the state directory, the AWS API's address, a target group's protocol, a group
+//! moved to other target groups, ...) refuse the whole reload, so a reload is never
+//! half-applied. The AWS API's changes are applied through the same [`apply`].
 
 use std::sync::Arc;
 
@@ -10,19 +11,35 @@ use flotilla_admin::api::ReloadResponse;
 use flotilla_admin::AdminError;
 use flotilla_config::{Config, ConfigError};
 
-use crate::shared::Shared;
+use crate::shared::{lock, Shared};
 
-/// Re-reads the config file and applies it; the answer lists what changed.
+/// Re-reads the config file and applies it (with the AWS API's overlay merged in); the
+/// answer lists what changed.
 pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError> {
     let Some(path) = shared.config_path.as_deref() else {
         return Err(AdminError::Internal(
             "this flotilla was started without a config file to reload".into(),
         ));
     };
-    // Held for the whole reload, so two reloads never interleave.
+    // Held for the whole reload, so two reloads (or an AWS API change) never interleave.
     let mut current = shared.config();
-    let new = flotilla_config::load(path).map_err(|e| invalid(path, e))?;
-    let mut blockers = needs_restart(&current, &new);
+    let file = flotilla_config::load(path).map_err(|e| invalid(path, e))?;
+    let merged = lock(&shared.overlay)
+        .merge_into(&file)
+        .map_err(|e| AdminError::Conflict(format!("{e}; nothing was changed")))?;
+    let changes = apply(shared, &mut current, merged)?;
+    *lock(&shared.file_config) = file;
+    Ok(ReloadResponse { changes })
+}
+
+/// Brings the running system from `current` to `new` in place — the config file's reload and
+/// the AWS API's changes both come here — or changes nothing and says why.
+pub(crate) fn apply(
+    shared: &Arc<Shared>,
+    current: &mut Config,
+    new: Config,
+) -> Result<Vec<String>, AdminError> {
+    let mut blockers = needs_restart(current, &new);
     let spec = new.cluster_spec(|addr| shared.listeners.bound_address(addr));
     blockers.extend(shared.cluster().reconfigure_blockers(&spec));
     if !blockers.is_empty() {
@@ -34,7 +51,7 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError>
     let bound = crate::listeners::bind_new(&shared.listeners, &new)
         .map_err(|e| AdminError::Conflict(format!("{e}; nothing was changed")))?;
     // Target groups first: new listeners and forwards may name new ones.
-    let mut changes = shared.data_plane.reconfigure(&current, &new);
+    let (mut changes, replaced) = shared.data_plane.reconfigure(current, &new);
     // The new listeners' forwards are keyed by the addresses they are bound to.
     let bound_at: Vec<_> = bound.iter().map(|b| (b.listener.bind, b.bound())).collect();
     let spec = new.cluster_spec(|addr| {
@@ -43,15 +60,27 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError>
             .find(|(configured, _)| *configured == addr)
             .map_or_else(|| shared.listeners.bound_address(addr), |(_, b)| *b)
     });
-    changes.extend(shared.with_cluster(|c, now| c.reconfigure(now, spec)));
+    changes.extend(shared.with_cluster(|c, now| {
+        let mut lines = c.reconfigure(now, spec);
+        for name in &replaced {
+            c.republish_target_group(name);
+            lines.push(format!(
+                "target group {name}: balancing settings replaced (targets published again)"
+            ));
+        }
+        lines
+    }));
     crate::executor::execute_pending(shared);
-    changes.extend(shared.listeners.apply(&new, bound, &shared.data_plane));
+    changes.extend(
+        shared
+            .listeners
+            .apply(&new, bound, &shared.data_plane, &replaced),
+    );
     // Last: a removed target group may have been a listener's until the line above.
     shared.data_plane.remove_absent(&new);
     *current = new;
-    drop(current);
     shared.wake.notify_one();
-    Ok(ReloadResponse { changes })
+    Ok(changes)
 }
 
 fn invalid(path: &std::path::Path, e: ConfigError) -> AdminError {
@@ -102,25 +131,26 @@ pub(crate) fn needs_restart(old: &Config, new: &Config) -> Vec<String> {
     if old.cluster.admin_token_env != new.cluster.admin_token_env {
         why.push("admin_token_env changed".to_string());
     }
+    if old
+        .aws_api
+        .as_ref()
+        .map(|a| (a.bind, &a.region, &a.account_id, &a.credentials_env))
+        != new
+            .aws_api
+            .as_ref()
+            .map(|a| (a.bind, &a.region, &a.account_id, &a.credentials_env))
+    {
+        why.push("[aws_api] bind, region, account_id or credentials_env changed".to_string());
+    }
     for (name, tg) in &old.target_groups {
         let Some(n) = new.target_groups.get(name) else {
             continue;
         };
-        // The data plane builds a target group's balancing once; applying only the health
-        // checks would leave the rest silently as it was.
-        if (n.protocol, n.protocol_version, n.algorithm, n.slow_start)
-            != (
-                tg.protocol,
-                tg.protocol_version,
-                tg.algorithm,
-                tg.slow_start,
-            )
-            || n.stickiness != tg.stickiness
-            || n.proxy_protocol_v2 != tg.proxy_protocol_v2
-        {
+        // A TCP target group's listeners hold it for good; HTTP ones are rebuilt in place.
+        let tcp = tg.protocol == flotilla_config::Protocol::Tcp;
+        if n.protocol != tg.protocol || (tcp && n.proxy_protocol_v2 != tg.proxy_protocol_v2) {
             why.push(format!(
-                "protocol, protocol_version, algorithm, slow_start, stickiness or \
-                 proxy_protocol_v2 of target group {name} changed"
+                "protocol or proxy_protocol_v2 of target group {name} changed"
             ));
         }
     }

@@ -44,6 +44,7 @@ struct Running {
     shared: Arc<Shared>,
     compute_events: mpsc::UnboundedReceiver<ComputeEvent>,
     admin: JoinHandle<std::io::Result<()>>,
+    aws: Option<JoinHandle<std::io::Result<()>>>,
     stop_admin: watch::Sender<bool>,
 }
 
@@ -61,22 +62,25 @@ pub async fn run(
 
 /// Binds everything first (a taken port fails the start before any instance exists), builds
 /// the cluster, takes back what an earlier run left, and starts serving.
-async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeError> {
+async fn start(file_config: Config, options: RunOptions) -> Result<Running, RuntimeError> {
     let clock = Clock::start();
-    let admin_addr = config.cluster.admin_bind;
+    let admin_addr = file_config.cluster.admin_bind;
     if !admin_addr.ip().is_loopback() && options.admin_token.is_none() {
         return Err(RuntimeError::AdminTokenRequired {
             addr: admin_addr,
-            env: config.cluster.admin_token_env.clone(),
+            env: file_config.cluster.admin_token_env.clone(),
         });
     }
-    let log_dir = config.cluster.state_dir.join("logs");
+    let state_dir = file_config.cluster.state_dir.clone();
+    let log_dir = state_dir.join("logs");
     std::fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::StateDir {
         path: log_dir.clone(),
         source,
     })?;
-    let (store, stored) =
-        persist::open(&config.cluster.state_dir, config.auto_scaling_groups.keys())?;
+    let store = persist::open_store(&state_dir)?;
+    let aws = crate::aws_adapter::prepare(&file_config, &store).await?;
+    let config = aws.config.clone();
+    let stored = persist::read(&store, config.auto_scaling_groups.keys())?;
     let admin_listener =
         TcpListener::bind(admin_addr)
             .await
@@ -91,7 +95,7 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
     let persister =
         persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
             .map_err(|source| RuntimeError::StateDir {
-                path: config.cluster.state_dir.clone(),
+                path: state_dir.clone(),
                 source,
             })?;
     let now = clock.now();
@@ -117,9 +121,12 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
         launch: LaunchContext {
             flotilla_exe: options.flotilla_exe.clone(),
             admin_url: format!("http://{admin_bound}"),
+            user_data_dir: state_dir.join("user-data"),
         },
         history: stored.history,
         config,
+        file_config,
+        overlay: aws.overlay.clone(),
     });
     // Routing tables, weights and held requests are in place before the first request.
     execute_pending(&shared);
@@ -131,14 +138,16 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
         admin_listener,
         Arc::new(AdminView(shared.clone())),
         options.admin_token.clone().map(Arc::from),
-        stop_rx,
+        stop_rx.clone(),
     ));
+    let aws = aws.serve(&shared, stop_rx);
     let name = shared.config().cluster.name.clone();
     tracing::info!(cluster = %name, admin = %admin_bound, "flotilla is up");
     Ok(Running {
         shared,
         compute_events,
         admin,
+        aws,
         stop_admin,
     })
 }
@@ -253,6 +262,7 @@ async fn stop(running: Running) {
     let Running {
         shared,
         admin,
+        aws,
         stop_admin,
         ..
     } = running;
@@ -285,5 +295,8 @@ async fn stop(running: Running) {
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;
     }
     let _ = admin.await;
+    if let Some(aws) = aws {
+        let _ = aws.await;
+    }
     tracing::info!("flotilla stopped");
 }

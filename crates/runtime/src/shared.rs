@@ -45,8 +45,13 @@ pub(crate) struct Shared {
     pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
     /// The config file to re-read on reload.
     pub(crate) config_path: Option<PathBuf>,
-    /// The config in force; replaced by a successful reload.
+    /// The config in force — the file's merged with the AWS API's overlay; replaced by a
+    /// successful reload or AWS API change. Lock it before `file_config` and `overlay`.
     pub(crate) config: Mutex<flotilla_config::Config>,
+    /// The config file as last loaded (what a reload replaces).
+    pub(crate) file_config: Mutex<flotilla_config::Config>,
+    /// What the AWS API created, in config terms (what an AWS API change replaces).
+    pub(crate) overlay: Mutex<flotilla_aws::Overlay>,
 }
 
 /// The parts of [`Shared`] built before it.
@@ -61,6 +66,8 @@ pub(crate) struct SharedParts {
     pub(crate) launch: crate::executor::LaunchContext,
     pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
     pub(crate) config: flotilla_config::Config,
+    pub(crate) file_config: flotilla_config::Config,
+    pub(crate) overlay: flotilla_aws::Overlay,
 }
 
 /// Locks a mutex whose holder may have panicked: every value behind these locks stays
@@ -71,8 +78,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     pub(crate) fn new(parts: SharedParts) -> Arc<Self> {
-        let config_path =
-            (!parts.config.path.as_os_str().is_empty()).then(|| parts.config.path.clone());
+        let config_path = (!parts.file_config.path.as_os_str().is_empty())
+            .then(|| parts.file_config.path.clone());
         Arc::new(Shared {
             cluster: Mutex::new(parts.cluster),
             wake: Notify::new(),
@@ -88,6 +95,8 @@ impl Shared {
             history: parts.history,
             config_path,
             config: Mutex::new(parts.config),
+            file_config: Mutex::new(parts.file_config),
+            overlay: Mutex::new(parts.overlay),
         })
     }
 
@@ -107,6 +116,17 @@ impl Shared {
     /// The config in force (locked: reloads replace it).
     pub(crate) fn config(&self) -> MutexGuard<'_, flotilla_config::Config> {
         lock(&self.config)
+    }
+
+    /// The instance type of launch template `name` in the config in force, read without
+    /// waiting for the config's lock (a reload holding it takes the cluster's next, and callers
+    /// of this hold the cluster's).
+    pub(crate) fn config_snapshot_instance_type(&self, name: &str) -> Option<String> {
+        let config = self.config.try_lock().ok()?;
+        config
+            .launch_templates
+            .get(name)
+            .map(|t| t.instance_type.clone())
     }
 
     /// The pid of an instance's process, if it runs here.

@@ -14,4 +14,6 @@ mod store;
 
 pub use error::StateError;
 pub use sqlite::SqliteStore;
-pub use store::{ActivityRecord, InstanceRecord, StateStore, WeightOverrideRecord};
+pub use store::{
+    ActivityRecord, AwsResourceRecord, InstanceRecord, StateStore, WeightOverrideRecord,
+};

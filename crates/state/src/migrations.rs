@@ -54,6 +54,14 @@ const MIGRATIONS: &[&str] = &[
     // 4: where the instance is in its life, so a restart puts a warm pool instance back in the
     // pool and holds one waiting for a launch hook out of service.
     "ALTER TABLE instances ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'in_service';",
+    // 5: what the AWS API created (launch templates, target groups, load balancers, listeners,
+    // rules, auto scaling groups), one JSON document per resource.
+    "CREATE TABLE aws_resources (
+        kind TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (kind, key)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -5,7 +5,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    migrations, ActivityRecord, InstanceRecord, StateError, StateStore, WeightOverrideRecord,
+    migrations, ActivityRecord, AwsResourceRecord, InstanceRecord, StateError, StateStore,
+    WeightOverrideRecord,
 };
 
 /// How many activities a group keeps on disk; older ones are deleted so the file stays bounded.
@@ -270,11 +271,60 @@ impl StateStore for SqliteStore {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+
+    fn replace_aws_resources(&mut self, resources: &[AwsResourceRecord]) -> Result<(), StateError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM aws_resources", [])?;
+        for (kind, key, body) in resources {
+            tx.execute(
+                "INSERT INTO aws_resources (kind, key, body) VALUES (?1, ?2, ?3)",
+                params![kind, key, body],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn aws_resources(&self) -> Result<Vec<AwsResourceRecord>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT kind, key, body FROM aws_resources ORDER BY kind, key")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aws_resources_are_replaced_whole_and_read_back() {
+        let dir = std::env::temp_dir().join(format!("flotilla-aws-res-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        let r = |k: &str, n: &str| {
+            (
+                k.to_string(),
+                n.to_string(),
+                format!("{{\"name\":\"{n}\"}}"),
+            )
+        };
+        store
+            .replace_aws_resources(&[r("target_group", "web"), r("target_group", "api")])
+            .unwrap();
+        store
+            .replace_aws_resources(&[r("target_group", "web")])
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open(&dir.join("state.db")).unwrap();
+        assert_eq!(
+            store.aws_resources().unwrap(),
+            vec![r("target_group", "web")]
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn weight_overrides_round_trip() {

@@ -122,4 +122,13 @@ pub trait StateStore: Send {
     ) -> Result<(), StateError>;
     /// Every stored weight override.
     fn weight_overrides(&self) -> Result<Vec<WeightOverrideRecord>, StateError>;
+
+    /// Replaces every resource the AWS API created with `resources` (kind, key, JSON), in one
+    /// transaction: the API's overlay is stored whole after each change.
+    fn replace_aws_resources(&mut self, resources: &[AwsResourceRecord]) -> Result<(), StateError>;
+    /// Every stored AWS API resource, by kind and key.
+    fn aws_resources(&self) -> Result<Vec<AwsResourceRecord>, StateError>;
 }
+
+/// One resource the AWS API created: its kind (`target_group`, …), key (name or ARN) and JSON.
+pub type AwsResourceRecord = (String, String, String);

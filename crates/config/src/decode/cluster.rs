@@ -13,6 +13,7 @@ const ROOT_KEYS: &[&str] = &[
     "target_groups",
     "load_balancers",
     "auto_scaling_groups",
+    "aws_api",
 ];
 
 /// Decodes a whole document; problems are left in `ctx`.
@@ -25,6 +26,7 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         target_groups: BTreeMap::new(),
         load_balancers: BTreeMap::new(),
         auto_scaling_groups: BTreeMap::new(),
+        aws_api: None,
     };
     ctx.zones_known = true;
     let Some(root) = ctx.table(root, String::new(), ROOT_KEYS) else {
@@ -44,6 +46,9 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         owner: "[cluster] admin_bind".into(),
     });
 
+    if let Some(v) = root.get("aws_api") {
+        config.aws_api = super::aws::decode_aws_api(ctx, v);
+    }
     if let Some(v) = root.get("launch_templates") {
         for (name, _, body) in named(ctx, v, "launch templates") {
             ctx.declared_launch_templates.push(name.clone());
@@ -134,6 +139,7 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         "stop_signal",
         "stop_timeout",
         "instance_type",
+        "user_data",
     ];
     let t = ctx.table(v, path, &keys)?;
     let command = t.req(ctx, "command", |ctx, v| {
@@ -194,6 +200,7 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
     let instance_type = t
         .opt(ctx, "instance_type", Ctx::nonempty)
         .unwrap_or_else(|| "t3.micro".into());
+    let user_data = t.opt(ctx, "user_data", Ctx::string).map(String::into_bytes);
     Some(LaunchTemplate {
         command: command?,
         env,
@@ -201,5 +208,6 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         stop_signal,
         stop_timeout,
         instance_type,
+        user_data,
     })
 }

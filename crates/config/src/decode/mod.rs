@@ -5,6 +5,7 @@
 
 mod actions;
 mod alarms;
+mod aws;
 mod cluster;
 mod groups;
 mod lifecycle;

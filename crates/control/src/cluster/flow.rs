@@ -47,6 +47,7 @@ impl Cluster {
         self.publish();
         self.report_activities();
         self.report_startup_progress();
+        self.forget_retired_groups();
         self.collect_garbage();
         self.persist_lifecycles();
     }

@@ -13,6 +13,7 @@ mod handle;
 mod operator;
 mod reconfigure;
 mod restore;
+mod retire;
 mod sampling;
 mod spec;
 mod views;
@@ -90,6 +91,9 @@ pub struct Cluster {
     /// instance, so it runs only when an instance can have gone.
     removals_seen: u64,
     garbage: bool,
+    /// How many groups were ever added: varies each new group's id seed, so a group added by
+    /// a reconfigure never shares instance ids with one that is still draining.
+    groups_added: usize,
 }
 
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
@@ -108,6 +112,8 @@ pub(crate) struct GroupState {
     /// Start-up progress: `None` once the group first had all its desired instances in
     /// service; until then the last (ready, desired) logged.
     startup: Option<(u32, u32)>,
+    /// Removed from the spec: draining and stopping its instances; forgotten once it has none.
+    pub(crate) retiring: bool,
 }
 
 /// One target group's health machine and what the data plane was last told.
@@ -159,12 +165,13 @@ impl Cluster {
             seed,
             removals_seen: 0,
             garbage: true,
+            groups_added: 0,
         };
         for (name, tg) in &spec.target_groups {
             c.add_target_group(now, name, tg.clone());
         }
-        for (i, (name, config)) in spec.groups.iter().enumerate() {
-            c.add_group(now, i, name, config.clone());
+        for (name, config) in &spec.groups {
+            c.add_group(now, name, config.clone());
         }
         c.forwards.configure(now, &spec.forwards, &mut c.effects);
         for g in c.groups.values() {
@@ -200,10 +207,13 @@ impl Cluster {
         );
     }
 
-    /// Adds a group; `index` varies the id seed so that groups never share instance ids. The
+    /// Adds a group; the count of groups added so far varies the id seed so that groups never
+    /// share instance ids (a group added by a reconfigure neither, while another drains). The
     /// seed is mixed, not offset: the id generator steps its state by the golden ratio, so
     /// seeds a golden step apart would hand out the same ids one launch apart.
-    fn add_group(&mut self, now: Time, index: usize, name: &str, config: AutoScalingGroupConfig) {
+    fn add_group(&mut self, now: Time, name: &str, config: AutoScalingGroupConfig) {
+        let index = self.groups_added;
+        self.groups_added += 1;
         let seed = mix(self.seed ^ (index as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
         let mut asg = AutoScalingGroup::new(config.group_spec(name, 1), seed, now);
         asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
@@ -222,6 +232,7 @@ impl Cluster {
                 last_reported_activity: None,
                 unfinished: Vec::new(),
                 startup: Some((u32::MAX, u32::MAX)),
+                retiring: false,
             },
         );
     }

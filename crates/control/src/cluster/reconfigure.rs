@@ -1,5 +1,6 @@
-//! A new config applied in place (hot reload, `flotilla apply`): checked first, so a change
-//! that needs a restart refuses the whole reload and nothing is half-applied.
+//! A new config applied in place (hot reload, the AWS API's changes): checked first, so a
+//! change that needs a restart refuses the whole reload and nothing is half-applied. Groups and
+//! target groups may come and go (`retire.rs` drains and stops a removed group).
 
 use crate::time::Time;
 
@@ -11,30 +12,16 @@ impl Cluster {
     /// will take it).
     pub fn reconfigure_blockers(&self, spec: &ClusterSpec) -> Vec<String> {
         let mut why = Vec::new();
-        for name in self.groups.keys() {
-            if !spec.groups.contains_key(name) {
-                why.push(format!("auto scaling group {name} removed"));
-            }
-        }
         for (name, g) in &spec.groups {
-            match self.groups.get(name).map(|s| &s.config) {
-                None => why.push(format!("auto scaling group {name} added")),
-                Some(o) if o.target_groups != g.target_groups => why.push(format!(
+            match self.groups.get(name) {
+                Some(s) if s.retiring => why.push(format!(
+                    "auto scaling group {name} is still being deleted (its instances drain and \
+                     stop); add it again once it is gone"
+                )),
+                Some(s) if s.config.target_groups != g.target_groups => why.push(format!(
                     "target groups of auto scaling group {name} changed"
                 )),
-                Some(o) if o.launch_template != g.launch_template => why.push(format!(
-                    "launch template of auto scaling group {name} changed"
-                )),
                 _ => {}
-            }
-        }
-        for (name, tg) in &spec.target_groups {
-            if self
-                .target_groups
-                .get(name)
-                .is_some_and(|old| old.spec.targets != tg.targets)
-            {
-                why.push(format!("static targets of target group {name} changed"));
             }
         }
         why
@@ -60,12 +47,17 @@ impl Cluster {
         for (name, tg) in &spec.target_groups {
             match self.target_groups.get_mut(name) {
                 Some(t) if t.spec != *tg => {
-                    t.health
-                        .update_spec(tg.health_check, tg.deregistration_delay);
+                    if (t.spec.health_check, t.spec.deregistration_delay)
+                        != (tg.health_check, tg.deregistration_delay)
+                    {
+                        t.health
+                            .update_spec(tg.health_check, tg.deregistration_delay);
+                        changes.push(format!(
+                            "target group {name}: health check settings updated"
+                        ));
+                    }
+                    changes.extend(Self::retarget(now, name, t, &tg.targets));
                     t.spec = tg.clone();
-                    changes.push(format!(
-                        "target group {name}: health check settings updated"
-                    ));
                 }
                 Some(_) => {}
                 None => {
@@ -81,9 +73,31 @@ impl Cluster {
             }
             keep
         });
+        let removed: Vec<String> = self
+            .groups
+            .iter()
+            .filter(|(name, g)| !g.retiring && !spec.groups.contains_key(*name))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in removed {
+            changes.push(self.retire_group(now, &name));
+        }
         for (name, config) in spec.groups {
-            let template_changed = old_templates.get(&config.launch_template)
-                != self.launch_templates.get(&config.launch_template);
+            let Some(old_name) = self.groups.get(&name).map(|g| &g.config.launch_template) else {
+                changes.push(format!(
+                    "auto scaling group {name}: added (desired capacity {})",
+                    config.desired_capacity
+                ));
+                if config.min_size == 0 {
+                    self.hold_requests_for(&config.target_groups);
+                }
+                self.add_group(now, &name, config);
+                continue;
+            };
+            // A group may also be pointed at another template (the AWS API's
+            // `UpdateAutoScalingGroup`): new instances then use its content as a new version.
+            let template_changed =
+                old_templates.get(old_name) != self.launch_templates.get(&config.launch_template);
             changes.extend(self.reconfigure_group(now, &name, config, template_changed));
         }
         self.forwards
@@ -93,6 +107,35 @@ impl Cluster {
             tracing::info!(change = change.as_str(), "reconfigured");
         }
         changes
+    }
+
+    /// Publishes `name`'s routing table again (and asks again to hold its requests when it
+    /// does), for a driver that rebuilt its data-plane object (changed balancing settings).
+    pub fn republish_target_group(&mut self, name: &str) {
+        let Some(tg) = self.target_groups.get_mut(name) else {
+            return;
+        };
+        tg.dirty = true;
+        if tg.holds {
+            self.effects.push_back(Effect::HoldRequests {
+                target_group: name.to_string(),
+            });
+        }
+        self.publish();
+    }
+
+    /// Target groups of a group that may be empty hold requests that find no target.
+    fn hold_requests_for(&mut self, target_groups: &[String]) {
+        for name in target_groups {
+            if let Some(t) = self.target_groups.get_mut(name) {
+                if !t.holds {
+                    t.holds = true;
+                    self.effects.push_back(Effect::HoldRequests {
+                        target_group: name.clone(),
+                    });
+                }
+            }
+        }
     }
 
     fn reconfigure_group(

@@ -144,6 +144,15 @@ impl LbTargets {
         self.drain_machines();
     }
 
+    /// Publishes `tg`'s targets again: the data plane rebuilt it (new balancing settings) and
+    /// holds none until told.
+    pub fn republish(&mut self, tg: &str) {
+        if let Some(g) = self.groups.get_mut(tg) {
+            g.dirty = true;
+        }
+        self.drain_machines();
+    }
+
     /// A probe came back.
     pub fn handle_probe_result(
         &mut self,

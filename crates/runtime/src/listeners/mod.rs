@@ -264,6 +264,7 @@ impl ListenerSet {
         new: &flotilla_config::Config,
         bound: Vec<BoundListener>,
         data_plane: &DataPlane,
+        rebuilt: &[String],
     ) -> Vec<String> {
         let mut changes = Vec::new();
         let wanted: BTreeMap<
@@ -298,6 +299,16 @@ impl ListenerSet {
                 };
                 let mut l = (*l).clone();
                 l.bind = e.listener.bind;
+                let uses_rebuilt = std::iter::once(&l.default_action)
+                    .chain(l.rules.iter().map(|r| &r.action))
+                    .any(|a| {
+                        a.target_group_names()
+                            .any(|n| rebuilt.iter().any(|r| r == n))
+                    });
+                if uses_rebuilt && e.listener == l {
+                    // Same rules, new target group objects: compile against them.
+                    e.router.store(Arc::new(self.compile(lb, &l, &groups)));
+                }
                 if e.listener != l || e.load_balancer != **lb {
                     e.router.store(Arc::new(self.compile(lb, &l, &groups)));
                     e.info.target_groups = forwarded_groups(&l.default_action);

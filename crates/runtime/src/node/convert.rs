@@ -40,6 +40,7 @@ fn launch_record(t: &LaunchTemplate) -> LaunchRecord {
         stop_signal: t.stop_signal.as_str().to_string(),
         stop_timeout_ms: u64::try_from(t.stop_timeout.as_millis()).unwrap_or(u64::MAX),
         instance_type: t.instance_type.clone(),
+        user_data: t.user_data.clone(),
     }
 }
 
@@ -52,6 +53,7 @@ pub(crate) fn template(r: &LaunchRecord) -> LaunchTemplate {
         stop_signal: StopSignal::parse(&r.stop_signal).unwrap_or_default(),
         stop_timeout: Duration::from_millis(r.stop_timeout_ms.max(1)),
         instance_type: r.instance_type.clone(),
+        user_data: r.user_data.clone(),
     }
 }
 
@@ -233,6 +235,7 @@ mod tests {
                 stop_signal: StopSignal::Int,
                 stop_timeout: Duration::from_secs(7),
                 instance_type: "t3.micro".into(),
+                user_data: Some(b"#!/bin/sh\n".to_vec()),
             },
             state: AssignmentState::Kill,
             address: Some("10.77.0.12:4000".parse().unwrap()),

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use flotilla_control::{Activity, ActivityStatus, Durable, InstanceId, Restored, ScalingProcess};
 use flotilla_state::{
-    ActivityRecord, InstanceRecord, SqliteStore, StateError, StateStore, WeightOverrideRecord,
+    ActivityRecord, AwsResourceRecord, InstanceRecord, SqliteStore, StateError, StateStore,
+    WeightOverrideRecord,
 };
 
 use crate::clock::Clock;
@@ -55,6 +56,7 @@ enum Write {
     },
     ClearInstances,
     WeightOverride(WeightOverrideRecord),
+    AwsResources(Vec<AwsResourceRecord>),
     RemoveWeightOverride {
         load_balancer: String,
         listener: String,
@@ -73,11 +75,26 @@ pub(crate) struct Stored {
 }
 
 /// Opens `<state_dir>/state.db` and reads what the groups named in `groups` need.
+#[cfg(test)]
 pub(crate) fn open<'a>(
     state_dir: &Path,
     groups: impl Iterator<Item = &'a String>,
 ) -> Result<(SqliteStore, Stored), StateError> {
-    let store = SqliteStore::open(&state_dir.join("state.db"))?;
+    let store = open_store(state_dir)?;
+    let stored = read(&store, groups)?;
+    Ok((store, stored))
+}
+
+/// Opens (creating it if needed) `<state_dir>/state.db`.
+pub(crate) fn open_store(state_dir: &Path) -> Result<SqliteStore, StateError> {
+    SqliteStore::open(&state_dir.join("state.db"))
+}
+
+/// Reads what the groups named in `groups` need from `store`.
+pub(crate) fn read<'a>(
+    store: &SqliteStore,
+    groups: impl Iterator<Item = &'a String>,
+) -> Result<Stored, StateError> {
     let mut stored = Stored {
         restored: Restored {
             weight_overrides: store
@@ -110,7 +127,7 @@ pub(crate) fn open<'a>(
             .collect();
         stored.history.insert(group.clone(), history);
     }
-    Ok((store, stored))
+    Ok(stored)
 }
 
 /// Stored process names as the group knows them; a name this version does not know is logged
@@ -247,6 +264,11 @@ impl Persister {
         self.send(write);
     }
 
+    /// Stores the AWS API's resources whole (after each change the API applied).
+    pub(crate) fn aws_resources(&self, records: Vec<AwsResourceRecord>) {
+        self.send(Write::AwsResources(records));
+    }
+
     /// Forgets an instance whose process is gone.
     pub(crate) fn remove_instance(&self, id: &str) {
         self.send(Write::RemoveInstance { id: id.to_string() });
@@ -275,6 +297,7 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
         Write::Lifecycle { id, lifecycle } => store.set_instance_lifecycle(&id, lifecycle),
         Write::RemoveInstance { id } => store.remove_instance(&id),
         Write::WeightOverride(o) => store.put_weight_override(&o),
+        Write::AwsResources(r) => store.replace_aws_resources(&r),
         Write::RemoveWeightOverride {
             load_balancer,
             listener,

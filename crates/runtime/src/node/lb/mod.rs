@@ -254,17 +254,21 @@ impl Lb {
                 return;
             }
         };
-        let mut changes = self.shared.data_plane.reconfigure(&self.config, &new);
-        changes.extend(
-            self.shared
-                .listeners
-                .apply(&new, bound, &self.shared.data_plane),
-        );
+        let (mut changes, replaced) = self.shared.data_plane.reconfigure(&self.config, &new);
+        changes.extend(self.shared.listeners.apply(
+            &new,
+            bound,
+            &self.shared.data_plane,
+            &replaced,
+        ));
         self.shared.data_plane.remove_absent(&new);
         self.config = new;
         let now = self.now();
         let specs = self.spec_target_groups();
         self.targets.configure(now, &specs);
+        for name in &replaced {
+            self.targets.republish(name);
+        }
         tracing::info!(
             changes = changes.join("; ").as_str(),
             "load balancer reconfigured"
