@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::group::{AutoScalingGroup, LifecycleState, ScalingProcess};
+use crate::group::{AutoScalingGroup, Instance, LifecycleState, ScalingProcess};
 use crate::id::InstanceId;
 use crate::metrics::{Metric, Statistic};
 use crate::policy::{
@@ -30,8 +30,9 @@ pub struct MetricQuery<'a> {
     pub period: Duration,
     /// End of the period (inclusive).
     pub end: Time,
-    /// The instances whose data counts: in service and past warm-up (AWS excludes warming
-    /// instances from the aggregated metric).
+    /// The instances whose data counts: for an instance metric (CPU) those in service and
+    /// past warm-up (AWS leaves warming instances out of the aggregate); for a load balancer
+    /// metric every instance in service and healthy in its target groups, warming or not.
     pub instances: &'a [InstanceId],
 }
 
@@ -230,16 +231,13 @@ impl ScalingController {
     }
 
     /// Whether an instance is warming up at `now`: pending, or in service for less than the
-    /// warm-up. Warming instances' data is left out of policy metrics.
+    /// warm-up, unless the group started with it ([`Instance::initial`]). Warming instances'
+    /// instance metrics (CPU) are left out of policy metrics, and they block scale-in.
     pub fn is_warming(&self, group: &AutoScalingGroup, id: &InstanceId, now: Time) -> bool {
         group
             .instances()
             .find(|i| i.id == *id)
-            .is_some_and(|i| match i.lifecycle {
-                LifecycleState::Pending | LifecycleState::PendingWait => true,
-                LifecycleState::InService => i.in_service_at.is_none_or(|t| now < t + self.warmup),
-                _ => false,
-            })
+            .is_some_and(|i| is_warming(i, now, self.warmup))
     }
 
     /// When the next policy evaluation is due, so a driver can sleep until then.
@@ -337,18 +335,8 @@ impl ScalingController {
         {
             return;
         }
-        let warmup = self.warmup;
-        let measured: Vec<InstanceId> = group
-            .instances()
-            .filter(|i| {
-                i.lifecycle == LifecycleState::InService
-                    && i.in_service_at.is_some_and(|t| now >= t + warmup)
-            })
-            .map(|i| i.id.clone())
-            .collect();
-        let live = group.instances().filter(|i| i.lifecycle.is_live()).count();
-        let warming = u32::try_from(live.saturating_sub(measured.len())).unwrap_or(u32::MAX);
-        let measured_n = u32::try_from(measured.len()).unwrap_or(u32::MAX);
+        let fleet = Measured::of(group, now, self.warmup);
+        let warming = fleet.warming;
         let desired = group.desired_capacity();
         let mut proposals: Vec<Proposal> = Vec::new();
         let mut simple_sources: Vec<(usize, usize)> = Vec::new();
@@ -361,13 +349,15 @@ impl ScalingController {
             }
             s.next_eval = next_eval(s.next_eval, s.period, now);
             let spec = s.policy.spec();
+            let measured = fleet.for_metric(spec.metric);
             let value = metrics.group_metric(&MetricQuery {
                 metric: spec.metric,
                 statistic: spec.statistic,
                 period: s.period,
                 end: now,
-                instances: &measured,
+                instances: measured,
             });
+            let measured_n = u32::try_from(measured.len()).unwrap_or(u32::MAX);
             last_values.push((spec.name.clone(), value));
             if !spec.disable_scale_in {
                 tt_voters += 1;
@@ -390,7 +380,7 @@ impl ScalingController {
                 statistic: a.statistic,
                 period: s.period,
                 end: now,
-                instances: &measured,
+                instances: fleet.for_metric(a.metric),
             });
             last_values.push((s.policy.spec().name.clone(), value));
             if let Some(p) = s.policy.evaluate(value, desired, warming) {
@@ -408,7 +398,7 @@ impl ScalingController {
                 statistic: a.statistic,
                 period: s.period,
                 end: now,
-                instances: &measured,
+                instances: fleet.for_metric(a.metric),
             });
             last_values.push((s.policy.spec().name.clone(), value));
             if let Some(p) = s.policy.evaluate(value, desired) {
@@ -446,6 +436,60 @@ impl ScalingController {
                 to,
                 cause,
             });
+        }
+    }
+}
+
+/// Whether `i` warms up at `now` (see [`ScalingController::is_warming`]).
+fn is_warming(i: &Instance, now: Time, warmup: Duration) -> bool {
+    match i.lifecycle {
+        LifecycleState::Pending | LifecycleState::PendingWait => true,
+        LifecycleState::InService => !i.initial && i.in_service_at.is_none_or(|t| now < t + warmup),
+        _ => false,
+    }
+}
+
+/// The instances a policy's metric is read over, as AWS's warm-up defines them.
+struct Measured {
+    /// Every in-service instance its target groups route to, warming or not: load balancer
+    /// metrics count all of them, as `ALBRequestCountPerTarget` divides by the healthy
+    /// targets (a target still in its first health checks gets no requests and would dilute
+    /// the rate).
+    serving: Vec<InstanceId>,
+    /// In-service instances past their warm-up: instance metrics (CPU) count only these.
+    warm: Vec<InstanceId>,
+    /// Live instances still warming (pending, or in service within the warm-up).
+    warming: u32,
+}
+
+impl Measured {
+    fn of(group: &AutoScalingGroup, now: Time, warmup: Duration) -> Measured {
+        let mut m = Measured {
+            serving: Vec::new(),
+            warm: Vec::new(),
+            warming: 0,
+        };
+        for i in group.instances().filter(|i| i.lifecycle.is_live()) {
+            let warming = is_warming(i, now, warmup);
+            m.warming += u32::from(warming);
+            if i.lifecycle == LifecycleState::InService {
+                if group.is_serving(&i.id) {
+                    m.serving.push(i.id.clone());
+                }
+                if !warming {
+                    m.warm.push(i.id.clone());
+                }
+            }
+        }
+        m
+    }
+
+    /// The instances `metric` is aggregated over.
+    fn for_metric(&self, metric: Metric) -> &[InstanceId] {
+        if metric.is_instance_metric() {
+            &self.warm
+        } else {
+            &self.serving
         }
     }
 }

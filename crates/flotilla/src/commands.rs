@@ -14,6 +14,7 @@ use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
 
 use crate::cli::{AdminArgs, Cli, Command, DrillArgs, ZoneCommand};
+use crate::out::outln;
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -133,6 +134,25 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::WarmPool { group, json, admin } => {
             block_on(crate::lifecycle::warm_pool(admin, &group, json))
         }
+        Command::Load {
+            url,
+            rps,
+            concurrency,
+            duration,
+            path,
+            timeout,
+            max_in_flight,
+            json,
+        } => block_on(crate::load::run(crate::load::LoadArgs {
+            url,
+            rps,
+            concurrency,
+            duration,
+            path,
+            timeout,
+            max_in_flight,
+            json,
+        })),
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -176,7 +196,7 @@ fn load_config(path: &std::path::Path) -> Option<flotilla_config::Config> {
 fn validate(path: &std::path::Path) -> ExitCode {
     match load_config(path) {
         Some(_) => {
-            println!("{}: valid", path.display());
+            outln!("{}: valid", path.display());
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,
@@ -289,11 +309,11 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 .map(|(name, targets)| serde_json::json!({"name": name, "targets": targets}))
                 .collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
     for l in &listeners {
-        println!(
+        outln!(
             "listener {} {} {} -> {}",
             l.load_balancer,
             l.protocol,
@@ -302,7 +322,7 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     for (g, s) in groups.iter().zip(&scaling) {
-        println!(
+        outln!(
             "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}",
             g.name,
             g.desired_capacity,
@@ -311,12 +331,17 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             g.max_size,
             g.zones.join(", ")
         );
-        println!(
+        outln!(
             "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
-            "INSTANCE", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
+            "INSTANCE",
+            "ZONE",
+            "STATE",
+            "HEALTH",
+            "ADDRESS",
+            "PID"
         );
         for i in &g.instances {
-            println!(
+            outln!(
                 "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
                 i.id,
                 i.zone,
@@ -327,7 +352,7 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             );
         }
         for p in &s.policies {
-            println!(
+            outln!(
                 "  policy {} ({}){}{}",
                 p.name,
                 p.kind,
@@ -340,21 +365,24 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default()
             );
             if !p.description.is_empty() {
-                println!("    {}", p.description);
+                outln!("    {}", p.description);
             }
         }
         if !s.suspended_processes.is_empty() {
-            println!("  suspended: {}", s.suspended_processes.join(", "));
+            outln!("  suspended: {}", s.suspended_processes.join(", "));
         }
     }
     for (name, targets) in &health {
-        println!("\ntarget group {name}");
-        println!(
+        outln!("\ntarget group {name}");
+        outln!(
             "  {:<22} {:<16} {:<6} {:<10} REASON",
-            "TARGET", "INSTANCE", "ZONE", "STATE"
+            "TARGET",
+            "INSTANCE",
+            "ZONE",
+            "STATE"
         );
         for t in targets {
-            println!(
+            outln!(
                 "  {:<22} {:<16} {:<6} {:<10} {}",
                 t.target,
                 t.instance_id.as_deref().unwrap_or("-"),
@@ -394,12 +422,12 @@ async fn metrics(
     let result: Result<MetricDatapoints, _> = client.get(&path).await;
     match result {
         Ok(m) if json => {
-            println!("{}", serde_json::to_string_pretty(&m)?);
+            outln!("{}", serde_json::to_string_pretty(&m)?);
             Ok(ExitCode::SUCCESS)
         }
         Ok(m) => {
             for d in &m.datapoints {
-                println!("{}  {}", d.time, d.value);
+                outln!("{}  {}", d.time, d.value);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -466,7 +494,7 @@ async fn suspend(
             } else {
                 info.suspended_processes.join(", ")
             };
-            println!("group {group}: suspended processes: {list}");
+            outln!("group {group}: suspended processes: {list}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -488,9 +516,13 @@ async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<Ex
         .await;
     match result {
         Ok(s) => {
-            println!(
+            outln!(
                 "group {}: desired capacity {} (min {}, max {}, in service {})",
-                s.name, s.desired_capacity, s.min_size, s.max_size, s.in_service
+                s.name,
+                s.desired_capacity,
+                s.min_size,
+                s.max_size,
+                s.in_service
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -539,19 +571,25 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no instances");
+        outln!("no instances");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<16} {:<12} {:<8} {:<19} {:<10} {:<22} {:>8}  LAUNCHED",
-        "INSTANCE", "GROUP", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
+        "INSTANCE",
+        "GROUP",
+        "ZONE",
+        "STATE",
+        "HEALTH",
+        "ADDRESS",
+        "PID"
     );
     for (group, i) in &rows {
-        println!(
+        outln!(
             "{:<16} {:<12} {:<8} {:<19} {:<10} {:<22} {:>8}  {}",
             i.id,
             group,
@@ -563,7 +601,7 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             i.launched_at
         );
         if i.protected_from_scale_in {
-            println!("{:<16} protected from scale-in", "");
+            outln!("{:<16} protected from scale-in", "");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -584,16 +622,16 @@ async fn activities(
     };
     list.truncate(limit);
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no activities for group {group}");
+        outln!("no activities for group {group}");
         return Ok(ExitCode::SUCCESS);
     }
     for a in &list {
-        println!("{}  {:<11}  {}", a.time, a.status, a.description);
-        println!("    cause: {}", a.cause);
+        outln!("{}  {:<11}  {}", a.time, a.status, a.description);
+        outln!("    cause: {}", a.cause);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -617,7 +655,7 @@ async fn terminate(
             } else {
                 "not replaced"
             };
-            println!(
+            outln!(
                 "instance {} of group {}: terminating (draining, then stopping); {then}; desired capacity {}",
                 r.instance_id, r.group, r.desired_capacity
             );
@@ -644,7 +682,7 @@ async fn protect(admin: AdminArgs, id: &str, protected: bool) -> anyhow::Result<
             } else {
                 "no longer protected from scale-in"
             };
-            println!("instance {} of group {}: {what}", r.instance_id, r.group);
+            outln!("instance {} of group {}: {what}", r.instance_id, r.group);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),
@@ -656,13 +694,13 @@ async fn reload(admin: AdminArgs) -> anyhow::Result<ExitCode> {
     let result: Result<ReloadResponse, _> = client.post("/v1/reload", &serde_json::json!({})).await;
     match result {
         Ok(r) if r.changes.is_empty() => {
-            println!("config reloaded: nothing changed");
+            outln!("config reloaded: nothing changed");
             Ok(ExitCode::SUCCESS)
         }
         Ok(r) => {
-            println!("config reloaded:");
+            outln!("config reloaded:");
             for c in &r.changes {
-                println!("  {c}");
+                outln!("  {c}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -704,7 +742,7 @@ async fn refresh(
         Err(e) => return refused(e),
     };
     if !json {
-        println!(
+        outln!(
             "instance refresh {} of group {group}: {} — {} of {} instance(s) replaced ({}%), \
              min healthy {}%, warm-up {}",
             r.instance_refresh_id,
@@ -715,7 +753,7 @@ async fn refresh(
             r.min_healthy_percentage,
             r.instance_warmup
         );
-        println!("  {}", r.status_reason);
+        outln!("  {}", r.status_reason);
     }
     if wait {
         let mut last = (
@@ -738,16 +776,18 @@ async fn refresh(
                 r.status_reason.clone(),
             );
             if now != last && !json {
-                println!(
+                outln!(
                     "  {:<10} {:>3}%  {}",
-                    r.status, r.percentage_complete, r.status_reason
+                    r.status,
+                    r.percentage_complete,
+                    r.status_reason
                 );
             }
             last = now;
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     }
     // Failure: the refresh failed, or the one followed did not succeed.
     let failed = matches!(
@@ -769,17 +809,17 @@ async fn zones(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         Err(e) => return refused(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} {:<10} {:>9}  UNTIL", "ZONE", "STATE", "INSTANCES");
+    outln!("{:<10} {:<10} {:>9}  UNTIL", "ZONE", "STATE", "INSTANCES");
     for z in &list {
         let until = z
             .outage_until
             .as_deref()
             .or(z.shift_until.as_deref())
             .unwrap_or("-");
-        println!("{:<10} {:<10} {:>9}  {until}", z.name, z.state, z.instances);
+        outln!("{:<10} {:<10} {:>9}  {until}", z.name, z.state, z.instances);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -822,7 +862,7 @@ async fn zone_drill(args: DrillArgs, drill: &str) -> anyhow::Result<ExitCode> {
                 (_, None) => format!("{drill} ended; now {}", z.state),
                 _ => z.state.clone(),
             };
-            println!("zone {}: {what}", z.name);
+            outln!("zone {}: {what}", z.name);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),

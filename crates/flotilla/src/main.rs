@@ -4,7 +4,9 @@
 mod cli;
 mod commands;
 mod lifecycle;
+mod load;
 mod logging;
+mod out;
 mod shift;
 
 use std::process::ExitCode;

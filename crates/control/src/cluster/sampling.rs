@@ -342,6 +342,10 @@ impl MetricSource for GroupMetrics<'_> {
         if !per_instance.is_empty() {
             return Some(per_instance.iter().sum::<f64>() / per_instance.len() as f64);
         }
+        if q.metric.is_instance_metric() {
+            // Every instance warms up: no data (the group series would count warming ones).
+            return None;
+        }
         let scope = Scope::Group(self.group.to_string());
         self.store
             .aggregate(q.metric, &scope, period, q.statistic, q.end)

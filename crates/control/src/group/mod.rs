@@ -190,6 +190,9 @@ pub struct AutoScalingGroup {
     refresh: Option<refresh::RefreshRun>,
     /// Zones taking no launches right now (a zone outage drill).
     out_of_service_zones: BTreeSet<String>,
+    /// Whether the group has had its desired capacity in service once: instances launched
+    /// before then are [`Instance::initial`] (not warming for policies).
+    started: bool,
 }
 
 impl AutoScalingGroup {
@@ -218,6 +221,7 @@ impl AutoScalingGroup {
             new_instances_protected: false,
             refresh: None,
             out_of_service_zones: BTreeSet::new(),
+            started: false,
         }
     }
 
@@ -421,6 +425,8 @@ impl AutoScalingGroup {
                 launch_template_version,
                 // AWS: re-attached instances inherit the group's setting.
                 protected_from_scale_in: self.new_instances_protected,
+                // It was serving before the restart: nothing to warm up.
+                initial: true,
             },
             None,
             None,
@@ -711,6 +717,14 @@ impl AutoScalingGroup {
         self.activities.iter()
     }
 
+    /// Whether the instance is in service, not terminating, and healthy in its target groups
+    /// (for a group without target groups: in service): a target the load balancer routes
+    /// to, counted by load balancer metrics per target.
+    pub fn is_serving(&self, id: &InstanceId) -> bool {
+        self.index_of(id)
+            .is_some_and(|i| self.members[i].is_healthy_in_service())
+    }
+
     /// Instances InService (running and registered), for the `in_service_instances` metric.
     pub fn in_service_count(&self) -> u32 {
         let n = self
@@ -919,6 +933,7 @@ impl AutoScalingGroup {
             self.rebalance_step(now);
         }
         self.reconcile_warm_pool(now);
+        self.started |= self.is_settled();
     }
 
     fn with_pending_cause(&self, body: String) -> String {
@@ -1012,6 +1027,7 @@ impl AutoScalingGroup {
                 in_service_at: None,
                 launch_template_version: version,
                 protected_from_scale_in: self.new_instances_protected,
+                initial: !self.started,
             },
             Some(activity),
             surge,

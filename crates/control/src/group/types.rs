@@ -166,6 +166,10 @@ pub struct Instance {
     pub launch_template_version: u64,
     /// Never chosen by scale-in while set (AWS `ProtectedFromScaleIn`).
     pub protected_from_scale_in: bool,
+    /// Launched to fill the group's first desired capacity, or adopted after a restart: such
+    /// an instance never warms up for scaling policies (AWS warms only instances a scaling
+    /// activity added, so a new group is not blind to its own metrics).
+    pub initial: bool,
 }
 
 /// Something the group needs the runtime to do.

@@ -174,6 +174,7 @@ impl AutoScalingGroup {
         );
         // AWS: an instance leaving the pool inherits the group's protection setting.
         self.members[i].instance.protected_from_scale_in = self.new_instances_protected;
+        self.members[i].instance.initial = !self.started;
         self.begin_service(now, i);
         true
     }

@@ -92,6 +92,13 @@ impl Metric {
         }
     }
 
+    /// Whether the metric is measured on the instance itself (AWS's `ASGAverageCPUUtilization`,
+    /// network in/out), so warm-up leaves warming instances out of it. Load balancer metrics
+    /// (requests, response times, errors) count every registered target.
+    pub fn is_instance_metric(self) -> bool {
+        self == Metric::CpuUtilization
+    }
+
     /// Whether the metric is kept as a distribution, the only kind with percentiles.
     pub fn is_distribution(self) -> bool {
         self == Metric::TargetResponseTime
