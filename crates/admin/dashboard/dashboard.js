@@ -221,10 +221,16 @@
         el('span', null, 'pid ', el('span', { class: 'mono' }, i.pid ?? '—')),
         i.address ? el('span', { class: 'mono' }, i.address) : null,
         el('span', { title: i.launched_at }, 'launched ', isNaN(launched) ? i.launched_at
-          : clock(launched) + ' (' + age((now - launched) / 1000) + ' ago)')));
+          : clock(launched) + ' (' + age((now - launched) / 1000) + ' ago)')),
+      el('div', { class: 'facts purchase' },
+        el('span', { class: 'badge ' + (i.billing || 'on-demand') }, i.billing || '—'),
+        el('span', { class: 'mono' }, i.instance_type || ''),
+        el('span', { class: 'mono' }, i.price_per_hour == null ? 'no price' : '$' + i.price_per_hour.toFixed(4) + '/h'),
+        i.interruption_deadline ? el('span', { class: 'badge unhealthy', title: i.interruption_deadline },
+          'reclaimed ' + clock(Date.parse(i.interruption_deadline))) : null));
   }
 
-  function renderGroup(detail, cluster, capacity, start, end) {
+  function renderGroup(detail, cluster, capacity, cost, start, end) {
     const zones = [];
     for (const z of [...(cluster.zones || []), ...detail.zones, ...detail.instances.map(i => i.zone)]) {
       if (!zones.includes(z)) zones.push(z);
@@ -247,10 +253,16 @@
         { name: 'desired', color: COLORS[1], points: capacity.desired, dash: '6 4' },
       ],
     });
+    const costChart = lineChart({
+      id: 'cost-' + detail.name, title: 'Cost (all instances)', yLabel: '$/hour', step: true, start, end,
+      series: [{ name: '$/hour', color: COLORS[2], points: cost || [] }],
+    });
+    const dollars = (detail.cost_per_hour || 0).toFixed(4);
     return el('section', { class: 'panel group', 'data-group': detail.name },
       el('h2', null, detail.name, el('span', { class: 'sub' },
-        `desired ${detail.desired_capacity} · in service ${detail.in_service} · min ${detail.min_size} · max ${detail.max_size}`)),
-      el('div', { class: 'group-body' }, el('div', { class: 'zones' }, columns), chart));
+        `desired ${detail.desired_capacity} · in service ${detail.in_service} · min ${detail.min_size} · max ${detail.max_size} · $${dollars}/hour`)),
+      el('div', { class: 'group-body' }, el('div', { class: 'zones' }, columns),
+        el('div', { class: 'charts' }, chart, costChart)));
   }
 
   function renderActivities(byGroup) {
@@ -286,6 +298,7 @@
       Promise.all(groups.map(g => Promise.all([
         metric('desired_capacity', 'group/' + g.name, 'maximum'),
         metric('in_service_instances', 'group/' + g.name, 'minimum'),
+        metric('cost_per_hour', 'group/' + g.name, 'average'),
       ]))),
     ]);
 
@@ -303,12 +316,12 @@
       history.push({ t: end, desired: d.desired_capacity, inService: d.in_service });
       history = history.filter(h => h.t >= start);
       polledCapacity.set(d.name, history);
-      const [desired, inService] = capacities[i];
+      const [desired, inService, cost] = capacities[i];
       const capacity = {
         desired: desired || history.map(h => ({ t: h.t, v: h.desired })),
         inService: inService || history.map(h => ({ t: h.t, v: h.inService })),
       };
-      return renderGroup(d, cluster, capacity, start, end);
+      return renderGroup(d, cluster, capacity, cost, start, end);
     }));
     document.getElementById('traffic').replaceChildren(
       lineChart({

@@ -13,7 +13,7 @@ pub struct ClusterInfo {
 }
 
 /// One auto scaling group in `GET /v1/groups`: the capacity numbers an operator checks first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {
     /// Group name from the config.
     pub name: String,
@@ -25,10 +25,14 @@ pub struct GroupSummary {
     pub desired_capacity: u32,
     /// Instances in service right now, to compare with `desired_capacity`.
     pub in_service: u32,
+    /// Dollars per hour the group's running instances cost now (their purchase options and
+    /// the price table).
+    #[serde(default)]
+    pub cost_per_hour: f64,
 }
 
 /// `GET /v1/groups/{name}`: the group and every instance it currently owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GroupDetail {
     /// Group name from the config.
     pub name: String,
@@ -44,10 +48,13 @@ pub struct GroupDetail {
     pub zones: Vec<String>,
     /// Instances not yet terminated.
     pub instances: Vec<InstanceInfo>,
+    /// Dollars per hour the group's running instances cost now.
+    #[serde(default)]
+    pub cost_per_hour: f64,
 }
 
 /// One instance as an operator sees it: where it runs and whether it is serving.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceInfo {
     /// AWS-style id, e.g. `i-0a1b2c3d4e5f`.
     pub id: String,
@@ -72,6 +79,45 @@ pub struct InstanceInfo {
     /// Whether scale-in may not choose this instance (AWS `ProtectedFromScaleIn`).
     #[serde(default)]
     pub protected_from_scale_in: bool,
+    /// How it was bought at launch: `on-demand` or `spot` (the group's mixed instances policy).
+    #[serde(default)]
+    pub purchase_option: String,
+    /// The rate it is billed at: `on-demand`, `reserved` (an On-Demand instance a
+    /// reservation of its type covers) or `spot`.
+    #[serde(default)]
+    pub billing: String,
+    /// Its instance type, from its launch template.
+    #[serde(default)]
+    pub instance_type: String,
+    /// Dollars per hour at its rate; null when its type has no price.
+    #[serde(default)]
+    pub price_per_hour: Option<f64>,
+    /// When a Spot instance with an interruption notice is reclaimed (RFC 3339).
+    #[serde(default)]
+    pub interruption_deadline: Option<String>,
+}
+
+/// `POST /v1/instances/{id}/spot-interruption`: the notice's length (default: the group's
+/// `spot_interruption_notice`, two minutes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpotInterruptionRequest {
+    /// How long until the instance is reclaimed, e.g. `"2m"` or `"30s"`.
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// The answer to a Spot interruption notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpotInterruptionResponse {
+    /// The instance.
+    pub instance_id: String,
+    /// Its group.
+    pub group: String,
+    /// When it is reclaimed (RFC 3339).
+    pub interruption_deadline: String,
+    /// Whether its replacement launched at once (the group's `capacity_rebalance`).
+    pub capacity_rebalance: bool,
 }
 
 /// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.
@@ -438,7 +484,7 @@ pub struct CompleteLifecycleActionResponse {
 }
 
 /// `GET /v1/groups/{name}/warm-pool` (AWS `DescribeWarmPool`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WarmPoolInfo {
     /// The auto scaling group.
     pub group: String,

@@ -12,6 +12,7 @@ pub mod client;
 mod dashboard;
 mod error;
 pub mod server;
+mod spot;
 
 pub use client::{AdminClient, ClientError};
 pub use error::AdminError;

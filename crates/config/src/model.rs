@@ -31,6 +31,8 @@ pub struct Config {
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     /// Groups of instances kept at a desired size (`[auto_scaling_groups.NAME]`).
     pub auto_scaling_groups: BTreeMap<String, AutoScalingGroupConfig>,
+    /// Prices per instance type and the reservations owned (`[pricing]`).
+    pub pricing: flotilla_control::pricing::PricingSpec,
 }
 
 impl Config {

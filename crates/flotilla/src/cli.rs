@@ -272,8 +272,31 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Spot drills: send a Spot instance its interruption notice.
+    Spot {
+        #[command(subcommand)]
+        command: SpotCommand,
+    },
     /// Run the "What is the time?" demo web application (listens on 127.0.0.1:$PORT).
     DemoApp,
+}
+
+/// `flotilla spot …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SpotCommand {
+    /// Send a Spot instance its interruption notice (EC2's two-minute warning): with the
+    /// group's capacity_rebalance its replacement launches at once; it is drained in time and
+    /// killed at the deadline.
+    Interrupt {
+        /// Instance id, e.g. i-0a1b2c3d4e5f.
+        id: String,
+        /// How long until it is reclaimed, e.g. 30s [default: the group's
+        /// spot_interruption_notice, 2m].
+        #[arg(long)]
+        notice: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// `flotilla lifecycle …`: AWS CompleteLifecycleAction and RecordLifecycleActionHeartbeat.

@@ -153,6 +153,7 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             max_in_flight,
             json,
         })),
+        Command::Spot { command } => block_on(crate::spot::run(command)),
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -323,32 +324,35 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     }
     for (g, s) in groups.iter().zip(&scaling) {
         outln!(
-            "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}",
+            "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}  ${:.4}/hour",
             g.name,
             g.desired_capacity,
             g.in_service,
             g.min_size,
             g.max_size,
-            g.zones.join(", ")
+            g.zones.join(", "),
+            g.cost_per_hour
         );
         outln!(
-            "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
+            "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}  {}",
             "INSTANCE",
             "ZONE",
             "STATE",
             "HEALTH",
             "ADDRESS",
-            "PID"
+            "PID",
+            "PURCHASE"
         );
         for i in &g.instances {
             outln!(
-                "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
+                "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}  {}",
                 i.id,
                 i.zone,
                 i.state,
                 i.health,
                 i.address.as_deref().unwrap_or("-"),
-                i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                purchase(i)
             );
         }
         for p in &s.policies {
@@ -550,6 +554,18 @@ pub(crate) fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+/// "t3.micro spot $0.0033/h", with the interruption deadline of a noticed Spot instance.
+fn purchase(i: &flotilla_admin::api::InstanceInfo) -> String {
+    let price = i
+        .price_per_hour
+        .map_or_else(|| "no price".to_string(), |p| format!("${p:.4}/h"));
+    let mut s = format!("{} {} {price}", i.instance_type, i.billing);
+    if let Some(d) = &i.interruption_deadline {
+        s.push_str(&format!(" (reclaimed at {d})"));
+    }
+    s
+}
+
 async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     let client = client(&admin)?;
     let summaries: Vec<GroupSummary> = client.get("/v1/groups").await?;
@@ -600,6 +616,7 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             i.launched_at
         );
+        outln!("{:<16} {}", "", purchase(i));
         if i.protected_from_scale_in {
             outln!("{:<16} protected from scale-in", "");
         }

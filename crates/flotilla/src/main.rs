@@ -8,6 +8,7 @@ mod load;
 mod logging;
 mod out;
 mod shift;
+mod spot;
 
 use std::process::ExitCode;
 

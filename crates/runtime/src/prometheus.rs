@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use crate::shared::Shared;
 
@@ -85,6 +86,8 @@ pub(crate) fn render(shared: &Shared) -> String {
     let in_service = Family::<Labels, Gauge>::default();
     let min_size = Family::<Labels, Gauge>::default();
     let max_size = Family::<Labels, Gauge>::default();
+    let cost = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let by_option = Family::<Labels, Gauge>::default();
     let mut response_times = ResponseTimes::default();
 
     for (lb, bind, stats) in shared.listeners.stats() {
@@ -150,8 +153,21 @@ pub(crate) fn render(shared: &Shared) -> String {
                 healthy.get_or_create(&l).set(0);
             }
         }
+        let bills = c.bills();
+        let costs = c.cost_per_hour();
         for g in c.groups() {
             let l = labels(&[("group", g.name)]);
+            cost.get_or_create(&l)
+                .set(costs.get(g.name).copied().unwrap_or(0.0));
+            for i in g.asg.instances() {
+                let Some(b) = bills.get(&i.id) else { continue };
+                let l = labels(&[
+                    ("group", g.name),
+                    ("purchase_option", b.purchase_option.as_str()),
+                    ("billing", b.billing.as_str()),
+                ]);
+                by_option.get_or_create(&l).inc();
+            }
             desired
                 .get_or_create(&l)
                 .set(i64::from(g.asg.desired_capacity()));
@@ -246,6 +262,16 @@ pub(crate) fn render(shared: &Shared) -> String {
         "group_max_size",
         "max_size of an auto scaling group",
         max_size,
+    );
+    registry.register(
+        "group_cost_per_hour",
+        "Dollars per hour the running instances of an auto scaling group cost now",
+        cost,
+    );
+    registry.register(
+        "group_instances",
+        "Running instances of an auto scaling group by purchase option and billing rate",
+        by_option,
     );
 
     let mut out = String::new();

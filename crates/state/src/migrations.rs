@@ -54,6 +54,9 @@ const MIGRATIONS: &[&str] = &[
     // 4: where the instance is in its life, so a restart puts a warm pool instance back in the
     // pool and holds one waiting for a launch hook out of service.
     "ALTER TABLE instances ADD COLUMN lifecycle TEXT NOT NULL DEFAULT 'in_service';",
+    // 5: how the instance was bought (`on-demand` or `spot`), so a restart keeps its price
+    // and a Spot instance can still be interrupted.
+    "ALTER TABLE instances ADD COLUMN purchase_option TEXT NOT NULL DEFAULT 'on-demand';",
 ];
 
 /// The schema version this build writes.

@@ -49,6 +49,8 @@ pub struct InstanceRecord {
     /// `in_service`, `pending:wait` (waiting for a launch lifecycle hook) or `warmed:running`
     /// (in the warm pool): the state a restart adopts it into.
     pub lifecycle: String,
+    /// `on-demand` or `spot` (schema version 5; older rows read `on-demand`).
+    pub purchase_option: String,
 }
 
 /// An operator's (or a canary rollback's) weights for one forward action, re-applied after a

@@ -13,6 +13,7 @@ const ROOT_KEYS: &[&str] = &[
     "target_groups",
     "load_balancers",
     "auto_scaling_groups",
+    "pricing",
 ];
 
 /// Decodes a whole document; problems are left in `ctx`.
@@ -25,6 +26,7 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         target_groups: BTreeMap::new(),
         load_balancers: BTreeMap::new(),
         auto_scaling_groups: BTreeMap::new(),
+        pricing: Default::default(),
     };
     ctx.zones_known = true;
     let Some(root) = ctx.table(root, String::new(), ROOT_KEYS) else {
@@ -79,6 +81,10 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
             }
         }
     }
+    if let Some(v) = root.get("pricing") {
+        config.pricing = super::purchase::decode_pricing(ctx, v);
+    }
+    super::purchase::check_priced(ctx, &config.pricing);
     config
 }
 
@@ -186,7 +192,11 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         })
         .unwrap_or(Duration::from_secs(10));
     let instance_type = t
-        .opt(ctx, "instance_type", Ctx::nonempty)
+        .opt(ctx, "instance_type", |ctx, v| {
+            let ty = ctx.nonempty(v)?;
+            ctx.priced_types.push((ty.clone(), v.span()));
+            Some(ty)
+        })
         .unwrap_or_else(|| "t3.micro".into());
     Some(LaunchTemplate {
         command: command?,

@@ -10,6 +10,7 @@ mod groups;
 mod lifecycle;
 mod listeners;
 mod policies;
+mod purchase;
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -78,6 +79,9 @@ pub(crate) struct Ctx {
     pub base_dir: PathBuf,
     /// Whether files named by the config (certificates) must exist (`load`, not `parse`).
     pub check_files: bool,
+    /// Instance types named by launch templates and reservations, checked against the
+    /// price table once `[pricing]` is decoded.
+    pub priced_types: Vec<(String, Span)>,
 }
 
 impl Ctx {

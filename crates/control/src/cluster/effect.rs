@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::group::{Activity, LifecycleState, ScalingProcess};
 use crate::id::InstanceId;
+use crate::pricing::PurchaseOption;
 use crate::template::LaunchTemplate;
 
 use super::spec::{RuleKey, WeightedTargetGroup};
@@ -162,6 +163,8 @@ pub struct InstanceRecord {
     pub protected_from_scale_in: bool,
     /// The state a restart adopts it into.
     pub lifecycle: LifecycleState,
+    /// On-Demand or Spot.
+    pub purchase_option: PurchaseOption,
 }
 
 /// The state a restart adopts an instance into: a warm pool instance goes back to the pool,

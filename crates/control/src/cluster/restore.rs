@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use crate::group::{LifecycleState, ScalingProcess};
 use crate::id::InstanceId;
+use crate::pricing::PurchaseOption;
 use crate::time::Time;
 
 use super::effect::{durable_state, Durable, Effect};
@@ -41,6 +42,8 @@ pub struct AdoptedInstance {
     pub protected_from_scale_in: bool,
     /// The state to adopt it into (`in_service`, `pending:wait` or `warmed:running`).
     pub lifecycle: LifecycleState,
+    /// On-Demand or Spot, as it was launched.
+    pub purchase_option: PurchaseOption,
 }
 
 impl Cluster {
@@ -115,6 +118,7 @@ impl Cluster {
             launch_template_version,
             protected_from_scale_in,
             lifecycle,
+            purchase_option,
         } = instance;
         let Some(g) = self.groups.get_mut(&group) else {
             return false;
@@ -124,7 +128,7 @@ impl Cluster {
             id.clone(),
             zone,
             Time::ZERO,
-            launch_template_version,
+            (launch_template_version, purchase_option),
             lifecycle,
         );
         if !taken {

@@ -104,6 +104,8 @@ impl Cluster {
         self.record_load_balancers(now, &samples);
         self.record_groups(now, &samples, &per_instance);
         self.prune_series(&samples);
+        self.record_cost(now);
+        self.spot_drill(now);
         self.evaluate_policies(now, wall);
         let rollbacks = self.forwards.evaluate(now, &self.metrics);
         self.forwards

@@ -124,7 +124,7 @@ impl AutoScalingGroup {
             count += 1;
         }
         while count > target && !self.is_suspended(ScalingProcess::Terminate) {
-            let Some(i) = self.choose_victim_among(now, |m| m.in_warm_pool()) else {
+            let Some(i) = self.choose_victim_among(now, None, |m| m.in_warm_pool()) else {
                 break;
             };
             let cause =

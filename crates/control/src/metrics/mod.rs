@@ -54,6 +54,8 @@ pub enum Metric {
     InServiceInstances,
     /// A group's desired capacity.
     DesiredCapacity,
+    /// Dollars per hour a group's instances cost at this second (not a scaling metric).
+    CostPerHour,
 }
 
 impl Metric {
@@ -89,6 +91,7 @@ impl Metric {
             Metric::CpuUtilization => "cpu_utilization",
             Metric::InServiceInstances => "in_service_instances",
             Metric::DesiredCapacity => "desired_capacity",
+            Metric::CostPerHour => "cost_per_hour",
         }
     }
 
@@ -127,7 +130,7 @@ impl FromStr for Metric {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Metric::SCALING
             .into_iter()
-            .chain([Metric::HttpTarget5xxRate])
+            .chain([Metric::HttpTarget5xxRate, Metric::CostPerHour])
             .find(|m| m.as_str() == s)
             .ok_or_else(|| MetricsError::UnknownMetric(s.to_string()))
     }
@@ -317,7 +320,7 @@ mod tests {
     fn names_round_trip() {
         for m in Metric::SCALING
             .into_iter()
-            .chain([Metric::HttpTarget5xxRate])
+            .chain([Metric::HttpTarget5xxRate, Metric::CostPerHour])
         {
             assert_eq!(m.as_str().parse::<Metric>(), Ok(m));
         }

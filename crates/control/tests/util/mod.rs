@@ -33,6 +33,8 @@ pub fn spec(min: u32, max: u32, desired: u32) -> GroupSpec {
         has_target_groups: false,
         lifecycle_hooks: Vec::new(),
         warm_pool: None,
+        instances_distribution: None,
+        interruption_drain: Duration::ZERO,
     }
 }
 
@@ -86,6 +88,7 @@ pub fn cluster_spec(spec: &GroupSpec, drain: Duration) -> ClusterSpec {
         lifecycle_hooks: spec.lifecycle_hooks.clone(),
         warm_pool: spec.warm_pool,
         instance_refresh: InstanceRefreshSettings::default(),
+        instances_distribution: spec.instances_distribution,
     };
     cs.groups.insert(spec.name.clone(), config);
     if spec.has_target_groups {

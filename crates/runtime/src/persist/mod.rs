@@ -321,6 +321,7 @@ mod tests {
             launch_template_version: 1,
             protected_from_scale_in: false,
             lifecycle: LifecycleState::InService,
+            purchase_option: flotilla_control::pricing::PurchaseOption::OnDemand,
         }
     }
 

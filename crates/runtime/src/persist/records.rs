@@ -1,5 +1,6 @@
 //! The state store's rows from and into the control plane's types.
 
+use flotilla_control::pricing::PurchaseOption;
 use flotilla_control::{
     InstanceRecord as ControlRecord, LifecycleState, RuleKey, WeightOverride, WeightSource,
     WeightedTargetGroup,
@@ -19,7 +20,13 @@ pub(super) fn instance(r: ControlRecord, pid: u32, start_time: u64) -> InstanceR
         launched_at_ms: super::now_ms(),
         protected_from_scale_in: r.protected_from_scale_in,
         lifecycle: r.lifecycle.as_str().to_string(),
+        purchase_option: r.purchase_option.as_str().to_string(),
     }
+}
+
+/// How a stored record says its instance was bought; anything unknown is On-Demand.
+pub(super) fn purchase_option(stored: &str) -> PurchaseOption {
+    PurchaseOption::parse(stored).unwrap_or_default()
 }
 
 /// The state a stored record says to adopt its instance into; anything unknown is in
