@@ -565,3 +565,59 @@ pub struct WeightsParams {
     /// The listener's port (e.g. `8080`) or bind address (`127.0.0.1:8080`).
     pub listener: Option<String>,
 }
+
+/// `GET /v1/groups/{name}/forecast`: the forecasts of a group's predictive scaling policies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForecastInfo {
+    /// The group.
+    pub group: String,
+    /// One entry per predictive policy (none: the group has no predictive policy).
+    pub policies: Vec<PredictiveInfo>,
+}
+
+/// One predictive policy: its settings, the hours it learned from and its forecast.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictiveInfo {
+    /// Policy name.
+    pub name: String,
+    /// `forecast_only` or `forecast_and_scale`.
+    pub mode: String,
+    /// The load metric: `request_count` or `cpu_utilization`.
+    pub metric: String,
+    /// Load one instance carries: capacity = ceil(load / target_value).
+    pub target_value: f64,
+    /// How far ahead of each hour its capacity is put in place, e.g. `5m`.
+    pub scheduling_buffer_time: String,
+    /// `honor_max_capacity` or `increase_max_capacity`.
+    pub max_capacity_breach_behavior: String,
+    /// Complete hours of history (at most 14 days are kept, in the state store).
+    pub history_hours: u32,
+    /// `ready`, or why there is no forecast yet (it needs 24 hours of history).
+    pub status: String,
+    /// When the forecast was made (the start of the hour, RFC 3339).
+    pub made_at: Option<String>,
+    /// The next 48 hours.
+    pub forecast: Vec<ForecastPointInfo>,
+    /// The last 48 hours as measured, to draw beside the forecast.
+    pub history: Vec<LoadPointInfo>,
+}
+
+/// One forecast hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForecastPointInfo {
+    /// Start of the hour (RFC 3339, UTC).
+    pub time: String,
+    /// The load forecast.
+    pub load: f64,
+    /// The instances that load needs.
+    pub capacity: u32,
+}
+
+/// One measured hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoadPointInfo {
+    /// Start of the hour (RFC 3339, UTC).
+    pub time: String,
+    /// The mean load measured in it.
+    pub load: f64,
+}

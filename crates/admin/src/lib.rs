@@ -11,6 +11,7 @@ mod auth;
 pub mod client;
 mod dashboard;
 mod error;
+mod forecast;
 pub mod server;
 mod spot;
 

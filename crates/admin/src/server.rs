@@ -19,12 +19,12 @@ use utoipa_axum::routes;
 
 use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, CompleteLifecycleActionRequest,
-    CompleteLifecycleActionResponse, ErrorBody, GroupDetail, GroupSummary, InstanceRefreshInfo,
-    InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest, ListenerInfo,
-    MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, RefreshOverrides,
-    ReloadResponse, RuleWeights, ScalingInfo, SpotInterruptionResponse, SuspendedProcessesRequest,
-    TargetHealthInfo, TerminateRequest, TerminateResponse, WarmPoolInfo, WeightsParams,
-    WeightsRequest, ZoneDrillRequest, ZoneInfo,
+    CompleteLifecycleActionResponse, ErrorBody, ForecastInfo, GroupDetail, GroupSummary,
+    InstanceRefreshInfo, InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest,
+    ListenerInfo, MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse,
+    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SpotInterruptionResponse,
+    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse, WarmPoolInfo,
+    WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -104,6 +104,10 @@ pub trait AdminBackend: Send + Sync + 'static {
     ) -> Result<SpotInterruptionResponse, AdminError> {
         let _ = notice;
         Err(not_supported(&format!("interrupting instance `{id}`")))
+    }
+    /// The forecasts of a group's predictive scaling policies.
+    fn forecast(&self, name: &str) -> Result<ForecastInfo, AdminError> {
+        Err(no_group(name))
     }
     /// Every metric in Prometheus (OpenMetrics) text format, names prefixed `flotilla_`.
     fn prometheus(&self) -> String {
@@ -264,6 +268,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(terminate_instance))
         .routes(routes!(put_instance_protection))
         .routes(routes!(crate::spot::spot_interruption))
+        .routes(routes!(crate::forecast::get_forecast))
         .routes(routes!(reload))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(get_metric))

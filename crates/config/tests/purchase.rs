@@ -1,5 +1,5 @@
-//! `[pricing]` and `instances_distribution`: decoded into the control plane's types, and every
-//! mistake reported at its FILE:LINE:COL.
+//! `[pricing]`, `instances_distribution` and predictive scaling policies: decoded into the
+//! control plane's types, and every mistake reported at its FILE:LINE:COL.
 
 use std::path::Path;
 
@@ -113,4 +113,70 @@ spot = 0.01
             "missing {w:?} in {got:#?}"
         );
     }
+}
+
+#[test]
+fn a_predictive_policy_decodes_and_its_mistakes_are_reported() {
+    use flotilla_control::policy::predictive::{MaxCapacityBreach, PredictiveMode};
+    use flotilla_control::policy::ScalingPolicy;
+    let src = format!(
+        "{GROUP}[[auto_scaling_groups.web.scaling_policies]]
+name = \"daily\"
+type = \"predictive\"
+metric = \"request_count\"
+target_value = 40.0
+mode = \"forecast_and_scale\"
+scheduling_buffer_time = \"10m\"
+max_capacity_breach_behavior = \"increase_max_capacity\"
+max_capacity_buffer = 10
+"
+    );
+    let c = parse(&src, Path::new("f.toml")).expect("valid");
+    let ScalingPolicy::Predictive(p) = &c.auto_scaling_groups["web"].scaling_policies[0] else {
+        panic!("a predictive policy");
+    };
+    assert_eq!(p.mode, PredictiveMode::ForecastAndScale);
+    assert_eq!(p.scheduling_buffer_time.as_secs(), 600);
+    assert_eq!(
+        p.max_capacity_breach_behavior,
+        MaxCapacityBreach::IncreaseMaxCapacity
+    );
+    assert_eq!((p.target_value, p.max_capacity_buffer), (40.0, 10));
+    let bad = format!(
+        "{GROUP}[[auto_scaling_groups.web.scaling_policies]]
+name = \"daily\"
+type = \"predictive\"
+metric = \"request_rate_per_target\"
+target_value = 0
+scheduling_buffer_time = \"2h\"
+max_capacity_buffer = 10
+period = \"10s\"
+"
+    );
+    let got = errs(&bad);
+    let lines = |needle: &str| {
+        let off = bad.find(needle).expect("needle");
+        bad[..off].matches('\n').count() + 1
+    };
+    for (needle, msg) in [
+        ("metric = ", "predictive scaling load metric"),
+        (
+            "target_value = 0",
+            "target_value (the load one instance carries)",
+        ),
+        ("scheduling_buffer_time", "at most 1h"),
+        (
+            "max_capacity_buffer",
+            "only applies with max_capacity_breach_behavior",
+        ),
+        ("period", "unknown key `period`"),
+    ] {
+        let line = lines(needle);
+        assert!(
+            got.iter()
+                .any(|g| g.starts_with(&format!("{line}:")) && g.contains(msg)),
+            "{msg} at line {line}: {got:#?}"
+        );
+    }
+    assert_eq!(got.len(), 5, "{got:#?}");
 }

@@ -512,6 +512,7 @@ fn restore_and_adopt_take_back_an_earlier_run() {
                     source: WeightSource::Operator,
                 },
             )],
+            ..Restored::default()
         },
     );
     let fx = effects(&mut c);

@@ -272,6 +272,17 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Show a group's predictive scaling forecast: the next 48 hours of load and the capacity
+    /// each needs (a policy forecasts once it has 24 hours of history).
+    Forecast {
+        /// Group name.
+        group: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Spot drills: send a Spot instance its interruption notice.
     Spot {
         #[command(subcommand)]

@@ -154,6 +154,9 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         })),
         Command::Spot { command } => block_on(crate::spot::run(command)),
+        Command::Forecast { group, json, admin } => {
+            block_on(crate::forecast::run(admin, &group, json))
+        }
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)

@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod forecast;
 mod lifecycle;
 mod load;
 mod logging;

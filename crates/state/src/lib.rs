@@ -8,10 +8,14 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod history;
 mod migrations;
 mod sqlite;
 mod store;
 
 pub use error::StateError;
 pub use sqlite::SqliteStore;
-pub use store::{ActivityRecord, InstanceRecord, StateStore, WeightOverrideRecord};
+pub use store::{
+    ActivityRecord, InstanceRecord, LoadHourRecord, StateStore, WeightOverrideRecord,
+    LOAD_HISTORY_HOURS,
+};

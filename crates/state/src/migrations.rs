@@ -57,6 +57,15 @@ const MIGRATIONS: &[&str] = &[
     // 5: how the instance was bought (`on-demand` or `spot`), so a restart keeps its price
     // and a Spot instance can still be interrupted.
     "ALTER TABLE instances ADD COLUMN purchase_option TEXT NOT NULL DEFAULT 'on-demand';",
+    // 6: each group's load, hour by hour (predictive scaling learns from it; 14 days kept).
+    "CREATE TABLE load_history (
+        grp TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        mean REAL NOT NULL,
+        samples INTEGER NOT NULL,
+        PRIMARY KEY (grp, metric, hour)
+    );",
 ];
 
 /// The schema version this build writes.

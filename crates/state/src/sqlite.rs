@@ -5,7 +5,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    migrations, ActivityRecord, InstanceRecord, StateError, StateStore, WeightOverrideRecord,
+    history, migrations, ActivityRecord, InstanceRecord, LoadHourRecord, StateError, StateStore,
+    WeightOverrideRecord,
 };
 
 /// How many activities a group keeps on disk; older ones are deleted so the file stays bounded.
@@ -272,6 +273,14 @@ impl StateStore for SqliteStore {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_load_hour(&mut self, h: &LoadHourRecord) -> Result<(), StateError> {
+        history::put(&mut self.conn, h)
+    }
+
+    fn load_history(&self, group: &str) -> Result<Vec<LoadHourRecord>, StateError> {
+        history::of_group(&self.conn, group)
     }
 }
 

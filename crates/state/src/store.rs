@@ -124,4 +124,27 @@ pub trait StateStore: Send {
     ) -> Result<(), StateError>;
     /// Every stored weight override.
     fn weight_overrides(&self) -> Result<Vec<WeightOverrideRecord>, StateError>;
+    /// Stores one hour of a group's load (replacing that hour), and forgets the hours of the
+    /// same group and metric more than [`LOAD_HISTORY_HOURS`] older.
+    fn put_load_hour(&mut self, h: &LoadHourRecord) -> Result<(), StateError>;
+    /// A group's stored load hours, oldest first.
+    fn load_history(&self, group: &str) -> Result<Vec<LoadHourRecord>, StateError>;
+}
+
+/// Hours of load history kept per group and metric: 14 days, as predictive scaling uses.
+pub const LOAD_HISTORY_HOURS: i64 = 14 * 24;
+
+/// One hour of a group's load (`load_history`, schema version 6).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadHourRecord {
+    /// The group.
+    pub group: String,
+    /// The load metric, e.g. `request_count`.
+    pub metric: String,
+    /// Whole hours since the Unix epoch (UTC).
+    pub hour: i64,
+    /// The hour's mean load.
+    pub mean: f64,
+    /// Seconds measured in it.
+    pub samples: u32,
 }

@@ -10,6 +10,7 @@ mod groups;
 mod lifecycle;
 mod listeners;
 mod policies;
+mod predictive;
 mod purchase;
 
 use std::net::SocketAddr;

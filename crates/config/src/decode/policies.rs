@@ -304,11 +304,13 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
         Tt,
         Step,
         Simple,
+        Predictive,
     }
     let kinds = [
         ("target_tracking", K::Tt),
         ("step", K::Step),
         ("simple", K::Simple),
+        ("predictive", K::Predictive),
     ];
     let kind = v
         .get_ref()
@@ -318,7 +320,8 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
         Some(K::Tt) => [COMMON, TT].concat(),
         Some(K::Step) => [COMMON, STEP].concat(),
         Some(K::Simple) => [COMMON, SIMPLE].concat(),
-        None => [COMMON, TT, STEP, SIMPLE].concat(),
+        Some(K::Predictive) => [COMMON, super::predictive::KEYS].concat(),
+        None => [COMMON, TT, STEP, SIMPLE, super::predictive::KEYS].concat(),
     };
     let t = ctx.table(v, path, &keys)?;
     let name = t.req(ctx, "name", Ctx::nonempty);
@@ -329,6 +332,9 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
         );
     }
     let kind = match kind? {
+        K::Predictive => {
+            ScalingPolicy::Predictive(super::predictive::decode(ctx, &t, name.clone())?)
+        }
         K::Tt => {
             let metric = t.req(ctx, "metric", metric);
             let default = metric.map_or(Statistic::Average, Metric::default_statistic);

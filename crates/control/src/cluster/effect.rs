@@ -137,6 +137,15 @@ pub enum Durable {
         /// The instance.
         id: InstanceId,
     },
+    /// An hour of a group's load history completed (predictive scaling learns from it).
+    LoadHour {
+        /// The group.
+        group: String,
+        /// The load metric.
+        metric: crate::metrics::Metric,
+        /// The hour.
+        hour: crate::policy::predictive::LoadHour,
+    },
     /// A forward action's weight override was set (`Some`) or dropped (`None`).
     WeightOverride {
         /// The forward action.

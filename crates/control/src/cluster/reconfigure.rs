@@ -157,7 +157,10 @@ impl Cluster {
         }
         g.asg.update_spec(now, spec);
         if before.scaling_changed(&config) {
-            g.controller = crate::controller::ScalingController::new(config.controller_spec(), now);
+            let mut controller =
+                crate::controller::ScalingController::new(config.controller_spec(), now);
+            controller.adopt_history(&g.controller);
+            g.controller = controller;
             changes.push(format!(
                 "auto scaling group {name}: scaling policies, scheduled actions, warm-up or \
                  cooldown replaced ({} policies, {} scheduled actions; alarm and stabilization \

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 
 use crate::group::{LifecycleState, ScalingProcess};
 use crate::id::InstanceId;
+use crate::metrics::Metric;
+use crate::policy::predictive::LoadHour;
 use crate::pricing::PurchaseOption;
 use crate::time::Time;
 
@@ -23,6 +25,8 @@ pub struct Restored {
     pub suspended: BTreeMap<String, Vec<ScalingProcess>>,
     /// Weights operators (or canary rollbacks) set on forward actions.
     pub weight_overrides: Vec<(RuleKey, WeightOverride)>,
+    /// Hours of load history per group and metric (what predictive scaling learned).
+    pub load_history: BTreeMap<String, Vec<(Metric, LoadHour)>>,
 }
 
 /// An instance an earlier run launched whose process still runs.
@@ -105,6 +109,18 @@ impl Cluster {
         }
         self.forwards
             .restore(now, restored.weight_overrides, &mut self.effects);
+        for (name, hours) in &restored.load_history {
+            let Some(g) = self.groups.get_mut(name) else {
+                continue;
+            };
+            let mut by_metric: BTreeMap<Metric, Vec<LoadHour>> = BTreeMap::new();
+            for (metric, hour) in hours {
+                by_metric.entry(*metric).or_default().push(*hour);
+            }
+            for (metric, hours) in by_metric {
+                g.controller.restore_history(metric, &hours);
+            }
+        }
     }
 
     /// Takes in an instance an earlier run left running. Returns false when its group is gone

@@ -14,7 +14,7 @@ use crate::id::InstanceId;
 use crate::metrics::{Metric, MetricsStore, Scope, Statistic};
 use crate::time::Time;
 
-use super::Cluster;
+use super::{Cluster, Durable, Effect};
 
 /// One second of one target's traffic, as the data plane counted it.
 #[derive(Clone, Debug, PartialEq)]
@@ -292,6 +292,13 @@ impl Cluster {
                     cause = d.cause.as_str(),
                     "scaling decision"
                 );
+            }
+            for (metric, hour) in g.controller.take_finished_hours() {
+                self.effects.push_back(Effect::Persist(Durable::LoadHour {
+                    group: name.clone(),
+                    metric,
+                    hour,
+                }));
             }
         }
     }

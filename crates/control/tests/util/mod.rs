@@ -9,8 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use flotilla_control::policy::predictive::LoadHour;
 use flotilla_control::{
-    AutoScalingGroup, AutoScalingGroupConfig, Cluster, ClusterSpec, Effect, GroupSpec,
+    AutoScalingGroup, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, GroupSpec,
     HealthCheckSpec, HealthCheckType, InstanceId, InstanceRefreshSettings, LaunchTemplate,
     LifecycleState, ProbeResult, Samples, TargetGroupSpec, TargetSample, TargetState,
     TerminationPolicy, Time,
@@ -148,6 +149,8 @@ pub struct Driver {
     /// Requests per second the load balancer spreads evenly over the healthy targets,
     /// reported in every second's samples.
     pub traffic: f64,
+    /// Hours of load history the cluster made durable: (group, metric, hour).
+    pub load_hours: Vec<(String, flotilla_control::metrics::Metric, LoadHour)>,
     /// Every launch as (time, zone).
     launched_in: Vec<(Time, String)>,
     addresses: BTreeMap<InstanceId, SocketAddr>,
@@ -184,6 +187,7 @@ impl Driver {
             failing_versions: BTreeSet::new(),
             versions: BTreeMap::new(),
             traffic: 0.0,
+            load_hours: Vec::new(),
             launched_in: Vec::new(),
             addresses: BTreeMap::new(),
             by_address: BTreeMap::new(),
@@ -257,6 +261,11 @@ impl Driver {
                 }
             }
             Effect::PublishTargets { targets, .. } => self.published(targets),
+            Effect::Persist(Durable::LoadHour {
+                group,
+                metric,
+                hour,
+            }) => self.load_hours.push((group, metric, hour)),
             Effect::CollectSamples => {
                 let wall = jiff::Timestamp::UNIX_EPOCH
                     .checked_add(self.now.as_duration())

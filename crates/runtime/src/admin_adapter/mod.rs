@@ -2,6 +2,7 @@
 //! to the cluster's operator methods, and their effects are carried out before the answer, so
 //! a client that reads right after sees them applied.
 
+mod forecast;
 mod info;
 mod metrics;
 
@@ -11,10 +12,10 @@ use std::time::Duration;
 
 use flotilla_admin::api::{
     ActivityInfo, ClusterInfo, CompleteLifecycleActionRequest, CompleteLifecycleActionResponse,
-    GroupDetail, GroupSummary, InstanceRefreshInfo, LifecycleActionInfo, LifecycleHeartbeatRequest,
-    LifecycleResult, ListenerInfo, MetricDatapoints, MetricParams, ProtectionResponse,
-    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SpotInterruptionResponse,
-    TargetHealthInfo, TerminateResponse, WarmPoolInfo, ZoneInfo,
+    ForecastInfo, GroupDetail, GroupSummary, InstanceRefreshInfo, LifecycleActionInfo,
+    LifecycleHeartbeatRequest, LifecycleResult, ListenerInfo, MetricDatapoints, MetricParams,
+    ProtectionResponse, RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo,
+    SpotInterruptionResponse, TargetHealthInfo, TerminateResponse, WarmPoolInfo, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
@@ -212,6 +213,10 @@ impl AdminBackend for AdminView {
             desired_capacity: t.desired_capacity,
             replaced: t.replaced,
         })
+    }
+
+    fn forecast(&self, name: &str) -> Result<ForecastInfo, AdminError> {
+        self.group_answer(name, |_, g| forecast::forecast(&g))
     }
 
     fn interrupt_spot(

@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use flotilla_control::{Activity, ActivityStatus, Durable, InstanceId, Restored, ScalingProcess};
 use flotilla_state::{
-    ActivityRecord, InstanceRecord, SqliteStore, StateError, StateStore, WeightOverrideRecord,
+    ActivityRecord, InstanceRecord, LoadHourRecord, SqliteStore, StateError, StateStore,
+    WeightOverrideRecord,
 };
 
 use crate::clock::Clock;
@@ -60,6 +61,7 @@ enum Write {
         listener: String,
         rule: String,
     },
+    LoadHour(LoadHourRecord),
 }
 
 /// What an earlier run left behind.
@@ -97,6 +99,10 @@ pub(crate) fn open<'a>(
         let suspended = suspended_processes(group, store.suspended_processes(group)?);
         if !suspended.is_empty() {
             stored.restored.suspended.insert(group.clone(), suspended);
+        }
+        let hours = records::load_hours(store.load_history(group)?);
+        if !hours.is_empty() {
+            stored.restored.load_history.insert(group.clone(), hours);
         }
         let history = store
             .activities(group, HISTORY_LIMIT)?
@@ -243,6 +249,17 @@ impl Persister {
                 listener: rule.listener.to_string(),
                 load_balancer: rule.load_balancer,
             },
+            Durable::LoadHour {
+                group,
+                metric,
+                hour,
+            } => Write::LoadHour(LoadHourRecord {
+                group,
+                metric: metric.as_str().to_string(),
+                hour: hour.hour,
+                mean: hour.mean,
+                samples: hour.samples,
+            }),
         };
         self.send(write);
     }
@@ -280,6 +297,7 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
             listener,
             rule,
         } => store.remove_weight_override(&load_balancer, &listener, &rule),
+        Write::LoadHour(h) => store.put_load_hour(&h),
         Write::ClearInstances => {
             for i in store.instances()? {
                 store.remove_instance(&i.id)?;
@@ -375,6 +393,15 @@ mod tests {
                 id: id("i-2"),
                 state: LifecycleState::WarmedRunning,
             },
+            Durable::LoadHour {
+                group: "web".into(),
+                metric: flotilla_control::metrics::Metric::RequestCount,
+                hour: flotilla_control::policy::predictive::LoadHour {
+                    hour: 480_000,
+                    mean: 212.5,
+                    samples: 3600,
+                },
+            },
         ] {
             p.durable(d, &processes);
         }
@@ -391,6 +418,10 @@ mod tests {
         assert_eq!((i.id.as_str(), i.pid, i.start_time), ("i-2", 4242, 7));
         assert!(i.protected_from_scale_in);
         assert_eq!(i.lifecycle, "warmed:running");
+        let hours = &stored.restored.load_history["web"];
+        assert_eq!(hours.len(), 1);
+        assert_eq!(hours[0].0, flotilla_control::metrics::Metric::RequestCount);
+        assert_eq!((hours[0].1.hour, hours[0].1.mean), (480_000, 212.5));
         let history = &stored.history["web"];
         assert_eq!(
             history.len(),

@@ -6,18 +6,25 @@
 //! policy evaluates at its own period; their proposals are combined by AWS's rules (§6.1) and
 //! the result is applied to the [`AutoScalingGroup`], whose activity log records the cause.
 
+mod measured;
+mod predictive;
+
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::group::{AutoScalingGroup, Instance, LifecycleState, ScalingProcess};
+use crate::group::{AutoScalingGroup, ScalingProcess};
 use crate::id::InstanceId;
 use crate::metrics::{Metric, Statistic};
+
+use crate::policy::predictive::LoadHour;
 use crate::policy::{
-    combine, Proposal, ScalingPolicy, SimplePolicy, StepPolicy, TargetTrackingPolicy,
+    combine, PredictivePolicy, Proposal, ScalingPolicy, SimplePolicy, StepPolicy,
+    TargetTrackingPolicy,
 };
 use crate::schedule::ScheduledActionSpec;
 use crate::time::Time;
+use measured::{is_warming, Measured};
 
 /// What a policy asks the metrics store for.
 #[derive(Clone, Copy, Debug)]
@@ -86,7 +93,7 @@ struct ScheduledAction {
 pub struct PolicyStatus {
     /// Policy name.
     pub name: String,
-    /// `target_tracking`, `step` or `simple`.
+    /// `target_tracking`, `step`, `simple` or `predictive`.
     pub kind: &'static str,
     /// What the policy does, in one line: the tracked metric and target, or the alarm
     /// (metric, statistic, comparison, threshold, M of N periods) of a step/simple policy.
@@ -105,6 +112,12 @@ pub struct ScalingController {
     step: Vec<Scheduled<StepPolicy>>,
     simple: Vec<Scheduled<SimplePolicy>>,
     scheduled: Vec<ScheduledAction>,
+    predictive: Vec<PredictivePolicy>,
+    /// The capacity predictive policies hold up this second: dynamic policies do not scale
+    /// in below it.
+    predictive_floor: Option<u32>,
+    /// Hours of load history completed since the driver last took them (to make durable).
+    finished_hours: Vec<(Metric, LoadHour)>,
     last_wall: Option<Timestamp>,
     last_values: Vec<(String, Option<f64>)>,
 }
@@ -132,6 +145,9 @@ impl ScalingController {
                     next_run: None,
                 })
                 .collect(),
+            predictive: Vec::new(),
+            predictive_floor: None,
+            finished_hours: Vec::new(),
             last_wall: None,
             last_values: Vec::new(),
         };
@@ -153,6 +169,7 @@ impl ScalingController {
                         policy: StepPolicy::new(s),
                     });
                 }
+                ScalingPolicy::Predictive(s) => c.predictive.push(PredictivePolicy::new(s)),
                 ScalingPolicy::Simple(s) => {
                     let (period, next_eval) = scheduled(s.alarm.period);
                     c.simple.push(Scheduled {
@@ -227,6 +244,7 @@ impl ScalingController {
                 alarm_state: Some(s.policy.alarm().state()),
             });
         }
+        out.extend(self.predictive_status());
         out
     }
 
@@ -262,6 +280,7 @@ impl ScalingController {
         let mut decisions = Vec::new();
         if let Some(wall) = wall {
             self.run_schedules(now, wall, group, &mut decisions);
+            self.run_predictive(now, wall, group, metrics, &mut decisions);
         }
         self.run_policies(now, group, metrics, &mut decisions);
         decisions
@@ -419,7 +438,12 @@ impl ScalingController {
             return;
         };
         let spec = group.spec();
-        let to = chosen.capacity.clamp(spec.min_size, spec.max_size);
+        // Predictive policies hold capacity up: no scale-in below their forecast.
+        let floor = self.predictive_floor.unwrap_or(0).min(desired);
+        let to = chosen
+            .capacity
+            .max(floor)
+            .clamp(spec.min_size, spec.max_size);
         if to == desired {
             return;
         }
@@ -436,60 +460,6 @@ impl ScalingController {
                 to,
                 cause,
             });
-        }
-    }
-}
-
-/// Whether `i` warms up at `now` (see [`ScalingController::is_warming`]).
-fn is_warming(i: &Instance, now: Time, warmup: Duration) -> bool {
-    match i.lifecycle {
-        LifecycleState::Pending | LifecycleState::PendingWait => true,
-        LifecycleState::InService => !i.initial && i.in_service_at.is_none_or(|t| now < t + warmup),
-        _ => false,
-    }
-}
-
-/// The instances a policy's metric is read over, as AWS's warm-up defines them.
-struct Measured {
-    /// Every in-service instance its target groups route to, warming or not: load balancer
-    /// metrics count all of them, as `ALBRequestCountPerTarget` divides by the healthy
-    /// targets (a target still in its first health checks gets no requests and would dilute
-    /// the rate).
-    serving: Vec<InstanceId>,
-    /// In-service instances past their warm-up: instance metrics (CPU) count only these.
-    warm: Vec<InstanceId>,
-    /// Live instances still warming (pending, or in service within the warm-up).
-    warming: u32,
-}
-
-impl Measured {
-    fn of(group: &AutoScalingGroup, now: Time, warmup: Duration) -> Measured {
-        let mut m = Measured {
-            serving: Vec::new(),
-            warm: Vec::new(),
-            warming: 0,
-        };
-        for i in group.instances().filter(|i| i.lifecycle.is_live()) {
-            let warming = is_warming(i, now, warmup);
-            m.warming += u32::from(warming);
-            if i.lifecycle == LifecycleState::InService {
-                if group.is_serving(&i.id) {
-                    m.serving.push(i.id.clone());
-                }
-                if !warming {
-                    m.warm.push(i.id.clone());
-                }
-            }
-        }
-        m
-    }
-
-    /// The instances `metric` is aggregated over.
-    fn for_metric(&self, metric: Metric) -> &[InstanceId] {
-        if metric.is_instance_metric() {
-            &self.warm
-        } else {
-            &self.serving
         }
     }
 }
