@@ -6,7 +6,7 @@ Starts a real `flotilla up` (debug binary, the demo app as instances, ephemeral 
 then loads the page in Chromium and checks the DOM it rendered against `flotilla status --json`
 and `flotilla activities --json`: the group, every instance id in its zone's column, the zones,
 the newest activity's cause, the cluster name as text (it holds markup, which must not become
-elements), and the three charts with datapoints. A screenshot goes to target/dashboard-test/.
+elements), and the four charts (requests, latency, capacity, cost) with datapoints. A screenshot goes to target/dashboard-test/.
 
 A second Flotilla with a non-loopback admin bind checks the token flow: without a token the
 page asks for one and shows no data; with `/#token=…` it shows the instances.
@@ -310,7 +310,7 @@ def main():
               dom.find("img"))
         check("the page title is the cluster's (no injected handler ran)",
               dom.one("title")["text"] == CLUSTER_NAME + " · Flotilla", dom.one("title"))
-        for chart in ("requests-chart", "latency-chart", "capacity-web"):
+        for chart in ("requests-chart", "latency-chart", "capacity-web", "cost-web"):
             svg = dom.one("svg", id=chart)
             points = int(svg["attrs"].get("data-points", "0"))
             paths = [e for e in dom.find("path")

@@ -221,10 +221,37 @@
         el('span', null, 'pid ', el('span', { class: 'mono' }, i.pid ?? '—')),
         i.address ? el('span', { class: 'mono' }, i.address) : null,
         el('span', { title: i.launched_at }, 'launched ', isNaN(launched) ? i.launched_at
-          : clock(launched) + ' (' + age((now - launched) / 1000) + ' ago)')));
+          : clock(launched) + ' (' + age((now - launched) / 1000) + ' ago)')),
+      el('div', { class: 'facts purchase' },
+        el('span', { class: 'badge ' + (i.billing || 'on-demand') }, i.billing || '—'),
+        el('span', { class: 'mono' }, i.instance_type || ''),
+        el('span', { class: 'mono' }, i.price_per_hour == null ? 'no price' : '$' + i.price_per_hour.toFixed(4) + '/h'),
+        i.interruption_deadline ? el('span', { class: 'badge unhealthy', title: i.interruption_deadline },
+          'reclaimed ' + clock(Date.parse(i.interruption_deadline))) : null));
   }
 
-  function renderGroup(detail, cluster, capacity, start, end) {
+  // Predictive scaling: the last 48 hours measured beside the next 48 forecast, per policy.
+  function forecastCharts(detail, forecast) {
+    return ((forecast && forecast.policies) || []).map(p => {
+      const hist = p.history.map(h => ({ t: Date.parse(h.time), v: h.load }));
+      const next = p.forecast.map(f => ({ t: Date.parse(f.time), v: f.load }));
+      const all = [...hist, ...next].map(x => x.t);
+      const now = Date.now();
+      return lineChart({
+        id: 'forecast-' + detail.name + '-' + p.name,
+        title: `Predictive ${p.name} (${p.mode}): ${p.metric}, measured and forecast` +
+          (p.status === 'ready' ? '' : ' — ' + p.status),
+        yLabel: p.metric, step: true,
+        start: all.length ? Math.min(...all) : now - 3600000, end: all.length ? Math.max(...all) : now,
+        series: [
+          { name: 'measured', color: COLORS[0], points: hist, width: 2 },
+          { name: 'forecast', color: COLORS[1], points: next, dash: '6 4' },
+        ],
+      });
+    });
+  }
+
+  function renderGroup(detail, cluster, capacity, cost, forecast, start, end) {
     const zones = [];
     for (const z of [...(cluster.zones || []), ...detail.zones, ...detail.instances.map(i => i.zone)]) {
       if (!zones.includes(z)) zones.push(z);
@@ -247,10 +274,16 @@
         { name: 'desired', color: COLORS[1], points: capacity.desired, dash: '6 4' },
       ],
     });
+    const costChart = lineChart({
+      id: 'cost-' + detail.name, title: 'Cost (all instances)', yLabel: '$/hour', step: true, start, end,
+      series: [{ name: '$/hour', color: COLORS[2], points: cost || [] }],
+    });
+    const dollars = (detail.cost_per_hour || 0).toFixed(4);
     return el('section', { class: 'panel group', 'data-group': detail.name },
       el('h2', null, detail.name, el('span', { class: 'sub' },
-        `desired ${detail.desired_capacity} · in service ${detail.in_service} · min ${detail.min_size} · max ${detail.max_size}`)),
-      el('div', { class: 'group-body' }, el('div', { class: 'zones' }, columns), chart));
+        `desired ${detail.desired_capacity} · in service ${detail.in_service} · min ${detail.min_size} · max ${detail.max_size} · $${dollars}/hour`)),
+      el('div', { class: 'group-body' }, el('div', { class: 'zones' }, columns),
+        el('div', { class: 'charts' }, chart, costChart, ...forecastCharts(detail, forecast))));
   }
 
   function renderActivities(byGroup) {
@@ -278,7 +311,7 @@
     ]);
     const loadBalancers = [...new Set(listeners.map(l => l.load_balancer))];
     const targetGroups = [...new Set(listeners.flatMap(l => l.target_groups))];
-    const [details, activities, requests, latency, capacities] = await Promise.all([
+    const [details, activities, requests, latency, capacities, forecasts] = await Promise.all([
       Promise.all(groups.map(g => api('/v1/groups/' + path(g.name)))),
       Promise.all(groups.map(g => api('/v1/groups/' + path(g.name) + '/activities'))),
       Promise.all(loadBalancers.map(lb => metric('request_count', 'load-balancer/' + lb, 'sum'))),
@@ -286,7 +319,10 @@
       Promise.all(groups.map(g => Promise.all([
         metric('desired_capacity', 'group/' + g.name, 'maximum'),
         metric('in_service_instances', 'group/' + g.name, 'minimum'),
+        metric('cost_per_hour', 'group/' + g.name, 'average'),
       ]))),
+      // An older server without the endpoint: no forecast charts.
+      Promise.all(groups.map(g => api('/v1/groups/' + path(g.name) + '/forecast').catch(() => null))),
     ]);
 
     // The server's clock decides "now" (the browser's may be off, or virtual in tests). The
@@ -303,12 +339,12 @@
       history.push({ t: end, desired: d.desired_capacity, inService: d.in_service });
       history = history.filter(h => h.t >= start);
       polledCapacity.set(d.name, history);
-      const [desired, inService] = capacities[i];
+      const [desired, inService, cost] = capacities[i];
       const capacity = {
         desired: desired || history.map(h => ({ t: h.t, v: h.desired })),
         inService: inService || history.map(h => ({ t: h.t, v: h.inService })),
       };
-      return renderGroup(d, cluster, capacity, start, end);
+      return renderGroup(d, cluster, capacity, cost, forecasts[i], start, end);
     }));
     document.getElementById('traffic').replaceChildren(
       lineChart({

@@ -36,7 +36,7 @@ pub struct NodeInfo {
 }
 
 /// One auto scaling group in `GET /v1/groups`: the capacity numbers an operator checks first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GroupSummary {
     /// Group name from the config.
     pub name: String,
@@ -48,10 +48,14 @@ pub struct GroupSummary {
     pub desired_capacity: u32,
     /// Instances in service right now, to compare with `desired_capacity`.
     pub in_service: u32,
+    /// Dollars per hour the group's running instances cost now (their purchase options and
+    /// the price table).
+    #[serde(default)]
+    pub cost_per_hour: f64,
 }
 
 /// `GET /v1/groups/{name}`: the group and every instance it currently owns.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct GroupDetail {
     /// Group name from the config.
     pub name: String,
@@ -67,10 +71,13 @@ pub struct GroupDetail {
     pub zones: Vec<String>,
     /// Instances not yet terminated.
     pub instances: Vec<InstanceInfo>,
+    /// Dollars per hour the group's running instances cost now.
+    #[serde(default)]
+    pub cost_per_hour: f64,
 }
 
 /// One instance as an operator sees it: where it runs and whether it is serving.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct InstanceInfo {
     /// AWS-style id, e.g. `i-0a1b2c3d4e5f`.
     pub id: String,
@@ -95,6 +102,45 @@ pub struct InstanceInfo {
     /// Whether scale-in may not choose this instance (AWS `ProtectedFromScaleIn`).
     #[serde(default)]
     pub protected_from_scale_in: bool,
+    /// How it was bought at launch: `on-demand` or `spot` (the group's mixed instances policy).
+    #[serde(default)]
+    pub purchase_option: String,
+    /// The rate it is billed at: `on-demand`, `reserved` (an On-Demand instance a
+    /// reservation of its type covers) or `spot`.
+    #[serde(default)]
+    pub billing: String,
+    /// Its instance type, from its launch template.
+    #[serde(default)]
+    pub instance_type: String,
+    /// Dollars per hour at its rate; null when its type has no price.
+    #[serde(default)]
+    pub price_per_hour: Option<f64>,
+    /// When a Spot instance with an interruption notice is reclaimed (RFC 3339).
+    #[serde(default)]
+    pub interruption_deadline: Option<String>,
+}
+
+/// `POST /v1/instances/{id}/spot-interruption`: the notice's length (default: the group's
+/// `spot_interruption_notice`, two minutes).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SpotInterruptionRequest {
+    /// How long until the instance is reclaimed, e.g. `"2m"` or `"30s"`.
+    #[serde(default)]
+    pub notice: Option<String>,
+}
+
+/// The answer to a Spot interruption notice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpotInterruptionResponse {
+    /// The instance.
+    pub instance_id: String,
+    /// Its group.
+    pub group: String,
+    /// When it is reclaimed (RFC 3339).
+    pub interruption_deadline: String,
+    /// Whether its replacement launched at once (the group's `capacity_rebalance`).
+    pub capacity_rebalance: bool,
 }
 
 /// One scaling activity (`GET /v1/groups/{name}/activities`): what changed and why.
@@ -461,7 +507,7 @@ pub struct CompleteLifecycleActionResponse {
 }
 
 /// `GET /v1/groups/{name}/warm-pool` (AWS `DescribeWarmPool`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WarmPoolInfo {
     /// The auto scaling group.
     pub group: String,
@@ -541,4 +587,60 @@ pub struct WeightsRequest {
 pub struct WeightsParams {
     /// The listener's port (e.g. `8080`) or bind address (`127.0.0.1:8080`).
     pub listener: Option<String>,
+}
+
+/// `GET /v1/groups/{name}/forecast`: the forecasts of a group's predictive scaling policies.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForecastInfo {
+    /// The group.
+    pub group: String,
+    /// One entry per predictive policy (none: the group has no predictive policy).
+    pub policies: Vec<PredictiveInfo>,
+}
+
+/// One predictive policy: its settings, the hours it learned from and its forecast.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PredictiveInfo {
+    /// Policy name.
+    pub name: String,
+    /// `forecast_only` or `forecast_and_scale`.
+    pub mode: String,
+    /// The load metric: `request_count` or `cpu_utilization`.
+    pub metric: String,
+    /// Load one instance carries: capacity = ceil(load / target_value).
+    pub target_value: f64,
+    /// How far ahead of each hour its capacity is put in place, e.g. `5m`.
+    pub scheduling_buffer_time: String,
+    /// `honor_max_capacity` or `increase_max_capacity`.
+    pub max_capacity_breach_behavior: String,
+    /// Complete hours of history (at most 14 days are kept, in the state store).
+    pub history_hours: u32,
+    /// `ready`, or why there is no forecast yet (it needs 24 hours of history).
+    pub status: String,
+    /// When the forecast was made (the start of the hour, RFC 3339).
+    pub made_at: Option<String>,
+    /// The next 48 hours.
+    pub forecast: Vec<ForecastPointInfo>,
+    /// The last 48 hours as measured, to draw beside the forecast.
+    pub history: Vec<LoadPointInfo>,
+}
+
+/// One forecast hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ForecastPointInfo {
+    /// Start of the hour (RFC 3339, UTC).
+    pub time: String,
+    /// The load forecast.
+    pub load: f64,
+    /// The instances that load needs.
+    pub capacity: u32,
+}
+
+/// One measured hour.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LoadPointInfo {
+    /// Start of the hour (RFC 3339, UTC).
+    pub time: String,
+    /// The mean load measured in it.
+    pub load: f64,
 }

@@ -11,8 +11,10 @@ mod auth;
 pub mod client;
 mod dashboard;
 mod error;
+mod forecast;
 pub mod relay;
 pub mod server;
+mod spot;
 
 pub use client::{AdminClient, ClientError};
 pub use error::AdminError;

@@ -19,12 +19,12 @@ use utoipa_axum::routes;
 
 use crate::api::{
     ActivityInfo, CapacityRequest, ClusterInfo, CompleteLifecycleActionRequest,
-    CompleteLifecycleActionResponse, ErrorBody, GroupDetail, GroupSummary, InstanceRefreshInfo,
-    InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest, ListenerInfo,
-    MetricDatapoints, MetricParams, NodeInfo, ProtectionRequest, ProtectionResponse,
-    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SuspendedProcessesRequest,
-    TargetHealthInfo, TerminateRequest, TerminateResponse, WarmPoolInfo, WeightsParams,
-    WeightsRequest, ZoneDrillRequest, ZoneInfo,
+    CompleteLifecycleActionResponse, ErrorBody, ForecastInfo, GroupDetail, GroupSummary,
+    InstanceRefreshInfo, InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest,
+    ListenerInfo, MetricDatapoints, MetricParams, NodeInfo, ProtectionRequest, ProtectionResponse,
+    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SpotInterruptionResponse,
+    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse, WarmPoolInfo,
+    WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -101,6 +101,20 @@ pub trait AdminBackend: Send + Sync + 'static {
         Err(AdminError::NotFound(format!(
             "protecting instance `{id}` is not supported here"
         )))
+    }
+    /// A Spot interruption notice for one instance (the drill of AWS's two-minute warning):
+    /// reclaimed after `notice` (default: its group's `spot_interruption_notice`).
+    fn interrupt_spot(
+        &self,
+        id: &str,
+        notice: Option<Duration>,
+    ) -> Result<SpotInterruptionResponse, AdminError> {
+        let _ = notice;
+        Err(not_supported(&format!("interrupting instance `{id}`")))
+    }
+    /// The forecasts of a group's predictive scaling policies.
+    fn forecast(&self, name: &str) -> Result<ForecastInfo, AdminError> {
+        Err(no_group(name))
     }
     /// Every metric in Prometheus (OpenMetrics) text format, names prefixed `flotilla_`.
     fn prometheus(&self) -> String {
@@ -213,7 +227,7 @@ pub trait AdminBackend: Send + Sync + 'static {
     }
 }
 
-type Backend = Arc<dyn AdminBackend>;
+pub(crate) type Backend = Arc<dyn AdminBackend>;
 
 /// The document's fixed parts: title, the error schema, the bearer scheme.
 #[derive(OpenApi)]
@@ -261,6 +275,8 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_listeners))
         .routes(routes!(terminate_instance))
         .routes(routes!(put_instance_protection))
+        .routes(routes!(crate::spot::spot_interruption))
+        .routes(routes!(crate::forecast::get_forecast))
         .routes(routes!(reload))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(get_metric))
@@ -920,7 +936,7 @@ fn drill_duration(
 
 /// A request body that must be a JSON object of `T`'s fields: every handler with a body takes
 /// it this way, so none accepts the array form serde alone would.
-fn json_object<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<T, AdminError> {
     let Json(value) = body.map_err(bad_body)?;
@@ -939,7 +955,7 @@ fn object_body<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Resu
 }
 
 /// Parses a duration field such as `"30s"`; a 400 naming the field otherwise.
-fn parse_duration(field: &str, value: &str) -> Result<Duration, AdminError> {
+pub(crate) fn parse_duration(field: &str, value: &str) -> Result<Duration, AdminError> {
     humantime::parse_duration(value.trim()).map_err(|e| {
         AdminError::BadRequest(format!(
             "{field}: `{value}` is not a duration such as \"30s\" or \"5m\" ({e})"

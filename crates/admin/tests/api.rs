@@ -27,6 +27,7 @@ impl AdminBackend for Fake {
             max_size: 5,
             desired_capacity: *self.desired.lock().unwrap(),
             in_service: 1,
+            cost_per_hour: 0.0,
         }]
     }
     fn group(&self, name: &str) -> Option<GroupDetail> {
@@ -38,6 +39,7 @@ impl AdminBackend for Fake {
             in_service: 1,
             zones: vec!["az-a".into()],
             instances: Vec::new(),
+            cost_per_hour: 0.0,
         })
     }
     fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<GroupSummary, AdminError> {

@@ -169,6 +169,8 @@ pub struct Assignment {
     pub lifecycle: String,
     /// Scale-in protection.
     pub protected: bool,
+    /// `on-demand` or `spot` (empty in records written before purchase options: on-demand).
+    pub purchase_option: String,
     /// How to start it.
     pub template: LaunchRecord,
 }

@@ -33,6 +33,8 @@ pub struct Config {
     pub auto_scaling_groups: BTreeMap<String, AutoScalingGroupConfig>,
     /// The AWS-compatible API (`[aws_api]`), if it is served.
     pub aws_api: Option<AwsApi>,
+    /// Prices per instance type and the reservations owned (`[pricing]`).
+    pub pricing: flotilla_control::pricing::PricingSpec,
 }
 
 impl Config {

@@ -64,6 +64,7 @@ impl Config {
                 .map(|(n, tg)| (n.clone(), tg.spec()))
                 .collect(),
             forwards,
+            pricing: self.pricing.clone(),
         }
     }
 }

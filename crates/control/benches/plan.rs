@@ -89,6 +89,7 @@ fn spec() -> ClusterSpec {
                 default_cooldown: Duration::from_secs(300),
                 termination_policies: vec![TerminationPolicy::Default],
                 new_instances_protected_from_scale_in: false,
+                instances_distribution: None,
                 scaling_policies: Vec::new(),
                 scheduled_actions: Vec::new(),
                 lifecycle_hooks: Vec::new(),

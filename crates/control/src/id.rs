@@ -30,27 +30,59 @@ impl From<String> for InstanceId {
     }
 }
 
-/// Deterministic source of instance ids (splitmix64), so a test or simulation run with the same
-/// seed names its instances identically and can be replayed exactly.
+/// SplitMix64 (Steele, Lea & Flood): a tiny seeded generator. The control plane draws no
+/// entropy (its runs replay exactly); where it must choose at random — instance ids, the
+/// Spot interruption drill — it draws from one of these, seeded by its driver. Simulations
+/// and test harnesses use the same generator.
+#[derive(Clone, Debug)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A generator whose sequence is fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64 { state: seed }
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Deterministic source of instance ids ([`SplitMix64`]), so a test or simulation run with
+/// the same seed names its instances identically and can be replayed exactly.
 #[derive(Clone, Debug)]
 pub struct IdGenerator {
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl IdGenerator {
     /// A generator whose sequence is fixed by `seed`.
     pub fn new(seed: u64) -> Self {
-        IdGenerator { state: seed }
+        IdGenerator {
+            rng: SplitMix64::new(seed),
+        }
     }
 
-    /// The next id: `i-` plus 12 lowercase hex digits.
+    /// The next id: `i-` plus 12 lowercase hex digits (the low 48 bits of the next draw).
     pub fn next_id(&mut self) -> InstanceId {
-        // splitmix64 (Steele, Lea & Flood); the low 48 bits give the 12 hex digits.
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
+        let z = self.rng.next_u64();
         InstanceId(format!("i-{:012x}", z & 0xffff_ffff_ffff))
     }
 }

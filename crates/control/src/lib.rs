@@ -16,6 +16,8 @@
 //!   group that sets its weight to 0 when it fires.
 //! * [`ZoneDrills`] — the cluster's zones and the outage and zonal-shift drills run on them.
 //! * [`metrics`] — the per-second metrics store those decide on.
+//! * [`pricing`] — purchase options (On-Demand, Reserved, Spot), which one each launch uses,
+//!   and what instances cost.
 //! * [`Cluster`] — all of the above as one machine: the only thing a driver talks to.
 //! * [`fleet`] — cluster mode: the leader's [`Fleet`] (placement, host loss, health votes and
 //!   assignments around the same `Cluster`) and a load balancer node's [`LbTargets`].
@@ -34,6 +36,7 @@ mod health;
 mod id;
 pub mod metrics;
 pub mod policy;
+pub mod pricing;
 pub mod schedule;
 mod template;
 mod time;
@@ -42,7 +45,7 @@ mod zones;
 pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
 pub use cluster::{
     durable_state, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, ForwardSpec,
-    ForwardStatus, GroupView, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
+    ForwardStatus, GroupView, InstanceBill, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
     LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
     TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
     WeightsError,
@@ -57,12 +60,13 @@ pub use group::{
     HealthCheckType, Instance, InstanceHealth, InstanceRefresh, LifecycleAction,
     LifecycleActionError, LifecycleActionResult, LifecycleHook, LifecycleState,
     LifecycleTransition, RefreshError, RefreshPreferences, RefreshStatus, ScalingProcess,
-    TerminationPolicy, UnknownProcess, WarmPool, WarmPoolStatus, DEFAULT_CHECKPOINT_DELAY,
+    SpotError, TerminationPolicy, UnknownProcess, WarmPool, WarmPoolStatus,
+    DEFAULT_CHECKPOINT_DELAY,
 };
 pub use health::{
     HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,
 };
-pub use id::{IdGenerator, InstanceId};
+pub use id::{IdGenerator, InstanceId, SplitMix64};
 pub use policy::ScalingPolicy;
 pub use template::{LaunchTemplate, StopSignal};
 pub use time::Time;

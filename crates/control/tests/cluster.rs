@@ -512,6 +512,7 @@ fn restore_and_adopt_take_back_an_earlier_run() {
                     source: WeightSource::Operator,
                 },
             )],
+            ..Restored::default()
         },
     );
     let fx = effects(&mut c);
@@ -532,6 +533,7 @@ fn restore_and_adopt_take_back_an_earlier_run() {
             launch_template_version: 4,
             protected_from_scale_in: true,
             lifecycle: LifecycleState::InService,
+            purchase_option: flotilla_control::pricing::PurchaseOption::Spot,
         },
     );
     assert!(adopted);

@@ -2,6 +2,7 @@
 
 mod util;
 
+use flotilla_control::pricing::PurchaseOption;
 use flotilla_control::{
     GroupSpec, InstanceId, LifecycleActionError, LifecycleActionResult, LifecycleHook,
     LifecycleState, LifecycleTransition, WarmPool,
@@ -506,7 +507,7 @@ fn adopted_after_a_restart_into_the_pool_or_a_fresh_launch_hook_wait() {
         warm.clone(),
         "az-a".into(),
         now,
-        1,
+        (1, PurchaseOption::OnDemand),
         LifecycleState::WarmedRunning
     )));
     assert!(d.with_group(|g, now| g.adopt_instance_as(
@@ -514,7 +515,7 @@ fn adopted_after_a_restart_into_the_pool_or_a_fresh_launch_hook_wait() {
         waiting.clone(),
         "az-b".into(),
         now,
-        1,
+        (1, PurchaseOption::OnDemand),
         LifecycleState::PendingWait
     )));
     d.run_for(secs(1));
@@ -539,7 +540,7 @@ fn adopted_after_a_restart_into_the_pool_or_a_fresh_launch_hook_wait() {
         warm,
         "az-a".into(),
         now,
-        1,
+        (1, PurchaseOption::OnDemand),
         LifecycleState::WarmedRunning
     )));
     // Without launch hooks, a waiting record goes into service.
@@ -548,7 +549,7 @@ fn adopted_after_a_restart_into_the_pool_or_a_fresh_launch_hook_wait() {
         waiting.clone(),
         "az-a".into(),
         now,
-        1,
+        (1, PurchaseOption::OnDemand),
         LifecycleState::PendingWait
     )));
     d.run_for(secs(1));

@@ -129,14 +129,19 @@ fn warming_instances_block_scale_in_and_are_not_measured() {
     let mut d = Driver::new(spec(1, 10, 2));
     d.run_until(at(5));
     let mut c = controller(vec![tt("keep-rps", 100.0, 0)], 30);
-    // Existing instances are warm only 30 s after they came up (t≈2): at t=6 nothing measured.
+    // The instances the group started with never warm up; two added at t=5 (in service at
+    // t≈7) warm for 30 s and block scale-in meanwhile.
+    let first = d.group().instances().next().unwrap().id.clone();
+    d.cluster.set_desired_capacity(at(5), "web", 4).unwrap();
     let load = Load(Cell::new(10.0));
     assert!(run(&mut d, &mut c, &load, 20).is_empty());
-    let first = d.group().instances().next().unwrap().id.clone();
-    assert!(c.is_warming(d.group(), &first, d.now));
+    assert!(!c.is_warming(d.group(), &first, d.now));
+    let added = d.group().instances().last().unwrap().id.clone();
+    assert!(c.is_warming(d.group(), &added, d.now));
     let causes = run(&mut d, &mut c, &load, 40);
     assert_eq!(causes.len(), 1);
-    assert!(causes[0].ends_with("desired 2 → 1"), "{}", causes[0]);
+    assert!(causes[0].ends_with("desired 4 → 1"), "{}", causes[0]);
+    assert!(!c.is_warming(d.group(), &added, d.now));
 }
 
 #[test]

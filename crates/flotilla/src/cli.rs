@@ -264,6 +264,51 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Send HTTP load to URL and print one line per second (rate, p50/p99, errors) and a
+    /// summary: open loop at --rps (default 50/s; latency counts from when each request was
+    /// due, so slow answers cannot hide the queue) or --concurrency closed-loop clients, for
+    /// --for. Exits 1 if any request failed.
+    Load {
+        /// Where to send it, e.g. http://127.0.0.1:8080/.
+        url: String,
+        /// Requests per second, sent on schedule whatever the answers do [default: 50].
+        #[arg(long, conflicts_with = "concurrency")]
+        rps: Option<f64>,
+        /// Closed loop instead: this many clients, each sending when its last answer came.
+        #[arg(long)]
+        concurrency: Option<usize>,
+        /// How long, e.g. 30s or 2m (at most 1h).
+        #[arg(long = "for", value_name = "DURATION", default_value = "30s")]
+        duration: String,
+        /// Replace the URL's path and query, e.g. /work?ms=20 (the demo app burns 20 ms CPU).
+        #[arg(long)]
+        path: Option<String>,
+        /// A request not answered within this counts as a timeout.
+        #[arg(long, default_value = "10s")]
+        timeout: String,
+        /// Open loop: requests waiting at once; one due beyond this is skipped (an error).
+        #[arg(long, default_value_t = 1000)]
+        max_in_flight: usize,
+        /// Print only the summary, as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a group's predictive scaling forecast: the next 48 hours of load and the capacity
+    /// each needs (a policy forecasts once it has 24 hours of history).
+    Forecast {
+        /// Group name.
+        group: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Spot drills: send a Spot instance its interruption notice.
+    Spot {
+        #[command(subcommand)]
+        command: SpotCommand,
+    },
     /// Run the "What is the time?" demo web application (listens on $FLOTILLA_HOST:$PORT,
     /// 127.0.0.1 by default).
     DemoApp,
@@ -300,6 +345,24 @@ pub(crate) struct NodeArgs {
     /// TTL of its etcd lease in seconds: how soon the cluster learns it is gone.
     #[arg(long, default_value_t = 10, hide = true)]
     pub(crate) lease_ttl: u64,
+}
+
+/// `flotilla spot …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SpotCommand {
+    /// Send a Spot instance its interruption notice (EC2's two-minute warning): with the
+    /// group's capacity_rebalance its replacement launches at once; it is drained in time and
+    /// killed at the deadline.
+    Interrupt {
+        /// Instance id, e.g. i-0a1b2c3d4e5f.
+        id: String,
+        /// How long until it is reclaimed, e.g. 30s [default: the group's
+        /// spot_interruption_notice, 2m].
+        #[arg(long)]
+        notice: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// `flotilla lifecycle …`: AWS CompleteLifecycleAction and RecordLifecycleActionHeartbeat.

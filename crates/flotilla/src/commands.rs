@@ -14,6 +14,7 @@ use flotilla_admin::{AdminClient, ClientError};
 use flotilla_config::ConfigError;
 
 use crate::cli::{AdminArgs, Cli, Command, DrillArgs, ZoneCommand};
+use crate::out::outln;
 
 pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -136,6 +137,29 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::WarmPool { group, json, admin } => {
             block_on(crate::lifecycle::warm_pool(admin, &group, json))
         }
+        Command::Load {
+            url,
+            rps,
+            concurrency,
+            duration,
+            path,
+            timeout,
+            max_in_flight,
+            json,
+        } => block_on(crate::load::run(crate::load::LoadArgs {
+            url,
+            rps,
+            concurrency,
+            duration,
+            path,
+            timeout,
+            max_in_flight,
+            json,
+        })),
+        Command::Spot { command } => block_on(crate::spot::run(command)),
+        Command::Forecast { group, json, admin } => {
+            block_on(crate::forecast::run(admin, &group, json))
+        }
         Command::DemoApp => {
             flotilla_demo::main_blocking().context("demo app")?;
             Ok(ExitCode::SUCCESS)
@@ -187,7 +211,7 @@ pub(crate) fn load_config_or(
 fn validate(path: &std::path::Path) -> ExitCode {
     match load_config(path) {
         Some(_) => {
-            println!("{}: valid", path.display());
+            outln!("{}: valid", path.display());
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,
@@ -305,7 +329,7 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         if let (Some(nodes), Some(o)) = (&nodes, value.as_object_mut()) {
             o.insert("nodes".into(), serde_json::to_value(nodes)?);
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(nodes) = &nodes {
@@ -313,7 +337,7 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         println!();
     }
     for l in &listeners {
-        println!(
+        outln!(
             "listener {} {} {} -> {}",
             l.load_balancer,
             l.protocol,
@@ -322,32 +346,40 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     for (g, s) in groups.iter().zip(&scaling) {
-        println!(
-            "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}",
+        outln!(
+            "\ngroup {}  desired {}  in service {}  (min {}, max {})  zones {}  ${:.4}/hour",
             g.name,
             g.desired_capacity,
             g.in_service,
             g.min_size,
             g.max_size,
-            g.zones.join(", ")
+            g.zones.join(", "),
+            g.cost_per_hour
         );
-        println!(
-            "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
-            "INSTANCE", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
+        outln!(
+            "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}  {}",
+            "INSTANCE",
+            "ZONE",
+            "STATE",
+            "HEALTH",
+            "ADDRESS",
+            "PID",
+            "PURCHASE"
         );
         for i in &g.instances {
-            println!(
-                "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}",
+            outln!(
+                "  {:<16} {:<6} {:<19} {:<10} {:<22} {:>8}  {}",
                 i.id,
                 i.zone,
                 i.state,
                 i.health,
                 i.address.as_deref().unwrap_or("-"),
-                i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                purchase(i)
             );
         }
         for p in &s.policies {
-            println!(
+            outln!(
                 "  policy {} ({}){}{}",
                 p.name,
                 p.kind,
@@ -360,21 +392,24 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default()
             );
             if !p.description.is_empty() {
-                println!("    {}", p.description);
+                outln!("    {}", p.description);
             }
         }
         if !s.suspended_processes.is_empty() {
-            println!("  suspended: {}", s.suspended_processes.join(", "));
+            outln!("  suspended: {}", s.suspended_processes.join(", "));
         }
     }
     for (name, targets) in &health {
-        println!("\ntarget group {name}");
-        println!(
+        outln!("\ntarget group {name}");
+        outln!(
             "  {:<22} {:<16} {:<6} {:<10} REASON",
-            "TARGET", "INSTANCE", "ZONE", "STATE"
+            "TARGET",
+            "INSTANCE",
+            "ZONE",
+            "STATE"
         );
         for t in targets {
-            println!(
+            outln!(
                 "  {:<22} {:<16} {:<6} {:<10} {}",
                 t.target,
                 t.instance_id.as_deref().unwrap_or("-"),
@@ -414,12 +449,12 @@ async fn metrics(
     let result: Result<MetricDatapoints, _> = client.get(&path).await;
     match result {
         Ok(m) if json => {
-            println!("{}", serde_json::to_string_pretty(&m)?);
+            outln!("{}", serde_json::to_string_pretty(&m)?);
             Ok(ExitCode::SUCCESS)
         }
         Ok(m) => {
             for d in &m.datapoints {
-                println!("{}  {}", d.time, d.value);
+                outln!("{}  {}", d.time, d.value);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -486,7 +521,7 @@ async fn suspend(
             } else {
                 info.suspended_processes.join(", ")
             };
-            println!("group {group}: suspended processes: {list}");
+            outln!("group {group}: suspended processes: {list}");
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -508,9 +543,13 @@ async fn scale(admin: AdminArgs, group: &str, desired: u32) -> anyhow::Result<Ex
         .await;
     match result {
         Ok(s) => {
-            println!(
+            outln!(
                 "group {}: desired capacity {} (min {}, max {}, in service {})",
-                s.name, s.desired_capacity, s.min_size, s.max_size, s.in_service
+                s.name,
+                s.desired_capacity,
+                s.min_size,
+                s.max_size,
+                s.in_service
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -538,6 +577,18 @@ pub(crate) fn refused(e: ClientError) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
+/// "t3.micro spot $0.0033/h", with the interruption deadline of a noticed Spot instance.
+fn purchase(i: &flotilla_admin::api::InstanceInfo) -> String {
+    let price = i
+        .price_per_hour
+        .map_or_else(|| "no price".to_string(), |p| format!("${p:.4}/h"));
+    let mut s = format!("{} {} {price}", i.instance_type, i.billing);
+    if let Some(d) = &i.interruption_deadline {
+        s.push_str(&format!(" (reclaimed at {d})"));
+    }
+    s
+}
+
 async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
     let client = client(&admin)?;
     let summaries: Vec<GroupSummary> = client.get("/v1/groups").await?;
@@ -559,19 +610,25 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no instances");
+        outln!("no instances");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<16} {:<12} {:<8} {:<19} {:<10} {:<22} {:>8}  LAUNCHED",
-        "INSTANCE", "GROUP", "ZONE", "STATE", "HEALTH", "ADDRESS", "PID"
+        "INSTANCE",
+        "GROUP",
+        "ZONE",
+        "STATE",
+        "HEALTH",
+        "ADDRESS",
+        "PID"
     );
     for (group, i) in &rows {
-        println!(
+        outln!(
             "{:<16} {:<12} {:<8} {:<19} {:<10} {:<22} {:>8}  {}",
             i.id,
             group,
@@ -582,8 +639,9 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
             i.launched_at
         );
+        outln!("{:<16} {}", "", purchase(i));
         if i.protected_from_scale_in {
-            println!("{:<16} protected from scale-in", "");
+            outln!("{:<16} protected from scale-in", "");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -604,16 +662,16 @@ async fn activities(
     };
     list.truncate(limit);
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no activities for group {group}");
+        outln!("no activities for group {group}");
         return Ok(ExitCode::SUCCESS);
     }
     for a in &list {
-        println!("{}  {:<11}  {}", a.time, a.status, a.description);
-        println!("    cause: {}", a.cause);
+        outln!("{}  {:<11}  {}", a.time, a.status, a.description);
+        outln!("    cause: {}", a.cause);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -637,7 +695,7 @@ async fn terminate(
             } else {
                 "not replaced"
             };
-            println!(
+            outln!(
                 "instance {} of group {}: terminating (draining, then stopping); {then}; desired capacity {}",
                 r.instance_id, r.group, r.desired_capacity
             );
@@ -664,7 +722,7 @@ async fn protect(admin: AdminArgs, id: &str, protected: bool) -> anyhow::Result<
             } else {
                 "no longer protected from scale-in"
             };
-            println!("instance {} of group {}: {what}", r.instance_id, r.group);
+            outln!("instance {} of group {}: {what}", r.instance_id, r.group);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),
@@ -676,13 +734,13 @@ async fn reload(admin: AdminArgs) -> anyhow::Result<ExitCode> {
     let result: Result<ReloadResponse, _> = client.post("/v1/reload", &serde_json::json!({})).await;
     match result {
         Ok(r) if r.changes.is_empty() => {
-            println!("config reloaded: nothing changed");
+            outln!("config reloaded: nothing changed");
             Ok(ExitCode::SUCCESS)
         }
         Ok(r) => {
-            println!("config reloaded:");
+            outln!("config reloaded:");
             for c in &r.changes {
-                println!("  {c}");
+                outln!("  {c}");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -724,7 +782,7 @@ async fn refresh(
         Err(e) => return refused(e),
     };
     if !json {
-        println!(
+        outln!(
             "instance refresh {} of group {group}: {} — {} of {} instance(s) replaced ({}%), \
              min healthy {}%, warm-up {}",
             r.instance_refresh_id,
@@ -735,7 +793,7 @@ async fn refresh(
             r.min_healthy_percentage,
             r.instance_warmup
         );
-        println!("  {}", r.status_reason);
+        outln!("  {}", r.status_reason);
     }
     if wait {
         let mut last = (
@@ -758,16 +816,18 @@ async fn refresh(
                 r.status_reason.clone(),
             );
             if now != last && !json {
-                println!(
+                outln!(
                     "  {:<10} {:>3}%  {}",
-                    r.status, r.percentage_complete, r.status_reason
+                    r.status,
+                    r.percentage_complete,
+                    r.status_reason
                 );
             }
             last = now;
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&r)?);
+        outln!("{}", serde_json::to_string_pretty(&r)?);
     }
     // Failure: the refresh failed, or the one followed did not succeed.
     let failed = matches!(
@@ -789,17 +849,17 @@ async fn zones(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
         Err(e) => return refused(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<10} {:<10} {:>9}  UNTIL", "ZONE", "STATE", "INSTANCES");
+    outln!("{:<10} {:<10} {:>9}  UNTIL", "ZONE", "STATE", "INSTANCES");
     for z in &list {
         let until = z
             .outage_until
             .as_deref()
             .or(z.shift_until.as_deref())
             .unwrap_or("-");
-        println!("{:<10} {:<10} {:>9}  {until}", z.name, z.state, z.instances);
+        outln!("{:<10} {:<10} {:>9}  {until}", z.name, z.state, z.instances);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -842,7 +902,7 @@ async fn zone_drill(args: DrillArgs, drill: &str) -> anyhow::Result<ExitCode> {
                 (_, None) => format!("{drill} ended; now {}", z.state),
                 _ => z.state.clone(),
             };
-            println!("zone {}: {what}", z.name);
+            outln!("zone {}: {what}", z.name);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),

@@ -11,6 +11,7 @@ use flotilla_admin::api::{
 
 use crate::cli::{AdminArgs, LifecycleCommand, LifecycleResultArg};
 use crate::commands::{client, refused};
+use crate::out::outln;
 
 /// Runs one `flotilla lifecycle` subcommand.
 pub(crate) async fn run(command: LifecycleCommand) -> anyhow::Result<ExitCode> {
@@ -32,7 +33,7 @@ pub(crate) async fn run(command: LifecycleCommand) -> anyhow::Result<ExitCode> {
                 .await
             {
                 Ok(r) => {
-                    println!(
+                    outln!(
                         "instance {}: lifecycle hook {} completed ({}); now {}",
                         r.instance_id,
                         r.hook,
@@ -57,9 +58,12 @@ pub(crate) async fn run(command: LifecycleCommand) -> anyhow::Result<ExitCode> {
             let path = format!("/v1/groups/{}/lifecycle-actions/heartbeat", action.group);
             match client.post::<_, LifecycleActionInfo>(&path, &request).await {
                 Ok(a) => {
-                    println!(
+                    outln!(
                         "instance {}: lifecycle hook {} waits until {} (then {})",
-                        a.instance_id, a.hook, a.timeout_at, a.default_result
+                        a.instance_id,
+                        a.hook,
+                        a.timeout_at,
+                        a.default_result
                     );
                     Ok(ExitCode::SUCCESS)
                 }
@@ -77,21 +81,30 @@ async fn list(admin: AdminArgs, group: &str, json: bool) -> anyhow::Result<ExitC
         Err(e) => return refused(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&list)?);
+        outln!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        println!("no instance of group {group} is waiting for a lifecycle hook");
+        outln!("no instance of group {group} is waiting for a lifecycle hook");
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<16} {:<20} {:<12} {:<20} {:<9} TIMEOUT AT",
-        "INSTANCE", "HOOK", "TRANSITION", "STATE", "DEFAULT"
+        "INSTANCE",
+        "HOOK",
+        "TRANSITION",
+        "STATE",
+        "DEFAULT"
     );
     for a in &list {
-        println!(
+        outln!(
             "{:<16} {:<20} {:<12} {:<20} {:<9} {}",
-            a.instance_id, a.hook, a.transition, a.state, a.default_result, a.timeout_at
+            a.instance_id,
+            a.hook,
+            a.transition,
+            a.state,
+            a.default_result,
+            a.timeout_at
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -109,10 +122,10 @@ pub(crate) async fn warm_pool(
         Err(e) => return refused(e),
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&pool)?);
+        outln!("{}", serde_json::to_string_pretty(&pool)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "warm pool of {}: {} of {} instance(s) (min_size {}, max_group_prepared_capacity {}, \
          pool_state {}, reuse_on_scale_in {})",
         pool.group,
@@ -124,7 +137,7 @@ pub(crate) async fn warm_pool(
         pool.reuse_on_scale_in
     );
     for i in &pool.instances {
-        println!(
+        outln!(
             "  {:<16} {:<8} {:<20} {}",
             i.id,
             i.zone,

@@ -4,9 +4,13 @@
 mod cli;
 mod cluster_mode;
 mod commands;
+mod forecast;
 mod lifecycle;
+mod load;
 mod logging;
+mod out;
 mod shift;
+mod spot;
 
 use std::process::ExitCode;
 

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 
+use crate::out::outln;
 use anyhow::bail;
 use flotilla_admin::api::{RuleWeights, WeightsRequest};
 use flotilla_admin::AdminClient;
@@ -58,7 +59,7 @@ pub(crate) async fn shift_weights(client: AdminClient, a: ShiftArgs) -> anyhow::
         Err(e) => return crate::commands::refused(e),
     };
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&w)?);
+        outln!("{}", serde_json::to_string_pretty(&w)?);
         return Ok(ExitCode::SUCCESS);
     }
     let split = |m: &BTreeMap<String, u32>| {
@@ -67,7 +68,7 @@ pub(crate) async fn shift_weights(client: AdminClient, a: ShiftArgs) -> anyhow::
             .collect::<Vec<_>>()
             .join(" ")
     };
-    println!(
+    outln!(
         "{} listener {} rule {}: {} (source: {}; config: {})",
         w.load_balancer,
         w.listener,
@@ -77,12 +78,15 @@ pub(crate) async fn shift_weights(client: AdminClient, a: ShiftArgs) -> anyhow::
         split(&w.configured)
     );
     if let Some(r) = &w.rollback {
-        println!(
+        outln!(
             "  rollback of {}: {} (alarm {}: {})",
-            r.target_group, r.state, r.alarm_state, r.alarm
+            r.target_group,
+            r.state,
+            r.alarm_state,
+            r.alarm
         );
         if let Some(cause) = &r.cause {
-            println!("  {cause}");
+            outln!("  {cause}");
         }
     }
     Ok(ExitCode::SUCCESS)

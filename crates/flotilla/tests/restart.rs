@@ -275,6 +275,7 @@ fn records_of_an_earlier_run(
                 launched_at_ms: 0,
                 protected_from_scale_in,
                 lifecycle: lifecycle.into(),
+                purchase_option: "on-demand".into(),
             })
             .expect("write record");
     }

@@ -10,6 +10,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 
 use flotilla_control::Cluster;
 
@@ -76,6 +77,7 @@ pub(crate) fn render(listeners: &ListenerSet, data_plane: &DataPlane, c: &Cluste
     listener_metrics(listeners, &mut registry);
     targets(data_plane, c, &mut registry);
     groups(c, &mut registry);
+    costs(c, &mut registry);
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
         tracing::warn!(error = %e, "cannot encode metrics");
@@ -261,5 +263,38 @@ fn groups(c: &Cluster, registry: &mut Registry) {
         "group_max_size",
         "max_size of an auto scaling group",
         max_size,
+    );
+}
+
+/// Per group: what its running instances cost an hour, and how many run per purchase option
+/// and billing rate.
+fn costs(c: &Cluster, registry: &mut Registry) {
+    let cost = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let by_option = Family::<Labels, Gauge>::default();
+    let bills = c.bills();
+    let costs = c.cost_per_hour();
+    for g in c.groups() {
+        let l = labels(&[("group", g.name)]);
+        cost.get_or_create(&l)
+            .set(costs.get(g.name).copied().unwrap_or(0.0));
+        for i in g.asg.instances() {
+            let Some(b) = bills.get(&i.id) else { continue };
+            let l = labels(&[
+                ("group", g.name),
+                ("purchase_option", b.purchase_option.as_str()),
+                ("billing", b.billing.as_str()),
+            ]);
+            by_option.get_or_create(&l).inc();
+        }
+    }
+    registry.register(
+        "group_cost_per_hour",
+        "Dollars per hour the running instances of an auto scaling group cost now",
+        cost,
+    );
+    registry.register(
+        "group_instances",
+        "Running instances of an auto scaling group by purchase option and billing rate",
+        by_option,
     );
 }

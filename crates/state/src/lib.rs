@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod history;
 mod migrations;
 mod sqlite;
 mod store;
@@ -15,5 +16,6 @@ mod store;
 pub use error::StateError;
 pub use sqlite::SqliteStore;
 pub use store::{
-    ActivityRecord, AwsResourceRecord, InstanceRecord, StateStore, WeightOverrideRecord,
+    ActivityRecord, AwsResourceRecord, InstanceRecord, LoadHourRecord, StateStore,
+    WeightOverrideRecord, LOAD_HISTORY_HOURS,
 };

@@ -62,6 +62,18 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL,
         PRIMARY KEY (kind, key)
     );",
+    // 6: how the instance was bought (`on-demand` or `spot`), so a restart keeps its price
+    // and a Spot instance can still be interrupted.
+    "ALTER TABLE instances ADD COLUMN purchase_option TEXT NOT NULL DEFAULT 'on-demand';",
+    // 7: each group's load, hour by hour (predictive scaling learns from it; 14 days kept).
+    "CREATE TABLE load_history (
+        grp TEXT NOT NULL,
+        metric TEXT NOT NULL,
+        hour INTEGER NOT NULL,
+        mean REAL NOT NULL,
+        samples INTEGER NOT NULL,
+        PRIMARY KEY (grp, metric, hour)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -5,8 +5,8 @@ use std::path::Path;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::{
-    migrations, ActivityRecord, AwsResourceRecord, InstanceRecord, StateError, StateStore,
-    WeightOverrideRecord,
+    history, migrations, ActivityRecord, AwsResourceRecord, InstanceRecord, LoadHourRecord,
+    StateError, StateStore, WeightOverrideRecord,
 };
 
 /// How many activities a group keeps on disk; older ones are deleted so the file stays bounded.
@@ -160,8 +160,8 @@ impl StateStore for SqliteStore {
         self.conn.execute(
             "INSERT OR REPLACE INTO instances
                (id, grp, zone, pid, start_time, address, launch_template_version, launched_at_ms,
-                protected_from_scale_in, lifecycle)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                protected_from_scale_in, lifecycle, purchase_option)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             params![
                 i.id,
                 i.group,
@@ -172,7 +172,8 @@ impl StateStore for SqliteStore {
                 to_i64(i.launch_template_version),
                 i.launched_at_ms,
                 i.protected_from_scale_in,
-                i.lifecycle
+                i.lifecycle,
+                i.purchase_option
             ],
         )?;
         Ok(())
@@ -203,7 +204,8 @@ impl StateStore for SqliteStore {
     fn instances(&self) -> Result<Vec<InstanceRecord>, StateError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, grp, zone, pid, start_time, address, launch_template_version,
-                    launched_at_ms, protected_from_scale_in, lifecycle FROM instances ORDER BY id",
+                    launched_at_ms, protected_from_scale_in, lifecycle, purchase_option
+             FROM instances ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(InstanceRecord {
@@ -217,6 +219,7 @@ impl StateStore for SqliteStore {
                 launched_at_ms: r.get(7)?,
                 protected_from_scale_in: r.get(8)?,
                 lifecycle: r.get(9)?,
+                purchase_option: r.get(10)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -291,6 +294,14 @@ impl StateStore for SqliteStore {
             .prepare_cached("SELECT kind, key, body FROM aws_resources ORDER BY kind, key")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn put_load_hour(&mut self, h: &LoadHourRecord) -> Result<(), StateError> {
+        history::put(&mut self.conn, h)
+    }
+
+    fn load_history(&self, group: &str) -> Result<Vec<LoadHourRecord>, StateError> {
+        history::of_group(&self.conn, group)
     }
 }
 
@@ -393,6 +404,7 @@ mod tests {
             launched_at_ms: 1_700_000_000_000,
             protected_from_scale_in: false,
             lifecycle: "in_service".into(),
+            purchase_option: "spot".into(),
         }
     }
 

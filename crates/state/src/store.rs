@@ -49,6 +49,8 @@ pub struct InstanceRecord {
     /// `in_service`, `pending:wait` (waiting for a launch lifecycle hook) or `warmed:running`
     /// (in the warm pool): the state a restart adopts it into.
     pub lifecycle: String,
+    /// `on-demand` or `spot` (schema version 6; older rows read `on-demand`).
+    pub purchase_option: String,
 }
 
 /// An operator's (or a canary rollback's) weights for one forward action, re-applied after a
@@ -128,6 +130,30 @@ pub trait StateStore: Send {
     fn replace_aws_resources(&mut self, resources: &[AwsResourceRecord]) -> Result<(), StateError>;
     /// Every stored AWS API resource, by kind and key.
     fn aws_resources(&self) -> Result<Vec<AwsResourceRecord>, StateError>;
+
+    /// Stores one hour of a group's load (replacing that hour), and forgets the hours of the
+    /// same group and metric more than [`LOAD_HISTORY_HOURS`] older.
+    fn put_load_hour(&mut self, h: &LoadHourRecord) -> Result<(), StateError>;
+    /// A group's stored load hours, oldest first.
+    fn load_history(&self, group: &str) -> Result<Vec<LoadHourRecord>, StateError>;
+}
+
+/// Hours of load history kept per group and metric: 14 days, as predictive scaling uses.
+pub const LOAD_HISTORY_HOURS: i64 = 14 * 24;
+
+/// One hour of a group's load (`load_history`, schema version 7).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadHourRecord {
+    /// The group.
+    pub group: String,
+    /// The load metric, e.g. `request_count`.
+    pub metric: String,
+    /// Whole hours since the Unix epoch (UTC).
+    pub hour: i64,
+    /// The hour's mean load.
+    pub mean: f64,
+    /// Seconds measured in it.
+    pub samples: u32,
 }
 
 /// One resource the AWS API created: its kind (`target_group`, …), key (name or ARN) and JSON.

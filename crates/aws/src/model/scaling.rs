@@ -45,6 +45,8 @@ pub(crate) fn group(g: &GroupRes, template: String, reg: &Registry) -> AutoScali
         default_cooldown: secs(g.default_cooldown),
         termination_policies: termination_policies(&g.termination_policies),
         new_instances_protected_from_scale_in: g.new_instances_protected,
+        // MixedInstancesPolicy is not among the AWS API's parameters yet: every instance On-Demand.
+        instances_distribution: None,
         scaling_policies: target_tracking_policies(g),
         scheduled_actions: g
             .scheduled

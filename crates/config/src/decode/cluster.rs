@@ -14,6 +14,7 @@ const ROOT_KEYS: &[&str] = &[
     "load_balancers",
     "auto_scaling_groups",
     "aws_api",
+    "pricing",
 ];
 
 /// Decodes a whole document; problems are left in `ctx`.
@@ -27,6 +28,7 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         load_balancers: BTreeMap::new(),
         auto_scaling_groups: BTreeMap::new(),
         aws_api: None,
+        pricing: Default::default(),
     };
     ctx.zones_known = true;
     let Some(root) = ctx.table(root, String::new(), ROOT_KEYS) else {
@@ -84,6 +86,10 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
             }
         }
     }
+    if let Some(v) = root.get("pricing") {
+        config.pricing = super::purchase::decode_pricing(ctx, v);
+    }
+    super::purchase::check_priced(ctx, &config.pricing);
     config
 }
 
@@ -198,7 +204,11 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         })
         .unwrap_or(Duration::from_secs(10));
     let instance_type = t
-        .opt(ctx, "instance_type", Ctx::nonempty)
+        .opt(ctx, "instance_type", |ctx, v| {
+            let ty = ctx.nonempty(v)?;
+            ctx.priced_types.push((ty.clone(), v.span()));
+            Some(ty)
+        })
         .unwrap_or_else(|| "t3.micro".into());
     let user_data = t.opt(ctx, "user_data", Ctx::string).map(String::into_bytes);
     Some(LaunchTemplate {

@@ -11,6 +11,8 @@ mod groups;
 mod lifecycle;
 mod listeners;
 mod policies;
+mod predictive;
+mod purchase;
 
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -79,6 +81,9 @@ pub(crate) struct Ctx {
     pub base_dir: PathBuf,
     /// Whether files named by the config (certificates) must exist (`load`, not `parse`).
     pub check_files: bool,
+    /// Instance types named by launch templates and reservations, checked against the
+    /// price table once `[pricing]` is decoded.
+    pub priced_types: Vec<(String, Span)>,
 }
 
 impl Ctx {

@@ -36,6 +36,7 @@ pub(crate) fn decode_group(
         "lifecycle_hooks",
         "warm_pool",
         "instance_refresh",
+        "instances_distribution",
     ];
     let t = ctx.table(v, path, &keys)?;
     let launch_template = t.req(ctx, "launch_template", |ctx, v| {
@@ -131,6 +132,21 @@ pub(crate) fn decode_group(
             decode_instance_refresh(ctx, v, ir_path)
         })
         .unwrap_or_default();
+    let id_path = t.child("instances_distribution");
+    let instances_distribution = t.opt(ctx, "instances_distribution", |ctx, v| {
+        super::purchase::decode_distribution(ctx, v, id_path)
+    });
+    if let (Some(_), Some(_), Some(v)) = (
+        &instances_distribution,
+        &warm_pool,
+        t.get("instances_distribution"),
+    ) {
+        ctx.err(
+            v.span(),
+            "a group with a warm_pool cannot have instances_distribution (as in AWS: warm \
+             pools do not support mixed instances or Spot)",
+        );
+    }
     let min_size = min_size?;
     Some(AutoScalingGroupConfig {
         launch_template: launch_template?,
@@ -150,6 +166,7 @@ pub(crate) fn decode_group(
         instance_refresh,
         lifecycle_hooks,
         warm_pool,
+        instances_distribution,
     })
 }
 
@@ -287,11 +304,13 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
         Tt,
         Step,
         Simple,
+        Predictive,
     }
     let kinds = [
         ("target_tracking", K::Tt),
         ("step", K::Step),
         ("simple", K::Simple),
+        ("predictive", K::Predictive),
     ];
     let kind = v
         .get_ref()
@@ -301,7 +320,8 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
         Some(K::Tt) => [COMMON, TT].concat(),
         Some(K::Step) => [COMMON, STEP].concat(),
         Some(K::Simple) => [COMMON, SIMPLE].concat(),
-        None => [COMMON, TT, STEP, SIMPLE].concat(),
+        Some(K::Predictive) => [COMMON, super::predictive::KEYS].concat(),
+        None => [COMMON, TT, STEP, SIMPLE, super::predictive::KEYS].concat(),
     };
     let t = ctx.table(v, path, &keys)?;
     let name = t.req(ctx, "name", Ctx::nonempty);
@@ -312,6 +332,9 @@ fn decode_policy(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<(String, Sc
         );
     }
     let kind = match kind? {
+        K::Predictive => {
+            ScalingPolicy::Predictive(super::predictive::decode(ctx, &t, name.clone())?)
+        }
         K::Tt => {
             let metric = t.req(ctx, "metric", metric);
             let default = metric.map_or(Statistic::Average, Metric::default_statistic);

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 
 use crate::group::{Activity, LifecycleState, ScalingProcess};
 use crate::id::InstanceId;
+use crate::pricing::PurchaseOption;
 use crate::template::LaunchTemplate;
 
 use super::spec::{RuleKey, WeightedTargetGroup};
@@ -136,6 +137,15 @@ pub enum Durable {
         /// The instance.
         id: InstanceId,
     },
+    /// An hour of a group's load history completed (predictive scaling learns from it).
+    LoadHour {
+        /// The group.
+        group: String,
+        /// The load metric.
+        metric: crate::metrics::Metric,
+        /// The hour.
+        hour: crate::policy::predictive::LoadHour,
+    },
     /// A forward action's weight override was set (`Some`) or dropped (`None`).
     WeightOverride {
         /// The forward action.
@@ -162,6 +172,8 @@ pub struct InstanceRecord {
     pub protected_from_scale_in: bool,
     /// The state a restart adopts it into.
     pub lifecycle: LifecycleState,
+    /// On-Demand or Spot.
+    pub purchase_option: PurchaseOption,
 }
 
 /// The state a restart adopts an instance into: a warm pool instance goes back to the pool,

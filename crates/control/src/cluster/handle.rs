@@ -37,6 +37,7 @@ impl Cluster {
                     launch_template_version: i.launch_template_version,
                     protected_from_scale_in: i.protected_from_scale_in,
                     lifecycle,
+                    purchase_option: i.purchase_option,
                 })));
         }
         self.pump(now);

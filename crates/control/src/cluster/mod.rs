@@ -6,6 +6,7 @@
 //! drive it in virtual time; in cluster mode the elected leader drives it. None of them makes
 //! a decision of its own: they carry out [`Effect`]s and report what happened.
 
+mod cost;
 mod effect;
 mod flow;
 mod forwards;
@@ -24,12 +25,14 @@ use std::net::SocketAddr;
 use crate::controller::ScalingController;
 use crate::group::AutoScalingGroup;
 use crate::health::TargetGroupHealth;
-use crate::id::InstanceId;
+use crate::id::{InstanceId, SplitMix64};
 use crate::metrics::MetricsStore;
+use crate::pricing::PricingSpec;
 use crate::template::LaunchTemplate;
 use crate::time::Time;
 use crate::zones::ZoneDrills;
 
+pub use cost::InstanceBill;
 pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
 pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
 pub use operator::{OperatorError, Terminated};
@@ -84,6 +87,10 @@ pub struct Cluster {
     metrics: MetricsStore,
     sampling: sampling::Sampling,
     launch_templates: BTreeMap<String, LaunchTemplate>,
+    /// Prices and reservations.
+    pricing: PricingSpec,
+    /// Draws of the Spot interruption drill (seeded from `seed`, so runs replay).
+    drill_rng: SplitMix64,
     effects: VecDeque<Effect>,
     seed: u64,
     /// The groups' removal counts when instances were last forgotten, and whether something
@@ -161,6 +168,8 @@ impl Cluster {
             metrics: MetricsStore::default(),
             sampling: sampling::Sampling::new(now),
             launch_templates: spec.launch_templates.clone(),
+            pricing: spec.pricing.clone(),
+            drill_rng: SplitMix64::new(seed ^ 0x5107_1e55_d811_1000),
             effects: VecDeque::new(),
             seed,
             removals_seen: 0,
@@ -215,7 +224,8 @@ impl Cluster {
         let index = self.groups_added;
         self.groups_added += 1;
         let seed = mix(self.seed ^ (index as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
-        let mut asg = AutoScalingGroup::new(config.group_spec(name, 1), seed, now);
+        let drain = self.interruption_lead(&config);
+        let mut asg = AutoScalingGroup::new(config.group_spec(name, 1, drain), seed, now);
         asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
         let mut templates = BTreeMap::new();
         if let Some(t) = self.launch_templates.get(&config.launch_template) {
@@ -278,6 +288,22 @@ impl Cluster {
         }
         self.scale_from_zero(now);
         self.pump(now);
+    }
+
+    /// How long before a Spot interruption deadline an instance of `config`'s group starts
+    /// draining: its target groups' longest deregistration delay plus its template's stop
+    /// timeout, so it is drained and stopped by the deadline.
+    fn interruption_lead(&self, config: &AutoScalingGroupConfig) -> std::time::Duration {
+        let drain = config.drain_of(|tg| {
+            let t = self.target_groups.get(tg)?;
+            Some(t.spec.deregistration_delay)
+        });
+        let stop = self
+            .launch_templates
+            .get(&config.launch_template)
+            .map(|t| t.stop_timeout)
+            .unwrap_or_default();
+        drain + stop
     }
 
     /// Records what `version` of `group`'s launch template is.

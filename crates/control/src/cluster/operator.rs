@@ -45,6 +45,9 @@ pub enum OperatorError {
     /// Weights cannot be set.
     #[error(transparent)]
     Weights(#[from] WeightsError),
+    /// A Spot interruption notice was refused.
+    #[error(transparent)]
+    Spot(crate::group::SpotError),
 }
 
 /// What terminating an instance did.

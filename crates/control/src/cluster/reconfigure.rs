@@ -44,6 +44,10 @@ impl Cluster {
             changes.push(format!("cluster zones: {}", spec.zones.join(", ")));
         }
         let old_templates = std::mem::replace(&mut self.launch_templates, spec.launch_templates);
+        if self.pricing != spec.pricing {
+            self.pricing = spec.pricing;
+            changes.push("pricing: price table or reservations updated".to_string());
+        }
         for (name, tg) in &spec.target_groups {
             match self.target_groups.get_mut(name) {
                 Some(t) if t.spec != *tg => {
@@ -147,6 +151,7 @@ impl Cluster {
     ) -> Vec<String> {
         let mut changes = Vec::new();
         let template = self.launch_templates.get(&config.launch_template).cloned();
+        let drain = self.interruption_lead(&config);
         let Some(g) = self.groups.get_mut(name) else {
             return changes;
         };
@@ -166,7 +171,7 @@ impl Cluster {
         } else {
             current.launch_template_version
         };
-        let mut spec = config.group_spec(name, version);
+        let mut spec = config.group_spec(name, version, drain);
         if before.desired_capacity == config.desired_capacity {
             // Not changed in the file: keep the group's own desired (operator, policy).
             spec.desired_capacity = current.desired_capacity;
@@ -193,7 +198,10 @@ impl Cluster {
         }
         g.asg.update_spec(now, spec);
         if before.scaling_changed(&config) {
-            g.controller = crate::controller::ScalingController::new(config.controller_spec(), now);
+            let mut controller =
+                crate::controller::ScalingController::new(config.controller_spec(), now);
+            controller.adopt_history(&g.controller);
+            g.controller = controller;
             changes.push(format!(
                 "auto scaling group {name}: scaling policies, scheduled actions, warm-up or \
                  cooldown replaced ({} policies, {} scheduled actions; alarm and stabilization \

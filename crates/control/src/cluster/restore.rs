@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use crate::group::ScalingProcess;
+use crate::metrics::Metric;
+use crate::policy::predictive::LoadHour;
 use crate::time::Time;
 
 use super::effect::{durable_state, Durable, Effect, InstanceRecord};
@@ -20,6 +22,8 @@ pub struct Restored {
     pub suspended: BTreeMap<String, Vec<ScalingProcess>>,
     /// Weights operators (or canary rollbacks) set on forward actions.
     pub weight_overrides: Vec<(RuleKey, WeightOverride)>,
+    /// Hours of load history per group and metric (what predictive scaling learned).
+    pub load_history: BTreeMap<String, Vec<(Metric, LoadHour)>>,
 }
 
 impl Cluster {
@@ -82,6 +86,18 @@ impl Cluster {
         }
         self.forwards
             .restore(now, restored.weight_overrides, &mut self.effects);
+        for (name, hours) in &restored.load_history {
+            let Some(g) = self.groups.get_mut(name) else {
+                continue;
+            };
+            let mut by_metric: BTreeMap<Metric, Vec<LoadHour>> = BTreeMap::new();
+            for (metric, hour) in hours {
+                by_metric.entry(*metric).or_default().push(*hour);
+            }
+            for (metric, hours) in by_metric {
+                g.controller.restore_history(metric, &hours);
+            }
+        }
     }
 
     /// Takes in an instance an earlier run left running, as its durable record describes it
@@ -96,6 +112,7 @@ impl Cluster {
             launch_template_version,
             protected_from_scale_in,
             lifecycle,
+            purchase_option,
         } = instance;
         let Some(g) = self.groups.get_mut(&group) else {
             return false;
@@ -106,7 +123,7 @@ impl Cluster {
             id.clone(),
             zone,
             Time::ZERO,
-            launch_template_version,
+            (launch_template_version, purchase_option),
             lifecycle,
         );
         if !taken {

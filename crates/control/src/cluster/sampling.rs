@@ -14,7 +14,7 @@ use crate::id::InstanceId;
 use crate::metrics::{Metric, MetricsStore, Scope, Statistic};
 use crate::time::Time;
 
-use super::Cluster;
+use super::{Cluster, Durable, Effect};
 
 /// One second of one target's traffic, as the data plane counted it.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +104,8 @@ impl Cluster {
         self.record_load_balancers(now, &samples);
         self.record_groups(now, &samples, &per_instance);
         self.prune_series(&samples);
+        self.record_cost(now);
+        self.spot_drill(now);
         self.evaluate_policies(now, wall);
         let rollbacks = self.forwards.evaluate(now, &self.metrics);
         self.forwards
@@ -291,6 +293,13 @@ impl Cluster {
                     "scaling decision"
                 );
             }
+            for (metric, hour) in g.controller.take_finished_hours() {
+                self.effects.push_back(Effect::Persist(Durable::LoadHour {
+                    group: name.clone(),
+                    metric,
+                    hour,
+                }));
+            }
         }
     }
 
@@ -341,6 +350,10 @@ impl MetricSource for GroupMetrics<'_> {
             .collect();
         if !per_instance.is_empty() {
             return Some(per_instance.iter().sum::<f64>() / per_instance.len() as f64);
+        }
+        if q.metric.is_instance_metric() {
+            // Every instance warms up: no data (the group series would count warming ones).
+            return None;
         }
         let scope = Scope::Group(self.group.to_string());
         self.store

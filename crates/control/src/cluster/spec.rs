@@ -13,6 +13,7 @@ use crate::group::{
 };
 use crate::health::HealthCheckSpec;
 use crate::policy::ScalingPolicy;
+use crate::pricing::{InstancesDistribution, PricingSpec};
 use crate::schedule::ScheduledActionSpec;
 use crate::template::LaunchTemplate;
 
@@ -31,6 +32,9 @@ pub struct ClusterSpec {
     /// Weighted forward actions of the listeners: operators shift their weights, canary
     /// rollbacks take a canary out.
     pub forwards: Vec<ForwardSpec>,
+    /// Prices per instance type and the reservations owned (`[pricing]`; default: the
+    /// shipped table, no reservations).
+    pub pricing: PricingSpec,
 }
 
 /// A group of identical instances kept between `min_size` and `max_size`, spread over zones
@@ -74,11 +78,21 @@ pub struct AutoScalingGroupConfig {
     /// How instance refreshes of this group run, and whether a reload that changes the
     /// launch template starts one (`[auto_scaling_groups.NAME.instance_refresh]`).
     pub instance_refresh: InstanceRefreshSettings,
+    /// The mixed instances policy (`[auto_scaling_groups.NAME.instances_distribution]`):
+    /// On-Demand base and share, Spot strategy, Capacity Rebalancing, the interruption drill.
+    /// `None`: every instance On-Demand.
+    pub instances_distribution: Option<InstancesDistribution>,
 }
 
 impl AutoScalingGroupConfig {
-    /// The group machine's spec, for launches from `launch_template_version`.
-    pub fn group_spec(&self, name: &str, launch_template_version: u64) -> GroupSpec {
+    /// The group machine's spec, for launches from `launch_template_version`; `drain` is how
+    /// early before its deadline a Spot instance with an interruption notice starts draining.
+    pub fn group_spec(
+        &self,
+        name: &str,
+        launch_template_version: u64,
+        drain: Duration,
+    ) -> GroupSpec {
         GroupSpec {
             name: name.to_string(),
             zones: self.zones.clone(),
@@ -92,7 +106,18 @@ impl AutoScalingGroupConfig {
             has_target_groups: !self.target_groups.is_empty(),
             lifecycle_hooks: self.lifecycle_hooks.clone(),
             warm_pool: self.warm_pool,
+            instances_distribution: self.instances_distribution,
+            interruption_drain: drain,
         }
+    }
+
+    /// The longest deregistration delay of the group's target groups (`delay` looks one up).
+    pub(crate) fn drain_of(&self, delay: impl Fn(&str) -> Option<Duration>) -> Duration {
+        self.target_groups
+            .iter()
+            .filter_map(|tg| delay(tg))
+            .max()
+            .unwrap_or(Duration::ZERO)
     }
 
     /// The scaling controller's spec: policies, scheduled actions, warm-up and cooldown.

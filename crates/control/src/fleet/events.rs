@@ -148,6 +148,7 @@ impl Fleet {
                     launch_template_version: a.launch_template_version,
                     protected_from_scale_in: a.protected_from_scale_in,
                     lifecycle: crate::cluster::durable_state(a.lifecycle),
+                    purchase_option: a.purchase_option,
                 },
             ),
             _ => false,

@@ -67,6 +67,8 @@ pub struct Assignment {
     pub lifecycle: LifecycleState,
     /// Its scale-in protection.
     pub protected_from_scale_in: bool,
+    /// On-Demand or Spot, as launched (a new leader adopts it as such).
+    pub purchase_option: crate::pricing::PurchaseOption,
 }
 
 /// What an agent reports of an instance (`obs/<host>/<instance>`).

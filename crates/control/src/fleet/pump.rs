@@ -59,6 +59,11 @@ impl Fleet {
         };
         tracing::info!(group = group.as_str(), instance = %id, zone = zone.as_str(), host = host.as_str(), "placed");
         self.hosts.assign(&host, &id, &group);
+        let purchase_option = self
+            .cluster
+            .find_instance(&id)
+            .map(|(_, i)| i.purchase_option)
+            .unwrap_or_default();
         self.assigned.insert(
             id.clone(),
             Assignment {
@@ -73,6 +78,7 @@ impl Fleet {
                 target_groups: BTreeSet::new(),
                 lifecycle: crate::group::LifecycleState::Pending,
                 protected_from_scale_in: false,
+                purchase_option,
             },
         );
         self.dirty.insert(id);

@@ -23,6 +23,7 @@ mod placement;
 mod processes;
 mod rebalance;
 mod refresh;
+mod spot;
 mod termination;
 mod types;
 mod warm_pool;
@@ -39,6 +40,7 @@ pub use processes::{ScalingProcess, UnknownProcess};
 pub use refresh::{
     InstanceRefresh, RefreshError, RefreshPreferences, RefreshStatus, DEFAULT_CHECKPOINT_DELAY,
 };
+pub use spot::SpotError;
 pub use termination::TerminationPolicy;
 pub use types::{
     CapacityError, GroupAction, GroupSpec, HealthCheckType, Instance, InstanceHealth,
@@ -50,6 +52,7 @@ use activity::ActivityLog;
 use termination::Candidate;
 
 use crate::id::{IdGenerator, InstanceId};
+use crate::pricing::PurchaseOption;
 use crate::time::Time;
 
 /// Shortest wait before retrying after a failed launch.
@@ -94,6 +97,8 @@ struct Member {
     hooks: Option<hooks::HookWait>,
     /// Being scaled in back into the warm pool (drain and terminate hooks first).
     to_pool: bool,
+    /// Its Spot interruption notice, if EC2 is taking it back.
+    interruption: Option<spot::Interruption>,
 }
 
 /// Why an instance was launched above the desired capacity ("launch before terminate").
@@ -120,6 +125,7 @@ impl Member {
             surge,
             hooks: None,
             to_pool: false,
+            interruption: None,
         }
     }
 
@@ -137,9 +143,10 @@ impl Member {
         self.in_warm_pool() || self.to_pool
     }
 
-    /// Live and counted toward the desired capacity (a surge is not, until it is paired).
+    /// Live and counted toward the desired capacity (a surge is not, until it is paired; a
+    /// Spot instance replaced ahead of its interruption is not either).
     fn is_capacity(&self) -> bool {
-        self.is_live() && self.surge.is_none()
+        self.is_live() && self.surge.is_none() && !self.interruption.is_some_and(|i| i.rebalanced)
     }
 
     /// In service, not terminating, and healthy in its target groups: serving traffic.
@@ -192,6 +199,9 @@ pub struct AutoScalingGroup {
     out_of_service_zones: BTreeSet<String>,
     /// Instances dropped so far, so an owner tracking them knows when to look (cheaply).
     removals: u64,
+    /// Whether the group has had its desired capacity in service once: instances launched
+    /// before then are [`Instance::initial`] (not warming for policies).
+    started: bool,
 }
 
 impl AutoScalingGroup {
@@ -221,6 +231,7 @@ impl AutoScalingGroup {
             refresh: None,
             out_of_service_zones: BTreeSet::new(),
             removals: 0,
+            started: false,
         }
     }
 
@@ -385,7 +396,7 @@ impl AutoScalingGroup {
             id,
             zone,
             launched_at,
-            launch_template_version,
+            (launch_template_version, PurchaseOption::OnDemand),
             LifecycleState::InService,
         )
     }
@@ -394,13 +405,14 @@ impl AutoScalingGroup {
     /// `InService`; `PendingWait` (its launch hooks wait afresh, with new timeouts; with none
     /// configured any more it goes into service); or `WarmedRunning` (back in the warm pool;
     /// refused when the group has no pool). Any other state is adopted as `InService`.
+    /// `(launch_template_version, purchase_option)` are what it was launched with.
     pub fn adopt_instance_as(
         &mut self,
         now: Time,
         id: InstanceId,
         zone: String,
         launched_at: Time,
-        launch_template_version: u64,
+        (launch_template_version, purchase_option): (u64, PurchaseOption),
         state: LifecycleState,
     ) -> bool {
         let into_pool = state.is_warmed();
@@ -428,8 +440,11 @@ impl AutoScalingGroup {
                 launched_at,
                 in_service_at: None,
                 launch_template_version,
+                purchase_option,
                 // AWS: re-attached instances inherit the group's setting.
                 protected_from_scale_in: self.new_instances_protected,
+                // It was serving before the restart: nothing to warm up.
+                initial: true,
             },
             None,
             None,
@@ -709,6 +724,7 @@ impl AutoScalingGroup {
             .chain(marks)
             .chain(self.refresh_wake_at())
             .chain(self.hooks_wake_at())
+            .chain(self.spot_wake_at())
             .min()
     }
 
@@ -720,6 +736,14 @@ impl AutoScalingGroup {
     /// The activity history, newest first (at most 1000 kept).
     pub fn activities(&self) -> impl Iterator<Item = &Activity> {
         self.activities.iter()
+    }
+
+    /// Whether the instance is in service, not terminating, and healthy in its target groups
+    /// (for a group without target groups: in service): a target the load balancer routes
+    /// to, counted by load balancer metrics per target.
+    pub fn is_serving(&self, id: &InstanceId) -> bool {
+        self.index_of(id)
+            .is_some_and(|i| self.members[i].is_healthy_in_service())
     }
 
     /// Instances InService (running and registered), for the `in_service_instances` metric.
@@ -847,10 +871,16 @@ impl AutoScalingGroup {
         self.members.iter().filter(|m| m.is_capacity()).count()
     }
 
+    /// Live instances in `zone`, not counting a Spot instance already replaced ahead of its
+    /// interruption (so its replacement lands in its zone).
     fn live_in_zone(&self, zone: &str) -> usize {
         self.members
             .iter()
-            .filter(|m| m.is_live() && m.instance.zone == zone)
+            .filter(|m| {
+                m.is_live()
+                    && m.instance.zone == zone
+                    && !m.interruption.is_some_and(|i| i.rebalanced)
+            })
             .count()
     }
 
@@ -897,6 +927,7 @@ impl AutoScalingGroup {
         // Marks that no longer steer placement; dropping them keeps poll_timeout in the future.
         self.zone_failed_at.retain(|(_, t)| now < *t + MAX_BACKOFF);
         self.hook_timeouts(now);
+        self.spot_step(now);
         self.replace_unhealthy(now);
         self.refresh_step(now);
         let desired = self.desired as usize;
@@ -931,6 +962,7 @@ impl AutoScalingGroup {
             self.rebalance_step(now);
         }
         self.reconcile_warm_pool(now);
+        self.started |= self.is_settled();
     }
 
     fn with_pending_cause(&self, body: String) -> String {
@@ -1009,6 +1041,11 @@ impl AutoScalingGroup {
             ActivityStatus::InProgress,
         );
         let version = self.spec.launch_template_version;
+        let purchase_option = if lifecycle.is_warmed() {
+            PurchaseOption::OnDemand // warm pools and mixed instances exclude each other (AWS)
+        } else {
+            self.next_purchase_option()
+        };
         self.actions.push_back(GroupAction::Launch {
             id: id.clone(),
             zone: zone.clone(),
@@ -1023,7 +1060,9 @@ impl AutoScalingGroup {
                 launched_at: now,
                 in_service_at: None,
                 launch_template_version: version,
+                purchase_option,
                 protected_from_scale_in: self.new_instances_protected,
+                initial: !self.started,
             },
             Some(activity),
             surge,
@@ -1034,13 +1073,21 @@ impl AutoScalingGroup {
     /// The scale-in victim: zone balance, then the termination policies, among the live
     /// capacity not protected from scale-in.
     fn choose_victim(&self, now: Time) -> Option<usize> {
-        self.choose_victim_among(now, |m| {
+        let prefer = self.scale_in_preference();
+        self.choose_victim_among(now, prefer, |m| {
             m.is_capacity() && !m.instance.protected_from_scale_in
         })
     }
 
-    /// [`choose_victim`](Self::choose_victim)'s rules applied to the members `eligible` admits.
-    fn choose_victim_among(&self, now: Time, eligible: impl Fn(&Member) -> bool) -> Option<usize> {
+    /// [`choose_victim`](Self::choose_victim)'s rules applied to the members `eligible` admits;
+    /// inside the zone chosen, instances bought as `prefer` go first (a mixed instances group
+    /// keeps its split).
+    fn choose_victim_among(
+        &self,
+        now: Time,
+        prefer: Option<PurchaseOption>,
+        eligible: impl Fn(&Member) -> bool,
+    ) -> Option<usize> {
         let live: Vec<usize> = (0..self.members.len())
             .filter(|&i| eligible(&self.members[i]))
             .collect();
@@ -1055,6 +1102,7 @@ impl AutoScalingGroup {
                         || inst.lifecycle == LifecycleState::WarmedPending,
                     launch_template_version: inst.launch_template_version,
                     launched_at: inst.launched_at,
+                    preferred: prefer == Some(inst.purchase_option),
                 }
             })
             .collect();

@@ -132,10 +132,11 @@ impl AutoScalingGroup {
                 m.is_capacity() && !m.instance.protected_from_scale_in && m.instance.id != new_id
             };
             // From the zone the move relieves; should that have lost its instances meanwhile,
-            // by the usual scale-in rules.
+            // by the usual scale-in rules. A mixed group keeps its On-Demand/Spot split.
+            let prefer = self.scale_in_preference();
             let Some(v) = self
-                .choose_victim_among(now, |m| eligible(m) && m.instance.zone == from)
-                .or_else(|| self.choose_victim_among(now, eligible))
+                .choose_victim_among(now, prefer, |m| eligible(m) && m.instance.zone == from)
+                .or_else(|| self.choose_victim_among(now, prefer, eligible))
             else {
                 continue;
             };

@@ -620,7 +620,7 @@ impl AutoScalingGroup {
     /// The next old instance to replace: the zone with the most old instances first, then the
     /// termination policies.
     fn choose_old(&self, now: Time, run: &RefreshRun) -> Option<usize> {
-        self.choose_victim_among(now, |m| is_old_live(run, m))
+        self.choose_victim_among(now, None, |m| is_old_live(run, m))
     }
 
     fn terminate_old(&mut self, now: Time, run: &RefreshRun, i: usize, detail: &str) {

@@ -44,6 +44,8 @@ pub(crate) struct Candidate<'a> {
     pub(crate) pending: bool,
     pub(crate) launch_template_version: u64,
     pub(crate) launched_at: Time,
+    /// Bought as the option scale-in should take next (a mixed instances group's split).
+    pub(crate) preferred: bool,
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
@@ -83,8 +85,10 @@ fn by_policy(
 ///    any listed one (its instances should go first). If several zones tie, all their instances
 ///    compete (AWS: "if zones are balanced, policies apply across all zones").
 /// 2. Pending instances before in-service ones: cancelling a launch disturbs no traffic.
-/// 3. `policies` in order, then [`TerminationPolicy::Default`] as the final policy.
-/// 4. Deterministic tie-break (AWS picks at random): the zone later in `zones` (so a group
+/// 3. (Mixed instances groups) the purchase option whose removal keeps the On-Demand/Spot
+///    split (`preferred`), as AWS's default policy does first.
+/// 4. `policies` in order, then [`TerminationPolicy::Default`] as the final policy.
+/// 5. Deterministic tie-break (AWS picks at random): the zone later in `zones` (so a group
 ///    scaled in ends up where a fresh launch of that size would have put it), then the lowest id.
 pub(crate) fn choose_victim(
     now: Time,
@@ -111,6 +115,7 @@ pub(crate) fn choose_victim(
         .min_by(|(_, a), (_, b)| {
             b.pending
                 .cmp(&a.pending)
+                .then_with(|| b.preferred.cmp(&a.preferred))
                 .then_with(|| {
                     policies
                         .iter()
@@ -153,6 +158,7 @@ mod tests {
             pending: false,
             launch_template_version: 1,
             launched_at: Time::ZERO,
+            preferred: false,
         };
         let cands = vec![c(0, "a"), c(1, "a"), c(2, "gone")];
         assert_eq!(choose_victim(Time::ZERO, &zones(), &[], &cands), Some(2));

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use super::{LifecycleHook, TerminationPolicy, WarmPool};
 use crate::id::InstanceId;
+use crate::pricing::{InstancesDistribution, PurchaseOption};
 use crate::time::Time;
 
 /// Which signals count as "this instance is unhealthy", as AWS `HealthCheckType`.
@@ -27,7 +28,7 @@ impl HealthCheckType {
 }
 
 /// An Auto Scaling group's configuration, as AWS `CreateAutoScalingGroup` takes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct GroupSpec {
     /// Group name, used in activity descriptions and by the runtime.
     pub name: String,
@@ -57,6 +58,13 @@ pub struct GroupSpec {
     /// Pre-started instances kept out of service beside the group (AWS `PutWarmPool`), so a
     /// scale-out only has to register one; `None` for no pool.
     pub warm_pool: Option<WarmPool>,
+    /// The mixed instances policy: which launches are On-Demand and which Spot, and how Spot
+    /// interruptions are met; `None`: every instance On-Demand.
+    pub instances_distribution: Option<InstancesDistribution>,
+    /// How long before a Spot interruption deadline the instance starts draining at the
+    /// latest: its target groups' longest deregistration delay plus its stop timeout, so it is
+    /// drained and stopped in time.
+    pub interruption_drain: Duration,
 }
 
 /// Where an instance is in its life, as AWS `LifecycleState` (without standby). AWS's
@@ -164,8 +172,14 @@ pub struct Instance {
     pub in_service_at: Option<Time>,
     /// The launch template version it was started from.
     pub launch_template_version: u64,
+    /// On-Demand or Spot, decided at launch by the group's mixed instances policy.
+    pub purchase_option: PurchaseOption,
     /// Never chosen by scale-in while set (AWS `ProtectedFromScaleIn`).
     pub protected_from_scale_in: bool,
+    /// Launched to fill the group's first desired capacity, or adopted after a restart: such
+    /// an instance never warms up for scaling policies (AWS warms only instances a scaling
+    /// activity added, so a new group is not blind to its own metrics).
+    pub initial: bool,
 }
 
 /// Something the group needs the runtime to do.

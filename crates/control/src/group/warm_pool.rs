@@ -124,7 +124,7 @@ impl AutoScalingGroup {
             count += 1;
         }
         while count > target && !self.is_suspended(ScalingProcess::Terminate) {
-            let Some(i) = self.choose_victim_among(now, |m| m.in_warm_pool()) else {
+            let Some(i) = self.choose_victim_among(now, None, |m| m.in_warm_pool()) else {
                 break;
             };
             let cause =
@@ -174,6 +174,7 @@ impl AutoScalingGroup {
         );
         // AWS: an instance leaving the pool inherits the group's protection setting.
         self.members[i].instance.protected_from_scale_in = self.new_instances_protected;
+        self.members[i].instance.initial = !self.started;
         self.begin_service(now, i);
         true
     }

@@ -54,6 +54,8 @@ pub enum Metric {
     InServiceInstances,
     /// A group's desired capacity.
     DesiredCapacity,
+    /// Dollars per hour a group's instances cost at this second (not a scaling metric).
+    CostPerHour,
 }
 
 impl Metric {
@@ -89,7 +91,15 @@ impl Metric {
             Metric::CpuUtilization => "cpu_utilization",
             Metric::InServiceInstances => "in_service_instances",
             Metric::DesiredCapacity => "desired_capacity",
+            Metric::CostPerHour => "cost_per_hour",
         }
+    }
+
+    /// Whether the metric is measured on the instance itself (AWS's `ASGAverageCPUUtilization`,
+    /// network in/out), so warm-up leaves warming instances out of it. Load balancer metrics
+    /// (requests, response times, errors) count every registered target.
+    pub fn is_instance_metric(self) -> bool {
+        self == Metric::CpuUtilization
     }
 
     /// Whether the metric is kept as a distribution, the only kind with percentiles.
@@ -120,7 +130,7 @@ impl FromStr for Metric {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Metric::SCALING
             .into_iter()
-            .chain([Metric::HttpTarget5xxRate])
+            .chain([Metric::HttpTarget5xxRate, Metric::CostPerHour])
             .find(|m| m.as_str() == s)
             .ok_or_else(|| MetricsError::UnknownMetric(s.to_string()))
     }
@@ -310,7 +320,7 @@ mod tests {
     fn names_round_trip() {
         for m in Metric::SCALING
             .into_iter()
-            .chain([Metric::HttpTarget5xxRate])
+            .chain([Metric::HttpTarget5xxRate, Metric::CostPerHour])
         {
             assert_eq!(m.as_str().parse::<Metric>(), Ok(m));
         }

@@ -1,14 +1,16 @@
-//! Dynamic scaling policies (AWS §6): target tracking, step and simple scaling, and the rule
-//! that combines what several policies want into one desired capacity.
+//! Scaling policies (AWS §6): target tracking, step and simple scaling, predictive scaling,
+//! and the rule that combines what several policies want into one desired capacity.
 //!
 //! Each policy is evaluated by the [`ScalingController`](crate::ScalingController) with the
 //! metric value it watches and answers with an optional [`Proposal`]: a new desired capacity and
 //! the cause in words. The policies never touch the group themselves.
 
+pub mod predictive;
 mod simple;
 mod step;
 mod target_tracking;
 
+pub use predictive::{PredictivePolicy, PredictiveSpec};
 pub use simple::{SimplePolicy, SimpleSpec};
 pub use step::{StepAdjustment, StepPolicy, StepSpec};
 pub use target_tracking::{TargetTrackingPolicy, TargetTrackingSpec};
@@ -23,6 +25,8 @@ pub enum ScalingPolicy {
     Step(StepSpec),
     /// Adjust by a fixed amount, then wait for the cooldown.
     Simple(SimpleSpec),
+    /// Forecast the load from its history and scale ahead of it.
+    Predictive(PredictiveSpec),
 }
 
 impl ScalingPolicy {
@@ -32,15 +36,17 @@ impl ScalingPolicy {
             ScalingPolicy::TargetTracking(s) => &s.name,
             ScalingPolicy::Step(s) => &s.name,
             ScalingPolicy::Simple(s) => &s.name,
+            ScalingPolicy::Predictive(s) => &s.name,
         }
     }
 
-    /// `target_tracking`, `step` or `simple`, as the config's `type` spells it.
+    /// `target_tracking`, `step`, `simple` or `predictive`, as the config's `type` spells it.
     pub fn kind(&self) -> &'static str {
         match self {
             ScalingPolicy::TargetTracking(_) => "target_tracking",
             ScalingPolicy::Step(_) => "step",
             ScalingPolicy::Simple(_) => "simple",
+            ScalingPolicy::Predictive(_) => "predictive",
         }
     }
 }

@@ -59,6 +59,7 @@ pub fn spec(desired: u32, max: u32, health: HealthCheckType) -> ClusterSpec {
             default_cooldown: secs(300),
             termination_policies: vec![TerminationPolicy::Default],
             new_instances_protected_from_scale_in: false,
+            instances_distribution: None,
             scaling_policies: Vec::new(),
             scheduled_actions: Vec::new(),
             lifecycle_hooks: Vec::new(),

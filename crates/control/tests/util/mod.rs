@@ -9,10 +9,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use flotilla_control::policy::predictive::LoadHour;
 use flotilla_control::{
-    AutoScalingGroup, AutoScalingGroupConfig, Cluster, ClusterSpec, Effect, GroupSpec,
+    AutoScalingGroup, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, GroupSpec,
     HealthCheckSpec, HealthCheckType, InstanceId, InstanceRefreshSettings, LaunchTemplate,
-    LifecycleState, ProbeResult, Samples, TargetGroupSpec, TargetState, TerminationPolicy, Time,
+    LifecycleState, ProbeResult, Samples, TargetGroupSpec, TargetSample, TargetState,
+    TerminationPolicy, Time,
 };
 
 pub const ZONES: [&str; 3] = ["az-a", "az-b", "az-c"];
@@ -32,6 +34,8 @@ pub fn spec(min: u32, max: u32, desired: u32) -> GroupSpec {
         has_target_groups: false,
         lifecycle_hooks: Vec::new(),
         warm_pool: None,
+        instances_distribution: None,
+        interruption_drain: Duration::ZERO,
     }
 }
 
@@ -86,6 +90,7 @@ pub fn cluster_spec(spec: &GroupSpec, drain: Duration) -> ClusterSpec {
         lifecycle_hooks: spec.lifecycle_hooks.clone(),
         warm_pool: spec.warm_pool,
         instance_refresh: InstanceRefreshSettings::default(),
+        instances_distribution: spec.instances_distribution,
     };
     cs.groups.insert(spec.name.clone(), config);
     if spec.has_target_groups {
@@ -142,6 +147,11 @@ pub struct Driver {
     pub failing_versions: BTreeSet<u64>,
     /// The launch template version each launched instance was started from.
     pub versions: BTreeMap<InstanceId, u64>,
+    /// Requests per second the load balancer spreads evenly over the healthy targets,
+    /// reported in every second's samples.
+    pub traffic: f64,
+    /// Hours of load history the cluster made durable: (group, metric, hour).
+    pub load_hours: Vec<(String, flotilla_control::metrics::Metric, LoadHour)>,
     /// Every launch as (time, zone).
     launched_in: Vec<(Time, String)>,
     addresses: BTreeMap<InstanceId, SocketAddr>,
@@ -158,8 +168,14 @@ impl Driver {
     }
 
     pub fn with_drain(spec: GroupSpec, drain: Duration) -> Self {
+        Self::with_cluster_spec(cluster_spec(&spec, drain))
+    }
+
+    /// A driver of the cluster `cs` (one group `web`, built with [`cluster_spec`] and then
+    /// changed, e.g. given scaling policies).
+    pub fn with_cluster_spec(cs: ClusterSpec) -> Self {
         Driver {
-            cluster: Cluster::new(cluster_spec(&spec, drain), 42, Time::ZERO),
+            cluster: Cluster::new(cs, 42, Time::ZERO),
             now: Time::ZERO,
             launch_delay: secs(2),
             stop_delay: secs(1),
@@ -171,6 +187,8 @@ impl Driver {
             lowest_healthy: None,
             failing_versions: BTreeSet::new(),
             versions: BTreeMap::new(),
+            traffic: 0.0,
+            load_hours: Vec::new(),
             launched_in: Vec::new(),
             addresses: BTreeMap::new(),
             by_address: BTreeMap::new(),
@@ -244,14 +262,43 @@ impl Driver {
                 }
             }
             Effect::PublishTargets { targets, .. } => self.published(targets),
+            Effect::Persist(Durable::LoadHour {
+                group,
+                metric,
+                hour,
+            }) => self.load_hours.push((group, metric, hour)),
             Effect::CollectSamples => {
                 let wall = jiff::Timestamp::UNIX_EPOCH
                     .checked_add(self.now.as_duration())
                     .expect("a virtual time within jiff's range");
-                self.cluster
-                    .handle_samples(self.now, wall, Samples::default());
+                let samples = self.samples();
+                self.cluster.handle_samples(self.now, wall, samples);
             }
             _ => {}
+        }
+    }
+
+    /// This second's traffic, spread evenly over the healthy targets.
+    fn samples(&self) -> Samples {
+        let healthy: Vec<SocketAddr> = self
+            .healthy
+            .iter()
+            .filter_map(|id| self.addresses.get(id).copied())
+            .collect();
+        let each = (self.traffic / healthy.len().max(1) as f64).round() as u64;
+        let targets = healthy
+            .into_iter()
+            .map(|address| TargetSample {
+                target_group: "web".into(),
+                address,
+                requests: each,
+                target_5xx: 0,
+                response_times: vec![(0.01, each)],
+            })
+            .collect();
+        Samples {
+            targets,
+            ..Samples::default()
         }
     }
 

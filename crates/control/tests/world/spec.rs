@@ -113,6 +113,7 @@ pub fn cluster(seed: u64, rng: &mut Rng) -> ClusterSpec {
         lifecycle_hooks,
         warm_pool,
         instance_refresh: InstanceRefreshSettings::default(),
+        instances_distribution: None,
     };
     let template = LaunchTemplate {
         command: vec!["app".into()],
@@ -163,5 +164,6 @@ pub fn cluster(seed: u64, rng: &mut Rng) -> ClusterSpec {
         ]
         .into(),
         forwards: vec![forward],
+        pricing: Default::default(),
     }
 }

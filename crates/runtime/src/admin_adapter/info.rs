@@ -6,10 +6,12 @@ use flotilla_admin::api::{
     ZoneInfo,
 };
 use flotilla_admin::AdminError;
+use std::collections::BTreeMap;
+
 use flotilla_control::{
-    AutoScalingGroup, Cluster, ForwardStatus, Instance, InstanceRefresh, LifecycleAction,
-    LifecycleActionError, OperatorError, RefreshError, RollbackState, ScalingController,
-    WeightSource, WeightsError, ZoneError, ZoneStatus,
+    AutoScalingGroup, Cluster, ForwardStatus, Instance, InstanceBill, InstanceId, InstanceRefresh,
+    LifecycleAction, LifecycleActionError, OperatorError, RefreshError, RollbackState,
+    ScalingController, SpotError, WeightSource, WeightsError, ZoneError, ZoneStatus,
 };
 
 use crate::clock::Clock;
@@ -44,11 +46,19 @@ pub(crate) fn operator_error(e: OperatorError) -> AdminError {
             WeightsError::NotFound(_) => AdminError::NotFound(msg),
             WeightsError::Invalid(_) => AdminError::BadRequest(msg),
         },
+        OperatorError::Spot(SpotError::NoInstance(_)) => AdminError::NotFound(msg),
+        OperatorError::Spot(_) => AdminError::Conflict(msg),
     }
 }
 
-/// One instance.
-pub(crate) fn instance(host: &impl ControlHost, c: &Cluster, i: &Instance) -> InstanceInfo {
+/// One instance, with its purchase option and price from `bills` ([`Cluster::bills`]).
+pub(crate) fn instance(
+    host: &impl ControlHost,
+    c: &Cluster,
+    i: &Instance,
+    bills: &BTreeMap<InstanceId, InstanceBill>,
+) -> InstanceInfo {
+    let bill = bills.get(&i.id);
     InstanceInfo {
         id: i.id.to_string(),
         zone: i.zone.clone(),
@@ -59,6 +69,15 @@ pub(crate) fn instance(host: &impl ControlHost, c: &Cluster, i: &Instance) -> In
         launched_at: host.clock().rfc3339(i.launched_at),
         launch_template_version: i.launch_template_version,
         protected_from_scale_in: i.protected_from_scale_in,
+        purchase_option: i.purchase_option.as_str().to_string(),
+        billing: bill
+            .map(|b| b.billing.as_str().to_string())
+            .unwrap_or_default(),
+        instance_type: bill.map(|b| b.instance_type.clone()).unwrap_or_default(),
+        price_per_hour: bill.and_then(|b| b.hourly),
+        interruption_deadline: bill
+            .and_then(|b| b.interruption_deadline)
+            .map(|t| host.clock().rfc3339(t)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! a client that reads right after sees them applied. The same adapter serves `flotilla up`
 //! and a cluster-mode leader, through [`ControlHost`].
 
+mod forecast;
 mod host;
 mod info;
 mod metrics;
@@ -15,10 +16,10 @@ use std::time::Duration;
 
 use flotilla_admin::api::{
     ActivityInfo, ClusterInfo, CompleteLifecycleActionRequest, CompleteLifecycleActionResponse,
-    GroupDetail, GroupSummary, InstanceRefreshInfo, LifecycleActionInfo, LifecycleHeartbeatRequest,
-    LifecycleResult, ListenerInfo, MetricDatapoints, MetricParams, ProtectionResponse,
-    RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, TargetHealthInfo,
-    TerminateResponse, WarmPoolInfo, ZoneInfo,
+    ForecastInfo, GroupDetail, GroupSummary, InstanceRefreshInfo, LifecycleActionInfo,
+    LifecycleHeartbeatRequest, LifecycleResult, ListenerInfo, MetricDatapoints, MetricParams,
+    ProtectionResponse, RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo,
+    SpotInterruptionResponse, TargetHealthInfo, TerminateResponse, WarmPoolInfo, ZoneInfo,
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
@@ -36,7 +37,7 @@ fn no_group(name: &str) -> AdminError {
     operator_error(OperatorError::NoGroup(name.to_string()))
 }
 
-fn summary(g: &GroupView<'_>) -> GroupSummary {
+fn summary(c: &Cluster, g: &GroupView<'_>) -> GroupSummary {
     let spec = g.asg.spec();
     GroupSummary {
         name: g.name.to_string(),
@@ -44,6 +45,7 @@ fn summary(g: &GroupView<'_>) -> GroupSummary {
         max_size: spec.max_size,
         desired_capacity: g.asg.desired_capacity(),
         in_service: g.asg.in_service_count(),
+        cost_per_hour: c.cost_per_hour().get(g.name).copied().unwrap_or(0.0),
     }
 }
 
@@ -93,12 +95,14 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
     }
 
     fn groups(&self) -> Vec<GroupSummary> {
-        self.0.read(|c| c.groups().map(|g| summary(&g)).collect())
+        self.0
+            .read(|c| c.groups().map(|g| summary(c, &g)).collect())
     }
 
     fn group(&self, name: &str) -> Option<GroupDetail> {
         self.group_answer(name, |c, g| {
-            let s = summary(&g);
+            let s = summary(c, &g);
+            let bills = c.bills();
             GroupDetail {
                 name: s.name,
                 min_size: s.min_size,
@@ -109,8 +113,9 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
                 instances: g
                     .asg
                     .instances()
-                    .map(|i| info::instance(&self.0, c, i))
+                    .map(|i| info::instance(&self.0, c, i, &bills))
                     .collect(),
+                cost_per_hour: s.cost_per_hour,
             }
         })
         .ok()
@@ -118,7 +123,7 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
 
     fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<GroupSummary, AdminError> {
         self.command(|c, now| c.set_desired_capacity(now, name, desired))?;
-        self.group_answer(name, |_, g| summary(&g))
+        self.group_answer(name, |c, g| summary(c, &g))
     }
 
     fn activities(&self, name: &str) -> Option<Vec<ActivityInfo>> {
@@ -206,6 +211,36 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
             group: t.group,
             desired_capacity: t.desired_capacity,
             replaced: t.replaced,
+        })
+    }
+
+    fn forecast(&self, name: &str) -> Result<ForecastInfo, AdminError> {
+        self.group_answer(name, |_, g| forecast::forecast(&g))
+    }
+
+    fn interrupt_spot(
+        &self,
+        id: &str,
+        notice: Option<Duration>,
+    ) -> Result<SpotInterruptionResponse, AdminError> {
+        let instance = InstanceId::from(id.to_string());
+        let deadline = self.command(|c, now| c.interrupt_spot(now, &instance, notice))?;
+        let (group, capacity_rebalance) = self.0.read(|c| {
+            let group = c
+                .find_instance(&instance)
+                .map(|(g, _)| g.to_string())
+                .unwrap_or_default();
+            let capacity_rebalance = c
+                .group(&group)
+                .and_then(|g| g.config.instances_distribution)
+                .is_some_and(|d| d.capacity_rebalance);
+            (group, capacity_rebalance)
+        });
+        Ok(SpotInterruptionResponse {
+            instance_id: id.to_string(),
+            group,
+            interruption_deadline: self.0.clock().rfc3339(deadline),
+            capacity_rebalance,
         })
     }
 
@@ -334,12 +369,14 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
                 reuse_on_scale_in: pool.config.reuse_on_scale_in,
                 desired_size: pool.desired_size,
                 size: pool.size,
-                instances: g
-                    .asg
-                    .instances()
-                    .filter(|i| i.lifecycle.is_warmed())
-                    .map(|i| info::instance(&self.0, c, i))
-                    .collect(),
+                instances: {
+                    let bills = c.bills();
+                    g.asg
+                        .instances()
+                        .filter(|i| i.lifecycle.is_warmed())
+                        .map(|i| info::instance(&self.0, c, i, &bills))
+                        .collect()
+                },
             })
         })?
         .ok_or_else(|| {

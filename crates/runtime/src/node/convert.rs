@@ -11,6 +11,7 @@ use flotilla_cluster::records::{
     ObservedState, RoutingWeights, WeightRecord,
 };
 use flotilla_control::fleet::{Assignment, AssignmentState, HostSpec, Observed};
+use flotilla_control::pricing::PurchaseOption;
 use flotilla_control::{
     InstanceId, LaunchTemplate, LifecycleState, RuleKey, StopSignal, WeightOverride, WeightSource,
     WeightedTargetGroup,
@@ -91,6 +92,7 @@ pub(crate) fn assignment_record(a: &Assignment) -> AssignmentRecord {
         target_groups: a.target_groups.iter().cloned().collect(),
         lifecycle: a.lifecycle.as_str().to_string(),
         protected: a.protected_from_scale_in,
+        purchase_option: a.purchase_option.as_str().to_string(),
         template: launch_record(&a.template),
     }
 }
@@ -113,6 +115,7 @@ pub(crate) fn assignment(host: &str, id: &str, r: &AssignmentRecord) -> Assignme
         target_groups: r.target_groups.iter().cloned().collect::<BTreeSet<_>>(),
         lifecycle: lifecycle(&r.lifecycle),
         protected_from_scale_in: r.protected,
+        purchase_option: PurchaseOption::parse(&r.purchase_option).unwrap_or_default(),
     }
 }
 
@@ -242,6 +245,7 @@ mod tests {
             target_groups: ["web".to_string()].into(),
             lifecycle: LifecycleState::WarmedRunning,
             protected_from_scale_in: true,
+            purchase_option: PurchaseOption::Spot,
         };
         let back = assignment("h1", "i-1", &assignment_record(&a));
         assert_eq!(back, a);

@@ -51,6 +51,7 @@ pub(crate) fn adopt_survivors(
                 launch_template_version: r.launch_template_version,
                 protected_from_scale_in: r.protected_from_scale_in,
                 lifecycle: records::adopted_state(&r.lifecycle),
+                purchase_option: records::purchase_option(&r.purchase_option),
             },
         );
         if taken {

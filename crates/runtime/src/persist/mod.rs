@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use flotilla_control::{Activity, ActivityStatus, Durable, InstanceId, Restored, ScalingProcess};
 use flotilla_state::{
-    ActivityRecord, AwsResourceRecord, InstanceRecord, SqliteStore, StateError, StateStore,
-    WeightOverrideRecord,
+    ActivityRecord, AwsResourceRecord, InstanceRecord, LoadHourRecord, SqliteStore, StateError,
+    StateStore, WeightOverrideRecord,
 };
 
 use crate::clock::Clock;
@@ -62,6 +62,7 @@ enum Write {
         listener: String,
         rule: String,
     },
+    LoadHour(LoadHourRecord),
 }
 
 /// What an earlier run left behind.
@@ -114,6 +115,10 @@ pub(crate) fn read<'a>(
         let suspended = suspended_processes(group, store.suspended_processes(group)?);
         if !suspended.is_empty() {
             stored.restored.suspended.insert(group.clone(), suspended);
+        }
+        let hours = records::load_hours(store.load_history(group)?);
+        if !hours.is_empty() {
+            stored.restored.load_history.insert(group.clone(), hours);
         }
         let history = store
             .activities(group, HISTORY_LIMIT)?
@@ -260,6 +265,17 @@ impl Persister {
                 listener: rule.listener.to_string(),
                 load_balancer: rule.load_balancer,
             },
+            Durable::LoadHour {
+                group,
+                metric,
+                hour,
+            } => Write::LoadHour(LoadHourRecord {
+                group,
+                metric: metric.as_str().to_string(),
+                hour: hour.hour,
+                mean: hour.mean,
+                samples: hour.samples,
+            }),
         };
         self.send(write);
     }
@@ -303,6 +319,7 @@ fn apply(store: &mut dyn StateStore, write: Write) -> Result<(), StateError> {
             listener,
             rule,
         } => store.remove_weight_override(&load_balancer, &listener, &rule),
+        Write::LoadHour(h) => store.put_load_hour(&h),
         Write::ClearInstances => {
             for i in store.instances()? {
                 store.remove_instance(&i.id)?;

@@ -1,10 +1,13 @@
 //! The state store's rows from and into the control plane's types.
 
+use flotilla_control::metrics::Metric;
+use flotilla_control::policy::predictive::LoadHour;
+use flotilla_control::pricing::PurchaseOption;
 use flotilla_control::{
     InstanceRecord as ControlRecord, LifecycleState, RuleKey, WeightOverride, WeightSource,
     WeightedTargetGroup,
 };
-use flotilla_state::{InstanceRecord, WeightOverrideRecord};
+use flotilla_state::{InstanceRecord, LoadHourRecord, WeightOverrideRecord};
 
 /// The stored row of a running instance.
 pub(super) fn instance(r: ControlRecord, pid: u32, start_time: u64) -> InstanceRecord {
@@ -19,7 +22,30 @@ pub(super) fn instance(r: ControlRecord, pid: u32, start_time: u64) -> InstanceR
         launched_at_ms: super::now_ms(),
         protected_from_scale_in: r.protected_from_scale_in,
         lifecycle: r.lifecycle.as_str().to_string(),
+        purchase_option: r.purchase_option.as_str().to_string(),
     }
+}
+
+/// Stored load hours as the cluster restores them; a metric this version does not know is
+/// skipped.
+pub(super) fn load_hours(stored: Vec<LoadHourRecord>) -> Vec<(Metric, LoadHour)> {
+    stored
+        .into_iter()
+        .filter_map(|r| {
+            let metric = r.metric.parse::<Metric>().ok()?;
+            let hour = LoadHour {
+                hour: r.hour,
+                mean: r.mean,
+                samples: r.samples,
+            };
+            Some((metric, hour))
+        })
+        .collect()
+}
+
+/// How a stored record says its instance was bought; anything unknown is On-Demand.
+pub(super) fn purchase_option(stored: &str) -> PurchaseOption {
+    PurchaseOption::parse(stored).unwrap_or_default()
 }
 
 /// The state a stored record says to adopt its instance into; anything unknown is in

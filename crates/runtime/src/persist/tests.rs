@@ -18,6 +18,7 @@ fn record(id: &str) -> flotilla_control::InstanceRecord {
         launch_template_version: 1,
         protected_from_scale_in: false,
         lifecycle: LifecycleState::InService,
+        purchase_option: flotilla_control::pricing::PurchaseOption::OnDemand,
     }
 }
 
@@ -71,6 +72,15 @@ fn writes_reach_the_store_and_are_restored() {
             id: id("i-2"),
             state: LifecycleState::WarmedRunning,
         },
+        Durable::LoadHour {
+            group: "web".into(),
+            metric: flotilla_control::metrics::Metric::RequestCount,
+            hour: flotilla_control::policy::predictive::LoadHour {
+                hour: 480_000,
+                mean: 212.5,
+                samples: 3600,
+            },
+        },
     ] {
         p.durable(d, &processes);
     }
@@ -87,6 +97,10 @@ fn writes_reach_the_store_and_are_restored() {
     assert_eq!((i.id.as_str(), i.pid, i.start_time), ("i-2", 4242, 7));
     assert!(i.protected_from_scale_in);
     assert_eq!(i.lifecycle, "warmed:running");
+    let hours = &stored.restored.load_history["web"];
+    assert_eq!(hours.len(), 1);
+    assert_eq!(hours[0].0, flotilla_control::metrics::Metric::RequestCount);
+    assert_eq!((hours[0].1.hour, hours[0].1.mean), (480_000, 212.5));
     let history = &stored.history["web"];
     assert_eq!(
         history.len(),

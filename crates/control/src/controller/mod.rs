@@ -6,18 +6,25 @@
 //! policy evaluates at its own period; their proposals are combined by AWS's rules (§6.1) and
 //! the result is applied to the [`AutoScalingGroup`], whose activity log records the cause.
 
+mod measured;
+mod predictive;
+
 use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::group::{AutoScalingGroup, LifecycleState, ScalingProcess};
+use crate::group::{AutoScalingGroup, ScalingProcess};
 use crate::id::InstanceId;
 use crate::metrics::{Metric, Statistic};
+
+use crate::policy::predictive::LoadHour;
 use crate::policy::{
-    combine, Proposal, ScalingPolicy, SimplePolicy, StepPolicy, TargetTrackingPolicy,
+    combine, PredictivePolicy, Proposal, ScalingPolicy, SimplePolicy, StepPolicy,
+    TargetTrackingPolicy,
 };
 use crate::schedule::ScheduledActionSpec;
 use crate::time::Time;
+use measured::{is_warming, Measured};
 
 /// What a policy asks the metrics store for.
 #[derive(Clone, Copy, Debug)]
@@ -30,8 +37,9 @@ pub struct MetricQuery<'a> {
     pub period: Duration,
     /// End of the period (inclusive).
     pub end: Time,
-    /// The instances whose data counts: in service and past warm-up (AWS excludes warming
-    /// instances from the aggregated metric).
+    /// The instances whose data counts: for an instance metric (CPU) those in service and
+    /// past warm-up (AWS leaves warming instances out of the aggregate); for a load balancer
+    /// metric every instance in service and healthy in its target groups, warming or not.
     pub instances: &'a [InstanceId],
 }
 
@@ -85,7 +93,7 @@ struct ScheduledAction {
 pub struct PolicyStatus {
     /// Policy name.
     pub name: String,
-    /// `target_tracking`, `step` or `simple`.
+    /// `target_tracking`, `step`, `simple` or `predictive`.
     pub kind: &'static str,
     /// What the policy does, in one line: the tracked metric and target, or the alarm
     /// (metric, statistic, comparison, threshold, M of N periods) of a step/simple policy.
@@ -104,6 +112,12 @@ pub struct ScalingController {
     step: Vec<Scheduled<StepPolicy>>,
     simple: Vec<Scheduled<SimplePolicy>>,
     scheduled: Vec<ScheduledAction>,
+    predictive: Vec<PredictivePolicy>,
+    /// The capacity predictive policies hold up this second: dynamic policies do not scale
+    /// in below it.
+    predictive_floor: Option<u32>,
+    /// Hours of load history completed since the driver last took them (to make durable).
+    finished_hours: Vec<(Metric, LoadHour)>,
     last_wall: Option<Timestamp>,
     last_values: Vec<(String, Option<f64>)>,
 }
@@ -131,6 +145,9 @@ impl ScalingController {
                     next_run: None,
                 })
                 .collect(),
+            predictive: Vec::new(),
+            predictive_floor: None,
+            finished_hours: Vec::new(),
             last_wall: None,
             last_values: Vec::new(),
         };
@@ -152,6 +169,7 @@ impl ScalingController {
                         policy: StepPolicy::new(s),
                     });
                 }
+                ScalingPolicy::Predictive(s) => c.predictive.push(PredictivePolicy::new(s)),
                 ScalingPolicy::Simple(s) => {
                     let (period, next_eval) = scheduled(s.alarm.period);
                     c.simple.push(Scheduled {
@@ -226,20 +244,18 @@ impl ScalingController {
                 alarm_state: Some(s.policy.alarm().state()),
             });
         }
+        out.extend(self.predictive_status());
         out
     }
 
     /// Whether an instance is warming up at `now`: pending, or in service for less than the
-    /// warm-up. Warming instances' data is left out of policy metrics.
+    /// warm-up, unless the group started with it ([`Instance::initial`]). Warming instances'
+    /// instance metrics (CPU) are left out of policy metrics, and they block scale-in.
     pub fn is_warming(&self, group: &AutoScalingGroup, id: &InstanceId, now: Time) -> bool {
         group
             .instances()
             .find(|i| i.id == *id)
-            .is_some_and(|i| match i.lifecycle {
-                LifecycleState::Pending | LifecycleState::PendingWait => true,
-                LifecycleState::InService => i.in_service_at.is_none_or(|t| now < t + self.warmup),
-                _ => false,
-            })
+            .is_some_and(|i| is_warming(i, now, self.warmup))
     }
 
     /// When the next policy evaluation is due, so a driver can sleep until then.
@@ -264,6 +280,7 @@ impl ScalingController {
         let mut decisions = Vec::new();
         if let Some(wall) = wall {
             self.run_schedules(now, wall, group, &mut decisions);
+            self.run_predictive(now, wall, group, metrics, &mut decisions);
         }
         self.run_policies(now, group, metrics, &mut decisions);
         decisions
@@ -337,18 +354,8 @@ impl ScalingController {
         {
             return;
         }
-        let warmup = self.warmup;
-        let measured: Vec<InstanceId> = group
-            .instances()
-            .filter(|i| {
-                i.lifecycle == LifecycleState::InService
-                    && i.in_service_at.is_some_and(|t| now >= t + warmup)
-            })
-            .map(|i| i.id.clone())
-            .collect();
-        let live = group.instances().filter(|i| i.lifecycle.is_live()).count();
-        let warming = u32::try_from(live.saturating_sub(measured.len())).unwrap_or(u32::MAX);
-        let measured_n = u32::try_from(measured.len()).unwrap_or(u32::MAX);
+        let fleet = Measured::of(group, now, self.warmup);
+        let warming = fleet.warming;
         let desired = group.desired_capacity();
         let mut proposals: Vec<Proposal> = Vec::new();
         let mut simple_sources: Vec<(usize, usize)> = Vec::new();
@@ -361,13 +368,15 @@ impl ScalingController {
             }
             s.next_eval = next_eval(s.next_eval, s.period, now);
             let spec = s.policy.spec();
+            let measured = fleet.for_metric(spec.metric);
             let value = metrics.group_metric(&MetricQuery {
                 metric: spec.metric,
                 statistic: spec.statistic,
                 period: s.period,
                 end: now,
-                instances: &measured,
+                instances: measured,
             });
+            let measured_n = u32::try_from(measured.len()).unwrap_or(u32::MAX);
             last_values.push((spec.name.clone(), value));
             if !spec.disable_scale_in {
                 tt_voters += 1;
@@ -390,7 +399,7 @@ impl ScalingController {
                 statistic: a.statistic,
                 period: s.period,
                 end: now,
-                instances: &measured,
+                instances: fleet.for_metric(a.metric),
             });
             last_values.push((s.policy.spec().name.clone(), value));
             if let Some(p) = s.policy.evaluate(value, desired, warming) {
@@ -408,7 +417,7 @@ impl ScalingController {
                 statistic: a.statistic,
                 period: s.period,
                 end: now,
-                instances: &measured,
+                instances: fleet.for_metric(a.metric),
             });
             last_values.push((s.policy.spec().name.clone(), value));
             if let Some(p) = s.policy.evaluate(value, desired) {
@@ -429,7 +438,12 @@ impl ScalingController {
             return;
         };
         let spec = group.spec();
-        let to = chosen.capacity.clamp(spec.min_size, spec.max_size);
+        // Predictive policies hold capacity up: no scale-in below their forecast.
+        let floor = self.predictive_floor.unwrap_or(0).min(desired);
+        let to = chosen
+            .capacity
+            .max(floor)
+            .clamp(spec.min_size, spec.max_size);
         if to == desired {
             return;
         }
