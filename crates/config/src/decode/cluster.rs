@@ -128,22 +128,38 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         "stop_signal",
         "stop_timeout",
         "instance_type",
+        "image",
+        "args",
+        "port",
+        "cpu",
+        "memory",
+        "pull",
     ];
     let t = ctx.table(v, path, &keys)?;
-    let command = t.req(ctx, "command", |ctx, v| {
-        let items = ctx.strings(v)?;
-        match items.first() {
-            None => {
-                ctx.err(v.span(), "command must not be empty");
-                None
+    let image = super::image::decode_image(ctx, &t);
+    let is_image = matches!(image, Some(Some(_))) || t.get("image").is_some();
+    let command = match t.get("command") {
+        None if is_image => Some(Vec::new()),
+        _ => t.req(ctx, "command", |ctx, v| {
+            let items = ctx.strings(v)?;
+            match items.first() {
+                None => {
+                    let hint = if is_image {
+                        "; leave it out to keep the image's entrypoint"
+                    } else {
+                        ""
+                    };
+                    ctx.err(v.span(), format!("command must not be empty{hint}"));
+                    None
+                }
+                Some((first, span)) if first.trim().is_empty() => {
+                    ctx.err(span.clone(), "the program to run must not be empty");
+                    None
+                }
+                Some(_) => Some(items.into_iter().map(|(s, _)| s).collect::<Vec<_>>()),
             }
-            Some((first, span)) if first.trim().is_empty() => {
-                ctx.err(span.clone(), "the program to run must not be empty");
-                None
-            }
-            Some(_) => Some(items.into_iter().map(|(s, _)| s).collect::<Vec<_>>()),
-        }
-    });
+        }),
+    };
     let env = t
         .opt(ctx, "env", |ctx, v| {
             let et = ctx.free_table(v, t.child("env"))?;
@@ -195,5 +211,6 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         stop_signal,
         stop_timeout,
         instance_type,
+        image: image?,
     })
 }

@@ -7,6 +7,7 @@ mod actions;
 mod alarms;
 mod cluster;
 mod groups;
+mod image;
 mod lifecycle;
 mod listeners;
 mod policies;

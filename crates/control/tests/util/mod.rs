@@ -52,6 +52,7 @@ pub fn template() -> LaunchTemplate {
         stop_signal: Default::default(),
         stop_timeout: secs(10),
         instance_type: "t3.micro".into(),
+        image: None,
     }
 }
 
