@@ -19,6 +19,10 @@ use crate::{ComputeError, LaunchSpec, LaunchedInstance};
 /// How often a settling launch looks at its container.
 const SETTLE_POLL: Duration = Duration::from_millis(20);
 
+/// How long a started container's main process may take to appear before the launch gives
+/// up (a hang guard for a stuck engine, far above the fraction of a second it takes).
+const START_GUARD: Duration = Duration::from_secs(60);
+
 /// The most processes Podman could grant a container here: it lowers its own `RLIMIT_NPROC`
 /// to this (measured with Podman 4.3 on Debian 12), and a container may not exceed its
 /// parent's hard limit without `CAP_SYS_RESOURCE`.
@@ -71,14 +75,23 @@ impl ContainerProvider {
             }
         };
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        if let Some(status) = settle(address, &mut started.exited).await {
-            return Err(exited_at_once(id, status, &log_path, offset));
-        }
-        let pid = engine.pid(&name).await;
-        if !self.core.shared.settle(&id) {
-            let status = started.exited.borrow().clone().unwrap_or_default();
-            return Err(exited_at_once(id, status, &log_path, offset));
-        }
+        let settled = settle(&container, address, &mut started.exited).await;
+        let pid = match settled {
+            Settled::Up(pid) if self.core.shared.settle(&id) => pid,
+            Settled::Up(_) => {
+                let status = started.exited.borrow().clone().unwrap_or_default();
+                return Err(exited_at_once(id, status, &log_path, offset));
+            }
+            Settled::Exited(status) => return Err(exited_at_once(id, status, &log_path, offset)),
+            Settled::NeverRan => {
+                self.core.shared.kill(&id);
+                let _ = started.exited.wait_for(Option::is_some).await;
+                return Err(ComputeError::Engine {
+                    instance_id: id,
+                    reason: format!("the container did not start within {START_GUARD:?}"),
+                });
+            }
+        };
         let pid = pid.unwrap_or(started.pid);
         let limits = limits::report(pid, &image).map(|(text, enforced)| {
             if !enforced {
@@ -131,21 +144,52 @@ impl ContainerProvider {
     }
 }
 
-/// Waits until the container accepts connections on `address`, or has run for [`SETTLE`];
-/// returns its exit status if it exits first.
+/// How a settling launch ended.
+enum Settled {
+    /// Running: accepting connections, or for [`SETTLE`] since its main process appeared
+    /// (whose host pid this is, if it was seen).
+    Up(Option<u32>),
+    /// Exited first, with this status.
+    Exited(String),
+    /// Its main process never appeared within [`START_GUARD`] (a stuck engine).
+    NeverRan,
+}
+
+/// Waits until the container accepts connections on `address`, or has run for [`SETTLE`]
+/// since its main process appeared (an engine busy with other launches may take a while to
+/// start it, which must not count as running time).
 async fn settle(
+    container: &Container,
     address: SocketAddr,
     exited: &mut watch::Receiver<Option<String>>,
-) -> Option<String> {
-    let deadline = Instant::now() + SETTLE;
+) -> Settled {
+    let guard = Instant::now() + START_GUARD;
+    let mut running_since: Option<(Instant, u32)> = None;
     loop {
         if let Some(status) = exited.borrow().clone() {
-            return Some(status);
+            return Settled::Exited(status);
         }
         let connect = tokio::time::timeout(SETTLE_POLL * 5, TcpStream::connect(address));
-        if matches!(connect.await, Ok(Ok(_))) || Instant::now() >= deadline {
-            // It may have exited right after answering; the caller checks once more.
-            return exited.borrow().clone();
+        if matches!(connect.await, Ok(Ok(_))) {
+            let pid = match running_since {
+                Some((_, pid)) => Some(pid),
+                None => container.engine.pid(&container.name).await,
+            };
+            return Settled::Up(pid);
+        }
+        match running_since {
+            Some((since, pid)) if since.elapsed() >= SETTLE => return Settled::Up(Some(pid)),
+            Some(_) => {}
+            None => {
+                running_since = container
+                    .engine
+                    .pid(&container.name)
+                    .await
+                    .map(|p| (Instant::now(), p));
+                if running_since.is_none() && Instant::now() >= guard {
+                    return Settled::NeverRan;
+                }
+            }
         }
         tokio::select! {
             _ = exited.changed() => {}
