@@ -56,6 +56,7 @@ impl ContainerProvider {
         let container = Arc::new(Container {
             engine: Arc::clone(&engine),
             name: name.clone(),
+            pidfile: None,
         });
         let args = ["attach", "--no-stdin", "--sig-proxy=false", name.as_str()];
         self.core

@@ -1,4 +1,4 @@
-//! The engine command line that creates an instance's container, from its launch spec.
+//! The engine command line that runs an instance's container, from its launch spec.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -35,6 +35,8 @@ pub(crate) struct Placement<'a> {
     pub(crate) ulimits: Option<(u64, u64)>,
     /// The OCI runtime to ask Podman for (`runc`), if any.
     pub(crate) runtime: Option<&'a str>,
+    /// Where Podman writes the container's main pid once it runs (Docker has no such flag).
+    pub(crate) pidfile: Option<&'a std::path::Path>,
 }
 
 /// The environment the container gets: the template's, then Flotilla's own variables (which
@@ -54,9 +56,11 @@ pub(crate) fn environment(
     env
 }
 
-/// `create` arguments (after the program). Variables are passed by name only (`-e KEY`): the
-/// engine reads their values from its own environment, so no value shows in a process list.
-pub(crate) fn create_args(
+/// `run` arguments (after the program): the client stays attached, so its output is the
+/// container's and its exit status the container's. Variables are passed by name only
+/// (`-e KEY`): the engine reads their values from its own environment, so no value shows in
+/// a process list.
+pub(crate) fn run_args(
     kind: Kind,
     spec: &LaunchSpec,
     image: &ImageTemplate,
@@ -68,7 +72,10 @@ pub(crate) fn create_args(
         args.extend(["--runtime".into(), runtime.into()]);
     }
     let name = container_name(&spec.instance_id);
-    args.extend(["create".into(), "--rm".into(), "--name".into(), name]);
+    args.extend(["run".into(), "--rm".into(), "--name".into(), name]);
+    if let (Kind::Podman, Some(pidfile)) = (kind, at.pidfile) {
+        args.push(format!("--pidfile={}", pidfile.display()));
+    }
     for (label, value) in [
         (LABEL_HOME, at.home),
         (LABEL_RUN, at.run),
@@ -176,6 +183,7 @@ mod tests {
                 host_port: 41000,
                 ulimits: Some((20000, 4096)),
                 runtime: Some("runc"),
+                pidfile: Some(std::path::Path::new("/s/i-0abc.pid")),
             },
         );
         let s = spec(&["/bin/flotilla", "--quiet"], img.clone());
@@ -186,9 +194,11 @@ mod tests {
         );
         assert_eq!(env["GREETING"], "hi");
         assert_eq!(env["FLOTILLA_INSTANCE_ID"], "i-0abc");
-        let args = create_args(Kind::Podman, &s, &img, &env, &at).join(" ");
+        let args = run_args(Kind::Podman, &s, &img, &env, &at).join(" ");
         assert!(
-            args.starts_with("--runtime runc create --rm --name flotilla-i-0abc "),
+            args.starts_with(
+                "--runtime runc run --rm --name flotilla-i-0abc --pidfile=/s/i-0abc.pid "
+            ),
             "{args}"
         );
         for part in [
@@ -224,6 +234,7 @@ mod tests {
             host_port: 41001,
             ulimits: None,
             runtime: None,
+            pidfile: None,
         };
         let s = spec(&[], img.clone());
         let env = environment(&s, &img, at.host_port);
@@ -231,8 +242,11 @@ mod tests {
             env["PORT"], "8080",
             "the app listens on its own port inside"
         );
-        let args = create_args(Kind::Docker, &s, &img, &env, &at).join(" ");
-        assert!(args.starts_with("create "), "{args}");
+        let args = run_args(Kind::Docker, &s, &img, &env, &at).join(" ");
+        assert!(
+            args.starts_with("run --rm --name flotilla-i-0abc --label"),
+            "{args}"
+        );
         assert!(args.contains("-p 127.0.0.1:41001:8080"), "{args}");
         assert!(!args.contains("--network"), "{args}");
         assert!(!args.contains("--entrypoint"), "{args}");

@@ -14,9 +14,8 @@ use tokio::process::Command;
 pub const ENGINE_ENV: &str = "FLOTILLA_CONTAINER_ENGINE";
 
 /// How long one engine command may take before it counts as failed (a hung engine must not
-/// hang a launch or a stop for ever). Creating may pull an image, so it gets longer.
+/// hang a start-up or a stop for ever).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
-pub(crate) const CREATE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Which command line the engine speaks (they differ in a few flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,6 +248,8 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 pub(crate) struct Container {
     pub(crate) engine: Arc<Engine>,
     pub(crate) name: String,
+    /// Where Podman writes the container's main pid (`--pidfile`); `None` with Docker.
+    pub(crate) pidfile: Option<PathBuf>,
 }
 
 impl Container {
@@ -281,9 +282,18 @@ impl Container {
         }
     }
 
-    /// Removes it (after its client exited).
+    /// Removes it (after its client exited), and its pidfile.
     pub(crate) async fn remove(&self) {
         self.engine.remove(&self.name).await;
+        if let Some(p) = &self.pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    /// The main pid from the pidfile, once the engine has written it.
+    pub(crate) fn pid_from_file(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.pidfile.as_ref()?).ok()?;
+        text.trim().parse().ok().filter(|pid| *pid > 0)
     }
 }
 

@@ -9,19 +9,22 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::args::{container_name, create_args, environment, Placement};
-use super::engine::{self, Container, Engine, Kind, CREATE_TIMEOUT};
+use super::args::{container_name, environment, run_args, Placement};
+use super::engine::{self, Container, Engine, Kind};
 use super::{limits, ContainerProvider, SETTLE};
 use crate::local::core::Control;
 use crate::local::{sys, Start};
 use crate::{ComputeError, LaunchSpec, LaunchedInstance};
 
 /// How often a settling launch looks at its container.
-const SETTLE_POLL: Duration = Duration::from_millis(20);
+const SETTLE_POLL: Duration = Duration::from_millis(10);
 
-/// How long a started container's main process may take to appear before the launch gives
-/// up (a hang guard for a stuck engine, far above the fraction of a second it takes).
-const START_GUARD: Duration = Duration::from_secs(60);
+/// How often a settling launch asks an engine without pidfiles (Docker) for the pid.
+const INSPECT_EVERY: Duration = Duration::from_millis(200);
+
+/// How long a container's main process may take to appear before the launch gives up (a hang
+/// guard for a stuck engine; it covers pulling the image).
+const START_GUARD: Duration = Duration::from_secs(300);
 
 /// The most processes Podman could grant a container here: it lowers its own `RLIMIT_NPROC`
 /// to this (measured with Podman 4.3 on Debian 12), and a container may not exceed its
@@ -38,45 +41,37 @@ impl ContainerProvider {
             return Err(ComputeError::WrongProvider(spec.instance_id));
         };
         let id = spec.instance_id.clone();
-        let engine_err = |reason: String| ComputeError::Engine {
+        let engine = self.engine().await.map_err(|reason| ComputeError::Engine {
             instance_id: id.clone(),
             reason,
-        };
-        let engine = self.engine().await.map_err(engine_err)?;
+        })?;
         let port = self.core.reserve(&id)?;
-        let name = container_name(&id);
-        if let Err(reason) = self.create(&engine, &spec, &image, port).await {
-            self.core.unreserve(port);
-            return Err(engine_err(reason));
+        let log_path = self.core.log_path(&id);
+        let pidfile = (engine.kind == Kind::Podman).then(|| log_path.with_extension("pid"));
+        if let Some(p) = &pidfile {
+            let _ = std::fs::remove_file(p);
         }
         let container = Arc::new(Container {
             engine: Arc::clone(&engine),
-            name: name.clone(),
+            name: container_name(&id),
+            pidfile: pidfile.clone(),
         });
-        let log_path = self.core.log_path(&id);
         let offset = std::fs::metadata(&log_path).map_or(0, |m| m.len());
-        let started = self
+        let client = self.run_command(&engine, &spec, &image, port, pidfile.as_deref());
+        let mut started = self
             .core
             .start(Start {
                 instance_id: id.clone(),
-                command: engine.client(["start", "--attach", name.as_str()]),
+                command: client,
                 port,
                 stop_signal: spec.stop_signal,
                 stop_timeout: spec.stop_timeout,
                 control: Control::Container(Arc::clone(&container)),
                 settling: true,
             })
-            .await;
-        let mut started = match started {
-            Ok(started) => started,
-            Err(e) => {
-                container.remove().await;
-                return Err(e);
-            }
-        };
+            .await?;
         let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let settled = settle(&container, address, &mut started.exited).await;
-        let pid = match settled {
+        let pid = match settle(&container, address, &mut started.exited).await {
             Settled::Up(pid) if self.core.shared.settle(&id) => pid,
             Settled::Up(_) => {
                 let status = started.exited.borrow().clone().unwrap_or_default();
@@ -99,7 +94,7 @@ impl ContainerProvider {
             }
             text
         });
-        tracing::info!(instance_id = %id, container = %name, pid, port, image = %image.reference, "container launched");
+        tracing::info!(instance_id = %id, container = %container.name, pid, port, image = %image.reference, "container launched");
         Ok(LaunchedInstance {
             instance_id: id,
             pid,
@@ -109,14 +104,16 @@ impl ContainerProvider {
         })
     }
 
-    /// `engine create …`; the error is the engine's reason.
-    async fn create(
+    /// The engine's attached `run` client for the instance; the engine's own errors (unknown
+    /// image, failed pull, bad option) end it at once with their reason in its output.
+    fn run_command(
         &self,
         engine: &Engine,
         spec: &LaunchSpec,
         image: &flotilla_control::ImageTemplate,
         port: u16,
-    ) -> Result<(), String> {
+        pidfile: Option<&Path>,
+    ) -> std::process::Command {
         let (ulimits, runtime) = match engine.kind {
             Kind::Podman => (podman_ulimits(), runc_on_path().then_some("runc")),
             Kind::Docker => (None, None),
@@ -127,20 +124,12 @@ impl ContainerProvider {
             host_port: port,
             ulimits,
             runtime,
+            pidfile,
         };
         let env = environment(spec, image, port);
-        let mut command = engine.command(create_args(engine.kind, spec, image, &env, &at));
+        let mut command = engine.client(run_args(engine.kind, spec, image, &env, &at));
         command.envs(&env);
-        let out = engine.output(command, CREATE_TIMEOUT).await;
-        if out.ok {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} create: {}",
-                engine.program.display(),
-                engine::reason(&out.stderr)
-            ))
-        }
+        command
     }
 }
 
@@ -156,40 +145,41 @@ enum Settled {
 }
 
 /// Waits until the container accepts connections on `address`, or has run for [`SETTLE`]
-/// since its main process appeared (an engine busy with other launches may take a while to
-/// start it, which must not count as running time).
+/// since its main process appeared (an engine busy pulling or with other launches may take a
+/// while to start it, which must not count as running time).
 async fn settle(
     container: &Container,
     address: SocketAddr,
     exited: &mut watch::Receiver<Option<String>>,
 ) -> Settled {
     let guard = Instant::now() + START_GUARD;
-    let mut running_since: Option<(Instant, u32)> = None;
+    let mut running_since: Option<Instant> = None;
+    let mut pid = None;
+    let mut last_inspect: Option<Instant> = None;
     loop {
         if let Some(status) = exited.borrow().clone() {
             return Settled::Exited(status);
         }
+        if pid.is_none() {
+            pid = container.pid_from_file();
+            // Without a pidfile (Docker), ask the engine now and then.
+            let due = last_inspect.is_none_or(|t| t.elapsed() >= INSPECT_EVERY);
+            if pid.is_none() && container.pidfile.is_none() && due {
+                last_inspect = Some(Instant::now());
+                pid = container.engine.pid(&container.name).await;
+            }
+            if pid.is_some() {
+                running_since = Some(Instant::now());
+            }
+        }
         let connect = tokio::time::timeout(SETTLE_POLL * 5, TcpStream::connect(address));
         if matches!(connect.await, Ok(Ok(_))) {
-            let pid = match running_since {
-                Some((_, pid)) => Some(pid),
-                None => container.engine.pid(&container.name).await,
-            };
             return Settled::Up(pid);
         }
         match running_since {
-            Some((since, pid)) if since.elapsed() >= SETTLE => return Settled::Up(Some(pid)),
-            Some(_) => {}
-            None => {
-                running_since = container
-                    .engine
-                    .pid(&container.name)
-                    .await
-                    .map(|p| (Instant::now(), p));
-                if running_since.is_none() && Instant::now() >= guard {
-                    return Settled::NeverRan;
-                }
-            }
+            Some(since) if since.elapsed() >= SETTLE => return Settled::Up(pid),
+            None if Instant::now() >= guard => return Settled::NeverRan,
+            _ => {}
         }
         tokio::select! {
             _ = exited.changed() => {}
