@@ -1,7 +1,7 @@
 //! The container provider: instances from OCI images, run by an existing engine — Podman's
 //! CLI, or Docker's where Docker Engine runs — never by a runtime of our own.
 //!
-//! An instance is the engine's client attached to its container (`start --attach`), a child
+//! An instance is the engine's client attached to its container (`run` without `--detach`), a child
 //! of Flotilla's like any process instance, so everything the local provider guarantees
 //! holds: the output goes to `<log_dir>/<instance_id>.log`, the exit is noticed the moment the
 //! container exits (the client exits with its status), the client dies with Flotilla. What
@@ -10,11 +10,12 @@
 //! [watchdog](watchdog) (removal after Flotilla's death, even by SIGKILL) and the start of
 //! the next run (adoption or removal of labelled containers) take care of.
 //!
-//! A launch is judged before it is reported: the engine must create the container (an unknown
-//! image or a failed pull is its error) and the container must still run once it accepts
-//! connections on its port or has run for [`SETTLE`]; one that exits sooner is a failed launch
-//! with its status and last lines of output, so the control plane backs off instead of
-//! replacing it in a tight loop.
+//! A launch is judged before it is reported: the container must still run once it accepts
+//! connections on its port or has run for [`SETTLE`] since its main process appeared; one
+//! that exits sooner — the engine refusing it (unknown image, failed pull, bad option) ends
+//! the client at once too — is a failed launch with its status and last lines of output (the
+//! engine's reason or the app's), so the control plane backs off instead of replacing it in a
+//! tight loop.
 
 mod adopt;
 mod args;
