@@ -144,20 +144,7 @@ async fn image_instances_serve_survive_a_container_kill_under_load_and_roll_to_a
     );
 
     // A new tag in the launch template rolls the group (on_launch_template_change).
-    let reloaded = f.reload_with(&config(&f.ports, IMAGE_2, 3, "")).await;
-    assert!(!reloaded.changes.is_empty(), "{reloaded:?}");
-    let refresh: InstanceRefreshInfo = wait_for(
-        "the instance refresh to finish",
-        Duration::from_secs(120),
-        || async {
-            let r: InstanceRefreshInfo =
-                f.admin.get("/v1/groups/web/instance-refresh").await.ok()?;
-            (r.status == "Successful").then_some(r)
-        },
-    )
-    .await;
-    assert_eq!(refresh.percentage_complete, 100);
-    let rolled: GroupDetail = f.wait_in_service("web", 3, Duration::from_secs(60)).await;
+    let rolled = roll_to(&f, IMAGE_2).await;
     let _ = stop_tx.send(true);
     let (ok, failures) = load.await.expect("load");
     assert_no_failed_requests(ok, &failures, 100);
@@ -179,6 +166,25 @@ async fn image_instances_serve_survive_a_container_kill_under_load_and_roll_to_a
         podman::containers(&home).is_empty(),
         "a graceful stop removes every container at once"
     );
+}
+
+/// Reloads the config with `image` (a new tag rolls the group: on_launch_template_change) and
+/// waits for the instance refresh to succeed and the group to be whole again.
+async fn roll_to(f: &Flotilla, image: &str) -> GroupDetail {
+    let reloaded = f.reload_with(&config(&f.ports, image, 3, "")).await;
+    assert!(!reloaded.changes.is_empty(), "{reloaded:?}");
+    let refresh: InstanceRefreshInfo = wait_for(
+        "the instance refresh to finish",
+        Duration::from_secs(120),
+        || async {
+            let r: InstanceRefreshInfo =
+                f.admin.get("/v1/groups/web/instance-refresh").await.ok()?;
+            (r.status == "Successful").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(refresh.percentage_complete, 100);
+    f.wait_in_service("web", 3, Duration::from_secs(60)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

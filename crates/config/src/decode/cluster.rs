@@ -161,41 +161,12 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         }),
     };
     let env = t
-        .opt(ctx, "env", |ctx, v| {
-            let et = ctx.free_table(v, t.child("env"))?;
-            let mut env = BTreeMap::new();
-            for (k, val) in et.map.iter() {
-                let key: &str = k.get_ref();
-                if key.is_empty() || key.contains('=') {
-                    ctx.err(
-                        k.span(),
-                        format!("invalid environment variable name `{key}`"),
-                    );
-                }
-                if let Some(s) = ctx.string(val) {
-                    env.insert(key.to_string(), s);
-                }
-            }
-            Some(env)
-        })
+        .opt(ctx, "env", |ctx, v| decode_env(ctx, v, t.child("env")))
         .unwrap_or_default();
     let working_dir = t
         .opt(ctx, "working_dir", Ctx::path)
         .unwrap_or_else(|| ctx.resolve(std::path::Path::new(".")));
-    let stop_signal = t
-        .opt(ctx, "stop_signal", |ctx, v| {
-            let s = ctx.string(v)?;
-            let sig = StopSignal::parse(&s);
-            if sig.is_none() {
-                let names = StopSignal::ALL.map(|(_, n)| n).join(", ");
-                ctx.err(
-                    v.span(),
-                    format!("unknown stop_signal `{s}`; expected one of {names}"),
-                );
-            }
-            sig
-        })
-        .unwrap_or_default();
+    let stop_signal = t.opt(ctx, "stop_signal", stop_signal).unwrap_or_default();
     let stop_timeout = t
         .opt(ctx, "stop_timeout", |ctx, v| {
             ctx.positive_duration(v, "stop_timeout")
@@ -213,4 +184,37 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         instance_type,
         image: image?,
     })
+}
+
+/// `env = { NAME = "value" }`: names must be non-empty and without `=`.
+fn decode_env(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<BTreeMap<String, String>> {
+    let et = ctx.free_table(v, path)?;
+    let mut env = BTreeMap::new();
+    for (k, val) in et.map.iter() {
+        let key: &str = k.get_ref();
+        if key.is_empty() || key.contains('=') {
+            ctx.err(
+                k.span(),
+                format!("invalid environment variable name `{key}`"),
+            );
+        }
+        if let Some(s) = ctx.string(val) {
+            env.insert(key.to_string(), s);
+        }
+    }
+    Some(env)
+}
+
+/// `stop_signal = "SIGTERM"` (or `TERM`, any case).
+fn stop_signal(ctx: &mut Ctx, v: &Val<'_>) -> Option<StopSignal> {
+    let s = ctx.string(v)?;
+    let sig = StopSignal::parse(&s);
+    if sig.is_none() {
+        let names = StopSignal::ALL.map(|(_, n)| n).join(", ");
+        ctx.err(
+            v.span(),
+            format!("unknown stop_signal `{s}`; expected one of {names}"),
+        );
+    }
+    sig
 }
