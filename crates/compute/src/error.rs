@@ -67,4 +67,28 @@ pub enum ComputeError {
         /// The pid recorded for it.
         pid: u32,
     },
+    /// A launch spec with an image reached the process provider (or one without an image the
+    /// container provider).
+    #[error("instance {0}: the launch spec is for the other provider (image vs command)")]
+    WrongProvider(String),
+    /// The container engine is missing or refused the launch (unknown image, failed pull, bad
+    /// option): its own words, so the failed launch activity says what to fix.
+    #[error("instance {instance_id}: {reason}")]
+    Engine {
+        /// The instance that was being launched.
+        instance_id: String,
+        /// What the engine said (or why there is no engine).
+        reason: String,
+    },
+    /// The container started but exited before it was up (within its settle time).
+    #[error("instance {instance_id}: the container exited at once ({status}){output}")]
+    ExitedAtOnce {
+        /// The instance that was being launched.
+        instance_id: String,
+        /// Its exit status, as in exit events.
+        status: String,
+        /// `": "` and the last lines of its output (the engine's reason, or the app's), or
+        /// nothing.
+        output: String,
+    },
 }

@@ -15,15 +15,22 @@
 //! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal) —
 //!   unless a cluster-mode agent asks otherwise ([`LocalOptions`]), to adopt its instances
 //!   after its own restart.
+//!
+//! [`ContainerProvider`] runs instances from OCI images through Podman or Docker with the same
+//! guarantees (see its module), and [`Compute`] puts both behind one provider.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod compute;
+mod container;
 mod error;
-mod local;
+pub(crate) mod local;
 mod provider;
 mod signal;
 mod types;
 
+pub use compute::Compute;
+pub use container::{ContainerProvider, ENGINE_ENV, SETTLE};
 pub use error::ComputeError;
 pub use local::procfs::process_start_time;
 pub use local::{LocalOptions, LocalProcessProvider};

@@ -29,6 +29,10 @@ pub struct LaunchSpec {
     pub stop_signal: Signal,
     /// How long a graceful stop may take before the instance is SIGKILLed.
     pub stop_timeout: Duration,
+    /// Run this OCI image through a container engine instead of `command` on the host (which
+    /// then replaces the image's entrypoint, if not empty). The launch template's own type:
+    /// the provider reads it as it is.
+    pub image: Option<flotilla_control::ImageTemplate>,
 }
 
 /// A started instance: where to reach it and where its output goes.
@@ -36,12 +40,17 @@ pub struct LaunchSpec {
 pub struct LaunchedInstance {
     /// The id from the [`LaunchSpec`].
     pub instance_id: String,
-    /// Process id (and process group id) of the instance's main process.
+    /// Process id (and process group id) of the instance's main process; for a container, its
+    /// main process as the host sees it.
     pub pid: u32,
     /// `FLOTILLA_HOST:PORT`: where the instance must listen, i.e. the target to register.
     pub address: SocketAddr,
     /// The file that receives the instance's stdout and stderr.
     pub log_path: PathBuf,
+    /// For a container with CPU or memory limits: what the machine's cgroups enforce of them,
+    /// in words (`"memory 64 MiB: enforced (cgroup v1 memory.limit_in_bytes)"`), so a limit
+    /// the machine cannot apply is reported rather than assumed.
+    pub limits: Option<String>,
 }
 
 /// Something that happened to an instance outside a direct call, reported on the event channel.

@@ -31,6 +31,7 @@ fn sh_spec(id: &str, script: &str) -> LaunchSpec {
         working_dir: PathBuf::new(),
         stop_signal: Signal::TERM,
         stop_timeout: Duration::from_secs(5),
+        image: None,
     }
 }
 

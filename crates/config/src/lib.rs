@@ -36,8 +36,8 @@ use toml::Spanned;
 pub use diagnostics::{ConfigError, Diagnostic, Diagnostics};
 pub use matching::{Cidr, Matcher, QueryPair};
 pub use model::{
-    Algorithm, AwsApi, Cluster, Config, CrossZone, HealthCheck, LaunchTemplate, Protocol,
-    ProtocolVersion, Stickiness, StopSignal, TargetGroup,
+    Algorithm, AwsApi, Cluster, Config, CrossZone, HealthCheck, ImageTemplate, LaunchTemplate,
+    Protocol, ProtocolVersion, PullPolicy, Stickiness, StopSignal, TargetGroup,
 };
 pub use routing::{
     Action, CanaryRollback, Certificate, Condition, Listener, ListenerProtocol, LoadBalancer,

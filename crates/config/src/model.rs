@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use flotilla_control::{LaunchTemplate, StopSignal};
+pub use flotilla_control::{ImageTemplate, LaunchTemplate, PullPolicy, StopSignal};
 
 use crate::matching::Matcher;
 use crate::routing::LoadBalancer;

@@ -57,6 +57,7 @@ fn spec() -> ClusterSpec {
             stop_timeout: Duration::from_secs(10),
             instance_type: "t3.micro".into(),
             user_data: None,
+            image: None,
         },
     );
     for g in 0..GROUPS {

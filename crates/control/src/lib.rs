@@ -68,6 +68,6 @@ pub use health::{
 };
 pub use id::{IdGenerator, InstanceId, SplitMix64};
 pub use policy::ScalingPolicy;
-pub use template::{LaunchTemplate, StopSignal};
+pub use template::{ImageTemplate, LaunchTemplate, PullPolicy, StopSignal};
 pub use time::Time;
 pub use zones::{ZoneDrill, ZoneDrills, ZoneError, ZoneEvent, ZoneStatus, MAX_DRILL_DURATION};

@@ -117,6 +117,9 @@ fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
         let result = tracing::Instrument::instrument(shared.provider.launch(spec), span).await;
         match result {
             Ok(launched) => {
+                if let Some(limits) = &launched.limits {
+                    tracing::info!(group = group.as_str(), instance = %id, %limits, "instance limits");
+                }
                 let start_time = flotilla_compute::process_start_time(launched.pid);
                 lock(&shared.processes).insert(
                     id.clone(),

@@ -49,11 +49,15 @@ pub(crate) fn launch_spec(
     env.entry(ADMIN_ENV.to_string())
         .or_insert_with(|| admin_url.to_string());
     let exe = flotilla_exe.to_string_lossy();
-    let command = template
-        .command
-        .iter()
-        .map(|arg| arg.replace(SELF_PLACEHOLDER, &exe))
-        .collect();
+    // Inside an image the host's binary is not there: its command is taken as written.
+    let command = match template.image {
+        Some(_) => template.command.clone(),
+        None => template
+            .command
+            .iter()
+            .map(|arg| arg.replace(SELF_PLACEHOLDER, &exe))
+            .collect(),
+    };
     LaunchSpec {
         instance_id: id.to_string(),
         zone: zone.to_string(),
@@ -64,5 +68,6 @@ pub(crate) fn launch_spec(
         // The config only accepts signals the compute layer knows; TERM is the safe fallback.
         stop_signal: Signal::from_name(template.stop_signal.as_str()).unwrap_or(Signal::TERM),
         stop_timeout: template.stop_timeout,
+        image: template.image.clone(),
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flotilla_compute::{ComputeEvent, ComputeProvider, LocalProcessProvider};
+use flotilla_compute::{Compute, ComputeEvent, ComputeProvider};
 use flotilla_config::Config;
 use flotilla_control::{Cluster, InstanceId};
 use tokio::net::TcpListener;
@@ -90,7 +90,11 @@ async fn start(file_config: Config, options: RunOptions) -> Result<Running, Runt
             })?;
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &config)?;
-    let (provider, compute_events) = LocalProcessProvider::new(log_dir)?;
+    // Containers are labelled with the state directory: the next run with it adopts or
+    // removes what this one leaves.
+    let home = std::fs::canonicalize(&config.cluster.state_dir)
+        .unwrap_or_else(|_| config.cluster.state_dir.clone());
+    let (provider, compute_events) = Compute::new(log_dir, home.to_string_lossy().into_owned())?;
     let provider = Arc::new(provider);
     let persister =
         persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
@@ -108,7 +112,8 @@ async fn start(file_config: Config, options: RunOptions) -> Result<Running, Runt
         &persister,
         stored.instances,
         now,
-    );
+    )
+    .await;
     let admin_bound = admin_listener.local_addr().unwrap_or(admin_addr);
     let shared = Shared::new(SharedParts {
         cluster,

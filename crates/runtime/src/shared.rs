@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::ActivityInfo;
-use flotilla_compute::LocalProcessProvider;
+use flotilla_compute::Compute;
 use flotilla_control::{Cluster, InstanceId, Time};
 use tokio::sync::Notify;
 
@@ -33,7 +33,7 @@ pub(crate) struct Shared {
     pub(crate) clock: Clock,
     pub(crate) data_plane: DataPlane,
     pub(crate) listeners: ListenerSet,
-    pub(crate) provider: Arc<LocalProcessProvider>,
+    pub(crate) provider: Arc<Compute>,
     pub(crate) processes: Mutex<HashMap<InstanceId, Process>>,
     pub(crate) persister: Mutex<Option<Persister>>,
     pub(crate) sampler: Mutex<Sampler>,
@@ -60,7 +60,7 @@ pub(crate) struct SharedParts {
     pub(crate) clock: Clock,
     pub(crate) data_plane: DataPlane,
     pub(crate) listeners: ListenerSet,
-    pub(crate) provider: Arc<LocalProcessProvider>,
+    pub(crate) provider: Arc<Compute>,
     pub(crate) processes: HashMap<InstanceId, Process>,
     pub(crate) persister: Persister,
     pub(crate) launch: crate::executor::LaunchContext,

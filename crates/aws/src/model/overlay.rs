@@ -202,6 +202,8 @@ fn launch_template(
             .clone()
             .unwrap_or_else(|| "t3.micro".into()),
         user_data,
+        // An ImageId names a command ([aws_api.images]); images as containers are the file's.
+        image: None,
     })
 }
 

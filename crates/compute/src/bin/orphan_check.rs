@@ -31,6 +31,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 working_dir: PathBuf::new(),
                 stop_signal: Signal::TERM,
                 stop_timeout: Duration::from_secs(1),
+                image: None,
             })
             .await?;
         let mut stdout = std::io::stdout();

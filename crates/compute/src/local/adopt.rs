@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use super::core::{Control, Entry, Shared};
 use super::procfs::process_start_time;
-use super::{Entry, LocalProcessProvider, Shared};
-use crate::{ComputeError, ComputeEvent, Signal};
+use super::{ports, LocalProcessProvider};
+use crate::{ComputeError, Signal};
 
 /// How often an adopted process is checked for exit.
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
@@ -36,7 +37,7 @@ impl LocalProcessProvider {
                 pid,
             });
         };
-        let (exited_tx, exited_rx) = watch::channel(false);
+        let (exited_tx, exited_rx) = watch::channel(None);
         {
             let mut state = self.shared.lock();
             if state.shutting_down {
@@ -45,15 +46,18 @@ impl LocalProcessProvider {
             if state.instances.contains_key(instance_id) {
                 return Err(ComputeError::DuplicateInstance(instance_id.to_owned()));
             }
-            state.held_ports.insert(address.port());
+            ports::hold(address.port());
             state.instances.insert(
                 instance_id.to_owned(),
                 Entry {
                     pid,
+                    port: address.port(),
                     stop_signal,
                     stop_timeout,
+                    control: Control::Group,
                     requested: false,
                     stopping: false,
+                    settling: false,
                     exited: exited_rx,
                 },
             );
@@ -66,7 +70,6 @@ impl LocalProcessProvider {
                 instance_id.to_owned(),
                 pid,
                 start_time,
-                address.port(),
                 exited_tx,
             ));
         Ok(())
@@ -80,8 +83,7 @@ impl Shared {
         instance_id: String,
         pid: u32,
         start_time: u64,
-        port: u16,
-        exited: watch::Sender<bool>,
+        exited: watch::Sender<Option<String>>,
     ) {
         while process_start_time(pid) == Some(start_time) {
             tokio::time::sleep(ADOPTED_POLL).await;
@@ -93,27 +95,7 @@ impl Shared {
         if process_start_time(pid).is_none() && !super::sys::pid_exists(pid) {
             super::sys::signal_group(pid, Signal::KILL);
         }
-        let requested = {
-            let mut state = self.lock();
-            let requested = state
-                .instances
-                .remove(&instance_id)
-                .is_some_and(|entry| entry.requested);
-            state.held_ports.remove(&port);
-            self.publish_live(&state);
-            requested
-        };
-        exited.send_replace(true);
         let status = "exited (adopted process; exit status unknown)".to_string();
-        if requested {
-            tracing::info!(%instance_id, pid, "adopted instance exited");
-        } else {
-            tracing::warn!(%instance_id, pid, "adopted instance exited unexpectedly");
-        }
-        let _ = self.events.send(ComputeEvent::Exited {
-            instance_id,
-            status,
-            requested,
-        });
+        self.forget(instance_id, pid, status, exited);
     }
 }

@@ -1,23 +1,24 @@
 //! The embedded provider: every instance is a local child process.
 
 mod adopt;
-mod ports;
+pub(crate) mod core;
+pub(crate) mod ports;
 pub(crate) mod procfs;
-mod spawner;
-mod sys;
+pub(crate) mod spawner;
+pub(crate) mod sys;
 
-use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{ComputeError, ComputeEvent, ComputeProvider, LaunchSpec, LaunchedInstance, Signal};
+use core::{Control, Entry, Shared};
 use spawner::{SpawnRequest, Spawner};
 
 /// Runs instances as local child processes (the default, single-machine provider).
@@ -26,10 +27,10 @@ use spawner::{SpawnRequest, Spawner};
 /// started (through the parent-death signal); call [`ComputeProvider::shutdown`] first for a
 /// graceful stop.
 pub struct LocalProcessProvider {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
     /// Held by the provider and, briefly, by launch tasks; when the last holder goes, the
     /// spawner thread ends and the parent-death signal kills every instance.
-    spawner: Arc<Spawner>,
+    pub(crate) spawner: Arc<Spawner>,
 }
 
 /// How the local provider runs its instances.
@@ -54,157 +55,28 @@ impl Default for LocalOptions {
     }
 }
 
-/// State shared with the per-instance exit watchers and stop timers.
-struct Shared {
-    log_dir: PathBuf,
-    options: LocalOptions,
-    runtime: Handle,
-    events: mpsc::UnboundedSender<ComputeEvent>,
-    state: Mutex<State>,
-    /// Number of live or launching instances, so `shutdown` can wait for zero.
-    live: watch::Sender<usize>,
+/// One child to start as an instance: the command is built, the port reserved.
+pub(crate) struct Start {
+    pub(crate) instance_id: String,
+    pub(crate) command: Command,
+    pub(crate) port: u16,
+    pub(crate) stop_signal: Signal,
+    pub(crate) stop_timeout: Duration,
+    pub(crate) control: Control,
+    /// Whether the launcher judges the launch after the start (an exit meanwhile is then not
+    /// reported as an event: the launch fails instead).
+    pub(crate) settling: bool,
 }
 
-#[derive(Default)]
-struct State {
-    instances: HashMap<String, Entry>,
-    /// Ports given to live (or launching) instances; never handed out twice.
-    held_ports: HashSet<u16>,
-    /// Launches that have reserved a port but whose process is not registered yet.
-    launching: usize,
-    shutting_down: bool,
-}
-
-struct Entry {
-    pid: u32,
-    stop_signal: Signal,
-    stop_timeout: Duration,
-    /// Flotilla asked this instance to stop (or killed it).
-    requested: bool,
-    /// A graceful stop (with its SIGKILL timer) is already under way.
-    stopping: bool,
-    /// Becomes `true` once the exit has been observed; lets the stop timer stand down.
-    exited: watch::Receiver<bool>,
-}
-
-impl State {
-    fn live_count(&self) -> usize {
-        self.instances.len() + self.launching
-    }
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps half-updated in a way that matters
-        // more than losing track of instances entirely, so keep going with the data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn log_path(&self, instance_id: &str) -> PathBuf {
-        self.log_dir.join(format!("{instance_id}.log"))
-    }
-
-    /// Gives back a reservation after a failed launch.
-    fn unreserve(&self, port: u16) {
-        let mut state = self.lock();
-        state.held_ports.remove(&port);
-        state.launching = state.launching.saturating_sub(1);
-        self.publish_live(&state);
-    }
-
-    fn publish_live(&self, state: &State) {
-        self.live.send_replace(state.live_count());
-    }
-
-    /// Starts a graceful stop of `instance_id` if it is live and not already stopping.
-    fn stop(self: &Arc<Self>, instance_id: &str) {
-        let mut state = self.lock();
-        let Some(entry) = state.instances.get_mut(instance_id) else {
-            tracing::debug!(instance_id, "stop: no such live instance");
-            return;
-        };
-        entry.requested = true;
-        if entry.stopping {
-            return;
-        }
-        entry.stopping = true;
-        let (pid, signal, timeout) = (entry.pid, entry.stop_signal, entry.stop_timeout);
-        let mut exited = entry.exited.clone();
-        drop(state);
-
-        tracing::info!(instance_id, pid, %signal, ?timeout, "stopping instance");
-        sys::signal_group(pid, signal);
-        let instance_id = instance_id.to_owned();
-        self.runtime.spawn(async move {
-            let timed_out = tokio::select! {
-                _ = exited.wait_for(|done| *done) => false,
-                () = tokio::time::sleep(timeout) => true,
-            };
-            if timed_out && !*exited.borrow() {
-                tracing::warn!(%instance_id, pid, ?timeout, "stop timed out; sending SIGKILL");
-                sys::signal_group(pid, Signal::KILL);
-            }
-        });
-    }
-
-    /// SIGKILLs the instance's process group at once.
-    fn kill(&self, instance_id: &str) {
-        let mut state = self.lock();
-        let Some(entry) = state.instances.get_mut(instance_id) else {
-            tracing::debug!(instance_id, "kill: no such live instance");
-            return;
-        };
-        entry.requested = true;
-        let pid = entry.pid;
-        drop(state);
-        tracing::info!(instance_id, pid, "killing instance");
-        sys::signal_group(pid, Signal::KILL);
-    }
-
-    /// Awaits the child's exit, forgets the instance and reports the exit.
-    async fn watch_exit(
-        self: Arc<Self>,
-        instance_id: String,
-        port: u16,
-        mut child: tokio::process::Child,
-        exited: watch::Sender<bool>,
-    ) {
-        let pid = child.id().unwrap_or(0);
-        let status = match child.wait().await {
-            Ok(status) => describe(status),
-            Err(err) => format!("unknown ({err})"),
-        };
-        // Anything the instance left behind in its group (helpers it forked) goes with it: an
-        // instance is one unit, and stragglers would hold its port. The group id cannot have been
-        // reused yet, because a pid is not recycled while a group of that id has members.
-        sys::signal_group(pid, Signal::KILL);
-        let requested = {
-            let mut state = self.lock();
-            let requested = state
-                .instances
-                .remove(&instance_id)
-                .is_some_and(|entry| entry.requested);
-            state.held_ports.remove(&port);
-            self.publish_live(&state);
-            requested
-        };
-        exited.send_replace(true);
-        if requested {
-            tracing::info!(%instance_id, pid, %status, "instance exited");
-        } else {
-            tracing::warn!(%instance_id, pid, %status, "instance exited unexpectedly");
-        }
-        // The receiver may be gone during teardown; nobody is left to care then.
-        let _ = self.events.send(ComputeEvent::Exited {
-            instance_id,
-            status,
-            requested,
-        });
-    }
+/// A started child: its pid, its log file, and its exit status once it has exited.
+pub(crate) struct Started {
+    pub(crate) pid: u32,
+    pub(crate) log_path: PathBuf,
+    pub(crate) exited: watch::Receiver<Option<String>>,
 }
 
 /// Renders an exit status the way operators read it: `exit code 3`, `signal 9 (SIGKILL)`.
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         return format!("exit code {code}");
     }
@@ -233,33 +105,32 @@ impl LocalProcessProvider {
     pub fn new(
         log_dir: PathBuf,
     ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
-        Self::with_options(log_dir, LocalOptions::default())
+        let (events, receiver) = mpsc::unbounded_channel();
+        Ok((Self::with_events(log_dir, events)?, receiver))
     }
 
-    /// [`new`](Self::new) with instances on `options.host`, surviving the provider or not.
+    /// Like [`new`](Self::new), reporting exits on `events` (shared with other providers).
+    pub fn with_events(
+        log_dir: PathBuf,
+        events: mpsc::UnboundedSender<ComputeEvent>,
+    ) -> Result<Self, ComputeError> {
+        Self::with_options(log_dir, LocalOptions::default(), events)
+    }
+
+    /// [`with_events`](Self::with_events) with instances on `options.host`, surviving the
+    /// provider or not (a cluster-mode agent).
     pub fn with_options(
         log_dir: PathBuf,
         options: LocalOptions,
-    ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
+        events: mpsc::UnboundedSender<ComputeEvent>,
+    ) -> Result<Self, ComputeError> {
         let runtime =
             Handle::try_current().map_err(|err| ComputeError::NoRuntime(err.to_string()))?;
-        let (events, receiver) = mpsc::unbounded_channel();
         let spawner = Spawner::start(runtime.clone())?;
-        let shared = Arc::new(Shared {
-            log_dir,
-            options,
-            runtime,
-            events,
-            state: Mutex::new(State::default()),
-            live: watch::Sender::new(0),
-        });
-        Ok((
-            Self {
-                shared,
-                spawner: Arc::new(spawner),
-            },
-            receiver,
-        ))
+        Ok(Self {
+            shared: Arc::new(Shared::new(log_dir, options, runtime, events)),
+            spawner: Arc::new(spawner),
+        })
     }
 
     /// Where the given instance's output goes (`<log_dir>/<instance_id>.log`).
@@ -268,7 +139,8 @@ impl LocalProcessProvider {
     }
 
     /// Reserves a port and a launch slot; fails if shutting down or the id is taken.
-    fn reserve(&self, instance_id: &str) -> Result<u16, ComputeError> {
+    pub(crate) fn reserve(&self, instance_id: &str) -> Result<u16, ComputeError> {
+        validate_id(instance_id)?;
         let mut state = self.shared.lock();
         if state.shutting_down {
             return Err(ComputeError::ShuttingDown);
@@ -276,17 +148,20 @@ impl LocalProcessProvider {
         if state.instances.contains_key(instance_id) {
             return Err(ComputeError::DuplicateInstance(instance_id.to_owned()));
         }
-        let host = self.shared.options.host;
-        let port = ports::pick_port(&state.held_ports, || ports::ephemeral_port(host)).map_err(
-            |source| ComputeError::NoFreePort {
+        let port = ports::reserve(self.shared.options.host).map_err(|source| {
+            ComputeError::NoFreePort {
                 instance_id: instance_id.to_owned(),
                 source,
-            },
-        )?;
-        state.held_ports.insert(port);
+            }
+        })?;
         state.launching += 1;
         self.shared.publish_live(&state);
         Ok(port)
+    }
+
+    /// Gives back a reservation whose launch failed before [`start`](Self::start).
+    pub(crate) fn unreserve(&self, port: u16) {
+        self.shared.unreserve(port);
     }
 
     /// Builds the OS command for `spec`, listening on `port`.
@@ -308,46 +183,54 @@ impl LocalProcessProvider {
             .env("FLOTILLA_HOST", options.host.to_string())
             .env("FLOTILLA_INSTANCE_ID", &spec.instance_id)
             .env("FLOTILLA_ZONE", &spec.zone)
-            .env("FLOTILLA_GROUP", &spec.group)
-            // Own process group: the terminal's Ctrl-C reaches Flotilla only (which drains, then
-            // stops instances in order), and stop/kill can address the instance's whole tree.
-            .process_group(0);
+            .env("FLOTILLA_GROUP", &spec.group);
         if !spec.working_dir.as_os_str().is_empty() {
             command.current_dir(&spec.working_dir);
         }
-        if options.die_with_parent {
-            sys::die_with_parent(&mut command);
-        }
         Ok(command)
     }
+
+    /// Forks a child for a reserved port and registers it, in a task of its own so that a
+    /// caller that gives up half-way cannot leave an unwatched process or a leaked reservation
+    /// behind. The reservation is given back on failure.
+    pub(crate) async fn start(&self, start: Start) -> Result<Started, ComputeError> {
+        let port = start.port;
+        let task = start_child(Arc::clone(&self.shared), Arc::clone(&self.spawner), start);
+        let result = match self.shared.runtime.spawn(task).await {
+            Ok(result) => result,
+            Err(err) => Err(ComputeError::Spawner(format!("launch task failed: {err}"))),
+        };
+        if result.is_err() {
+            self.shared.unreserve(port);
+        }
+        result
+    }
 }
 
-/// Forks the instance for a reserved `port` and registers it. Runs as its own task, so a caller
-/// that gives up half-way cannot leave an unwatched process or a leaked reservation behind.
-async fn launch_reserved(
+async fn start_child(
     shared: Arc<Shared>,
     spawner: Arc<Spawner>,
-    spec: LaunchSpec,
-    port: u16,
-) -> Result<LaunchedInstance, ComputeError> {
-    let result = fork_and_register(&shared, &spawner, spec, port).await;
-    if result.is_err() {
-        shared.unreserve(port);
+    start: Start,
+) -> Result<Started, ComputeError> {
+    let Start {
+        instance_id,
+        mut command,
+        port,
+        stop_signal,
+        stop_timeout,
+        control,
+        settling,
+    } = start;
+    // Own process group: the terminal's Ctrl-C reaches Flotilla only (which drains, then stops
+    // instances in order), and stop/kill can address the instance's whole tree.
+    command.process_group(0);
+    if shared.options.die_with_parent {
+        sys::die_with_parent(&mut command);
     }
-    result
-}
-
-async fn fork_and_register(
-    shared: &Arc<Shared>,
-    spawner: &Spawner,
-    spec: LaunchSpec,
-    port: u16,
-) -> Result<LaunchedInstance, ComputeError> {
-    let command = LocalProcessProvider::build_command(&spec, port, shared.options)?;
-    let log_path = shared.log_path(&spec.instance_id);
+    let log_path = shared.log_path(&instance_id);
     let (reply, response) = oneshot::channel();
     spawner.submit(SpawnRequest {
-        instance_id: spec.instance_id.clone(),
+        instance_id: instance_id.clone(),
         command,
         log_path: log_path.clone(),
         reply,
@@ -358,64 +241,66 @@ async fn fork_and_register(
     // A spawned child always has a pid until it has been waited for, which only the exit
     // watcher below does.
     let pid = child.id().unwrap_or(0);
-
-    let (exited_tx, exited_rx) = watch::channel(false);
-    let stop_now = {
-        let mut state = shared.lock();
-        state.launching = state.launching.saturating_sub(1);
-        state.instances.insert(
-            spec.instance_id.clone(),
-            Entry {
-                pid,
-                stop_signal: spec.stop_signal,
-                stop_timeout: spec.stop_timeout,
-                requested: false,
-                stopping: false,
-                exited: exited_rx,
-            },
-        );
-        shared.publish_live(&state);
-        state.shutting_down
-    };
-    shared.runtime.spawn(Arc::clone(shared).watch_exit(
-        spec.instance_id.clone(),
+    let (exited_tx, exited_rx) = watch::channel(None);
+    let entry = Entry {
+        pid,
         port,
-        child,
-        exited_tx,
-    ));
+        stop_signal,
+        stop_timeout,
+        control,
+        requested: false,
+        stopping: false,
+        settling,
+        exited: exited_rx.clone(),
+    };
+    let stop_now = shared.register(&instance_id, entry);
+    shared
+        .runtime
+        .spawn(Arc::clone(&shared).watch_exit(instance_id.clone(), child, exited_tx));
     if stop_now {
         // Shutdown began while this process was being forked: it must not be left behind.
-        shared.stop(&spec.instance_id);
+        shared.stop(&instance_id);
     }
-    tracing::info!(instance_id = %spec.instance_id, pid, port, "instance launched");
-    Ok(LaunchedInstance {
-        instance_id: spec.instance_id,
+    Ok(Started {
         pid,
-        address: SocketAddr::new(shared.options.host, port),
         log_path,
+        exited: exited_rx,
     })
 }
 
 impl ComputeProvider for LocalProcessProvider {
     async fn launch(&self, spec: LaunchSpec) -> Result<LaunchedInstance, ComputeError> {
         validate_id(&spec.instance_id)?;
-        if spec.command.is_empty() {
-            return Err(ComputeError::EmptyCommand {
-                instance_id: spec.instance_id,
-            });
+        if spec.image.is_some() {
+            return Err(ComputeError::WrongProvider(spec.instance_id));
         }
         let port = self.reserve(&spec.instance_id)?;
-        // On failure the reservation is returned; on success the exit watcher frees the port.
-        let task = launch_reserved(
-            Arc::clone(&self.shared),
-            Arc::clone(&self.spawner),
-            spec,
-            port,
-        );
-        match self.shared.runtime.spawn(task).await {
-            Ok(result) => result,
-            Err(err) => Err(ComputeError::Spawner(format!("launch task failed: {err}"))),
-        }
+        let command = match Self::build_command(&spec, port, self.shared.options) {
+            Ok(command) => command,
+            Err(e) => {
+                self.unreserve(port);
+                return Err(e);
+            }
+        };
+        let started = self
+            .start(Start {
+                instance_id: spec.instance_id.clone(),
+                command,
+                port,
+                stop_signal: spec.stop_signal,
+                stop_timeout: spec.stop_timeout,
+                control: Control::Group,
+                settling: false,
+            })
+            .await?;
+        tracing::info!(instance_id = %spec.instance_id, pid = started.pid, port, "instance launched");
+        Ok(LaunchedInstance {
+            instance_id: spec.instance_id,
+            pid: started.pid,
+            address: SocketAddr::new(self.shared.options.host, port),
+            log_path: started.log_path,
+            limits: None,
+        })
     }
 
     fn stop(&self, instance_id: &str) {

@@ -1,14 +1,44 @@
-//! Choosing a free port per instance, on the address instances listen on (loopback under
-//! `flotilla up`, the host's address in cluster mode).
+//! Choosing a free loopback port per instance.
 
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, TcpListener};
+use std::sync::{Mutex, PoisonError};
+
+/// Ports handed to live (or launching) instances of every provider in this process: ports are
+/// the machine's, so a process and a container launched at the same moment must not be given
+/// the same one while neither has bound it yet.
+static HELD: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+
+fn with_held<R>(f: impl FnOnce(&mut HashSet<u16>) -> R) -> R {
+    // A panic while holding the lock leaves a valid set behind.
+    let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+    f(held.get_or_insert_with(HashSet::new))
+}
+
+/// A free loopback port no live instance holds, held from now on until [`release`].
+pub(crate) fn reserve(host: IpAddr) -> io::Result<u16> {
+    with_held(|held| {
+        let port = pick_port(held, || ephemeral_port(host))?;
+        held.insert(port);
+        Ok(port)
+    })
+}
+
+/// Holds `port` for an instance that already listens on it (an adopted one).
+pub(crate) fn hold(port: u16) {
+    with_held(|held| held.insert(port));
+}
+
+/// Gives `port` back once its instance is gone.
+pub(crate) fn release(port: u16) {
+    with_held(|held| held.remove(&port));
+}
 
 /// How many candidates to try before giving up (bounded: collisions are rare).
 const MAX_ATTEMPTS: usize = 64;
 
-/// Asks the kernel for a free port on `host` by binding port 0 and releasing it at once.
+/// Asks the kernel for a free port on 127.0.0.1 by binding port 0 and releasing it at once.
 pub(crate) fn ephemeral_port(host: IpAddr) -> io::Result<u16> {
     let listener = TcpListener::bind((host, 0))?;
     Ok(listener.local_addr()?.port())

@@ -70,3 +70,20 @@ pub(crate) fn signal_group(pgid: u32, signal: Signal) -> bool {
 pub(crate) fn pid_exists(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
+
+/// The hard limits on open files and processes of this process (`RLIMIT_NOFILE`,
+/// `RLIMIT_NPROC`), `None` for one that cannot be read or is unlimited.
+#[allow(unsafe_code)]
+pub(crate) fn hard_limits() -> (Option<u64>, Option<u64>) {
+    let hard = |resource| {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `getrlimit` writes one `rlimit` through a pointer to a live, properly
+        // aligned local; it has no other memory effects.
+        let rc = unsafe { libc::getrlimit(resource, &mut limit) };
+        (rc == 0 && limit.rlim_max != libc::RLIM_INFINITY).then_some(limit.rlim_max)
+    };
+    (hard(libc::RLIMIT_NOFILE), hard(libc::RLIMIT_NPROC))
+}

@@ -146,58 +146,45 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         "stop_timeout",
         "instance_type",
         "user_data",
+        "image",
+        "args",
+        "port",
+        "cpu",
+        "memory",
+        "pull",
     ];
     let t = ctx.table(v, path, &keys)?;
-    let command = t.req(ctx, "command", |ctx, v| {
-        let items = ctx.strings(v)?;
-        match items.first() {
-            None => {
-                ctx.err(v.span(), "command must not be empty");
-                None
+    let image = super::image::decode_image(ctx, &t);
+    let is_image = matches!(image, Some(Some(_))) || t.get("image").is_some();
+    let command = match t.get("command") {
+        None if is_image => Some(Vec::new()),
+        _ => t.req(ctx, "command", |ctx, v| {
+            let items = ctx.strings(v)?;
+            match items.first() {
+                None => {
+                    let hint = if is_image {
+                        "; leave it out to keep the image's entrypoint"
+                    } else {
+                        ""
+                    };
+                    ctx.err(v.span(), format!("command must not be empty{hint}"));
+                    None
+                }
+                Some((first, span)) if first.trim().is_empty() => {
+                    ctx.err(span.clone(), "the program to run must not be empty");
+                    None
+                }
+                Some(_) => Some(items.into_iter().map(|(s, _)| s).collect::<Vec<_>>()),
             }
-            Some((first, span)) if first.trim().is_empty() => {
-                ctx.err(span.clone(), "the program to run must not be empty");
-                None
-            }
-            Some(_) => Some(items.into_iter().map(|(s, _)| s).collect::<Vec<_>>()),
-        }
-    });
+        }),
+    };
     let env = t
-        .opt(ctx, "env", |ctx, v| {
-            let et = ctx.free_table(v, t.child("env"))?;
-            let mut env = BTreeMap::new();
-            for (k, val) in et.map.iter() {
-                let key: &str = k.get_ref();
-                if key.is_empty() || key.contains('=') {
-                    ctx.err(
-                        k.span(),
-                        format!("invalid environment variable name `{key}`"),
-                    );
-                }
-                if let Some(s) = ctx.string(val) {
-                    env.insert(key.to_string(), s);
-                }
-            }
-            Some(env)
-        })
+        .opt(ctx, "env", |ctx, v| decode_env(ctx, v, t.child("env")))
         .unwrap_or_default();
     let working_dir = t
         .opt(ctx, "working_dir", Ctx::path)
         .unwrap_or_else(|| ctx.resolve(std::path::Path::new(".")));
-    let stop_signal = t
-        .opt(ctx, "stop_signal", |ctx, v| {
-            let s = ctx.string(v)?;
-            let sig = StopSignal::parse(&s);
-            if sig.is_none() {
-                let names = StopSignal::ALL.map(|(_, n)| n).join(", ");
-                ctx.err(
-                    v.span(),
-                    format!("unknown stop_signal `{s}`; expected one of {names}"),
-                );
-            }
-            sig
-        })
-        .unwrap_or_default();
+    let stop_signal = t.opt(ctx, "stop_signal", stop_signal).unwrap_or_default();
     let stop_timeout = t
         .opt(ctx, "stop_timeout", |ctx, v| {
             ctx.positive_duration(v, "stop_timeout")
@@ -219,5 +206,39 @@ fn decode_launch_template(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<La
         stop_timeout,
         instance_type,
         user_data,
+        image: image?,
     })
+}
+
+/// `env = { NAME = "value" }`: names must be non-empty and without `=`.
+fn decode_env(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<BTreeMap<String, String>> {
+    let et = ctx.free_table(v, path)?;
+    let mut env = BTreeMap::new();
+    for (k, val) in et.map.iter() {
+        let key: &str = k.get_ref();
+        if key.is_empty() || key.contains('=') {
+            ctx.err(
+                k.span(),
+                format!("invalid environment variable name `{key}`"),
+            );
+        }
+        if let Some(s) = ctx.string(val) {
+            env.insert(key.to_string(), s);
+        }
+    }
+    Some(env)
+}
+
+/// `stop_signal = "SIGTERM"` (or `TERM`, any case).
+fn stop_signal(ctx: &mut Ctx, v: &Val<'_>) -> Option<StopSignal> {
+    let s = ctx.string(v)?;
+    let sig = StopSignal::parse(&s);
+    if sig.is_none() {
+        let names = StopSignal::ALL.map(|(_, n)| n).join(", ");
+        ctx.err(
+            v.span(),
+            format!("unknown stop_signal `{s}`; expected one of {names}"),
+        );
+    }
+    sig
 }

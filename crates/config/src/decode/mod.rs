@@ -8,6 +8,7 @@ mod alarms;
 mod aws;
 mod cluster;
 mod groups;
+mod image;
 mod lifecycle;
 mod listeners;
 mod policies;

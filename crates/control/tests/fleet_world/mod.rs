@@ -33,6 +33,7 @@ fn template() -> LaunchTemplate {
         stop_timeout: secs(10),
         instance_type: "t3.micro".into(),
         user_data: None,
+        image: None,
     }
 }
 

@@ -123,6 +123,7 @@ pub fn cluster(seed: u64, rng: &mut Rng) -> ClusterSpec {
         stop_timeout: secs(10),
         instance_type: "t3.micro".into(),
         user_data: None,
+        image: None,
     };
     let canary_targets = vec![
         "10.9.0.1:80".parse().expect("an address"),

@@ -16,6 +16,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+pub mod podman;
+
 /// Path of the binary under test.
 pub fn flotilla_bin() -> &'static str {
     env!("CARGO_BIN_EXE_flotilla")

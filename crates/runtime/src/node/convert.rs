@@ -55,6 +55,8 @@ pub(crate) fn template(r: &LaunchRecord) -> LaunchTemplate {
         stop_timeout: Duration::from_millis(r.stop_timeout_ms.max(1)),
         instance_type: r.instance_type.clone(),
         user_data: r.user_data.clone(),
+        // Agents run processes only: image launch templates are `flotilla up`'s for now.
+        image: None,
     }
 }
 
@@ -239,6 +241,7 @@ mod tests {
                 stop_timeout: Duration::from_secs(7),
                 instance_type: "t3.micro".into(),
                 user_data: Some(b"#!/bin/sh\n".to_vec()),
+                image: None,
             },
             state: AssignmentState::Kill,
             address: Some("10.77.0.12:4000".parse().unwrap()),

@@ -1,11 +1,14 @@
 //! Instances an earlier run left running: each whose pid and process start time still match
 //! its record is watched again and handed to the cluster; the rest are forgotten or stopped.
+//! A container instance's pid is its container's main process; its container (labelled with
+//! the state directory) gets a new attached client, and labelled containers no record claims
+//! are removed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use flotilla_compute::{ComputeProvider, LocalProcessProvider, Signal};
+use flotilla_compute::{Compute, ComputeError, ComputeProvider, Signal};
 use flotilla_config::Config;
 use flotilla_control::{Cluster, InstanceId, InstanceRecord as Adopted, Time};
 use flotilla_state::InstanceRecord;
@@ -17,15 +20,27 @@ use crate::shared::Process;
 /// provider, taken in by its group) or, when its group is gone or full, stopped; a record
 /// whose process is gone (or whose pid now names another process, which is left alone) is
 /// forgotten. Returns the adopted processes.
-pub(crate) fn adopt_survivors(
+pub(crate) async fn adopt_survivors(
     cluster: &mut Cluster,
-    provider: &LocalProcessProvider,
+    provider: &Compute,
     config: &Config,
     persist: &Persister,
     stored: Vec<InstanceRecord>,
     now: Time,
 ) -> HashMap<InstanceId, Process> {
     let mut adopted = HashMap::new();
+    // The engine is asked only when the config runs images (it is not looked for otherwise).
+    let runs_images = config.launch_templates.values().any(|t| t.image.is_some());
+    let containers: HashSet<String> = match runs_images {
+        true => provider
+            .containers()
+            .survivors()
+            .await
+            .into_iter()
+            .collect(),
+        false => HashSet::new(),
+    };
+    let mut kept_containers = HashSet::new();
     for r in stored {
         let alive = flotilla_compute::process_start_time(r.pid) == Some(r.start_time);
         let address = r.address.parse::<SocketAddr>().ok();
@@ -35,10 +50,24 @@ pub(crate) fn adopt_survivors(
             continue;
         };
         let (signal, timeout) = stop_settings(config, &r.group);
-        if let Err(e) = provider.adopt(&r.id, r.pid, address, signal, timeout) {
+        let is_container = containers.contains(&r.id);
+        let watched: Result<(), ComputeError> = if is_container {
+            provider
+                .containers()
+                .adopt(&r.id, address, signal, timeout)
+                .await
+        } else {
+            provider
+                .processes()
+                .adopt(&r.id, r.pid, address, signal, timeout)
+        };
+        if let Err(e) = watched {
             tracing::warn!(instance = %r.id, pid = r.pid, error = %e, "cannot adopt");
             persist.remove_instance(&r.id);
             continue;
+        }
+        if is_container {
+            kept_containers.insert(r.id.clone());
         }
         let id = InstanceId::from(r.id.clone());
         let taken = cluster.adopt(
@@ -66,6 +95,16 @@ pub(crate) fn adopt_survivors(
             persist.remove_instance(&r.id);
             provider.stop(&r.id);
         }
+    }
+    let removed = match runs_images {
+        true => provider.containers().remove_strays(&kept_containers).await,
+        false => 0,
+    };
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed containers of an earlier run that no record claims"
+        );
     }
     adopted
 }

@@ -55,12 +55,14 @@ impl Agent {
             path: log_dir.clone(),
             source,
         })?;
-        let (provider, events) = LocalProcessProvider::with_options(
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let provider = LocalProcessProvider::with_options(
             log_dir,
             LocalOptions {
                 host: options.address,
                 die_with_parent: false,
             },
+            events_tx,
         )?;
         let (launched_tx, launched) = mpsc::unbounded_channel();
         let file = StateFile::new(&options.state_dir);

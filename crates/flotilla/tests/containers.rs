@@ -1,0 +1,335 @@
+//! Instances from container images (issue 22) against the real binary and real Podman: the
+//! demo image is built from a root filesystem in the test; a group of three image instances
+//! serves behind a listener, survives a `podman kill` under load and rolls to a new tag with
+//! an instance refresh, with 0 failed requests; no container outlives Flotilla (SIGTERM or
+//! SIGKILL); containers an earlier run left are adopted; bad images are failed launches with
+//! the engine's reason. Each test skips with a message where Podman cannot run containers
+//! (under `CI` it fails instead).
+
+mod common;
+
+use std::time::Duration;
+
+use common::podman::{self, Cleanup, IMAGE_1, IMAGE_2};
+use common::{alive, assert_no_failed_requests, signal, steady_load, wait_for, Flotilla, Ports};
+use flotilla_admin::api::{GroupDetail, InstanceRefreshInfo};
+
+/// A group of `desired` instances of `image` behind one listener, with fast health checks.
+fn config(ports: &Ports, image: &str, desired: u32, template_extra: &str) -> String {
+    format!(
+        r#"
+[cluster]
+name = "containers"
+zones = ["az-a", "az-b", "az-c"]
+admin_bind = "127.0.0.1:{admin}"
+
+[launch_templates.web]
+image = "{image}"
+pull = "never"
+args = ["demo-app"]
+stop_timeout = "5s"
+{template_extra}
+
+[target_groups.web]
+deregistration_delay = "1s"
+
+[target_groups.web.health_check]
+path = "/health"
+interval = "500ms"
+timeout = "250ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[load_balancers.front]
+type = "application"
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:{listener}"
+default_action = {{ type = "forward", target_group = "web" }}
+
+[auto_scaling_groups.web]
+launch_template = "web"
+target_groups = ["web"]
+min_size = 1
+max_size = 6
+desired_capacity = {desired}
+health_check_type = "elb"
+health_check_grace_period = "1s"
+
+[auto_scaling_groups.web.instance_refresh]
+on_launch_template_change = true
+min_healthy_percentage = 66
+instance_warmup = "1s"
+"#,
+        admin = ports.admin,
+        listener = ports.listener,
+    )
+}
+
+/// Builds the image or says why this test is skipped.
+fn image_or_skip(test: &str) -> bool {
+    match podman::demo_image() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
+            false
+        }
+    }
+}
+
+/// Starts Flotilla on `config` with its state dir's containers removed on drop (the cleanup
+/// guard is declared after the Flotilla, so it runs once Flotilla has stopped).
+fn start(name: &str, config_of: impl Fn(&Ports) -> String) -> (Flotilla, Cleanup) {
+    let ports = Ports::new();
+    let f = Flotilla::start(name, ports, &config_of(&ports));
+    let cleanup = Cleanup(podman::home(&f.dir.join(".flotilla")));
+    (f, cleanup)
+}
+
+/// Waits until no container labelled `home` is left (hang guard 30 s); returns how many
+/// there were at the first look.
+async fn wait_no_containers(home: &str) -> usize {
+    let first = podman::containers(home).len();
+    wait_for("no container left", Duration::from_secs(30), || async {
+        podman::containers(home).is_empty().then_some(())
+    })
+    .await;
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_instances_serve_survive_a_container_kill_under_load_and_roll_to_a_new_tag() {
+    if !image_or_skip("image_instances_serve…") {
+        return;
+    }
+    let (mut f, cleanup) = start("containers-drill", |p| config(p, IMAGE_1, 3, ""));
+    let home = cleanup.0.clone();
+    let g = f.wait_in_service("web", 3, Duration::from_secs(90)).await;
+    let names = podman::containers(&home);
+    assert_eq!(names.len(), 3, "one container per instance: {names:?}");
+    for i in &g.instances {
+        let name = format!("flotilla-{}", i.id);
+        assert!(names.contains(&name), "{name} in {names:?}");
+        assert_eq!(podman::image_of(&name), IMAGE_1);
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 100_000, stop_rx));
+    // Kill one container from outside, as an operator (or the OOM killer) would.
+    let victim = g.instances[0].id.clone();
+    podman::kill(&format!("flotilla-{victim}"));
+    let replaced = wait_for(
+        "the killed container replaced",
+        Duration::from_secs(60),
+        || {
+            let f = &f;
+            let victim = victim.clone();
+            async move {
+                let g = f.group("web").await?;
+                let whole = g.instances.len() == 3
+                    && g.instances
+                        .iter()
+                        .all(|i| i.id != victim && i.health == "healthy");
+                whole.then_some(g)
+            }
+        },
+    )
+    .await;
+    let activities = f.activities("web").await;
+    assert!(
+        activities.iter().any(|a| a
+            .cause
+            .contains(&format!("instance {victim} exited unexpectedly"))),
+        "the kill was noticed as the instance's exit: {activities:#?}"
+    );
+
+    // A new tag in the launch template rolls the group (on_launch_template_change).
+    let rolled = roll_to(&f, IMAGE_2).await;
+    let _ = stop_tx.send(true);
+    let (ok, failures) = load.await.expect("load");
+    assert_no_failed_requests(ok, &failures, 100);
+
+    let names = podman::containers(&home);
+    assert_eq!(names.len(), 3, "{names:?}");
+    for i in &rolled.instances {
+        assert!(
+            replaced.instances.iter().all(|old| old.id != i.id),
+            "{} was replaced by the refresh",
+            i.id
+        );
+        assert_eq!(podman::image_of(&format!("flotilla-{}", i.id)), IMAGE_2);
+    }
+
+    let status = f.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    assert!(
+        podman::containers(&home).is_empty(),
+        "a graceful stop removes every container at once"
+    );
+}
+
+/// Reloads the config with `image` (a new tag rolls the group: on_launch_template_change) and
+/// waits for the instance refresh to succeed and the group to be whole again.
+async fn roll_to(f: &Flotilla, image: &str) -> GroupDetail {
+    let reloaded = f.reload_with(&config(&f.ports, image, 3, "")).await;
+    assert!(!reloaded.changes.is_empty(), "{reloaded:?}");
+    let refresh: InstanceRefreshInfo = wait_for(
+        "the instance refresh to finish",
+        Duration::from_secs(120),
+        || async {
+            let r: InstanceRefreshInfo =
+                f.admin.get("/v1/groups/web/instance-refresh").await.ok()?;
+            (r.status == "Successful").then_some(r)
+        },
+    )
+    .await;
+    assert_eq!(refresh.percentage_complete, 100);
+    f.wait_in_service("web", 3, Duration::from_secs(60)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_container_outlives_a_sigkilled_flotilla() {
+    if !image_or_skip("no_container_outlives_a_sigkilled_flotilla") {
+        return;
+    }
+    let (mut f, cleanup) = start("containers-sigkill", |p| config(p, IMAGE_1, 2, ""));
+    let g = f.wait_in_service("web", 2, Duration::from_secs(90)).await;
+    let pids: Vec<u32> = g.instances.iter().filter_map(|i| i.pid).collect();
+    assert_eq!(pids.len(), 2, "each container's main process: {g:?}");
+    assert!(pids.iter().all(|p| alive(*p)));
+    let mut child = f.child.take().expect("flotilla running");
+    signal(child.id(), libc::SIGKILL);
+    let _ = child.wait();
+    let seen = wait_no_containers(&cleanup.0).await;
+    assert!(seen <= 2, "{seen}");
+    for pid in pids {
+        wait_for(
+            "the container's process gone",
+            Duration::from_secs(10),
+            || async move { (!alive(pid)).then_some(()) },
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn containers_left_by_a_run_are_adopted_by_the_next() {
+    if !image_or_skip("containers_left_by_a_run_are_adopted_by_the_next") {
+        return;
+    }
+    let (mut f, cleanup) = start("containers-adopt", |p| config(p, IMAGE_1, 2, ""));
+    let before = f.wait_in_service("web", 2, Duration::from_secs(90)).await;
+    // The whole service is SIGKILLed at once, watchdog included (as systemd stops a unit):
+    // the containers run on, the engine's clients die with Flotilla.
+    let flotilla = f.child.take().expect("flotilla running");
+    let watchdogs = children_of(flotilla.id());
+    assert!(!watchdogs.is_empty(), "the watchdog was found");
+    for pid in &watchdogs {
+        signal(*pid, libc::SIGKILL);
+    }
+    let mut flotilla = flotilla;
+    signal(flotilla.id(), libc::SIGKILL);
+    let _ = flotilla.wait();
+    assert_eq!(podman::containers(&cleanup.0).len(), 2, "they survived");
+
+    let again = Flotilla::start_in(f.dir.clone(), f.ports, &config(&f.ports, IMAGE_1, 2, ""));
+    let after = again
+        .wait_in_service("web", 2, Duration::from_secs(60))
+        .await;
+    let ids = |g: &GroupDetail| {
+        let mut v: Vec<(String, Option<u32>)> =
+            g.instances.iter().map(|i| (i.id.clone(), i.pid)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "the same containers, adopted, no new launch"
+    );
+    let log = again.log();
+    assert_eq!(
+        log.matches("adopted a running container").count(),
+        2,
+        "{log}"
+    );
+    drop(again);
+    wait_no_containers(&cleanup.0).await;
+}
+
+/// Direct children of `pid` (the watchdog is the one `sh`).
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let children = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        for child in children
+            .split_whitespace()
+            .filter_map(|c| c.parse::<u32>().ok())
+        {
+            let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+            if comm.trim() == "sh" {
+                out.push(child);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_images_are_failed_launches_with_the_engines_reason() {
+    if !image_or_skip("bad_images_are_failed_launches_with_the_engines_reason") {
+        return;
+    }
+    let unknown = |p: &Ports| config(p, "localhost/flotilla-test-no-such-image:1", 1, "");
+    let (f, _cleanup) = start("containers-unknown", unknown);
+    let failed = failed_launch(&f).await;
+    assert!(failed.contains("image not known"), "{failed}");
+
+    let exits = |p: &Ports| {
+        config(p, IMAGE_1, 1, "").replace("args = [\"demo-app\"]", "args = [\"no-such-command\"]")
+    };
+    let (f, cleanup) = start("containers-exits", exits);
+    let failed = failed_launch(&f).await;
+    assert!(failed.contains("exited at once (exit code 2)"), "{failed}");
+    assert!(
+        failed.contains("no-such-command"),
+        "the app's own words: {failed}"
+    );
+    drop(f);
+    wait_no_containers(&cleanup.0).await;
+
+    let ports = Ports::new();
+    let dir = common::temp_dir("containers-no-engine");
+    let f = Flotilla::start_with_env(
+        dir,
+        ports,
+        &config(&ports, IMAGE_1, 1, ""),
+        &[("FLOTILLA_CONTAINER_ENGINE", "/nonexistent/podman")],
+    );
+    let failed = failed_launch(&f).await;
+    assert!(
+        failed.contains("cannot run /nonexistent/podman"),
+        "{failed}"
+    );
+}
+
+/// Waits for two failed launch activities (the first and its retry after the back-off) and
+/// returns the first's description; the group never has an instance in service.
+async fn failed_launch(f: &Flotilla) -> String {
+    let failed = wait_for("two failed launches", Duration::from_secs(60), || async {
+        let a = f.activities("web").await;
+        let failed: Vec<String> = a
+            .iter()
+            .filter(|a| a.status == "failed" && a.description.starts_with("Launching"))
+            .map(|a| a.description.clone())
+            .collect();
+        (failed.len() >= 2).then_some(failed)
+    })
+    .await;
+    let g = f.group("web").await.expect("group");
+    assert!(g.instances.iter().all(|i| i.state != "in_service"), "{g:?}");
+    failed[0].clone()
+}
