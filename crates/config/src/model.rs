@@ -31,6 +31,10 @@ pub struct Config {
     pub load_balancers: BTreeMap<String, LoadBalancer>,
     /// Groups of instances kept at a desired size (`[auto_scaling_groups.NAME]`).
     pub auto_scaling_groups: BTreeMap<String, AutoScalingGroupConfig>,
+    /// Edge caches in front of the load balancers (`[distributions.NAME]`).
+    pub distributions: BTreeMap<String, crate::edge::Distribution>,
+    /// The authoritative DNS server (`[dns]`), if any.
+    pub dns: Option<crate::dns::Dns>,
 }
 
 impl Config {

@@ -13,6 +13,8 @@ const ROOT_KEYS: &[&str] = &[
     "target_groups",
     "load_balancers",
     "auto_scaling_groups",
+    "distributions",
+    "dns",
 ];
 
 /// Decodes a whole document; problems are left in `ctx`.
@@ -25,6 +27,8 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         target_groups: BTreeMap::new(),
         load_balancers: BTreeMap::new(),
         auto_scaling_groups: BTreeMap::new(),
+        distributions: BTreeMap::new(),
+        dns: None,
     };
     ctx.zones_known = true;
     let Some(root) = ctx.table(root, String::new(), ROOT_KEYS) else {
@@ -79,6 +83,7 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
             }
         }
     }
+    super::edge_sections(ctx, &root, &mut config);
     config
 }
 
