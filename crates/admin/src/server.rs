@@ -204,9 +204,13 @@ pub trait AdminBackend: Send + Sync + 'static {
         let _ = (rule, listener);
         Err(not_supported(&format!("weights of load balancer `{lb}`")))
     }
+    /// The DNS server and distributions, when the runtime runs them.
+    fn edge(&self) -> Option<Arc<dyn crate::edge_api::EdgeBackend>> {
+        None
+    }
 }
 
-type Backend = Arc<dyn AdminBackend>;
+pub(crate) type Backend = Arc<dyn AdminBackend>;
 
 /// The document's fixed parts: title, the error schema, the bearer scheme.
 #[derive(OpenApi)]
@@ -270,6 +274,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(start_zone_outage, end_zone_outage))
         .routes(routes!(start_zonal_shift, end_zonal_shift))
         .routes(routes!(get_weights, put_weights, delete_weights))
+        .merge(crate::edge_api::routes())
         .split_for_parts();
     doc.merge(public_doc);
     (private, public, doc)
@@ -900,7 +905,7 @@ fn drill_duration(
 
 /// A request body that must be a JSON object of `T`'s fields: every handler with a body takes
 /// it this way, so none accepts the array form serde alone would.
-fn json_object<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_object<T: serde::de::DeserializeOwned>(
     body: Result<Json<serde_json::Value>, JsonRejection>,
 ) -> Result<T, AdminError> {
     let Json(value) = body.map_err(bad_body)?;

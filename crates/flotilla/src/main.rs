@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod edge_cmds;
 mod lifecycle;
 mod logging;
 mod shift;

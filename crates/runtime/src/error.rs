@@ -49,6 +49,9 @@ pub enum RuntimeError {
         /// What was wrong, naming the file.
         source: flotilla_proxy::tls::TlsError,
     },
+    /// A distribution listener could not start (bind or certificates).
+    #[error("{0}")]
+    Edge(String),
     /// The durable state under `state_dir` could not be opened or read.
     #[error("{0}")]
     State(#[from] flotilla_state::StateError),

@@ -15,6 +15,7 @@
 mod admin_adapter;
 mod clock;
 mod data_plane;
+mod edge;
 mod error;
 mod executor;
 mod launch;

@@ -73,6 +73,7 @@ pub(crate) fn render(shared: &Shared) -> String {
     listeners(shared, &mut registry);
     targets(shared, &mut registry);
     groups(shared, &mut registry);
+    crate::edge::prometheus(shared, &mut registry);
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
         tracing::warn!(error = %e, "cannot encode metrics");

@@ -23,6 +23,7 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError>
     let mut current = shared.config();
     let new = flotilla_config::load(path).map_err(|e| invalid(path, e))?;
     let mut blockers = needs_restart(&current, &new);
+    blockers.extend(crate::edge::reload_blockers(shared, &current, &new));
     let spec = new.cluster_spec(|addr| shared.listeners.bound_address(addr));
     blockers.extend(shared.cluster().reconfigure_blockers(&spec));
     if !blockers.is_empty() {
@@ -48,6 +49,7 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError>
     changes.extend(shared.listeners.apply(&new, bound, &shared.data_plane));
     // Last: a removed target group may have been a listener's until the line above.
     shared.data_plane.remove_absent(&new);
+    changes.extend(crate::edge::reconfigure(shared, &new));
     *current = new;
     drop(current);
     shared.wake.notify_one();

@@ -86,6 +86,7 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
             })?;
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &config)?;
+    let edge = crate::edge::bind(&config).await?;
     let (provider, compute_events) = LocalProcessProvider::new(log_dir)?;
     let provider = Arc::new(provider);
     let persister =
@@ -126,6 +127,7 @@ async fn start(config: Config, options: RunOptions) -> Result<Running, RuntimeEr
     for b in bound {
         shared.listeners.start(b, &shared.data_plane);
     }
+    edge.start(&shared);
     let (stop_admin, stop_rx) = watch::channel(false);
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
@@ -258,6 +260,7 @@ async fn stop(running: Running) {
     } = running;
     tracing::info!("shutting down: draining listeners");
     let _ = stop_admin.send(true);
+    crate::edge::stop(&shared).await;
     let mut proxies = shared.listeners.stop_all();
     let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
         while let Some(result) = proxies.join_next().await {

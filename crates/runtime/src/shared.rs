@@ -47,6 +47,8 @@ pub(crate) struct Shared {
     pub(crate) config_path: Option<PathBuf>,
     /// The config in force; replaced by a successful reload.
     pub(crate) config: Mutex<flotilla_config::Config>,
+    /// The DNS server and distributions, once started.
+    pub(crate) edge: crate::edge::Slot,
 }
 
 /// The parts of [`Shared`] built before it.
@@ -88,6 +90,7 @@ impl Shared {
             history: parts.history,
             config_path,
             config: Mutex::new(parts.config),
+            edge: Mutex::new(None),
         })
     }
 

@@ -87,6 +87,11 @@ impl AdminView {
 }
 
 impl AdminBackend for AdminView {
+    fn edge(&self) -> Option<Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
+        let running = crate::shared::lock(&self.0.edge).is_some();
+        running.then(|| Arc::new(crate::edge::EdgeAdmin(Arc::clone(&self.0))) as _)
+    }
+
     fn cluster(&self) -> ClusterInfo {
         let config = self.0.config();
         ClusterInfo {
