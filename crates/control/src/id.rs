@@ -30,6 +30,14 @@ impl From<String> for InstanceId {
     }
 }
 
+/// The id seed of the `index`-th group. Each id steps the generator's state by splitmix64's
+/// increment, so offsetting groups by a multiple of that same increment (as this once did)
+/// made group `k + 1`'s first id group `k`'s second: two groups of one config shared ids.
+/// Offsets in another odd constant keep their sequences apart.
+pub(crate) fn group_seed(seed: u64, index: usize) -> u64 {
+    seed.wrapping_add((index as u64).wrapping_mul(0xd1b5_4a32_d192_ed03))
+}
+
 /// Deterministic source of instance ids (splitmix64), so a test or simulation run with the same
 /// seed names its instances identically and can be replayed exactly.
 #[derive(Clone, Debug)]
@@ -74,5 +82,19 @@ mod tests {
         assert_ne!(a.next_id(), first);
         assert_ne!(IdGenerator::new(8).next_id(), first);
         assert_eq!(InstanceId::from(s.to_string()).to_string(), s);
+    }
+
+    #[test]
+    fn groups_of_one_cluster_never_share_ids() {
+        let mut seen = std::collections::HashSet::new();
+        let mut made = 0;
+        for index in 0..8 {
+            let mut g = IdGenerator::new(group_seed(42, index));
+            for _ in 0..1000 {
+                assert!(seen.insert(g.next_id()), "group {index} repeated an id");
+                made += 1;
+            }
+        }
+        assert_eq!(made, 8000);
     }
 }

@@ -186,9 +186,7 @@ impl Cluster {
 
     /// Adds a group; `index` varies the id seed so that groups never share instance ids.
     fn add_group(&mut self, now: Time, index: usize, name: &str, config: AutoScalingGroupConfig) {
-        let seed = self
-            .seed
-            .wrapping_add((index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let seed = crate::id::group_seed(self.seed, index);
         let mut asg = AutoScalingGroup::new(config.group_spec(name, 1), seed, now);
         asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);
         let mut templates = BTreeMap::new();
