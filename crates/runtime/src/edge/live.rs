@@ -61,6 +61,15 @@ impl OriginResolver for LiveOrigins {
     }
 }
 
+/// The address a node is reached at: its bind address, loopback for a wildcard bind.
+fn node_ip(a: SocketAddr) -> std::net::IpAddr {
+    match a.ip() {
+        ip if !ip.is_unspecified() => ip,
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+    }
+}
+
 /// Healthy targets by target group, from the cluster's health machines.
 fn healthy_targets(shared: &Shared) -> HashMap<String, Vec<SocketAddr>> {
     let c = shared.cluster();
@@ -111,9 +120,9 @@ pub(crate) fn refresh(
         let mut nodes: Vec<AliasAddress> = Vec::new();
         for l in &lb.listeners {
             let bound = shared.listeners.bound_address(l.bind);
-            if !nodes.iter().any(|n| n.ip == bound.ip()) {
+            if !nodes.iter().any(|n| n.ip == node_ip(bound)) {
                 nodes.push(AliasAddress {
-                    ip: bound.ip(),
+                    ip: node_ip(bound),
                     healthy: up,
                 });
             }
@@ -128,9 +137,9 @@ pub(crate) fn refresh(
     for (name, addrs) in edge_addrs {
         let mut nodes: Vec<AliasAddress> = Vec::new();
         for a in addrs {
-            if !nodes.iter().any(|n| n.ip == a.ip()) {
+            if !nodes.iter().any(|n| n.ip == node_ip(*a)) {
                 nodes.push(AliasAddress {
-                    ip: a.ip(),
+                    ip: node_ip(*a),
                     healthy: true,
                 });
             }
