@@ -303,6 +303,24 @@
       el('td', null, el('div', null, a.description), el('div', { class: 'cause' }, a.cause)))));
   }
 
+  /** The edge panel: DNS health checks (404 without [dns]) and distributions. */
+  async function renderEdge() {
+    const [checks, dists] = await Promise.all([
+      api('/v1/dns/health-checks').catch(e => { if (e.status === 404) return []; throw e; }),
+      api('/v1/distributions'),
+    ]);
+    document.getElementById('edge').hidden = !checks.length && !dists.length;
+    document.querySelector('#dns-health tbody').replaceChildren(...checks.map(c => el('tr', null,
+      el('td', null, c.name), el('td', null, c.type), el('td', null, c.target || '–'),
+      el('td', { class: c.healthy ? 'st-successful' : 'st-failed' }, c.healthy ? 'healthy' : 'unhealthy'),
+      el('td', { class: 'cause' }, c.reason))));
+    const bytes = n => n >= 1048576 ? (n / 1048576).toFixed(1) + ' MiB' : n >= 1024 ? (n / 1024).toFixed(1) + ' KiB' : n + ' B';
+    document.querySelector('#distributions tbody').replaceChildren(...dists.map(d => el('tr', null,
+      el('td', null, d.name), el('td', null, String(d.requests)),
+      el('td', null, (d.hit_ratio * 100).toFixed(1) + ' %'), el('td', null, String(d.origin_requests)),
+      el('td', null, bytes(d.bytes_saved)), el('td', null, bytes(d.cached_bytes) + ' of ' + bytes(d.cache_size)))));
+  }
+
   // ---- polling ---------------------------------------------------------------------------
 
   async function poll() {
@@ -361,6 +379,7 @@
         })),
       }));
     renderActivities(groups.map((g, i) => ({ group: g.name, activities: activities[i] })));
+    await renderEdge();
     setStatus('live · updated ' + clock(Date.now()), 'live');
   }
 

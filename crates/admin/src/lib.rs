@@ -10,6 +10,7 @@ pub mod api;
 mod auth;
 pub mod client;
 mod dashboard;
+pub mod edge_api;
 mod error;
 mod forecast;
 pub mod relay;

@@ -225,6 +225,10 @@ pub trait AdminBackend: Send + Sync + 'static {
         let _ = (rule, listener);
         Err(not_supported(&format!("weights of load balancer `{lb}`")))
     }
+    /// The DNS server and distributions, when the runtime runs them.
+    fn edge(&self) -> Option<Arc<dyn crate::edge_api::EdgeBackend>> {
+        None
+    }
 }
 
 pub(crate) type Backend = Arc<dyn AdminBackend>;
@@ -294,6 +298,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(start_zone_outage, end_zone_outage))
         .routes(routes!(start_zonal_shift, end_zonal_shift))
         .routes(routes!(get_weights, put_weights, delete_weights))
+        .merge(crate::edge_api::routes())
         .split_for_parts();
     doc.merge(public_doc);
     (private, public, doc)

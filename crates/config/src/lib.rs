@@ -20,6 +20,8 @@
 
 mod decode;
 mod diagnostics;
+pub mod dns;
+pub mod edge;
 mod matching;
 mod model;
 mod routing;
@@ -33,6 +35,10 @@ use std::path::{Path, PathBuf};
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
+pub use decode::{
+    decode_api_health_check, decode_api_records, parse_value as parse_record_value, Known,
+    ALIAS_TTL,
+};
 pub use diagnostics::{ConfigError, Diagnostic, Diagnostics};
 pub use matching::{Cidr, Matcher, QueryPair};
 pub use model::{

@@ -35,6 +35,10 @@ pub struct Config {
     pub aws_api: Option<AwsApi>,
     /// Prices per instance type and the reservations owned (`[pricing]`).
     pub pricing: flotilla_control::pricing::PricingSpec,
+    /// Edge caches in front of the load balancers (`[distributions.NAME]`).
+    pub distributions: BTreeMap<String, crate::edge::Distribution>,
+    /// The authoritative DNS server (`[dns]`), if any.
+    pub dns: Option<crate::dns::Dns>,
 }
 
 impl Config {

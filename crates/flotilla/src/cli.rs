@@ -249,6 +249,29 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: LifecycleCommand,
     },
+    /// The DNS server: health checks and record sets (`[dns]`).
+    Dns {
+        #[command(subcommand)]
+        command: crate::edge_cmds::DnsCommand,
+    },
+    /// Distributions (edge caches): requests, hit ratio, origin requests, bytes saved.
+    Distributions {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Remove cached objects of a distribution, e.g. `flotilla invalidate cdn '/img/*'`.
+    Invalidate {
+        /// Distribution name.
+        distribution: String,
+        /// Paths starting with `/`; each may end with `*`.
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
     /// Show a group's warm pool: its size and its pre-started instances.
     WarmPool {
         /// Group name.

@@ -134,6 +134,15 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             ZoneCommand::Shift(args) => block_on(zone_drill(args, "shift")),
         },
         Command::Lifecycle { command } => block_on(crate::lifecycle::run(command)),
+        Command::Dns { command } => block_on(crate::edge_cmds::dns(command)),
+        Command::Distributions { json, admin } => {
+            block_on(crate::edge_cmds::distributions(admin, json))
+        }
+        Command::Invalidate {
+            distribution,
+            paths,
+            admin,
+        } => block_on(crate::edge_cmds::invalidate(admin, &distribution, paths)),
         Command::WarmPool { group, json, admin } => {
             block_on(crate::lifecycle::warm_pool(admin, &group, json))
         }

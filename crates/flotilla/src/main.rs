@@ -4,6 +4,7 @@
 mod cli;
 mod cluster_mode;
 mod commands;
+mod edge_cmds;
 mod forecast;
 mod lifecycle;
 mod load;

@@ -60,6 +60,9 @@ pub enum RuntimeError {
     /// What the AWS API created earlier cannot run with this config.
     #[error("the AWS API's stored resources: {0}")]
     AwsOverlay(String),
+    /// A distribution listener could not start (bind or certificates).
+    #[error("{0}")]
+    Edge(String),
     /// The durable state under `state_dir` could not be opened or read.
     #[error("{0}")]
     State(#[from] flotilla_state::StateError),

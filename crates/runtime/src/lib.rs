@@ -17,6 +17,7 @@ mod admin_adapter;
 mod aws_adapter;
 mod clock;
 mod data_plane;
+mod edge;
 mod error;
 mod executor;
 mod launch;

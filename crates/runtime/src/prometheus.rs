@@ -72,12 +72,18 @@ impl EncodeMetric for ResponseTimes {
 }
 
 /// Renders every metric, names prefixed `flotilla_`.
-pub(crate) fn render(listeners: &ListenerSet, data_plane: &DataPlane, c: &Cluster) -> String {
+pub(crate) fn render(
+    listeners: &ListenerSet,
+    data_plane: &DataPlane,
+    c: &Cluster,
+    more: impl FnOnce(&mut Registry),
+) -> String {
     let mut registry = Registry::with_prefix("flotilla");
     listener_metrics(listeners, &mut registry);
     targets(data_plane, c, &mut registry);
     groups(c, &mut registry);
     costs(c, &mut registry);
+    more(&mut registry);
     let mut out = String::new();
     if let Err(e) = encode(&mut out, &registry) {
         tracing::warn!(error = %e, "cannot encode metrics");

@@ -40,6 +40,7 @@ pub(crate) fn apply(
     new: Config,
 ) -> Result<Vec<String>, AdminError> {
     let mut blockers = needs_restart(current, &new);
+    blockers.extend(crate::edge::reload_blockers(shared, current, &new));
     let spec = new.cluster_spec(|addr| shared.listeners.bound_address(addr));
     blockers.extend(shared.cluster().reconfigure_blockers(&spec));
     if !blockers.is_empty() {
@@ -78,6 +79,7 @@ pub(crate) fn apply(
     );
     // Last: a removed target group may have been a listener's until the line above.
     shared.data_plane.remove_absent(&new);
+    changes.extend(crate::edge::reconfigure(shared, &new));
     *current = new;
     shared.wake.notify_one();
     Ok(changes)

@@ -90,6 +90,7 @@ async fn start(file_config: Config, options: RunOptions) -> Result<Running, Runt
             })?;
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &config)?;
+    let edge = crate::edge::bind(&config).await?;
     // Containers are labelled with the state directory: the next run with it adopts or
     // removes what this one leaves.
     let home = std::fs::canonicalize(&config.cluster.state_dir)
@@ -138,6 +139,7 @@ async fn start(file_config: Config, options: RunOptions) -> Result<Running, Runt
     for b in bound {
         shared.listeners.start(b, &shared.data_plane);
     }
+    edge.start(&shared);
     let (stop_admin, stop_rx) = watch::channel(false);
     let admin = tokio::spawn(flotilla_admin::serve(
         admin_listener,
@@ -273,6 +275,7 @@ async fn stop(running: Running) {
     } = running;
     tracing::info!("shutting down: draining listeners");
     let _ = stop_admin.send(true);
+    crate::edge::stop(&shared).await;
     let mut proxies = shared.listeners.stop_all();
     let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
         while let Some(result) = proxies.join_next().await {

@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) file_config: Mutex<flotilla_config::Config>,
     /// What the AWS API created, in config terms (what an AWS API change replaces).
     pub(crate) overlay: Mutex<flotilla_aws::Overlay>,
+    /// The DNS server and distributions, once started.
+    pub(crate) edge: crate::edge::Slot,
 }
 
 /// The parts of [`Shared`] built before it.
@@ -97,6 +99,7 @@ impl Shared {
             config: Mutex::new(parts.config),
             file_config: Mutex::new(parts.file_config),
             overlay: Mutex::new(parts.overlay),
+            edge: Mutex::new(None),
         })
     }
 

@@ -15,6 +15,8 @@ const ROOT_KEYS: &[&str] = &[
     "auto_scaling_groups",
     "aws_api",
     "pricing",
+    "distributions",
+    "dns",
 ];
 
 /// Decodes a whole document; problems are left in `ctx`.
@@ -29,6 +31,8 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         auto_scaling_groups: BTreeMap::new(),
         aws_api: None,
         pricing: Default::default(),
+        distributions: BTreeMap::new(),
+        dns: None,
     };
     ctx.zones_known = true;
     let Some(root) = ctx.table(root, String::new(), ROOT_KEYS) else {
@@ -90,6 +94,7 @@ pub(crate) fn decode_config(ctx: &mut Ctx, root: &Val<'_>, path: &Path) -> Confi
         config.pricing = super::purchase::decode_pricing(ctx, v);
     }
     super::purchase::check_priced(ctx, &config.pricing);
+    super::edge_sections(ctx, &root, &mut config);
     config
 }
 

@@ -189,7 +189,7 @@ fn decode_listener(
     })
 }
 
-fn decode_certificates(
+pub(crate) fn decode_certificates(
     ctx: &mut Ctx,
     v: &Val<'_>,
     listener: &Tbl<'_, '_>,

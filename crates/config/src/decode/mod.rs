@@ -7,6 +7,9 @@ mod actions;
 mod alarms;
 mod aws;
 mod cluster;
+mod dns;
+mod dns_records;
+mod edge;
 mod groups;
 mod image;
 mod lifecycle;
@@ -26,6 +29,23 @@ use toml::Spanned;
 use crate::suggest;
 
 pub(crate) use cluster::decode_config;
+pub use dns::{decode_api_health_check, decode_api_records, Known};
+pub use dns_records::{parse_value, ALIAS_TTL};
+
+/// `[distributions.NAME]` and `[dns]`, decoded after the load balancers they refer to.
+fn edge_sections(ctx: &mut Ctx, root: &Tbl<'_, '_>, config: &mut crate::Config) {
+    let lbs: Vec<&str> = config.load_balancers.keys().map(String::as_str).collect();
+    if let Some(v) = root.get("distributions") {
+        config.distributions = edge::decode_distributions(ctx, v, &lbs);
+    }
+    let known = dns::Known {
+        load_balancers: lbs,
+        distributions: config.distributions.keys().map(String::as_str).collect(),
+    };
+    config.dns = root
+        .get("dns")
+        .and_then(|v| dns::decode_dns(ctx, v, &known));
+}
 
 /// Byte range in the source text.
 pub(crate) type Span = Range<usize>;

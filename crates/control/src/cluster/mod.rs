@@ -145,13 +145,6 @@ struct Member {
     address: Option<SocketAddr>,
 }
 
-/// SplitMix64's finalizer: spreads a seed over the whole 64-bit space.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 impl Cluster {
     /// A cluster running `spec`, its groups' instance ids drawn from `seed`, at `now`. Nothing
     /// launches before the first [`handle_timeout`](Self::handle_timeout).
@@ -217,13 +210,12 @@ impl Cluster {
     }
 
     /// Adds a group; the count of groups added so far varies the id seed so that groups never
-    /// share instance ids (a group added by a reconfigure neither, while another drains). The
-    /// seed is mixed, not offset: the id generator steps its state by the golden ratio, so
-    /// seeds a golden step apart would hand out the same ids one launch apart.
+    /// share instance ids (a group added by a reconfigure neither, while another drains; see
+    /// [`crate::id::group_seed`]).
     fn add_group(&mut self, now: Time, name: &str, config: AutoScalingGroupConfig) {
         let index = self.groups_added;
         self.groups_added += 1;
-        let seed = mix(self.seed ^ (index as u64 + 1).wrapping_mul(0xd6e8_feb8_6659_fd93));
+        let seed = crate::id::group_seed(self.seed, index);
         let drain = self.interruption_lead(&config);
         let mut asg = AutoScalingGroup::new(config.group_spec(name, 1, drain), seed, now);
         asg.set_new_instances_protected_from_scale_in(config.new_instances_protected_from_scale_in);

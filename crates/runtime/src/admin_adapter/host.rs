@@ -31,4 +31,9 @@ pub(crate) trait ControlHost: Send + Sync + 'static {
     fn reload(&self) -> Result<ReloadResponse, AdminError>;
     /// `GET /metrics`.
     fn prometheus(&self) -> String;
+    /// The DNS server and distributions, when this host runs them (`flotilla up` with
+    /// `[dns]` or `[distributions]`).
+    fn edge(&self) -> Option<std::sync::Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
+        None
+    }
 }

@@ -90,6 +90,10 @@ impl<H: ControlHost> AdminView<H> {
 }
 
 impl<H: ControlHost> AdminBackend for AdminView<H> {
+    fn edge(&self) -> Option<std::sync::Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
+        self.0.edge()
+    }
+
     fn cluster(&self) -> ClusterInfo {
         self.0.cluster_info()
     }

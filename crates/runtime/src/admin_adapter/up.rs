@@ -50,11 +50,21 @@ impl ControlHost for Arc<Shared> {
         Shared::pid(self, id)
     }
 
+    fn edge(&self) -> Option<Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
+        let running = crate::shared::lock(&self.edge).is_some();
+        running.then(|| Arc::new(crate::edge::EdgeAdmin(Arc::clone(self))) as _)
+    }
+
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
         crate::reload::reload(self)
     }
 
     fn prometheus(&self) -> String {
-        crate::prometheus::render(&self.listeners, &self.data_plane, &Shared::cluster(self))
+        crate::prometheus::render(
+            &self.listeners,
+            &self.data_plane,
+            &Shared::cluster(self),
+            |registry| crate::edge::prometheus(self, registry),
+        )
     }
 }

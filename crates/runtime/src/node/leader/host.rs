@@ -129,6 +129,7 @@ impl ControlHost for Arc<LeaderHost> {
             &crate::listeners::ListenerSet::default(),
             &crate::data_plane::DataPlane::default(),
             fleet.cluster(),
+            |_| {},
         )
     }
 }

@@ -1,0 +1,25 @@
+//! Flotilla's authoritative DNS: hosted zones with Route 53's routing policies (simple,
+//! weighted, failover, multivalue, latency, geoproximity), health checks, and alias records
+//! that answer with a load balancer's or distribution's node addresses.
+//!
+//! The decisions are pure and tested without sockets or clocks: [`answer`] picks the records
+//! of a question, [`policy`] applies a routing policy, [`health`] is the health checks' sans-IO
+//! state machine. The wire format is hickory-server's ([`server`]); [`service`] runs it all
+//! under `flotilla up`.
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod alias;
+pub mod answer;
+pub mod health;
+pub mod location;
+pub mod policy;
+pub mod probe;
+pub mod server;
+pub mod service;
+pub mod wire;
+pub mod zones;
+
+pub use alias::{AliasAddress, AliasSource, AliasTable};
+pub use server::BoundDns;
+pub use service::{ChangeError, DnsService};

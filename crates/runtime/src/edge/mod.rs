@@ -1,0 +1,151 @@
+//! The edge under `flotilla up`: the DNS server (`[dns]`) and the distributions
+//! (`[distributions.NAME]`), bound with the listeners, fed the cluster's addresses and health
+//! once a second, reloaded with the config and stopped first on shutdown. The decisions are
+//! in `flotilla-dns` and `flotilla-edge`; this only wires them.
+
+mod admin;
+mod live;
+mod metrics;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use flotilla_config::Config;
+use flotilla_dns::{BoundDns, DnsService};
+use flotilla_edge::{BoundEdges, EdgeService};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::shared::{lock, Shared};
+use crate::RuntimeError;
+
+pub(crate) use admin::EdgeAdmin;
+pub(crate) use metrics::render as prometheus;
+
+/// How often alias and origin tables are refreshed from the cluster.
+const REFRESH: Duration = Duration::from_secs(1);
+
+/// The edge's sockets, bound before anything starts.
+pub(crate) struct Bound {
+    dns: Option<BoundDns>,
+    edges: BoundEdges,
+}
+
+/// Binds the DNS server's UDP and TCP sockets and every distribution listener.
+pub(crate) async fn bind(config: &Config) -> Result<Bound, RuntimeError> {
+    let dns = match &config.dns {
+        Some(d) => Some(
+            BoundDns::bind(d.bind)
+                .await
+                .map_err(|source| RuntimeError::Bind {
+                    addr: d.bind,
+                    source,
+                })?,
+        ),
+        None => None,
+    };
+    let edges = BoundEdges::bind(&config.distributions)
+        .await
+        .map_err(|e| RuntimeError::Edge(e.to_string()))?;
+    Ok(Bound { dns, edges })
+}
+
+/// The running edge.
+pub(crate) struct EdgeRuntime {
+    pub(crate) dns: Option<DnsService>,
+    pub(crate) edges: EdgeService,
+    stop: watch::Sender<bool>,
+    refresher: JoinHandle<()>,
+}
+
+/// Where the running edge lives in [`Shared`] (taken out on shutdown).
+pub(crate) type Slot = Mutex<Option<EdgeRuntime>>;
+
+impl Bound {
+    /// Starts the edge over the cluster in `shared`, and puts it in `shared`'s slot.
+    pub(crate) fn start(self, shared: &Arc<Shared>) {
+        let aliases = Arc::new(live::LiveAliases::default());
+        let origins = Arc::new(live::LiveOrigins::default());
+        let edges = self.edges.start(origins.clone());
+        let edge_addrs: HashMap<String, Vec<SocketAddr>> = edges
+            .all()
+            .map(|(n, _)| (n.clone(), edges.addresses(n).to_vec()))
+            .collect();
+        live::refresh(shared, &aliases, &origins, &edge_addrs);
+        let dns_addr = self.dns.as_ref().and_then(|b| b.local_addr().ok());
+        let dns = match (self.dns, &shared.config().dns) {
+            (Some(bound), Some(cfg)) => Some(DnsService::start(bound, cfg, aliases.clone())),
+            _ => None,
+        };
+        if let Some(a) = dns_addr {
+            tracing::info!(addr = %a, "dns serving (udp and tcp)");
+        }
+        let (stop, mut stop_rx) = watch::channel(false);
+        let weak = Arc::downgrade(shared);
+        let refresher = tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop_rx.wait_for(|s| *s).await;
+            };
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    _ = tokio::time::sleep(REFRESH) => {}
+                }
+                let Some(shared) = weak.upgrade() else { break };
+                live::refresh(&shared, &aliases, &origins, &edge_addrs);
+            }
+        });
+        *lock(&shared.edge) = Some(EdgeRuntime {
+            dns,
+            edges,
+            stop,
+            refresher,
+        });
+    }
+}
+
+/// Why `new` cannot be applied by a reload.
+pub(crate) fn reload_blockers(shared: &Shared, old: &Config, new: &Config) -> Vec<String> {
+    let mut why = Vec::new();
+    if old.dns.as_ref().map(|d| d.bind) != new.dns.as_ref().map(|d| d.bind) {
+        why.push("[dns] was added, removed or its bind changed".to_string());
+    }
+    if let Some(e) = lock(&shared.edge).as_ref() {
+        why.extend(e.edges.reload_blockers(&new.distributions));
+    }
+    why
+}
+
+/// Applies a reloaded config to the DNS zones, health checks and distributions.
+pub(crate) fn reconfigure(shared: &Shared, new: &Config) -> Vec<String> {
+    let mut changes = Vec::new();
+    let guard = lock(&shared.edge);
+    let Some(e) = guard.as_ref() else {
+        return changes;
+    };
+    if let (Some(dns), Some(cfg)) = (&e.dns, &new.dns) {
+        dns.reconfigure(cfg);
+        changes.push("dns zones and health checks reloaded".to_string());
+    }
+    if !new.distributions.is_empty() {
+        e.edges.reconfigure(&new.distributions);
+        changes.push("distributions reloaded".to_string());
+    }
+    changes
+}
+
+/// Stops answering DNS and serving distributions.
+pub(crate) async fn stop(shared: &Shared) {
+    let Some(e) = lock(&shared.edge).take() else {
+        return;
+    };
+    let _ = e.stop.send(true);
+    if let Some(dns) = e.dns {
+        dns.stop().await;
+    }
+    e.edges.stop().await;
+    let _ = e.refresher.await;
+}
