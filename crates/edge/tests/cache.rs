@@ -79,13 +79,14 @@ async fn a_stale_object_with_an_etag_is_revalidated_with_304() {
     assert_eq!(second.x_cache(), "RefreshHit from flotilla");
     assert_eq!(second.body, first.body);
     assert_eq!(second.headers.get("x-revalidated").unwrap(), "yes");
-    let seen = o.seen.lock().unwrap();
-    let conditional = seen
+    let conditional = o
+        .seen
+        .lock()
+        .unwrap()
         .iter()
         .filter(|(p, h)| p == "/revalidate" && h.contains_key("if-none-match"))
         .count();
     assert_eq!(conditional, 1);
-    drop(seen);
     // A new version: the ETag no longer matches, the origin answers 200 and it is a miss.
     o.version.fetch_add(1, Ordering::SeqCst);
     let third = get(addr, "/revalidate", &[]).await;

@@ -29,9 +29,7 @@ pub(crate) fn decode_dns(ctx: &mut Ctx, v: &Val<'_>, known: &Known<'_>) -> Optio
             owner: "[dns] bind".into(),
         });
     }
-    let networks = t
-        .opt(ctx, "networks", |ctx, v| decode_networks(ctx, v))
-        .unwrap_or_default();
+    let networks = t.opt(ctx, "networks", decode_networks).unwrap_or_default();
     let mut health_checks = BTreeMap::new();
     let mut check_spans = Vec::new();
     if let Some(hv) = t.get("health_checks") {
@@ -214,9 +212,7 @@ fn decode_health_check(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<DnsHe
         kind,
         target,
         host: t.opt(ctx, "host", Ctx::nonempty),
-        path: t
-            .opt(ctx, "path", |c, v| path_value(c, v))
-            .unwrap_or_else(|| "/".into()),
+        path: t.opt(ctx, "path", path_value).unwrap_or_else(|| "/".into()),
         interval,
         timeout,
         failure_threshold: t
