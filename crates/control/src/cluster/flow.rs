@@ -19,6 +19,7 @@ impl Cluster {
     /// publishes changed routing tables, reports activities and forgets what is gone.
     pub(crate) fn pump(&mut self, now: Time) {
         self.apply_zone_events(now);
+        let mut acted = false;
         loop {
             let mut progressed = false;
             let names: Vec<String> = self.groups.keys().cloned().collect();
@@ -43,10 +44,21 @@ impl Cluster {
             if !progressed {
                 break;
             }
+            acted = true;
         }
         self.publish();
         self.report_activities();
-        self.report_startup_progress();
+        // Start-up progress changes only with an action or a lifecycle change; checking it
+        // costs a pass over the starting groups' instances, too much for every event.
+        let lifecycles: u64 = self
+            .groups
+            .values()
+            .map(|g| g.asg.lifecycle_changes())
+            .sum();
+        if acted || self.startup_seen != Some(lifecycles) {
+            self.startup_seen = Some(lifecycles);
+            self.report_startup_progress();
+        }
         self.forget_retired_groups();
         self.collect_garbage();
         self.persist_lifecycles();
@@ -452,7 +464,12 @@ impl Cluster {
     /// Writes the durable state of every running instance whose state changed class (into or
     /// out of the warm pool, into or out of a launch hook wait).
     fn persist_lifecycles(&mut self) {
-        for g in self.groups.values() {
+        for g in self.groups.values_mut() {
+            let changes = g.asg.lifecycle_changes();
+            if g.lifecycles_seen == Some(changes) {
+                continue;
+            }
+            g.lifecycles_seen = Some(changes);
             for i in g.asg.instances() {
                 let Some(known) = self.durable.get_mut(&i.id) else {
                     continue;

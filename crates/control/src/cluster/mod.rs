@@ -98,6 +98,8 @@ pub struct Cluster {
     /// instance, so it runs only when an instance can have gone.
     removals_seen: u64,
     garbage: bool,
+    /// The groups' lifecycle change count when start-up progress was last checked.
+    startup_seen: Option<u64>,
     /// How many groups were ever added: varies each new group's id seed, so a group added by
     /// a reconfigure never shares instance ids with one that is still draining.
     groups_added: usize,
@@ -121,6 +123,9 @@ pub(crate) struct GroupState {
     startup: Option<(u32, u32)>,
     /// Removed from the spec: draining and stopping its instances; forgotten once it has none.
     pub(crate) retiring: bool,
+    /// The group's lifecycle change count when its lifecycles were last made durable (`None`:
+    /// never), so an event that changed none costs no pass over its instances.
+    lifecycles_seen: Option<u64>,
 }
 
 /// One target group's health machine and what the data plane was last told.
@@ -167,6 +172,7 @@ impl Cluster {
             seed,
             removals_seen: 0,
             garbage: true,
+            startup_seen: None,
             groups_added: 0,
         };
         for (name, tg) in &spec.target_groups {
@@ -235,6 +241,7 @@ impl Cluster {
                 unfinished: Vec::new(),
                 startup: Some((u32::MAX, u32::MAX)),
                 retiring: false,
+                lifecycles_seen: None,
             },
         );
     }

@@ -360,6 +360,7 @@ impl AutoScalingGroup {
             LifecycleTransition::Launching => match state {
                 LifecycleState::WarmedPendingWait => {
                     self.members[i].instance.lifecycle = LifecycleState::WarmedRunning;
+                    self.lifecycle_changes += 1;
                 }
                 _ => self.enter_service(now, i),
             },

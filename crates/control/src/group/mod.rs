@@ -199,6 +199,9 @@ pub struct AutoScalingGroup {
     out_of_service_zones: BTreeSet<String>,
     /// Instances dropped so far, so an owner tracking them knows when to look (cheaply).
     removals: u64,
+    /// Lifecycle changes so far, for the same reason: an owner that makes lifecycles durable
+    /// compares instead of scanning every instance on every event.
+    lifecycle_changes: u64,
     /// Whether the group has had its desired capacity in service once: instances launched
     /// before then are [`Instance::initial`] (not warming for policies).
     started: bool,
@@ -231,6 +234,7 @@ impl AutoScalingGroup {
             refresh: None,
             out_of_service_zones: BTreeSet::new(),
             removals: 0,
+            lifecycle_changes: 0,
             started: false,
         }
     }
@@ -239,6 +243,11 @@ impl AutoScalingGroup {
     /// that keeps facts per instance has some to forget.
     pub(crate) fn removals(&self) -> u64 {
         self.removals
+    }
+
+    /// How many lifecycle changes the group has made (see [`removals`](Self::removals)).
+    pub(crate) fn lifecycle_changes(&self) -> u64 {
+        self.lifecycle_changes
     }
 
     /// The group's configuration.
@@ -483,6 +492,7 @@ impl AutoScalingGroup {
             return;
         }
         let waits = self.start_hooks(now, i, LifecycleTransition::Launching);
+        self.lifecycle_changes += 1;
         let m = &mut self.members[i];
         match (into_pool, waits) {
             (true, true) => m.instance.lifecycle = LifecycleState::WarmedPendingWait,
@@ -498,6 +508,7 @@ impl AutoScalingGroup {
     fn begin_service(&mut self, now: Time, i: usize) {
         if self.start_hooks(now, i, LifecycleTransition::Launching) {
             self.members[i].instance.lifecycle = LifecycleState::PendingWait;
+            self.lifecycle_changes += 1;
         } else {
             self.enter_service(now, i);
         }
@@ -507,6 +518,7 @@ impl AutoScalingGroup {
     fn enter_service(&mut self, now: Time, i: usize) {
         let m = &mut self.members[i];
         m.instance.lifecycle = LifecycleState::InService;
+        self.lifecycle_changes += 1;
         m.instance.in_service_at = Some(now);
         if self.spec.has_target_groups {
             self.actions.push_back(GroupAction::RegisterTargets {
@@ -650,6 +662,7 @@ impl AutoScalingGroup {
     /// stop it or return it to the pool.
     fn after_drain(&mut self, now: Time, i: usize) {
         if self.start_hooks(now, i, LifecycleTransition::Terminating) {
+            self.lifecycle_changes += 1;
             let m = &mut self.members[i];
             m.stopping = Stopping::Hooks;
             m.instance.lifecycle = if m.to_pool {
@@ -671,6 +684,7 @@ impl AutoScalingGroup {
         let m = &mut self.members[i];
         if m.stopping == Stopping::Hooks {
             m.instance.lifecycle = LifecycleState::TerminatingProceed;
+            self.lifecycle_changes += 1;
         }
         m.stopping = Stopping::Killing;
         self.actions.push_back(GroupAction::Terminate {
@@ -1126,6 +1140,7 @@ impl AutoScalingGroup {
         let was_in_service = m.instance.lifecycle == LifecycleState::InService;
         m.to_pool &= was_in_service;
         m.instance.lifecycle = LifecycleState::Terminating;
+        self.lifecycle_changes += 1;
         m.unhealthy_report = None;
         let id = m.instance.id.clone();
         let description = if m.to_pool {

@@ -43,6 +43,7 @@ impl AutoScalingGroup {
                 ));
             }
             m.instance.lifecycle = LifecycleState::Terminating;
+            self.lifecycle_changes += 1;
             m.instance.health = InstanceHealth::Unhealthy;
             m.stopping = Stopping::Killing;
             m.unhealthy_report = None;

@@ -176,6 +176,7 @@ impl AutoScalingGroup {
             ));
         }
         m.instance.lifecycle = LifecycleState::Terminating;
+        self.lifecycle_changes += 1;
         m.instance.health = InstanceHealth::Unhealthy;
         m.stopping = Stopping::Killing;
         if registered {

@@ -192,6 +192,7 @@ impl AutoScalingGroup {
     pub(super) fn return_to_pool(&mut self, now: Time, i: usize) {
         let m = &mut self.members[i];
         m.instance.lifecycle = LifecycleState::WarmedRunning;
+        self.lifecycle_changes += 1;
         m.instance.health = InstanceHealth::Healthy;
         m.instance.in_service_at = None;
         m.stopping = Stopping::No;
