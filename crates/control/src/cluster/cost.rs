@@ -41,17 +41,19 @@ impl Cluster {
     /// Every running instance's bill (warm pool instances run, so they are billed too).
     pub fn bills(&self) -> BTreeMap<InstanceId, InstanceBill> {
         let mut billable = Vec::new();
+        let mut deadlines = BTreeMap::new();
         for g in self.groups.values() {
+            deadlines.extend(g.asg.interruption_deadlines());
             for i in g.asg.instances() {
                 let Some(ty) = instance_type(g, i.launch_template_version) else {
                     continue;
                 };
-                billable.push((g, i, ty));
+                billable.push((i, ty));
             }
         }
         let bills = pricing::bill(
             &self.pricing,
-            billable.iter().map(|(_, i, ty)| Billable {
+            billable.iter().map(|(i, ty)| Billable {
                 id: &i.id,
                 instance_type: ty,
                 purchase_option: i.purchase_option,
@@ -60,7 +62,7 @@ impl Cluster {
         );
         billable
             .iter()
-            .filter_map(|(g, i, ty)| {
+            .filter_map(|(i, ty)| {
                 let b = bills.get(&i.id)?;
                 Some((
                     i.id.clone(),
@@ -69,7 +71,7 @@ impl Cluster {
                         purchase_option: i.purchase_option,
                         billing: b.billing,
                         hourly: b.hourly,
-                        interruption_deadline: g.asg.interruption_deadline(&i.id),
+                        interruption_deadline: deadlines.get(&i.id).copied(),
                     },
                 ))
             })

@@ -14,12 +14,14 @@ use crate::zones::{ZoneDrill, ZoneEvent};
 use super::effect::{durable_state, Durable, Effect, LaunchRequest, RoutedTarget};
 use super::{Cluster, Member};
 
+/// How often start-up progress is checked at most.
+const STARTUP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Cluster {
     /// Moves actions between the machines until all are quiet, queueing the effects; then
     /// publishes changed routing tables, reports activities and forgets what is gone.
     pub(crate) fn pump(&mut self, now: Time) {
         self.apply_zone_events(now);
-        let mut acted = false;
         loop {
             let mut progressed = false;
             let names: Vec<String> = self.groups.keys().cloned().collect();
@@ -44,19 +46,24 @@ impl Cluster {
             if !progressed {
                 break;
             }
-            acted = true;
         }
         self.publish();
         self.report_activities();
-        // Start-up progress changes only with an action or a lifecycle change; checking it
+        // Start-up progress changes only with a lifecycle or a target's health, and is said
+        // at most once a second (the sampling tick pumps at least that often): checking it
         // costs a pass over the starting groups' instances, too much for every event.
         let lifecycles: u64 = self
             .groups
             .values()
             .map(|g| g.asg.lifecycle_changes())
             .sum();
-        if acted || self.startup_seen != Some(lifecycles) {
-            self.startup_seen = Some(lifecycles);
+        let seen = (lifecycles, self.health_changes);
+        let due = self
+            .startup_checked_at
+            .is_none_or(|t| now.saturating_since(t) >= STARTUP_REPORT_EVERY);
+        if self.startup_seen != Some(seen) && due {
+            self.startup_seen = Some(seen);
+            self.startup_checked_at = Some(now);
             self.report_startup_progress();
         }
         self.forget_retired_groups();
@@ -235,6 +242,7 @@ impl Cluster {
                 to,
                 reason,
             } => {
+                self.health_changes += 1;
                 if let Some(tg) = self.target_groups.get_mut(tg_name) {
                     tg.dirty = true;
                 }
@@ -329,18 +337,17 @@ impl Cluster {
         for (name, g) in self.groups.iter_mut() {
             let asg = &g.asg;
             let effects = &mut self.effects;
-            g.unfinished
-                .retain(|id| match asg.activities().find(|a| a.id == *id) {
-                    Some(a) if a.status != ActivityStatus::InProgress => {
-                        effects.push_back(Effect::Activity {
-                            group: name.clone(),
-                            activity: a.clone(),
-                        });
-                        false
-                    }
-                    Some(_) => true,
-                    None => false, // forgotten (the in-memory history is bounded)
-                });
+            g.unfinished.retain(|id| match asg.activity(*id) {
+                Some(a) if a.status != ActivityStatus::InProgress => {
+                    effects.push_back(Effect::Activity {
+                        group: name.clone(),
+                        activity: a.clone(),
+                    });
+                    false
+                }
+                Some(_) => true,
+                None => false, // forgotten (the in-memory history is bounded)
+            });
             let newest = g.asg.activities().next().map(|a| a.id);
             let mut fresh: Vec<_> = g
                 .asg

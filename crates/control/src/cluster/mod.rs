@@ -98,8 +98,13 @@ pub struct Cluster {
     /// instance, so it runs only when an instance can have gone.
     removals_seen: u64,
     garbage: bool,
-    /// The groups' lifecycle change count when start-up progress was last checked.
-    startup_seen: Option<u64>,
+    /// Targets' health changes so far.
+    health_changes: u64,
+    /// The groups' lifecycle change count and the health change count when start-up
+    /// progress was last checked.
+    startup_seen: Option<(u64, u64)>,
+    /// When start-up progress was last checked.
+    startup_checked_at: Option<Time>,
     /// How many groups were ever added: varies each new group's id seed, so a group added by
     /// a reconfigure never shares instance ids with one that is still draining.
     groups_added: usize,
@@ -172,7 +177,9 @@ impl Cluster {
             seed,
             removals_seen: 0,
             garbage: true,
+            health_changes: 0,
             startup_seen: None,
+            startup_checked_at: None,
             groups_added: 0,
         };
         for (name, tg) in &spec.target_groups {

@@ -93,7 +93,8 @@ impl ActivityLog {
         status: ActivityStatus,
         note: Option<&str>,
     ) {
-        if let Some(a) = self.entries.iter_mut().find(|a| a.id == id) {
+        let at = self.position(id);
+        if let Some(a) = at.and_then(|i| self.entries.get_mut(i)) {
             if a.status != ActivityStatus::InProgress {
                 return;
             }
@@ -107,6 +108,24 @@ impl ActivityLog {
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Activity> {
         self.entries.iter()
+    }
+
+    /// The activity `id`, if still remembered.
+    pub(crate) fn get(&self, id: u64) -> Option<&Activity> {
+        self.entries.get(self.position(id)?)
+    }
+
+    /// Where `id` sits: ids are handed out in order and the history only loses its oldest,
+    /// so the newest is at 0 and `id` at `next_id - 1 - id` (looked up, not searched: at
+    /// thousands of activities in progress a search per activity per event was quadratic).
+    fn position(&self, id: u64) -> Option<usize> {
+        let back = self.next_id.checked_sub(id)?.checked_sub(1)?;
+        let i = usize::try_from(back).ok()?;
+        if self.entries.get(i).is_some_and(|a| a.id == id) {
+            Some(i)
+        } else {
+            self.entries.iter().position(|a| a.id == id)
+        }
     }
 }
 

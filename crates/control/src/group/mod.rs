@@ -28,7 +28,7 @@ mod termination;
 mod types;
 mod warm_pool;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 pub use activity::{Activity, ActivityStatus};
@@ -131,6 +131,12 @@ impl Member {
 
     fn is_live(&self) -> bool {
         self.instance.lifecycle.is_live() && self.instance.health == InstanceHealth::Healthy
+    }
+
+    /// Counted in its zone for balancing: live, and not a Spot instance already replaced
+    /// ahead of its interruption (so its replacement lands in its zone).
+    fn counts_in_zone(&self) -> bool {
+        self.is_live() && !self.interruption.is_some_and(|i| i.rebalanced)
     }
 
     /// In the warm pool (warming or ready), not being removed from it.
@@ -752,6 +758,11 @@ impl AutoScalingGroup {
         self.activities.iter()
     }
 
+    /// One activity by id, if still in the history.
+    pub fn activity(&self, id: u64) -> Option<&Activity> {
+        self.activities.get(id)
+    }
+
     /// Whether the instance is in service, not terminating, and healthy in its target groups
     /// (for a group without target groups: in service): a target the load balancer routes
     /// to, counted by load balancer metrics per target.
@@ -890,12 +901,17 @@ impl AutoScalingGroup {
     fn live_in_zone(&self, zone: &str) -> usize {
         self.members
             .iter()
-            .filter(|m| {
-                m.is_live()
-                    && m.instance.zone == zone
-                    && !m.interruption.is_some_and(|i| i.rebalanced)
-            })
+            .filter(|m| m.instance.zone == zone && m.counts_in_zone())
             .count()
+    }
+
+    /// [`live_in_zone`](Self::live_in_zone) of every zone, in one pass.
+    pub(super) fn live_per_zone(&self) -> BTreeMap<&str, usize> {
+        let mut live = BTreeMap::new();
+        for m in self.members.iter().filter(|m| m.counts_in_zone()) {
+            *live.entry(m.instance.zone.as_str()).or_default() += 1;
+        }
+        live
     }
 
     /// Removes a pending instance whose launch failed and arms the back-off.

@@ -202,6 +202,9 @@ impl AutoScalingGroup {
             return None;
         }
         let listed = |z: &str| self.spec.zones.iter().any(|x| x == z);
+        // Live instances per zone, counted once: a count per member made this quadratic.
+        let live = self.live_per_zone();
+        let live_in = |z: &str| live.get(z).copied().unwrap_or(0);
         // Fullest: a zone with an instance scale-in may take; an unlisted zone counts as fuller
         // than any listed one, as for scale-in.
         let from = self
@@ -209,14 +212,14 @@ impl AutoScalingGroup {
             .iter()
             .filter(|m| m.is_capacity() && !m.instance.protected_from_scale_in)
             .map(|m| m.instance.zone.as_str())
-            .max_by_key(|z| (!listed(z), self.live_in_zone(z)))?;
+            .max_by_key(|z| (!listed(z), live_in(z)))?;
         let candidates: Vec<String> = self
             .zones_in_service()
             .into_iter()
             .filter(|z| !self.zone_failed_recently(now, z))
             .collect();
-        let to = placement::choose_zone(&candidates, |z| self.live_in_zone(z), |_| false)?;
-        let uneven = !listed(from) || self.live_in_zone(from) >= self.live_in_zone(to) + 2;
+        let to = placement::choose_zone(&candidates, live_in, |_| false)?;
+        let uneven = !listed(from) || live_in(from) >= live_in(to) + 2;
         (from != to && uneven).then(|| (from.to_string(), to.to_string()))
     }
 }

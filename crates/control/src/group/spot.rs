@@ -237,4 +237,12 @@ impl AutoScalingGroup {
             .and_then(|i| self.members[i].interruption)
             .map(|int| int.deadline)
     }
+
+    /// Every instance under an interruption notice, with its deadline (one pass: asking
+    /// [`interruption_deadline`](Self::interruption_deadline) per instance is quadratic).
+    pub fn interruption_deadlines(&self) -> impl Iterator<Item = (&InstanceId, Time)> {
+        self.members
+            .iter()
+            .filter_map(|m| Some((&m.instance.id, m.interruption?.deadline)))
+    }
 }
