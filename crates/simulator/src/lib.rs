@@ -15,5 +15,5 @@ mod traffic;
 mod world;
 
 pub use charts::write_charts;
-pub use summary::{Second, Summary};
-pub use world::{simulate, simulate_recorded, SimError};
+pub use summary::{csv, Second, Summary};
+pub use world::{simulate, simulate_recorded, SimError, Tap};

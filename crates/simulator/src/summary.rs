@@ -116,7 +116,7 @@ impl Summary {
 }
 
 /// The per-second rows as CSV (a header line, then one line per second).
-pub(crate) fn csv(seconds: &[Second]) -> String {
+pub fn csv(seconds: &[Second]) -> String {
     let mut out =
         String::from("t,offered,served,dropped,p50_ms,p99_ms,desired,serving,cost_per_hour\n");
     for s in seconds {

@@ -105,13 +105,23 @@ pub fn simulate(
     simulate_recorded(scenario, config, seed, &mut |_, _| {})
 }
 
-/// [`simulate`], handing every second's samples to `record` as the cluster gets them (for
-/// replaying the same metric series through another driver).
+/// What a run shows its observer (see [`simulate_recorded`]).
+#[derive(Debug)]
+pub enum Tap<'a> {
+    /// The samples the cluster was handed for a second.
+    Samples(&'a flotilla_control::Samples),
+    /// An activity of a group, as the cluster reported it.
+    Activity(&'a str, &'a flotilla_control::Activity),
+}
+
+/// [`simulate`], showing `record` every second's samples as the cluster gets them and every
+/// activity it reports (to replay the same metric series through another driver and compare
+/// the decisions).
 pub fn simulate_recorded(
     scenario: &Scenario,
     config: &Config,
     seed: Option<u64>,
-    record: &mut dyn FnMut(Time, &flotilla_control::Samples),
+    record: &mut dyn FnMut(Time, Tap<'_>),
 ) -> Result<(Summary, Vec<Second>), SimError> {
     let seed = seed.unwrap_or(scenario.seed);
     let group = pick_group(scenario, config)?;
@@ -189,7 +199,7 @@ fn pick_group(scenario: &Scenario, config: &Config) -> Result<String, SimError> 
     }
 }
 
-type Record<'r> = &'r mut dyn FnMut(Time, &flotilla_control::Samples);
+type Record<'r> = &'r mut dyn FnMut(Time, Tap<'_>);
 
 impl World<'_> {
     fn schedule(&mut self, at: Time, e: Ev) {
@@ -317,6 +327,7 @@ impl World<'_> {
             }
             Effect::CollectSamples => self.serve(now, true, record),
             Effect::Activity { group, activity } => {
+                record(now, Tap::Activity(&group, &activity));
                 let scaled = activity.description.starts_with("Setting desired capacity");
                 if group == self.group && scaled && now >= self.origin {
                     self.books.scaled(activity.id, cause_kind(&activity.cause));

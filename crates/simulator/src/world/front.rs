@@ -81,7 +81,7 @@ impl World<'_> {
             samples,
         } = out;
         if feed {
-            record(now, &samples);
+            record(now, super::Tap::Samples(&samples));
             let wall = jiff::Timestamp::from_second(self.sc.start + second as i64)
                 .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
             self.cluster.handle_samples(now, wall, samples);
@@ -152,14 +152,16 @@ impl World<'_> {
             latency::add_part(&mut out.parts, q.served - retried_here, base, q.rate);
             let slow = base + CONNECT_TIMEOUT.as_secs_f64();
             latency::add_part(&mut out.parts, retried_here, slow, q.rate);
-            let requests = q.served.round() as u64;
             if !self.target_groups.is_empty() {
+                // The load balancer counts every request it sent (AWS's RequestCountPerTarget),
+                // the ones the overloaded instance answered 503 too.
+                let served = q.served.round() as u64;
                 out.samples.targets.push(TargetSample {
                     target_group: tg.clone(),
                     address: *address,
-                    requests,
-                    target_5xx: 0,
-                    response_times: vec![(base + 1.0 / q.rate, requests)],
+                    requests: served + q.dropped.round() as u64,
+                    target_5xx: q.dropped.round() as u64,
+                    response_times: vec![(base + 1.0 / q.rate, served)],
                 });
             }
             out.samples.cpu.push((id.clone(), q.cpu));
