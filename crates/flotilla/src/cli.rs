@@ -347,8 +347,8 @@ pub(crate) enum Command {
         /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
-        /// Run two configs on the same traffic and seed and print them side by side.
-        #[arg(long, num_args = 2, value_names = ["A", "B"])]
+        /// Run two or more configs on the same traffic and seed and print one line each.
+        #[arg(long, num_args = 2.., value_names = ["A", "B"])]
         compare: Vec<PathBuf>,
     },
     /// Spot drills: send a Spot instance its interruption notice.

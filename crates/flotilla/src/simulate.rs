@@ -100,55 +100,44 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Two configs side by side on the same traffic and seed.
+/// Configs on the same traffic and seed: one line each.
 fn compare(results: &[(PathBuf, Summary)]) {
     let name = |p: &PathBuf| {
         p.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.0}"));
+    let width = results
+        .iter()
+        .map(|(p, _)| name(p).len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     outln!(
-        "{:<28} {:>18} {:>18}",
-        "",
-        name(&results[0].0),
-        name(&results[1].0)
+        "{:<width$} {:>14} {:>9} {:>9} {:>10} {:>6} {:>9} {:>10} {:>8}",
+        "config",
+        "availability %",
+        "dropped",
+        "p99 ms",
+        "s over SLO",
+        "peak",
+        "mean",
+        "$ per day",
+        "scalings"
     );
-    let rows: Vec<(&str, Box<dyn Fn(&Summary) -> String>)> = vec![
-        (
-            "availability %",
-            Box::new(|s| format!("{:.4}", s.availability_percent)),
-        ),
-        (
-            "requests dropped",
-            Box::new(|s| format!("{:.0}", s.requests_dropped)),
-        ),
-        ("p50 ms", Box::new(move |s| ms(s.p50_ms))),
-        ("p99 ms", Box::new(move |s| ms(s.p99_ms))),
-        (
-            "seconds over p99 objective",
-            Box::new(|s| s.seconds_over_slo.to_string()),
-        ),
-        ("peak instances", Box::new(|s| s.peak_instances.to_string())),
-        (
-            "mean instances",
-            Box::new(|s| format!("{:.2}", s.mean_instances)),
-        ),
-        (
-            "cost per day $",
-            Box::new(|s| format!("{:.2}", s.cost_per_day)),
-        ),
-        (
-            "scaling actions",
-            Box::new(|s| s.scaling_actions.values().sum::<u32>().to_string()),
-        ),
-    ];
-    for (label, f) in rows {
+    for (path, s) in results {
         outln!(
-            "{:<28} {:>18} {:>18}",
-            label,
-            f(&results[0].1),
-            f(&results[1].1)
+            "{:<width$} {:>14.4} {:>9.0} {:>9} {:>10} {:>6} {:>9.2} {:>10.2} {:>8}",
+            name(path),
+            s.availability_percent,
+            s.requests_dropped,
+            ms(s.p99_ms),
+            s.seconds_over_slo,
+            s.peak_instances,
+            s.mean_instances,
+            s.cost_per_day,
+            s.scaling_actions.values().sum::<u32>()
         );
     }
 }

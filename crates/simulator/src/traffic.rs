@@ -10,7 +10,10 @@ const DAY: f64 = 86_400.0;
 pub(crate) fn rate(tr: &Traffic, start: i64, t: u64, rng: &mut SplitMix64) -> f64 {
     let secs = t as f64;
     let mut level = match &tr.csv {
-        Some(values) => values[(t as usize) % values.len()],
+        Some(values) => {
+            let step = tr.csv_interval.as_secs().max(1);
+            values[((t / step) as usize) % values.len()]
+        }
         None => tr.base,
     };
     let mut factor = 1.0;
@@ -57,6 +60,7 @@ mod tests {
         Traffic {
             base: 100.0,
             csv: None,
+            csv_interval: Duration::from_secs(1),
             daily_amplitude: 0.0,
             peak_hour: 14.0,
             weekend_factor: 1.0,

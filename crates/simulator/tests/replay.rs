@@ -90,8 +90,8 @@ fn replay(
                 Effect::CollectSamples => {
                     let ms = now.as_duration().as_millis() as u64;
                     let samples = series.get(&ms).cloned().unwrap_or_default();
-                    let wall = jiff::Timestamp::from_second(start + (ms / 1000) as i64)
-                        .expect("a time");
+                    let wall =
+                        jiff::Timestamp::from_second(start + (ms / 1000) as i64).expect("a time");
                     c.handle_samples(now, wall, samples);
                 }
                 Effect::Activity { activity, .. } => {
@@ -113,9 +113,14 @@ fn replay(
             break;
         }
         // Draining targets have nothing in flight: their drain ends at the whole second.
-        let second = Time::from_duration(Duration::from_secs(now.as_duration().as_millis().div_ceil(1000) as u64));
+        let second = Time::from_duration(Duration::from_secs(
+            now.as_duration().as_millis().div_ceil(1000) as u64,
+        ));
         if second < next {
-            let drained: Vec<_> = c.draining_targets().map(|(t, a)| (t.to_string(), a)).collect();
+            let drained: Vec<_> = c
+                .draining_targets()
+                .map(|(t, a)| (t.to_string(), a))
+                .collect();
             if !drained.is_empty() {
                 now = second;
                 for (tg, a) in drained {
@@ -126,7 +131,9 @@ fn replay(
         }
         now = next;
         if event == Some(next) {
-            let Some((_, (id, launched))) = pending.pop_first() else { break };
+            let Some((_, (id, launched))) = pending.pop_first() else {
+                break;
+            };
             if launched {
                 host += 1;
                 let addr = SocketAddr::from((Ipv4Addr::from(0x0a00_0000 + host), 80));

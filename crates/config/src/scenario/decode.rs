@@ -82,6 +82,7 @@ fn traffic(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<Traffic> {
     let keys = [
         "base",
         "csv",
+        "csv_interval",
         "daily_amplitude",
         "peak_hour",
         "weekend_factor",
@@ -116,6 +117,11 @@ fn traffic(ctx: &mut Ctx, v: &Val<'_>, path: String) -> Option<Traffic> {
     Some(Traffic {
         base: base.unwrap_or(0.0),
         csv,
+        csv_interval: t
+            .opt(ctx, "csv_interval", |c, v| {
+                c.positive_duration(v, "csv_interval")
+            })
+            .unwrap_or(Duration::from_secs(1)),
         daily_amplitude: t
             .opt(ctx, "daily_amplitude", share("daily_amplitude", 1.0))
             .unwrap_or(0.0),

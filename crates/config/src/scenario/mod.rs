@@ -50,8 +50,10 @@ pub struct Scenario {
 pub struct Traffic {
     /// Requests per second before any change.
     pub base: f64,
-    /// Requests per second, one value per second (repeating), instead of `base`.
+    /// Requests per second, one value per `csv_interval` (repeating), instead of `base`.
     pub csv: Option<Vec<f64>>,
+    /// How long each CSV value holds (default 1 s; `1m` makes a day 1,440 lines).
+    pub csv_interval: Duration,
     /// Daily swing as a share of the level: the level × (1 + a × cos(…)) peaks at `peak_hour`.
     pub daily_amplitude: f64,
     /// Hour of the day (UTC) of the daily peak.
