@@ -70,7 +70,13 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             } else {
                 out.clone()
             };
-            let title = format!("{} on {}", sc.path.display(), path.display());
+            let file = |p: &Path| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let title = format!("{} on {}", file(&sc.path), file(path));
             write_charts(&dir, &title, &rows)
                 .with_context(|| format!("writing {}", dir.display()))?;
             std::fs::write(
