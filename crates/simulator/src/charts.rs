@@ -88,7 +88,7 @@ fn draw<DB: DrawingBackend>(
     for (area, (label, series)) in panels.iter().zip(specs) {
         let top = series
             .iter()
-            .flat_map(|(_, _, f)| rows.iter().map(|r| f(r)))
+            .flat_map(|(_, _, f)| rows.iter().map(f))
             .fold(0.0f64, f64::max)
             .max(1e-9)
             * 1.1;

@@ -212,7 +212,7 @@ impl World<'_> {
     fn prelude(&mut self, record: Record<'_>) -> Result<(), SimError> {
         let mut now = Time::ZERO;
         while now.as_duration() < PRELUDE_LIMIT {
-            now = now + Duration::from_secs(1);
+            now += Duration::from_secs(1);
             self.origin = now + Duration::from_secs(1);
             self.advance(now, record)?;
             self.idle_draining(record);

@@ -17,8 +17,8 @@ fn run(cfg: &str, sc: &Scenario) -> (flotilla_simulator::Summary, Vec<Second>) {
 #[test]
 fn constant_load_settles_at_the_target_tracking_count() {
     let mut checked = 0;
-    for (load, capacity, target) in [(730.0, 100.0, 50.0), (1000.0, 80.0, 70.0)] {
-        let want = (load / (target / 100.0 * capacity) as f64).ceil() as u32;
+    for (load, capacity, target) in [(730.0f64, 100.0f64, 50.0f64), (1000.0, 80.0, 70.0)] {
+        let want = (load / (target / 100.0 * capacity)).ceil() as u32;
         let cfg = lb_group(2, 40, 2, "5s", &cpu_policy(target, "10s"));
         let sc = scenario(&format!(
             "duration = \"1h\"\n[traffic]\nbase = {load}\n\

@@ -94,11 +94,11 @@ fn replay(
                         jiff::Timestamp::from_second(start + (ms / 1000) as i64).expect("a time");
                     c.handle_samples(now, wall, samples);
                 }
-                Effect::Activity { activity, .. } => {
-                    if is_decision(&activity) && seen.insert(activity.id) {
-                        let at = now.as_duration().as_millis() as u64;
-                        decisions.push((at, activity.cause, activity.description));
-                    }
+                Effect::Activity { activity, .. }
+                    if is_decision(&activity) && seen.insert(activity.id) =>
+                {
+                    let at = now.as_duration().as_millis() as u64;
+                    decisions.push((at, activity.cause, activity.description));
                 }
                 _ => {}
             }
