@@ -26,6 +26,7 @@ mod matching;
 mod model;
 mod routing;
 mod scaling;
+pub mod scenario;
 mod spec;
 mod suggest;
 mod validate;
@@ -104,7 +105,7 @@ fn parse_checked(source: &str, path: &Path, check_files: bool) -> Result<Config,
 }
 
 /// The absolute directory holding the config file.
-fn base_dir(path: &Path) -> PathBuf {
+pub(crate) fn base_dir(path: &Path) -> PathBuf {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),

@@ -327,6 +327,30 @@ pub(crate) enum Command {
         #[command(flatten)]
         admin: AdminArgs,
     },
+    /// Run a config's control plane (the real one: policies, warm-up, zones, health
+    /// replacement, purchase options, predictive scaling) in virtual time against the
+    /// scenario's simulated traffic and instances; print the summary (availability, p99,
+    /// instances, cost, scaling actions), and with --out write seconds.csv, chart.svg,
+    /// chart.png and summary.json.
+    Simulate {
+        /// The scenario (TOML): traffic, instance model, events.
+        scenario: PathBuf,
+        /// The Flotilla config to run [default: the scenario's `config`].
+        #[arg(long, conflicts_with = "compare")]
+        config: Option<PathBuf>,
+        /// Seed of every random draw [default: the scenario's `seed`].
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Directory for seconds.csv, chart.svg, chart.png and summary.json.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Run two or more configs on the same traffic and seed and print one line each.
+        #[arg(long, num_args = 2.., value_names = ["A", "B"])]
+        compare: Vec<PathBuf>,
+    },
     /// Spot drills: send a Spot instance its interruption notice.
     Spot {
         #[command(subcommand)]

@@ -166,6 +166,21 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         })),
         Command::Spot { command } => block_on(crate::spot::run(command)),
+        Command::Simulate {
+            scenario,
+            config,
+            seed,
+            out,
+            json,
+            compare,
+        } => crate::simulate::run(crate::simulate::SimulateArgs {
+            scenario,
+            config,
+            seed,
+            out,
+            json,
+            compare,
+        }),
         Command::Forecast { group, json, admin } => {
             block_on(crate::forecast::run(admin, &group, json))
         }

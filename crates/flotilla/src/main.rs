@@ -11,6 +11,7 @@ mod load;
 mod logging;
 mod out;
 mod shift;
+mod simulate;
 mod spot;
 
 use std::process::ExitCode;
@@ -24,7 +25,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    logging::init(cli.log_format);
+    let quiet = matches!(cli.command, cli::Command::Simulate { .. });
+    logging::init(cli.log_format, quiet);
     match commands::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
