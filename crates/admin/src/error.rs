@@ -35,6 +35,9 @@ pub enum AdminError {
     /// The runtime could not carry the request out.
     #[error("{0}")]
     Internal(String),
+    /// A hot upgrade's new process failed to start or become ready; the running one serves on.
+    #[error("{0}")]
+    UpgradeFailed(String),
 }
 
 impl AdminError {
@@ -47,6 +50,7 @@ impl AdminError {
             AdminError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             AdminError::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            AdminError::UpgradeFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "upgrade_failed"),
         }
     }
 }

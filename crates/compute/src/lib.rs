@@ -11,11 +11,14 @@
 //! - its stdout and stderr go to `<log_dir>/<instance_id>.log`;
 //! - it runs in its own process group, so a terminal Ctrl-C reaches Flotilla only (which drains
 //!   before stopping) and stop/kill reach the instance's whole process tree;
-//! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal).
+//! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal) —
+//!   yet with an instance [`keeper`] it survives a hot upgrade of Flotilla, which hands it to
+//!   the new process.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod error;
+pub mod keeper;
 mod local;
 mod provider;
 mod signal;
@@ -23,7 +26,7 @@ mod types;
 
 pub use error::ComputeError;
 pub use local::procfs::process_start_time;
-pub use local::LocalProcessProvider;
+pub use local::{HandedProcess, LocalProcessProvider, SpawnSpec};
 pub use provider::ComputeProvider;
 pub use signal::Signal;
 pub use types::{ComputeEvent, LaunchSpec, LaunchedInstance};

@@ -6,7 +6,7 @@ use std::fmt;
 ///
 /// Users and scripts see these in status output, logs and activity history, so they look like
 /// the AWS ones; ids are never reused within a group's generator.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct InstanceId(String);
 
 impl InstanceId {
@@ -32,7 +32,7 @@ impl From<String> for InstanceId {
 
 /// Deterministic source of instance ids (splitmix64), so a test or simulation run with the same
 /// seed names its instances identically and can be replayed exactly.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IdGenerator {
     state: u64,
 }

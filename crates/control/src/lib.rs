@@ -40,7 +40,7 @@ pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
 pub use cluster::{
     durable_state, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, ForwardSpec,
     ForwardStatus, GroupView, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
-    LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
+    LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples, SNAPSHOT_FORMAT,
     TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
     WeightsError,
 };

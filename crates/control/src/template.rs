@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// How to start one instance (`[launch_templates.NAME]`), like an EC2 launch template: here an
 /// instance is a local process rather than a VM.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchTemplate {
     /// Program and arguments. Never empty. The placeholder `{flotilla}` is kept verbatim; the
     /// runtime replaces it with the path of the running `flotilla` binary.
@@ -28,7 +28,7 @@ pub struct LaunchTemplate {
 }
 
 /// The signal used to ask an instance to shut down (`stop_signal`), before the hard kill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub enum StopSignal {
     /// `SIGTERM`, the conventional "please exit" (default).
     #[default]

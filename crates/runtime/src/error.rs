@@ -49,6 +49,9 @@ pub enum RuntimeError {
         /// What was wrong, naming the file.
         source: flotilla_proxy::tls::TlsError,
     },
+    /// A hot upgrade's successor could not take over (the running process serves on).
+    #[error("hot upgrade: {0}")]
+    Upgrade(String),
     /// The durable state under `state_dir` could not be opened or read.
     #[error("{0}")]
     State(#[from] flotilla_state::StateError),

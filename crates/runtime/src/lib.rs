@@ -8,9 +8,12 @@
 //! Every decision lives in `flotilla-control`; everything here only carries out. The rooms:
 //! `run` (start, the control loop, shutdown), `executor` (effects → I/O), `sampler` (counters
 //! and `/proc` → samples), `data_plane` and `listeners` (the proxy's objects), `reload`,
-//! `persist` (the state store), `admin_adapter` (the admin API), `prometheus`.
+//! `persist` (the state store), `admin_adapter` (the admin API), `prometheus`, `start` (fresh
+//! or as a hot upgrade's successor), `upgrade` (hot upgrade), `systemd` (readiness).
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: `upgrade/fds.rs` alone may turn a received descriptor into an
+// `OwnedFd` (see there).
+#![deny(unsafe_code)]
 
 mod admin_adapter;
 mod clock;
@@ -27,6 +30,10 @@ mod reload;
 mod run;
 mod sampler;
 mod shared;
+mod start;
+mod systemd;
+mod upgrade;
 
 pub use error::RuntimeError;
 pub use run::{run, RunOptions};
+pub use upgrade::{Successor, UPGRADE_ENV};

@@ -21,6 +21,9 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError>
     };
     // Held for the whole reload, so two reloads never interleave.
     let mut current = shared.config();
+    if shared.is_retired() {
+        return Err(crate::upgrade::handing_over());
+    }
     let new = flotilla_config::load(path).map_err(|e| invalid(path, e))?;
     let mut blockers = needs_restart(&current, &new);
     let spec = new.cluster_spec(|addr| shared.listeners.bound_address(addr));
@@ -31,7 +34,7 @@ pub(crate) fn reload(shared: &Arc<Shared>) -> Result<ReloadResponse, AdminError>
             blockers.join("; ")
         )));
     }
-    let bound = crate::listeners::bind_new(&shared.listeners, &new)
+    let bound = crate::listeners::bind_new(&shared.listeners, &new, &mut Default::default())
         .map_err(|e| AdminError::Conflict(format!("{e}; nothing was changed")))?;
     // Target groups first: new listeners and forwards may name new ones.
     let mut changes = shared.data_plane.reconfigure(&current, &new);

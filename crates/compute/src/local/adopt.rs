@@ -50,6 +50,9 @@ impl LocalProcessProvider {
                 instance_id.to_owned(),
                 Entry {
                     pid,
+                    port: address.port(),
+                    start_time: Some(start_time),
+                    kept: false,
                     stop_signal,
                     stop_timeout,
                     requested: false,

@@ -1,24 +1,71 @@
 //! The embedded provider: every instance is a local child process.
 
 mod adopt;
+mod handover;
 mod ports;
 pub(crate) mod procfs;
-mod spawner;
-mod sys;
+pub(crate) mod spawner;
+pub(crate) mod sys;
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus};
+use std::pin::Pin;
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::keeper::KeeperHandle;
 use crate::{ComputeError, ComputeEvent, ComputeProvider, LaunchSpec, LaunchedInstance, Signal};
+pub use handover::HandedProcess;
+pub use spawner::SpawnSpec;
 use spawner::{SpawnRequest, Spawner};
+
+/// How instances are forked.
+pub(crate) enum Backend {
+    /// A long-lived thread of this process: instances die when this process does.
+    Thread(Spawner),
+    /// The instance keeper, a small process of its own: instances die when it does, and it
+    /// dies when the last Flotilla attached to it has gone (see `keeper`).
+    Keeper(KeeperHandle),
+}
+
+/// A forked instance: its pid and how it will end.
+pub(crate) struct Forked {
+    pub(crate) pid: u32,
+    /// Resolves to the exit status, worded for operators.
+    pub(crate) exit: Pin<Box<dyn Future<Output = String> + Send>>,
+}
+
+impl Backend {
+    async fn fork(&self, spec: SpawnSpec) -> Result<Forked, ComputeError> {
+        match self {
+            Backend::Thread(spawner) => {
+                let (reply, response) = oneshot::channel();
+                spawner.submit(SpawnRequest { spec, reply })?;
+                let mut child = response
+                    .await
+                    .map_err(|_| ComputeError::Spawner("thread dropped the request".into()))??;
+                // A spawned child always has a pid until it has been waited for, which only
+                // the exit future does.
+                let pid = child.id().unwrap_or(0);
+                let exit = Box::pin(async move {
+                    match child.wait().await {
+                        Ok(status) => describe(status),
+                        Err(err) => format!("unknown ({err})"),
+                    }
+                });
+                Ok(Forked { pid, exit })
+            }
+            Backend::Keeper(keeper) => keeper.fork(spec).await,
+        }
+    }
+}
 
 /// Runs instances as local child processes (the default, single-machine provider).
 ///
@@ -28,8 +75,9 @@ use spawner::{SpawnRequest, Spawner};
 pub struct LocalProcessProvider {
     shared: Arc<Shared>,
     /// Held by the provider and, briefly, by launch tasks; when the last holder goes, the
-    /// spawner thread ends and the parent-death signal kills every instance.
-    spawner: Arc<Spawner>,
+    /// spawner thread ends (or the keeper connection closes) and the parent-death signal kills
+    /// every instance.
+    backend: Arc<Backend>,
 }
 
 /// State shared with the per-instance exit watchers and stop timers.
@@ -54,6 +102,13 @@ struct State {
 
 struct Entry {
     pid: u32,
+    /// The port the instance was given (held while it lives).
+    port: u16,
+    /// Its process start time, when known (handed to a successor with the pid).
+    start_time: Option<u64>,
+    /// A child of the instance keeper (its exit comes from there) rather than a process
+    /// adopted by pid, whose exit is polled.
+    kept: bool,
     stop_signal: Signal,
     stop_timeout: Duration,
     /// Flotilla asked this instance to stop (or killed it).
@@ -143,14 +198,11 @@ impl Shared {
         self: Arc<Self>,
         instance_id: String,
         port: u16,
-        mut child: tokio::process::Child,
+        forked: Forked,
         exited: watch::Sender<bool>,
     ) {
-        let pid = child.id().unwrap_or(0);
-        let status = match child.wait().await {
-            Ok(status) => describe(status),
-            Err(err) => format!("unknown ({err})"),
-        };
+        let Forked { pid, exit } = forked;
+        let status = exit.await;
         // Anything the instance left behind in its group (helpers it forked) goes with it: an
         // instance is one unit, and stragglers would hold its port. The group id cannot have been
         // reused yet, because a pid is not recycled while a group of that id has members.
@@ -181,7 +233,7 @@ impl Shared {
 }
 
 /// Renders an exit status the way operators read it: `exit code 3`, `signal 9 (SIGKILL)`.
-fn describe(status: ExitStatus) -> String {
+pub(crate) fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         return format!("exit code {code}");
     }
@@ -212,8 +264,17 @@ impl LocalProcessProvider {
     ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
         let runtime =
             Handle::try_current().map_err(|err| ComputeError::NoRuntime(err.to_string()))?;
+        let spawner = Spawner::start(runtime)?;
+        Self::with_backend(log_dir, Backend::Thread(spawner))
+    }
+
+    pub(crate) fn with_backend(
+        log_dir: PathBuf,
+        backend: Backend,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
+        let runtime =
+            Handle::try_current().map_err(|err| ComputeError::NoRuntime(err.to_string()))?;
         let (events, receiver) = mpsc::unbounded_channel();
-        let spawner = Spawner::start(runtime.clone())?;
         let shared = Arc::new(Shared {
             log_dir,
             runtime,
@@ -221,13 +282,8 @@ impl LocalProcessProvider {
             state: Mutex::new(State::default()),
             live: watch::Sender::new(0),
         });
-        Ok((
-            Self {
-                shared,
-                spawner: Arc::new(spawner),
-            },
-            receiver,
-        ))
+        let backend = Arc::new(backend);
+        Ok((Self { shared, backend }, receiver))
     }
 
     /// Where the given instance's output goes (`<log_dir>/<instance_id>.log`).
@@ -257,29 +313,28 @@ impl LocalProcessProvider {
         Ok(port)
     }
 
-    /// Builds the OS command for `spec`, listening on `port`.
-    fn build_command(spec: &LaunchSpec, port: u16) -> Result<Command, ComputeError> {
+    /// What to fork for `spec`, listening on `port` (Flotilla's own variables win).
+    fn spawn_spec(&self, spec: &LaunchSpec, port: u16) -> Result<SpawnSpec, ComputeError> {
         let Some((program, args)) = spec.command.split_first() else {
             return Err(ComputeError::EmptyCommand {
                 instance_id: spec.instance_id.clone(),
             });
         };
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .envs(&spec.env)
-            .env("PORT", port.to_string())
-            .env("FLOTILLA_INSTANCE_ID", &spec.instance_id)
-            .env("FLOTILLA_ZONE", &spec.zone)
-            .env("FLOTILLA_GROUP", &spec.group)
-            // Own process group: the terminal's Ctrl-C reaches Flotilla only (which drains, then
-            // stops instances in order), and stop/kill can address the instance's whole tree.
-            .process_group(0);
-        if !spec.working_dir.as_os_str().is_empty() {
-            command.current_dir(&spec.working_dir);
-        }
-        sys::die_with_parent(&mut command);
-        Ok(command)
+        let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
+        env.extend([
+            ("PORT".to_string(), port.to_string()),
+            ("FLOTILLA_INSTANCE_ID".to_string(), spec.instance_id.clone()),
+            ("FLOTILLA_ZONE".to_string(), spec.zone.clone()),
+            ("FLOTILLA_GROUP".to_string(), spec.group.clone()),
+        ]);
+        Ok(SpawnSpec {
+            instance_id: spec.instance_id.clone(),
+            program: program.clone(),
+            args: args.to_vec(),
+            env,
+            working_dir: spec.working_dir.clone(),
+            log_path: self.shared.log_path(&spec.instance_id),
+        })
     }
 }
 
@@ -287,11 +342,12 @@ impl LocalProcessProvider {
 /// that gives up half-way cannot leave an unwatched process or a leaked reservation behind.
 async fn launch_reserved(
     shared: Arc<Shared>,
-    spawner: Arc<Spawner>,
+    backend: Arc<Backend>,
     spec: LaunchSpec,
+    fork: SpawnSpec,
     port: u16,
 ) -> Result<LaunchedInstance, ComputeError> {
-    let result = fork_and_register(&shared, &spawner, spec, port).await;
+    let result = fork_and_register(&shared, &backend, spec, fork, port).await;
     if result.is_err() {
         shared.unreserve(port);
     }
@@ -300,26 +356,14 @@ async fn launch_reserved(
 
 async fn fork_and_register(
     shared: &Arc<Shared>,
-    spawner: &Spawner,
+    backend: &Backend,
     spec: LaunchSpec,
+    fork: SpawnSpec,
     port: u16,
 ) -> Result<LaunchedInstance, ComputeError> {
-    let command = LocalProcessProvider::build_command(&spec, port)?;
-    let log_path = shared.log_path(&spec.instance_id);
-    let (reply, response) = oneshot::channel();
-    spawner.submit(SpawnRequest {
-        instance_id: spec.instance_id.clone(),
-        command,
-        log_path: log_path.clone(),
-        reply,
-    })?;
-    let child = response
-        .await
-        .map_err(|_| ComputeError::Spawner("thread dropped the request".into()))??;
-    // A spawned child always has a pid until it has been waited for, which only the exit
-    // watcher below does.
-    let pid = child.id().unwrap_or(0);
-
+    let log_path = fork.log_path.clone();
+    let forked = backend.fork(fork).await?;
+    let pid = forked.pid;
     let (exited_tx, exited_rx) = watch::channel(false);
     let stop_now = {
         let mut state = shared.lock();
@@ -328,6 +372,9 @@ async fn fork_and_register(
             spec.instance_id.clone(),
             Entry {
                 pid,
+                port,
+                start_time: procfs::process_start_time(pid),
+                kept: matches!(backend, Backend::Keeper(_)),
                 stop_signal: spec.stop_signal,
                 stop_timeout: spec.stop_timeout,
                 requested: false,
@@ -341,7 +388,7 @@ async fn fork_and_register(
     shared.runtime.spawn(Arc::clone(shared).watch_exit(
         spec.instance_id.clone(),
         port,
-        child,
+        forked,
         exited_tx,
     ));
     if stop_now {
@@ -366,11 +413,19 @@ impl ComputeProvider for LocalProcessProvider {
             });
         }
         let port = self.reserve(&spec.instance_id)?;
+        let fork = match self.spawn_spec(&spec, port) {
+            Ok(fork) => fork,
+            Err(e) => {
+                self.shared.unreserve(port);
+                return Err(e);
+            }
+        };
         // On failure the reservation is returned; on success the exit watcher frees the port.
         let task = launch_reserved(
             Arc::clone(&self.shared),
-            Arc::clone(&self.spawner),
+            Arc::clone(&self.backend),
             spec,
+            fork,
             port,
         );
         match self.shared.runtime.spawn(task).await {

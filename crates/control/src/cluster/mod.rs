@@ -10,6 +10,7 @@ mod effect;
 mod flow;
 mod forwards;
 mod handle;
+mod handover;
 mod operator;
 mod reconfigure;
 mod restore;
@@ -30,6 +31,7 @@ use crate::time::Time;
 use crate::zones::ZoneDrills;
 
 pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
+pub use handover::SNAPSHOT_FORMAT;
 pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
 pub use operator::{OperatorError, Terminated};
 pub use restore::Restored;
@@ -67,7 +69,7 @@ const KEPT_TEMPLATE_VERSIONS: usize = 8;
 /// Every decision — placement, scale-in victims, health verdicts, scaling, rollbacks, scale
 /// from zero — happens inside; a driver that follows these steps cannot drift from the
 /// simulation that tests it.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     groups: BTreeMap<String, GroupState>,
     target_groups: BTreeMap<String, TargetGroupState>,
@@ -88,7 +90,7 @@ pub struct Cluster {
 }
 
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct GroupState {
     pub(crate) asg: AutoScalingGroup,
     pub(crate) controller: ScalingController,
@@ -106,7 +108,7 @@ pub(crate) struct GroupState {
 }
 
 /// One target group's health machine and what the data plane was last told.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct TargetGroupState {
     pub(crate) health: TargetGroupHealth,
     pub(crate) spec: TargetGroupSpec,
@@ -119,7 +121,7 @@ pub(crate) struct TargetGroupState {
 }
 
 /// A launched instance's facts the groups do not keep.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Member {
     group: String,
     address: Option<SocketAddr>,

@@ -48,7 +48,7 @@ pub enum OperatorError {
 }
 
 /// What terminating an instance did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Terminated {
     /// The instance's group.
     pub group: String,

@@ -50,7 +50,11 @@ impl AdminView {
         &self,
         f: impl FnOnce(&mut Cluster, flotilla_control::Time) -> Result<R, OperatorError>,
     ) -> Result<R, AdminError> {
-        let r = self.0.with_cluster(f).map_err(operator_error)?;
+        let r = self
+            .0
+            .command(f)
+            .ok_or_else(crate::upgrade::handing_over)?
+            .map_err(operator_error)?;
         crate::executor::execute_pending(&self.0);
         self.0.wake.notify_one();
         Ok(r)
@@ -226,6 +230,10 @@ impl AdminBackend for AdminView {
 
     fn prometheus(&self) -> String {
         crate::prometheus::render(&self.0)
+    }
+
+    fn upgrade(&self) -> Result<flotilla_admin::api::UpgradeResponse, AdminError> {
+        crate::upgrade::upgrade(&self.0)
     }
 
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
