@@ -238,6 +238,7 @@ async fn step_down(running: Running) {
         ..
     } = running;
     tracing::info!("handed over: draining listeners; instances keep running");
+    shared.provider.detach().await;
     drain(&shared, &stop_admin).await;
     let writer = lock(&shared.persister).take().and_then(|mut p| p.close());
     if let Some(writer) = writer {

@@ -45,6 +45,24 @@ struct Link {
     exits: Waiters<String>,
     /// Set by the reader when the keeper is gone.
     dead: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when this process lets go of the keeper (a hot upgrade's successor owns it now):
+    /// the connection's end then means nothing for the instances.
+    detached: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// An instance's exit as its waiter sees it: the keeper's word, or — the keeper gone — that
+/// it was killed with it; never, once this process has let go of the keeper.
+async fn exit_of(
+    exit: oneshot::Receiver<String>,
+    dead: Arc<std::sync::atomic::AtomicBool>,
+) -> String {
+    match exit.await {
+        Ok(status) => status,
+        Err(_) if dead.load(std::sync::atomic::Ordering::SeqCst) => {
+            "killed with the instance keeper, which exited".to_string()
+        }
+        Err(_) => std::future::pending().await,
+    }
 }
 
 /// The provider's handle on its keeper.
@@ -86,6 +104,22 @@ impl KeeperHandle {
         Ok((handle, out))
     }
 
+    /// Lets go of the keeper for good (this process steps down after a hot upgrade): the end
+    /// of its connection reports no exit and kills nothing.
+    pub(crate) async fn detach(&self) {
+        let link = self.link.lock().await;
+        link.detached.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The exit future of a live instance the keeper listed at attach.
+    pub(crate) async fn exit_future(
+        &self,
+        exit: oneshot::Receiver<String>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>> {
+        let dead = Arc::clone(&self.link.lock().await.dead);
+        Box::pin(exit_of(exit, dead))
+    }
+
     /// Forks `spec` in the keeper (starting a new keeper if the last one died).
     pub(crate) async fn fork(&self, spec: SpawnSpec) -> Result<Forked, ComputeError> {
         let link = {
@@ -107,11 +141,7 @@ impl KeeperHandle {
         match spawned.await.map_err(|_| gone())? {
             Ok(pid) => Ok(Forked {
                 pid,
-                exit: Box::pin(async move {
-                    exit.await.unwrap_or_else(|_| {
-                        "killed with the instance keeper, which exited".to_string()
-                    })
-                }),
+                exit: Box::pin(exit_of(exit, Arc::clone(&link.dead))),
             }),
             Err(error) => {
                 lock(&link.exits).remove(&id);
@@ -235,12 +265,14 @@ async fn attach(stream: UnixStream) -> Result<(Link, Vec<(String, u32)>), Comput
         spawns: Waiters::default(),
         exits: Waiters::default(),
         dead: Arc::default(),
+        detached: Arc::default(),
     };
     tokio::spawn(read_replies(
         lines,
         Arc::clone(&link.spawns),
         Arc::clone(&link.exits),
         Arc::clone(&link.dead),
+        Arc::clone(&link.detached),
     ));
     Ok((link, instances))
 }
@@ -250,6 +282,7 @@ async fn read_replies(
     spawns: Waiters<Result<u32, String>>,
     exits: Waiters<String>,
     dead: Arc<std::sync::atomic::AtomicBool>,
+    detached: Arc<std::sync::atomic::AtomicBool>,
 ) {
     while let Ok(Some(line)) = lines.next_line().await {
         let Ok(reply) = serde_json::from_str::<Reply>(&line) else {
@@ -275,10 +308,17 @@ async fn read_replies(
             Reply::Status { .. } | Reply::Attached { .. } => {}
         }
     }
+    if detached.load(std::sync::atomic::Ordering::SeqCst) {
+        // This process let go; the keeper and the instances live on with their new owner.
+        std::future::pending::<()>().await;
+    }
     // The keeper is gone, and its instances with it: waiters are dropped, which their
     // futures report as such.
     dead.store(true, std::sync::atomic::Ordering::SeqCst);
-    tracing::error!("the instance keeper exited; its instances were killed with it");
+    let lost = lock(&exits).len();
+    if lost > 0 {
+        tracing::error!(instances = lost, "the instance keeper exited; its instances were killed with it");
+    }
     lock(&spawns).clear();
     lock(&exits).clear();
 }

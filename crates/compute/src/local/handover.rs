@@ -84,6 +84,10 @@ impl LocalProcessProvider {
             let taken = if h.kept {
                 match live.remove(&h.id) {
                     Some((pid, exit)) if pid == h.pid => {
+                        let exit = match provider.backend.as_ref() {
+                            Backend::Keeper(k) => k.exit_future(exit).await,
+                            Backend::Thread(_) => continue, // not built by `take_over`
+                        };
                         provider.register_kept(&h, exit);
                         true
                     }
@@ -120,7 +124,20 @@ impl LocalProcessProvider {
         Ok((provider, events))
     }
 
-    fn register_kept(&self, h: &HandedProcess, exit: tokio::sync::oneshot::Receiver<String>) {
+    /// Lets go of the instance keeper for good: this process steps down after a hot upgrade
+    /// and its successor owns the instances; nothing is reported or killed when the
+    /// connection ends.
+    pub async fn detach(&self) {
+        if let Backend::Keeper(k) = self.backend.as_ref() {
+            k.detach().await;
+        }
+    }
+
+    fn register_kept(
+        &self,
+        h: &HandedProcess,
+        exit: std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>,
+    ) {
         let (exited_tx, exited_rx) = watch::channel(false);
         {
             let mut state = self.shared.lock();
@@ -141,13 +158,7 @@ impl LocalProcessProvider {
             );
             self.shared.publish_live(&state);
         }
-        let forked = Forked {
-            pid: h.pid,
-            exit: Box::pin(async move {
-                exit.await
-                    .unwrap_or_else(|_| "killed with the instance keeper, which exited".into())
-            }),
-        };
+        let forked = Forked { pid: h.pid, exit };
         self.shared.runtime.spawn(Arc::clone(&self.shared).watch_exit(
             h.id.clone(),
             h.port,

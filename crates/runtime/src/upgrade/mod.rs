@@ -221,7 +221,10 @@ fn converse(shared: &Arc<Shared>, listener: &UnixListener, child: &mut Child, de
         return Err("the new flotilla spoke out of turn".into());
     };
     tracing::info!(pid, "the new flotilla connected; handing over the listening sockets");
-    send_sockets(shared, &stream)?;
+    if let Err(e) = send_sockets(shared, &stream) {
+        // It may have given up already (a config that does not parse): its reason is waiting.
+        return Err(hear(&stream, deadline).err().unwrap_or(e));
+    }
     if !matches!(hear(&stream, deadline)?, ToOld::Prepared) {
         return Err("the new flotilla spoke out of turn".into());
     }
