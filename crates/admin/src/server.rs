@@ -22,9 +22,9 @@ use crate::api::{
     CompleteLifecycleActionResponse, ErrorBody, GroupDetail, GroupSummary, InstanceRefreshInfo,
     InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest, ListenerInfo,
     MetricDatapoints, MetricParams, ProtectionRequest, ProtectionResponse, RefreshOverrides,
-    ReloadResponse, RuleWeights, UpgradeResponse, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
-    TerminateRequest, TerminateResponse, WarmPoolInfo, WeightsParams, WeightsRequest,
-    ZoneDrillRequest, ZoneInfo,
+    ReloadResponse, RuleWeights, ScalingInfo, SuspendedProcessesRequest, TargetHealthInfo,
+    TerminateRequest, TerminateResponse, UpgradeResponse, WarmPoolInfo, WeightsParams,
+    WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;

@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flotilla_compute::keeper::{KeeperCommand, Reply, Request};
-use flotilla_compute::{ComputeError, ComputeEvent, ComputeProvider, LaunchSpec, LocalProcessProvider, Signal};
+use flotilla_compute::{
+    ComputeError, ComputeEvent, ComputeProvider, LaunchSpec, LocalProcessProvider, Signal,
+};
 
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("flk-{}-{name}", std::process::id()));
@@ -92,9 +94,16 @@ async fn a_successor_takes_over_kept_instances_without_restarting_them() {
         .await
         .expect("exit within 10 s")
         .expect("event");
-    let ComputeEvent::Exited { instance_id, status, requested } = event;
+    let ComputeEvent::Exited {
+        instance_id,
+        status,
+        requested,
+    } = event;
     assert_eq!((instance_id.as_str(), requested), ("i-kept", true));
-    assert_eq!(status, "signal 15 (SIGTERM)", "the keeper reports the real exit status");
+    assert_eq!(
+        status, "signal 15 (SIGTERM)",
+        "the keeper reports the real exit status"
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -112,8 +121,12 @@ async fn the_last_owner_leaving_takes_the_instances_and_a_second_start_is_refuse
         refused.err()
     );
     drop(first);
-    wait_until("the instance to die with its last owner", || !alive(launched.pid));
-    wait_until("the keeper to go", || owners(&d.join("keeper.sock")).is_none());
+    wait_until("the instance to die with its last owner", || {
+        !alive(launched.pid)
+    });
+    wait_until("the keeper to go", || {
+        owners(&d.join("keeper.sock")).is_none()
+    });
     let _ = std::fs::remove_dir_all(&d);
 }
 
@@ -143,7 +156,9 @@ fn instances_die_with_a_sigkilled_owner_through_the_keeper() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(instance) {
         if Instant::now() >= deadline {
-            let _ = Command::new("kill").args(["-9", &instance.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-9", &instance.to_string()])
+                .status();
             panic!("instance {instance} outlived its SIGKILLed owner");
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -48,7 +48,9 @@ impl Comparison {
 }
 
 /// CloudWatch `TreatMissingData`: what a period without data means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MissingData {
     /// Judge by the data there is; all missing ⇒ INSUFFICIENT_DATA (the default).
     #[default]

@@ -6,7 +6,9 @@ use std::fmt;
 ///
 /// Users and scripts see these in status output, logs and activity history, so they look like
 /// the AWS ones; ids are never reused within a group's generator.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct InstanceId(String);
 
 impl InstanceId {

@@ -40,9 +40,9 @@ pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
 pub use cluster::{
     durable_state, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, ForwardSpec,
     ForwardStatus, GroupView, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
-    LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples, SNAPSHOT_FORMAT,
+    LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
     TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
-    WeightsError,
+    WeightsError, SNAPSHOT_FORMAT,
 };
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,

@@ -28,7 +28,9 @@ pub struct LaunchTemplate {
 }
 
 /// The signal used to ask an instance to shut down (`stop_signal`), before the hard kill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum StopSignal {
     /// `SIGTERM`, the conventional "please exit" (default).
     #[default]

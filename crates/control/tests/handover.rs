@@ -38,7 +38,10 @@ fn a_cluster_handed_over_mid_run_decides_exactly_as_one_that_was_not() {
         let (straight, _) = trace(seed, &[]);
         let (handed, done) = trace(seed, &[100, 250, 400]);
         assert_eq!(done, 3);
-        assert_eq!(straight, handed, "seed {seed} decided differently after a hand-over");
+        assert_eq!(
+            straight, handed,
+            "seed {seed} decided differently after a hand-over"
+        );
         decisions += straight.len();
     }
     // Not vacuous: the runs made scaling decisions (and rollbacks) to compare.
@@ -65,12 +68,22 @@ fn resuming_publishes_the_data_plane_again_and_resends_outstanding_probes() {
         })
         .collect();
     for tg in w.published.keys() {
-        assert!(published.contains(&tg.as_str()), "{tg} not published again: {effects:?}");
+        assert!(
+            published.contains(&tg.as_str()),
+            "{tg} not published again: {effects:?}"
+        );
     }
-    assert!(effects.iter().any(|e| matches!(e, Effect::PublishWeights { .. })));
-    assert!(effects.iter().any(|e| matches!(e, Effect::PublishShiftedZones { .. })));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::PublishWeights { .. })));
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::PublishShiftedZones { .. })));
     assert!(
-        !effects.iter().any(|e| matches!(e, Effect::Launch(_) | Effect::Stop { .. } | Effect::Kill { .. })),
+        !effects.iter().any(|e| matches!(
+            e,
+            Effect::Launch(_) | Effect::Stop { .. } | Effect::Kill { .. }
+        )),
         "resuming decides nothing: {effects:?}"
     );
     // The snapshot's times stay meaningful: nothing is due before the new process's now.

@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{
-    alive, assert_no_failed_requests, demo_config, get, http_client, paced_load, signal,
-    temp_dir, wait_for, Flotilla, Ports,
+    alive, assert_no_failed_requests, demo_config, get, http_client, paced_load, signal, temp_dir,
+    wait_for, Flotilla, Ports,
 };
 use flotilla_admin::api::{GroupDetail, UpgradeResponse};
 use flotilla_admin::{AdminClient, ClientError};
@@ -95,7 +95,10 @@ async fn upgrade_and_wait(f: &mut Flotilla, current: u32) -> u32 {
         let status = f.stop_with(0, Duration::from_secs(60)); // signal 0: just wait
         assert!(status.success(), "the old process exited with {status}");
     } else {
-        assert!(wait_gone(&[current], Duration::from_secs(60)), "old process {current} still runs");
+        assert!(
+            wait_gone(&[current], Duration::from_secs(60)),
+            "old process {current} still runs"
+        );
     }
     r.new_pid
 }
@@ -112,32 +115,54 @@ async fn an_upgrade_under_load_loses_no_request_and_restarts_no_instance() {
     let old = f.pid();
 
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let load = tokio::spawn(paced_load(f.listener_url("/"), 4, 100_000, Duration::from_millis(5), stop_rx));
+    let load = tokio::spawn(paced_load(
+        f.listener_url("/"),
+        4,
+        100_000,
+        Duration::from_millis(5),
+        stop_rx,
+    ));
     // Load is flowing through the old process before the upgrade starts.
     let client = http_client();
     for _ in 0..20 {
-        assert_eq!(get(&client, &f.listener_url("/")).await.expect("request").0, 200);
+        assert_eq!(
+            get(&client, &f.listener_url("/")).await.expect("request").0,
+            200
+        );
     }
     let new = upgrade_and_wait(&mut f, old).await;
     let _guard = Adopted(new);
     // And through the new one after the old has gone.
     for _ in 0..50 {
-        assert_eq!(get(&client, &f.listener_url("/")).await.expect("request").0, 200);
+        assert_eq!(
+            get(&client, &f.listener_url("/")).await.expect("request").0,
+            200
+        );
     }
     stop.send(true).expect("stop load");
     let (ok, failed) = load.await.expect("load");
     assert_no_failed_requests(ok, &failed, 50);
 
     let after: GroupDetail = f.admin.get("/v1/groups/web").await.expect("group after");
-    assert_eq!(pids(&after), before_pids, "the same instances, same pids: none restarted");
+    assert_eq!(
+        pids(&after),
+        before_pids,
+        "the same instances, same pids: none restarted"
+    );
     let activities_after = f.activities("web").await;
-    assert_eq!(activities_after, activities_before, "no activity: nothing launched or stopped");
+    assert_eq!(
+        activities_after, activities_before,
+        "no activity: nothing launched or stopped"
+    );
     assert!(processes_with(&f.dir.display().to_string()).contains(&new));
 
     // SIGTERM keeps its meaning in the successor: everything stops.
     signal(new, libc::SIGTERM);
     let all: Vec<u32> = before_pids.values().copied().chain([new]).collect();
-    assert!(wait_gone(&all, Duration::from_secs(30)), "instances outlived the successor's stop");
+    assert!(
+        wait_gone(&all, Duration::from_secs(30)),
+        "instances outlived the successor's stop"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,17 +180,40 @@ async fn three_upgrades_in_a_row_leave_no_stray_process_or_socket() {
         let g: GroupDetail = f.admin.get("/v1/groups/web").await.expect("group");
         assert_eq!(pids(&g), before, "round {round}: instances kept");
         let ups = processes_with(&format!("{dir}/flotilla.toml"));
-        assert_eq!(ups, vec![current], "round {round}: one flotilla up, the newest");
+        assert_eq!(
+            ups,
+            vec![current],
+            "round {round}: one flotilla up, the newest"
+        );
         let keepers = processes_with(&format!("{dir}/.flotilla/keeper.sock"));
         assert_eq!(keepers.len(), 1, "round {round}: one instance keeper");
-        assert!(!f.dir.join(".flotilla/upgrade.sock").exists(), "round {round}: upgrade socket removed");
-        assert_eq!(listening_sockets(f.ports.listener), 1, "round {round}: the one listening socket");
-        assert_eq!(listening_sockets(f.ports.admin), 1, "round {round}: the one admin socket");
+        assert!(
+            !f.dir.join(".flotilla/upgrade.sock").exists(),
+            "round {round}: upgrade socket removed"
+        );
+        assert_eq!(
+            listening_sockets(f.ports.listener),
+            1,
+            "round {round}: the one listening socket"
+        );
+        assert_eq!(
+            listening_sockets(f.ports.admin),
+            1,
+            "round {round}: the one admin socket"
+        );
     }
     let keeper = processes_with(&format!("{dir}/.flotilla/keeper.sock"));
     signal(current, libc::SIGTERM);
-    let all: Vec<u32> = before.values().copied().chain(keeper).chain([current]).collect();
-    assert!(wait_gone(&all, Duration::from_secs(30)), "something outlived the last process");
+    let all: Vec<u32> = before
+        .values()
+        .copied()
+        .chain(keeper)
+        .chain([current])
+        .collect();
+    assert!(
+        wait_gone(&all, Duration::from_secs(30)),
+        "something outlived the last process"
+    );
     assert!(!f.dir.join(".flotilla/keeper.sock").exists());
 }
 
@@ -201,11 +249,20 @@ async fn a_new_binary_that_fails_leaves_the_old_one_serving_with_the_reason() {
 
     // 1. A config that no longer parses: the new process reports its errors to the old one.
     std::fs::write(f.dir.join("flotilla.toml"), "[cluster\nname = 1\n").expect("break config");
-    let Err(ClientError::Api { status, code, error, .. }) = upgrade(&f.admin).await else {
+    let Err(ClientError::Api {
+        status,
+        code,
+        error,
+        ..
+    }) = upgrade(&f.admin).await
+    else {
         panic!("an upgrade to a broken config succeeded");
     };
     assert_eq!((status, code.as_str()), (500, "upgrade_failed"), "{error}");
-    assert!(error.contains("flotilla.toml") && error.contains("error"), "{error}");
+    assert!(
+        error.contains("flotilla.toml") && error.contains("error"),
+        "{error}"
+    );
     std::fs::write(f.dir.join("flotilla.toml"), &config).expect("restore config");
 
     // 2. A binary that exits at start; a second upgrade meanwhile is refused with 409.
@@ -213,13 +270,21 @@ async fn a_new_binary_that_fails_leaves_the_old_one_serving_with_the_reason() {
         std::fs::write(tmp, "#!/bin/sh\nsleep 2\nexit 3\n").expect("script");
         std::fs::set_permissions(tmp, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     });
-    let admin = AdminClient::new(&format!("http://127.0.0.1:{}", f.ports.admin), None).expect("client");
+    let admin =
+        AdminClient::new(&format!("http://127.0.0.1:{}", f.ports.admin), None).expect("client");
     let first = tokio::spawn(async move { upgrade(&admin).await });
     // (The broken-config upgrade above logged the same line once already.)
-    wait_for("the first upgrade to start", Duration::from_secs(30), || {
-        let started = f.log().matches("hot upgrade: starting the new flotilla").count();
-        async move { (started == 2).then_some(()) }
-    })
+    wait_for(
+        "the first upgrade to start",
+        Duration::from_secs(30),
+        || {
+            let started = f
+                .log()
+                .matches("hot upgrade: starting the new flotilla")
+                .count();
+            async move { (started == 2).then_some(()) }
+        },
+    )
     .await;
     let Err(ClientError::Api { status, .. }) = upgrade(&f.admin).await else {
         panic!("a second upgrade during the first was not refused");
@@ -230,11 +295,16 @@ async fn a_new_binary_that_fails_leaves_the_old_one_serving_with_the_reason() {
     };
     assert_eq!(status, 500);
     assert!(error.contains("exited") && error.contains('3'), "{error}");
-    assert!(f.log().contains("hot upgrade failed; this process keeps serving"));
+    assert!(f
+        .log()
+        .contains("hot upgrade failed; this process keeps serving"));
 
     // The old process serves on, with the same instances, and can still be upgraded.
     let client = http_client();
-    assert_eq!(get(&client, &f.listener_url("/")).await.expect("request").0, 200);
+    assert_eq!(
+        get(&client, &f.listener_url("/")).await.expect("request").0,
+        200
+    );
     let g: GroupDetail = f.admin.get("/v1/groups/web").await.expect("group");
     assert_eq!(pids(&g), before);
     assert_eq!(f.pid(), old);

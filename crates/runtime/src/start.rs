@@ -18,7 +18,7 @@ use crate::clock::Clock;
 use crate::data_plane::DataPlane;
 use crate::executor::{execute_pending, LaunchContext};
 use crate::listeners::{BoundListener, ListenerSet};
-use crate::run::{Running, RunOptions};
+use crate::run::{RunOptions, Running};
 use crate::shared::{Process, Shared, SharedParts};
 use crate::upgrade::{Handover, Inherited, Successor};
 use crate::{persist, RuntimeError};
@@ -51,7 +51,10 @@ fn keeper_command(options: &RunOptions, state_dir: &Path) -> KeeperCommand {
 }
 
 /// The admin API's socket: inherited, or bound now.
-async fn admin_socket(inherited: &mut Inherited, config: &Config) -> Result<TcpListener, RuntimeError> {
+async fn admin_socket(
+    inherited: &mut Inherited,
+    config: &Config,
+) -> Result<TcpListener, RuntimeError> {
     let addr = config.cluster.admin_bind;
     let bound = match inherited.take(addr) {
         Some(socket) => socket,
@@ -75,7 +78,8 @@ pub(crate) async fn fresh(config: Config, options: RunOptions) -> Result<Running
     let clock = Clock::start();
     let log_dir = preflight(&config, &options)?;
     let mut inherited = Inherited::from_systemd();
-    let (store, stored) = persist::open(&config.cluster.state_dir, config.auto_scaling_groups.keys())?;
+    let (store, stored) =
+        persist::open(&config.cluster.state_dir, config.auto_scaling_groups.keys())?;
     let admin_listener = admin_socket(&mut inherited, &config).await?;
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &config, &mut inherited)?;
@@ -84,15 +88,24 @@ pub(crate) async fn fresh(config: Config, options: RunOptions) -> Result<Running
     let (provider, compute_events) = LocalProcessProvider::with_keeper(log_dir, keeper).await?;
     let provider = Arc::new(provider);
     let run_id = format!("{:016x}", options.id_seed);
-    let persister = persist::Persister::start(Box::new(store), clock, run_id.clone())
-        .map_err(|source| RuntimeError::StateDir {
-            path: config.cluster.state_dir.clone(),
-            source,
+    let persister =
+        persist::Persister::start(Box::new(store), clock, run_id.clone()).map_err(|source| {
+            RuntimeError::StateDir {
+                path: config.cluster.state_dir.clone(),
+                source,
+            }
         })?;
     let now = clock.now();
     let mut cluster = Cluster::new(spec_of(&config, &bound), options.id_seed, now);
     cluster.restore(now, stored.restored);
-    let processes = persist::adopt_survivors(&mut cluster, &provider, &config, &persister, stored.instances, now);
+    let processes = persist::adopt_survivors(
+        &mut cluster,
+        &provider,
+        &config,
+        &persister,
+        stored.instances,
+        now,
+    );
     let parts = Parts {
         cluster,
         clock,
@@ -103,7 +116,14 @@ pub(crate) async fn fresh(config: Config, options: RunOptions) -> Result<Running
         run_id,
         deferring: false,
     };
-    let running = finish(config, &options, parts, admin_listener, bound, compute_events);
+    let running = finish(
+        config,
+        &options,
+        parts,
+        admin_listener,
+        bound,
+        compute_events,
+    );
     crate::systemd::notify("READY=1");
     Ok(running)
 }
@@ -181,7 +201,11 @@ fn finish(
 
 /// A hot upgrade's successor: everything from the predecessor; `Ready` once serving. A
 /// failure is told to the predecessor, which serves on.
-pub(crate) async fn successor(config: Config, options: RunOptions, s: Successor) -> Result<Running, RuntimeError> {
+pub(crate) async fn successor(
+    config: Config,
+    options: RunOptions,
+    s: Successor,
+) -> Result<Running, RuntimeError> {
     let running = match take_over(config, &options, &s).await {
         Ok(running) => running,
         Err(e) => {
@@ -200,7 +224,11 @@ pub(crate) async fn successor(config: Config, options: RunOptions, s: Successor)
     Ok(running)
 }
 
-async fn take_over(config: Config, options: &RunOptions, s: &Successor) -> Result<Running, RuntimeError> {
+async fn take_over(
+    config: Config,
+    options: &RunOptions,
+    s: &Successor,
+) -> Result<Running, RuntimeError> {
     let log_dir = preflight(&config, options)?;
     let (mut inherited, admin) = s.sockets()?;
     let mut admin_inherited = match admin {
@@ -228,9 +256,18 @@ async fn take_over(config: Config, options: &RunOptions, s: &Successor) -> Resul
     let processes = handed
         .processes
         .iter()
-        .map(|p| (InstanceId::from(p.id.clone()), Process { pid: p.pid, start_time: p.start_time }))
+        .map(|p| {
+            (
+                InstanceId::from(p.id.clone()),
+                Process {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                },
+            )
+        })
         .collect();
-    let (provider, compute_events) = LocalProcessProvider::take_over(log_dir, keeper, handed.processes).await?;
+    let (provider, compute_events) =
+        LocalProcessProvider::take_over(log_dir, keeper, handed.processes).await?;
     let persister = persist::Persister::start(Box::new(store), clock, handed.run_id.clone())
         .map_err(|source| RuntimeError::StateDir {
             path: config.cluster.state_dir.clone(),
@@ -251,5 +288,12 @@ async fn take_over(config: Config, options: &RunOptions, s: &Successor) -> Resul
         run_id: handed.run_id,
         deferring: true,
     };
-    Ok(finish(config, options, parts, admin_listener, bound, compute_events))
+    Ok(finish(
+        config,
+        options,
+        parts,
+        admin_listener,
+        bound,
+        compute_events,
+    ))
 }

@@ -108,7 +108,8 @@ impl KeeperHandle {
     /// of its connection reports no exit and kills nothing.
     pub(crate) async fn detach(&self) {
         let link = self.link.lock().await;
-        link.detached.store(true, std::sync::atomic::Ordering::SeqCst);
+        link.detached
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The exit future of a live instance the keeper listed at attach.
@@ -286,7 +287,10 @@ async fn read_replies(
 ) {
     while let Ok(Some(line)) = lines.next_line().await {
         let Ok(reply) = serde_json::from_str::<Reply>(&line) else {
-            tracing::warn!(line = line.as_str(), "unreadable message from the instance keeper");
+            tracing::warn!(
+                line = line.as_str(),
+                "unreadable message from the instance keeper"
+            );
             continue;
         };
         match reply {
@@ -317,7 +321,10 @@ async fn read_replies(
     dead.store(true, std::sync::atomic::Ordering::SeqCst);
     let lost = lock(&exits).len();
     if lost > 0 {
-        tracing::error!(instances = lost, "the instance keeper exited; its instances were killed with it");
+        tracing::error!(
+            instances = lost,
+            "the instance keeper exited; its instances were killed with it"
+        );
     }
     lock(&spawns).clear();
     lock(&exits).clear();

@@ -19,7 +19,7 @@ mod client;
 mod protocol;
 mod server;
 
-pub(crate) use client::KeeperHandle;
 pub use client::KeeperCommand;
+pub(crate) use client::KeeperHandle;
 pub use protocol::{Reply, Request, VERSION};
 pub use server::run;

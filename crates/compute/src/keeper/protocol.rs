@@ -78,7 +78,11 @@ mod tests {
             working_dir: "".into(),
             log_path: "/tmp/i-1.log".into(),
         };
-        for r in [Request::Status, Request::Attach { pid: 7 }, Request::Spawn(spec)] {
+        for r in [
+            Request::Status,
+            Request::Attach { pid: 7 },
+            Request::Spawn(spec),
+        ] {
             let line = serde_json::to_string(&r).unwrap();
             assert!(!line.contains('\n'));
             assert_eq!(serde_json::from_str::<Request>(&line).unwrap(), r);

@@ -69,7 +69,10 @@ impl Keeper {
             sys::signal_group(*pid, Signal::KILL);
         }
         let _ = std::fs::remove_file(&self.socket);
-        tracing::info!(killed = children.len(), "instance keeper exiting: its last owner is gone");
+        tracing::info!(
+            killed = children.len(),
+            "instance keeper exiting: its last owner is gone"
+        );
         std::process::exit(0)
     }
 }
@@ -163,7 +166,12 @@ fn reply(keeper: &Keeper, conn: u64, reply: Reply) {
 fn handle(keeper: &Arc<Keeper>, conn: u64, request: Request) {
     match request {
         Request::Status => {
-            let owners = keeper.lock().conns.values().filter_map(|c| c.owner).collect();
+            let owners = keeper
+                .lock()
+                .conns
+                .values()
+                .filter_map(|c| c.owner)
+                .collect();
             reply(keeper, conn, Reply::Status { owners });
         }
         Request::Attach { pid } => {
@@ -174,10 +182,20 @@ fn handle(keeper: &Arc<Keeper>, conn: u64, request: Request) {
                 if let Some(c) = s.conns.get_mut(&conn) {
                     c.owner = Some(pid);
                 }
-                s.children.iter().map(|(id, pid)| (id.clone(), *pid)).collect()
+                s.children
+                    .iter()
+                    .map(|(id, pid)| (id.clone(), *pid))
+                    .collect()
             };
             tracing::info!(owner = pid, "a flotilla attached to the instance keeper");
-            reply(keeper, conn, Reply::Attached { version: VERSION, instances });
+            reply(
+                keeper,
+                conn,
+                Reply::Attached {
+                    version: VERSION,
+                    instances,
+                },
+            );
         }
         Request::Spawn(spec) => {
             let id = spec.instance_id.clone();
@@ -185,10 +203,24 @@ fn handle(keeper: &Arc<Keeper>, conn: u64, request: Request) {
                 Ok(child) => {
                     let pid = child.id().unwrap_or(0);
                     keeper.lock().children.insert(id.clone(), pid);
-                    reply(keeper, conn, Reply::Spawned { id: id.clone(), pid });
+                    reply(
+                        keeper,
+                        conn,
+                        Reply::Spawned {
+                            id: id.clone(),
+                            pid,
+                        },
+                    );
                     tokio::spawn(watch(Arc::clone(keeper), id, pid, child));
                 }
-                Err(e) => reply(keeper, conn, Reply::Failed { id, error: e.to_string() }),
+                Err(e) => reply(
+                    keeper,
+                    conn,
+                    Reply::Failed {
+                        id,
+                        error: e.to_string(),
+                    },
+                ),
             }
         }
     }

@@ -159,12 +159,9 @@ impl LocalProcessProvider {
             self.shared.publish_live(&state);
         }
         let forked = Forked { pid: h.pid, exit };
-        self.shared.runtime.spawn(Arc::clone(&self.shared).watch_exit(
-            h.id.clone(),
-            h.port,
-            forked,
-            exited_tx,
-        ));
+        self.shared
+            .runtime
+            .spawn(Arc::clone(&self.shared).watch_exit(h.id.clone(), h.port, forked, exited_tx));
     }
 }
 

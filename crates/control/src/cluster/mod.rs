@@ -31,8 +31,8 @@ use crate::time::Time;
 use crate::zones::ZoneDrills;
 
 pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
-pub use handover::SNAPSHOT_FORMAT;
 pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
+pub use handover::SNAPSHOT_FORMAT;
 pub use operator::{OperatorError, Terminated};
 pub use restore::Restored;
 pub use sampling::{LoadBalancerSample, Samples, TargetSample};

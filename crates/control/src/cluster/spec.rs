@@ -216,7 +216,9 @@ pub struct WeightedTargetGroup {
 }
 
 /// One forward action: which load balancer, listener (bind address) and rule.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct RuleKey {
     /// The load balancer's name.
     pub load_balancer: String,

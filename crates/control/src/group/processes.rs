@@ -7,7 +7,9 @@ use std::str::FromStr;
 ///
 /// Operators suspend processes to investigate a problem without the group "fixing" it under
 /// them (e.g. suspend ReplaceUnhealthy to keep a failing instance for debugging).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ScalingProcess {
     /// Launching instances: no scale-out, no replacements.
     Launch,

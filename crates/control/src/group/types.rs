@@ -7,7 +7,9 @@ use crate::id::InstanceId;
 use crate::time::Time;
 
 /// Which signals count as "this instance is unhealthy", as AWS `HealthCheckType`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum HealthCheckType {
     /// Only the process itself: an exit is unhealthy (AWS `EC2` status checks).
     #[default]

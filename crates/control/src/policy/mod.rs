@@ -46,7 +46,9 @@ impl ScalingPolicy {
 }
 
 /// How a step or simple adjustment changes the capacity (AWS §6.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum AdjustmentType {
     /// Add (or, negative, remove) this many instances.
     #[default]

@@ -16,7 +16,11 @@ use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, Ms
 pub(crate) const MAX_FDS: usize = 253;
 
 /// Sends one frame (4-byte big-endian length, then `payload`) with `fds` attached to it.
-pub(crate) fn send_with_fds(sock: &UnixStream, payload: &[u8], fds: &[OwnedFd]) -> std::io::Result<()> {
+pub(crate) fn send_with_fds(
+    sock: &UnixStream,
+    payload: &[u8],
+    fds: &[OwnedFd],
+) -> std::io::Result<()> {
     if fds.len() > MAX_FDS {
         return Err(std::io::Error::other(format!(
             "{} sockets to hand over; at most {MAX_FDS} fit in one message",
@@ -121,13 +125,18 @@ impl Inherited {
             // descriptors (LISTEN_PID names this process) and nothing else in it owns them.
             let owned = unsafe { OwnedFd::from_raw_fd(fd) };
             // They arrive inheritable; nothing this process starts may keep them open.
-            let _ = nix::fcntl::fcntl(&owned, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
+            let _ = nix::fcntl::fcntl(
+                &owned,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
             let listener = std::net::TcpListener::from(owned);
             match listener.local_addr() {
                 Ok(addr) => {
                     out.sockets.insert(addr, listener);
                 }
-                Err(e) => tracing::warn!(fd, error = %e, "a socket from systemd is not a TCP listener; ignored"),
+                Err(e) => {
+                    tracing::warn!(fd, error = %e, "a socket from systemd is not a TCP listener; ignored")
+                }
             }
         }
         tracing::info!(count, "listening sockets from systemd (socket activation)");
@@ -135,7 +144,10 @@ impl Inherited {
     }
 
     /// The socket for `addr`, ready for tokio, if one was given.
-    pub(crate) fn take(&mut self, addr: SocketAddr) -> Option<std::io::Result<tokio::net::TcpListener>> {
+    pub(crate) fn take(
+        &mut self,
+        addr: SocketAddr,
+    ) -> Option<std::io::Result<tokio::net::TcpListener>> {
         let socket = self.sockets.remove(&addr)?;
         tracing::info!(%addr, from = self.from, "listening socket taken over, not bound anew");
         Some(

@@ -178,7 +178,11 @@ fn run_upgrade(shared: &Arc<Shared>, socket: &std::path::Path) -> Result<Upgrade
 }
 
 /// Accepts the successor's connection, watching it does not die first.
-fn accept(listener: &UnixListener, child: &mut Child, deadline: Instant) -> Result<UnixStream, String> {
+fn accept(
+    listener: &UnixListener,
+    child: &mut Child,
+    deadline: Instant,
+) -> Result<UnixStream, String> {
     listener.set_nonblocking(true).map_err(|e| e.to_string())?;
     loop {
         match listener.accept() {
@@ -203,8 +207,12 @@ fn accept(listener: &UnixListener, child: &mut Child, deadline: Instant) -> Resu
 
 /// Reads the successor's next message before `deadline`.
 fn hear(stream: &UnixStream, deadline: Instant) -> Result<ToOld, String> {
-    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-    stream.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1));
+    stream
+        .set_read_timeout(Some(left))
+        .map_err(|e| e.to_string())?;
     match wire::recv::<ToOld>(stream) {
         Ok(ToOld::Failed { error }) => Err(format!("the new flotilla failed: {error}")),
         Ok(m) => Ok(m),
@@ -215,12 +223,20 @@ fn hear(stream: &UnixStream, deadline: Instant) -> Result<ToOld, String> {
     }
 }
 
-fn converse(shared: &Arc<Shared>, listener: &UnixListener, child: &mut Child, deadline: Instant) -> Result<(), String> {
+fn converse(
+    shared: &Arc<Shared>,
+    listener: &UnixListener,
+    child: &mut Child,
+    deadline: Instant,
+) -> Result<(), String> {
     let stream = accept(listener, child, deadline)?;
     let ToOld::Hello { pid } = hear(&stream, deadline)? else {
         return Err("the new flotilla spoke out of turn".into());
     };
-    tracing::info!(pid, "the new flotilla connected; handing over the listening sockets");
+    tracing::info!(
+        pid,
+        "the new flotilla connected; handing over the listening sockets"
+    );
     if let Err(e) = send_sockets(shared, &stream) {
         // It may have given up already (a config that does not parse): its reason is waiting.
         return Err(hear(&stream, deadline).err().unwrap_or(e));
@@ -276,7 +292,11 @@ fn retire(shared: &Arc<Shared>) -> Result<State, String> {
         };
         if let Some((cluster, elapsed, processes)) = snapshot {
             let cluster = cluster.map_err(|e| format!("cannot serialise the cluster: {e}"))?;
-            tracing::info!(bytes = cluster.len(), instances = processes.len(), "cluster retired and handed over");
+            tracing::info!(
+                bytes = cluster.len(),
+                instances = processes.len(),
+                "cluster retired and handed over"
+            );
             return Ok(State {
                 format: flotilla_control::SNAPSHOT_FORMAT,
                 cluster,

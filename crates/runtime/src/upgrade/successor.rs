@@ -35,7 +35,9 @@ impl Successor {
         // Not for anything this process starts.
         std::env::remove_var(UPGRADE_ENV);
         let stream = UnixStream::connect(&path).map_err(|e| {
-            upgrade_error(format!("cannot reach the running flotilla at {path:?}: {e}"))
+            upgrade_error(format!(
+                "cannot reach the running flotilla at {path:?}: {e}"
+            ))
         })?;
         stream
             .set_read_timeout(Some(FRAME_TIMEOUT))
@@ -48,7 +50,8 @@ impl Successor {
     }
 
     fn say(&self, m: &ToOld) -> Result<(), RuntimeError> {
-        wire::send(&self.stream, m).map_err(|e| upgrade_error(format!("talking to the running flotilla: {e}")))
+        wire::send(&self.stream, m)
+            .map_err(|e| upgrade_error(format!("talking to the running flotilla: {e}")))
     }
 
     /// Tells the predecessor why this process gives up (it keeps serving).
@@ -60,7 +63,9 @@ impl Successor {
 
     /// The predecessor's listening sockets: the load balancers' keyed by configured address,
     /// and the admin API's.
-    pub(crate) fn sockets(&self) -> Result<(Inherited, Option<(SocketAddr, std::os::fd::OwnedFd)>), RuntimeError> {
+    pub(crate) fn sockets(
+        &self,
+    ) -> Result<(Inherited, Option<(SocketAddr, std::os::fd::OwnedFd)>), RuntimeError> {
         let (body, mut fds) = super::fds::recv_with_fds(&self.stream)
             .map_err(|e| upgrade_error(format!("receiving the listening sockets: {e}")))?;
         let sockets: wire::Sockets = wire::decode(&body).map_err(upgrade_error)?;
@@ -105,8 +110,11 @@ impl Successor {
                 flotilla_control::SNAPSHOT_FORMAT
             )));
         }
-        let cluster: Cluster = wire::decode(&cluster)
-            .map_err(|e| upgrade_error(format!("the running flotilla's state cannot be read by this binary: {e}")))?;
+        let cluster: Cluster = wire::decode(&cluster).map_err(|e| {
+            upgrade_error(format!(
+                "the running flotilla's state cannot be read by this binary: {e}"
+            ))
+        })?;
         Ok(Handed {
             cluster,
             elapsed: Duration::from_nanos(elapsed_ns),

@@ -106,11 +106,17 @@ mod tests {
     fn frames_and_sockets_cross_a_unix_socket() {
         let (a, b) = UnixStream::pair().unwrap();
         send(&a, &ToOld::Hello { pid: 42 }).unwrap();
-        assert!(matches!(recv::<ToOld>(&b).unwrap(), ToOld::Hello { pid: 42 }));
+        assert!(matches!(
+            recv::<ToOld>(&b).unwrap(),
+            ToOld::Hello { pid: 42 }
+        ));
 
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let sockets = Sockets { listeners: vec![(addr, addr)], admin: None };
+        let sockets = Sockets {
+            listeners: vec![(addr, addr)],
+            admin: None,
+        };
         let fd = listener.as_fd().try_clone_to_owned().unwrap();
         super::super::fds::send_with_fds(&a, &encode(&sockets).unwrap(), &[fd]).unwrap();
         let (payload, fds) = super::super::fds::recv_with_fds(&b).unwrap();
