@@ -4,6 +4,7 @@
 //! require the same decisions, to the second and the word: no alarm window, stabilization
 //! history, cooldown, health count, hook timer, refresh or canary rollback restarts.
 
+#[allow(dead_code)] // the simulation's convergence helpers are sim.rs's, not used here
 mod world;
 
 use flotilla_control::{Cluster, Effect, Time, SNAPSHOT_FORMAT};
