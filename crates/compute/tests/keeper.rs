@@ -85,7 +85,11 @@ async fn a_successor_takes_over_kept_instances_without_restarting_them() {
         .expect("take over");
     let socket = d.join("keeper.sock");
     assert_eq!(owners(&socket), Some(2));
-    drop(old); // the old process is gone
+    // The old process steps down as `flotilla up` does: it lets go of the keeper, then goes
+    // (its exit watchers, which a real exit would end with the process, must not act on the
+    // connection's end here: they run on in this test's runtime).
+    old.detach().await;
+    drop(old);
     wait_until("the old owner's detach", || owners(&socket) == Some(1));
     assert!(alive(launched.pid), "the instance outlived the old owner");
     assert_eq!(new.handover().len(), 1);
