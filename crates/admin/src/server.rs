@@ -23,8 +23,8 @@ use crate::api::{
     InstanceRefreshInfo, InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest,
     ListenerInfo, MetricDatapoints, MetricParams, NodeInfo, ProtectionRequest, ProtectionResponse,
     RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SpotInterruptionResponse,
-    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse, UpgradeResponse, WarmPoolInfo,
-    WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
+    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
+    UpgradeResponse, WarmPoolInfo, WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;

@@ -56,7 +56,9 @@ pub struct ImageTemplate {
 }
 
 /// `pull`: when the engine fetches an image (Docker's `--pull`, Kubernetes' `imagePullPolicy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum PullPolicy {
     /// Use the local image only; a missing one is a failed launch.
     Never,

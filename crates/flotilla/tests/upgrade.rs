@@ -6,6 +6,8 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,8 @@ use common::{
 };
 use flotilla_admin::api::{GroupDetail, UpgradeResponse};
 use flotilla_admin::{AdminClient, ClientError};
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::{Name, RData, RecordType};
 
 /// A process this test does not own as a child (a successor): stopped by pid on drop.
 struct Adopted(u32);
@@ -361,4 +365,105 @@ async fn sigkill_of_an_upgraded_flotilla_still_leaves_no_instance_behind() {
         wait_gone(&all, Duration::from_secs(20)),
         "an instance or the keeper outlived a SIGKILLed flotilla"
     );
+}
+
+/// The A records the DNS server at `server` answers for `name`, or `None` when it does not
+/// answer within a second (one UDP exchange).
+fn dns_a(server: SocketAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+    let mut m = Message::new();
+    m.set_id(7)
+        .set_message_type(MessageType::Query)
+        .set_op_code(OpCode::Query);
+    m.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
+    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    s.send_to(&m.to_vec().ok()?, server).ok()?;
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = s.recv_from(&mut buf).ok()?;
+    let answer = Message::from_vec(&buf[..n]).ok()?;
+    Some(
+        answer
+            .answers()
+            .iter()
+            .filter_map(|r| match r.data() {
+                RData::A(a) => Some(a.0),
+                _ => None,
+            })
+            .collect(),
+    )
+}
+
+/// One unsigned AWS Query API call on loopback (no keys configured): the status line and body.
+fn aws_call(port: u16, form: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("aws api connects");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: \
+         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    answer
+}
+
+/// What `flotilla up` runs beside the load balancers goes through an upgrade too: the AWS
+/// API's socket is handed over (still one socket, answering), and the DNS server, whose
+/// sockets are bound again by the successor once its predecessor let them go, answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_hands_over_the_aws_api_and_the_dns_server_answers_again() {
+    let ports = Ports::new();
+    let aws = common::free_port();
+    let dns = loop {
+        let p = common::free_port();
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
+            break p;
+        }
+    };
+    let extra = format!(
+        r#"
+[aws_api]
+bind = "127.0.0.1:{aws}"
+
+[dns]
+bind = "127.0.0.1:{dns}"
+[dns.zones."example.test"]
+[[dns.zones."example.test".records]]
+name = "www"
+type = "A"
+ttl = 30
+values = ["192.0.2.7"]
+"#
+    );
+    let config = demo_config(&ports, 1, 3, 1, &extra);
+    let mut f = Flotilla::start("upgrade-edge", ports, &config);
+    f.wait_in_service("web", 1, Duration::from_secs(60)).await;
+    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, dns));
+    let www = Some(vec![Ipv4Addr::new(192, 0, 2, 7)]);
+    assert_eq!(dns_a(server, "www.example.test."), www);
+    let describe = "Action=DescribeAutoScalingGroups&Version=2011-01-01";
+    assert!(aws_call(aws, describe).starts_with("HTTP/1.1 200"));
+
+    let old = f.pid();
+    let new = upgrade_and_wait(&mut f, old).await;
+    let _guard = Adopted(new);
+    wait_for(
+        "the dns server to answer again",
+        Duration::from_secs(30),
+        || {
+            let got = dns_a(server, "www.example.test.");
+            async move { (got == Some(vec![Ipv4Addr::new(192, 0, 2, 7)])).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(listening_sockets(aws), 1, "the AWS API's one socket");
+    let answer = aws_call(aws, describe);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("<AutoScalingGroupName>web</AutoScalingGroupName>"),
+        "{answer}"
+    );
+    signal(new, libc::SIGTERM);
+    assert!(wait_gone(&[new], Duration::from_secs(30)));
 }

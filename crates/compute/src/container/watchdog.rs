@@ -20,8 +20,7 @@ use super::engine::{Engine, Kind};
 
 /// The watchdog's script: `$0` is the engine, `$1` the run id, `$2` extra `rm` flags, `$3` the
 /// run label; a line `keep` stands it down.
-const SCRIPT: &str =
-    r#"read line; [ "$line" = keep ] && exit 0; "$0" ps -aq --filter "label=$3=$1" | xargs -r "$0" rm -f $2 >/dev/null 2>&1"#;
+const SCRIPT: &str = r#"read line; [ "$line" = keep ] && exit 0; "$0" ps -aq --filter "label=$3=$1" | xargs -r "$0" rm -f $2 >/dev/null 2>&1"#;
 
 /// A running watchdog; dropping it (with the provider) sets it off as Flotilla's death would.
 pub(crate) struct Watchdog {
@@ -56,10 +55,7 @@ impl Watchdog {
             .take()
             .ok_or_else(|| std::io::Error::other("the watchdog has no stdin pipe"))?;
         tracing::debug!(pid = child.id(), run, "container watchdog started");
-        Ok(Self {
-            pipe,
-            child,
-        })
+        Ok(Self { pipe, child })
     }
 
     /// Stands the watchdog down without removing anything (a hot upgrade's successor owns

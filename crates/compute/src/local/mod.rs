@@ -236,7 +236,10 @@ impl LocalProcessProvider {
         let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
         env.extend([
             ("PORT".to_string(), port.to_string()),
-            ("FLOTILLA_HOST".to_string(), self.shared.options.host.to_string()),
+            (
+                "FLOTILLA_HOST".to_string(),
+                self.shared.options.host.to_string(),
+            ),
             ("FLOTILLA_INSTANCE_ID".to_string(), spec.instance_id.clone()),
             ("FLOTILLA_ZONE".to_string(), spec.zone.clone()),
             ("FLOTILLA_GROUP".to_string(), spec.group.clone()),

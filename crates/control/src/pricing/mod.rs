@@ -20,7 +20,19 @@ pub use defaults::shipped_prices;
 pub use distribution::{InstancesDistribution, SpotAllocationStrategy, DEFAULT_SPOT_NOTICE};
 
 /// How an instance was bought at launch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum PurchaseOption {
     /// Paid by the hour, never taken back (may be billed at a reserved rate).
     #[default]

@@ -247,7 +247,11 @@ impl Lb {
                 "parts of the new config apply to this load balancer node only after its restart"
             );
         }
-        let bound = match crate::listeners::bind_new(&self.shared.listeners, &new, &mut Default::default()) {
+        let bound = match crate::listeners::bind_new(
+            &self.shared.listeners,
+            &new,
+            &mut Default::default(),
+        ) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "the new config's listeners cannot be bound here; keeping the old ones");
