@@ -48,13 +48,17 @@ pub(crate) struct Series {
     latest: Option<u64>,
 }
 
+/// A held slot as written: its index, the slot, and its histogram's non-zero buckets
+/// (bucket, count).
+type HeldSlot = (usize, Slot, Vec<(u8, u32)>);
+
 /// [`Series`] as written: its size, and each held slot with its index and sparse histogram.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct SeriesWire {
     window: usize,
     distribution: bool,
     latest: Option<u64>,
-    held: Vec<(usize, Slot, Vec<(u8, u32)>)>,
+    held: Vec<HeldSlot>,
 }
 
 impl From<Series> for SeriesWire {
