@@ -6,8 +6,14 @@
 #   (c) an instance refresh to a new release
 #   (d) 20 config reloads
 #   (e) a canary rollout (0 → 10 → 50 → 100 %, live weight shifts) and a rollback to 0 %
+#   (f) upgrade: three hot upgrades of flotilla itself (`flotilla upgrade`); instance pids and
+#       activities must be the same afterwards
+#   (g) crash-restart: SIGKILL of flotilla under socket activation (bench/socket_activate.py
+#       plays systemd: it keeps the listening socket and restarts flotilla at once)
 #
-#   bench/drills.sh [SECONDS]        (default 30 s of load per drill; the refresh runs longer)
+#   bench/drills.sh [SECONDS] [DRILL...]   (default 30 s of load per drill; the refresh runs
+#                                           longer; DRILL: kill outage refresh reloads canary
+#                                           upgrade crash-restart, default all)
 #
 # Load: bench/drill_load.py, CLIENTS clients (default 50) at RATE requests/s each (default 4),
 # keep-alive, no retries, a 5 s timeout. The cluster is bench/drills.toml: the quickstart's
@@ -18,6 +24,9 @@
 set -euo pipefail
 
 SECS=${1:-30}
+shift || true
+ONLY=("$@")
+want() { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
 CLIENTS=${CLIENTS:-50}
 RATE=${RATE:-4}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -123,6 +132,7 @@ ps = [i["pid"] for i in json.load(sys.stdin)["instances"] if i["state"] == "in_s
 print(random.choice(ps) if ps else "")'
 }
 
+if want kill; then
 # (a) SIGKILL a random instance every 2 s.
 echo "(a) kill a random instance every 2 s"
 start kill
@@ -136,7 +146,9 @@ done
 wait "$LPID"
 row kill "$kills instances SIGKILLed"
 stop
+fi
 
+if want outage; then
 # (b) Zone outage: every instance of az-a SIGKILLed, no launches there for 20 s.
 echo "(b) zone outage"
 start outage
@@ -155,7 +167,9 @@ done
 wait "$LPID"
 row outage "capacity (6 healthy outside az-a) restored in ${restored} s"
 stop
+fi
 
+if want refresh; then
 # (c) Instance refresh to release v2 (min healthy 90 %, warm-up 2 s).
 echo "(c) instance refresh"
 start refresh
@@ -177,7 +191,9 @@ took=$(( $(date +%s) - t0 ))
 wait "$LPID"
 row refresh "refresh of 6 instances after ${took} s: $status"
 stop
+fi
 
+if want reloads; then
 # (d) 20 reloads that change health check settings (every target group is updated in place).
 echo "(d) 20 reloads"
 start reloads
@@ -191,7 +207,9 @@ done
 wait "$LPID"
 row reloads "$ok of 20 reloads applied"
 stop
+fi
 
+if want canary; then
 # (e) Canary, by the operator's weight shifts (`flotilla shift-weights`, live, no reload):
 # web/canary 100/0 → 90/10 → 50/50 → 0/100, then rolled back to 100/0.
 echo "(e) canary rollout and rollback"
@@ -214,6 +232,54 @@ total = max(1, r["total"])
 print(round(100 * n / total))' "$WORK/canary.json")
 row canary "$shifts of 4 weight shifts applied; the canary served ${share} % of requests"
 stop
+fi
+
+# (f) Three hot upgrades under load: no failed request, the same instance pids.
+if want upgrade; then
+echo "(f) three hot upgrades"
+start upgrade
+pids_of() { api GET /v1/groups/web | python3 -c 'import json,sys; print(sorted(i["pid"] for i in json.load(sys.stdin)["instances"]))'; }
+acts_of() { api GET /v1/groups/web/activities | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+before=$(pids_of); acts=$(acts_of)
+load upgrade "$SECS"
+ups=0
+for _ in 1 2 3; do
+  sleep "$(python3 -c "print($SECS / 4)")"
+  new=$("$FLOTILLA" upgrade --admin "http://127.0.0.1:$ADMIN" | sed -n 's/.*flotilla pid \([0-9]*\) now serves.*/\1/p')
+  if [ -n "$new" ]; then ups=$((ups + 1)); FPID=$new; fi
+done
+wait "$LPID"
+after=$(pids_of)
+same=$([ "$before" = "$after" ] && echo "same instance pids" || echo "INSTANCE PIDS CHANGED")
+row upgrade "$ups of 3 upgrades; $same; activities $acts → $(acts_of)"
+stop
+fi
+
+# (g) Crash restart: SIGKILL of flotilla; the socket stays with the stand-in for systemd, which
+# restarts flotilla at once; the instances die with it and are launched again.
+if want crash-restart; then
+echo "(g) crash restart with socket activation"
+rm -rf "$WORK/state"
+render v1 2s 100 0
+python3 "$HERE/socket_activate.py" "127.0.0.1:$LISTENER" "$WORK/flotilla.pid" 1 -- \
+  "$FLOTILLA" up "$WORK/flotilla.toml" > "$WORK/flotilla-crash.log" 2>&1 &
+SPID=$!
+wait_until 90 has web 6 && wait_until 60 has canary 3 \
+  || { echo "flotilla did not come up; log: $WORK/flotilla-crash.log" >&2; exit 1; }
+load crash "$SECS"
+sleep 5
+t0=$(date +%s.%N)
+kill -KILL "$(cat "$WORK/flotilla.pid")"
+back=none
+for _ in $(seq 1 600); do
+  if has web 6 2>/dev/null; then back=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')"); break; fi
+  sleep 0.1
+done
+wait "$LPID"
+row crash "SIGKILL, restarted at once on the kept socket; 6 healthy again after ${back} s"
+FPID=$(cat "$WORK/flotilla.pid"); stop
+wait "$SPID" 2>/dev/null || true
+fi
 
 {
   echo "Drills: \`bench/drills.sh $SECS\` — $CLIENTS clients × $RATE req/s, keep-alive, no retries, 5 s timeout; $(date -u +%Y-%m-%dT%H:%MZ)."

@@ -258,6 +258,18 @@ pub struct ReloadResponse {
     pub changes: Vec<String>,
 }
 
+/// Answer of a successful `POST /v1/upgrade`: the new process serves, the old one drains and
+/// exits; instances kept running.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UpgradeResponse {
+    /// The process that answered and now exits.
+    pub old_pid: u32,
+    /// The process that took over.
+    pub new_pid: u32,
+    /// One sentence for a person.
+    pub message: String,
+}
+
 /// Query parameters of `GET /v1/metrics/{metric}`; all optional, checked by the backend.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Query)]

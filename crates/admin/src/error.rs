@@ -39,6 +39,9 @@ pub enum AdminError {
     /// election, or the store is unreachable); try again shortly.
     #[error("{0}")]
     Unavailable(String),
+    /// A hot upgrade's new process failed to start or become ready; the running one serves on.
+    #[error("{0}")]
+    UpgradeFailed(String),
 }
 
 impl AdminError {
@@ -52,6 +55,7 @@ impl AdminError {
             AdminError::InvalidConfig { .. } => (StatusCode::BAD_REQUEST, "invalid_config"),
             AdminError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             AdminError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            AdminError::UpgradeFailed(_) => (StatusCode::INTERNAL_SERVER_ERROR, "upgrade_failed"),
         }
     }
 }

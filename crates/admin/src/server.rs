@@ -23,8 +23,8 @@ use crate::api::{
     InstanceRefreshInfo, InstanceRefreshRequest, LifecycleActionInfo, LifecycleHeartbeatRequest,
     ListenerInfo, MetricDatapoints, MetricParams, NodeInfo, ProtectionRequest, ProtectionResponse,
     RefreshOverrides, ReloadResponse, RuleWeights, ScalingInfo, SpotInterruptionResponse,
-    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse, WarmPoolInfo,
-    WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
+    SuspendedProcessesRequest, TargetHealthInfo, TerminateRequest, TerminateResponse,
+    UpgradeResponse, WarmPoolInfo, WeightsParams, WeightsRequest, ZoneDrillRequest, ZoneInfo,
 };
 use crate::auth::require_token;
 use crate::dashboard;
@@ -123,6 +123,11 @@ pub trait AdminBackend: Send + Sync + 'static {
     /// Re-reads the config file: validated first, applied as a diff only when valid.
     fn reload(&self) -> Result<ReloadResponse, AdminError> {
         Err(AdminError::Internal("reload is not supported here".into()))
+    }
+    /// Hot upgrade: starts the binary at this process's path, hands it everything, and
+    /// answers once it serves (this process then drains and exits).
+    fn upgrade(&self) -> Result<UpgradeResponse, AdminError> {
+        Err(AdminError::Internal("upgrade is not supported here".into()))
     }
     /// Starts an instance refresh of the group (AWS `StartInstanceRefresh`) with the given
     /// preferences, `None` meaning the default; a conflict while one is active.
@@ -282,6 +287,7 @@ fn api() -> (Router<Backend>, Router<Backend>, utoipa::openapi::OpenApi) {
         .routes(routes!(crate::spot::spot_interruption))
         .routes(routes!(crate::forecast::get_forecast))
         .routes(routes!(reload))
+        .routes(routes!(upgrade))
         .routes(routes!(prometheus_metrics))
         .routes(routes!(get_metric))
         .routes(routes!(get_scaling))
@@ -518,6 +524,26 @@ async fn reload(State(b): State<Backend>) -> Result<Json<ReloadResponse>, AdminE
     tokio::task::spawn_blocking(move || backend.reload())
         .await
         .map_err(|e| AdminError::Internal(format!("reload task failed: {e}")))?
+        .map(Json)
+}
+
+/// Hot upgrade: the binary now at the running one's path is started with the same arguments,
+/// takes over every listening socket, the instances (none restarted) and the cluster's state,
+/// and serves; then this process stops accepting, drains and exits. A new binary that fails
+/// leaves this one serving, with the reason.
+#[utoipa::path(post, path = "/v1/upgrade", tag = "cluster",
+    responses(
+        (status = 200, description = "The new process serves; this one drains and exits", body = UpgradeResponse),
+        (status = 401, description = "Missing or wrong bearer token", body = ErrorBody),
+        (status = 409, description = "Another upgrade is under way", body = ErrorBody),
+        (status = 500, description = "The new process failed (`code` = `upgrade_failed`); this one serves on", body = ErrorBody),
+    ))]
+async fn upgrade(State(b): State<Backend>) -> Result<Json<UpgradeResponse>, AdminError> {
+    let backend = Arc::clone(&b);
+    // Starting and talking to the new process blocks: keep it off the async workers.
+    tokio::task::spawn_blocking(move || backend.upgrade())
+        .await
+        .map_err(|e| AdminError::Internal(format!("upgrade task failed: {e}")))?
         .map(Json)
 }
 

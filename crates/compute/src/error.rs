@@ -59,6 +59,17 @@ pub enum ComputeError {
     /// The dedicated spawner thread could not be started or is gone.
     #[error("the process spawner thread is unavailable: {0}")]
     Spawner(String),
+    /// Another Flotilla owns the instance keeper of this state directory.
+    #[error(
+        "the state directory is in use: the instance keeper at {socket} is owned by flotilla \
+         pid {owners:?}"
+    )]
+    StateDirInUse {
+        /// The keeper's socket.
+        socket: std::path::PathBuf,
+        /// The pids attached to it.
+        owners: Vec<u32>,
+    },
     /// A process to adopt is not running (or its pid now belongs to another process).
     #[error("cannot adopt instance {instance_id}: process {pid} is not running")]
     NotRunning {

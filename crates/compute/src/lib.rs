@@ -13,8 +13,9 @@
 //! - it runs in its own process group, so a terminal Ctrl-C reaches Flotilla only (which drains
 //!   before stopping) and stop/kill reach the instance's whole process tree;
 //! - it never outlives Flotilla, not even when Flotilla is SIGKILLed (parent-death signal) —
-//!   unless a cluster-mode agent asks otherwise ([`LocalOptions`]), to adopt its instances
-//!   after its own restart.
+//!   yet with an instance [`keeper`] it survives a hot upgrade of Flotilla, which hands it to
+//!   the new process; and a cluster-mode agent may ask otherwise ([`LocalOptions`]), to adopt
+//!   its instances after its own restart.
 //!
 //! [`ContainerProvider`] runs instances from OCI images through Podman or Docker with the same
 //! guarantees (see its module), and [`Compute`] puts both behind one provider.
@@ -24,16 +25,17 @@
 mod compute;
 mod container;
 mod error;
+pub mod keeper;
 pub(crate) mod local;
 mod provider;
 mod signal;
 mod types;
 
-pub use compute::Compute;
+pub use compute::{Compute, Handed};
 pub use container::{ContainerProvider, ENGINE_ENV, SETTLE};
 pub use error::ComputeError;
 pub use local::procfs::process_start_time;
-pub use local::{LocalOptions, LocalProcessProvider};
+pub use local::{HandedProcess, LocalOptions, LocalProcessProvider, SpawnSpec};
 pub use provider::ComputeProvider;
 pub use signal::Signal;
 pub use types::{ComputeEvent, LaunchSpec, LaunchedInstance};

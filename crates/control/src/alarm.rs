@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::metrics::{Metric, Statistic};
 
 /// How the period's statistic is compared with the threshold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Comparison {
     /// `>` (`GreaterThanThreshold`)
     GreaterThan,
@@ -48,7 +48,9 @@ impl Comparison {
 }
 
 /// CloudWatch `TreatMissingData`: what a period without data means.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum MissingData {
     /// Judge by the data there is; all missing ⇒ INSUFFICIENT_DATA (the default).
     #[default]
@@ -62,7 +64,7 @@ pub enum MissingData {
 }
 
 /// An alarm's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum AlarmState {
     /// The metric is within the threshold.
     Ok,
@@ -103,7 +105,7 @@ impl fmt::Display for AlarmState {
 
 /// An alarm's settings, as `PutMetricAlarm` takes them (the metric itself is read by the
 /// caller, which feeds the alarm one value per period).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AlarmSpec {
     /// The metric watched.
     pub metric: Metric,
@@ -124,7 +126,7 @@ pub struct AlarmSpec {
 }
 
 /// A metric alarm: the spec, the recent datapoints and the current state.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Alarm {
     spec: AlarmSpec,
     window: VecDeque<Option<f64>>,

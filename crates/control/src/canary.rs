@@ -10,7 +10,7 @@ use crate::alarm::{Alarm, AlarmSpec, AlarmState};
 use crate::time::Time;
 
 /// What a rollback watches.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RollbackSpec {
     /// The canary target group whose weight is set to 0 when the alarm fires.
     pub target_group: String,
@@ -19,7 +19,7 @@ pub struct RollbackSpec {
 }
 
 /// Where a rollback stands, for the API.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum RollbackState {
     /// The canary gets no traffic (weight 0), so there is nothing to judge.
     Idle,
@@ -35,7 +35,7 @@ pub enum RollbackState {
 }
 
 /// The decision to take the canary out: set `target_group`'s weight to 0.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Rollback {
     /// The canary target group.
     pub target_group: String,
@@ -44,7 +44,7 @@ pub struct Rollback {
 }
 
 /// One forward action's canary rollback.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct CanaryRollback {
     spec: RollbackSpec,
     alarm: Alarm,

@@ -5,7 +5,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A parsed cron expression: one bit set per allowed value of each field.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cron {
     minutes: u64,
     hours: u64,
@@ -19,7 +19,7 @@ pub struct Cron {
 }
 
 /// Why a cron expression was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("invalid cron expression {expr:?}: {reason}")]
 pub struct CronError {
     /// The expression.

@@ -18,7 +18,7 @@ use crate::time::Time;
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Health check settings of a target group (AWS `HealthCheck*` fields).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HealthCheckSpec {
     /// Time between probes of one target (AWS `HealthCheckIntervalSeconds`). A probe whose
     /// result has not arrived one interval after it was sent counts as `Target.Timeout`.
@@ -33,7 +33,7 @@ pub struct HealthCheckSpec {
 }
 
 /// Outcome of one probe, as the runtime observed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ProbeResult {
     /// The target answered as the matcher expects.
     Success,
@@ -46,7 +46,7 @@ pub enum ProbeResult {
 }
 
 /// A target's health as the load balancer sees it (AWS `TargetHealth.State`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum TargetState {
     /// Just registered; gets traffic only when no target is healthy (fail-open).
     Initial,
@@ -74,7 +74,7 @@ impl TargetState {
 }
 
 /// One row of `DescribeTargetHealth`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetStatus {
     /// The target's address.
     pub target: SocketAddr,
@@ -85,7 +85,7 @@ pub struct TargetStatus {
 }
 
 /// Something the target group needs the runtime to do or know.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum HealthAction {
     /// Run one health check against `target` (with the spec's timeout) and report it with
     /// `handle_probe_result`.
@@ -111,7 +111,7 @@ pub enum HealthAction {
     },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Target {
     state: TargetState,
     reason: Option<String>,
@@ -129,7 +129,7 @@ struct Target {
 /// Probes every registered target every `interval` (the first at once), moves targets between
 /// states by the AWS thresholds, drains deregistered targets, and says which targets may
 /// receive traffic ([`routable_targets`](Self::routable_targets)).
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct TargetGroupHealth {
     spec: HealthCheckSpec,
     deregistration_delay: Duration,
@@ -233,6 +233,18 @@ impl TargetGroupHealth {
         }
         self.apply(target, result);
         self.handle_timeout(now);
+    }
+
+    /// Sends again every probe still outstanding (its answer went to a process that is gone:
+    /// a hot upgrade's predecessor), so no target is counted as timed out for it.
+    pub fn reissue_outstanding_probes(&mut self, now: Time) {
+        for (addr, t) in &mut self.targets {
+            if t.state != TargetState::Draining && t.probe_sent.is_some() {
+                t.probe_sent = Some(now);
+                self.actions
+                    .push_back(HealthAction::Probe { target: *addr });
+            }
+        }
     }
 
     /// The data plane has no request in flight to `target`: if it is draining, draining ends now.

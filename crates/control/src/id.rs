@@ -6,7 +6,9 @@ use std::fmt;
 ///
 /// Users and scripts see these in status output, logs and activity history, so they look like
 /// the AWS ones; ids are never reused within a group's generator.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct InstanceId(String);
 
 impl InstanceId {
@@ -34,7 +36,7 @@ impl From<String> for InstanceId {
 /// entropy (its runs replay exactly); where it must choose at random — instance ids, the
 /// Spot interruption drill — it draws from one of these, seeded by its driver. Simulations
 /// and test harnesses use the same generator.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SplitMix64 {
     state: u64,
 }
@@ -78,7 +80,7 @@ pub(crate) fn group_seed(seed: u64, index: usize) -> u64 {
 
 /// Deterministic source of instance ids ([`SplitMix64`]), so a test or simulation run with
 /// the same seed names its instances identically and can be replayed exactly.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct IdGenerator {
     rng: SplitMix64,
 }

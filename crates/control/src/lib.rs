@@ -48,7 +48,7 @@ pub use cluster::{
     ForwardStatus, GroupView, InstanceBill, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
     LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
     TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
-    WeightsError,
+    WeightsError, SNAPSHOT_FORMAT,
 };
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,

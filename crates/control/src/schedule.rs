@@ -12,13 +12,14 @@ use jiff::{Timestamp, ToSpan};
 use crate::cron::Cron;
 
 /// A scheduled action's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ScheduledActionSpec {
     /// Unique within the group; shown in the cause.
     pub name: String,
     /// Recurrence; `None` for a one-off at `start_time`.
     pub recurrence: Option<Cron>,
     /// Zone the recurrence is read in.
+    #[serde(with = "jiff::fmt::serde::tz::required")]
     pub time_zone: TimeZone,
     /// First (or only) run.
     pub start_time: Option<Timestamp>,

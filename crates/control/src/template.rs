@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// How to start one instance (`[launch_templates.NAME]`), like an EC2 launch template: here an
 /// instance is a local process, or a container of an OCI image (`image`), rather than a VM.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchTemplate {
     /// Program and arguments. Never empty for a process. The placeholder `{flotilla}` is kept
     /// verbatim; the runtime replaces it with the path of the running `flotilla` binary. With
@@ -37,7 +37,7 @@ pub struct LaunchTemplate {
 
 /// The container side of a launch template (`image = "localhost/web:2.1"` and its keys): what
 /// ECS calls a container definition, reduced to what one instance needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ImageTemplate {
     /// Image reference as the engine spells it (`localhost/web:2.1`, `docker.io/library/x`).
     pub reference: String,
@@ -56,7 +56,9 @@ pub struct ImageTemplate {
 }
 
 /// `pull`: when the engine fetches an image (Docker's `--pull`, Kubernetes' `imagePullPolicy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum PullPolicy {
     /// Use the local image only; a missing one is a failed launch.
     Never,
@@ -86,7 +88,9 @@ impl PullPolicy {
 }
 
 /// The signal used to ask an instance to shut down (`stop_signal`), before the hard kill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum StopSignal {
     /// `SIGTERM`, the conventional "please exit" (default).
     #[default]

@@ -7,7 +7,19 @@ use std::time::Duration;
 ///
 /// The control plane never reads a clock: the runtime passes wall-clock time since it started,
 /// tests pass virtual time. Keeping time a plain value is what makes every decision replayable.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub struct Time(Duration);
 
 impl Time {

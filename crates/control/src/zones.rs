@@ -16,7 +16,7 @@ use crate::time::Time;
 pub const MAX_DRILL_DURATION: Duration = Duration::from_secs(3 * 24 * 3600);
 
 /// A kind of zone drill.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ZoneDrill {
     /// Every instance in the zone is killed and the zone takes no launches.
     Outage,
@@ -41,7 +41,7 @@ impl fmt::Display for ZoneDrill {
 }
 
 /// A drill starting or ending, for the runtime to apply.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ZoneEvent {
     /// The drill began in `zone`.
     Started {
@@ -64,7 +64,7 @@ pub enum ZoneEvent {
 }
 
 /// One zone and the drills in force on it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ZoneStatus {
     /// The zone's name from the config.
     pub name: String,
@@ -108,7 +108,7 @@ pub enum ZoneError {
 }
 
 /// The cluster's zones with their drills.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ZoneDrills {
     zones: Vec<ZoneStatus>,
     events: VecDeque<ZoneEvent>,

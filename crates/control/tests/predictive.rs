@@ -162,3 +162,50 @@ fn the_history_is_made_durable_and_restored() {
     assert_eq!(p.history_hours(), 26);
     assert_eq!(p.forecast(), &before[..]);
 }
+
+/// A hot upgrade hands the cluster over mid-run (a serde round trip, as the runtime's CBOR):
+/// the learned load history, the forecast and the purchase-option split and Spot drill draws
+/// carry on, so the run decides exactly as one that was never handed over.
+#[test]
+fn a_cluster_handed_over_mid_run_forecasts_and_scales_the_same() {
+    fn round_trip(c: &flotilla_control::Cluster) -> flotilla_control::Cluster {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(c, &mut bytes).expect("a cluster serialises");
+        ciborium::from_reader(bytes.as_slice()).expect("and deserialises")
+    }
+    fn spot_mix(mut cs: ClusterSpec) -> ClusterSpec {
+        let g = cs.groups.get_mut("web").expect("web");
+        g.instances_distribution = Some(flotilla_control::pricing::InstancesDistribution {
+            on_demand_base_capacity: 1,
+            on_demand_percentage_above_base_capacity: 50,
+            spot_interruption_rate: 0.5,
+            ..flotilla_control::pricing::InstancesDistribution::default()
+        });
+        cs
+    }
+    let trace = |handover: Option<u64>| {
+        let mut d = Driver::with_cluster_spec(spot_mix(cluster(PredictiveMode::ForecastAndScale)));
+        d.health_delay = Some(secs(1));
+        let mut desired = Vec::new();
+        run(&mut d, 26 * HOUR, |hour, capacity| {
+            desired.push((hour, capacity))
+        });
+        if handover.is_some() {
+            d.cluster = round_trip(&d.cluster);
+        }
+        run(&mut d, 32 * HOUR, |hour, capacity| {
+            desired.push((hour, capacity))
+        });
+        let causes: Vec<String> = d.group().activities().map(|a| a.cause.clone()).collect();
+        (desired, causes)
+    };
+    let (straight, straight_causes) = trace(None);
+    let (handed, handed_causes) = trace(Some(26 * HOUR));
+    assert_eq!(straight, handed);
+    assert_eq!(straight_causes, handed_causes);
+    // Not vacuous: the second part of the run scaled ahead of the forecast.
+    assert!(
+        handed_causes.iter().any(|c| c.contains("(predictive)")),
+        "{handed_causes:?}"
+    );
+}

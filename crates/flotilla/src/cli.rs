@@ -356,6 +356,26 @@ pub(crate) enum Command {
         #[command(subcommand)]
         command: SpotCommand,
     },
+    /// Hot upgrade: the running flotilla starts the binary now at its path with the same
+    /// arguments, hands it every listening socket, its instances and its state, and exits once
+    /// the new one serves; no request is lost. A new binary that fails leaves the old serving.
+    Upgrade {
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Print a shell completion script for SHELL on stdout.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    Man,
+    /// The instance keeper of a state directory (started by `flotilla up`, not by hand).
+    #[command(hide = true)]
+    Keeper {
+        /// Its unix socket.
+        socket: PathBuf,
+    },
     /// Run the "What is the time?" demo web application (listens on $FLOTILLA_HOST:$PORT,
     /// 127.0.0.1 by default).
     DemoApp,

@@ -96,6 +96,23 @@ pub(crate) fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Protect { id, admin } => block_on(protect(admin, &id, true)),
         Command::Unprotect { id, admin } => block_on(protect(admin, &id, false)),
         Command::Reload { admin } => block_on(reload(admin)),
+        Command::Upgrade { admin } => block_on(upgrade(admin)),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "flotilla", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keeper { socket } => {
+            flotilla_compute::keeper::run(&socket).context("instance keeper")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Refresh {
             group,
             min_healthy_percentage,
@@ -232,6 +249,22 @@ pub(crate) fn load_config_or(
     }
 }
 
+/// A config error as one message for a hot upgrade's predecessor (and its API answer).
+fn config_failure(path: &std::path::Path, e: &ConfigError) -> String {
+    match e {
+        ConfigError::Invalid(diagnostics) => {
+            let lines: Vec<String> = diagnostics.0.iter().map(|d| d.to_string()).collect();
+            format!(
+                "{}: {} error(s) in the config: {}",
+                path.display(),
+                lines.len(),
+                lines.join("; ")
+            )
+        }
+        e => e.to_string(),
+    }
+}
+
 fn validate(path: &std::path::Path) -> ExitCode {
     match load_config(path) {
         Some(_) => {
@@ -243,8 +276,18 @@ fn validate(path: &std::path::Path) -> ExitCode {
 }
 
 fn up(path: &std::path::Path, worker_threads: Option<usize>) -> anyhow::Result<ExitCode> {
-    let Some(config) = load_config(path) else {
-        return Ok(ExitCode::FAILURE);
+    // A hot upgrade's successor reports to its predecessor from the start, so that even a
+    // config that no longer parses is told there (and the predecessor serves on).
+    let successor = flotilla_runtime::Successor::from_env().context("hot upgrade")?;
+    let config = match flotilla_config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            if let Some(s) = &successor {
+                s.fail(&config_failure(path, &e));
+            }
+            let _ = load_config(path); // prints every error, as without an upgrade
+            return Ok(ExitCode::FAILURE);
+        }
     };
     let admin_token = std::env::var(&config.cluster.admin_token_env)
         .ok()
@@ -257,6 +300,7 @@ fn up(path: &std::path::Path, worker_threads: Option<usize>) -> anyhow::Result<E
         ^ u64::from(std::process::id()).rotate_left(32);
     let options = flotilla_runtime::RunOptions {
         flotilla_exe,
+        args: std::env::args_os().skip(1).collect(),
         id_seed,
         admin_token,
     };
@@ -277,7 +321,7 @@ fn up(path: &std::path::Path, worker_threads: Option<usize>) -> anyhow::Result<E
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let shutdown = shutdown_signal()?;
-        flotilla_runtime::run(config, options, shutdown)
+        flotilla_runtime::run(config, options, successor, shutdown)
             .await
             .context("flotilla up")
     })?;
@@ -747,6 +791,19 @@ async fn protect(admin: AdminArgs, id: &str, protected: bool) -> anyhow::Result<
                 "no longer protected from scale-in"
             };
             outln!("instance {} of group {}: {what}", r.instance_id, r.group);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => refused(e),
+    }
+}
+
+async fn upgrade(admin: AdminArgs) -> anyhow::Result<ExitCode> {
+    let client = client(&admin)?;
+    let result: Result<flotilla_admin::api::UpgradeResponse, _> =
+        client.post("/v1/upgrade", &serde_json::json!({})).await;
+    match result {
+        Ok(r) => {
+            println!("upgraded: {}", r.message);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => refused(e),

@@ -2,8 +2,9 @@
 //! demo image is built from a root filesystem in the test; a group of three image instances
 //! serves behind a listener, survives a `podman kill` under load and rolls to a new tag with
 //! an instance refresh, with 0 failed requests; no container outlives Flotilla (SIGTERM or
-//! SIGKILL); containers an earlier run left are adopted; bad images are failed launches with
-//! the engine's reason. Each test skips with a message where Podman cannot run containers
+//! SIGKILL); containers an earlier run left are adopted; a hot upgrade keeps them (same main
+//! processes, the old watchdog stands down, the successor's guards them); bad images are
+//! failed launches with the engine's reason. Each test skips with a message where Podman cannot run containers
 //! (under `CI` it fails instead).
 
 mod common;
@@ -332,4 +333,63 @@ async fn failed_launch(f: &Flotilla) -> String {
     let g = f.group("web").await.expect("group");
     assert!(g.instances.iter().all(|i| i.state != "in_service"), "{g:?}");
     failed[0].clone()
+}
+
+/// Kills a process this test does not own as a child (a hot upgrade's successor) on drop.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if alive(self.0) {
+            signal(self.0, libc::SIGKILL);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them() {
+    if !image_or_skip("a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them") {
+        return;
+    }
+    let (mut f, cleanup) = start("containers-upgrade", |p| config(p, IMAGE_1, 2, ""));
+    let before = f.wait_in_service("web", 2, Duration::from_secs(90)).await;
+    let mut names = podman::containers(&cleanup.0);
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    let old_watchdogs = children_of(f.pid());
+    assert_eq!(old_watchdogs.len(), 1, "the old process's watchdog");
+    let upgraded: flotilla_admin::api::UpgradeResponse = f
+        .admin
+        .post("/v1/upgrade", &serde_json::json!({}))
+        .await
+        .expect("upgrade");
+    let successor = KillOnDrop(upgraded.new_pid);
+    let status = f.stop_with(0, Duration::from_secs(60)); // signal 0: wait for its exit
+    assert!(status.success(), "the old process exited with {status}");
+    // Its watchdog has finished, whatever it did: stood down, or removed what it guarded.
+    wait_for("the old watchdog's end", Duration::from_secs(30), || {
+        let gone = !alive(old_watchdogs[0]);
+        async move { gone.then_some(()) }
+    })
+    .await;
+
+    // The same containers, not restarted, not re-attached: the same main processes.
+    let after: GroupDetail = f.admin.get("/v1/groups/web").await.expect("group");
+    let ids = |g: &GroupDetail| {
+        let mut v: Vec<(String, Option<u32>)> =
+            g.instances.iter().map(|i| (i.id.clone(), i.pid)).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(ids(&after), ids(&before), "the same containers, same pids");
+    let mut now = podman::containers(&cleanup.0);
+    now.sort();
+    assert_eq!(now, names, "the old process's watchdog removed nothing");
+    let pids: Vec<u32> = after.instances.iter().filter_map(|i| i.pid).collect();
+    assert!(pids.iter().all(|p| alive(*p)), "{pids:?}");
+
+    // The successor guards them: SIGKILLed, its watchdog removes the containers.
+    signal(successor.0, libc::SIGKILL);
+    let seen = wait_no_containers(&cleanup.0).await;
+    assert!(seen <= 2, "{seen}");
 }

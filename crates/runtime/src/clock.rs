@@ -20,6 +20,21 @@ impl Clock {
         }
     }
 
+    /// A clock that continues another process's: its `Time` now is `elapsed` (a hot
+    /// upgrade's successor carries on the cluster's times where its predecessor left them).
+    pub(crate) fn continued(elapsed: Duration, epoch_wall: SystemTime) -> Self {
+        let now = Instant::now();
+        Self {
+            epoch: now.checked_sub(elapsed).unwrap_or(now),
+            epoch_wall,
+        }
+    }
+
+    /// The epoch as wall time.
+    pub(crate) fn epoch_wall(&self) -> SystemTime {
+        self.epoch_wall
+    }
+
     /// Control-plane time now.
     pub(crate) fn now(&self) -> Time {
         Time::from_duration(self.epoch.elapsed())

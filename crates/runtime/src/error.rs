@@ -63,6 +63,9 @@ pub enum RuntimeError {
     /// A distribution listener could not start (bind or certificates).
     #[error("{0}")]
     Edge(String),
+    /// A hot upgrade's successor could not take over (the running process serves on).
+    #[error("hot upgrade: {0}")]
+    Upgrade(String),
     /// The durable state under `state_dir` could not be opened or read.
     #[error("{0}")]
     State(#[from] flotilla_state::StateError),

@@ -2,6 +2,7 @@
 //! and feeds what comes of them back as events. It decides nothing.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use flotilla_compute::ComputeProvider;
@@ -24,6 +25,10 @@ pub(crate) struct LaunchContext {
 pub(crate) fn execute_pending(shared: &Arc<Shared>) {
     let _turn = lock(&shared.executing);
     loop {
+        // Retired by a hot upgrade: the effects stay with the snapshot the successor has.
+        if shared.is_retired() {
+            return;
+        }
         let effects: Vec<Effect> = {
             let mut c = shared.cluster();
             std::iter::from_fn(|| c.poll_effect()).collect()
@@ -32,9 +37,38 @@ pub(crate) fn execute_pending(shared: &Arc<Shared>) {
             return;
         }
         for effect in effects {
+            if shared.deferring.load(Ordering::SeqCst) && !for_the_data_plane(&effect) {
+                lock(&shared.deferred).push(effect);
+            } else {
+                execute(shared, effect);
+            }
+        }
+    }
+}
+
+/// Effects a successor of a hot upgrade carries out before it is committed: only what its
+/// data plane must know to serve. Everything else waits for the commit (see `deferring`).
+fn for_the_data_plane(effect: &Effect) -> bool {
+    matches!(
+        effect,
+        Effect::PublishTargets { .. }
+            | Effect::PublishShiftedZones { .. }
+            | Effect::PublishWeights { .. }
+            | Effect::HoldRequests { .. }
+    )
+}
+
+/// A successor's commit: carries out, in order, what was held back, then what came since.
+pub(crate) fn execute_deferred(shared: &Arc<Shared>) {
+    {
+        let _turn = lock(&shared.executing);
+        shared.deferring.store(false, Ordering::SeqCst);
+        let deferred = std::mem::take(&mut *lock(&shared.deferred));
+        for effect in deferred {
             execute(shared, effect);
         }
     }
+    execute_pending(shared);
 }
 
 fn execute(shared: &Arc<Shared>, effect: Effect) {
@@ -66,7 +100,8 @@ fn execute(shared: &Arc<Shared>, effect: Effect) {
         }
         Effect::CollectSamples => {
             let samples = lock(&shared.sampler).collect(shared);
-            shared.with_cluster(|c, now| c.handle_samples(now, jiff::Timestamp::now(), samples));
+            let wall = jiff::Timestamp::now();
+            shared.event(move |c, now| c.handle_samples(now, wall, samples));
         }
         Effect::Activity { group, activity } => {
             if let Some(p) = lock(&shared.persister).as_ref() {
@@ -84,6 +119,9 @@ fn execute(shared: &Arc<Shared>, effect: Effect) {
 /// Starts the instance in a task of its own; the outcome comes back as an event.
 fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
     let shared = Arc::clone(shared);
+    // Counted from here (under the executing turn) until its outcome is fed: a hot upgrade
+    // snapshots the cluster only when no launch is under way.
+    shared.launches.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         let LaunchRequest {
             group,
@@ -135,6 +173,7 @@ fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
                 shared.with_cluster(|c, now| c.handle_launch_failed(now, &id, &e.to_string()));
             }
         }
+        shared.launches.fetch_sub(1, Ordering::SeqCst);
         shared.wake.notify_one();
     });
 }
@@ -147,7 +186,7 @@ fn probe(shared: &Arc<Shared>, target_group: String, target: std::net::SocketAdd
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
         let result = crate::probe::run_probe(target, &check).await;
-        shared.with_cluster(|c, now| c.handle_probe_result(now, &target_group, target, result));
+        shared.event(move |c, now| c.handle_probe_result(now, &target_group, target, result));
         shared.wake.notify_one();
     });
 }

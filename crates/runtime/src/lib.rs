@@ -9,9 +9,12 @@
 //! `run` (start, the control loop, shutdown), `executor` (effects → I/O), `sampler` (counters
 //! and `/proc` → samples), `data_plane` and `listeners` (the proxy's objects), `reload`,
 //! `persist` (the state store), `admin_adapter` (the admin API), `aws_adapter` (the AWS API:
-//! its overlay merged with the file and applied like a reload), `prometheus`.
+//! its overlay merged with the file and applied like a reload), `prometheus`, `start` (fresh
+//! or as a hot upgrade's successor), `upgrade` (hot upgrade), `systemd` (readiness).
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+// `deny`, not `forbid`: `upgrade/fds.rs` alone may turn a received descriptor into an
+// `OwnedFd` (see there).
+#![deny(unsafe_code)]
 
 mod admin_adapter;
 mod aws_adapter;
@@ -31,7 +34,11 @@ mod reload;
 mod run;
 mod sampler;
 mod shared;
+mod start;
+mod systemd;
+mod upgrade;
 
 pub use error::RuntimeError;
 pub use node::{run_node, NodeError, NodeOptions, Roles};
 pub use run::{run, RunOptions};
+pub use upgrade::{Successor, UPGRADE_ENV};

@@ -39,6 +39,9 @@ pub(crate) fn apply(
     current: &mut Config,
     new: Config,
 ) -> Result<Vec<String>, AdminError> {
+    if shared.is_retired() {
+        return Err(crate::upgrade::handing_over());
+    }
     let mut blockers = needs_restart(current, &new);
     blockers.extend(crate::edge::reload_blockers(shared, current, &new));
     let spec = new.cluster_spec(|addr| shared.listeners.bound_address(addr));
@@ -49,7 +52,7 @@ pub(crate) fn apply(
             blockers.join("; ")
         )));
     }
-    let bound = crate::listeners::bind_new(&shared.listeners, &new)
+    let bound = crate::listeners::bind_new(&shared.listeners, &new, &mut Default::default())
         .map_err(|e| AdminError::Conflict(format!("{e}; nothing was changed")))?;
     // Target groups first: new listeners and forwards may name new ones.
     let (mut changes, replaced) = shared.data_plane.reconfigure(current, &new);

@@ -2,26 +2,23 @@
 //! shutdown stops accepting, lets in-flight requests finish, then stops every instance.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use flotilla_compute::{Compute, ComputeEvent, ComputeProvider};
+use flotilla_compute::{ComputeEvent, ComputeProvider};
 use flotilla_config::Config;
-use flotilla_control::{Cluster, InstanceId};
-use tokio::net::TcpListener;
+use flotilla_control::InstanceId;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::admin_adapter::AdminView;
-use crate::clock::Clock;
-use crate::data_plane::DataPlane;
-use crate::executor::{execute_pending, LaunchContext};
-use crate::listeners::{BoundListener, ListenerSet};
-use crate::shared::{lock, Shared, SharedParts};
-use crate::{persist, RuntimeError};
+use crate::executor::execute_pending;
+use crate::shared::{lock, Shared};
+use crate::upgrade::Successor;
+use crate::RuntimeError;
 
 /// How long shutdown waits for in-flight client requests before stopping instances anyway.
 const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(30);
@@ -31,8 +28,12 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// What `flotilla up` needs besides the config.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// Path substituted for `{flotilla}` in launch template commands.
+    /// Path substituted for `{flotilla}` in launch template commands; also the binary a hot
+    /// upgrade starts (the file now at this path) and the instance keeper runs.
     pub flotilla_exe: PathBuf,
+    /// The arguments this process was started with (after the program), for a hot upgrade's
+    /// successor.
+    pub args: Vec<OsString>,
     /// Seed for instance ids, so every run gets fresh ids while tests can fix them.
     pub id_seed: u64,
     /// Admin API token; required when `admin_bind` is not loopback.
@@ -40,133 +41,43 @@ pub struct RunOptions {
 }
 
 /// What the start leaves running.
-struct Running {
-    shared: Arc<Shared>,
-    compute_events: mpsc::UnboundedReceiver<ComputeEvent>,
-    admin: JoinHandle<std::io::Result<()>>,
-    aws: Option<JoinHandle<std::io::Result<()>>>,
-    stop_admin: watch::Sender<bool>,
+pub(crate) struct Running {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) compute_events: mpsc::UnboundedReceiver<ComputeEvent>,
+    pub(crate) admin: JoinHandle<std::io::Result<()>>,
+    /// The AWS API, when configured.
+    pub(crate) aws: Option<JoinHandle<std::io::Result<()>>>,
+    /// Stops the admin API and the AWS API.
+    pub(crate) stop_admin: watch::Sender<bool>,
 }
 
-/// Runs the cluster described by `config` until `shutdown` completes, then stops cleanly.
+/// How the control loop ended.
+enum Exit {
+    /// Ctrl-C / SIGTERM: stop everything.
+    Shutdown,
+    /// A hot upgrade's successor took over: drain and exit, instances keep running.
+    HandedOver,
+}
+
+/// Runs the cluster described by `config` until `shutdown` completes, then stops cleanly —
+/// or until a hot upgrade's successor has taken over, then drains and exits leaving the
+/// instances to it. With `successor`, this process *is* such a successor and starts from its
+/// predecessor's sockets, instances and state.
 pub async fn run(
     config: Config,
     options: RunOptions,
+    successor: Option<Successor>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RuntimeError> {
-    let mut running = start(config, options).await?;
-    control_loop(&running.shared, &mut running.compute_events, shutdown).await;
-    stop(running).await;
+    let mut running = match successor {
+        Some(s) => crate::start::successor(config, options, s).await?,
+        None => crate::start::fresh(config, options).await?,
+    };
+    match control_loop(&running.shared, &mut running.compute_events, shutdown).await {
+        Exit::Shutdown => stop(running).await,
+        Exit::HandedOver => step_down(running).await,
+    }
     Ok(())
-}
-
-/// Binds everything first (a taken port fails the start before any instance exists), builds
-/// the cluster, takes back what an earlier run left, and starts serving.
-async fn start(file_config: Config, options: RunOptions) -> Result<Running, RuntimeError> {
-    let clock = Clock::start();
-    let admin_addr = file_config.cluster.admin_bind;
-    if !admin_addr.ip().is_loopback() && options.admin_token.is_none() {
-        return Err(RuntimeError::AdminTokenRequired {
-            addr: admin_addr,
-            env: file_config.cluster.admin_token_env.clone(),
-        });
-    }
-    let state_dir = file_config.cluster.state_dir.clone();
-    let log_dir = state_dir.join("logs");
-    std::fs::create_dir_all(&log_dir).map_err(|source| RuntimeError::StateDir {
-        path: log_dir.clone(),
-        source,
-    })?;
-    let store = persist::open_store(&state_dir)?;
-    let aws = crate::aws_adapter::prepare(&file_config, &store).await?;
-    let config = aws.config.clone();
-    let stored = persist::read(&store, config.auto_scaling_groups.keys())?;
-    let admin_listener =
-        TcpListener::bind(admin_addr)
-            .await
-            .map_err(|source| RuntimeError::Bind {
-                addr: admin_addr,
-                source,
-            })?;
-    let listeners = ListenerSet::default();
-    let bound = crate::listeners::bind_new(&listeners, &config)?;
-    let edge = crate::edge::bind(&config).await?;
-    // Containers are labelled with the state directory: the next run with it adopts or
-    // removes what this one leaves.
-    let home = std::fs::canonicalize(&config.cluster.state_dir)
-        .unwrap_or_else(|_| config.cluster.state_dir.clone());
-    let (provider, compute_events) = Compute::new(log_dir, home.to_string_lossy().into_owned())?;
-    let provider = Arc::new(provider);
-    let persister =
-        persist::Persister::start(Box::new(store), clock, format!("{:016x}", options.id_seed))
-            .map_err(|source| RuntimeError::StateDir {
-                path: state_dir.clone(),
-                source,
-            })?;
-    let now = clock.now();
-    let mut cluster = Cluster::new(spec_of(&config, &bound), options.id_seed, now);
-    cluster.restore(now, stored.restored);
-    let processes = persist::adopt_survivors(
-        &mut cluster,
-        &provider,
-        &config,
-        &persister,
-        stored.instances,
-        now,
-    )
-    .await;
-    let admin_bound = admin_listener.local_addr().unwrap_or(admin_addr);
-    let shared = Shared::new(SharedParts {
-        cluster,
-        clock,
-        data_plane: DataPlane::from_config(&config),
-        listeners,
-        provider,
-        processes,
-        persister,
-        launch: LaunchContext {
-            flotilla_exe: options.flotilla_exe.clone(),
-            admin_url: format!("http://{admin_bound}"),
-            user_data_dir: state_dir.join("user-data"),
-        },
-        history: stored.history,
-        config,
-        file_config,
-        overlay: aws.overlay.clone(),
-    });
-    // Routing tables, weights and held requests are in place before the first request.
-    execute_pending(&shared);
-    for b in bound {
-        shared.listeners.start(b, &shared.data_plane);
-    }
-    edge.start(&shared);
-    let (stop_admin, stop_rx) = watch::channel(false);
-    let admin = tokio::spawn(flotilla_admin::serve(
-        admin_listener,
-        Arc::new(AdminView(shared.clone())),
-        options.admin_token.clone().map(Arc::from),
-        stop_rx.clone(),
-    ));
-    let aws = aws.serve(&shared, stop_rx);
-    let name = shared.config().cluster.name.clone();
-    tracing::info!(cluster = %name, admin = %admin_bound, "flotilla is up");
-    Ok(Running {
-        shared,
-        compute_events,
-        admin,
-        aws,
-        stop_admin,
-    })
-}
-
-/// The cluster `config` describes, its forward actions keyed by the addresses `bound` took.
-fn spec_of(config: &Config, bound: &[BoundListener]) -> flotilla_control::ClusterSpec {
-    config.cluster_spec(|addr| {
-        bound
-            .iter()
-            .find(|b| b.listener.bind == addr)
-            .map_or(addr, BoundListener::bound)
-    })
 }
 
 /// What the loop last saw of the data plane.
@@ -196,7 +107,8 @@ fn observe_data_plane(shared: &Shared, seen: &mut Observed) -> bool {
         let held = shared.data_plane.held_requests(&tg);
         // Told on every change, back to zero too: a stale count would wake an idle group.
         if seen.held.insert(tg.clone(), held).unwrap_or(0) != held {
-            shared.with_cluster(|c, now| c.handle_held_requests(now, &tg, held));
+            let tg = tg.clone();
+            shared.event(move |c, now| c.handle_held_requests(now, &tg, held));
         }
     }
     let now = Instant::now();
@@ -205,26 +117,62 @@ fn observe_data_plane(shared: &Shared, seen: &mut Observed) -> bool {
         let since = *seen.draining_since.entry(key.clone()).or_insert(now);
         let (tg, addr) = key;
         if now >= since + DRAIN_POLL && shared.data_plane.in_flight(tg, *addr) == 0 {
-            shared.with_cluster(|c, now| c.handle_target_idle(now, tg, *addr));
+            let (tg, addr) = (tg.clone(), *addr);
+            shared.event(move |c, now| c.handle_target_idle(now, &tg, addr));
         }
     }
     !draining.is_empty()
 }
 
+/// A unix signal's next arrival, or never when its handler could not be installed.
+async fn next(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal.as_mut() {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Feeds a process exit to the cluster (queued while a hot upgrade hands over).
+fn exited(shared: &Shared, event: ComputeEvent) {
+    let ComputeEvent::Exited {
+        instance_id,
+        status,
+        ..
+    } = event;
+    let id = InstanceId::from(instance_id);
+    lock(&shared.processes).remove(&id);
+    shared.event(move |c, now| c.handle_instance_exited(now, &id, &status));
+}
+
 /// The control loop: lets the cluster act on time, carries out its effects, and sleeps until
-/// its next timeout or the next event.
+/// its next timeout or the next event. While a hot upgrade has retired the cluster it only
+/// queues events, until the upgrade commits (then it ends) or fails (then it goes on).
 async fn control_loop(
     shared: &Arc<Shared>,
     compute_events: &mut mpsc::UnboundedReceiver<ComputeEvent>,
     shutdown: impl Future<Output = ()>,
-) {
+) -> Exit {
+    use tokio::signal::unix::{signal, SignalKind};
     // SIGHUP reloads the config; without the handler it would end the process.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
+    // SIGUSR2 starts a hot upgrade (as nginx's binary upgrade).
+    let mut usr2 = signal(SignalKind::user_defined2()).ok();
     tokio::pin!(shutdown);
     let mut seen = Observed::default();
     loop {
+        if shared.is_retired() {
+            tokio::select! {
+                _ = &mut shutdown => return Exit::Shutdown,
+                _ = shared.handover.commit.notified() => return Exit::HandedOver,
+                _ = shared.gate_changed.notified() => {}
+                Some(event) = compute_events.recv() => exited(shared, event),
+            }
+            continue;
+        }
         let draining = observe_data_plane(shared, &mut seen);
-        shared.with_cluster(|c, now| c.handle_timeout(now));
+        shared.event(|c, now| c.handle_timeout(now));
         execute_pending(shared);
         let mut deadline = shared
             .cluster()
@@ -241,41 +189,30 @@ async fn control_loop(
             }
         };
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => return Exit::Shutdown,
+            _ = shared.handover.commit.notified() => return Exit::HandedOver,
             _ = sleep => {}
             _ = shared.wake.notified() => {}
-            Some(()) = async {
-                match hangup.as_mut() {
-                    Some(h) => h.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            _ = shared.gate_changed.notified() => {}
+            () = next(&mut hangup) => {
                 tracing::info!("SIGHUP received: reloading the config");
                 let shared = Arc::clone(shared);
                 tokio::task::spawn_blocking(move || crate::reload::reload_and_log(&shared));
             }
-            Some(event) = compute_events.recv() => {
-                let ComputeEvent::Exited { instance_id, status, .. } = event;
-                let id = InstanceId::from(instance_id);
-                lock(&shared.processes).remove(&id);
-                shared.with_cluster(|c, now| c.handle_instance_exited(now, &id, &status));
+            () = next(&mut usr2) => {
+                tracing::info!("SIGUSR2 received: hot upgrade");
+                let shared = Arc::clone(shared);
+                tokio::task::spawn_blocking(move || crate::upgrade::upgrade_and_log(&shared));
             }
+            Some(event) = compute_events.recv() => exited(shared, event),
         }
     }
 }
 
-/// Stops accepting and lets in-flight requests finish, then stops every instance.
-async fn stop(running: Running) {
-    let Running {
-        shared,
-        admin,
-        aws,
-        stop_admin,
-        ..
-    } = running;
-    tracing::info!("shutting down: draining listeners");
+/// Stops the admin API and every listener from accepting and lets in-flight requests finish
+/// (bounded by [`DRAIN_ON_SHUTDOWN`]).
+async fn drain(shared: &Shared, stop_admin: &watch::Sender<bool>) {
     let _ = stop_admin.send(true);
-    crate::edge::stop(&shared).await;
     let mut proxies = shared.listeners.stop_all();
     let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
         while let Some(result) = proxies.join_next().await {
@@ -292,6 +229,52 @@ async fn stop(running: Running) {
         );
         proxies.abort_all();
     }
+}
+
+/// After a hot upgrade: drains, closes the state store and exits; the instances stay with
+/// the successor (this process's keeper connection closes, the successor's stays). The DNS
+/// server and distributions stop first: the successor binds their sockets once they are free.
+async fn step_down(running: Running) {
+    let Running {
+        shared,
+        admin,
+        aws,
+        stop_admin,
+        ..
+    } = running;
+    tracing::info!("handed over: draining listeners; instances keep running");
+    shared.provider.detach().await;
+    crate::edge::stop(&shared).await;
+    drain(&shared, &stop_admin).await;
+    let writer = lock(&shared.persister).take().and_then(|mut p| p.close());
+    if let Some(writer) = writer {
+        let _ = tokio::task::spawn_blocking(move || writer.join()).await;
+    }
+    let _ = admin.await;
+    if let Some(aws) = aws {
+        let _ = aws.await;
+    }
+    tracing::info!("flotilla stepped down");
+}
+
+/// Stops accepting and lets in-flight requests finish, then stops every instance.
+async fn stop(running: Running) {
+    let Running {
+        shared,
+        admin,
+        aws,
+        stop_admin,
+        ..
+    } = running;
+    tracing::info!("shutting down: draining listeners");
+    crate::systemd::notify("STOPPING=1");
+    // A successor still starting must not take over what is being stopped.
+    shared.handover.abort_successor();
+    if shared.is_retired() {
+        shared.resume();
+    }
+    crate::edge::stop(&shared).await;
+    drain(&shared, &stop_admin).await;
     tracing::info!("stopping every instance");
     shared.provider.shutdown().await;
     // Every instance is stopped: none is left for a later run to adopt.

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use flotilla_admin::api::ActivityInfo;
@@ -25,9 +26,33 @@ pub(crate) struct Process {
     pub(crate) start_time: Option<u64>,
 }
 
+/// An event for the cluster, held back while a hot upgrade hands over.
+pub(crate) type Queued = Box<dyn FnOnce(&mut Cluster, Time) + Send>;
+
+/// Whether the cluster takes events: a hot upgrade *retires* it at the moment it is
+/// snapshotted for the successor; events that arrive after that are queued, applied if the
+/// upgrade fails (and dropped if it succeeds: the successor sees them for itself).
+#[derive(Default)]
+pub(crate) struct Gate {
+    pub(crate) retired: bool,
+    pub(crate) queued: Vec<Queued>,
+}
+
 /// Shared by everything that runs for `flotilla up`.
 pub(crate) struct Shared {
     cluster: Mutex<Cluster>,
+    /// Taken before `cluster` when both are needed.
+    gate: Mutex<Gate>,
+    /// Wakes the control loop when the gate opens again.
+    pub(crate) gate_changed: Notify,
+    /// Launch tasks under way (a hot upgrade waits for none before it retires the cluster).
+    pub(crate) launches: AtomicUsize,
+    /// Effects other than the data plane's are held back here while a successor of a hot
+    /// upgrade is not yet committed (it must start or stop nothing before then).
+    pub(crate) deferring: AtomicBool,
+    pub(crate) deferred: Mutex<Vec<flotilla_control::Effect>>,
+    /// What a hot upgrade needs of this process (its command line, its sockets, its run).
+    pub(crate) handover: crate::upgrade::Handover,
     /// Wakes the control loop: an event arrived, an effect is queued, a request is held.
     pub(crate) wake: Notify,
     pub(crate) clock: Clock,
@@ -70,6 +95,9 @@ pub(crate) struct SharedParts {
     pub(crate) config: flotilla_config::Config,
     pub(crate) file_config: flotilla_config::Config,
     pub(crate) overlay: flotilla_aws::Overlay,
+    pub(crate) handover: crate::upgrade::Handover,
+    /// A successor's start: hold back process effects until committed.
+    pub(crate) deferring: bool,
 }
 
 /// Locks a mutex whose holder may have panicked: every value behind these locks stays
@@ -84,6 +112,12 @@ impl Shared {
             .then(|| parts.file_config.path.clone());
         Arc::new(Shared {
             cluster: Mutex::new(parts.cluster),
+            gate: Mutex::new(Gate::default()),
+            gate_changed: Notify::new(),
+            launches: AtomicUsize::new(0),
+            deferring: AtomicBool::new(parts.deferring),
+            deferred: Mutex::new(Vec::new()),
+            handover: parts.handover,
             wake: Notify::new(),
             clock: parts.clock,
             data_plane: parts.data_plane,
@@ -114,6 +148,71 @@ impl Shared {
         let mut c = self.cluster();
         let now = self.clock.now();
         f(&mut c, now)
+    }
+
+    /// Feeds the cluster an event at the current time — or, while a hot upgrade has retired
+    /// it, queues the event (see [`Gate`]).
+    pub(crate) fn event(&self, f: impl FnOnce(&mut Cluster, Time) + Send + 'static) {
+        let mut gate = lock(&self.gate);
+        if gate.retired {
+            gate.queued.push(Box::new(f));
+            return;
+        }
+        let mut c = self.cluster();
+        let now = self.clock.now();
+        f(&mut c, now);
+    }
+
+    /// Runs an operator command on the cluster, refused (`None`) while a hot upgrade has
+    /// retired it.
+    pub(crate) fn operate<R>(&self, f: impl FnOnce(&mut Cluster, Time) -> R) -> Option<R> {
+        let gate = lock(&self.gate);
+        if gate.retired {
+            return None;
+        }
+        let r = self.with_cluster(f);
+        drop(gate);
+        Some(r)
+    }
+
+    /// Whether a hot upgrade has retired the cluster.
+    pub(crate) fn is_retired(&self) -> bool {
+        lock(&self.gate).retired
+    }
+
+    /// Retires the cluster if `ready` says the moment is right, returning what `take` makes
+    /// of it then; atomic with every event (they are queued from here on).
+    pub(crate) fn retire_if<R>(
+        &self,
+        ready: impl FnOnce(&Cluster) -> bool,
+        take: impl FnOnce(&Cluster) -> R,
+    ) -> Option<R> {
+        let mut gate = lock(&self.gate);
+        let c = self.cluster();
+        if self.launches.load(Ordering::SeqCst) != 0 || !ready(&c) {
+            return None;
+        }
+        gate.retired = true;
+        Some(take(&c))
+    }
+
+    /// Opens the gate again (the upgrade failed): queued events are applied in order, at the
+    /// current time.
+    pub(crate) fn resume(&self) {
+        let mut gate = lock(&self.gate);
+        gate.retired = false;
+        let queued = std::mem::take(&mut gate.queued);
+        let mut c = self.cluster();
+        let now = self.clock.now();
+        let n = queued.len();
+        for f in queued {
+            f(&mut c, now);
+        }
+        drop(c);
+        drop(gate);
+        tracing::info!(events = n, "the cluster takes events again");
+        self.gate_changed.notify_one();
+        self.wake.notify_one();
     }
 
     /// The config in force (locked: reloads replace it).

@@ -11,7 +11,7 @@ use super::args::{container_name, instance_of, LABEL_HOME};
 use super::engine::Container;
 use super::ContainerProvider;
 use crate::local::core::Control;
-use crate::local::{ports, Start};
+use crate::local::{ports, SpawnSpec, Start};
 use crate::{ComputeError, Signal};
 
 impl ContainerProvider {
@@ -62,7 +62,11 @@ impl ContainerProvider {
         self.core
             .start(Start {
                 instance_id: instance_id.to_owned(),
-                command: engine.client(args),
+                spawn: SpawnSpec::of_command(
+                    instance_id,
+                    &engine.client(args),
+                    self.core.log_path(instance_id),
+                ),
                 port: address.port(),
                 stop_signal,
                 stop_timeout,

@@ -13,7 +13,7 @@ use super::args::{container_name, environment, run_args, Placement};
 use super::engine::{self, Container, Engine, Kind};
 use super::{limits, ContainerProvider, SETTLE};
 use crate::local::core::Control;
-use crate::local::{sys, Start};
+use crate::local::{sys, SpawnSpec, Start};
 use crate::{ComputeError, LaunchSpec, LaunchedInstance};
 
 /// How often a settling launch looks at its container.
@@ -62,7 +62,7 @@ impl ContainerProvider {
             .core
             .start(Start {
                 instance_id: id.clone(),
-                command: client,
+                spawn: SpawnSpec::of_command(&id, &client, log_path.clone()),
                 port,
                 stop_signal: spec.stop_signal,
                 stop_timeout: spec.stop_timeout,

@@ -20,6 +20,7 @@
 mod adopt;
 mod args;
 mod engine;
+mod handover;
 mod launch;
 mod limits;
 mod watchdog;
@@ -53,6 +54,9 @@ pub struct ContainerProvider {
     /// The engine, once found; looked for again after a failure (it may be installed later).
     engine: tokio::sync::Mutex<Option<Arc<Engine>>>,
     watchdog: Mutex<Option<Watchdog>>,
+    /// A hot upgrade's successor not yet committed: its watchdog waits for the commit (were
+    /// it to die first, the predecessor serves on with these very containers).
+    hold_watchdog: std::sync::atomic::AtomicBool,
 }
 
 impl ContainerProvider {
@@ -66,16 +70,28 @@ impl ContainerProvider {
         home: String,
         events: mpsc::UnboundedSender<ComputeEvent>,
     ) -> Result<Self, ComputeError> {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        Ok(Self {
-            core: LocalProcessProvider::with_events(log_dir, events)?,
+        let core = LocalProcessProvider::with_events(log_dir, events)?;
+        Ok(Self::with_core(core, home, None))
+    }
+
+    /// A provider whose engine clients run under `core`; `run` continues a predecessor's run
+    /// (a hot upgrade's successor, whose watchdog then waits for [`arm`](Self::arm)).
+    pub(crate) fn with_core(core: LocalProcessProvider, home: String, run: Option<String>) -> Self {
+        let hold = run.is_some();
+        let run = run.unwrap_or_else(|| {
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("{}-{nanos:x}", std::process::id())
+        });
+        Self {
+            core,
             home,
-            run: format!("{}-{nanos:x}", std::process::id()),
+            run,
             engine: tokio::sync::Mutex::new(None),
             watchdog: Mutex::new(None),
-        })
+            hold_watchdog: std::sync::atomic::AtomicBool::new(hold),
+        }
     }
 
     /// The engine, found (and the watchdog started) on first use.
@@ -85,16 +101,26 @@ impl ContainerProvider {
             return Ok(Arc::clone(engine));
         }
         let engine = Arc::new(Engine::detect().await?);
-        match Watchdog::start(&engine, &self.run) {
-            Ok(w) => {
-                *self.watchdog.lock().unwrap_or_else(PoisonError::into_inner) = Some(w);
-            }
-            // Without it a SIGKILLed Flotilla would leave containers behind: refuse.
-            Err(e) => return Err(format!("cannot start the container watchdog: {e}")),
+        if !self.hold_watchdog.load(std::sync::atomic::Ordering::SeqCst) {
+            self.start_watchdog(&engine)?;
         }
         tracing::info!(engine = %engine.program.display(), run = %self.run, "container engine found");
         *cached = Some(Arc::clone(&engine));
         Ok(engine)
+    }
+}
+
+impl ContainerProvider {
+    /// Starts this run's watchdog.
+    fn start_watchdog(&self, engine: &Engine) -> Result<(), String> {
+        match Watchdog::start(engine, &self.run) {
+            Ok(w) => {
+                *self.watchdog.lock().unwrap_or_else(PoisonError::into_inner) = Some(w);
+                Ok(())
+            }
+            // Without it a SIGKILLed Flotilla would leave containers behind: refuse.
+            Err(e) => Err(format!("cannot start the container watchdog: {e}")),
+        }
     }
 }
 

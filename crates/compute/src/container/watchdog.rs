@@ -7,6 +7,9 @@
 //! closes that pipe, the read returns, and the watchdog removes every container labelled with
 //! this run. It is not in Flotilla's process group (a terminal's Ctrl-C does not reach it) and
 //! has no parent-death signal (it must outlive Flotilla to do its work).
+//!
+//! A hot upgrade's old process *disarms* its watchdog (writes `keep`) as it steps down: the
+//! containers are its successor's now, watched by the successor's watchdog for the same run.
 
 use std::process::{Child, ChildStdin, Command, Stdio};
 
@@ -15,17 +18,17 @@ use std::os::unix::process::CommandExt;
 use super::args::LABEL_RUN;
 use super::engine::{Engine, Kind};
 
-/// The watchdog's script: `$0` is the engine, `$1` the run id, `$2` extra `rm` flags.
-const SCRIPT: &str =
-    r#"read _ignored; "$0" ps -aq --filter "label=$3=$1" | xargs -r "$0" rm -f $2 >/dev/null 2>&1"#;
+/// The watchdog's script: `$0` is the engine, `$1` the run id, `$2` extra `rm` flags, `$3` the
+/// run label; a line `keep` stands it down.
+const SCRIPT: &str = r#"read line; [ "$line" = keep ] && exit 0; "$0" ps -aq --filter "label=$3=$1" | xargs -r "$0" rm -f $2 >/dev/null 2>&1"#;
 
 /// A running watchdog; dropping it (with the provider) sets it off as Flotilla's death would.
 pub(crate) struct Watchdog {
-    /// The write end of the watchdog's stdin: held, never written.
-    _pipe: ChildStdin,
+    /// The write end of the watchdog's stdin: held, written only to disarm it.
+    pipe: ChildStdin,
     /// Kept so the child is not reaped or signalled by anyone else; never waited for while
     /// Flotilla lives.
-    _child: Child,
+    child: Child,
 }
 
 impl Watchdog {
@@ -52,9 +55,18 @@ impl Watchdog {
             .take()
             .ok_or_else(|| std::io::Error::other("the watchdog has no stdin pipe"))?;
         tracing::debug!(pid = child.id(), run, "container watchdog started");
-        Ok(Self {
-            _pipe: pipe,
-            _child: child,
-        })
+        Ok(Self { pipe, child })
+    }
+
+    /// Stands the watchdog down without removing anything (a hot upgrade's successor owns
+    /// the containers now).
+    pub(crate) fn disarm(mut self) {
+        use std::io::Write;
+        if let Err(e) = self.pipe.write_all(b"keep\n") {
+            tracing::warn!(error = %e, "cannot stand the container watchdog down");
+        }
+        // Reaped here so no zombie is left for the rest of this process's life.
+        drop(self.pipe);
+        let _ = self.child.wait();
     }
 }

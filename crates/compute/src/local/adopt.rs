@@ -52,6 +52,8 @@ impl LocalProcessProvider {
                 Entry {
                     pid,
                     port: address.port(),
+                    start_time: Some(start_time),
+                    kept: false,
                     stop_signal,
                     stop_timeout,
                     control: Control::Group,

@@ -50,6 +50,11 @@ pub(crate) struct State {
 pub(crate) struct Entry {
     pub(crate) pid: u32,
     pub(crate) port: u16,
+    /// Its process start time, when known (handed to a hot upgrade's successor with the pid).
+    pub(crate) start_time: Option<u64>,
+    /// A child of the instance keeper (its exit comes from there) rather than a child of this
+    /// process's spawner thread or a process adopted by pid.
+    pub(crate) kept: bool,
     pub(crate) stop_signal: Signal,
     pub(crate) stop_timeout: Duration,
     pub(crate) control: Control,
@@ -207,6 +212,13 @@ impl Shared {
         }
     }
 
+    /// Marks a live instance as one Flotilla asked to stop (a hot upgrade hands that over).
+    pub(crate) fn mark_requested(&self, instance_id: &str) {
+        if let Some(e) = self.lock().instances.get_mut(instance_id) {
+            e.requested = true;
+        }
+    }
+
     /// Registers a started instance; returns whether shutdown began meanwhile (then the
     /// caller stops it at once).
     pub(crate) fn register(&self, instance_id: &str, entry: Entry) -> bool {
@@ -222,14 +234,11 @@ impl Shared {
     pub(crate) async fn watch_exit(
         self: Arc<Self>,
         instance_id: String,
-        mut child: tokio::process::Child,
+        forked: super::Forked,
         exited: watch::Sender<Option<String>>,
     ) {
-        let pid = child.id().unwrap_or(0);
-        let status = match child.wait().await {
-            Ok(status) => super::describe(status),
-            Err(err) => format!("unknown ({err})"),
-        };
+        let super::Forked { pid, exit } = forked;
+        let status = exit.await;
         let control = self
             .lock()
             .instances

@@ -2,24 +2,72 @@
 
 mod adopt;
 pub(crate) mod core;
+pub(crate) mod handover;
 pub(crate) mod ports;
 pub(crate) mod procfs;
 pub(crate) mod spawner;
 pub(crate) mod sys;
 
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Command, ExitStatus};
+use std::pin::Pin;
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::keeper::KeeperHandle;
 use crate::{ComputeError, ComputeEvent, ComputeProvider, LaunchSpec, LaunchedInstance, Signal};
 use core::{Control, Entry, Shared};
+pub use handover::HandedProcess;
+pub(crate) use handover::Live;
+pub use spawner::SpawnSpec;
 use spawner::{SpawnRequest, Spawner};
+
+/// How instances are forked.
+pub(crate) enum Backend {
+    /// A long-lived thread of this process: instances die when this process does.
+    Thread(Spawner),
+    /// The instance keeper, a small process of its own: instances die when it does, and it
+    /// dies when the last Flotilla attached to it has gone (see `keeper`).
+    Keeper(KeeperHandle),
+}
+
+/// A forked instance: its pid and how it will end.
+pub(crate) struct Forked {
+    pub(crate) pid: u32,
+    /// Resolves to the exit status, worded for operators.
+    pub(crate) exit: Pin<Box<dyn Future<Output = String> + Send>>,
+}
+
+impl Backend {
+    async fn fork(&self, spec: SpawnSpec) -> Result<Forked, ComputeError> {
+        match self {
+            Backend::Thread(spawner) => {
+                let (reply, response) = oneshot::channel();
+                spawner.submit(SpawnRequest { spec, reply })?;
+                let mut child = response
+                    .await
+                    .map_err(|_| ComputeError::Spawner("thread dropped the request".into()))??;
+                // A spawned child always has a pid until it has been waited for, which only
+                // the exit future does.
+                let pid = child.id().unwrap_or(0);
+                let exit = Box::pin(async move {
+                    match child.wait().await {
+                        Ok(status) => describe(status),
+                        Err(err) => format!("unknown ({err})"),
+                    }
+                });
+                Ok(Forked { pid, exit })
+            }
+            Backend::Keeper(keeper) => keeper.fork(spec).await,
+        }
+    }
+}
 
 /// Runs instances as local child processes (the default, single-machine provider).
 ///
@@ -29,8 +77,10 @@ use spawner::{SpawnRequest, Spawner};
 pub struct LocalProcessProvider {
     pub(crate) shared: Arc<Shared>,
     /// Held by the provider and, briefly, by launch tasks; when the last holder goes, the
-    /// spawner thread ends and the parent-death signal kills every instance.
-    pub(crate) spawner: Arc<Spawner>,
+    /// spawner thread ends (or the keeper connection closes) and the parent-death signal kills
+    /// every instance. Shared with the container provider's core when both fork through one
+    /// instance keeper.
+    pub(crate) backend: Arc<Backend>,
 }
 
 /// How the local provider runs its instances.
@@ -55,10 +105,10 @@ impl Default for LocalOptions {
     }
 }
 
-/// One child to start as an instance: the command is built, the port reserved.
+/// One child to start as an instance: what to fork is resolved, the port reserved.
 pub(crate) struct Start {
     pub(crate) instance_id: String,
-    pub(crate) command: Command,
+    pub(crate) spawn: SpawnSpec,
     pub(crate) port: u16,
     pub(crate) stop_signal: Signal,
     pub(crate) stop_timeout: Duration,
@@ -126,10 +176,22 @@ impl LocalProcessProvider {
     ) -> Result<Self, ComputeError> {
         let runtime =
             Handle::try_current().map_err(|err| ComputeError::NoRuntime(err.to_string()))?;
-        let spawner = Spawner::start(runtime.clone())?;
+        let spawner = Spawner::start(runtime)?;
+        Self::with_backend(log_dir, options, Arc::new(Backend::Thread(spawner)), events)
+    }
+
+    /// A provider forking through `backend` (which another provider may share).
+    pub(crate) fn with_backend(
+        log_dir: PathBuf,
+        options: LocalOptions,
+        backend: Arc<Backend>,
+        events: mpsc::UnboundedSender<ComputeEvent>,
+    ) -> Result<Self, ComputeError> {
+        let runtime =
+            Handle::try_current().map_err(|err| ComputeError::NoRuntime(err.to_string()))?;
         Ok(Self {
             shared: Arc::new(Shared::new(log_dir, options, runtime, events)),
-            spawner: Arc::new(spawner),
+            backend,
         })
     }
 
@@ -164,30 +226,33 @@ impl LocalProcessProvider {
         self.shared.unreserve(port);
     }
 
-    /// Builds the OS command for `spec`, listening on `port`.
-    fn build_command(
-        spec: &LaunchSpec,
-        port: u16,
-        options: LocalOptions,
-    ) -> Result<Command, ComputeError> {
+    /// What to fork for `spec`, listening on `port` (Flotilla's own variables win).
+    fn spawn_spec(&self, spec: &LaunchSpec, port: u16) -> Result<SpawnSpec, ComputeError> {
         let Some((program, args)) = spec.command.split_first() else {
             return Err(ComputeError::EmptyCommand {
                 instance_id: spec.instance_id.clone(),
             });
         };
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .envs(&spec.env)
-            .env("PORT", port.to_string())
-            .env("FLOTILLA_HOST", options.host.to_string())
-            .env("FLOTILLA_INSTANCE_ID", &spec.instance_id)
-            .env("FLOTILLA_ZONE", &spec.zone)
-            .env("FLOTILLA_GROUP", &spec.group);
-        if !spec.working_dir.as_os_str().is_empty() {
-            command.current_dir(&spec.working_dir);
-        }
-        Ok(command)
+        let mut env: Vec<(String, String)> = spec.env.clone().into_iter().collect();
+        env.extend([
+            ("PORT".to_string(), port.to_string()),
+            (
+                "FLOTILLA_HOST".to_string(),
+                self.shared.options.host.to_string(),
+            ),
+            ("FLOTILLA_INSTANCE_ID".to_string(), spec.instance_id.clone()),
+            ("FLOTILLA_ZONE".to_string(), spec.zone.clone()),
+            ("FLOTILLA_GROUP".to_string(), spec.group.clone()),
+        ]);
+        Ok(SpawnSpec {
+            instance_id: spec.instance_id.clone(),
+            program: program.clone(),
+            args: args.to_vec(),
+            env,
+            working_dir: spec.working_dir.clone(),
+            log_path: self.shared.log_path(&spec.instance_id),
+            die_with_parent: true,
+        })
     }
 
     /// Forks a child for a reserved port and registers it, in a task of its own so that a
@@ -195,7 +260,7 @@ impl LocalProcessProvider {
     /// behind. The reservation is given back on failure.
     pub(crate) async fn start(&self, start: Start) -> Result<Started, ComputeError> {
         let port = start.port;
-        let task = start_child(Arc::clone(&self.shared), Arc::clone(&self.spawner), start);
+        let task = start_child(Arc::clone(&self.shared), Arc::clone(&self.backend), start);
         let result = match self.shared.runtime.spawn(task).await {
             Ok(result) => result,
             Err(err) => Err(ComputeError::Spawner(format!("launch task failed: {err}"))),
@@ -209,42 +274,28 @@ impl LocalProcessProvider {
 
 async fn start_child(
     shared: Arc<Shared>,
-    spawner: Arc<Spawner>,
+    backend: Arc<Backend>,
     start: Start,
 ) -> Result<Started, ComputeError> {
     let Start {
         instance_id,
-        mut command,
+        mut spawn,
         port,
         stop_signal,
         stop_timeout,
         control,
         settling,
     } = start;
-    // Own process group: the terminal's Ctrl-C reaches Flotilla only (which drains, then stops
-    // instances in order), and stop/kill can address the instance's whole tree.
-    command.process_group(0);
-    if shared.options.die_with_parent {
-        sys::die_with_parent(&mut command);
-    }
-    let log_path = shared.log_path(&instance_id);
-    let (reply, response) = oneshot::channel();
-    spawner.submit(SpawnRequest {
-        instance_id: instance_id.clone(),
-        command,
-        log_path: log_path.clone(),
-        reply,
-    })?;
-    let child = response
-        .await
-        .map_err(|_| ComputeError::Spawner("thread dropped the request".into()))??;
-    // A spawned child always has a pid until it has been waited for, which only the exit
-    // watcher below does.
-    let pid = child.id().unwrap_or(0);
+    spawn.die_with_parent = shared.options.die_with_parent;
+    let log_path = spawn.log_path.clone();
+    let forked = backend.fork(spawn).await?;
+    let pid = forked.pid;
     let (exited_tx, exited_rx) = watch::channel(None);
     let entry = Entry {
         pid,
         port,
+        start_time: procfs::process_start_time(pid),
+        kept: matches!(*backend, Backend::Keeper(_)),
         stop_signal,
         stop_timeout,
         control,
@@ -256,7 +307,7 @@ async fn start_child(
     let stop_now = shared.register(&instance_id, entry);
     shared
         .runtime
-        .spawn(Arc::clone(&shared).watch_exit(instance_id.clone(), child, exited_tx));
+        .spawn(Arc::clone(&shared).watch_exit(instance_id.clone(), forked, exited_tx));
     if stop_now {
         // Shutdown began while this process was being forked: it must not be left behind.
         shared.stop(&instance_id);
@@ -275,8 +326,8 @@ impl ComputeProvider for LocalProcessProvider {
             return Err(ComputeError::WrongProvider(spec.instance_id));
         }
         let port = self.reserve(&spec.instance_id)?;
-        let command = match Self::build_command(&spec, port, self.shared.options) {
-            Ok(command) => command,
+        let spawn = match self.spawn_spec(&spec, port) {
+            Ok(spawn) => spawn,
             Err(e) => {
                 self.unreserve(port);
                 return Err(e);
@@ -285,7 +336,7 @@ impl ComputeProvider for LocalProcessProvider {
         let started = self
             .start(Start {
                 instance_id: spec.instance_id.clone(),
-                command,
+                spawn,
                 port,
                 stop_signal: spec.stop_signal,
                 stop_timeout: spec.stop_timeout,

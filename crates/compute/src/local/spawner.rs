@@ -12,21 +12,92 @@
 //! whose exits are awaited by ordinary tasks (no waiter thread per instance).
 
 use std::fs::{self, File, OpenOptions};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
+
+use serde::{Deserialize, Serialize};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
 use crate::ComputeError;
 
-/// One fork request: a fully built command, its log file and where to send the result.
+/// What to fork for one instance, fully resolved: the same value whether this process forks it
+/// (the spawner thread) or the instance keeper does (sent over its socket).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpawnSpec {
+    /// The instance id (names the log file).
+    pub instance_id: String,
+    /// The program to run.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Environment added to the forking process's own, in order (later wins).
+    pub env: Vec<(String, String)>,
+    /// Working directory; empty for the forking process's own.
+    pub working_dir: PathBuf,
+    /// Where stdout and stderr go (appended).
+    pub log_path: PathBuf,
+    /// Whether the child gets the parent-death signal of the forking thread (not on a
+    /// cluster-mode agent whose instances outlive it).
+    #[serde(default = "yes")]
+    pub die_with_parent: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl SpawnSpec {
+    /// The OS command: own process group (the terminal's Ctrl-C reaches Flotilla only, which
+    /// drains, then stops instances in order; stop/kill address the instance's whole tree) and
+    /// the parent-death signal tied to the forking thread, unless `die_with_parent` is off.
+    pub(crate) fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .process_group(0);
+        if !self.working_dir.as_os_str().is_empty() {
+            command.current_dir(&self.working_dir);
+        }
+        if self.die_with_parent {
+            super::sys::die_with_parent(&mut command);
+        }
+        command
+    }
+}
+
+impl SpawnSpec {
+    /// What to fork for a command built elsewhere (a container engine's client), its output
+    /// going to `log_path`. Non-UTF-8 parts are taken lossily (engine paths and arguments are
+    /// ours and plain).
+    pub(crate) fn of_command(instance_id: &str, command: &Command, log_path: PathBuf) -> Self {
+        let text = |s: &std::ffi::OsStr| s.to_string_lossy().into_owned();
+        SpawnSpec {
+            instance_id: instance_id.to_owned(),
+            program: text(command.get_program()),
+            args: command.get_args().map(text).collect(),
+            env: command
+                .get_envs()
+                .filter_map(|(k, v)| Some((text(k), text(v?))))
+                .collect(),
+            working_dir: command
+                .get_current_dir()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            log_path,
+            die_with_parent: true,
+        }
+    }
+}
+
+/// One fork request: what to fork and where to send the result.
 pub(crate) struct SpawnRequest {
-    pub(crate) instance_id: String,
-    pub(crate) command: Command,
-    pub(crate) log_path: PathBuf,
+    pub(crate) spec: SpawnSpec,
     pub(crate) reply: oneshot::Sender<Result<tokio::process::Child, ComputeError>>,
 }
 
@@ -46,13 +117,8 @@ impl Spawner {
                 let _entered = runtime.enter();
                 // Ends when the provider (the only sender) is dropped.
                 while let Ok(request) = receiver.recv() {
-                    let SpawnRequest {
-                        instance_id,
-                        command,
-                        log_path,
-                        reply,
-                    } = request;
-                    let result = spawn_one(&instance_id, command, &log_path);
+                    let SpawnRequest { spec, reply } = request;
+                    let result = spawn_one(&spec);
                     // The launcher may have given up (its future was dropped); then the child is
                     // dropped here, and tokio keeps reaping it in the background.
                     let _ = reply.send(result);
@@ -71,12 +137,11 @@ impl Spawner {
     }
 }
 
-/// Opens the log file and forks the command. Runs on the spawner thread.
-fn spawn_one(
-    instance_id: &str,
-    mut command: Command,
-    log_path: &Path,
-) -> Result<tokio::process::Child, ComputeError> {
+/// Opens the log file and forks the command. Runs on the spawner thread, or on the keeper's
+/// one thread.
+pub(crate) fn spawn_one(spec: &SpawnSpec) -> Result<tokio::process::Child, ComputeError> {
+    let (instance_id, log_path) = (spec.instance_id.as_str(), spec.log_path.as_path());
+    let mut command = spec.command();
     let log = open_log(log_path)?;
     let log_err = log.try_clone().map_err(|source| ComputeError::Log {
         path: log_path.to_path_buf(),

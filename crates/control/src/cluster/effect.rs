@@ -10,7 +10,7 @@ use crate::template::LaunchTemplate;
 use super::spec::{RuleKey, WeightedTargetGroup};
 
 /// One thing for the driver to carry out. Results come back through `handle_*`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Effect {
     /// Start an instance; answer with `handle_launched` or `handle_launch_failed`.
     Launch(LaunchRequest),
@@ -72,7 +72,7 @@ pub enum Effect {
 }
 
 /// What to launch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LaunchRequest {
     /// The group launching it.
     pub group: String,
@@ -87,7 +87,7 @@ pub struct LaunchRequest {
 }
 
 /// A target as the data plane routes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoutedTarget {
     /// Where it listens.
     pub address: SocketAddr,
@@ -100,7 +100,7 @@ pub struct RoutedTarget {
 }
 
 /// A durable change.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Durable {
     /// An operator's desired capacity for a group (`None`: forget it, the file's applies).
     Desired {
@@ -156,7 +156,7 @@ pub enum Durable {
 }
 
 /// An instance as made durable by the control plane.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceRecord {
     /// The instance.
     pub id: InstanceId,

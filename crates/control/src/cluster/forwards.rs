@@ -13,7 +13,7 @@ use super::effect::{Durable, Effect};
 use super::spec::{ForwardSpec, RuleKey, WeightedTargetGroup};
 
 /// Who set an override.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum WeightSource {
     /// An operator (`PUT …/weights`).
     Operator,
@@ -22,7 +22,7 @@ pub enum WeightSource {
 }
 
 /// Weights in force instead of the file's for one forward action.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WeightOverride {
     /// The weights in force.
     pub weights: Vec<WeightedTargetGroup>,
@@ -56,14 +56,14 @@ pub struct ForwardStatus<'a> {
     pub rollback: Option<&'a CanaryRollback>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Forward {
     configured: Vec<WeightedTargetGroup>,
     rollback: Option<CanaryRollback>,
 }
 
 /// Every forward action, its override and its rollback.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Forwards {
     forwards: BTreeMap<RuleKey, Forward>,
     /// Overrides by rule; kept for a rule that went away, so a listener that comes back on
@@ -191,6 +191,19 @@ impl Forwards {
             rule: rule.clone(),
             weights,
         });
+    }
+
+    /// Tells the data plane every rule's weights in force again, changing nothing (a new
+    /// process's data plane after a hot upgrade).
+    pub(crate) fn republish(&self, effects: &mut VecDeque<Effect>) {
+        for rule in self.forwards.keys() {
+            if let Some(weights) = self.effective(rule) {
+                effects.push_back(Effect::PublishWeights {
+                    rule: rule.clone(),
+                    weights: weights.to_vec(),
+                });
+            }
+        }
     }
 
     /// Sets (`Some`) or resets (`None`) `rule`'s override and publishes it.

@@ -11,6 +11,7 @@ mod effect;
 mod flow;
 mod forwards;
 mod handle;
+mod handover;
 mod operator;
 mod reconfigure;
 mod restore;
@@ -35,6 +36,7 @@ use crate::zones::ZoneDrills;
 pub use cost::InstanceBill;
 pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
 pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
+pub use handover::SNAPSHOT_FORMAT;
 pub use operator::{OperatorError, Terminated};
 pub use restore::Restored;
 pub use sampling::{LoadBalancerSample, Samples, TargetSample};
@@ -71,7 +73,7 @@ const KEPT_TEMPLATE_VERSIONS: usize = 8;
 /// Every decision — placement, scale-in victims, health verdicts, scaling, rollbacks, scale
 /// from zero — happens inside; a driver that follows these steps cannot drift from the
 /// simulation that tests it.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Cluster {
     groups: BTreeMap<String, GroupState>,
     target_groups: BTreeMap<String, TargetGroupState>,
@@ -111,7 +113,7 @@ pub struct Cluster {
 }
 
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct GroupState {
     pub(crate) asg: AutoScalingGroup,
     pub(crate) controller: ScalingController,
@@ -134,7 +136,7 @@ pub(crate) struct GroupState {
 }
 
 /// One target group's health machine and what the data plane was last told.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct TargetGroupState {
     pub(crate) health: TargetGroupHealth,
     pub(crate) spec: TargetGroupSpec,
@@ -147,7 +149,7 @@ pub(crate) struct TargetGroupState {
 }
 
 /// A launched instance's facts the groups do not keep.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Member {
     group: String,
     /// Its zone (an instance never moves).

@@ -51,7 +51,7 @@ pub enum OperatorError {
 }
 
 /// What terminating an instance did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Terminated {
     /// The instance's group.
     pub group: String,

@@ -17,7 +17,7 @@ use crate::time::Time;
 use super::{Cluster, Durable, Effect};
 
 /// One second of one target's traffic, as the data plane counted it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TargetSample {
     /// The target group it was counted in.
     pub target_group: String,
@@ -32,7 +32,7 @@ pub struct TargetSample {
 }
 
 /// One second of one load balancer's listeners.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadBalancerSample {
     /// The load balancer.
     pub load_balancer: String,
@@ -49,7 +49,7 @@ pub struct LoadBalancerSample {
 }
 
 /// What the driver measured over the last second.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Samples {
     /// Per target.
     pub targets: Vec<TargetSample>,
@@ -60,7 +60,7 @@ pub struct Samples {
 }
 
 /// When samples are due.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Sampling {
     next: Time,
     /// Asked for and not yet answered: no new request until the answer.

@@ -19,7 +19,7 @@ use crate::template::LaunchTemplate;
 
 /// Everything the control plane runs: zones, launch templates, groups, target groups and the
 /// weighted forward actions whose weights it may change.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ClusterSpec {
     /// The availability zones (failure domains).
     pub zones: Vec<String>,
@@ -39,7 +39,7 @@ pub struct ClusterSpec {
 
 /// A group of identical instances kept between `min_size` and `max_size`, spread over zones
 /// (`[auto_scaling_groups.NAME]`), as an EC2 Auto Scaling group.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AutoScalingGroupConfig {
     /// Name of the `[launch_templates.NAME]` new instances are started from.
     pub launch_template: String,
@@ -169,7 +169,7 @@ impl AutoScalingGroupConfig {
 }
 
 /// What an operator's `StartInstanceRefresh` overrides of the group's refresh settings.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefreshOverrides {
     /// Share of desired capacity kept healthy, 0..=100.
     pub min_healthy_percentage: Option<u32>,
@@ -187,7 +187,7 @@ pub struct RefreshOverrides {
 /// operator starts (the API body overrides them field by field) and by the one a reload
 /// starts when `on_launch_template_change` is set — the way CloudFormation's rolling update
 /// policy rolls a new launch template out without a separate step.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceRefreshSettings {
     /// Start a refresh when a reload changes the group's launch template. Default false (AWS
     /// only records the new version; running instances keep theirs).
@@ -221,7 +221,7 @@ impl Default for InstanceRefreshSettings {
 
 /// A target group as the control plane sees it: how its targets are health-checked and
 /// drained, and the targets registered by hand.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetGroupSpec {
     /// Probe schedule and thresholds.
     pub health_check: HealthCheckSpec,
@@ -232,7 +232,7 @@ pub struct TargetGroupSpec {
 }
 
 /// A target group in a forward action; traffic share is weight / sum of weights.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WeightedTargetGroup {
     /// Name of a `[target_groups.NAME]`.
     pub name: String,
@@ -241,7 +241,9 @@ pub struct WeightedTargetGroup {
 }
 
 /// One forward action: which load balancer, listener (bind address) and rule.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct RuleKey {
     /// The load balancer's name.
     pub load_balancer: String,
@@ -260,7 +262,7 @@ impl RuleKey {
 }
 
 /// A weighted forward action as the file configures it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ForwardSpec {
     /// Where it is.
     pub rule: RuleKey,

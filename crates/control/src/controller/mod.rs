@@ -51,7 +51,7 @@ pub trait MetricSource {
 }
 
 /// The group-wide settings the controller needs besides its policies.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ControllerSpec {
     /// Seconds a new instance needs before its metrics count (AWS `DefaultInstanceWarmup`);
     /// falls back to `default_cooldown` when unset, as in AWS.
@@ -65,7 +65,7 @@ pub struct ControllerSpec {
 }
 
 /// One capacity change the controller made, for logs and tests.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScalingDecision {
     /// Desired capacity before.
     pub from: u32,
@@ -75,21 +75,21 @@ pub struct ScalingDecision {
     pub cause: String,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Scheduled<P> {
     policy: P,
     period: Duration,
     next_eval: Time,
 }
 
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct ScheduledAction {
     spec: ScheduledActionSpec,
     next_run: Option<Timestamp>,
 }
 
 /// A policy's state for status output.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PolicyStatus {
     /// Policy name.
     pub name: String,
@@ -105,7 +105,7 @@ pub struct PolicyStatus {
 }
 
 /// The scaling controller of one Auto Scaling group.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct ScalingController {
     warmup: Duration,
     target_tracking: Vec<Scheduled<TargetTrackingPolicy>>,

@@ -11,7 +11,7 @@ pub(crate) const MAX_ACTIVITIES: usize = 1000;
 ///
 /// Mirrors an AWS scaling activity: operators read the history to learn why an instance appeared
 /// or vanished, so `cause` is written for a person, not a machine.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Activity {
     /// Increasing number, unique within the group; lets a reader tell which ones it has seen.
     pub id: u64,
@@ -29,7 +29,7 @@ pub struct Activity {
 }
 
 /// Progress of an [`Activity`], as AWS reports `StatusCode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum ActivityStatus {
     /// Started, waiting for the instance to come up or go away.
     InProgress,
@@ -54,7 +54,7 @@ impl ActivityStatus {
 }
 
 /// Bounded, newest-first activity history.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ActivityLog {
     entries: VecDeque<Activity>,
     next_id: u64,

@@ -20,7 +20,7 @@ use crate::time::Time;
 const MAX_GLOBAL_TIMEOUT: Duration = Duration::from_secs(48 * 3600);
 
 /// Which transition a hook holds up, as AWS `LifecycleTransition`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LifecycleTransition {
     /// `autoscaling:EC2_INSTANCE_LAUNCHING`: after the process started, before it is
     /// registered (also when it enters or leaves the warm pool).
@@ -40,7 +40,7 @@ impl LifecycleTransition {
 }
 
 /// How a lifecycle action ends, as AWS `LifecycleActionResult`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LifecycleActionResult {
     /// Go on: a launching instance goes into service, a terminating one is stopped.
     Continue,
@@ -60,7 +60,7 @@ impl LifecycleActionResult {
 }
 
 /// One lifecycle hook of a group, as AWS `PutLifecycleHook` takes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LifecycleHook {
     /// Its name, unique in the group; completions and heartbeats name it.
     pub name: String,
@@ -73,7 +73,7 @@ pub struct LifecycleHook {
 }
 
 /// A lifecycle action in progress, for the admin API.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LifecycleAction {
     /// The waiting instance.
     pub instance_id: InstanceId,
@@ -104,7 +104,7 @@ pub enum LifecycleActionError {
 }
 
 /// One hook an instance still waits for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct HookTimer {
     hook: String,
     heartbeat_timeout: Duration,
@@ -120,7 +120,7 @@ impl HookTimer {
 }
 
 /// An instance's wait in `pending:wait` or `terminating:wait`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct HookWait {
     transition: LifecycleTransition,
     timers: Vec<HookTimer>,

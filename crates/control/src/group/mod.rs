@@ -61,7 +61,7 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// How far a terminating instance has got.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Stopping {
     /// Not being terminated.
     No,
@@ -73,7 +73,7 @@ enum Stopping {
     Killing,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Member {
     instance: Instance,
     launch_activity: Option<u64>,
@@ -102,7 +102,7 @@ struct Member {
 }
 
 /// Why an instance was launched above the desired capacity ("launch before terminate").
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Surge {
     /// Instance refresh: it replaces this old instance, terminated once the new one is warm.
     Refresh { replaces: InstanceId },
@@ -180,7 +180,7 @@ impl Member {
 /// launches and terminates so that the live instances (Pending or InService, healthy, not
 /// terminating) equal the desired capacity, balanced across zones, and records every change as
 /// an [`Activity`].
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct AutoScalingGroup {
     spec: GroupSpec,
     desired: u32,

@@ -7,7 +7,9 @@ use std::str::FromStr;
 ///
 /// Operators suspend processes to investigate a problem without the group "fixing" it under
 /// them (e.g. suspend ReplaceUnhealthy to keep a failing instance for debugging).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum ScalingProcess {
     /// Launching instances: no scale-out, no replacements.
     Launch,
@@ -58,7 +60,7 @@ impl fmt::Display for ScalingProcess {
 }
 
 /// An unknown process name.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[error("unknown scaling process {0:?} (expected one of Launch, Terminate, HealthCheck, ReplaceUnhealthy, AZRebalance, AlarmNotification, ScheduledActions)")]
 pub struct UnknownProcess(pub String);
 

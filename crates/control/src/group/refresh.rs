@@ -35,7 +35,7 @@ pub(crate) const STALL_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_CHECKPOINT_DELAY: Duration = Duration::from_secs(3600);
 
 /// How to run an instance refresh, as AWS `RefreshPreferences`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefreshPreferences {
     /// Share of the desired capacity (0..=100) that must stay healthy and in service while
     /// instances are replaced; AWS's default is 90. 100 replaces one at a time, launching
@@ -68,7 +68,7 @@ impl RefreshPreferences {
 }
 
 /// Where an instance refresh is, as AWS reports its `Status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum RefreshStatus {
     /// Accepted, not yet begun (e.g. the Launch or Terminate process is suspended).
     Pending,
@@ -115,7 +115,7 @@ impl RefreshStatus {
 }
 
 /// One instance refresh and its progress, as `DescribeInstanceRefreshes` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceRefresh {
     /// Its id, e.g. `ir-0a1b2c3d4e5f`.
     pub id: String,
@@ -167,7 +167,7 @@ pub enum RefreshError {
 }
 
 /// A refresh as the group tracks it.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct RefreshRun {
     info: InstanceRefresh,
     /// The instances to replace that the group still has (terminating ones included).

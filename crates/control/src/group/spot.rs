@@ -13,7 +13,7 @@ use crate::pricing::PurchaseOption;
 use crate::time::Time;
 
 /// A Spot instance's interruption notice.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(super) struct Interruption {
     /// When EC2 takes it back.
     pub(super) deadline: Time,

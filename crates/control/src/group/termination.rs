@@ -10,7 +10,9 @@ use crate::time::Time;
 
 /// A rule for choosing among scale-in candidates in the same zone(s), as AWS
 /// `TerminationPolicies`. Applied in list order, each breaking the ties left by the previous one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum TerminationPolicy {
     /// AWS default: oldest launch template first, then the instance closest to its next billing
     /// hour, then (deterministically, where AWS is random) the lowest id.

@@ -8,7 +8,9 @@ use crate::pricing::{InstancesDistribution, PurchaseOption};
 use crate::time::Time;
 
 /// Which signals count as "this instance is unhealthy", as AWS `HealthCheckType`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum HealthCheckType {
     /// Only the process itself: an exit is unhealthy (AWS `EC2` status checks).
     #[default]
@@ -28,7 +30,7 @@ impl HealthCheckType {
 }
 
 /// An Auto Scaling group's configuration, as AWS `CreateAutoScalingGroup` takes it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GroupSpec {
     /// Group name, used in activity descriptions and by the runtime.
     pub name: String,
@@ -71,7 +73,7 @@ pub struct GroupSpec {
 /// `Pending:Proceed` is passed through at once (a completed launch hook goes straight to
 /// InService), so it is not a state here; `Warmed:Running` is the only warm pool state, as
 /// a local instance is a running process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum LifecycleState {
     /// Launch requested; the process is not yet running. Counts toward capacity.
     Pending,
@@ -137,7 +139,7 @@ impl LifecycleState {
 }
 
 /// The group's verdict on an instance (AWS `HealthStatus`); an unhealthy one gets replaced.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum InstanceHealth {
     /// Counts toward capacity.
     Healthy,
@@ -156,7 +158,7 @@ impl InstanceHealth {
 }
 
 /// One instance of the group, as `DescribeAutoScalingInstances` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Instance {
     /// Its id, e.g. `i-0a1b2c3d4e5f`.
     pub id: InstanceId,
@@ -183,7 +185,7 @@ pub struct Instance {
 }
 
 /// Something the group needs the runtime to do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum GroupAction {
     /// Start a process for a new instance; answer with `handle_launched` or
     /// `handle_launch_failed`.

@@ -18,7 +18,7 @@ use crate::time::Time;
 
 /// A group's warm pool configuration, as AWS `PutWarmPool` takes it (pool state `Running`:
 /// a local instance is a process, so there is no stopped or hibernated state to keep).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WarmPool {
     /// Instances the pool keeps however large the group is (AWS `MinSize`, default 0).
     pub min_size: u32,
@@ -39,7 +39,7 @@ impl WarmPool {
 }
 
 /// The warm pool as `DescribeWarmPool` shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WarmPoolStatus {
     /// Its configuration.
     pub config: WarmPool,

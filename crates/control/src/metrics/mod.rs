@@ -26,7 +26,9 @@ pub use series::Datapoint;
 pub use store::{MetricsStore, DEFAULT_WINDOW_SECS};
 
 /// The metrics of interface §3, one name each in config, API and CLI.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Metric {
     /// Requests answered per second (load balancer, target group, target, instance).
     RequestCount,
@@ -137,7 +139,7 @@ impl FromStr for Metric {
 }
 
 /// How the datapoints of one period are combined into one value (interface §3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Statistic {
     /// Sum divided by the number of samples.
     Average,
@@ -214,7 +216,9 @@ impl FromStr for Statistic {
 
 /// What a series measures: the dimension of a CloudWatch metric, spelled `kind/name` in the
 /// API (`group/web`, `target-group/web/zone/az-a`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Scope {
     /// An auto scaling group.
     Group(String),

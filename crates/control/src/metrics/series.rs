@@ -6,7 +6,7 @@ use super::histogram::{self, Counts, BUCKETS};
 use super::Statistic;
 
 /// One value of a series read at some period: the period's start and its statistic.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Datapoint {
     /// Start of the period (aligned to a multiple of the period).
     pub time: Time,
@@ -15,7 +15,7 @@ pub struct Datapoint {
 }
 
 /// What one second (or, merged, one period) holds.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Slot {
     /// The second this slot holds; `u64::MAX` when it never held one.
     second: u64,
@@ -36,11 +36,80 @@ impl Slot {
 }
 
 /// A fixed-size ring buffer of per-second slots (plus histograms for distributions).
-#[derive(Debug)]
+///
+/// Serialised (for a hot upgrade's hand-over) as its held slots only, each histogram as its
+/// non-zero buckets ([`SeriesWire`]): an hour of mostly empty slots and mostly zero buckets
+/// would otherwise be megabytes.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(into = "SeriesWire", try_from = "SeriesWire")]
 pub(crate) struct Series {
     slots: Vec<Slot>,
     hist: Option<Vec<Counts>>,
     latest: Option<u64>,
+}
+
+/// A held slot as written: its index, the slot, and its histogram's non-zero buckets
+/// (bucket, count).
+type HeldSlot = (usize, Slot, Vec<(u8, u32)>);
+
+/// [`Series`] as written: its size, and each held slot with its index and sparse histogram.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SeriesWire {
+    window: usize,
+    distribution: bool,
+    latest: Option<u64>,
+    held: Vec<HeldSlot>,
+}
+
+impl From<Series> for SeriesWire {
+    fn from(s: Series) -> Self {
+        let held = s
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| slot.second != u64::MAX)
+            .map(|(i, slot)| {
+                let buckets = s.hist.as_ref().map_or_else(Vec::new, |h| {
+                    h[i].iter()
+                        .enumerate()
+                        .filter(|(_, n)| **n != 0)
+                        .map(|(b, n)| (u8::try_from(b).unwrap_or(u8::MAX), *n))
+                        .collect()
+                });
+                (i, *slot, buckets)
+            })
+            .collect();
+        SeriesWire {
+            window: s.slots.len(),
+            distribution: s.hist.is_some(),
+            latest: s.latest,
+            held,
+        }
+    }
+}
+
+impl TryFrom<SeriesWire> for Series {
+    type Error = String;
+
+    fn try_from(w: SeriesWire) -> Result<Self, String> {
+        let mut s = Series::new(w.window as u64, w.distribution);
+        s.latest = w.latest;
+        for (i, slot, buckets) in w.held {
+            let Some(target) = s.slots.get_mut(i) else {
+                return Err(format!("slot {i} outside a window of {}", w.window));
+            };
+            *target = slot;
+            if let Some(h) = s.hist.as_mut() {
+                for (b, n) in buckets {
+                    let Some(count) = h[i].get_mut(usize::from(b)) else {
+                        return Err(format!("bucket {b} outside the histogram"));
+                    };
+                    *count = n;
+                }
+            }
+        }
+        Ok(s)
+    }
 }
 
 impl Series {

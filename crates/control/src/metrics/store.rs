@@ -10,7 +10,7 @@ use crate::time::Time;
 pub const DEFAULT_WINDOW_SECS: u64 = 3600;
 
 /// All series of a Flotilla process.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct MetricsStore {
     window: u64,
     series: HashMap<(Metric, Scope), Series>,

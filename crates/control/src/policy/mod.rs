@@ -17,7 +17,7 @@ pub use target_tracking::{TargetTrackingPolicy, TargetTrackingSpec};
 
 /// One dynamic scaling policy of a group (AWS `PutScalingPolicy`), as the config file and the
 /// API describe it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ScalingPolicy {
     /// Keep a metric near a target value.
     TargetTracking(TargetTrackingSpec),
@@ -52,7 +52,9 @@ impl ScalingPolicy {
 }
 
 /// How a step or simple adjustment changes the capacity (AWS §6.4).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum AdjustmentType {
     /// Add (or, negative, remove) this many instances.
     #[default]
@@ -64,7 +66,7 @@ pub enum AdjustmentType {
 }
 
 /// A policy's wish: the desired capacity it wants and why.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Proposal {
     /// The new desired capacity (before clamping to min/max).
     pub capacity: u32,

@@ -7,7 +7,7 @@ use crate::alarm::{Alarm, AlarmSpec, AlarmState};
 use crate::time::Time;
 
 /// A simple policy's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SimpleSpec {
     /// Policy name, used in causes.
     pub name: String,
@@ -23,7 +23,7 @@ pub struct SimpleSpec {
     pub min_adjustment_magnitude: Option<u32>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Phase {
     /// Ready to act on the alarm.
     Idle,
@@ -34,7 +34,7 @@ enum Phase {
 }
 
 /// A simple scaling policy, its alarm and cooldown.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SimplePolicy {
     spec: SimpleSpec,
     alarm: Alarm,

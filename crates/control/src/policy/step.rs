@@ -6,7 +6,7 @@ use crate::alarm::{Alarm, AlarmSpec, AlarmState};
 /// One step: applies when the metric minus the alarm threshold lies between the bounds.
 /// Above the threshold the lower bound is inclusive and the upper exclusive; below it the
 /// reverse, as in AWS.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepAdjustment {
     /// Lower bound relative to the threshold; `None` = −∞.
     pub lower: Option<f64>,
@@ -27,7 +27,7 @@ impl StepAdjustment {
 }
 
 /// A step policy's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StepSpec {
     /// Policy name, used in causes.
     pub name: String,
@@ -42,7 +42,7 @@ pub struct StepSpec {
 }
 
 /// A step scaling policy and its alarm.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct StepPolicy {
     spec: StepSpec,
     alarm: Alarm,

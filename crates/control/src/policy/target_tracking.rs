@@ -11,7 +11,7 @@ use crate::time::Time;
 const SCALE_IN_HEADROOM: f64 = 0.9;
 
 /// A target tracking policy's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TargetTrackingSpec {
     /// Policy name, used in causes.
     pub name: String,
@@ -31,7 +31,7 @@ pub struct TargetTrackingSpec {
 }
 
 /// A target tracking policy with its recommendation history.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct TargetTrackingPolicy {
     spec: TargetTrackingSpec,
     recommendations: VecDeque<(Time, u32)>,

@@ -10,7 +10,7 @@ pub const DEFAULT_SPOT_NOTICE: Duration = Duration::from_secs(120);
 
 /// How Spot capacity is chosen among pools (AWS `SpotAllocationStrategy`). A group here runs
 /// one instance type, so every strategy picks the same pool; the value is kept and shown.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SpotAllocationStrategy {
     /// Lowest price among the pools least likely to be interrupted (AWS's recommendation).
     #[default]
@@ -51,7 +51,7 @@ impl SpotAllocationStrategy {
 }
 
 /// `[auto_scaling_groups.NAME.instances_distribution]`.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstancesDistribution {
     /// The first instances, always On-Demand. Default 0.
     pub on_demand_base_capacity: u32,

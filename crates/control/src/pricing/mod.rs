@@ -20,7 +20,19 @@ pub use defaults::shipped_prices;
 pub use distribution::{InstancesDistribution, SpotAllocationStrategy, DEFAULT_SPOT_NOTICE};
 
 /// How an instance was bought at launch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
 pub enum PurchaseOption {
     /// Paid by the hour, never taken back (may be billed at a reserved rate).
     #[default]
@@ -86,7 +98,7 @@ impl fmt::Display for Billing {
 }
 
 /// One instance type's prices in dollars per hour.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct InstancePrices {
     /// On-Demand.
     pub on_demand: f64,
@@ -99,7 +111,7 @@ pub struct InstancePrices {
 }
 
 /// Which reservation term's rate reserved instances are billed at.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ReservedTerm {
     /// One year (the default).
     #[default]
@@ -109,7 +121,7 @@ pub enum ReservedTerm {
 }
 
 /// The price table and the reservations (`[pricing]`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PricingSpec {
     /// Prices by instance type: the shipped table, with the config's entries added or
     /// replacing shipped ones.

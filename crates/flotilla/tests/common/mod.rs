@@ -207,6 +207,19 @@ impl Flotilla {
     /// `--log-format json`).
     pub fn start_with_args(
         dir: PathBuf,
+        ports: Ports,
+        config: &str,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
+        Self::start_binary(Path::new(flotilla_bin()), dir, ports, config, env, args)
+    }
+
+    /// [`start_with_args`](Self::start_with_args) with another `flotilla` binary (a copy a
+    /// hot-upgrade test replaces).
+    pub fn start_binary(
+        bin: &Path,
+        dir: PathBuf,
         mut ports: Ports,
         config: &str,
         env: &[(&str, &str)],
@@ -220,7 +233,7 @@ impl Flotilla {
             std::fs::write(&config_path, &config).expect("write config");
             let out = std::fs::File::create(&log).expect("create log");
             let err = out.try_clone().expect("clone log handle");
-            let mut child = Command::new(flotilla_bin())
+            let mut child = Command::new(bin)
                 .args(args)
                 .arg("up")
                 .arg(&config_path)

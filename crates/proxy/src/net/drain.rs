@@ -1,12 +1,21 @@
 //! Graceful shutdown of a listener's client connections: once it begins, idle connections
-//! close at once, busy ones after their current response (which says `Connection: close`), and
-//! the listener waits until every connection is gone.
+//! close after [`IDLE_GRACE`] (a request that arrives meanwhile is served, with `Connection:
+//! close`), busy ones after their current response (which says `Connection: close`), and the
+//! listener waits until every connection is gone.
+//!
+//! Why the grace: a client may send on an idle keep-alive connection at the instant the server
+//! closes it, and that request fails. A hot upgrade stops the old process's listeners while
+//! clients are busy on every connection; with the grace each active client gets its next answer
+//! with `Connection: close` and reconnects — to the new process — instead of losing a request.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
+
+/// How long an idle connection still waits for one more request once shutdown has begun.
+pub(crate) const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The shutdown state shared by a listener and its connections.
 #[derive(Debug, Default)]
@@ -41,18 +50,18 @@ impl Drain {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Resolves once shutdown has begun. Create it when the connection starts and poll it
-    /// whenever the connection is idle: it is registered from creation, so no shutdown is
-    /// missed in between.
+    /// Resolves [`IDLE_GRACE`] after shutdown has begun. Create it when the connection starts
+    /// and poll it whenever the connection is idle: it is registered from creation, so no
+    /// shutdown is missed in between.
     pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + '_ {
         let notified = self.stop.notified();
         async move {
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.is_stopping() {
-                return;
+            if !self.is_stopping() {
+                notified.await;
             }
-            notified.await;
+            tokio::time::sleep(IDLE_GRACE).await;
         }
     }
 

@@ -1,7 +1,9 @@
 //! What the admin API needs from whoever runs the cluster — `flotilla up`'s runtime, or the
 //! elected leader in cluster mode — so one adapter serves both.
 
-use flotilla_admin::api::{ActivityInfo, ClusterInfo, ListenerInfo, ReloadResponse};
+use flotilla_admin::api::{
+    ActivityInfo, ClusterInfo, ListenerInfo, ReloadResponse, UpgradeResponse,
+};
 use flotilla_admin::AdminError;
 use flotilla_control::{Cluster, InstanceId, OperatorError, Time};
 
@@ -12,11 +14,12 @@ pub(crate) trait ControlHost: Send + Sync + 'static {
     /// Reads the cluster (locked for the call).
     fn read<R>(&self, f: impl FnOnce(&Cluster) -> R) -> R;
     /// Runs an operator command at the current time, then carries out what it set off, so a
-    /// client that reads right after sees it applied.
+    /// client that reads right after sees it applied (refused while the cluster is handed to
+    /// a hot upgrade's successor).
     fn command<R>(
         &self,
         f: impl FnOnce(&mut Cluster, Time) -> Result<R, OperatorError>,
-    ) -> Result<R, OperatorError>;
+    ) -> Result<R, AdminError>;
     /// The clock the cluster's times are read against.
     fn clock(&self) -> &Clock;
     /// The cluster's name and zones.
@@ -29,6 +32,16 @@ pub(crate) trait ControlHost: Send + Sync + 'static {
     fn pid(&self, id: &InstanceId) -> Option<u32>;
     /// Re-reads the config (`POST /v1/reload`).
     fn reload(&self) -> Result<ReloadResponse, AdminError>;
+    /// Hot upgrade (`POST /v1/upgrade`): only `flotilla up` replaces itself this way; a
+    /// cluster-mode node is upgraded by restarting it (its instances outlive the agent and
+    /// another node leads meanwhile).
+    fn upgrade(&self) -> Result<UpgradeResponse, AdminError> {
+        Err(AdminError::BadRequest(
+            "hot upgrade is not supported in cluster mode: restart the node instead (its \
+             instances keep running and another node leads meanwhile)"
+                .into(),
+        ))
+    }
     /// `GET /metrics`.
     fn prometheus(&self) -> String;
     /// The DNS server and distributions, when this host runs them (`flotilla up` with

@@ -55,7 +55,7 @@ impl<H: ControlHost> AdminView<H> {
         &self,
         f: impl FnOnce(&mut Cluster, flotilla_control::Time) -> Result<R, OperatorError>,
     ) -> Result<R, AdminError> {
-        self.0.command(f).map_err(operator_error)
+        self.0.command(f)
     }
 
     fn zone_drill(
@@ -264,6 +264,10 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
 
     fn prometheus(&self) -> String {
         self.0.prometheus()
+    }
+
+    fn upgrade(&self) -> Result<flotilla_admin::api::UpgradeResponse, AdminError> {
+        self.0.upgrade()
     }
 
     fn reload(&self) -> Result<ReloadResponse, AdminError> {

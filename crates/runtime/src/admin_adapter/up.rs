@@ -19,8 +19,10 @@ impl ControlHost for Arc<Shared> {
     fn command<R>(
         &self,
         f: impl FnOnce(&mut Cluster, Time) -> Result<R, OperatorError>,
-    ) -> Result<R, OperatorError> {
-        let r = self.with_cluster(f)?;
+    ) -> Result<R, AdminError> {
+        let r = Shared::operate(self, f)
+            .ok_or_else(crate::upgrade::handing_over)?
+            .map_err(super::operator_error)?;
         crate::executor::execute_pending(self);
         self.wake.notify_one();
         Ok(r)
@@ -53,6 +55,10 @@ impl ControlHost for Arc<Shared> {
     fn edge(&self) -> Option<Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
         let running = crate::shared::lock(&self.edge).is_some();
         running.then(|| Arc::new(crate::edge::EdgeAdmin(Arc::clone(self))) as _)
+    }
+
+    fn upgrade(&self) -> Result<flotilla_admin::api::UpgradeResponse, AdminError> {
+        crate::upgrade::upgrade(self)
     }
 
     fn reload(&self) -> Result<ReloadResponse, AdminError> {

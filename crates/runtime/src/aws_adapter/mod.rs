@@ -57,9 +57,14 @@ fn keys_from_env(names: &[String]) -> BTreeMap<String, String> {
     keys
 }
 
-/// Reads the stored overlay, merges it with `file` and binds the API's address, so a bad
-/// overlay or a taken port fails the start before any instance exists.
-pub(crate) async fn prepare(file: &Config, store: &SqliteStore) -> Result<Prepared, RuntimeError> {
+/// Reads the stored overlay, merges it with `file` and binds the API's address (or takes
+/// `inherited`, a hot upgrade predecessor's socket for that address), so a bad overlay or a
+/// taken port fails the start before any instance exists.
+pub(crate) async fn prepare(
+    file: &Config,
+    store: &SqliteStore,
+    inherited: Option<(std::net::SocketAddr, std::os::fd::OwnedFd)>,
+) -> Result<Prepared, RuntimeError> {
     let records = store.aws_resources()?;
     let Some(api) = &file.aws_api else {
         if !records.is_empty() {
@@ -90,12 +95,19 @@ pub(crate) async fn prepare(file: &Config, store: &SqliteStore) -> Result<Prepar
     };
     let overlay = Overlay::build(&registry, &cx).map_err(RuntimeError::AwsOverlay)?;
     let config = overlay.merge_into(file).map_err(RuntimeError::AwsOverlay)?;
-    let listener = TcpListener::bind(api.bind)
-        .await
-        .map_err(|source| RuntimeError::Bind {
-            addr: api.bind,
-            source,
-        })?;
+    let listener = match inherited.filter(|(addr, _)| *addr == api.bind) {
+        Some((_, fd)) => {
+            let socket = std::net::TcpListener::from(fd);
+            socket
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(socket))
+        }
+        None => TcpListener::bind(api.bind).await,
+    }
+    .map_err(|source| RuntimeError::Bind {
+        addr: api.bind,
+        source,
+    })?;
     let settings = Settings {
         region: api.region.clone(),
         account_id: api.account_id.clone(),
@@ -110,6 +122,18 @@ pub(crate) async fn prepare(file: &Config, store: &SqliteStore) -> Result<Prepar
 }
 
 impl Prepared {
+    /// The API's configured address and a duplicate of its socket, for a hot upgrade's
+    /// successor.
+    pub(crate) fn socket(
+        &self,
+        file: &Config,
+    ) -> Option<(std::net::SocketAddr, std::os::fd::OwnedFd)> {
+        use std::os::fd::AsFd;
+        let (listener, _, _) = self.api.as_ref()?;
+        let addr = file.aws_api.as_ref()?.bind;
+        Some((addr, listener.as_fd().try_clone_to_owned().ok()?))
+    }
+
     /// Starts serving the AWS API (when configured) until `stop` turns true.
     pub(crate) fn serve(
         self,
@@ -136,7 +160,11 @@ impl AwsView {
         &self,
         f: impl FnOnce(&mut Cluster, flotilla_control::Time) -> Result<R, OperatorError>,
     ) -> CommandResult<R> {
-        let r = self.0.with_cluster(f).map_err(|e| e.to_string())?;
+        let r = self
+            .0
+            .operate(f)
+            .ok_or_else(|| crate::upgrade::handing_over().to_string())?
+            .map_err(|e| e.to_string())?;
         crate::executor::execute_pending(&self.0);
         self.0.wake.notify_one();
         Ok(r)

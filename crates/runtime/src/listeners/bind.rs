@@ -29,9 +29,12 @@ pub(crate) fn bind_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Binds the listeners of `config` that are not running yet, with their certificates and
 /// access logs, before anything changes (a taken port fails the start or refuses the reload).
+/// A socket inherited from systemd or a hot upgrade's predecessor at `l.bind` is taken instead
+/// of binding one.
 pub(crate) fn bind_new(
     set: &ListenerSet,
     config: &flotilla_config::Config,
+    inherited: &mut crate::upgrade::Inherited,
 ) -> Result<Vec<BoundListener>, crate::RuntimeError> {
     let mut bound = Vec::new();
     for (lb_name, lb) in &config.load_balancers {
@@ -49,7 +52,11 @@ pub(crate) fn bind_new(
             if set.has_configured(l.bind) {
                 continue;
             }
-            let socket = bind_listener(l.bind).map_err(|source| crate::RuntimeError::Bind {
+            let socket = match inherited.take(l.bind) {
+                Some(socket) => socket,
+                None => bind_listener(l.bind),
+            }
+            .map_err(|source| crate::RuntimeError::Bind {
                 addr: l.bind,
                 source,
             })?;

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -36,6 +37,9 @@ pub(crate) struct ListenerEntry {
     router: Arc<ArcSwap<flotilla_proxy::Router>>,
     stop: watch::Sender<bool>,
     stats: Arc<flotilla_proxy::ListenerStats>,
+    /// A duplicate of the listening socket, handed to a hot upgrade's successor (`None` if
+    /// the duplicate could not be made: the successor then binds that address anew).
+    fd: Option<OwnedFd>,
 }
 
 /// A listener whose socket is bound and whose TLS material is loaded, ready to serve.
@@ -151,6 +155,7 @@ impl ListenerSet {
         } = bound;
         // Redirects keep the listener's real port (`#{port}`), also when bound to port 0.
         listener.bind = bind;
+        let fd = socket.as_fd().try_clone_to_owned().ok();
         let stats = Arc::new(flotilla_proxy::ListenerStats::default());
         if let Some(log) = &access_log {
             stats.set_access_log(log.clone());
@@ -198,8 +203,21 @@ impl ListenerSet {
                 router,
                 stop,
                 stats,
+                fd,
             },
         );
+    }
+
+    /// Every listening socket, for a hot upgrade's successor: (configured address, bound
+    /// address, a duplicate of the socket).
+    pub(crate) fn sockets(&self) -> Vec<(SocketAddr, SocketAddr, OwnedFd)> {
+        lock(&self.entries)
+            .values()
+            .filter_map(|e| {
+                let fd = e.fd.as_ref()?.try_clone().ok()?;
+                Some((e.configured, e.listener.bind, fd))
+            })
+            .collect()
     }
 
     /// Network load balancers forward every connection to one tcp target group (config

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 pub const KEPT_HOURS: i64 = 14 * 24;
 
 /// One hour's mean load, as the state store keeps it.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LoadHour {
     /// Whole hours since the Unix epoch (UTC).
     pub hour: i64,
@@ -19,7 +19,7 @@ pub struct LoadHour {
 }
 
 /// The hourly means, and the hour being measured.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LoadHistory {
     done: BTreeMap<i64, LoadHour>,
     /// The current hour: (hour, sum, samples).

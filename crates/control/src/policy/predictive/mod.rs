@@ -20,7 +20,7 @@ use crate::metrics::Metric;
 pub const HORIZON_HOURS: usize = 48;
 
 /// Whether the forecast only shows or also scales (AWS `Mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum PredictiveMode {
     /// Forecast, show it, do nothing (AWS's default, to judge it first).
     #[default]
@@ -41,7 +41,7 @@ impl PredictiveMode {
 
 /// What to do when the forecast needs more than `max_size` (AWS
 /// `MaxCapacityBreachBehavior`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MaxCapacityBreach {
     /// Stay within `max_size` (default).
     #[default]
@@ -62,7 +62,7 @@ impl MaxCapacityBreach {
 }
 
 /// A predictive scaling policy's settings.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PredictiveSpec {
     /// Policy name, used in causes.
     pub name: String,
@@ -83,7 +83,7 @@ pub struct PredictiveSpec {
 }
 
 /// One forecast hour.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ForecastPoint {
     /// Whole hours since the Unix epoch (UTC).
     pub hour: i64,
@@ -94,7 +94,7 @@ pub struct ForecastPoint {
 }
 
 /// A predictive policy: its history and its latest forecast.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PredictivePolicy {
     spec: PredictiveSpec,
     pub(crate) history: LoadHistory,

@@ -53,7 +53,7 @@ pub(crate) struct Bound {
 pub(crate) fn bind(options: &NodeOptions, config: &Config) -> Result<Bound, NodeError> {
     let local = host_config(config, options.address);
     let listeners = ListenerSet::default();
-    let bound = crate::listeners::bind_new(&listeners, &local)?;
+    let bound = crate::listeners::bind_new(&listeners, &local, &mut Default::default())?;
     Ok(Bound {
         data_plane: DataPlane::from_config(&local),
         config: local,
@@ -247,7 +247,11 @@ impl Lb {
                 "parts of the new config apply to this load balancer node only after its restart"
             );
         }
-        let bound = match crate::listeners::bind_new(&self.shared.listeners, &new) {
+        let bound = match crate::listeners::bind_new(
+            &self.shared.listeners,
+            &new,
+            &mut Default::default(),
+        ) {
             Ok(b) => b,
             Err(e) => {
                 tracing::error!(error = %e, "the new config's listeners cannot be bound here; keeping the old ones");

@@ -89,10 +89,10 @@ impl ControlHost for Arc<LeaderHost> {
     fn command<R>(
         &self,
         f: impl FnOnce(&mut Cluster, Time) -> Result<R, OperatorError>,
-    ) -> Result<R, OperatorError> {
+    ) -> Result<R, AdminError> {
         let r = self.with_fleet(|fleet, now| fleet.command(now, f));
         self.wake.notify_one();
-        r
+        r.map_err(crate::admin_adapter::operator_error)
     }
 
     fn clock(&self) -> &Clock {
