@@ -51,11 +51,24 @@ fn preflight(config: &Config, options: &RunOptions) -> Result<PathBuf, RuntimeEr
     Ok(log_dir)
 }
 
-/// The instance keeper of `state_dir`: this binary as `flotilla keeper SOCKET`.
+/// The instance keeper of `state_dir`: this binary as `flotilla keeper SOCKET`, logging in
+/// this process's format (`--log-format`), so a JSON log stays JSON on every line.
 fn keeper_command(options: &RunOptions, state_dir: &Path) -> KeeperCommand {
+    let mut args: Vec<String> = Vec::new();
+    let mut given = options.args.iter().map(|a| a.to_string_lossy());
+    while let Some(arg) = given.next() {
+        if arg == "--log-format" {
+            if let Some(value) = given.next() {
+                args.extend(["--log-format".to_string(), value.into_owned()]);
+            }
+        } else if arg.starts_with("--log-format=") {
+            args.push(arg.into_owned());
+        }
+    }
+    args.push("keeper".into());
     KeeperCommand {
         program: options.flotilla_exe.clone(),
-        args: vec!["keeper".into()],
+        args,
         socket: state_dir.join("keeper.sock"),
     }
 }
