@@ -58,6 +58,7 @@ activity_count() { api l1 GET /v1/groups/web/activities | python3 -c 'import jso
 # A compute host of ZONE (a, b, c) that runs at least one instance.
 busy_host() { local h; for h in "${COMPUTE[@]}"; do [[ $h == "$1"* ]] && [ -n "$(instance_pids "$h")" ] && { echo "$h"; return; }; done; }
 all_pids() { local h; for h in "${COMPUTE[@]}"; do instance_pids "$h" | sed "s/^/$h /"; done; }
+all_ids() { local h; for h in "${COMPUTE[@]}"; do instance_ids "$h" | sed "s/^/$h /"; done; }
 set_desired() { # N: until accepted (a leader answers), bounded by 30 s; prints the ms it took
   API_TIMEOUT=1 wait_ms 30 api l1 PUT /v1/groups/web/capacity "{\"desired_capacity\": $1}" >"$WORK/put.ms" || true
   cat "$WORK/put.ms"
@@ -69,7 +70,7 @@ invariants() {
   settle=$(wait_ms 180 steady) || true
   sleep 3 # a stopped instance's process exits after its drain
   group >"$WORK/group.json" || echo '{"instances": [], "desired_capacity": -1}' >"$WORK/group.json"
-  all_pids >"$WORK/pids.txt"
+  all_ids >"$WORK/pids.txt"
   etcdctl_ get --prefix /flotilla/v1/assign/ --keys-only >"$WORK/keys.txt" 2>/dev/null || true
   etcdctl_ get --prefix /flotilla/v1/obs/ --keys-only >>"$WORK/keys.txt" 2>/dev/null || true
   $CHECK invariants "$WORK/group.json" "$WORK/pids.txt" "$WORK/keys.txt" || true

@@ -130,6 +130,16 @@ instance_pids() {
   return 0
 }
 
+# "PID INSTANCE_ID" of each demo app on host HOST (the id from the environment its agent gave
+# it: cluster mode's API reports no pids, as they belong to the hosts).
+instance_ids() {
+  local pid id
+  for pid in $(instance_pids "$1"); do
+    id=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^FLOTILLA_INSTANCE_ID=//p')
+    echo "$pid ${id:-?}"
+  done
+}
+
 # Waits (polling every 200 ms, at most SECS) until COMMAND succeeds; prints the ms it took.
 wait_ms() { # SECS COMMAND...
   local t0 deadline

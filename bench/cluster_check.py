@@ -9,8 +9,8 @@
         healthy.
     cluster_check.py invariants GROUP.json PIDS.txt KEYS.txt
         the invariants after a drill: instances == desired (all in service, healthy); every
-        demo app running on a host (PIDS.txt: "HOST PID" lines) is an instance of the group and
-        every instance runs (no orphan, none missing); no instance id under two hosts in etcd
+        demo app running on a host (PIDS.txt: "HOST PID INSTANCE_ID" lines) is an instance of
+        the group, every instance runs, none twice (no orphan, none missing); no instance id under two hosts in etcd
         (KEYS.txt: the keys of assign/ and obs/). Prints "ok" or what is wrong; exit 1 then.
 """
 
@@ -41,15 +41,18 @@ def invariants(group, pid_lines, keys):
         wrong.append(f"{len(inst)} instances for desired {group['desired_capacity']}: {states}")
     running = {}
     for line in pid_lines:
-        host, pid = line.split()
-        running[int(pid)] = host
-    known = {i["pid"] for i in inst if i.get("pid")}
-    orphans = sorted(f"{h}:{p}" for p, h in running.items() if p not in known)
-    missing = sorted(i["id"] for i in inst if i.get("pid") not in running)
+        host, pid, iid = line.split()
+        running.setdefault(iid, []).append(f"{host}:{pid}")
+    known = {i["id"] for i in inst}
+    orphans = sorted(f"{p} ({iid})" for iid, ps in running.items() if iid not in known for p in ps)
+    missing = sorted(iid for iid in known if iid not in running)
+    twice = sorted(f"{iid} {ps}" for iid, ps in running.items() if len(ps) > 1)
     if orphans:
         wrong.append(f"orphan processes {orphans}")
     if missing:
         wrong.append(f"instances not running {missing}")
+    if twice:
+        wrong.append(f"instances running twice {twice}")
     for kind in ("assign", "obs"):
         hosts = {}
         for key in keys:
