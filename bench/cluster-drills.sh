@@ -112,7 +112,7 @@ drill_host() {
   for pid in $(ip netns pids "$NAME-$h"); do kill -9 "$pid" 2>/dev/null || true; done
   gone=$(wait_ms 60 unlisted "$h") || true
   back=$(wait_ms 90 has_capacity "$DESIRED" "$a") || true
-  t1=$(now_ms)
+  t1=$(now_ms); [ "$back" = timeout ] && t1=timeout
   row host "$h lost; unlisted after $(secs 0 "$gone") s; capacity back after $(secs "$t0" "$t1") s" "$(invariants)"
   node_start "$h"
   wait_ms 60 listed "$h" >/dev/null || true
@@ -146,7 +146,7 @@ drill_agent() {
   back=$(wait_ms 60 listed "$h") || true
   sleep 5
   after=$(instance_pids "$h" | sort | tr '\n' ' ')
-  row agent "$h restarted, listed again after $(secs 0 "$back") s; instance pids ${before}→ ${after}($([ "$before" = "$after" ] && echo adopted || echo CHANGED))" "$(invariants)"
+  row agent "$h restarted, registered after $(secs 0 "$back") s; instance pids ${before}→ ${after}($([ "$before" = "$after" ] && echo adopted || echo CHANGED))" "$(invariants)"
 }
 
 put_probe() { etcdctl_ put /flotilla-bench/probe "$(now_ms)" >/dev/null; }
@@ -203,7 +203,7 @@ drill_oneway() {
   t0=$(now_ms)
   for i in 1 2 3; do ip -n "$NAME-$h" route add blackhole "$NETNS_SUBNET.$i/32"; done
   gone=$(wait_ms 60 unlisted "$h") || true
-  back=$(wait_ms 60 has_capacity "$DESIRED" "$a") || true
+  back=$(wait_ms 60 has_capacity "$DESIRED" "$a") && back=$(( $(now_ms) - t0 )) || true
   sleep 5
   for i in 1 2 3; do ip -n "$NAME-$h" route del blackhole "$NETNS_SUBNET.$i/32"; done
   settled=$(wait_ms 120 steady) || true
