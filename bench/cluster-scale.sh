@@ -104,7 +104,7 @@ hz=$(getconf CLK_TCK)
 node_rss=$(for p in "${node_pids[@]}"; do rss_kb "$p"; done | sort -n)
 demo=$(demo_pids)
 demo_rss=$(for p in $demo; do rss_kb "$p"; done | awk '{s += $1} END {print s}')
-keys=$(etcdctl_ get --prefix /flotilla/ --count-only -w json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))')
+keys=$(etcdctl_ get --prefix /flotilla/ --keys-only | grep -c . || true)
 db=$(etcdctl_ endpoint status -w json | python3 -c 'import json,sys; print(max(s["Status"]["dbSize"] for s in json.load(sys.stdin)))')
 etcd_rss=$(for p in "${etcd_pids[@]}"; do rss_kb "$p"; done | awk '{s += $1} END {print s}')
 summary=$(python3 - "$node_rss" <<'PY'
