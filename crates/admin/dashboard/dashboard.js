@@ -321,11 +321,49 @@
       el('td', null, bytes(d.bytes_saved)), el('td', null, bytes(d.cached_bytes) + ' of ' + bytes(d.cache_size)))));
   }
 
+  /**
+   * Cluster mode's hosts inside their zones (`GET /v1/nodes`): name, address, roles, leader,
+   * instances and slots, lease age, and the ids of the instances on the host. Under `flotilla
+   * up` the endpoint answers 404: no nodes, no panel.
+   */
+  function renderHosts(nodes, cluster, details) {
+    const panel = document.getElementById('hosts');
+    panel.hidden = !nodes || !nodes.length;
+    if (panel.hidden) return;
+    const zones = [];
+    for (const z of [...(cluster.zones || []), ...nodes.map(n => n.zone)]) {
+      if (!zones.includes(z)) zones.push(z);
+    }
+    const instances = details.flatMap(d => d.instances);
+    const onHost = n => instances.filter(i => (i.address || '').startsWith(n.address + ':'));
+    // A lease renewed more than 5 s ago is late (keep-alives come every third of the TTL).
+    const card = n => el('div', {
+      class: 'host' + (n.lease_age_ms != null && n.lease_age_ms > 5000 ? ' stale' : ''),
+      'data-node': n.name, 'data-zone': n.zone,
+    },
+      el('div', { class: 'top' }, el('span', { class: 'name mono' }, n.name),
+        n.leader ? el('span', { class: 'badge leader' }, 'leader') : null),
+      el('div', { class: 'facts' },
+        el('span', { class: 'mono' }, n.address),
+        n.roles.map(r => el('span', { class: 'badge role' }, r)),
+        n.roles.includes('compute') ? el('span', null, n.instances + ' / ' + n.slots + ' slots') : null,
+        el('span', null, 'lease ' + (n.lease_age_ms == null ? '—' : (n.lease_age_ms / 1000).toFixed(1) + 's ago'))),
+      el('div', { class: 'facts' }, onHost(n).map(i => el('span', { class: 'mono' }, i.id))));
+    document.getElementById('host-zones').replaceChildren(...zones.map(z => {
+      const here = nodes.filter(n => n.zone === z);
+      return el('div', { class: 'zone', 'data-zone': z },
+        el('h3', null, el('span', null, z), el('span', null, here.length + ' host(s)')),
+        here.length ? here.map(card) : el('div', { class: 'empty' }, 'no hosts'));
+    }));
+  }
+
   // ---- polling ---------------------------------------------------------------------------
 
   async function poll() {
-    const [cluster, listeners, groups] = await Promise.all([
+    const [cluster, listeners, groups, nodes] = await Promise.all([
       api('/v1/cluster'), api('/v1/listeners'), api('/v1/groups'),
+      // 404 under `flotilla up` (no hosts); 503 while the store is away (keep the last view).
+      api('/v1/nodes').catch(e => (e.status === 404 ? [] : undefined)),
     ]);
     const loadBalancers = [...new Set(listeners.map(l => l.load_balancer))];
     const targetGroups = [...new Set(listeners.flatMap(l => l.target_groups))];
@@ -352,6 +390,7 @@
     const start = end - Math.min(WINDOW_S * 1000, Math.max(60000, end - first));
 
     renderHeader(cluster, listeners);
+    if (nodes !== undefined) renderHosts(nodes, cluster, details);
     document.getElementById('groups').replaceChildren(...details.map((d, i) => {
       let history = polledCapacity.get(d.name) || [];
       history.push({ t: end, desired: d.desired_capacity, inService: d.in_service });

@@ -47,3 +47,18 @@ pub(crate) async fn index() -> impl IntoResponse {
 pub(crate) async fn script() -> impl IntoResponse {
     (headers("text/javascript; charset=utf-8"), DASHBOARD_JS)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cluster mode's hosts come from `GET /v1/nodes` into a panel that starts hidden, so a
+    /// `flotilla up` page (the endpoint answers 404: no nodes) shows no host boxes.
+    #[test]
+    fn hosts_panel_reads_the_nodes_and_starts_hidden() {
+        assert!(INDEX_HTML.contains(r#"<section class="panel" id="hosts" hidden>"#));
+        assert!(DASHBOARD_JS.contains("api('/v1/nodes')"));
+        assert!(DASHBOARD_JS.contains("e.status === 404 ? []"));
+        assert!(DASHBOARD_JS.contains("panel.hidden = !nodes || !nodes.length"));
+    }
+}

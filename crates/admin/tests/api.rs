@@ -496,3 +496,18 @@ async fn bodies_must_be_json_objects() {
     .expect("an object body");
     assert_eq!(t["replaced"], false);
 }
+
+/// A backend of `flotilla up` (the fake keeps the default) has no nodes: `GET /v1/nodes`
+/// answers 404, which is what keeps the dashboard's hosts panel hidden.
+#[tokio::test]
+async fn without_cluster_mode_there_are_no_nodes() {
+    let (url, _stop) = serve(None).await;
+    let c = AdminClient::new(&url, None).unwrap();
+    let e = c
+        .get::<Vec<flotilla_admin::api::NodeInfo>>("/v1/nodes")
+        .await
+        .unwrap_err();
+    let (status, _, error) = api_error(e);
+    assert_eq!(status, 404);
+    assert!(error.contains("not cluster mode"), "{error}");
+}

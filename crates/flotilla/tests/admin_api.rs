@@ -243,6 +243,10 @@ async fn the_dashboard_is_served_at_root_and_its_data_needs_the_token() {
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/javascript; charset=utf-8");
     assert!(script.contains("/v1/groups"), "the script polls the API");
+    assert!(
+        script.contains("/v1/nodes"),
+        "and the hosts of cluster mode"
+    );
 
     let anonymous = flotilla_admin::AdminClient::new(&url, None).expect("client");
     match anonymous
