@@ -128,7 +128,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let drain = Arc::clone(&ctx.drain);
-    let stopped = drain.stopped();
+    let stopped = drain.stopped(crate::net::drain::IDLE_GRACE);
     tokio::pin!(stopped);
     let idle = ctx.config.idle_timeout;
     let mut c = Client {

@@ -1,4 +1,4 @@
-//! Graceful shutdown of a listener's client connections: once it begins, idle connections
+//! Graceful shutdown of a listener's client connections: once it begins, idle HTTP/1 connections
 //! close after [`IDLE_GRACE`] (a request that arrives meanwhile is served, with `Connection:
 //! close`), busy ones after their current response (which says `Connection: close`), and the
 //! listener waits until every connection is gone.
@@ -50,10 +50,15 @@ impl Drain {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Resolves [`IDLE_GRACE`] after shutdown has begun. Create it when the connection starts
-    /// and poll it whenever the connection is idle: it is registered from creation, so no
-    /// shutdown is missed in between.
-    pub(crate) fn stopped(&self) -> impl Future<Output = ()> + Send + '_ {
+    /// Resolves once shutdown has begun, plus `grace`. Create it when the connection starts and
+    /// poll it whenever the connection is idle: it is registered from creation, so no shutdown
+    /// is missed in between. An HTTP/1 keep-alive connection waits [`IDLE_GRACE`] (a request
+    /// sent at the instant of closing would fail); an HTTP/2 one none, since its GOAWAY tells
+    /// the client which streams were taken and new ones are refused, safe to retry.
+    pub(crate) fn stopped(
+        &self,
+        grace: std::time::Duration,
+    ) -> impl Future<Output = ()> + Send + '_ {
         let notified = self.stop.notified();
         async move {
             tokio::pin!(notified);
@@ -61,7 +66,9 @@ impl Drain {
             if !self.is_stopping() {
                 notified.await;
             }
-            tokio::time::sleep(IDLE_GRACE).await;
+            if !grace.is_zero() {
+                tokio::time::sleep(grace).await;
+            }
         }
     }
 
@@ -93,7 +100,7 @@ mod tests {
             let drain = Arc::clone(&drain);
             let live = drain.enter();
             tokio::spawn(async move {
-                drain.stopped().await;
+                drain.stopped(IDLE_GRACE).await;
                 drop(live);
             })
         };
