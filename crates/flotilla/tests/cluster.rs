@@ -95,14 +95,18 @@ async fn traffic_is_answered_by_three_instances_in_three_zones() {
         assert_eq!(m.datapoints.last().map(|d| d.value), Some(1.0), "{zone}");
     }
 
-    // `up` showed its progress until the group was ready.
-    let log = f.log();
+    // `up` showed its progress until the group was ready (said at most once a second, so
+    // the last line may follow the group's readiness by up to a second).
+    let log = wait_for("the ready line", Duration::from_secs(10), || {
+        let log = f.log();
+        async move {
+            log.contains("web: all 3 instance(s) in service and healthy — ready")
+                .then_some(log)
+        }
+    })
+    .await;
     assert!(
         log.contains("web: 0 of 3 instance(s) in service and healthy"),
-        "{log}"
-    );
-    assert!(
-        log.contains("web: all 3 instance(s) in service and healthy — ready"),
         "{log}"
     );
 }
