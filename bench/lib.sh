@@ -41,7 +41,7 @@ bench_install() {
 bench_build() {
   echo "building flotilla (release)"
   (cd "$ROOT" && cargo build --release -q -p flotilla)
-  FLOTILLA="$ROOT/target/release/flotilla"
+  FLOTILLA="${CARGO_TARGET_DIR:-$ROOT/target}/release/flotilla"
   FLOTILLA_BASE=${FLOTILLA_BASE:-}
   if [ -n "$FLOTILLA_BASE" ] && [ ! -x "$FLOTILLA_BASE" ]; then
     echo "FLOTILLA_BASE=$FLOTILLA_BASE is not an executable"; exit 1
