@@ -3,25 +3,29 @@
 # proxy in turn gets N connections of one protocol (one request answered on each, then idle);
 # its RSS (the process and its children, from /proc) after, minus before, divided by N.
 #
-#   bench/idle-memory.sh [N...]          (default: 10000)
+#   bench/idle-memory.sh [N...]          (default: 8000)
 #   MODES="h1 h2c tls-h1 tls-h2" bench/idle-memory.sh 10000
 #
 # Protocols (MODES, default all four): h1 = HTTP/1.1, h2c = HTTP/2 with prior knowledge,
 # tls-h1 / tls-h2 = HTTPS (TLS 1.3, ECDSA P-256 certificate) with ALPN http/1.1 / h2.
-# Needs file descriptors (raised here to 1,100,000) and source addresses: the client spreads
-# its connections over 127.0.0.2.. (20,000 each). Traffic goes only to 127.0.0.0/8.
+# Needs file descriptors (raised here to 1,100,000 if allowed; HAProxy refuses to start
+# unless the limit is 2 × (N + 1,000): under a hard limit of 20,000, N is at most 8,990) and
+# source addresses: the client spreads its connections over 127.0.0.2.. (20,000 each).
+# Traffic goes only to 127.0.0.0/8.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /tmp/flotilla-idle.XXXXXX)
-SIZES=("${@:-10000}")
+SIZES=("${@:-8000}")
 read -r -a MODES <<<"${MODES:-h1 h2c tls-h1 tls-h2}"
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
 bench_install openssl:openssl
 bench_build
-ulimit -n 1100000
+# Where the hard limit cannot be raised (a container), it is what we get.
+ulimit -n 1100000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
 sysctl -q -w net.ipv4.ip_local_port_range="1024 65000" 2>/dev/null || true
 
 B1=19801 B2=19802 B3=19803 ADMIN=19890
@@ -46,7 +50,7 @@ CONF
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
-worker_rlimit_nofile 1100000;
+worker_rlimit_nofile $NOFILE;
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
@@ -82,17 +86,30 @@ default_action = { type = "forward", target_group = "be" }
 CONF
 } > "$WORK/flotilla.toml"
 
-haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAP_PID=$!
-nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!); NGX_PID=$!
-RUST_LOG=warn "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" >"$WORK/flotilla.log" 2>&1 &
-PIDS+=($!); FLO_PID=$!
-bench_wait_answers $HAP $NGX $FLO
-for port in $HAP_TLS $NGX_TLS $FLO_TLS; do
-  for _ in $(seq 1 100); do
-    curl -skf -o /dev/null "https://127.0.0.1:$port/" && break
-    sleep 0.1
+# Each protocol is measured on freshly started proxies: memory a process freed after an
+# earlier protocol's connections would otherwise be reused and flatter the later ones.
+start_proxies() {
+  haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAP_PID=$!
+  nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!); NGX_PID=$!
+  RUST_LOG=warn "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" >"$WORK/flotilla.log" 2>&1 &
+  PIDS+=($!); FLO_PID=$!
+  bench_wait_answers $HAP $NGX $FLO
+  local port
+  for port in $HAP_TLS $NGX_TLS $FLO_TLS; do
+    for _ in $(seq 1 100); do
+      curl -skf -o /dev/null "https://127.0.0.1:$port/" && break
+      sleep 0.1
+    done
   done
-done
+}
+
+stop_proxies() {
+  local pid
+  for pid in $HAP_PID $NGX_PID $FLO_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
 
 rss_kb() { # pid: RSS of it and its children, in KiB
   local total=0 p
@@ -114,6 +131,7 @@ echo "| connections | protocol | proxy | RSS before (MiB) | RSS with idle connec
 echo "|---:|---|---|---:|---:|---:|"
 for n in "${SIZES[@]}"; do
   for mode in "${MODES[@]}"; do
+    start_proxies
     declare -A per=()
     for entry in "haproxy $HAP_PID" "nginx $NGX_PID" "flotilla $FLO_PID"; do
       read -r name pid <<<"$entry"
@@ -130,5 +148,6 @@ for n in "${SIZES[@]}"; do
     done
     python3 -c "f, h, x = ${per[flotilla]}, ${per[haproxy]}, ${per[nginx]}; print(f'| $n | $mode | Flotilla ÷ HAProxy, ÷ nginx | | | {f / max(h, 1):.2f}, {f / max(x, 1):.2f} |')"
     unset per
+    stop_proxies
   done
 done
