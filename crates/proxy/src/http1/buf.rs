@@ -58,6 +58,19 @@ pub(crate) fn held() -> isize {
     HELD.with(std::cell::Cell::get)
 }
 
+/// Let a connection's task run until it waits for its next request (it needs no I/O event
+/// to get there, only turns: a bounded number of them); the buffers held on this thread then.
+#[cfg(test)]
+pub(crate) async fn held_once_waiting() -> isize {
+    for _ in 0..1000 {
+        if held() == 0 {
+            return 0;
+        }
+        tokio::task::yield_now().await;
+    }
+    held()
+}
+
 /// A per-thread store of spare vectors (read and write buffers here, a head's field list in
 /// [`super::head`]).
 pub(crate) type Spare<T> = std::thread::LocalKey<RefCell<Vec<Vec<T>>>>;

@@ -82,6 +82,8 @@ const CLOSE_STALL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy)]
 struct ConnError(Reason);
 
+#[cfg(test)]
+mod idle_tests;
 mod input;
 mod output;
 mod task;

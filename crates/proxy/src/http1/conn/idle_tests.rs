@@ -12,30 +12,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::ctx::ConnCtx;
-use crate::http1::buf::held;
+use crate::http1::buf::{held, held_once_waiting};
 use crate::{RouteAction, RouteState, Router, TargetGroup, TargetUpdate};
 
 /// Hang guard of every wait below (never reached when the proxy works).
 const HANG: Duration = Duration::from_secs(20);
-
-/// The context of a plain-HTTP client connection routed by `router`.
-pub(crate) fn ctx(router: Router) -> Arc<ConnCtx> {
-    Arc::new(ConnCtx {
-        peer: ([127, 0, 0, 1], 40000).into(),
-        local: ([127, 0, 0, 1], 80).into(),
-        routing: Arc::new(arc_swap::ArcSwap::from_pointee(router)),
-        config: crate::ListenerConfig::default(),
-        limits: crate::Limits::default(),
-        stats: Arc::new(crate::ListenerStats::default()),
-        fwd: crate::headers::Forwarded {
-            client_ip: http::HeaderValue::from_static("127.0.0.1"),
-            port: http::HeaderValue::from_static("80"),
-            proto: http::HeaderValue::from_static("http"),
-        },
-        drain: Arc::new(crate::net::drain::Drain::default()),
-        tls: false,
-    })
-}
 
 /// A keep-alive target answering `ok` to every request; also the count of connections it
 /// accepted.
@@ -70,7 +51,7 @@ async fn target() -> (SocketAddr, Arc<AtomicUsize>) {
 }
 
 /// Read from `rd` until what was read ends with `end`.
-pub(crate) async fn read_until(rd: &mut (impl AsyncRead + Unpin), end: &[u8]) -> Vec<u8> {
+async fn read_until(rd: &mut (impl AsyncRead + Unpin), end: &[u8]) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     while !got.ends_with(end) {
@@ -82,19 +63,6 @@ pub(crate) async fn read_until(rd: &mut (impl AsyncRead + Unpin), end: &[u8]) ->
         got.extend_from_slice(&buf[..n]);
     }
     got
-}
-
-/// Let the connection's task run until it waits (it has nothing left to do but wait for the
-/// next request); the buffers it still holds then.
-pub(crate) async fn held_once_waiting() -> isize {
-    // The task needs no I/O event to reach its wait, only turns: a bounded number of them.
-    for _ in 0..1000 {
-        if held() == 0 {
-            return 0;
-        }
-        tokio::task::yield_now().await;
-    }
-    held()
 }
 
 #[tokio::test]
@@ -110,7 +78,7 @@ async fn an_idle_keep_alive_connection_and_its_pooled_target_connection_hold_no_
     let (mut client, server) = tokio::io::duplex(64 * 1024);
     let conn = tokio::spawn(super::serve(
         server,
-        ctx(Router::new(RouteAction::Forward(group))),
+        ConnCtx::for_tests(Router::new(RouteAction::Forward(group))),
         false,
     ));
     for request in 1..=2 {
