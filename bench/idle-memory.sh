@@ -1,33 +1,56 @@
 #!/usr/bin/env bash
-# Memory per idle keep-alive HTTP/1.1 client connection: HAProxy, nginx and Flotilla in one
-# run. Each proxy in turn gets N connections (one request answered on each, then idle); its
-# RSS (the process and its children, from /proc) after, minus before, divided by N.
+# Memory per idle keep-alive client connection: HAProxy, nginx and Flotilla in one run. Each
+# proxy in turn gets N connections of one protocol (one request answered on each, then idle);
+# its RSS (the process and its children, from /proc) after, minus before, divided by N.
 #
-#   bench/idle-memory.sh [N...]          (default: 10000)
+#   bench/idle-memory.sh [N...]          (default: 8000)
+#   MODES="h1 h2c tls-h1 tls-h2" bench/idle-memory.sh 10000
 #
-# Needs file descriptors (raised here to 1,100,000) and source addresses: the client spreads
-# its connections over 127.0.0.2.. (20,000 each). Traffic goes only to 127.0.0.0/8.
+# Protocols (MODES, default all four): h1 = HTTP/1.1, h2c = HTTP/2 with prior knowledge,
+# tls-h1 / tls-h2 = HTTPS (TLS 1.3, ECDSA P-256 certificate) with ALPN http/1.1 / h2.
+# Needs file descriptors (raised here to 1,100,000 if allowed; HAProxy refuses to start
+# unless the limit is 2 × (N + 1,000): under a hard limit of 20,000, N is at most 8,990) and
+# source addresses: the client spreads its connections over 127.0.0.2.. (20,000 each).
+# Traffic goes only to 127.0.0.0/8.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /tmp/flotilla-idle.XXXXXX)
-SIZES=("${@:-10000}")
+SIZES=("${@:-8000}")
+read -r -a MODES <<<"${MODES:-h1 h2c tls-h1 tls-h2}"
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+bench_install openssl:openssl
 bench_build
-ulimit -n 1100000
+# Where the hard limit cannot be raised (a container), it is what we get.
+ulimit -n 1100000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
 sysctl -q -w net.ipv4.ip_local_port_range="1024 65000" 2>/dev/null || true
 
-B1=19801 B2=19802 B3=19803 HAP=19811 NGX=19812 FLO=19813 ADMIN=19890
+B1=19801 B2=19802 B3=19803 ADMIN=19890
+HAP=19811 NGX=19812 FLO=19813
+HAP_H2=19821 NGX_H2=19822
+HAP_TLS=19831 NGX_TLS=19832 FLO_TLS=19833
 bench_backends $B1 $B2 $B3
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+
 MAXCONN=$(( ${SIZES[-1]} + 1000 ))
-bench_haproxy_conf $HAP 19821 19822 | sed -e "s/maxconn 8000/maxconn $MAXCONN/" \
-  > "$WORK/haproxy.cfg"
+{
+  bench_haproxy_conf $HAP $HAP_H2 19841 | sed -e "s/maxconn 8000/maxconn $MAXCONN/"
+  cat <<CONF
+frontend fe_tls
+  bind 127.0.0.1:$HAP_TLS ssl crt $WORK/haproxy.pem alpn h2,http/1.1
+  default_backend be
+CONF
+} > "$WORK/haproxy.cfg"
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
-worker_rlimit_nofile 1100000;
+worker_rlimit_nofile $NOFILE;
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
@@ -37,18 +60,56 @@ http {
   keepalive_timeout 60s;
   keepalive_requests 1000000;
   upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 64; }
-  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+  proxy_http_version 1.1;
+  proxy_set_header Connection "";
+  server { listen 127.0.0.1:$NGX; location / { proxy_pass http://be; } }
+  server { listen 127.0.0.1:$NGX_H2 http2; location / { proxy_pass http://be; } }
+  server {
+    listen 127.0.0.1:$NGX_TLS ssl http2;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    location / { proxy_pass http://be; }
+  }
 }
 CONF
 # Idle timeouts stay at 60 s (Flotilla's default; HAProxy's timeout client as benchmarked):
 # every measurement is taken well within them.
-bench_flotilla_conf $ADMIN "$WORK/flotilla-state" $FLO 19823 > "$WORK/flotilla.toml"
+{
+  bench_flotilla_conf $ADMIN "$WORK/flotilla-state" $FLO 19843
+  cat <<CONF
 
-haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAP_PID=$!
-nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!); NGX_PID=$!
-RUST_LOG=warn "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" >"$WORK/flotilla.log" 2>&1 &
-PIDS+=($!); FLO_PID=$!
-bench_wait_answers $HAP $NGX $FLO
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:$FLO_TLS"
+protocol = "https"
+certificates = [{ cert = "$WORK/cert.pem", key = "$WORK/key.pem" }]
+default_action = { type = "forward", target_group = "be" }
+CONF
+} > "$WORK/flotilla.toml"
+
+# Each protocol is measured on freshly started proxies: memory a process freed after an
+# earlier protocol's connections would otherwise be reused and flatter the later ones.
+start_proxies() {
+  haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.log" 2>&1 & PIDS+=($!); HAP_PID=$!
+  nginx -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" & PIDS+=($!); NGX_PID=$!
+  RUST_LOG=warn "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" >"$WORK/flotilla.log" 2>&1 &
+  PIDS+=($!); FLO_PID=$!
+  bench_wait_answers $HAP $NGX $FLO
+  local port
+  for port in $HAP_TLS $NGX_TLS $FLO_TLS; do
+    for _ in $(seq 1 100); do
+      curl -skf -o /dev/null "https://127.0.0.1:$port/" && break
+      sleep 0.1
+    done
+  done
+}
+
+stop_proxies() {
+  local pid
+  for pid in $HAP_PID $NGX_PID $FLO_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+}
 
 rss_kb() { # pid: RSS of it and its children, in KiB
   local total=0 p
@@ -58,19 +119,35 @@ rss_kb() { # pid: RSS of it and its children, in KiB
   echo "$total"
 }
 
-echo "| connections | proxy | RSS before (MiB) | RSS with idle connections (MiB) | bytes per idle connection |"
-echo "|---:|---|---:|---:|---:|"
+port_of() { # proxy mode
+  case "$1:$2" in
+    haproxy:h1) echo $HAP ;; haproxy:h2c) echo $HAP_H2 ;; haproxy:tls-*) echo $HAP_TLS ;;
+    nginx:h1) echo $NGX ;; nginx:h2c) echo $NGX_H2 ;; nginx:tls-*) echo $NGX_TLS ;;
+    flotilla:h1 | flotilla:h2c) echo $FLO ;; flotilla:tls-*) echo $FLO_TLS ;;
+  esac
+}
+
+echo "| connections | protocol | proxy | RSS before (MiB) | RSS with idle connections (MiB) | bytes per idle connection |"
+echo "|---:|---|---|---:|---:|---:|"
 for n in "${SIZES[@]}"; do
-  for entry in "haproxy $HAP_PID $HAP" "nginx $NGX_PID $NGX" "flotilla $FLO_PID $FLO"; do
-    read -r name pid port <<<"$entry"
-    before=$(rss_kb "$pid")
-    coproc CLIENT { python3 "$HERE/idle_clients.py" "$port" "$n"; }
-    read -r status count <&"${CLIENT[0]}"
-    sleep 2
-    after=$(rss_kb "$pid")
-    exec {CLIENT[1]}>&-
-    wait "$CLIENT_PID" 2>/dev/null || true
-    python3 -c "print(f'| $n | $name | {$before/1024:.1f} | {$after/1024:.1f} | {($after-$before)*1024/$n:,.0f} |' + ('' if '$status' == 'ready' else ' ($status $count)'))"
-    sleep 2
+  for mode in "${MODES[@]}"; do
+    start_proxies
+    declare -A per=()
+    for entry in "haproxy $HAP_PID" "nginx $NGX_PID" "flotilla $FLO_PID"; do
+      read -r name pid <<<"$entry"
+      before=$(rss_kb "$pid")
+      coproc CLIENT { python3 "$HERE/idle_clients.py" "$(port_of "$name" "$mode")" "$n" "$mode"; }
+      read -r status count <&"${CLIENT[0]}"
+      sleep 2
+      after=$(rss_kb "$pid")
+      exec {CLIENT[1]}>&-
+      wait "$CLIENT_PID" 2>/dev/null || true
+      per[$name]=$(( (after - before) * 1024 / n ))
+      python3 -c "print(f'| $n | $mode | $name | {$before/1024:.1f} | {$after/1024:.1f} | {${per[$name]}:,} |' + ('' if '$status' == 'ready' else ' ($status $count)'))"
+      sleep 2
+    done
+    python3 -c "f, h, x = ${per[flotilla]}, ${per[haproxy]}, ${per[nginx]}; print(f'| $n | $mode | Flotilla ÷ HAProxy, ÷ nginx | | | {f / max(h, 1):.2f}, {f / max(x, 1):.2f} |')"
+    unset per
+    stop_proxies
   done
 done

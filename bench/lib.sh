@@ -38,10 +38,18 @@ bench_install() {
 # e.g. the main branch's, to check that a change costs nothing:
 #   git archive main | tar -x -C /tmp/base && (cd /tmp/base && cargo build --release -p flotilla)
 #   FLOTILLA_BASE=/tmp/base/target/release/flotilla bench/proxy-bench.sh 6 2
+#
+# FLOTILLA_BIN (optional) names a binary to measure instead of building one (e.g. a copy kept
+# from before a change, for a before/after table).
 bench_build() {
+  if [ -n "${FLOTILLA_BIN:-}" ]; then
+    [ -x "$FLOTILLA_BIN" ] || { echo "FLOTILLA_BIN=$FLOTILLA_BIN is not an executable"; exit 1; }
+    FLOTILLA=$FLOTILLA_BIN FLOTILLA_BASE=${FLOTILLA_BASE:-}
+    return
+  fi
   echo "building flotilla (release)"
   (cd "$ROOT" && cargo build --release -q -p flotilla)
-  FLOTILLA="$ROOT/target/release/flotilla"
+  FLOTILLA="${CARGO_TARGET_DIR:-$ROOT/target}/release/flotilla"
   FLOTILLA_BASE=${FLOTILLA_BASE:-}
   if [ -n "$FLOTILLA_BASE" ] && [ ! -x "$FLOTILLA_BASE" ]; then
     echo "FLOTILLA_BASE=$FLOTILLA_BASE is not an executable"; exit 1

@@ -29,3 +29,26 @@ pub(crate) struct ConnCtx {
     /// The connection is TLS (it ends with close_notify).
     pub(crate) tls: bool,
 }
+
+impl ConnCtx {
+    /// A plain-HTTP client connection from 192.0.2.1 routed by `router`, with default
+    /// settings (unit tests and fuzzing).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn for_tests(router: crate::Router) -> Arc<ConnCtx> {
+        Arc::new(ConnCtx {
+            peer: ([192, 0, 2, 1], 40000).into(),
+            local: ([192, 0, 2, 2], 80).into(),
+            routing: Arc::new(arc_swap::ArcSwap::from_pointee(router)),
+            config: ListenerConfig::default(),
+            limits: Limits::default(),
+            stats: Arc::new(ListenerStats::default()),
+            fwd: Forwarded {
+                client_ip: http::HeaderValue::from_static("192.0.2.1"),
+                port: http::HeaderValue::from_static("80"),
+                proto: http::HeaderValue::from_static("http"),
+            },
+            drain: Arc::new(Drain::default()),
+            tls: false,
+        })
+    }
+}

@@ -1,18 +1,26 @@
 //! The read buffer of one connection (client or target): bytes read but not yet used, kept
 //! between requests so that a pipelined request or a body's first bytes are never lost.
 //!
-//! Buffers are recycled through a small per-thread store, so a short connection (one request,
-//! `Connection: close`) neither allocates nor zeroes its buffers.
+//! Buffers are held only while there are bytes in them, as nginx does: an idle connection
+//! (a keep-alive client between requests, a pooled target connection, an HTTP/2 connection
+//! with nothing to read) holds none. A read takes a buffer when it starts and gives it back if
+//! it would block with nothing unconsumed; write buffers are given back when their connection
+//! goes idle. So memory grows with the connections doing something, not with those open
+//! (`bench/idle-memory.sh`, docs/benchmarks.md).
+//!
+//! Taking and giving back go through a small per-thread store, so neither allocates nor zeroes
+//! anything on the hot path (a `Vec` pop and push).
 
 use std::cell::RefCell;
 use std::io;
 
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::AsyncRead;
 
 /// Initial size of a read buffer: a request or response head and small bodies fit in one read.
 pub(crate) const INITIAL: usize = 16 * 1024;
 
-/// Bytes read from a connection; `data[start..end]` are not consumed yet.
+/// Bytes read from a connection; `data[start..end]` are not consumed yet. `data` is empty
+/// while no buffer is held.
 #[derive(Debug)]
 pub(crate) struct InBuf {
     data: Vec<u8>,
@@ -30,11 +38,50 @@ thread_local! {
     static SPARE_WRITE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
 }
 
-fn take_from(spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>) -> Option<Vec<u8>> {
+// Buffers (read, write, field lists) taken and not given back on this thread: what the
+// idle-connection tests check is zero. Counted in tests only.
+#[cfg(test)]
+thread_local! {
+    static HELD: std::cell::Cell<isize> = const { std::cell::Cell::new(0) };
+}
+
+/// Count a buffer taken (`1`) or given back (`-1`); nothing outside tests.
+#[inline]
+pub(crate) fn note_held(_delta: isize) {
+    #[cfg(test)]
+    HELD.with(|h| h.set(h.get() + _delta));
+}
+
+/// Buffers held on this thread now (tests).
+#[cfg(test)]
+pub(crate) fn held() -> isize {
+    HELD.with(std::cell::Cell::get)
+}
+
+/// Let a connection's task run until it waits for its next request (it needs no I/O event
+/// to get there, only turns: a bounded number of them); the buffers held on this thread then.
+#[cfg(test)]
+pub(crate) async fn held_once_waiting() -> isize {
+    for _ in 0..1000 {
+        if held() == 0 {
+            return 0;
+        }
+        tokio::task::yield_now().await;
+    }
+    held()
+}
+
+/// A per-thread store of spare vectors (read and write buffers here, a head's field list in
+/// [`super::head`]).
+pub(crate) type Spare<T> = std::thread::LocalKey<RefCell<Vec<Vec<T>>>>;
+
+/// A spare vector from `spare`, if it has one.
+pub(crate) fn take_from<T>(spare: &'static Spare<T>) -> Option<Vec<T>> {
     spare.with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
 }
 
-fn give_to(spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, buf: Vec<u8>) {
+/// Keep `buf` in `spare` for the next taker (freed if the store is full).
+pub(crate) fn give_to<T>(spare: &'static Spare<T>, buf: Vec<T>) {
     // During thread teardown the store may be gone: then the buffer is simply freed.
     let _ = spare.try_with(|s| {
         if let Ok(mut s) = s.try_borrow_mut() {
@@ -45,14 +92,39 @@ fn give_to(spare: &'static std::thread::LocalKey<RefCell<Vec<Vec<u8>>>>, buf: Ve
     });
 }
 
-/// Bytes being assembled for one write (a head and the first body bytes); its allocation is
-/// recycled when the connection ends (oversized ones are freed).
-#[derive(Debug)]
+/// Bytes being assembled for one write (a head and the first body bytes). It takes its
+/// allocation from the per-thread store at its first mutable use and gives it back on
+/// [`OutBuf::release`] (its connection goes idle) or drop; oversized ones are freed.
+#[derive(Debug, Default)]
 pub(crate) struct OutBuf(Vec<u8>);
 
+/// Capacity of a new write buffer.
+const OUT_INITIAL: usize = 4096;
+
 impl OutBuf {
+    /// An empty buffer holding no allocation yet.
     pub(crate) fn new() -> OutBuf {
-        OutBuf(take_from(&SPARE_WRITE).unwrap_or_else(|| Vec::with_capacity(4096)))
+        OutBuf(Vec::new())
+    }
+
+    /// Empty it, keeping its allocation (no store round trip for a buffer in use).
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+
+    /// Give the allocation back, discarding the contents: the connection is idle.
+    pub(crate) fn release(&mut self) {
+        if self.0.capacity() > 0 {
+            note_held(-1);
+            recycle_out(std::mem::take(&mut self.0));
+        }
+    }
+}
+
+fn recycle_out(mut buf: Vec<u8>) {
+    if buf.capacity() <= 2 * INITIAL {
+        buf.clear();
+        give_to(&SPARE_WRITE, buf);
     }
 }
 
@@ -64,41 +136,72 @@ impl std::ops::Deref for OutBuf {
 }
 
 impl std::ops::DerefMut for OutBuf {
+    /// Writing into it takes an allocation from the store if it holds none.
     fn deref_mut(&mut self) -> &mut Vec<u8> {
+        if self.0.capacity() == 0 {
+            note_held(1);
+            self.0 = take_from(&SPARE_WRITE).unwrap_or_else(|| Vec::with_capacity(OUT_INITIAL));
+        }
         &mut self.0
     }
 }
 
 impl Drop for OutBuf {
     fn drop(&mut self) {
-        if self.0.capacity() <= 2 * INITIAL {
-            let mut buf = std::mem::take(&mut self.0);
-            buf.clear();
-            give_to(&SPARE_WRITE, buf);
-        }
+        self.release();
     }
 }
 
 impl Drop for InBuf {
     fn drop(&mut self) {
-        if self.data.len() == INITIAL {
-            give_to(&SPARE_READ, std::mem::take(&mut self.data));
-        }
+        self.give_back();
     }
 }
 
 impl InBuf {
+    /// An empty buffer holding no allocation: the first read takes one.
     pub(crate) fn new() -> InBuf {
-        let data = take_from(&SPARE_READ).unwrap_or_else(|| vec![0; INITIAL]);
         InBuf {
-            data,
+            data: Vec::new(),
             start: 0,
             end: 0,
         }
     }
 
+    /// Take a buffer from the store if none is held.
+    fn hold(&mut self) {
+        if self.data.is_empty() {
+            note_held(1);
+            self.data = take_from(&SPARE_READ).unwrap_or_else(|| vec![0; INITIAL]);
+        }
+    }
+
+    /// Give the buffer back if it holds no unconsumed bytes (a grown one is freed): the
+    /// connection waits for bytes that may never come, and will take one when they do.
+    pub(crate) fn release(&mut self) {
+        if self.start == self.end {
+            self.give_back();
+        }
+    }
+
+    fn give_back(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        let data = std::mem::take(&mut self.data);
+        if !data.is_empty() {
+            note_held(-1);
+        }
+        if data.len() == INITIAL {
+            give_to(&SPARE_READ, data);
+        }
+    }
+
     /// Append bytes read elsewhere (the start of a connection handed over from HTTP/1).
     pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.hold();
         if self.data.len() - self.end < bytes.len() {
             self.data.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -136,6 +239,7 @@ impl InBuf {
     /// Free space after `end`: unconsumed bytes move to the front, or the buffer grows up to
     /// `max`. `false` when it is full.
     fn make_room(&mut self, max: usize) -> bool {
+        self.hold();
         if self.end < self.data.len() {
             return true;
         }
@@ -153,7 +257,8 @@ impl InBuf {
         false
     }
 
-    /// [`InBuf::read_from`] for poll-based callers (bodies handed to hyper).
+    /// [`InBuf::read_from`] for poll-based callers (bodies handed to hyper). A read that would
+    /// block with nothing unconsumed gives the buffer back until bytes arrive.
     pub(crate) fn poll_read_from<R: AsyncRead + Unpin>(
         &mut self,
         cx: &mut std::task::Context<'_>,
@@ -171,7 +276,10 @@ impl InBuf {
                 std::task::Poll::Ready(Ok(n))
             }
             std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
-            std::task::Poll::Pending => std::task::Poll::Pending,
+            std::task::Poll::Pending => {
+                self.release();
+                std::task::Poll::Pending
+            }
         }
     }
 
@@ -183,11 +291,6 @@ impl InBuf {
         io: &mut R,
         max: usize,
     ) -> io::Result<usize> {
-        if !self.make_room(max) {
-            return Ok(0);
-        }
-        let n = io.read(&mut self.data[self.end..]).await?;
-        self.end += n;
-        Ok(n)
+        std::future::poll_fn(|cx| self.poll_read_from(cx, io, max)).await
     }
 }

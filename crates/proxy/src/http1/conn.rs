@@ -20,6 +20,7 @@ use super::cursor::Cursor;
 use super::deadline::Deadline;
 use super::head::{self, Request, RequestHead, Version};
 use super::rewrite;
+use super::slot;
 use crate::access_log::Entry;
 use crate::body::ProxyBody;
 use crate::ctx::ConnCtx;
@@ -34,6 +35,8 @@ use crate::request::RequestView;
 mod answer;
 mod bridge;
 mod exchange;
+#[cfg(test)]
+mod idle_tests;
 
 use answer::{Relay, Relayer};
 use bridge::to_parts;
@@ -125,7 +128,7 @@ enum HeadRead {
 /// opening with the HTTP/2 preface is handed back for HTTP/2.
 pub(crate) async fn serve<S>(io: S, ctx: Arc<ConnCtx>, sniff_h2: bool) -> Ended<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let drain = Arc::clone(&ctx.drain);
     let stopped = drain.stopped(crate::net::drain::IDLE_GRACE);
@@ -156,7 +159,11 @@ where
             }
         };
         sniff = false;
-        if c.serve_request(len).await == Keep::No {
+        // The request's state lives in a slot while it is served, not in this future: an idle
+        // connection holds only what waiting for the next request needs.
+        let keep;
+        (c, keep) = slot::run(c.serve_owned(len)).await;
+        if keep == Keep::No {
             break;
         }
     }
@@ -179,6 +186,11 @@ where
         let max = limits.max_header_bytes;
         let mut started = false;
         self.scanned = 0;
+        if self.inbuf.is_empty() {
+            // Between requests: hold no buffer while waiting (the read takes one when bytes
+            // arrive and gives it back if it would block).
+            self.release();
+        }
         loop {
             if !self.inbuf.is_empty() {
                 let buf = self.inbuf.filled();
@@ -223,6 +235,15 @@ where
         }
     }
 
+    /// Give back every buffer of the last exchange: the connection waits for its next
+    /// request and may wait long.
+    fn release(&mut self) {
+        self.out.release();
+        self.up_out.release();
+        self.head.release();
+        self.inbuf.release();
+    }
+
     /// Answer a refused head with its canned response and close (the unread rest of the
     /// stream cannot be trusted to start a request).
     async fn refuse(&mut self, answer: &'static [u8]) {
@@ -255,6 +276,13 @@ where
             // TLS: say goodbye with close_notify.
             let _ = self.io.shutdown().await;
         }
+    }
+
+    /// [`Client::serve_request`], owning the connection (a future without borrows can run in
+    /// a [`slot`]).
+    async fn serve_owned(mut self, len: usize) -> (Self, Keep) {
+        let keep = self.serve_request(len).await;
+        (self, keep)
     }
 
     /// Serve the request whose head is the first `len` bytes of `inbuf`, in its span.

@@ -3,6 +3,7 @@
 //! [`crate::http1::smuggling`]), and recording where each part is (spans into the read buffer) so that
 //! routing and forwarding borrow the bytes instead of copying them into a `HeaderMap`.
 
+use crate::http1::buf::{give_to, note_held, take_from};
 use crate::http1::smuggling::{self, BodyKind, BAD_REQUEST, HEADERS_TOO_LARGE, NOT_IMPLEMENTED};
 use crate::request::RequestView;
 
@@ -142,6 +143,36 @@ pub(crate) struct RequestHead {
     pub(crate) is_head: bool,
 }
 
+// Field lists spare on this thread: a connection holds one only while it parses or serves a
+// request (`RequestHead::release`).
+thread_local! {
+    static SPARE_FIELDS: std::cell::RefCell<Vec<Vec<Field>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Room for the fields of a usual request in a new list.
+const FIELDS_INITIAL: usize = 16;
+
+impl RequestHead {
+    /// Give the field list back: the connection is idle (the head's spans mean nothing now).
+    pub(crate) fn release(&mut self) {
+        if self.fields.capacity() > 0 {
+            note_held(-1);
+            let mut fields = std::mem::take(&mut self.fields);
+            fields.clear();
+            if fields.capacity() <= 4 * FIELDS_INITIAL {
+                give_to(&SPARE_FIELDS, fields);
+            }
+        }
+    }
+}
+
+impl Drop for RequestHead {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 impl Default for RequestHead {
     fn default() -> Self {
         RequestHead {
@@ -152,7 +183,7 @@ impl Default for RequestHead {
             authority: None,
             host: None,
             version: Version::Http11,
-            fields: Vec::with_capacity(16),
+            fields: Vec::new(),
             body: BodyKind::None,
             close: false,
             upgrade: false,
@@ -210,6 +241,11 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// empty line and uses CRLF line endings throughout) into `head`. `Err` is the answer to
 /// refuse it with, after which the connection is closed.
 pub(crate) fn parse(bytes: &[u8], head: &mut RequestHead) -> Result<(), &'static [u8]> {
+    if head.fields.capacity() == 0 {
+        note_held(1);
+        head.fields =
+            take_from(&SPARE_FIELDS).unwrap_or_else(|| Vec::with_capacity(FIELDS_INITIAL));
+    }
     head.fields.clear();
     head.query = None;
     head.authority = None;

@@ -23,6 +23,7 @@ pub(crate) mod head;
 pub(crate) mod response;
 pub(crate) mod rewrite;
 pub(crate) mod salvage;
+mod slot;
 pub(crate) mod smuggling;
 mod upstream;
 

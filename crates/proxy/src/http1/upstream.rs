@@ -178,7 +178,9 @@ impl Pool {
     }
 
     /// Park a connection whose last response was read completely (at about `now`).
-    pub(crate) fn put(&self, conn: UpConn, max_idle: Duration, now: Instant) {
+    pub(crate) fn put(&self, mut conn: UpConn, max_idle: Duration, now: Instant) {
+        // Parked, it reads nothing: its buffer (empty, or it would not be reusable) goes back.
+        conn.buf.release();
         let mut idle = self.lock();
         // The oldest sit at the front: drop those that outlived the idle timeout.
         let expired = idle

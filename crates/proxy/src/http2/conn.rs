@@ -82,6 +82,8 @@ const CLOSE_STALL: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy)]
 struct ConnError(Reason);
 
+#[cfg(test)]
+mod idle_tests;
 mod input;
 mod output;
 mod task;
@@ -143,9 +145,9 @@ struct Conn<S> {
     inbuf: InBuf,
     out: OutBuf,
     /// Scratch space for header blocks.
-    block: Vec<u8>,
+    block: OutBuf,
     /// The payload of the frame being handled (other than DATA, which the body keeps).
-    payload: Vec<u8>,
+    payload: OutBuf,
     decoder: hpack::Decoder,
     encoder: hpack::Encoder,
     streams: HashMap<u32, Stream, BuildHasherDefault<StreamIdHasher>>,
@@ -197,8 +199,8 @@ where
         ctx,
         inbuf,
         out: OutBuf::new(),
-        block: Vec::new(),
-        payload: Vec::new(),
+        block: OutBuf::new(),
+        payload: OutBuf::new(),
         decoder: hpack::Decoder::new(4096),
         encoder: hpack::Encoder::new(),
         streams: HashMap::default(),
@@ -288,6 +290,11 @@ where
                 return Ok(());
             }
             let header_wait = self.continuing.is_some();
+            if idle && !header_wait {
+                // Nothing open and everything written: hold no buffer while waiting (the read
+                // takes one when bytes arrive).
+                self.release();
+            }
             if idle && self.active && !header_wait {
                 self.timer
                     .set(Instant::now() + self.ctx.config.idle_timeout);
@@ -337,6 +344,14 @@ where
                 }
             }
         }
+    }
+
+    /// Give back the buffers: no stream is open and the output is written.
+    fn release(&mut self) {
+        self.out.release();
+        self.block.release();
+        self.payload.release();
+        self.inbuf.release();
     }
 
     /// Check and take the client's connection preface; `false` while it is incomplete.

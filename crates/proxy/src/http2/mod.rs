@@ -22,7 +22,6 @@ pub(crate) use recv::RecvBody;
 /// target). Runs on a current-thread runtime with paused time, so timeouts cost nothing.
 #[cfg(fuzzing)]
 pub(crate) fn fuzz_frames(data: &[u8]) {
-    use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     thread_local! {
         static RT: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
@@ -36,21 +35,7 @@ pub(crate) fn fuzz_frames(data: &[u8]) {
         content_type: "text/plain".into(),
         body: "ok".into(),
     });
-    let ctx = Arc::new(crate::ctx::ConnCtx {
-        peer: ([192, 0, 2, 1], 40000).into(),
-        local: ([192, 0, 2, 2], 80).into(),
-        routing: Arc::new(arc_swap::ArcSwap::from_pointee(router)),
-        config: crate::ListenerConfig::default(),
-        limits: crate::Limits::default(),
-        stats: Arc::new(crate::ListenerStats::default()),
-        fwd: crate::headers::Forwarded {
-            client_ip: http::HeaderValue::from_static("192.0.2.1"),
-            port: http::HeaderValue::from_static("80"),
-            proto: http::HeaderValue::from_static("http"),
-        },
-        drain: Arc::new(crate::net::drain::Drain::default()),
-        tls: false,
-    });
+    let ctx = crate::ctx::ConnCtx::for_tests(router);
     RT.with(|rt| {
         rt.block_on(async {
             crate::net::pass::spawn_releaser();

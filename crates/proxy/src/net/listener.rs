@@ -126,7 +126,9 @@ pub async fn serve_listener(
             proto: HeaderValue::from_static(if tls.is_some() { "https" } else { "http" }),
         };
         let conn = Conn {
-            ctx: ConnCtx {
+            // Shared at once: moved into an `Arc` later, it would leave its room unused in
+            // the connection's task for the connection's whole life.
+            ctx: Arc::new(ConnCtx {
                 peer,
                 local,
                 routing: Arc::clone(&router) as Arc<dyn Routing>,
@@ -136,7 +138,7 @@ pub async fn serve_listener(
                 fwd,
                 drain: Arc::clone(&drain),
                 tls: tls.is_some(),
-            },
+            }),
             _live: drain.enter(),
         };
         let tls = tls.clone();
@@ -162,7 +164,7 @@ pub async fn serve_listener(
 /// One accepted client connection, before its protocol is known.
 struct Conn {
     /// Its shared state.
-    ctx: ConnCtx,
+    ctx: Arc<ConnCtx>,
     /// Keeps the listener's shutdown waiting until this connection ends.
     _live: crate::net::drain::Live,
 }
@@ -194,7 +196,6 @@ impl Conn {
         // Moved, not cloned: this runs for every connection.
         let Conn { ctx, _live } = self;
         let tls = ctx.tls;
-        let ctx = Arc::new(ctx);
         if h2 {
             Box::pin(h2::serve(stream, Vec::new(), ctx)).await;
             return;

@@ -57,6 +57,10 @@ where
         if let Err(e) = self.inline_body(ex) {
             return Box::pin(self.body_failed(e, ex)).await;
         }
+        // Everything read is in `up_out` now: the read buffer goes back while the target
+        // answers (a read of more body takes one again), so a burst of connections waiting
+        // for their targets does not hold a read buffer each.
+        self.inbuf.release();
         let Some(mut fwd) = Forwarding::request(group, sticky).await else {
             tracing::debug!(group = group.name(), "no routable target");
             return self
