@@ -5,6 +5,7 @@
 #   bench/proxy-bench.sh [ROUNDS] [SECONDS]        (defaults: 30 rounds × 2 s)
 #   FLOTILLA_BASE=/path/to/flotilla bench/proxy-bench.sh ...   (also that build, as
 #                                                   "flotilla-base", paired with this one)
+#   CASES="h1-close h1-c64" bench/proxy-bench.sh ...           (only those cases)
 #
 # On this 2-core machine the proxy under test is pinned to core 0 and everything else (load
 # generator, backends) to core 1. Every proxy runs one worker thread, with upstream keep-alive
@@ -114,7 +115,8 @@ declare -A PROXY=(
 if [ -n "$FLOTILLA_BASE" ]; then
   PROXY[flotilla-base]="$BASE_PID $P_BASE $P_BASE $T_BASE"
 fi
-CASES=(h1-c64 h1-c256 h1-close h2-c64 tcp-c64)
+# CASES (environment, optional) runs a subset, e.g. CASES="h1-close" to pin down one ratio.
+read -r -a CASES <<<"${CASES:-h1-c64 h1-c256 h1-close h2-c64 tcp-c64}"
 
 # One measurement: prints "rps p50_ms p99_ms" (or "nan nan nan" if the tool failed).
 measure() { # case port h2port tcpport
