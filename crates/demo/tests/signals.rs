@@ -89,9 +89,10 @@ fn sigterm_drains_in_flight_requests_and_exits_zero() {
         .unwrap();
     let mut stream = connect(port, &mut app);
     stream
-        .write_all(b"GET /sleep?ms=400 HTTP/1.1\r\nhost: demo\r\n\r\n")
+        .write_all(b"GET /sleep?ms=3000 HTTP/1.1\r\nhost: demo\r\n\r\n")
         .unwrap();
-    // The signal comes once the app is answering the request (polled, with a deadline).
+    // The signal comes once the app is answering the request (polled, with a deadline); the
+    // request lasts long enough that a poll starved by a busy machine still sees it.
     wait_in_flight(port, &mut app);
     signal(&app, "TERM");
     let mut answer = String::new();
