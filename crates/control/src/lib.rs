@@ -44,11 +44,11 @@ mod zones;
 
 pub use canary::{CanaryRollback, Rollback, RollbackSpec, RollbackState};
 pub use cluster::{
-    durable_state, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable, Effect, ForwardSpec,
-    ForwardStatus, GroupView, InstanceBill, InstanceRecord, InstanceRefreshSettings, LaunchRequest,
-    LoadBalancerSample, OperatorError, RefreshOverrides, Restored, RoutedTarget, RuleKey, Samples,
-    TargetGroupSpec, TargetSample, Terminated, WeightOverride, WeightSource, WeightedTargetGroup,
-    WeightsError, SNAPSHOT_FORMAT,
+    durable_state, group_cost_per_hour, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable,
+    Effect, ForwardSpec, ForwardStatus, GroupView, InstanceBill, InstanceRecord,
+    InstanceRefreshSettings, LaunchRequest, LoadBalancerSample, OperatorError, RefreshOverrides,
+    Restored, RoutedTarget, RuleKey, Samples, TargetGroupSpec, TargetSample, Terminated,
+    WeightOverride, WeightSource, WeightedTargetGroup, WeightsError, SNAPSHOT_FORMAT,
 };
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,

@@ -278,11 +278,10 @@ fn costs(c: &Cluster, registry: &mut Registry) {
     let cost = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let by_option = Family::<Labels, Gauge>::default();
     let bills = c.bills();
-    let costs = c.cost_per_hour();
     for g in c.groups() {
         let l = labels(&[("group", g.name)]);
         cost.get_or_create(&l)
-            .set(costs.get(g.name).copied().unwrap_or(0.0));
+            .set(flotilla_control::group_cost_per_hour(g.asg, &bills));
         for i in g.asg.instances() {
             let Some(b) = bills.get(&i.id) else { continue };
             let l = labels(&[

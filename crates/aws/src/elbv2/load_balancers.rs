@@ -173,26 +173,13 @@ pub(crate) fn describe(call: &mut Call<'_>) -> AwsResult<String> {
         .into_iter()
         .map(|(l, _)| l)
         .collect();
-    let mut picked = Vec::new();
-    for a in &arns {
-        picked.push(
-            all.iter()
-                .find(|l| &l.arn == a)
-                .cloned()
-                .ok_or_else(not_found)?,
-        );
-    }
-    for n in &names {
-        picked.push(
-            all.iter()
-                .find(|l| &l.name == n)
-                .cloned()
-                .ok_or_else(not_found)?,
-        );
-    }
-    if arns.is_empty() && names.is_empty() {
-        picked = all;
-    }
+    let picked = super::pick(
+        all,
+        &arns,
+        &names,
+        |r: &LoadBalancerRes| (r.arn.as_str(), r.name.as_str()),
+        not_found,
+    )?;
     let (page, next) = super::page(call, picked)?;
     Ok(answer(call, &page, next))
 }

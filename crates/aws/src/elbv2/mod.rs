@@ -57,6 +57,32 @@ pub(crate) fn page<T>(call: &Call<'_>, items: Vec<T>) -> AwsResult<(Vec<T>, Opti
 
 /// Checks a resource name as ELBv2 does: 1–32 alphanumerics and hyphens, not starting or
 /// ending with a hyphen.
+/// What an ELBv2 `Describe*` names: each of `arns`, then each of `names` (one that does not
+/// exist is `not_found`, as AWS answers), or everything when it names nothing.
+pub(crate) fn pick<T: Clone>(
+    all: Vec<T>,
+    arns: &[String],
+    names: &[String],
+    key: impl Fn(&T) -> (&str, &str),
+    not_found: fn() -> AwsError,
+) -> AwsResult<Vec<T>> {
+    if arns.is_empty() && names.is_empty() {
+        return Ok(all);
+    }
+    let by = |wanted: &String, arn: bool| {
+        all.iter()
+            .find(|r| {
+                let (a, n) = key(r);
+                (if arn { a } else { n }) == wanted
+            })
+            .cloned()
+            .ok_or_else(not_found)
+    };
+    let by_arn = arns.iter().map(|a| by(a, true));
+    let by_name = names.iter().map(|n| by(n, false));
+    by_arn.chain(by_name).collect()
+}
+
 pub(crate) fn check_name(name: &str, what: &str) -> AwsResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 32

@@ -268,26 +268,13 @@ pub(crate) fn describe(call: &mut Call<'_>) -> AwsResult<String> {
         .into_iter()
         .map(|(t, _)| t)
         .collect();
-    let mut picked = Vec::new();
-    for a in &arns {
-        picked.push(
-            all.iter()
-                .find(|t| &t.arn == a)
-                .cloned()
-                .ok_or_else(not_found)?,
-        );
-    }
-    for n in &names {
-        picked.push(
-            all.iter()
-                .find(|t| &t.name == n)
-                .cloned()
-                .ok_or_else(not_found)?,
-        );
-    }
-    if arns.is_empty() && names.is_empty() {
-        picked = all;
-    }
+    let mut picked = super::pick(
+        all,
+        &arns,
+        &names,
+        |r: &TargetGroupRes| (r.arn.as_str(), r.name.as_str()),
+        not_found,
+    )?;
     if let Some(lb) = lb {
         picked.retain(|t| load_balancer_arns(call, &t.name).iter().any(|a| a == lb));
     }

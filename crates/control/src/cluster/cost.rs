@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::group::SpotError;
+use crate::group::{AutoScalingGroup, SpotError};
 use crate::id::InstanceId;
 use crate::metrics::{Metric, Scope};
 use crate::pricing::{self, Billable, Billing, PurchaseOption};
@@ -83,14 +83,7 @@ impl Cluster {
         let bills = self.bills();
         self.groups
             .iter()
-            .map(|(name, g)| {
-                let sum = g
-                    .asg
-                    .instances()
-                    .filter_map(|i| bills.get(&i.id)?.hourly)
-                    .sum();
-                (name.clone(), sum)
-            })
+            .map(|(name, g)| (name.clone(), group_cost_per_hour(&g.asg, &bills)))
             .collect()
     }
 
@@ -170,4 +163,16 @@ impl From<SpotError> for OperatorError {
     fn from(e: SpotError) -> Self {
         OperatorError::Spot(e)
     }
+}
+
+/// Dollars per hour `group`'s instances cost now, from [`Cluster::bills`] computed once by a
+/// caller that reads several groups (billing is over the whole cluster: reserved coverage).
+pub fn group_cost_per_hour(
+    group: &AutoScalingGroup,
+    bills: &BTreeMap<InstanceId, InstanceBill>,
+) -> f64 {
+    group
+        .instances()
+        .filter_map(|i| bills.get(&i.id)?.hourly)
+        .sum()
 }

@@ -33,7 +33,7 @@ use crate::template::LaunchTemplate;
 use crate::time::Time;
 use crate::zones::ZoneDrills;
 
-pub use cost::InstanceBill;
+pub use cost::{group_cost_per_hour, InstanceBill};
 pub use effect::{durable_state, Durable, Effect, InstanceRecord, LaunchRequest, RoutedTarget};
 pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
 pub use handover::SNAPSHOT_FORMAT;

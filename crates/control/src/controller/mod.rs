@@ -361,6 +361,16 @@ impl ScalingController {
         let mut simple_sources: Vec<(usize, usize)> = Vec::new();
         let mut tt_voters = 0;
         let mut last_values = Vec::new();
+        // A step or simple policy's alarm metric over its period, as CloudWatch evaluates it.
+        let alarm_value = |a: &crate::alarm::AlarmSpec, period| {
+            metrics.group_metric(&MetricQuery {
+                metric: a.metric,
+                statistic: a.statistic,
+                period,
+                end: now,
+                instances: fleet.for_metric(a.metric),
+            })
+        };
 
         for s in &mut self.target_tracking {
             if !due(s.next_eval) {
@@ -393,14 +403,7 @@ impl ScalingController {
                 continue;
             }
             s.next_eval = next_eval(s.next_eval, s.period, now);
-            let a = &s.policy.spec().alarm;
-            let value = metrics.group_metric(&MetricQuery {
-                metric: a.metric,
-                statistic: a.statistic,
-                period: s.period,
-                end: now,
-                instances: fleet.for_metric(a.metric),
-            });
+            let value = alarm_value(&s.policy.spec().alarm, s.period);
             last_values.push((s.policy.spec().name.clone(), value));
             if let Some(p) = s.policy.evaluate(value, desired, warming) {
                 proposals.push(p);
@@ -411,14 +414,7 @@ impl ScalingController {
                 continue;
             }
             s.next_eval = next_eval(s.next_eval, s.period, now);
-            let a = &s.policy.spec().alarm;
-            let value = metrics.group_metric(&MetricQuery {
-                metric: a.metric,
-                statistic: a.statistic,
-                period: s.period,
-                end: now,
-                instances: fleet.for_metric(a.metric),
-            });
+            let value = alarm_value(&s.policy.spec().alarm, s.period);
             last_values.push((s.policy.spec().name.clone(), value));
             if let Some(p) = s.policy.evaluate(value, desired) {
                 simple_sources.push((i, proposals.len()));

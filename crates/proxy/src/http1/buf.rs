@@ -92,6 +92,19 @@ pub(crate) fn give_to<T>(spare: &'static Spare<T>, buf: Vec<T>) {
     });
 }
 
+/// Give a held vector back to `spare`, emptied (freed instead when it grew past
+/// `max_capacity`); nothing when it holds no allocation.
+pub(crate) fn give_back_vec<T>(spare: &'static Spare<T>, mut v: Vec<T>, max_capacity: usize) {
+    if v.capacity() == 0 {
+        return;
+    }
+    note_held(-1);
+    if v.capacity() <= max_capacity {
+        v.clear();
+        give_to(spare, v);
+    }
+}
+
 /// Bytes being assembled for one write (a head and the first body bytes). It takes its
 /// allocation from the per-thread store at its first mutable use and gives it back on
 /// [`OutBuf::release`] (its connection goes idle) or drop; oversized ones are freed.
@@ -114,17 +127,7 @@ impl OutBuf {
 
     /// Give the allocation back, discarding the contents: the connection is idle.
     pub(crate) fn release(&mut self) {
-        if self.0.capacity() > 0 {
-            note_held(-1);
-            recycle_out(std::mem::take(&mut self.0));
-        }
-    }
-}
-
-fn recycle_out(mut buf: Vec<u8>) {
-    if buf.capacity() <= 2 * INITIAL {
-        buf.clear();
-        give_to(&SPARE_WRITE, buf);
+        give_back_vec(&SPARE_WRITE, std::mem::take(&mut self.0), 2 * INITIAL);
     }
 }
 

@@ -3,7 +3,7 @@
 //! [`crate::http1::smuggling`]), and recording where each part is (spans into the read buffer) so that
 //! routing and forwarding borrow the bytes instead of copying them into a `HeaderMap`.
 
-use crate::http1::buf::{give_to, note_held, take_from};
+use crate::http1::buf::{give_back_vec, note_held, take_from};
 use crate::http1::smuggling::{self, BodyKind, BAD_REQUEST, HEADERS_TOO_LARGE, NOT_IMPLEMENTED};
 use crate::request::RequestView;
 
@@ -156,14 +156,8 @@ const FIELDS_INITIAL: usize = 16;
 impl RequestHead {
     /// Give the field list back: the connection is idle (the head's spans mean nothing now).
     pub(crate) fn release(&mut self) {
-        if self.fields.capacity() > 0 {
-            note_held(-1);
-            let mut fields = std::mem::take(&mut self.fields);
-            fields.clear();
-            if fields.capacity() <= 4 * FIELDS_INITIAL {
-                give_to(&SPARE_FIELDS, fields);
-            }
-        }
+        let fields = std::mem::take(&mut self.fields);
+        give_back_vec(&SPARE_FIELDS, fields, 4 * FIELDS_INITIAL);
     }
 }
 

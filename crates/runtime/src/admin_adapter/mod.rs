@@ -11,7 +11,7 @@ mod up;
 
 pub(crate) use host::ControlHost;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use flotilla_admin::api::{
@@ -23,7 +23,8 @@ use flotilla_admin::api::{
 };
 use flotilla_admin::{AdminBackend, AdminError};
 use flotilla_control::{
-    Cluster, GroupView, InstanceId, LifecycleActionResult, OperatorError, ScalingProcess, ZoneDrill,
+    group_cost_per_hour, Cluster, GroupView, InstanceBill, InstanceId, LifecycleActionResult,
+    OperatorError, ScalingProcess, ZoneDrill,
 };
 
 use crate::persist::status_str;
@@ -37,7 +38,8 @@ fn no_group(name: &str) -> AdminError {
     operator_error(OperatorError::NoGroup(name.to_string()))
 }
 
-fn summary(c: &Cluster, g: &GroupView<'_>) -> GroupSummary {
+/// A group's summary; `bills` ([`Cluster::bills`]) computed once by the caller.
+fn summary(g: &GroupView<'_>, bills: &BTreeMap<InstanceId, InstanceBill>) -> GroupSummary {
     let spec = g.asg.spec();
     GroupSummary {
         name: g.name.to_string(),
@@ -45,7 +47,7 @@ fn summary(c: &Cluster, g: &GroupView<'_>) -> GroupSummary {
         max_size: spec.max_size,
         desired_capacity: g.asg.desired_capacity(),
         in_service: g.asg.in_service_count(),
-        cost_per_hour: c.cost_per_hour().get(g.name).copied().unwrap_or(0.0),
+        cost_per_hour: group_cost_per_hour(g.asg, bills),
     }
 }
 
@@ -99,14 +101,16 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
     }
 
     fn groups(&self) -> Vec<GroupSummary> {
-        self.0
-            .read(|c| c.groups().map(|g| summary(c, &g)).collect())
+        self.0.read(|c| {
+            let bills = c.bills();
+            c.groups().map(|g| summary(&g, &bills)).collect()
+        })
     }
 
     fn group(&self, name: &str) -> Option<GroupDetail> {
         self.group_answer(name, |c, g| {
-            let s = summary(c, &g);
             let bills = c.bills();
+            let s = summary(&g, &bills);
             GroupDetail {
                 name: s.name,
                 min_size: s.min_size,
@@ -127,7 +131,7 @@ impl<H: ControlHost> AdminBackend for AdminView<H> {
 
     fn set_desired_capacity(&self, name: &str, desired: u32) -> Result<GroupSummary, AdminError> {
         self.command(|c, now| c.set_desired_capacity(now, name, desired))?;
-        self.group_answer(name, |c, g| summary(c, &g))
+        self.group_answer(name, |c, g| summary(&g, &c.bills()))
     }
 
     fn activities(&self, name: &str) -> Option<Vec<ActivityInfo>> {
