@@ -1,15 +1,17 @@
 //! Instance ids in the AWS shape, from a seeded generator.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// An instance id like `i-0a1b2c3d4e5f`, as EC2 names instances.
 ///
 /// Users and scripts see these in status output, logs and activity history, so they look like
-/// the AWS ones; ids are never reused within a group's generator.
+/// the AWS ones; ids are never reused within a group's generator. Shared text: an id is copied
+/// into routing tables, metric scopes and bills many times a second, and a copy is a count.
 #[derive(
     Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
-pub struct InstanceId(String);
+pub struct InstanceId(Arc<str>);
 
 impl InstanceId {
     /// The id as text, e.g. for the `FLOTILLA_INSTANCE_ID` environment variable.
@@ -28,7 +30,7 @@ impl From<String> for InstanceId {
     /// Wraps an id read back from state or an API call; no format check, since unknown ids are
     /// simply ignored by the state machines.
     fn from(s: String) -> Self {
-        InstanceId(s)
+        InstanceId(Arc::from(s))
     }
 }
 
@@ -96,7 +98,7 @@ impl IdGenerator {
     /// The next id: `i-` plus 12 lowercase hex digits (the low 48 bits of the next draw).
     pub fn next_id(&mut self) -> InstanceId {
         let z = self.rng.next_u64();
-        InstanceId(format!("i-{:012x}", z & 0xffff_ffff_ffff))
+        InstanceId::from(format!("i-{:012x}", z & 0xffff_ffff_ffff))
     }
 }
 

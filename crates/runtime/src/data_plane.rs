@@ -118,7 +118,7 @@ impl DataPlane {
                 Some(TargetUpdate {
                     addr: t.address,
                     instance_id: t.instance.map(|i| i.to_string()),
-                    zone: t.zone,
+                    zone: t.zone.map(|z| z.to_string()),
                     state,
                 })
             })

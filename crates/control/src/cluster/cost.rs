@@ -87,12 +87,28 @@ impl Cluster {
             .collect()
     }
 
-    /// Records each group's `cost_per_hour` for this second.
+    /// Records each group's `cost_per_hour` for this second (billed again only when the
+    /// fleet changed since the last second).
     pub(crate) fn record_cost(&mut self, now: Time) {
-        for (group, cost) in self.cost_per_hour() {
-            self.metrics
-                .record(Metric::CostPerHour, &Scope::Group(group), now, cost);
+        let fleet = self.groups.values().fold((0, 0), |(removals, count), g| {
+            (
+                removals + g.asg.removals(),
+                count + g.asg.instances().count(),
+            )
+        });
+        let costs = match self.cost_cache.take() {
+            Some((seen, costs)) if seen == fleet => costs,
+            _ => self.cost_per_hour().into_iter().collect(),
+        };
+        for (group, cost) in &costs {
+            self.metrics.record(
+                Metric::CostPerHour,
+                &Scope::Group(group.clone()),
+                now,
+                *cost,
+            );
         }
+        self.cost_cache = Some((fleet, costs));
     }
 
     /// A Spot interruption notice for `id` (the drill an operator runs, as EC2 sends it):

@@ -93,8 +93,8 @@ pub struct RoutedTarget {
     pub address: SocketAddr,
     /// The instance behind it, when a group registered it.
     pub instance: Option<InstanceId>,
-    /// The instance's zone.
-    pub zone: Option<String>,
+    /// The instance's zone (shared: a routing table is published on every health change).
+    pub zone: Option<std::sync::Arc<str>>,
     /// Its health state.
     pub state: crate::health::TargetState,
 }

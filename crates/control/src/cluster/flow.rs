@@ -12,7 +12,7 @@ use crate::time::Time;
 use crate::zones::{ZoneDrill, ZoneEvent};
 
 use super::effect::{durable_state, Durable, Effect, LaunchRequest, RoutedTarget};
-use super::{Cluster, Member};
+use super::{Cluster, Member, TargetGroupState};
 
 /// How often start-up progress is checked at most.
 const STARTUP_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -151,12 +151,17 @@ impl Cluster {
                 launch_template_version,
             } => self.launch(now, group, id, zone, launch_template_version),
             GroupAction::RegisterTargets { id } => {
-                let Some(addr) = self.members.get(&id).and_then(|m| m.address) else {
+                let Some((addr, zone)) = self
+                    .members
+                    .get(&id)
+                    .and_then(|m| Some((m.address?, m.zone.clone())))
+                else {
                     return;
                 };
                 for name in self.group_target_groups(group) {
                     if let Some(tg) = self.target_groups.get_mut(&name) {
                         tg.health.register(now, addr);
+                        tg.routes.insert(addr, (id.clone(), zone.clone()));
                         tg.dirty = true;
                     }
                 }
@@ -217,7 +222,7 @@ impl Cluster {
             id.clone(),
             Member {
                 group: group.to_string(),
-                zone: zone.clone(),
+                zone: zone.as_str().into(),
                 address: None,
             },
         );
@@ -303,16 +308,25 @@ impl Cluster {
             .map(|(n, _)| n.clone())
             .collect();
         for name in names {
-            let Some(tg) = self.target_groups.get(&name) else {
+            let Some(tg) = self.target_groups.get_mut(&name) else {
                 continue;
             };
-            let targets = tg
-                .health
+            let (members, by_address) = (&self.members, &self.by_address);
+            let TargetGroupState { health, routes, .. } = tg;
+            let mut known = 0;
+            let targets: Vec<RoutedTarget> = health
                 .targets()
+                .inspect(|_| known += 1)
                 .filter(|t| t.state != TargetState::Unused)
                 .map(|t| {
-                    let instance = self.by_address.get(&t.target).cloned();
-                    let zone = instance.as_ref().and_then(|id| self.zone_of(id));
+                    let route = routes.get(&t.target).cloned().or_else(|| {
+                        // Registered another way (adopted, restored): look it up once.
+                        let id = by_address.get(&t.target)?;
+                        let route = (id.clone(), members.get(id)?.zone.clone());
+                        routes.insert(t.target, route.clone());
+                        Some(route)
+                    });
+                    let (instance, zone) = route.unzip();
                     RoutedTarget {
                         address: t.target,
                         instance,
@@ -321,9 +335,11 @@ impl Cluster {
                     }
                 })
                 .collect();
-            if let Some(tg) = self.target_groups.get_mut(&name) {
-                tg.dirty = false;
+            if routes.len() > known {
+                // Targets gone from the group: their addresses may serve another instance later.
+                routes.retain(|a, _| health.state(*a).is_some());
             }
+            tg.dirty = false;
             self.effects.push_back(Effect::PublishTargets {
                 target_group: name,
                 targets,
@@ -495,7 +511,7 @@ impl Cluster {
 
     /// The zone of an instance, from its group's record of it.
     pub fn zone_of(&self, id: &InstanceId) -> Option<String> {
-        self.members.get(id).map(|m| m.zone.clone())
+        self.members.get(id).map(|m| m.zone.to_string())
     }
 
     /// Where an instance listens, once it runs.

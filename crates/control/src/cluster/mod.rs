@@ -110,7 +110,18 @@ pub struct Cluster {
     /// How many groups were ever added: varies each new group's id seed, so a group added by
     /// a reconfigure never shares instance ids with one that is still draining.
     groups_added: usize,
+    /// Each group's cost per hour as last recorded, with the fleet's (removals, instances) it
+    /// was computed for: a bill walks every instance, and the cost only moves when one comes
+    /// or goes (or prices change, which clears it).
+    #[serde(skip)]
+    cost_cache: Option<CostCache>,
+    /// When the series of gone instances and targets were last dropped.
+    #[serde(skip)]
+    pruned_at: Option<Time>,
 }
+
+/// The fleet's (removals, instances) when costs were computed, and each group's cost per hour.
+type CostCache = ((u64, usize), Vec<(String, f64)>);
 
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -146,14 +157,18 @@ pub(crate) struct TargetGroupState {
     held: usize,
     /// Whether the data plane was told to hold requests.
     holds: bool,
+    /// The instance and zone behind each instance target, kept from its registration: the
+    /// routing table is published on every health change and must not look each one up.
+    #[serde(skip)]
+    routes: BTreeMap<SocketAddr, (InstanceId, std::sync::Arc<str>)>,
 }
 
 /// A launched instance's facts the groups do not keep.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Member {
     group: String,
-    /// Its zone (an instance never moves).
-    zone: String,
+    /// Its zone (an instance never moves); shared with every routing table that names it.
+    zone: std::sync::Arc<str>,
     address: Option<SocketAddr>,
 }
 
@@ -183,6 +198,8 @@ impl Cluster {
             startup_seen: None,
             startup_checked_at: None,
             groups_added: 0,
+            cost_cache: None,
+            pruned_at: None,
         };
         for (name, tg) in &spec.target_groups {
             c.add_target_group(now, name, tg.clone());
@@ -220,6 +237,7 @@ impl Cluster {
                 dirty: true,
                 held: 0,
                 holds: false,
+                routes: BTreeMap::new(),
             },
         );
     }

@@ -33,6 +33,7 @@ impl Cluster {
     pub fn reconfigure(&mut self, now: Time, spec: ClusterSpec) -> Vec<String> {
         let mut changes = Vec::new();
         self.garbage = true;
+        self.cost_cache = None;
         if self
             .zones
             .zones()

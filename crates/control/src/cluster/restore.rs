@@ -138,7 +138,7 @@ impl Cluster {
             id.clone(),
             Member {
                 group,
-                zone: zone_of_adopted,
+                zone: zone_of_adopted.into(),
                 address: Some(address),
             },
         );

@@ -103,7 +103,7 @@ impl Cluster {
         let per_instance = self.record_targets(now, &samples);
         self.record_load_balancers(now, &samples);
         self.record_groups(now, &samples, &per_instance);
-        self.prune_series(&samples);
+        self.prune_series(now, &samples);
         self.record_cost(now);
         self.spot_drill(now);
         self.evaluate_policies(now, wall);
@@ -264,8 +264,16 @@ impl Cluster {
     }
 
     /// Series of instances and targets that are gone are dropped so memory follows the live
-    /// fleet (every new instance listens on a new port).
-    fn prune_series(&mut self, samples: &Samples) {
+    /// fleet (every new instance listens on a new port) — every ten seconds, since it walks
+    /// every series.
+    fn prune_series(&mut self, now: Time, samples: &Samples) {
+        if self
+            .pruned_at
+            .is_some_and(|at| now.saturating_since(at) < Duration::from_secs(10))
+        {
+            return;
+        }
+        self.pruned_at = Some(now);
         let live_targets: HashSet<SocketAddr> = samples.targets.iter().map(|t| t.address).collect();
         let members = &self.members;
         self.metrics.retain_scopes(|s| match s {

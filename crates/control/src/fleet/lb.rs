@@ -68,7 +68,7 @@ struct Group {
     health: TargetGroupHealth,
     spec: TargetGroupSpec,
     /// The instance behind each instance target, with its zone.
-    instances: BTreeMap<SocketAddr, (InstanceId, String)>,
+    instances: BTreeMap<SocketAddr, (InstanceId, std::sync::Arc<str>)>,
     dirty: bool,
 }
 
@@ -137,7 +137,7 @@ impl LbTargets {
                     .is_none_or(|s| s == TargetState::Draining);
             if fresh {
                 g.instances
-                    .insert(addr, (t.instance.clone(), t.zone.clone()));
+                    .insert(addr, (t.instance.clone(), t.zone.as_str().into()));
                 g.health.register(now, addr);
             }
         }

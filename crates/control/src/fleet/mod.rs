@@ -15,11 +15,11 @@ mod lb;
 mod pump;
 mod votes;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::cluster::{Cluster, Effect};
+use crate::cluster::{Cluster, Effect, RoutedTarget};
 use crate::group::LifecycleState;
 use crate::id::InstanceId;
 use crate::template::LaunchTemplate;
@@ -150,6 +150,9 @@ pub struct Fleet {
     assigned: BTreeMap<InstanceId, Assignment>,
     /// Instances registered per target group, as the cluster last published.
     registered: BTreeMap<String, BTreeSet<InstanceId>>,
+    /// The routing table the cluster last published per target group, to find what the next
+    /// one changes.
+    published: HashMap<String, Vec<RoutedTarget>>,
     votes: votes::Votes,
     /// Assignments changed by the current call, written at its end.
     dirty: BTreeSet<InstanceId>,
@@ -165,6 +168,7 @@ impl Fleet {
             hosts: hosts::Hosts::new(config.host_lost_grace, config.disrupted_zone_interval),
             assigned: BTreeMap::new(),
             registered: BTreeMap::new(),
+            published: HashMap::new(),
             votes: votes::Votes::default(),
             dirty: BTreeSet::new(),
             effects: VecDeque::new(),

@@ -113,35 +113,69 @@ impl Fleet {
     }
 
     /// Which instances a target group routes to now: registered ones (any health), not
-    /// draining ones.
+    /// draining ones. A routing table is published on every health change, so the change is
+    /// found by walking it beside the previous one (both in address order) rather than by
+    /// rebuilding the set of registered instances each time.
     fn registrations(&mut self, tg: &str, targets: &[RoutedTarget]) {
-        let now_registered: BTreeSet<InstanceId> = targets
-            .iter()
-            .filter(|t| {
-                matches!(
-                    t.state,
-                    TargetState::Initial | TargetState::Healthy | TargetState::Unhealthy
-                )
-            })
-            .filter_map(|t| t.instance.clone())
-            .collect();
-        let before = self
-            .registered
-            .insert(tg.to_string(), now_registered.clone())
-            .unwrap_or_default();
-        for id in before.symmetric_difference(&now_registered) {
-            let Some(a) = self.assigned.get_mut(id) else {
+        let previous = self.published.get(tg);
+        let changes = match previous {
+            Some(before) if is_address_ordered(before) && is_address_ordered(targets) => {
+                registration_changes(before, targets)
+            }
+            _ => self.registration_changes_from_set(tg, targets),
+        };
+        match self.published.get_mut(tg) {
+            Some(list) => targets.clone_into(list),
+            None => {
+                self.published.insert(tg.to_string(), targets.to_vec());
+            }
+        }
+        let set = self.registered.entry(tg.to_string()).or_default();
+        for (id, now_registered) in &changes {
+            if *now_registered {
+                set.insert(id.clone());
+            } else {
+                set.remove(id);
+            }
+        }
+        for (id, now_registered) in changes {
+            let Some(a) = self.assigned.get_mut(&id) else {
                 continue;
             };
-            let changed = if now_registered.contains(id) {
+            let changed = if now_registered {
                 a.target_groups.insert(tg.to_string())
             } else {
                 a.target_groups.remove(tg)
             };
             if changed {
-                self.dirty.insert(id.clone());
+                self.dirty.insert(id);
             }
         }
+    }
+
+    /// The changes against the registered set (the first table published for `tg`, e.g.
+    /// by a new leader whose set came from the previous leader's assignments).
+    fn registration_changes_from_set(
+        &self,
+        tg: &str,
+        targets: &[RoutedTarget],
+    ) -> Vec<(InstanceId, bool)> {
+        let now: BTreeSet<&InstanceId> = targets
+            .iter()
+            .filter(|t| is_registered(t.state))
+            .filter_map(|t| t.instance.as_ref())
+            .collect();
+        let empty = BTreeSet::new();
+        let before = self.registered.get(tg).unwrap_or(&empty);
+        let gone = before
+            .iter()
+            .filter(|id| !now.contains(id))
+            .map(|id| (id.clone(), false));
+        let new = now
+            .iter()
+            .filter(|id| !before.contains(**id))
+            .map(|id| ((*id).clone(), true));
+        gone.chain(new).collect()
     }
 
     /// Instance facts go into their assignments; operator intents to the executor.
@@ -223,5 +257,105 @@ impl Fleet {
             // the host is gone, and its agent stops the process should it come back.
             self.forget(&id);
         }
+    }
+}
+
+/// The instance behind `t` while it is registered.
+fn registered(t: &RoutedTarget) -> Option<&InstanceId> {
+    t.instance.as_ref().filter(|_| is_registered(t.state))
+}
+
+/// A target the data plane routes to (any health), as opposed to a draining or unused one.
+fn is_registered(state: TargetState) -> bool {
+    matches!(
+        state,
+        TargetState::Initial | TargetState::Healthy | TargetState::Unhealthy
+    )
+}
+
+fn is_address_ordered(targets: &[RoutedTarget]) -> bool {
+    targets.windows(2).all(|w| w[0].address < w[1].address)
+}
+
+/// Instances that stopped (`false`) or started (`true`) being registered between two routing
+/// tables in address order: one merge walk, removals first.
+fn registration_changes(
+    before: &[RoutedTarget],
+    after: &[RoutedTarget],
+) -> Vec<(InstanceId, bool)> {
+    let (mut gone, mut new) = (Vec::new(), Vec::new());
+    let (mut i, mut j) = (0, 0);
+    while i < before.len() || j < after.len() {
+        let (old, now) = match (before.get(i), after.get(j)) {
+            (Some(b), Some(a)) if b.address == a.address => {
+                i += 1;
+                j += 1;
+                (registered(b), registered(a))
+            }
+            (Some(b), Some(a)) if b.address < a.address => {
+                i += 1;
+                (registered(b), None)
+            }
+            (Some(b), None) => {
+                i += 1;
+                (registered(b), None)
+            }
+            (_, Some(a)) => {
+                j += 1;
+                (None, registered(a))
+            }
+            (None, None) => break,
+        };
+        if old != now {
+            gone.extend(old.cloned().map(|id| (id, false)));
+            new.extend(now.cloned().map(|id| (id, true)));
+        }
+    }
+    gone.extend(new);
+    gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(port: u16, id: &str, state: TargetState) -> RoutedTarget {
+        RoutedTarget {
+            address: SocketAddr::from(([10, 0, 0, 1], port)),
+            instance: Some(InstanceId::from(id.to_string())),
+            zone: Some("az-a".into()),
+            state,
+        }
+    }
+
+    #[test]
+    fn merge_walk_finds_what_registration_changed() {
+        use TargetState::*;
+        let before = [
+            target(1, "i-1", Healthy),
+            target(2, "i-2", Unhealthy),
+            target(3, "i-3", Healthy),
+            target(5, "i-5", Initial),
+        ];
+        let after = [
+            target(1, "i-1", Unhealthy), // health changed: still registered
+            target(2, "i-2", Draining),  // deregistered
+            target(4, "i-4", Initial),   // new
+            target(5, "i-9", Healthy),   // another instance at a reused address
+        ];
+        let id = |s: &str| InstanceId::from(s.to_string());
+        assert_eq!(
+            registration_changes(&before, &after),
+            vec![
+                (id("i-2"), false),
+                (id("i-3"), false),
+                (id("i-5"), false),
+                (id("i-4"), true),
+                (id("i-9"), true),
+            ]
+        );
+        assert!(registration_changes(&after, &after).is_empty());
+        assert!(is_address_ordered(&after));
+        assert!(!is_address_ordered(&[after[1].clone(), after[0].clone()]));
     }
 }

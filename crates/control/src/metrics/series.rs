@@ -35,7 +35,28 @@ impl Slot {
     };
 }
 
-/// A fixed-size ring buffer of per-second slots (plus histograms for distributions).
+/// Seconds per page: a series takes its memory a page at a time, as seconds arrive, so a
+/// short-lived one (an instance that lived a minute) never holds an hour.
+const PAGE: usize = 64;
+
+/// `PAGE` consecutive slots of the ring and, for a distribution, their histograms.
+#[derive(Clone, Debug)]
+struct Page {
+    slots: [Slot; PAGE],
+    hist: Option<Box<[Counts; PAGE]>>,
+}
+
+impl Page {
+    fn new(distribution: bool) -> Box<Page> {
+        Box::new(Page {
+            slots: [Slot::EMPTY; PAGE],
+            hist: distribution.then(|| Box::new([[0; BUCKETS]; PAGE])),
+        })
+    }
+}
+
+/// A fixed-size ring buffer of per-second slots (plus histograms for distributions), in
+/// pages allocated on first use.
 ///
 /// Serialised (for a hot upgrade's hand-over) as its held slots only, each histogram as its
 /// non-zero buckets ([`SeriesWire`]): an hour of mostly empty slots and mostly zero buckets
@@ -43,8 +64,9 @@ impl Slot {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(into = "SeriesWire", try_from = "SeriesWire")]
 pub(crate) struct Series {
-    slots: Vec<Slot>,
-    hist: Option<Vec<Counts>>,
+    window: usize,
+    distribution: bool,
+    pages: Vec<Option<Box<Page>>>,
     latest: Option<u64>,
 }
 
@@ -63,25 +85,22 @@ struct SeriesWire {
 
 impl From<Series> for SeriesWire {
     fn from(s: Series) -> Self {
-        let held = s
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.second != u64::MAX)
-            .map(|(i, slot)| {
-                let buckets = s.hist.as_ref().map_or_else(Vec::new, |h| {
-                    h[i].iter()
+        let held = (0..s.window)
+            .filter_map(|i| {
+                let (slot, hist) = s.slot(i)?;
+                let buckets = hist.map_or_else(Vec::new, |h| {
+                    h.iter()
                         .enumerate()
                         .filter(|(_, n)| **n != 0)
                         .map(|(b, n)| (u8::try_from(b).unwrap_or(u8::MAX), *n))
                         .collect()
                 });
-                (i, *slot, buckets)
+                Some((i, *slot, buckets))
             })
             .collect();
         SeriesWire {
-            window: s.slots.len(),
-            distribution: s.hist.is_some(),
+            window: s.window,
+            distribution: s.distribution,
             latest: s.latest,
             held,
         }
@@ -95,13 +114,14 @@ impl TryFrom<SeriesWire> for Series {
         let mut s = Series::new(w.window as u64, w.distribution);
         s.latest = w.latest;
         for (i, slot, buckets) in w.held {
-            let Some(target) = s.slots.get_mut(i) else {
+            if i >= s.window {
                 return Err(format!("slot {i} outside a window of {}", w.window));
-            };
+            }
+            let (target, hist) = s.slot_mut(i);
             *target = slot;
-            if let Some(h) = s.hist.as_mut() {
+            if let Some(h) = hist {
                 for (b, n) in buckets {
-                    let Some(count) = h[i].get_mut(usize::from(b)) else {
+                    let Some(count) = h.get_mut(usize::from(b)) else {
                         return Err(format!("bucket {b} outside the histogram"));
                     };
                     *count = n;
@@ -114,20 +134,37 @@ impl TryFrom<SeriesWire> for Series {
 
 impl Series {
     pub(crate) fn new(window: u64, distribution: bool) -> Self {
-        let n = usize::try_from(window).unwrap_or(usize::MAX).max(1);
+        let window = usize::try_from(window).unwrap_or(usize::MAX).max(1);
         Series {
-            slots: vec![Slot::EMPTY; n],
-            hist: distribution.then(|| vec![[0; BUCKETS]; n]),
+            window,
+            distribution,
+            pages: vec![None; window.div_ceil(PAGE)],
             latest: None,
         }
     }
 
     pub(crate) fn is_distribution(&self) -> bool {
-        self.hist.is_some()
+        self.distribution
     }
 
     fn window(&self) -> u64 {
-        self.slots.len() as u64
+        self.window as u64
+    }
+
+    /// Ring slot `i` and its histogram, when its page was ever written.
+    fn slot(&self, i: usize) -> Option<(&Slot, Option<&Counts>)> {
+        let page = self.pages.get(i / PAGE)?.as_deref()?;
+        let k = i % PAGE;
+        let slot = &page.slots[k];
+        (slot.second != u64::MAX).then(|| (slot, page.hist.as_ref().map(|h| &h[k])))
+    }
+
+    /// Ring slot `i` (below the window) and its histogram, its page allocated if need be.
+    fn slot_mut(&mut self, i: usize) -> (&mut Slot, Option<&mut Counts>) {
+        let distribution = self.distribution;
+        let page = self.pages[i / PAGE].get_or_insert_with(|| Page::new(distribution));
+        let k = i % PAGE;
+        (&mut page.slots[k], page.hist.as_mut().map(|h| &mut h[k]))
     }
 
     fn index(&self, second: u64) -> usize {
@@ -151,7 +188,7 @@ impl Series {
             return;
         }
         let i = self.index(second);
-        let slot = &mut self.slots[i];
+        let (slot, mut hist) = self.slot_mut(i);
         if slot.second != second {
             if slot.second != u64::MAX && slot.second > second {
                 return;
@@ -160,16 +197,16 @@ impl Series {
                 second,
                 ..Slot::EMPTY
             };
-            if let Some(h) = &mut self.hist {
-                h[i] = [0; BUCKETS];
+            if let Some(h) = hist.as_deref_mut() {
+                *h = [0; BUCKETS];
             }
         }
         slot.sum += value * n as f64;
         slot.count += n;
         slot.min = slot.min.min(value);
         slot.max = slot.max.max(value);
-        if let Some(h) = &mut self.hist {
-            let b = &mut h[i][histogram::bucket_of(value)];
+        if let Some(h) = hist {
+            let b = &mut h[histogram::bucket_of(value)];
             *b = b.saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
         }
         self.latest = Some(self.latest.map_or(second, |l| l.max(second)));
@@ -183,8 +220,9 @@ impl Series {
         let mut acc = Slot::EMPTY;
         let mut counts = [0u32; BUCKETS];
         for s in start..=end {
-            let i = self.index(s);
-            let slot = &self.slots[i];
+            let Some((slot, hist)) = self.slot(self.index(s)) else {
+                continue;
+            };
             if slot.second != s {
                 continue;
             }
@@ -192,8 +230,8 @@ impl Series {
             acc.count += slot.count;
             acc.min = acc.min.min(slot.min);
             acc.max = acc.max.max(slot.max);
-            if let Some(h) = &self.hist {
-                for (c, x) in counts.iter_mut().zip(h[i].iter()) {
+            if let Some(h) = hist {
+                for (c, x) in counts.iter_mut().zip(h.iter()) {
                     *c = c.saturating_add(*x);
                 }
             }
