@@ -98,6 +98,10 @@ pub struct Lab {
     pub etcd: EtcdCluster,
     pub topo: Arc<Topology>,
     dir: PathBuf,
+    /// Nodes enter their namespace with `nsenter --net` instead of `ip netns exec`, for
+    /// nodes that run containers (see [`Lab::with_containers`]); their containers are
+    /// removed on drop.
+    containers: bool,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -106,6 +110,12 @@ impl Drop for Lab {
         for child in self.nodes.values_mut() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.containers {
+            // Before the namespaces go: a container with host networking would hold one.
+            for h in &self.hosts {
+                remove_containers(&self.home(h.name));
+            }
         }
         if std::thread::panicking() {
             eprintln!("node logs kept in {}", self.dir.display());
@@ -146,8 +156,28 @@ impl Lab {
             etcd,
             topo,
             dir,
+            containers: false,
             _serial: serial,
         })
+    }
+
+    /// Nodes that run containers: they enter their namespace with `nsenter --net` only.
+    /// `ip netns exec` also gives its program a mount namespace with a fresh `/sys`, without
+    /// the cgroup hierarchy, where runc refuses to create a container ("no cgroup mount found
+    /// in mountinfo"); a real host has no such problem. Containers labelled with a host's
+    /// state directory are removed when the lab is dropped.
+    pub fn with_containers(mut self) -> Lab {
+        self.containers = true;
+        self
+    }
+
+    /// The label value of host `name`'s containers: its node's state directory.
+    pub fn home(&self, name: &str) -> String {
+        let dir = self.dir.join(name);
+        std::fs::canonicalize(&dir)
+            .unwrap_or(dir)
+            .to_string_lossy()
+            .into_owned()
     }
 
     fn endpoints(&self) -> String {
@@ -235,14 +265,18 @@ impl Lab {
             .open(self.dir.join(format!("{name}.log")))
             .expect("node log");
         let addr = self.addr(h.name);
-        let mut c = Command::new("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.topo.ns(h.name),
-            env!("CARGO_BIN_EXE_flotilla"),
-        ])
-        .args(["node", "--etcd", &self.endpoints(), "--name", name])
+        let mut c = if self.containers {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{}", self.topo.ns(h.name)))
+                .arg(env!("CARGO_BIN_EXE_flotilla"));
+            c
+        } else {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.topo.ns(h.name)])
+                .arg(env!("CARGO_BIN_EXE_flotilla"));
+            c
+        };
+        c.args(["node", "--etcd", &self.endpoints(), "--name", name])
         .args(["--zone", h.zone, "--address", &addr, "--roles", roles])
         .args([
             "--admin-bind",
@@ -413,6 +447,22 @@ impl Lab {
             paced(url, every, flag).await
         });
         Load { stop, thread }
+    }
+}
+
+/// Removes every container labelled `flotilla.home=<home>` (a failed test's leftovers).
+fn remove_containers(home: &str) {
+    let filter = format!("label=flotilla.home={home}");
+    let Ok(out) = Command::new("podman")
+        .args(["ps", "-aq", "--filter", &filter])
+        .output()
+    else {
+        return;
+    };
+    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+        let _ = Command::new("podman")
+            .args(["rm", "-f", "-t", "0", id])
+            .output();
     }
 }
 
