@@ -191,3 +191,44 @@ fn agents_run_image_instances_and_adopt_their_containers_after_a_restart() {
         (left == 0).then_some(())
     });
 }
+
+/// An image the engine does not know, on an agent: a failed launch activity with the
+/// engine's reason, retried after the back-off (a second failed launch), never in service,
+/// and no container left behind by the failures.
+#[test]
+fn an_unknown_image_on_an_agent_is_a_failed_launch_with_the_engines_reason() {
+    let test = "an_unknown_image_on_an_agent_is_a_failed_launch_with_the_engines_reason";
+    if let Err(e) = podman::node_image() {
+        eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
+        return;
+    }
+    let Some(lab) = Lab::new(test, &HOSTS) else {
+        return;
+    };
+    let mut lab = lab.with_containers();
+    let bad = config(1).replace(NODE_IMAGE, "localhost/flotilla-node-no-such-image:1");
+    assert!(lab.apply(&bad).status.success());
+    lab.start_all();
+    let failed = flotilla_testbed::poll("two failed launches", lab::GUARD, || {
+        let failed: Vec<String> = lab
+            .activities("l1")
+            .into_iter()
+            .filter(|a| a.status == "failed" && a.description.starts_with("Launching"))
+            .map(|a| a.description)
+            .collect();
+        (failed.len() >= 2).then_some(failed)
+    });
+    assert!(
+        failed.iter().all(|d| d.contains("image not known")),
+        "the engine's reason: {failed:?}"
+    );
+    let g = lab.group("l1").expect("the group");
+    assert!(g.instances.iter().all(|i| i.state != "in_service"), "{g:?}");
+    flotilla_testbed::poll("no container left", lab::GUARD, || {
+        let left: usize = ["a1", "b1"]
+            .iter()
+            .map(|h| containers(&lab.home(h)).len())
+            .sum();
+        (left == 0).then_some(())
+    });
+}
