@@ -143,7 +143,11 @@ fn agents_run_image_instances_and_adopt_their_containers_after_a_restart() {
     let load = lab.load("l1", EVERY);
     lab.kill_node("a1");
     let home = lab.home("a1");
-    assert_eq!(containers(&home), by_host["a1"], "the containers outlive their agent");
+    assert_eq!(
+        containers(&home),
+        by_host["a1"],
+        "the containers outlive their agent"
+    );
     let orphan = format!("flotilla-i-orphan{}", std::process::id());
     podman::create_orphan(&home, &orphan, NODE_IMAGE);
     lab.start_node("a1");

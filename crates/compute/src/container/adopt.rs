@@ -103,8 +103,13 @@ impl ContainerProvider {
             pidfile: None,
         });
         let stop = (stop_signal, stop_timeout);
-        self.core
-            .adopt_as(instance_id, pid, address, stop, Control::Container(container))?;
+        self.core.adopt_as(
+            instance_id,
+            pid,
+            address,
+            stop,
+            Control::Container(container),
+        )?;
         tracing::info!(instance_id, container = %name, pid, %address, "adopted a running container");
         Ok(())
     }

@@ -106,7 +106,10 @@ pub(crate) fn run_args(
     match image.port {
         Some(port) => args.extend([
             "-p".into(),
-            format!("{}:{port}", std::net::SocketAddr::new(at.host, at.host_port)),
+            format!(
+                "{}:{port}",
+                std::net::SocketAddr::new(at.host, at.host_port)
+            ),
         ]),
         None => args.extend(["--network".into(), "host".into()]),
     }
@@ -251,7 +254,10 @@ mod tests {
         };
         let s = spec(&[], img.clone());
         let env = environment(&s, &img, &at);
-        assert_eq!(env["FLOTILLA_HOST"], "0.0.0.0", "every interface of its own");
+        assert_eq!(
+            env["FLOTILLA_HOST"], "0.0.0.0",
+            "every interface of its own"
+        );
         assert_eq!(
             env["PORT"], "8080",
             "the app listens on its own port inside"

@@ -101,8 +101,10 @@ pub fn running(container: &str) -> bool {
 /// as an orphan a crashed run would leave.
 pub fn create_orphan(home: &str, name: &str, image: &str) {
     let label = format!("flotilla.home={home}");
-    podman(&["create", "--name", name, "--label", &label, image, "demo-app"])
-        .expect("podman create");
+    podman(&[
+        "create", "--name", name, "--label", &label, image, "demo-app",
+    ])
+    .expect("podman create");
 }
 
 /// The label value Flotilla gives the containers of a test whose state dir is `state_dir`.

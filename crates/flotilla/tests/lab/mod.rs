@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use flotilla_admin::api::{ActivityInfo, GroupDetail, NodeInfo};
 use flotilla_admin::AdminClient;
+mod containers;
+
 use flotilla_testbed::{can_run, poll, run_in, serial, spawn_in, EtcdCluster, Topology};
 use serde::de::DeserializeOwned;
 
@@ -114,7 +116,7 @@ impl Drop for Lab {
         if self.containers {
             // Before the namespaces go: a container with host networking would hold one.
             for h in &self.hosts {
-                remove_containers(&self.home(h.name));
+                containers::remove(&self.home(h.name));
             }
         }
         if std::thread::panicking() {
@@ -159,25 +161,6 @@ impl Lab {
             containers: false,
             _serial: serial,
         })
-    }
-
-    /// Nodes that run containers: they enter their namespace with `nsenter --net` only.
-    /// `ip netns exec` also gives its program a mount namespace with a fresh `/sys`, without
-    /// the cgroup hierarchy, where runc refuses to create a container ("no cgroup mount found
-    /// in mountinfo"); a real host has no such problem. Containers labelled with a host's
-    /// state directory are removed when the lab is dropped.
-    pub fn with_containers(mut self) -> Lab {
-        self.containers = true;
-        self
-    }
-
-    /// The label value of host `name`'s containers: its node's state directory.
-    pub fn home(&self, name: &str) -> String {
-        let dir = self.dir.join(name);
-        std::fs::canonicalize(&dir)
-            .unwrap_or(dir)
-            .to_string_lossy()
-            .into_owned()
     }
 
     fn endpoints(&self) -> String {
@@ -277,20 +260,20 @@ impl Lab {
             c
         };
         c.args(["node", "--etcd", &self.endpoints(), "--name", name])
-        .args(["--zone", h.zone, "--address", &addr, "--roles", roles])
-        .args([
-            "--admin-bind",
-            &format!("{addr}:{admin_port}"),
-            "--lease-ttl",
-            "4",
-        ])
-        .arg("--state-dir")
-        .arg(state)
-        .env("FLOTILLA_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log fd"))
-        .stderr(log);
+            .args(["--zone", h.zone, "--address", &addr, "--roles", roles])
+            .args([
+                "--admin-bind",
+                &format!("{addr}:{admin_port}"),
+                "--lease-ttl",
+                "4",
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .env("FLOTILLA_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
         c
     }
 
@@ -447,22 +430,6 @@ impl Lab {
             paced(url, every, flag).await
         });
         Load { stop, thread }
-    }
-}
-
-/// Removes every container labelled `flotilla.home=<home>` (a failed test's leftovers).
-fn remove_containers(home: &str) {
-    let filter = format!("label=flotilla.home={home}");
-    let Ok(out) = Command::new("podman")
-        .args(["ps", "-aq", "--filter", &filter])
-        .output()
-    else {
-        return;
-    };
-    for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-        let _ = Command::new("podman")
-            .args(["rm", "-f", "-t", "0", id])
-            .output();
     }
 }
 

@@ -289,8 +289,15 @@ mod tests {
             pull: PullPolicy::Never,
         });
         let record = assignment_record(&with_image);
-        assert_eq!(record.template.image.as_ref().map(|i| i.pull.as_str()), Some("never"));
-        assert_eq!(assignment("h1", "i-1", &record), with_image, "the image travels whole");
+        assert_eq!(
+            record.template.image.as_ref().map(|i| i.pull.as_str()),
+            Some("never")
+        );
+        assert_eq!(
+            assignment("h1", "i-1", &record),
+            with_image,
+            "the image travels whole"
+        );
         let rule = RuleKey {
             load_balancer: "front/x".into(),
             listener: "0.0.0.0:8080".parse().unwrap(),

@@ -65,7 +65,10 @@ impl Agent {
         }
         let removed = self.provider.containers().remove_strays(&kept).await;
         if removed > 0 {
-            tracing::info!(removed, "removed containers no instance of this agent claims");
+            tracing::info!(
+                removed,
+                "removed containers no instance of this agent claims"
+            );
         }
         self.file.save(&self.local);
     }
@@ -87,11 +90,10 @@ impl Agent {
             }
             // Its container is gone (the pid is someone else's now, or about to be).
             (true, false) => return false,
-            (false, _) => {
-                self.provider
-                    .processes()
-                    .adopt(id, l.pid, address, signal, timeout)
-            }
+            (false, _) => self
+                .provider
+                .processes()
+                .adopt(id, l.pid, address, signal, timeout),
         };
         watched
             .map_err(|e| tracing::warn!(instance = id, error = %e, "cannot adopt"))
