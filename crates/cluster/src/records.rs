@@ -140,6 +140,29 @@ pub struct LaunchRecord {
     pub instance_type: String,
     /// EC2 `UserData`, decoded: the agent writes it where `FLOTILLA_USER_DATA` names.
     pub user_data: Option<Vec<u8>>,
+    /// The image to run instead of `command` (which then replaces the image's entrypoint):
+    /// the agent runs it through its host's container engine. Absent for a process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageRecord>,
+}
+
+/// The container side of a launch record (the launch template's `image` and its keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ImageRecord {
+    /// Image reference as the engine spells it (`localhost/web:2.1`).
+    pub reference: String,
+    /// Arguments after the image (its `CMD`); empty keeps the image's own.
+    pub args: Vec<String>,
+    /// The port the application listens on inside the container (published on the host's
+    /// address); `None`: host networking, listening on `$FLOTILLA_HOST:$PORT`.
+    pub port: Option<u16>,
+    /// CPU limit in thousandths of a core.
+    pub cpu_millis: Option<u32>,
+    /// Memory limit in bytes.
+    pub memory_bytes: Option<u64>,
+    /// `never`, `if_missing` or `always` (the config's spelling).
+    pub pull: String,
 }
 
 /// `assign/<host>/<instance>`: desired state, written by the controller only (fenced).

@@ -39,9 +39,21 @@ impl Compute {
         log_dir: PathBuf,
         home: String,
     ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
+        Self::with_options(log_dir, home, LocalOptions::default())
+    }
+
+    /// [`new`](Self::new) with instances on `options.host`, outliving this process or not:
+    /// a cluster-mode agent's, whose processes and containers keep serving while it restarts
+    /// (see [`LocalOptions`] and [`ContainerProvider::with_options`]).
+    pub fn with_options(
+        log_dir: PathBuf,
+        home: String,
+        options: LocalOptions,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<ComputeEvent>), ComputeError> {
         let (events, receiver) = mpsc::unbounded_channel();
-        let processes = LocalProcessProvider::with_events(log_dir.clone(), events.clone())?;
-        let containers = ContainerProvider::new(log_dir, home, events)?;
+        let processes =
+            LocalProcessProvider::with_options(log_dir.clone(), options, events.clone())?;
+        let containers = ContainerProvider::with_options(log_dir, home, options, events)?;
         Ok((
             Self {
                 processes,

@@ -12,8 +12,10 @@ mod common;
 use std::time::Duration;
 
 use common::podman::{self, Cleanup, IMAGE_1, IMAGE_2};
-use common::{alive, assert_no_failed_requests, signal, steady_load, wait_for, Flotilla, Ports};
-use flotilla_admin::api::{GroupDetail, InstanceRefreshInfo};
+use common::{
+    alive, assert_no_failed_requests, cli, signal, steady_load, wait_for, Flotilla, Ports,
+};
+use flotilla_admin::api::{GroupDetail, InstanceRefreshInfo, WarmPoolInfo};
 
 /// A group of `desired` instances of `image` behind one listener, with fast health checks.
 fn config(ports: &Ports, image: &str, desired: u32, template_extra: &str) -> String {
@@ -166,6 +168,130 @@ async fn image_instances_serve_survive_a_container_kill_under_load_and_roll_to_a
     assert!(
         podman::containers(&home).is_empty(),
         "a graceful stop removes every container at once"
+    );
+}
+
+/// The group features that do not care what an instance is, with images: every launch waits
+/// in a launch hook (continued at its heartbeat timeout), a warm pool keeps a started
+/// container ready, and a Spot interruption under load replaces a container — 0 failed
+/// requests — and removes the interrupted one; SIGTERM leaves no container (after each run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hooks_warm_pools_and_spot_interruptions_work_for_image_instances() {
+    if !image_or_skip("hooks_warm_pools_and_spot_interruptions_work_for_image_instances") {
+        return;
+    }
+    // A group with a warm pool cannot have Spot instances (as in AWS): two runs.
+    let hooked = r#"
+[[auto_scaling_groups.web.lifecycle_hooks]]
+name = "warm-up"
+transition = "launching"
+heartbeat_timeout = "2s"
+default_result = "continue"
+
+[auto_scaling_groups.web.warm_pool]
+max_group_prepared_capacity = 3
+pool_state = "running"
+"#;
+    let (mut f, cleanup) = start("containers-warm", |p| {
+        format!("{}{hooked}", config(p, IMAGE_1, 2, ""))
+    });
+    let home = cleanup.0.clone();
+    let held = wait_for(
+        "a container held by the hook",
+        Duration::from_secs(90),
+        || async {
+            let g = f.group("web").await?;
+            g.instances.into_iter().find(|i| i.state == "pending:wait")
+        },
+    )
+    .await;
+    assert!(
+        podman::running(&format!("flotilla-{}", held.id)),
+        "it runs meanwhile"
+    );
+    // Warm instances are the group's too: count those in service.
+    wait_for("2 serving", Duration::from_secs(90), || async {
+        let g = f.group("web").await?;
+        let serving = g.instances.iter().filter(|i| i.state == "in_service");
+        (serving.filter(|i| i.health == "healthy").count() == 2).then_some(())
+    })
+    .await;
+    let pool: WarmPoolInfo = wait_for("a warmed container", Duration::from_secs(60), || async {
+        let p: WarmPoolInfo = f.admin.get("/v1/groups/web/warm-pool").await.ok()?;
+        p.instances
+            .iter()
+            .any(|i| i.state == "warmed:running")
+            .then_some(p)
+    })
+    .await;
+    let names = podman::containers(&home);
+    for i in pool
+        .instances
+        .iter()
+        .filter(|i| i.state == "warmed:running")
+    {
+        assert!(names.contains(&format!("flotilla-{}", i.id)), "{names:?}");
+    }
+    let status = f.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    assert!(
+        podman::containers(&home).is_empty(),
+        "no container after SIGTERM"
+    );
+    drop(cleanup);
+
+    let spot = r#"
+[auto_scaling_groups.web.instances_distribution]
+on_demand_base_capacity = 0
+on_demand_percentage_above_base_capacity = 0
+capacity_rebalance = true
+spot_interruption_notice = "10s"
+"#;
+    let (mut f, cleanup) = start("containers-spot", |p| {
+        format!("{}{spot}", config(p, IMAGE_1, 2, ""))
+    });
+    let home = cleanup.0.clone();
+    let g = f.wait_in_service("web", 2, Duration::from_secs(90)).await;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let load = tokio::spawn(steady_load(f.listener_url("/"), 4, 100_000, stop_rx));
+    let victim = g
+        .instances
+        .iter()
+        .find(|i| i.purchase_option == "spot")
+        .expect("a spot instance")
+        .id
+        .clone();
+    let (ok, out, err) = cli(&f, &["spot", "interrupt", &victim]);
+    assert!(ok, "{out}{err}");
+    wait_for(
+        "the interrupted container replaced",
+        Duration::from_secs(60),
+        || async {
+            let g = f.group("web").await?;
+            let serving = g
+                .instances
+                .iter()
+                .filter(|i| i.state == "in_service")
+                .count();
+            (serving == 2 && g.instances.iter().all(|i| i.id != victim)).then_some(())
+        },
+    )
+    .await;
+    let _ = stop_tx.send(true);
+    let (ok, failures) = load.await.expect("load");
+    assert_no_failed_requests(ok, &failures, 20);
+    let victim_container = format!("flotilla-{victim}");
+    wait_for(
+        "the interrupted container removed",
+        Duration::from_secs(30),
+        || async { (!podman::containers(&home).contains(&victim_container)).then_some(()) },
+    )
+    .await;
+    let status = f.terminate(Duration::from_secs(60));
+    assert!(status.success(), "{status}");
+    assert!(
+        podman::containers(&home).is_empty(),
+        "no container after SIGTERM"
     );
 }
 

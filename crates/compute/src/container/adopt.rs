@@ -78,6 +78,42 @@ impl ContainerProvider {
         Ok(())
     }
 
+    /// Takes charge of a container whose engine client outlived an earlier run (a cluster-mode
+    /// agent's: its containers and clients survive it) as instance `instance_id`: `pid` is
+    /// the container's main process, which the caller has matched with its record. The old
+    /// client goes on copying the output into the log file, so none is attached again; the
+    /// exit is noticed by watching `pid` (as for an adopted process), after which the
+    /// container is removed; it is stopped and killed through the engine.
+    pub async fn adopt_running(
+        &self,
+        instance_id: &str,
+        pid: u32,
+        address: SocketAddr,
+        stop_signal: Signal,
+        stop_timeout: Duration,
+    ) -> Result<(), ComputeError> {
+        let engine = self.engine().await.map_err(|reason| ComputeError::Engine {
+            instance_id: instance_id.to_owned(),
+            reason,
+        })?;
+        let name = container_name(instance_id);
+        let container = Arc::new(Container {
+            engine,
+            name: name.clone(),
+            pidfile: None,
+        });
+        let stop = (stop_signal, stop_timeout);
+        self.core.adopt_as(
+            instance_id,
+            pid,
+            address,
+            stop,
+            Control::Container(container),
+        )?;
+        tracing::info!(instance_id, container = %name, pid, %address, "adopted a running container");
+        Ok(())
+    }
+
     /// Removes every container of this home that is not in `keep`; returns how many.
     pub async fn remove_strays(&self, keep: &HashSet<String>) -> usize {
         let Ok(engine) = self.engine().await else {

@@ -1,7 +1,7 @@
 //! The engine command line that runs an instance's container, from its launch spec.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use flotilla_control::{ImageTemplate, PullPolicy};
 
@@ -26,9 +26,12 @@ pub(crate) fn instance_of(name: &str) -> Option<&str> {
 
 /// Where a container's instance is and which run owns it.
 pub(crate) struct Placement<'a> {
+    /// The host's address: the target's, where a `port` is published (loopback under
+    /// `flotilla up`, the host's own on a cluster-mode agent).
+    pub(crate) host: IpAddr,
     pub(crate) home: &'a str,
     pub(crate) run: &'a str,
-    /// The loopback port its target is on.
+    /// The port its target is on.
     pub(crate) host_port: u16,
     /// Resource limits (`RLIMIT_NOFILE`, `RLIMIT_NPROC`) the engine may set, for an engine
     /// that runs the container as our descendant (Podman): never above our own hard limits.
@@ -45,11 +48,18 @@ pub(crate) struct Placement<'a> {
 pub(crate) fn environment(
     spec: &LaunchSpec,
     image: &ImageTemplate,
-    host_port: u16,
+    at: &Placement<'_>,
 ) -> BTreeMap<String, String> {
     let mut env = spec.env.clone();
-    let port = image.port.unwrap_or(host_port);
+    let port = image.port.unwrap_or(at.host_port);
     env.insert("PORT".into(), port.to_string());
+    // With host networking the application listens on the host's address, as a process
+    // does; in its own network namespace on all of its interfaces (the engine publishes it).
+    let host = match image.port {
+        None => at.host,
+        Some(_) => IpAddr::from(Ipv4Addr::UNSPECIFIED),
+    };
+    env.insert("FLOTILLA_HOST".into(), host.to_string());
     env.insert("FLOTILLA_INSTANCE_ID".into(), spec.instance_id.clone());
     env.insert("FLOTILLA_ZONE".into(), spec.zone.clone());
     env.insert("FLOTILLA_GROUP".into(), spec.group.clone());
@@ -96,7 +106,10 @@ pub(crate) fn run_args(
     match image.port {
         Some(port) => args.extend([
             "-p".into(),
-            format!("{}:{}:{port}", Ipv4Addr::LOCALHOST, at.host_port),
+            format!(
+                "{}:{port}",
+                std::net::SocketAddr::new(at.host, at.host_port)
+            ),
         ]),
         None => args.extend(["--network".into(), "host".into()]),
     }
@@ -178,6 +191,7 @@ mod tests {
         let (img, at) = (
             image(None),
             Placement {
+                host: IpAddr::from([10, 77, 0, 12]),
                 home: "/srv/state",
                 run: "r1",
                 host_port: 41000,
@@ -187,7 +201,8 @@ mod tests {
             },
         );
         let s = spec(&["/bin/flotilla", "--quiet"], img.clone());
-        let env = environment(&s, &img, at.host_port);
+        let env = environment(&s, &img, &at);
+        assert_eq!(env["FLOTILLA_HOST"], "10.77.0.12", "the host's address");
         assert_eq!(
             env["PORT"], "41000",
             "Flotilla's PORT wins over the template's"
@@ -229,6 +244,7 @@ mod tests {
     fn a_container_port_is_published_on_loopback() {
         let img = image(Some(8080));
         let at = Placement {
+            host: IpAddr::from(Ipv4Addr::LOCALHOST),
             home: "h",
             run: "r",
             host_port: 41001,
@@ -237,7 +253,11 @@ mod tests {
             pidfile: None,
         };
         let s = spec(&[], img.clone());
-        let env = environment(&s, &img, at.host_port);
+        let env = environment(&s, &img, &at);
+        assert_eq!(
+            env["FLOTILLA_HOST"], "0.0.0.0",
+            "every interface of its own"
+        );
         assert_eq!(
             env["PORT"], "8080",
             "the app listens on its own port inside"

@@ -60,7 +60,7 @@ impl ContainerProvider {
 
     /// Arms the watchdog a successor held back (it is committed now).
     pub(crate) async fn arm(&self) {
-        if !self.hold_watchdog.swap(false, Ordering::SeqCst) {
+        if !self.hold_watchdog.swap(false, Ordering::SeqCst) || !self.guarded() {
             return;
         }
         let engine = self.engine.lock().await.clone();

@@ -1,6 +1,6 @@
 //! Launching one container: create, start attached, settle, read back its pid and limits.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,7 +70,7 @@ impl ContainerProvider {
                 settling: true,
             })
             .await?;
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let address = SocketAddr::new(self.core.host(), port);
         let pid = match settle(&container, address, &mut started.exited).await {
             Settled::Up(pid) if self.core.shared.settle(&id) => pid,
             Settled::Up(_) => {
@@ -119,6 +119,7 @@ impl ContainerProvider {
             Kind::Docker => (None, None),
         };
         let at = Placement {
+            host: self.core.host(),
             home: &self.home,
             run: &self.run,
             host_port: port,
@@ -126,7 +127,7 @@ impl ContainerProvider {
             runtime,
             pidfile,
         };
-        let env = environment(spec, image, port);
+        let env = environment(spec, image, &at);
         let mut command = engine.client(run_args(engine.kind, spec, image, &env, &at));
         command.envs(&env);
         command

@@ -34,7 +34,7 @@ use tokio::sync::mpsc;
 pub(crate) use engine::Container;
 pub use engine::ENGINE_ENV;
 
-use crate::local::LocalProcessProvider;
+use crate::local::{LocalOptions, LocalProcessProvider};
 use crate::{ComputeError, ComputeEvent, ComputeProvider, LaunchSpec, LaunchedInstance};
 use engine::Engine;
 use watchdog::Watchdog;
@@ -70,8 +70,27 @@ impl ContainerProvider {
         home: String,
         events: mpsc::UnboundedSender<ComputeEvent>,
     ) -> Result<Self, ComputeError> {
-        let core = LocalProcessProvider::with_events(log_dir, events)?;
+        Self::with_options(log_dir, home, LocalOptions::default(), events)
+    }
+
+    /// [`new`](Self::new) with instances on `options.host` (`FLOTILLA_HOST`, and where a
+    /// `port` is published). With `die_with_parent = false` (a cluster-mode agent) the
+    /// containers and their engine clients outlive this process, no watchdog removes them,
+    /// and the next run adopts them with [`adopt_running`](Self::adopt_running).
+    pub fn with_options(
+        log_dir: PathBuf,
+        home: String,
+        options: LocalOptions,
+        events: mpsc::UnboundedSender<ComputeEvent>,
+    ) -> Result<Self, ComputeError> {
+        let core = LocalProcessProvider::with_options(log_dir, options, events)?;
         Ok(Self::with_core(core, home, None))
+    }
+
+    /// Whether this provider's containers die with it (a watchdog removes them however it
+    /// ends), as under `flotilla up`; not on a cluster-mode agent.
+    fn guarded(&self) -> bool {
+        self.core.shared.options.die_with_parent
     }
 
     /// A provider whose engine clients run under `core`; `run` continues a predecessor's run
@@ -101,7 +120,7 @@ impl ContainerProvider {
             return Ok(Arc::clone(engine));
         }
         let engine = Arc::new(Engine::detect().await?);
-        if !self.hold_watchdog.load(std::sync::atomic::Ordering::SeqCst) {
+        if self.guarded() && !self.hold_watchdog.load(std::sync::atomic::Ordering::SeqCst) {
             self.start_watchdog(&engine)?;
         }
         tracing::info!(engine = %engine.program.display(), run = %self.run, "container engine found");

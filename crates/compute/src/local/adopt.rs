@@ -30,6 +30,21 @@ impl LocalProcessProvider {
         stop_signal: Signal,
         stop_timeout: Duration,
     ) -> Result<(), ComputeError> {
+        let stop = (stop_signal, stop_timeout);
+        self.adopt_as(instance_id, pid, address, stop, Control::Group)
+    }
+
+    /// [`adopt`](Self::adopt) with the way the instance is stopped and cleaned up after: a
+    /// container's main process is adopted with [`Control::Container`] (the engine stops it,
+    /// and removes the container once the process is gone).
+    pub(crate) fn adopt_as(
+        &self,
+        instance_id: &str,
+        pid: u32,
+        address: SocketAddr,
+        (stop_signal, stop_timeout): (Signal, Duration),
+        control: Control,
+    ) -> Result<(), ComputeError> {
         super::validate_id(instance_id)?;
         let Some(start_time) = process_start_time(pid) else {
             return Err(ComputeError::NotRunning {
@@ -56,7 +71,7 @@ impl LocalProcessProvider {
                     kept: false,
                     stop_signal,
                     stop_timeout,
-                    control: Control::Group,
+                    control,
                     requested: false,
                     stopping: false,
                     settling: false,
@@ -94,8 +109,17 @@ impl Shared {
         // Helpers it left in its process group go with it, as for launched instances — but only
         // while no other process holds the pid (a group id is never reused while it has
         // members, a pid may be once the group is empty).
-        if process_start_time(pid).is_none() && !super::sys::pid_exists(pid) {
-            super::sys::signal_group(pid, Signal::KILL);
+        let control = self
+            .lock()
+            .instances
+            .get(&instance_id)
+            .map(|e| e.control.clone());
+        match control {
+            Some(Control::Container(c)) => c.remove().await,
+            _ if process_start_time(pid).is_none() && !super::sys::pid_exists(pid) => {
+                super::sys::signal_group(pid, Signal::KILL);
+            }
+            _ => {}
         }
         let status = "exited (adopted process; exit status unknown)".to_string();
         self.forget(instance_id, pid, status, exited);

@@ -33,27 +33,47 @@ fn podman(args: &[&str]) -> Result<String, String> {
 /// run containers here. Under `CI` a machine that cannot is a failure, not a skip.
 pub fn demo_image() -> Result<(), String> {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        podman(&["version", "--format", "{{.Version}}"])?;
-        // Old tags go first, so rebuilding leaves no dangling copies behind.
-        let _ = podman(&["rmi", "-f", IMAGE_1, IMAGE_2]);
-        let script = repo_path("examples/build-demo-image.sh");
-        let out = Command::new("bash")
-            .arg(&script)
-            .arg(IMAGE_1)
-            .arg(flotilla_bin())
-            .env("FLOTILLA_CONTAINER_ENGINE", "podman")
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-        if !out.status.success() {
-            return Err(format!(
-                "building the demo image failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-        podman(&["tag", IMAGE_1, IMAGE_2])?;
-        Ok(())
-    });
+    checked(BUILT.get_or_init(|| build(IMAGE_1, Some(IMAGE_2))))
+}
+
+/// The demo image under [`NODE_IMAGE`], for the cluster-mode test (its own tag: rebuilding
+/// it never touches the images another test binary's containers run).
+pub fn node_image() -> Result<(), String> {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    checked(BUILT.get_or_init(|| build(NODE_IMAGE, None)))
+}
+
+/// The demo image for `tests/node_images.rs`.
+pub const NODE_IMAGE: &str = "localhost/flotilla-node-demo:1";
+
+fn build(tag: &str, also: Option<&str>) -> Result<(), String> {
+    podman(&["version", "--format", "{{.Version}}"])?;
+    // Old tags go first, so rebuilding leaves no dangling copies behind.
+    let _ = podman(&["rmi", "-f", tag]);
+    if let Some(other) = also {
+        let _ = podman(&["rmi", "-f", other]);
+    }
+    let script = repo_path("examples/build-demo-image.sh");
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(tag)
+        .arg(flotilla_bin())
+        .env("FLOTILLA_CONTAINER_ENGINE", "podman")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the demo image failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    if let Some(other) = also {
+        podman(&["tag", tag, other])?;
+    }
+    Ok(())
+}
+
+fn checked(built: &Result<(), String>) -> Result<(), String> {
     match built {
         Ok(()) => Ok(()),
         Err(e) if std::env::var_os("CI").is_some() => {
@@ -61,6 +81,30 @@ pub fn demo_image() -> Result<(), String> {
         }
         Err(e) => Err(e.clone()),
     }
+}
+
+/// The id of a container (to tell the same container from a new one of the same name).
+pub fn id_of(container: &str) -> String {
+    podman(&["inspect", "--format", "{{.Id}}", container])
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// Whether a container is running.
+pub fn running(container: &str) -> bool {
+    podman(&["inspect", "--format", "{{.State.Running}}", container])
+        .is_ok_and(|s| s.trim() == "true")
+}
+
+/// Creates (does not start) a container labelled with `home` under an instance-like name,
+/// as an orphan a crashed run would leave.
+pub fn create_orphan(home: &str, name: &str, image: &str) {
+    let label = format!("flotilla.home={home}");
+    podman(&[
+        "create", "--name", name, "--label", &label, image, "demo-app",
+    ])
+    .expect("podman create");
 }
 
 /// The label value Flotilla gives the containers of a test whose state dir is `state_dir`.

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use flotilla_admin::api::{ActivityInfo, GroupDetail, NodeInfo};
 use flotilla_admin::AdminClient;
+mod containers;
+
 use flotilla_testbed::{can_run, poll, run_in, serial, spawn_in, EtcdCluster, Topology};
 use serde::de::DeserializeOwned;
 
@@ -98,6 +100,10 @@ pub struct Lab {
     pub etcd: EtcdCluster,
     pub topo: Arc<Topology>,
     dir: PathBuf,
+    /// Nodes enter their namespace with `nsenter --net` instead of `ip netns exec`, for
+    /// nodes that run containers (see [`Lab::with_containers`]); their containers are
+    /// removed on drop.
+    containers: bool,
     _serial: std::sync::MutexGuard<'static, ()>,
 }
 
@@ -106,6 +112,12 @@ impl Drop for Lab {
         for child in self.nodes.values_mut() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if self.containers {
+            // Before the namespaces go: a container with host networking would hold one.
+            for h in &self.hosts {
+                containers::remove(&self.home(h.name));
+            }
         }
         if std::thread::panicking() {
             eprintln!("node logs kept in {}", self.dir.display());
@@ -146,6 +158,7 @@ impl Lab {
             etcd,
             topo,
             dir,
+            containers: false,
             _serial: serial,
         })
     }
@@ -235,28 +248,32 @@ impl Lab {
             .open(self.dir.join(format!("{name}.log")))
             .expect("node log");
         let addr = self.addr(h.name);
-        let mut c = Command::new("ip");
-        c.args([
-            "netns",
-            "exec",
-            &self.topo.ns(h.name),
-            env!("CARGO_BIN_EXE_flotilla"),
-        ])
-        .args(["node", "--etcd", &self.endpoints(), "--name", name])
-        .args(["--zone", h.zone, "--address", &addr, "--roles", roles])
-        .args([
-            "--admin-bind",
-            &format!("{addr}:{admin_port}"),
-            "--lease-ttl",
-            "4",
-        ])
-        .arg("--state-dir")
-        .arg(state)
-        .env("FLOTILLA_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log fd"))
-        .stderr(log);
+        let mut c = if self.containers {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/run/netns/{}", self.topo.ns(h.name)))
+                .arg(env!("CARGO_BIN_EXE_flotilla"));
+            c
+        } else {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", &self.topo.ns(h.name)])
+                .arg(env!("CARGO_BIN_EXE_flotilla"));
+            c
+        };
+        c.args(["node", "--etcd", &self.endpoints(), "--name", name])
+            .args(["--zone", h.zone, "--address", &addr, "--roles", roles])
+            .args([
+                "--admin-bind",
+                &format!("{addr}:{admin_port}"),
+                "--lease-ttl",
+                "4",
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .env("FLOTILLA_ADMIN_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log);
         c
     }
 

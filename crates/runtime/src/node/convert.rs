@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use flotilla_cluster::records::{
-    AssignedState, Assignment as AssignmentRecord, HostRecord, LaunchRecord, Observation,
-    ObservedState, RoutingWeights, WeightRecord,
+    AssignedState, Assignment as AssignmentRecord, HostRecord, ImageRecord, LaunchRecord,
+    Observation, ObservedState, RoutingWeights, WeightRecord,
 };
 use flotilla_control::fleet::{Assignment, AssignmentState, HostSpec, Observed};
 use flotilla_control::pricing::PurchaseOption;
 use flotilla_control::{
-    InstanceId, LaunchTemplate, LifecycleState, RuleKey, StopSignal, WeightOverride, WeightSource,
-    WeightedTargetGroup,
+    ImageTemplate, InstanceId, LaunchTemplate, LifecycleState, PullPolicy, RuleKey, StopSignal,
+    WeightOverride, WeightSource, WeightedTargetGroup,
 };
 
 /// The roles a node runs.
@@ -42,6 +42,34 @@ fn launch_record(t: &LaunchTemplate) -> LaunchRecord {
         stop_timeout_ms: u64::try_from(t.stop_timeout.as_millis()).unwrap_or(u64::MAX),
         instance_type: t.instance_type.clone(),
         user_data: t.user_data.clone(),
+        image: t.image.as_ref().map(image_record),
+    }
+}
+
+fn image_record(i: &ImageTemplate) -> ImageRecord {
+    ImageRecord {
+        reference: i.reference.clone(),
+        args: i.args.clone(),
+        port: i.port,
+        cpu_millis: i.cpu_millis,
+        memory_bytes: i.memory_bytes,
+        pull: i.pull.as_str().to_string(),
+    }
+}
+
+/// The image settings a launch record carries (an unknown pull policy: the default).
+fn image(r: &ImageRecord) -> ImageTemplate {
+    let pull = PullPolicy::ALL
+        .iter()
+        .find(|(name, _)| *name == r.pull)
+        .map_or_else(PullPolicy::default, |(_, p)| *p);
+    ImageTemplate {
+        reference: r.reference.clone(),
+        args: r.args.clone(),
+        port: r.port,
+        cpu_millis: r.cpu_millis,
+        memory_bytes: r.memory_bytes,
+        pull,
     }
 }
 
@@ -55,8 +83,7 @@ pub(crate) fn template(r: &LaunchRecord) -> LaunchTemplate {
         stop_timeout: Duration::from_millis(r.stop_timeout_ms.max(1)),
         instance_type: r.instance_type.clone(),
         user_data: r.user_data.clone(),
-        // Agents run processes only: image launch templates are `flotilla up`'s for now.
-        image: None,
+        image: r.image.as_ref().map(image),
     }
 }
 
@@ -252,6 +279,25 @@ mod tests {
         };
         let back = assignment("h1", "i-1", &assignment_record(&a));
         assert_eq!(back, a);
+        let mut with_image = a.clone();
+        with_image.template.image = Some(ImageTemplate {
+            reference: "localhost/web:2.1".into(),
+            args: vec!["demo-app".into()],
+            port: Some(8080),
+            cpu_millis: Some(500),
+            memory_bytes: Some(64 << 20),
+            pull: PullPolicy::Never,
+        });
+        let record = assignment_record(&with_image);
+        assert_eq!(
+            record.template.image.as_ref().map(|i| i.pull.as_str()),
+            Some("never")
+        );
+        assert_eq!(
+            assignment("h1", "i-1", &record),
+            with_image,
+            "the image travels whole"
+        );
         let rule = RuleKey {
             load_balancer: "front/x".into(),
             listener: "0.0.0.0:8080".parse().unwrap(),

@@ -1,21 +1,22 @@
 //! The compute role: runs the instances assigned to this host (`assign/<host>/`) with the
-//! same local process provider as `flotilla up` — on the host's address, and surviving the
+//! same providers as `flotilla up` — processes, and containers through the host's engine
+//! when the launch template names an image — on the host's address, and surviving the
 //! agent, so a restarted agent adopts them — and reports each one (`obs/<host>/<id>`, leased).
 //! It decides nothing: it starts what is assigned to run, stops or kills what is told to, and
 //! stops what is no longer assigned here (an orphan: its host was declared lost and its
 //! instances replaced). While etcd is away it keeps everything running as it is.
 
+mod adopt;
 mod state;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use flotilla_cluster::records::{AssignedState, Assignment, Observation, ObservedState};
 use flotilla_cluster::store::decode;
 use flotilla_cluster::{Key, PrefixWatcher, Snapshot};
-use flotilla_compute::{ComputeEvent, ComputeProvider, LocalOptions, LocalProcessProvider, Signal};
+use flotilla_compute::{Compute, ComputeEvent, ComputeProvider, LocalOptions};
 use flotilla_control::InstanceId;
 use tokio::sync::{mpsc, watch};
 
@@ -35,7 +36,7 @@ enum Launched {
 /// The agent of one host.
 pub(crate) struct Agent {
     node: Arc<Node>,
-    provider: Arc<LocalProcessProvider>,
+    provider: Arc<Compute>,
     events: mpsc::UnboundedReceiver<ComputeEvent>,
     launched_tx: mpsc::UnboundedSender<Launched>,
     launched: mpsc::UnboundedReceiver<Launched>,
@@ -55,18 +56,20 @@ impl Agent {
             path: log_dir.clone(),
             source,
         })?;
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let provider = LocalProcessProvider::with_options(
-            log_dir,
-            LocalOptions {
-                host: options.address,
-                die_with_parent: false,
-            },
-            events_tx,
-        )?;
+        // Containers are labelled with the state directory: the next run of this agent finds
+        // them there (another agent on the same machine has another directory).
+        let home = std::fs::canonicalize(&options.state_dir)
+            .unwrap_or_else(|_| options.state_dir.clone())
+            .to_string_lossy()
+            .into_owned();
+        let local = LocalOptions {
+            host: options.address,
+            die_with_parent: false,
+        };
+        let (provider, events) = Compute::with_options(log_dir, home, local)?;
         let (launched_tx, launched) = mpsc::unbounded_channel();
         let file = StateFile::new(&options.state_dir);
-        let mut agent = Agent {
+        Ok(Agent {
             lease_generation: node.lease.snapshot().generation,
             node,
             provider: Arc::new(provider),
@@ -76,53 +79,13 @@ impl Agent {
             local: BTreeMap::new(),
             published: BTreeMap::new(),
             file,
-        };
-        agent.adopt_survivors();
-        Ok(agent)
-    }
-
-    /// Adopts every instance of the previous run whose process still runs (pid and start
-    /// time); the others are reported as ended.
-    fn adopt_survivors(&mut self) {
-        let host = self.node.options.address;
-        for (id, mut l) in self.file.load() {
-            if l.phase != Phase::Running {
-                self.local.insert(id, l);
-                continue;
-            }
-            let alive = flotilla_compute::process_start_time(l.pid) == Some(l.start_time);
-            let signal = Signal::from_name(&l.stop_signal).unwrap_or(Signal::TERM);
-            let timeout = Duration::from_millis(l.stop_timeout_ms.max(1));
-            let adopted = alive
-                && self
-                    .provider
-                    .adopt(&id, l.pid, SocketAddr::new(host, l.port), signal, timeout)
-                    .map_err(|e| tracing::warn!(instance = id.as_str(), error = %e, "cannot adopt"))
-                    .is_ok();
-            if adopted {
-                tracing::info!(
-                    instance = id.as_str(),
-                    pid = l.pid,
-                    port = l.port,
-                    "adopted an instance still running from this agent's previous run"
-                );
-                l.stopping = false;
-            } else {
-                tracing::warn!(
-                    instance = id.as_str(),
-                    pid = l.pid,
-                    "an instance of the previous run is gone"
-                );
-                l.phase = Phase::Exited("exited while its agent was away".into());
-            }
-            self.local.insert(id, l);
-        }
-        self.file.save(&self.local);
+        })
     }
 
     /// Carries out assignments until `stop`; instances keep running after it (the next run of
     /// the agent adopts them).
     pub(crate) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        self.adopt_survivors().await;
         let keys = self.node.store.keys().clone();
         let prefix = keys.host_assignments_prefix(&self.node.options.name);
         let mut assigned = PrefixWatcher::spawn(self.node.store.etcd().clone(), prefix);
@@ -341,6 +304,7 @@ fn local(a: &Assignment, phase: Phase) -> Local {
         stop_signal: a.template.stop_signal.clone(),
         stop_timeout_ms: a.template.stop_timeout_ms,
         stopping: false,
+        container: a.template.image.is_some(),
     }
 }
 

@@ -32,6 +32,9 @@ pub(crate) struct Local {
     /// A stop (or kill) was sent already.
     #[serde(default)]
     pub(crate) stopping: bool,
+    /// A container (its pid is the container's main process), not a process.
+    #[serde(default)]
+    pub(crate) container: bool,
 }
 
 /// The file.
