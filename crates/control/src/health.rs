@@ -317,6 +317,11 @@ impl TargetGroupHealth {
         self.actions.pop_front()
     }
 
+    /// Whether [`poll_action`](Self::poll_action) has something.
+    pub(crate) fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called: the earliest probe
     /// due, probe timing out, or draining deadline.
     pub fn poll_timeout(&self) -> Option<Time> {

@@ -23,6 +23,15 @@ impl Cluster {
     pub(crate) fn pump(&mut self, now: Time) {
         self.apply_zone_events(now);
         loop {
+            // Most events leave every machine quiet: no pass that allocates then.
+            let busy = self.groups.values().any(|g| g.asg.has_actions())
+                || self
+                    .target_groups
+                    .values()
+                    .any(|tg| tg.health.has_actions());
+            if !busy {
+                break;
+            }
             let mut progressed = false;
             let names: Vec<String> = self.groups.keys().cloned().collect();
             for name in &names {

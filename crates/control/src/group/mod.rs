@@ -709,6 +709,12 @@ impl AutoScalingGroup {
         self.actions.pop_front()
     }
 
+    /// Whether [`poll_action`](Self::poll_action) has something (an owner pumping many
+    /// groups per event skips the quiet ones without a pass).
+    pub(crate) fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called; `None` when only an
     /// event can change anything.
     pub fn poll_timeout(&self) -> Option<Time> {
