@@ -29,6 +29,8 @@ pub struct InstanceLive {
     pub launched_ms: i64,
     /// Its instance type label.
     pub instance_type: String,
+    /// Bought as Spot (a mixed instances policy's split); else On-Demand.
+    pub spot: bool,
 }
 
 /// An instance refresh as the API describes it.

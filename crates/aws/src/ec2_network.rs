@@ -68,6 +68,7 @@ pub(crate) fn describe_instances(call: &mut Call<'_>) -> AwsResult<String> {
             "instance-state-name",
             "availability-zone",
             "instance-type",
+            "instance-lifecycle",
             "tag-key",
         ];
         if !known.contains(&name.as_str()) && !name.starts_with("tag:") {
@@ -83,6 +84,7 @@ pub(crate) fn describe_instances(call: &mut Call<'_>) -> AwsResult<String> {
                     .iter()
                     .any(|v| v == call.zones.api(&i.zone) || v == &i.zone),
                 "instance-type" => values.contains(&i.instance_type),
+                "instance-lifecycle" => values.iter().any(|v| v == "spot") && i.spot,
                 "tag-key" => instance_tags(call, i)
                     .iter()
                     .any(|(k, _)| values.contains(k)),
@@ -136,6 +138,8 @@ fn write_instance(call: &Call<'_>, x: &mut Xml, i: &InstanceLive) {
         .leaf("privateDnsName", ip.clone().unwrap_or_default())
         .leaf("dnsName", "")
         .leaf("instanceType", &i.instance_type)
+        // EC2 names the lifecycle of Spot instances only.
+        .opt("instanceLifecycle", i.spot.then_some("spot"))
         .leaf("launchTime", iso(i.launched_ms))
         .node("placement", |x| {
             x.leaf("availabilityZone", call.zones.api(&i.zone))

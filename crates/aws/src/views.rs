@@ -8,7 +8,7 @@ use flotilla_config::{Action, Condition, Config, LoadBalancerType, Protocol, Pro
 use crate::call::Call;
 use crate::model::{
     file_hex, ActionRes, ConditionRes, GroupRes, HealthCheckRes, LaunchTemplateRes, ListenerRes,
-    LoadBalancerRes, LtData, LtVersion, RedirectRes, RuleRes, TargetGroupRes,
+    LoadBalancerRes, LtData, LtVersion, MixedRes, RedirectRes, RuleRes, TargetGroupRes,
 };
 use crate::protocol::AwsError;
 
@@ -361,6 +361,18 @@ fn file_group(call: &Call<'_>, config: &Config, name: &str) -> Option<GroupRes> 
         hooks: BTreeMap::new(),
         warm_pool: None,
         created_ms: 0,
+        mixed: g.instances_distribution.map(|d| MixedRes {
+            instance_types: Vec::new(),
+            on_demand_allocation_strategy: "prioritized".into(),
+            on_demand_base_capacity: d.on_demand_base_capacity,
+            on_demand_percentage_above_base_capacity: d.on_demand_percentage_above_base_capacity,
+            spot_allocation_strategy: d.spot_allocation_strategy.as_str().into(),
+            spot_instance_pools: None,
+            spot_max_price: None,
+        }),
+        capacity_rebalance: g
+            .instances_distribution
+            .is_some_and(|d| d.capacity_rebalance),
     })
 }
 

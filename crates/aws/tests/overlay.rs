@@ -6,10 +6,11 @@ use std::path::Path;
 use flotilla_aws::model::overlay::OverlayContext;
 use flotilla_aws::model::{
     ActionRes, GroupRes, HealthCheckRes, LaunchTemplateRes, ListenerRes, LoadBalancerRes, LtData,
-    LtVersion, PolicyRes, Registry, TargetGroupRes, TargetTrackingRes,
+    LtVersion, MixedRes, PolicyRes, Registry, TargetGroupRes, TargetTrackingRes,
 };
 use flotilla_aws::Overlay;
 use flotilla_config::{Action, ScalingPolicy};
+use flotilla_control::pricing::SpotAllocationStrategy;
 
 const TG_ARN: &str = "arn:aws:elasticloadbalancing:us-east-1:0:targetgroup/web/00";
 
@@ -109,6 +110,8 @@ fn group() -> GroupRes {
         hooks: BTreeMap::new(),
         warm_pool: None,
         created_ms: 0,
+        mixed: None,
+        capacity_rebalance: false,
     }
 }
 
@@ -238,4 +241,50 @@ fn records_round_trip_and_unreadable_ones_are_skipped() {
     bad.push(("target_group".into(), "x".into(), "{not json".into()));
     bad.push(("spaceship".into(), "y".into(), "{}".into()));
     assert_eq!(Registry::from_records(&bad), r);
+}
+
+#[test]
+fn a_mixed_instances_policy_becomes_the_groups_purchase_options_and_type() {
+    let mut r = registry();
+    let g = r.groups.get_mut("asg").unwrap();
+    g.capacity_rebalance = true;
+    g.mixed = Some(MixedRes {
+        instance_types: vec!["m5.large".into(), "m5a.large".into()],
+        on_demand_allocation_strategy: "prioritized".into(),
+        on_demand_base_capacity: 1,
+        on_demand_percentage_above_base_capacity: 25,
+        spot_allocation_strategy: "capacity-optimized".into(),
+        spot_instance_pools: None,
+        spot_max_price: None,
+    });
+    let o = build(&r, &images()).unwrap();
+    let g = &o.auto_scaling_groups["asg"];
+    let d = g.instances_distribution.expect("a distribution");
+    assert_eq!(d.on_demand_base_capacity, 1);
+    assert_eq!(d.on_demand_percentage_above_base_capacity, 25);
+    assert_eq!(
+        d.spot_allocation_strategy,
+        SpotAllocationStrategy::CapacityOptimized
+    );
+    assert!(d.capacity_rebalance);
+    // The first override is the type the group runs; the template itself is not changed.
+    assert_eq!(g.launch_template, "lt@$Latest@m5.large");
+    assert_eq!(
+        o.launch_templates[&g.launch_template].instance_type,
+        "m5.large"
+    );
+    assert_eq!(o.launch_templates.len(), 1);
+    // Stored and read back whole; a record written before the field existed reads as None.
+    assert_eq!(Registry::from_records(&r.to_records()), r);
+    let old = r#"{"arn":"g","name":"old","lt_id":"lt-0","lt_name":"lt","lt_version":"1","min_size":0,"max_size":1,"desired_capacity":0,"default_cooldown":300,"zones":[],"vpc_zone_identifier":null,"target_groups":[],"health_check_type":"EC2","health_check_grace_period":0,"termination_policies":[],"new_instances_protected":false,"default_instance_warmup":null,"tags":[],"policies":{},"scheduled":{},"hooks":{},"warm_pool":null,"created_ms":0}"#;
+    let back = Registry::from_records(&[("auto_scaling_group".into(), "old".into(), old.into())]);
+    assert_eq!(back.groups["old"].mixed, None);
+}
+
+#[test]
+fn a_group_on_a_file_template_uses_the_files_name() {
+    let mut r = registry();
+    r.groups.get_mut("asg").unwrap().lt_name = "file-lt".into();
+    let o = build(&r, &images()).unwrap();
+    assert_eq!(o.auto_scaling_groups["asg"].launch_template, "file-lt");
 }

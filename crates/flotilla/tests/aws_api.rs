@@ -174,6 +174,14 @@ fn boto3_builds_a_serving_group_that_scales_refreshes_and_is_deleted() {
 }
 
 #[test]
+fn a_mixed_instances_policy_splits_launches_between_on_demand_and_spot() {
+    let Some(venv) = venv() else { return };
+    let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let f = start("aws-mixed", None, Ports::new());
+    script(&venv, &f, "mixed.py", &[], &two_ports());
+}
+
+#[test]
 fn answers_have_the_shapes_of_the_recorded_wire_examples() {
     let Some(venv) = venv() else { return };
     let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());

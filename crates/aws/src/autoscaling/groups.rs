@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use crate::backend::InstanceLive;
-use crate::call::{iso, now_ms, Call};
+use crate::call::{now_ms, Call};
 use crate::model::overlay::target_group_name;
 use crate::model::{GroupRes, Tag};
-use crate::protocol::xml::Xml;
 use crate::protocol::{AwsError, AwsResult, Params};
 use crate::views;
 
-use super::{api_group, existing, no_group};
+use super::{api_group, existing, mixed, no_group};
 
 const TERMINATION_POLICIES: [&str; 7] = [
     "Default",
@@ -30,9 +28,9 @@ fn bad_template(why: String) -> AwsError {
     ))
 }
 
-/// `LaunchTemplate.*` resolved: (id, name, version spec).
-fn launch_template(call: &Call<'_>, p: &Params) -> AwsResult<(String, String, String)> {
-    let lt = p.sub("LaunchTemplate");
+/// A launch template specification (`LaunchTemplate.*`, or a mixed instances policy's)
+/// resolved: (id, name, version spec, from the file).
+fn launch_template(call: &Call<'_>, lt: &Params) -> AwsResult<(String, String, String, bool)> {
     let all = views::launch_templates(call);
     let found = match (lt.get("LaunchTemplateId"), lt.get("LaunchTemplateName")) {
         (Some(_), Some(_)) => {
@@ -87,7 +85,7 @@ fn launch_template(call: &Call<'_>, p: &Params) -> AwsResult<(String, String, St
             "A config file template has one version".into(),
         ));
     }
-    Ok((lt_res.id, lt_res.name, version))
+    Ok((lt_res.id, lt_res.name, version, file))
 }
 
 /// Cluster zones from `AvailabilityZones` and/or `VPCZoneIdentifier`.
@@ -179,10 +177,13 @@ fn settings(p: &Params, g: &mut GroupRes) -> AwsResult<()> {
         }
         g.termination_policies = tp;
     }
-    if p.has("MixedInstancesPolicy") || p.has("LaunchConfigurationName") || p.has("InstanceId") {
+    if let Some(b) = p.boolean("CapacityRebalance")? {
+        g.capacity_rebalance = b;
+    }
+    if p.has("LaunchConfigurationName") || p.has("InstanceId") {
         return Err(AwsError::validation(
-            "Flotilla's groups launch from launch templates only (no MixedInstancesPolicy, \
-             LaunchConfigurationName or InstanceId)",
+            "Flotilla's groups launch from launch templates only (no LaunchConfigurationName \
+             or InstanceId)",
         ));
     }
     Ok(())
@@ -224,7 +225,14 @@ pub(crate) fn create(call: &mut Call<'_>) -> AwsResult<()> {
     let max = p
         .u32("MaxSize", 0, 1000)?
         .ok_or_else(|| AwsError::missing("MaxSize"))?;
-    let (lt_id, lt_name, lt_version) = launch_template(call, p)?;
+    let mixed = mixed::parse(p, None)?;
+    let spec = match (p.has("LaunchTemplate"), &mixed) {
+        (true, None) => p.sub("LaunchTemplate"),
+        (false, Some(_)) => mixed::template_spec(p),
+        _ => return Err(mixed::one_launch_source()),
+    };
+    let (lt_id, lt_name, lt_version, file_lt) = launch_template(call, &spec)?;
+    mixed::types_need_api_template(mixed.as_ref(), file_lt)?;
     let desired = p.u32("DesiredCapacity", 0, 1000)?.unwrap_or(min);
     bounds(min, max, desired)?;
     let Some((zones, vpc)) = zones(call, p, true)? else {
@@ -280,6 +288,8 @@ pub(crate) fn create(call: &mut Call<'_>) -> AwsResult<()> {
         hooks: BTreeMap::new(),
         warm_pool: None,
         created_ms: now_ms(),
+        mixed,
+        capacity_rebalance: false,
     };
     settings(p, &mut g)?;
     for h in p
@@ -293,166 +303,41 @@ pub(crate) fn create(call: &mut Call<'_>) -> AwsResult<()> {
     Ok(())
 }
 
-/// AWS's lifecycle state spelling of an instance in a group listing.
-pub(crate) fn write_instance(
-    call: &Call<'_>,
-    x: &mut Xml,
-    g: &GroupRes,
-    i: &InstanceLive,
-    with_group: bool,
-) {
-    x.leaf("InstanceId", &i.id)
-        .leaf("InstanceType", &i.instance_type);
-    if with_group {
-        x.leaf("AutoScalingGroupName", &g.name);
-    }
-    x.leaf("AvailabilityZone", call.zones.api(&i.zone))
-        .leaf("LifecycleState", &i.lifecycle)
-        .leaf("HealthStatus", &i.health)
-        .node("LaunchTemplate", |x| {
-            x.leaf("LaunchTemplateId", &g.lt_id)
-                .leaf("LaunchTemplateName", &g.lt_name)
-                .leaf("Version", i.launch_template_version.to_string());
-        })
-        .boolean("ProtectedFromScaleIn", i.protected);
-}
-
-fn write_group(call: &Call<'_>, x: &mut Xml, g: &GroupRes) {
-    let live = call.backend.group(&g.name);
-    let (min, max, desired) = live
-        .as_ref()
-        .map_or((g.min_size, g.max_size, g.desired_capacity), |l| {
-            (l.min, l.max, l.desired)
-        });
-    let instances: Vec<InstanceLive> = live
-        .as_ref()
-        .map(|l| l.instances.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|i| !i.lifecycle.starts_with("Warmed"))
-        .collect();
-    let tg_arns: Vec<String> = g
-        .target_groups
-        .iter()
-        .filter_map(|n| {
-            views::target_groups(call)
-                .into_iter()
-                .find(|(t, _)| &t.name == n)
-        })
-        .map(|(t, _)| t.arn)
-        .collect();
-    x.leaf("AutoScalingGroupName", &g.name)
-        .leaf("AutoScalingGroupARN", &g.arn)
-        .node("LaunchTemplate", |x| {
-            x.leaf("LaunchTemplateId", &g.lt_id)
-                .leaf("LaunchTemplateName", &g.lt_name)
-                .leaf("Version", &g.lt_version);
-        })
-        .leaf("MinSize", min.to_string())
-        .leaf("MaxSize", max.to_string())
-        .leaf("DesiredCapacity", desired.to_string())
-        .leaf("DefaultCooldown", g.default_cooldown.to_string())
-        .strings("AvailabilityZones", "member", g.zones.iter().map(|z| call.zones.api(z)))
-        .strings("LoadBalancerNames", "member", Vec::<String>::new())
-        .strings("TargetGroupARNs", "member", &tg_arns)
-        .leaf("HealthCheckType", &g.health_check_type)
-        .leaf("HealthCheckGracePeriod", g.health_check_grace_period.to_string())
-        .list("Instances", "member", &instances, |x, i| write_instance(call, x, g, i, false))
-        .leaf("CreatedTime", iso(g.created_ms))
-        .list(
-            "SuspendedProcesses",
-            "member",
-            live.as_ref().map(|l| l.suspended.clone()).unwrap_or_default(),
-            |x, p| {
-                x.leaf("ProcessName", p).leaf("SuspensionReason", "User suspended at the API or CLI");
-            },
-        )
-        .leaf(
-            "VPCZoneIdentifier",
-            g.vpc_zone_identifier.clone().unwrap_or_else(|| {
-                g.zones.iter().map(|z| call.ids.subnet_id(z)).collect::<Vec<_>>().join(",")
-            }),
-        )
-        .list("EnabledMetrics", "member", Vec::<()>::new(), |_, _| {})
-        .list("Tags", "member", &g.tags, |x, t| {
-            x.leaf("ResourceId", &g.name)
-                .leaf("ResourceType", "auto-scaling-group")
-                .leaf("Key", &t.key)
-                .leaf("Value", &t.value)
-                .boolean("PropagateAtLaunch", t.propagate_at_launch);
-        })
-        .strings("TerminationPolicies", "member", &g.termination_policies)
-        .boolean("NewInstancesProtectedFromScaleIn", g.new_instances_protected)
-        .leaf(
-            "ServiceLinkedRoleARN",
-            format!(
-                "arn:aws:iam::{}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
-                call.ids.account
-            ),
-        );
-    if let Some(w) = g.default_instance_warmup {
-        x.leaf("DefaultInstanceWarmup", w.to_string());
-    }
-    if let Some(w) = &g.warm_pool {
-        x.node("WarmPoolConfiguration", |x| {
-            super::hooks::write_warm_pool_config(x, w);
-        });
-        let pooled = live.as_ref().map_or(0, |l| {
-            l.instances
-                .iter()
-                .filter(|i| i.lifecycle.starts_with("Warmed"))
-                .count()
-        });
-        x.leaf("WarmPoolSize", pooled.to_string());
-    }
-}
-
-pub(crate) fn describe(call: &mut Call<'_>) -> AwsResult<String> {
-    let p = call.p;
-    let names = p
-        .strings("AutoScalingGroupNames", true)?
-        .unwrap_or_default();
-    let mut groups: Vec<GroupRes> = views::groups(call)
-        .into_iter()
-        .map(|(g, _)| g)
-        .filter(|g| names.is_empty() || names.contains(&g.name))
-        .collect();
-    for f in p.list_entries("Filters", true)?.unwrap_or_default() {
-        let name = f.required("Name")?.to_string();
-        let values = f.strings("Values", true)?.unwrap_or_default();
-        groups.retain(|g| match name.as_str() {
-            "tag-key" => g.tags.iter().any(|t| values.contains(&t.key)),
-            "tag-value" => g.tags.iter().any(|t| values.contains(&t.value)),
-            n if n.starts_with("tag:") => g
-                .tags
-                .iter()
-                .any(|t| t.key == n[4..] && values.contains(&t.value)),
-            _ => true,
-        });
-    }
-    let (page, next) = super::page(call, groups, 100)?;
-    let mut x = Xml::new();
-    x.list("AutoScalingGroups", "member", &page, |x, g| {
-        write_group(call, x, g)
-    });
-    x.opt("NextToken", next);
-    Ok(x.finish())
-}
-
 pub(crate) fn update(call: &mut Call<'_>) -> AwsResult<()> {
     let p = call.p;
     let name = existing(call)?;
-    let lt = if p.has("LaunchTemplate") {
-        Some(launch_template(call, p)?)
+    if p.has("LaunchTemplate") && p.has("MixedInstancesPolicy") {
+        return Err(mixed::one_launch_source());
+    }
+    let spec = if p.has("LaunchTemplate") {
+        p.sub("LaunchTemplate")
+    } else {
+        mixed::template_spec(p)
+    };
+    let lt = if spec.has("LaunchTemplateId") || spec.has("LaunchTemplateName") {
+        Some(launch_template(call, &spec)?)
     } else {
         None
     };
     let zones = zones(call, p, false)?;
     let live = call.backend.group(&name);
+    let lt_name = lt
+        .as_ref()
+        .map(|l| l.1.clone())
+        .or_else(|| call.reg.groups.get(&name).map(|g| g.lt_name.clone()));
+    let file_lt = lt_name.is_some_and(|n| !call.reg.launch_templates.contains_key(&n));
     let g = api_group(call, &name)?;
-    if let Some((id, lt_name, version)) = lt {
+    if let Some((id, lt_name, version, _)) = lt {
         (g.lt_id, g.lt_name, g.lt_version) = (id, lt_name, version);
     }
+    // A plain `LaunchTemplate` ends a mixed instances policy (as in AWS).
+    if p.has("LaunchTemplate") {
+        g.mixed = None;
+    } else if let Some(m) = mixed::parse(p, g.mixed.as_ref())? {
+        g.mixed = Some(m);
+        mixed::types_need_api_template(g.mixed.as_ref(), file_lt)?;
+    }
+    mixed::no_warm_pool_with_mixed(g)?;
     let min = p.u32("MinSize", 0, 1000)?.unwrap_or(g.min_size);
     let max = p.u32("MaxSize", 0, 1000)?.unwrap_or(g.max_size);
     let current = live.map_or(g.desired_capacity, |l| l.desired);

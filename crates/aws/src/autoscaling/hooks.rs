@@ -187,6 +187,7 @@ pub(crate) fn put_warm_pool(call: &mut Call<'_>) -> AwsResult<String> {
         ));
     }
     g.warm_pool = Some(pool);
+    super::mixed::no_warm_pool_with_mixed(g)?;
     Ok(String::new())
 }
 

@@ -8,7 +8,7 @@ use crate::protocol::{AwsError, AwsResult};
 use crate::views;
 
 use super::existing;
-use super::groups::write_instance;
+use super::group_views::write_instance;
 
 /// The instance `InstanceId` names and its group.
 fn instance(call: &Call<'_>) -> AwsResult<InstanceLive> {

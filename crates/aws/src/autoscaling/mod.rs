@@ -3,9 +3,11 @@
 //! operations have no output: they answer with `ResponseMetadata` only.
 
 mod activities;
+mod group_views;
 mod groups;
 mod hooks;
 mod instances;
+mod mixed;
 mod policies;
 mod processes;
 mod scheduled;
@@ -19,7 +21,7 @@ pub(crate) fn dispatch(call: &mut Call<'_>, action: &str) -> AwsResult<Answer> {
     let without = || Ok(Answer::Query(None));
     match action {
         "CreateAutoScalingGroup" => groups::create(call).and_then(|_| without()),
-        "DescribeAutoScalingGroups" => groups::describe(call).and_then(with_result),
+        "DescribeAutoScalingGroups" => group_views::describe(call).and_then(with_result),
         "UpdateAutoScalingGroup" => groups::update(call).and_then(|_| without()),
         "SetDesiredCapacity" => groups::set_desired_capacity(call).and_then(|_| without()),
         "DeleteAutoScalingGroup" => groups::delete(call).and_then(|_| without()),

@@ -282,6 +282,33 @@ pub struct GroupRes {
     pub warm_pool: Option<WarmPoolRes>,
     /// Creation time.
     pub created_ms: i64,
+    /// `MixedInstancesPolicy` (`None`: every launch On-Demand from the launch template).
+    #[serde(default)]
+    pub mixed: Option<MixedRes>,
+    /// `CapacityRebalance`.
+    #[serde(default)]
+    pub capacity_rebalance: bool,
+}
+
+/// A group's `MixedInstancesPolicy` in AWS's terms (its launch template is the group's
+/// `lt_*`). It maps onto the group's `instances_distribution` (model/scaling.rs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MixedRes {
+    /// `Overrides`' instance types in priority order (AWS's `prioritized`: the first is
+    /// preferred). A group here runs one type: the first replaces the template's.
+    pub instance_types: Vec<String>,
+    /// `OnDemandAllocationStrategy`: `prioritized` or `lowest-price` (kept, shown).
+    pub on_demand_allocation_strategy: String,
+    /// `OnDemandBaseCapacity`.
+    pub on_demand_base_capacity: u32,
+    /// `OnDemandPercentageAboveBaseCapacity`, 0–100.
+    pub on_demand_percentage_above_base_capacity: u32,
+    /// `SpotAllocationStrategy`, AWS spelling (the config's too).
+    pub spot_allocation_strategy: String,
+    /// `SpotInstancePools` (with `lowest-price`; kept, shown).
+    pub spot_instance_pools: Option<u32>,
+    /// `SpotMaxPrice` (kept, shown: Spot here is never outbid).
+    pub spot_max_price: Option<String>,
 }
 
 /// A scaling policy.

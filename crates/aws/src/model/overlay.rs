@@ -113,11 +113,22 @@ impl Overlay {
             );
         }
         for (name, g) in &reg.groups {
-            let key = template_key(&g.lt_name, &g.lt_version);
-            if let Some(lt) = reg.launch_templates.get(&g.lt_name) {
-                let t = launch_template(lt, &g.lt_version, cx)?;
-                o.launch_templates.insert(key.clone(), t);
-            }
+            // A mixed instances policy's first override is the type the group runs.
+            let first_type = g.mixed.as_ref().and_then(|m| m.instance_types.first());
+            let key = match reg.launch_templates.get(&g.lt_name) {
+                Some(lt) => {
+                    let mut t = launch_template(lt, &g.lt_version, cx)?;
+                    let mut key = template_key(&g.lt_name, &g.lt_version);
+                    if let Some(ty) = first_type {
+                        t.instance_type = ty.clone();
+                        key = format!("{key}@{ty}");
+                    }
+                    o.launch_templates.insert(key.clone(), t);
+                    key
+                }
+                // The file's template, by its own name (it has one version).
+                None => g.lt_name.clone(),
+            };
             o.auto_scaling_groups
                 .insert(name.clone(), super::scaling::group(g, key, reg));
         }

@@ -11,7 +11,24 @@ use flotilla_control::{
     ScalingPolicy, WarmPool,
 };
 
-use super::{GroupRes, Registry};
+use flotilla_control::pricing::{InstancesDistribution, SpotAllocationStrategy};
+
+use super::{GroupRes, MixedRes, Registry};
+
+/// A `MixedInstancesPolicy` as the group's purchase options (`instances_distribution`).
+fn distribution(m: &MixedRes, capacity_rebalance: bool) -> InstancesDistribution {
+    InstancesDistribution {
+        on_demand_base_capacity: m.on_demand_base_capacity,
+        on_demand_percentage_above_base_capacity: m.on_demand_percentage_above_base_capacity,
+        spot_allocation_strategy: SpotAllocationStrategy::ALL
+            .iter()
+            .find(|(n, _)| *n == m.spot_allocation_strategy)
+            .map(|(_, s)| *s)
+            .unwrap_or_default(),
+        capacity_rebalance,
+        ..InstancesDistribution::default()
+    }
+}
 
 fn secs(s: u32) -> Duration {
     Duration::from_secs(u64::from(s))
@@ -45,8 +62,10 @@ pub(crate) fn group(g: &GroupRes, template: String, reg: &Registry) -> AutoScali
         default_cooldown: secs(g.default_cooldown),
         termination_policies: termination_policies(&g.termination_policies),
         new_instances_protected_from_scale_in: g.new_instances_protected,
-        // MixedInstancesPolicy is not among the AWS API's parameters yet: every instance On-Demand.
-        instances_distribution: None,
+        instances_distribution: g
+            .mixed
+            .as_ref()
+            .map(|m| distribution(m, g.capacity_rebalance)),
         scaling_policies: target_tracking_policies(g),
         scheduled_actions: g
             .scheduled

@@ -164,6 +164,7 @@ def autoscaling_actions(lt, tg, subnets):
     c.ok(asg.describe_auto_scaling_groups(AutoScalingGroupNames=["nope"])["AutoScalingGroups"] == [], "DescribeAutoScalingGroups unknown is empty")
     inst = ec2.describe_instances(Filters=[{"Name": "tag:aws:autoscaling:groupName", "Values": ["acts-asg"]}])["Reservations"]
     c.ok(len(inst) == 1 and inst[0]["Instances"][0]["ImageId"] == "ami-12c6146b", "DescribeInstances by group tag", dump(inst))
+    paging()
     asg.update_auto_scaling_group(AutoScalingGroupName="acts-asg", MaxSize=4, DesiredCapacity=2)
     g = wait_group("acts-asg", 2)
     c.ok(g["MaxSize"] == 4 and g["DesiredCapacity"] == 2, "UpdateAutoScalingGroup", dump(g))
@@ -177,6 +178,7 @@ def autoscaling_actions(lt, tg, subnets):
     c.ok(":scalingPolicy:" in tt["PolicyARN"] and len(tt["Alarms"]) == 2, "PutScalingPolicy target tracking", dump(tt))
     c.error("ValidationError", "PutScalingPolicy ALBRequestCountPerTarget without ResourceLabel", asg.put_scaling_policy, AutoScalingGroupName="acts-asg", PolicyName="rps", PolicyType="TargetTrackingScaling", TargetTrackingConfiguration={"PredefinedMetricSpecification": {"PredefinedMetricType": "ALBRequestCountPerTarget"}, "TargetValue": 100.0})
     c.error("ValidationError", "PutScalingPolicy unsupported metric", asg.put_scaling_policy, AutoScalingGroupName="acts-asg", PolicyName="net", PolicyType="TargetTrackingScaling", TargetTrackingConfiguration={"PredefinedMetricSpecification": {"PredefinedMetricType": "ASGAverageNetworkIn"}, "TargetValue": 100.0})
+    customized_metric()
     asg.put_scaling_policy(AutoScalingGroupName="acts-asg", PolicyName="steps", PolicyType="StepScaling", AdjustmentType="ChangeInCapacity", MetricAggregationType="Average", StepAdjustments=[{"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": 20.0, "ScalingAdjustment": 1}, {"MetricIntervalLowerBound": 20.0, "ScalingAdjustment": 2}])
     c.error("ValidationError", "PutScalingPolicy overlapping steps", asg.put_scaling_policy, AutoScalingGroupName="acts-asg", PolicyName="bad", PolicyType="StepScaling", AdjustmentType="ChangeInCapacity", StepAdjustments=[{"MetricIntervalLowerBound": 0.0, "MetricIntervalUpperBound": 20.0, "ScalingAdjustment": 1}, {"MetricIntervalLowerBound": 10.0, "ScalingAdjustment": 2}])
     asg.put_scaling_policy(AutoScalingGroupName="acts-asg", PolicyName="plus-one", PolicyType="SimpleScaling", AdjustmentType="ChangeInCapacity", ScalingAdjustment=1, Cooldown=0)
@@ -240,6 +242,38 @@ def autoscaling_actions(lt, tg, subnets):
     c.error("ValidationError", "DeleteAutoScalingGroup of the file", asg.delete_auto_scaling_group, AutoScalingGroupName="file-asg", ForceDelete=True)
     asg.delete_auto_scaling_group(AutoScalingGroupName="acts-asg", ForceDelete=True)
     c.ok(asg.describe_auto_scaling_groups(AutoScalingGroupNames=["acts-asg"])["AutoScalingGroups"] == [], "DeleteAutoScalingGroup ForceDelete")
+
+
+def paging():
+    """Auto Scaling MaxRecords/NextToken and EC2 MaxResults/NextToken through boto3: two pages
+    of one, different, and a token not issued here refused (the file's group and acts-asg;
+    the file's template and acts-lt)."""
+    p1 = asg.describe_auto_scaling_groups(MaxRecords=1)
+    p2 = asg.describe_auto_scaling_groups(MaxRecords=1, NextToken=p1.get("NextToken", ""))
+    names = [g["AutoScalingGroupName"] for g in p1["AutoScalingGroups"] + p2["AutoScalingGroups"]]
+    c.ok(len(p1["AutoScalingGroups"]) == 1 and "NextToken" in p1 and len(set(names)) == 2, "DescribeAutoScalingGroups MaxRecords/NextToken", dump(names))
+    c.error("InvalidNextToken", "DescribeAutoScalingGroups foreign NextToken", asg.describe_auto_scaling_groups, NextToken="not-ours")
+    c.error("ValidationError", "DescribeAutoScalingGroups MaxRecords 0", asg.describe_auto_scaling_groups, MaxRecords=0)
+    e1 = ec2.describe_launch_templates(MaxResults=1)
+    e2 = ec2.describe_launch_templates(MaxResults=1, NextToken=e1.get("NextToken", ""))
+    lts = [t["LaunchTemplateName"] for t in e1["LaunchTemplates"] + e2["LaunchTemplates"]]
+    c.ok(len(e1["LaunchTemplates"]) == 1 and "NextToken" in e1 and len(set(lts)) == 2, "DescribeLaunchTemplates MaxResults/NextToken", dump(lts))
+    c.error("InvalidPaginationToken", "DescribeLaunchTemplates foreign NextToken", ec2.describe_launch_templates, NextToken="not-ours")
+
+
+def customized_metric():
+    """A customized metric specification maps onto Flotilla's metrics and is described back."""
+    spec = {"MetricName": "CPUUtilization", "Namespace": "AWS/EC2", "Statistic": "Average",
+            "Dimensions": [{"Name": "AutoScalingGroupName", "Value": "acts-asg"}]}
+    asg.put_scaling_policy(AutoScalingGroupName="acts-asg", PolicyName="custom-cpu", PolicyType="TargetTrackingScaling",
+                           TargetTrackingConfiguration={"CustomizedMetricSpecification": spec, "TargetValue": 60.0})
+    got = asg.describe_policies(AutoScalingGroupName="acts-asg", PolicyNames=["custom-cpu"])["ScalingPolicies"]
+    back = got[0]["TargetTrackingConfiguration"].get("CustomizedMetricSpecification", {}) if got else {}
+    c.ok(back.get("MetricName") == "CPUUtilization" and back.get("Statistic") == "Average", "PutScalingPolicy customized metric", dump(got))
+    c.error("ValidationError", "PutScalingPolicy customized metric Flotilla has not", asg.put_scaling_policy, AutoScalingGroupName="acts-asg",
+            PolicyName="custom-bad", PolicyType="TargetTrackingScaling",
+            TargetTrackingConfiguration={"CustomizedMetricSpecification": {**spec, "MetricName": "DiskReadOps"}, "TargetValue": 60.0})
+    asg.delete_policy(AutoScalingGroupName="acts-asg", PolicyName="custom-cpu")
 
 
 def wait_group(name, desired, timeout=60, instances=0):

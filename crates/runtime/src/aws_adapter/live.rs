@@ -2,6 +2,7 @@
 //! milliseconds, status codes.
 
 use flotilla_aws::{ActivityLive, GroupLive, InstanceLive, RefreshLive, TargetLive};
+use flotilla_control::pricing::PurchaseOption;
 use flotilla_control::{ActivityStatus, Cluster, InstanceHealth, InstanceRefresh, LifecycleState};
 
 use crate::clock::Clock;
@@ -51,6 +52,7 @@ pub(crate) fn group_with(
             address: c.instance_address(&i.id).map(|a| a.to_string()),
             launched_ms: clock.wall_ms(i.launched_at),
             instance_type: instance_type.to_string(),
+            spot: i.purchase_option == PurchaseOption::Spot,
         })
         .collect();
     Some(GroupLive {
