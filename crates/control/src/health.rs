@@ -135,6 +135,10 @@ pub struct TargetGroupHealth {
     deregistration_delay: Duration,
     targets: BTreeMap<SocketAddr, Target>,
     actions: VecDeque<HealthAction>,
+    /// [`poll_timeout`](Self::poll_timeout)'s answer until the next change: drivers ask after
+    /// every event, and the answer is a pass over every target.
+    #[serde(skip)]
+    due: std::cell::Cell<Option<Option<Time>>>,
 }
 
 impl TargetGroupHealth {
@@ -146,6 +150,7 @@ impl TargetGroupHealth {
             deregistration_delay,
             targets: BTreeMap::new(),
             actions: VecDeque::new(),
+            due: std::cell::Cell::new(None),
         }
     }
 
@@ -153,6 +158,7 @@ impl TargetGroupHealth {
     /// and counts; the new interval, timeout and thresholds apply from the next probe on, the
     /// new deregistration delay to drains that start from now on.
     pub fn update_spec(&mut self, spec: HealthCheckSpec, deregistration_delay: Duration) {
+        self.due.set(None);
         self.spec = spec;
         self.deregistration_delay = deregistration_delay;
     }
@@ -170,6 +176,7 @@ impl TargetGroupHealth {
     /// Registering a draining target brings it back as a new registration; registering one
     /// already in service changes nothing.
     pub fn register(&mut self, now: Time, target: SocketAddr) {
+        self.due.set(None);
         let from = match self.targets.get(&target) {
             Some(t) if t.state != TargetState::Draining => return,
             Some(t) => t.state,
@@ -201,6 +208,7 @@ impl TargetGroupHealth {
     /// deregistration delay has passed or [`handle_target_idle`](Self::handle_target_idle) says
     /// nothing is in flight. Unknown or already draining targets are ignored.
     pub fn deregister(&mut self, now: Time, target: SocketAddr) {
+        self.due.set(None);
         let deadline = now + self.deregistration_delay;
         let Some(t) = self.targets.get_mut(&target) else {
             return;
@@ -225,6 +233,7 @@ impl TargetGroupHealth {
     /// Result of the outstanding probe of `target`. Ignored for unknown or draining targets and
     /// when no probe is outstanding (e.g. a late answer to one already counted as timed out).
     pub fn handle_probe_result(&mut self, now: Time, target: SocketAddr, result: ProbeResult) {
+        self.due.set(None);
         let Some(t) = self.targets.get_mut(&target) else {
             return;
         };
@@ -238,6 +247,7 @@ impl TargetGroupHealth {
     /// Sends again every probe still outstanding (its answer went to a process that is gone:
     /// a hot upgrade's predecessor), so no target is counted as timed out for it.
     pub fn reissue_outstanding_probes(&mut self, now: Time) {
+        self.due.set(None);
         for (addr, t) in &mut self.targets {
             if t.state != TargetState::Draining && t.probe_sent.is_some() {
                 t.probe_sent = Some(now);
@@ -249,6 +259,7 @@ impl TargetGroupHealth {
 
     /// The data plane has no request in flight to `target`: if it is draining, draining ends now.
     pub fn handle_target_idle(&mut self, now: Time, target: SocketAddr) {
+        self.due.set(None);
         if let Some(t) = self.targets.get_mut(&target) {
             if t.state == TargetState::Draining {
                 t.drain_deadline = Some(now);
@@ -260,6 +271,7 @@ impl TargetGroupHealth {
     /// Sends due probes, counts probes unanswered for a whole interval as `Target.Timeout`, and
     /// ends draining whose delay has passed.
     pub fn handle_timeout(&mut self, now: Time) {
+        self.due.set(None);
         let interval = self.interval();
         let mut done = Vec::new();
         let mut timed_out = Vec::new();
@@ -325,8 +337,12 @@ impl TargetGroupHealth {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called: the earliest probe
     /// due, probe timing out, or draining deadline.
     pub fn poll_timeout(&self) -> Option<Time> {
+        if let Some(due) = self.due.get() {
+            return due;
+        }
         let interval = self.interval();
-        self.targets
+        let due = self
+            .targets
             .values()
             .map(|t| match (t.state, t.probe_sent) {
                 (TargetState::Draining, _) => t.drain_deadline,
@@ -334,7 +350,15 @@ impl TargetGroupHealth {
                 (_, None) => Some(t.next_probe),
             })
             .min()
-            .flatten()
+            .flatten();
+        self.due.set(Some(due));
+        due
+    }
+
+    /// Every registered or draining target's state, by address (the routing table's view,
+    /// without the reasons).
+    pub fn states(&self) -> impl Iterator<Item = (SocketAddr, TargetState)> + '_ {
+        self.targets.iter().map(|(addr, t)| (*addr, t.state))
     }
 
     /// Every registered or draining target, by address.
@@ -373,6 +397,7 @@ impl TargetGroupHealth {
 
     /// Counts one probe result and moves the target across a threshold if it crossed one.
     fn apply(&mut self, addr: SocketAddr, result: ProbeResult) {
+        self.due.set(None);
         let healthy_threshold = self.spec.healthy_threshold.max(1);
         let unhealthy_threshold = self.spec.unhealthy_threshold.max(1);
         let Some(t) = self.targets.get_mut(&addr) else {

@@ -324,23 +324,23 @@ impl Cluster {
             let TargetGroupState { health, routes, .. } = tg;
             let mut known = 0;
             let targets: Vec<RoutedTarget> = health
-                .targets()
+                .states()
                 .inspect(|_| known += 1)
-                .filter(|t| t.state != TargetState::Unused)
-                .map(|t| {
-                    let route = routes.get(&t.target).cloned().or_else(|| {
+                .filter(|(_, state)| *state != TargetState::Unused)
+                .map(|(address, state)| {
+                    let route = routes.get(&address).cloned().or_else(|| {
                         // Registered another way (adopted, restored): look it up once.
-                        let id = by_address.get(&t.target)?;
+                        let id = by_address.get(&address)?;
                         let route = (id.clone(), members.get(id)?.zone.clone());
-                        routes.insert(t.target, route.clone());
+                        routes.insert(address, route.clone());
                         Some(route)
                     });
                     let (instance, zone) = route.unzip();
                     RoutedTarget {
-                        address: t.target,
+                        address,
                         instance,
                         zone,
-                        state: t.state,
+                        state,
                     }
                 })
                 .collect();

@@ -157,20 +157,20 @@ impl Cluster {
         let scope = Scope::TargetGroup(name.to_string());
         let mut healthy = 0usize;
         let mut unhealthy = 0usize;
-        let mut per_zone: HashMap<String, (u32, u32)> = HashMap::new();
-        for t in tg.health.targets() {
-            healthy += usize::from(t.state == TargetState::Healthy);
-            unhealthy += usize::from(t.state == TargetState::Unhealthy);
+        let mut per_zone: HashMap<std::sync::Arc<str>, (u32, u32)> = HashMap::new();
+        for (address, state) in tg.health.states() {
+            healthy += usize::from(state == TargetState::Healthy);
+            unhealthy += usize::from(state == TargetState::Unhealthy);
             // Per zone: AWS's `AvailabilityZone` dimension.
-            let Some(zone) = self
-                .by_address
-                .get(&t.target)
-                .and_then(|id| self.zone_of(id))
-            else {
+            let zone = tg.routes.get(&address).map(|(_, z)| z.clone()).or_else(|| {
+                let id = self.by_address.get(&address)?;
+                Some(self.members.get(id)?.zone.clone())
+            });
+            let Some(zone) = zone else {
                 continue;
             };
             let counts = per_zone.entry(zone).or_default();
-            match t.state {
+            match state {
                 TargetState::Healthy => counts.0 += 1,
                 TargetState::Unhealthy => counts.1 += 1,
                 _ => {}
@@ -188,7 +188,7 @@ impl Cluster {
         for (zone, (healthy, unhealthy)) in per_zone {
             let scope = Scope::TargetGroupZone {
                 target_group: name.to_string(),
-                zone,
+                zone: zone.to_string(),
             };
             m.record(Metric::HealthyHostCount, &scope, now, f64::from(healthy));
             m.record(

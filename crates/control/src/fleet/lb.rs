@@ -270,18 +270,18 @@ impl LbTargets {
 /// The routing list of a group, as the data plane takes it.
 fn routed(g: &Group) -> Vec<RoutedTarget> {
     g.health
-        .targets()
-        .filter(|t| t.state != TargetState::Unused)
-        .map(|t| {
-            let (instance, zone) = match g.instances.get(&t.target) {
+        .states()
+        .filter(|(_, state)| *state != TargetState::Unused)
+        .map(|(address, state)| {
+            let (instance, zone) = match g.instances.get(&address) {
                 Some((id, zone)) => (Some(id.clone()), Some(zone.clone())),
                 None => (None, None),
             };
             RoutedTarget {
-                address: t.target,
+                address,
                 instance,
                 zone,
-                state: t.state,
+                state,
             }
         })
         .collect()

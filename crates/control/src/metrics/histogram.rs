@@ -17,11 +17,30 @@ fn bound(k: usize) -> f64 {
 /// Per-bucket sample counts.
 pub(crate) type Counts = [u32; BUCKETS];
 
-/// The bucket a sample falls in.
+/// The bucket a sample falls in: the first whose bound is at least `value`. Found from the
+/// logarithm (every sample of every target goes through here), then checked against the
+/// bounds themselves so rounding can never put a sample one bucket off.
 pub(crate) fn bucket_of(value: f64) -> usize {
-    (0..BUCKETS - 1)
-        .find(|&k| value <= bound(k))
-        .unwrap_or(BUCKETS - 1)
+    if value.is_nan() || value <= FIRST_BOUND {
+        return 0;
+    }
+    let guess = ((value / FIRST_BOUND).ln() / RATIO.ln()).ceil();
+    if guess >= (BUCKETS - 1) as f64 {
+        return if value <= bound(BUCKETS - 2) {
+            BUCKETS - 2
+        } else {
+            BUCKETS - 1
+        };
+    }
+    // 0 < guess < BUCKETS - 1 here, so the cast is exact.
+    let mut k = guess as usize;
+    while k > 0 && value <= bound(k - 1) {
+        k -= 1;
+    }
+    while k < BUCKETS - 1 && value > bound(k) {
+        k += 1;
+    }
+    k
 }
 
 /// The `q` quantile of the merged `counts`, interpolated linearly inside its bucket and
@@ -60,6 +79,21 @@ mod tests {
         assert_eq!(bucket_of(0.0001), 0);
         assert_eq!(bucket_of(0.00011), 1);
         assert_eq!(bucket_of(1e9), BUCKETS - 1);
+        // The same answer as a scan over the bounds, at and around every bound.
+        let scan = |v: f64| {
+            (0..BUCKETS - 1)
+                .find(|&k| v <= bound(k))
+                .unwrap_or(BUCKETS - 1)
+        };
+        for k in 0..BUCKETS {
+            for v in [bound(k), bound(k) * (1.0 - 1e-12), bound(k) * (1.0 + 1e-12)] {
+                assert_eq!(bucket_of(v), scan(v), "value {v}");
+            }
+        }
+        for i in 0..10_000 {
+            let v = f64::from(i) * 0.000_37;
+            assert_eq!(bucket_of(v), scan(v), "value {v}");
+        }
         let mut c = [0u32; BUCKETS];
         c[bucket_of(0.5)] += 1;
         assert_eq!(quantile(&c, 0.99, 0.5, 0.5), Some(0.5));
