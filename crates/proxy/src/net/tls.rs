@@ -6,8 +6,8 @@
 //! the default for clients that send no SNI or a name no certificate covers.
 //!
 //! What a handshake costs is set here (measured in docs/benchmarks.md, "TLS handshakes"): the
-//! aws-lc-rs provider (its X25519, SHA-2 and random numbers are several times cheaper than
-//! ring's), TLS 1.3 suites in ALB's order with the server's order winning (AES-128-GCM with
+//! aws-lc-rs provider (assembly X25519 and SHA-2, random numbers without a system call:
+//! ring's cost a resumed handshake a third of its CPU), TLS 1.3 suites in ALB's order with the server's order winning (AES-128-GCM with
 //! SHA-256 first, whose hash has CPU instructions), and stateless session tickets, so that
 //! any number of clients can resume without a cache or a lock.
 
