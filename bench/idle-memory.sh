@@ -33,19 +33,12 @@ HAP=19811 NGX=19812 FLO=19813
 HAP_H2=19821 NGX_H2=19822
 HAP_TLS=19831 NGX_TLS=19832 FLO_TLS=19833
 bench_backends $B1 $B2 $B3
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
-  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+bench_cert
 
 MAXCONN=$(( ${SIZES[-1]} + 1000 ))
 {
   bench_haproxy_conf $HAP $HAP_H2 19841 | sed -e "s/maxconn 8000/maxconn $MAXCONN/"
-  cat <<CONF
-frontend fe_tls
-  bind 127.0.0.1:$HAP_TLS ssl crt $WORK/haproxy.pem alpn h2,http/1.1
-  default_backend be
-CONF
+  bench_haproxy_tls_conf $HAP_TLS
 } > "$WORK/haproxy.cfg"
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx/nginx.conf" <<CONF
@@ -76,14 +69,7 @@ CONF
 # every measurement is taken well within them.
 {
   bench_flotilla_conf $ADMIN "$WORK/flotilla-state" $FLO 19843
-  cat <<CONF
-
-[[load_balancers.front.listeners]]
-bind = "127.0.0.1:$FLO_TLS"
-protocol = "https"
-certificates = [{ cert = "$WORK/cert.pem", key = "$WORK/key.pem" }]
-default_action = { type = "forward", target_group = "be" }
-CONF
+  bench_flotilla_tls_conf $FLO_TLS
 } > "$WORK/flotilla.toml"
 
 # Each protocol is measured on freshly started proxies: memory a process freed after an
@@ -94,13 +80,7 @@ start_proxies() {
   RUST_LOG=warn "$FLOTILLA" up --worker-threads 1 "$WORK/flotilla.toml" >"$WORK/flotilla.log" 2>&1 &
   PIDS+=($!); FLO_PID=$!
   bench_wait_answers $HAP $NGX $FLO
-  local port
-  for port in $HAP_TLS $NGX_TLS $FLO_TLS; do
-    for _ in $(seq 1 100); do
-      curl -skf -o /dev/null "https://127.0.0.1:$port/" && break
-      sleep 0.1
-    done
-  done
+  bench_wait_tls $HAP_TLS $NGX_TLS $FLO_TLS
 }
 
 stop_proxies() {

@@ -166,3 +166,47 @@ protocol = "tcp"
 default_action = { type = "forward", target_group = "be_tcp" }
 CONF
 }
+
+# A self-signed ECDSA P-256 certificate for localhost, the one every proxy serves in the HTTPS
+# cases: $WORK/cert.pem and $WORK/key.pem, and both in one file for HAProxy
+# ($WORK/haproxy.pem). Needs openssl (bench_install openssl:openssl).
+bench_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+  cat "$WORK/cert.pem" "$WORK/key.pem" > "$WORK/haproxy.pem"
+}
+
+# HAProxy's HTTPS frontend over backend `be` of bench_haproxy_conf (append to it): TLS with
+# HAProxy's defaults (stateless session tickets, its session cache), ALPN h2 and http/1.1.
+bench_haproxy_tls_conf() { # PORT
+  cat <<CONF
+frontend fe_tls
+  bind 127.0.0.1:$1 ssl crt $WORK/haproxy.pem alpn h2,http/1.1
+  default_backend be
+CONF
+}
+
+# Flotilla's HTTPS listener on load balancer `front` of bench_flotilla_conf (append to it).
+bench_flotilla_tls_conf() { # PORT
+  cat <<CONF
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:$1"
+protocol = "https"
+certificates = [{ cert = "$WORK/cert.pem", key = "$WORK/key.pem" }]
+default_action = { type = "forward", target_group = "be" }
+CONF
+}
+
+# Wait (bounded: 10 s a port) until something answers HTTPS on each port given.
+bench_wait_tls() { # PORT...
+  local port
+  for port in "$@"; do
+    for _ in $(seq 1 100); do
+      curl -skf -o /dev/null "https://127.0.0.1:$port/" && break
+      sleep 0.1
+    done
+    curl -skf -o /dev/null "https://127.0.0.1:$port/" || { echo "nothing answers HTTPS on port $port"; exit 1; }
+  done
+}

@@ -13,6 +13,9 @@ import sys
 from collections import defaultdict
 
 
+ORDER = ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64", "tls-c64", "tls-resume", "tls-full"]
+
+
 def ci(values, reps=2000, seed=7):
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -29,7 +32,7 @@ def main():
         rps = float(r["rps"])
         r["per_cpu"] = (rps * cpu_secs_total(r)) / cpu if cpu > 0 else float("nan")
         rows[(r["case"], r["round"])][r["proxy"]] = r
-    cases = sorted({c for c, _ in rows}, key=lambda c: ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64"].index(c) if c in ["h1-c64", "h1-c256", "h1-close", "h2-c64", "tcp-c64"] else 99)
+    cases = sorted({c for c, _ in rows}, key=lambda c: ORDER.index(c) if c in ORDER else 99)
     proxies = ["haproxy", "haproxy2", "nginx", "flotilla", "flotilla-base"]
     print("| case | proxy | req/s | p50 ms | p99 ms | req per CPU-s | ratio req/s vs HAProxy (95% CI) | ratio req per CPU-s vs HAProxy (95% CI) | ratio p99 vs HAProxy (95% CI) |")
     print("|---|---|---:|---:|---:|---:|---|---|---|")
