@@ -111,12 +111,23 @@ impl std::fmt::Display for InstanceLimits {
         let verdict = |ok: bool| if ok { "enforced" } else { "not enforced" };
         let mut sep = "";
         if let Some(c) = &self.cpu {
-            write!(f, "cpu {} cores: {} ({})", c.cores, verdict(c.enforced), c.detail)?;
+            write!(
+                f,
+                "cpu {} cores: {} ({})",
+                c.cores,
+                verdict(c.enforced),
+                c.detail
+            )?;
             sep = "; ";
         }
         if let Some(m) = &self.memory {
             let mib = m.bytes >> 20;
-            write!(f, "{sep}memory {mib} MiB: {} ({})", verdict(m.enforced), m.detail)?;
+            write!(
+                f,
+                "{sep}memory {mib} MiB: {} ({})",
+                verdict(m.enforced),
+                m.detail
+            )?;
         }
         Ok(())
     }

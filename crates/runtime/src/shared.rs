@@ -241,8 +241,6 @@ impl Shared {
 
     /// What the cgroup of an image instance running here enforces of its limits.
     pub(crate) fn limits(&self, id: &InstanceId) -> Option<flotilla_compute::InstanceLimits> {
-        lock(&self.processes)
-            .get(id)
-            .and_then(|p| p.limits.clone())
+        lock(&self.processes).get(id).and_then(|p| p.limits.clone())
     }
 }

@@ -231,14 +231,16 @@ mod tests {
         let cgroups = "4:memory:/libpod/c1\n2:cpu,cpuacct:/libpod/c1\n0::/libpod/c1\n";
         let limits = report_from(&root, cgroups, &image(Some(500), Some(64 << 20))).unwrap();
         let memory = limits.memory.as_ref().unwrap();
-        assert_eq!((memory.bytes, memory.applied_bytes), (64 << 20, Some(64 << 20)));
+        assert_eq!(
+            (memory.bytes, memory.applied_bytes),
+            (64 << 20, Some(64 << 20))
+        );
         assert_eq!(limits.cpu.as_ref().unwrap().applied_cores, Some(0.5));
         let (text, all) = (limits.to_string(), limits.all_enforced());
         assert!(all, "{text}");
         assert_eq!(text, "cpu 0.5 cores: enforced (cgroup v1 cpu.cfs_quota_us 50000 per 100000 µs); memory 64 MiB: enforced (cgroup v1 memory.limit_in_bytes)");
 
-        let (text, all) =
-            text_of(&root, "4:memory:/libpod/c1\n", &image(Some(500), None));
+        let (text, all) = text_of(&root, "4:memory:/libpod/c1\n", &image(Some(500), None));
         assert!(!all);
         assert_eq!(
             text,
@@ -254,8 +256,7 @@ mod tests {
         write(&root, "cgroup.controllers", "cpu memory\n");
         write(&root, "machine/c2/memory.max", "max\n");
         write(&root, "machine/c2/cpu.max", "25000 100000\n");
-        let (text, all) =
-            text_of(&root, "0::/machine/c2\n", &image(Some(250), Some(64 << 20)));
+        let (text, all) = text_of(&root, "0::/machine/c2\n", &image(Some(250), Some(64 << 20)));
         assert!(!all);
         assert_eq!(text, "cpu 0.25 cores: enforced (cgroup v2 cpu.max 25000 per 100000 µs); memory 64 MiB: not enforced (cgroup v2 memory.max sets no limit)");
         let _ = std::fs::remove_dir_all(&root);
@@ -266,7 +267,8 @@ mod tests {
         let root = fake_root("v2-delegation");
         write(&root, "cgroup.controllers", "cpu memory pids\n");
         write(&root, "user/c3/cgroup.controllers", "pids\n");
-        let limits = report_from(&root, "0::/user/c3\n", &image(Some(500), Some(64 << 20))).unwrap();
+        let limits =
+            report_from(&root, "0::/user/c3\n", &image(Some(500), Some(64 << 20))).unwrap();
         assert!(!limits.all_enforced());
         let memory = limits.memory.unwrap();
         assert_eq!(memory.applied_bytes, None);
@@ -274,7 +276,11 @@ mod tests {
             memory.detail,
             "cgroup v2 memory controller not enabled for the container's cgroup (not delegated)"
         );
-        assert!(limits.cpu.unwrap().detail.contains("cpu controller not enabled"));
+        assert!(limits
+            .cpu
+            .unwrap()
+            .detail
+            .contains("cpu controller not enabled"));
         let _ = std::fs::remove_dir_all(&root);
     }
 }
