@@ -394,7 +394,9 @@ async fn a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them() {
     if !image_or_skip("a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them") {
         return;
     }
-    let (mut f, cleanup) = start("containers-upgrade", |p| config(p, IMAGE_1, 2, ""));
+    // With limits, whose report (read at launch) the successor must carry on showing.
+    let limits = "cpu = 0.5\nmemory = \"64MiB\"";
+    let (mut f, cleanup) = start("containers-upgrade", |p| config(p, IMAGE_1, 2, limits));
     let before = f.wait_in_service("web", 2, Duration::from_secs(90)).await;
     let mut names = podman::containers(&cleanup.0);
     names.sort();
@@ -419,12 +421,20 @@ async fn a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them() {
     // The same containers, not restarted, not re-attached: the same main processes.
     let after: GroupDetail = f.admin.get("/v1/groups/web").await.expect("group");
     let ids = |g: &GroupDetail| {
-        let mut v: Vec<(String, Option<u32>)> =
-            g.instances.iter().map(|i| (i.id.clone(), i.pid)).collect();
-        v.sort();
+        let mut v: Vec<_> = g
+            .instances
+            .iter()
+            .map(|i| (i.id.clone(), i.pid, i.limits.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    assert_eq!(ids(&after), ids(&before), "the same containers, same pids");
+    assert!(before.instances.iter().all(|i| i.limits.is_some()));
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "the same containers, pids and limits"
+    );
     let mut now = podman::containers(&cleanup.0);
     now.sort();
     assert_eq!(now, names, "the old process's watchdog removed nothing");
