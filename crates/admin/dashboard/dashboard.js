@@ -227,7 +227,19 @@
         el('span', { class: 'mono' }, i.instance_type || ''),
         el('span', { class: 'mono' }, i.price_per_hour == null ? 'no price' : '$' + i.price_per_hour.toFixed(4) + '/h'),
         i.interruption_deadline ? el('span', { class: 'badge unhealthy', title: i.interruption_deadline },
-          'reclaimed ' + clock(Date.parse(i.interruption_deadline))) : null));
+          'reclaimed ' + clock(Date.parse(i.interruption_deadline))) : null),
+      i.limits ? el('div', { class: 'facts limits' }, ...limitFacts(i.limits)) : null);
+  }
+
+  // An image instance's CPU and memory limits: a badge per limit, "not enforced" in the
+  // unhealthy colour with the reason on hover (the cgroup did not apply it).
+  function limitFacts(l) {
+    const fact = (text, x) => el('span', { class: 'badge ' + (x.enforced ? 'healthy' : 'unhealthy'), title: x.detail },
+      text + (x.enforced ? '' : ' not enforced'));
+    return [
+      l.cpu ? fact('cpu ' + l.cpu.cores, l.cpu) : null,
+      l.memory ? fact('mem ' + Math.round(l.memory.bytes / 1048576) + ' MiB', l.memory) : null,
+    ];
   }
 
   // Predictive scaling: the last 48 hours measured beside the next 48 forecast, per policy.

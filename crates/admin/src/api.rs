@@ -118,7 +118,17 @@ pub struct InstanceInfo {
     /// When a Spot instance with an interruption notice is reclaimed (RFC 3339).
     #[serde(default)]
     pub interruption_deadline: Option<String>,
+    /// For an image instance whose launch template sets `cpu` or `memory`: what was asked,
+    /// what its container's cgroup holds and whether that enforces it (with the reason when
+    /// not). Null for process instances, templates without limits, and where this process
+    /// did not launch the instance (adopted after a restart, run by a cluster-mode agent).
+    #[serde(default)]
+    pub limits: Option<InstanceLimits>,
 }
+
+/// What the engine applied of an image instance's limits, read back from its cgroup (the
+/// compute provider's type, shown as it is).
+pub use flotilla_compute::{CpuLimit, InstanceLimits, MemoryLimit};
 
 /// `POST /v1/instances/{id}/spot-interruption`: the notice's length (default: the group's
 /// `spot_interruption_notice`, two minutes).

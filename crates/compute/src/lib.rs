@@ -38,4 +38,6 @@ pub use local::procfs::process_start_time;
 pub use local::{HandedProcess, LocalOptions, LocalProcessProvider, SpawnSpec};
 pub use provider::ComputeProvider;
 pub use signal::Signal;
-pub use types::{ComputeEvent, LaunchSpec, LaunchedInstance};
+pub use types::{
+    ComputeEvent, CpuLimit, InstanceLimits, LaunchSpec, LaunchedInstance, MemoryLimit,
+};

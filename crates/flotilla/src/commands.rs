@@ -445,6 +445,9 @@ async fn status(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
                 i.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 purchase(i)
             );
+            if let Some(limits) = &i.limits {
+                outln!("  {:<16} limits: {limits}", "");
+            }
         }
         for p in &s.policies {
             outln!(
@@ -708,6 +711,9 @@ async fn instances(admin: AdminArgs, json: bool) -> anyhow::Result<ExitCode> {
             i.launched_at
         );
         outln!("{:<16} {}", "", purchase(i));
+        if let Some(limits) = &i.limits {
+            outln!("{:<16} limits: {limits}", "");
+        }
         if i.protected_from_scale_in {
             outln!("{:<16} protected from scale-in", "");
         }

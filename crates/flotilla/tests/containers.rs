@@ -11,94 +11,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::podman::{self, Cleanup, IMAGE_1, IMAGE_2};
+use common::podman::{self, config, image_or_skip, start, wait_no_containers, IMAGE_1, IMAGE_2};
 use common::{
     alive, assert_no_failed_requests, cli, signal, steady_load, wait_for, Flotilla, Ports,
 };
 use flotilla_admin::api::{GroupDetail, InstanceRefreshInfo, WarmPoolInfo};
-
-/// A group of `desired` instances of `image` behind one listener, with fast health checks.
-fn config(ports: &Ports, image: &str, desired: u32, template_extra: &str) -> String {
-    format!(
-        r#"
-[cluster]
-name = "containers"
-zones = ["az-a", "az-b", "az-c"]
-admin_bind = "127.0.0.1:{admin}"
-
-[launch_templates.web]
-image = "{image}"
-pull = "never"
-args = ["demo-app"]
-stop_timeout = "5s"
-{template_extra}
-
-[target_groups.web]
-deregistration_delay = "1s"
-
-[target_groups.web.health_check]
-path = "/health"
-interval = "500ms"
-timeout = "250ms"
-healthy_threshold = 2
-unhealthy_threshold = 2
-
-[load_balancers.front]
-type = "application"
-
-[[load_balancers.front.listeners]]
-bind = "127.0.0.1:{listener}"
-default_action = {{ type = "forward", target_group = "web" }}
-
-[auto_scaling_groups.web]
-launch_template = "web"
-target_groups = ["web"]
-min_size = 1
-max_size = 6
-desired_capacity = {desired}
-health_check_type = "elb"
-health_check_grace_period = "1s"
-
-[auto_scaling_groups.web.instance_refresh]
-on_launch_template_change = true
-min_healthy_percentage = 66
-instance_warmup = "1s"
-"#,
-        admin = ports.admin,
-        listener = ports.listener,
-    )
-}
-
-/// Builds the image or says why this test is skipped.
-fn image_or_skip(test: &str) -> bool {
-    match podman::demo_image() {
-        Ok(()) => true,
-        Err(e) => {
-            eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
-            false
-        }
-    }
-}
-
-/// Starts Flotilla on `config` with its state dir's containers removed on drop (the cleanup
-/// guard is declared after the Flotilla, so it runs once Flotilla has stopped).
-fn start(name: &str, config_of: impl Fn(&Ports) -> String) -> (Flotilla, Cleanup) {
-    let ports = Ports::new();
-    let f = Flotilla::start(name, ports, &config_of(&ports));
-    let cleanup = Cleanup(podman::home(&f.dir.join(".flotilla")));
-    (f, cleanup)
-}
-
-/// Waits until no container labelled `home` is left (hang guard 30 s); returns how many
-/// there were at the first look.
-async fn wait_no_containers(home: &str) -> usize {
-    let first = podman::containers(home).len();
-    wait_for("no container left", Duration::from_secs(30), || async {
-        podman::containers(home).is_empty().then_some(())
-    })
-    .await;
-    first
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn image_instances_serve_survive_a_container_kill_under_load_and_roll_to_a_new_tag() {
@@ -477,7 +394,9 @@ async fn a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them() {
     if !image_or_skip("a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them") {
         return;
     }
-    let (mut f, cleanup) = start("containers-upgrade", |p| config(p, IMAGE_1, 2, ""));
+    // With limits, whose report (read at launch) the successor must carry on showing.
+    let limits = "cpu = 0.5\nmemory = \"64MiB\"";
+    let (mut f, cleanup) = start("containers-upgrade", |p| config(p, IMAGE_1, 2, limits));
     let before = f.wait_in_service("web", 2, Duration::from_secs(90)).await;
     let mut names = podman::containers(&cleanup.0);
     names.sort();
@@ -502,12 +421,20 @@ async fn a_hot_upgrade_keeps_the_containers_and_the_successor_guards_them() {
     // The same containers, not restarted, not re-attached: the same main processes.
     let after: GroupDetail = f.admin.get("/v1/groups/web").await.expect("group");
     let ids = |g: &GroupDetail| {
-        let mut v: Vec<(String, Option<u32>)> =
-            g.instances.iter().map(|i| (i.id.clone(), i.pid)).collect();
-        v.sort();
+        let mut v: Vec<_> = g
+            .instances
+            .iter()
+            .map(|i| (i.id.clone(), i.pid, i.limits.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
         v
     };
-    assert_eq!(ids(&after), ids(&before), "the same containers, same pids");
+    assert!(before.instances.iter().all(|i| i.limits.is_some()));
+    assert_eq!(
+        ids(&after),
+        ids(&before),
+        "the same containers, pids and limits"
+    );
     let mut now = podman::containers(&cleanup.0);
     now.sort();
     assert_eq!(now, names, "the old process's watchdog removed nothing");

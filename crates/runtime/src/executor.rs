@@ -156,7 +156,7 @@ fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
         match result {
             Ok(launched) => {
                 if let Some(limits) = &launched.limits {
-                    tracing::info!(group = group.as_str(), instance = %id, %limits, "instance limits");
+                    tracing::info!(group = group.as_str(), instance = %id, %limits, enforced = limits.all_enforced(), "instance limits");
                 }
                 let start_time = flotilla_compute::process_start_time(launched.pid);
                 lock(&shared.processes).insert(
@@ -164,6 +164,7 @@ fn launch(shared: &Arc<Shared>, request: LaunchRequest) {
                     Process {
                         pid: launched.pid,
                         start_time,
+                        limits: launched.limits,
                     },
                 );
                 shared.with_cluster(|c, now| c.handle_launched(now, &id, launched.address));

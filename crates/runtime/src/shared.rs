@@ -19,11 +19,14 @@ use crate::persist::Persister;
 use crate::sampler::Sampler;
 
 /// A running instance's process, as the compute provider started or adopted it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Process {
     pub(crate) pid: u32,
     /// Its start time from `/proc/<pid>/stat`, so a reused pid is never taken for it.
     pub(crate) start_time: Option<u64>,
+    /// For an image instance with limits: what its cgroup enforces of them (read at launch,
+    /// handed over by a hot upgrade; not known for one adopted after a restart).
+    pub(crate) limits: Option<flotilla_compute::InstanceLimits>,
 }
 
 /// An event for the cluster, held back while a hot upgrade hands over.
@@ -234,5 +237,10 @@ impl Shared {
     /// The pid of an instance's process, if it runs here.
     pub(crate) fn pid(&self, id: &InstanceId) -> Option<u32> {
         lock(&self.processes).get(id).map(|p| p.pid)
+    }
+
+    /// What the cgroup of an image instance running here enforces of its limits.
+    pub(crate) fn limits(&self, id: &InstanceId) -> Option<flotilla_compute::InstanceLimits> {
+        lock(&self.processes).get(id).and_then(|p| p.limits.clone())
     }
 }

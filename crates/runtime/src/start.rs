@@ -312,6 +312,7 @@ async fn take_over(
         )));
     }
     let keeper = keeper_command(options, &state_dir);
+    let mut limits: std::collections::HashMap<String, _> = handed.limits.into_iter().collect();
     let processes = handed
         .pids
         .iter()
@@ -319,6 +320,7 @@ async fn take_over(
             let process = Process {
                 pid: *pid,
                 start_time: *start_time,
+                limits: limits.remove(id),
             };
             (InstanceId::from(id.clone()), process)
         })

@@ -88,12 +88,10 @@ impl ContainerProvider {
             }
         };
         let pid = pid.unwrap_or(started.pid);
-        let limits = limits::report(pid, &image).map(|(text, enforced)| {
-            if !enforced {
-                tracing::warn!(instance_id = %id, limits = %text, "container limits not enforced by this machine's cgroups");
-            }
-            text
-        });
+        let limits = limits::report(pid, &image);
+        if let Some(l) = limits.as_ref().filter(|l| !l.all_enforced()) {
+            tracing::warn!(instance_id = %id, limits = %l, "container limits not enforced by this machine's cgroups");
+        }
         tracing::info!(instance_id = %id, container = %container.name, pid, port, image = %image.reference, "container launched");
         Ok(LaunchedInstance {
             instance_id: id,

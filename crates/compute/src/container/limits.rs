@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use flotilla_control::ImageTemplate;
 
+use crate::{CpuLimit, InstanceLimits, MemoryLimit};
+
 /// A limit as read from the container's cgroup.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
@@ -19,57 +21,61 @@ enum Seen {
     Missing(String),
 }
 
-/// One sentence per limit the template sets, e.g. `"cpu 0.5 cores: enforced (cgroup v1
-/// cpu.cfs_quota_us 50000 per 100000 µs); memory 64 MiB: enforced (cgroup v1
-/// memory.limit_in_bytes)"`; `None` when it sets none. The second value says whether every
-/// limit is enforced.
-pub(crate) fn report(pid: u32, image: &ImageTemplate) -> Option<(String, bool)> {
+/// What the container's cgroup enforces of each limit the template sets; `None` when it sets
+/// none.
+pub(crate) fn report(pid: u32, image: &ImageTemplate) -> Option<InstanceLimits> {
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     report_from(Path::new("/sys/fs/cgroup"), &cgroups, image)
 }
 
-fn report_from(root: &Path, cgroups: &str, image: &ImageTemplate) -> Option<(String, bool)> {
+fn report_from(root: &Path, cgroups: &str, image: &ImageTemplate) -> Option<InstanceLimits> {
     if image.cpu_millis.is_none() && image.memory_bytes.is_none() {
         return None;
     }
-    let mut parts = Vec::new();
-    let mut all = true;
-    if let Some(millis) = image.cpu_millis {
-        let want = format!("cpu {} cores", f64::from(millis) / 1000.0);
-        let (text, ok) = match cpu(root, cgroups) {
-            (Seen::Quota(q, p), how) if p > 0 && q * 1000 / p == u64::from(millis) => {
-                (format!("{want}: enforced ({how} {q} per {p} µs)"), true)
-            }
-            (Seen::Quota(q, p), how) => (
-                format!("{want}: not enforced ({how} is {q} per {p} µs)"),
-                false,
-            ),
-            (Seen::Unlimited, how) => {
-                (format!("{want}: not enforced ({how} sets no quota)"), false)
-            }
-            (Seen::Missing(why), _) | (Seen::Value(_), why) => {
-                (format!("{want}: not enforced ({why})"), false)
-            }
+    let cpu = image.cpu_millis.map(|millis| {
+        let cores = f64::from(millis) / 1000.0;
+        let (seen, how) = cpu(root, cgroups);
+        let applied_cores = match seen {
+            Seen::Quota(q, p) if p > 0 => Some(q as f64 / p as f64),
+            _ => None,
         };
-        all &= ok;
-        parts.push(text);
-    }
-    if let Some(bytes) = image.memory_bytes {
-        let want = format!("memory {} MiB", bytes >> 20);
-        let (text, ok) = match memory(root, cgroups) {
-            (Seen::Value(v), how) if v == bytes => (format!("{want}: enforced ({how})"), true),
-            (Seen::Value(v), how) => (format!("{want}: not enforced ({how} is {v})"), false),
-            (Seen::Unlimited, how) => {
-                (format!("{want}: not enforced ({how} sets no limit)"), false)
+        let (enforced, detail) = match seen {
+            Seen::Quota(q, p) if p > 0 && q * 1000 / p == u64::from(millis) => {
+                (true, format!("{how} {q} per {p} µs"))
             }
-            (Seen::Missing(why), _) | (Seen::Quota(..), why) => {
-                (format!("{want}: not enforced ({why})"), false)
-            }
+            Seen::Quota(q, p) => (false, format!("{how} is {q} per {p} µs")),
+            Seen::Unlimited => (false, format!("{how} sets no quota")),
+            Seen::Missing(why) => (false, why),
+            Seen::Value(_) => (false, how),
         };
-        all &= ok;
-        parts.push(text);
-    }
-    Some((parts.join("; "), all))
+        CpuLimit {
+            cores,
+            applied_cores,
+            enforced,
+            detail,
+        }
+    });
+    let memory = image.memory_bytes.map(|bytes| {
+        let (seen, how) = memory(root, cgroups);
+        let applied_bytes = match seen {
+            Seen::Value(v) => Some(v),
+            _ => None,
+        };
+        let (enforced, detail) = match seen {
+            Seen::Value(v) if v == bytes => (true, how),
+            Seen::Value(v) => (false, format!("{how} is {v}")),
+            Seen::Unlimited => (false, format!("{how} sets no limit")),
+            Seen::Missing(why) => (false, why),
+            Seen::Quota(..) => (false, how),
+        };
+        MemoryLimit {
+            bytes,
+            applied_bytes,
+            enforced,
+            detail,
+        }
+    });
+    Some(InstanceLimits { cpu, memory })
 }
 
 /// The cgroup directory of `controller` for the process (v1), or its unified one (v2).
@@ -95,6 +101,17 @@ fn dir_of(root: &Path, cgroups: &str, controller: &str) -> Option<(PathBuf, bool
         .then_some((dir, true))
 }
 
+/// On cgroup v2, why `controller` does not apply to the cgroup `dir`: the parent did not
+/// enable (delegate) it to the cgroup, as for a rootless container without delegation.
+fn v2_missing(dir: &Path, controller: &str) -> Option<Seen> {
+    let enabled = std::fs::read_to_string(dir.join("cgroup.controllers")).ok()?;
+    (!enabled.split_whitespace().any(|c| c == controller)).then(|| {
+        Seen::Missing(format!(
+            "cgroup v2 {controller} controller not enabled for the container's cgroup (not delegated)"
+        ))
+    })
+}
+
 fn read_u64(path: &Path) -> Option<Result<u64, ()>> {
     let text = std::fs::read_to_string(path).ok()?;
     let text = text.trim();
@@ -111,6 +128,9 @@ fn memory(root: &Path, cgroups: &str) -> (Seen, String) {
             String::new(),
         );
     };
+    if let Some(missing) = v2.then(|| v2_missing(&dir, "memory")).flatten() {
+        return (missing, String::new());
+    }
     let (file, how) = if v2 {
         ("memory.max", "cgroup v2 memory.max")
     } else {
@@ -132,6 +152,9 @@ fn cpu(root: &Path, cgroups: &str) -> (Seen, String) {
             String::new(),
         );
     };
+    if let Some(missing) = v2.then(|| v2_missing(&dir, "cpu")).flatten() {
+        return (missing, String::new());
+    }
     if v2 {
         let how = "cgroup v2 cpu.max".to_string();
         let text = std::fs::read_to_string(dir.join("cpu.max")).unwrap_or_default();
@@ -177,6 +200,11 @@ mod tests {
         }
     }
 
+    fn text_of(root: &Path, cgroups: &str, image: &ImageTemplate) -> (String, bool) {
+        let limits = report_from(root, cgroups, image).unwrap();
+        (limits.to_string(), limits.all_enforced())
+    }
+
     fn fake_root(name: &str) -> PathBuf {
         let root =
             std::env::temp_dir().join(format!("flotilla-limits-{name}-{}", std::process::id()));
@@ -201,12 +229,18 @@ mod tests {
         write(&root, "cpu,cpuacct/libpod/c1/cpu.cfs_quota_us", "50000\n");
         write(&root, "cpu,cpuacct/libpod/c1/cpu.cfs_period_us", "100000\n");
         let cgroups = "4:memory:/libpod/c1\n2:cpu,cpuacct:/libpod/c1\n0::/libpod/c1\n";
-        let (text, all) = report_from(&root, cgroups, &image(Some(500), Some(64 << 20))).unwrap();
+        let limits = report_from(&root, cgroups, &image(Some(500), Some(64 << 20))).unwrap();
+        let memory = limits.memory.as_ref().unwrap();
+        assert_eq!(
+            (memory.bytes, memory.applied_bytes),
+            (64 << 20, Some(64 << 20))
+        );
+        assert_eq!(limits.cpu.as_ref().unwrap().applied_cores, Some(0.5));
+        let (text, all) = (limits.to_string(), limits.all_enforced());
         assert!(all, "{text}");
         assert_eq!(text, "cpu 0.5 cores: enforced (cgroup v1 cpu.cfs_quota_us 50000 per 100000 µs); memory 64 MiB: enforced (cgroup v1 memory.limit_in_bytes)");
 
-        let (text, all) =
-            report_from(&root, "4:memory:/libpod/c1\n", &image(Some(500), None)).unwrap();
+        let (text, all) = text_of(&root, "4:memory:/libpod/c1\n", &image(Some(500), None));
         assert!(!all);
         assert_eq!(
             text,
@@ -222,10 +256,31 @@ mod tests {
         write(&root, "cgroup.controllers", "cpu memory\n");
         write(&root, "machine/c2/memory.max", "max\n");
         write(&root, "machine/c2/cpu.max", "25000 100000\n");
-        let (text, all) =
-            report_from(&root, "0::/machine/c2\n", &image(Some(250), Some(64 << 20))).unwrap();
+        let (text, all) = text_of(&root, "0::/machine/c2\n", &image(Some(250), Some(64 << 20)));
         assert!(!all);
         assert_eq!(text, "cpu 0.25 cores: enforced (cgroup v2 cpu.max 25000 per 100000 µs); memory 64 MiB: not enforced (cgroup v2 memory.max sets no limit)");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_v2_controller_not_delegated_is_the_reason() {
+        let root = fake_root("v2-delegation");
+        write(&root, "cgroup.controllers", "cpu memory pids\n");
+        write(&root, "user/c3/cgroup.controllers", "pids\n");
+        let limits =
+            report_from(&root, "0::/user/c3\n", &image(Some(500), Some(64 << 20))).unwrap();
+        assert!(!limits.all_enforced());
+        let memory = limits.memory.unwrap();
+        assert_eq!(memory.applied_bytes, None);
+        assert_eq!(
+            memory.detail,
+            "cgroup v2 memory controller not enabled for the container's cgroup (not delegated)"
+        );
+        assert!(limits
+            .cpu
+            .unwrap()
+            .detail
+            .contains("cpu controller not enabled"));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use super::{flotilla_bin, repo_path};
+use std::time::Duration;
+
+use super::{flotilla_bin, repo_path, wait_for, Flotilla, Ports};
 
 /// The demo image's tag for these tests; `:2` is the same image under a new tag.
 pub const IMAGE_1: &str = "localhost/flotilla-test-demo:1";
@@ -134,6 +136,11 @@ pub fn image_of(container: &str) -> String {
         .to_owned()
 }
 
+/// A field of `podman inspect` of a container (`{{.HostConfig.Memory}}`), trimmed.
+pub fn inspect(container: &str, format: &str) -> Result<String, String> {
+    podman(&["inspect", "--format", format, container]).map(|s| s.trim().to_owned())
+}
+
 /// SIGKILLs a container from outside, as an operator's `podman kill` would.
 pub fn kill(container: &str) {
     podman(&["kill", container]).expect("podman kill");
@@ -148,4 +155,87 @@ impl Drop for Cleanup {
             let _ = podman(&["rm", "-f", "-t", "0", &name]);
         }
     }
+}
+
+/// A group of `desired` instances of `image` behind one listener, with fast health checks.
+pub fn config(ports: &Ports, image: &str, desired: u32, template_extra: &str) -> String {
+    format!(
+        r#"
+[cluster]
+name = "containers"
+zones = ["az-a", "az-b", "az-c"]
+admin_bind = "127.0.0.1:{admin}"
+
+[launch_templates.web]
+image = "{image}"
+pull = "never"
+args = ["demo-app"]
+stop_timeout = "5s"
+{template_extra}
+
+[target_groups.web]
+deregistration_delay = "1s"
+
+[target_groups.web.health_check]
+path = "/health"
+interval = "500ms"
+timeout = "250ms"
+healthy_threshold = 2
+unhealthy_threshold = 2
+
+[load_balancers.front]
+type = "application"
+
+[[load_balancers.front.listeners]]
+bind = "127.0.0.1:{listener}"
+default_action = {{ type = "forward", target_group = "web" }}
+
+[auto_scaling_groups.web]
+launch_template = "web"
+target_groups = ["web"]
+min_size = 1
+max_size = 6
+desired_capacity = {desired}
+health_check_type = "elb"
+health_check_grace_period = "1s"
+
+[auto_scaling_groups.web.instance_refresh]
+on_launch_template_change = true
+min_healthy_percentage = 66
+instance_warmup = "1s"
+"#,
+        admin = ports.admin,
+        listener = ports.listener,
+    )
+}
+
+/// Builds the image or says why this test is skipped.
+pub fn image_or_skip(test: &str) -> bool {
+    match demo_image() {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
+            false
+        }
+    }
+}
+
+/// Starts Flotilla on `config` with its state dir's containers removed on drop (the cleanup
+/// guard is declared after the Flotilla, so it runs once Flotilla has stopped).
+pub fn start(name: &str, config_of: impl Fn(&Ports) -> String) -> (Flotilla, Cleanup) {
+    let ports = Ports::new();
+    let f = Flotilla::start(name, ports, &config_of(&ports));
+    let cleanup = Cleanup(home(&f.dir.join(".flotilla")));
+    (f, cleanup)
+}
+
+/// Waits until no container labelled `home` is left (hang guard 30 s); returns how many
+/// there were at the first look.
+pub async fn wait_no_containers(home: &str) -> usize {
+    let first = containers(home).len();
+    wait_for("no container left", Duration::from_secs(30), || async {
+        containers(home).is_empty().then_some(())
+    })
+    .await;
+    first
 }

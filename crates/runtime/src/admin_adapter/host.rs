@@ -30,6 +30,10 @@ pub(crate) trait ControlHost: Send + Sync + 'static {
     fn listeners(&self) -> Vec<ListenerInfo>;
     /// The process id of an instance, where this process knows it.
     fn pid(&self, id: &InstanceId) -> Option<u32>;
+    /// What an image instance's cgroup enforces of its limits, where this process launched it.
+    fn limits(&self, _id: &InstanceId) -> Option<flotilla_admin::api::InstanceLimits> {
+        None
+    }
     /// Re-reads the config (`POST /v1/reload`).
     fn reload(&self) -> Result<ReloadResponse, AdminError>;
     /// Hot upgrade (`POST /v1/upgrade`): only `flotilla up` replaces itself this way; a

@@ -78,6 +78,7 @@ pub(crate) fn instance(
         interruption_deadline: bill
             .and_then(|b| b.interruption_deadline)
             .map(|t| host.clock().rfc3339(t)),
+        limits: host.limits(&i.id),
     }
 }
 

@@ -52,6 +52,10 @@ impl ControlHost for Arc<Shared> {
         Shared::pid(self, id)
     }
 
+    fn limits(&self, id: &InstanceId) -> Option<flotilla_admin::api::InstanceLimits> {
+        Shared::limits(self, id)
+    }
+
     fn edge(&self) -> Option<Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
         let running = crate::shared::lock(&self.edge).is_some();
         running.then(|| Arc::new(crate::edge::EdgeAdmin(Arc::clone(self))) as _)

@@ -88,6 +88,7 @@ pub(crate) async fn adopt_survivors(
             let process = Process {
                 pid: r.pid,
                 start_time: Some(r.start_time),
+                limits: None,
             };
             adopted.insert(id, process);
         } else {

@@ -235,10 +235,11 @@ impl Persister {
                 processes: processes.iter().map(|p| p.as_str().to_string()).collect(),
             },
             Durable::Instance(r) => {
-                let Some(Process {
+                let Some(&Process {
                     pid,
                     start_time: Some(start_time),
-                }) = processes.get(&r.id).copied()
+                    ..
+                }) = processes.get(&r.id)
                 else {
                     return; // no process facts to adopt it by after a restart
                 };

@@ -47,6 +47,7 @@ fn writes_reach_the_store_and_are_restored() {
             let p = Process {
                 pid: 4242,
                 start_time: Some(7),
+                limits: None,
             };
             (InstanceId::from(id.to_string()), p)
         })

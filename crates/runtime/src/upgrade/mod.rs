@@ -309,10 +309,16 @@ fn retire(shared: &Arc<Shared>) -> Result<State, String> {
                 containers = compute.containers.len(),
                 "cluster retired and handed over"
             );
-            let pids = lock(&shared.processes)
+            let processes = lock(&shared.processes);
+            let pids = processes
                 .iter()
                 .map(|(id, p)| (id.to_string(), p.pid, p.start_time))
                 .collect();
+            let limits = processes
+                .iter()
+                .filter_map(|(id, p)| Some((id.to_string(), p.limits.clone()?)))
+                .collect();
+            drop(processes);
             return Ok(State {
                 format: flotilla_control::SNAPSHOT_FORMAT,
                 cluster,
@@ -326,6 +332,7 @@ fn retire(shared: &Arc<Shared>) -> Result<State, String> {
                 run_id: shared.handover.run_id.clone(),
                 compute,
                 pids,
+                limits,
                 history: shared.history.clone(),
             });
         }

@@ -110,6 +110,7 @@ impl Successor {
             run_id,
             compute,
             pids,
+            limits,
             history,
         } = *state;
         if format != flotilla_control::SNAPSHOT_FORMAT {
@@ -131,6 +132,7 @@ impl Successor {
             run_id,
             compute,
             pids,
+            limits,
             history,
         })
     }
@@ -159,5 +161,6 @@ pub(crate) struct Handed {
     pub(crate) run_id: String,
     pub(crate) compute: flotilla_compute::Handed,
     pub(crate) pids: Vec<(String, u32, Option<u64>)>,
+    pub(crate) limits: Vec<(String, flotilla_compute::InstanceLimits)>,
     pub(crate) history: std::collections::BTreeMap<String, Vec<flotilla_admin::api::ActivityInfo>>,
 }

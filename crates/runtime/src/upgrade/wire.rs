@@ -62,6 +62,9 @@ pub(crate) struct State {
     pub(crate) compute: Handed,
     /// The pid (and start time) the runtime knows of each instance, by id.
     pub(crate) pids: Vec<(String, u32, Option<u64>)>,
+    /// What the cgroups enforce of image instances' limits, by id (read at their launch).
+    #[serde(default)]
+    pub(crate) limits: Vec<(String, flotilla_compute::InstanceLimits)>,
     /// Activities of earlier runs, per group (this run's are in the cluster).
     pub(crate) history: BTreeMap<String, Vec<ActivityInfo>>,
 }
