@@ -110,10 +110,13 @@ drill_host() {
   t0=$(now_ms)
   node_kill "$h"
   for pid in $(ip netns pids "$NAME-$h"); do kill -9 "$pid" 2>/dev/null || true; done
-  gone=$(wait_ms 60 unlisted "$h") || true
+  # Capacity first: it may come back before the host's lease runs out (the balancers' health
+  # checks condemn its instances sooner); both times count from the kill.
   back=$(wait_ms 90 has_capacity "$DESIRED" "$a") || true
   t1=$(now_ms); [ "$back" = timeout ] && t1=timeout
-  row host "$h lost; unlisted after $(secs 0 "$gone") s; capacity back after $(secs "$t0" "$t1") s" "$(invariants)"
+  gone=$(wait_ms 60 unlisted "$h") || true
+  t2=$(now_ms); [ "$gone" = timeout ] && t2=timeout
+  row host "$h lost; capacity back after $(secs "$t0" "$t1") s; unlisted (lease expired) after $(secs "$t0" "$t2") s" "$(invariants)"
   node_start "$h"
   wait_ms 60 listed "$h" >/dev/null || true
 }

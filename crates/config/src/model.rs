@@ -222,6 +222,16 @@ pub struct TargetGroup {
     /// Target-group override of the load balancer's cross-zone setting (AWS attribute
     /// `load_balancing.cross_zone.enabled`). Default: use the load balancer's.
     pub cross_zone: CrossZone,
+    /// How long connecting to a target may take before the attempt fails and the request
+    /// goes to another target, preferably in another zone (HAProxy `timeout connect`).
+    /// Default 3 s: a lost SYN is re-sent after 1 s and still fits; a silently cut link costs
+    /// 3 s instead of a client's timeout.
+    pub connect_timeout: Duration,
+    /// How long an idempotent request, sent whole, may wait for its response head before the
+    /// attempt is given up and the request sent once to another target, preferably in
+    /// another zone (HAProxy `retry-on response-timeout`, Envoy `per_try_timeout`). Default
+    /// off: a slow answer (a long poll, a report) would otherwise be asked for twice.
+    pub per_try_timeout: Option<Duration>,
 }
 
 /// AWS `load_balancing.cross_zone.enabled` of a target group: `true`/`false` override the load
@@ -261,6 +271,8 @@ impl Default for TargetGroup {
             stickiness: Stickiness::default(),
             proxy_protocol_v2: false,
             cross_zone: CrossZone::UseLoadBalancerConfiguration,
+            connect_timeout: Duration::from_secs(3),
+            per_try_timeout: None,
         }
     }
 }

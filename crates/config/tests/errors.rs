@@ -769,6 +769,25 @@ fn slow_start_is_incompatible_with_least_outstanding_requests() {
 }
 
 #[test]
+fn attempt_deadlines_are_positive_and_per_try_is_for_http() {
+    one(
+        &format!("{TG}connect_timeout = \"0s\"\n"),
+        "\"0s\"",
+        "connect_timeout",
+    );
+    one(&format!("{TG}per_try_timeout = \"soon\"\n"), "\"soon\"", "");
+    one(
+        "[target_groups.raw]\nprotocol = \"tcp\"\nper_try_timeout = \"1s\"\n",
+        "\"1s\"",
+        "per_try_timeout only applies to http target groups",
+    );
+    assert!(errs(&format!(
+        "{TG}connect_timeout = \"500ms\"\nper_try_timeout = \"2s\"\n"
+    ))
+    .is_empty());
+}
+
+#[test]
 fn proxy_protocol_v2_is_for_tcp_target_groups() {
     let src = "[target_groups.web]\nproxy_protocol_v2 = true\n";
     one(src, "true", "only used by tcp target groups");

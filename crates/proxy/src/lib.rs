@@ -68,17 +68,13 @@ pub struct ListenerConfig {
     /// client may take to send request headers), how long a pooled upstream connection is kept
     /// idle, and how long to wait for a target's response headers before answering 504.
     pub idle_timeout: Duration,
-    /// How long connecting to a target may take before the request is answered 504
-    /// (AWS: 10 s).
-    pub connect_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
-    /// The AWS defaults: 60 s idle timeout, 10 s target connect timeout.
+    /// The AWS default: 60 s idle timeout (the connect timeout is the target group's).
     fn default() -> Self {
         ListenerConfig {
             idle_timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(10),
         }
     }
 }

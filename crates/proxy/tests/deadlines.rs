@@ -25,10 +25,7 @@ const SEC: Duration = Duration::from_secs(1);
 
 /// Listener settings with a one-second idle timeout.
 fn quick() -> ListenerConfig {
-    ListenerConfig {
-        idle_timeout: SEC,
-        ..test_config()
-    }
+    ListenerConfig { idle_timeout: SEC }
 }
 
 /// A client that asks for a large answer and stops reading it: once the proxy's writes have

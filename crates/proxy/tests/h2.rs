@@ -728,7 +728,6 @@ async fn oversized_headers_get_431_and_the_connection_goes_on() {
 async fn an_unfinished_header_block_times_out_however_it_dribbles() {
     let config = ListenerConfig {
         idle_timeout: 30 * SEC,
-        ..test_config()
     };
     let limits = Limits {
         header_read_timeout: Duration::from_millis(300),
@@ -764,7 +763,6 @@ async fn an_unfinished_header_block_times_out_however_it_dribbles() {
 async fn idle_connections_get_goaway_and_pings_do_not_keep_them_open() {
     let config = ListenerConfig {
         idle_timeout: Duration::from_millis(500),
-        ..test_config()
     };
     let s = setup_with(config, Limits::default()).await;
     let mut c = s.conn().await;
@@ -983,10 +981,7 @@ async fn data_frames_respect_the_clients_max_frame_size() {
 
 #[tokio::test]
 async fn a_client_that_never_reads_is_closed_after_the_idle_timeout() {
-    let config = ListenerConfig {
-        idle_timeout: SEC,
-        ..test_config()
-    };
+    let config = ListenerConfig { idle_timeout: SEC };
     let s = setup_with(config, Limits::default()).await;
     let mut c = Conn::open_with(s.proxy.addr, &[(setting::INITIAL_WINDOW_SIZE, 0x7fff_ffff)]).await;
     c.send(&raw_h2::window_update(0, 0x7fff_0000)).await;
@@ -1007,10 +1002,7 @@ async fn a_client_that_never_reads_is_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn ping_and_settings_floods_are_pushed_back_not_queued() {
-    let config = ListenerConfig {
-        idle_timeout: SEC,
-        ..test_config()
-    };
+    let config = ListenerConfig { idle_timeout: SEC };
     let s = setup_with(config, Limits::default()).await;
     let mut c = s.conn().await;
     let chunk: Vec<u8> = (0..1000)
@@ -1154,7 +1146,6 @@ async fn random_and_mutated_frames_never_break_the_listener() {
     assert_eq!(proxy_panics(), 0);
     let config = ListenerConfig {
         idle_timeout: Duration::from_millis(300),
-        ..test_config()
     };
     let limits = Limits {
         header_read_timeout: Duration::from_millis(300),
@@ -1266,10 +1257,7 @@ impl HeldTarget {
 #[tokio::test]
 async fn a_silent_target_gives_504_after_the_idle_timeout_on_a_pooled_connection() {
     let idle = Duration::from_millis(1000);
-    let config = ListenerConfig {
-        idle_timeout: idle,
-        ..test_config()
-    };
+    let config = ListenerConfig { idle_timeout: idle };
     let target = HeldTarget::start().await;
     let group = group_of(&[(target.addr, Healthy)]);
     let options = ListenerOptions::default();

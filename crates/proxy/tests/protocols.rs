@@ -414,7 +414,6 @@ async fn an_idle_websocket_is_closed_after_the_idle_timeout() {
     let group = group_of(&[(backend, Healthy)]);
     let config = ListenerConfig {
         idle_timeout: Duration::from_millis(300),
-        ..test_config()
     };
     let lb = start(&group, config, ListenerOptions::default()).await;
     let tcp = TcpStream::connect(lb.addr).await.unwrap();
@@ -525,7 +524,6 @@ async fn idle_time_between_requests_is_not_header_time() {
     let group = group_of(&[(backend.addr, Healthy)]);
     let config = ListenerConfig {
         idle_timeout: Duration::from_millis(600),
-        ..test_config()
     };
     let options = ListenerOptions {
         limits: Limits {

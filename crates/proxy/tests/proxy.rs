@@ -297,7 +297,6 @@ async fn silent_target_gives_504_after_idle_timeout() {
     let group = group_of(&[(silent.addr, Healthy)]);
     let config = ListenerConfig {
         idle_timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_secs(2),
     };
     let proxy = TestProxy::start(RouteAction::Forward(group.clone()), config).await;
     let c = client();

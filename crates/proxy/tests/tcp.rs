@@ -111,7 +111,6 @@ async fn nlb(group: &Arc<TargetGroup>, config: TcpListenerConfig) -> Nlb {
 fn config() -> TcpListenerConfig {
     TcpListenerConfig {
         idle_timeout: Duration::from_secs(30),
-        connect_timeout: Duration::from_secs(2),
         proxy_protocol_v2: false,
     }
 }

@@ -155,8 +155,8 @@ impl DataPlane {
 
     /// Brings the target groups to `new`: adds new ones (with any zonal shift in force),
     /// takes new probe settings and cross-zone switches, and rebuilds the ones whose balancing
-    /// settings changed (algorithm, slow start, stickiness, protocol version: the proxy builds
-    /// those once). Returns one line per change and the rebuilt groups' names, whose targets
+    /// settings changed (algorithm, slow start, stickiness, protocol version, connect and
+    /// per-try timeouts: the proxy builds those once). Returns one line per change and the rebuilt groups' names, whose targets
     /// must be published again and whose listeners recompiled. Removed groups go in
     /// [`remove_absent`](Self::remove_absent), after listeners stop naming them.
     pub(crate) fn reconfigure(&self, old: &Config, new: &Config) -> (Vec<String>, Vec<String>) {
@@ -166,13 +166,21 @@ impl DataPlane {
         let mut groups = lock(&self.groups);
         for (name, tg) in &new.target_groups {
             let rebuilt = old.target_groups.get(name).is_some_and(|o| {
-                (o.protocol_version, o.algorithm, o.slow_start, o.stickiness)
-                    != (
-                        tg.protocol_version,
-                        tg.algorithm,
-                        tg.slow_start,
-                        tg.stickiness,
-                    )
+                (
+                    o.protocol_version,
+                    o.algorithm,
+                    o.slow_start,
+                    o.stickiness,
+                    o.connect_timeout,
+                    o.per_try_timeout,
+                ) != (
+                    tg.protocol_version,
+                    tg.algorithm,
+                    tg.slow_start,
+                    tg.stickiness,
+                    tg.connect_timeout,
+                    tg.per_try_timeout,
+                )
             });
             match groups.get_mut(name) {
                 Some(e) if !rebuilt => {

@@ -270,6 +270,8 @@ fn target_group(tg: &TargetGroupRes) -> TargetGroup {
             Some("false") => CrossZone::Disabled,
             _ => CrossZone::UseLoadBalancerConfiguration,
         },
+        // ELBv2 has no such attributes: the defaults of a configured group.
+        ..TargetGroup::default()
     }
 }
 

@@ -23,6 +23,8 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
         "stickiness",
         "proxy_protocol_v2",
         "cross_zone",
+        "connect_timeout",
+        "per_try_timeout",
     ];
     let t = ctx.table(v, path, &keys)?;
     let d = TargetGroup::default();
@@ -118,7 +120,10 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
     let cross_zone = t
         .opt(ctx, "cross_zone", decode_cross_zone)
         .unwrap_or_default();
+    let (connect_timeout, per_try_timeout) = decode_timeouts(ctx, &t, protocol);
     Some(TargetGroup {
+        connect_timeout,
+        per_try_timeout,
         protocol,
         proxy_protocol_v2,
         cross_zone,
@@ -130,6 +135,32 @@ pub(crate) fn decode_target_group(ctx: &mut Ctx, v: &Val<'_>, path: String) -> O
         health_check,
         stickiness,
     })
+}
+
+/// `connect_timeout` (any protocol) and `per_try_timeout` (http only: a TCP flow has no
+/// response to wait for).
+fn decode_timeouts(
+    ctx: &mut Ctx,
+    t: &super::Tbl<'_, '_>,
+    protocol: Protocol,
+) -> (Duration, Option<Duration>) {
+    let d = TargetGroup::default();
+    let connect = t
+        .opt(ctx, "connect_timeout", |c, v| {
+            c.positive_duration(v, "connect_timeout")
+        })
+        .unwrap_or(d.connect_timeout);
+    let per_try = t.opt(ctx, "per_try_timeout", |c, v| {
+        let d = c.positive_duration(v, "per_try_timeout")?;
+        if protocol != Protocol::Http {
+            c.err(
+                v.span(),
+                "per_try_timeout only applies to http target groups (a tcp flow has no response to wait for)",
+            );
+        }
+        Some(d)
+    });
+    (connect, per_try)
 }
 
 fn decode_health_check(

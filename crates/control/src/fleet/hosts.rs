@@ -136,12 +136,19 @@ impl Hosts {
         });
     }
 
-    /// The host of `zone` where the next instance of `group` goes: alive, with a free slot;
-    /// fewest instances of the group, then most free slots, then by name.
-    pub(crate) fn place(&self, group: &str, zone: &str) -> Option<String> {
+    /// The host of `zone` where the next instance of `group` goes: alive, with a free slot,
+    /// not `suspect` (the balancers fail every instance it runs: its lease may just not have
+    /// run out yet); fewest instances of the group, then most free slots, then by name.
+    pub(crate) fn place(
+        &self,
+        group: &str,
+        zone: &str,
+        suspect: impl Fn(&str) -> bool,
+    ) -> Option<String> {
         self.hosts
             .iter()
             .filter(|(_, h)| h.alive && !h.lost && h.spec.zone == zone && h.free() > 0)
+            .filter(|(name, _)| !suspect(name))
             .min_by_key(|(name, h)| (h.of_group(group), std::cmp::Reverse(h.free()), *name))
             .map(|(name, _)| name.clone())
     }

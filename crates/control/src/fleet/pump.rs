@@ -52,7 +52,7 @@ impl Fleet {
             launch_template_version,
             template,
         } = request;
-        let Some(host) = self.hosts.place(&group, &zone) else {
+        let Some(host) = self.hosts.place(&group, &zone, |h| self.suspect(h)) else {
             let reason = format!("no compute host in {zone} has a free slot");
             self.cluster.handle_launch_failed(now, &id, &reason);
             return;
@@ -82,6 +82,19 @@ impl Fleet {
             },
         );
         self.dirty.insert(id);
+    }
+
+    /// Whether the load balancer nodes fail every instance `host` runs (at least one): its
+    /// agent may be dead with them while its lease has not run out. No new instance goes
+    /// there; it takes work again once one of its instances passes, or after it comes back.
+    pub(crate) fn suspect(&self, host: &str) -> bool {
+        let mut launched = self
+            .hosts
+            .instances_of(host)
+            .into_iter()
+            .filter(|id| self.assigned.get(id).is_some_and(|a| a.address.is_some()))
+            .peekable();
+        launched.peek().is_some() && launched.all(|id| self.votes.failing(id.as_str()))
     }
 
     /// Stop or kill (a kill is never softened back into a stop).

@@ -83,6 +83,13 @@ impl Votes {
         Some(result)
     }
 
+    /// Whether the last verdict on `key` in some target group was a failure.
+    pub(crate) fn failing(&self, key: &str) -> bool {
+        self.last
+            .iter()
+            .any(|((_, k), r)| k == key && matches!(r, ProbeResult::Failure { .. }))
+    }
+
     /// A probe that waits for a vote.
     pub(crate) fn wait(&mut self, tg: &str, key: &str, address: SocketAddr) {
         self.pending

@@ -23,6 +23,7 @@ mod placement;
 mod processes;
 mod rebalance;
 mod refresh;
+mod replace;
 mod spot;
 mod termination;
 mod types;
@@ -79,8 +80,14 @@ struct Member {
     launch_activity: Option<u64>,
     terminate_activity: Option<u64>,
     stopping: Stopping,
-    /// Being replaced because it is unhealthy (counts against the replacement batch limit).
+    /// Being replaced because it is unhealthy (counts against the replacement batch limit
+    /// until its replacement is healthy, see `replace.rs`).
     replacing: bool,
+    /// While replacing: when it was picked; an instance launched since then that is healthy
+    /// in service is its replacement (`None` from a state saved before this field existed:
+    /// its replacement is done when it exits).
+    #[serde(default)]
+    replace_since: Option<Time>,
     /// An Elb unhealthy report received inside the grace period, acted on at its end.
     unhealthy_report: Option<String>,
     /// Since when its target groups have reported it healthy (for a group without target
@@ -119,6 +126,7 @@ impl Member {
             terminate_activity: None,
             stopping: Stopping::No,
             replacing: false,
+            replace_since: None,
             unhealthy_report: None,
             healthy_at: None,
             target_unhealthy: false,
@@ -722,10 +730,9 @@ impl AutoScalingGroup {
             return Some(self.created_at);
         }
         let grace = self.spec.health_check_grace_period;
-        // While the replacement batch is full, due reports wait for an event (an exit frees a
-        // slot), not for a timer: returning a past time here would spin the driver.
-        let batch_full = self.members.iter().filter(|m| m.replacing).count()
-            >= self.replace_limit()
+        // While the replacement batch is full, due reports wait for an event (an exit, or a
+        // replacement found healthy, frees a slot), not for a timer: returning a past time here would spin the driver.
+        let batch_full = self.replacements_in_flight() >= self.replace_limit()
             || self.is_suspended(ScalingProcess::ReplaceUnhealthy)
             || self.is_suspended(ScalingProcess::Terminate);
         let grace_ends = self
@@ -1188,50 +1195,6 @@ impl AutoScalingGroup {
         } else {
             m.stopping = Stopping::Killing;
             self.actions.push_back(GroupAction::Terminate { id });
-        }
-    }
-
-    /// How many unhealthy instances may be in replacement at once: max(1, 10 % of desired).
-    fn replace_limit(&self) -> usize {
-        (self.desired as usize / 10).max(1)
-    }
-
-    /// Acts on unhealthy reports whose grace period has ended, replacing at most
-    /// max(1, 10 % of desired) instances at a time (AWS §5.3) so a group-wide health-check
-    /// failure does not wipe out every instance at once.
-    fn replace_unhealthy(&mut self, now: Time) {
-        if self.is_suspended(ScalingProcess::ReplaceUnhealthy)
-            || self.is_suspended(ScalingProcess::Terminate)
-        {
-            return;
-        }
-        let grace = self.spec.health_check_grace_period;
-        let limit = self.replace_limit();
-        loop {
-            let in_flight = self.members.iter().filter(|m| m.replacing).count();
-            if in_flight >= limit {
-                return;
-            }
-            let due = self.members.iter().position(|m| {
-                m.unhealthy_report.is_some()
-                    && m.stopping == Stopping::No
-                    && m.grace_end(grace).is_some_and(|t| now >= t)
-            });
-            let Some(i) = due else { return };
-            let m = &mut self.members[i];
-            let reason = m.unhealthy_report.take().unwrap_or_default();
-            m.instance.health = InstanceHealth::Unhealthy;
-            m.replacing = true;
-            let cause = format!(
-                "instance {} was taken out of service because its target group health check \
-                 failed: {reason} — replacing it",
-                m.instance.id
-            );
-            let (id, version) = (m.instance.id.clone(), m.instance.launch_template_version);
-            self.pending_cause = Some(cause.clone());
-            self.start_terminating(now, i, cause);
-            let what = format!("failed its health checks ({reason})");
-            self.refresh_saw_failure(now, &id, version, &what);
         }
     }
 }

@@ -200,6 +200,7 @@ impl AutoScalingGroup {
         m.healthy_at = None;
         m.unhealthy_report = None;
         m.replacing = false;
+        m.replace_since = None;
         if let Some(a) = m.terminate_activity.take() {
             self.activities.finish(
                 a,

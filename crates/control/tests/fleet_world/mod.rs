@@ -101,6 +101,8 @@ pub struct World {
     pub lb_nodes: Vec<String>,
     /// Instances the given nodes find unhealthy.
     pub unhealthy: BTreeMap<String, BTreeSet<InstanceId>>,
+    /// Hosts no load balancer node reaches: every instance on them fails its checks.
+    pub unreachable: BTreeSet<String>,
     /// Votes as the store holds them: (instance, node) → healthy.
     pub votes: BTreeMap<(InstanceId, String), bool>,
     /// Whether the store answers.
@@ -130,6 +132,7 @@ impl World {
             log: Vec::new(),
             lb_nodes: vec!["lb1".into(), "lb2".into(), "lb3".into()],
             unhealthy: BTreeMap::new(),
+            unreachable: BTreeSet::new(),
             votes: BTreeMap::new(),
             store_up: true,
             next_port: 20_000,
@@ -258,8 +261,12 @@ impl World {
 
     fn vote_all(&mut self, id: &InstanceId) {
         let now = self.now;
+        let cut = self
+            .store
+            .get(id)
+            .is_some_and(|a| self.unreachable.contains(&a.host));
         for node in self.lb_nodes.clone() {
-            let healthy = !self.unhealthy.get(&node).is_some_and(|s| s.contains(id));
+            let healthy = !cut && !self.unhealthy.get(&node).is_some_and(|s| s.contains(id));
             if self.votes.insert((id.clone(), node.clone()), healthy) == Some(healthy) {
                 continue;
             }
@@ -317,6 +324,36 @@ impl World {
         self.settle();
     }
 
+    /// The host's agent and instances die, but its lease lives on for now (etcd learns of the
+    /// death only when the lease's TTL runs out): the load balancer nodes' checks fail first.
+    pub fn crash_host(&mut self, name: &str) {
+        self.dead.insert(name.to_string());
+        self.running.remove(name);
+        self.cut_from_balancers(name);
+    }
+
+    /// No load balancer node reaches the host any more: they vote its instances unhealthy.
+    pub fn cut_from_balancers(&mut self, name: &str) {
+        self.unreachable.insert(name.to_string());
+        let on_host: Vec<InstanceId> = self
+            .store
+            .values()
+            .filter(|a| a.host == name && !a.target_groups.is_empty())
+            .map(|a| a.id.clone())
+            .collect();
+        for id in on_host {
+            self.vote_all(&id);
+        }
+        self.settle();
+    }
+
+    /// The lease of a crashed host runs out (the leader sees the registration go).
+    pub fn expire_lease(&mut self, name: &str) {
+        let now = self.now;
+        self.fleet.handle_host(now, name, None);
+        self.settle();
+    }
+
     /// The host's lease goes but its instances keep running (a partition).
     pub fn partition_host(&mut self, name: &str) {
         self.dead.insert(name.to_string());
@@ -329,6 +366,7 @@ impl World {
     /// has no assignment any more.
     pub fn heal_host(&mut self, name: &str) {
         self.dead.remove(name);
+        self.unreachable.remove(name);
         let now = self.now;
         let spec = self.hosts[name].clone();
         self.fleet.handle_host(now, name, Some(spec));
@@ -386,6 +424,28 @@ impl World {
     pub fn group_counts(&self) -> (u32, usize) {
         let g = self.fleet.cluster().group("web").expect("group web");
         (g.asg.desired_capacity(), g.asg.instances().count())
+    }
+
+    /// Instances of the group in service and healthy, in the cluster's view.
+    pub fn healthy_in_service(&self) -> usize {
+        let g = self.fleet.cluster().group("web").expect("group web");
+        g.asg
+            .instances()
+            .filter(|i| {
+                i.lifecycle == flotilla_control::LifecycleState::InService
+                    && i.health == flotilla_control::InstanceHealth::Healthy
+            })
+            .count()
+    }
+
+    /// Whether `id` is in service and healthy, in the cluster's view.
+    pub fn is_healthy_in_service(&self, id: &InstanceId) -> bool {
+        let g = self.fleet.cluster().group("web").expect("group web");
+        g.asg.instances().any(|i| {
+            i.id == *id
+                && i.lifecycle == flotilla_control::LifecycleState::InService
+                && i.health == flotilla_control::InstanceHealth::Healthy
+        })
     }
 
     pub fn address_of(&self, id: &InstanceId) -> Option<SocketAddr> {

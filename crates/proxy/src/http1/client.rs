@@ -98,6 +98,8 @@ pub(crate) enum NoAnswer {
     Closed,
     /// No response headers within the idle timeout (counted from the last upload progress).
     NoHeaders,
+    /// No response headers by the per-try deadline the caller gave.
+    TryTimeout,
     /// The target answered something that is not HTTP/1.
     Invalid,
     /// The client's body broke off (or grew past its limit) while it was being sent.
@@ -187,14 +189,17 @@ impl Upload {
 
 /// Read the target's response head while sending the rest of the body (`upload`, which is
 /// `None` once sent). Interim 1xx answers are skipped. `sent`: when the head went out (the
-/// caller's clock reading, so the exchange reads the clock once).
+/// caller's clock reading, so the exchange reads the clock once). `try_by`: a per-try
+/// deadline for a request sent whole, which ends the wait early with `TryTimeout`.
 pub(crate) async fn read_head(
     up: &mut UpConn,
     upload: &mut Option<Upload>,
     is_head: bool,
     idle: Duration,
     sent: Instant,
+    try_by: Option<Instant>,
 ) -> Result<Typed, NoAnswer> {
+    let armed = try_by.filter(|t| *t < sent + idle && upload.is_none());
     // Milliseconds after `sent` of the upload's last progress (read by the timeout below).
     let progress = std::sync::atomic::AtomicU64::new(0);
     let mut got_any = false;
@@ -231,12 +236,15 @@ pub(crate) async fn read_head(
         }
     });
     let sent_at = tokio::time::Instant::from_std(sent);
-    let deadline = sent_at + idle;
+    let deadline = armed.map_or(sent_at + idle, tokio::time::Instant::from_std);
     let timer = up.timer.get_or_insert_with(|| Deadline::new(deadline));
     timer.set(deadline);
     let expired = async {
         loop {
             timer.expired().await;
+            if armed.is_some() {
+                return;
+            }
             // The clock runs from the last progress of the upload.
             let last = Duration::from_millis(progress.load(Ordering::Relaxed));
             let from_last = sent_at + last + idle;
@@ -249,7 +257,11 @@ pub(crate) async fn read_head(
     tokio::select! {
         biased;
         r = read => r,
-        () = expired => Err(NoAnswer::NoHeaders),
+        () = expired => Err(if armed.is_some() {
+            NoAnswer::TryTimeout
+        } else {
+            NoAnswer::NoHeaders
+        }),
     }
 }
 

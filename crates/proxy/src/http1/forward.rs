@@ -35,6 +35,7 @@ impl FailKind {
         match e {
             NoAnswer::Closed => FailKind::Target(Failure::Closed, resend),
             NoAnswer::NoHeaders => FailKind::Target(Failure::NoHeaders, resend),
+            NoAnswer::TryTimeout => FailKind::Target(Failure::TryTimeout, resend),
             NoAnswer::Invalid => FailKind::Target(Failure::Invalid, resend),
             NoAnswer::ClientBody => FailKind::ClientBody,
         }
@@ -124,7 +125,7 @@ async fn attempt(
     let in_flight = fwd.begin();
     let mut stale = 0;
     loop {
-        let (up, reused, sent_at) = match send_head(backend, &req.head, cfg, stale).await {
+        let (up, reused, sent_at) = match send_head(fwd, &req.head, cfg, stale).await {
             Ok(sent) => sent,
             Err(None) => {
                 stale += 1;
@@ -142,6 +143,7 @@ async fn attempt(
             backend,
             idle: cfg.idle_timeout,
             is_head: req.is_head,
+            try_by: fwd.try_deadline(req.replayable, sent_at),
         };
         let waited = lent.read_head(sent_at).await;
         // Not dropped while waiting: the connection is ours again (closed if it fails below).
@@ -180,12 +182,13 @@ async fn attempt(
 /// `head` to it: the connection, whether it was pooled, and when the head went out.
 /// `Err(None)`: a pooled connection turned out closed, try another.
 async fn send_head(
-    backend: &Backend,
+    fwd: &Forwarding<'_>,
     head: &[u8],
     cfg: &ListenerConfig,
     stale: usize,
 ) -> Result<(UpConn, bool, Instant), Option<Failure>> {
-    let checkout = checkout(backend, cfg.idle_timeout, cfg.connect_timeout, stale);
+    let backend = fwd.target();
+    let checkout = checkout(backend, cfg.idle_timeout, fwd.connect_timeout(), stale);
     let (mut up, reused, sent_at) = match checkout.await {
         Ok(got) => got,
         Err(ConnectError::Timeout) => return Err(Some(Failure::ConnectTimeout)),
@@ -213,6 +216,8 @@ struct Lent<'a> {
     backend: &'a Arc<Backend>,
     idle: Duration,
     is_head: bool,
+    /// The per-try deadline for the answer's head, if one applies.
+    try_by: Option<Instant>,
 }
 
 impl Lent<'_> {
@@ -220,7 +225,8 @@ impl Lent<'_> {
         let Some(conn) = self.conn.as_mut() else {
             return Err(NoAnswer::Closed);
         };
-        client::read_head(conn, &mut self.upload, self.is_head, self.idle, sent_at).await
+        let (is_head, idle, try_by) = (self.is_head, self.idle, self.try_by);
+        client::read_head(conn, &mut self.upload, is_head, idle, sent_at, try_by).await
     }
 }
 

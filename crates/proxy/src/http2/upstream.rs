@@ -67,7 +67,7 @@ pub(crate) async fn forward(
     };
     let (mut sender, in_flight) = loop {
         let in_flight = path.begin();
-        match sender(path.target(), cfg).await {
+        match sender(path.target(), path.connect_timeout(), cfg).await {
             Ok(s) => break (s, in_flight),
             // Nothing was sent: another target may take it.
             Err(f) if path.retry(f, true) => {}
@@ -112,6 +112,7 @@ pub(crate) async fn forward(
 /// The backend's shared HTTP/2 connection, opened when missing or closed.
 async fn sender(
     backend: &Arc<Backend>,
+    connect_timeout: Duration,
     cfg: &ListenerConfig,
 ) -> Result<SendRequest<ReqBody>, Failure> {
     {
@@ -120,7 +121,7 @@ async fn sender(
             return Ok(s.clone());
         }
     }
-    let fresh = connect(backend.addr, cfg.connect_timeout, cfg.idle_timeout).await?;
+    let fresh = connect(backend.addr, connect_timeout, cfg.idle_timeout).await?;
     let mut slot = backend.pool.h2.lock().unwrap_or_else(|e| e.into_inner());
     *slot = Some(fresh.clone());
     Ok(fresh)

@@ -33,19 +33,17 @@ pub struct TcpListenerConfig {
     /// The load balancer's `idle_timeout` (AWS NLB: 350 s): a flow with no byte in either
     /// direction for this long is closed.
     pub idle_timeout: Duration,
-    /// How long connecting to a target may take before another target is tried (AWS: 10 s).
-    pub connect_timeout: Duration,
     /// Target group attribute `proxy_protocol_v2`: send a PROXY protocol v2 header carrying the
     /// client's address before the client's bytes.
     pub proxy_protocol_v2: bool,
 }
 
 impl Default for TcpListenerConfig {
-    /// The AWS defaults: 350 s idle timeout, 10 s connect timeout, no PROXY protocol.
+    /// The AWS defaults: 350 s idle timeout, no PROXY protocol (the connect timeout is the
+    /// target group's).
     fn default() -> Self {
         TcpListenerConfig {
             idle_timeout: Duration::from_secs(350),
-            connect_timeout: Duration::from_secs(10),
             proxy_protocol_v2: false,
         }
     }
@@ -172,23 +170,25 @@ impl Flow {
         loop {
             let in_flight = path.begin();
             let addr = path.target().addr;
-            let failure =
-                match tokio::time::timeout(self.config.connect_timeout, TcpStream::connect(addr))
-                    .await
-                {
-                    Ok(Ok(stream)) => {
-                        path.flow_opened();
-                        return Some((Arc::clone(path.target()), stream, in_flight));
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(target = %addr, error = %e, "target refused the flow");
-                        Failure::ConnectFailed
-                    }
-                    Err(_) => {
-                        tracing::debug!(target = %addr, "connecting to the target timed out");
-                        Failure::ConnectTimeout
-                    }
-                };
+            let failure = match tokio::time::timeout(
+                path.connect_timeout(),
+                TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => {
+                    path.flow_opened();
+                    return Some((Arc::clone(path.target()), stream, in_flight));
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(target = %addr, error = %e, "target refused the flow");
+                    Failure::ConnectFailed
+                }
+                Err(_) => {
+                    tracing::debug!(target = %addr, "connecting to the target timed out");
+                    Failure::ConnectTimeout
+                }
+            };
             drop(in_flight);
             if !path.retry(failure, true) {
                 path.give_up(failure);

@@ -77,6 +77,13 @@ pub struct TargetGroupSettings {
     /// served by its own targets only. Changed later with
     /// [`crate::TargetGroup::set_cross_zone`].
     pub cross_zone: bool,
+    /// How long connecting to a target may take before the attempt fails (and the request
+    /// is retried on another target): HAProxy `timeout connect`.
+    pub connect_timeout: Duration,
+    /// `Some`: an idempotent request sent whole that gets no response head within this long
+    /// is given up on its target and sent once to another (HAProxy `retry-on
+    /// response-timeout`). `None`: it waits for the listener's idle timeout.
+    pub per_try_timeout: Option<Duration>,
 }
 
 impl Default for TargetGroupSettings {
@@ -88,6 +95,8 @@ impl Default for TargetGroupSettings {
             clock: Clock::System,
             protocol_version: ProtocolVersion::default(),
             cross_zone: true,
+            connect_timeout: Duration::from_secs(3),
+            per_try_timeout: None,
         }
     }
 }
@@ -108,6 +117,8 @@ impl TargetGroupSettings {
                 flotilla_config::ProtocolVersion::Grpc => ProtocolVersion::Grpc,
             },
             cross_zone,
+            connect_timeout: tg.connect_timeout,
+            per_try_timeout: tg.per_try_timeout,
         }
     }
 }

@@ -6,12 +6,18 @@
 //! - the first target: the one a valid `AWSALB` cookie names, else the group's algorithm
 //!   (or the flow hash of a TCP connection), skipping ejected targets; a group with nothing
 //!   routable that holds requests (scale from zero) makes the request wait for a target;
-//! - passive health: a connect that is refused or times out ejects the target, an answer
-//!   resets its back-off;
-//! - the retry: once per request, on another target, when the failure came before any answer
-//!   and either nothing of the request can have reached the target (the connect failed) or
-//!   the whole request can be sent again (idempotent and complete, or nothing of its body
-//!   taken yet) and the connection closed before answering;
+//! - the deadlines of an attempt, the target group's: `connect_timeout` (HAProxy `timeout
+//!   connect`) and `per_try_timeout` for an idempotent request's response head (HAProxy
+//!   `retry-on response-timeout`);
+//! - passive health: a connect that is refused or times out, or a per-try deadline that
+//!   passes, ejects the target; an answer resets its back-off;
+//! - the retry: once per request, on another target (another host, in another zone if there
+//!   is one: a cut link takes every target behind it), when the failure came before any
+//!   answer and either nothing of the request can have reached the target (the connect
+//!   failed) or the whole request can be sent again (idempotent and complete, or nothing of
+//!   its body taken yet) and the connection closed or the per-try deadline passed before
+//!   answering. A request that is not idempotent is never sent twice once its bytes may have
+//!   reached a target;
 //! - the counters of each target: attempts, errors, requests in flight, answers by status
 //!   class and their response time, flows.
 //!
@@ -42,6 +48,9 @@ pub(crate) enum Failure {
     Closed,
     /// No response headers within the idle timeout.
     NoHeaders,
+    /// No response headers within the target group's `per_try_timeout` (only armed for a
+    /// request that may be sent again).
+    TryTimeout,
     /// The target answered something that is not a valid response.
     Invalid,
 }
@@ -51,13 +60,20 @@ impl Failure {
     pub(crate) fn generated(self) -> Generated {
         match self {
             Failure::ConnectFailed | Failure::Closed | Failure::Invalid => Generated::BadGateway,
-            Failure::ConnectTimeout | Failure::NoHeaders => Generated::GatewayTimeout,
+            Failure::ConnectTimeout | Failure::NoHeaders | Failure::TryTimeout => {
+                Generated::GatewayTimeout
+            }
         }
     }
 
     /// The target cannot have seen anything of the request.
     fn nothing_sent(self) -> bool {
         matches!(self, Failure::ConnectFailed | Failure::ConnectTimeout)
+    }
+
+    /// The target failed to connect or to answer in time: passive health ejects it.
+    fn ejects(self) -> bool {
+        self.nothing_sent() || self == Failure::TryTimeout
     }
 }
 
@@ -123,6 +139,22 @@ impl<'g> Forwarding<'g> {
         &self.target
     }
 
+    /// How long connecting to the target may take (the target group's `connect_timeout`).
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.group.connect_timeout()
+    }
+
+    /// The deadline for the response head of a request that can be sent again (`resend`),
+    /// counted from `sent_at`: the target group's `per_try_timeout`, while the retry is not
+    /// spent (the last try waits the idle timeout, as without one). `None`: no such deadline.
+    pub(crate) fn try_deadline(&self, resend: bool, sent_at: Instant) -> Option<Instant> {
+        let per_try = self
+            .group
+            .per_try_timeout()
+            .filter(|_| resend && !self.retried)?;
+        Some(sent_at + per_try)
+    }
+
     /// An attempt on the current target starts: a request is counted, and it is in flight
     /// (for least outstanding requests and draining) until the guard is dropped — with the
     /// answer's body, once the client has all of it.
@@ -162,7 +194,8 @@ impl<'g> Forwarding<'g> {
     /// ([`give_up`](Self::give_up)).
     pub(crate) fn retry(&mut self, failure: Failure, resend: bool) -> bool {
         self.record(failure);
-        let safe = failure.nothing_sent() || (failure == Failure::Closed && resend);
+        let safe = failure.nothing_sent()
+            || (matches!(failure, Failure::Closed | Failure::TryTimeout) && resend);
         if self.retried || !safe {
             return false;
         }
@@ -186,10 +219,11 @@ impl<'g> Forwarding<'g> {
         self.give_up(failure)
     }
 
-    /// Count a failure against the current target; a failed connect ejects it.
+    /// Count a failure against the current target; a failed connect or a missed per-try
+    /// deadline ejects it.
     fn record(&self, failure: Failure) {
         self.target.count_error();
-        if failure.nothing_sent() {
+        if failure.ejects() {
             self.group.eject(&self.target);
         }
     }
@@ -304,6 +338,46 @@ mod tests {
             3,
             "every failure counted once"
         );
+    }
+
+    #[tokio::test]
+    async fn a_missed_per_try_deadline_is_retried_only_when_the_request_can_be_sent_again() {
+        let g = group(&[1, 2]);
+        let mut path = Forwarding::request(&g, None).await.unwrap();
+        assert!(!path.retry(Failure::TryTimeout, false), "not idempotent");
+        let mut path = Forwarding::request(&g, None).await.unwrap();
+        let first = Arc::clone(path.target());
+        assert!(path.retry(Failure::TryTimeout, true));
+        assert!(!Arc::ptr_eq(path.target(), &first));
+        assert_eq!(
+            stats_of(&g, first.addr.port()).consecutive_failures,
+            1,
+            "a target that did not answer in time is ejected"
+        );
+        assert_eq!(path.give_up(Failure::TryTimeout), Generated::GatewayTimeout);
+    }
+
+    #[tokio::test]
+    async fn a_retry_goes_to_another_zone_when_there_is_one() {
+        let g = TargetGroup::new("zones");
+        let at = |ip: u8, zone: &str| TargetUpdate {
+            addr: SocketAddr::from(([127, 0, 0, ip], 80)),
+            instance_id: None,
+            zone: Some(zone.to_string()),
+            state: RouteState::Healthy,
+        };
+        g.update(vec![at(1, "a"), at(2, "a"), at(3, "b")]);
+        let mut retried = 0;
+        for _ in 0..6 {
+            let mut path = Forwarding::request(&g, None).await.unwrap();
+            if path.target().addr.ip().to_string() == "127.0.0.3" {
+                continue;
+            }
+            assert!(path.retry(Failure::ConnectTimeout, true));
+            assert_eq!(path.target().addr.ip().to_string(), "127.0.0.3");
+            retried += 1;
+        }
+        assert!(retried > 0, "some first try landed in zone a");
     }
 
     #[tokio::test]

@@ -418,7 +418,6 @@ impl TestProxy {
 pub fn test_config() -> ListenerConfig {
     ListenerConfig {
         idle_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
     }
 }
 

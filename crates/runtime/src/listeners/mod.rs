@@ -22,9 +22,6 @@ mod bind;
 
 pub(crate) use bind::bind_new;
 
-/// AWS's target connect timeout (→ 504).
-pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
 /// One running listener.
 pub(crate) struct ListenerEntry {
     info: ListenerInfo,
@@ -170,7 +167,6 @@ impl ListenerSet {
         } else {
             let cfg = flotilla_proxy::ListenerConfig {
                 idle_timeout: lb.idle_timeout,
-                connect_timeout: CONNECT_TIMEOUT,
             };
             lock(&self.tasks).spawn(flotilla_proxy::serve_listener(
                 socket,
@@ -241,7 +237,6 @@ impl ListenerSet {
         };
         let cfg = flotilla_proxy::TcpListenerConfig {
             idle_timeout: lb.idle_timeout,
-            connect_timeout: CONNECT_TIMEOUT,
             proxy_protocol_v2: data_plane.proxy_protocol_v2(&tg_name),
         };
         lock(&self.tasks).spawn(flotilla_proxy::serve_tcp_with_stats(

@@ -120,7 +120,7 @@ where
         let idle = self.ctx.config.idle_timeout;
         let backend = fwd.target();
         let in_flight = fwd.begin();
-        let mut up = match UpConn::connect(backend.addr, self.ctx.config.connect_timeout).await {
+        let mut up = match UpConn::connect(backend.addr, fwd.connect_timeout()).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(target = %backend.addr, error = %e, "upgrade: connect failed");

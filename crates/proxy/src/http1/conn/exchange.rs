@@ -114,7 +114,7 @@ where
         let replayable = ex.idempotent && ex.complete;
         let mut stale = 0;
         loop {
-            let (mut up, reused, sent_at) = match self.send(backend, stale).await {
+            let (mut up, reused, sent_at) = match self.send(fwd, stale).await {
                 Sending::Sent(up, reused, sent_at) => (up, reused, sent_at),
                 Sending::Stale => {
                     stale += 1;
@@ -122,6 +122,7 @@ where
                 }
                 Sending::Failed(kind) => return Err(fail(kind, true)),
             };
+            let armed = self.arm_try_deadline(fwd, replayable, sent_at);
             let cookie = fwd.cookie();
             let side = ClientSide {
                 is_head: ex.is_head,
@@ -131,7 +132,7 @@ where
                 cookie: cookie.as_ref().map(HeaderValue::as_bytes),
             };
             let exchanged = if ex.cursor.is_done() {
-                self.download(&mut up, &side, fwd, sent_at).await
+                self.download(&mut up, &side, fwd, sent_at, armed).await
             } else {
                 // Rare and large: kept off the connection's own state.
                 Box::pin(self.duplex(&mut up, &side, fwd, sent_at, ex)).await
@@ -159,11 +160,30 @@ where
         }
     }
 
+    /// Sets the timer to the target group's per-try deadline when it applies (a request that
+    /// can be sent again, a deadline before the idle timeout's): whether it did.
+    fn arm_try_deadline(
+        &mut self,
+        fwd: &Forwarding<'_>,
+        replayable: bool,
+        sent_at: std::time::Instant,
+    ) -> bool {
+        let idle_by = sent_at + self.ctx.config.idle_timeout;
+        match fwd.try_deadline(replayable, sent_at) {
+            Some(by) if by < idle_by => {
+                self.timer.set(Instant::from_std(by));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Take a connection to `backend` (a pooled one unless `stale` were found closed) and
     /// write the request in `up_out` to it; also whether it was pooled, and when it was sent.
-    async fn send(&mut self, backend: &Backend, stale: usize) -> Sending {
+    async fn send(&mut self, fwd: &Forwarding<'_>, stale: usize) -> Sending {
+        let backend = fwd.target();
         let idle = self.ctx.config.idle_timeout;
-        let connect_timeout = self.ctx.config.connect_timeout;
+        let connect_timeout = fwd.connect_timeout();
         let (mut up, reused, sent_at) =
             match upstream::checkout(backend, idle, connect_timeout, stale).await {
                 Ok(got) => got,
@@ -244,13 +264,16 @@ where
         }
     }
 
-    /// The request was sent whole: read the target's answer and relay it.
+    /// The request was sent whole: read the target's answer and relay it. With the per-try
+    /// deadline `armed` on the timer, a head that does not come by then is a `TryTimeout`,
+    /// and one that does gives the body the idle timeout from its arrival.
     pub(super) async fn download(
         &mut self,
         up: &mut UpConn,
         side: &ClientSide<'_>,
         fwd: &Forwarding<'_>,
         sent_at: std::time::Instant,
+        armed: bool,
     ) -> Exchanged {
         let idle = self.ctx.config.idle_timeout;
         let parsed = match read_response_head(
@@ -263,8 +286,12 @@ where
         .await
         {
             Ok(p) => p,
+            Err(FailKind::NoHeaders) if armed => return Exchanged::NoAnswer(FailKind::TryTimeout),
             Err(kind) => return Exchanged::NoAnswer(kind),
         };
+        if armed {
+            self.timer.set(Instant::now() + idle);
+        }
         let headers_at = fwd.answered(parsed.status, sent_at);
         let mut relay = Relayer {
             out: &mut self.out,

@@ -127,6 +127,17 @@ impl TargetGroup {
         self.protocol_version
     }
 
+    /// How long connecting to one of its targets may take.
+    pub(crate) fn connect_timeout(&self) -> std::time::Duration {
+        self.settings.connect_timeout
+    }
+
+    /// How long an idempotent request may wait for its response head before it is tried on
+    /// another target; `None`: no such deadline.
+    pub(crate) fn per_try_timeout(&self) -> Option<std::time::Duration> {
+        self.settings.per_try_timeout
+    }
+
     /// The group's configured name, for logs and metrics.
     pub fn name(&self) -> &str {
         &self.name

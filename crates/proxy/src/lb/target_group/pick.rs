@@ -41,17 +41,40 @@ impl TargetGroup {
             .or_else(|| self.pick_in(&snap, 0..snap.routable.len(), exclude))
     }
 
-    /// A routable, non-ejected target at another address than `failed`'s, in turn; `None`
-    /// when every target shares its address (all of `flotilla up`'s instances do).
+    /// A routable, non-ejected target at another address than `failed`'s — in another zone
+    /// than `failed`'s if there is one (a cut link or a lost zone takes every target behind
+    /// it), in turn; `None` when every target shares its address (all of `flotilla up`'s
+    /// instances do).
     fn pick_other_host(&self, snap: &Snapshot, failed: &Arc<Backend>) -> Option<Arc<Backend>> {
         let ip = failed.addr.ip();
-        let other = |b: &&Arc<Backend>| b.addr.ip() != ip && !b.is_ejected(&self.settings.clock);
-        let n = snap.routable.iter().filter(other).count();
+        let clock = &self.settings.clock;
+        let zone = snap
+            .members
+            .iter()
+            .find(|m| Arc::ptr_eq(&m.backend, failed))
+            .and_then(|m| m.zone.as_deref());
+        let other_host = |i: &usize| {
+            let b = &snap.routable[*i];
+            b.addr.ip() != ip && !b.is_ejected(clock)
+        };
+        let other_zone = |i: &usize| {
+            other_host(i) && zone.is_some() && snap.routable_zones[*i].as_deref() != zone
+        };
+        let indices = 0..snap.routable.len();
+        let n = indices.clone().filter(other_zone).count();
+        let (n, pick): (usize, &dyn Fn(&usize) -> bool) = if n > 0 {
+            (n, &other_zone)
+        } else {
+            (indices.clone().filter(other_host).count(), &other_host)
+        };
         if n == 0 {
             return None;
         }
         let nth = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        snap.routable.iter().filter(other).nth(nth).cloned()
+        indices
+            .filter(|i| pick(i))
+            .nth(nth)
+            .map(|i| Arc::clone(&snap.routable[i]))
     }
 
     /// [`pick`](Self::pick) among the routable backends in `range` (all of them, or one zone's).

@@ -31,6 +31,8 @@ pub(super) struct Snapshot {
     pub(super) routable: Vec<Arc<Backend>>,
     /// Ramp start of each routable backend (same order), for slow start.
     pub(super) ramp: Vec<Option<u64>>,
+    /// Zone of each routable backend (same order), for a retry that prefers another zone.
+    pub(super) routable_zones: Vec<Option<String>>,
     /// When the last ramp of this snapshot ends; 0 = nobody is in slow start.
     pub(super) ramp_until: u64,
     /// Set once a pick saw `ramp_until` pass, so later picks skip the clock.
@@ -187,6 +189,7 @@ impl TargetGroup {
         };
         let routable: Vec<Arc<Backend>> = chosen.iter().map(|m| Arc::clone(&m.backend)).collect();
         let ramp: Vec<Option<u64>> = chosen.iter().map(|m| m.ramp_start).collect();
+        let routable_zones = chosen.iter().map(|m| m.zone.clone()).collect();
         let slow_ms = duration_ms(self.settings.slow_start);
         let ramp_until = ramp
             .iter()
@@ -202,6 +205,7 @@ impl TargetGroup {
             members,
             routable,
             ramp,
+            routable_zones,
             ramp_until,
             ramp_over: AtomicBool::new(false),
             starting,
