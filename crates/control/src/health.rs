@@ -8,7 +8,8 @@
 //! deregister (any state) ─▶ draining ─delay elapsed or target idle─▶ unused (removed)
 //! ```
 
-use std::collections::{BTreeMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -124,6 +125,15 @@ struct Target {
     drain_deadline: Option<Time>,
 }
 
+/// `t`'s next deadline: its draining end, its outstanding probe's timeout, or its next probe.
+fn deadline(t: &Target, interval: Duration) -> Option<Time> {
+    match (t.state, t.probe_sent) {
+        (TargetState::Draining, _) => t.drain_deadline,
+        (_, Some(sent)) => Some(sent + interval),
+        (_, None) => Some(t.next_probe),
+    }
+}
+
 /// Health checking and draining for one target group.
 ///
 /// Probes every registered target every `interval` (the first at once), moves targets between
@@ -135,10 +145,12 @@ pub struct TargetGroupHealth {
     deregistration_delay: Duration,
     targets: BTreeMap<SocketAddr, Target>,
     actions: VecDeque<HealthAction>,
-    /// [`poll_timeout`](Self::poll_timeout)'s answer until the next change: drivers ask after
-    /// every event, and the answer is a pass over every target.
+    /// Deadline hints, earliest first: every target has one at or before its next deadline
+    /// (probe due, probe timing out, draining ending), so a timer pass visits the due targets
+    /// only, not every target — it runs after every probe result. Hints a change made stale
+    /// are dropped when they come up. `None` until first needed (e.g. after a hand-over).
     #[serde(skip)]
-    due: std::cell::Cell<Option<Option<Time>>>,
+    wakes: Option<BinaryHeap<Reverse<(Time, SocketAddr)>>>,
 }
 
 impl TargetGroupHealth {
@@ -150,7 +162,7 @@ impl TargetGroupHealth {
             deregistration_delay,
             targets: BTreeMap::new(),
             actions: VecDeque::new(),
-            due: std::cell::Cell::new(None),
+            wakes: None,
         }
     }
 
@@ -158,9 +170,10 @@ impl TargetGroupHealth {
     /// and counts; the new interval, timeout and thresholds apply from the next probe on, the
     /// new deregistration delay to drains that start from now on.
     pub fn update_spec(&mut self, spec: HealthCheckSpec, deregistration_delay: Duration) {
-        self.due.set(None);
         self.spec = spec;
         self.deregistration_delay = deregistration_delay;
+        // A new interval moves every probe's timeout: the hints are made again.
+        self.wakes = None;
     }
 
     /// The health-check settings in force.
@@ -176,7 +189,6 @@ impl TargetGroupHealth {
     /// Registering a draining target brings it back as a new registration; registering one
     /// already in service changes nothing.
     pub fn register(&mut self, now: Time, target: SocketAddr) {
-        self.due.set(None);
         let from = match self.targets.get(&target) {
             Some(t) if t.state != TargetState::Draining => return,
             Some(t) => t.state,
@@ -201,6 +213,7 @@ impl TargetGroupHealth {
             to: TargetState::Initial,
             reason,
         });
+        self.schedule(target);
         self.handle_timeout(now);
     }
 
@@ -208,7 +221,6 @@ impl TargetGroupHealth {
     /// deregistration delay has passed or [`handle_target_idle`](Self::handle_target_idle) says
     /// nothing is in flight. Unknown or already draining targets are ignored.
     pub fn deregister(&mut self, now: Time, target: SocketAddr) {
-        self.due.set(None);
         let deadline = now + self.deregistration_delay;
         let Some(t) = self.targets.get_mut(&target) else {
             return;
@@ -227,13 +239,13 @@ impl TargetGroupHealth {
             to: TargetState::Draining,
             reason: t.reason.clone(),
         });
+        self.schedule(target);
         self.handle_timeout(now);
     }
 
     /// Result of the outstanding probe of `target`. Ignored for unknown or draining targets and
     /// when no probe is outstanding (e.g. a late answer to one already counted as timed out).
     pub fn handle_probe_result(&mut self, now: Time, target: SocketAddr, result: ProbeResult) {
-        self.due.set(None);
         let Some(t) = self.targets.get_mut(&target) else {
             return;
         };
@@ -241,28 +253,34 @@ impl TargetGroupHealth {
             return;
         }
         self.apply(target, result);
+        self.schedule(target);
         self.handle_timeout(now);
     }
 
     /// Sends again every probe still outstanding (its answer went to a process that is gone:
     /// a hot upgrade's predecessor), so no target is counted as timed out for it.
     pub fn reissue_outstanding_probes(&mut self, now: Time) {
-        self.due.set(None);
+        let mut reissued = Vec::new();
         for (addr, t) in &mut self.targets {
             if t.state != TargetState::Draining && t.probe_sent.is_some() {
                 t.probe_sent = Some(now);
                 self.actions
                     .push_back(HealthAction::Probe { target: *addr });
+                reissued.push(*addr);
             }
         }
+        for addr in reissued {
+            self.schedule(addr);
+        }
+        self.settle_wakes();
     }
 
     /// The data plane has no request in flight to `target`: if it is draining, draining ends now.
     pub fn handle_target_idle(&mut self, now: Time, target: SocketAddr) {
-        self.due.set(None);
         if let Some(t) = self.targets.get_mut(&target) {
             if t.state == TargetState::Draining {
                 t.drain_deadline = Some(now);
+                self.schedule(target);
                 self.handle_timeout(now);
             }
         }
@@ -271,11 +289,14 @@ impl TargetGroupHealth {
     /// Sends due probes, counts probes unanswered for a whole interval as `Target.Timeout`, and
     /// ends draining whose delay has passed.
     pub fn handle_timeout(&mut self, now: Time) {
-        self.due.set(None);
         let interval = self.interval();
+        let due = self.take_due(now);
         let mut done = Vec::new();
         let mut timed_out = Vec::new();
-        for (addr, t) in &mut self.targets {
+        for addr in &due {
+            let Some(t) = self.targets.get_mut(addr) else {
+                continue;
+            };
             if t.state == TargetState::Draining {
                 if t.drain_deadline.is_some_and(|d| now >= d) {
                     done.push(*addr);
@@ -295,7 +316,10 @@ impl TargetGroupHealth {
                 },
             );
         }
-        for (addr, t) in &mut self.targets {
+        for addr in &due {
+            let Some(t) = self.targets.get_mut(addr) else {
+                continue;
+            };
             if t.state == TargetState::Draining || t.probe_sent.is_some() || now < t.next_probe {
                 continue;
             }
@@ -322,6 +346,66 @@ impl TargetGroupHealth {
             self.actions
                 .push_back(HealthAction::DrainComplete { target: addr });
         }
+        for addr in due {
+            self.schedule(addr);
+        }
+        self.settle_wakes();
+    }
+
+    /// The targets with a hint at or before `now`, in address order (the order every pass
+    /// over them has always had), their hints taken.
+    fn take_due(&mut self, now: Time) -> Vec<SocketAddr> {
+        let wakes = self.wakes_mut();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, addr))) = wakes.peek().copied() {
+            if at > now {
+                break;
+            }
+            wakes.pop();
+            due.push(addr);
+        }
+        due.sort_unstable();
+        due.dedup();
+        due
+    }
+
+    /// The hints, made from every target when there are none yet.
+    fn wakes_mut(&mut self) -> &mut BinaryHeap<Reverse<(Time, SocketAddr)>> {
+        let interval = self.interval();
+        let targets = &self.targets;
+        self.wakes.get_or_insert_with(|| {
+            targets
+                .iter()
+                .filter_map(|(addr, t)| Some(Reverse((deadline(t, interval)?, *addr))))
+                .collect()
+        })
+    }
+
+    /// Adds a hint for `addr`'s next deadline (after a change to it).
+    fn schedule(&mut self, addr: SocketAddr) {
+        let interval = self.interval();
+        let Some(at) = self.targets.get(&addr).and_then(|t| deadline(t, interval)) else {
+            return;
+        };
+        self.wakes_mut().push(Reverse((at, addr)));
+    }
+
+    /// Drops stale hints from the top, so the earliest hint is a real deadline.
+    fn settle_wakes(&mut self) {
+        let interval = self.interval();
+        let Some(wakes) = self.wakes.as_mut() else {
+            return;
+        };
+        while let Some(Reverse((at, addr))) = wakes.peek().copied() {
+            let actual = self.targets.get(&addr).and_then(|t| deadline(t, interval));
+            if actual == Some(at) {
+                break;
+            }
+            wakes.pop();
+            if let Some(actual) = actual {
+                wakes.push(Reverse((actual, addr)));
+            }
+        }
     }
 
     /// The next thing the runtime must do, if any.
@@ -337,22 +421,15 @@ impl TargetGroupHealth {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called: the earliest probe
     /// due, probe timing out, or draining deadline.
     pub fn poll_timeout(&self) -> Option<Time> {
-        if let Some(due) = self.due.get() {
-            return due;
+        if let Some(wakes) = &self.wakes {
+            // Settled after every change: the top is the earliest real deadline.
+            return wakes.peek().map(|Reverse((at, _))| *at);
         }
         let interval = self.interval();
-        let due = self
-            .targets
+        self.targets
             .values()
-            .map(|t| match (t.state, t.probe_sent) {
-                (TargetState::Draining, _) => t.drain_deadline,
-                (_, Some(sent)) => Some(sent + interval),
-                (_, None) => Some(t.next_probe),
-            })
+            .filter_map(|t| deadline(t, interval))
             .min()
-            .flatten();
-        self.due.set(Some(due));
-        due
     }
 
     /// Every registered or draining target's state, by address (the routing table's view,
@@ -397,7 +474,6 @@ impl TargetGroupHealth {
 
     /// Counts one probe result and moves the target across a threshold if it crossed one.
     fn apply(&mut self, addr: SocketAddr, result: ProbeResult) {
-        self.due.set(None);
         let healthy_threshold = self.spec.healthy_threshold.max(1);
         let unhealthy_threshold = self.spec.unhealthy_threshold.max(1);
         let Some(t) = self.targets.get_mut(&addr) else {

@@ -145,12 +145,19 @@ impl Hosts {
         zone: &str,
         suspect: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        self.hosts
+        // Best first, and `suspect` (a look at every instance of the host) asked only until
+        // one passes: a zone has hundreds of candidates.
+        let mut candidates: Vec<_> = self
+            .hosts
             .iter()
             .filter(|(_, h)| h.alive && !h.lost && h.spec.zone == zone && h.free() > 0)
-            .filter(|(name, _)| !suspect(name))
-            .min_by_key(|(name, h)| (h.of_group(group), std::cmp::Reverse(h.free()), *name))
-            .map(|(name, _)| name.clone())
+            .map(|(name, h)| ((h.of_group(group), std::cmp::Reverse(h.free()), name), name))
+            .collect();
+        candidates.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        candidates
+            .into_iter()
+            .find(|(_, name)| !suspect(name))
+            .map(|(_, name)| name.clone())
     }
 
     pub(crate) fn assign(&mut self, host: &str, id: &InstanceId, group: &str) {

@@ -32,6 +32,9 @@ pub(crate) struct Votes {
     last: BTreeMap<Target, ProbeResult>,
     /// Probes asked for and not answered yet, with the address they probe.
     pending: BTreeMap<Target, SocketAddr>,
+    /// How many target groups' last verdict on each key is a failure: placement asks for
+    /// every instance of every candidate host, too often for a pass over `last`.
+    failing: BTreeMap<String, u32>,
 }
 
 impl Votes {
@@ -79,15 +82,37 @@ impl Votes {
         } else {
             ProbeResult::Success
         };
-        self.last.insert(target, result.clone());
+        self.set_last(target, result.clone());
         Some(result)
+    }
+
+    /// Records the last verdict on `target`, keeping the failure counts.
+    fn set_last(&mut self, target: Target, result: ProbeResult) {
+        let failed = matches!(result, ProbeResult::Failure { .. });
+        let key = target.1.clone();
+        let was_failed = matches!(
+            self.last.insert(target, result),
+            Some(ProbeResult::Failure { .. })
+        );
+        match (was_failed, failed) {
+            (false, true) => *self.failing.entry(key).or_default() += 1,
+            (true, false) => self.uncount_failure(&key),
+            _ => {}
+        }
+    }
+
+    fn uncount_failure(&mut self, key: &str) {
+        if let Some(n) = self.failing.get_mut(key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.failing.remove(key);
+            }
+        }
     }
 
     /// Whether the last verdict on `key` in some target group was a failure.
     pub(crate) fn failing(&self, key: &str) -> bool {
-        self.last
-            .iter()
-            .any(|((_, k), r)| k == key && matches!(r, ProbeResult::Failure { .. }))
+        self.failing.contains_key(key)
     }
 
     /// A probe that waits for a vote.
@@ -112,6 +137,7 @@ impl Votes {
     /// Forgets what was known of `key` in every target group (its instance is gone).
     pub(crate) fn forget(&mut self, key: &str) {
         self.last.retain(|(_, k), _| k != key);
+        self.failing.remove(key);
         self.pending.retain(|(_, k), _| k != key);
     }
 }
