@@ -23,6 +23,10 @@ impl AutoScalingGroup {
     /// with an instance launched since they were picked that is healthy in service (each new
     /// instance matches one old one, oldest pick first).
     pub(super) fn replacements_in_flight(&self) -> usize {
+        // Asked after every event (poll_timeout): nothing to match most of the time.
+        if !self.members.iter().any(|m| m.replacing) {
+            return 0;
+        }
         let mut fresh: Vec<Time> = self
             .members
             .iter()
