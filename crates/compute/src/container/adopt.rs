@@ -44,20 +44,12 @@ impl ContainerProvider {
         stop_signal: Signal,
         stop_timeout: Duration,
     ) -> Result<(), ComputeError> {
-        let engine = self.engine().await.map_err(|reason| ComputeError::Engine {
-            instance_id: instance_id.to_owned(),
-            reason,
-        })?;
-        let name = container_name(instance_id);
+        let container = self.adopted_container(instance_id).await?;
+        let (engine, name) = (Arc::clone(&container.engine), container.name.clone());
         let reserved = self.core.reserve(instance_id)?;
         // The reservation's fresh port is not the one the container listens on.
         ports::release(reserved);
         ports::hold(address.port());
-        let container = Arc::new(Container {
-            engine: Arc::clone(&engine),
-            name: name.clone(),
-            pidfile: None,
-        });
         let args = ["attach", "--no-stdin", "--sig-proxy=false", name.as_str()];
         self.core
             .start(Start {
@@ -92,16 +84,8 @@ impl ContainerProvider {
         stop_signal: Signal,
         stop_timeout: Duration,
     ) -> Result<(), ComputeError> {
-        let engine = self.engine().await.map_err(|reason| ComputeError::Engine {
-            instance_id: instance_id.to_owned(),
-            reason,
-        })?;
-        let name = container_name(instance_id);
-        let container = Arc::new(Container {
-            engine,
-            name: name.clone(),
-            pidfile: None,
-        });
+        let container = self.adopted_container(instance_id).await?;
+        let name = container.name.clone();
         let stop = (stop_signal, stop_timeout);
         self.core.adopt_as(
             instance_id,
@@ -112,6 +96,19 @@ impl ContainerProvider {
         )?;
         tracing::info!(instance_id, container = %name, pid, %address, "adopted a running container");
         Ok(())
+    }
+
+    /// The container an earlier run left for `instance_id`, on this provider's engine.
+    async fn adopted_container(&self, instance_id: &str) -> Result<Arc<Container>, ComputeError> {
+        let engine = self.engine().await.map_err(|reason| ComputeError::Engine {
+            instance_id: instance_id.to_owned(),
+            reason,
+        })?;
+        Ok(Arc::new(Container {
+            engine,
+            name: container_name(instance_id),
+            pidfile: None,
+        }))
     }
 
     /// Removes every container of this home that is not in `keep`; returns how many.

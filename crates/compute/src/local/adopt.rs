@@ -109,11 +109,7 @@ impl Shared {
         // Helpers it left in its process group go with it, as for launched instances — but only
         // while no other process holds the pid (a group id is never reused while it has
         // members, a pid may be once the group is empty).
-        let control = self
-            .lock()
-            .instances
-            .get(&instance_id)
-            .map(|e| e.control.clone());
+        let control = self.control_of(&instance_id);
         match control {
             Some(Control::Container(c)) => c.remove().await,
             _ if process_start_time(pid).is_none() && !super::sys::pid_exists(pid) => {

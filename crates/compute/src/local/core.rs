@@ -98,6 +98,14 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How the instance `instance_id` is stopped and cleaned up after, while it is known.
+    pub(crate) fn control_of(&self, instance_id: &str) -> Option<Control> {
+        self.lock()
+            .instances
+            .get(instance_id)
+            .map(|e| e.control.clone())
+    }
+
     pub(crate) fn log_path(&self, instance_id: &str) -> PathBuf {
         self.log_dir.join(format!("{instance_id}.log"))
     }
@@ -177,11 +185,7 @@ impl Shared {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let shared = Arc::clone(self);
         async move {
-            let control = shared
-                .lock()
-                .instances
-                .get(&instance_id)
-                .map(|e| e.control.clone());
+            let control = shared.control_of(&instance_id);
             match control {
                 Some(Control::Container(c)) => c.kill().await,
                 _ => {
@@ -239,11 +243,7 @@ impl Shared {
     ) {
         let super::Forked { pid, exit } = forked;
         let status = exit.await;
-        let control = self
-            .lock()
-            .instances
-            .get(&instance_id)
-            .map(|e| e.control.clone());
+        let control = self.control_of(&instance_id);
         match control {
             // Anything the instance left behind in its group (helpers it forked) goes with it:
             // an instance is one unit, and stragglers would hold its port. The group id cannot

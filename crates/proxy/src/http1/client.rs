@@ -199,7 +199,7 @@ pub(crate) async fn read_head(
     sent: Instant,
     try_by: Option<Instant>,
 ) -> Result<Typed, NoAnswer> {
-    let armed = try_by.filter(|t| *t < sent + idle && upload.is_none());
+    let armed = try_by.filter(|_| upload.is_none());
     // Milliseconds after `sent` of the upload's last progress (read by the timeout below).
     let progress = std::sync::atomic::AtomicU64::new(0);
     let mut got_any = false;

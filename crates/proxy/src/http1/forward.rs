@@ -143,7 +143,7 @@ async fn attempt(
             backend,
             idle: cfg.idle_timeout,
             is_head: req.is_head,
-            try_by: fwd.try_deadline(req.replayable, sent_at),
+            try_by: fwd.try_deadline(req.replayable, sent_at, cfg.idle_timeout),
         };
         let waited = lent.read_head(sent_at).await;
         // Not dropped while waiting: the connection is ours again (closed if it fails below).

@@ -26,7 +26,7 @@
 //! again on a fresh connection to the same target, which is not the retry).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::header::{HeaderMap, HeaderValue};
 use http::StatusCode;
@@ -146,12 +146,18 @@ impl<'g> Forwarding<'g> {
 
     /// The deadline for the response head of a request that can be sent again (`resend`),
     /// counted from `sent_at`: the target group's `per_try_timeout`, while the retry is not
-    /// spent (the last try waits the idle timeout, as without one). `None`: no such deadline.
-    pub(crate) fn try_deadline(&self, resend: bool, sent_at: Instant) -> Option<Instant> {
+    /// spent (the last try waits the idle timeout, as without one), and only when it is
+    /// shorter than `idle` (the wait it would cut short). `None`: no such deadline.
+    pub(crate) fn try_deadline(
+        &self,
+        resend: bool,
+        sent_at: Instant,
+        idle: Duration,
+    ) -> Option<Instant> {
         let per_try = self
             .group
             .per_try_timeout()
-            .filter(|_| resend && !self.retried)?;
+            .filter(|t| resend && !self.retried && *t < idle)?;
         Some(sent_at + per_try)
     }
 

@@ -168,14 +168,12 @@ where
         replayable: bool,
         sent_at: std::time::Instant,
     ) -> bool {
-        let idle_by = sent_at + self.ctx.config.idle_timeout;
-        match fwd.try_deadline(replayable, sent_at) {
-            Some(by) if by < idle_by => {
-                self.timer.set(Instant::from_std(by));
-                true
-            }
-            _ => false,
-        }
+        let idle = self.ctx.config.idle_timeout;
+        let Some(by) = fwd.try_deadline(replayable, sent_at, idle) else {
+            return false;
+        };
+        self.timer.set(Instant::from_std(by));
+        true
     }
 
     /// Take a connection to `backend` (a pooled one unless `stale` were found closed) and
