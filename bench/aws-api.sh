@@ -11,6 +11,10 @@
 # signed Query requests over keep-alive connections; see the script). Prints p50/p99 per
 # action and endpoint and the median per-round ratio of the p99s. Stops both by PID.
 #
+# BENCH_RT=1 runs Flotilla, moto and the client under SCHED_RR (`chrt -r 20`, needs root), so
+# builds running on the same cores do not preempt them: the tail then shows the servers' own
+# work rather than the run queue's length. Both endpoints get the same treatment.
+#
 # boto3 and moto[server] come from PyPI into the venv FLOTILLA_AWS_VENV (default
 # target/aws-venv, the one .ci/run creates; moto is added when missing).
 set -euo pipefail
@@ -18,6 +22,8 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 WORK="$(mktemp -d)"
 source "$ROOT/bench/lib.sh"
 N="${N:-2000}" ROUNDS="${ROUNDS:-5}"
+RT=()
+[ "${BENCH_RT:-0}" = 1 ] && RT=(chrt -r 20)
 
 bench_build
 venv="${FLOTILLA_AWS_VENV:-$ROOT/target/aws-venv}"
@@ -39,15 +45,15 @@ credentials_env = ["BENCH_AWS_KEYS"]
 [aws_api.images]
 "ami-12c6146b" = ["{flotilla}", "demo-app"]
 TOML
-BENCH_AWS_KEYS=test:test "$FLOTILLA" up "$WORK/flotilla.toml" > "$WORK/flotilla.log" 2>&1 &
+BENCH_AWS_KEYS=test:test "${RT[@]}" "$FLOTILLA" up "$WORK/flotilla.toml" > "$WORK/flotilla.log" 2>&1 &
 PIDS+=($!)
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" > "$WORK/moto.log" 2>&1 &
+"${RT[@]}" "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" > "$WORK/moto.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 200); do grep -q "flotilla is up" "$WORK/flotilla.log" && break; sleep 0.05; done
 for _ in $(seq 1 200); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $moto_port), 0.2)" 2>/dev/null && break
   sleep 0.1
 done
-echo "flotilla $("$FLOTILLA" --version 2>/dev/null || true), moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-"$venv/bin/python" "$ROOT/bench/aws_latency.py" "$aws_port" "$moto_port" "$listener_port" "$N" "$ROUNDS"
+echo "flotilla $("$FLOTILLA" --version 2>/dev/null || true), moto $("$venv/bin/python" -c 'import moto; print(moto.__version__)'), ${RT[*]:-normal priority}, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+"${RT[@]}" "$venv/bin/python" "$ROOT/bench/aws_latency.py" "$aws_port" "$moto_port" "$listener_port" "$N" "$ROUNDS"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
