@@ -213,6 +213,10 @@ pub struct AutoScalingGroup {
     out_of_service_zones: BTreeSet<String>,
     /// Instances dropped so far, so an owner tracking them knows when to look (cheaply).
     removals: u64,
+    /// The ids dropped since the owner last took them: it forgets exactly those instead of
+    /// scanning every instance of the fleet for the ones that went.
+    #[serde(default)]
+    removed: Vec<InstanceId>,
     /// Lifecycle changes so far, for the same reason: an owner that makes lifecycles durable
     /// compares instead of scanning every instance on every event.
     lifecycle_changes: u64,
@@ -248,6 +252,7 @@ impl AutoScalingGroup {
             refresh: None,
             out_of_service_zones: BTreeSet::new(),
             removals: 0,
+            removed: Vec::new(),
             lifecycle_changes: 0,
             started: false,
         }
@@ -257,6 +262,11 @@ impl AutoScalingGroup {
     /// that keeps facts per instance has some to forget.
     pub(crate) fn removals(&self) -> u64 {
         self.removals
+    }
+
+    /// The ids of the instances dropped since the last call (see [`removals`](Self::removals)).
+    pub(crate) fn take_removed(&mut self) -> Vec<InstanceId> {
+        std::mem::take(&mut self.removed)
     }
 
     /// How many lifecycle changes the group has made (see [`removals`](Self::removals)).
@@ -575,6 +585,7 @@ impl AutoScalingGroup {
         if m.stopping != Stopping::No {
             let m = self.members.remove(i);
             self.removals += 1;
+            self.removed.push(m.instance.id.clone());
             if let Some(a) = m.launch_activity {
                 self.activities.finish(
                     a,
@@ -600,6 +611,7 @@ impl AutoScalingGroup {
         } else {
             let m = self.members.remove(i);
             self.removals += 1;
+            self.removed.push(m.instance.id.clone());
             let cause = format!("instance {id} exited unexpectedly ({status})");
             if self.spec.has_target_groups && m.instance.lifecycle == LifecycleState::InService {
                 self.actions
@@ -931,6 +943,7 @@ impl AutoScalingGroup {
     fn launch_failed(&mut self, now: Time, i: usize, note: &str) {
         let m = self.members.remove(i);
         self.removals += 1;
+        self.removed.push(m.instance.id.clone());
         if let Some(a) = m.launch_activity {
             self.activities
                 .finish(a, now, ActivityStatus::Failed, Some(&format!(" — {note}")));
