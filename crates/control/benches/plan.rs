@@ -319,7 +319,20 @@ fn main() {
         let now = w.now;
         let t = thread_cpu();
         let mut cluster = Cluster::new(spec(), 2, now);
-        cluster.restore(now, Restored::default());
+        // As the real leader does (runtime/src/node/leader/build.rs): operators' desired
+        // capacities come back from the store, so the scale-outs above are kept.
+        let desired = (0..GROUPS)
+            .map(|g| format!("g{g:02}"))
+            .filter_map(|name| {
+                let d = w.fleet.cluster().group(&name)?.asg.desired_capacity();
+                Some((name, d))
+            })
+            .collect();
+        let restored = Restored {
+            desired,
+            ..Restored::default()
+        };
+        cluster.restore(now, restored);
         let mut fleet = Fleet::new(cluster, FleetConfig::new(Duration::from_secs(10)));
         for i in 0..hosts() {
             let (name, spec) = host(i);

@@ -445,14 +445,31 @@ impl AutoScalingGroup {
         id: InstanceId,
         zone: String,
         launched_at: Time,
+        versions: (u64, PurchaseOption),
+        state: LifecycleState,
+    ) -> bool {
+        if self.index_of(&id).is_some() {
+            return false;
+        }
+        self.adopt_unknown_instance(now, id, zone, launched_at, versions, state)
+    }
+
+    /// [`adopt_instance_as`](Self::adopt_instance_as) of an id the caller knows is not a
+    /// member (the cluster's map of every instance says so in one lookup; a scan of the
+    /// members per adoption made a new leader's adoption of 10,000 instances quadratic).
+    pub(crate) fn adopt_unknown_instance(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        zone: String,
+        launched_at: Time,
         (launch_template_version, purchase_option): (u64, PurchaseOption),
         state: LifecycleState,
     ) -> bool {
         let into_pool = state.is_warmed();
-        if self.index_of(&id).is_some()
-            || !self.spec.zones.contains(&zone)
+        if !self.spec.zones.contains(&zone)
             || (into_pool && self.spec.warm_pool.is_none())
-            || (!into_pool && self.live_count() >= self.spec.max_size as usize)
+            || (!into_pool && self.at_max_size())
         {
             return false;
         }
@@ -910,6 +927,13 @@ impl AutoScalingGroup {
 
     fn index_of(&self, id: &InstanceId) -> Option<usize> {
         self.members.iter().position(|m| m.instance.id == *id)
+    }
+
+    /// Whether the live instances reach the maximum size; counts them only when the members
+    /// could (an adoption asks once per instance).
+    fn at_max_size(&self) -> bool {
+        let max = self.spec.max_size as usize;
+        self.members.len() >= max && self.live_count() >= max
     }
 
     fn live_count(&self) -> usize {
