@@ -127,6 +127,22 @@ fn handle_instance_exited_replaces_and_forgets() {
     assert!(fx
         .iter()
         .any(|e| matches!(e, Effect::Persist(Durable::InstanceGone { id: gone }) if *gone == id)));
+    assert_eq!(c.instance_address(&id), None, "the instance is forgotten");
+    assert_eq!(
+        c.instance_at(a),
+        Some(&id),
+        "its address stays known while the target group drains it"
+    );
+    // Past the drain (3 s), the target group lets go and so does the address map.
+    let mut now = at(5);
+    while let Some(t) = c.poll_timeout().filter(|t| *t <= at(10)) {
+        now = t;
+        c.handle_timeout(now);
+        effects(&mut c);
+    }
+    assert!(now >= at(8), "ran past the drain");
+    assert_eq!(c.instance_at(a), None);
+    assert_eq!(c.instance_address(&members[1].0), Some(members[1].1));
 }
 
 #[test]

@@ -460,12 +460,83 @@ impl Cluster {
 
     /// Forgets instances their group no longer has, and addresses no target group lists.
     fn collect_garbage(&mut self) {
-        let removals: u64 = self.groups.values().map(|g| g.asg.removals()).sum();
-        if removals == self.removals_seen && !self.garbage {
+        if self.garbage {
+            self.collect_all_garbage();
             return;
         }
-        self.removals_seen = removals;
+        let removals: u64 = self.groups.values().map(|g| g.asg.removals()).sum();
+        if removals != self.removals_seen {
+            self.removals_seen = removals;
+            // Exactly the instances the groups dropped: a pass over every instance per
+            // removal made a lost host's replacements cost milliseconds each at 10,000.
+            let mut gone = Vec::new();
+            for (name, g) in self.groups.iter_mut() {
+                gone.extend(
+                    g.asg
+                        .take_removed()
+                        .into_iter()
+                        .map(|id| (name.clone(), id)),
+                );
+            }
+            for (group, id) in gone {
+                self.forget(&group, &id);
+            }
+        }
+        if !self.lingering.is_empty() {
+            self.forget_lingering();
+        }
+    }
+
+    /// Forgets an instance its group dropped (unless it belongs to another group).
+    fn forget(&mut self, group: &str, id: &InstanceId) {
+        if self.members.get(id).is_none_or(|m| m.group != group) {
+            return;
+        }
+        let Some(m) = self.members.remove(id) else {
+            return;
+        };
+        self.draining.remove(id);
+        self.durable.remove(id);
+        let Some(address) = m.address else {
+            return;
+        };
+        self.effects
+            .push_back(Effect::Persist(Durable::InstanceGone { id: id.clone() }));
+        if self.by_address.get(&address) == Some(id) {
+            self.lingering.push(address);
+        }
+    }
+
+    /// Unmaps the addresses of forgotten instances once no target group tracks them.
+    fn forget_lingering(&mut self) {
+        let (members, target_groups) = (&self.members, &self.target_groups);
+        let by_address = &mut self.by_address;
+        self.lingering.retain(|address| {
+            let Some(id) = by_address.get(address) else {
+                return false;
+            };
+            if members.contains_key(id) {
+                return false; // the address went to a new instance
+            }
+            let tracked = target_groups
+                .values()
+                .any(|tg| tg.health.state(*address).is_some());
+            if !tracked {
+                by_address.remove(address);
+            }
+            tracked
+        });
+    }
+
+    /// The whole pass, after a restore or a reconfiguration (groups may have gone): every
+    /// member not in its group any more is forgotten.
+    fn collect_all_garbage(&mut self) {
         self.garbage = false;
+        self.removals_seen = self.groups.values().map(|g| g.asg.removals()).sum();
+        for g in self.groups.values_mut() {
+            g.asg.take_removed();
+        }
+        self.lingering.clear();
         // One pass over the groups' instances, not one per member: at thousands of instances
         // a scan per member made every event quadratic.
         let live: HashMap<&InstanceId, &str> = self

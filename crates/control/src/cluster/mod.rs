@@ -100,6 +100,10 @@ pub struct Cluster {
     /// instance, so it runs only when an instance can have gone.
     removals_seen: u64,
     garbage: bool,
+    /// Addresses of forgotten instances that a target group still tracks (draining): their
+    /// address stays mapped until the target groups let go of them too.
+    #[serde(default)]
+    lingering: Vec<SocketAddr>,
     /// Targets' health changes so far.
     health_changes: u64,
     /// The groups' lifecycle change count and the health change count when start-up
@@ -194,6 +198,7 @@ impl Cluster {
             seed,
             removals_seen: 0,
             garbage: true,
+            lingering: Vec::new(),
             health_changes: 0,
             startup_seen: None,
             startup_checked_at: None,

@@ -114,11 +114,14 @@ impl Cluster {
             lifecycle,
             purchase_option,
         } = instance;
+        if self.members.contains_key(&id) {
+            return false; // every member of every group is in this map
+        }
         let Some(g) = self.groups.get_mut(&group) else {
             return false;
         };
         let zone_of_adopted = zone.clone();
-        let taken = g.asg.adopt_instance_as(
+        let taken = g.asg.adopt_unknown_instance(
             now,
             id.clone(),
             zone,
@@ -132,7 +135,7 @@ impl Cluster {
         if protected_from_scale_in {
             g.asg.set_instance_protection(now, &id, true);
         }
-        Self::continue_template_versions(g);
+        Self::continue_template_versions(g, launch_template_version);
         self.durable.insert(id.clone(), durable_state(lifecycle));
         self.members.insert(
             id.clone(),
@@ -149,20 +152,16 @@ impl Cluster {
     /// Adopted instances may carry a launch template version above the one this run started
     /// with: the group continues from the newest of them, with the file's template as that
     /// version, so new launches are not taken for older than the running instances.
-    fn continue_template_versions(g: &mut super::GroupState) {
+    /// `adopted` is the version the instance just adopted runs: the group's version is already
+    /// at least every other member's (this runs at each adoption), so only it can be newer.
+    fn continue_template_versions(g: &mut super::GroupState, adopted: u64) {
         let current = g.asg.spec().launch_template_version;
-        let newest = g
-            .asg
-            .instances()
-            .map(|i| i.launch_template_version)
-            .max()
-            .unwrap_or(current);
-        if newest <= current {
+        if adopted <= current {
             return;
         }
         if let Some(t) = g.templates.remove(&current) {
-            g.templates.insert(newest, t);
+            g.templates.insert(adopted, t);
         }
-        g.asg.set_launch_template_version(newest);
+        g.asg.set_launch_template_version(adopted);
     }
 }

@@ -213,6 +213,10 @@ pub struct AutoScalingGroup {
     out_of_service_zones: BTreeSet<String>,
     /// Instances dropped so far, so an owner tracking them knows when to look (cheaply).
     removals: u64,
+    /// The ids dropped since the owner last took them: it forgets exactly those instead of
+    /// scanning every instance of the fleet for the ones that went.
+    #[serde(default)]
+    removed: Vec<InstanceId>,
     /// Lifecycle changes so far, for the same reason: an owner that makes lifecycles durable
     /// compares instead of scanning every instance on every event.
     lifecycle_changes: u64,
@@ -248,6 +252,7 @@ impl AutoScalingGroup {
             refresh: None,
             out_of_service_zones: BTreeSet::new(),
             removals: 0,
+            removed: Vec::new(),
             lifecycle_changes: 0,
             started: false,
         }
@@ -257,6 +262,11 @@ impl AutoScalingGroup {
     /// that keeps facts per instance has some to forget.
     pub(crate) fn removals(&self) -> u64 {
         self.removals
+    }
+
+    /// The ids of the instances dropped since the last call (see [`removals`](Self::removals)).
+    pub(crate) fn take_removed(&mut self) -> Vec<InstanceId> {
+        std::mem::take(&mut self.removed)
     }
 
     /// How many lifecycle changes the group has made (see [`removals`](Self::removals)).
@@ -435,14 +445,31 @@ impl AutoScalingGroup {
         id: InstanceId,
         zone: String,
         launched_at: Time,
+        versions: (u64, PurchaseOption),
+        state: LifecycleState,
+    ) -> bool {
+        if self.index_of(&id).is_some() {
+            return false;
+        }
+        self.adopt_unknown_instance(now, id, zone, launched_at, versions, state)
+    }
+
+    /// [`adopt_instance_as`](Self::adopt_instance_as) of an id the caller knows is not a
+    /// member (the cluster's map of every instance says so in one lookup; a scan of the
+    /// members per adoption made a new leader's adoption of 10,000 instances quadratic).
+    pub(crate) fn adopt_unknown_instance(
+        &mut self,
+        now: Time,
+        id: InstanceId,
+        zone: String,
+        launched_at: Time,
         (launch_template_version, purchase_option): (u64, PurchaseOption),
         state: LifecycleState,
     ) -> bool {
         let into_pool = state.is_warmed();
-        if self.index_of(&id).is_some()
-            || !self.spec.zones.contains(&zone)
+        if !self.spec.zones.contains(&zone)
             || (into_pool && self.spec.warm_pool.is_none())
-            || (!into_pool && self.live_count() >= self.spec.max_size as usize)
+            || (!into_pool && self.at_max_size())
         {
             return false;
         }
@@ -575,6 +602,7 @@ impl AutoScalingGroup {
         if m.stopping != Stopping::No {
             let m = self.members.remove(i);
             self.removals += 1;
+            self.removed.push(m.instance.id.clone());
             if let Some(a) = m.launch_activity {
                 self.activities.finish(
                     a,
@@ -600,6 +628,7 @@ impl AutoScalingGroup {
         } else {
             let m = self.members.remove(i);
             self.removals += 1;
+            self.removed.push(m.instance.id.clone());
             let cause = format!("instance {id} exited unexpectedly ({status})");
             if self.spec.has_target_groups && m.instance.lifecycle == LifecycleState::InService {
                 self.actions
@@ -900,6 +929,13 @@ impl AutoScalingGroup {
         self.members.iter().position(|m| m.instance.id == *id)
     }
 
+    /// Whether the live instances reach the maximum size; counts them only when the members
+    /// could (an adoption asks once per instance).
+    fn at_max_size(&self) -> bool {
+        let max = self.spec.max_size as usize;
+        self.members.len() >= max && self.live_count() >= max
+    }
+
     fn live_count(&self) -> usize {
         self.members.iter().filter(|m| m.is_live()).count()
     }
@@ -931,6 +967,7 @@ impl AutoScalingGroup {
     fn launch_failed(&mut self, now: Time, i: usize, note: &str) {
         let m = self.members.remove(i);
         self.removals += 1;
+        self.removed.push(m.instance.id.clone());
         if let Some(a) = m.launch_activity {
             self.activities
                 .finish(a, now, ActivityStatus::Failed, Some(&format!(" — {note}")));
