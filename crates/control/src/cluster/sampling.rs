@@ -128,18 +128,21 @@ impl Cluster {
             let sums = per_tg.entry(t.target_group.as_str()).or_default();
             sums.0 += t.requests;
             sums.1 += t.target_5xx;
-            let mut scopes = vec![target, Scope::TargetGroup(t.target_group.clone())];
-            scopes.extend(instance.map(Scope::Instance));
-            for (secs, n) in &t.response_times {
-                for scope in &scopes {
-                    self.metrics.record_distribution_n(
-                        Metric::TargetResponseTime,
-                        scope,
-                        now,
-                        *secs,
-                        *n,
-                    );
-                }
+            if t.response_times.is_empty() {
+                continue;
+            }
+            let tg = Scope::TargetGroup(t.target_group.clone());
+            let instance = instance.map(Scope::Instance);
+            for scope in [Some(&target), Some(&tg), instance.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                self.metrics.record_distribution_buckets(
+                    Metric::TargetResponseTime,
+                    scope,
+                    now,
+                    &t.response_times,
+                );
             }
         }
         let names: Vec<String> = self.target_groups.keys().cloned().collect();

@@ -128,6 +128,14 @@ pub(super) struct HookWait {
     activity: u64,
 }
 
+impl super::Member {
+    /// When the member's next lifecycle hook timeout passes, while it waits on hooks.
+    pub(super) fn hooks_wake_at(&self) -> Option<Time> {
+        let w = self.hooks.as_ref()?;
+        w.timers.iter().map(HookTimer::due_at).min()
+    }
+}
+
 impl AutoScalingGroup {
     /// Starts member `i`'s wait for the group's hooks on `transition`; false when it has none
     /// (the caller moves the instance on at once).
@@ -256,15 +264,6 @@ impl AutoScalingGroup {
             let Some((i, t, result)) = due else { return };
             self.end_hook(now, i, t, result, "timed out (default result)");
         }
-    }
-
-    /// When the next hook timeout passes.
-    pub(super) fn hooks_wake_at(&self) -> Option<Time> {
-        self.members
-            .iter()
-            .filter_map(|m| m.hooks.as_ref())
-            .flat_map(|w| w.timers.iter().map(HookTimer::due_at))
-            .min()
     }
 
     /// Ends a member's wait without a result (it exited, its zone went down, or it is being

@@ -759,16 +759,30 @@ impl AutoScalingGroup {
             return Some(self.created_at);
         }
         let grace = self.spec.health_check_grace_period;
+        let lead = self.spec.interruption_drain;
+        // One pass over the members (asked after every event, at a thousand members a pass
+        // per kind of wake-up was most of a simulated second): whether any is being replaced,
+        // the earliest grace end of an unhealthy report, and the earliest hook or Spot wake.
+        let (mut replacing, mut grace_end, mut member_wake) = (false, None, None);
+        for m in &self.members {
+            replacing |= m.replacing;
+            if m.unhealthy_report.is_some() && m.stopping == Stopping::No {
+                grace_end = earliest(grace_end, m.grace_end(grace));
+            }
+            member_wake = earliest(member_wake, m.hooks_wake_at());
+            member_wake = earliest(member_wake, m.spot_wake_at(lead));
+        }
         // While the replacement batch is full, due reports wait for an event (an exit, or a
         // replacement found healthy, frees a slot), not for a timer: returning a past time here would spin the driver.
-        let batch_full = self.replacements_in_flight() >= self.replace_limit()
+        let in_flight = if replacing {
+            self.replacements_in_flight()
+        } else {
+            0
+        };
+        let batch_full = in_flight >= self.replace_limit()
             || self.is_suspended(ScalingProcess::ReplaceUnhealthy)
             || self.is_suspended(ScalingProcess::Terminate);
-        let grace_ends = self
-            .members
-            .iter()
-            .filter(|m| !batch_full && m.unhealthy_report.is_some() && m.stopping == Stopping::No)
-            .filter_map(|m| m.grace_end(grace));
+        let grace_end = grace_end.filter(|_| !batch_full);
         let retry = self.launch_not_before.filter(|_| {
             (self.capacity_count() < self.desired as usize || self.warm_pool_short())
                 && !self.spec.zones.is_empty()
@@ -781,12 +795,12 @@ impl AutoScalingGroup {
             .iter()
             .map(|(_, t)| *t + MAX_BACKOFF)
             .filter(|_| !self.is_suspended(ScalingProcess::AzRebalance));
-        grace_ends
+        grace_end
+            .into_iter()
             .chain(retry)
             .chain(marks)
             .chain(self.refresh_wake_at())
-            .chain(self.hooks_wake_at())
-            .chain(self.spot_wake_at())
+            .chain(member_wake)
             .min()
     }
 
@@ -1233,5 +1247,13 @@ impl AutoScalingGroup {
             m.stopping = Stopping::Killing;
             self.actions.push_back(GroupAction::Terminate { id });
         }
+    }
+}
+
+/// The earlier of two optional times.
+fn earliest(a: Option<Time>, b: Option<Time>) -> Option<Time> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }

@@ -41,6 +41,16 @@ pub enum SpotError {
 }
 
 impl Member {
+    /// The member's next drain start (`lead` before the deadline) or, once it stops, its
+    /// deadline, while a Spot interruption notice it got is not yet reclaimed.
+    pub(super) fn spot_wake_at(&self, lead: Duration) -> Option<Time> {
+        let int = self.interruption.filter(|i| !i.reclaimed)?;
+        match self.stopping {
+            Stopping::No => self.drain_at(lead),
+            _ => Some(int.deadline),
+        }
+    }
+
     /// When the interrupted member must start draining: `lead` before its deadline.
     fn drain_at(&self, lead: Duration) -> Option<Time> {
         let i = self.interruption?;
@@ -184,21 +194,6 @@ impl AutoScalingGroup {
                 .push_back(GroupAction::DeregisterTargets { id: id.clone() });
         }
         self.actions.push_back(GroupAction::Kill { id });
-    }
-
-    /// The next drain start or deadline of an interrupted instance.
-    pub(super) fn spot_wake_at(&self) -> Option<Time> {
-        let lead = self.spec.interruption_drain;
-        self.members
-            .iter()
-            .filter_map(|m| {
-                let int = m.interruption.filter(|i| !i.reclaimed)?;
-                match m.stopping {
-                    Stopping::No => m.drain_at(lead),
-                    _ => Some(int.deadline),
-                }
-            })
-            .min()
     }
 
     /// The live instances' purchase options: (On-Demand, Spot), capacity only.

@@ -60,6 +60,24 @@ impl MetricsStore {
             .record_n(secs(now), value, count);
     }
 
+    /// [`record_distribution_n`](Self::record_distribution_n) of every bucket of a histogram
+    /// — `(value, count)` pairs — with one lookup of the series.
+    pub fn record_distribution_buckets(
+        &mut self,
+        metric: Metric,
+        scope: &Scope,
+        now: Time,
+        buckets: &[(f64, u64)],
+    ) {
+        if buckets.is_empty() {
+            return;
+        }
+        let series = self.series_mut(metric, scope, true);
+        for (value, count) in buckets {
+            series.record_n(secs(now), *value, *count);
+        }
+    }
+
     /// Every (metric, scope) pair held, sorted, for listings and the Prometheus export.
     pub fn series_names(&self) -> Vec<(Metric, Scope)> {
         let mut names: Vec<_> = self.series.keys().cloned().collect();
