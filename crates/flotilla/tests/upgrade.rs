@@ -71,19 +71,25 @@ fn processes_with(needle: &str) -> Vec<u32> {
     out
 }
 
-/// Distinct listening sockets on 127.0.0.1:`port` (one socket shared by old and new process
-/// counts once; a second bind would count twice).
-fn listening_sockets(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+/// The inodes of the sockets on 127.0.0.1:`port` in `/proc/net/TABLE` (`tcp`, `udp`) in
+/// `state` (`0A` listening, `07` an unconnected UDP socket). A socket shared by the old and
+/// the new process is listed once, with one inode; a second bind would add a line.
+fn socket_inodes(table: &str, port: u16, state: &str) -> Vec<u64> {
+    let table = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
     let want = format!("0100007F:{port:04X}");
     table
         .lines()
         .skip(1)
-        .filter(|l| {
+        .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 9 && f[1] == want && f[3] == "0A"
+            (f.len() > 9 && f[1] == want && f[3] == state).then(|| f[9].parse().ok())?
         })
-        .count()
+        .collect()
+}
+
+/// Distinct listening TCP sockets on 127.0.0.1:`port`.
+fn listening_sockets(port: u16) -> usize {
+    socket_inodes("tcp", port, "0A").len()
 }
 
 async fn upgrade(admin: &AdminClient) -> Result<UpgradeResponse, ClientError> {
@@ -367,30 +373,53 @@ async fn sigkill_of_an_upgraded_flotilla_still_leaves_no_instance_behind() {
     );
 }
 
-/// The A records the DNS server at `server` answers for `name`, or `None` when it does not
-/// answer within a second (one UDP exchange).
-fn dns_a(server: SocketAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
+/// One A query for `name` on `socket` (connected to the DNS server, so a closed port shows
+/// as `ConnectionRefused`): the addresses answered, or the error (a timeout when unanswered).
+fn dns_a(socket: &UdpSocket, name: &str) -> std::io::Result<Vec<Ipv4Addr>> {
     let mut m = Message::new();
     m.set_id(7)
         .set_message_type(MessageType::Query)
         .set_op_code(OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    s.send_to(&m.to_vec().ok()?, server).ok()?;
+    let name = Name::from_ascii(name).map_err(std::io::Error::other)?;
+    m.add_query(Query::query(name, RecordType::A));
+    socket.send(&m.to_vec().map_err(std::io::Error::other)?)?;
     let mut buf = vec![0u8; 4096];
-    let (n, _) = s.recv_from(&mut buf).ok()?;
-    let answer = Message::from_vec(&buf[..n]).ok()?;
-    Some(
-        answer
-            .answers()
-            .iter()
-            .filter_map(|r| match r.data() {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect(),
-    )
+    let n = socket.recv(&mut buf)?;
+    let answer = Message::from_vec(&buf[..n]).map_err(std::io::Error::other)?;
+    Ok(answer
+        .answers()
+        .iter()
+        .filter_map(|r| match r.data() {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect())
+}
+
+/// A UDP socket connected to the DNS server at `server`, one second's wait per answer.
+fn dns_client(server: SocketAddr) -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    s.connect(server).expect("connect");
+    s
+}
+
+/// Queries `server` one after the other until `stop`: (answered right, every failure seen).
+fn dns_load(
+    server: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (usize, Vec<String>) {
+    let s = dns_client(server);
+    let (mut ok, mut failed) = (0, Vec::new());
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        match dns_a(&s, "www.example.test.") {
+            Ok(a) if a == [Ipv4Addr::new(192, 0, 2, 7)] => ok += 1,
+            Ok(a) => failed.push(format!("answered {a:?}")),
+            Err(e) => failed.push(e.to_string()),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    (ok, failed)
 }
 
 /// One unsigned AWS Query API call on loopback (no keys configured): the status line and body.
@@ -408,13 +437,30 @@ fn aws_call(port: u16, form: &str) -> String {
     answer
 }
 
+/// The edge's sockets and the AWS API's: (DNS over UDP, DNS over TCP, distribution, AWS API)
+/// inodes, each asserted to be one socket.
+fn edge_sockets(dns: u16, cdn: u16, aws: u16) -> [u64; 4] {
+    let one = |table, port, state| {
+        let inodes = socket_inodes(table, port, state);
+        assert_eq!(inodes.len(), 1, "{table} port {port}: {inodes:?}");
+        inodes[0]
+    };
+    [
+        one("udp", dns, "07"),
+        one("tcp", dns, "0A"),
+        one("tcp", cdn, "0A"),
+        one("tcp", aws, "0A"),
+    ]
+}
+
 /// What `flotilla up` runs beside the load balancers goes through an upgrade too: the AWS
-/// API's socket is handed over (still one socket, answering), and the DNS server, whose
-/// sockets are bound again by the successor once its predecessor let them go, answers again.
+/// API's, the DNS server's (UDP and TCP) and a distribution's sockets are handed over — the
+/// same sockets (inodes) before and after, never closed —, and DNS queries sent one after
+/// the other throughout the upgrade are all answered, none refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgrade_hands_over_the_aws_api_and_the_dns_server_answers_again() {
+async fn an_upgrade_hands_over_the_aws_api_dns_and_distribution_sockets() {
     let ports = Ports::new();
-    let aws = common::free_port();
+    let (aws, cdn) = (common::free_port(), common::free_port());
     let dns = loop {
         let p = common::free_port();
         if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
@@ -434,36 +480,52 @@ name = "www"
 type = "A"
 ttl = 30
 values = ["192.0.2.7"]
+
+[distributions.cdn]
+listeners = [{{ bind = "127.0.0.1:{cdn}" }}]
+[distributions.cdn.origins.front]
+load_balancer = "front"
+[distributions.cdn.default_behavior]
+origin = "front"
 "#
     );
     let config = demo_config(&ports, 1, 3, 1, &extra);
     let mut f = Flotilla::start("upgrade-edge", ports, &config);
     f.wait_in_service("web", 1, Duration::from_secs(60)).await;
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, dns));
-    let www = Some(vec![Ipv4Addr::new(192, 0, 2, 7)]);
-    assert_eq!(dns_a(server, "www.example.test."), www);
+    let www = vec![Ipv4Addr::new(192, 0, 2, 7)];
+    assert_eq!(dns_a(&dns_client(server), "www.example.test.").ok(), Some(www.clone()));
     let describe = "Action=DescribeAutoScalingGroups&Version=2011-01-01";
     assert!(aws_call(aws, describe).starts_with("HTTP/1.1 200"));
+    let client = http_client();
+    let cdn_url = format!("http://127.0.0.1:{cdn}/");
+    assert_eq!(get(&client, &cdn_url).await.expect("cdn").0, 200);
+    let before = edge_sockets(dns, cdn, aws);
 
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || dns_load(server, stop))
+    };
     let old = f.pid();
     let new = upgrade_and_wait(&mut f, old).await;
     let _guard = Adopted(new);
-    wait_for(
-        "the dns server to answer again",
-        Duration::from_secs(30),
-        || {
-            let got = dns_a(server, "www.example.test.");
-            async move { (got == Some(vec![Ipv4Addr::new(192, 0, 2, 7)])).then_some(()) }
-        },
-    )
-    .await;
-    assert_eq!(listening_sockets(aws), 1, "the AWS API's one socket");
+    // The old process has exited: what answers now is the successor, on the same sockets.
+    let after = edge_sockets(dns, cdn, aws);
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (answered, failed) = load.join().expect("dns load");
+    assert!(failed.is_empty(), "{} answered, failed: {failed:?}", answered);
+    assert!(answered >= 10, "only {answered} queries during the upgrade");
+    assert_eq!(after, before, "(udp, tcp, distribution, aws api) sockets handed over");
+    assert_eq!(dns_a(&dns_client(server), "www.example.test.").ok(), Some(www));
+    assert_eq!(get(&client, &cdn_url).await.expect("cdn").0, 200);
     let answer = aws_call(aws, describe);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(
         answer.contains("<AutoScalingGroupName>web</AutoScalingGroupName>"),
         "{answer}"
     );
+    assert!(f.log().contains("edge socket taken over, not bound anew"));
     signal(new, libc::SIGTERM);
     assert!(wait_gone(&[new], Duration::from_secs(30)));
 }
