@@ -399,7 +399,8 @@ fn dns_a(socket: &UdpSocket, name: &str) -> std::io::Result<Vec<Ipv4Addr>> {
 /// A UDP socket connected to the DNS server at `server`, one second's wait per answer.
 fn dns_client(server: SocketAddr) -> UdpSocket {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    s.set_read_timeout(Some(Duration::from_secs(1))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
     s.connect(server).expect("connect");
     s
 }
@@ -494,7 +495,10 @@ origin = "front"
     f.wait_in_service("web", 1, Duration::from_secs(60)).await;
     let server = SocketAddr::from((Ipv4Addr::LOCALHOST, dns));
     let www = vec![Ipv4Addr::new(192, 0, 2, 7)];
-    assert_eq!(dns_a(&dns_client(server), "www.example.test.").ok(), Some(www.clone()));
+    assert_eq!(
+        dns_a(&dns_client(server), "www.example.test.").ok(),
+        Some(www.clone())
+    );
     let describe = "Action=DescribeAutoScalingGroups&Version=2011-01-01";
     assert!(aws_call(aws, describe).starts_with("HTTP/1.1 200"));
     let client = http_client();
@@ -514,10 +518,20 @@ origin = "front"
     let after = edge_sockets(dns, cdn, aws);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (answered, failed) = load.join().expect("dns load");
-    assert!(failed.is_empty(), "{} answered, failed: {failed:?}", answered);
+    assert!(
+        failed.is_empty(),
+        "{} answered, failed: {failed:?}",
+        answered
+    );
     assert!(answered >= 10, "only {answered} queries during the upgrade");
-    assert_eq!(after, before, "(udp, tcp, distribution, aws api) sockets handed over");
-    assert_eq!(dns_a(&dns_client(server), "www.example.test.").ok(), Some(www));
+    assert_eq!(
+        after, before,
+        "(udp, tcp, distribution, aws api) sockets handed over"
+    );
+    assert_eq!(
+        dns_a(&dns_client(server), "www.example.test.").ok(),
+        Some(www)
+    );
     assert_eq!(get(&client, &cdn_url).await.expect("cdn").0, 200);
     let answer = aws_call(aws, describe);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");

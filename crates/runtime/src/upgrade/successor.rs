@@ -85,7 +85,8 @@ impl Successor {
             .collect();
         let admin = next_for(frame.admin, &mut fds);
         let aws = next_for(frame.aws, &mut fds);
-        let dns = next_for(frame.dns, &mut fds).and_then(|(addr, udp)| Some((addr, udp, fds.next()?)));
+        let dns =
+            next_for(frame.dns, &mut fds).and_then(|(addr, udp)| Some((addr, udp, fds.next()?)));
         let distributions = frame.distributions.into_iter().zip(fds).collect();
         Ok(Sockets {
             listeners: Inherited::from_predecessor(listeners),
