@@ -16,6 +16,7 @@
 #                                           upgrade crash-restart, default all)
 #   FLOTILLA_BIN=/path/to/flotilla bench/drills.sh ...   (a release binary built elsewhere; the
 #                                           upgrade drill starts the file at that path again)
+#   KEEP_WORK=1 bench/drills.sh ...         (keeps the scratch folder with flotilla's logs)
 #
 # Load: bench/drill_load.py, CLIENTS clients (default 50) at RATE requests/s each (default 4),
 # keep-alive, no retries, a 5 s timeout. The cluster is bench/drills.toml: the quickstart's
@@ -138,6 +139,37 @@ ps = [i["pid"] for i in json.load(sys.stdin)["instances"] if i["state"] == "in_s
 print(random.choice(ps) if ps else "")'
 }
 
+pids_of() { api GET /v1/groups/web | python3 -c 'import json,sys; print(sorted(i["pid"] for i in json.load(sys.stdin)["instances"]))'; }
+acts_of() { api GET /v1/groups/web/activities | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# procs_with TEXT: pids of the processes whose command line contains TEXT.
+procs_with() {
+  python3 - "$1" <<'PY'
+import os, sys
+me = os.getpid()
+for p in os.listdir("/proc"):
+    if not p.isdigit() or int(p) == me:
+        continue
+    try:
+        cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        continue
+    if sys.argv[1] in cmd:
+        print(p)
+PY
+}
+# listening PORT: listening TCP sockets on 127.0.0.1:PORT (a socket shared by two processes
+# is one line).
+listening() { ss -Hltn "sport = :$1" | wc -l; }
+# sockets PID: its socket descriptors, as listening + TCP connections (the proxy's keep-alive
+# connections to instances and clients') + the rest (unix sockets: the keeper's, …).
+sockets() {
+  local all l c
+  all=$(find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+  l=$(ss -Hltnp | grep -c "pid=$1,") || true
+  c=$(ss -Htnp | grep -c "pid=$1,") || true
+  echo "$l listening + $c connections + $((all - l - c)) other"
+}
+
 if want kill; then
 # (a) SIGKILL a random instance every 2 s.
 echo "(a) kill a random instance every 2 s"
@@ -241,34 +273,12 @@ stop
 fi
 
 # (f) Three hot upgrades under load: no failed request, the same instance pids; afterwards one
-# flotilla, one instance keeper, one socket per listening port, no more socket descriptors in
-# the last process than in the first, no upgrade socket left — and, once stopped, nothing.
+# flotilla, one instance keeper, one socket per listening port, the last process's sockets
+# beside its connections as many as the first's, no upgrade socket left — once stopped, nothing.
 if want upgrade; then
 echo "(f) three hot upgrades"
 start upgrade
-pids_of() { api GET /v1/groups/web | python3 -c 'import json,sys; print(sorted(i["pid"] for i in json.load(sys.stdin)["instances"]))'; }
-acts_of() { api GET /v1/groups/web/activities | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-# procs_with TEXT: pids of the processes whose command line contains TEXT.
-procs_with() {
-  python3 - "$1" <<'PY'
-import os, sys
-me = os.getpid()
-for p in os.listdir("/proc"):
-    if not p.isdigit() or int(p) == me:
-        continue
-    try:
-        cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        continue
-    if sys.argv[1] in cmd:
-        print(p)
-PY
-}
-# listening PORT: listening TCP sockets on 127.0.0.1:PORT (a socket shared by two processes
-# is one line).
-listening() { ss -Hltn "sport = :$1" | wc -l; }
-socket_fds() { find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l; }
-before=$(pids_of); acts=$(acts_of); fds0=$(socket_fds "$FPID"); first=$FPID
+before=$(pids_of); acts=$(acts_of); fds0=$(sockets "$FPID"); first=$FPID
 load upgrade "$SECS"
 ups=0
 for _ in 1 2 3; do
@@ -282,7 +292,7 @@ after=$(pids_of)
 same=$([ "$before" = "$after" ] && echo "same instance pids" || echo "INSTANCE PIDS CHANGED")
 ups_left=$(procs_with "$WORK/flotilla.toml" | wc -l)
 keepers=$(procs_with "$WORK/state/keeper.sock" | wc -l)
-leftover="$ups_left flotilla up, $keepers keeper, listening sockets $(listening "$LISTENER") on the listener and $(listening "$ADMIN") on the admin port, socket fds $fds0 → $(socket_fds "$FPID")"
+leftover="$ups_left flotilla up, $keepers keeper, listening sockets $(listening "$LISTENER") on the listener and $(listening "$ADMIN") on the admin port, sockets of the first process $fds0, of the last $(sockets "$FPID")"
 [ -e "$WORK/state/upgrade.sock" ] && leftover="$leftover, UPGRADE SOCKET LEFT"
 instances=$(echo "$after" | tr -d '[],')
 row upgrade "$ups of 3 upgrades; $same; activities $acts → $(acts_of); after: $leftover"
@@ -308,15 +318,21 @@ wait_until 90 has web 6 && wait_until 60 has canary 3 \
   || { echo "flotilla did not come up; log: $WORK/flotilla-crash.log" >&2; exit 1; }
 load crash "$SECS"
 sleep 5
+before=$(pids_of)
+killed=$(cat "$WORK/flotilla.pid")
 t0=$(date +%s.%N)
-kill -KILL "$(cat "$WORK/flotilla.pid")"
+kill -KILL "$killed"
+# The restarted process (a new pid in the pid file) must report the 6 healthy itself.
 back=none
 for _ in $(seq 1 600); do
-  if has web 6 2>/dev/null; then back=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')"); break; fi
+  if [ "$(cat "$WORK/flotilla.pid")" != "$killed" ] && has web 6 2>/dev/null; then
+    back=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')"); break
+  fi
   sleep 0.1
 done
 wait "$LPID"
-row crash "SIGKILL, restarted at once on the kept socket; 6 healthy again after ${back} s"
+kept=$(python3 -c "import sys; a, b = eval(sys.argv[1]), eval(sys.argv[2]); print(len(set(a) & set(b)))" "$before" "$(pids_of)")
+row crash "SIGKILL, restarted at once on the kept socket; 6 healthy again after ${back} s; $kept of 6 instance pids the same"
 FPID=$(cat "$WORK/flotilla.pid"); stop
 wait "$SPID" 2>/dev/null || true
 fi
@@ -331,4 +347,4 @@ fi
 } > "$REPORT"
 echo
 cat "$REPORT"
-rm -rf "$WORK"
+if [ -n "${KEEP_WORK:-}" ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi
