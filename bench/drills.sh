@@ -37,7 +37,8 @@ ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /tmp/flotilla-drills.XXXXXX)
 LISTENER=${LISTENER:-18480}
 ADMIN=${ADMIN:-18490}
-REPORT="$HERE/last-drills.md"
+# A run of every drill reports to last-drills.md; one of some drills to last-drills-NAMES.md.
+REPORT="$HERE/last-drills${ONLY[*]:+-$(IFS=-; echo "${ONLY[*]}")}.md"
 FPID=""
 
 cleanup() {

@@ -211,9 +211,19 @@ async fn a_new_binary_that_fails_leaves_the_old_one_serving_with_the_reason() {
     };
     assert_eq!(status, 500);
     assert!(error.contains("exited") && error.contains('3'), "{error}");
-    assert!(f
-        .log()
-        .contains("hot upgrade failed; this process keeps serving"));
+    // The log says it too, with each reason.
+    let log = f.log();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("hot upgrade failed; this process keeps serving"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].contains("flotilla.toml"), "{}", failures[0]);
+    assert!(
+        failures[1].contains("exited (exit status: 3)"),
+        "{}",
+        failures[1]
+    );
 
     // The old process serves on, with the same instances, and can still be upgraded.
     let client = http_client();
