@@ -169,9 +169,9 @@ fn aws_call(port: u16, form: &str) -> String {
     answer
 }
 
-/// The edge's sockets and the AWS API's: (DNS over UDP, DNS over TCP, distribution, AWS API)
-/// inodes, each asserted to be one socket.
-fn edge_sockets(dns: u16, cdn: u16, aws: u16) -> [u64; 4] {
+/// Every listening socket `flotilla up` has here, by inode: (DNS over UDP, DNS over TCP,
+/// distribution, AWS API, admin API, load balancer listener), each asserted to be one socket.
+fn every_socket(f: &Flotilla, dns: u16, cdn: u16, aws: u16) -> [u64; 6] {
     let one = |table, port, state| {
         let inodes = socket_inodes(table, port, state);
         assert_eq!(inodes.len(), 1, "{table} port {port}: {inodes:?}");
@@ -182,15 +182,17 @@ fn edge_sockets(dns: u16, cdn: u16, aws: u16) -> [u64; 4] {
         one("tcp", dns, "0A"),
         one("tcp", cdn, "0A"),
         one("tcp", aws, "0A"),
+        one("tcp", f.ports.admin, "0A"),
+        one("tcp", f.ports.listener, "0A"),
     ]
 }
 
 /// What `flotilla up` runs beside the load balancers goes through an upgrade too: the AWS
-/// API's, the DNS server's (UDP and TCP) and a distribution's sockets are handed over — the
-/// same sockets (inodes) before and after, never closed —, and DNS queries sent one after
+/// API's, the DNS server's (UDP and TCP) and a distribution's sockets are handed over like the
+/// listener's and the admin API's — the same sockets (inodes) before and after, never closed —, and DNS queries sent one after
 /// the other throughout the upgrade are all answered, none refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgrade_hands_over_the_aws_api_dns_and_distribution_sockets() {
+async fn an_upgrade_hands_over_every_listening_socket_dns_and_distributions_too() {
     let ports = Ports::new();
     let (aws, cdn) = (common::free_port(), common::free_port());
     let dns = loop {
@@ -235,7 +237,7 @@ origin = "front"
     let client = http_client();
     let cdn_url = format!("http://127.0.0.1:{cdn}/");
     assert_eq!(get(&client, &cdn_url).await.expect("cdn").0, 200);
-    let before = edge_sockets(dns, cdn, aws);
+    let before = every_socket(&f, dns, cdn, aws);
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = {
@@ -246,7 +248,7 @@ origin = "front"
     let new = upgrade_and_wait(&mut f, old).await;
     let _guard = Adopted(new);
     // The old process has exited: what answers now is the successor, on the same sockets.
-    let after = edge_sockets(dns, cdn, aws);
+    let after = every_socket(&f, dns, cdn, aws);
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let (answered, failed) = load.join().expect("dns load");
     assert!(
