@@ -7,13 +7,16 @@
 #   (d) 20 config reloads
 #   (e) a canary rollout (0 → 10 → 50 → 100 %, live weight shifts) and a rollback to 0 %
 #   (f) upgrade: three hot upgrades of flotilla itself (`flotilla upgrade`); instance pids and
-#       activities must be the same afterwards
+#       activities must be the same afterwards, and no process or socket left over
 #   (g) crash-restart: SIGKILL of flotilla under socket activation (bench/socket_activate.py
 #       plays systemd: it keeps the listening socket and restarts flotilla at once)
 #
 #   bench/drills.sh [SECONDS] [DRILL...]   (default 30 s of load per drill; the refresh runs
 #                                           longer; DRILL: kill outage refresh reloads canary
 #                                           upgrade crash-restart, default all)
+#   FLOTILLA_BIN=/path/to/flotilla bench/drills.sh ...   (a release binary built elsewhere; the
+#                                           upgrade drill starts the file at that path again)
+#   KEEP_WORK=1 bench/drills.sh ...         (keeps the scratch folder with flotilla's logs)
 #
 # Load: bench/drill_load.py, CLIENTS clients (default 50) at RATE requests/s each (default 4),
 # keep-alive, no retries, a 5 s timeout. The cluster is bench/drills.toml: the quickstart's
@@ -34,7 +37,8 @@ ROOT=$(cd "$HERE/.." && pwd)
 WORK=$(mktemp -d /tmp/flotilla-drills.XXXXXX)
 LISTENER=${LISTENER:-18480}
 ADMIN=${ADMIN:-18490}
-REPORT="$HERE/last-drills.md"
+# A run of every drill reports to last-drills.md; one of some drills to last-drills-NAMES.md.
+REPORT="$HERE/last-drills${ONLY[*]:+-$(IFS=-; echo "${ONLY[*]}")}.md"
 FPID=""
 
 cleanup() {
@@ -48,9 +52,12 @@ trap cleanup EXIT
 
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl >/dev/null; }
 
-echo "building flotilla (release)"
-(cd "$ROOT" && cargo build --release -q -p flotilla)
-FLOTILLA="$ROOT/target/release/flotilla"
+# The release build (or FLOTILLA_BIN, a binary built elsewhere: see bench/lib.sh). lib.sh's
+# cleanup is for the benchmarks' PIDS; this script's own replaces it.
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+trap cleanup EXIT
+bench_build
 
 # render RELEASE INTERVAL WEB_WEIGHT CANARY_WEIGHT: writes the config flotilla runs.
 render() {
@@ -113,6 +120,7 @@ load() { # load NAME SECONDS: background load, results in $WORK/NAME.json
 }
 
 ROWS=()
+NOTES=()
 row() { # row NAME NOTE: one line of the table from $WORK/NAME.json
   ROWS+=("$(python3 - "$WORK/$1.json" "$1" "$2" <<'PY'
 import json, sys
@@ -130,6 +138,37 @@ random_pid() { # a random in-service instance's pid of group web
 import json, random, sys
 ps = [i["pid"] for i in json.load(sys.stdin)["instances"] if i["state"] == "in_service" and i["pid"]]
 print(random.choice(ps) if ps else "")'
+}
+
+pids_of() { api GET /v1/groups/web | python3 -c 'import json,sys; print(sorted(i["pid"] for i in json.load(sys.stdin)["instances"]))'; }
+acts_of() { api GET /v1/groups/web/activities | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
+# procs_with TEXT: pids of the processes whose command line contains TEXT.
+procs_with() {
+  python3 - "$1" <<'PY'
+import os, sys
+me = os.getpid()
+for p in os.listdir("/proc"):
+    if not p.isdigit() or int(p) == me:
+        continue
+    try:
+        cmd = open(f"/proc/{p}/cmdline", "rb").read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        continue
+    if sys.argv[1] in cmd:
+        print(p)
+PY
+}
+# listening PORT: listening TCP sockets on 127.0.0.1:PORT (a socket shared by two processes
+# is one line).
+listening() { ss -Hltn "sport = :$1" | wc -l; }
+# sockets PID: its socket descriptors, as listening + TCP connections (the proxy's keep-alive
+# connections to instances and clients') + the rest (unix sockets: the keeper's, …).
+sockets() {
+  local all l c
+  all=$(find "/proc/$1/fd" -lname 'socket:*' 2>/dev/null | wc -l)
+  l=$(ss -Hltnp | grep -c "pid=$1,") || true
+  c=$(ss -Htnp | grep -c "pid=$1,") || true
+  echo "$l listening + $c connections + $((all - l - c)) other"
 }
 
 if want kill; then
@@ -234,13 +273,13 @@ row canary "$shifts of 4 weight shifts applied; the canary served ${share} % of 
 stop
 fi
 
-# (f) Three hot upgrades under load: no failed request, the same instance pids.
+# (f) Three hot upgrades under load: no failed request, the same instance pids; afterwards one
+# flotilla, one instance keeper, one socket per listening port, the last process's sockets
+# beside its connections as many as the first's, no upgrade socket left — once stopped, nothing.
 if want upgrade; then
 echo "(f) three hot upgrades"
 start upgrade
-pids_of() { api GET /v1/groups/web | python3 -c 'import json,sys; print(sorted(i["pid"] for i in json.load(sys.stdin)["instances"]))'; }
-acts_of() { api GET /v1/groups/web/activities | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))'; }
-before=$(pids_of); acts=$(acts_of)
+before=$(pids_of); acts=$(acts_of); fds0=$(sockets "$FPID"); first=$FPID
 load upgrade "$SECS"
 ups=0
 for _ in 1 2 3; do
@@ -249,10 +288,22 @@ for _ in 1 2 3; do
   if [ -n "$new" ]; then ups=$((ups + 1)); FPID=$new; fi
 done
 wait "$LPID"
+wait "$first" 2>/dev/null || true  # the first process was this script's child: reap it
 after=$(pids_of)
 same=$([ "$before" = "$after" ] && echo "same instance pids" || echo "INSTANCE PIDS CHANGED")
-row upgrade "$ups of 3 upgrades; $same; activities $acts → $(acts_of)"
+ups_left=$(procs_with "$WORK/flotilla.toml" | wc -l)
+keepers=$(procs_with "$WORK/state/keeper.sock" | wc -l)
+leftover="$ups_left flotilla up, $keepers keeper, listening sockets $(listening "$LISTENER") on the listener and $(listening "$ADMIN") on the admin port, sockets of the first process $fds0, of the last $(sockets "$FPID")"
+[ -e "$WORK/state/upgrade.sock" ] && leftover="$leftover, UPGRADE SOCKET LEFT"
+instances=$(echo "$after" | tr -d '[],')
+row upgrade "$ups of 3 upgrades; $same; activities $acts → $(acts_of); after: $leftover"
 stop
+alive=0
+for p in $instances $(procs_with "$WORK/state/keeper.sock") $(procs_with "$WORK/flotilla.toml"); do
+  kill -0 "$p" 2>/dev/null && alive=$((alive + 1))
+done
+NOTES+=("upgrade, after the stop: $alive of the instances, keeper and flotilla processes still alive")
+echo "${NOTES[-1]}"
 fi
 
 # (g) Crash restart: SIGKILL of flotilla; the socket stays with the stand-in for systemd, which
@@ -268,26 +319,33 @@ wait_until 90 has web 6 && wait_until 60 has canary 3 \
   || { echo "flotilla did not come up; log: $WORK/flotilla-crash.log" >&2; exit 1; }
 load crash "$SECS"
 sleep 5
+before=$(pids_of)
+killed=$(cat "$WORK/flotilla.pid")
 t0=$(date +%s.%N)
-kill -KILL "$(cat "$WORK/flotilla.pid")"
+kill -KILL "$killed"
+# The restarted process (a new pid in the pid file) must report the 6 healthy itself.
 back=none
 for _ in $(seq 1 600); do
-  if has web 6 2>/dev/null; then back=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')"); break; fi
+  if [ "$(cat "$WORK/flotilla.pid")" != "$killed" ] && has web 6 2>/dev/null; then
+    back=$(python3 -c "import time; print(f'{time.time() - $t0:.1f}')"); break
+  fi
   sleep 0.1
 done
 wait "$LPID"
-row crash "SIGKILL, restarted at once on the kept socket; 6 healthy again after ${back} s"
+kept=$(python3 -c "import sys; a, b = eval(sys.argv[1]), eval(sys.argv[2]); print(len(set(a) & set(b)))" "$before" "$(pids_of)")
+row crash "SIGKILL, restarted at once on the kept socket; 6 healthy again after ${back} s; $kept of 6 instance pids the same"
 FPID=$(cat "$WORK/flotilla.pid"); stop
 wait "$SPID" 2>/dev/null || true
 fi
 
 {
-  echo "Drills: \`bench/drills.sh $SECS\` — $CLIENTS clients × $RATE req/s, keep-alive, no retries, 5 s timeout; $(date -u +%Y-%m-%dT%H:%MZ)."
+  echo "Drills: \`bench/drills.sh $SECS${ONLY[*]:+ ${ONLY[*]}}\` — $CLIENTS clients × $RATE req/s, keep-alive, no retries, 5 s timeout; $(date -u +%Y-%m-%dT%H:%MZ)."
   echo
   echo "| drill | requests | failed | stalled > 0.5 s | p50 ms | p99 ms | max ms | note |"
   echo "|---|---|---|---|---|---|---|---|"
   printf '%s\n' "${ROWS[@]}"
+  if [ ${#NOTES[@]} -gt 0 ]; then echo; printf '%s\n' "${NOTES[@]}"; fi
 } > "$REPORT"
 echo
 cat "$REPORT"
-rm -rf "$WORK"
+if [ -n "${KEEP_WORK:-}" ]; then echo "logs kept in $WORK"; else rm -rf "$WORK"; fi

@@ -5,6 +5,7 @@
 
 use std::cell::Cell;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -272,6 +273,29 @@ impl BoundDns {
         let udp = tokio::net::UdpSocket::bind(addr).await?;
         let tcp = tokio::net::TcpListener::bind(udp.local_addr()?).await?;
         Ok(BoundDns { udp, tcp })
+    }
+
+    /// Serves on sockets bound elsewhere — a hot upgrade's predecessor hands its own over, so
+    /// no query finds the port closed. Call inside a tokio runtime.
+    pub fn from_std(
+        udp: std::net::UdpSocket,
+        tcp: std::net::TcpListener,
+    ) -> std::io::Result<BoundDns> {
+        udp.set_nonblocking(true)?;
+        tcp.set_nonblocking(true)?;
+        Ok(BoundDns {
+            udp: tokio::net::UdpSocket::from_std(udp)?,
+            tcp: tokio::net::TcpListener::from_std(tcp)?,
+        })
+    }
+
+    /// Duplicates of the UDP and TCP sockets, kept to hand over in a hot upgrade (the
+    /// server's own are closed when it stops; the duplicates keep the sockets open).
+    pub fn duplicate(&self) -> std::io::Result<(OwnedFd, OwnedFd)> {
+        Ok((
+            self.udp.as_fd().try_clone_to_owned()?,
+            self.tcp.as_fd().try_clone_to_owned()?,
+        ))
     }
 
     /// The address both sockets are bound to.

@@ -47,19 +47,33 @@ pub struct BoundListener {
 }
 
 impl BoundListener {
-    /// Binds `l` and loads its certificates.
-    pub async fn bind(l: &EdgeListener) -> Result<BoundListener, ListenError> {
+    /// Binds `l` — or serves on `inherited`, the socket a hot upgrade's predecessor handed
+    /// over for it — and loads its certificates.
+    pub async fn bind(
+        l: &EdgeListener,
+        inherited: Option<std::net::TcpListener>,
+    ) -> Result<BoundListener, ListenError> {
         let tls = match l.protocol {
             ListenerProtocol::Https => Some(acceptor(l)?),
             _ => None,
         };
-        let listener = TcpListener::bind(l.bind)
-            .await
-            .map_err(|source| ListenError::Bind {
-                addr: l.bind,
-                source,
-            })?;
+        let bound = match inherited {
+            Some(socket) => socket
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(socket)),
+            None => TcpListener::bind(l.bind).await,
+        };
+        let listener = bound.map_err(|source| ListenError::Bind {
+            addr: l.bind,
+            source,
+        })?;
         Ok(BoundListener { listener, tls })
+    }
+
+    /// A duplicate of the listening socket, kept to hand over in a hot upgrade.
+    pub fn duplicate(&self) -> std::io::Result<std::os::fd::OwnedFd> {
+        use std::os::fd::AsFd;
+        self.listener.as_fd().try_clone_to_owned()
     }
 
     /// The bound address.

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -21,19 +22,33 @@ pub struct BoundEdges {
 
 impl BoundEdges {
     /// Binds every listener of every distribution (a taken port fails here, before any
-    /// instance is launched).
+    /// instance is launched); a listener for which `inherited` gives a socket (a hot
+    /// upgrade's predecessor's, by configured address) serves on it instead.
     pub async fn bind(
         distributions: &BTreeMap<String, Distribution>,
+        mut inherited: impl FnMut(SocketAddr) -> Option<std::net::TcpListener>,
     ) -> Result<BoundEdges, ListenError> {
         let mut bound = Vec::new();
         for (name, d) in distributions {
             let mut ls = Vec::new();
             for l in &d.listeners {
-                ls.push(BoundListener::bind(l).await?);
+                ls.push(BoundListener::bind(l, inherited(l.bind)).await?);
             }
             bound.push((name.clone(), d.clone(), ls));
         }
         Ok(BoundEdges { bound })
+    }
+
+    /// Duplicates of every listening socket, by configured address, kept to hand over in a
+    /// hot upgrade.
+    pub fn duplicate(&self) -> std::io::Result<Vec<(SocketAddr, OwnedFd)>> {
+        let mut out = Vec::new();
+        for (_, d, ls) in &self.bound {
+            for (l, b) in d.listeners.iter().zip(ls) {
+                out.push((l.bind, b.duplicate()?));
+            }
+        }
+        Ok(out)
     }
 
     /// Starts serving, fetching from origins where `resolver` says they are.

@@ -1,111 +1,23 @@
 //! Hot upgrade of flotilla itself (`POST /v1/upgrade`, `flotilla upgrade`, `SIGUSR2`): the
 //! new process takes every listening socket, the instances and the cluster's state; no request
 //! is lost, no instance restarted, nothing left behind; a new binary that fails leaves the old
-//! one serving; and no instance outlives flotilla, even a SIGKILLed successor.
+//! one serving; and no instance outlives flotilla, even a SIGKILLed successor. (The edge's
+//! sockets and systemd's notifications through an upgrade: `upgrade_service.rs`.)
 
 mod common;
 
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::upgrade::{
+    listening_sockets, pids, processes_with, upgrade, upgrade_and_wait, wait_gone, Adopted,
+};
 use common::{
-    alive, assert_no_failed_requests, demo_config, get, http_client, paced_load, signal, temp_dir,
+    assert_no_failed_requests, demo_config, get, http_client, paced_load, signal, temp_dir,
     wait_for, Flotilla, Ports,
 };
-use flotilla_admin::api::{GroupDetail, UpgradeResponse};
+use flotilla_admin::api::GroupDetail;
 use flotilla_admin::{AdminClient, ClientError};
-use hickory_proto::op::{Message, MessageType, OpCode, Query};
-use hickory_proto::rr::{Name, RData, RecordType};
-
-/// A process this test does not own as a child (a successor): stopped by pid on drop.
-struct Adopted(u32);
-
-impl Drop for Adopted {
-    fn drop(&mut self) {
-        if alive(self.0) {
-            signal(self.0, libc::SIGTERM);
-            wait_gone(&[self.0], Duration::from_secs(20));
-        }
-        if alive(self.0) {
-            signal(self.0, libc::SIGKILL);
-        }
-    }
-}
-
-/// Polls until none of `pids` is alive (false when the deadline — a hang guard — passed).
-fn wait_gone(pids: &[u32], timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while pids.iter().any(|p| alive(*p)) {
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    true
-}
-
-/// Instance id → pid.
-fn pids(g: &GroupDetail) -> BTreeMap<String, u32> {
-    g.instances
-        .iter()
-        .filter_map(|i| i.pid.map(|p| (i.id.clone(), p)))
-        .collect()
-}
-
-/// Pids of processes whose command line contains `needle` (the test's own directory names
-/// them), so strays are counted, never guessed.
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmd = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmd).contains(needle) && alive(pid) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Distinct listening sockets on 127.0.0.1:`port` (one socket shared by old and new process
-/// counts once; a second bind would count twice).
-fn listening_sockets(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let want = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() > 9 && f[1] == want && f[3] == "0A"
-        })
-        .count()
-}
-
-async fn upgrade(admin: &AdminClient) -> Result<UpgradeResponse, ClientError> {
-    admin.post("/v1/upgrade", &serde_json::json!({})).await
-}
-
-/// Upgrades `f` (whose current process is `current`) and waits for the old process to exit.
-async fn upgrade_and_wait(f: &mut Flotilla, current: u32) -> u32 {
-    let r = upgrade(&f.admin).await.expect("upgrade");
-    assert_eq!(r.old_pid, current);
-    assert_ne!(r.new_pid, current);
-    if f.child.as_ref().is_some_and(|c| c.id() == current) {
-        let status = f.stop_with(0, Duration::from_secs(60)); // signal 0: just wait
-        assert!(status.success(), "the old process exited with {status}");
-    } else {
-        assert!(
-            wait_gone(&[current], Duration::from_secs(60)),
-            "old process {current} still runs"
-        );
-    }
-    r.new_pid
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_under_load_loses_no_request_and_restarts_no_instance() {
@@ -299,9 +211,19 @@ async fn a_new_binary_that_fails_leaves_the_old_one_serving_with_the_reason() {
     };
     assert_eq!(status, 500);
     assert!(error.contains("exited") && error.contains('3'), "{error}");
-    assert!(f
-        .log()
-        .contains("hot upgrade failed; this process keeps serving"));
+    // The log says it too, with each reason.
+    let log = f.log();
+    let failures: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("hot upgrade failed; this process keeps serving"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].contains("flotilla.toml"), "{}", failures[0]);
+    assert!(
+        failures[1].contains("exited (exit status: 3)"),
+        "{}",
+        failures[1]
+    );
 
     // The old process serves on, with the same instances, and can still be upgraded.
     let client = http_client();
@@ -365,105 +287,4 @@ async fn sigkill_of_an_upgraded_flotilla_still_leaves_no_instance_behind() {
         wait_gone(&all, Duration::from_secs(20)),
         "an instance or the keeper outlived a SIGKILLed flotilla"
     );
-}
-
-/// The A records the DNS server at `server` answers for `name`, or `None` when it does not
-/// answer within a second (one UDP exchange).
-fn dns_a(server: SocketAddr, name: &str) -> Option<Vec<Ipv4Addr>> {
-    let mut m = Message::new();
-    m.set_id(7)
-        .set_message_type(MessageType::Query)
-        .set_op_code(OpCode::Query);
-    m.add_query(Query::query(Name::from_ascii(name).ok()?, RecordType::A));
-    let s = UdpSocket::bind("127.0.0.1:0").ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    s.send_to(&m.to_vec().ok()?, server).ok()?;
-    let mut buf = vec![0u8; 4096];
-    let (n, _) = s.recv_from(&mut buf).ok()?;
-    let answer = Message::from_vec(&buf[..n]).ok()?;
-    Some(
-        answer
-            .answers()
-            .iter()
-            .filter_map(|r| match r.data() {
-                RData::A(a) => Some(a.0),
-                _ => None,
-            })
-            .collect(),
-    )
-}
-
-/// One unsigned AWS Query API call on loopback (no keys configured): the status line and body.
-fn aws_call(port: u16, form: &str) -> String {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("aws api connects");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: \
-         application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
-        form.len()
-    );
-    s.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    let _ = s.read_to_string(&mut answer);
-    answer
-}
-
-/// What `flotilla up` runs beside the load balancers goes through an upgrade too: the AWS
-/// API's socket is handed over (still one socket, answering), and the DNS server, whose
-/// sockets are bound again by the successor once its predecessor let them go, answers again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upgrade_hands_over_the_aws_api_and_the_dns_server_answers_again() {
-    let ports = Ports::new();
-    let aws = common::free_port();
-    let dns = loop {
-        let p = common::free_port();
-        if UdpSocket::bind(("127.0.0.1", p)).is_ok() {
-            break p;
-        }
-    };
-    let extra = format!(
-        r#"
-[aws_api]
-bind = "127.0.0.1:{aws}"
-
-[dns]
-bind = "127.0.0.1:{dns}"
-[dns.zones."example.test"]
-[[dns.zones."example.test".records]]
-name = "www"
-type = "A"
-ttl = 30
-values = ["192.0.2.7"]
-"#
-    );
-    let config = demo_config(&ports, 1, 3, 1, &extra);
-    let mut f = Flotilla::start("upgrade-edge", ports, &config);
-    f.wait_in_service("web", 1, Duration::from_secs(60)).await;
-    let server = SocketAddr::from((Ipv4Addr::LOCALHOST, dns));
-    let www = Some(vec![Ipv4Addr::new(192, 0, 2, 7)]);
-    assert_eq!(dns_a(server, "www.example.test."), www);
-    let describe = "Action=DescribeAutoScalingGroups&Version=2011-01-01";
-    assert!(aws_call(aws, describe).starts_with("HTTP/1.1 200"));
-
-    let old = f.pid();
-    let new = upgrade_and_wait(&mut f, old).await;
-    let _guard = Adopted(new);
-    wait_for(
-        "the dns server to answer again",
-        Duration::from_secs(30),
-        || {
-            let got = dns_a(server, "www.example.test.");
-            async move { (got == Some(vec![Ipv4Addr::new(192, 0, 2, 7)])).then_some(()) }
-        },
-    )
-    .await;
-    assert_eq!(listening_sockets(aws), 1, "the AWS API's one socket");
-    let answer = aws_call(aws, describe);
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        answer.contains("<AutoScalingGroupName>web</AutoScalingGroupName>"),
-        "{answer}"
-    );
-    signal(new, libc::SIGTERM);
-    assert!(wait_gone(&[new], Duration::from_secs(30)));
 }

@@ -232,8 +232,9 @@ async fn drain(shared: &Shared, stop_admin: &watch::Sender<bool>) {
 }
 
 /// After a hot upgrade: drains, closes the state store and exits; the instances stay with
-/// the successor (this process's keeper connection closes, the successor's stays). The DNS
-/// server and distributions stop first: the successor binds their sockets once they are free.
+/// the successor (this process's keeper connection closes, the successor's stays). Every
+/// socket — the DNS server's and the distributions' too — stays open in the successor, which
+/// serves on it already.
 async fn step_down(running: Running) {
     let Running {
         shared,
@@ -244,8 +245,7 @@ async fn step_down(running: Running) {
     } = running;
     tracing::info!("handed over: draining listeners; instances keep running");
     shared.provider.detach().await;
-    crate::edge::stop(&shared).await;
-    drain(&shared, &stop_admin).await;
+    tokio::join!(crate::edge::stop(&shared), drain(&shared, &stop_admin));
     let writer = lock(&shared.persister).take().and_then(|mut p| p.close());
     if let Some(writer) = writer {
         let _ = tokio::task::spawn_blocking(move || writer.join()).await;

@@ -2,13 +2,11 @@
 //! the config, binds every listener, the admin and AWS APIs and the edge before launching
 //! anything, or takes them from systemd's socket activation; starts the instance keeper;
 //! restores and adopts what an earlier run left), or a hot upgrade's successor (takes its
-//! predecessor's sockets, instances and whole cluster, and binds the edge's once its
-//! predecessor has let them go).
+//! predecessor's sockets — the edge's too —, instances and whole cluster).
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use flotilla_compute::keeper::KeeperCommand;
 use flotilla_compute::{Compute, ComputeEvent};
@@ -26,12 +24,6 @@ use crate::run::{RunOptions, Running};
 use crate::shared::{Process, Shared, SharedParts};
 use crate::upgrade::{Handover, Inherited, Successor};
 use crate::{persist, RuntimeError};
-
-/// How long a hot upgrade's successor tries to bind the DNS server's and the distributions'
-/// sockets while its predecessor still holds them.
-const EDGE_REBIND: Duration = Duration::from_secs(30);
-/// How often it tries.
-const EDGE_REBIND_POLL: Duration = Duration::from_millis(20);
 
 /// Checks what must hold before anything starts: a token for a non-loopback admin API, and
 /// the log directory. Returns the log directory.
@@ -122,7 +114,7 @@ pub(crate) async fn fresh(
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &config, &mut inherited)?;
     inherited.close_unused();
-    let edge = crate::edge::bind(&config).await?;
+    let edge = crate::edge::bind(&config, crate::edge::Sockets::default()).await?;
     let keeper = keeper_command(&options, &state_dir);
     let (provider, compute_events) =
         Compute::with_keeper(log_dir, home_of(&config), keeper).await?;
@@ -274,7 +266,6 @@ pub(crate) async fn successor(
     // Committed: what was held back (launches, stops, probes, writes) is carried out now.
     running.shared.provider.commit().await;
     crate::executor::execute_deferred(&running.shared);
-    bind_edge_when_free(&running.shared);
     running.shared.wake.notify_one();
     crate::systemd::notify(&format!("MAINPID={}\nREADY=1", std::process::id()));
     tracing::info!("hot upgrade: this process has taken over");
@@ -300,6 +291,7 @@ async fn take_over(
     let bound = crate::listeners::bind_new(&listeners, &config, &mut inherited)?;
     // Sockets the new config has no listener for stay with the old process, which drains them.
     inherited.close_unused();
+    let edge = crate::edge::bind(&config, sockets.edge).await?;
     let handed = s.state()?;
     let clock = Clock::continued(handed.elapsed, handed.epoch_wall);
     let mut cluster = handed.cluster;
@@ -349,14 +341,17 @@ async fn take_over(
         file_config,
         aws,
     };
-    Ok(finish(
+    let running = finish(
         config,
         options,
         parts,
         admin_listener,
         bound,
         compute_events,
-    ))
+    );
+    // On the predecessor's sockets: both serve until it steps down.
+    edge.start(&running.shared);
+    Ok(running)
 }
 
 /// One handed-over socket as an [`Inherited`] set.
@@ -365,38 +360,4 @@ fn inherited_one(socket: Option<(std::net::SocketAddr, OwnedFd)>) -> Inherited {
         Some((addr, fd)) => Inherited::from_predecessor(vec![(addr, fd)]),
         None => Inherited::default(),
     }
-}
-
-/// A committed successor's DNS server and distributions: their sockets are not handed over
-/// (UDP and TLS listeners of their own), so they are bound as soon as the predecessor, which
-/// stops its edge first thing when it steps down, has let them go. Queries in between go
-/// unanswered (resolvers retry); see docs/upgrade.md.
-fn bind_edge_when_free(shared: &Arc<Shared>) {
-    let config = shared.config().clone();
-    if config.dns.is_none() && config.distributions.is_empty() {
-        return;
-    }
-    let shared = Arc::clone(shared);
-    tokio::spawn(async move {
-        let deadline = Instant::now() + EDGE_REBIND;
-        let mut tries = 0u32;
-        loop {
-            tries += 1;
-            match crate::edge::bind(&config).await {
-                Ok(edge) => {
-                    edge.start(&shared);
-                    tracing::info!(tries, "hot upgrade: dns and distributions serve here now");
-                    return;
-                }
-                Err(e) if Instant::now() < deadline => {
-                    tracing::debug!(error = %e, "the edge's sockets are not free yet");
-                    tokio::time::sleep(EDGE_REBIND_POLL).await;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "hot upgrade: cannot bind the dns server or distributions; they do not serve");
-                    return;
-                }
-            }
-        }
-    });
 }

@@ -233,7 +233,7 @@ origin = "o"
     let cfg = flotilla_config::parse(&text, std::path::Path::new("t.toml"))
         .unwrap_or_else(|e| panic!("{e}"));
     let d = cfg.distributions["cdn"].clone();
-    let bound = BoundListener::bind(&d.listeners[0]).await.unwrap();
+    let bound = BoundListener::bind(&d.listeners[0], None).await.unwrap();
     let addr = bound.local_addr().unwrap();
     let edge = Edge::new("cdn", d, Arc::new(AddressesOnly));
     let (_stop, rx) = watch::channel(false);

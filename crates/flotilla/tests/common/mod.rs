@@ -17,6 +17,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
 pub mod podman;
+pub mod upgrade;
 
 /// Path of the binary under test.
 pub fn flotilla_bin() -> &'static str {

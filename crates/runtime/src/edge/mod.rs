@@ -9,6 +9,7 @@ mod metrics;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,25 +32,84 @@ const REFRESH: Duration = Duration::from_secs(1);
 pub(crate) struct Bound {
     dns: Option<BoundDns>,
     edges: BoundEdges,
+    /// Duplicates of every socket, for a hot upgrade's successor.
+    sockets: Sockets,
 }
 
-/// Binds the DNS server's UDP and TCP sockets and every distribution listener.
-pub(crate) async fn bind(config: &Config) -> Result<Bound, RuntimeError> {
+/// The edge's listening sockets as a hot upgrade hands them over: kept (duplicated) by the
+/// running edge, sent to the successor, taken by its [`bind`] instead of binding anew — so
+/// neither a DNS query nor a viewer's connection finds the port closed.
+#[derive(Default)]
+pub(crate) struct Sockets {
+    /// The DNS server's `[dns] bind`, its UDP socket and its TCP socket.
+    pub(crate) dns: Option<(SocketAddr, OwnedFd, OwnedFd)>,
+    /// Distribution listeners, by configured address.
+    pub(crate) distributions: Vec<(SocketAddr, OwnedFd)>,
+}
+
+impl Sockets {
+    /// Duplicates, to send (the running edge keeps its own should the upgrade fail).
+    pub(crate) fn try_clone(&self) -> std::io::Result<Sockets> {
+        let dns = match &self.dns {
+            Some((addr, udp, tcp)) => Some((*addr, udp.try_clone()?, tcp.try_clone()?)),
+            None => None,
+        };
+        let distributions = self
+            .distributions
+            .iter()
+            .map(|(addr, fd)| Ok((*addr, fd.try_clone()?)))
+            .collect::<std::io::Result<_>>()?;
+        Ok(Sockets { dns, distributions })
+    }
+}
+
+fn handed_over(addr: SocketAddr) {
+    tracing::info!(%addr, from = "the previous flotilla process", "edge socket taken over, not bound anew");
+}
+
+/// Binds the DNS server's UDP and TCP sockets and every distribution listener, or takes
+/// them from `handed` (a hot upgrade's predecessor's, by configured address). Handed sockets
+/// the config has no use for are closed here (the predecessor drains its own).
+pub(crate) async fn bind(config: &Config, handed: Sockets) -> Result<Bound, RuntimeError> {
+    let bind_error = |addr| move |source| RuntimeError::Bind { addr, source };
     let dns = match &config.dns {
-        Some(d) => Some(
-            BoundDns::bind(d.bind)
-                .await
-                .map_err(|source| RuntimeError::Bind {
-                    addr: d.bind,
-                    source,
-                })?,
-        ),
+        Some(d) => Some(match handed.dns {
+            Some((addr, udp, tcp)) if addr == d.bind => {
+                handed_over(addr);
+                BoundDns::from_std(udp.into(), tcp.into()).map_err(bind_error(addr))?
+            }
+            _ => BoundDns::bind(d.bind).await.map_err(bind_error(d.bind))?,
+        }),
         None => None,
     };
-    let edges = BoundEdges::bind(&config.distributions)
-        .await
-        .map_err(|e| RuntimeError::Edge(e.to_string()))?;
-    Ok(Bound { dns, edges })
+    let mut distributions: HashMap<SocketAddr, OwnedFd> =
+        handed.distributions.into_iter().collect();
+    let edges = BoundEdges::bind(&config.distributions, |addr| {
+        let fd = distributions.remove(&addr)?;
+        handed_over(addr);
+        Some(std::net::TcpListener::from(fd))
+    })
+    .await
+    .map_err(|e| RuntimeError::Edge(e.to_string()))?;
+    for addr in distributions.keys() {
+        tracing::warn!(%addr, "a handed-over distribution socket is not in the config; closed");
+    }
+    let duplicate = |e: std::io::Error| RuntimeError::Edge(format!("edge sockets: {e}"));
+    let sockets = Sockets {
+        dns: match (&dns, &config.dns) {
+            (Some(b), Some(d)) => {
+                let (udp, tcp) = b.duplicate().map_err(duplicate)?;
+                Some((d.bind, udp, tcp))
+            }
+            _ => None,
+        },
+        distributions: edges.duplicate().map_err(duplicate)?,
+    };
+    Ok(Bound {
+        dns,
+        edges,
+        sockets,
+    })
 }
 
 /// The running edge.
@@ -58,6 +118,8 @@ pub(crate) struct EdgeRuntime {
     pub(crate) edges: EdgeService,
     stop: watch::Sender<bool>,
     refresher: JoinHandle<()>,
+    /// Duplicates of its listening sockets, for a hot upgrade.
+    pub(crate) sockets: Sockets,
 }
 
 /// Where the running edge lives in [`Shared`] (taken out on shutdown).
@@ -103,6 +165,7 @@ impl Bound {
             edges,
             stop,
             refresher,
+            sockets: self.sockets,
         });
     }
 }

@@ -257,11 +257,12 @@ fn converse(
     }
 }
 
+/// Sends every listening socket in one frame, in [`wire::Sockets`]'s order.
 fn send_sockets(shared: &Shared, stream: &UnixStream) -> Result<(), String> {
-    let mut listeners = Vec::new();
+    let mut frame = wire::Sockets::default();
     let mut fds = Vec::new();
     for (configured, bound, fd) in shared.listeners.sockets() {
-        listeners.push((configured, bound));
+        frame.listeners.push((configured, bound));
         fds.push(fd);
     }
     let mut attach = |socket: &Option<(SocketAddr, OwnedFd)>| match socket {
@@ -274,14 +275,23 @@ fn send_sockets(shared: &Shared, stream: &UnixStream) -> Result<(), String> {
         },
         None => None,
     };
-    let admin = attach(&shared.handover.admin);
-    let aws = attach(&shared.handover.aws);
-    let body = wire::encode(&wire::Sockets {
-        listeners,
-        admin,
-        aws,
-    })
-    .map_err(|e| e.to_string())?;
+    frame.admin = attach(&shared.handover.admin);
+    frame.aws = attach(&shared.handover.aws);
+    let edge = lock(&shared.edge)
+        .as_ref()
+        .map(|e| e.sockets.try_clone())
+        .transpose()
+        .map_err(|e| format!("duplicating the edge's sockets: {e}"))?
+        .unwrap_or_default();
+    if let Some((addr, udp, tcp)) = edge.dns {
+        frame.dns = Some(addr);
+        fds.extend([udp, tcp]);
+    }
+    for (addr, fd) in edge.distributions {
+        frame.distributions.push(addr);
+        fds.push(fd);
+    }
+    let body = wire::encode(&frame).map_err(|e| e.to_string())?;
     fds::send_with_fds(stream, &body, &fds).map_err(|e| format!("handing over the sockets: {e}"))
 }
 

@@ -3,6 +3,7 @@
 //! prepares, takes the state, and says `Ready` once it serves.
 
 use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -62,38 +63,36 @@ impl Successor {
     }
 
     /// The predecessor's listening sockets: the load balancers' keyed by configured address,
-    /// the admin API's and the AWS API's.
+    /// the admin API's, the AWS API's and the edge's.
     pub(crate) fn sockets(&self) -> Result<Sockets, RuntimeError> {
-        let (body, mut fds) = super::fds::recv_with_fds(&self.stream)
+        let (body, fds) = super::fds::recv_with_fds(&self.stream)
             .map_err(|e| upgrade_error(format!("receiving the listening sockets: {e}")))?;
-        let sockets: wire::Sockets = wire::decode(&body).map_err(upgrade_error)?;
-        let expected = sockets.listeners.len()
-            + usize::from(sockets.admin.is_some())
-            + usize::from(sockets.aws.is_some());
-        if fds.len() != expected {
+        let frame: wire::Sockets = wire::decode(&body).map_err(upgrade_error)?;
+        if fds.len() != frame.count() {
             return Err(upgrade_error(format!(
-                "{} sockets received, {expected} announced",
-                fds.len()
+                "{} sockets received, {} announced",
+                fds.len(),
+                frame.count()
             )));
         }
-        let aws = match sockets.aws {
-            Some(addr) => fds.pop().map(|fd| (addr, fd)),
-            None => None,
-        };
-        let admin = match sockets.admin {
-            Some(addr) => fds.pop().map(|fd| (addr, fd)),
-            None => None,
-        };
-        let listeners = sockets
+        // In the frame's order; the count was checked, so every `next` has a descriptor.
+        let mut fds = fds.into_iter();
+        let listeners = frame
             .listeners
             .iter()
             .map(|(configured, _)| *configured)
-            .zip(fds)
+            .zip(fds.by_ref())
             .collect();
+        let admin = next_for(frame.admin, &mut fds);
+        let aws = next_for(frame.aws, &mut fds);
+        let dns =
+            next_for(frame.dns, &mut fds).and_then(|(addr, udp)| Some((addr, udp, fds.next()?)));
+        let distributions = frame.distributions.into_iter().zip(fds).collect();
         Ok(Sockets {
             listeners: Inherited::from_predecessor(listeners),
             admin,
             aws,
+            edge: crate::edge::Sockets { dns, distributions },
         })
     }
 
@@ -143,14 +142,24 @@ impl Successor {
     }
 }
 
+/// The next descriptor, for `addr` when the frame announced one.
+fn next_for(
+    addr: Option<SocketAddr>,
+    fds: &mut impl Iterator<Item = OwnedFd>,
+) -> Option<(SocketAddr, OwnedFd)> {
+    Some((addr?, fds.next()?))
+}
+
 /// The predecessor's sockets.
 pub(crate) struct Sockets {
     /// The load balancers' listeners, by configured address.
     pub(crate) listeners: Inherited,
     /// The admin API's: configured address and socket.
-    pub(crate) admin: Option<(SocketAddr, std::os::fd::OwnedFd)>,
+    pub(crate) admin: Option<(SocketAddr, OwnedFd)>,
     /// The AWS API's.
-    pub(crate) aws: Option<(SocketAddr, std::os::fd::OwnedFd)>,
+    pub(crate) aws: Option<(SocketAddr, OwnedFd)>,
+    /// The DNS server's and the distributions'.
+    pub(crate) edge: crate::edge::Sockets,
 }
 
 /// The state, decoded.

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! new → old  Hello { pid }
-//! old → new  Sockets { listeners, admin }        + every listening socket (SCM_RIGHTS)
+//! old → new  Sockets { listeners, admin, aws, dns, distributions }
+//!                                               + every listening socket (SCM_RIGHTS)
 //! new → old  Prepared                            (config loaded, sockets taken, state db open)
 //! old → new  State { cluster, clock, processes, … }   (the old cluster is retired from here)
 //! new → old  Ready                               (attached to the keeper, serving)
@@ -31,18 +32,34 @@ pub(crate) enum ToOld {
     Failed { error: String },
 }
 
-/// The sockets frame: what each attached descriptor is, in order (listeners, then the admin
-/// API's).
-#[derive(Debug, Serialize, Deserialize)]
+/// The sockets frame: what each attached descriptor is, in this order: listeners, the admin
+/// API's, the AWS API's, the DNS server's UDP and TCP sockets, the distributions' listeners.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Sockets {
     /// (configured address, bound address) of each load balancer listener.
     pub(crate) listeners: Vec<(SocketAddr, SocketAddr)>,
-    /// The admin API's configured address, when its socket is attached (after the
-    /// listeners').
+    /// The admin API's configured address, when its socket is attached.
     pub(crate) admin: Option<SocketAddr>,
-    /// The AWS API's configured address, when its socket is attached (last).
+    /// The AWS API's configured address, when its socket is attached.
     #[serde(default)]
     pub(crate) aws: Option<SocketAddr>,
+    /// The DNS server's `[dns] bind`, when its UDP and TCP sockets are attached.
+    #[serde(default)]
+    pub(crate) dns: Option<SocketAddr>,
+    /// The configured address of each distribution listener attached.
+    #[serde(default)]
+    pub(crate) distributions: Vec<SocketAddr>,
+}
+
+impl Sockets {
+    /// How many descriptors the frame announces.
+    pub(crate) fn count(&self) -> usize {
+        self.listeners.len()
+            + usize::from(self.admin.is_some())
+            + usize::from(self.aws.is_some())
+            + 2 * usize::from(self.dns.is_some())
+            + self.distributions.len()
+    }
 }
 
 /// Everything the successor takes over besides the sockets.
@@ -124,8 +141,7 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let sockets = Sockets {
             listeners: vec![(addr, addr)],
-            admin: None,
-            aws: None,
+            ..Sockets::default()
         };
         let fd = listener.as_fd().try_clone_to_owned().unwrap();
         super::super::fds::send_with_fds(&a, &encode(&sockets).unwrap(), &[fd]).unwrap();
