@@ -3,7 +3,14 @@
 # (Debian's packages), each one worker in front of the same nginx origin, on a small (1 KB)
 # and a large (1 MiB) cacheable object, keep-alive, interleaved in one run; ratios per round.
 #
-#   bench/edge-bench.sh [ROUNDS] [SECONDS]        (defaults: 10 rounds × 3 s)
+#   bench/edge-bench.sh [ROUNDS] [SECONDS]        (defaults: 10 rounds × 3 s; 0 rounds: the
+#                                                   spike only)
+#
+# Then the spike (issue 20's "a 100× spike on a cacheable page reaches the origin at most once
+# per TTL per key"): `flotilla load` sends SPIKE_BASE requests/s (default 20) for SPIKE_SECS
+# (default 10) to one page the origin marks `max-age=SPIKE_TTL` (default 2), then 100× that
+# rate for as long; the origin's access log counts the fetches of that page in each phase,
+# against the bound ⌈SPIKE_SECS ÷ SPIKE_TTL⌉ + 1 (the first fetch, then one per expiry).
 #
 # The cache under test is pinned to core 0, everything else (wrk, the origin) to core 1.
 # Every cache is warmed first, so the measured requests are all hits (checked: the origin's
@@ -21,17 +28,23 @@ WORK=$(mktemp -d /tmp/flotilla-edge-bench.XXXXXX)
 RESULTS="$WORK/results.csv"
 # shellcheck source=bench/lib.sh
 . "$HERE/lib.sh"
+trap 'bench_cleanup; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 bench_install varnishd:varnish
 bench_build
 
+SPIKE_BASE=${SPIKE_BASE:-20}
+SPIKE_SECS=${SPIKE_SECS:-10}
+SPIKE_TTL=${SPIKE_TTL:-2}
 ORIGIN=19301 P_VARNISH=19302 P_NGINX=19303 P_FLOTILLA=19304 ADMIN=19390
 
 # --- the origin: nginx serving two files with a one-hour max-age, counting requests -------
 mkdir -p "$WORK/www" "$WORK/origin" "$WORK/nginx/cache" "$WORK/varnish"
 head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 > "$WORK/www/small"
 head -c 1048576 /dev/urandom > "$WORK/www/large"
+echo ok > "$WORK/www/index.html"   # "/" answers: bench_wait_answers asks for it
 cat > "$WORK/origin/nginx.conf" <<CONF
 worker_processes 1;
+user root;   # the workers read and write under $WORK (mktemp's mode 0700)
 daemon off;
 pid $WORK/origin/nginx.pid;
 error_log $WORK/origin/error.log warn;
@@ -43,6 +56,7 @@ http {
     listen 127.0.0.1:$ORIGIN;
     root $WORK/www;
     location / { add_header Cache-Control "public, max-age=3600"; }
+    location = /spike { add_header Cache-Control "public, max-age=$SPIKE_TTL"; try_files /small =404; }
   }
 }
 CONF
@@ -58,6 +72,7 @@ VARNISH_PID=$!; PIDS+=($VARNISH_PID)
 # --- nginx proxy_cache: one worker, keep-alive to the origin ------------------------------
 cat > "$WORK/nginx/nginx.conf" <<CONF
 worker_processes 1;
+user root;
 daemon off;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
@@ -65,6 +80,7 @@ events { worker_connections 8192; }
 http {
   access_log off;
   keepalive_requests 1000000;
+  sendfile on;   # as Debian's nginx.conf: cached files go to the socket without a copy
   proxy_cache_path $WORK/nginx/cache levels=1:2 keys_zone=edge:16m max_size=512m inactive=1h;
   upstream origin { server 127.0.0.1:$ORIGIN; keepalive 64; }
   server {
@@ -110,13 +126,6 @@ for port in $P_VARNISH $P_NGINX $P_FLOTILLA; do
 done
 echo "warm: $(curl -sI http://127.0.0.1:$P_FLOTILLA/small | grep -i x-cache | tr -d '\r')"
 
-ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1"); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 HZ=$(getconf CLK_TCK)
 origin_requests() { wc -l < "$WORK/origin/access.log"; }
 
@@ -137,15 +146,16 @@ measure() { # case port
 }
 
 before_origin=$(origin_requests)
+if [ "$ROUNDS" -gt 0 ]; then
 echo "case,round,proxy,secs,rps,p50_ms,p99_ms,cpu_s" > "$RESULTS"
 echo "running $ROUNDS rounds × ${SECS}s × ${#CASES[@]} cases × ${#CACHE[@]} caches (results: $RESULTS)"
 for round in $(seq 1 "$ROUNDS"); do
   for case in "${CASES[@]}"; do
     for name in $(printf '%s\n' "${!CACHE[@]}" | shuf); do
       read -r pid port <<<"${CACHE[$name]}"
-      before=$(ticks "$pid")
+      before=$(bench_ticks "$pid")
       read -r rps p50 p99 <<<"$(measure "$case" "$port")"
-      after=$(ticks "$pid")
+      after=$(bench_ticks "$pid")
       cpu=$(python3 -c "print(($after - $before) / $HZ)")
       echo "$case,$round,$name,$SECS,$rps,$p50,$p99,$cpu" >> "$RESULTS"
     done
@@ -157,3 +167,31 @@ echo "origin requests during the rounds: $(( $(origin_requests) - before_origin 
 python3 "$HERE/edge_report.py" "$RESULTS" flotilla varnish nginx | tee "$WORK/report.md"
 cp "$RESULTS" "$HERE/last-edge-results.csv"
 cp "$WORK/report.md" "$HERE/last-edge-report.md"
+fi
+
+# --- the spike: base rate, then 100× it, on one cacheable page -----------------------------
+spike_fetches() { grep -c '"GET /spike ' "$WORK/origin/access.log" || true; }
+spike_phase() { # NAME RPS
+  local before after
+  before=$(spike_fetches)
+  taskset -c 1 "$FLOTILLA" load "http://127.0.0.1:$P_FLOTILLA/spike" --rps "$2" \
+    --for "${SPIKE_SECS}s" --json > "$WORK/spike-$1.json" || true
+  after=$(spike_fetches)
+  python3 - "$WORK/spike-$1.json" "$1" "$2" "$((after - before))" "$SPIKE_SECS" "$SPIKE_TTL" <<'PY'
+import json, math, sys
+r = json.load(open(sys.argv[1]))
+name, rps, fetched, secs, ttl = sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+bound = math.ceil(secs / ttl) + 1
+errors = r["requests"] - r["ok"]
+verdict = "within" if fetched <= bound else "OVER"
+print(f"| {name} | {rps} | {secs:g} | {r['requests']} | {errors} | {ttl:g} | {fetched} | {bound} | {verdict} |")
+PY
+}
+echo "spike: ${SPIKE_BASE}/s then $((SPIKE_BASE * 100))/s for ${SPIKE_SECS}s each, max-age=${SPIKE_TTL}"
+{
+  echo "| phase | requests/s | seconds | requests | failed | TTL s | origin fetches of the page | bound ⌈s÷TTL⌉+1 | |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---|"
+  spike_phase base "$SPIKE_BASE"
+  spike_phase spike "$((SPIKE_BASE * 100))"
+} | tee "$WORK/spike.md"
+cp "$WORK/spike.md" "$HERE/last-edge-spike.md"

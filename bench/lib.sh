@@ -78,6 +78,22 @@ CONF
   PIDS+=($!)
 }
 
+# CPU time (user + system, in clock ticks) of a process, all its threads and all its
+# descendants (nginx's and Varnish's workers, NSD's server two forks down).
+bench_ticks() { # PID
+  local total=0 p
+  for p in "$1" $(pgrep -P "$1"); do
+    if [ "$p" = "$1" ]; then
+      # utime and stime, counted after the command name (which may hold spaces: "nsd: main")
+      total=$((total + $( (sed 's/.*) //' "/proc/$p/stat" 2>/dev/null || echo) \
+        | awk '{print $12 + $13 + 0}')))
+    else
+      total=$((total + $(bench_ticks "$p")))
+    fi
+  done
+  echo "$total"
+}
+
 # Wait (bounded: 10 s a port) until something answers HTTP on each port given; exit if one
 # never does.
 bench_wait_answers() { # PORT...

@@ -113,14 +113,6 @@ fi
 bench_wait_answers $P_HAPROXY $P_HAPROXY2 $P_NGINX $P_FLOTILLA $T_HAPROXY $T_HAPROXY2 $T_NGINX $T_FLOTILLA
 bench_wait_tls $S_HAPROXY $S_HAPROXY2 $S_NGINX $S_FLOTILLA
 
-# CPU ticks (user+system, all threads) of a process and its children (nginx's workers).
-ticks() {
-  local total=0 p
-  for p in "$1" $(pgrep -P "$1"); do
-    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 HZ=$(getconf CLK_TCK)
 
 # name → "pid port h2port tcpport tlsport"
@@ -177,9 +169,9 @@ for round in $(seq 1 "$ROUNDS"); do
   for case in "${CASES[@]}"; do
     for name in $(printf '%s\n' "${!PROXY[@]}" | shuf); do
       read -r pid port h2port tcpport tlsport <<<"${PROXY[$name]}"
-      before=$(ticks "$pid")
+      before=$(bench_ticks "$pid")
       read -r rps p50 p99 <<<"$(measure "$case" "$port" "$h2port" "$tcpport" "$tlsport")"
-      after=$(ticks "$pid")
+      after=$(bench_ticks "$pid")
       cpu=$(python3 -c "print(($after - $before) / $HZ)")
       echo "$case,$round,$name,$SECS,$rps,$p50,$p99,$cpu" >> "$RESULTS"
     done
