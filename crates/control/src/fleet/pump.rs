@@ -173,22 +173,28 @@ impl Fleet {
         tg: &str,
         targets: &[RoutedTarget],
     ) -> Vec<(InstanceId, bool)> {
-        let now: BTreeSet<&InstanceId> = targets
-            .iter()
-            .filter(|t| is_registered(t.state))
-            .filter_map(|t| t.instance.as_ref())
-            .collect();
         let empty = BTreeSet::new();
         let before = self.registered.get(tg).unwrap_or(&empty);
-        let gone = before
+        let now = targets
             .iter()
-            .filter(|id| !now.contains(id))
-            .map(|id| (id.clone(), false));
-        let new = now
-            .iter()
-            .filter(|id| !before.contains(**id))
-            .map(|id| ((*id).clone(), true));
-        gone.chain(new).collect()
+            .filter(|t| is_registered(t.state))
+            .filter_map(|t| t.instance.as_ref());
+        let mut changes: Vec<(InstanceId, bool)> = Vec::new();
+        let mut kept = 0;
+        for id in now.clone() {
+            if before.contains(id) {
+                kept += 1;
+            } else {
+                changes.push((id.clone(), true));
+            }
+        }
+        if kept < before.len() {
+            // Some went (a new leader's first table usually keeps every one: no set then).
+            let now: BTreeSet<&InstanceId> = now.collect();
+            let gone = before.iter().filter(|id| !now.contains(id));
+            changes.extend(gone.map(|id| (id.clone(), false)));
+        }
+        changes
     }
 
     /// Instance facts go into their assignments; operator intents to the executor.
