@@ -33,8 +33,14 @@ secs() {
   python3 -c "import sys; a, b = sys.argv[1:3]; print(f'{(int(b) - int(a)) / 1000:.1f}' if a.isdigit() and b.isdigit() else 'never')" "$1" "$2"
 }
 
-# Builds the release binary once; CARGO_TARGET_DIR is honoured.
+# Builds the release binary once; CARGO_TARGET_DIR is honoured; FLOTILLA_BIN=PATH runs that
+# binary instead (as bench/lib.sh's bench_build).
 cluster_build() {
+  if [ -n "${FLOTILLA_BIN:-}" ]; then
+    [ -x "$FLOTILLA_BIN" ] || { echo "FLOTILLA_BIN=$FLOTILLA_BIN is not an executable"; exit 1; }
+    FLOTILLA=$FLOTILLA_BIN
+    return
+  fi
   echo "building flotilla (release)"
   (cd "$ROOT" && cargo build --release -q -p flotilla)
   FLOTILLA="${CARGO_TARGET_DIR:-$ROOT/target}/release/flotilla"
