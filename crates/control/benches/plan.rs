@@ -34,7 +34,12 @@ fn per_group() -> u32 {
 
 /// `FLEET_SCALE=N` divides hosts and instances by N (a quick run while developing).
 fn scale() -> usize {
-    std::env::var("FLEET_SCALE")
+    env_factor("FLEET_SCALE")
+}
+
+/// A positive whole number from the environment variable `name`; 1 when unset or invalid.
+fn env_factor(name: &str) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
@@ -229,11 +234,7 @@ fn report(what: &str, samples: &mut [(Duration, usize)]) {
 
 /// `FLEET_REPEAT=N` runs each measured kind N times as often (to profile one of them).
 fn repeat() -> usize {
-    std::env::var("FLEET_REPEAT")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(1)
-        .max(1)
+    env_factor("FLEET_REPEAT")
 }
 
 fn main() {
