@@ -82,7 +82,8 @@ fn start(name: &str, dir: Option<PathBuf>, ports: Ports) -> Flotilla {
 
 /// Runs `cmd` until it exits (killed by PID after `timeout`, a hang guard); (success, output).
 fn run(mut cmd: Command, timeout: Duration) -> (bool, String) {
-    let out_path = temp_dir("aws-script").join("out.txt");
+    let out_dir = temp_dir("aws-script");
+    let out_path = out_dir.join("out.txt");
     let out = std::fs::File::create(&out_path).expect("output file");
     let err = out.try_clone().expect("clone");
     let mut child = cmd
@@ -104,6 +105,7 @@ fn run(mut cmd: Command, timeout: Duration) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(50));
     };
     let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&out_dir);
     (status.is_some_and(|s| s.success()), text)
 }
 
