@@ -28,6 +28,7 @@ fn simulate_writes_the_summary_csv_and_charts() {
     }
     let png = std::fs::read(out.join("chart.png")).expect("png");
     assert_eq!(&png[1..4], b"PNG");
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
@@ -55,4 +56,5 @@ fn a_broken_scenario_is_refused_at_its_location() {
     assert!(err.contains(&want), "{err}");
     assert!(err.contains("nothing was simulated"), "{err}");
     assert!(!dir.join("out").exists(), "nothing written");
+    let _ = std::fs::remove_dir_all(&dir);
 }
