@@ -2,6 +2,7 @@
 //! observations, load balancer nodes' votes, the store's reachability, and — when a leader
 //! takes over — the assignments an earlier leader made.
 
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use crate::cluster::InstanceRecord;
@@ -157,10 +158,16 @@ impl Fleet {
         // What the previous leader registered, so the first routing table published takes
         // back exactly what is no longer registered.
         for tg in &a.target_groups {
-            self.registered
-                .entry(tg.clone())
-                .or_default()
-                .insert(id.clone());
+            // No copy of the name for every instance of a known target group.
+            match self.registered.get_mut(tg) {
+                Some(set) => {
+                    set.insert(id.clone());
+                }
+                None => {
+                    self.registered
+                        .insert(tg.clone(), BTreeSet::from([id.clone()]));
+                }
+            }
         }
         self.assigned.insert(id.clone(), a);
         if exited {

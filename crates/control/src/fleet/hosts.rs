@@ -123,17 +123,24 @@ impl Hosts {
     /// A host an assignment names but that has not registered (a new leader found its
     /// instances after the host went): down from now, so its grace starts now.
     pub(crate) fn ensure(&mut self, now: Time, name: &str, zone: &str) {
-        self.hosts.entry(name.to_string()).or_insert_with(|| Host {
-            spec: HostSpec {
-                zone: zone.to_string(),
-                address: IpAddr::from([0, 0, 0, 0]),
-                slots: 0,
+        // Asked once per adopted instance: no copy of the name unless the host is new.
+        if self.hosts.contains_key(name) {
+            return;
+        }
+        self.hosts.insert(
+            name.to_string(),
+            Host {
+                spec: HostSpec {
+                    zone: zone.to_string(),
+                    address: IpAddr::from([0, 0, 0, 0]),
+                    slots: 0,
+                },
+                alive: false,
+                down_since: Some(now),
+                lost: false,
+                instances: BTreeMap::new(),
             },
-            alive: false,
-            down_since: Some(now),
-            lost: false,
-            instances: BTreeMap::new(),
-        });
+        );
     }
 
     /// The host of `zone` where the next instance of `group` goes: alive, with a free slot,
