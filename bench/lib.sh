@@ -94,18 +94,22 @@ bench_ticks() { # PID
   echo "$total"
 }
 
-# Wait (bounded: 10 s a port) until something answers HTTP on each port given; exit if one
-# never does.
-bench_wait_answers() { # PORT...
-  local port
+# Wait (bounded: 10 s a port) until something answers SCHEME (http or https, certificate not
+# checked) on each port given; exit if one never does.
+bench_wait_scheme() { # SCHEME PORT...
+  local scheme=$1 port
+  shift
   for port in "$@"; do
     for _ in $(seq 1 100); do
-      curl -sf -o /dev/null "http://127.0.0.1:$port/" && break
+      curl -skf -o /dev/null "$scheme://127.0.0.1:$port/" && break
       sleep 0.1
     done
-    curl -sf -o /dev/null "http://127.0.0.1:$port/" || { echo "nothing answers on port $port"; exit 1; }
+    curl -skf -o /dev/null "$scheme://127.0.0.1:$port/" || { echo "nothing answers $scheme on port $port"; exit 1; }
   done
 }
+
+# Wait until something answers HTTP on each port given.
+bench_wait_answers() { bench_wait_scheme http "$@"; } # PORT...
 
 # The proxies as every benchmark configures them, over the backends B1 B2 B3 (set by the
 # script): HAProxy in HTTP mode (HTTP/1.1 and h2c ports) and TCP mode, one thread, keep-alive
@@ -215,14 +219,5 @@ default_action = { type = "forward", target_group = "be" }
 CONF
 }
 
-# Wait (bounded: 10 s a port) until something answers HTTPS on each port given.
-bench_wait_tls() { # PORT...
-  local port
-  for port in "$@"; do
-    for _ in $(seq 1 100); do
-      curl -skf -o /dev/null "https://127.0.0.1:$port/" && break
-      sleep 0.1
-    done
-    curl -skf -o /dev/null "https://127.0.0.1:$port/" || { echo "nothing answers HTTPS on port $port"; exit 1; }
-  done
-}
+# Wait until something answers HTTPS on each port given.
+bench_wait_tls() { bench_wait_scheme https "$@"; } # PORT...

@@ -83,17 +83,22 @@ fn containers(home: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The lab with podman on its hosts, or `None` (the test skips, saying why) where podman
+/// cannot run containers or the lab cannot be built.
+fn container_lab(test: &str) -> Option<Lab> {
+    if let Err(e) = podman::node_image() {
+        eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
+        return None;
+    }
+    Some(Lab::new(test, &HOSTS)?.with_containers())
+}
+
 #[test]
 fn agents_run_image_instances_and_adopt_their_containers_after_a_restart() {
     let test = "agents_run_image_instances_and_adopt_their_containers_after_a_restart";
-    if let Err(e) = podman::node_image() {
-        eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
-        return;
-    }
-    let Some(lab) = Lab::new(test, &HOSTS) else {
+    let Some(mut lab) = container_lab(test) else {
         return;
     };
-    let mut lab = lab.with_containers();
     let applied = lab.apply(&config(4));
     assert!(applied.status.success(), "{applied:?}");
     lab.start_all();
@@ -202,14 +207,9 @@ fn agents_run_image_instances_and_adopt_their_containers_after_a_restart() {
 #[test]
 fn an_unknown_image_on_an_agent_is_a_failed_launch_with_the_engines_reason() {
     let test = "an_unknown_image_on_an_agent_is_a_failed_launch_with_the_engines_reason";
-    if let Err(e) = podman::node_image() {
-        eprintln!("SKIPPED {test}: podman cannot run containers here: {e}");
-        return;
-    }
-    let Some(lab) = Lab::new(test, &HOSTS) else {
+    let Some(mut lab) = container_lab(test) else {
         return;
     };
-    let mut lab = lab.with_containers();
     let bad = config(1).replace(NODE_IMAGE, "localhost/flotilla-node-no-such-image:1");
     assert!(lab.apply(&bad).status.success());
     lab.start_all();

@@ -464,23 +464,19 @@ impl Cluster {
             self.collect_all_garbage();
             return;
         }
-        let removals: u64 = self.groups.values().map(|g| g.asg.removals()).sum();
-        if removals != self.removals_seen {
-            self.removals_seen = removals;
-            // Exactly the instances the groups dropped: a pass over every instance per
-            // removal made a lost host's replacements cost milliseconds each at 10,000.
-            let mut gone = Vec::new();
-            for (name, g) in self.groups.iter_mut() {
-                gone.extend(
-                    g.asg
-                        .take_removed()
-                        .into_iter()
-                        .map(|id| (name.clone(), id)),
-                );
-            }
-            for (group, id) in gone {
-                self.forget(&group, &id);
-            }
+        // Exactly the instances the groups dropped: a pass over every instance per removal
+        // made a lost host's replacements cost milliseconds each at 10,000.
+        let mut gone = Vec::new();
+        for (name, g) in self.groups.iter_mut() {
+            gone.extend(
+                g.asg
+                    .take_removed()
+                    .into_iter()
+                    .map(|id| (name.clone(), id)),
+            );
+        }
+        for (group, id) in gone {
+            self.forget(&group, &id);
         }
         if !self.lingering.is_empty() {
             self.forget_lingering();
@@ -532,7 +528,6 @@ impl Cluster {
     /// member not in its group any more is forgotten.
     fn collect_all_garbage(&mut self) {
         self.garbage = false;
-        self.removals_seen = self.groups.values().map(|g| g.asg.removals()).sum();
         for g in self.groups.values_mut() {
             g.asg.take_removed();
         }

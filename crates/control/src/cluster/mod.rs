@@ -95,10 +95,8 @@ pub struct Cluster {
     drill_rng: SplitMix64,
     effects: VecDeque<Effect>,
     seed: u64,
-    /// The groups' removal counts when instances were last forgotten, and whether something
-    /// else (a restore, a reconfiguration) calls for a look: forgetting costs a pass over every
-    /// instance, so it runs only when an instance can have gone.
-    removals_seen: u64,
+    /// Whether a restore or a reconfiguration calls for a pass over every instance (groups
+    /// may have gone); otherwise only the ids the groups hand over are forgotten.
     garbage: bool,
     /// Addresses of forgotten instances that a target group still tracks (draining): their
     /// address stays mapped until the target groups let go of them too.
@@ -196,7 +194,6 @@ impl Cluster {
             drill_rng: SplitMix64::new(seed ^ 0x5107_1e55_d811_1000),
             effects: VecDeque::new(),
             seed,
-            removals_seen: 0,
             garbage: true,
             lingering: Vec::new(),
             health_changes: 0,

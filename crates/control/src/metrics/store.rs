@@ -45,23 +45,9 @@ impl MetricsStore {
             .record(secs(now), value);
     }
 
-    /// Adds `count` samples of `value` to a distribution series at once: how a per-second
-    /// histogram read from the data plane (one bucket at a time) is taken over without one
-    /// call per request.
-    pub fn record_distribution_n(
-        &mut self,
-        metric: Metric,
-        scope: &Scope,
-        now: Time,
-        value: f64,
-        count: u64,
-    ) {
-        self.series_mut(metric, scope, true)
-            .record_n(secs(now), value, count);
-    }
-
-    /// [`record_distribution_n`](Self::record_distribution_n) of every bucket of a histogram
-    /// — `(value, count)` pairs — with one lookup of the series.
+    /// Adds a histogram's buckets — `(value, count)` pairs, `count` samples of `value` each —
+    /// to a distribution series at once: how a per-second histogram read from the data plane
+    /// is taken over without one call per request, and with one lookup of the series.
     pub fn record_distribution_buckets(
         &mut self,
         metric: Metric,
@@ -319,9 +305,19 @@ mod tests {
             for _ in 0..n {
                 one_by_one.record_distribution(Metric::TargetResponseTime, &tg("tg"), t(1), value);
             }
-            at_once.record_distribution_n(Metric::TargetResponseTime, &tg("tg"), t(1), value, n);
+            at_once.record_distribution_buckets(
+                Metric::TargetResponseTime,
+                &tg("tg"),
+                t(1),
+                &[(value, n)],
+            );
         }
-        at_once.record_distribution_n(Metric::TargetResponseTime, &tg("tg"), t(1), 9.0, 0);
+        at_once.record_distribution_buckets(
+            Metric::TargetResponseTime,
+            &tg("tg"),
+            t(1),
+            &[(9.0, 0)],
+        );
         for stat in [
             Statistic::SampleCount,
             Statistic::Average,
