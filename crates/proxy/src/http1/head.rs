@@ -117,8 +117,9 @@ pub(crate) enum Version {
     Http11,
 }
 
-/// A parsed request head. Reused from request to request of a connection (its field list keeps
-/// its allocation); every span points into the head bytes it was parsed from.
+/// A parsed request head, made for one request (its field list comes from a per-thread store
+/// and goes back to it when the head is dropped); every span points into the head bytes it
+/// was parsed from.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
     pub(crate) method: Span,

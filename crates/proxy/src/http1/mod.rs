@@ -28,7 +28,7 @@ pub(crate) mod smuggling;
 mod upstream;
 
 pub(crate) use buf::{InBuf, OutBuf};
-pub(crate) use conn::{serve, Ended};
+pub(crate) use conn::serve;
 pub(crate) use deadline::Deadline;
 pub(crate) use head::Request;
 pub(crate) use response::{parse_length, RawFields, Typed};
