@@ -3,8 +3,9 @@
 //! [`crate::http1::smuggling`]), and recording where each part is (spans into the read buffer) so that
 //! routing and forwarding borrow the bytes instead of copying them into a `HeaderMap`.
 
-use crate::http1::buf::{give_back_vec, note_held, take_from};
+use crate::http1::buf::{give_back_vec, note_held};
 use crate::http1::smuggling::{self, BodyKind, BAD_REQUEST, HEADERS_TOO_LARGE, NOT_IMPLEMENTED};
+use crate::http1::spare::{take_from, trim_store, Store};
 use crate::request::RequestView;
 
 /// Most header fields one request may carry (431 beyond), far above what clients send.
@@ -147,8 +148,13 @@ pub(crate) struct RequestHead {
 // Field lists spare on this thread: a connection holds one only while it parses or serves a
 // request (`RequestHead::release`).
 thread_local! {
-    static SPARE_FIELDS: std::cell::RefCell<Vec<Vec<Field>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_FIELDS: std::cell::RefCell<Store<Vec<Field>>> =
+        const { std::cell::RefCell::new(Store::new()) };
+}
+
+/// Trim this thread's store of field lists ([`super::spare`]).
+pub(super) fn trim() {
+    trim_store(&SPARE_FIELDS);
 }
 
 /// Room for the fields of a usual request in a new list.

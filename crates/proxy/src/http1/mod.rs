@@ -25,6 +25,7 @@ pub(crate) mod rewrite;
 pub(crate) mod salvage;
 mod slot;
 pub(crate) mod smuggling;
+pub(crate) mod spare;
 mod upstream;
 
 pub(crate) use buf::{InBuf, OutBuf};

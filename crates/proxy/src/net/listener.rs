@@ -101,6 +101,7 @@ pub async fn serve_listener(
     let acceptor = Acceptor::new(listener).map_err(ProxyError::Listener)?;
     tracing::info!(addr = %local, tls = tls.is_some(), "listener started");
     crate::net::pass::spawn_releaser();
+    crate::http1::spare::spawn_trimmer();
 
     loop {
         let accepted = tokio::select! {
