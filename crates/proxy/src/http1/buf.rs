@@ -44,9 +44,8 @@ pub(crate) fn spare_reads() -> usize {
 }
 
 /// Trim this thread's buffer stores ([`super::spare`]).
-pub(super) fn trim() {
-    trim_store(&SPARE_READ);
-    trim_store(&SPARE_WRITE);
+pub(super) fn trim() -> usize {
+    trim_store(&SPARE_READ) + trim_store(&SPARE_WRITE)
 }
 
 // Buffers (read, write, field lists) taken and not given back on this thread: what the

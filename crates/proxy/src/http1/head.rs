@@ -153,8 +153,8 @@ thread_local! {
 }
 
 /// Trim this thread's store of field lists ([`super::spare`]).
-pub(super) fn trim() {
-    trim_store(&SPARE_FIELDS);
+pub(super) fn trim() -> usize {
+    trim_store(&SPARE_FIELDS)
 }
 
 /// Room for the fields of a usual request in a new list.

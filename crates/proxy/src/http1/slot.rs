@@ -26,12 +26,13 @@ thread_local! {
 }
 
 /// Trim this thread's slot stores ([`super::spare`]).
-pub(super) fn trim() {
-    let _ = SPARE.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.iter_mut().for_each(|(_, store)| store.trim());
-        }
-    });
+pub(super) fn trim() -> usize {
+    SPARE
+        .try_with(|s| {
+            s.try_borrow_mut()
+                .map_or(0, |mut s| s.iter_mut().map(|(_, store)| store.trim()).sum())
+        })
+        .unwrap_or(0)
 }
 
 /// A future running in a slot; the slot goes back to the store when it ends (or is dropped).

@@ -48,14 +48,17 @@ impl<T> Store<T> {
         }
     }
 
-    /// Free the spares no one took since the last trim; start a new period.
-    pub(crate) fn trim(&mut self) {
-        let keep = self.spare.len() - self.low.min(self.spare.len());
+    /// Free the spares no one took since the last trim; start a new period. Returns how
+    /// many were freed.
+    pub(crate) fn trim(&mut self) -> usize {
+        let freed = self.low.min(self.spare.len());
+        let keep = self.spare.len() - freed;
         self.spare.truncate(keep);
         if keep == 0 {
             self.spare = Vec::new();
         }
         self.low = keep;
+        freed
     }
 
     /// Spares held now.
@@ -83,20 +86,34 @@ pub(crate) fn give_to<T>(spare: &'static Spare<T>, buf: Vec<T>) {
     });
 }
 
-/// Trim `spare` (see [`Store::trim`]).
-pub(crate) fn trim_store<T>(spare: &'static Spare<T>) {
-    let _ = spare.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            s.trim();
-        }
-    });
+/// Trim `spare` (see [`Store::trim`]); how many spares were freed.
+pub(crate) fn trim_store<T>(spare: &'static Spare<T>) -> usize {
+    spare
+        .try_with(|s| s.try_borrow_mut().map_or(0, |mut s| s.trim()))
+        .unwrap_or(0)
 }
 
-/// Trim every store of this thread.
+/// What the process's allocator does to give freed memory back to the system (see
+/// [`set_memory_release`]).
+static RELEASE: std::sync::OnceLock<fn()> = std::sync::OnceLock::new();
+
+/// Tell the data plane how to make the allocator give freed memory back to the system, run
+/// after a trim freed spares. An allocator may keep freed pages for a while and give them back
+/// only when it is next busy (mimalloc purges them lazily): on a process gone quiet after a
+/// burst, that would be never. The binary, which chose the allocator, sets it once.
+pub fn set_memory_release(release: fn()) {
+    let _ = RELEASE.set(release);
+}
+
+/// Trim every store of this thread; then, if that freed anything, let the allocator give it
+/// back.
 pub(crate) fn trim() {
-    super::buf::trim();
-    super::head::trim();
-    super::slot::trim();
+    let freed = super::buf::trim() + super::head::trim() + super::slot::trim();
+    if freed > 0 {
+        if let Some(release) = RELEASE.get() {
+            release();
+        }
+    }
 }
 
 /// Trim this thread's stores every [`TRIM_PERIOD`], from a task of their own, when the runtime
