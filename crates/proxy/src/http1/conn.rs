@@ -168,7 +168,18 @@ where
                 HeadRead::Refuse(answer) => return Box::pin(c.refuse(answer)).await,
                 HeadRead::Http2 => {
                     let read = c.inbuf.filled().to_vec();
-                    let Client { io, ctx, .. } = c;
+                    // Everything but the stream and the context goes now (the read buffer back
+                    // to its store, the timer), not when the HTTP/2 connection ends.
+                    let Client {
+                        io,
+                        ctx,
+                        inbuf,
+                        out,
+                        up_out,
+                        timer,
+                        scanned: _,
+                    } = c;
+                    drop((inbuf, out, up_out, timer));
                     return Box::pin(crate::http2::serve(io, read, ctx)).await;
                 }
             };
