@@ -31,8 +31,8 @@ extern "C" {
     fn mi_collect(force: bool);
 }
 
-/// Run by the data plane after it freed the spare buffers a burst left (see
-/// `flotilla_proxy::set_memory_release`): at most twice a second per thread, and only then.
+/// Run by the data plane after it freed the spare buffers a burst left, once the thread is
+/// quiet (see `flotilla_proxy::set_memory_release`): at most twice a second per thread.
 fn release_free_memory() {
     // SAFETY: `mi_collect` takes no pointers and may be called on any thread at any time; the
     // symbol is mimalloc's, which is this process's allocator.

@@ -36,6 +36,7 @@ impl<T> Store<T> {
 
     /// A spare, if the store has one.
     pub(crate) fn take(&mut self) -> Option<T> {
+        let _ = TAKES.try_with(|t| t.set(t.get().wrapping_add(1)));
         let item = self.spare.pop();
         self.low = self.low.min(self.spare.len());
         item
@@ -105,11 +106,19 @@ pub fn set_memory_release(release: fn()) {
     let _ = RELEASE.set(release);
 }
 
-/// Trim every store of this thread; then, if that freed anything, let the allocator give it
-/// back.
+thread_local! {
+    /// Takes from this thread's stores since the last trim.
+    static TAKES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Trim every store of this thread; then, if that freed anything and the thread was quiet
+/// (nothing taken since the last trim: a burst is over), let the allocator give it back. Under
+/// load the allocator keeps its pages: giving them back twice a second would have them faulted
+/// in again at once.
 pub(crate) fn trim() {
     let freed = super::buf::trim() + super::head::trim() + super::slot::trim();
-    if freed > 0 {
+    let quiet = TAKES.try_with(|t| t.replace(0) == 0).unwrap_or(false);
+    if freed > 0 && quiet {
         if let Some(release) = RELEASE.get() {
             release();
         }
