@@ -23,7 +23,24 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+extern "C" {
+    /// mimalloc's `mi_collect` (its C API, linked in by the `mimalloc` crate): free what this
+    /// thread's heap holds unused and give it back to the system at once. mimalloc otherwise
+    /// gives freed pages back lazily, the next time it is busy — after a burst of
+    /// connections, a quiet process would keep the burst's peak.
+    fn mi_collect(force: bool);
+}
+
+/// Run by the data plane after it freed the spare buffers a burst left, once the thread is
+/// quiet (see `flotilla_proxy::set_memory_release`): at most twice a second per thread.
+fn release_free_memory() {
+    // SAFETY: `mi_collect` takes no pointers and may be called on any thread at any time; the
+    // symbol is mimalloc's, which is this process's allocator.
+    unsafe { mi_collect(true) }
+}
+
 fn main() -> ExitCode {
+    flotilla_proxy::set_memory_release(release_free_memory);
     let cli = cli::Cli::parse();
     let quiet = matches!(cli.command, cli::Command::Simulate { .. });
     logging::init(cli.log_format, quiet);

@@ -40,11 +40,7 @@ pub fn http1_request(data: &[u8]) {
         assert_eq!(theirs.name.as_bytes(), ours.name.of(bytes));
         assert_eq!(theirs.value.trim_ascii(), ours.value.of(bytes));
     }
-    let fwd = Forwarded {
-        client_ip: HeaderValue::from_static("192.0.2.1"),
-        port: HeaderValue::from_static("80"),
-        proto: HeaderValue::from_static("http"),
-    };
+    let fwd = Forwarded::for_tests("192.0.2.1");
     let mut out = Vec::new();
     crate::http1::rewrite::request_head(&mut out, &h, bytes, &fwd, h.upgrade);
     let mut fields = [httparse::EMPTY_HEADER; head::MAX_FIELDS + 8];

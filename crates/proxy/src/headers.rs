@@ -20,48 +20,65 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
-/// Per client connection values added to every request it sends, prepared once.
-#[derive(Debug, Clone)]
-pub(crate) struct Forwarded {
-    /// The client's IP address, as text.
-    pub(crate) client_ip: HeaderValue,
+/// The `X-Forwarded-*` values of one client connection's requests: its client's address
+/// (written as text where a head is written; no connection keeps it as text) and its
+/// listener's port and protocol.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarded<'a> {
+    /// The client's IP address.
+    pub(crate) client: IpAddr,
     /// The listener port the client connected to.
-    pub(crate) port: HeaderValue,
+    pub(crate) port: &'a HeaderValue,
     /// `http` or `https`: the listener's protocol, for `X-Forwarded-Proto`.
-    pub(crate) proto: HeaderValue,
+    pub(crate) proto: &'a HeaderValue,
 }
 
-impl Forwarded {
-    /// A client's IP address as an `X-Forwarded-For` value. IPv4 addresses are written digit
-    /// by digit: this runs for every connection, and `fmt` cost more than the rest of
-    /// accepting it in user space.
-    pub(crate) fn client_ip_value(ip: IpAddr) -> HeaderValue {
-        let text = match ip {
-            IpAddr::V4(v4) => {
-                let mut buf = [0u8; 15];
-                let mut len = 0;
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        buf[len] = b'.';
-                        len += 1;
-                    }
-                    if octet >= 100 {
-                        buf[len] = b'0' + octet / 100;
-                        len += 1;
-                    }
-                    if octet >= 10 {
-                        buf[len] = b'0' + octet / 10 % 10;
-                        len += 1;
-                    }
-                    buf[len] = b'0' + octet % 10;
-                    len += 1;
+impl Forwarded<'static> {
+    /// A client at `client` on a plain-HTTP listener on port 8080 (tests and fuzzing).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn for_tests(client: &str) -> Forwarded<'static> {
+        static PORT: HeaderValue = HeaderValue::from_static("8080");
+        static PROTO: HeaderValue = HeaderValue::from_static("http");
+        Forwarded {
+            client: client.parse().unwrap_or(IpAddr::from([192, 0, 2, 1])),
+            port: &PORT,
+            proto: &PROTO,
+        }
+    }
+}
+
+/// A client's IP address as an `X-Forwarded-For` value (the paths that edit a header map;
+/// heads written as bytes take [`push_ip`]).
+fn client_ip_value(ip: IpAddr) -> HeaderValue {
+    let mut text = Vec::with_capacity(16);
+    push_ip(&mut text, ip);
+    // Digits, dots, colons and hex letters are always a valid header value.
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// Write `ip` as text. IPv4 addresses are written digit by digit: this runs for every request
+/// written to a target, and `fmt` costs many times as much.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
                 }
-                HeaderValue::from_bytes(&buf[..len])
+                if octet >= 100 {
+                    out.push(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    out.push(b'0' + octet / 10 % 10);
+                }
+                out.push(b'0' + octet % 10);
             }
-            IpAddr::V6(v6) => HeaderValue::from_str(&v6.to_string()),
-        };
-        // Digits, dots, colons and hex letters are always a valid header value.
-        text.unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing into a vector cannot fail.
+            let _ = write!(out, "{v6}");
+        }
     }
 }
 
@@ -94,7 +111,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// Rewrite a client's request head for the target.
-pub(crate) fn prepare_request(uri: &mut Uri, headers: &mut HeaderMap, fwd: &Forwarded) {
+pub(crate) fn prepare_request(uri: &mut Uri, headers: &mut HeaderMap, fwd: &Forwarded<'_>) {
     strip_hop_by_hop(headers);
     // The listener already answered any `Expect: 100-continue`; the target must not wait for it.
     headers.remove(header::EXPECT);
@@ -114,7 +131,7 @@ pub(crate) fn prepare_request(uri: &mut Uri, headers: &mut HeaderMap, fwd: &Forw
         *uri = path;
     }
 
-    append_forwarded_for(headers, &fwd.client_ip);
+    append_forwarded_for(headers, fwd.client);
     headers.insert(X_FORWARDED_PROTO.clone(), fwd.proto.clone());
     headers.insert(X_FORWARDED_PORT.clone(), fwd.port.clone());
 }
@@ -128,7 +145,7 @@ pub(crate) fn push_forwarded_fields(
     out: &mut Vec<u8>,
     uri: &Uri,
     headers: &HeaderMap,
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
     skip: &[HeaderName],
 ) -> bool {
     if headers.contains_key(header::CONNECTION) {
@@ -169,10 +186,10 @@ pub(crate) fn push_forwarded_fields(
 pub(crate) fn push_forwarded_lines<'a>(
     out: &mut Vec<u8>,
     existing: impl Iterator<Item = &'a [u8]>,
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
 ) {
     out.extend_from_slice(b"X-Forwarded-For: ");
-    push_forwarded_for(out, existing, &fwd.client_ip);
+    push_forwarded_for(out, existing, fwd.client);
     out.extend_from_slice(b"\r\nX-Forwarded-Proto: ");
     out.extend_from_slice(fwd.proto.as_bytes());
     out.extend_from_slice(b"\r\nX-Forwarded-Port: ");
@@ -180,11 +197,11 @@ pub(crate) fn push_forwarded_lines<'a>(
     out.extend_from_slice(b"\r\n");
 }
 
-/// An `X-Forwarded-For` value in `append` mode: `existing`'s non-empty entries, then `client_ip`.
+/// An `X-Forwarded-For` value in `append` mode: `existing`'s non-empty entries, then `client`.
 fn push_forwarded_for<'a>(
     out: &mut Vec<u8>,
     existing: impl Iterator<Item = &'a [u8]>,
-    client_ip: &HeaderValue,
+    client: IpAddr,
 ) {
     for v in existing {
         let v = v.trim_ascii();
@@ -193,7 +210,7 @@ fn push_forwarded_for<'a>(
             out.extend_from_slice(b", ");
         }
     }
-    out.extend_from_slice(client_ip.as_bytes());
+    push_ip(out, client);
 }
 
 /// One `name: value\r\n` line of an HTTP/1 head.
@@ -205,35 +222,26 @@ pub(crate) fn push_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
 }
 
 /// `append` mode of ALB: add the client IP to the end of any existing list, or create it.
-fn append_forwarded_for(headers: &mut HeaderMap, client_ip: &HeaderValue) {
+fn append_forwarded_for(headers: &mut HeaderMap, client: IpAddr) {
     let mut existing = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
     if existing.peek().is_none() {
-        headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
+        headers.insert(X_FORWARDED_FOR.clone(), client_ip_value(client));
         return;
     }
     let mut list: Vec<u8> = Vec::with_capacity(64);
-    push_forwarded_for(&mut list, existing.map(HeaderValue::as_bytes), client_ip);
-    match HeaderValue::from_bytes(&list) {
-        Ok(v) => {
-            headers.insert(X_FORWARDED_FOR.clone(), v);
-        }
+    push_forwarded_for(&mut list, existing.map(HeaderValue::as_bytes), client);
+    let value = HeaderValue::from_bytes(&list)
         // Cannot happen (built from valid values), but never fail a request over it.
-        Err(_) => {
-            headers.insert(X_FORWARDED_FOR.clone(), client_ip.clone());
-        }
-    }
+        .unwrap_or_else(|_| client_ip_value(client));
+    headers.insert(X_FORWARDED_FOR.clone(), value);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn fwd() -> Forwarded {
-        Forwarded {
-            client_ip: HeaderValue::from_static("127.0.0.1"),
-            port: HeaderValue::from_static("8080"),
-            proto: HeaderValue::from_static("http"),
-        }
+    fn fwd() -> Forwarded<'static> {
+        Forwarded::for_tests("127.0.0.1")
     }
 
     #[test]
@@ -261,11 +269,14 @@ mod tests {
             "255.255.255.255",
             "192.168.1.100",
         ] {
-            let v = Forwarded::client_ip_value(ip.parse().expect("an address"));
+            let v = client_ip_value(ip.parse().expect("an address"));
             assert_eq!(v.to_str().expect("ascii"), ip);
         }
-        let v = Forwarded::client_ip_value("::1".parse().expect("an address"));
+        let v = client_ip_value("::1".parse().expect("an address"));
         assert_eq!(v.to_str().expect("ascii"), "::1");
+        let mut out = Vec::new();
+        push_ip(&mut out, "2001:db8::7".parse().expect("an address"));
+        assert_eq!(out, b"2001:db8::7");
     }
 
     #[test]

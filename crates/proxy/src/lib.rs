@@ -50,6 +50,7 @@ use std::time::Duration;
 pub use lb::balance::{Algorithm, Clock, TargetGroupSettings, STICKY_COOKIE};
 
 pub use access_log::AccessLog;
+pub use http1::spare::set_memory_release;
 pub use http2::upstream::ProtocolVersion;
 pub use l4::tcp::{serve_tcp, serve_tcp_with_stats, TcpListenerConfig};
 pub use lb::hold::{DemandHook, HoldConfig};

@@ -16,6 +16,8 @@ use std::io;
 
 use tokio::io::AsyncRead;
 
+use super::spare::{give_to, take_from, trim_store, Spare, Store};
+
 /// Initial size of a read buffer: a request or response head and small bodies fit in one read.
 pub(crate) const INITIAL: usize = 16 * 1024;
 
@@ -28,14 +30,22 @@ pub(crate) struct InBuf {
     end: usize,
 }
 
-/// Most spare buffers kept per thread (of each kind).
-const SPARE_MAX: usize = 256;
-
 thread_local! {
     /// Read buffers of [`INITIAL`] bytes, initialised.
-    static SPARE_READ: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE_READ: RefCell<Store<Vec<u8>>> = const { RefCell::new(Store::new()) };
     /// Empty write buffers with their capacity.
-    static SPARE_WRITE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE_WRITE: RefCell<Store<Vec<u8>>> = const { RefCell::new(Store::new()) };
+}
+
+/// Spare read buffers on this thread now (tests).
+#[cfg(test)]
+pub(crate) fn spare_reads() -> usize {
+    SPARE_READ.with(|s| s.borrow().len())
+}
+
+/// Trim this thread's buffer stores ([`super::spare`]).
+pub(super) fn trim() -> usize {
+    trim_store(&SPARE_READ) + trim_store(&SPARE_WRITE)
 }
 
 // Buffers (read, write, field lists) taken and not given back on this thread: what the
@@ -69,27 +79,6 @@ pub(crate) async fn held_once_waiting() -> isize {
         tokio::task::yield_now().await;
     }
     held()
-}
-
-/// A per-thread store of spare vectors (read and write buffers here, a head's field list in
-/// [`super::head`]).
-pub(crate) type Spare<T> = std::thread::LocalKey<RefCell<Vec<Vec<T>>>>;
-
-/// A spare vector from `spare`, if it has one.
-pub(crate) fn take_from<T>(spare: &'static Spare<T>) -> Option<Vec<T>> {
-    spare.with(|s| s.try_borrow_mut().ok().and_then(|mut s| s.pop()))
-}
-
-/// Keep `buf` in `spare` for the next taker (freed if the store is full).
-pub(crate) fn give_to<T>(spare: &'static Spare<T>, buf: Vec<T>) {
-    // During thread teardown the store may be gone: then the buffer is simply freed.
-    let _ = spare.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            if s.len() < SPARE_MAX {
-                s.push(buf);
-            }
-        }
-    });
 }
 
 /// Give a held vector back to `spare`, emptied (freed instead when it grew past

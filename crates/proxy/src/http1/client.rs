@@ -44,7 +44,7 @@ pub(crate) fn encode_head(parts: &Parts, body: &ReqBody) -> (Vec<u8>, Option<boo
 pub(crate) fn encode_forwarded_head(
     parts: &Parts,
     body: &ReqBody,
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
 ) -> Option<(Vec<u8>, Option<bool>)> {
     let mut out = request_line(parts);
     if !headers::push_forwarded_fields(&mut out, &parts.uri, &parts.headers, fwd, &FRAMING) {

@@ -5,10 +5,13 @@
 //! write to the client) and a little parsing.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use futures_util::future::FusedFuture;
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
@@ -29,6 +32,7 @@ use crate::http1::smuggling::{self, BodyKind, REQUEST_TIMEOUT};
 use crate::http2::upstream::ProtocolVersion;
 use crate::lb::forwarding::Forwarding;
 use crate::lb::Routed;
+use crate::net::drain::IDLE_GRACE;
 use crate::request::Req;
 use crate::request::RequestView;
 
@@ -37,6 +41,8 @@ mod bridge;
 mod exchange;
 #[cfg(test)]
 mod idle_tests;
+#[cfg(test)]
+mod shutdown_tests;
 
 use answer::{Relay, Relayer};
 use bridge::to_parts;
@@ -44,14 +50,6 @@ use exchange::BodyError;
 
 /// Body bytes copied next to a head so that both go out in one write.
 const COALESCE: usize = 64 * 1024;
-
-/// How the connection ended.
-pub(crate) enum Ended<S> {
-    /// Closed.
-    Done,
-    /// The client sent the HTTP/2 preface: serve it as HTTP/2, starting with `read`.
-    Http2 { io: S, read: Vec<u8> },
-}
 
 /// Whether the client connection carries another request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,10 +109,18 @@ pub(crate) struct Client<S> {
     out: OutBuf,
     /// What goes to the target next (a request head and the first body bytes).
     up_out: OutBuf,
-    head: RequestHead,
+    /// The one timer of the connection: idle, header read, write and response deadlines,
+    /// shutdown's grace and the linger after a refusal all move it.
     timer: Deadline,
     /// Lines of a partial head already looked at.
     scanned: usize,
+}
+
+/// What ended one wait for request bytes.
+enum Woke {
+    Read(std::io::Result<usize>),
+    Expired,
+    Stopped,
 }
 
 enum HeadRead {
@@ -125,14 +131,20 @@ enum HeadRead {
 }
 
 /// Serve HTTP/1 on `io` until the client or the listener ends it. With `sniff_h2`, a client
-/// opening with the HTTP/2 preface is handed back for HTTP/2.
-pub(crate) async fn serve<S>(io: S, ctx: Arc<ConnCtx>, sniff_h2: bool) -> Ended<S>
+/// opening with the HTTP/2 preface is served as HTTP/2 ([`crate::http2::serve`]).
+///
+/// Not an `async fn`: its arguments would stay in the future beside the connection state they
+/// are moved into, for the connection's whole life. The future built here holds the state
+/// once.
+pub(crate) fn serve<S>(
+    io: S,
+    ctx: Arc<ConnCtx>,
+    sniff_h2: bool,
+) -> impl std::future::Future<Output = ()> + Send
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let drain = Arc::clone(&ctx.drain);
-    let stopped = drain.stopped(crate::net::drain::IDLE_GRACE);
-    tokio::pin!(stopped);
     let idle = ctx.config.idle_timeout;
     let mut c = Client {
         io,
@@ -140,35 +152,48 @@ where
         inbuf: InBuf::new(),
         out: OutBuf::new(),
         up_out: OutBuf::new(),
-        head: RequestHead::default(),
         timer: Deadline::new(Instant::now() + idle),
         scanned: 0,
     };
     let mut sniff = sniff_h2;
-    loop {
-        let len = match c.read_head(stopped.as_mut(), sniff).await {
-            HeadRead::Head(len) => len,
-            HeadRead::Closed => break,
-            HeadRead::Refuse(answer) => {
-                c.refuse(answer).await;
-                return Ended::Done;
+    async move {
+        let stopped = drain.stopped();
+        tokio::pin!(stopped);
+        loop {
+            let len = match c.read_head(stopped.as_mut(), sniff).await {
+                HeadRead::Head(len) => len,
+                HeadRead::Closed => break,
+                // Boxed: a rare path, whose state would otherwise take room in every idle
+                // connection.
+                HeadRead::Refuse(answer) => return Box::pin(c.refuse(answer)).await,
+                HeadRead::Http2 => {
+                    let read = c.inbuf.filled().to_vec();
+                    // Everything but the stream and the context goes now (the read buffer back
+                    // to its store, the timer), not when the HTTP/2 connection ends.
+                    let Client {
+                        io,
+                        ctx,
+                        inbuf,
+                        out,
+                        up_out,
+                        timer,
+                        scanned: _,
+                    } = c;
+                    drop((inbuf, out, up_out, timer));
+                    return Box::pin(crate::http2::serve(io, read, ctx)).await;
+                }
+            };
+            sniff = false;
+            // The request's state lives in a slot while it is served, not in this future: an
+            // idle connection holds only what waiting for the next request needs.
+            let keep;
+            (c, keep) = slot::run(c.serve_owned(len)).await;
+            if keep == Keep::No {
+                break;
             }
-            HeadRead::Http2 => {
-                let read = c.inbuf.filled().to_vec();
-                return Ended::Http2 { io: c.io, read };
-            }
-        };
-        sniff = false;
-        // The request's state lives in a slot while it is served, not in this future: an idle
-        // connection holds only what waiting for the next request needs.
-        let keep;
-        (c, keep) = slot::run(c.serve_owned(len)).await;
-        if keep == Keep::No {
-            break;
         }
+        c.close().await;
     }
-    c.close().await;
-    Ended::Done
 }
 
 impl<S> Client<S>
@@ -176,14 +201,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     /// Wait for a complete request head at the front of `inbuf`: the idle timeout runs until
-    /// its first byte, the header read timeout from then on; shutdown ends an idle wait.
+    /// its first byte, the header read timeout from then on; shutdown cuts an idle wait to
+    /// [`IDLE_GRACE`].
     async fn read_head(
         &mut self,
-        mut stopped: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+        mut stopped: Pin<&mut impl FusedFuture<Output = ()>>,
         mut sniff: bool,
     ) -> HeadRead {
-        let limits = self.ctx.limits;
-        let max = limits.max_header_bytes;
+        let max = self.ctx.limits.max_header_bytes;
         let mut started = false;
         self.scanned = 0;
         if self.inbuf.is_empty() {
@@ -213,26 +238,48 @@ where
                 }
                 if !started {
                     started = true;
-                    self.timer.set(Instant::now() + limits.header_read_timeout);
+                    self.timer
+                        .set(Instant::now() + self.ctx.limits.header_read_timeout);
                 }
             }
-            let read = tokio::select! {
-                biased;
-                r = self.inbuf.read_from(&mut self.io, max + INITIAL) => r,
-                () = self.timer.expired() => {
-                    if started {
-                        tracing::debug!(client = %self.ctx.peer, "request head not received in time; answering 408");
-                        return HeadRead::Refuse(REQUEST_TIMEOUT);
-                    }
-                    return HeadRead::Closed;
+            let woke =
+                std::future::poll_fn(|cx| self.poll_wait(cx, stopped.as_mut(), max + INITIAL))
+                    .await;
+            match woke {
+                Woke::Read(Ok(0) | Err(_)) => return HeadRead::Closed,
+                Woke::Read(Ok(_)) => {}
+                Woke::Expired if started => {
+                    tracing::debug!(client = %self.ctx.peer, "request head not received in time; answering 408");
+                    return HeadRead::Refuse(REQUEST_TIMEOUT);
                 }
-                () = stopped.as_mut(), if self.inbuf.is_empty() => return HeadRead::Closed,
-            };
-            match read {
-                Ok(0) | Err(_) => return HeadRead::Closed,
-                Ok(_) => {}
+                Woke::Expired => return HeadRead::Closed,
+                // A request sent at this instant is still served (its answer closes).
+                Woke::Stopped => self.timer.set_earlier(Instant::now() + IDLE_GRACE),
             }
         }
+    }
+
+    /// One wait of [`Client::read_head`], in this order: bytes from the client, the deadline,
+    /// the listener's shutdown (only while nothing is buffered). Written as one poll rather
+    /// than a `select!` of futures: the wait is what an idle connection holds, and this one
+    /// holds no more than its borrows.
+    fn poll_wait(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut stopped: Pin<&mut impl FusedFuture<Output = ()>>,
+        max: usize,
+    ) -> Poll<Woke> {
+        if let Poll::Ready(read) = self.inbuf.poll_read_from(cx, &mut self.io, max) {
+            return Poll::Ready(Woke::Read(read));
+        }
+        if self.timer.poll_expired(cx).is_ready() {
+            return Poll::Ready(Woke::Expired);
+        }
+        if self.inbuf.is_empty() && !stopped.is_terminated() && stopped.as_mut().poll(cx).is_ready()
+        {
+            return Poll::Ready(Woke::Stopped);
+        }
+        Poll::Pending
     }
 
     /// Give back every buffer of the last exchange: the connection waits for its next
@@ -240,7 +287,6 @@ where
     fn release(&mut self) {
         self.out.release();
         self.up_out.release();
-        self.head.release();
         self.inbuf.release();
     }
 
@@ -257,14 +303,20 @@ where
     /// the connection before the client has read the answer.
     async fn linger(&mut self) {
         let _ = self.io.shutdown().await;
-        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        self.timer
+            .set(Instant::now() + std::time::Duration::from_secs(1));
         let mut discarded = 0usize;
         while discarded < 256 * 1024 {
             self.inbuf.consume(self.inbuf.len());
-            match tokio::time::timeout_at(deadline, self.inbuf.read_from(&mut self.io, INITIAL))
-                .await
-            {
-                Ok(Ok(n)) if n > 0 => discarded += n,
+            let read = std::future::poll_fn(|cx| {
+                match self.inbuf.poll_read_from(cx, &mut self.io, INITIAL) {
+                    Poll::Ready(read) => Poll::Ready(read.ok()),
+                    Poll::Pending => self.timer.poll_expired(cx).map(|()| None),
+                }
+            })
+            .await;
+            match read {
+                Some(n) if n > 0 => discarded += n,
                 _ => break,
             }
         }
@@ -285,54 +337,51 @@ where
         (self, keep)
     }
 
-    /// Serve the request whose head is the first `len` bytes of `inbuf`, in its span.
+    /// Serve the request whose head is the first `len` bytes of `inbuf`, in its span. The
+    /// parsed head lives only while its request is served (in the request's slot), not in
+    /// the idle connection.
     async fn serve_request(&mut self, len: usize) -> Keep {
+        let mut head = RequestHead::default();
         let bytes = &self.inbuf.filled()[..len];
-        if let Err(answer) = head::parse(bytes, &mut self.head) {
+        if let Err(answer) = head::parse(bytes, &mut head) {
             self.inbuf.consume(len);
             self.refuse(answer).await;
             return Keep::No;
         }
-        let req = Request {
-            head: &self.head,
-            bytes,
-        };
+        let req = Request { head: &head, bytes };
         let span = crate::trace::request(req.method(), req.path());
-        self.serve_parsed(len).instrument(span).await
+        self.serve_parsed(len, &head).instrument(span).await
     }
 
-    /// Route the parsed request in `head` (its bytes the first `len` of `inbuf`), forward it
-    /// or answer it; count and log it.
-    async fn serve_parsed(&mut self, len: usize) -> Keep {
+    /// Route the parsed request `head` (its bytes the first `len` of `inbuf`), forward it or
+    /// answer it; count and log it.
+    async fn serve_parsed(&mut self, len: usize, head: &RequestHead) -> Keep {
         let ctx = Arc::clone(&self.ctx);
         let bytes = &self.inbuf.filled()[..len];
-        let req = Request {
-            head: &self.head,
-            bytes,
-        };
+        let req = Request { head, bytes };
         let log = ctx.stats.access_log().map(|_| LogStart {
             time: SystemTime::now(),
             arrived: std::time::Instant::now(),
             method: Method::from_bytes(req.method().as_bytes()).unwrap_or(Method::GET),
-            path: self.head.target.str(bytes).to_string(),
-            received: match self.head.body {
+            path: head.target.str(bytes).to_string(),
+            received: match head.body {
                 BodyKind::Length(n) => Some(n),
                 BodyKind::None => Some(0),
                 BodyKind::Chunked => None,
             },
         });
         let mut ex = Exchange {
-            body: self.head.body,
-            is_head: self.head.is_head,
-            http10: self.head.version == Version::Http10,
-            close: self.head.close,
-            expect_continue: self.head.expect_continue,
+            body: head.body,
+            is_head: head.is_head,
+            http10: head.version == Version::Http10,
+            close: head.close,
+            expect_continue: head.expect_continue,
             idempotent: is_idempotent(req.method()),
-            cursor: Cursor::request(self.head.body),
+            cursor: Cursor::request(head.body),
             complete: false,
             payload: 0,
         };
-        let over_limit = match (self.head.body, ctx.limits.max_request_body) {
+        let over_limit = match (head.body, ctx.limits.max_request_body) {
             (BodyKind::Length(n), Some(max)) => n > max,
             _ => false,
         };
@@ -355,9 +404,9 @@ where
                 Box::pin(self.bridge(&group, parts, &mut ex)).await
             }
             Ok(group) => {
-                let upgrade = self.head.upgrade;
+                let upgrade = head.upgrade;
                 let sticky = Forwarding::sticky(&group, &req);
-                rewrite::request_head(&mut self.up_out, &self.head, bytes, &ctx.fwd, upgrade);
+                rewrite::request_head(&mut self.up_out, head, bytes, &ctx.forwarded(), upgrade);
                 self.inbuf.consume(len);
                 if upgrade {
                     Box::pin(self.upgrade(&group, sticky, &mut ex)).await

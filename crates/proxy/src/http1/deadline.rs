@@ -15,9 +15,8 @@ use tokio::time::{Instant, Sleep};
 /// The deadline of whatever the connection waits for now.
 #[derive(Debug)]
 pub(crate) struct Deadline {
+    /// Set to fire at the deadline or before it (never later).
     sleep: Pin<Box<Sleep>>,
-    /// When the timer is set to fire (never later than `at`).
-    armed: Instant,
     /// When the deadline really is.
     at: Instant,
 }
@@ -26,7 +25,6 @@ impl Deadline {
     pub(crate) fn new(at: Instant) -> Deadline {
         Deadline {
             sleep: Box::pin(tokio::time::sleep_until(at)),
-            armed: at,
             at,
         }
     }
@@ -34,9 +32,15 @@ impl Deadline {
     /// Expire at `at` instead.
     pub(crate) fn set(&mut self, at: Instant) {
         self.at = at;
-        if at < self.armed {
-            self.armed = at;
+        if at < self.sleep.deadline() {
             self.sleep.as_mut().reset(at);
+        }
+    }
+
+    /// Expire at `at` if that is sooner than the deadline set now.
+    pub(crate) fn set_earlier(&mut self, at: Instant) {
+        if at < self.at {
+            self.set(at);
         }
     }
 
@@ -50,10 +54,9 @@ impl Deadline {
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             std::task::ready!(self.sleep.as_mut().poll(cx));
-            if self.at <= self.armed {
+            if self.at <= self.sleep.deadline() {
                 return Poll::Ready(());
             }
-            self.armed = self.at;
             self.sleep.as_mut().reset(self.at);
         }
     }

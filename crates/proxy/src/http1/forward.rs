@@ -74,7 +74,7 @@ pub(crate) async fn forward(
     group: &TargetGroup,
     mut parts: Parts,
     body: ReqBody,
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
     cfg: &ListenerConfig,
 ) -> Response<ProxyBody> {
     let sticky = Forwarding::sticky(group, &parts);

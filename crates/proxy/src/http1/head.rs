@@ -3,8 +3,9 @@
 //! [`crate::http1::smuggling`]), and recording where each part is (spans into the read buffer) so that
 //! routing and forwarding borrow the bytes instead of copying them into a `HeaderMap`.
 
-use crate::http1::buf::{give_back_vec, note_held, take_from};
+use crate::http1::buf::{give_back_vec, note_held};
 use crate::http1::smuggling::{self, BodyKind, BAD_REQUEST, HEADERS_TOO_LARGE, NOT_IMPLEMENTED};
+use crate::http1::spare::{take_from, trim_store, Store};
 use crate::request::RequestView;
 
 /// Most header fields one request may carry (431 beyond), far above what clients send.
@@ -117,8 +118,9 @@ pub(crate) enum Version {
     Http11,
 }
 
-/// A parsed request head. Reused from request to request of a connection (its field list keeps
-/// its allocation); every span points into the head bytes it was parsed from.
+/// A parsed request head, made for one request (its field list comes from a per-thread store
+/// and goes back to it when the head is dropped); every span points into the head bytes it
+/// was parsed from.
 #[derive(Debug)]
 pub(crate) struct RequestHead {
     pub(crate) method: Span,
@@ -146,8 +148,13 @@ pub(crate) struct RequestHead {
 // Field lists spare on this thread: a connection holds one only while it parses or serves a
 // request (`RequestHead::release`).
 thread_local! {
-    static SPARE_FIELDS: std::cell::RefCell<Vec<Vec<Field>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static SPARE_FIELDS: std::cell::RefCell<Store<Vec<Field>>> =
+        const { std::cell::RefCell::new(Store::new()) };
+}
+
+/// Trim this thread's store of field lists ([`super::spare`]).
+pub(super) fn trim() -> usize {
+    trim_store(&SPARE_FIELDS)
 }
 
 /// Room for the fields of a usual request in a new list.

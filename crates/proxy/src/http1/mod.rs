@@ -25,10 +25,11 @@ pub(crate) mod rewrite;
 pub(crate) mod salvage;
 mod slot;
 pub(crate) mod smuggling;
+pub(crate) mod spare;
 mod upstream;
 
 pub(crate) use buf::{InBuf, OutBuf};
-pub(crate) use conn::{serve, Ended};
+pub(crate) use conn::serve;
 pub(crate) use deadline::Deadline;
 pub(crate) use head::Request;
 pub(crate) use response::{parse_length, RawFields, Typed};

@@ -12,7 +12,7 @@ pub(crate) fn request_head(
     out: &mut Vec<u8>,
     head: &RequestHead,
     bytes: &[u8],
-    fwd: &Forwarded,
+    fwd: &Forwarded<'_>,
     upgrade: bool,
 ) {
     out.clear();
@@ -63,14 +63,9 @@ pub(crate) fn request_head(
 mod tests {
     use super::super::head;
     use super::*;
-    use http::HeaderValue;
 
-    fn fwd() -> Forwarded {
-        Forwarded {
-            client_ip: HeaderValue::from_static("10.0.0.9"),
-            port: HeaderValue::from_static("8080"),
-            proto: HeaderValue::from_static("http"),
-        }
+    fn fwd() -> Forwarded<'static> {
+        Forwarded::for_tests("10.0.0.9")
     }
 
     fn rewritten(req: &str, upgrade: bool) -> String {

@@ -14,8 +14,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-/// Most spare slots kept per thread and kind of future.
-const SPARE_MAX: usize = 256;
+use super::spare::Store;
 
 /// A slot: room for one future of one type, empty (`None`) while spare.
 type Erased = Pin<Box<dyn Any>>;
@@ -23,7 +22,17 @@ type Erased = Pin<Box<dyn Any>>;
 thread_local! {
     /// Spare slots by the type of future they hold room for (one entry per kind of client
     /// stream: plain, TLS).
-    static SPARE: RefCell<Vec<(TypeId, Vec<Erased>)>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Vec<(TypeId, Store<Erased>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Trim this thread's slot stores ([`super::spare`]).
+pub(super) fn trim() -> usize {
+    SPARE
+        .try_with(|s| {
+            s.try_borrow_mut()
+                .map_or(0, |mut s| s.iter_mut().map(|(_, store)| store.trim()).sum())
+        })
+        .unwrap_or(0)
 }
 
 /// A future running in a slot; the slot goes back to the store when it ends (or is dropped).
@@ -70,7 +79,7 @@ fn take<F: Future + 'static>() -> Option<Pin<Box<Option<F>>>> {
         .try_with(|s| {
             let mut s = s.try_borrow_mut().ok()?;
             let (_, spare) = s.iter_mut().find(|(t, _)| *t == TypeId::of::<F>())?;
-            spare.pop()
+            spare.take()
         })
         .ok()??;
     // SAFETY: the box is unpinned only to look at its type; its value is not moved out of
@@ -90,13 +99,11 @@ fn give<F: Future + 'static>(mut slot: Pin<Box<Option<F>>>) {
         let i = match s.iter().position(|(t, _)| *t == TypeId::of::<F>()) {
             Some(i) => i,
             None => {
-                s.push((TypeId::of::<F>(), Vec::new()));
+                s.push((TypeId::of::<F>(), Store::new()));
                 s.len() - 1
             }
         };
-        if s[i].1.len() < SPARE_MAX {
-            s[i].1.push(slot);
-        }
+        s[i].1.give(slot);
     });
 }
 

@@ -269,7 +269,7 @@ where
 {
     async fn run(&mut self) -> Result<(), ConnError> {
         let drain = Arc::clone(&self.ctx.drain);
-        let stopped = drain.stopped(std::time::Duration::ZERO);
+        let stopped = drain.stopped();
         tokio::pin!(stopped);
         let mut stop_seen = false;
         // Bytes handed over with the connection may hold the preface and the first frames.

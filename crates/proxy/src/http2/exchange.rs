@@ -45,14 +45,15 @@ pub(crate) async fn handle(
             exceeded,
         } => {
             let resp = if group.protocol_version() == ProtocolVersion::Http1 {
-                crate::http1::forward::forward(&group, parts, body, &ctx.fwd, &ctx.config).await
+                crate::http1::forward::forward(&group, parts, body, &ctx.forwarded(), &ctx.config)
+                    .await
             } else {
                 // Boxed: its state would otherwise widen every HTTP/1 exchange's future too.
                 Box::pin(upstream::forward(
                     &group,
                     parts,
                     body,
-                    &ctx.fwd,
+                    &ctx.forwarded(),
                     &ctx.config,
                 ))
                 .await

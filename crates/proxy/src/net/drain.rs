@@ -8,14 +8,48 @@
 //! clients are busy on every connection; with the grace each active client gets its next answer
 //! with `Connection: close` and reconnects — to the new process — instead of losing a request.
 
+use futures_util::future::FusedFuture;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
-
+use std::task::{Context, Poll};
+use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 
 /// How long an idle connection still waits for one more request once shutdown has begun.
 pub(crate) const IDLE_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+pin_project_lite::pin_project! {
+    /// [`Drain::stopped`]: a named future rather than an `async` block, which would keep its
+    /// `Notified` twice (captured, then pinned) in every idle connection.
+    pub(crate) struct Stopped<'a> {
+        drain: &'a Drain,
+        #[pin]
+        notified: Notified<'a>,
+        done: bool,
+    }
+}
+
+impl Future for Stopped<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.project();
+        // `Notified` hears `notify_waiters` from its creation on, polled or not; the flag
+        // covers a poll after it resolved.
+        if *this.done || this.drain.is_stopping() || this.notified.poll(cx).is_ready() {
+            *this.done = true;
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+}
+
+impl FusedFuture for Stopped<'_> {
+    fn is_terminated(&self) -> bool {
+        self.done
+    }
+}
 
 /// The shutdown state shared by a listener and its connections.
 #[derive(Debug, Default)]
@@ -26,23 +60,18 @@ pub(crate) struct Drain {
     gone: Notify,
 }
 
-/// Counts one connection as live until dropped.
-#[derive(Debug)]
-pub(crate) struct Live(Arc<Drain>);
-
-impl Drop for Live {
-    fn drop(&mut self) {
-        if self.0.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.gone.notify_waiters();
-        }
-    }
-}
-
 impl Drain {
-    /// Count a new connection.
-    pub(crate) fn enter(self: &Arc<Self>) -> Live {
+    /// Count a new connection as live: shutdown waits for it until [`Drain::leave`] (a
+    /// connection's [`crate::ctx::ConnCtx`] does both, so no handle of its own is kept).
+    pub(crate) fn enter(&self) {
         self.live.fetch_add(1, Ordering::AcqRel);
-        Live(Arc::clone(self))
+    }
+
+    /// A connection counted by [`Drain::enter`] has ended.
+    pub(crate) fn leave(&self) {
+        if self.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.gone.notify_waiters();
+        }
     }
 
     /// Whether shutdown has begun: the response being written is the connection's last.
@@ -50,25 +79,17 @@ impl Drain {
         self.stopping.load(Ordering::Acquire)
     }
 
-    /// Resolves once shutdown has begun, plus `grace`. Create it when the connection starts and
-    /// poll it whenever the connection is idle: it is registered from creation, so no shutdown
-    /// is missed in between. An HTTP/1 keep-alive connection waits [`IDLE_GRACE`] (a request
-    /// sent at the instant of closing would fail); an HTTP/2 one none, since its GOAWAY tells
-    /// the client which streams were taken and new ones are refused, safe to retry.
-    pub(crate) fn stopped(
-        &self,
-        grace: std::time::Duration,
-    ) -> impl Future<Output = ()> + Send + '_ {
-        let notified = self.stop.notified();
-        async move {
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if !self.is_stopping() {
-                notified.await;
-            }
-            if !grace.is_zero() {
-                tokio::time::sleep(grace).await;
-            }
+    /// Resolves once shutdown has begun. Create it when the connection starts and poll it
+    /// whenever the connection is idle: it hears a shutdown begun at any time after its
+    /// creation. It holds no timer: an HTTP/1 keep-alive connection then waits
+    /// [`IDLE_GRACE`] on its own deadline (a request sent at the instant of closing would
+    /// fail); an HTTP/2 one closes at once, since its GOAWAY tells the client which streams
+    /// were taken and new ones are refused, safe to retry.
+    pub(crate) fn stopped(&self) -> Stopped<'_> {
+        Stopped {
+            drain: self,
+            notified: self.stop.notified(),
+            done: false,
         }
     }
 
@@ -91,6 +112,7 @@ impl Drain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
 
     #[tokio::test]
@@ -98,13 +120,13 @@ mod tests {
         let drain = Arc::new(Drain::default());
         let idle = {
             let drain = Arc::clone(&drain);
-            let live = drain.enter();
+            drain.enter();
             tokio::spawn(async move {
-                drain.stopped(IDLE_GRACE).await;
-                drop(live);
+                drain.stopped().await;
+                drain.leave();
             })
         };
-        let busy = drain.enter();
+        drain.enter();
         let waiter = {
             let drain = Arc::clone(&drain);
             tokio::spawn(async move { drain.shutdown().await })
@@ -113,7 +135,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!waiter.is_finished(), "a busy connection is still live");
         assert!(drain.is_stopping());
-        drop(busy);
+        drain.leave();
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
             .unwrap()

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use futures_util::future::Either;
 use http::header::HeaderValue;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use crate::ctx::ConnCtx;
-use crate::headers::Forwarded;
+use crate::ctx::{ConnCtx, ListenerCtx};
 use crate::lb::Routing;
 use crate::limits::Limits;
 use crate::net::accept::{Acceptor, Sock};
@@ -42,15 +41,6 @@ impl std::fmt::Debug for ListenerOptions {
             .field("tls", &self.tls.is_some())
             .field("limits", &self.limits)
             .finish()
-    }
-}
-
-/// Decrements the active-connection count when a client connection task ends, however it ends.
-struct ConnectionGuard(Arc<ListenerStats>);
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        self.0.connection_closed();
     }
 }
 
@@ -94,13 +84,24 @@ pub async fn serve_listener(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), ProxyError> {
     let local = listener.local_addr().map_err(ProxyError::Listener)?;
-    let port = HeaderValue::from(local.port());
-    let limits = options.limits;
     let tls = options.tls.map(tokio_rustls::TlsAcceptor::from);
     let drain = Arc::new(Drain::default());
+    // Shared by every connection: a connection adds only its client's address.
+    let shared = Arc::new(ListenerCtx {
+        local,
+        routing: router as Arc<dyn Routing>,
+        config,
+        limits: options.limits,
+        stats,
+        drain: Arc::clone(&drain),
+        tls: tls.is_some(),
+        port: HeaderValue::from(local.port()),
+        proto: HeaderValue::from_static(if tls.is_some() { "https" } else { "http" }),
+    });
     let acceptor = Acceptor::new(listener).map_err(ProxyError::Listener)?;
     tracing::info!(addr = %local, tls = tls.is_some(), "listener started");
     crate::net::pass::spawn_releaser();
+    crate::http1::spare::spawn_trimmer();
 
     loop {
         let accepted = tokio::select! {
@@ -118,39 +119,15 @@ pub async fn serve_listener(
         if let Err(e) = acceptor.set_nodelay(&stream) {
             tracing::debug!(error = %e, "TCP_NODELAY on client connection");
         }
-        stats.connection_opened();
-        let guard = ConnectionGuard(Arc::clone(&stats));
-        let fwd = Forwarded {
-            client_ip: Forwarded::client_ip_value(peer.ip()),
-            port: port.clone(),
-            proto: HeaderValue::from_static(if tls.is_some() { "https" } else { "http" }),
-        };
-        let conn = Conn {
-            // Shared at once: moved into an `Arc` later, it would leave its room unused in
-            // the connection's task for the connection's whole life.
-            ctx: Arc::new(ConnCtx {
-                peer,
-                local,
-                routing: Arc::clone(&router) as Arc<dyn Routing>,
-                config,
-                limits,
-                stats: Arc::clone(&stats),
-                fwd,
-                drain: Arc::clone(&drain),
-                tls: tls.is_some(),
-            }),
-            _live: drain.enter(),
-        };
+        let ctx = Arc::new(ConnCtx::new(peer, Arc::clone(&shared)));
         let tls = tls.clone();
         let span = crate::trace::conn(peer, local, tls.is_some());
-        let task = async move {
-            let _guard = guard;
-            // Each protocol's state lives in its own allocation, so this task stays small and
-            // spawning it copies little.
-            match tls {
-                None => Box::pin(conn.serve(stream, false)).await,
-                Some(acceptor) => Box::pin(conn.serve_tls(acceptor, stream)).await,
-            }
+        // A plain connection's HTTP/1 state is the task itself: one allocation (tokio's,
+        // rounded up to 128 bytes) instead of a small task and a boxed future. A TLS
+        // connection's handshake and stream live in their own allocation.
+        let task = match tls {
+            None => Either::Left(h1::serve(stream, ctx, true)),
+            Some(acceptor) => Either::Right(Box::pin(serve_tls(ctx, acceptor, stream))),
         };
         tokio::spawn(task.instrument(span));
     }
@@ -161,48 +138,21 @@ pub async fn serve_listener(
     Ok(())
 }
 
-/// One accepted client connection, before its protocol is known.
-struct Conn {
-    /// Its shared state.
-    ctx: Arc<ConnCtx>,
-    /// Keeps the listener's shutdown waiting until this connection ends.
-    _live: crate::net::drain::Live,
-}
-
-impl Conn {
-    /// The TLS handshake (bounded by the header read timeout), then [`Conn::serve`] with the
-    /// protocol ALPN chose.
-    async fn serve_tls(self, acceptor: tokio_rustls::TlsAcceptor, stream: Sock) {
-        let peer = self.ctx.peer;
-        let handshake = Box::pin(acceptor.accept(stream));
-        match tokio::time::timeout(self.ctx.limits.header_read_timeout, handshake).await {
-            Ok(Ok(tls_stream)) => {
-                let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                Box::pin(self.serve(tls_stream, h2)).await;
+/// The TLS handshake (bounded by the header read timeout), then HTTP/1 with the engine of
+/// [`crate::http1`], or HTTP/2 with [`crate::http2`] when ALPN chose `h2`.
+async fn serve_tls(ctx: Arc<ConnCtx>, acceptor: tokio_rustls::TlsAcceptor, stream: Sock) {
+    let handshake = Box::pin(acceptor.accept(stream));
+    match tokio::time::timeout(ctx.limits.header_read_timeout, handshake).await {
+        Ok(Ok(tls_stream)) => {
+            if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                Box::pin(h2::serve(tls_stream, Vec::new(), ctx)).await;
+            } else {
+                Box::pin(h1::serve(tls_stream, ctx, false)).await;
             }
-            Ok(Err(e)) => {
-                tracing::debug!(client = %peer, error = %e, "TLS handshake failed");
-            }
-            Err(_) => tracing::debug!(client = %peer, "TLS handshake timed out"),
         }
-    }
-
-    /// Serve HTTP/1 with the engine of [`crate::http1`], or HTTP/2 with [`crate::http2`] when ALPN
-    /// chose `h2` or a plain-listener client opens with the HTTP/2 preface.
-    async fn serve<S>(self, stream: S, h2: bool)
-    where
-        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    {
-        // Moved, not cloned: this runs for every connection.
-        let Conn { ctx, _live } = self;
-        let tls = ctx.tls;
-        if h2 {
-            Box::pin(h2::serve(stream, Vec::new(), ctx)).await;
-            return;
+        Ok(Err(e)) => {
+            tracing::debug!(client = %ctx.peer, error = %e, "TLS handshake failed");
         }
-        match h1::serve(stream, Arc::clone(&ctx), !tls).await {
-            h1::Ended::Done => {}
-            h1::Ended::Http2 { io, read } => Box::pin(h2::serve(io, read, ctx)).await,
-        }
+        Err(_) => tracing::debug!(client = %ctx.peer, "TLS handshake timed out"),
     }
 }

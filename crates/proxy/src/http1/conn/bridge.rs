@@ -75,7 +75,8 @@ where
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.remove(header::TRANSFER_ENCODING);
         let body = ReqBody::full(Bytes::from(body));
-        let resp = upstream::forward(group, parts, body, &self.ctx.fwd, &self.ctx.config).await;
+        let resp =
+            upstream::forward(group, parts, body, &self.ctx.forwarded(), &self.ctx.config).await;
         let generated = matches!(resp.body(), ProxyBody::Full(_));
         self.respond(resp, ex, generated).await
     }

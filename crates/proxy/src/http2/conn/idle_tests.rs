@@ -41,16 +41,47 @@ async fn read_answer(rd: &mut (impl AsyncRead + Unpin), stream: u32) -> usize {
     }
 }
 
-#[tokio::test]
-async fn an_http2_connection_without_open_streams_holds_no_buffer() {
-    crate::net::pass::spawn_releaser();
-    let router = Router::new(RouteAction::FixedResponse {
+/// A router answering every request itself.
+fn fixed() -> Router {
+    Router::new(RouteAction::FixedResponse {
         status: 200,
         content_type: "text/plain".into(),
         body: "ok".into(),
-    });
-    let (mut client, server) = tokio::io::duplex(64 * 1024);
-    let conn = tokio::spawn(super::serve(server, Vec::new(), ConnCtx::for_tests(router)));
+    })
+}
+
+#[tokio::test]
+async fn an_http2_connection_without_open_streams_holds_no_buffer() {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let conn = tokio::spawn(super::serve(
+        server,
+        Vec::new(),
+        ConnCtx::for_tests(fixed()),
+    ));
+    two_streams_then_idle(client, conn).await;
+}
+
+/// The same for h2c with prior knowledge on a plain listener, which the HTTP/1 engine hands
+/// over: what it read and held for the preface is given back, not kept for the HTTP/2
+/// connection's life.
+#[tokio::test]
+async fn an_h2c_connection_handed_over_by_http1_holds_no_buffer_when_idle() {
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let conn = tokio::spawn(crate::http1::serve(
+        server,
+        ConnCtx::for_tests(fixed()),
+        true,
+    ));
+    two_streams_then_idle(client, conn).await;
+}
+
+/// Open the connection, make two requests, each time checking that nothing is held once the
+/// connection waits; then close it.
+async fn two_streams_then_idle(
+    mut client: tokio::io::DuplexStream,
+    conn: tokio::task::JoinHandle<()>,
+) {
+    crate::net::pass::spawn_releaser();
     // :method GET, :scheme http, :path /, :authority "idle" (HPACK, static table).
     let block = b"\x82\x86\x84\x01\x04idle";
     let mut opening = super::frame::PREFACE.to_vec();
