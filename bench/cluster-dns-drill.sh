@@ -3,7 +3,7 @@
 # find the balancer through Flotilla's DNS and honour its TTL must see 0 failed requests.
 #
 #   bench/cluster-dns-drill.sh [SECONDS]          (default 100 s of load; needs root, etcd)
-#   CLIENTS=20 RATE=10 KILL_AT=20 LEASE_TTL=5 KEEP_WORK=1 bench/cluster-dns-drill.sh
+#   CLIENTS=20 RATE=10 KILL_AT=20 LEASE_TTL=5 KINDS="browser first" KEEP_WORK=1 bench/cluster-dns-drill.sh
 #
 # A real cluster on this machine (bench/cluster-lib.sh): etcd e1–e3, a controller x1, compute
 # hosts a1 b1 c1 (one per zone) running group `web` of 3 demo apps, and load balancer nodes
@@ -12,14 +12,17 @@
 # every lb node's DNS answers with all three lb nodes (TTL 60 s, as Route 53's alias).
 #
 # Load: bench/dns_load.py from namespace `cl`, CLIENTS clients at RATE requests/s each, asking
-# the three name servers (the next one when one does not answer), each keeping the answer for
-# its TTL, their starts spread over one TTL. The client is `browser`: the answered addresses
-# tried in order, a refused connection moving to the next; a kept-alive connection the server
-# closed replaced before reuse; a request on a reused connection that fails before any answer
-# byte sent once more (what browsers, Go's net/http and urllib3 do; see dns_load.py). KILL_AT s
-# into the load, l3's node is SIGKILLed. Counted: failed requests (target 0), resends, requests
-# per lb node, and when l3's address left every other node's DNS answer (bound: lease TTL +
-# the watch). The table goes to bench/last-cluster-dns-drill.md.
+# the three name servers (each client its own order, the next one when one does not answer),
+# each keeping the answer for its TTL, their starts spread over one TTL. One round per client
+# kind in KINDS: `browser` tries the answered addresses in order, a refused connection moving
+# to the next, replaces a kept-alive connection the server closed before reusing it, and sends
+# a request once more when it failed on a reused connection before any answer byte (what
+# browsers, Go's net/http and urllib3 do; see dns_load.py) — the target's client; `first`
+# uses the first address only and retries nothing (the contrast: what a TTL alone gives).
+# KILL_AT s into each round, l3's node is SIGKILLed (and started again after the round).
+# Counted: failed requests (target 0 for `browser`), resends, requests per lb node, and when
+# l3's address left every other node's DNS answer (bound: lease TTL + the watch). The table
+# goes to bench/last-cluster-dns-drill.md.
 #
 # Every request is sent from a namespace; every process started is killed by PID and every
 # namespace deleted by name on exit (bench/cluster-lib.sh).
@@ -35,6 +38,7 @@ LEASE_TTL=${LEASE_TTL:-5}
 DNS_PORT=5353
 REPORT="$ROOT/bench/last-cluster-dns-drill.md"
 LBS=(l1 l2 l3)
+KINDS=${KINDS:-browser first}
 
 cluster_build
 cluster_net x1:31 l1:41 l2:42 l3:43 a1:51 b1:53 c1:55
@@ -82,37 +86,44 @@ wait_ms 180 answers_are "$want_all" "${LBS[@]}" >/dev/null || {
 }
 
 servers="$(addr l1):$DNS_PORT,$(addr l2):$DNS_PORT,$(addr l3):$DNS_PORT"
-cl_run python3 "$ROOT/bench/dns_load.py" "$servers" example.test 8080 "$CLIENTS" "$RATE" "$SECS" \
-  "$WORK/load.json" 60 browser >/dev/null &
-LPID=$!
-EXTRA_PIDS+=("$LPID")
-sleep "$KILL_AT"
-t0=$(now_ms)
-node_kill l3
-withdrawn=$(wait_ms 60 answers_are "$want_two" l1 l2) || true
-t1=$(now_ms); [ "$withdrawn" = timeout ] && t1=timeout
-wait "$LPID" || true
-
-row=$(python3 - "$WORK/load.json" "$(addr l1)" "$(addr l2)" "$(addr l3)" <<'PY'
+ROWS=()
+# round KIND: load with client KIND, SIGKILL of l3 KILL_AT s in, a row of figures; then l3 is
+# started again and answered by every node before the next round.
+round() {
+  local kind=$1 lpid t0 t1 withdrawn
+  cl_run python3 "$ROOT/bench/dns_load.py" "$servers" example.test 8080 "$CLIENTS" "$RATE" \
+    "$SECS" "$WORK/load-$kind.json" 60 "$kind" >/dev/null &
+  lpid=$!
+  EXTRA_PIDS+=("$lpid")
+  sleep "$KILL_AT"
+  t0=$(now_ms)
+  node_kill l3
+  withdrawn=$(wait_ms 60 answers_are "$want_two" l1 l2) || true
+  t1=$(now_ms); [ "$withdrawn" = timeout ] && t1=timeout
+  wait "$lpid" || true
+  ROWS+=("$(python3 - "$WORK/load-$kind.json" "$kind" "$(secs "$t0" "$t1")" "$(addr l1)" "$(addr l2)" "$(addr l3)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items()))
-per = " / ".join(str(r["by_address"].get(a, 0)) for a in sys.argv[2:5])
-print(f"| {r['total']} | {r['failed']}{' (' + errs + ')' if errs else ''} | {r['retried']} | "
-      f"{per} | {r['queries']} | {r['p99_ms']} | {r['max_ms']} |")
+per = " / ".join(str(r["by_address"].get(a, 0)) for a in sys.argv[4:7])
+print(f"| `{sys.argv[2]}` | {r['total']} | {r['failed']}{' (' + errs + ')' if errs else ''} | "
+      f"{r['retried']} | {per} | {r['queries']} | {sys.argv[3]} s | {r['p99_ms']} | {r['max_ms']} |")
 PY
-)
-withdrawal="$(secs "$t0" "$t1")"
+)")
+  echo "${ROWS[-1]}"
+  node_start l3
+  wait_ms 120 answers_are "$want_all" "${LBS[@]}" >/dev/null || echo "l3 is not answered again" >&2
+}
+
+for kind in $KINDS; do round "$kind"; done
 {
   echo "# Cluster-mode DNS drill: SIGKILL of an lb node under TTL-honouring load"
   echo
   echo "\`bench/cluster-dns-drill.sh $SECS\` (CLIENTS=$CLIENTS RATE=$RATE KILL_AT=$KILL_AT LEASE_TTL=$LEASE_TTL,"
-  echo "alias TTL 60 s, client \`browser\`), $(date -u +%Y-%m-%d), $(nproc) cores."
+  echo "alias TTL 60 s, clients spread over 60 s), $(date -u +%Y-%m-%d), $(nproc) cores."
   echo
-  echo "| requests | failed | resent | served by l1 / l2 / l3 | DNS queries | p99 ms | max ms |"
-  echo "|---|---|---|---|---|---|---|"
-  echo "$row"
-  echo
-  echo "l3's address left l1's and l2's answers $withdrawal s after the SIGKILL (lease TTL $LEASE_TTL s)."
+  echo "| client | requests | failed | resent | served by l1 / l2 / l3 | DNS queries | l3 left l1's and l2's answers after | p99 ms | max ms |"
+  echo "|---|---:|---|---:|---|---:|---|---:|---:|"
+  printf '%s\n' "${ROWS[@]}"
 } >"$REPORT"
 cat "$REPORT"

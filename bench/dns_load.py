@@ -15,7 +15,8 @@ is not 200, or no answer comes within 5 s. Traffic goes only to the addresses DN
 drills' zones hold loopback addresses only); the run is bounded by SECONDS. The clients start
 evenly over SPREAD seconds (default 0; pass the TTL so their caches expire at different
 moments, as a population of clients' would). With several DNS servers (a zone's name servers),
-a query unanswered by one goes to the next, as a stub resolver's does.
+each client starts with a different one (resolv.conf's `rotate`) and a query unanswered by one
+goes to the next, as a stub resolver's does.
 
 CLIENT is `first` (default: the first address of the answer, nothing retried) or `browser`,
 what browsers and the common HTTP clients do with a multi-address answer and a kept-alive
@@ -281,8 +282,10 @@ def main():
     out, threads = [], []
     for i in range(clients):
         s = start + (i / clients) * max(spread, 1 / rate)  # no bursts
+        # Each client asks the name servers in its own order (resolv.conf's `rotate`).
+        mine = servers[i % len(servers) :] + servers[: i % len(servers)]
         t = threading.Thread(
-            target=run, args=(servers, name, port, rate, s, end, t0, out), daemon=True
+            target=run, args=(mine, name, port, rate, s, end, t0, out), daemon=True
         )
         t.start()
         threads.append(t)
