@@ -2,8 +2,8 @@
 # Issue 20's cluster-mode DNS drill: during the loss of a load balancer node, clients that
 # find the balancer through Flotilla's DNS and honour its TTL must see 0 failed requests.
 #
-#   bench/cluster-dns-drill.sh [SECONDS]          (default 100 s of load; needs root, etcd)
-#   CLIENTS=20 RATE=10 KILL_AT=20 LEASE_TTL=5 KINDS="browser first" KEEP_WORK=1 bench/cluster-dns-drill.sh
+#   bench/cluster-dns-drill.sh [SECONDS]          (default 130 s of load per round; needs root, etcd)
+#   CLIENTS=20 RATE=10 KILL_AT=65 LEASE_TTL=5 KINDS="browser first" KEEP_WORK=1 bench/cluster-dns-drill.sh
 #
 # A real cluster on this machine (bench/cluster-lib.sh): etcd e1–e3, a controller x1, compute
 # hosts a1 b1 c1 (one per zone) running group `web` of 3 demo apps, and load balancer nodes
@@ -19,7 +19,9 @@
 # a request once more when it failed on a reused connection before any answer byte (what
 # browsers, Go's net/http and urllib3 do; see dns_load.py) — the target's client; `first`
 # uses the first address only and retries nothing (the contrast: what a TTL alone gives).
-# KILL_AT s into each round, l3's node is SIGKILLed (and started again after the round).
+# KILL_AT s into each round (after the last client started: every client then holds an answer,
+# each expiring at its own moment of the next 60 s), l3's node is SIGKILLed (and started again
+# after the round).
 # Counted: failed requests (target 0 for `browser`), resends, requests per lb node, and when
 # l3's address left every other node's DNS answer (bound: lease TTL + the watch). The table
 # goes to bench/last-cluster-dns-drill.md.
@@ -30,10 +32,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 NAME=flt-dd$$
 source "$ROOT/bench/cluster-lib.sh"
-SECS=${1:-100}
+SECS=${1:-130}
 CLIENTS=${CLIENTS:-20}
 RATE=${RATE:-10}
-KILL_AT=${KILL_AT:-20}
+KILL_AT=${KILL_AT:-65}
 LEASE_TTL=${LEASE_TTL:-5}
 DNS_PORT=5353
 REPORT="$ROOT/bench/last-cluster-dns-drill.md"
