@@ -86,22 +86,15 @@ async fn run(
     tracing::info!("dns stopped");
 }
 
-/// Applies a new config's `[dns]`, unless it moved or went (that takes a restart).
+/// Applies a new config's `[dns]`, unless it moved or went: that takes a restart (the load
+/// balancer's reconfiguration says so), and the zones in force keep answering.
 fn reconfigure(service: &DnsService, bind: SocketAddr, new: Option<&Dns>) {
     match new {
         Some(dns) if dns.bind == bind => {
             service.reconfigure(dns);
             tracing::info!("dns zones and health checks reloaded");
         }
-        Some(dns) => tracing::warn!(
-            running = %bind,
-            new = %dns.bind,
-            "[dns] bind changed: this node keeps answering on the old address with the old zones until it restarts"
-        ),
-        None => tracing::warn!(
-            running = %bind,
-            "[dns] was removed: this node keeps answering with the old zones until it restarts"
-        ),
+        _ => tracing::debug!(running = %bind, "dns keeps its zones until the node restarts"),
     }
 }
 

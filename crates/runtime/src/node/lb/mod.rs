@@ -264,7 +264,10 @@ impl Lb {
     /// updated in place, as `flotilla up`'s reload does.
     fn reconfigure(&mut self) {
         let new = host_config(&self.node.config().config, self.node.options.address);
-        let blockers = crate::reload::needs_restart(&self.config, &new);
+        let mut blockers = crate::reload::needs_restart(&self.config, &new);
+        if self.config.dns.as_ref().map(|d| d.bind) != new.dns.as_ref().map(|d| d.bind) {
+            blockers.push("[dns] was added, removed or its bind changed".to_string());
+        }
         if !blockers.is_empty() {
             tracing::warn!(
                 reasons = blockers.join("; ").as_str(),
