@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Paced HTTP/1.1 load from clients that find the server through DNS and honour its TTL.
 
-    dns_load.py DNS_ADDR:PORT NAME HTTP_PORT CLIENTS RATE SECONDS OUT.json [SPREAD]
+    dns_load.py DNS_ADDR:PORT[,DNS_ADDR:PORT...] NAME HTTP_PORT CLIENTS RATE SECONDS OUT.json
+                [SPREAD] [CLIENT]
 
 Every client resolves NAME (type A) by UDP at DNS_ADDR:PORT, keeps the answer for its TTL (as
 a stub resolver with a cache does), and sends RATE requests per second on a fixed schedule
@@ -13,7 +14,19 @@ as a resolver does); a request fails when resolution fails, the connection fails
 is not 200, or no answer comes within 5 s. Traffic goes only to the addresses DNS gives (the
 drills' zones hold loopback addresses only); the run is bounded by SECONDS. The clients start
 evenly over SPREAD seconds (default 0; pass the TTL so their caches expire at different
-moments, as a population of clients' would).
+moments, as a population of clients' would). With several DNS servers (a zone's name servers),
+each client starts with a different one (resolv.conf's `rotate`) and a query unanswered by one
+goes to the next, as a stub resolver's does.
+
+CLIENT is `first` (default: the first address of the answer, nothing retried) or `browser`,
+what browsers and the common HTTP clients do with a multi-address answer and a kept-alive
+connection: the answered addresses are tried in order, a connection refused or not established
+within 1 s moving to the next (Chrome, Firefox, curl, Go's and Java's clients); a kept-alive
+connection the server closed is noticed before reuse and replaced (urllib3's and Go's pool
+check); and a request on a *reused* connection that fails before any byte of the answer came
+is sent once more on a new connection (RFC 9110 9.2.2, idempotent requests: browsers, Go's
+net/http, urllib3). A request on a fresh connection that fails, or any answer other than 200,
+counts as failed; "retried" counts the resends.
 
 Writes {"total", "failed", "errors": {kind: count}, "by_address": {addr: count},
 "last_at": {addr: seconds since the start of its last answered request}, "queries",
@@ -23,6 +36,7 @@ Writes {"total", "failed", "errors": {kind: count}, "by_address": {addr: count},
 import http.client
 import json
 import random
+import select
 import socket
 import struct
 import sys
@@ -76,17 +90,18 @@ def parse(msg, qid):
     return addrs, ttl
 
 
-def resolve(server, name):
-    """(address, ttl): the first A record of the answer, asked up to DNS_TRIES times."""
+def resolve(servers, name):
+    """(addresses, ttl) of the answer, asked up to DNS_TRIES times of each server in turn."""
     last = None
-    for _ in range(DNS_TRIES):
+    for attempt in range(DNS_TRIES * len(servers)):
+        server = servers[attempt % len(servers)]
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.settimeout(DNS_TIMEOUT_S)
         try:
             qid, q = query(name)
             s.sendto(q, server)
             addrs, ttl = parse(s.recv(4096), qid)
-            return addrs[0], ttl
+            return addrs, ttl
         except (OSError, ValueError, struct.error, IndexError) as e:
             last = e
         finally:
@@ -94,7 +109,112 @@ def resolve(server, name):
     raise RuntimeError(f"dns: {last}")
 
 
-def client(server, name, port, rate, start, end, t0, out):
+CONNECT_TIMEOUT_S = 1.0
+
+
+def dropped(conn):
+    """Whether the server closed this idle kept-alive connection (readable with nothing to read
+    is EOF), as urllib3 and Go check a pooled connection before reuse."""
+    sock = conn.sock
+    if sock is None:
+        return True
+    r, _, _ = select.select([sock], [], [], 0)
+    if not r:
+        return False
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
+
+
+def connect_any(addrs, port):
+    """A connection to the first answered address that accepts one: (address, conn)."""
+    last = None
+    for a in addrs:
+        conn = http.client.HTTPConnection(a, port, timeout=CONNECT_TIMEOUT_S)
+        try:
+            conn.connect()
+            conn.sock.settimeout(TIMEOUT_S)
+            return a, conn
+        except OSError as e:
+            last = e
+            conn.close()
+    raise last if last is not None else OSError("no address")
+
+
+def exchange(conn, name):
+    conn.request("GET", "/", headers={"Host": name, "Connection": "keep-alive"})
+    resp = conn.getresponse()
+    resp.read()
+    return resp
+
+
+def browser_request(state, name, port):
+    """One request as `browser` clients send it; returns (response, address, retried)."""
+    if state["conn"] is not None and dropped(state["conn"]):
+        state["conn"].close()
+        state["conn"] = None
+    reused = state["conn"] is not None
+    if not reused:
+        state["addr"], state["conn"] = connect_any(state["addrs"], port)
+    try:
+        return exchange(state["conn"], name), state["addr"], False
+    except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+        state["conn"].close()
+        state["conn"] = None
+        if not reused:
+            raise
+    state["addr"], state["conn"] = connect_any(state["addrs"], port)
+    return exchange(state["conn"], name), state["addr"], True
+
+
+def client_browser(servers, name, port, rate, start, end, t0, out):
+    state = {"conn": None, "addr": None, "addrs": []}
+    expires = 0.0
+    lat, errors, by_addr, last_at = [], {}, {}, {}
+    queries, n, retried = 0, 0, 0
+    while True:
+        due = start + n / rate
+        if due >= end:
+            break
+        n += 1
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        try:
+            if time.monotonic() >= expires:
+                queries += 1
+                addrs, ttl = resolve(servers, name)
+                expires = time.monotonic() + ttl
+                if state["addr"] not in addrs and state["conn"] is not None:
+                    state["conn"].close()
+                    state["conn"] = None
+                state["addrs"] = addrs
+            sent = time.monotonic()
+            resp, addr, again = browser_request(state, name, port)
+            retried += again
+            if resp.status != 200:
+                kind = f"status {resp.status}"
+                errors[kind] = errors.get(kind, 0) + 1
+            else:
+                lat.append(time.monotonic() - due)
+                by_addr[addr] = by_addr.get(addr, 0) + 1
+                last_at[addr] = max(last_at.get(addr, 0.0), sent - t0)
+            if resp.getheader("Connection", "").lower() == "close":
+                state["conn"].close()
+                state["conn"] = None
+        except Exception as e:  # every failure is counted
+            kind = "DNS" if isinstance(e, RuntimeError) else type(e).__name__
+            errors[kind] = errors.get(kind, 0) + 1
+            if state["conn"] is not None:
+                state["conn"].close()
+            state["conn"] = None
+    if state["conn"] is not None:
+        state["conn"].close()
+    out.append((lat, errors, by_addr, last_at, queries, retried))
+
+
+def client(servers, name, port, rate, start, end, t0, out):
     conn, addr, expires = None, None, 0.0
     lat, errors, by_addr, last_at = [], {}, {}, {}
     queries, n = 0, 0
@@ -109,7 +229,8 @@ def client(server, name, port, rate, start, end, t0, out):
         try:
             if time.monotonic() >= expires:
                 queries += 1
-                new, ttl = resolve(server, name)
+                addrs, ttl = resolve(servers, name)
+                new = addrs[0]
                 expires = time.monotonic() + ttl
                 if new != addr and conn is not None:
                     conn.close()
@@ -139,14 +260,20 @@ def client(server, name, port, rate, start, end, t0, out):
             conn = None
     if conn is not None:
         conn.close()
-    out.append((lat, errors, by_addr, last_at, queries))
+    out.append((lat, errors, by_addr, last_at, queries, 0))
 
 
 def main():
     dns, name, port, clients, rate, seconds, out_path = sys.argv[1:8]
     spread = float(sys.argv[8]) if len(sys.argv) > 8 else 0.0
-    host, dport = dns.rsplit(":", 1)
-    server = (host, int(dport))
+    kind = sys.argv[9] if len(sys.argv) > 9 else "first"
+    if kind not in ("first", "browser"):
+        sys.exit(f"CLIENT is first or browser, not {kind}")
+    run = client_browser if kind == "browser" else client
+    servers = []
+    for one in dns.split(","):
+        host, dport = one.rsplit(":", 1)
+        servers.append((host, int(dport)))
     port, clients, rate, seconds = int(port), int(clients), float(rate), float(seconds)
     start_unix = time.time()
     t0 = time.monotonic()
@@ -155,8 +282,10 @@ def main():
     out, threads = [], []
     for i in range(clients):
         s = start + (i / clients) * max(spread, 1 / rate)  # no bursts
+        # Each client asks the name servers in its own order (resolv.conf's `rotate`).
+        mine = servers[i % len(servers) :] + servers[: i % len(servers)]
         t = threading.Thread(
-            target=client, args=(server, name, port, rate, s, end, t0, out), daemon=True
+            target=run, args=(mine, name, port, rate, s, end, t0, out), daemon=True
         )
         t.start()
         threads.append(t)
@@ -164,7 +293,7 @@ def main():
         t.join(seconds + 2 * TIMEOUT_S + DNS_TRIES * DNS_TIMEOUT_S + 5)
     lat = sorted(x for r in out for x in r[0])
     errors, by_addr, last_at = {}, {}, {}
-    for _, e, b, last, _ in out:
+    for _, e, b, last, _, _ in out:
         for total, part in ((errors, e), (by_addr, b)):
             for k, v in part.items():
                 total[k] = total.get(k, 0) + v
@@ -184,6 +313,7 @@ def main():
         "by_address": by_addr,
         "last_at": last_at,
         "queries": sum(r[4] for r in out),
+        "retried": sum(r[5] for r in out),
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": round(lat[-1] * 1000, 1) if lat else None,

@@ -53,7 +53,9 @@ impl Default for HostRecord {
     }
 }
 
-/// `lb/<node>`: a load balancer node is alive (leased, 10 s).
+/// `lb/<node>`: a load balancer node is alive and serving (leased to the node, so it goes
+/// when the node dies or is cut off; deleted first when it stops). DNS alias records to a load
+/// balancer answer with the address of every such node, each with its own verdict.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LbNodeRecord {
@@ -61,8 +63,11 @@ pub struct LbNodeRecord {
     pub zone: String,
     /// The address its listeners are bound on.
     pub address: String,
-    /// The listeners it serves, by name.
+    /// The listeners it serves, as bound (`IP:PORT`).
     pub listeners: Vec<String>,
+    /// Per load balancer it serves, whether it may take traffic: some target group that load
+    /// balancer forwards to has a healthy target as this node checks them.
+    pub load_balancers: std::collections::BTreeMap<String, bool>,
 }
 
 /// `config`: the applied configuration, as the TOML text `flotilla apply` validated.

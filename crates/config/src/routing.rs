@@ -31,6 +31,18 @@ pub struct LoadBalancer {
     pub listeners: Vec<Listener>,
 }
 
+impl LoadBalancer {
+    /// Names of the target groups its listeners forward to, by default action or rule (a
+    /// name may repeat): what its health in DNS depends on.
+    pub fn target_group_names(&self) -> impl Iterator<Item = &str> {
+        self.listeners.iter().flat_map(|l| {
+            std::iter::once(&l.default_action)
+                .chain(l.rules.iter().map(|r| &r.action))
+                .flat_map(Action::target_group_names)
+        })
+    }
+}
+
 /// Kind of load balancer, as in ELBv2 `Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum LoadBalancerType {

@@ -1,7 +1,7 @@
 //! Where alias records find their targets' addresses. Under `flotilla up` a load balancer
-//! has one node, its listener's address; in cluster mode the cluster will provide one address
-//! per lb node, withdrawn when its lease or health check fails. Either implements
-//! [`AliasSource`], so the answer code does not know which.
+//! has one node, its listener's address; in cluster mode every lb node publishes one address
+//! per live lb node, each with that node's own health, and a node whose lease ran out is not
+//! listed. Both publish an [`AliasTable`], so the answer code does not know which.
 
 use std::collections::HashMap;
 use std::net::IpAddr;

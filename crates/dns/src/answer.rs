@@ -316,7 +316,7 @@ fn resolve_alias(
     };
     let any_healthy = addrs.iter().any(|a| a.healthy);
     // Healthy nodes only; if none is healthy, every node (as ELB keeps all zones in DNS).
-    let rrs = addrs
+    let mut rrs: Vec<Rr> = addrs
         .iter()
         .filter(|a| (a.healthy || !any_healthy) && want(&a.ip))
         .map(|a| Rr {
@@ -328,6 +328,12 @@ fn resolve_alias(
             }),
         })
         .collect();
+    // Rotated at random, as ELB's answers come: clients that take the first address spread
+    // over the nodes.
+    if rrs.len() > 1 {
+        let turn = cx.rng.below(rrs.len() as u64) as usize;
+        rrs.rotate_left(turn);
+    }
     Got {
         rrs,
         healthy: any_healthy,

@@ -390,6 +390,51 @@ fn alias_answers_the_healthy_nodes_with_a_60_second_ttl() {
     assert_eq!(answers.len(), 2);
 }
 
+/// Several lb nodes (cluster mode): every answer lists each healthy node once, in an order
+/// rotated at random, so clients that take the first address spread over the nodes.
+#[test]
+fn alias_answers_list_every_healthy_node_in_rotated_order() {
+    let z = zones(ALIASES);
+    let mut t = AliasTable::default();
+    let ips: Vec<Ipv4Addr> = (1..=3).map(|i| Ipv4Addr::new(10, 0, 0, i)).collect();
+    t.load_balancers.insert(
+        "front".into(),
+        ips.iter()
+            .map(|ip| AliasAddress {
+                ip: IpAddr::V4(*ip),
+                healthy: true,
+            })
+            .collect(),
+    );
+    let mut first = HashMap::new();
+    for seed in 1..=300u64 {
+        let Outcome::Answer { answers, .. } = ask(
+            &z,
+            "example.test",
+            QType::Record(RecordType::A),
+            &healthy(),
+            &t,
+            None,
+            seed,
+        ) else {
+            panic!("refused")
+        };
+        let got: Vec<Ipv4Addr> = answers
+            .iter()
+            .filter_map(|r| match r.data {
+                Data::Value(RecordValue::A(ip)) => Some(ip),
+                _ => None,
+            })
+            .collect();
+        let mut sorted = got.clone();
+        sorted.sort();
+        assert_eq!(sorted, ips, "every node once");
+        *first.entry(got[0]).or_insert(0u32) += 1;
+    }
+    assert_eq!(first.len(), 3, "each node comes first sometimes: {first:?}");
+    assert!(first.values().all(|n| *n >= 50), "{first:?}");
+}
+
 #[test]
 fn negative_answers_refusals_and_wildcards() {
     let z = zones(ALIASES);

@@ -9,6 +9,7 @@
 //! [`Fleet::poll_effect`]. [`LbTargets`] is the load balancer node's counterpart: its own
 //! health checks over the targets the assignments name.
 
+mod alias;
 mod events;
 mod hosts;
 mod lb;
@@ -25,6 +26,7 @@ use crate::id::InstanceId;
 use crate::template::LaunchTemplate;
 use crate::time::Time;
 
+pub use alias::{alias_addresses, load_balancer_healthy, LbNodeView};
 pub use hosts::{HostSpec, HostStatus, ZONE_DISRUPTION_THRESHOLD};
 pub use lb::{LbAction, LbTarget, LbTargets};
 pub use votes::Vote;

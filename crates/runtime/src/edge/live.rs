@@ -2,7 +2,8 @@
 //! the addresses alias records answer with (a load balancer's listener addresses, healthy
 //! while some target group it forwards to has a healthy target) and where distributions'
 //! origins are (a load balancer's first HTTP listener, a target group's healthy targets in
-//! turn). Cluster mode will publish one address per lb node through the same tables.
+//! turn). Cluster mode's load balancer nodes publish one address per lb node through the same
+//! [`LiveAliases`] (`crate::node::lb::dns`).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use flotilla_config::edge::Origin;
 use flotilla_config::{Config, ListenerProtocol};
+use flotilla_control::fleet::load_balancer_healthy;
 use flotilla_dns::{AliasAddress, AliasSource, AliasTable};
 use flotilla_edge::OriginResolver;
 
@@ -106,17 +108,10 @@ pub(crate) fn refresh(
         ..Default::default()
     };
     for (name, lb) in &config.load_balancers {
-        let groups: Vec<String> = lb
-            .listeners
-            .iter()
-            .flat_map(|l| {
-                std::iter::once(&l.default_action).chain(l.rules.iter().map(|r| &r.action))
-            })
-            .flat_map(crate::listeners::forwarded_groups)
-            .collect();
-        let up = groups
-            .iter()
-            .any(|g| healthy.get(g).is_some_and(|t| !t.is_empty()));
+        let up = {
+            let c = shared.cluster();
+            load_balancer_healthy(lb.target_group_names().map(|g| c.target_group_health(g)))
+        };
         let mut nodes: Vec<AliasAddress> = Vec::new();
         for l in &lb.listeners {
             let bound = shared.listeners.bound_address(l.bind);

@@ -23,6 +23,7 @@ use crate::shared::{lock, Shared};
 use crate::RuntimeError;
 
 pub(crate) use admin::EdgeAdmin;
+pub(crate) use live::LiveAliases;
 pub(crate) use metrics::render as prometheus;
 
 /// How often alias and origin tables are refreshed from the cluster.

@@ -3,8 +3,9 @@
 //!
 //! - `control` ([`leader`]): campaigns; while it leads, runs the same `Cluster` as `flotilla up`
 //!   inside a `Fleet` and writes its decisions as fenced assignments;
-//! - `lb` ([`lb`]): binds the config's listeners on this host's address, checks the targets
-//!   the assignments name itself, routes with the same data plane, and votes on health;
+//! - `lb` ([`lb`]): binds the config's listeners (and `[dns]`) on this host's address, checks
+//!   the targets the assignments name itself, routes with the same data plane, votes on
+//!   health, and answers DNS alias records with every live, healthy lb node;
 //! - `compute` ([`agent`]): runs the instances assigned to this host, reports them, adopts
 //!   them after its own restart, and stops what is no longer assigned;
 //!
@@ -214,7 +215,7 @@ async fn join(options: NodeOptions) -> Result<Joined, NodeError> {
         })?;
     // Listeners are bound before the node registers: a taken port refuses the start.
     let lb = match options.roles.lb {
-        true => Some(lb::bind(&options, &config.config)?),
+        true => Some(lb::bind(&options, &config.config).await?),
         false => None,
     };
     let lease = membership::lease(&store, options.lease_ttl).await?;

@@ -4,7 +4,13 @@
 //! the control plane's own health machine ([`LbTargets`]) and votes on what it sees, so the
 //! leader's verdicts come from the load balancer nodes. With etcd away it keeps serving the
 //! targets it last knew, still checking them.
+//!
+//! It also serves the config's `[dns]` on this host's address ([`dns`]) and registers itself
+//! under `lb/<node>` with its verdict per load balancer ([`presence`]): DNS alias records to a
+//! load balancer answer with every live, healthy lb node.
 
+mod dns;
+mod presence;
 mod votes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,12 +18,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use flotilla_cluster::records::LbNodeRecord;
 use flotilla_cluster::records::{AssignedState, Assignment, RoutingWeights, ShiftedZones};
 use flotilla_cluster::store::decode;
 use flotilla_cluster::{Key, PrefixWatcher, Snapshot};
 use flotilla_config::Config;
-use flotilla_control::fleet::{LbAction, LbTarget, LbTargets};
+use flotilla_control::fleet::{load_balancer_healthy, LbAction, LbTarget, LbTargets};
 use flotilla_control::{InstanceId, ProbeResult, Time};
+use flotilla_dns::BoundDns;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -30,13 +38,17 @@ const DRAIN_POLL: Duration = Duration::from_millis(50);
 /// How long in-flight requests may finish when the node stops.
 const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(30);
 
-/// The config as this node serves it: every listener bound on the host's address.
+/// The config as this node serves it: every listener and the DNS server bound on the host's
+/// address.
 pub(crate) fn host_config(config: &Config, host: std::net::IpAddr) -> Config {
     let mut local = config.clone();
     for lb in local.load_balancers.values_mut() {
         for l in &mut lb.listeners {
             l.bind = convert::on_host(host, l.bind);
         }
+    }
+    if let Some(dns) = &mut local.dns {
+        dns.bind = convert::on_host(host, dns.bind);
     }
     local
 }
@@ -47,18 +59,22 @@ pub(crate) struct Bound {
     data_plane: DataPlane,
     listeners: ListenerSet,
     bound: Vec<BoundListener>,
+    dns: Option<BoundDns>,
 }
 
-/// Binds the config's listeners on the host's address (a taken port refuses the start).
-pub(crate) fn bind(options: &NodeOptions, config: &Config) -> Result<Bound, NodeError> {
+/// Binds the config's listeners and `[dns]` on the host's address (a taken port refuses the
+/// start).
+pub(crate) async fn bind(options: &NodeOptions, config: &Config) -> Result<Bound, NodeError> {
     let local = host_config(config, options.address);
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &local, &mut Default::default())?;
+    let dns = dns::bind(&local).await?;
     Ok(Bound {
         data_plane: DataPlane::from_config(&local),
         config: local,
         listeners,
         bound,
+        dns,
     })
 }
 
@@ -80,6 +96,7 @@ pub(crate) fn start(
         data_plane,
         listeners,
         bound,
+        dns,
     } = bound;
     let shared = Arc::new(LbShared {
         data_plane,
@@ -89,12 +106,16 @@ pub(crate) fn start(
         tracing::info!(bind = %b.bound(), load_balancer = b.lb_name.as_str(), "listening");
         shared.listeners.start(b, &shared.data_plane);
     }
+    if let (Some(b), Some(d)) = (dns, &config.dns) {
+        dns::start(node, b, d, tasks, stop.clone());
+    }
     let lb = Lb {
         node: Arc::clone(node),
         shared: Arc::clone(&shared),
         config,
         targets: LbTargets::default(),
         votes: votes::Votes::default(),
+        presence: presence::Presence::default(),
         draining_since: HashMap::new(),
     };
     tasks.spawn(lb.run(stop));
@@ -108,6 +129,7 @@ struct Lb {
     config: Config,
     targets: LbTargets,
     votes: votes::Votes,
+    presence: presence::Presence,
     draining_since: HashMap<(String, SocketAddr), Instant>,
 }
 
@@ -148,6 +170,8 @@ impl Lb {
             self.idle_draining();
             self.act(&probe_tx);
             self.votes.write(&self.node).await;
+            let record = self.presence_record();
+            self.presence.write(&self.node, record).await;
         }
         self.stop().await;
     }
@@ -240,7 +264,10 @@ impl Lb {
     /// updated in place, as `flotilla up`'s reload does.
     fn reconfigure(&mut self) {
         let new = host_config(&self.node.config().config, self.node.options.address);
-        let blockers = crate::reload::needs_restart(&self.config, &new);
+        let mut blockers = crate::reload::needs_restart(&self.config, &new);
+        if self.config.dns.as_ref().map(|d| d.bind) != new.dns.as_ref().map(|d| d.bind) {
+            blockers.push("[dns] was added, removed or its bind changed".to_string());
+        }
         if !blockers.is_empty() {
             tracing::warn!(
                 reasons = blockers.join("; ").as_str(),
@@ -329,8 +356,33 @@ impl Lb {
         }
     }
 
-    /// Stops accepting and lets in-flight requests finish.
-    async fn stop(self) {
+    /// This node's registration as it stands: per load balancer, ELB's rule on this node's own
+    /// view of the targets.
+    fn presence_record(&self) -> LbNodeRecord {
+        let options = &self.node.options;
+        let lbs = self.config.load_balancers.iter();
+        let load_balancers = lbs
+            .clone()
+            .map(|(name, lb)| {
+                let groups = lb.target_group_names().map(|g| self.targets.health(g));
+                (name.clone(), load_balancer_healthy(groups))
+            })
+            .collect();
+        let listeners = lbs
+            .flat_map(|(_, lb)| &lb.listeners)
+            .map(|l| self.shared.listeners.bound_address(l.bind).to_string())
+            .collect();
+        LbNodeRecord {
+            zone: options.zone.clone(),
+            address: options.address.to_string(),
+            listeners,
+            load_balancers,
+        }
+    }
+
+    /// Leaves DNS answers, then stops accepting and lets in-flight requests finish.
+    async fn stop(mut self) {
+        self.presence.withdraw(&self.node).await;
         let mut proxies = self.shared.listeners.stop_all();
         let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
             while proxies.join_next().await.is_some() {}
