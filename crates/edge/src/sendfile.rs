@@ -92,7 +92,11 @@ impl SendfileStream {
                         "file body out of step with its lane",
                     )));
                 };
-                (Arc::clone(&s.file), s.offset as i64, s.len.min(max as u64) as usize)
+                (
+                    Arc::clone(&s.file),
+                    s.offset as i64,
+                    s.len.min(max as u64) as usize,
+                )
             };
             ready!(self.tcp.poll_write_ready(cx))?;
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
@@ -122,7 +126,11 @@ impl SendfileStream {
 
 impl SendfileStream {
     /// `writev` with `MSG_MORE`: the kernel waits for the `sendfile` that follows.
-    fn poll_send_more(&self, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_send_more(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         use nix::sys::socket::{sendmsg, MsgFlags, SockaddrStorage};
         use std::os::fd::AsRawFd;
         loop {

@@ -15,7 +15,13 @@ use hyper_util::rt::TokioExecutor;
 
 const BIG: &str = "max_object_size = \"2MiB\"\ncache_size = \"64MiB\"";
 
-async fn setup(dist: &str) -> (Arc<OriginState>, Arc<flotilla_edge::Edge>, std::net::SocketAddr) {
+async fn setup(
+    dist: &str,
+) -> (
+    Arc<OriginState>,
+    Arc<flotilla_edge::Edge>,
+    std::net::SocketAddr,
+) {
     let state = Arc::new(OriginState::default());
     let origin = start_origin(Arc::clone(&state)).await;
     let (edge, addr) = start_edge(origin, "cache_key = { query_strings = \"all\" }", dist).await;
@@ -24,7 +30,10 @@ async fn setup(dist: &str) -> (Arc<OriginState>, Arc<flotilla_edge::Edge>, std::
 
 /// One request on `client` (which keeps its connection).
 async fn ask(
-    client: &Client<impl hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static, Full<Bytes>>,
+    client: &Client<
+        impl hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+        Full<Bytes>,
+    >,
     addr: std::net::SocketAddr,
     method: &str,
     path: &str,
@@ -47,7 +56,11 @@ async fn ask(
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Got { status, headers, body }
+    Got {
+        status,
+        headers,
+        body,
+    }
 }
 
 #[tokio::test]
@@ -58,13 +71,20 @@ async fn large_hits_come_from_the_memory_file_byte_for_byte_on_one_connection() 
     let miss = ask(&c, addr, "GET", "/blob", None).await;
     assert_eq!((miss.status, miss.x_cache()), (200, "Miss from flotilla"));
     assert!(miss.body == want, "the miss is the origin's body");
-    assert_eq!(edge.cached_files(), (1, want.len() as u64), "the body is in a file");
+    assert_eq!(
+        edge.cached_files(),
+        (1, want.len() as u64),
+        "the body is in a file"
+    );
     // Whole, ranged across chunk edges, HEAD, and a small object, in turn on one
     // connection: each answer's file bytes stay in step with its head.
     for round in 0..3 {
         let hit = ask(&c, addr, "GET", "/blob", None).await;
         assert_eq!((hit.status, hit.x_cache()), (200, "Hit from flotilla"));
-        assert!(hit.body == want, "round {round}: the hit is the origin's body");
+        assert!(
+            hit.body == want,
+            "round {round}: the hit is the origin's body"
+        );
         let part = ask(&c, addr, "GET", "/blob", Some("bytes=1000-600000")).await;
         assert_eq!(part.status, 206);
         assert!(part.body == want[1000..=600000], "round {round}: the range");
@@ -73,10 +93,16 @@ async fn large_hits_come_from_the_memory_file_byte_for_byte_on_one_connection() 
             format!("bytes 1000-600000/{}", want.len()).as_str()
         );
         let tail = ask(&c, addr, "GET", "/blob", Some("bytes=-70000")).await;
-        assert!(tail.body == want[want.len() - 70000..], "round {round}: the suffix");
+        assert!(
+            tail.body == want[want.len() - 70000..],
+            "round {round}: the suffix"
+        );
         let head = ask(&c, addr, "HEAD", "/blob", None).await;
         assert_eq!(head.status, 200);
-        assert_eq!(head.headers["content-length"], want.len().to_string().as_str());
+        assert_eq!(
+            head.headers["content-length"],
+            want.len().to_string().as_str()
+        );
         assert!(head.body.is_empty(), "HEAD sends no body");
         let small = ask(&c, addr, "GET", "/fresh", None).await;
         assert_eq!(small.status, 200);
@@ -120,9 +146,15 @@ async fn eviction_and_invalidation_close_the_files() {
     // Answers sent are dropped; then every file open is an object held.
     eventually(|| edge.cached_files().0 == edge.cached().1 as u64).await;
     let (files, bytes) = edge.cached_files();
-    assert!(files >= 1 && files < 8, "evicted objects' files are closed: {files}");
+    assert!(
+        files >= 1 && files < 8,
+        "evicted objects' files are closed: {files}"
+    );
     assert_eq!(bytes, files * want.len() as u64);
-    assert!(edge.cached().0 <= 5 * 1024 * 1024, "the byte cap counts the files");
+    assert!(
+        edge.cached().0 <= 5 * 1024 * 1024,
+        "the byte cap counts the files"
+    );
     let inv = edge.invalidate(vec!["/blob*".into()]).unwrap();
     assert_eq!(inv.objects as u64, files);
     eventually(|| edge.cached_files() == (0, 0)).await;

@@ -174,7 +174,9 @@ async fn origin(state: Arc<OriginState>, req: Request<Incoming>) -> Response<Bod
 
 /// `/blob`'s body: 1.5 MiB that differ from byte to byte (a misplaced chunk shows).
 pub fn blob() -> Vec<u8> {
-    (0..1_572_867u32).map(|i| (i % 251) as u8 ^ (i >> 16) as u8).collect()
+    (0..1_572_867u32)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect()
 }
 
 /// 16 KiB chunks for ever (until the reader goes away).
