@@ -147,7 +147,7 @@ async fn eviction_and_invalidation_close_the_files() {
     eventually(|| edge.cached_files().0 == edge.cached().1 as u64).await;
     let (files, bytes) = edge.cached_files();
     assert!(
-        files >= 1 && files < 8,
+        (1..8).contains(&files),
         "evicted objects' files are closed: {files}"
     );
     assert_eq!(bytes, files * want.len() as u64);
