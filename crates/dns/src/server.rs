@@ -107,11 +107,13 @@ impl Handler {
             return Err(code);
         }
         let query = request.queries().first().ok_or(ResponseCode::FormErr)?;
-        let qname = query
-            .name()
-            .to_string()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        // ASCII as on the wire (hosted names are ASCII; punycode labels stay punycode),
+        // lowercase, without the root's dot: one allocation.
+        let mut qname = query.name().to_ascii();
+        if qname.ends_with('.') {
+            qname.pop();
+        }
+        qname.make_ascii_lowercase();
         let (client, subnet) = client_of(request);
         let zones = self.0.zones.load();
         let health = self.0.health.load();

@@ -10,7 +10,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 
-use crate::sendfile::{placeholder, Lane, CHUNK};
+use crate::sendfile::{placeholder, Lane, LANE_CHUNK};
 use crate::store::{FileBody, StoredBody};
 
 /// Why a viewer's body broke off (the origin's, or a memory file's read).
@@ -39,7 +39,11 @@ pub fn stored(body: &StoredBody, start: u64, end: u64, lane: Option<&Lane>) -> V
     }
 }
 
-/// A memory file's bytes as frames of at most [`CHUNK`].
+/// Bytes read from a memory file per frame, for viewers without a lane.
+const READ_CHUNK: u64 = 256 * 1024;
+
+/// A memory file's bytes as frames: placeholders of up to [`LANE_CHUNK`] on a lane, else
+/// bytes read [`READ_CHUNK`] at a time.
 struct FileChunks {
     file: std::sync::Arc<FileBody>,
     next: u64,
@@ -55,7 +59,12 @@ impl Body for FileChunks {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let n = (self.end - self.next).min(CHUNK as u64);
+        let chunk = if self.lane.is_some() {
+            LANE_CHUNK as u64
+        } else {
+            READ_CHUNK
+        };
+        let n = (self.end - self.next).min(chunk);
         if n == 0 {
             return Poll::Ready(None);
         }

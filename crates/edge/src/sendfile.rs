@@ -27,15 +27,17 @@ use tokio::net::TcpStream;
 
 use crate::store::FileBody;
 
-/// The largest frame a file body yields (and the size of the placeholder).
-pub const CHUNK: usize = 256 * 1024;
+/// The largest frame a file body yields on a lane (and the size of the placeholder, which
+/// is never written, so it stays untouched virtual memory): one frame, one `sendfile` call
+/// for as much as the socket takes, for most objects.
+pub const LANE_CHUNK: usize = 4 * 1024 * 1024;
 
 /// Stands in for file bytes in hyper's write queue; only its address is ever used.
-static PLACEHOLDER: [u8; CHUNK] = [0; CHUNK];
+static PLACEHOLDER: [u8; LANE_CHUNK] = [0; LANE_CHUNK];
 
-/// `len` (≤ [`CHUNK`]) placeholder bytes.
+/// `len` (≤ [`LANE_CHUNK`]) placeholder bytes.
 pub(crate) fn placeholder(len: usize) -> bytes::Bytes {
-    bytes::Bytes::from_static(&PLACEHOLDER[..len.min(CHUNK)])
+    bytes::Bytes::from_static(&PLACEHOLDER[..len.min(LANE_CHUNK)])
 }
 
 fn is_placeholder(b: &[u8]) -> bool {

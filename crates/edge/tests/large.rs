@@ -76,7 +76,7 @@ async fn large_hits_come_from_the_memory_file_byte_for_byte_on_one_connection() 
         (1, want.len() as u64),
         "the body is in a file"
     );
-    // Whole, ranged across chunk edges, HEAD, and a small object, in turn on one
+    // Whole, ranged, HEAD, and a small object, in turn on one
     // connection: each answer's file bytes stay in step with its head.
     for round in 0..3 {
         let hit = ask(&c, addr, "GET", "/blob", None).await;
