@@ -4,8 +4,8 @@
 //!
 //! The decisions are pure and tested without sockets or clocks: [`answer`] picks the records
 //! of a question, [`policy`] applies a routing policy, [`health`] is the health checks' sans-IO
-//! state machine. The wire format is hickory-server's ([`server`]); [`service`] runs it all
-//! under `flotilla up`.
+//! state machine. The wire format is hickory's ([`server`]; UDP queries are read and answered
+//! in batches by [`udp`]); [`service`] runs it all under `flotilla up`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,7 @@ pub mod policy;
 pub mod probe;
 pub mod server;
 pub mod service;
+pub mod udp;
 pub mod wire;
 pub mod zones;
 

@@ -95,6 +95,11 @@ fn seed() -> u64 {
 }
 
 impl Handler {
+    /// Counts an error answer made outside the handler (FORMERR for an undecodable body).
+    pub(crate) fn count_error(&self) {
+        self.0.stats.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The answer to a decoded request, decided without awaiting anything: a refusal code,
     /// or the outcome and the client subnet to echo.
     fn decide(&self, request: &Request) -> Result<(Outcome, Option<(IpAddr, u8)>), ResponseCode> {
@@ -102,11 +107,13 @@ impl Handler {
             return Err(code);
         }
         let query = request.queries().first().ok_or(ResponseCode::FormErr)?;
-        let qname = query
-            .name()
-            .to_string()
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        // ASCII as on the wire (hosted names are ASCII; punycode labels stay punycode),
+        // lowercase, without the root's dot: one allocation.
+        let mut qname = query.name().to_ascii();
+        if qname.ends_with('.') {
+            qname.pop();
+        }
+        qname.make_ascii_lowercase();
         let (client, subnet) = client_of(request);
         let zones = self.0.zones.load();
         let health = self.0.health.load();
@@ -303,23 +310,27 @@ impl BoundDns {
         self.udp.local_addr()
     }
 
-    /// Starts serving; the future returned by [`DnsServer::stop`] ends it.
+    /// Starts serving (UDP in Flotilla's batched loop, [`crate::udp`]; TCP by hickory's
+    /// server); the future returned by [`DnsServer::stop`] ends it.
     pub fn serve(self, state: Arc<DnsState>) -> DnsServer {
-        let mut server = ServerFuture::new(Handler(state));
-        server.register_socket(self.udp);
+        let mut server = ServerFuture::new(Handler(Arc::clone(&state)));
         server.register_listener(self.tcp, TCP_TIMEOUT);
-        DnsServer { server }
+        let udp = tokio::spawn(crate::udp::serve(self.udp, Arc::new(Handler(state))));
+        DnsServer { server, udp }
     }
 }
 
 /// A running server.
 pub struct DnsServer {
     server: ServerFuture<Handler>,
+    udp: tokio::task::JoinHandle<()>,
 }
 
 impl DnsServer {
     /// Stops answering.
     pub async fn stop(mut self) {
+        self.udp.abort();
+        let _ = (&mut self.udp).await;
         if let Err(e) = self.server.shutdown_gracefully().await {
             tracing::debug!(error = %e, "dns server stopped with an error");
         }

@@ -9,8 +9,15 @@ use flotilla_config::dns::RecordValue;
 /// SOA timers (refresh, retry, expire): Route 53's defaults.
 const SOA_TIMERS: (i32, i32, i32) = (7200, 900, 1_209_600);
 
+/// `s` (relative form, no trailing dot) as a fully qualified name, without formatting a
+/// copy with the dot.
 fn name(s: &str) -> Option<Name> {
-    Name::from_ascii(format!("{s}.")).ok()
+    if s.is_empty() {
+        return Some(Name::root());
+    }
+    let mut n = Name::from_ascii(s).ok()?;
+    n.set_fqdn(true);
+    Some(n)
 }
 
 /// The record for `rr`; `None` only for a name hickory cannot encode (validated names can).
@@ -47,4 +54,25 @@ pub fn to_record(rr: &Rr) -> Option<Record> {
         )),
     };
     Some(Record::from_rdata(name(&rr.name)?, rr.ttl, rdata))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_fully_qualified_as_with_a_trailing_dot() {
+        for s in [
+            "www.example.test",
+            "example.test",
+            "_sip._tcp.example.test",
+            "*.example.test",
+        ] {
+            let n = name(s).unwrap();
+            assert_eq!(n, Name::from_ascii(format!("{s}.")).unwrap(), "{s}");
+            assert!(n.is_fqdn());
+            assert_eq!(n.to_ascii(), format!("{s}."));
+        }
+        assert!(name("").unwrap().is_root());
+    }
 }

@@ -20,7 +20,8 @@ use crate::fetch::{self, Fetched, Job};
 use crate::invalidate::{self, Invalidation};
 use crate::key::{cache_key, request_host, Encoding};
 use crate::origin::{pass_request, OriginClient, OriginError, OriginResolver};
-use crate::serve::{object_response, plain, XCache};
+use crate::sendfile::Lane;
+use crate::serve::{object_response, plain, Ask, XCache};
 use crate::stats::Stats;
 use crate::store::{Object, Staleness, Store};
 
@@ -77,6 +78,17 @@ impl Edge {
     /// Bytes and objects in the cache.
     pub fn cached(&self) -> (u64, usize) {
         (self.store.bytes(), self.store.len())
+    }
+
+    /// Memory files held by large bodies and their bytes (part of [`Edge::cached`]'s bytes;
+    /// answers still being sent keep theirs until done).
+    pub fn cached_files(&self) -> (u64, u64) {
+        self.store.files()
+    }
+
+    /// Body bytes sent to viewers by `sendfile` so far (large hits on plain HTTP/1).
+    pub fn sendfile_bytes(&self) -> u64 {
+        self.store.sendfile_bytes()
     }
 
     /// Removes every object under `paths` (CloudFront `CreateInvalidation`).
@@ -146,31 +158,30 @@ impl Edge {
             behavior.compress.then_some(encoding),
         );
         let now = Instant::now();
+        let ask = Ask {
+            method: &method,
+            headers: req.headers(),
+            lane: req.extensions().get::<Lane>(),
+        };
         let stale = match self.store.get(&key, encoding) {
             Some(obj) => match obj.staleness(now) {
-                Staleness::Fresh => return self.serve(&obj, &method, req.headers(), XCache::Hit),
+                Staleness::Fresh => return self.serve(&obj, ask, XCache::Hit),
                 Staleness::WhileRevalidate => {
                     let job = job(key, &req, behavior, encoding, peer, Some(Arc::clone(&obj)));
                     let me = Arc::clone(self);
                     tokio::spawn(async move { me.collapsed(job).await });
-                    return self.serve(&obj, &method, req.headers(), XCache::RefreshHit);
+                    return self.serve(&obj, ask, XCache::RefreshHit);
                 }
                 Staleness::Stale => Some(obj),
             },
             None => None,
         };
         let job = job(key, &req, behavior, encoding, peer, stale);
-        self.fetch_and_serve(job, &method, req.headers()).await
+        self.fetch_and_serve(job, ask).await
     }
 
-    fn serve(
-        &self,
-        obj: &Object,
-        method: &Method,
-        headers: &http::HeaderMap,
-        x: XCache,
-    ) -> Response<ViewerBody> {
-        let (resp, sent) = object_response(obj, method, headers, Instant::now(), x);
+    fn serve(&self, obj: &Object, ask: Ask<'_>, x: XCache) -> Response<ViewerBody> {
+        let (resp, sent) = object_response(obj, ask, Instant::now(), x);
         match x {
             XCache::Hit => Stats::bump(&self.stats.hits),
             XCache::RefreshHit => Stats::bump(&self.stats.refresh_hits),
@@ -184,12 +195,8 @@ impl Edge {
     }
 
     /// Fetches (joining a fetch of the same key in flight) and answers from what came.
-    async fn fetch_and_serve(
-        self: &Arc<Self>,
-        job: Job,
-        method: &Method,
-        headers: &http::HeaderMap,
-    ) -> Response<ViewerBody> {
+    async fn fetch_and_serve(self: &Arc<Self>, job: Job, ask: Ask<'_>) -> Response<ViewerBody> {
+        let method = ask.method;
         let stale = job.stale.clone();
         let retry = Job {
             stale: None,
@@ -201,7 +208,7 @@ impl Edge {
             stale
                 .as_ref()
                 .filter(|s| s.usable_on_error(now))
-                .map(|s| this.serve(s, method, headers, XCache::RefreshHit))
+                .map(|s| this.serve(s, ask, XCache::RefreshHit))
         };
         match &*fetched {
             Fetched::Object {
@@ -215,7 +222,7 @@ impl Edge {
                 } else {
                     XCache::Hit
                 };
-                self.serve(object, method, headers, x)
+                self.serve(object, ask, x)
             }
             Fetched::Pass { status, response } => {
                 if status.is_server_error() {
@@ -230,7 +237,7 @@ impl Edge {
                         // Not shareable: this viewer asks the origin itself.
                         match fetch::run(Arc::clone(self), retry).await {
                             Fetched::Object { object, .. } => {
-                                self.serve(&object, method, headers, XCache::Miss)
+                                self.serve(&object, ask, XCache::Miss)
                             }
                             Fetched::Pass { response, .. } => match lock(&response).take() {
                                 Some(r) => self.relay(r, method),

@@ -21,7 +21,7 @@ use crate::freshness::{initial_age, lifetime, storable, Ttls};
 use crate::key::Encoding;
 use crate::origin::{cacheable_request, hop_by_hop, OriginError};
 use crate::stats::Stats;
-use crate::store::Object;
+use crate::store::{Object, StoredBody};
 
 /// What a fetch produced, shared with every viewer that waited for it.
 pub enum Fetched {
@@ -141,7 +141,7 @@ pub async fn run(edge: Arc<Edge>, job: Job) -> Fetched {
         }
     };
     let ttls = ttls(&job.behavior);
-    let object = build_object(
+    let mut object = build_object(
         &job,
         parts.status,
         parts.headers,
@@ -150,6 +150,10 @@ pub async fn run(edge: Arc<Edge>, job: Job) -> Fetched {
         ttls,
         request_time,
     );
+    if let StoredBody::Memory(b) = &object.body {
+        // Large bodies move into a memory file (served by sendfile).
+        object.body = edge.store.keep(b.clone());
+    }
     let varies = !job.behavior.compress && varies_on_encoding(&object.headers);
     let object = Arc::new(object);
     edge.store
@@ -295,7 +299,7 @@ fn build_object(
     Object {
         status,
         headers,
-        body,
+        body: StoredBody::Memory(body),
         stored_at: Instant::now(),
         initial_age: initial,
         lifetime: life,

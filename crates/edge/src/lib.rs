@@ -21,6 +21,7 @@ pub mod invalidate;
 pub mod key;
 pub mod origin;
 pub mod range;
+pub mod sendfile;
 pub mod serve;
 pub mod server;
 pub mod service;

@@ -6,8 +6,9 @@ use std::time::Instant;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use crate::body::{empty, full, ViewerBody};
+use crate::body::{empty, full, stored, ViewerBody};
 use crate::range::{slice, Slice};
+use crate::sendfile::Lane;
 use crate::store::Object;
 
 /// CloudFront's `X-Cache` values, ours with "from flotilla".
@@ -35,14 +36,25 @@ impl XCache {
     }
 }
 
+/// The viewer's request as an answer from the cache needs it.
+#[derive(Clone, Copy)]
+pub struct Ask<'a> {
+    /// GET or HEAD.
+    pub method: &'a Method,
+    /// Its headers (conditionals, ranges).
+    pub headers: &'a HeaderMap,
+    /// Its connection's zero-copy lane, when it has one (plain HTTP/1).
+    pub lane: Option<&'a Lane>,
+}
+
 /// The answer to a viewer's GET or HEAD from `object`; returns it and the body bytes sent.
 pub fn object_response(
     object: &Object,
-    method: &Method,
-    req: &HeaderMap,
+    ask: Ask<'_>,
     now: Instant,
     x_cache: XCache,
 ) -> (Response<ViewerBody>, u64) {
+    let req = ask.headers;
     let mut headers = object.headers.clone();
     let age = object.age(now).as_secs();
     headers.insert(header::AGE, HeaderValue::from(age));
@@ -67,21 +79,18 @@ pub fn object_response(
         keep.insert("x-cache", x_cache.value());
         return (answer(StatusCode::NOT_MODIFIED, keep, empty()), 0);
     }
-    let len = object.body.len() as u64;
+    let len = object.body.len();
     let etag = object.etag().and_then(|v| v.to_str().ok());
     let lm = object.last_modified().and_then(|v| v.to_str().ok());
     let ranged = object.status == StatusCode::OK;
-    let (status, body) = match (ranged, slice(req, len, etag, lm)) {
+    let (status, start, end) = match (ranged, slice(req, len, etag, lm)) {
         (true, Slice::Part { start, end }) => {
             let range = format!("bytes {start}-{end}/{len}");
             headers.insert(
                 header::CONTENT_RANGE,
                 HeaderValue::from_str(&range).unwrap_or(HeaderValue::from_static("bytes */0")),
             );
-            (
-                StatusCode::PARTIAL_CONTENT,
-                object.body.slice(start as usize..=end as usize),
-            )
+            (StatusCode::PARTIAL_CONTENT, start, end + 1)
         }
         (true, Slice::Unsatisfiable) => {
             let range = format!("bytes */{len}");
@@ -90,19 +99,20 @@ pub fn object_response(
                 HeaderValue::from_str(&range).unwrap_or(HeaderValue::from_static("bytes */0")),
             );
             headers.remove(header::CONTENT_ENCODING);
-            (StatusCode::RANGE_NOT_SATISFIABLE, bytes::Bytes::new())
+            (StatusCode::RANGE_NOT_SATISFIABLE, 0, 0)
         }
-        _ => (object.status, object.body.clone()),
+        _ => (object.status, 0, len),
     };
     if ranged {
         headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-    let sent = body.len() as u64;
-    if method == Method::HEAD {
+    let sent = end - start;
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(sent));
+    if ask.method == Method::HEAD || sent == 0 {
         return (answer(status, headers, empty()), 0);
     }
-    (answer(status, headers, full(body)), sent)
+    let body = stored(&object.body, start, end, ask.lane);
+    (answer(status, headers, body), sent)
 }
 
 fn answer(status: StatusCode, headers: HeaderMap, body: ViewerBody) -> Response<ViewerBody> {

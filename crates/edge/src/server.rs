@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use flotilla_config::edge::EdgeListener;
 use flotilla_config::ListenerProtocol;
+use http::{Request, Version};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -15,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::dist::Edge;
+use crate::sendfile::{Lane, SendfileStream};
 
 /// How long stopping waits for viewers' requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
@@ -89,7 +92,9 @@ impl BoundListener {
     /// Serves `edge` until `stop` turns true, then lets requests in flight finish.
     pub async fn serve(self, edge: Arc<Edge>, mut stop: watch::Receiver<bool>) {
         let graceful = GracefulShutdown::new();
-        let builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        // Body frames go to the stream as they are (the sendfile lane relies on it).
+        builder.http1().writev(true);
         let stopped = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
@@ -108,22 +113,31 @@ impl BoundListener {
             };
             let _ = tcp.set_nodelay(true);
             let https = self.tls.is_some();
+            // Plain connections send large cached bodies by sendfile on HTTP/1 (`sendfile`).
+            let lane = (!https).then(Lane::default);
             let edge = Arc::clone(&edge);
-            let svc = service_fn(move |req| {
+            let conn_lane = lane.clone();
+            let svc = service_fn(move |mut req: Request<Incoming>| {
                 let edge = Arc::clone(&edge);
+                if let Some(l) = &conn_lane {
+                    if req.version() <= Version::HTTP_11 {
+                        req.extensions_mut().insert(l.clone());
+                    }
+                }
                 async move { Ok::<_, std::convert::Infallible>(edge.handle(req, https, peer).await) }
             });
-            match &self.tls {
-                None => {
+            match (&self.tls, lane) {
+                (None, lane) => {
+                    let io = SendfileStream::new(tcp, lane.unwrap_or_default());
                     let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                        .serve_connection_with_upgrades(TokioIo::new(io), svc)
                         .into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         let _ = conn.await;
                     });
                 }
-                Some(acceptor) => {
+                (Some(acceptor), _) => {
                     let acceptor = acceptor.clone();
                     let builder = builder.clone();
                     let watcher = graceful.watcher();

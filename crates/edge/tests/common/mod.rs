@@ -161,6 +161,7 @@ async fn origin(state: Arc<OriginState>, req: Request<Incoming>) -> Response<Bod
             full("0123456789".repeat(10_000)),
         ),
         "/huge" => answer(200, &[cc("max-age=60")], full(vec![b'x'; 300_000])),
+        "/blob" => answer(200, &[cc("max-age=60"), ("etag", etag)], full(blob())),
         "/endless" => answer(200, &[cc("max-age=60")], Endless.boxed()),
         "/text" => answer(
             200,
@@ -169,6 +170,13 @@ async fn origin(state: Arc<OriginState>, req: Request<Incoming>) -> Response<Bod
         ),
         _ => answer(404, &[], full("not here")),
     }
+}
+
+/// `/blob`'s body: 1.5 MiB that differ from byte to byte (a misplaced chunk shows).
+pub fn blob() -> Vec<u8> {
+    (0..1_572_867u32)
+        .map(|i| (i % 251) as u8 ^ (i >> 16) as u8)
+        .collect()
 }
 
 /// 16 KiB chunks for ever (until the reader goes away).

@@ -5,17 +5,22 @@
 //! object under the key plus the viewer's normalised encoding (RFC 9111 §4.1); `Vary` on
 //! headers the origin never receives from this cache cannot make answers differ and is
 //! ignored, and `Vary` on the key's own headers is already in the key.
+//!
+//! A body is kept on the heap or, when large, in a memory file ([`body`]); either way its
+//! bytes count in the weight, so `cache_size` caps all the memory the objects hold.
+
+pub mod body;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode};
 use quick_cache::sync::Cache;
 use quick_cache::{OptionsBuilder, Weighter};
 
 use crate::freshness::Lifetime;
 use crate::key::Encoding;
+pub use body::{FileBody, FileTally, StoredBody};
 
 /// A stored answer.
 #[derive(Debug)]
@@ -26,7 +31,7 @@ pub struct Object {
     /// the way out).
     pub headers: HeaderMap,
     /// Its whole body, shared with every viewer it is served to.
-    pub body: Bytes,
+    pub body: StoredBody,
     /// When it arrived (or was last revalidated).
     pub stored_at: Instant,
     /// Its age on arrival.
@@ -89,7 +94,7 @@ impl Object {
             .iter()
             .map(|(n, v)| n.as_str().len() + v.len() + 32)
             .sum();
-        (self.body.len() + headers + key.len() + 256) as u64
+        self.body.len() + (headers + key.len() + 256) as u64
     }
 }
 
@@ -116,6 +121,7 @@ impl Weighter<String, Entry> for ByBytes {
 /// The objects of one distribution.
 pub struct Store {
     cache: Cache<String, Entry, ByBytes>,
+    files: Arc<FileTally>,
 }
 
 fn variant_key(key: &str, encoding: Encoding) -> String {
@@ -143,7 +149,26 @@ impl Store {
             Ok(o) => Cache::with_options(o, ByBytes, Default::default(), Default::default()),
             Err(_) => Cache::with_weighter(items, capacity, ByBytes),
         };
-        Store { cache }
+        Store {
+            cache,
+            files: Arc::default(),
+        }
+    }
+
+    /// `bytes` as this store keeps a body (large ones in a memory file).
+    pub fn keep(&self, bytes: bytes::Bytes) -> StoredBody {
+        StoredBody::keep(bytes, &self.files)
+    }
+
+    /// Memory files held by bodies (of stored objects and of answers still being sent),
+    /// and their bytes.
+    pub fn files(&self) -> (u64, u64) {
+        self.files.get()
+    }
+
+    /// Body bytes sent to viewers by `sendfile` so far.
+    pub fn sendfile_bytes(&self) -> u64 {
+        self.files.sent()
     }
 
     /// The object for `key` as a viewer accepting `encoding` gets it.
