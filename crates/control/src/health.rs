@@ -74,6 +74,10 @@ impl TargetState {
     }
 }
 
+/// An AWS reason code: most are fixed text (borrowed, never copied), a probe's failure
+/// reason is owned. Serialized as the text it is.
+pub type ReasonCode = std::borrow::Cow<'static, str>;
+
 /// One row of `DescribeTargetHealth`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetStatus {
@@ -102,8 +106,9 @@ pub enum HealthAction {
         from: TargetState,
         /// Its new state.
         to: TargetState,
-        /// The AWS reason code for the new state.
-        reason: Option<String>,
+        /// The AWS reason code for the new state: a fixed code is not copied (a new leader
+        /// registers 10,000 targets at once), a probe's failure reason is kept as given.
+        reason: Option<ReasonCode>,
     },
     /// Draining finished and the target is gone: its instance may now be stopped.
     DrainComplete {
@@ -115,7 +120,7 @@ pub enum HealthAction {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Target {
     state: TargetState,
-    reason: Option<String>,
+    reason: Option<ReasonCode>,
     successes: u32,
     failures: u32,
     /// When the outstanding probe was sent, if one is.
@@ -194,7 +199,7 @@ impl TargetGroupHealth {
             Some(t) => t.state,
             None => TargetState::Unused,
         };
-        let reason = Some("Elb.RegistrationInProgress".to_string());
+        let reason = Some(ReasonCode::Borrowed("Elb.RegistrationInProgress"));
         self.targets.insert(
             target,
             Target {
@@ -230,7 +235,7 @@ impl TargetGroupHealth {
         }
         let from = t.state;
         t.state = TargetState::Draining;
-        t.reason = Some("Target.DeregistrationInProgress".to_string());
+        t.reason = Some(ReasonCode::Borrowed("Target.DeregistrationInProgress"));
         t.probe_sent = None;
         t.drain_deadline = Some(deadline);
         self.actions.push_back(HealthAction::StateChanged {
@@ -330,7 +335,7 @@ impl TargetGroupHealth {
                 t.next_probe = now + interval;
             }
             if t.state == TargetState::Initial {
-                t.reason = Some("Elb.InitialHealthChecking".to_string());
+                t.reason = Some(ReasonCode::Borrowed("Elb.InitialHealthChecking"));
             }
             self.actions
                 .push_back(HealthAction::Probe { target: *addr });
@@ -341,7 +346,7 @@ impl TargetGroupHealth {
                 target: addr,
                 from: TargetState::Draining,
                 to: TargetState::Unused,
-                reason: Some("Target.NotRegistered".to_string()),
+                reason: Some(ReasonCode::Borrowed("Target.NotRegistered")),
             });
             self.actions
                 .push_back(HealthAction::DrainComplete { target: addr });
@@ -443,8 +448,15 @@ impl TargetGroupHealth {
         self.targets.iter().map(|(addr, t)| TargetStatus {
             target: *addr,
             state: t.state,
-            reason: t.reason.clone(),
+            reason: t.reason.as_deref().map(str::to_string),
         })
+    }
+
+    /// Whether some target is healthy (stops at the first one found).
+    pub(crate) fn any_healthy(&self) -> bool {
+        self.targets
+            .values()
+            .any(|t| t.state == TargetState::Healthy)
     }
 
     /// A target's state; `None` if it is not registered (AWS would say `unused`).
@@ -500,10 +512,10 @@ impl TargetGroupHealth {
                     TargetState::Initial | TargetState::Healthy
                         if t.failures >= unhealthy_threshold =>
                     {
-                        Some((TargetState::Unhealthy, Some(reason)))
+                        Some((TargetState::Unhealthy, Some(ReasonCode::Owned(reason))))
                     }
                     TargetState::Unhealthy => {
-                        t.reason = Some(reason); // latest cause, no state change
+                        t.reason = Some(ReasonCode::Owned(reason)); // latest cause, no state change
                         None
                     }
                     _ => None,

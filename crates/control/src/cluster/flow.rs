@@ -2,7 +2,6 @@
 //! groups, a target group's verdict reaches the group, zone drills reach every group, and what
 //! needs I/O becomes an [`Effect`].
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::group::{ActivityStatus, GroupAction, LifecycleState};
@@ -444,6 +443,16 @@ impl Cluster {
         let Some(g) = self.groups.get(group) else {
             return Vec::new();
         };
+        // While a target group has no healthy target (a new leader's first cycle, a start),
+        // no instance can be ready: no pass over the group's instances.
+        let none_healthy = g.config.target_groups.iter().any(|tg| {
+            self.target_groups
+                .get(tg)
+                .is_none_or(|tg| !tg.health.any_healthy())
+        });
+        if none_healthy {
+            return Vec::new();
+        }
         g.asg
             .instances()
             .filter(|i| i.lifecycle == LifecycleState::InService)
@@ -534,7 +543,7 @@ impl Cluster {
         self.lingering.clear();
         // One pass over the groups' instances, not one per member: at thousands of instances
         // a scan per member made every event quadratic.
-        let live: HashMap<&InstanceId, &str> = self
+        let live: crate::hashing::FastMap<&InstanceId, &str> = self
             .groups
             .iter()
             .flat_map(|(name, g)| g.asg.instances().map(move |i| (&i.id, name.as_str())))

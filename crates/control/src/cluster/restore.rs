@@ -50,7 +50,9 @@ impl Cluster {
                     s.desired_capacity = *d;
                     let protect = g.config.new_instances_protected_from_scale_in;
                     g.asg = crate::group::AutoScalingGroup::new(s, g.id_seed, now);
-                    self.garbage = true;
+                    // Members adopted before this (against the call order) are dropped with
+                    // the old machine: forget them. Before any, there is nothing to forget.
+                    self.garbage |= !self.members.is_empty();
                     g.asg.set_new_instances_protected_from_scale_in(protect);
                 }
             } else {
