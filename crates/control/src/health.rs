@@ -200,18 +200,27 @@ impl TargetGroupHealth {
             None => TargetState::Unused,
         };
         let reason = Some(ReasonCode::Borrowed("Elb.RegistrationInProgress"));
-        self.targets.insert(
-            target,
-            Target {
-                state: TargetState::Initial,
-                reason: reason.clone(),
-                successes: 0,
-                failures: 0,
-                probe_sent: None,
-                next_probe: now,
-                drain_deadline: None,
-            },
-        );
+        // With nothing else due, the timer pass below would only send this target's first
+        // probe: it is sent here, without the pass (a new leader registers 10,000 at once).
+        let quiet = self
+            .wakes_mut()
+            .peek()
+            .is_none_or(|Reverse((at, _))| *at > now);
+        let mut t = Target {
+            state: TargetState::Initial,
+            reason: reason.clone(),
+            successes: 0,
+            failures: 0,
+            probe_sent: None,
+            next_probe: now,
+            drain_deadline: None,
+        };
+        if quiet {
+            t.probe_sent = Some(now);
+            t.next_probe = now + self.interval();
+            t.reason = Some(ReasonCode::Borrowed("Elb.InitialHealthChecking"));
+        }
+        self.targets.insert(target, t);
         self.actions.push_back(HealthAction::StateChanged {
             target,
             from,
@@ -219,7 +228,12 @@ impl TargetGroupHealth {
             reason,
         });
         self.schedule(target);
-        self.handle_timeout(now);
+        if quiet {
+            self.actions.push_back(HealthAction::Probe { target });
+            self.settle_wakes();
+        } else {
+            self.handle_timeout(now);
+        }
     }
 
     /// Starts draining a target: no new requests; it is removed (`DrainComplete`) when the

@@ -13,6 +13,7 @@ use std::sync::Arc;
 pub struct InstanceId(Arc<str>);
 
 impl PartialEq for InstanceId {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         // Copies of one id share their text: equal without reading it.
         Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
@@ -20,40 +21,30 @@ impl PartialEq for InstanceId {
 }
 
 impl Ord for InstanceId {
-    /// The text's byte order, compared eight bytes at a time: maps keyed by instance id
-    /// (assignments, registrations, each host's instances) compare ids on every lookup, and a
-    /// `memcmp` call per comparison was the top entry of a new leader's profile at 10,000.
+    /// The text's byte order, with its first eight bytes compared as one number: maps keyed
+    /// by instance id (assignments, registrations, each host's instances) compare ids on every
+    /// lookup, and a `memcmp` call per comparison was the top entry of a new leader's profile
+    /// at 10,000 instances. Ids differ within their first eight bytes (`i-` and six random
+    /// hex digits) all but once in millions of comparisons.
+    #[inline]
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         if Arc::ptr_eq(&self.0, &other.0) {
             return std::cmp::Ordering::Equal;
         }
         let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        let mut chunks = a.chunks(8).zip(b.chunks(8));
-        let words = chunks.find_map(|(x, y)| {
-            let order = word(x).cmp(&word(y));
-            order.is_ne().then_some(order)
-        });
-        // Equal words: the bytes agree over the shorter text (its zero padding met zero
-        // bytes), so it is a prefix of the other and the length decides.
-        words.unwrap_or_else(|| a.len().cmp(&b.len()))
+        match (a.first_chunk::<8>(), b.first_chunk::<8>()) {
+            (Some(x), Some(y)) => u64::from_be_bytes(*x)
+                .cmp(&u64::from_be_bytes(*y))
+                .then_with(|| a[8..].cmp(&b[8..])),
+            _ => a.cmp(b),
+        }
     }
 }
 
 impl PartialOrd for InstanceId {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
-    }
-}
-
-/// Up to eight bytes as a big-endian number, zero-padded on the right: numbers compare as the
-/// bytes do.
-fn word(bytes: &[u8]) -> u64 {
-    match <[u8; 8]>::try_from(bytes) {
-        Ok(full) => u64::from_be_bytes(full),
-        Err(_) => bytes
-            .iter()
-            .zip((0..8).rev())
-            .fold(0, |w, (b, byte)| w | u64::from(*b) << (8 * byte)),
     }
 }
 

@@ -122,7 +122,7 @@ impl Cluster {
         let Some(g) = self.groups.get_mut(&group) else {
             return false;
         };
-        let zone_of_adopted = zone.clone();
+        let zone_of_adopted: std::sync::Arc<str> = zone.as_str().into();
         let taken = g.asg.adopt_unknown_instance(
             now,
             id.clone(),
@@ -143,7 +143,7 @@ impl Cluster {
             id.clone(),
             Member {
                 group,
-                zone: zone_of_adopted.into(),
+                zone: zone_of_adopted,
                 address: Some(address),
             },
         );

@@ -92,7 +92,7 @@ impl Fleet {
         if let Some(target) = self.votes.take_pending(tg, key) {
             match self.votes.verdict(tg, key) {
                 Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
-                None => self.votes.wait(tg, key, target),
+                None => self.votes.wait(tg, key.to_string(), target),
             }
         }
         self.pump(now);
@@ -114,7 +114,7 @@ impl Fleet {
         for (tg, key, target) in self.votes.take_all_pending() {
             match self.votes.verdict(&tg, &key) {
                 Some(result) => self.cluster.handle_probe_result(now, &tg, target, result),
-                None => self.votes.wait(&tg, &key, target),
+                None => self.votes.wait(&tg, key, target),
             }
         }
         self.pump(now);

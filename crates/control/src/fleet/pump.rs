@@ -121,7 +121,7 @@ impl Fleet {
         let key = self.vote_key(target);
         match self.votes.verdict(tg, &key) {
             Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
-            None => self.votes.wait(tg, &key, target),
+            None => self.votes.wait(tg, key, target),
         }
     }
 

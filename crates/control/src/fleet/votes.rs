@@ -154,9 +154,16 @@ impl Votes {
     }
 
     /// A probe that waits for a vote.
-    pub(crate) fn wait(&mut self, tg: &str, key: &str, address: SocketAddr) {
-        if let Some(waiting) = slot(&mut self.pending, tg, key, || address) {
-            *waiting = address;
+    pub(crate) fn wait(&mut self, tg: &str, key: String, address: SocketAddr) {
+        // One search: the key is new (a probe waits once), and owned already.
+        match self.pending.get_mut(tg) {
+            Some(keys) => {
+                keys.insert(key, address);
+            }
+            None => {
+                self.pending
+                    .insert(tg.to_string(), BTreeMap::from([(key, address)]));
+            }
         }
     }
 
