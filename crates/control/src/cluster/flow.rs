@@ -239,13 +239,14 @@ impl Cluster {
                 address: None,
             },
         );
-        self.effects.push_back(Effect::Launch(LaunchRequest {
-            group: group.to_string(),
-            id,
-            zone,
-            launch_template_version: version,
-            template,
-        }));
+        self.effects
+            .push_back(Effect::Launch(Box::new(LaunchRequest {
+                group: group.to_string(),
+                id,
+                zone,
+                launch_template_version: version,
+                template,
+            })));
     }
 
     fn apply_health_action(&mut self, now: Time, tg_name: &str, action: HealthAction) {

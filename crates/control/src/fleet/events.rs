@@ -125,8 +125,7 @@ impl Fleet {
     /// adopted by its group; one its group has no room for, or whose launch was never
     /// confirmed, is told to stop; one being stopped stays so until its agent reports the exit.
     pub fn adopt(&mut self, now: Time, mut a: Assignment, observed: Option<Observed>) {
-        self.hosts.ensure(now, &a.host, &a.zone);
-        self.hosts.assign(&a.host, &a.id, &a.group);
+        self.hosts.adopt(now, &a.host, &a.zone, &a.id, &a.group);
         if a.address.is_none() {
             if let (Some(Observed::Running { port }), Some(ip)) =
                 (&observed, self.hosts.address(&a.host))
@@ -169,7 +168,7 @@ impl Fleet {
                 }
             }
         }
-        self.assigned.insert(id.clone(), a);
+        self.assigned.insert(id.clone(), Box::new(a));
         if exited {
             self.forget(&id);
         } else if stop {
