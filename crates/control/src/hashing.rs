@@ -4,8 +4,8 @@
 //! keys are not chosen by anyone outside the control plane (instance ids come from its own
 //! generator, target addresses from its own agents, series from its own groups), and hashing
 //! them was a tenth of a new leader's first cycle at 10,000 instances. This is the folded
-//! multiply of foldhash and ahash, without a per-process seed: the control plane draws no
-//! entropy, so its runs replay exactly.
+//! multiply of foldhash and ahash, from a fixed start rather than a per-process seed: with no
+//! outside party choosing keys there is nothing for a seed to defend against.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

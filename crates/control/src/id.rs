@@ -9,8 +9,15 @@ use std::sync::Arc;
 /// the AWS ones; ids are never reused within a group's generator. Shared text: an id is copied
 /// into routing tables, metric scopes and bills many times a second, and a copy is a count.
 /// Ordered as its text is (see the `Ord` impl, which only makes that comparison cheaper).
-#[derive(Clone, Debug, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstanceId(Arc<str>);
+
+impl std::hash::Hash for InstanceId {
+    /// The text's hash, as derived (equal ids have equal text).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl PartialEq for InstanceId {
     #[inline]

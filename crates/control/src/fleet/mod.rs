@@ -89,6 +89,9 @@ pub enum Observed {
 }
 
 /// One thing for the leader's executor to write.
+// `Put` is the large one (an assignment carries its template) and the most written; boxing it
+// would change the type every executor and test reads assignments by.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum FleetEffect {
     /// Write the assignment (create or replace `assign/<host>/<id>`).
