@@ -9,6 +9,7 @@
 mod cost;
 mod effect;
 mod flow;
+mod forget;
 mod forwards;
 mod handle;
 mod handover;
