@@ -8,7 +8,8 @@
 #![allow(clippy::disallowed_methods)] // a benchmark reads the real clock: that is what it measures
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::io::Write;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use flotilla_control::fleet::{
@@ -123,6 +124,8 @@ struct World {
     store: BTreeMap<String, Assignment>,
     ports: u16,
     dead: std::collections::BTreeSet<String>,
+    /// `FLEET_DUMP=FILE`: every effect written, one per line, to compare two builds' decisions.
+    dump: Option<std::io::BufWriter<std::fs::File>>,
 }
 
 impl World {
@@ -141,7 +144,14 @@ impl World {
         }
     }
 
+    fn dump(&mut self, e: &FleetEffect) {
+        if let Some(out) = self.dump.as_mut() {
+            writeln!(out, "{e:?}").expect("write FLEET_DUMP");
+        }
+    }
+
     fn write(&mut self, e: FleetEffect) {
+        self.dump(&e);
         let now = self.now;
         match e {
             FleetEffect::Put(a) => {
@@ -245,6 +255,9 @@ fn main() {
         store: BTreeMap::new(),
         ports: 1024,
         dead: Default::default(),
+        dump: std::env::var_os("FLEET_DUMP").map(|path| {
+            std::io::BufWriter::new(std::fs::File::create(path).expect("create FLEET_DUMP"))
+        }),
     };
     for i in 0..hosts() {
         let (name, spec) = host(i);
@@ -315,42 +328,50 @@ fn main() {
     }
     report("scale-out of 100 instances in one group", &mut scale);
 
-    let mut adopt = Vec::new();
-    for _ in 0..3 * repeat() {
-        let now = w.now;
-        // What the new leader reads from the store (decoding it is the runtime's work, not
-        // the core's planning: outside the measured time).
-        let assignments: Vec<Assignment> = w.store.values().cloned().collect();
-        let t = thread_cpu();
-        let mut cluster = Cluster::new(spec(), 2, now);
-        // As the real leader does (runtime/src/node/leader/build.rs): operators' desired
-        // capacities come back from the store, so the scale-outs above are kept.
-        let desired = (0..GROUPS)
-            .map(|g| format!("g{g:02}"))
-            .filter_map(|name| {
-                let d = w.fleet.cluster().group(&name)?.asg.desired_capacity();
-                Some((name, d))
-            })
-            .collect();
-        let restored = Restored {
-            desired,
-            ..Restored::default()
-        };
-        cluster.restore(now, restored);
-        let mut fleet = Fleet::new(cluster, FleetConfig::new(Duration::from_secs(10)));
-        for i in 0..hosts() {
-            let (name, spec) = host(i);
-            if !w.dead.contains(&name) {
-                fleet.handle_host(now, &name, Some(spec));
-            }
-        }
-        for a in assignments {
-            fleet.adopt(now, a, None);
-        }
-        fleet.handle_timeout(now);
-        let effects = std::iter::from_fn(|| fleet.poll_effect()).count();
-        adopt.push((thread_cpu().saturating_sub(t), effects));
-    }
+    let mut adopt: Vec<_> = (0..3 * repeat()).map(|_| new_leader(&mut w)).collect();
     report("new leader: build and adopt every instance", &mut adopt);
-    let _unused: Option<SocketAddr> = None;
+}
+
+/// A new leader's first cycle: it builds its cluster, restores what operators stored, takes
+/// every host and stored assignment, and runs its first timeout. Its own function so a
+/// profiler can single it out (`valgrind --tool=callgrind --toggle-collect='plan::new_leader*'`).
+#[inline(never)]
+fn new_leader(w: &mut World) -> (Duration, usize) {
+    let now = w.now;
+    // What the new leader reads from the store (decoding it is the runtime's work, not the
+    // core's planning: outside the measured time).
+    let assignments: Vec<Assignment> = w.store.values().cloned().collect();
+    let t = thread_cpu();
+    let mut cluster = Cluster::new(spec(), 2, now);
+    // As the real leader does (runtime/src/node/leader/build.rs): operators' desired
+    // capacities come back from the store, so the scale-outs above are kept.
+    let desired = (0..GROUPS)
+        .map(|g| format!("g{g:02}"))
+        .filter_map(|name| {
+            let d = w.fleet.cluster().group(&name)?.asg.desired_capacity();
+            Some((name, d))
+        })
+        .collect();
+    let restored = Restored {
+        desired,
+        ..Restored::default()
+    };
+    cluster.restore(now, restored);
+    let mut fleet = Fleet::new(cluster, FleetConfig::new(Duration::from_secs(10)));
+    for i in 0..hosts() {
+        let (name, spec) = host(i);
+        if !w.dead.contains(&name) {
+            fleet.handle_host(now, &name, Some(spec));
+        }
+    }
+    for a in assignments {
+        fleet.adopt(now, a, None);
+    }
+    fleet.handle_timeout(now);
+    let effects: Vec<FleetEffect> = std::iter::from_fn(|| fleet.poll_effect()).collect();
+    let spent = thread_cpu().saturating_sub(t);
+    for e in &effects {
+        w.dump(e);
+    }
+    (spent, effects.len())
 }

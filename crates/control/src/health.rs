@@ -74,6 +74,10 @@ impl TargetState {
     }
 }
 
+/// An AWS reason code: most are fixed text (borrowed, never copied), a probe's failure
+/// reason is owned. Serialized as the text it is.
+pub type ReasonCode = std::borrow::Cow<'static, str>;
+
 /// One row of `DescribeTargetHealth`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TargetStatus {
@@ -102,8 +106,9 @@ pub enum HealthAction {
         from: TargetState,
         /// Its new state.
         to: TargetState,
-        /// The AWS reason code for the new state.
-        reason: Option<String>,
+        /// The AWS reason code for the new state: a fixed code is not copied (a new leader
+        /// registers 10,000 targets at once), a probe's failure reason is kept as given.
+        reason: Option<ReasonCode>,
     },
     /// Draining finished and the target is gone: its instance may now be stopped.
     DrainComplete {
@@ -115,7 +120,7 @@ pub enum HealthAction {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct Target {
     state: TargetState,
-    reason: Option<String>,
+    reason: Option<ReasonCode>,
     successes: u32,
     failures: u32,
     /// When the outstanding probe was sent, if one is.
@@ -194,19 +199,28 @@ impl TargetGroupHealth {
             Some(t) => t.state,
             None => TargetState::Unused,
         };
-        let reason = Some("Elb.RegistrationInProgress".to_string());
-        self.targets.insert(
-            target,
-            Target {
-                state: TargetState::Initial,
-                reason: reason.clone(),
-                successes: 0,
-                failures: 0,
-                probe_sent: None,
-                next_probe: now,
-                drain_deadline: None,
-            },
-        );
+        let reason = Some(ReasonCode::Borrowed("Elb.RegistrationInProgress"));
+        // With nothing else due, the timer pass below would only send this target's first
+        // probe: it is sent here, without the pass (a new leader registers 10,000 at once).
+        let quiet = self
+            .wakes_mut()
+            .peek()
+            .is_none_or(|Reverse((at, _))| *at > now);
+        let mut t = Target {
+            state: TargetState::Initial,
+            reason: reason.clone(),
+            successes: 0,
+            failures: 0,
+            probe_sent: None,
+            next_probe: now,
+            drain_deadline: None,
+        };
+        if quiet {
+            t.probe_sent = Some(now);
+            t.next_probe = now + self.interval();
+            t.reason = Some(ReasonCode::Borrowed("Elb.InitialHealthChecking"));
+        }
+        self.targets.insert(target, t);
         self.actions.push_back(HealthAction::StateChanged {
             target,
             from,
@@ -214,7 +228,12 @@ impl TargetGroupHealth {
             reason,
         });
         self.schedule(target);
-        self.handle_timeout(now);
+        if quiet {
+            self.actions.push_back(HealthAction::Probe { target });
+            self.settle_wakes();
+        } else {
+            self.handle_timeout(now);
+        }
     }
 
     /// Starts draining a target: no new requests; it is removed (`DrainComplete`) when the
@@ -230,7 +249,7 @@ impl TargetGroupHealth {
         }
         let from = t.state;
         t.state = TargetState::Draining;
-        t.reason = Some("Target.DeregistrationInProgress".to_string());
+        t.reason = Some(ReasonCode::Borrowed("Target.DeregistrationInProgress"));
         t.probe_sent = None;
         t.drain_deadline = Some(deadline);
         self.actions.push_back(HealthAction::StateChanged {
@@ -330,7 +349,7 @@ impl TargetGroupHealth {
                 t.next_probe = now + interval;
             }
             if t.state == TargetState::Initial {
-                t.reason = Some("Elb.InitialHealthChecking".to_string());
+                t.reason = Some(ReasonCode::Borrowed("Elb.InitialHealthChecking"));
             }
             self.actions
                 .push_back(HealthAction::Probe { target: *addr });
@@ -341,7 +360,7 @@ impl TargetGroupHealth {
                 target: addr,
                 from: TargetState::Draining,
                 to: TargetState::Unused,
-                reason: Some("Target.NotRegistered".to_string()),
+                reason: Some(ReasonCode::Borrowed("Target.NotRegistered")),
             });
             self.actions
                 .push_back(HealthAction::DrainComplete { target: addr });
@@ -443,8 +462,15 @@ impl TargetGroupHealth {
         self.targets.iter().map(|(addr, t)| TargetStatus {
             target: *addr,
             state: t.state,
-            reason: t.reason.clone(),
+            reason: t.reason.as_deref().map(str::to_string),
         })
+    }
+
+    /// Whether some target is healthy (stops at the first one found).
+    pub(crate) fn any_healthy(&self) -> bool {
+        self.targets
+            .values()
+            .any(|t| t.state == TargetState::Healthy)
     }
 
     /// A target's state; `None` if it is not registered (AWS would say `unused`).
@@ -500,10 +526,10 @@ impl TargetGroupHealth {
                     TargetState::Initial | TargetState::Healthy
                         if t.failures >= unhealthy_threshold =>
                     {
-                        Some((TargetState::Unhealthy, Some(reason)))
+                        Some((TargetState::Unhealthy, Some(ReasonCode::Owned(reason))))
                     }
                     TargetState::Unhealthy => {
-                        t.reason = Some(reason); // latest cause, no state change
+                        t.reason = Some(ReasonCode::Owned(reason)); // latest cause, no state change
                         None
                     }
                     _ => None,

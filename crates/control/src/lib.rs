@@ -32,6 +32,7 @@ mod controller;
 mod cron;
 pub mod fleet;
 mod group;
+mod hashing;
 mod health;
 mod id;
 pub mod metrics;
@@ -64,7 +65,8 @@ pub use group::{
     DEFAULT_CHECKPOINT_DELAY,
 };
 pub use health::{
-    HealthAction, HealthCheckSpec, ProbeResult, TargetGroupHealth, TargetState, TargetStatus,
+    HealthAction, HealthCheckSpec, ProbeResult, ReasonCode, TargetGroupHealth, TargetState,
+    TargetStatus,
 };
 pub use id::{IdGenerator, InstanceId, SplitMix64};
 pub use policy::ScalingPolicy;

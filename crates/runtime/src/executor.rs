@@ -73,7 +73,7 @@ pub(crate) fn execute_deferred(shared: &Arc<Shared>) {
 
 fn execute(shared: &Arc<Shared>, effect: Effect) {
     match effect {
-        Effect::Launch(request) => launch(shared, request),
+        Effect::Launch(request) => launch(shared, *request),
         Effect::Stop { id } => shared.provider.stop(id.as_str()),
         Effect::Kill { id } => shared.provider.kill(id.as_str()),
         Effect::Probe {

@@ -290,7 +290,7 @@ impl World<'_> {
     fn carry_out(&mut self, e: Effect, record: Record<'_>) {
         let now = self.now;
         match e {
-            Effect::Launch(r) => self.launch(r),
+            Effect::Launch(r) => self.launch(*r),
             Effect::Stop { id } => self.schedule(
                 now + Duration::from_secs(1),
                 Ev::Exited(id, "exit status 0"),

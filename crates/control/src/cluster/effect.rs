@@ -12,8 +12,10 @@ use super::spec::{RuleKey, WeightedTargetGroup};
 /// One thing for the driver to carry out. Results come back through `handle_*`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Effect {
-    /// Start an instance; answer with `handle_launched` or `handle_launch_failed`.
-    Launch(LaunchRequest),
+    /// Start an instance; answer with `handle_launched` or `handle_launch_failed`. Boxed:
+    /// it carries a launch template, and every other effect (a new leader queues 20,000 at
+    /// once) would otherwise be as large.
+    Launch(Box<LaunchRequest>),
     /// Stop an instance gracefully (its template's stop signal, then SIGKILL after its stop
     /// timeout); answer with `handle_instance_exited`.
     Stop {

@@ -2,7 +2,6 @@
 //! groups, a target group's verdict reaches the group, zone drills reach every group, and what
 //! needs I/O becomes an [`Effect`].
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::group::{ActivityStatus, GroupAction, LifecycleState};
@@ -167,8 +166,13 @@ impl Cluster {
                 else {
                     return;
                 };
-                for name in self.group_target_groups(group) {
-                    if let Some(tg) = self.target_groups.get_mut(&name) {
+                let Some(g) = self.groups.get(group) else {
+                    return;
+                };
+                // The group's list is read in place (a copy per registration cost two
+                // allocations per instance when a new leader registers 10,000).
+                for name in &g.config.target_groups {
+                    if let Some(tg) = self.target_groups.get_mut(name) {
                         tg.health.register(now, addr);
                         tg.routes.insert(addr, (id.clone(), zone.clone()));
                         tg.dirty = true;
@@ -235,13 +239,14 @@ impl Cluster {
                 address: None,
             },
         );
-        self.effects.push_back(Effect::Launch(LaunchRequest {
-            group: group.to_string(),
-            id,
-            zone,
-            launch_template_version: version,
-            template,
-        }));
+        self.effects
+            .push_back(Effect::Launch(Box::new(LaunchRequest {
+                group: group.to_string(),
+                id,
+                zone,
+                launch_template_version: version,
+                template,
+            })));
     }
 
     fn apply_health_action(&mut self, now: Time, tg_name: &str, action: HealthAction) {
@@ -444,6 +449,16 @@ impl Cluster {
         let Some(g) = self.groups.get(group) else {
             return Vec::new();
         };
+        // While a target group has no healthy target (a new leader's first cycle, a start),
+        // no instance can be ready: no pass over the group's instances.
+        let none_healthy = g.config.target_groups.iter().any(|tg| {
+            self.target_groups
+                .get(tg)
+                .is_none_or(|tg| !tg.health.any_healthy())
+        });
+        if none_healthy {
+            return Vec::new();
+        }
         g.asg
             .instances()
             .filter(|i| i.lifecycle == LifecycleState::InService)
@@ -456,107 +471,6 @@ impl Cluster {
             })
             .map(|i| i.zone.as_str())
             .collect()
-    }
-
-    /// Forgets instances their group no longer has, and addresses no target group lists.
-    fn collect_garbage(&mut self) {
-        if self.garbage {
-            self.collect_all_garbage();
-            return;
-        }
-        // Exactly the instances the groups dropped: a pass over every instance per removal
-        // made a lost host's replacements cost milliseconds each at 10,000.
-        let mut gone = Vec::new();
-        for (name, g) in self.groups.iter_mut() {
-            gone.extend(
-                g.asg
-                    .take_removed()
-                    .into_iter()
-                    .map(|id| (name.clone(), id)),
-            );
-        }
-        for (group, id) in gone {
-            self.forget(&group, &id);
-        }
-        if !self.lingering.is_empty() {
-            self.forget_lingering();
-        }
-    }
-
-    /// Forgets an instance its group dropped (unless it belongs to another group).
-    fn forget(&mut self, group: &str, id: &InstanceId) {
-        if self.members.get(id).is_none_or(|m| m.group != group) {
-            return;
-        }
-        let Some(m) = self.members.remove(id) else {
-            return;
-        };
-        self.draining.remove(id);
-        self.durable.remove(id);
-        let Some(address) = m.address else {
-            return;
-        };
-        self.effects
-            .push_back(Effect::Persist(Durable::InstanceGone { id: id.clone() }));
-        if self.by_address.get(&address) == Some(id) {
-            self.lingering.push(address);
-        }
-    }
-
-    /// Unmaps the addresses of forgotten instances once no target group tracks them.
-    fn forget_lingering(&mut self) {
-        let (members, target_groups) = (&self.members, &self.target_groups);
-        let by_address = &mut self.by_address;
-        self.lingering.retain(|address| {
-            let Some(id) = by_address.get(address) else {
-                return false;
-            };
-            if members.contains_key(id) {
-                return false; // the address went to a new instance
-            }
-            let tracked = target_groups
-                .values()
-                .any(|tg| tg.health.state(*address).is_some());
-            if !tracked {
-                by_address.remove(address);
-            }
-            tracked
-        });
-    }
-
-    /// The whole pass, after a restore or a reconfiguration (groups may have gone): every
-    /// member not in its group any more is forgotten.
-    fn collect_all_garbage(&mut self) {
-        self.garbage = false;
-        for g in self.groups.values_mut() {
-            g.asg.take_removed();
-        }
-        self.lingering.clear();
-        // One pass over the groups' instances, not one per member: at thousands of instances
-        // a scan per member made every event quadratic.
-        let live: HashMap<&InstanceId, &str> = self
-            .groups
-            .iter()
-            .flat_map(|(name, g)| g.asg.instances().map(move |i| (&i.id, name.as_str())))
-            .collect();
-        let effects = &mut self.effects;
-        self.members.retain(|id, m| {
-            let keep = live.get(id).is_some_and(|g| *g == m.group);
-            if !keep && m.address.is_some() {
-                effects.push_back(Effect::Persist(Durable::InstanceGone { id: id.clone() }));
-            }
-            keep
-        });
-        let members = &self.members;
-        self.draining.retain(|id, _| members.contains_key(id));
-        self.durable.retain(|id, _| members.contains_key(id));
-        let target_groups = &self.target_groups;
-        self.by_address.retain(|addr, id| {
-            members.contains_key(id)
-                || target_groups
-                    .values()
-                    .any(|tg| tg.health.state(*addr).is_some())
-        });
     }
 
     /// Writes the durable state of every running instance whose state changed class (into or

@@ -9,6 +9,7 @@
 mod cost;
 mod effect;
 mod flow;
+mod forget;
 mod forwards;
 mod handle;
 mod handover;
@@ -20,11 +21,12 @@ mod sampling;
 mod spec;
 mod views;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 
 use crate::controller::ScalingController;
 use crate::group::AutoScalingGroup;
+use crate::hashing::FastMap;
 use crate::health::TargetGroupHealth;
 use crate::id::{InstanceId, SplitMix64};
 use crate::metrics::MetricsStore;
@@ -78,12 +80,12 @@ pub struct Cluster {
     groups: BTreeMap<String, GroupState>,
     target_groups: BTreeMap<String, TargetGroupState>,
     /// Instances the groups launched, by id: their group and, once running, their address.
-    members: HashMap<InstanceId, Member>,
-    by_address: HashMap<SocketAddr, InstanceId>,
+    members: FastMap<InstanceId, Member>,
+    by_address: FastMap<SocketAddr, InstanceId>,
     /// Instances being drained: how many target groups still drain them.
-    draining: HashMap<InstanceId, usize>,
+    draining: FastMap<InstanceId, usize>,
     /// The durable state last written for each running instance.
-    durable: HashMap<InstanceId, crate::group::LifecycleState>,
+    durable: FastMap<InstanceId, crate::group::LifecycleState>,
     zones: ZoneDrills,
     forwards: forwards::Forwards,
     metrics: MetricsStore,
@@ -181,10 +183,10 @@ impl Cluster {
         let mut c = Cluster {
             groups: BTreeMap::new(),
             target_groups: BTreeMap::new(),
-            members: HashMap::new(),
-            by_address: HashMap::new(),
-            draining: HashMap::new(),
-            durable: HashMap::new(),
+            members: FastMap::default(),
+            by_address: FastMap::default(),
+            draining: FastMap::default(),
+            durable: FastMap::default(),
             zones: ZoneDrills::new(spec.zones.iter().cloned()),
             forwards: forwards::Forwards::default(),
             metrics: MetricsStore::default(),
@@ -194,7 +196,9 @@ impl Cluster {
             drill_rng: SplitMix64::new(seed ^ 0x5107_1e55_d811_1000),
             effects: VecDeque::new(),
             seed,
-            garbage: true,
+            // No member yet: nothing a pass over them could find (a restore or a
+            // reconfiguration that drops members asks for one).
+            garbage: false,
             lingering: Vec::new(),
             health_changes: 0,
             startup_seen: None,

@@ -50,7 +50,9 @@ impl Cluster {
                     s.desired_capacity = *d;
                     let protect = g.config.new_instances_protected_from_scale_in;
                     g.asg = crate::group::AutoScalingGroup::new(s, g.id_seed, now);
-                    self.garbage = true;
+                    // Members adopted before this (against the call order) are dropped with
+                    // the old machine: forget them. Before any, there is nothing to forget.
+                    self.garbage |= !self.members.is_empty();
                     g.asg.set_new_instances_protected_from_scale_in(protect);
                 }
             } else {
@@ -120,7 +122,7 @@ impl Cluster {
         let Some(g) = self.groups.get_mut(&group) else {
             return false;
         };
-        let zone_of_adopted = zone.clone();
+        let zone_of_adopted: std::sync::Arc<str> = zone.as_str().into();
         let taken = g.asg.adopt_unknown_instance(
             now,
             id.clone(),
@@ -141,7 +143,7 @@ impl Cluster {
             id.clone(),
             Member {
                 group,
-                zone: zone_of_adopted.into(),
+                zone: zone_of_adopted,
                 address: Some(address),
             },
         );

@@ -92,7 +92,7 @@ impl Fleet {
         if let Some(target) = self.votes.take_pending(tg, key) {
             match self.votes.verdict(tg, key) {
                 Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
-                None => self.votes.wait(tg, key, target),
+                None => self.votes.wait(tg, key.to_string(), target),
             }
         }
         self.pump(now);
@@ -114,7 +114,7 @@ impl Fleet {
         for (tg, key, target) in self.votes.take_all_pending() {
             match self.votes.verdict(&tg, &key) {
                 Some(result) => self.cluster.handle_probe_result(now, &tg, target, result),
-                None => self.votes.wait(&tg, &key, target),
+                None => self.votes.wait(&tg, key, target),
             }
         }
         self.pump(now);
@@ -125,8 +125,7 @@ impl Fleet {
     /// adopted by its group; one its group has no room for, or whose launch was never
     /// confirmed, is told to stop; one being stopped stays so until its agent reports the exit.
     pub fn adopt(&mut self, now: Time, mut a: Assignment, observed: Option<Observed>) {
-        self.hosts.ensure(now, &a.host, &a.zone);
-        self.hosts.assign(&a.host, &a.id, &a.group);
+        self.hosts.adopt(now, &a.host, &a.zone, &a.id, &a.group);
         if a.address.is_none() {
             if let (Some(Observed::Running { port }), Some(ip)) =
                 (&observed, self.hosts.address(&a.host))
@@ -169,7 +168,7 @@ impl Fleet {
                 }
             }
         }
-        self.assigned.insert(id.clone(), a);
+        self.assigned.insert(id.clone(), Box::new(a));
         if exited {
             self.forget(&id);
         } else if stop {

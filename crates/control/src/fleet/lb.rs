@@ -243,7 +243,7 @@ impl LbTargets {
                                 target_group: name.clone(),
                                 key,
                                 healthy,
-                                reason: reason.unwrap_or_default(),
+                                reason: reason.map(|r| r.into_owned()).unwrap_or_default(),
                             });
                         } else if to == TargetState::Unused {
                             g.instances.remove(&target);

@@ -91,6 +91,9 @@ pub enum Observed {
 }
 
 /// One thing for the leader's executor to write.
+// `Put` is the large one (an assignment carries its template) and the most written; boxing it
+// would change the type every executor and test reads assignments by.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum FleetEffect {
     /// Write the assignment (create or replace `assign/<host>/<id>`).
@@ -149,7 +152,9 @@ impl FleetConfig {
 pub struct Fleet {
     cluster: Cluster,
     hosts: hosts::Hosts,
-    assigned: BTreeMap<InstanceId, Assignment>,
+    /// Boxed: an assignment is a few hundred bytes (its template), and the map moves its
+    /// values when a node splits — a new leader inserts 10,000 at once.
+    assigned: BTreeMap<InstanceId, Box<Assignment>>,
     /// Instances registered per target group, as the cluster last published.
     registered: BTreeMap<String, BTreeSet<InstanceId>>,
     /// The routing table the cluster last published per target group, to find what the next
@@ -226,7 +231,7 @@ impl Fleet {
 
     /// Every assignment, by instance id.
     pub fn assignments(&self) -> impl Iterator<Item = &Assignment> + '_ {
-        self.assigned.values()
+        self.assigned.values().map(|a| &**a)
     }
 
     /// Every host, by name.

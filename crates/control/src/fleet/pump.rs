@@ -19,7 +19,7 @@ impl Fleet {
     pub(crate) fn pump(&mut self, now: Time) {
         while let Some(effect) = self.cluster.poll_effect() {
             match effect {
-                Effect::Launch(request) => self.launch(now, request),
+                Effect::Launch(request) => self.launch(now, *request),
                 Effect::Stop { id } => self.set_state(&id, AssignmentState::Stop),
                 Effect::Kill { id } => self.set_state(&id, AssignmentState::Kill),
                 Effect::Probe {
@@ -29,7 +29,7 @@ impl Fleet {
                 Effect::PublishTargets {
                     target_group,
                     targets,
-                } => self.registrations(&target_group, &targets),
+                } => self.registrations(&target_group, targets),
                 Effect::Persist(durable) => self.persist(durable),
                 other => self.effects.push_back(FleetEffect::Cluster(other)),
             }
@@ -37,7 +37,8 @@ impl Fleet {
         let dirty = std::mem::take(&mut self.dirty);
         for id in dirty {
             if let Some(a) = self.assigned.get(&id) {
-                self.effects.push_back(FleetEffect::Put(a.clone()));
+                self.effects
+                    .push_back(FleetEffect::Put(Assignment::clone(a)));
             }
         }
     }
@@ -64,23 +65,21 @@ impl Fleet {
             .find_instance(&id)
             .map(|(_, i)| i.purchase_option)
             .unwrap_or_default();
-        self.assigned.insert(
-            id.clone(),
-            Assignment {
-                id: id.clone(),
-                host,
-                group,
-                zone,
-                launch_template_version,
-                template,
-                state: AssignmentState::Run,
-                address: None,
-                target_groups: BTreeSet::new(),
-                lifecycle: crate::group::LifecycleState::Pending,
-                protected_from_scale_in: false,
-                purchase_option,
-            },
-        );
+        let a = Box::new(Assignment {
+            id: id.clone(),
+            host,
+            group,
+            zone,
+            launch_template_version,
+            template,
+            state: AssignmentState::Run,
+            address: None,
+            target_groups: BTreeSet::new(),
+            lifecycle: crate::group::LifecycleState::Pending,
+            protected_from_scale_in: false,
+            purchase_option,
+        });
+        self.assigned.insert(id.clone(), a);
         self.dirty.insert(id);
     }
 
@@ -121,7 +120,7 @@ impl Fleet {
         let key = self.vote_key(target);
         match self.votes.verdict(tg, &key) {
             Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
-            None => self.votes.wait(tg, &key, target),
+            None => self.votes.wait(tg, key, target),
         }
     }
 
@@ -129,18 +128,19 @@ impl Fleet {
     /// draining ones. A routing table is published on every health change, so the change is
     /// found by walking it beside the previous one (both in address order) rather than by
     /// rebuilding the set of registered instances each time.
-    fn registrations(&mut self, tg: &str, targets: &[RoutedTarget]) {
+    fn registrations(&mut self, tg: &str, targets: Vec<RoutedTarget>) {
         let previous = self.published.get(tg);
         let changes = match previous {
-            Some(before) if is_address_ordered(before) && is_address_ordered(targets) => {
-                registration_changes(before, targets)
+            Some(before) if is_address_ordered(before) && is_address_ordered(&targets) => {
+                registration_changes(before, &targets)
             }
-            _ => self.registration_changes_from_set(tg, targets),
+            _ => self.registration_changes_from_set(tg, &targets),
         };
+        // Kept as published (the effect is consumed here): no copy of the table.
         match self.published.get_mut(tg) {
-            Some(list) => targets.clone_into(list),
+            Some(list) => *list = targets,
             None => {
-                self.published.insert(tg.to_string(), targets.to_vec());
+                self.published.insert(tg.to_string(), targets);
             }
         }
         let set = self.registered.entry(tg.to_string()).or_default();
@@ -155,8 +155,10 @@ impl Fleet {
             let Some(a) = self.assigned.get_mut(&id) else {
                 continue;
             };
+            // A new leader's first table lists what its assignments already say: no copy of
+            // the name for each of them.
             let changed = if now_registered {
-                a.target_groups.insert(tg.to_string())
+                !a.target_groups.contains(tg) && a.target_groups.insert(tg.to_string())
             } else {
                 a.target_groups.remove(tg)
             };

@@ -22,38 +22,72 @@ pub struct Vote {
     pub reason: String,
 }
 
-/// (target group, target key): the key is the instance id, or the address of a static target.
-type Target = (String, String);
+/// Per target group, then per target key (the instance id, or the address of a static
+/// target). Two levels rather than a (group, key) pair, so a lookup borrows the names instead
+/// of copying both: a new leader asks about 10,000 targets at once.
+type PerTarget<V> = BTreeMap<String, BTreeMap<String, V>>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Votes {
-    votes: BTreeMap<Target, BTreeMap<String, Vote>>,
+    votes: PerTarget<BTreeMap<String, Vote>>,
     /// The last verdict per target, which stands while nobody votes.
-    last: BTreeMap<Target, ProbeResult>,
+    last: PerTarget<ProbeResult>,
     /// Probes asked for and not answered yet, with the address they probe.
-    pending: BTreeMap<Target, SocketAddr>,
+    pending: PerTarget<SocketAddr>,
     /// How many target groups' last verdict on each key is a failure: placement asks for
     /// every instance of every candidate host, too often for a pass over `last`.
     failing: BTreeMap<String, u32>,
 }
 
+/// The entry of `tg`'s `key`, made (with copies of the names) only when new; always `Some`.
+fn slot<'a, V>(
+    map: &'a mut PerTarget<V>,
+    tg: &str,
+    key: &str,
+    new: impl FnOnce() -> V,
+) -> Option<&'a mut V> {
+    if !map.contains_key(tg) {
+        map.insert(tg.to_string(), BTreeMap::new());
+    }
+    let keys = map.get_mut(tg)?;
+    if !keys.contains_key(key) {
+        keys.insert(key.to_string(), new());
+    }
+    keys.get_mut(key)
+}
+
+/// Removes `tg`'s `key`, and `tg` once it has no key left.
+fn take<V>(map: &mut PerTarget<V>, tg: &str, key: &str) -> Option<V> {
+    let keys = map.get_mut(tg)?;
+    let v = keys.remove(key);
+    if keys.is_empty() {
+        map.remove(tg);
+    }
+    v
+}
+
 impl Votes {
     /// Records (or, with `None`, withdraws) `node`'s vote.
     pub(crate) fn set(&mut self, tg: &str, key: &str, node: &str, vote: Option<Vote>) {
-        let target = (tg.to_string(), key.to_string());
         match vote {
             Some(v) => {
-                self.votes
-                    .entry(target)
-                    .or_default()
-                    .insert(node.to_string(), v);
+                let Some(by_node) = slot(&mut self.votes, tg, key, BTreeMap::new) else {
+                    return;
+                };
+                match by_node.get_mut(node) {
+                    Some(old) => *old = v,
+                    None => {
+                        by_node.insert(node.to_string(), v);
+                    }
+                }
             }
             None => {
-                if let Some(by_node) = self.votes.get_mut(&target) {
-                    by_node.remove(node);
-                    if by_node.is_empty() {
-                        self.votes.remove(&target);
-                    }
+                let Some(by_node) = self.votes.get_mut(tg).and_then(|k| k.get_mut(key)) else {
+                    return;
+                };
+                by_node.remove(node);
+                if by_node.is_empty() {
+                    take(&mut self.votes, tg, key);
                 }
             }
         }
@@ -61,9 +95,9 @@ impl Votes {
 
     /// The answer to a probe of the target now, if there is one.
     pub(crate) fn verdict(&mut self, tg: &str, key: &str) -> Option<ProbeResult> {
-        let target = (tg.to_string(), key.to_string());
-        let Some(by_node) = self.votes.get(&target).filter(|v| !v.is_empty()) else {
-            return self.last.get(&target).cloned();
+        let by_node = self.votes.get(tg).and_then(|k| k.get(key));
+        let Some(by_node) = by_node.filter(|v| !v.is_empty()) else {
+            return self.last.get(tg).and_then(|k| k.get(key)).cloned();
         };
         let total = by_node.len();
         let unhealthy: Vec<&Vote> = by_node.values().filter(|v| !v.healthy).collect();
@@ -82,21 +116,25 @@ impl Votes {
         } else {
             ProbeResult::Success
         };
-        self.set_last(target, result.clone());
+        self.set_last(tg, key, result.clone());
         Some(result)
     }
 
-    /// Records the last verdict on `target`, keeping the failure counts.
-    fn set_last(&mut self, target: Target, result: ProbeResult) {
+    /// Records the last verdict on the target, keeping the failure counts.
+    fn set_last(&mut self, tg: &str, key: &str, result: ProbeResult) {
         let failed = matches!(result, ProbeResult::Failure { .. });
-        let key = target.1.clone();
-        let was_failed = matches!(
-            self.last.insert(target, result),
-            Some(ProbeResult::Failure { .. })
-        );
+        let Some(last) = slot(&mut self.last, tg, key, || ProbeResult::Success) else {
+            return;
+        };
+        let was_failed = matches!(std::mem::replace(last, result), ProbeResult::Failure { .. });
         match (was_failed, failed) {
-            (false, true) => *self.failing.entry(key).or_default() += 1,
-            (true, false) => self.uncount_failure(&key),
+            (false, true) => match self.failing.get_mut(key) {
+                Some(n) => *n += 1,
+                None => {
+                    self.failing.insert(key.to_string(), 1);
+                }
+            },
+            (true, false) => self.uncount_failure(key),
             _ => {}
         }
     }
@@ -116,28 +154,42 @@ impl Votes {
     }
 
     /// A probe that waits for a vote.
-    pub(crate) fn wait(&mut self, tg: &str, key: &str, address: SocketAddr) {
-        self.pending
-            .insert((tg.to_string(), key.to_string()), address);
+    pub(crate) fn wait(&mut self, tg: &str, key: String, address: SocketAddr) {
+        // One search: the key is new (a probe waits once), and owned already.
+        match self.pending.get_mut(tg) {
+            Some(keys) => {
+                keys.insert(key, address);
+            }
+            None => {
+                self.pending
+                    .insert(tg.to_string(), BTreeMap::from([(key, address)]));
+            }
+        }
     }
 
     /// The waiting probe of the target, taken.
     pub(crate) fn take_pending(&mut self, tg: &str, key: &str) -> Option<SocketAddr> {
-        self.pending.remove(&(tg.to_string(), key.to_string()))
+        take(&mut self.pending, tg, key)
     }
 
-    /// Every waiting probe, taken.
+    /// Every waiting probe, taken, by target group then key.
     pub(crate) fn take_all_pending(&mut self) -> Vec<(String, String, SocketAddr)> {
         std::mem::take(&mut self.pending)
             .into_iter()
-            .map(|((tg, key), addr)| (tg, key, addr))
+            .flat_map(|(tg, keys)| keys.into_iter().map(move |(key, a)| (tg.clone(), key, a)))
             .collect()
     }
 
     /// Forgets what was known of `key` in every target group (its instance is gone).
     pub(crate) fn forget(&mut self, key: &str) {
-        self.last.retain(|(_, k), _| k != key);
+        for keys in self.last.values_mut() {
+            keys.remove(key);
+        }
+        self.last.retain(|_, keys| !keys.is_empty());
         self.failing.remove(key);
-        self.pending.retain(|(_, k), _| k != key);
+        for keys in self.pending.values_mut() {
+            keys.remove(key);
+        }
+        self.pending.retain(|_, keys| !keys.is_empty());
     }
 }

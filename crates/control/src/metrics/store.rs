@@ -1,9 +1,8 @@
 //! The store: one ring buffer per (metric, scope) series.
 
-use std::collections::HashMap;
-
 use super::series::{Datapoint, Series};
 use super::{Metric, MetricsError, Scope, Statistic};
+use crate::hashing::FastMap;
 use crate::time::Time;
 
 /// Default number of seconds each series remembers (one hour).
@@ -13,7 +12,8 @@ pub const DEFAULT_WINDOW_SECS: u64 = 3600;
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct MetricsStore {
     window: u64,
-    series: HashMap<(Metric, Scope), Series>,
+    /// Looked up several times per instance a second: hashed fast (see [`FastMap`]).
+    series: FastMap<(Metric, Scope), Series>,
 }
 
 impl Default for MetricsStore {
@@ -27,7 +27,7 @@ impl MetricsStore {
     pub fn new(window_secs: u64) -> Self {
         MetricsStore {
             window: window_secs.max(1),
-            series: HashMap::new(),
+            series: FastMap::default(),
         }
     }
 
