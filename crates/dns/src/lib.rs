@@ -5,12 +5,13 @@
 //! The decisions are pure and tested without sockets or clocks: [`answer`] picks the records
 //! of a question, [`policy`] applies a routing policy, [`health`] is the health checks' sans-IO
 //! state machine. The wire format is hickory's ([`server`]; UDP queries are read and answered
-//! in batches by [`udp`]); [`service`] runs it all under `flotilla up`.
+//! in batches by [`udp`], simple fixed answers kept encoded by [`fast`]); [`service`] runs it all under `flotilla up`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod alias;
 pub mod answer;
+pub mod fast;
 pub mod health;
 pub mod location;
 pub mod policy;

@@ -12,6 +12,7 @@
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use hickory_proto::op::{Header, MessageType, ResponseCode};
@@ -27,6 +28,7 @@ use nix::sys::socket::{
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
+use crate::fast::FastAnswers;
 use crate::server::Handler;
 
 /// Queries read (and answers written) per system call.
@@ -42,7 +44,7 @@ const NO_EDNS_MAX: u16 = 4096;
 pub(crate) struct Reply(Arc<Mutex<Vec<u8>>>);
 
 impl Reply {
-    fn buf(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
+    pub(crate) fn buf(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -124,6 +126,27 @@ pub(crate) async fn answer_datagram(
             _ => false,
         },
     }
+}
+
+/// Answers one datagram from `src` with a kept answer ([`crate::fast`]); false (and the
+/// full path's turn) when there is none.
+pub(crate) fn answer_fast(
+    handler: &Handler,
+    fast: &FastAnswers,
+    query: &[u8],
+    src: SocketAddr,
+    reply: &Reply,
+) -> bool {
+    if !answerable(src) {
+        return false;
+    }
+    let stats = &handler.0.stats;
+    match fast.answer(query, &mut reply.buf()) {
+        Some(true) => stats.answered.fetch_add(1, Ordering::Relaxed),
+        Some(false) => stats.negative.fetch_add(1, Ordering::Relaxed),
+        None => return false,
+    };
+    true
 }
 
 /// hickory's rule: never answer port 0, an unspecified or a broadcast address.
@@ -231,6 +254,7 @@ fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
 pub(crate) async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
     let mut batch = Batch::new();
     let mut answered = Vec::with_capacity(BATCH);
+    let mut fast = FastAnswers::empty();
     loop {
         if let Err(e) = socket.readable().await {
             tracing::warn!(error = %e, "dns udp socket failed");
@@ -244,13 +268,22 @@ pub(crate) async fn serve(socket: UdpSocket, handler: Arc<Handler>) {
                 continue;
             }
         };
+        let zones = handler.0.zones.load_full();
+        if !fast.is_of(&zones) {
+            // A new snapshot (start, reload, API change): its fixed answers encoded once.
+            fast = FastAnswers::build(zones).await;
+            tracing::debug!(kept = fast.len(), "dns answers kept encoded");
+        }
         answered.clear();
         for i in 0..n {
             let (len, src) = batch.got[i];
             let Some(src) = src.filter(|_| len > 0) else {
                 continue;
             };
-            if answer_datagram(&handler, &batch.bufs[i][..len], src, &batch.replies[i]).await {
+            let query = &batch.bufs[i][..len];
+            if answer_fast(&handler, &fast, query, src, &batch.replies[i])
+                || answer_datagram(&handler, query, src, &batch.replies[i]).await
+            {
                 answered.push(i);
             }
         }
