@@ -207,12 +207,15 @@ async fn encode(
         *out = reply.buf().clone();
     }
     let [plain, edns] = answers;
-    let header = Message::from_vec(&plain).ok()?;
-    if header.truncated() {
-        return None;
+    let (decoded, with_edns) = (
+        Message::from_vec(&plain).ok()?,
+        Message::from_vec(&edns).ok()?,
+    );
+    if decoded.truncated() || with_edns.truncated() {
+        return None; // too large for one datagram: the full path truncates per query
     }
     Some(Entry {
-        positive: !header.answers().is_empty(),
+        positive: !decoded.answers().is_empty(),
         plain: plain.into_boxed_slice(),
         edns: edns.into_boxed_slice(),
     })
