@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use common::*;
-use http::Request;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
@@ -39,28 +38,8 @@ async fn ask(
     path: &str,
     range: Option<&str>,
 ) -> Got {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("host", "cdn.example.test");
-    if let Some(r) = range {
-        req = req.header("range", r);
-    }
-    let resp = tokio::time::timeout(
-        std::time::Duration::from_secs(20),
-        client.request(req.body(Full::new(Bytes::new())).unwrap()),
-    )
-    .await
-    .expect("hang guard")
-    .unwrap();
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
-    Got {
-        status,
-        headers,
-        body,
-    }
+    let headers: Vec<(&str, &str)> = range.map(|r| ("range", r)).into_iter().collect();
+    request_on(client, addr, method, path, &headers).await
 }
 
 #[tokio::test]

@@ -280,14 +280,29 @@ impl Got {
 
 /// GETs `path` from the edge with extra headers.
 pub async fn get(edge: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Got {
+    request_on(&client(), edge, "GET", path, headers).await
+}
+
+/// One request on `client` (which may keep its connection for the next).
+pub async fn request_on<C>(
+    client: &hyper_util::client::legacy::Client<C, Full<Bytes>>,
+    edge: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Got
+where
+    C: hyper_util::client::legacy::connect::Connect + Clone + Send + Sync + 'static,
+{
     let mut req = Request::builder()
+        .method(method)
         .uri(format!("http://{edge}{path}"))
         .header("host", "cdn.example.test");
     for (n, v) in headers {
         req = req.header(*n, *v);
     }
     let req = req.body(Full::new(Bytes::new())).unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(20), client().request(req))
+    let resp = tokio::time::timeout(Duration::from_secs(20), client.request(req))
         .await
         .expect("hang guard")
         .unwrap();
