@@ -354,6 +354,7 @@ impl Cluster {
                 routes.retain(|a, _| health.state(*a).is_some());
             }
             tg.dirty = false;
+            self.routing_changes += 1;
             self.effects.push_back(Effect::PublishTargets {
                 target_group: name,
                 targets,

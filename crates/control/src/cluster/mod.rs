@@ -17,6 +17,7 @@ mod operator;
 mod reconfigure;
 mod restore;
 mod retire;
+mod rollup;
 mod sampling;
 mod spec;
 mod views;
@@ -41,6 +42,7 @@ pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
 pub use handover::SNAPSHOT_FORMAT;
 pub use operator::{OperatorError, Terminated};
 pub use restore::Restored;
+pub use rollup::TargetGroupRollup;
 pub use sampling::{LoadBalancerSample, Samples, TargetSample};
 pub use spec::{
     AutoScalingGroupConfig, ClusterSpec, ForwardSpec, InstanceRefreshSettings, RefreshOverrides,
@@ -122,6 +124,13 @@ pub struct Cluster {
     /// When the series of gone instances and targets were last dropped.
     #[serde(skip)]
     pruned_at: Option<Time>,
+    /// Routing tables published so far (a roll-up's members are found again after one).
+    #[serde(skip)]
+    routing_changes: u64,
+    /// Per target group, the requests of roll-up seconds (see [`rollup`]); a driver that
+    /// sends roll-ups (the simulator) never hands over, so they are not kept across one.
+    #[serde(skip)]
+    shares: FastMap<String, rollup::Shares>,
 }
 
 /// The fleet's (removals, instances) when costs were computed, and each group's cost per hour.
@@ -206,6 +215,8 @@ impl Cluster {
             groups_added: 0,
             cost_cache: None,
             pruned_at: None,
+            routing_changes: 0,
+            shares: FastMap::default(),
         };
         for (name, tg) in &spec.target_groups {
             c.add_target_group(now, name, tg.clone());

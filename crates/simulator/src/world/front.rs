@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use flotilla_control::{InstanceId, LifecycleState, Samples, TargetSample, TargetState, Time};
+use flotilla_control::{
+    InstanceId, LifecycleState, Samples, TargetGroupRollup, TargetSample, TargetState, Time,
+};
 
 use super::{Record, World};
 use crate::latency::{self, Part};
@@ -143,6 +145,23 @@ impl World<'_> {
         let per_alive_retried = retried / alive.len() as f64;
         let base = self.sc.instance.base_latency.as_secs_f64();
         let tg = self.target_groups.first().cloned().unwrap_or_default();
+        // Every healthy target alive and alike: the second goes to the cluster as one
+        // roll-up, when the group's policies read nothing a roll-up leaves out.
+        let rollup = self.rollups
+            && d == 0.0
+            && targets.iter().all(|t| t.2 == TargetState::Healthy)
+            && alive.iter().all(|a| a.2 == alive[0].2);
+        if rollup {
+            let q = latency::queue(share + per_alive_retried, alive[0].2);
+            let served = q.served.round() as u64;
+            out.samples.rollups.push(TargetGroupRollup {
+                target_group: tg.clone(),
+                requests: served + q.dropped.round() as u64,
+                target_5xx: q.dropped.round() as u64,
+                response_times: vec![(base + 1.0 / q.rate, served)],
+                cpu: Some(q.cpu),
+            });
+        }
         for (address, id, capacity) in alive {
             let q = latency::queue(share + per_alive_retried, capacity);
             out.served += q.served;
@@ -152,6 +171,9 @@ impl World<'_> {
             latency::add_part(&mut out.parts, q.served - retried_here, base, q.rate);
             let slow = base + CONNECT_TIMEOUT.as_secs_f64();
             latency::add_part(&mut out.parts, retried_here, slow, q.rate);
+            if rollup {
+                continue;
+            }
             if !self.target_groups.is_empty() {
                 // The load balancer counts every request it sent (AWS's RequestCountPerTarget),
                 // the ones the overloaded instance answered 503 too.
