@@ -95,6 +95,10 @@ struct World<'a> {
     books: Books,
     /// Whether alike seconds go to the cluster as roll-ups (see [`Feed`]).
     rollups: bool,
+    /// Changes to what clients can reach (routing, instances): the front door is found again.
+    changes: u64,
+    /// The front door as found at a count of `changes`.
+    front: Option<(u64, std::rc::Rc<front::Front>)>,
 }
 
 /// How a run reports each second's traffic to the cluster.
@@ -186,6 +190,8 @@ pub fn simulate_fed(
         next_host: 1,
         books: Books::new(scenario.slo_p99),
         rollups,
+        changes: 0,
+        front: None,
     };
     w.drain(record);
     if scenario.warm {
@@ -353,6 +359,7 @@ impl World<'_> {
                     .filter_map(|t| Some((t.address, t.instance?, t.state)))
                     .collect();
                 self.routed.insert(target_group, list);
+                self.changes += 1;
             }
             Effect::CollectSamples => self.serve(now, true, record),
             Effect::Activity { group, activity } => {
@@ -362,6 +369,7 @@ impl World<'_> {
                     self.books.scaled(activity.id, cause_kind(&activity.cause));
                 }
                 self.books.instances_changed();
+                self.changes += 1;
             }
             _ => {}
         }
@@ -382,6 +390,7 @@ impl World<'_> {
         };
         self.instances.insert(r.id.clone(), inst);
         self.books.instances_changed();
+        self.changes += 1;
         if self.zones_down.contains_key(&r.zone) {
             self.schedule(now, Ev::LaunchFailed(r.id));
         } else {
@@ -429,10 +438,12 @@ impl World<'_> {
             Ev::StatusCheck(zone) => self.status_check(&zone),
         }
         self.books.instances_changed();
+        self.changes += 1;
     }
 
     fn exit(&mut self, id: &InstanceId, status: &str) {
         if let Some(inst) = self.instances.remove(id) {
+            self.changes += 1;
             if let Some(a) = inst.addr {
                 self.by_address.remove(&a);
             }

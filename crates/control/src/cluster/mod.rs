@@ -21,6 +21,7 @@ mod rollup;
 mod sampling;
 mod spec;
 mod views;
+mod watched;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -139,7 +140,7 @@ type CostCache = ((u64, usize), Vec<(String, f64)>);
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct GroupState {
-    pub(crate) asg: AutoScalingGroup,
+    pub(crate) asg: watched::Watched,
     pub(crate) controller: ScalingController,
     pub(crate) config: AutoScalingGroupConfig,
     /// The launch template versions this run has seen, newest last.
@@ -276,7 +277,7 @@ impl Cluster {
         self.groups.insert(
             name.to_string(),
             GroupState {
-                asg,
+                asg: watched::Watched::new(asg),
                 controller: ScalingController::new(config.controller_spec(), now),
                 config,
                 templates,
