@@ -48,8 +48,8 @@ pub use cluster::{
     durable_state, group_cost_per_hour, AutoScalingGroupConfig, Cluster, ClusterSpec, Durable,
     Effect, ForwardSpec, ForwardStatus, GroupView, InstanceBill, InstanceRecord,
     InstanceRefreshSettings, LaunchRequest, LoadBalancerSample, OperatorError, RefreshOverrides,
-    Restored, RoutedTarget, RuleKey, Samples, TargetGroupSpec, TargetSample, Terminated,
-    WeightOverride, WeightSource, WeightedTargetGroup, WeightsError, SNAPSHOT_FORMAT,
+    Restored, RoutedTarget, RuleKey, Samples, TargetGroupRollup, TargetGroupSpec, TargetSample,
+    Terminated, WeightOverride, WeightSource, WeightedTargetGroup, WeightsError, SNAPSHOT_FORMAT,
 };
 pub use controller::{
     ControllerSpec, MetricQuery, MetricSource, PolicyStatus, ScalingController, ScalingDecision,

@@ -35,6 +35,7 @@ impl Sampler {
             targets,
             load_balancers,
             cpu,
+            rollups: Vec::new(), // the runtime reports every target
         }
     }
 

@@ -16,4 +16,4 @@ mod world;
 
 pub use charts::write_charts;
 pub use summary::{csv, Second, Summary};
-pub use world::{simulate, simulate_recorded, SimError, Tap};
+pub use world::{simulate, simulate_fed, simulate_recorded, Feed, SimError, Tap};

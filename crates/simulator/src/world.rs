@@ -93,6 +93,24 @@ struct World<'a> {
     routed: BTreeMap<String, Vec<(SocketAddr, InstanceId, TargetState)>>,
     next_host: u32,
     books: Books,
+    /// Whether alike seconds go to the cluster as roll-ups (see [`Feed`]).
+    rollups: bool,
+    /// Changes to what clients can reach (routing, instances): the front door is found again.
+    changes: u64,
+    /// The front door as found at a count of `changes`.
+    front: Option<(u64, std::rc::Rc<front::Front>)>,
+}
+
+/// How a run reports each second's traffic to the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feed {
+    /// One roll-up per target group when every healthy target took the same traffic and the
+    /// group's policies read only what roll-ups keep exactly
+    /// ([`Cluster::rollups_exact`]); per target otherwise. The same decisions, at O(1) a
+    /// second in the cluster instead of O(targets).
+    RollUps,
+    /// Every target's second, as `flotilla up` reports them (to compare against).
+    PerTarget,
 }
 
 /// Runs `scenario` on `config` (with `seed` instead of the scenario's, when given); the
@@ -123,6 +141,17 @@ pub fn simulate_recorded(
     seed: Option<u64>,
     record: &mut dyn FnMut(Time, Tap<'_>),
 ) -> Result<(Summary, Vec<Second>), SimError> {
+    simulate_fed(scenario, config, seed, Feed::RollUps, record)
+}
+
+/// [`simulate_recorded`], reporting traffic as `feed` says.
+pub fn simulate_fed(
+    scenario: &Scenario,
+    config: &Config,
+    seed: Option<u64>,
+    feed: Feed,
+    record: &mut dyn FnMut(Time, Tap<'_>),
+) -> Result<(Summary, Vec<Second>), SimError> {
     let seed = seed.unwrap_or(scenario.seed);
     let group = pick_group(scenario, config)?;
     for e in &scenario.events {
@@ -141,9 +170,12 @@ pub fn simulate_recorded(
         .get(&group)
         .map(|g| g.target_groups.clone())
         .unwrap_or_default();
+    let cluster = Cluster::new(spec, seed, Time::ZERO);
+    let rollups =
+        feed == Feed::RollUps && target_groups.len() == 1 && cluster.rollups_exact(&group);
     let mut w = World {
         sc: scenario,
-        cluster: Cluster::new(spec, seed, Time::ZERO),
+        cluster,
         group,
         target_groups,
         rng: SplitMix64::new(seed),
@@ -157,6 +189,9 @@ pub fn simulate_recorded(
         routed: BTreeMap::new(),
         next_host: 1,
         books: Books::new(scenario.slo_p99),
+        rollups,
+        changes: 0,
+        front: None,
     };
     w.drain(record);
     if scenario.warm {
@@ -324,6 +359,7 @@ impl World<'_> {
                     .filter_map(|t| Some((t.address, t.instance?, t.state)))
                     .collect();
                 self.routed.insert(target_group, list);
+                self.changes += 1;
             }
             Effect::CollectSamples => self.serve(now, true, record),
             Effect::Activity { group, activity } => {
@@ -333,6 +369,7 @@ impl World<'_> {
                     self.books.scaled(activity.id, cause_kind(&activity.cause));
                 }
                 self.books.instances_changed();
+                self.changes += 1;
             }
             _ => {}
         }
@@ -353,6 +390,7 @@ impl World<'_> {
         };
         self.instances.insert(r.id.clone(), inst);
         self.books.instances_changed();
+        self.changes += 1;
         if self.zones_down.contains_key(&r.zone) {
             self.schedule(now, Ev::LaunchFailed(r.id));
         } else {
@@ -400,10 +438,12 @@ impl World<'_> {
             Ev::StatusCheck(zone) => self.status_check(&zone),
         }
         self.books.instances_changed();
+        self.changes += 1;
     }
 
     fn exit(&mut self, id: &InstanceId, status: &str) {
         if let Some(inst) = self.instances.remove(id) {
+            self.changes += 1;
             if let Some(a) = inst.addr {
                 self.by_address.remove(&a);
             }

@@ -34,7 +34,13 @@ impl Cluster {
             let mut progressed = false;
             let names: Vec<String> = self.groups.keys().cloned().collect();
             for name in &names {
-                while let Some(action) = self.groups.get_mut(name).and_then(|g| g.asg.poll_action())
+                // Asked only when it has one: a mutable borrow forgets the group's kept
+                // wake-up (cluster/watched.rs), and most pumps carry a probe, not a group action.
+                while let Some(action) = self
+                    .groups
+                    .get_mut(name)
+                    .filter(|g| g.asg.has_actions())
+                    .and_then(|g| g.asg.poll_action())
                 {
                     progressed = true;
                     self.apply_group_action(now, name, action);
@@ -354,6 +360,7 @@ impl Cluster {
                 routes.retain(|a, _| health.state(*a).is_some());
             }
             tg.dirty = false;
+            self.routing_changes += 1;
             self.effects.push_back(Effect::PublishTargets {
                 target_group: name,
                 targets,

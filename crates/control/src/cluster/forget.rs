@@ -17,6 +17,9 @@ impl Cluster {
         // made a lost host's replacements cost milliseconds each at 10,000.
         let mut gone = Vec::new();
         for (name, g) in self.groups.iter_mut() {
+            if !g.asg.has_removed() {
+                continue; // no mutable borrow: the group's kept wake-up stays
+            }
             gone.extend(
                 g.asg
                     .take_removed()

@@ -17,9 +17,11 @@ mod operator;
 mod reconfigure;
 mod restore;
 mod retire;
+mod rollup;
 mod sampling;
 mod spec;
 mod views;
+mod watched;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -41,6 +43,7 @@ pub use forwards::{ForwardStatus, WeightOverride, WeightSource, WeightsError};
 pub use handover::SNAPSHOT_FORMAT;
 pub use operator::{OperatorError, Terminated};
 pub use restore::Restored;
+pub use rollup::TargetGroupRollup;
 pub use sampling::{LoadBalancerSample, Samples, TargetSample};
 pub use spec::{
     AutoScalingGroupConfig, ClusterSpec, ForwardSpec, InstanceRefreshSettings, RefreshOverrides,
@@ -122,6 +125,13 @@ pub struct Cluster {
     /// When the series of gone instances and targets were last dropped.
     #[serde(skip)]
     pruned_at: Option<Time>,
+    /// Routing tables published so far (a roll-up's members are found again after one).
+    #[serde(skip)]
+    routing_changes: u64,
+    /// Per target group, the requests of roll-up seconds (see [`rollup`]); a driver that
+    /// sends roll-ups (the simulator) never hands over, so they are not kept across one.
+    #[serde(skip)]
+    shares: FastMap<String, rollup::Shares>,
 }
 
 /// The fleet's (removals, instances) when costs were computed, and each group's cost per hour.
@@ -130,7 +140,7 @@ type CostCache = ((u64, usize), Vec<(String, f64)>);
 /// One auto scaling group: its machine, its scaling controller and what it was built from.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct GroupState {
-    pub(crate) asg: AutoScalingGroup,
+    pub(crate) asg: watched::Watched,
     pub(crate) controller: ScalingController,
     pub(crate) config: AutoScalingGroupConfig,
     /// The launch template versions this run has seen, newest last.
@@ -206,6 +216,8 @@ impl Cluster {
             groups_added: 0,
             cost_cache: None,
             pruned_at: None,
+            routing_changes: 0,
+            shares: FastMap::default(),
         };
         for (name, tg) in &spec.target_groups {
             c.add_target_group(now, name, tg.clone());
@@ -265,7 +277,7 @@ impl Cluster {
         self.groups.insert(
             name.to_string(),
             GroupState {
-                asg,
+                asg: watched::Watched::new(asg),
                 controller: ScalingController::new(config.controller_spec(), now),
                 config,
                 templates,

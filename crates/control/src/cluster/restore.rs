@@ -49,7 +49,9 @@ impl Cluster {
                     let mut s = spec;
                     s.desired_capacity = *d;
                     let protect = g.config.new_instances_protected_from_scale_in;
-                    g.asg = crate::group::AutoScalingGroup::new(s, g.id_seed, now);
+                    g.asg = super::watched::Watched::new(crate::group::AutoScalingGroup::new(
+                        s, g.id_seed, now,
+                    ));
                     // Members adopted before this (against the call order) are dropped with
                     // the old machine: forget them. Before any, there is nothing to forget.
                     self.garbage |= !self.members.is_empty();

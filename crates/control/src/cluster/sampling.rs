@@ -57,6 +57,10 @@ pub struct Samples {
     pub load_balancers: Vec<LoadBalancerSample>,
     /// Percent of one core each running instance used (its whole process tree).
     pub cpu: Vec<(InstanceId, f64)>,
+    /// Per target group, a second every healthy target took alike, said once (a driver of
+    /// alike targets, such as the simulator; the runtime reports `targets`).
+    #[serde(default)]
+    pub rollups: Vec<super::rollup::TargetGroupRollup>,
 }
 
 /// When samples are due.
@@ -100,7 +104,8 @@ impl Cluster {
     /// rollback decide.
     pub fn handle_samples(&mut self, now: Time, wall: Timestamp, samples: Samples) {
         self.sampling.answered(now);
-        let per_instance = self.record_targets(now, &samples);
+        let shared = self.record_rollups(now, &samples.rollups);
+        let per_instance = self.record_targets(now, &samples, &shared);
         self.record_load_balancers(now, &samples);
         self.record_groups(now, &samples, &per_instance);
         self.prune_series(now, &samples);
@@ -114,7 +119,12 @@ impl Cluster {
     }
 
     /// Per target, target group and zone; returns requests per instance.
-    fn record_targets(&mut self, now: Time, samples: &Samples) -> HashMap<InstanceId, u64> {
+    fn record_targets(
+        &mut self,
+        now: Time,
+        samples: &Samples,
+        shared: &crate::hashing::FastMap<String, (u64, u64)>,
+    ) -> HashMap<InstanceId, u64> {
         let mut per_instance: HashMap<InstanceId, u64> = HashMap::new();
         let mut per_tg: HashMap<&str, (u64, u64)> = HashMap::new();
         for t in &samples.targets {
@@ -147,7 +157,12 @@ impl Cluster {
         }
         let names: Vec<String> = self.target_groups.keys().cloned().collect();
         for name in names {
-            let (requests, target_5xx) = per_tg.get(name.as_str()).copied().unwrap_or_default();
+            let (mut requests, mut target_5xx) =
+                per_tg.get(name.as_str()).copied().unwrap_or_default();
+            if let Some((r, e)) = shared.get(&name) {
+                requests += r;
+                target_5xx += e;
+            }
             self.record_target_group(now, &name, requests, target_5xx);
         }
         per_instance
@@ -226,6 +241,8 @@ impl Cluster {
         per_instance: &HashMap<InstanceId, u64>,
     ) {
         let cpu: HashMap<&InstanceId, f64> = samples.cpu.iter().map(|(id, v)| (id, *v)).collect();
+        // Only roll-ups this second: no instance has a series second to write.
+        let rollup_only = !samples.rollups.is_empty() && per_instance.is_empty() && cpu.is_empty();
         for (name, g) in &self.groups {
             let scope = Scope::Group(name.clone());
             let (mut requests, mut in_service, mut cpu_sum, mut cpu_n) = (0u64, 0u32, 0.0, 0u32);
@@ -234,6 +251,11 @@ impl Cluster {
                     continue;
                 }
                 in_service += 1;
+                if rollup_only {
+                    // A roll-up second: members' requests are in the shares, and an
+                    // instance without a target's sample has no series second (not a 0).
+                    continue;
+                }
                 let iscope = Scope::Instance(i.id.clone());
                 let n = per_instance.get(&i.id).copied().unwrap_or(0);
                 requests += n;
@@ -245,6 +267,12 @@ impl Cluster {
                     cpu_sum += c;
                     cpu_n += 1;
                 }
+            }
+            if !samples.rollups.is_empty() {
+                let (r, _, c, n) = self.shared_group_second(name, &samples.rollups);
+                requests += r;
+                cpu_sum += c;
+                cpu_n += n;
             }
             let m = &mut self.metrics;
             m.record(
@@ -294,6 +322,7 @@ impl Cluster {
             let _entered = span.enter();
             let source = GroupMetrics {
                 store: &self.metrics,
+                shares: &self.shares,
                 group: name,
             };
             for d in g.controller.tick(now, Some(wall), &mut g.asg, &source) {
@@ -323,6 +352,8 @@ impl Cluster {
 /// One group's view of the store, as its controller reads it.
 struct GroupMetrics<'a> {
     store: &'a MetricsStore,
+    /// Requests of roll-up seconds (see [`super::rollup`]).
+    shares: &'a crate::hashing::FastMap<String, super::rollup::Shares>,
     group: &'a str,
 }
 
@@ -335,18 +366,29 @@ impl MetricSource for GroupMetrics<'_> {
             if q.instances.is_empty() {
                 return None;
             }
+            let end = q.end.as_duration().as_secs();
+            let start = end.saturating_sub(period - 1);
             let total: f64 = q
                 .instances
                 .iter()
                 .filter_map(|id| {
                     let scope = instance(id);
-                    self.store.aggregate(
+                    let own = self.store.aggregate(
                         Metric::RequestCount,
                         &scope,
                         period,
                         Statistic::Sum,
                         q.end,
-                    )
+                    );
+                    let shared: u64 = self
+                        .shares
+                        .values()
+                        .map(|s| s.requests(id, start, end))
+                        .sum();
+                    match (own, shared) {
+                        (own, 0) => own,
+                        (own, n) => Some(own.unwrap_or(0.0) + n as f64),
+                    }
                 })
                 .sum();
             return Some(total / period as f64 / q.instances.len() as f64);
@@ -396,8 +438,10 @@ mod tests {
                 100.0,
             );
         }
+        let shares = crate::hashing::FastMap::default();
         let m = GroupMetrics {
             store: &store,
+            shares: &shares,
             group: "web",
         };
         let q = |ids: &[InstanceId]| {

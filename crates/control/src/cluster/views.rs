@@ -49,7 +49,7 @@ impl Cluster {
     /// injection in simulations; a driver never needs it (its effects are picked up at the
     /// next call that pumps, e.g. [`handle_timeout`](Cluster::handle_timeout)).
     pub fn group_machine_mut(&mut self, name: &str) -> Option<&mut AutoScalingGroup> {
-        self.groups.get_mut(name).map(|g| &mut g.asg)
+        self.groups.get_mut(name).map(|g| &mut *g.asg)
     }
 
     /// The names of the target groups.

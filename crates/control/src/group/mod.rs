@@ -264,6 +264,12 @@ impl AutoScalingGroup {
         self.removals
     }
 
+    /// Whether instances were dropped since the last [`take_removed`](Self::take_removed) (a
+    /// read, so asking after every event leaves the group unchanged).
+    pub(crate) fn has_removed(&self) -> bool {
+        !self.removed.is_empty()
+    }
+
     /// The ids of the instances dropped since the last call (see [`removals`](Self::removals)).
     pub(crate) fn take_removed(&mut self) -> Vec<InstanceId> {
         std::mem::take(&mut self.removed)

@@ -31,6 +31,11 @@ impl MetricsStore {
         }
     }
 
+    /// Seconds each series remembers.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
     /// Adds one sample (a count, a rate, a percentage) at second `now` to a plain series,
     /// creating it on first use.
     pub fn record(&mut self, metric: Metric, scope: &Scope, now: Time, value: f64) {

@@ -47,6 +47,7 @@ impl World<'_> {
         for inst in self.instances.values_mut() {
             if inst.zone == zone {
                 inst.dead = true;
+                self.changes += 1;
             }
         }
         self.schedule(until, Ev::ZoneUp(zone.to_string()));
@@ -62,6 +63,7 @@ impl World<'_> {
         for inst in self.instances.values_mut() {
             if inst.zone == zone {
                 inst.dead = false;
+                self.changes += 1;
             }
         }
     }

@@ -8,7 +8,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use flotilla_control::{InstanceId, LifecycleState, Samples, TargetSample, TargetState, Time};
+use flotilla_control::{
+    InstanceId, LifecycleState, Samples, TargetGroupRollup, TargetSample, TargetState, Time,
+};
 
 use super::{Record, World};
 use crate::latency::{self, Part};
@@ -18,6 +20,18 @@ use crate::traffic;
 /// The data plane's connect timeout (crates/proxy's default): what a retried request waited
 /// on the target that did not answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The targets clients reach, as last found (see `World::front`).
+pub(super) struct Front {
+    /// Routable targets.
+    targets: usize,
+    /// All of them healthy (not the fail-open list).
+    healthy: bool,
+    /// The capacity of every target, when all answer and are alike.
+    alike: Option<f64>,
+    /// The ones that answer: address, instance, capacity.
+    alive: Vec<(SocketAddr, InstanceId, f64)>,
+}
 
 /// One second of the front door.
 #[derive(Default)]
@@ -110,22 +124,50 @@ impl World<'_> {
         self.books.second(row, parts);
     }
 
-    /// Spreads `offered` requests over the routable targets.
-    fn spread(&self, offered: f64) -> Served {
+    /// The targets clients reach now, kept between changes of the world behind a load
+    /// balancer (a second then costs no pass over them); through DNS it follows the group's
+    /// lifecycles, which change without a world event, so it is found each second.
+    fn front(&mut self) -> std::rc::Rc<Front> {
+        let fresh = !self.target_groups.is_empty()
+            && self
+                .front
+                .as_ref()
+                .is_some_and(|(at, _)| *at == self.changes);
+        if let (true, Some((_, f))) = (fresh, &self.front) {
+            return f.clone();
+        }
         let targets = self.routable();
-        let n = targets.len();
+        let alive: Vec<(SocketAddr, InstanceId, f64)> = targets
+            .iter()
+            .filter_map(|(a, id, _)| {
+                let i = self.instances.get(id)?;
+                (!i.dead).then(|| (*a, id.clone(), i.capacity))
+            })
+            .collect();
+        let alike = alive
+            .first()
+            .map(|a| a.2)
+            .filter(|c| alive.len() == targets.len() && alive.iter().all(|a| a.2 == *c));
+        let f = std::rc::Rc::new(Front {
+            targets: targets.len(),
+            healthy: targets.iter().all(|t| t.2 == TargetState::Healthy),
+            alike,
+            alive,
+        });
+        self.front = Some((self.changes, f.clone()));
+        f
+    }
+
+    /// Spreads `offered` requests over the routable targets.
+    fn spread(&mut self, offered: f64) -> Served {
+        let front = self.front();
+        let n = front.targets;
         let mut out = Served::default();
         if n == 0 {
             out.dropped = offered;
             return out;
         }
-        let alive: Vec<(&SocketAddr, &InstanceId, f64)> = targets
-            .iter()
-            .filter_map(|(a, id, _)| {
-                let i = self.instances.get(id)?;
-                (!i.dead).then_some((a, id, i.capacity))
-            })
-            .collect();
+        let alive = &front.alive;
         let (n_f, d) = (n as f64, (n - alive.len()) as f64);
         let share = offered / n_f;
         // Requests sent to a target that does not answer: retried once on another one behind
@@ -140,11 +182,48 @@ impl World<'_> {
         if alive.is_empty() {
             return out;
         }
-        let per_alive_retried = retried / alive.len() as f64;
         let base = self.sc.instance.base_latency.as_secs_f64();
         let tg = self.target_groups.first().cloned().unwrap_or_default();
-        for (address, id, capacity) in alive {
-            let q = latency::queue(share + per_alive_retried, capacity);
+        if let Some(capacity) = front.alike {
+            // Every target answers and all are alike: one queue, k times (no retries).
+            let q = latency::queue(share, capacity);
+            let k = alive.len() as f64;
+            out.served = q.served * k;
+            out.dropped = q.dropped * k;
+            out.serving = alive.len() as u32;
+            latency::add_part(&mut out.parts, q.served * k, base, q.rate);
+            let served = q.served.round() as u64;
+            let sample = (served + q.dropped.round() as u64, q.dropped.round() as u64);
+            let response_times = vec![(base + 1.0 / q.rate, served)];
+            if self.rollups && front.healthy {
+                // The second goes to the cluster as one roll-up: the group's policies read
+                // nothing a roll-up leaves out.
+                out.samples.rollups.push(TargetGroupRollup {
+                    target_group: tg,
+                    requests: sample.0,
+                    target_5xx: sample.1,
+                    response_times,
+                    cpu: Some(q.cpu),
+                });
+                return out;
+            }
+            for (address, id, _) in alive.iter() {
+                if !self.target_groups.is_empty() {
+                    out.samples.targets.push(TargetSample {
+                        target_group: tg.clone(),
+                        address: *address,
+                        requests: sample.0,
+                        target_5xx: sample.1,
+                        response_times: response_times.clone(),
+                    });
+                }
+                out.samples.cpu.push((id.clone(), q.cpu));
+            }
+            return out;
+        }
+        let per_alive_retried = retried / alive.len() as f64;
+        for (address, id, capacity) in alive.iter() {
+            let q = latency::queue(share + per_alive_retried, *capacity);
             out.served += q.served;
             out.dropped += q.dropped;
             out.serving += 1;
