@@ -55,6 +55,14 @@ impl PartialOrd for InstanceId {
     }
 }
 
+impl std::borrow::Borrow<str> for InstanceId {
+    /// The text: equality, hash and order are the text's (the `Ord` impl only compares it
+    /// faster), so a map keyed by ids is searched by `&str` too.
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl InstanceId {
     /// The id as text, e.g. for the `FLOTILLA_INSTANCE_ID` environment variable.
     pub fn as_str(&self) -> &str {

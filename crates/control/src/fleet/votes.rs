@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::health::ProbeResult;
+use crate::id::InstanceId;
 
 /// One load balancer node's verdict on one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +33,10 @@ pub(crate) struct Votes {
     votes: PerTarget<BTreeMap<String, Vote>>,
     /// The last verdict per target, which stands while nobody votes.
     last: PerTarget<ProbeResult>,
-    /// Probes asked for and not answered yet, with the address they probe.
-    pending: PerTarget<SocketAddr>,
+    /// Probes asked for and not answered yet, with the address they probe. Keyed by the
+    /// key as shared text (in the text's order, as the other maps): a new leader's first
+    /// probes wait here 10,000 at once, and a copy of an instance's id is a count.
+    pending: BTreeMap<String, BTreeMap<InstanceId, SocketAddr>>,
     /// How many target groups' last verdict on each key is a failure: placement asks for
     /// every instance of every candidate host, too often for a pass over `last`.
     failing: BTreeMap<String, u32>,
@@ -154,7 +157,7 @@ impl Votes {
     }
 
     /// A probe that waits for a vote.
-    pub(crate) fn wait(&mut self, tg: &str, key: String, address: SocketAddr) {
+    pub(crate) fn wait(&mut self, tg: &str, key: InstanceId, address: SocketAddr) {
         // One search: the key is new (a probe waits once), and owned already.
         match self.pending.get_mut(tg) {
             Some(keys) => {
@@ -169,11 +172,16 @@ impl Votes {
 
     /// The waiting probe of the target, taken.
     pub(crate) fn take_pending(&mut self, tg: &str, key: &str) -> Option<SocketAddr> {
-        take(&mut self.pending, tg, key)
+        let keys = self.pending.get_mut(tg)?;
+        let address = keys.remove(key);
+        if keys.is_empty() {
+            self.pending.remove(tg);
+        }
+        address
     }
 
     /// Every waiting probe, taken, by target group then key.
-    pub(crate) fn take_all_pending(&mut self) -> Vec<(String, String, SocketAddr)> {
+    pub(crate) fn take_all_pending(&mut self) -> Vec<(String, InstanceId, SocketAddr)> {
         std::mem::take(&mut self.pending)
             .into_iter()
             .flat_map(|(tg, keys)| keys.into_iter().map(move |(key, a)| (tg.clone(), key, a)))
