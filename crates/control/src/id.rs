@@ -209,6 +209,27 @@ mod tests {
     }
 
     #[test]
+    fn a_map_keyed_by_ids_is_searched_and_ordered_by_their_text() {
+        let texts = ["i-0b", "i-0a", "10.0.0.1:80", "i-0aaaaaaaaaa", "i", ""];
+        let map: std::collections::BTreeMap<InstanceId, usize> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (InstanceId::from(t.to_string()), n))
+            .collect();
+        let mut found = 0;
+        for (n, t) in texts.iter().enumerate() {
+            assert_eq!(map.get(*t), Some(&n), "{t:?}");
+            found += 1;
+        }
+        assert_eq!(found, texts.len());
+        let mut sorted = texts.to_vec();
+        sorted.sort_unstable();
+        let keys: Vec<&str> = map.keys().map(InstanceId::as_str).collect();
+        assert_eq!(keys, sorted);
+        assert_eq!(map.get("i-0c"), None);
+    }
+
+    #[test]
     fn groups_of_one_cluster_never_share_ids() {
         let mut seen = std::collections::HashSet::new();
         let mut made = 0;

@@ -201,3 +201,35 @@ impl Votes {
         self.pending.retain(|_, keys| !keys.is_empty());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_probes_are_found_by_text_and_taken_in_key_order() {
+        let mut v = Votes::default();
+        let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let keys = ["i-0b", "i-0a", "10.0.0.9:80"];
+        for (n, key) in keys.iter().enumerate() {
+            v.wait("tg", InstanceId::from(key.to_string()), addr(n as u16));
+        }
+        v.wait("other", InstanceId::from("i-0c".to_string()), addr(9));
+        assert_eq!(v.take_pending("tg", "i-0b"), Some(addr(0)));
+        assert_eq!(v.take_pending("tg", "i-0b"), None); // taken once
+        let all: Vec<(String, String, SocketAddr)> = v
+            .take_all_pending()
+            .into_iter()
+            .map(|(tg, key, a)| (tg, key.to_string(), a))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                ("other".to_string(), "i-0c".to_string(), addr(9)),
+                ("tg".to_string(), "10.0.0.9:80".to_string(), addr(2)),
+                ("tg".to_string(), "i-0a".to_string(), addr(1)),
+            ]
+        );
+        assert!(v.take_all_pending().is_empty());
+    }
+}
