@@ -432,9 +432,21 @@ impl TargetGroupHealth {
         self.actions.pop_front()
     }
 
+    /// Every queued action at once, in order (what [`poll_action`](Self::poll_action) would
+    /// hand out one by one): an owner applies a batch without finding the target group per
+    /// action.
+    pub(crate) fn take_actions(&mut self) -> VecDeque<HealthAction> {
+        std::mem::take(&mut self.actions)
+    }
+
     /// Whether [`poll_action`](Self::poll_action) has something.
     pub(crate) fn has_actions(&self) -> bool {
         !self.actions.is_empty()
+    }
+
+    /// How many targets are registered or draining (a routing table's size).
+    pub(crate) fn target_count(&self) -> usize {
+        self.targets.len()
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called: the earliest probe

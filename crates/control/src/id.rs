@@ -55,6 +55,14 @@ impl PartialOrd for InstanceId {
     }
 }
 
+impl std::borrow::Borrow<str> for InstanceId {
+    /// The text: equality, hash and order are the text's (the `Ord` impl only compares it
+    /// faster), so a map keyed by ids is searched by `&str` too.
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl InstanceId {
     /// The id as text, e.g. for the `FLOTILLA_INSTANCE_ID` environment variable.
     pub fn as_str(&self) -> &str {
@@ -198,6 +206,27 @@ mod tests {
         assert_eq!(compared, texts.len() * texts.len());
         let a = InstanceId::from("i-1".to_string());
         assert_eq!(a.cmp(&a.clone()), std::cmp::Ordering::Equal);
+    }
+
+    #[test]
+    fn a_map_keyed_by_ids_is_searched_and_ordered_by_their_text() {
+        let texts = ["i-0b", "i-0a", "10.0.0.1:80", "i-0aaaaaaaaaa", "i", ""];
+        let map: std::collections::BTreeMap<InstanceId, usize> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, t)| (InstanceId::from(t.to_string()), n))
+            .collect();
+        let mut found = 0;
+        for (n, t) in texts.iter().enumerate() {
+            assert_eq!(map.get(*t), Some(&n), "{t:?}");
+            found += 1;
+        }
+        assert_eq!(found, texts.len());
+        let mut sorted = texts.to_vec();
+        sorted.sort_unstable();
+        let keys: Vec<&str> = map.keys().map(InstanceId::as_str).collect();
+        assert_eq!(keys, sorted);
+        assert_eq!(map.get("i-0c"), None);
     }
 
     #[test]

@@ -296,6 +296,12 @@ impl Cluster {
         self.effects.pop_front()
     }
 
+    /// How many effects [`poll_effect`](Self::poll_effect) has queued (a driver that turns
+    /// them into its own makes room for all of them at once).
+    pub(crate) fn pending_effects(&self) -> usize {
+        self.effects.len()
+    }
+
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Option<Time> {
         let groups = self.groups.values().filter_map(|g| g.asg.poll_timeout());

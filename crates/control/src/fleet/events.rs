@@ -92,7 +92,9 @@ impl Fleet {
         if let Some(target) = self.votes.take_pending(tg, key) {
             match self.votes.verdict(tg, key) {
                 Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
-                None => self.votes.wait(tg, key.to_string(), target),
+                None => self
+                    .votes
+                    .wait(tg, InstanceId::from(key.to_string()), target),
             }
         }
         self.pump(now);
@@ -112,7 +114,7 @@ impl Fleet {
         }
         tracing::info!("the store is reachable again: deciding again");
         for (tg, key, target) in self.votes.take_all_pending() {
-            match self.votes.verdict(&tg, &key) {
+            match self.votes.verdict(&tg, key.as_str()) {
                 Some(result) => self.cluster.handle_probe_result(now, &tg, target, result),
                 None => self.votes.wait(&tg, key, target),
             }

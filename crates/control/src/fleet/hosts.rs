@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::id::InstanceId;
@@ -53,8 +54,8 @@ struct Host {
     alive: bool,
     down_since: Option<Time>,
     lost: bool,
-    /// Instances assigned here, with their group.
-    instances: BTreeMap<InstanceId, String>,
+    /// Instances assigned here, with their group (its name shared by every instance of it).
+    instances: BTreeMap<InstanceId, Arc<str>>,
 }
 
 impl Host {
@@ -65,7 +66,7 @@ impl Host {
     }
 
     fn of_group(&self, group: &str) -> usize {
-        self.instances.values().filter(|g| *g == group).count()
+        self.instances.values().filter(|g| &***g == group).count()
     }
 }
 
@@ -79,6 +80,9 @@ pub(crate) struct Hosts {
     last_declared: BTreeMap<String, Time>,
     /// Why losses are held back, as last logged (so it is logged once per change).
     held: Option<String>,
+    /// Each group's name, once: every host's instances refer to it (a copy of the name per
+    /// instance cost an allocation each when a new leader adopts 10,000).
+    group_names: Vec<Arc<str>>,
 }
 
 impl Hosts {
@@ -89,6 +93,7 @@ impl Hosts {
             zone_interval,
             last_declared: BTreeMap::new(),
             held: None,
+            group_names: Vec::new(),
         }
     }
 
@@ -178,18 +183,32 @@ impl Hosts {
         id: &InstanceId,
         group: &str,
     ) {
+        let group = self.group_name(group);
         if let Some(h) = self.hosts.get_mut(host) {
-            h.instances.insert(id.clone(), group.to_string());
+            h.instances.insert(id.clone(), group);
             return;
         }
         self.ensure(now, host, zone);
-        self.assign(host, id, group);
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.instances.insert(id.clone(), group);
+        }
     }
 
     pub(crate) fn assign(&mut self, host: &str, id: &InstanceId, group: &str) {
+        let group = self.group_name(group);
         if let Some(h) = self.hosts.get_mut(host) {
-            h.instances.insert(id.clone(), group.to_string());
+            h.instances.insert(id.clone(), group);
         }
+    }
+
+    /// The shared name of `group` (a handful of groups: a scan finds it).
+    fn group_name(&mut self, group: &str) -> Arc<str> {
+        if let Some(name) = self.group_names.iter().find(|n| &***n == group) {
+            return Arc::clone(name);
+        }
+        let name: Arc<str> = group.into();
+        self.group_names.push(Arc::clone(&name));
+        name
     }
 
     pub(crate) fn release(&mut self, host: &str, id: &InstanceId) {

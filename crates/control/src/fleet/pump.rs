@@ -17,6 +17,9 @@ impl Fleet {
     /// Drains the cluster's effects into fleet effects until it is quiet, then writes the
     /// assignments that changed.
     pub(crate) fn pump(&mut self, now: Time) {
+        // Room for what the cluster queued, at once (a new leader's first cycle queues
+        // 20,000; growing by doubling copied the queue each time).
+        self.effects.reserve(self.cluster.pending_effects());
         while let Some(effect) = self.cluster.poll_effect() {
             match effect {
                 Effect::Launch(request) => self.launch(now, *request),
@@ -108,17 +111,18 @@ impl Fleet {
         self.dirty.insert(id.clone());
     }
 
-    /// The key votes on a target are filed under: its instance, or its address.
-    pub(crate) fn vote_key(&self, target: SocketAddr) -> String {
+    /// The key votes on a target are filed under: its instance, or its address (as text, in
+    /// an id's clothes: a copy of an instance's id is a count, not an allocation).
+    pub(crate) fn vote_key(&self, target: SocketAddr) -> InstanceId {
         self.cluster
             .instance_at(target)
-            .map_or_else(|| target.to_string(), |id| id.to_string())
+            .map_or_else(|| InstanceId::from(target.to_string()), InstanceId::clone)
     }
 
     /// Answers a probe from the votes, or lets it wait for one.
     fn probe(&mut self, now: Time, tg: &str, target: SocketAddr) {
         let key = self.vote_key(target);
-        match self.votes.verdict(tg, &key) {
+        match self.votes.verdict(tg, key.as_str()) {
             Some(result) => self.cluster.handle_probe_result(now, tg, target, result),
             None => self.votes.wait(tg, key, target),
         }

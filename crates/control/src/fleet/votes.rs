@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use crate::health::ProbeResult;
+use crate::id::InstanceId;
 
 /// One load balancer node's verdict on one target.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,8 +33,10 @@ pub(crate) struct Votes {
     votes: PerTarget<BTreeMap<String, Vote>>,
     /// The last verdict per target, which stands while nobody votes.
     last: PerTarget<ProbeResult>,
-    /// Probes asked for and not answered yet, with the address they probe.
-    pending: PerTarget<SocketAddr>,
+    /// Probes asked for and not answered yet, with the address they probe. Keyed by the
+    /// key as shared text (in the text's order, as the other maps): a new leader's first
+    /// probes wait here 10,000 at once, and a copy of an instance's id is a count.
+    pending: BTreeMap<String, BTreeMap<InstanceId, SocketAddr>>,
     /// How many target groups' last verdict on each key is a failure: placement asks for
     /// every instance of every candidate host, too often for a pass over `last`.
     failing: BTreeMap<String, u32>,
@@ -154,7 +157,7 @@ impl Votes {
     }
 
     /// A probe that waits for a vote.
-    pub(crate) fn wait(&mut self, tg: &str, key: String, address: SocketAddr) {
+    pub(crate) fn wait(&mut self, tg: &str, key: InstanceId, address: SocketAddr) {
         // One search: the key is new (a probe waits once), and owned already.
         match self.pending.get_mut(tg) {
             Some(keys) => {
@@ -169,11 +172,16 @@ impl Votes {
 
     /// The waiting probe of the target, taken.
     pub(crate) fn take_pending(&mut self, tg: &str, key: &str) -> Option<SocketAddr> {
-        take(&mut self.pending, tg, key)
+        let keys = self.pending.get_mut(tg)?;
+        let address = keys.remove(key);
+        if keys.is_empty() {
+            self.pending.remove(tg);
+        }
+        address
     }
 
     /// Every waiting probe, taken, by target group then key.
-    pub(crate) fn take_all_pending(&mut self) -> Vec<(String, String, SocketAddr)> {
+    pub(crate) fn take_all_pending(&mut self) -> Vec<(String, InstanceId, SocketAddr)> {
         std::mem::take(&mut self.pending)
             .into_iter()
             .flat_map(|(tg, keys)| keys.into_iter().map(move |(key, a)| (tg.clone(), key, a)))
@@ -191,5 +199,37 @@ impl Votes {
             keys.remove(key);
         }
         self.pending.retain(|_, keys| !keys.is_empty());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_probes_are_found_by_text_and_taken_in_key_order() {
+        let mut v = Votes::default();
+        let addr = |port| SocketAddr::from(([10, 0, 0, 1], port));
+        let keys = ["i-0b", "i-0a", "10.0.0.9:80"];
+        for (n, key) in keys.iter().enumerate() {
+            v.wait("tg", InstanceId::from(key.to_string()), addr(n as u16));
+        }
+        v.wait("other", InstanceId::from("i-0c".to_string()), addr(9));
+        assert_eq!(v.take_pending("tg", "i-0b"), Some(addr(0)));
+        assert_eq!(v.take_pending("tg", "i-0b"), None); // taken once
+        let all: Vec<(String, String, SocketAddr)> = v
+            .take_all_pending()
+            .into_iter()
+            .map(|(tg, key, a)| (tg, key.to_string(), a))
+            .collect();
+        assert_eq!(
+            all,
+            vec![
+                ("other".to_string(), "i-0c".to_string(), addr(9)),
+                ("tg".to_string(), "10.0.0.9:80".to_string(), addr(2)),
+                ("tg".to_string(), "i-0a".to_string(), addr(1)),
+            ]
+        );
+        assert!(v.take_all_pending().is_empty());
     }
 }

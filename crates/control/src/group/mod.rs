@@ -488,6 +488,10 @@ impl AutoScalingGroup {
             ["Adopting instance: ", id.as_str(), " in ", &zone].concat(),
             ActivityStatus::Successful,
         );
+        // Room for the whole group at once (a new leader adopts it one instance at a time).
+        let expected = usize::try_from(self.desired).unwrap_or(0);
+        self.members
+            .reserve(expected.saturating_sub(self.members.len()));
         self.members.push(Member::new(
             Instance {
                 id,
@@ -751,6 +755,12 @@ impl AutoScalingGroup {
     /// The next thing the runtime must do, if any.
     pub fn poll_action(&mut self) -> Option<GroupAction> {
         self.actions.pop_front()
+    }
+
+    /// Every queued action at once, in order (what [`poll_action`](Self::poll_action) would
+    /// hand out one by one): an owner applies a batch without finding the group per action.
+    pub(crate) fn take_actions(&mut self) -> std::collections::VecDeque<GroupAction> {
+        std::mem::take(&mut self.actions)
     }
 
     /// Whether [`poll_action`](Self::poll_action) has something (an owner pumping many
