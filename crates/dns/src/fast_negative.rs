@@ -204,6 +204,9 @@ impl Soa {
     /// one question, one SOA record whose pointers all point inside it, and one OPT.
     fn new(entry: &Entry) -> Option<Soa> {
         let m = &entry.edns;
+        if m.len() < HEADER {
+            return None;
+        }
         let counts: Vec<u16> = (4..12)
             .step_by(2)
             .map(|i| u16::from_be_bytes([m[i], m[i + 1]]))

@@ -89,8 +89,8 @@ fn mixed(name: &str, mask: u32) -> String {
         .collect()
 }
 
-/// Names that do not exist, of many lengths: one to four labels of 1–63 characters above
-/// `zone`, up to the 255-byte limit.
+/// Names that do not exist, of many lengths: one to four labels of 4–63 characters above
+/// `zone`, and one of 255 bytes (the limit).
 fn absent_names(zone: &str) -> Vec<String> {
     let mut names = vec![format!("nope.{zone}."), format!("x.blue.{zone}.")];
     for len in [1, 2, 7, 30, 59, 60] {
@@ -104,6 +104,14 @@ fn absent_names(zone: &str) -> Vec<String> {
             }
         }
     }
+    // The longest name there is: 255 bytes in wire form.
+    let mut longest = format!("{zone}.");
+    while longest.len() + 64 <= 254 {
+        longest = format!("{}0.{longest}", "q".repeat(62));
+    }
+    let rest = 254 - longest.len() - 1;
+    names.push(format!("{}.{longest}", "z".repeat(rest)));
+    assert_eq!(names.last().map(String::len), Some(254));
     names
 }
 
