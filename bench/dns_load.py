@@ -149,8 +149,17 @@ def exchange(conn, name):
     return resp
 
 
-def browser_request(state, name, port):
-    """One request as `browser` clients send it; returns (response, address, retried)."""
+def send(state, name, port, browser):
+    """One request on the client's connection (made when there is none); returns (response,
+    address, resent). `first` clients connect to the first answered address and retry
+    nothing; `browser` clients replace a connection the server closed before reusing it,
+    connect to the first answered address that accepts, and send once more when a request on
+    a reused connection failed before any byte of its answer."""
+    if not browser:
+        if state["conn"] is None:
+            state["addr"] = state["addrs"][0]
+            state["conn"] = http.client.HTTPConnection(state["addr"], port, timeout=TIMEOUT_S)
+        return exchange(state["conn"], name), state["addr"], False
     if state["conn"] is not None and dropped(state["conn"]):
         state["conn"].close()
         state["conn"] = None
@@ -168,7 +177,14 @@ def browser_request(state, name, port):
     return exchange(state["conn"], name), state["addr"], True
 
 
-def client_browser(servers, name, port, rate, start, end, t0, out):
+def close(state):
+    if state["conn"] is not None:
+        state["conn"].close()
+    state["conn"] = None
+
+
+def client(servers, name, port, rate, start, end, t0, out, browser):
+    """One client's paced requests (`browser` or `first`, see the module's doc)."""
     state = {"conn": None, "addr": None, "addrs": []}
     expires = 0.0
     lat, errors, by_addr, last_at = [], {}, {}, {}
@@ -186,12 +202,13 @@ def client_browser(servers, name, port, rate, start, end, t0, out):
                 queries += 1
                 addrs, ttl = resolve(servers, name)
                 expires = time.monotonic() + ttl
-                if state["addr"] not in addrs and state["conn"] is not None:
-                    state["conn"].close()
-                    state["conn"] = None
+                if not browser:
+                    addrs = addrs[:1]  # the first address only
+                if state["addr"] not in addrs:
+                    close(state)
                 state["addrs"] = addrs
             sent = time.monotonic()
-            resp, addr, again = browser_request(state, name, port)
+            resp, addr, again = send(state, name, port, browser)
             retried += again
             if resp.status != 200:
                 kind = f"status {resp.status}"
@@ -201,66 +218,13 @@ def client_browser(servers, name, port, rate, start, end, t0, out):
                 by_addr[addr] = by_addr.get(addr, 0) + 1
                 last_at[addr] = max(last_at.get(addr, 0.0), sent - t0)
             if resp.getheader("Connection", "").lower() == "close":
-                state["conn"].close()
-                state["conn"] = None
+                close(state)
         except Exception as e:  # every failure is counted
             kind = "DNS" if isinstance(e, RuntimeError) else type(e).__name__
             errors[kind] = errors.get(kind, 0) + 1
-            if state["conn"] is not None:
-                state["conn"].close()
-            state["conn"] = None
-    if state["conn"] is not None:
-        state["conn"].close()
+            close(state)
+    close(state)
     out.append((lat, errors, by_addr, last_at, queries, retried))
-
-
-def client(servers, name, port, rate, start, end, t0, out):
-    conn, addr, expires = None, None, 0.0
-    lat, errors, by_addr, last_at = [], {}, {}, {}
-    queries, n = 0, 0
-    while True:
-        due = start + n / rate
-        if due >= end:
-            break
-        n += 1
-        now = time.monotonic()
-        if due > now:
-            time.sleep(due - now)
-        try:
-            if time.monotonic() >= expires:
-                queries += 1
-                addrs, ttl = resolve(servers, name)
-                new = addrs[0]
-                expires = time.monotonic() + ttl
-                if new != addr and conn is not None:
-                    conn.close()
-                    conn = None
-                addr = new
-            if conn is None:
-                conn = http.client.HTTPConnection(addr, port, timeout=TIMEOUT_S)
-            sent = time.monotonic()
-            conn.request("GET", "/", headers={"Host": name, "Connection": "keep-alive"})
-            resp = conn.getresponse()
-            resp.read()
-            if resp.status != 200:
-                kind = f"status {resp.status}"
-                errors[kind] = errors.get(kind, 0) + 1
-            else:
-                lat.append(time.monotonic() - due)
-                by_addr[addr] = by_addr.get(addr, 0) + 1
-                last_at[addr] = max(last_at.get(addr, 0.0), sent - t0)
-            if resp.getheader("Connection", "").lower() == "close":
-                conn.close()
-                conn = None
-        except Exception as e:  # every failure is counted, none retried
-            kind = "DNS" if isinstance(e, RuntimeError) else type(e).__name__
-            errors[kind] = errors.get(kind, 0) + 1
-            if conn is not None:
-                conn.close()
-            conn = None
-    if conn is not None:
-        conn.close()
-    out.append((lat, errors, by_addr, last_at, queries, 0))
 
 
 def main():
@@ -269,7 +233,6 @@ def main():
     kind = sys.argv[9] if len(sys.argv) > 9 else "first"
     if kind not in ("first", "browser"):
         sys.exit(f"CLIENT is first or browser, not {kind}")
-    run = client_browser if kind == "browser" else client
     servers = []
     for one in dns.split(","):
         host, dport = one.rsplit(":", 1)
@@ -285,7 +248,9 @@ def main():
         # Each client asks the name servers in its own order (resolv.conf's `rotate`).
         mine = servers[i % len(servers) :] + servers[: i % len(servers)]
         t = threading.Thread(
-            target=run, args=(mine, name, port, rate, s, end, t0, out), daemon=True
+            target=client,
+            args=(mine, name, port, rate, s, end, t0, out, kind == "browser"),
+            daemon=True,
         )
         t.start()
         threads.append(t)

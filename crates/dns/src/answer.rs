@@ -104,11 +104,10 @@ pub fn answer(zones: &ZoneSet, qname: &str, qtype: QType, cx: &mut Context<'_>) 
             let nx = answers.is_empty();
             return negative(zone, answers, nx);
         };
-        if let (QType::Record(t), false) = (qtype, zone.sets(&owner, RecordType::Cname).is_empty())
-        {
+        if let (QType::Record(t), false) = (qtype, zone.sets(owner, RecordType::Cname).is_empty()) {
             if t != RecordType::Cname {
                 // Follow the CNAME inside the zone; a target outside is the resolver's job.
-                let got = records(zones, zone, &owner, &name, RecordType::Cname, cx, 0);
+                let got = records(zones, zone, owner, &name, RecordType::Cname, cx, 0);
                 let next = got.rrs.iter().find_map(|r| match &r.data {
                     Data::Value(RecordValue::Cname(t)) => Some(t.clone()),
                     _ => None,
@@ -123,7 +122,7 @@ pub fn answer(zones: &ZoneSet, qname: &str, qtype: QType, cx: &mut Context<'_>) 
                 }
             }
         }
-        answers.extend(apex_or_records(zones, zone, &owner, &name, qtype, cx));
+        answers.extend(apex_or_records(zones, zone, owner, &name, qtype, cx));
         return if answers.is_empty() {
             negative(zone, answers, false)
         } else {
@@ -294,7 +293,7 @@ fn resolve_alias(
                     healthy: false,
                 };
             };
-            let got = records(zones, zone, &owner, r, rtype, cx, depth + 1);
+            let got = records(zones, zone, owner, r, rtype, cx, depth + 1);
             let rrs = got
                 .rrs
                 .into_iter()

@@ -3,9 +3,10 @@
 //! whole UDP answer is encoded once per zone snapshot — by the full path itself, so by
 //! hickory — with and without EDNS. A query that matches one is answered by copying it and
 //! patching the ID, the RD and CD flags and the question as the client wrote it (its case
-//! kept); hickory's decoding, the answer logic and hickory's encoding are skipped. Anything
-//! else (other policies, aliases, health checks, CNAMEs followed, wildcards, names that do
-//! not exist, EDNS options such as client subnet, several questions, TCP) takes the full path.
+//! kept); hickory's decoding, the answer logic and hickory's encoding are skipped. NXDOMAIN
+//! and NODATA are kept too, as each zone's SOA answer ([`negative`]). Anything else (other
+//! policies, aliases, health checks, CNAMEs followed, wildcards, empty non-terminals, EDNS
+//! options such as client subnet, several questions, TCP) takes the full path.
 //!
 //! Why: after batching, hickory's per-query decode and encode and the allocations around
 //! them were most of Flotilla's user-space CPU per answer (docs/benchmarks.md).
@@ -18,12 +19,15 @@ use arc_swap::ArcSwap;
 use flotilla_config::dns::{RecordData, RecordType, Routing};
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType as WireType};
-use hickory_proto::serialize::binary::BinEncodable;
 
 use crate::alias::AliasTable;
 use crate::server::{DnsState, DnsStats, Handler, HealthVerdicts};
 use crate::udp::{answer_datagram, Reply};
 use crate::zones::{Zone, ZoneSet};
+
+#[path = "fast_negative.rs"]
+mod negative;
+use negative::{wire_name, Negatives, SOA_QUERY_TYPE};
 
 /// The types kept encoded at each name.
 const TYPES: [WireType; 8] = [
@@ -42,6 +46,7 @@ const HEADER: usize = 12;
 const OPT: u16 = 41;
 
 /// One name and type's answers.
+#[derive(Debug)]
 struct Entry {
     /// The answer to a query without EDNS.
     plain: Box<[u8]>,
@@ -57,6 +62,8 @@ pub struct FastAnswers {
     zones: Arc<ZoneSet>,
     /// By the question's name in wire form, lowercase, followed by its type (big endian).
     by_question: HashMap<Box<[u8]>, Entry>,
+    /// NXDOMAIN and NODATA.
+    negatives: Negatives,
 }
 
 /// What a query asks, when it is simple enough for a kept answer.
@@ -65,6 +72,9 @@ struct Simple {
     question_end: usize,
     /// Whether it carries an OPT record.
     edns: bool,
+    /// Whether the name's labels are letters, digits, `-` and `_` only (no escapes when
+    /// read as text: the negative answers' condition).
+    plain_labels: bool,
 }
 
 impl FastAnswers {
@@ -73,6 +83,7 @@ impl FastAnswers {
         FastAnswers {
             zones: Arc::new(ZoneSet::default()),
             by_question: HashMap::new(),
+            negatives: Negatives::default(),
         }
     }
 
@@ -103,7 +114,16 @@ impl FastAnswers {
         let src = SocketAddr::from((Ipv4Addr::LOCALHOST, 53));
         let reply = Reply::default();
         let mut by_question = HashMap::new();
+        let mut fixed = Vec::new();
+        let mut soa_answers = Vec::new();
         for zone in zones.zones() {
+            soa_answers.push(match Name::from_ascii(zone.name()) {
+                Ok(mut apex) => {
+                    apex.set_fqdn(true);
+                    encode(&handler, &apex, SOA_QUERY_TYPE, src, &reply).await
+                }
+                Err(_) => None,
+            });
             for name in fixed_names(zone) {
                 if !zones.zone_for(name).is_some_and(|z| std::ptr::eq(z, zone)) {
                     continue; // a more specific zone answers for it
@@ -115,9 +135,10 @@ impl FastAnswers {
                     continue;
                 };
                 qname.set_fqdn(true);
-                let Ok(wire) = qname.to_bytes() else {
+                let Some(wire) = wire_name(name) else {
                     continue;
                 };
+                fixed.push(wire.clone());
                 for t in TYPES {
                     let Some(entry) = encode(&handler, &qname, t, src, &reply).await else {
                         continue;
@@ -129,7 +150,15 @@ impl FastAnswers {
                 }
             }
         }
-        FastAnswers { zones, by_question }
+        let mut negatives = Negatives::new(&zones, soa_answers);
+        for name in &fixed {
+            negatives.set_fixed(name);
+        }
+        FastAnswers {
+            zones,
+            by_question,
+            negatives,
+        }
     }
 
     /// Writes the kept answer to `query` into `out`; `None` (and `out` untouched) when there
@@ -138,7 +167,15 @@ impl FastAnswers {
         let mut key = [0u8; 257];
         let simple = parse(query, &mut key)?;
         let qname_len = simple.question_end - 4 - HEADER;
-        let entry = self.by_question.get(&key[..qname_len + 2])?;
+        let Some(entry) = self.by_question.get(&key[..qname_len + 2]) else {
+            let qtype = u16::from_be_bytes([key[qname_len], key[qname_len + 1]]);
+            let (name, end) = (&key[..qname_len], simple.question_end);
+            return (simple.plain_labels
+                && self
+                    .negatives
+                    .answer(query, name, qtype, end, simple.edns, out))
+            .then_some(false);
+        };
         let template = if simple.edns {
             &entry.edns
         } else {
@@ -234,6 +271,7 @@ fn parse(q: &[u8], key: &mut [u8; 257]) -> Option<Simple> {
         return None;
     }
     let mut at = HEADER;
+    let mut plain_labels = true;
     loop {
         let len = usize::from(*q.get(at)?);
         if len > 63 || at + len + 1 - HEADER > 255 {
@@ -243,6 +281,9 @@ fn parse(q: &[u8], key: &mut [u8; 257]) -> Option<Simple> {
         for (k, b) in key[at - HEADER..].iter_mut().zip(label) {
             *k = b.to_ascii_lowercase();
         }
+        plain_labels &= label[1..]
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_');
         at += len + 1;
         if len == 0 {
             break;
@@ -271,6 +312,7 @@ fn parse(q: &[u8], key: &mut [u8; 257]) -> Option<Simple> {
     (at == q.len()).then_some(Simple {
         question_end,
         edns: additional == 1,
+        plain_labels,
     })
 }
 

@@ -12,6 +12,8 @@
 pub mod alias;
 pub mod answer;
 pub mod fast;
+#[cfg(fuzzing)]
+pub mod fuzz;
 pub mod health;
 pub mod location;
 pub mod policy;

@@ -27,7 +27,7 @@ use crate::zones::ZoneSet;
 use flotilla_config::dns::RecordType;
 
 /// Largest UDP answer offered to EDNS clients (the DNS flag day 2020 value).
-const EDNS_PAYLOAD: u16 = 1232;
+pub(crate) const EDNS_PAYLOAD: u16 = 1232;
 /// How long a TCP connection may stay without a query.
 const TCP_TIMEOUT: Duration = Duration::from_secs(10);
 

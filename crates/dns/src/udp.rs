@@ -36,7 +36,7 @@ pub const BATCH: usize = 32;
 /// The largest query read; longer datagrams are cut off and dropped (hickory's limit too).
 const RECV: usize = 4096;
 /// The answer size without EDNS (hickory's: its receive buffer).
-const NO_EDNS_MAX: u16 = 4096;
+pub(crate) const NO_EDNS_MAX: u16 = 4096;
 
 /// Where the handler's answer to one query is written (the [`ResponseHandler`] the UDP
 /// path gives it): a buffer kept from batch to batch.

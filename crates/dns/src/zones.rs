@@ -1,7 +1,7 @@
 //! The hosted zones as the answer code reads them: record sets indexed by owner name, an
 //! immutable snapshot swapped whole on reload or API change.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use flotilla_config::dns::{Dns, HostedZone, RecordSet, RecordType};
 
@@ -22,6 +22,11 @@ pub struct Zone {
     pub config: HostedZone,
     /// Indexes into `config.records` by owner name, in file order.
     by_name: HashMap<String, Vec<usize>>,
+    /// Every proper ancestor of an owner name (so empty non-terminals are found without a
+    /// scan of the names).
+    above_owners: HashSet<String>,
+    /// `*.PARENT` owner names by `PARENT` (so wildcards are found without formatting one).
+    wildcards: HashMap<String, String>,
 }
 
 /// What is at a name, for answering.
@@ -93,10 +98,25 @@ pub fn in_zone(name: &str, zone: &str) -> bool {
 impl Zone {
     fn new(config: HostedZone) -> Self {
         let mut by_name: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut above_owners = HashSet::new();
+        let mut wildcards = HashMap::new();
         for (i, r) in config.records.iter().enumerate() {
             by_name.entry(r.name.clone()).or_default().push(i);
+            if let Some(parent) = r.name.strip_prefix("*.") {
+                wildcards.insert(parent.to_string(), r.name.clone());
+            }
+            let mut rest = r.name.as_str();
+            while let Some((_, parent)) = rest.split_once('.') {
+                above_owners.insert(parent.to_string());
+                rest = parent;
+            }
         }
-        Zone { config, by_name }
+        Zone {
+            config,
+            by_name,
+            above_owners,
+            wildcards,
+        }
     }
 
     /// The apex.
@@ -134,7 +154,7 @@ impl Zone {
         if name == self.config.name || self.by_name.contains_key(name) {
             return NameState::Exists;
         }
-        if self.by_name.keys().any(|n| in_zone(n, name)) {
+        if self.above_owners.contains(name) {
             NameState::EmptyNonTerminal
         } else {
             NameState::Absent
@@ -143,17 +163,17 @@ impl Zone {
 
     /// The owner name that answers for `name`: itself when something is there, else the
     /// closest wildcard `*.ANCESTOR` (RFC 4592: only while no closer ancestor exists).
-    pub fn owner_for(&self, name: &str) -> Option<String> {
+    /// Borrowed, not built: it is asked on every query the full path answers.
+    pub fn owner_for<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         if self.name_state(name) != NameState::Absent {
-            return Some(name.to_string());
+            return Some(name);
         }
         let mut rest = name;
         while let Some((_, parent)) = rest.split_once('.') {
             if !in_zone(parent, &self.config.name) {
                 break;
             }
-            let wildcard = format!("*.{parent}");
-            if self.by_name.contains_key(&wildcard) {
+            if let Some(wildcard) = self.wildcards.get(parent) {
                 return Some(wildcard);
             }
             if self.name_state(parent) != NameState::Absent {
