@@ -262,7 +262,7 @@ fn wait_cache(lab: &Lab, node: &str, want: &str) {
 /// each (three caches); the DNS alias to it answers with all three nodes; an invalidation
 /// posted to l1 is applied by every node (its status, read on l3, is Completed with one
 /// object per node) and the next request on l3 is a Miss again. l2's `/v1/distributions` and
-/// `/metrics` count its own hits.
+/// `/metrics` count its own hits (after the leader's metrics).
 #[test]
 fn a_distribution_on_every_lb_node_and_an_invalidation_through_one_node() {
     let Some(lab) = started_with(
@@ -321,6 +321,9 @@ fn a_distribution_on_every_lb_node_and_an_invalidation_through_one_node() {
         "{metrics}"
     );
     assert!(metrics.contains("flotilla_dns_queries_total"), "{metrics}");
+    // The leader's metrics come first (forwarded), then l2's own, under one `# EOF`.
+    assert!(metrics.contains("flotilla_desired_capacity"), "{metrics}");
+    assert_eq!(metrics.matches("# EOF").count(), 1, "{metrics}");
 }
 
 /// A record set PUT on l1 is answered by every node's DNS; a bad one sent to l2 is refused

@@ -139,3 +139,166 @@ pub(crate) fn is_stale(record: &OverrideRecord, generation: u64) -> bool {
     serde_json::from_value::<DnsChange>(record.value.clone())
         .is_ok_and(|c| c.generation() < generation)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_cluster::watcher::Entry;
+
+    const CONFIG: &str = r#"
+[cluster]
+name = "t"
+zones = ["az-a"]
+
+[dns]
+bind = "127.0.0.1:5353"
+
+[dns.zones."example.test"]
+
+[[dns.zones."example.test".records]]
+name = "www"
+type = "A"
+values = ["192.0.2.1"]
+"#;
+
+    fn config() -> Config {
+        flotilla_config::parse(CONFIG, std::path::Path::new("t.toml")).unwrap()
+    }
+
+    fn records(generation: u64, ip: &str, check: Option<&str>) -> DnsChange {
+        let mut set = serde_json::json!({ "name": "api", "type": "A", "values": [ip] });
+        if let Some(c) = check {
+            set["health_check"] = c.into();
+        }
+        DnsChange::Records {
+            generation,
+            zone: "example.test".into(),
+            request: serde_json::from_value(
+                serde_json::json!({ "name": "api", "type": "A", "record_sets": [set] }),
+            )
+            .unwrap(),
+        }
+    }
+
+    fn check(generation: u64, name: &str) -> DnsChange {
+        DnsChange::HealthCheck {
+            generation,
+            name: name.into(),
+            spec: Some(serde_json::json!({ "type": "tcp", "target": "192.0.2.9:1" })),
+        }
+    }
+
+    fn snapshot(keys: &Keys, changes: &[(i64, DnsChange)]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for (revision, c) in changes {
+            let (kind, name) = c.override_name(&format!("r{revision}"));
+            let record = OverrideRecord {
+                value: serde_json::to_value(c).unwrap(),
+                ..Default::default()
+            };
+            s.entries.insert(
+                keys.override_key(kind, &name),
+                Entry {
+                    value: serde_json::to_vec(&record).unwrap(),
+                    create_revision: *revision,
+                    mod_revision: *revision,
+                    lease: 0,
+                },
+            );
+        }
+        s.entries.insert(
+            keys.override_key("desired", "web"),
+            Entry {
+                value: b"{\"value\": 3}".to_vec(),
+                create_revision: 1,
+                mod_revision: 1,
+                lease: 0,
+            },
+        );
+        s
+    }
+
+    fn api_values(dns: &Dns) -> Vec<String> {
+        dns.zones["example.test"]
+            .records
+            .iter()
+            .filter(|r| r.name == "api.example.test")
+            .map(|r| format!("{:?}", r.data))
+            .collect()
+    }
+
+    /// Health checks apply before record sets (a record set may name a check written after
+    /// it), record sets by revision (the later one wins), other generations and other
+    /// overrides are ignored, and the serial grows once per applied record change.
+    #[test]
+    fn changes_of_the_running_generation_apply_checks_first_then_records_in_order() {
+        let keys = Keys::default();
+        let snapshot = snapshot(
+            &keys,
+            &[
+                (5, records(2, "192.0.2.5", Some("late"))),
+                (7, check(2, "late")),
+                (9, records(2, "192.0.2.9", Some("late"))),
+                (11, records(1, "192.0.2.11", None)),
+            ],
+        );
+        let changes = stored(&keys, &snapshot, 2);
+        assert_eq!(changes.len(), 3);
+        assert!(matches!(changes[0], DnsChange::HealthCheck { .. }));
+        let config = config();
+        let dns = effective(&config, &changes).unwrap();
+        let values = api_values(&dns);
+        assert_eq!(values.len(), 1, "{values:?}");
+        assert!(values[0].contains("192.0.2.9"), "{values:?}");
+        assert!(dns.health_checks.contains_key("late"));
+        let base = config.dns.as_ref().unwrap().zones["example.test"].serial;
+        assert_eq!(dns.zones["example.test"].serial, base.wrapping_add(2));
+        assert!(is_stale(
+            &OverrideRecord {
+                value: serde_json::to_value(records(1, "192.0.2.1", None)).unwrap(),
+                ..Default::default()
+            },
+            2
+        ));
+        assert!(!is_stale(
+            &OverrideRecord {
+                value: serde_json::json!(3),
+                ..Default::default()
+            },
+            2
+        ));
+    }
+
+    /// A change that does not apply (bad value, unknown zone, missing check) is an error
+    /// with the reason and leaves the `[dns]` as it was; `effective` skips such a stored one.
+    #[test]
+    fn a_change_that_does_not_apply_is_refused_and_skipped() {
+        let config = config();
+        let before = config.dns.clone().unwrap();
+        let mut dns = before.clone();
+        let bad_ip = records(1, "not-an-ip", None);
+        let e = bad_ip.apply(&config, &mut dns).unwrap_err();
+        assert!(matches!(e, AdminError::BadRequest(_)), "{e}");
+        let no_check = records(1, "192.0.2.3", Some("nope"));
+        assert!(no_check.apply(&config, &mut dns).is_err());
+        let mut other_zone = records(1, "192.0.2.3", None);
+        if let DnsChange::Records { zone, .. } = &mut other_zone {
+            *zone = "other.test".into();
+        }
+        assert!(other_zone.apply(&config, &mut dns).is_err());
+        let delete_missing = DnsChange::HealthCheck {
+            generation: 1,
+            name: "nope".into(),
+            spec: None,
+        };
+        assert!(matches!(
+            delete_missing.apply(&config, &mut dns),
+            Err(AdminError::NotFound(_))
+        ));
+        assert_eq!(dns, before);
+        let skipped = effective(&config, &[no_check, records(1, "192.0.2.4", None)]).unwrap();
+        let values = api_values(&skipped);
+        assert_eq!(values.len(), 1);
+        assert!(values[0].contains("192.0.2.4"), "{values:?}");
+    }
+}

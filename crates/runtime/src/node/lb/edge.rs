@@ -234,3 +234,67 @@ pub(crate) fn invalidation_states(
     }
     out.into_values().rev().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flotilla_cluster::records::LbNodeRecord;
+    use flotilla_cluster::watcher::Entry;
+    use flotilla_cluster::Keys;
+
+    fn entry<T: serde::Serialize>(v: &T) -> Entry {
+        Entry {
+            value: serde_json::to_vec(v).unwrap(),
+            create_revision: 1,
+            mod_revision: 1,
+            lease: 0,
+        }
+    }
+
+    /// Every live lb node serving the distribution is waited for; acknowledgements fill in
+    /// the objects each removed; other distributions' records are not listed; newest first.
+    #[test]
+    fn states_wait_for_every_live_node_serving_the_distribution() {
+        let keys = Keys::default();
+        let mut lbs = Snapshot::default();
+        for (node, dists) in [
+            ("l1", vec!["cdn"]),
+            ("l2", vec!["cdn"]),
+            ("l3", vec!["other"]),
+        ] {
+            let r = LbNodeRecord {
+                distributions: dists.into_iter().map(String::from).collect(),
+                ..Default::default()
+            };
+            lbs.entries.insert(keys.lb(node), entry(&r));
+        }
+        let mut inv = Snapshot::default();
+        let record = InvalidationRecord {
+            paths: vec!["/*".into()],
+            ..Default::default()
+        };
+        for id in ["I1-l1", "I2-l1"] {
+            inv.entries
+                .insert(keys.invalidation("cdn", id), entry(&record));
+        }
+        inv.entries
+            .insert(keys.invalidation("other", "I3-l1"), entry(&record));
+        for (id, node, objects) in [("I1-l1", "l1", 2), ("I1-l1", "l2", 3), ("I2-l1", "l2", 1)] {
+            inv.entries.insert(
+                keys.invalidation_done("cdn", id, node),
+                entry(&InvalidationDone { objects }),
+            );
+        }
+        let states = invalidation_states(&keys, &lbs, &inv, "cdn");
+        assert_eq!(states.len(), 2);
+        assert_eq!(states[0].id, "I2-l1");
+        assert_eq!(
+            states[0].nodes,
+            BTreeMap::from([("l1".to_string(), None), ("l2".to_string(), Some(1))])
+        );
+        assert_eq!(
+            states[1].nodes,
+            BTreeMap::from([("l1".to_string(), Some(2)), ("l2".to_string(), Some(3))])
+        );
+    }
+}
