@@ -97,14 +97,9 @@ impl NodeEdge {
         let store = node.store.clone();
         block(async move {
             store.set_override(kind, &key_name, &record).await?;
-            for (key, r) in store.overrides().await? {
-                let Some((kind, name)) = key.split_once('/') else {
-                    continue;
-                };
-                let dns_kind = kind == dns_changes::RECORDS || kind == dns_changes::CHECK;
-                if dns_kind && dns_changes::is_stale(&r.value, applied.generation) {
-                    store.clear_override(kind, name).await?;
-                }
+            // Best effort: changes of older generations are inert, clearing them only tidies.
+            if let Err(e) = clear_stale(&store, applied.generation).await {
+                tracing::warn!(error = %e, "cannot clear DNS changes of older configs");
             }
             Ok::<_, flotilla_cluster::ClusterError>(())
         })?
@@ -171,6 +166,23 @@ impl NodeEdge {
         }
         Ok(())
     }
+}
+
+/// Deletes the DNS changes made against configs older than `generation`.
+async fn clear_stale(
+    store: &flotilla_cluster::Store,
+    generation: u64,
+) -> flotilla_cluster::Result<()> {
+    for (key, r) in store.overrides().await? {
+        let Some((kind, name)) = key.split_once('/') else {
+            continue;
+        };
+        let dns_kind = kind == dns_changes::RECORDS || kind == dns_changes::CHECK;
+        if dns_kind && dns_changes::is_stale(&r.value, generation) {
+            store.clear_override(kind, name).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Completed once every live lb node serving the distribution has removed the objects.
