@@ -3,7 +3,7 @@
 # find the balancer through Flotilla's DNS and honour its TTL must see 0 failed requests.
 #
 #   bench/cluster-dns-drill.sh [SECONDS]          (default 130 s of load per round; needs root, etcd)
-#   CLIENTS=20 RATE=10 KILL_AT=65 LEASE_TTL=5 KINDS="browser first" KEEP_WORK=1 bench/cluster-dns-drill.sh
+#   CLIENTS=20 RATE=10 KILL_AT=65 LEASE_TTL=5 KINDS="browser first" LOSSES="kill vanish" KEEP_WORK=1 bench/cluster-dns-drill.sh
 #
 # A real cluster on this machine (bench/cluster-lib.sh): etcd e1–e3, a controller x1, compute
 # hosts a1 b1 c1 (one per zone) running group `web` of 3 demo apps, and load balancer nodes
@@ -20,8 +20,11 @@
 # browsers, Go's net/http and urllib3 do; see dns_load.py) — the target's client; `first`
 # uses the first address only and retries nothing (the contrast: what a TTL alone gives).
 # KILL_AT s into each round (after the last client started: every client then holds an answer,
-# each expiring at its own moment of the next 60 s), l3's node is SIGKILLed (and started again
-# after the round).
+# each expiring at its own moment of the next 60 s), l3 is lost, one way per LOSSES entry
+# (default `kill`): `kill` SIGKILLs its node (its address stays, nothing listens: connections
+# are refused at once; started again after the round); `vanish` sets its link down (the host
+# is gone from the network: connections time out, and the node, cut off from etcd, loses its
+# lease; the link comes back after the round and the node re-registers).
 # Counted: failed requests (target 0 for `browser`), resends, requests per lb node, and when
 # l3's address left every other node's DNS answer (bound: lease TTL + the watch). The table
 # goes to bench/last-cluster-dns-drill.md.
@@ -41,6 +44,7 @@ DNS_PORT=5353
 REPORT="$ROOT/bench/last-cluster-dns-drill.md"
 LBS=(l1 l2 l3)
 KINDS=${KINDS:-browser first}
+LOSSES=${LOSSES:-kill}
 
 cluster_build
 cluster_net x1:31 l1:41 l2:42 l3:43 a1:51 b1:53 c1:55
@@ -89,21 +93,25 @@ wait_ms 180 answers_are "$want_all" "${LBS[@]}" >/dev/null || {
 
 servers="$(addr l1):$DNS_PORT,$(addr l2):$DNS_PORT,$(addr l3):$DNS_PORT"
 ROWS=()
-# round KIND: load with client KIND, SIGKILL of l3 KILL_AT s in, a row of figures; then l3 is
-# started again and answered by every node before the next round.
+# round KIND LOSS: load with client KIND, l3 lost (LOSS: kill or vanish) KILL_AT s in, a row
+# of figures; then l3 comes back and is answered by every node before the next round.
 round() {
-  local kind=$1 lpid t0 t1 withdrawn
+  local kind=$1 loss=$2 lpid t0 t1 withdrawn
   cl_run python3 "$ROOT/bench/dns_load.py" "$servers" example.test 8080 "$CLIENTS" "$RATE" \
-    "$SECS" "$WORK/load-$kind.json" 60 "$kind" >/dev/null &
+    "$SECS" "$WORK/load-$kind-$loss.json" 60 "$kind" >/dev/null &
   lpid=$!
   EXTRA_PIDS+=("$lpid")
   sleep "$KILL_AT"
   t0=$(now_ms)
-  node_kill l3
+  case $loss in
+    kill) node_kill l3 ;;
+    vanish) netns_link "$NAME" l3 down ;;
+    *) echo "unknown loss $loss (kill or vanish)" >&2; exit 1 ;;
+  esac
   withdrawn=$(wait_ms 60 answers_are "$want_two" l1 l2) || true
   t1=$(now_ms); [ "$withdrawn" = timeout ] && t1=timeout
   wait "$lpid" || true
-  ROWS+=("$(python3 - "$WORK/load-$kind.json" "$kind" "$(secs "$t0" "$t1")" "$(addr l1)" "$(addr l2)" "$(addr l3)" <<'PY'
+  ROWS+=("$(python3 - "$WORK/load-$kind-$loss.json" "$kind $loss" "$(secs "$t0" "$t1")" "$(addr l1)" "$(addr l2)" "$(addr l3)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 errs = ", ".join(f"{k} {v}" for k, v in sorted(r["errors"].items()))
@@ -113,18 +121,23 @@ print(f"| `{sys.argv[2]}` | {r['total']} | {r['failed']}{' (' + errs + ')' if er
 PY
 )")
   echo "${ROWS[-1]}"
-  node_start l3
+  case $loss in
+    kill) node_start l3 ;;
+    vanish) netns_link "$NAME" l3 up ;;
+  esac
   wait_ms 120 answers_are "$want_all" "${LBS[@]}" >/dev/null || echo "l3 is not answered again" >&2
 }
 
-for kind in $KINDS; do round "$kind"; done
+for loss in $LOSSES; do
+  for kind in $KINDS; do round "$kind" "$loss"; done
+done
 {
-  echo "# Cluster-mode DNS drill: SIGKILL of an lb node under TTL-honouring load"
+  echo "# Cluster-mode DNS drill: the loss of an lb node ($LOSSES) under TTL-honouring load"
   echo
-  echo "\`bench/cluster-dns-drill.sh $SECS\` (CLIENTS=$CLIENTS RATE=$RATE KILL_AT=$KILL_AT LEASE_TTL=$LEASE_TTL,"
+  echo "\`bench/cluster-dns-drill.sh $SECS\` (CLIENTS=$CLIENTS RATE=$RATE KILL_AT=$KILL_AT LEASE_TTL=$LEASE_TTL LOSSES=\"$LOSSES\","
   echo "alias TTL 60 s, clients spread over 60 s), $(date -u +%Y-%m-%d), $(nproc) cores."
   echo
-  echo "| client | requests | failed | resent | served by l1 / l2 / l3 | DNS queries | l3 left l1's and l2's answers after | p99 ms | max ms |"
+  echo "| client, loss | requests | failed | resent | served by l1 / l2 / l3 | DNS queries | l3 left l1's and l2's answers after | p99 ms | max ms |"
   echo "|---|---:|---|---:|---|---:|---|---:|---:|"
   printf '%s\n' "${ROWS[@]}"
 } >"$REPORT"

@@ -62,7 +62,16 @@ struct State {
 }
 
 /// Paths every node answers itself.
-const LOCAL: &[&str] = &["/v1/nodes"];
+const LOCAL: &[&str] = &["/v1/nodes", "/v1/distributions"];
+/// Path prefixes every node answers itself: its own DNS and distributions (what they store
+/// in etcd reaches every node).
+const LOCAL_PREFIXES: &[&str] = &["/v1/dns/", "/v1/distributions/"];
+/// The metrics path: the leader's metrics followed by this node's own.
+const METRICS: &str = "/metrics";
+
+fn is_local(path: &str) -> bool {
+    LOCAL.contains(&path) || LOCAL_PREFIXES.iter().any(|p| path.starts_with(p))
+}
 
 /// The node's admin API: `/v1/nodes` from `local` (any node knows the nodes), everything else
 /// to the controller as [`Relay::route`] says.
@@ -98,16 +107,63 @@ pub async fn serve_node(
 }
 
 async fn dispatch(state: State, req: Request) -> Response {
-    if LOCAL.contains(&req.uri().path()) {
+    if is_local(req.uri().path()) {
         return serve(state.local.clone(), req).await;
     }
+    // A forwarded request wants the leader's own metrics only (the asker adds its own).
+    if req.uri().path() == METRICS && !req.headers().contains_key(FORWARDED) {
+        return metrics(state, req).await;
+    }
+    to_controller(&state, req).await
+}
+
+/// The controller's metrics (the leader's) with this node's own appended; this node's alone
+/// when the controller cannot answer.
+async fn metrics(state: State, req: Request) -> Response {
+    let mut local_req = Request::new(Body::empty());
+    *local_req.method_mut() = req.method().clone();
+    *local_req.uri_mut() = req.uri().clone();
+    *local_req.headers_mut() = req.headers().clone();
+    let local = serve(state.local.clone(), local_req).await;
+    let controller = to_controller(&state, req).await;
+    if controller.status() != axum::http::StatusCode::OK
+        || local.status() != axum::http::StatusCode::OK
+    {
+        return local;
+    }
+    let (parts, body) = controller.into_parts();
+    let (Ok(first), Ok(second)) = (
+        axum::body::to_bytes(body, MAX_BODY).await,
+        axum::body::to_bytes(local.into_body(), MAX_BODY).await,
+    ) else {
+        return AdminError::Internal("metrics body".into()).into_response();
+    };
+    let first = String::from_utf8_lossy(&first);
+    let second = String::from_utf8_lossy(&second);
+    let mut merged = first
+        .trim_end()
+        .strip_suffix("# EOF")
+        .unwrap_or(first.trim_end())
+        .to_string();
+    if !merged.is_empty() && !merged.ends_with('\n') {
+        merged.push('\n');
+    }
+    merged.push_str(&second);
+    let mut response = Response::from_parts(parts, Body::from(merged));
+    response
+        .headers_mut()
+        .remove(axum::http::header::CONTENT_LENGTH);
+    response
+}
+
+async fn to_controller(state: &State, req: Request) -> Response {
     match state.relay.route() {
         Route::Here(router) => serve(router, req).await,
         Route::There(_) if req.headers().contains_key(FORWARDED) => AdminError::Unavailable(
             "this node does not lead the cluster (the leader changed); try again".into(),
         )
         .into_response(),
-        Route::There(base) => forward(&state, &base, req)
+        Route::There(base) => forward(state, &base, req)
             .await
             .unwrap_or_else(|e| e.into_response()),
         Route::Nobody(why) => AdminError::Unavailable(why).into_response(),

@@ -142,6 +142,21 @@ impl Keys {
         self.join(&["overrides", kind, name])
     }
 
+    /// `invalidations/`: every distribution's invalidations and the lb nodes' completions.
+    pub fn invalidations_prefix(&self) -> String {
+        self.join(&["invalidations", ""])
+    }
+    /// `invalidations/<distribution>/<id>`: one invalidation (operators; not leased). Ids sort
+    /// by time, so the prefix lists oldest first.
+    pub fn invalidation(&self, distribution: &str, id: &str) -> String {
+        self.join(&["invalidations", distribution, id])
+    }
+    /// `invalidations/<distribution>/<id>/<node>`: one lb node has applied it (leased to the
+    /// node, so only live nodes count).
+    pub fn invalidation_done(&self, distribution: &str, id: &str, node: &str) -> String {
+        self.join(&["invalidations", distribution, id, node])
+    }
+
     /// `routing/`: what load balancer nodes route by beside the assignments.
     pub fn routing_prefix(&self) -> String {
         self.join(&["routing", ""])
@@ -175,6 +190,12 @@ impl Keys {
             },
             ["activities", group, id] => Key::Activity { group, id },
             ["overrides", kind, name] => Key::Override { kind, name },
+            ["invalidations", distribution, id] => Key::Invalidation { distribution, id },
+            ["invalidations", distribution, id, node] => Key::InvalidationDone {
+                distribution,
+                id,
+                node,
+            },
             ["routing", "weights", id] => Key::RoutingWeights { id },
             ["routing", "shifted-zones"] => Key::ShiftedZones,
             _ => return None,
@@ -228,6 +249,15 @@ pub enum Key<'k> {
         id: &'k str,
     },
     ShiftedZones,
+    Invalidation {
+        distribution: &'k str,
+        id: &'k str,
+    },
+    InvalidationDone {
+        distribution: &'k str,
+        id: &'k str,
+        node: &'k str,
+    },
 }
 
 impl Key<'_> {
@@ -249,6 +279,12 @@ impl Key<'_> {
             } => &[target_group, instance, node],
             Key::Activity { group, id } => &[group, id],
             Key::Override { kind, name } => &[kind, name],
+            Key::Invalidation { distribution, id } => &[distribution, id],
+            Key::InvalidationDone {
+                distribution,
+                id,
+                node,
+            } => &[distribution, id, node],
         };
         segs.iter().all(|s| !s.is_empty())
     }

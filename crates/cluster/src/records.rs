@@ -68,6 +68,9 @@ pub struct LbNodeRecord {
     /// Per load balancer it serves, whether it may take traffic: some target group that load
     /// balancer forwards to has a healthy target as this node checks them.
     pub load_balancers: std::collections::BTreeMap<String, bool>,
+    /// The distributions it serves (on its address): DNS aliases to a distribution answer
+    /// with every live node that lists it.
+    pub distributions: Vec<String>,
 }
 
 /// `config`: the applied configuration, as the TOML text `flotilla apply` validated.
@@ -307,6 +310,27 @@ pub struct OverrideRecord {
     pub set_by: String,
     /// When (ms since the epoch).
     pub set_ms: u64,
+}
+
+/// `invalidations/<distribution>/<id>`: paths every lb node removes from its cache
+/// (CloudFront `CreateInvalidation`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InvalidationRecord {
+    /// The paths as given (validated by the node that stored them).
+    pub paths: Vec<String>,
+    /// When (ms since the epoch).
+    pub create_ms: u64,
+    /// The node whose admin API took it.
+    pub created_by: String,
+}
+
+/// `invalidations/<distribution>/<id>/<node>`: the node has removed the objects.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct InvalidationDone {
+    /// How many objects it removed.
+    pub objects: u64,
 }
 
 #[cfg(test)]

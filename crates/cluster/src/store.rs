@@ -105,6 +105,22 @@ impl Store {
             .collect()
     }
 
+    /// Lists `prefix` once as a [`crate::Snapshot`]: raw entries, for readers of a prefix
+    /// that holds several kinds of record.
+    pub async fn read_prefix(&self, prefix: &str) -> Result<crate::Snapshot> {
+        let resp = self.etcd.get_prefix(prefix).await?;
+        Ok(crate::Snapshot {
+            revision: resp.header().map_or(0, |h| h.revision()),
+            entries: resp
+                .kvs()
+                .iter()
+                .map(crate::watcher::Entry::from_kv)
+                .collect(),
+            lists: 1,
+            ..Default::default()
+        })
+    }
+
     /// Writes one record, attached to `lease` if given; returns the write's revision.
     pub async fn put<T: Serialize>(&self, key: &str, value: &T, lease: Option<i64>) -> Result<i64> {
         self.etcd.put(key, encode(key, value)?, lease).await

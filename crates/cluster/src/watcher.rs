@@ -30,7 +30,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    fn from_kv(kv: &etcd_client::KeyValue) -> (String, Entry) {
+    pub(crate) fn from_kv(kv: &etcd_client::KeyValue) -> (String, Entry) {
         (
             String::from_utf8_lossy(kv.key()).into_owned(),
             Entry {

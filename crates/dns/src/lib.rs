@@ -11,6 +11,7 @@
 
 pub mod alias;
 pub mod answer;
+pub mod changes;
 pub mod fast;
 #[cfg(fuzzing)]
 pub mod fuzz;

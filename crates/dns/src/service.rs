@@ -12,23 +12,10 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::alias::AliasSource;
+pub use crate::changes::ChangeError;
 use crate::health::{CheckStatus, HealthChecks};
 use crate::server::{BoundDns, DnsServer, DnsState, DnsStats, HealthVerdicts};
 use crate::zones::ZoneSet;
-
-/// A change the admin API asks for could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum ChangeError {
-    /// No hosted zone of that name.
-    #[error("no hosted zone `{0}`")]
-    NoZone(String),
-    /// No health check of that name.
-    #[error("no health check `{0}`")]
-    NoHealthCheck(String),
-    /// The change breaks a rule (Route 53's, or a reference).
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// The running DNS service.
 pub struct DnsService {
@@ -110,6 +97,11 @@ impl DnsService {
             .collect()
     }
 
+    /// The `[dns]` in force, with the API's changes.
+    pub fn config(&self) -> Dns {
+        lock(&self.config).clone()
+    }
+
     /// The health checks' configurations.
     pub fn health_check_specs(&self) -> BTreeMap<String, DnsHealthCheck> {
         lock(&self.config).health_checks.clone()
@@ -130,26 +122,7 @@ impl DnsService {
         sets: Vec<RecordSet>,
     ) -> Result<(), ChangeError> {
         let mut config = lock(&self.config);
-        for s in &sets {
-            if let Some(hc) = &s.health_check {
-                if !config.health_checks.contains_key(hc) {
-                    return Err(ChangeError::NoHealthCheck(hc.clone()));
-                }
-            }
-        }
-        let z = config
-            .zones
-            .get_mut(zone)
-            .ok_or_else(|| ChangeError::NoZone(zone.to_string()))?;
-        let mut records: Vec<RecordSet> = z
-            .records
-            .iter()
-            .filter(|r| !(r.name == name && r.rtype == rtype))
-            .cloned()
-            .collect();
-        records.extend(sets);
-        z.records = records;
-        z.serial = z.serial.wrapping_add(1);
+        crate::changes::set_records(&mut config, zone, name, rtype, sets)?;
         let dns = config.clone();
         drop(config);
         self.state.zones.store(Arc::new(ZoneSet::new(&dns)));
@@ -159,14 +132,7 @@ impl DnsService {
     /// Creates or replaces a health check.
     pub fn put_health_check(&self, name: &str, spec: DnsHealthCheck) -> Result<(), ChangeError> {
         let mut config = lock(&self.config);
-        for c in &spec.children {
-            if !config.health_checks.contains_key(c) {
-                return Err(ChangeError::Invalid(format!(
-                    "unknown child health check `{c}`"
-                )));
-            }
-        }
-        config.health_checks.insert(name.to_string(), spec);
+        crate::changes::put_health_check(&mut config, name, spec)?;
         let specs = config.health_checks.clone();
         drop(config);
         lock(&self.checks).reconfigure(&specs, self.origin.elapsed());
@@ -177,24 +143,7 @@ impl DnsService {
     /// Deletes a health check no record set or calculated check uses.
     pub fn delete_health_check(&self, name: &str) -> Result<(), ChangeError> {
         let mut config = lock(&self.config);
-        if !config.health_checks.contains_key(name) {
-            return Err(ChangeError::NoHealthCheck(name.to_string()));
-        }
-        let used_by_record = config
-            .zones
-            .values()
-            .flat_map(|z| &z.records)
-            .any(|r| r.health_check.as_deref() == Some(name));
-        let used_by_check = config
-            .health_checks
-            .values()
-            .any(|c| c.children.iter().any(|x| x == name));
-        if used_by_record || used_by_check {
-            return Err(ChangeError::Invalid(format!(
-                "health check `{name}` is in use"
-            )));
-        }
-        config.health_checks.remove(name);
+        crate::changes::delete_health_check(&mut config, name)?;
         let specs = config.health_checks.clone();
         drop(config);
         lock(&self.checks).reconfigure(&specs, self.origin.elapsed());

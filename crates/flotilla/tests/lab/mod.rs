@@ -383,6 +383,24 @@ impl Lab {
         })
     }
 
+    /// POSTs `body` to `path` of host `via`'s admin API.
+    pub fn post<B: serde::Serialize + Send + 'static, T: DeserializeOwned + Send + 'static>(
+        &self,
+        via: &str,
+        path: &str,
+        body: B,
+    ) -> Result<T, String> {
+        let url = format!("http://{}:9090", self.addr(via));
+        let path = path.to_string();
+        run_in(&self.topo.ns(CLIENT), move || async move {
+            let client = AdminClient::new(&url, Some(TOKEN.into())).map_err(|e| e.to_string())?;
+            client
+                .post::<B, T>(&path, &body)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     /// The nodes as host `via` lists them.
     pub fn nodes(&self, via: &str) -> Vec<NodeInfo> {
         self.get(via, "/v1/nodes").unwrap_or_default()

@@ -138,7 +138,7 @@ fn value_text(v: &RecordValue) -> String {
     }
 }
 
-fn check_info(dns: &DnsService, name: &str) -> Option<DnsHealthCheckInfo> {
+pub(crate) fn check_info(dns: &DnsService, name: &str) -> Option<DnsHealthCheckInfo> {
     let specs = dns.health_check_specs();
     dns.health_checks()
         .into_iter()
@@ -159,29 +159,118 @@ fn check_info(dns: &DnsService, name: &str) -> Option<DnsHealthCheckInfo> {
         })
 }
 
+/// The hosted zones as the API shows them.
+pub(crate) fn zones_info(d: &DnsService) -> Vec<DnsZoneInfo> {
+    d.zones()
+        .zones()
+        .map(|z| DnsZoneInfo {
+            name: z.config.name.clone(),
+            serial: z.config.serial,
+            name_servers: z.config.name_servers.clone(),
+            record_sets: z.config.records.len(),
+        })
+        .collect()
+}
+
+/// A zone's record sets as the API shows them.
+pub(crate) fn records_info(d: &DnsService, zone: &str) -> Result<Vec<RecordSetInfo>, AdminError> {
+    let zones = d.zones();
+    let z = zones
+        .zone(zone)
+        .ok_or_else(|| AdminError::NotFound(format!("no hosted zone `{zone}`")))?;
+    Ok(z.config.records.iter().map(record_info).collect())
+}
+
+/// Every health check with its state as this server sees it.
+pub(crate) fn checks_info(d: &DnsService) -> Vec<DnsHealthCheckInfo> {
+    d.health_checks()
+        .into_iter()
+        .filter_map(|(s, _)| check_info(d, &s.name))
+        .collect()
+}
+
+/// A `PUT …/records` request decoded exactly as the config file would be, against `config`'s
+/// load balancers and distributions and the health checks in force: the name, the type and
+/// the record sets.
+pub(crate) fn decode_records(
+    config: &flotilla_config::Config,
+    checks: &std::collections::BTreeMap<String, flotilla_config::dns::DnsHealthCheck>,
+    zone: &str,
+    request: &RecordSetsRequest,
+) -> Result<(String, RecordType, Vec<RecordSet>), AdminError> {
+    let rtype = RecordType::ALL
+        .iter()
+        .find(|(n, _)| *n == request.rtype)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            AdminError::BadRequest(format!("unknown record type `{}`", request.rtype))
+        })?;
+    let sets = serde_json::to_value(&request.record_sets)
+        .map_err(|e| AdminError::BadRequest(e.to_string()))?;
+    let text = format!("records = {}", toml_text(&sets)?);
+    let known = flotilla_config::Known {
+        load_balancers: config.load_balancers.keys().map(String::as_str).collect(),
+        distributions: config.distributions.keys().map(String::as_str).collect(),
+    };
+    let decoded =
+        flotilla_config::decode_api_records(&text, zone, checks, &known).map_err(invalid)?;
+    let name = decoded
+        .first()
+        .map_or_else(|| qualify(&request.name, zone), |r| r.name.clone());
+    if decoded.iter().any(|r| r.name != name || r.rtype != rtype) {
+        return Err(AdminError::BadRequest(
+            "every record set must have the request's name and type".into(),
+        ));
+    }
+    Ok((name, rtype, decoded))
+}
+
+/// A `PUT /v1/dns/health-checks/{name}` body decoded exactly as the config file would be.
+pub(crate) fn decode_health_check(
+    name: &str,
+    spec: &serde_json::Value,
+) -> Result<flotilla_config::dns::DnsHealthCheck, AdminError> {
+    let text = format!("check = {}", toml_text(spec)?);
+    flotilla_config::decode_api_health_check(&text, name).map_err(invalid)
+}
+
+/// Every distribution with its counters (this process's cache).
+pub(crate) fn distributions_info(edges: &flotilla_edge::EdgeService) -> Vec<DistributionInfo> {
+    edges
+        .all()
+        .map(|(name, edge)| {
+            let s = edge.stats.snapshot();
+            let (bytes, objects) = edge.cached();
+            DistributionInfo {
+                name: name.clone(),
+                listeners: edges
+                    .addresses(name)
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect(),
+                requests: s.requests,
+                hits: s.hits,
+                refresh_hits: s.refresh_hits,
+                misses: s.misses,
+                errors: s.errors,
+                hit_ratio: s.hit_ratio(),
+                origin_requests: s.origin_requests,
+                bytes_saved: s.bytes_saved,
+                cached_bytes: bytes,
+                cached_objects: objects,
+                cache_size: edge.config().cache_size,
+            }
+        })
+        .collect()
+}
+
 impl EdgeBackend for EdgeAdmin {
     fn dns_zones(&self) -> Result<Vec<DnsZoneInfo>, AdminError> {
-        self.dns(|d| {
-            Ok(d.zones()
-                .zones()
-                .map(|z| DnsZoneInfo {
-                    name: z.config.name.clone(),
-                    serial: z.config.serial,
-                    name_servers: z.config.name_servers.clone(),
-                    record_sets: z.config.records.len(),
-                })
-                .collect())
-        })
+        self.dns(|d| Ok(zones_info(d)))
     }
 
     fn dns_records(&self, zone: &str) -> Result<Vec<RecordSetInfo>, AdminError> {
-        self.dns(|d| {
-            let zones = d.zones();
-            let z = zones
-                .zone(zone)
-                .ok_or_else(|| AdminError::NotFound(format!("no hosted zone `{zone}`")))?;
-            Ok(z.config.records.iter().map(record_info).collect())
-        })
+        self.dns(|d| records_info(d, zone))
     }
 
     fn put_dns_records(
@@ -189,52 +278,18 @@ impl EdgeBackend for EdgeAdmin {
         zone: &str,
         request: RecordSetsRequest,
     ) -> Result<Vec<RecordSetInfo>, AdminError> {
-        let rtype = RecordType::ALL
-            .iter()
-            .find(|(n, _)| *n == request.rtype)
-            .map(|(_, t)| *t)
-            .ok_or_else(|| {
-                AdminError::BadRequest(format!("unknown record type `{}`", request.rtype))
-            })?;
-        let sets = serde_json::to_value(&request.record_sets)
-            .map_err(|e| AdminError::BadRequest(e.to_string()))?;
-        let text = format!("records = {}", toml_text(&sets)?);
         let config = self.0.config().clone();
-        let lbs: Vec<&str> = config.load_balancers.keys().map(String::as_str).collect();
-        let dists: Vec<&str> = config.distributions.keys().map(String::as_str).collect();
-        let known = flotilla_config::Known {
-            load_balancers: lbs,
-            distributions: dists,
-        };
         self.dns(|d| {
-            let checks = d.health_check_specs();
-            let decoded = flotilla_config::decode_api_records(&text, zone, &checks, &known)
-                .map_err(invalid)?;
-            let name = decoded
-                .first()
-                .map_or_else(|| qualify(&request.name, zone), |r| r.name.clone());
-            if decoded.iter().any(|r| r.name != name || r.rtype != rtype) {
-                return Err(AdminError::BadRequest(
-                    "every record set must have the request's name and type".into(),
-                ));
-            }
+            let (name, rtype, decoded) =
+                decode_records(&config, &d.health_check_specs(), zone, &request)?;
             d.set_records(zone, &name, rtype, decoded)
                 .map_err(|e| AdminError::NotFound(e.to_string()))?;
-            let zones = d.zones();
-            Ok(zones
-                .zone(zone)
-                .map(|z| z.config.records.iter().map(record_info).collect())
-                .unwrap_or_default())
+            records_info(d, zone)
         })
     }
 
     fn dns_health_checks(&self) -> Result<Vec<DnsHealthCheckInfo>, AdminError> {
-        self.dns(|d| {
-            Ok(d.health_checks()
-                .into_iter()
-                .filter_map(|(s, _)| check_info(d, &s.name))
-                .collect())
-        })
+        self.dns(|d| Ok(checks_info(d)))
     }
 
     fn put_dns_health_check(
@@ -242,8 +297,7 @@ impl EdgeBackend for EdgeAdmin {
         name: &str,
         spec: serde_json::Value,
     ) -> Result<DnsHealthCheckInfo, AdminError> {
-        let text = format!("check = {}", toml_text(&spec)?);
-        let check = flotilla_config::decode_api_health_check(&text, name).map_err(invalid)?;
+        let check = decode_health_check(name, &spec)?;
         self.dns(|d| {
             d.put_health_check(name, check)
                 .map_err(|e| AdminError::BadRequest(e.to_string()))?;
@@ -261,36 +315,8 @@ impl EdgeBackend for EdgeAdmin {
     }
 
     fn distributions(&self) -> Vec<DistributionInfo> {
-        self.with(|e| {
-            Ok(e.edges
-                .all()
-                .map(|(name, edge)| {
-                    let s = edge.stats.snapshot();
-                    let (bytes, objects) = edge.cached();
-                    DistributionInfo {
-                        name: name.clone(),
-                        listeners: e
-                            .edges
-                            .addresses(name)
-                            .iter()
-                            .map(|a| a.to_string())
-                            .collect(),
-                        requests: s.requests,
-                        hits: s.hits,
-                        refresh_hits: s.refresh_hits,
-                        misses: s.misses,
-                        errors: s.errors,
-                        hit_ratio: s.hit_ratio(),
-                        origin_requests: s.origin_requests,
-                        bytes_saved: s.bytes_saved,
-                        cached_bytes: bytes,
-                        cached_objects: objects,
-                        cache_size: edge.config().cache_size,
-                    }
-                })
-                .collect())
-        })
-        .unwrap_or_default()
+        self.with(|e| Ok(distributions_info(&e.edges)))
+            .unwrap_or_default()
     }
 
     fn invalidate(

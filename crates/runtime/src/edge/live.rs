@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use flotilla_config::edge::Origin;
 use flotilla_config::{Config, ListenerProtocol};
 use flotilla_control::fleet::load_balancer_healthy;
+use flotilla_control::TargetGroupHealth;
 use flotilla_dns::{AliasAddress, AliasSource, AliasTable};
 use flotilla_edge::OriginResolver;
 
@@ -72,6 +73,17 @@ fn node_ip(a: SocketAddr) -> std::net::IpAddr {
     }
 }
 
+/// The healthy targets of one target group's health machine.
+pub(crate) fn healthy_of(h: Option<&TargetGroupHealth>) -> Vec<SocketAddr> {
+    h.map(|h| {
+        h.targets()
+            .filter(|t| t.state.as_str() == "healthy")
+            .map(|t| t.target)
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 /// Healthy targets by target group, from the cluster's health machines.
 fn healthy_targets(shared: &Shared) -> HashMap<String, Vec<SocketAddr>> {
     let c = shared.cluster();
@@ -79,18 +91,36 @@ fn healthy_targets(shared: &Shared) -> HashMap<String, Vec<SocketAddr>> {
     names
         .into_iter()
         .map(|n| {
-            let up = c
-                .target_group_health(&n)
-                .map(|h| {
-                    h.targets()
-                        .filter(|t| t.state.as_str() == "healthy")
-                        .map(|t| t.target)
-                        .collect()
-                })
-                .unwrap_or_default();
+            let up = healthy_of(c.target_group_health(&n));
             (n, up)
         })
         .collect()
+}
+
+impl OriginTable {
+    /// Origins of a cluster-mode lb node: each load balancer's first HTTP listener as bound
+    /// here (`bound` maps a configured bind to it), and the healthy targets this node checks.
+    pub(crate) fn of_node(
+        config: &Config,
+        bound: impl Fn(SocketAddr) -> SocketAddr,
+        target_groups: HashMap<String, Vec<SocketAddr>>,
+    ) -> OriginTable {
+        let load_balancers = config
+            .load_balancers
+            .iter()
+            .filter_map(|(name, lb)| {
+                let l = lb
+                    .listeners
+                    .iter()
+                    .find(|l| l.protocol == ListenerProtocol::Http)?;
+                Some((name.clone(), bound(l.bind)))
+            })
+            .collect();
+        OriginTable {
+            load_balancers,
+            target_groups,
+        }
+    }
 }
 
 /// Recomputes both tables from the config in force and the cluster's state.

@@ -7,6 +7,9 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use flotilla_dns::DnsService;
+use flotilla_edge::EdgeService;
+
 use crate::shared::{lock, Shared};
 
 type Labels = Vec<(String, String)>;
@@ -26,7 +29,16 @@ fn g(v: u64) -> i64 {
 pub(crate) fn render(shared: &Shared, registry: &mut Registry) {
     let guard = lock(&shared.edge);
     let Some(e) = guard.as_ref() else { return };
-    if let Some(dns) = &e.dns {
+    register(e.dns.as_ref(), Some(&e.edges), registry);
+}
+
+/// Registers the metrics of a DNS server and of distributions (a cluster-mode lb node's too).
+pub(crate) fn register(
+    dns: Option<&DnsService>,
+    edges: Option<&EdgeService>,
+    registry: &mut Registry,
+) {
+    if let Some(dns) = dns {
         let healthy = Family::<Labels, Gauge>::default();
         for (s, _) in dns.health_checks() {
             healthy
@@ -56,7 +68,7 @@ pub(crate) fn render(shared: &Shared, registry: &mut Registry) {
     let saved = Family::<Labels, Counter>::default();
     let ratio = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let cached = Family::<Labels, Gauge>::default();
-    for (name, edge) in e.edges.all() {
+    for (name, edge) in edges.into_iter().flat_map(EdgeService::all) {
         let s = edge.stats.snapshot();
         for (result, v) in [
             ("hit", s.hits),

@@ -22,9 +22,12 @@ use tokio::task::JoinHandle;
 use crate::shared::{lock, Shared};
 use crate::RuntimeError;
 
-pub(crate) use admin::EdgeAdmin;
-pub(crate) use live::LiveAliases;
-pub(crate) use metrics::render as prometheus;
+pub(crate) use admin::{
+    check_info, checks_info, decode_health_check, decode_records, distributions_info, records_info,
+    zones_info, EdgeAdmin,
+};
+pub(crate) use live::{healthy_of, LiveAliases, LiveOrigins, OriginTable};
+pub(crate) use metrics::{register as register_metrics, render as prometheus};
 
 /// How often alias and origin tables are refreshed from the cluster.
 const REFRESH: Duration = Duration::from_secs(1);

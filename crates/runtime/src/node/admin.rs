@@ -196,6 +196,29 @@ impl AdminBackend for Local {
             .map(|lb| lb.listener_infos())
             .unwrap_or_default()
     }
+
+    fn edge(&self) -> Option<Arc<dyn flotilla_admin::edge_api::EdgeBackend>> {
+        Some(Arc::new(super::edge_admin::NodeEdge(Arc::clone(
+            &self.node,
+        ))))
+    }
+
+    /// This node's own metrics (its DNS and distributions); the node's `/metrics` adds them
+    /// to the leader's.
+    fn prometheus(&self) -> String {
+        let lb = lock(&self.node.lb).clone();
+        let mut registry = prometheus_client::registry::Registry::with_prefix("flotilla");
+        if let Some(lb) = lb {
+            let dns = lock(&lb.dns);
+            let edges = lock(&lb.edges);
+            crate::edge::register_metrics(dns.as_ref(), edges.as_ref(), &mut registry);
+        }
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &registry) {
+            tracing::warn!(error = %e, "cannot encode metrics");
+        }
+        out
+    }
 }
 
 /// Routes controller requests to the leader.

@@ -15,6 +15,7 @@ mod admin;
 mod agent;
 mod config_watch;
 mod convert;
+mod edge_admin;
 mod error;
 mod lb;
 mod leader;

@@ -4,7 +4,8 @@
 //! with a [`PrefixWatcher`]): one address per live node with that node's own verdict
 //! ([`alias_addresses`]), published through the same [`LiveAliases`] as under `up`. A node
 //! whose lease runs out leaves the answers with its registration. A new config reloads the
-//! zones and health checks; a changed `[dns] bind` applies only after a restart (logged).
+//! zones and health checks, and the operators' changes stored in etcd are applied on every
+//! node ([`dns_changes`]); a changed `[dns] bind` applies only after a restart (logged).
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,9 +20,10 @@ use flotilla_dns::{AliasAddress, AliasTable, BoundDns, DnsService};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::host_config;
+use super::{dns_changes, host_config, LbShared};
 use crate::edge::LiveAliases;
 use crate::node::{Node, NodeError};
+use crate::shared::lock;
 
 /// Binds `[dns]` (already on the host's address, see [`host_config`]) when the config has it;
 /// a taken port refuses the start.
@@ -38,10 +40,11 @@ pub(super) async fn bind(config: &Config) -> Result<Option<BoundDns>, NodeError>
     Ok(Some(bound))
 }
 
-/// Starts answering on `bound` with `dns`, and the task that keeps alias answers and zones
-/// current until `stop`.
+/// Starts answering on `bound` with `dns` (kept in `shared` for the admin API), and the task
+/// that keeps alias answers, zones and the operators' changes current until `stop`.
 pub(super) fn start(
     node: &Arc<Node>,
+    shared: &Arc<LbShared>,
     bound: BoundDns,
     dns: &Dns,
     tasks: &mut JoinSet<()>,
@@ -53,46 +56,65 @@ pub(super) fn start(
         Err(e) => tracing::warn!(error = %e, "dns serving (address unknown)"),
     }
     let service = DnsService::start(bound, dns, aliases.clone());
-    tasks.spawn(run(node.clone(), service, aliases, dns.bind, stop));
+    *lock(&shared.dns) = Some(service);
+    let run = run(node.clone(), Arc::clone(shared), aliases, dns.bind, stop);
+    tasks.spawn(run);
 }
 
 async fn run(
     node: Arc<Node>,
-    service: DnsService,
+    shared: Arc<LbShared>,
     aliases: Arc<LiveAliases>,
     bind: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
     let store = node.store.clone();
-    let mut nodes = PrefixWatcher::spawn(store.etcd().clone(), store.keys().lbs_prefix());
+    let keys = store.keys().clone();
+    let mut nodes = PrefixWatcher::spawn(store.etcd().clone(), keys.lbs_prefix());
+    let mut overrides = PrefixWatcher::spawn(store.etcd().clone(), keys.overrides_prefix());
     let mut config = node.config.clone();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             Ok(u) = nodes.changed() => {
-                let table = table(store.keys(), &u.snapshot);
+                let table = table(&keys, &u.snapshot);
                 if **aliases.0.load() != table {
                     tracing::debug!(?table, "dns alias answers changed");
                     aliases.0.store(Arc::new(table));
                 }
             }
-            Ok(()) = config.changed() => {
-                let new = host_config(&node.config().config, node.options.address);
-                reconfigure(&service, bind, new.dns.as_ref());
-            }
+            Ok(_) = overrides.changed() => reconfigure(&node, &shared, bind, &overrides.snapshot()),
+            Ok(()) = config.changed() => reconfigure(&node, &shared, bind, &overrides.snapshot()),
         }
     }
-    service.stop().await;
+    let service = lock(&shared.dns).take();
+    if let Some(service) = service {
+        service.stop().await;
+    }
     tracing::info!("dns stopped");
 }
 
-/// Applies a new config's `[dns]`, unless it moved or went: that takes a restart (the load
-/// balancer's reconfiguration says so), and the zones in force keep answering.
-fn reconfigure(service: &DnsService, bind: SocketAddr, new: Option<&Dns>) {
-    match new {
+/// Applies the config in force with the operators' changes of its generation, unless its
+/// `[dns]` moved or went: that takes a restart (the load balancer's reconfiguration says
+/// so), and the zones in force keep answering.
+fn reconfigure(node: &Node, shared: &LbShared, bind: SocketAddr, overrides: &Snapshot) {
+    let applied = node.config();
+    let config = host_config(&applied.config, node.options.address);
+    let changes = dns_changes::stored(node.store.keys(), overrides, applied.generation);
+    let guard = lock(&shared.dns);
+    let Some(service) = guard.as_ref() else {
+        return;
+    };
+    match dns_changes::effective(&config, &changes) {
         Some(dns) if dns.bind == bind => {
-            service.reconfigure(dns);
-            tracing::info!("dns zones and health checks reloaded");
+            if service.config() != dns {
+                service.reconfigure(&dns);
+                tracing::info!(
+                    generation = applied.generation,
+                    changes = changes.len(),
+                    "dns zones and health checks reloaded"
+                );
+            }
         }
         _ => tracing::debug!(running = %bind, "dns keeps its zones until the node restarts"),
     }
@@ -123,9 +145,23 @@ fn table(keys: &Keys, snapshot: &Snapshot) -> AliasTable {
             (lb, addrs)
         })
         .collect();
+    // Every live node serves the distributions it lists (on its own address).
+    let mut distributions: std::collections::HashMap<String, Vec<AliasAddress>> =
+        Default::default();
+    for (ip, r) in &records {
+        for d in &r.distributions {
+            let addrs = distributions.entry(d.clone()).or_default();
+            if !addrs.iter().any(|a| a.ip == *ip) {
+                addrs.push(AliasAddress {
+                    ip: *ip,
+                    healthy: true,
+                });
+            }
+        }
+    }
     AliasTable {
         load_balancers,
-        distributions: Default::default(),
+        distributions,
     }
 }
 

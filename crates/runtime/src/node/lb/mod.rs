@@ -10,12 +10,14 @@
 //! load balancer answer with every live, healthy lb node.
 
 mod dns;
+pub(crate) mod dns_changes;
+pub(crate) mod edge;
 mod presence;
 mod votes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use flotilla_cluster::records::LbNodeRecord;
@@ -25,13 +27,16 @@ use flotilla_cluster::{Key, PrefixWatcher, Snapshot};
 use flotilla_config::Config;
 use flotilla_control::fleet::{load_balancer_healthy, LbAction, LbTarget, LbTargets};
 use flotilla_control::{InstanceId, ProbeResult, Time};
-use flotilla_dns::BoundDns;
+use flotilla_dns::{BoundDns, DnsService};
+use flotilla_edge::{BoundEdges, EdgeService};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::{convert, Node, NodeError, NodeOptions};
 use crate::data_plane::DataPlane;
+use crate::edge::{healthy_of, LiveOrigins, OriginTable};
 use crate::listeners::{BoundListener, ListenerSet};
+use crate::shared::lock;
 
 /// How often draining targets are looked at for requests still in flight.
 const DRAIN_POLL: Duration = Duration::from_millis(50);
@@ -50,6 +55,11 @@ pub(crate) fn host_config(config: &Config, host: std::net::IpAddr) -> Config {
     if let Some(dns) = &mut local.dns {
         dns.bind = convert::on_host(host, dns.bind);
     }
+    for d in local.distributions.values_mut() {
+        for l in &mut d.listeners {
+            l.bind = convert::on_host(host, l.bind);
+        }
+    }
     local
 }
 
@@ -60,16 +70,19 @@ pub(crate) struct Bound {
     listeners: ListenerSet,
     bound: Vec<BoundListener>,
     dns: Option<BoundDns>,
+    edges: BoundEdges,
 }
 
-/// Binds the config's listeners and `[dns]` on the host's address (a taken port refuses the
-/// start).
+/// Binds the config's listeners, `[dns]` and distributions on the host's address (a taken
+/// port refuses the start).
 pub(crate) async fn bind(options: &NodeOptions, config: &Config) -> Result<Bound, NodeError> {
     let local = host_config(config, options.address);
     let listeners = ListenerSet::default();
     let bound = crate::listeners::bind_new(&listeners, &local, &mut Default::default())?;
     let dns = dns::bind(&local).await?;
+    let edges = edge::bind(&local).await?;
     Ok(Bound {
+        edges,
         data_plane: DataPlane::from_config(&local),
         config: local,
         listeners,
@@ -82,6 +95,12 @@ pub(crate) async fn bind(options: &NodeOptions, config: &Config) -> Result<Bound
 pub(crate) struct LbShared {
     pub(crate) data_plane: DataPlane,
     pub(crate) listeners: ListenerSet,
+    /// The DNS server, when the config has `[dns]` (taken out on stop).
+    pub(crate) dns: Mutex<Option<DnsService>>,
+    /// The distributions (taken out on stop).
+    pub(crate) edges: Mutex<Option<EdgeService>>,
+    /// Where the distributions' origins are, refreshed by the load balancer's loop.
+    origins: Arc<LiveOrigins>,
 }
 
 /// Starts serving and the loop that keeps targets, health and routing current.
@@ -97,17 +116,30 @@ pub(crate) fn start(
         listeners,
         bound,
         dns,
+        edges,
     } = bound;
+    let origins = Arc::new(LiveOrigins::default());
+    let serves_distributions = !config.distributions.is_empty();
     let shared = Arc::new(LbShared {
         data_plane,
         listeners,
+        dns: Mutex::new(None),
+        edges: Mutex::new(Some(edge::start(edges, Arc::clone(&origins)))),
+        origins,
     });
     for b in bound {
         tracing::info!(bind = %b.bound(), load_balancer = b.lb_name.as_str(), "listening");
         shared.listeners.start(b, &shared.data_plane);
     }
     if let (Some(b), Some(d)) = (dns, &config.dns) {
-        dns::start(node, b, d, tasks, stop.clone());
+        dns::start(node, &shared, b, d, tasks, stop.clone());
+    }
+    if serves_distributions {
+        tasks.spawn(edge::run_invalidations(
+            Arc::clone(node),
+            Arc::clone(&shared),
+            stop.clone(),
+        ));
     }
     let lb = Lb {
         node: Arc::clone(node),
@@ -169,6 +201,7 @@ impl Lb {
             }
             self.idle_draining();
             self.act(&probe_tx);
+            self.refresh_origins();
             self.votes.write(&self.node).await;
             let record = self.presence_record();
             self.presence.write(&self.node, record).await;
@@ -260,6 +293,23 @@ impl Lb {
         }
     }
 
+    /// Where distributions' origins are now: this node's own listeners and the targets it
+    /// finds healthy.
+    fn refresh_origins(&self) {
+        if self.config.distributions.is_empty() {
+            return;
+        }
+        let healthy = self
+            .config
+            .target_groups
+            .keys()
+            .map(|tg| (tg.clone(), healthy_of(self.targets.health(tg))))
+            .collect();
+        let listeners = &self.shared.listeners;
+        let table = OriginTable::of_node(&self.config, |b| listeners.bound_address(b), healthy);
+        self.shared.origins.table.store(Arc::new(table));
+    }
+
     /// A new config: listeners added, re-routed or drained, target groups and health checks
     /// updated in place, as `flotilla up`'s reload does.
     fn reconfigure(&mut self) {
@@ -293,6 +343,7 @@ impl Lb {
             &replaced,
         ));
         self.shared.data_plane.remove_absent(&new);
+        edge::reconfigure(&self.shared, &new);
         self.config = new;
         let now = self.now();
         let specs = self.spec_target_groups();
@@ -372,17 +423,26 @@ impl Lb {
             .flat_map(|(_, lb)| &lb.listeners)
             .map(|l| self.shared.listeners.bound_address(l.bind).to_string())
             .collect();
+        let distributions = lock(&self.shared.edges)
+            .as_ref()
+            .map(|e| e.all().map(|(n, _)| n.clone()).collect())
+            .unwrap_or_default();
         LbNodeRecord {
             zone: options.zone.clone(),
             address: options.address.to_string(),
             listeners,
             load_balancers,
+            distributions,
         }
     }
 
     /// Leaves DNS answers, then stops accepting and lets in-flight requests finish.
     async fn stop(mut self) {
         self.presence.withdraw(&self.node).await;
+        let edges = lock(&self.shared.edges).take();
+        if let Some(edges) = edges {
+            edges.stop().await;
+        }
         let mut proxies = self.shared.listeners.stop_all();
         let drained = tokio::time::timeout(DRAIN_ON_SHUTDOWN, async {
             while proxies.join_next().await.is_some() {}
