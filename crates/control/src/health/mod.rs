@@ -8,6 +8,9 @@
 //! deregister (any state) ─▶ draining ─delay elapsed or target idle─▶ unused (removed)
 //! ```
 
+mod views;
+mod wakes;
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::net::SocketAddr;
@@ -371,62 +374,6 @@ impl TargetGroupHealth {
         self.settle_wakes();
     }
 
-    /// The targets with a hint at or before `now`, in address order (the order every pass
-    /// over them has always had), their hints taken.
-    fn take_due(&mut self, now: Time) -> Vec<SocketAddr> {
-        let wakes = self.wakes_mut();
-        let mut due = Vec::new();
-        while let Some(Reverse((at, addr))) = wakes.peek().copied() {
-            if at > now {
-                break;
-            }
-            wakes.pop();
-            due.push(addr);
-        }
-        due.sort_unstable();
-        due.dedup();
-        due
-    }
-
-    /// The hints, made from every target when there are none yet.
-    fn wakes_mut(&mut self) -> &mut BinaryHeap<Reverse<(Time, SocketAddr)>> {
-        let interval = self.interval();
-        let targets = &self.targets;
-        self.wakes.get_or_insert_with(|| {
-            targets
-                .iter()
-                .filter_map(|(addr, t)| Some(Reverse((deadline(t, interval)?, *addr))))
-                .collect()
-        })
-    }
-
-    /// Adds a hint for `addr`'s next deadline (after a change to it).
-    fn schedule(&mut self, addr: SocketAddr) {
-        let interval = self.interval();
-        let Some(at) = self.targets.get(&addr).and_then(|t| deadline(t, interval)) else {
-            return;
-        };
-        self.wakes_mut().push(Reverse((at, addr)));
-    }
-
-    /// Drops stale hints from the top, so the earliest hint is a real deadline.
-    fn settle_wakes(&mut self) {
-        let interval = self.interval();
-        let Some(wakes) = self.wakes.as_mut() else {
-            return;
-        };
-        while let Some(Reverse((at, addr))) = wakes.peek().copied() {
-            let actual = self.targets.get(&addr).and_then(|t| deadline(t, interval));
-            if actual == Some(at) {
-                break;
-            }
-            wakes.pop();
-            if let Some(actual) = actual {
-                wakes.push(Reverse((actual, addr)));
-            }
-        }
-    }
-
     /// The next thing the runtime must do, if any.
     pub fn poll_action(&mut self) -> Option<HealthAction> {
         self.actions.pop_front()
@@ -461,53 +408,6 @@ impl TargetGroupHealth {
             .values()
             .filter_map(|t| deadline(t, interval))
             .min()
-    }
-
-    /// Every registered or draining target's state, by address (the routing table's view,
-    /// without the reasons).
-    pub fn states(&self) -> impl Iterator<Item = (SocketAddr, TargetState)> + '_ {
-        self.targets.iter().map(|(addr, t)| (*addr, t.state))
-    }
-
-    /// Every registered or draining target, by address.
-    pub fn targets(&self) -> impl Iterator<Item = TargetStatus> + '_ {
-        self.targets.iter().map(|(addr, t)| TargetStatus {
-            target: *addr,
-            state: t.state,
-            reason: t.reason.as_deref().map(str::to_string),
-        })
-    }
-
-    /// Whether some target is healthy (stops at the first one found).
-    pub(crate) fn any_healthy(&self) -> bool {
-        self.targets
-            .values()
-            .any(|t| t.state == TargetState::Healthy)
-    }
-
-    /// A target's state; `None` if it is not registered (AWS would say `unused`).
-    pub fn state(&self, target: SocketAddr) -> Option<TargetState> {
-        self.targets.get(&target).map(|t| t.state)
-    }
-
-    /// Targets that may receive new requests: the healthy ones; if none is healthy, every
-    /// registered target that is not draining (AWS fails open rather than sending nothing);
-    /// empty when nothing is registered.
-    pub fn routable_targets(&self) -> Vec<SocketAddr> {
-        let healthy: Vec<SocketAddr> = self
-            .targets
-            .iter()
-            .filter(|(_, t)| t.state == TargetState::Healthy)
-            .map(|(a, _)| *a)
-            .collect();
-        if !healthy.is_empty() {
-            return healthy;
-        }
-        self.targets
-            .iter()
-            .filter(|(_, t)| t.state != TargetState::Draining)
-            .map(|(a, _)| *a)
-            .collect()
     }
 
     /// Counts one probe result and moves the target across a threshold if it crossed one.
