@@ -6,6 +6,8 @@ mod cluster_mode;
 mod commands;
 mod edge_cmds;
 mod forecast;
+mod group_cmds;
+mod instance_cmds;
 mod lifecycle;
 mod load;
 mod logging;
