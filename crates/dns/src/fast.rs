@@ -15,13 +15,11 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use flotilla_config::dns::{RecordData, RecordType, Routing};
 use hickory_proto::op::{Edns, Message, Query};
 use hickory_proto::rr::{Name, RecordType as WireType};
 
-use crate::alias::AliasTable;
-use crate::server::{DnsState, DnsStats, Handler, HealthVerdicts};
+use crate::server::Handler;
 use crate::udp::{answer_datagram, Reply};
 use crate::zones::{Zone, ZoneSet};
 
@@ -105,12 +103,7 @@ impl FastAnswers {
     /// Encodes the answers of every fixed name and type of `zones` through the full path (a
     /// private handler, so the server's counters do not see it).
     pub async fn build(zones: Arc<ZoneSet>) -> FastAnswers {
-        let handler = Handler(Arc::new(DnsState {
-            zones: ArcSwap::new(Arc::clone(&zones)),
-            health: ArcSwap::from_pointee(HealthVerdicts::default()),
-            aliases: Arc::new(AliasTable::default()),
-            stats: DnsStats::default(),
-        }));
+        let handler = Handler::detached(Arc::clone(&zones));
         let src = SocketAddr::from((Ipv4Addr::LOCALHOST, 53));
         let reply = Reply::default();
         let mut by_question = HashMap::new();

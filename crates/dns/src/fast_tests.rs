@@ -73,12 +73,7 @@ fn state() -> Arc<ZoneSet> {
 }
 
 pub(super) fn handler(zones: &Arc<ZoneSet>) -> Handler {
-    Handler(Arc::new(DnsState {
-        zones: ArcSwap::new(Arc::clone(zones)),
-        health: ArcSwap::from_pointee(HealthVerdicts::default()),
-        aliases: Arc::new(AliasTable::default()),
-        stats: DnsStats::default(),
-    }))
+    Handler::detached(Arc::clone(zones))
 }
 
 /// A query for `name` (as written, its case kept) of type `t`.

@@ -9,12 +9,10 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
-use arc_swap::ArcSwap;
 use hickory_proto::op::Message;
 
-use crate::alias::AliasTable;
 use crate::fast::FastAnswers;
-use crate::server::{DnsState, DnsStats, Handler, HealthVerdicts};
+use crate::server::Handler;
 use crate::udp::{answer_datagram, Reply};
 use crate::zones::ZoneSet;
 
@@ -107,12 +105,7 @@ fn fixture() -> &'static Fixture {
             .build()
             .expect("a runtime");
         let fast = runtime.block_on(FastAnswers::build(Arc::clone(&zones)));
-        let handler = Handler(Arc::new(DnsState {
-            zones: ArcSwap::new(zones),
-            health: ArcSwap::from_pointee(HealthVerdicts::default()),
-            aliases: Arc::new(AliasTable::default()),
-            stats: DnsStats::default(),
-        }));
+        let handler = Handler::detached(zones);
         Fixture {
             runtime,
             handler,
